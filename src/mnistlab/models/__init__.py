@@ -1,0 +1,24 @@
+"""Model families by name. A family registers here and nowhere else."""
+
+from __future__ import annotations
+
+from .base import MnistlabModel
+
+_FAMILIES: dict[str, str] = {
+    # name -> "module:Class", imported on first use so that PyTorch is loaded
+    # only by the families that need it.
+}
+
+
+def family_names() -> list[str]:
+    return list(_FAMILIES)
+
+
+def get_family(name: str) -> type[MnistlabModel]:
+    import importlib
+
+    try:
+        module_name, class_name = _FAMILIES[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(_FAMILIES)}") from None
+    return getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
