@@ -1,0 +1,37 @@
+# Two commands do everything: `make demo` (set up + main job) and `make test`.
+# Both are idempotent: the virtual environment is rebuilt only when
+# pyproject.toml changes, and the data step is a no-op once data is found.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= mnistlab-out
+
+.PHONY: setup data demo test bench clean
+
+setup: $(STAMP)
+
+# torch first, pinned: the pin takes the CPU wheel on this machine's disk,
+# where an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[torch,test]'
+	touch $(STAMP)
+
+data: $(STAMP)
+	@sh scripts/ensure-data.sh $(BIN)/python
+
+demo: data
+	$(BIN)/mnistlab data info
+	$(BIN)/mnistlab data show --out $(OUT)
+
+test: data
+	$(BIN)/python -m pytest -q
+
+bench: data
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,58 @@
+"""Shared fixtures: real data, an isolated cache, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Tests never read or write the user's ~/.cache/mnistlab."""
+    cache = tmp_path_factory.mktemp("mnistlab-cache")
+    old = {k: os.environ.get(k) for k in ("MNISTLAB_CACHE", "MNISTLAB_DATA_DIR", "MNISTLAB_OUT")}
+    os.environ["MNISTLAB_CACHE"] = str(cache)
+    os.environ.pop("MNISTLAB_DATA_DIR", None)
+    os.environ.pop("MNISTLAB_OUT", None)
+    yield cache
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    from mnistlab import load_dataset
+
+    return load_dataset("fashion-mnist", download=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"{SHARED_MNIST} not present")
+    return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    from mnistlab import load_dataset
+
+    return load_dataset("mnist", data_dir=mnist_dir)
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m mnistlab ARGS` as a user would; capture text output."""
+    full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=timeout)

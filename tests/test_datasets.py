@@ -1,0 +1,149 @@
+"""Real-data loads, search order, checksum status, caching, subsets and filters."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from mnistlab import DatasetError, load_dataset
+from mnistlab.datasets import locate
+from mnistlab.registry import DATASETS
+
+
+def plain_decode(path):
+    """The reference decoding: np.frombuffer on the decompressed bytes, header skipped."""
+    data = gzip.open(path).read()
+    offset = 16 if data[3] == 3 else 8
+    array = np.frombuffer(data, np.uint8, offset=offset)
+    return array.reshape(-1, 28, 28) if offset == 16 else array
+
+
+def assert_matches_files(ds, directory):
+    for attr, name in (("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
+                       ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")):
+        expected = plain_decode(directory / f"{name}.gz")
+        got = getattr(ds, attr)
+        assert got.dtype == np.uint8
+        assert got.shape == expected.shape
+        assert np.asarray(got).tobytes() == expected.tobytes(), attr
+
+
+def test_fashion_mnist_equals_plain_decoding(fashion):
+    from pathlib import Path
+
+    assert fashion.x_train.shape == (60000, 28, 28) and fashion.x_test.shape == (10000, 28, 28)
+    assert fashion.classes[0] == "T-shirt/top" and fashion.classes[9] == "Ankle boot"
+    assert fashion.official, fashion.checksums
+    assert_matches_files(fashion, Path(fashion.source))
+
+
+def test_shared_mnist_is_a_reduced_set(mnist, mnist_dir):
+    assert_matches_files(mnist, mnist_dir)
+    assert mnist.x_train.shape == (5000, 28, 28)
+    # The official test files match; the training subset is not the official file.
+    assert mnist.checksums["test_images"] == "match" and mnist.checksums["test_labels"] == "match"
+    assert mnist.checksums["train_images"] != "match"
+    assert not mnist.official
+    assert mnist.classes == tuple("0123456789")
+
+
+def test_warm_load_comes_from_the_decoded_cache(mnist_dir):
+    first = load_dataset("mnist", data_dir=mnist_dir)
+    second = load_dataset("mnist", data_dir=mnist_dir)
+    assert isinstance(second.x_train, np.memmap)
+    assert np.array_equal(first.x_test, second.x_test)
+
+
+def test_explicit_dir_wins_and_must_hold_files(tmp_path, mnist_dir, monkeypatch):
+    with pytest.raises(DatasetError, match="does not hold the four IDX files"):
+        locate("mnist", data_dir=tmp_path)
+    monkeypatch.setenv("MNISTLAB_DATA_DIR", str(mnist_dir))
+    assert locate("mnist")["test_images"].parent == mnist_dir
+
+
+def test_user_cache_is_searched_before_system_dirs(tmp_path, monkeypatch, fashion):
+    from pathlib import Path
+
+    cache = tmp_path / "cache"
+    target = cache / "fashion-mnist"
+    target.mkdir(parents=True)
+    for f in Path(fashion.source).glob("*.gz"):
+        shutil.copy(f, target / f.name)
+    monkeypatch.setenv("MNISTLAB_CACHE", str(cache))
+    assert locate("fashion-mnist")["train_images"].parent == target
+
+
+def test_nothing_found_offline_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path))
+    with pytest.raises(DatasetError) as info:
+        locate("kmnist", download=False)
+    message = str(info.value)
+    assert "kmnist not found" in message and str(tmp_path / "kmnist") in message
+    assert "--data-dir" in message
+
+
+def test_debian_package_named_in_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path))
+    without_system_dir = dataclasses.replace(DATASETS["fashion-mnist"], system_dirs=())
+    monkeypatch.setitem(DATASETS, "fashion-mnist", without_system_dir)
+    with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
+        locate("fashion-mnist", download=False)
+
+
+def test_labels_out_of_range_are_rejected(tmp_path, mnist_dir):
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    labels = bytearray(gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz").read())
+    labels[8] = 10
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(labels)))
+    with pytest.raises(DatasetError, match="label 10 out of range"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_count_mismatch_is_rejected(tmp_path, mnist_dir):
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    labels = gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz").read()
+    short = labels[:4] + (9999).to_bytes(4, "big") + labels[8:-1]
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(short)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetError, match="10000 images but 9999 labels"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_subset_is_stratified_and_reproducible(fashion):
+    a = fashion.subset(n=1000, seed=3)
+    b = fashion.subset(n=1000, seed=3)
+    c = fashion.subset(n=1000, seed=4)
+    assert len(a.x_train) == 1000 and np.array_equal(a.y_train, b.y_train)
+    assert not np.array_equal(a.x_train, c.x_train)
+    assert np.bincount(a.y_train).tolist() == [100] * 10
+    per = fashion.subset(per_class=7, seed=0)
+    assert np.bincount(per.y_train).tolist() == [7] * 10
+    assert len(per.x_test) == 10000  # the other split is kept
+
+
+def test_filter_classes_relabels(fashion):
+    binary = fashion.filter_classes([0, 1])
+    assert binary.classes == ("T-shirt/top", "Trouser")
+    assert set(np.unique(binary.y_train)) == {0, 1}
+    assert len(binary.x_train) == 12000 and len(binary.x_test) == 2000
+    swapped = fashion.filter_classes([9, 0])
+    assert swapped.classes == ("Ankle boot", "T-shirt/top")
+    assert np.array_equal(swapped.y_test == 0, fashion.y_test[np.isin(fashion.y_test, [9, 0])] == 9)
+
+
+def test_preprocess_helpers(fashion):
+    from mnistlab.preprocess import flatten_scale, standardize, validation_split
+
+    x = flatten_scale(fashion.x_train[:600])
+    assert x.shape == (600, 784) and x.dtype == np.float32
+    assert x.min() >= 0 and x.max() <= 1
+    xs_train, xs_test = standardize(x[:500], x[500:])
+    assert abs(float(xs_train.mean())) < 1e-3
+    x_fit, x_val, y_fit, y_val = validation_split(x, fashion.y_train[:600], fraction=0.2, seed=0)
+    assert len(x_val) == 120 and np.bincount(y_val, minlength=10).min() >= 10

@@ -1,0 +1,131 @@
+"""Downloads against a small HTTP server on 127.0.0.1: good, corrupt, truncated, 404."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from mnistlab import DatasetError, load_dataset
+from mnistlab.datasets import download_dataset
+from mnistlab.download import fetch_verified
+from mnistlab.registry import DATASETS, PARTS, IdxFile
+
+
+def idx_gz(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return gzip.compress(header + array.tobytes(), mtime=0)
+
+
+rng = np.random.default_rng(0)
+FILES = {
+    "train-images-idx3-ubyte.gz": idx_gz(rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)),
+    "train-labels-idx1-ubyte.gz": idx_gz(np.arange(20, dtype=np.uint8) % 10),
+    "t10k-images-idx3-ubyte.gz": idx_gz(rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)),
+    "t10k-labels-idx1-ubyte.gz": idx_gz(np.arange(10, dtype=np.uint8)),
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """/good/F serves F; /corrupt/F flips bytes; /truncated/F closes early; anything else 404."""
+
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.hits.append(self.path)
+        kind, _, name = self.path.strip("/").partition("/")
+        body = FILES.get(name)
+        if body is None or kind not in ("good", "corrupt", "truncated"):
+            self.send_error(404)
+            return
+        if kind == "corrupt":
+            body = body[:-8] + bytes(8)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if kind == "truncated" else body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def tiny_dataset(monkeypatch, tmp_path):
+    """A registry entry whose checksums are those of FILES, and an empty cache."""
+    base = DATASETS["mnist"]
+    files = {part: IdxFile(base.files[part].name, None,
+                           hashlib.sha256(FILES[base.files[part].name + ".gz"]).hexdigest())
+             for part in PARTS}
+    monkeypatch.setitem(DATASETS, "tiny", dataclasses.replace(base, name="tiny", files=files))
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "tiny"
+
+
+def sha(name: str) -> str:
+    return hashlib.sha256(FILES[name]).hexdigest()
+
+
+def test_good_mirror(server, tmp_path):
+    name = "t10k-labels-idx1-ubyte.gz"
+    path = fetch_verified(name, [f"{server}/good/"], tmp_path, sha(name), show_progress=False)
+    assert path.read_bytes() == FILES[name]
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("bad", ["corrupt", "truncated", "missing"])
+def test_falls_back_to_next_mirror(server, tmp_path, bad):
+    name = "t10k-images-idx3-ubyte.gz"
+    path = fetch_verified(name, [f"{server}/{bad}/", f"{server}/good/"], tmp_path, sha(name),
+                          show_progress=False)
+    assert path.read_bytes() == FILES[name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_every_mirror_failing_leaves_nothing(server, tmp_path):
+    name = "t10k-images-idx3-ubyte.gz"
+    mirrors = [f"{server}/corrupt/", f"{server}/truncated/", f"{server}/missing/"]
+    with pytest.raises(DatasetError) as info:
+        fetch_verified(name, mirrors, tmp_path, sha(name), show_progress=False)
+    message = str(info.value)
+    assert "checksum mismatch" in message and "HTTP 404" in message
+    assert "0 of" in message or "after" in message  # the short read is named
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_host_is_retried_then_reported(tmp_path):
+    with pytest.raises(DatasetError, match="could not download"):
+        fetch_verified("x.gz", ["http://127.0.0.1:9/"], tmp_path, "0" * 64,
+                       attempts=2, timeout=2, show_progress=False)
+
+
+def test_download_dataset_then_load(server, tiny_dataset, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_MIRRORS", f"{server}/missing/,{server}/good/")
+    files = download_dataset("tiny", show_progress=False)
+    assert all(p.parent == tiny_dataset for p in files.values())
+    ds = load_dataset("tiny")  # found in the cache now, no network needed
+    assert ds.x_train.shape == (20, 28, 28) and ds.official
+    Handler.hits.clear()
+    download_dataset("tiny", show_progress=False)  # verified files are kept, not re-fetched
+    assert Handler.hits == []
+
+
+def test_load_downloads_when_missing(server, tiny_dataset, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_MIRRORS", f"{server}/good/")
+    ds = load_dataset("tiny")
+    assert ds.y_test.tolist() == list(range(10))
