@@ -172,6 +172,318 @@ def data_download(dataset: DatasetOpt = DEFAULT_DATASET) -> None:
     console.print(f"{dataset}: verified files in {files['train_images'].parent}")
 
 
+# ---------------------------------------------------------------- models and training
+
+runs_app = typer.Typer(help="List and inspect training runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+ModelArg = Annotated[str, typer.Argument(help="Model family, e.g. logreg (see `mnistlab models`).")]
+RunArg = Annotated[str, typer.Argument(help="Run name (under OUT/runs) or path to a run folder.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for subsets, splits and the model.")]
+ClassesOpt = Annotated[Optional[str], typer.Option(
+    help="Keep only these class labels, e.g. 0,1 (T-shirt/top vs Trouser); relabelled in order.")]
+TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified training subset of this size.")]
+TestSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified test subset of this size.")]
+MODEL_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _data_choice(dataset, data_dir, classes, train_size, test_size, seed):
+    from .training import DataChoice
+
+    keep = tuple(int(c) for c in classes.split(",")) if classes else None
+    return DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None, classes=keep,
+                      train_size=train_size, test_size=test_size, seed=seed)
+
+
+@app.command("models")
+def models_cmd(family: Annotated[Optional[str], typer.Argument(help="Show one family's options.")] = None,
+               as_json: JsonOpt = False) -> None:
+    """List the model families and their hyperparameters (the options of `train`).
+
+    Examples:
+
+        mnistlab models
+        mnistlab models logreg
+    """
+    from . import model_options
+    from .models import family_names, get_family
+
+    names = [family] if family else family_names()
+    listing = {}
+    for name in names:
+        cls = get_family(name)
+        listing[name] = {"summary": (cls.__doc__ or "").strip().splitlines()[0],
+                         "options": {k: v for k, v in model_options.parameters(cls).items()}}
+    if as_json:
+        _emit_json(listing)
+        return
+    for name, entry in listing.items():
+        table = Table(title=f"{name}: {entry['summary']}", title_justify="left")
+        table.add_column("option")
+        table.add_column("default")
+        for option, default in entry["options"].items():
+            table.add_row("--" + option.lower().replace("_", "-"), repr(default))
+        console.print(table)
+
+
+@app.command("train", context_settings=MODEL_OPTIONS)
+def train_cmd(ctx: typer.Context, model: ModelArg,
+              dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None,
+              classes: ClassesOpt = None, train_size: TrainSizeOpt = None, test_size: TestSizeOpt = None,
+              seed: SeedOpt = 0,
+              name: Annotated[Optional[str], typer.Option(help="Run name (default: model-dataset-time).")] = None,
+              overwrite: Annotated[bool, typer.Option(help="Replace a run of the same name.")] = False,
+              out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """Train a model and write a run: model, metrics, plots and report.html.
+
+    Model hyperparameters follow the model name as `--option value`
+    (`mnistlab models MODEL` lists them).
+
+    Examples:
+
+        mnistlab train logreg
+        mnistlab train logreg --penalty l1 --C 0.01 --standardize --train-size 5000
+        mnistlab train logreg --classes 0,1 --name tshirt-vs-trouser
+        mnistlab train logreg --dataset mnist --data-dir ../shared/data/mnist --json
+    """
+    from . import model_options, training
+    from .models import get_family
+
+    params = model_options.parse(get_family(model), list(ctx.args))
+    if "verbose" in model_options.parameters(get_family(model)) and not as_json:
+        params.setdefault("verbose", True)
+    data = _data_choice(dataset, data_dir, classes, train_size, test_size, seed)
+    with err_console.status(f"training {model} on {dataset}…") if as_json else _nullcontext():
+        run_dir = training.train(model, params, data, out, name=name, overwrite=overwrite)
+    _print_run_summary(run_dir, as_json)
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _print_run_summary(run_dir: Path, as_json: bool) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    summary = {key: metrics.get(key) for key in
+               ("accuracy", "macro_f1", "log_loss", "fit_seconds", "n_iter", "converged", "fit_message")}
+    summary.update(run=run_dir.name, run_dir=str(run_dir), report=str(run_dir / "report.html"))
+    if as_json:
+        _emit_json(summary)
+        return
+    if metrics.get("fit_message"):
+        console.print(metrics["fit_message"])
+    console.print(f"[bold]test accuracy {metrics['accuracy']:.4f}[/bold]  macro F1 {metrics['macro_f1']:.4f}  "
+                  f"log-loss {metrics['log_loss']:.4f}  fit {metrics['fit_seconds']:.2f} s")
+    for line in metrics.get("analysis", []):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+    console.print(f"run: {run_dir}")
+    console.print(f"report: {run_dir / 'report.html'}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
+                     "--dataset", "-d", help="Evaluate on another dataset's test set.")] = None,
+                 data_dir: DataDirOpt = None, out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """Reload a run's saved model and evaluate it on the test set.
+
+    Examples:
+
+        mnistlab evaluate logreg-fashion-mnist-20261125-101500
+        mnistlab evaluate my-run --json
+    """
+    import dataclasses
+
+    from . import metrics as metrics_mod
+    from . import training
+
+    run_dir = training.resolve_run(run, out)
+    data = training.run_data(training.read_config(run_dir))
+    if dataset or data_dir:
+        data = dataclasses.replace(data, dataset=dataset or data.dataset,
+                                   data_dir=str(data_dir) if data_dir else None)
+    result = training.evaluate_run(run_dir, data)
+    if as_json:
+        _emit_json(result)
+        return
+    console.print(f"{run_dir.name} on {data.dataset}: accuracy {result['accuracy']:.4f}, "
+                  f"macro F1 {result['macro_f1']:.4f}, log-loss {result['log_loss']:.4f}")
+    console.print(metrics_mod.format_classification_report(result), highlight=False)
+
+
+def _stored_image(run_dir: Path, index: int, split: str):
+    """The run's model, class names, and image ``index`` of its dataset's ``split``."""
+    from .artifacts import load_model
+    from . import training
+
+    if split not in ("train", "test"):
+        raise typer.BadParameter("--split must be train or test")
+    ds = training.run_data(training.read_config(run_dir)).load()
+    x, y = (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)
+    if not 0 <= index < len(x):
+        raise typer.BadParameter(f"--index must be in 0..{len(x) - 1}")
+    return load_model(run_dir), ds.classes, x[index], int(y[index])
+
+
+def _top(proba, classes, k: int) -> list[dict]:
+    order = proba.argsort()[::-1][:k]
+    return [{"class": classes[i], "label": int(i), "probability": float(proba[i])} for i in order]
+
+
+IndexOpt = Annotated[int, typer.Option("--index", "-i", help="Image index in the split.")]
+SplitOpt = Annotated[str, typer.Option(help="train or test.")]
+TopOpt = Annotated[int, typer.Option(help="How many classes to list.")]
+
+
+@app.command("predict")
+def predict_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: TopOpt = 3,
+                out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """Predict a stored image with a run's saved model (save → load → predict).
+
+    Examples:
+
+        mnistlab predict my-run --index 0
+        mnistlab predict my-run --index 12 --split train --top 5 --json
+    """
+    from .preprocess import flatten_scale
+    from . import training
+
+    model, classes, image, label = _stored_image(training.resolve_run(run, out), index, split)
+    proba = model.predict_proba(flatten_scale(image[None]))[0]
+    answer = {"index": index, "split": split, "true_class": classes[label],
+              "class": classes[int(proba.argmax())], "label": int(proba.argmax()),
+              "top": _top(proba, classes, top)}
+    if as_json:
+        _emit_json(answer)
+        return
+    console.print(f"{split}[{index}]: predicted [bold]{answer['class']}[/bold] (true: {answer['true_class']})")
+    for row in answer["top"]:
+        console.print(f"  {row['class']:<14} {row['probability']:7.2%}", highlight=False)
+
+
+@app.command("explain")
+def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: TopOpt = 3,
+                out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """Why a run's model predicts what it does for one image: probabilities and per-pixel maps.
+
+    Examples:
+
+        mnistlab explain my-run --index 0
+        mnistlab explain my-run --index 7 --out /tmp/why
+    """
+    from .preprocess import flatten_scale
+    from . import training
+
+    run_dir = training.resolve_run(run, out)
+    model, classes, image, label = _stored_image(run_dir, index, split)
+    x = flatten_scale(image[None])
+    paths = training.write_explanation(model, image, x, classes, out / "explain",
+                                       prefix=f"{run_dir.name}-{split}-{index}", true_label=label)
+    proba = model.predict_proba(x)[0]
+    if as_json:
+        _emit_json({"index": index, "split": split, "top": _top(proba, classes, top),
+                    "files": [str(p) for p in paths]})
+        return
+    console.print(f"{split}[{index}] (true: {classes[label]}):")
+    for row in _top(proba, classes, top):
+        console.print(f"  {row['class']:<14} {row['probability']:7.2%}", highlight=False)
+    for p in paths:
+        console.print(str(p))
+
+
+@runs_app.command("list")
+def runs_list(out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """Table of runs: dataset, model, accuracy, macro F1, fit time, date.
+
+    Examples:
+
+        mnistlab runs list
+        mnistlab runs list --out /data/experiments --json
+    """
+    from .training import list_runs
+
+    rows = list_runs(out)
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title=f"Runs in {out / 'runs'}")
+    for col in ("run", "dataset", "model", "accuracy", "macro F1", "fit s", "created"):
+        table.add_column(col, justify="right" if col in ("accuracy", "macro F1", "fit s") else "left")
+    for r in rows:
+        table.add_row(r["name"], r["dataset"], r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+                      f"{r['fit_seconds']:.2f}", r["created"])
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run: RunArg, out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """A run's configuration, results and files.
+
+    Examples:
+
+        mnistlab runs show my-run
+        mnistlab runs show mnistlab-out/runs/my-run --json
+    """
+    from . import training
+
+    run_dir = training.resolve_run(run, out)
+    config = training.read_config(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if as_json:
+        metrics.pop("history", None)
+        _emit_json({"config": config, "metrics": metrics, "files": sorted(
+            str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())})
+        return
+    console.print(f"[bold]{config['name']}[/bold]: {config['model']} on {config['dataset']['name']} "
+                  f"({config['dataset']['n_train']} train / {config['dataset']['n_test']} test), "
+                  f"created {config['created']}")
+    console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in config["params"].items()), highlight=False)
+    _print_run_summary(run_dir, as_json=False)
+
+
+@app.command("sweep", context_settings=MODEL_OPTIONS)
+def sweep_cmd(ctx: typer.Context, model: ModelArg,
+              dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None,
+              classes: ClassesOpt = None, train_size: TrainSizeOpt = None, seed: SeedOpt = 0,
+              cv: Annotated[Optional[int], typer.Option(help="k-fold cross-validation instead of one split.")] = None,
+              val_fraction: Annotated[float, typer.Option(help="Validation share when not using --cv.")] = 0.2,
+              name: Annotated[Optional[str], typer.Option(help="Sweep name (folder under OUT/sweeps).")] = None,
+              out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """Fit a grid of hyperparameters; table and plot of validation accuracy (and sparsity).
+
+    Each model option takes comma-separated values; the first one swept is the plot's x axis.
+
+    Examples:
+
+        mnistlab sweep logreg --C 0.001,0.01,0.1,1,10 --penalty l1,l2 --train-size 10000
+        mnistlab sweep logreg --C 0.01,0.1,1 --cv 5 --train-size 5000 --json
+    """
+    from rich.progress import Progress
+
+    from . import model_options
+    from .models import get_family
+    from .sweep import run_sweep
+
+    grid = model_options.parse(get_family(model), list(ctx.args), multi=True)
+    data = _data_choice(dataset, data_dir, classes, train_size, None, seed)
+    with Progress(console=err_console, transient=True, disable=as_json) as progress:
+        folder, rows = run_sweep(model, grid, data, out, name=name, cv=cv, val_fraction=val_fraction,
+                                 progress=progress)
+    if as_json:
+        _emit_json({"folder": str(folder), "results": rows})
+        return
+    table = Table(title=f"{model} sweep on {dataset} ({'%d-fold CV' % cv if cv else 'validation split'})")
+    for col in rows[0]:
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()))
+    console.print(table)
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    console.print("best: " + ", ".join(f"{k}={best[k]}" for k in grid) + f" ({best['val_accuracy']:.4f})")
+    console.print(f"table: {folder / 'sweep.csv'}\nplot: {folder / 'sweep.png'}")
+
+
 # ---------------------------------------------------------------- entry point
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -136,11 +137,15 @@ def _cache_key(files: dict[str, Path]) -> str:
 
 
 def _decode(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    arrays, status = {}, {}
-    for part in PARTS:
-        ndim = 3 if part.endswith("images") else 1
-        arrays[part], payload_sha = read_idx(files[part], ndim=ndim)
-        status[part] = _checksum_status(spec, part, files[part], payload_sha)
+    def decode_part(part: str) -> tuple[np.ndarray, str]:
+        array, payload_sha = read_idx(files[part], ndim=3 if part.endswith("images") else 1)
+        return array, _checksum_status(spec, part, files[part], payload_sha)
+
+    # zlib and hashlib release the GIL: the four files decode in parallel.
+    with ThreadPoolExecutor(max_workers=len(PARTS)) as pool:
+        decoded = dict(zip(PARTS, pool.map(decode_part, PARTS)))
+    arrays = {part: array for part, (array, _) in decoded.items()}
+    status = {part: state for part, (_, state) in decoded.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         where = f"{files[f'{split}_images'].parent} ({split})"
