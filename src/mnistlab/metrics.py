@@ -1,0 +1,135 @@
+"""Test-set metrics as plain JSON-able data, and the plain-text reading of them.
+
+``evaluate`` turns labels and predicted probabilities into one dict (stored as
+``metrics.json`` in a run directory); ``analysis`` and
+``format_classification_report`` only read that dict, so they work the same on
+a fresh evaluation and on a run loaded from disk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+)
+
+
+def evaluate(y_true, proba, class_names) -> dict[str, Any]:
+    """Metrics of the predictions ``argmax(proba)`` against ``y_true``.
+
+    ``proba`` is N×K over all K classes of ``class_names``; classes absent from
+    ``y_true`` are kept (their scores are 0, their support 0).
+    """
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba)
+    if not np.issubdtype(proba.dtype, np.floating):
+        proba = proba.astype(float)
+    # float32 probabilities stay float32: sklearn checks that rows sum to one with a
+    # tolerance for their own precision, which float64 copies of them would fail.
+    k = len(class_names)
+    if proba.ndim != 2 or proba.shape != (len(y_true), k):
+        raise ValueError(f"proba has shape {proba.shape}, expected ({len(y_true)}, {k})")
+    labels = list(range(k))
+    y_pred = proba.argmax(axis=1)
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    averages = {}
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0)
+        averages[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    row_sums = cm.sum(axis=1, keepdims=True)
+    cm_normalized = np.divide(cm, row_sums, out=np.zeros(cm.shape), where=row_sums > 0)
+
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": averages["macro"]["f1"],
+        "weighted_f1": averages["weighted"]["f1"],
+        "log_loss": float(log_loss(y_true, proba, labels=labels)),
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": cm_normalized.tolist(),
+        "per_class": [
+            {"class": str(name), "precision": float(p), "recall": float(r),
+             "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
+        ],
+        "macro_avg": averages["macro"],
+        "weighted_avg": averages["weighted"],
+        "n_test": int(len(y_true)),
+    }
+
+
+def confused_pairs(metrics: dict[str, Any], top: int = 3) -> list[tuple[int, int, int, int]]:
+    """The ``top`` most confused class pairs as ``(a, b, a→b, b→a)``, a→b ≥ b→a."""
+    cm = np.asarray(metrics["confusion_matrix"])
+    pairs = []
+    for i in range(len(cm)):
+        for j in range(i + 1, len(cm)):
+            a, b = (i, j) if cm[i, j] >= cm[j, i] else (j, i)
+            if cm[a, b] + cm[b, a] > 0:
+                pairs.append((a, b, int(cm[a, b]), int(cm[b, a])))
+    pairs.sort(key=lambda p: (-(p[2] + p[3]), p[0], p[1]))
+    return pairs[:top]
+
+
+def analysis(metrics: dict[str, Any]) -> list[str]:
+    """Short plain-text findings: overall scores, best and worst classes, confusions."""
+    per_class = metrics["per_class"]
+    names = [c["class"] for c in per_class]
+    n_test = metrics["n_test"]
+    n_correct = round(metrics["accuracy"] * n_test)
+    lines = [
+        f"Test accuracy {metrics['accuracy']:.2%} ({n_correct:,} of {n_test:,} test images "
+        f"correct), macro F1 {metrics['macro_f1']:.3f}, log-loss {metrics['log_loss']:.4f}."
+    ]
+
+    present = sorted((c for c in per_class if c["support"] > 0), key=lambda c: -c["f1"])
+    n_show = max(1, min(3, len(present) // 2))
+    if present:
+        def listing(classes):
+            return ", ".join(f"{c['class']} {c['f1']:.3f}" for c in classes)
+        lines.append(f"Best classes by F1: {listing(present[:n_show])}.")
+        lines.append(f"Worst classes by F1: {listing(present[::-1][:n_show])}.")
+    absent = [c["class"] for c in per_class if c["support"] == 0]
+    if absent:
+        lines.append(f"No test images of: {', '.join(absent)} (their scores are 0 by convention).")
+
+    pairs = confused_pairs(metrics)
+    if not pairs:
+        lines.append("No test image was misclassified.")
+    for a, b, ab, ba in pairs:
+        lines.append(
+            f"{names[a]} ↔ {names[b]}: {ab + ba:,} test image{'s' if ab + ba != 1 else ''} confused "
+            f"({names[a]}→{names[b]} {ab:,}, {names[b]}→{names[a]} {ba:,})."
+        )
+    return lines
+
+
+def format_classification_report(metrics: dict[str, Any], digits: int = 2) -> str:
+    """A text table like sklearn's ``classification_report``, built from ``metrics``."""
+    per_class = metrics["per_class"]
+    n_test = metrics["n_test"]
+    width = max(len("weighted avg"), *(len(c["class"]) for c in per_class))
+    header = f"{'':>{width}}  {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}"
+
+    def row(name, p, r, f, support):
+        return f"{name:>{width}}  {p:>9.{digits}f} {r:>9.{digits}f} {f:>9.{digits}f} {support:>9}"
+
+    lines = [header, ""]
+    lines += [row(c["class"], c["precision"], c["recall"], c["f1"], c["support"]) for c in per_class]
+    lines += [
+        "",
+        f"{'accuracy':>{width}}  {'':>9} {'':>9} {metrics['accuracy']:>9.{digits}f} {n_test:>9}",
+    ]
+    for label, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
+        avg = metrics[key]
+        lines.append(row(label, avg["precision"], avg["recall"], avg["f1"], n_test))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,315 @@
+"""The figures of a run, each written as one PNG.
+
+Every function draws on its own ``matplotlib.figure.Figure`` (rendered by the
+Agg canvas, never through pyplot), so plotting needs no display, keeps no
+global state and leaves the backend of a caller's notebook alone. Files are
+written atomically; each function returns the path it wrote.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
+
+from .artifacts import atomic_write_bytes
+
+DPI = 110
+IMAGE_CMAP = "binary"
+DIVERGING_CMAP = "RdBu"
+HIGHLIGHT, MUTED, WRONG = "tab:orange", "tab:blue", "tab:red"
+
+
+class _PlainLogFormatter(LogFormatter):
+    """Log-axis tick labels as plain numbers (0.3, 2, 100) rather than 3e-01."""
+
+    def __call__(self, x, pos=None):
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def _save(fig: Figure, path) -> Path:
+    path = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def _as_images(images) -> np.ndarray:
+    """N×28×28 from N×28×28 or N×784 (any dtype)."""
+    return np.asarray(images).reshape(-1, 28, 28)
+
+
+def _bare(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _note(ax, text: str) -> None:
+    """An empty panel that says ``text``."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, transform=ax.transAxes)
+
+
+def _symmetric_limit(values) -> float:
+    vmax = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    return vmax if vmax > 0 else 1.0
+
+
+def _panel_grid(n: int, ncols: int, cell: float = 1.7, extra_height: float = 0.6):
+    """A constrained-layout figure with ``n`` panels in rows of ``ncols``; unused axes removed."""
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    width = max(cell * ncols + 1.5, 4.0)  # room for a colorbar and the suptitle
+    height = max(cell * nrows + extra_height, 2.8)
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
+def _weight_rows(coef, class_names) -> tuple[np.ndarray, list[str]]:
+    """Rows of ``coef`` as 28×28 images and their titles (a binary model has one row)."""
+    coef = np.atleast_2d(np.asarray(coef, dtype=float))
+    if len(coef) == 1 and len(class_names) == 2:
+        titles = [f"{class_names[1]} vs {class_names[0]}"]
+    else:
+        titles = [str(name) for name in class_names]
+    return coef.reshape(-1, 28, 28), titles
+
+
+def confusion_matrix_plot(cm, class_names, path, normalized: bool = False) -> Path:
+    """Heatmap of a confusion matrix (rows: true class) with the value in each cell."""
+    cm = np.asarray(cm, dtype=float)
+    k = len(class_names)
+    size = max(4.5, 0.6 * k + 2.5)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalized else max(cm.max(), 1))
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    threshold = (1 if normalized else max(cm.max(), 1)) / 2
+    for (i, j), value in np.ndenumerate(cm):
+        text = f"{value:.2f}" if normalized else f"{int(value)}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                color="white" if value > threshold else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    ax.set_title("Confusion matrix, normalised by true class (rows sum to 1)" if normalized
+                 else "Confusion matrix (test images)")
+    return _save(fig, path)
+
+
+def prediction_grid(images, true, pred, class_names, path, title: str) -> Path:
+    """Up to 10 images titled "predicted / true"; misclassified titles in red."""
+    images = _as_images(images)[:10]
+    true, pred = np.asarray(true)[:10], np.asarray(pred)[:10]
+    if len(images) == 0:
+        fig = Figure(figsize=(6, 2), layout="constrained")
+        _note(fig.subplots(), "None")
+        fig.suptitle(title)
+        return _save(fig, path)
+    fig, axes = _panel_grid(len(images), ncols=5, cell=1.9, extra_height=0.9)
+    for ax, image, t, p in zip(axes, images, true, pred):
+        ax.imshow(image, cmap=IMAGE_CMAP)
+        _bare(ax)
+        ax.set_title(f"{class_names[p]} / {class_names[t]}", fontsize=8.5,
+                     color="black" if p == t else WRONG)
+    fig.suptitle(f"{title}\n(titles: predicted / true)")
+    return _save(fig, path)
+
+
+def coefficient_images(coef, class_names, path, title: str = "Weights per class") -> Path:
+    """One 28×28 weight image per class on a shared symmetric RdBu scale."""
+    weights, titles = _weight_rows(coef, class_names)
+    vmax = _symmetric_limit(weights)
+    fig, axes = _panel_grid(len(weights), ncols=5)
+    for ax, w, name in zip(axes, weights, titles):
+        image = ax.imshow(w, cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
+        _bare(ax)
+        ax.set_title(name, fontsize=10)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="weight (blue +, red −)")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def sparsity_mask(coef, class_names, path) -> Path:
+    """Where each class's weights are exactly zero (black), with sparsity in the titles."""
+    weights, titles = _weight_rows(coef, class_names)
+    zero = weights == 0
+    fig, axes = _panel_grid(len(weights), ncols=5)
+    for ax, mask, name in zip(axes, zero, titles):
+        ax.imshow(mask, cmap="gray_r", vmin=0, vmax=1)
+        _bare(ax)
+        ax.set_title(f"{name}: {mask.mean():.0%} zero", fontsize=10)
+    fig.suptitle(f"Zero weights (black): {zero.mean():.1%} of all weights")
+    return _save(fig, path)
+
+
+def _curve_groups(history) -> list[tuple[str, dict[str, list[float]]]]:
+    """Series of ``history`` split into a loss panel, an accuracy panel and the rest."""
+    groups = {"loss": {}, "accuracy": {}, "value": {}}
+    for key, values in history.items():
+        if not isinstance(values, (list, tuple, np.ndarray)) or len(values) == 0:
+            continue
+        lowered = key.lower()
+        if "loss" in lowered or "objective" in lowered:
+            group = "loss"
+        elif "acc" in lowered:
+            group = "accuracy"
+        else:
+            group = "value"
+        groups[group][key] = np.asarray(values, dtype=float)
+    return [(name, series) for name, series in groups.items() if series]
+
+
+def curves(history: dict[str, list[float]], path, title: str, xlabel: str) -> Path:
+    """Convergence or learning curves: losses on one panel, accuracies on another.
+
+    A loss panel whose values are all positive and span a factor ≥ 3 gets a log y axis.
+    The shortest series sets the x axis (e.g. epochs); longer ones are spread evenly
+    over it, so per-step losses appear as a thin line under the per-epoch ones.
+    """
+    groups = _curve_groups(history or {})
+    if not groups:
+        fig = Figure(figsize=(6, 2.5), layout="constrained")
+        _note(fig.subplots(), "No history recorded")
+        fig.suptitle(title)
+        return _save(fig, path)
+    fig = Figure(figsize=(5 * len(groups) + 1, 4), layout="constrained")
+    axes = fig.subplots(1, len(groups), squeeze=False).ravel()
+    n_steps = min(len(values) for _, series in groups for values in series.values())
+    for ax, (group, series) in zip(axes, groups):
+        for key, values in series.items():
+            x = np.arange(1, len(values) + 1) * n_steps / len(values)
+            dense = len(values) > n_steps
+            ax.plot(x, values, label=key, marker=None if dense or len(values) > 30 else "o", ms=3,
+                    lw=0.8 if dense else 1.5, alpha=0.5 if dense else 1.0, zorder=1 if dense else 2)
+        finite = np.concatenate([v[np.isfinite(v)] for v in series.values()])
+        if group == "loss" and finite.size and finite.min() > 0 and finite.max() >= 3 * finite.min():
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(_PlainLogFormatter())
+            ax.yaxis.set_minor_formatter(_PlainLogFormatter(minor_thresholds=(2, 0.4)))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(next(iter(series)) if len(series) == 1 else group)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def probability_bars(proba, class_names, path, title: str) -> Path:
+    """Horizontal bars of one sample's class probabilities, the top class highlighted."""
+    proba = np.asarray(proba, dtype=float).ravel()
+    top = int(proba.argmax())
+    k = len(class_names)
+    fig = Figure(figsize=(6.5, 0.35 * k + 1.2), layout="constrained")
+    ax = fig.subplots()
+    colors = [HIGHLIGHT if i == top else MUTED for i in range(k)]
+    ax.barh(range(k), proba, color=colors)
+    for i, p in enumerate(proba):
+        ax.text(min(p, 0.85) + 0.01, i, f"{p:.1%}", va="center", fontsize=9)
+    ax.set_yticks(range(k), class_names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
+    ax.set_xlabel("predicted probability")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def contribution_maps(contributions, image, class_names, path, proba=None) -> Path:
+    """The input image and, per class, its pixel contributions w_k⊙x (shared symmetric scale)."""
+    maps = np.asarray(contributions, dtype=float).reshape(len(class_names), 28, 28)
+    vmax = _symmetric_limit(maps)
+    top = int(np.argmax(proba)) if proba is not None else int(maps.sum(axis=(1, 2)).argmax())
+    fig, axes = _panel_grid(len(maps) + 1, ncols=6)
+    axes[0].imshow(_as_images(image)[0], cmap=IMAGE_CMAP)
+    axes[0].set_title("input", fontsize=10)
+    _bare(axes[0])
+    for k, (ax, contribution) in enumerate(zip(axes[1:], maps)):
+        shown = ax.imshow(contribution, cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
+        _bare(ax)
+        label = str(class_names[k]) if proba is None else f"{class_names[k]}\n{proba[k]:.1%}"
+        ax.set_title(label, fontsize=10, fontweight="bold" if k == top else "normal")
+    fig.colorbar(shown, ax=list(axes), shrink=0.8, label="contribution")
+    fig.suptitle("Pixel contributions to each class score (weight × pixel; blue for, red against)")
+    return _save(fig, path)
+
+
+def sample_grid(images, labels, class_names, path, per_class: int = 10) -> Path:
+    """The first ``per_class`` images of each class, one labelled row per class."""
+    images, labels = _as_images(images), np.asarray(labels)
+    k = len(class_names)
+    fig = Figure(figsize=(0.75 * per_class + 1.4, 0.75 * k + 0.6), layout="constrained")
+    axes = fig.subplots(k, per_class, squeeze=False)
+    for c, row in enumerate(axes):
+        chosen = np.flatnonzero(labels == c)[:per_class]
+        for ax, index in zip(row, chosen):
+            ax.imshow(images[index], cmap=IMAGE_CMAP)
+        for ax in row:
+            _bare(ax)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        row[0].set_ylabel(str(class_names[c]), rotation=0, ha="right", va="center", fontsize=10)
+    fig.suptitle(f"First {per_class} training images of each class")
+    return _save(fig, path)
+
+
+def class_distribution(y_train, y_test, class_names, path) -> Path:
+    """Grouped bars: images per class in the training and the test set."""
+    k = len(class_names)
+    x = np.arange(k)
+    fig = Figure(figsize=(max(6, 0.8 * k + 2), 4.2), layout="constrained")
+    ax = fig.subplots()
+    for offset, (label, y) in zip((-0.2, 0.2), (("train", y_train), ("test", y_test))):
+        counts = np.bincount(np.asarray(y, dtype=int), minlength=k)[:k]
+        bars = ax.bar(x + offset, counts, width=0.4, label=f"{label} ({counts.sum():,})")
+        ax.bar_label(bars, fontsize=7)
+    ax.set_xticks(x, class_names, rotation=45, ha="right")
+    ax.set_ylabel("images")
+    ax.set_title("Images per class")
+    ax.legend()
+    return _save(fig, path)
+
+
+def metric_bars(names, values, path, title: str, ylabel: str) -> Path:
+    """A plain bar chart, one labelled bar per name."""
+    fig = Figure(figsize=(max(5, 0.7 * len(names) + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.bar(range(len(names)), values, color=MUTED)
+    ax.bar_label(bars, fmt="%.4g", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 4 else 0,
+                  ha="right" if len(names) > 4 else "center")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def sweep_plot(C_values, series: dict[str, tuple[list[float], list[float]]], path) -> Path:
+    """Validation accuracy and sparsity (both fractions 0–1) against C, log x axis.
+
+    ``series`` maps a label (e.g. the penalty) to ``(accuracies, sparsities)``, one value per C.
+    """
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax_acc, ax_sparse = fig.subplots(1, 2)
+    for label, (accuracy, sparsity) in series.items():
+        ax_acc.plot(C_values, accuracy, marker="o", label=label)
+        ax_sparse.plot(C_values, sparsity, marker="o", label=label)
+    for ax, ylabel in ((ax_acc, "validation accuracy"), (ax_sparse, "zero weights")):
+        ax.set_xscale("log")
+        ax.set_xlabel("C (inverse regularisation strength)")
+        ax.set_ylabel(ylabel)
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    ax_acc.set_title("Validation accuracy against C")
+    ax_sparse.set_title("Sparsity against C")
+    return _save(fig, path)
