@@ -484,6 +484,39 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     console.print(f"table: {folder / 'sweep.csv'}\nplot: {folder / 'sweep.png'}")
 
 
+@app.command("compare")
+def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs; the first is the baseline.")],
+                alpha: Annotated[float, typer.Option(help="Significance level of McNemar's test.")] = 0.05,
+                name: Annotated[Optional[str], typer.Option(help="Folder name under OUT/compare.")] = None,
+                out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """Compare runs on the same test set: table, plots, McNemar's exact test, compare.html.
+
+    Examples:
+
+        mnistlab compare logreg-run cnn-run
+        mnistlab compare adam-run sgd-run --json
+    """
+    from .compare import compare_runs
+
+    folder, result = compare_runs(runs, out, name=name, alpha=alpha)
+    if as_json:
+        _emit_json({"folder": str(folder), **result})
+        return
+    table = Table(title="Runs")
+    for col in ("run", "model", "accuracy", "macro F1", "log-loss", "fit s", "predict s/10k", "parameters"):
+        table.add_column(col, justify="left" if col in ("run", "model") else "right")
+    for r in result["runs"]:
+        table.add_row(r["run"], r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['log_loss']:.4f}",
+                      f"{r['fit_seconds']:.2f}", f"{r['predict_seconds_per_10k'] or 0:.3f}", str(r["n_parameters"]))
+    console.print(table)
+    for p in result["pairs"]:
+        verdict = "significant" if p["significant"] else "not significant"
+        console.print(f"{p['b']} vs {p['a']}: accuracy {p['accuracy_delta']:+.4f}; only A right {p['a_only']}, "
+                      f"only B right {p['b_only']}; McNemar p = {p['p_value']:.3g} ({verdict} at {alpha:g})",
+                      highlight=False, soft_wrap=True)
+    console.print(f"report: {folder / 'compare.html'}")
+
+
 # ---------------------------------------------------------------- entry point
 
 

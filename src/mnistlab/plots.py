@@ -83,26 +83,41 @@ def _weight_rows(coef, class_names) -> tuple[np.ndarray, list[str]]:
     return coef.reshape(-1, 28, 28), titles
 
 
-def confusion_matrix_plot(cm, class_names, path, normalized: bool = False) -> Path:
-    """Heatmap of a confusion matrix (rows: true class) with the value in each cell."""
+def confusion_matrix_plot(cm, class_names, path, normalized: bool = False,
+                          difference: bool = False, title: str | None = None) -> Path:
+    """Heatmap of a confusion matrix (rows: true class) with the value in each cell.
+
+    ``difference`` draws a signed matrix (run B − run A) on a symmetric diverging
+    scale, coloured by what the change means: blue where B does better (more on
+    the diagonal, fewer mistakes off it), red where it does worse.
+    """
     cm = np.asarray(cm, dtype=float)
     k = len(class_names)
     size = max(4.5, 0.6 * k + 2.5)
     fig = Figure(figsize=(size + 1, size), layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalized else max(cm.max(), 1))
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    threshold = (1 if normalized else max(cm.max(), 1)) / 2
+    if difference:
+        vmax = _symmetric_limit(cm)
+        better = np.where(np.eye(k, dtype=bool), cm, -cm)
+        image = ax.imshow(better, cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
+        threshold = vmax * 0.6
+    else:
+        vmax = 1 if normalized else max(cm.max(), 1)
+        image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=vmax)
+        threshold = vmax / 2
+    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+    if difference:
+        bar.set_label("blue: B better, red: B worse")
     for (i, j), value in np.ndenumerate(cm):
-        text = f"{value:.2f}" if normalized else f"{int(value)}"
+        text = f"{value:.2f}" if normalized else f"{int(value):+d}" if difference and value else f"{int(value)}"
         ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                color="white" if value > threshold else "black")
+                color="white" if abs(value) > threshold else "black")
     ax.set_xticks(range(k), class_names, rotation=45, ha="right")
     ax.set_yticks(range(k), class_names)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")
-    ax.set_title("Confusion matrix, normalised by true class (rows sum to 1)" if normalized
-                 else "Confusion matrix (test images)")
+    ax.set_title(title or ("Confusion matrix, normalised by true class (rows sum to 1)" if normalized
+                           else "Confusion matrix (test images)"))
     return _save(fig, path)
 
 

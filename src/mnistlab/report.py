@@ -193,14 +193,35 @@ def _ordered_plots(plots_dir: Path) -> list[tuple[Path, str]]:
     return known + others
 
 
+def figure(path: Path, caption: str) -> str:
+    """A PNG embedded as a data URI, with its caption."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>\n")
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain HTML table; numbers are right-aligned."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{_text(c)}</td>' if isinstance(c, (int, float))
+                         and not isinstance(c, bool) else f"<td>{_text(c)}</td>" for c in row) + "</tr>"
+        for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>\n"
+
+
+def page(title: str, body: str) -> str:
+    """A complete, self-contained HTML document."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n"
+        f"<body>\n{body}</body>\n</html>\n"
+    )
+
+
 def _figures_section(run_dir: Path) -> str:
-    figures = []
-    for path, caption in _ordered_plots(run_dir / "plots"):
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        figures.append(
-            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>\n"
-        )
+    figures = [figure(path, caption) for path, caption in _ordered_plots(run_dir / "plots")]
     return "<h2>Figures</h2>\n" + "".join(figures) if figures else ""
 
 
@@ -224,11 +245,7 @@ def render_report(run_dir) -> str:
         _history_section(metrics),
         _figures_section(run_dir),
     ])
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n"
-        f"<body>\n{body}</body>\n</html>\n"
-    )
+    return page(title, body)
 
 
 def write_report(run_dir) -> Path:

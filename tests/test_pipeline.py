@@ -1,0 +1,167 @@
+"""The one pipeline, end to end on small subsets: train → run folder → reload → predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from mnistlab.artifacts import ModelFileError, load_model, save_model
+from mnistlab.models import get_family
+from mnistlab.preprocess import flatten_scale
+from mnistlab.training import DataChoice, list_runs, train
+
+SMALL = ["--train-size", "1500", "--test-size", "400"]
+METRIC_KEYS = {"accuracy", "macro_f1", "log_loss", "fit_seconds", "n_iter", "confusion_matrix", "per_class"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One logreg run through the CLI, shared by the tests below."""
+    out = tmp_path_factory.mktemp("out")
+    result = run_cli("train", "logreg", *SMALL, "--C", "0.1", "--name", "small", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    return out, json.loads(result.stdout)
+
+
+def test_run_folder_is_complete(trained):
+    out, summary = trained
+    run = out / "runs" / "small"
+    assert summary["run_dir"] == str(run) and 0.7 < summary["accuracy"] <= 1
+    for name in ("model.npz", "model.json", "config.json", "metrics.json", "predictions.npz", "report.html"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert len(metrics["per_class"]) == 10 and metrics["per_class"][0]["class"] == "T-shirt/top"
+    config = json.loads((run / "config.json").read_text())
+    assert config["params"]["C"] == 0.1 and config["seed"] == 0
+    assert {"numpy", "scikit-learn", "python"} <= set(config["versions"])
+    for png in ("confusion_matrix", "confusion_matrix_normalized", "correct", "wrong", "coefficients",
+                "convergence", "sample_probabilities", "sample_contributions"):
+        with Image.open(run / "plots" / f"{png}.png") as image:
+            assert image.format == "PNG" and min(image.size) > 100, png
+    html = (run / "report.html").read_text()
+    assert "data:image/png;base64," in html and "T-shirt/top" in html
+    assert not [p for p in run.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_reloaded_model_predicts_bit_identically(fashion, tmp_path):
+    ds = fashion.subset(n=1000, seed=1)
+    x_train, x_test = flatten_scale(ds.x_train), flatten_scale(ds.x_test[:500])
+    model = get_family("logreg")(C=0.1).fit(x_train, ds.y_train)
+    save_model(model, tmp_path)
+    loaded = load_model(tmp_path)
+    assert np.array_equal(model.predict_proba(x_test), loaded.predict_proba(x_test))
+
+
+def test_tampered_model_file_is_rejected(trained, tmp_path):
+    out, _ = trained
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(out / "runs" / "small", run)
+    meta = json.loads((run / "model.json").read_text())
+    meta["family"] = "os.system"
+    (run / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="bad family"):
+        load_model(run)
+    (run / "model.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        load_model(run)
+    (run / "model.npz").write_bytes(b"\x80\x04pickle")  # a pickle is never loaded
+    (run / "model.json").write_text((out / "runs" / "small" / "model.json").read_text())
+    with pytest.raises(ModelFileError, match="unreadable"):
+        load_model(run)
+
+
+def test_predict_evaluate_explain_runs(trained):
+    out, summary = trained
+    predictions = np.load(out / "runs" / "small" / "predictions.npz")
+    result = run_cli("predict", "small", "--index", "0", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["label"] == int(predictions["y_pred"][0])
+    assert answer["top"][0]["probability"] == pytest.approx(float(predictions["proba"][0].max()), abs=1e-5)
+
+    result = run_cli("evaluate", "small", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["accuracy"] == pytest.approx(summary["accuracy"])
+
+    result = run_cli("explain", "small", "--index", "3", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    files = json.loads(result.stdout)["files"]
+    assert len(files) == 2 and all(Image.open(f).format == "PNG" for f in files)
+
+    result = run_cli("runs", "list", "--out", str(out), "--json")
+    assert [r["name"] for r in json.loads(result.stdout)] == ["small"]
+    result = run_cli("runs", "show", "small", "--out", str(out))
+    assert result.returncode == 0 and "report.html" in result.stdout
+
+
+def test_binary_task_and_existing_name(trained):
+    out, _ = trained
+    result = run_cli("train", "logreg", "--classes", "0,1", "--train-size", "1000", "--name", "small",
+                     "--out", str(out))
+    assert result.returncode == 2 and "exists" in result.stderr
+    result = run_cli("train", "logreg", "--classes", "0,1", "--train-size", "1000", "--name", "binary",
+                     "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["accuracy"] > 0.95
+    config = json.loads((out / "runs" / "binary" / "config.json").read_text())
+    assert config["dataset"]["classes"] == ["T-shirt/top", "Trouser"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "nosuchmodel"], "unknown model"),
+    (["train", "logreg", "--gamma", "1"], "no option --gamma"),
+    (["train", "logreg", "--C", "x"], "--C"),
+    (["predict", "no-such-run", "--index", "0"], "no run"),
+])
+def test_bad_input_is_one_line(args, message, tmp_path):
+    result = run_cli(*args, "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sweep_writes_table_and_plot(tmp_path):
+    result = run_cli("sweep", "logreg", "--C", "0.01,1", "--penalty", "l1,l2", "--train-size", "800",
+                     "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert len(answer["results"]) == 4
+    l1_strong = next(r for r in answer["results"] if r["penalty"] == "l1" and r["C"] == 0.01)
+    l2_weak = next(r for r in answer["results"] if r["penalty"] == "l2" and r["C"] == 1)
+    assert l1_strong["sparsity"] > l2_weak["sparsity"]  # stronger L1 → more zero weights
+    folder = answer["folder"]
+    assert Image.open(f"{folder}/sweep.png").format == "PNG"
+    assert open(f"{folder}/sweep.csv").read().startswith("C,penalty,val_accuracy")
+
+
+def test_failed_training_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError):
+        train("logreg", {"penalty": "bogus"}, DataChoice(train_size=300, test_size=100), tmp_path,
+              name="broken")
+    assert list_runs(tmp_path) == [] and not (tmp_path / "runs" / "broken").exists()
+
+
+def test_compare_two_runs(trained):
+    out, _ = trained
+    result = run_cli("train", "logreg", *SMALL, "--penalty", "l1", "--C", "0.05", "--name", "small-l1",
+                     "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("compare", "small", "small-l1", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    pair = answer["pairs"][0]
+    a = np.load(out / "runs" / "small" / "predictions.npz")
+    b = np.load(out / "runs" / "small-l1" / "predictions.npz")
+    assert pair["a_only"] == int(np.sum((a["y_pred"] == a["y_true"]) & (b["y_pred"] != b["y_true"])))
+    assert 0 <= pair["p_value"] <= 1
+    folder = answer["folder"]
+    html = open(f"{folder}/compare.html").read()
+    assert "McNemar" in html and html.count("data:image/png;base64,") >= 3
+    result = run_cli("compare", "small", "binary", "--out", str(out))
+    assert result.returncode == 2 and "same test set" in result.stderr
