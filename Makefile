@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[torch,test]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[torch,web,test]'
 	touch $(STAMP)
 
 data: $(STAMP)
@@ -28,6 +28,7 @@ demo: data
 	$(BIN)/mnistlab data show --out $(OUT)
 
 test: data
+	@sh scripts/ensure-browser.sh
 	$(BIN)/python -m pytest -q
 
 bench: data

@@ -326,34 +326,82 @@ def _stored_image(run_dir: Path, index: int, split: str):
     return load_model(run_dir), ds.classes, x[index], int(y[index])
 
 
-def _top(proba, classes, k: int) -> list[dict]:
-    order = proba.argsort()[::-1][:k]
-    return [{"class": classes[i], "label": int(i), "probability": float(proba[i])} for i in order]
-
-
 IndexOpt = Annotated[int, typer.Option("--index", "-i", help="Image index in the split.")]
 SplitOpt = Annotated[str, typer.Option(help="train or test.")]
 TopOpt = Annotated[int, typer.Option(help="How many classes to list.")]
 
 
 @app.command("predict")
-def predict_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: TopOpt = 3,
+def predict_cmd(run: RunArg,
+                files: Annotated[Optional[list[Path]], typer.Argument(
+                    help="Photos or folders of photos (JPEG, PNG, …).", show_default=False)] = None,
+                index: Annotated[Optional[int], typer.Option(
+                    "--index", "-i", help="Predict a stored image of the run's dataset instead.")] = None,
+                split: SplitOpt = "test", top: TopOpt = 3,
+                explain: Annotated[bool, typer.Option(help="Write a PNG per photo: input, probabilities, why.")] = False,
+                labels: Annotated[Optional[Path], typer.Option(
+                    help="CSV with columns file,label (class index or name): report accuracy.")] = None,
                 out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
-    """Predict a stored image with a run's saved model (save → load → predict).
+    """Predict your own photos, or a stored image, with a run's saved model.
+
+    Photos are converted like the training data (orientation, grayscale, polarity,
+    background, contrast, crop, centring). A bad file gets a one-line error and the
+    others are still predicted; the exit code is 1 if any file failed.
 
     Examples:
 
+        mnistlab predict my-run shirt.jpg
+        mnistlab predict my-run photos/ --labels photos/labels.csv --explain
+        mnistlab predict my-run digit.png --top 5 --json
         mnistlab predict my-run --index 0
-        mnistlab predict my-run --index 12 --split train --top 5 --json
     """
-    from .preprocess import flatten_scale
     from . import training
 
-    model, classes, image, label = _stored_image(training.resolve_run(run, out), index, split)
+    run_dir = training.resolve_run(run, out)
+    if index is not None:
+        _predict_stored(run_dir, index, split, top, as_json)
+        return
+    if not files:
+        raise typer.BadParameter("give photo files or folders, or --index for a stored image")
+    from .photo_batch import predict_files
+
+    answer = predict_files(run_dir, files, top=top, labels=labels,
+                           explain_dir=out / "predict" / run_dir.name if explain else None)
+    if as_json:
+        _emit_json(answer)
+    else:
+        for result in answer["results"]:
+            if "error" in result:
+                err_console.print(f"[red]{result['file']}: {result['error']}[/red]", highlight=False, soft_wrap=True)
+                continue
+            probs = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
+            truth = f"  (true: {result['true_class']})" if result.get("true_class") else ""
+            console.print(f"{result['file']}: [bold]{result['class']}[/bold]{truth}  [{probs}]",
+                          highlight=False, soft_wrap=True)
+            if result.get("explanation"):
+                console.print(f"  explanation: {result['explanation']}", highlight=False, soft_wrap=True)
+        if "accuracy" in answer:
+            console.print(f"accuracy on {answer['n_labelled']} labelled photos: {answer['accuracy']:.3f}")
+            table = Table(title="Confusion matrix (rows: true class)")
+            table.add_column("")
+            for name in answer["classes"]:
+                table.add_column(name, justify="right")
+            for name, row in zip(answer["classes"], answer["confusion_matrix"]):
+                table.add_row(name, *map(str, row))
+            console.print(table)
+    if answer["n_failed"]:
+        raise typer.Exit(1)
+
+
+def _predict_stored(run_dir: Path, index: int, split: str, top: int, as_json: bool) -> None:
+    from .inference import top_classes
+    from .preprocess import flatten_scale
+
+    model, classes, image, label = _stored_image(run_dir, index, split)
     proba = model.predict_proba(flatten_scale(image[None]))[0]
     answer = {"index": index, "split": split, "true_class": classes[label],
               "class": classes[int(proba.argmax())], "label": int(proba.argmax()),
-              "top": _top(proba, classes, top)}
+              "top": top_classes(proba, classes, top)}
     if as_json:
         _emit_json(answer)
         return
@@ -372,8 +420,9 @@ def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: Top
         mnistlab explain my-run --index 0
         mnistlab explain my-run --index 7 --out /tmp/why
     """
-    from .preprocess import flatten_scale
     from . import training
+    from .inference import top_classes
+    from .preprocess import flatten_scale
 
     run_dir = training.resolve_run(run, out)
     model, classes, image, label = _stored_image(run_dir, index, split)
@@ -382,11 +431,11 @@ def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: Top
                                        prefix=f"{run_dir.name}-{split}-{index}", true_label=label)
     proba = model.predict_proba(x)[0]
     if as_json:
-        _emit_json({"index": index, "split": split, "top": _top(proba, classes, top),
+        _emit_json({"index": index, "split": split, "top": top_classes(proba, classes, top),
                     "files": [str(p) for p in paths]})
         return
     console.print(f"{split}[{index}] (true: {classes[label]}):")
-    for row in _top(proba, classes, top):
+    for row in top_classes(proba, classes, top):
         console.print(f"  {row['class']:<14} {row['probability']:7.2%}", highlight=False)
     for p in paths:
         console.print(str(p))
@@ -515,6 +564,88 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
                       f"only B right {p['b_only']}; McNemar p = {p['p_value']:.3g} ({verdict} at {alpha:g})",
                       highlight=False, soft_wrap=True)
     console.print(f"report: {folder / 'compare.html'}")
+
+
+@app.command("serve")
+def serve_cmd(run: Annotated[Optional[str], typer.Option(help="Run that predicts by default (default: newest).")] = None,
+              host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+              port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+              out: OutOpt = DEFAULT_OUT) -> None:
+    """Start the web page: draw or upload an image, see the prediction and why; browse and compare runs.
+
+    Examples:
+
+        mnistlab serve
+        mnistlab serve --run my-run --port 8080
+    """
+    import uvicorn
+
+    from .web.app import create_app
+
+    app_ = create_app(out, default_run=run)
+    console.print(f"mnistlab web page on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+recipes_app = typer.Typer(help="The classic tutorial experiments, reproduced on current libraries.",
+                          no_args_is_help=True)
+app.add_typer(recipes_app, name="recipes")
+
+
+@recipes_app.command("list")
+def recipes_list(as_json: JsonOpt = False) -> None:
+    """The recipes and the published results they reproduce.
+
+    Examples:
+
+        mnistlab recipes list
+    """
+    from .recipes import RECIPES
+
+    if as_json:
+        _emit_json({name: {"title": r.title, "model": r.family, "params": r.params,
+                           "dataset": r.data.dataset, "published": r.published,
+                           "published_note": r.published_note, "notes": r.notes}
+                    for name, r in RECIPES.items()})
+        return
+    table = Table(title="Recipes (`mnistlab recipes run NAME`)")
+    for col in ("name", "experiment", "model", "published"):
+        table.add_column(col, justify="right" if col == "published" else "left")
+    for name, r in RECIPES.items():
+        table.add_row(name, r.title, r.family, f"{r.published:.4g}")
+    console.print(table)
+
+
+@recipes_app.command("run")
+def recipes_run(name: Annotated[str, typer.Argument(help="Recipe name (see `mnistlab recipes list`).")],
+                data_dir: DataDirOpt = None, out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+    """Run one tutorial experiment and print our result next to the published one.
+
+    Examples:
+
+        mnistlab recipes run fashion-logreg-saga
+        mnistlab recipes run mnist-l1-5000 --data-dir ../shared/data/mnist
+    """
+    from .recipes import get_recipe, run_recipe
+
+    recipe = get_recipe(name)
+    if recipe.notes and not as_json:
+        console.print(recipe.notes, highlight=False, soft_wrap=True)
+    run_dir = run_recipe(name, out, data_dir=str(data_dir) if data_dir else None)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    ours = metrics["accuracy"]
+    answer = {"recipe": name, "ours": ours, "published": recipe.published,
+              "published_note": recipe.published_note, "difference": ours - recipe.published,
+              "fit_seconds": metrics["fit_seconds"], "run_dir": str(run_dir),
+              "report": str(run_dir / "report.html")}
+    if as_json:
+        _emit_json(answer)
+        return
+    console.print(f"[bold]{recipe.title}[/bold]")
+    console.print(f"ours: test accuracy {ours:.4f} in {metrics['fit_seconds']:.1f} s "
+                  f"| published: {recipe.published_note} | difference {ours - recipe.published:+.4f}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"report: {run_dir / 'report.html'}")
 
 
 # ---------------------------------------------------------------- entry point

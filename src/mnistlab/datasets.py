@@ -118,6 +118,13 @@ class Dataset:
             return replace(self, x_train=x[idx], y_train=y[idx])
         return replace(self, x_test=x[idx], y_test=y[idx])
 
+    def resplit(self, test_fraction: float, seed: int = 0) -> Dataset:
+        """Train and test pooled, then split again (stratified), as tutorials with one pool do."""
+        x = np.concatenate([self.x_train, self.x_test])
+        y = np.concatenate([self.y_train, self.y_test])
+        x_train, x_test, y_train, y_test = preprocess.validation_split(x, y, fraction=test_fraction, seed=seed)
+        return replace(self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
     def filter_classes(self, keep: list[int] | tuple[int, ...]) -> Dataset:
         """Only the classes ``keep``, relabelled 0..k-1 in the given order."""
         x_train, y_train = preprocess.filter_classes(self.x_train, self.y_train, keep)

@@ -91,4 +91,5 @@ def fetch_verified(
                         time.sleep(0.5 * (attempt + 1))
                 finally:
                     tmp.unlink(missing_ok=True)
-    raise DatasetError(f"could not download {filename}: " + "; ".join(failures))
+    # A retry that failed the same way is said once.
+    raise DatasetError(f"could not download {filename}: " + "; ".join(dict.fromkeys(failures)))

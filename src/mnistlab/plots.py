@@ -259,6 +259,44 @@ def contribution_maps(contributions, image, class_names, path, proba=None) -> Pa
     return _save(fig, path)
 
 
+def photo_explanation(photo, pixels, proba, class_names, path, title: str, contributions=None) -> Path:
+    """One photo's story: the original, the 28×28 input, the probabilities and, when
+    the model can explain itself, each class's per-pixel contribution map."""
+    proba = np.asarray(proba, dtype=float).ravel()
+    k = len(class_names)
+    top = int(proba.argmax())
+    fig = Figure(figsize=(13, 7.5 if contributions is not None else 4), layout="constrained")
+    grid = fig.add_gridspec(3 if contributions is not None else 1, max(k, 6) // 2 * 2)
+    half = grid.ncols // 2
+    ax_photo = fig.add_subplot(grid[0, : half // 2])
+    ax_input = fig.add_subplot(grid[0, half // 2: half])
+    ax_bars = fig.add_subplot(grid[0, half:])
+    ax_photo.imshow(np.asarray(photo), cmap="gray", vmin=0, vmax=1)
+    ax_photo.set_title("your photo (grayscale)", fontsize=10)
+    ax_input.imshow(np.asarray(pixels).reshape(28, 28), cmap="gray", vmin=0, vmax=255)
+    ax_input.set_title("what the model sees (28×28)", fontsize=10)
+    for ax in (ax_photo, ax_input):
+        _bare(ax)
+    ax_bars.barh(range(k), proba, color=[HIGHLIGHT if i == top else MUTED for i in range(k)])
+    ax_bars.set_yticks(range(k), class_names)
+    ax_bars.invert_yaxis()
+    ax_bars.set_xlim(0, 1)
+    ax_bars.xaxis.set_major_formatter(PercentFormatter(xmax=1))
+    if contributions is not None:
+        maps = np.asarray(contributions, dtype=float).reshape(k, 28, 28)
+        vmax = _symmetric_limit(maps)
+        per_row = grid.ncols
+        for i, contribution in enumerate(maps):
+            ax = fig.add_subplot(grid[1 + i // per_row, i % per_row])
+            shown = ax.imshow(contribution, cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
+            _bare(ax)
+            ax.set_title(f"{class_names[i]}\n{proba[i]:.1%}", fontsize=9,
+                         fontweight="bold" if i == top else "normal")
+        fig.colorbar(shown, ax=fig.axes[3:], shrink=0.8, label="blue for, red against")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
 def sample_grid(images, labels, class_names, path, per_class: int = 10) -> Path:
     """The first ``per_class`` images of each class, one labelled row per class."""
     images, labels = _as_images(images), np.asarray(labels)

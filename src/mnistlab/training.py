@@ -39,7 +39,7 @@ EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the
 
 @dataclass(frozen=True)
 class DataChoice:
-    """Which data a run uses: a dataset, optionally some classes and a training subset."""
+    """Which data a run uses: a dataset, optionally re-split, some classes, subsets."""
 
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
@@ -47,9 +47,12 @@ class DataChoice:
     train_size: int | None = None
     test_size: int | None = None
     seed: int = 0
+    resplit_test_fraction: float | None = None  # pool train+test and split again
 
     def load(self) -> Dataset:
         ds = load_dataset(self.dataset, data_dir=self.data_dir)
+        if self.resplit_test_fraction:
+            ds = ds.resplit(self.resplit_test_fraction, seed=self.seed)
         if self.classes:
             ds = ds.filter_classes(self.classes)
         if self.train_size:

@@ -1,0 +1,156 @@
+// The page: runs into the selects and table; a photo or a drawing to /api/predict.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let runs = [];
+
+async function getJSON(url) {
+  const response = await fetch(url);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.detail || response.statusText);
+  return body;
+}
+
+function option(run) {
+  const o = document.createElement("option");
+  o.value = run.name;
+  o.textContent = `${run.name} — ${run.model}, ${run.dataset}, ${(run.accuracy * 100).toFixed(1)}%`;
+  return o;
+}
+
+async function loadRuns() {
+  runs = await getJSON("/api/runs");
+  for (const select of [$("run-select"), $("compare-a"), $("compare-b")]) {
+    select.replaceChildren(...runs.map(option));
+  }
+  if (runs.length > 1) $("compare-b").selectedIndex = 1;
+  const rows = runs.map((r) => {
+    const tr = document.createElement("tr");
+    const cells = [r.name, r.dataset, r.model, r.accuracy.toFixed(4), r.macro_f1.toFixed(4),
+                   r.fit_seconds.toFixed(2), r.created.replace("T", " ").slice(0, 16)];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (i >= 3 && i <= 5) td.className = "num";
+      tr.appendChild(td);
+    });
+    const link = document.createElement("a");
+    link.href = `/runs/${encodeURIComponent(r.name)}/report.html`;
+    link.textContent = "report";
+    const td = document.createElement("td");
+    td.appendChild(link);
+    tr.appendChild(td);
+    return tr;
+  });
+  document.querySelector("#runs-table tbody").replaceChildren(...rows);
+}
+
+function showError(message) {
+  $("result").hidden = false;
+  $("answer").hidden = true;
+  $("error").hidden = false;
+  $("error").textContent = message;
+}
+
+function showAnswer(answer) {
+  $("result").hidden = false;
+  $("error").hidden = true;
+  $("answer").hidden = false;
+  $("predicted-class").textContent = answer.class;
+  $("input-image").src = answer.image_png;
+  $("explanation-image").hidden = !answer.explanation_png;
+  if (answer.explanation_png) $("explanation-image").src = answer.explanation_png;
+  $("top-classes").replaceChildren(...answer.top.map((t) => {
+    const li = document.createElement("li");
+    li.textContent = `${t.class} ${(t.probability * 100).toFixed(1)}%`;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = `${Math.max(1, t.probability * 150)}px`;
+    li.appendChild(bar);
+    return li;
+  }));
+}
+
+async function predict(blob, filename) {
+  const form = new FormData();
+  form.append("file", blob, filename);
+  if ($("run-select").value) form.append("run", $("run-select").value);
+  try {
+    const response = await fetch("/api/predict", { method: "POST", body: form });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.detail || response.statusText);
+    showAnswer(body);
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+// Upload and drag-and-drop.
+$("file-input").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  if (file) predict(file, file.name);
+});
+const zone = $("drop-zone");
+zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+zone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  zone.classList.remove("over");
+  const file = e.dataTransfer.files[0];
+  if (file) predict(file, file.name);
+});
+
+// Drawing: dark strokes on white, like ink on paper; the server's photo
+// conversion inverts and centres it exactly as it does for photos.
+const canvas = $("canvas");
+const ctx = canvas.getContext("2d");
+function clearCanvas() {
+  ctx.fillStyle = "white";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+}
+clearCanvas();
+let drawing = false;
+function point(e) {
+  const rect = canvas.getBoundingClientRect();
+  return [(e.clientX - rect.left) * canvas.width / rect.width, (e.clientY - rect.top) * canvas.height / rect.height];
+}
+canvas.addEventListener("pointerdown", (e) => {
+  drawing = true;
+  canvas.setPointerCapture(e.pointerId);
+  ctx.beginPath();
+  ctx.moveTo(...point(e));
+});
+canvas.addEventListener("pointermove", (e) => {
+  if (!drawing) return;
+  ctx.lineWidth = 18;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = "black";
+  ctx.lineTo(...point(e));
+  ctx.stroke();
+});
+canvas.addEventListener("pointerup", () => { drawing = false; });
+$("clear-drawing").addEventListener("click", clearCanvas);
+$("predict-drawing").addEventListener("click", () => {
+  canvas.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
+});
+
+$("compare-button").addEventListener("click", async () => {
+  const a = $("compare-a").value, b = $("compare-b").value;
+  const out = $("compare-result");
+  try {
+    const result = await getJSON(`/api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
+    const pair = result.pairs[0];
+    out.replaceChildren();
+    out.append(`${pair.b} vs ${pair.a}: accuracy ${(pair.accuracy_delta * 100).toFixed(2)} points, ` +
+               `McNemar p = ${pair.p_value.toPrecision(3)} (${pair.significant ? "significant" : "not significant"}). `);
+    const link = document.createElement("a");
+    link.href = result.report;
+    link.textContent = "Full comparison";
+    out.append(link);
+  } catch (error) {
+    out.textContent = error.message;
+  }
+});
+
+loadRuns().catch((error) => showError(error.message));

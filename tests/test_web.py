@@ -1,0 +1,172 @@
+"""The web page and its API, on a real server on 127.0.0.1, driven by Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+from mnistlab.photo_fixtures import make_photo
+from mnistlab.training import DataChoice, train
+from mnistlab.web.app import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("MNISTLAB_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+TROUSER = 1
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("web-out")
+    data = DataChoice(train_size=3000, test_size=500)
+    train("logreg", {"C": 0.1}, data, out, name="logreg-small")
+    train("logreg", {"C": 0.001}, data, out, name="logreg-strong")
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(out):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(out, default_run="logreg-small"), host="127.0.0.1", port=port,
+                            log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not instance.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "server did not start"
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def trouser_photo(fashion, tmp_path_factory) -> Path:
+    """A user-style photo (JPEG, dark garment on a light uneven background) of a test Trouser."""
+    index = int(np.flatnonzero(fashion.y_test == TROUSER)[0])
+    path = tmp_path_factory.mktemp("photos") / "trouser.jpg"
+    path.write_bytes(make_photo(fashion.x_test[index], np.random.default_rng(1), "jpeg"))
+    return path
+
+
+def test_api_predict(server, trouser_photo):
+    response = httpx.post(f"{server}/api/predict", files={"file": ("t.jpg", trouser_photo.read_bytes())})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["class"] == "Trouser" and answer["label"] == TROUSER
+    assert set(answer["probabilities"]) >= {"Trouser", "Bag"}
+    assert abs(sum(answer["probabilities"].values()) - 1) < 1e-4
+    assert np.array(answer["image"]).shape == (28, 28)
+
+
+def test_api_errors_and_server_survives(server, trouser_photo):
+    cases = [
+        ({"file": ("x.txt", b"not an image")}, {}, 415),
+        ({"file": ("x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40)}, {}, 415),
+        ({"file": ("big.png", b"0" * (21 * 1024 * 1024))}, {}, 413),
+        ({"file": ("t.jpg", trouser_photo.read_bytes())}, {"run": "no-such-run"}, 404),
+        ({"file": ("t.jpg", trouser_photo.read_bytes())}, {"run": "../../etc"}, 404),
+    ]
+    for files, data, status in cases:
+        response = httpx.post(f"{server}/api/predict", files=files, data=data, timeout=30)
+        assert response.status_code == status, (files["file"][0], response.text)
+        assert response.json()["detail"]
+    assert httpx.post(f"{server}/api/predict", data={"run": "x"}).status_code == 422  # no file field
+    assert httpx.get(f"{server}/api/runs/nope").status_code == 404
+    assert httpx.get(f"{server}/api/runs").status_code == 200  # still serving
+
+
+def test_api_runs_and_openapi(server):
+    runs = httpx.get(f"{server}/api/runs").json()
+    assert {r["name"] for r in runs} == {"logreg-small", "logreg-strong"}
+    assert {"dataset", "model", "accuracy", "macro_f1", "fit_seconds", "created"} <= set(runs[0])
+    detail = httpx.get(f"{server}/api/runs/logreg-small").json()
+    assert detail["config"]["model"] == "logreg" and "accuracy" in detail["metrics"]
+    paths = httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert {"/api/predict", "/api/runs", "/api/runs/{name}"} <= set(paths)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing: `apt-get install chromium` (make test does it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def test_upload_shows_prediction(page, server, trouser_photo):
+    page.goto(server)
+    page.wait_for_selector("#run-select option")
+    page.set_input_files("#file-input", str(trouser_photo))
+    page.wait_for_selector("#answer:not([hidden]) #predicted-class:has-text('Trouser')", timeout=20000)
+    assert page.locator("#top-classes li").count() == 3
+    assert page.locator("#input-image").get_attribute("src").startswith("data:image/png")
+    page.screenshot(path=ARTIFACTS / "web-upload.png", full_page=True)
+
+
+def test_drawing_gets_a_prediction(page, server):
+    page.goto(server)
+    page.wait_for_selector("#run-select option")
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + 0.35 * box["width"], box["y"] + 0.15 * box["height"])
+    page.mouse.down()
+    for fx, fy in [(0.35, 0.85), (0.65, 0.85), (0.65, 0.15)]:
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=12)
+    page.mouse.up()
+    page.click("#predict-drawing")
+    page.wait_for_selector("#answer:not([hidden])", timeout=20000)
+    predicted = page.locator("#predicted-class").inner_text()
+    assert predicted in {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot"}
+    page.screenshot(path=ARTIFACTS / "web-drawing.png", full_page=True)
+
+
+def test_runs_table_report_and_compare(page, server):
+    page.goto(server)
+    page.wait_for_selector("#runs-table tbody tr")
+    assert page.locator("#runs-table tbody tr").count() == 2
+    page.click("#compare-button")
+    page.wait_for_selector("#compare-result a")
+    assert "McNemar" in page.locator("#compare-result").inner_text()
+    page.click("#runs-table tbody tr:has-text('logreg-small') a")
+    page.wait_for_selector("h1")
+    assert "logreg" in page.locator("h1").inner_text()
+    assert page.locator("img[src^='data:image/png']").count() >= 5
+    page.screenshot(path=ARTIFACTS / "web-report.png")
+
+
+def test_phone_sized_screen(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("#runs-table tbody tr")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert page.locator("#canvas").bounding_box()["width"] <= 390
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "web-phone.png", full_page=True)
+    context.close()
