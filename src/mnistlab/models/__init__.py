@@ -7,6 +7,9 @@ from .base import MnistlabModel
 _FAMILIES: dict[str, str] = {
     # name -> "module:Class", imported on first use so that PyTorch is loaded
     # only by the families that need it.
+    "numpy-logreg": "numpy_logreg:NumpyLogReg",
+    "numpy-softmax": "numpy_softmax:NumpySoftmax",
+    "numpy-mlp": "numpy_mlp:NumpyMLP",
 }
 
 
