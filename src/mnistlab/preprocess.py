@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
+
+# scikit-learn is imported inside the functions that use it: it costs most of
+# a second, and `mnistlab --help` or a warm data load should not pay it.
 
 
 def flatten_scale(images: np.ndarray) -> np.ndarray:
@@ -14,6 +15,8 @@ def flatten_scale(images: np.ndarray) -> np.ndarray:
 
 def standardize(x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
     """Zero mean, unit variance per pixel, fitted on ``x_train`` only."""
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(x_train)
     return tuple(scaler.transform(x).astype(np.float32) for x in (x_train, *others))
 
@@ -21,6 +24,8 @@ def standardize(x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, .
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float = 0.1,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stratified ``(x_fit, x_val, y_fit, y_val)``."""
+    from sklearn.model_selection import train_test_split
+
     return train_test_split(x, y, test_size=fraction, stratify=y, random_state=seed)
 
 
@@ -45,6 +50,8 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
         return np.arange(len(y))
     if n <= 0:
         raise ValueError(f"subset size must be positive, got {n}")
+    from sklearn.model_selection import train_test_split
+
     _, idx = train_test_split(np.arange(len(y)), test_size=n, stratify=y, random_state=seed)
     return np.sort(idx)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
@@ -132,9 +133,9 @@ def create_app(out: Path, default_run: str | None = None) -> FastAPI:
         data = await file.read(UPLOAD_LIMIT + 1)
         if len(data) > UPLOAD_LIMIT:
             raise HTTPException(413, f"upload larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
-        predictor = models.get(pick_run(run))
-        try:
-            _, prediction = predictor.predict_photo(data, explain=True)
+        predictor = await run_in_threadpool(models.get, pick_run(run))
+        try:  # CPU work off the event loop, so one slow photo doesn't stall other requests
+            _, prediction = await run_in_threadpool(predictor.predict_photo, data, explain=True)
         except PhotoError as exc:
             unreadable = "no object" not in str(exc)
             raise HTTPException(415 if unreadable else 422, str(exc)) from None
