@@ -9,16 +9,13 @@ the two gets right, is the split further from 50/50 than chance allows?
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import binomtest
 
 from . import plots, report
-from .artifacts import atomic_write_text, write_json
+from .artifacts import atomic_directory, atomic_write_text, write_json
 from .training import read_config, resolve_run
 
 
@@ -74,17 +71,10 @@ def compare_runs(runs: list[str], out: Path, name: str | None = None, alpha: flo
 
     name = name or "-vs-".join(r["name"] for r in loaded)[:120]
     final = Path(out) / "compare" / name
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}."))
-    try:
+    with atomic_directory(final) as staging:
         figures = _plots(loaded, pairs, classes, staging)
         write_json(staging / "compare.json", result)
         atomic_write_text(staging / "compare.html", _html(result, figures))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return final, result
 
 

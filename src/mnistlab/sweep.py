@@ -11,9 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
 from . import plots
-from .artifacts import atomic_write_text, write_json
+from .artifacts import atomic_directory, atomic_write_text, write_json
 from .preprocess import flatten_scale, validation_split
 from .training import DataChoice, build_model
 
@@ -72,9 +69,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
 
     name = name or f"{family}-{ds.name}-" + "-".join(names)
     final = Path(out) / SWEEPS / name
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}."))
-    try:
+    with atomic_directory(final) as staging:
         write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": ds.name,
                                             "n_train": int(len(y)), "cv": cv,
                                             "val_fraction": None if cv else val_fraction, "results": rows})
@@ -84,11 +79,6 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         writer.writerows(rows)
         atomic_write_text(staging / "sweep.csv", buffer.getvalue())
         _plot(rows, names, staging / "sweep.png")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return final, rows
 
 
