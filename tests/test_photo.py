@@ -1,0 +1,247 @@
+"""Photo → 28×28 input: decoding, every colour mode, EXIF, polarity, each dataset's
+placement, bad inputs, and round trips from real test images."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from mnistlab.photo import STYLES, PhotoError, load_image, prepare, prepare_photo
+from mnistlab.photo_fixtures import (FORMATS, ORIENTATION_TAG, STORED_FOR_ORIENTATION,
+                                     make_photo, make_photo_set, render)
+from mnistlab.registry import DATASETS
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def extent(pixels: np.ndarray) -> tuple[int, int]:
+    """Height and width of the nonzero pixels' bounding box."""
+    rows, cols = np.flatnonzero(pixels.any(1)), np.flatnonzero(pixels.any(0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+@pytest.fixture(scope="module")
+def sneaker(fashion) -> np.ndarray:
+    """A real Fashion-MNIST test image, not symmetric under any flip or rotation."""
+    return np.asarray(fashion.x_test[np.flatnonzero(fashion.y_test == 7)[0]])
+
+
+@pytest.fixture(scope="module")
+def scene(sneaker) -> tuple[np.ndarray, np.ndarray]:
+    """A photo of the sneaker (uint8 RGB) and the sneaker's coverage."""
+    rgb, ink = render(sneaker, np.random.default_rng(3))
+    return np.round(rgb * 255).astype(np.uint8), ink
+
+
+def cut_out(scene) -> np.ndarray:
+    """The scene as RGBA with the background transparent (and black underneath)."""
+    rgb, ink = scene
+    alpha = np.where(ink > 0.05, 255, 0).astype(np.uint8)
+    return np.dstack([np.where(alpha[..., None] > 0, rgb, 0), alpha]).astype(np.uint8)
+
+
+def _paletted_with_transparency(scene) -> bytes:
+    rgba = cut_out(scene)
+    image = Image.fromarray(rgba[..., :3]).quantize(255)  # palette entries 0…254
+    image.putpalette(image.getpalette()[:255 * 3] + [0, 0, 0])
+    image.paste(255, mask=Image.fromarray(rgba[..., 3] == 0))  # entry 255 is transparent
+    return encode(image, transparency=255)
+
+
+def _as_16_bit(rgb: np.ndarray) -> bytes:
+    gray = np.asarray(Image.fromarray(rgb).convert("L"), np.uint16) * 257
+    return encode(Image.fromarray(gray))
+
+
+ENCODINGS = {
+    "RGB": lambda s: encode(Image.fromarray(s[0])),
+    "RGBA": lambda s: encode(Image.fromarray(cut_out(s))),
+    "LA": lambda s: encode(Image.fromarray(cut_out(s)).convert("LA")),
+    "L": lambda s: encode(Image.fromarray(s[0]).convert("L")),
+    "P": lambda s: encode(Image.fromarray(s[0]).quantize(64)),
+    "P+transparency": _paletted_with_transparency,
+    "I;16": lambda s: _as_16_bit(s[0]),
+    "I": lambda s: encode(Image.fromarray(np.asarray(Image.fromarray(s[0]).convert("L"), np.int32)), "TIFF"),
+    "CMYK": lambda s: encode(Image.fromarray(s[0]).convert("CMYK"), "JPEG", quality=92),
+    # Bilevel images are line art or scans, not photos: a clean silhouette.
+    "1": lambda s: encode(Image.fromarray(s[1] < 0.3)),
+}
+
+
+@pytest.mark.parametrize("mode", ENCODINGS)
+def test_every_colour_mode_converts(mode, scene, sneaker):
+    data = ENCODINGS[mode](scene)
+    expected_mode = {"P+transparency": "P", "I": "I"}.get(mode, mode)
+    assert Image.open(io.BytesIO(data)).mode.startswith(expected_mode)
+    image = load_image(data)
+    assert image.mode == "F"
+    gray = np.asarray(image)
+    assert gray.min() >= 0 and gray.max() <= 1
+    prepared = prepare(image, "fashion-mnist")
+    assert prepared.inverted  # a dark sneaker on a light (or transparent) background
+    # A silhouette keeps the shape but not the shading.
+    assert corr(prepared.pixels, sneaker) > (0.6 if mode == "1" else 0.9)
+
+
+def test_light_object_on_transparency_gets_a_dark_background(scene, sneaker):
+    rgba = cut_out(scene)
+    rgba[..., :3] = np.where(rgba[..., 3:] > 0, 235, 0)  # white chalk-like strokes
+    prepared = prepare_photo(encode(Image.fromarray(rgba)), "fashion-mnist")
+    assert not prepared.inverted
+    assert corr(prepared.pixels, sneaker > 32) > 0.8  # the silhouette
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_honoured(orientation, scene):
+    upright = Image.fromarray(scene[0])
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = orientation
+    stored = upright.transpose(STORED_FOR_ORIENTATION[orientation]) if orientation > 1 else upright
+    data = encode(stored, exif=exif.tobytes())
+    assert np.array_equal(np.asarray(load_image(data)), np.asarray(load_image(encode(upright))))
+
+
+def test_fixture_exif_photos_come_out_upright(sneaker):
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        prepared = prepare_photo(make_photo(sneaker, rng, "exif"), "fashion-mnist")
+        assert corr(prepared.pixels, sneaker) > 0.9
+        assert corr(prepared.pixels, np.rot90(sneaker)) < 0.5
+
+
+def test_polarity_is_detected_both_ways_and_can_be_overridden(scene, sneaker):
+    dark_on_light = Image.fromarray(scene[0]).convert("L")
+    light_on_dark = Image.fromarray(255 - np.asarray(dark_on_light))
+    a, b = prepare(dark_on_light, "fashion-mnist"), prepare(light_on_dark, "fashion-mnist")
+    assert a.inverted and not b.inverted
+    assert corr(a.pixels, sneaker) > 0.9 and corr(b.pixels, sneaker) > 0.9
+
+    forced = prepare(dark_on_light, "fashion-mnist", invert=False)
+    assert not forced.inverted
+    assert corr(forced.pixels, sneaker) < 0.5
+    assert prepare(light_on_dark, "fashion-mnist", invert=True).inverted
+
+
+def test_uneven_background_is_removed(scene):
+    prepared = prepare(Image.fromarray(scene[0]), "fashion-mnist")
+    left, top, right, bottom = prepared.box
+    outside = np.ones(prepared.foreground.shape, bool)
+    outside[top:bottom, left:right] = False
+    # The photo's gradient and vignetting span a good part of the range; none is left.
+    assert np.ptp(prepared.background) > 0.1
+    assert np.percentile(prepared.foreground[outside], 99) < 0.02
+
+
+def test_mnist_style_fits_20x20_and_centres_the_mass(mnist):
+    rng = np.random.default_rng(7)
+    for image in mnist.x_test[:8]:
+        pixels = prepare_photo(make_photo(image, rng, "jpeg"), "mnist").pixels
+        assert max(extent(pixels)) == 20 and min(extent(pixels)) <= 20
+        cy, cx = ndimage.center_of_mass(pixels.astype(float))
+        assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+
+
+def test_fashion_style_longest_edge_is_28(fashion):
+    rng = np.random.default_rng(8)
+    for image in fashion.x_test[:8]:
+        h, w = extent(prepare_photo(make_photo(image, rng, "jpeg"), "fashion-mnist").pixels)
+        assert max(h, w) >= 27  # 28, or 27 when the resampled rim rounds to 0
+
+
+def test_a_dataset_image_passes_through_nearly_unchanged(mnist, fashion):
+    for images, style in ((mnist.x_test, "mnist"), (fashion.x_test, "fashion-mnist")):
+        prepared = [prepare(np.asarray(image), style) for image in images[:20]]
+        assert not any(p.inverted for p in prepared)
+        # A one-pixel shift costs thin strokes and fine textures much correlation.
+        assert np.median([corr(p.pixels, image) for p, image in zip(prepared, images)]) > 0.9
+
+
+def test_every_dataset_has_a_style():
+    assert set(DATASETS) <= set(STYLES)
+    with pytest.raises(ValueError, match="unknown style"):
+        prepare(np.zeros((28, 28), np.uint8), "cifar")
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares a size but holds no pixels: what a decompression bomb looks like
+    to a decoder before it starts."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def photos(sneaker) -> dict[str, bytes]:
+    rng = np.random.default_rng(9)
+    return {fmt: make_photo(sneaker, rng, fmt) for fmt in ("png", "jpeg")}
+
+
+@pytest.mark.parametrize("case, problem", [
+    ("not an image", "not an image"),
+    ("empty", "empty file"),
+    ("truncated PNG", "truncated"),
+    ("truncated JPEG", "truncated"),
+    ("over the byte limit", "larger than the limit"),
+    ("over the pixel limit", "megapixels"),
+    ("decompression bomb", "decompression bomb"),
+    ("blank", "no object"),
+])
+def test_bad_inputs_raise_photo_error(case, problem, photos):
+    png, jpeg = photos["png"], photos["jpeg"]
+    call = {
+        "not an image": lambda: prepare_photo(b"%PDF-1.7 definitely not a picture", "mnist"),
+        "empty": lambda: prepare_photo(b"", "mnist"),
+        "truncated PNG": lambda: prepare_photo(png[:len(png) // 2], "mnist"),
+        "truncated JPEG": lambda: prepare_photo(jpeg[:len(jpeg) // 2], "mnist"),
+        "over the byte limit": lambda: prepare_photo(png, "mnist", max_bytes=len(png) - 1),
+        "over the pixel limit": lambda: prepare_photo(png_header(10_000, 6_000), "mnist"),
+        "decompression bomb": lambda: prepare_photo(png_header(40_000, 40_000), "mnist"),
+        "blank": lambda: prepare_photo(encode(Image.new("RGB", (300, 200), (200, 180, 150))), "mnist"),
+    }[case]
+    with pytest.raises(PhotoError, match=problem) as error:
+        call()
+    assert "\n" not in str(error.value)
+
+
+def test_file_problems_name_the_file(tmp_path):
+    missing = tmp_path / "missing.jpg"
+    with pytest.raises(PhotoError, match="missing.jpg: cannot read file"):
+        load_image(missing)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(PhotoError, match="empty.png: empty file"):
+        load_image(empty)
+
+
+def test_photo_sets_are_reproducible_and_written(tmp_path, mnist):
+    images, labels = mnist.x_test[:2], mnist.y_test[:2]
+    first = make_photo_set(images, labels, tmp_path, seed=4)
+    again = make_photo_set(images, labels, seed=4)
+    assert [p.data for p in first] == [p.data for p in again]
+    assert len(first) == 2 * len(FORMATS)
+    assert all(p.path.read_bytes() == p.data for p in first)
+    assert make_photo_set(images, labels, seed=5)[0].data != first[0].data
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "mnist"])
+def test_round_trip_from_real_test_images(dataset, fashion, mnist):
+    data = fashion if dataset == "fashion-mnist" else mnist
+    images = np.asarray(data.x_test[:10])
+    photos = make_photo_set(images, data.y_test[:10], seed=0)
+    scores = [corr(prepare_photo(p.data, dataset).pixels, images[p.index]) for p in photos]
+    assert np.mean(np.array(scores) > 0.8) >= 0.9, sorted(scores)[:5]
