@@ -12,12 +12,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
 import platform
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,7 +25,7 @@ import numpy as np
 
 from . import metrics as metrics_mod
 from . import plots, report
-from .artifacts import load_model, save_model, write_json
+from .artifacts import atomic_directory, load_model, save_model, write_json
 from .datasets import Dataset, load_dataset
 from .models import MnistlabModel, get_family
 from .preprocess import flatten_scale
@@ -119,9 +116,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     if final.exists() and not overwrite:
         raise FileExistsError(f"run {name!r} exists in {runs_dir(out)}; choose another --name or pass --overwrite")
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}."))
-    try:
+    with atomic_directory(final) as staging:
         config = {
             "name": name, "model": family, "params": model.get_params(deep=False),
             "dataset": {
@@ -155,12 +150,6 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                             y_pred=proba.argmax(axis=1), proba=proba.astype(np.float32))
         write_plots(model, ds, x_test, proba, run_metrics, staging / "plots")
         report.write_report(staging)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return final
 
 
