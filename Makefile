@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	@sh scripts/ensure-data.sh $(BIN)/python
 
+# The main job: logistic regression on Fashion-MNIST, a run folder with report.html.
 demo: data
-	$(BIN)/mnistlab data info
 	$(BIN)/mnistlab data show --out $(OUT)
+	$(BIN)/mnistlab train logreg --name demo --overwrite --out $(OUT)
 
 test: data
 	@sh scripts/ensure-browser.sh

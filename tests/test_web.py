@@ -90,6 +90,7 @@ def test_api_runs_and_openapi(server):
     runs = httpx.get(f"{server}/api/runs").json()
     assert {r["name"] for r in runs} == {"logreg-small", "logreg-strong"}
     assert {"dataset", "model", "accuracy", "macro_f1", "fit_seconds", "created"} <= set(runs[0])
+    assert [r["name"] for r in runs if r["default"]] == ["logreg-small"]
     detail = httpx.get(f"{server}/api/runs/logreg-small").json()
     assert detail["config"]["model"] == "logreg" and "accuracy" in detail["metrics"]
     paths = httpx.get(f"{server}/openapi.json").json()["paths"]
@@ -121,7 +122,8 @@ def page(browser):
 
 def test_upload_shows_prediction(page, server, trouser_photo):
     page.goto(server)
-    page.wait_for_selector("#run-select option")
+    page.wait_for_selector("#run-select option", state="attached")
+    assert page.locator("#run-select").input_value() == "logreg-small"  # the server's --run
     page.set_input_files("#file-input", str(trouser_photo))
     page.wait_for_selector("#answer:not([hidden]) #predicted-class:has-text('Trouser')", timeout=20000)
     assert page.locator("#top-classes li").count() == 3
@@ -131,7 +133,7 @@ def test_upload_shows_prediction(page, server, trouser_photo):
 
 def test_drawing_gets_a_prediction(page, server):
     page.goto(server)
-    page.wait_for_selector("#run-select option")
+    page.wait_for_selector("#run-select option", state="attached")
     box = page.locator("#canvas").bounding_box()
     page.mouse.move(box["x"] + 0.35 * box["width"], box["y"] + 0.15 * box["height"])
     page.mouse.down()

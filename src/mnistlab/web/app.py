@@ -113,7 +113,12 @@ def create_app(out: Path, default_run: str | None = None) -> FastAPI:
 
     @app.get("/api/runs", summary="All runs: dataset, model, accuracy, macro F1, training time, date")
     def runs() -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "path"} for r in list_runs(out)]
+        rows = [{k: v for k, v in r.items() if k != "path"} for r in list_runs(out)]
+        if rows:
+            default = default_run or rows[0]["name"]
+            for r in rows:
+                r["default"] = r["name"] == default
+        return rows
 
     @app.get("/api/runs/{name}", summary="One run's configuration and metrics")
     def run(name: str) -> dict:

@@ -23,6 +23,8 @@ async function loadRuns() {
   for (const select of [$("run-select"), $("compare-a"), $("compare-b")]) {
     select.replaceChildren(...runs.map(option));
   }
+  const chosen = runs.findIndex((r) => r.default);
+  if (chosen >= 0) $("run-select").selectedIndex = chosen;
   if (runs.length > 1) $("compare-b").selectedIndex = 1;
   const rows = runs.map((r) => {
     const tr = document.createElement("tr");
