@@ -233,6 +233,8 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
               seed: SeedOpt = 0,
               name: Annotated[Optional[str], typer.Option(help="Run name (default: model-dataset-time).")] = None,
               overwrite: Annotated[bool, typer.Option(help="Replace a run of the same name.")] = False,
+              resume: Annotated[bool, typer.Option(
+                  help="Continue an interrupted run from its last epoch checkpoint (needs --name).")] = False,
               out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
     """Train a model and write a run: model, metrics, plots and report.html.
 
@@ -245,16 +247,21 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
         mnistlab train logreg --penalty l1 --C 0.01 --standardize --train-size 5000
         mnistlab train logreg --classes 0,1 --name tshirt-vs-trouser
         mnistlab train logreg --dataset mnist --data-dir ../shared/data/mnist --json
+        mnistlab train cnn --preset long --name long-cnn    # interrupted? add --resume:
+        mnistlab train cnn --preset long --name long-cnn --resume
     """
     from . import model_options, training
     from .models import get_family
+
+    if resume and not name:
+        raise typer.BadParameter("--resume needs the --name of the interrupted run")
 
     params = model_options.parse(get_family(model), list(ctx.args))
     if "verbose" in model_options.parameters(get_family(model)) and not as_json:
         params.setdefault("verbose", True)
     data = _data_choice(dataset, data_dir, classes, train_size, test_size, seed)
     with err_console.status(f"training {model} on {dataset}…") if as_json else _nullcontext():
-        run_dir = training.train(model, params, data, out, name=name, overwrite=overwrite)
+        run_dir = training.train(model, params, data, out, name=name, overwrite=overwrite, resume=resume)
     _print_run_summary(run_dir, as_json)
 
 

@@ -14,6 +14,7 @@ import inspect
 import json
 import platform
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from .models import MnistlabModel, get_family
 from .preprocess import flatten_scale
 
 RUNS = "runs"
+CHECKPOINTS = "checkpoints"  # <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
 
 
@@ -96,22 +98,31 @@ def resolve_run(run: str | Path, out: Path) -> Path:
 
 
 def train(family: str, params: dict, data: DataChoice, out: Path, name: str | None = None,
-          overwrite: bool = False, command: str | None = None) -> Path:
-    """Fit, evaluate and write a complete run directory; return its path."""
+          overwrite: bool = False, command: str | None = None, resume: bool = False) -> Path:
+    """Fit, evaluate and write a complete run directory; return its path.
+
+    A family that can checkpoint (it takes ``checkpoint_dir``) writes one every epoch
+    into ``<out>/checkpoints/<name>``, deleted once the run is complete. With ``resume``,
+    training continues from the checkpoint an interrupted run of the same name and
+    settings left there; without, any such checkpoint is discarded first.
+    """
     ds = data.load()
     model = build_model(family, params, data.seed)
     x_train, x_test = flatten_scale(ds.x_train), flatten_scale(ds.x_test)
+    created = datetime.now(timezone.utc)
+    name = name or f"{family}-{ds.name}-{created.strftime('%Y%m%d-%H%M%S')}"
+    checkpoints = _checkpoint_folder(model, out, name, resume)
 
     start = time.perf_counter()
     model.fit(x_train, ds.y_train)
     fit_seconds = time.perf_counter() - start
+    if checkpoints:
+        model.set_params(checkpoint_dir=None)  # where it trained is not a hyperparameter of the model
 
     start = time.perf_counter()
     proba = model.predict_proba(x_test)
     predict_seconds = time.perf_counter() - start
 
-    created = datetime.now(timezone.utc)
-    name = name or f"{family}-{ds.name}-{created.strftime('%Y%m%d-%H%M%S')}"
     final = runs_dir(out) / name
     if final.exists() and not overwrite:
         raise FileExistsError(f"run {name!r} exists in {runs_dir(out)}; choose another --name or pass --overwrite")
@@ -150,7 +161,22 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                             y_pred=proba.argmax(axis=1), proba=proba.astype(np.float32))
         write_plots(model, ds, x_test, proba, run_metrics, staging / "plots")
         report.write_report(staging)
+    if checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return final
+
+
+def _checkpoint_folder(model: MnistlabModel, out: Path, name: str, resume: bool) -> Path | None:
+    """Point a model that can checkpoint at this run's checkpoint folder; None for one that cannot."""
+    if "checkpoint_dir" not in inspect.signature(type(model).__init__).parameters:
+        if resume:
+            raise ValueError(f"{model.family} does not write checkpoints, so there is nothing to resume")
+        return None
+    folder = Path(out) / CHECKPOINTS / name
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)  # left by an earlier, interrupted run of this name
+    model.set_params(checkpoint_dir=str(folder))
+    return folder
 
 
 def _as_int(value) -> int | None:

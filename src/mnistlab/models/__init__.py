@@ -7,9 +7,13 @@ from .base import MnistlabModel
 _FAMILIES: dict[str, str] = {
     # name -> "module:Class", imported on first use so that PyTorch is loaded
     # only by the families that need it.
+    "logreg": "logreg:LogisticRegression",
     "numpy-logreg": "numpy_logreg:NumpyLogReg",
     "numpy-softmax": "numpy_softmax:NumpySoftmax",
     "numpy-mlp": "numpy_mlp:NumpyMLP",
+    "mlp": "mlp:MLP",
+    "lenet": "lenet:LeNet",
+    "cnn": "cnn:CNN",
 }
 
 

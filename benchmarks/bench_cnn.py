@@ -1,0 +1,146 @@
+"""Neural networks on Fashion-MNIST: mlp, the tutorial's LeNet, and our fast CNN.
+
+Targets, on a 2-core CPU, for models trained on all 60 000 training images
+and tested on the 10 000 test images:
+
+  mlp       scikit-learn MLPClassifier with the tutorial's settings
+            (256-128 ReLU, Adam, alpha 1e-4, max_iter 200): accuracy >= 0.885 (tutorial: 0.8904)
+  lenet     the tutorial's CNN, reproduced: 0.920 ± 0.005 (tutorial: 0.9201)
+  cnn       our CNN, preset "fast": >= 0.930 with at most 60 s of training
+  cnn-long  our CNN, preset "long": >= 0.945 with at most 600 s of training
+
+LeNet is the anchor the CNN is compared with, in the same process: the
+speed ratio is LeNet's median fit time over the CNN's. Each model is fitted
+once per seed (0, 1, …); accuracy is the mean ± standard deviation over the
+seeds, time the median. Libraries keep their default thread counts.
+
+A full run takes about an hour on a quiet 2-core machine with 3 seeds
+(per seed: mlp ~2–4 min, lenet ~4.5 min, cnn ~1 min, cnn-long ~8 min);
+``--seeds 1`` cuts it to ~20 min, ``--skip lenet,cnn-long`` skips models.
+``--quick`` is a smoke run on subsets with one or two epochs that prints
+but does not write BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+from mnistlab import load_dataset  # noqa: E402
+from mnistlab.models import get_family  # noqa: E402
+from mnistlab.preprocess import flatten_scale  # noqa: E402
+
+
+@dataclass
+class Bench:
+    family: str
+    params: dict
+    settings: str
+    target: str
+    met: object  # (mean accuracy, median seconds) -> bool
+    quick: dict = field(default_factory=dict)  # overrides for --quick
+
+
+BENCHES = {
+    "mlp": Bench("mlp", {}, "MLPClassifier(hidden_layer_sizes=(256, 128), solver='adam', alpha=1e-4, "
+                 "batch_size=200, learning_rate_init=1e-3, max_iter=200); tutorial: 0.8904",
+                 ">= 0.885", lambda acc, s: acc >= 0.885, quick={"max_iter": 3}),
+    "lenet": Bench("lenet", {}, "conv 32@5×5 · pool · conv 64@5×5 · pool · 256 · dropout 0.5 · 128 · 10; "
+                   "Adam 1e-3, batch 64, 15 epochs; tutorial: 0.9201",
+                   "0.920 ± 0.005", lambda acc, s: abs(acc - 0.920) <= 0.005, quick={"epochs": 1}),
+    "cnn": Bench("cnn", {"preset": "fast"}, "preset fast", ">= 0.930 in <= 60 s",
+                 lambda acc, s: acc >= 0.930 and s <= 60, quick={"epochs": 1}),
+    "cnn-long": Bench("cnn", {"preset": "long"}, "preset long", ">= 0.945 in <= 600 s",
+                      lambda acc, s: acc >= 0.945 and s <= 600, quick={"epochs": 1}),
+}
+
+
+def describe(family: str, params: dict) -> str:
+    """The settings a model actually ran with (the CNN's presets resolved)."""
+    if family != "cnn":
+        return ""
+    from mnistlab.models.cnn import PRESETS
+
+    resolved = {**PRESETS[params["preset"]], **{k: v for k, v in params.items() if k != "preset"}}
+    return "; " + ", ".join(f"{k}={v}" for k, v in resolved.items())
+
+
+def run(bench: Bench, params: dict, seeds: int, data) -> dict:
+    X, y, X_test, y_test = data
+    accuracies, seconds, epochs, loads = [], [], [], []
+    for seed in range(seeds):
+        model = get_family(bench.family)(**params, random_state=seed)
+        start = time.perf_counter()
+        model.fit(X, y)
+        seconds.append(time.perf_counter() - start)
+        accuracies.append(float(model.score(X_test, y_test)))
+        epochs.append(int(model.n_iter_))
+        loads.append(os.getloadavg()[0])
+        print(f"  {bench.family} {params} seed {seed}: accuracy {accuracies[-1]:.4f}, fit {seconds[-1]:.1f} s, "
+              f"{epochs[-1]} epochs, load {loads[-1]:.1f}", file=sys.stderr, flush=True)
+    return {"accuracies": accuracies, "seconds": seconds, "epochs": epochs, "loads": loads,
+            "accuracy": statistics.mean(accuracies),
+            "std": statistics.stdev(accuracies) if seeds > 1 else 0.0,
+            "median_seconds": statistics.median(seconds)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run on subsets; do not write")
+    parser.add_argument("--seeds", type=int, default=3, help="fits per model (seeds 0..N-1)")
+    parser.add_argument("--skip", default="", help=f"comma-separated, from: {', '.join(BENCHES)}")
+    args = parser.parse_args()
+    skip = {name for name in args.skip.split(",") if name}
+    if skip - set(BENCHES) or skip == set(BENCHES) or args.seeds < 1:
+        parser.error(f"--skip takes some of {', '.join(BENCHES)}; --seeds must be >= 1")
+
+    ds = load_dataset("fashion-mnist")
+    if args.quick:
+        ds = ds.subset(n=2000, seed=0).subset(n=500, seed=0, split="test")
+    data = flatten_scale(ds.x_train), ds.y_train, flatten_scale(ds.x_test), ds.y_test
+
+    results = {}
+    for name, bench in BENCHES.items():
+        if name in skip:
+            continue
+        params = {**bench.params, **(bench.quick if args.quick else {})}
+        print(f"{name}: {args.seeds} seed(s)", file=sys.stderr, flush=True)
+        results[name] = run(bench, params, args.seeds, data) | {"params": params}
+
+    lenet = results.get("lenet")
+    rows = []
+    for name, r in results.items():
+        bench = BENCHES[name]
+        ratio = (f"{lenet['median_seconds'] / r['median_seconds']:.1f}×" if lenet and bench.family == "cnn"
+                 else "anchor" if name == "lenet" else "—")
+        met = bench.met(r["accuracy"], r["median_seconds"])
+        rows.append([f"**{name}**: {bench.settings}{describe(bench.family, r['params'])}",
+                     f"{r['accuracy']:.4f} ± {r['std']:.4f}", " ".join(f"{a:.4f}" for a in r["accuracies"]),
+                     f"{r['median_seconds']:.1f}", ratio, "/".join(map(str, sorted(set(r["epochs"])))),
+                     bench.target, "met" if met else "**NOT met**"])
+    table = common.markdown_table(
+        ["model and settings", "test accuracy (mean ± std)", "per seed", "fit s (median)",
+         "speed vs LeNet", "epochs", "target", ""], rows)
+    loads = [load for r in results.values() for load in r["loads"]]
+    body = (f"Fashion-MNIST, {len(data[1])} training and {len(data[3])} test images; "
+            f"{args.seeds} seed(s) per model (0..{args.seeds - 1}); fit times are wall-clock "
+            f"with PyTorch's default {torch.get_num_threads()} threads. "
+            f"Load average (1 min) after each fit: {min(loads):.1f}–{max(loads):.1f}"
+            f"{' (a busy machine: times are upper bounds)' if max(loads) > 2.5 else ''}.\n\n" + table)
+    print(body)
+    if not args.quick:
+        common.write_section("bench_cnn", "Neural networks: mlp, LeNet (tutorial) and our CNN", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The neural-network families: mlp (scikit-learn), lenet and cnn (PyTorch).
+
+Small on purpose (a few hundred images, one to three epochs, narrow layers),
+so the whole file runs in well under a minute and a half on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mnistlab import preprocess, training
+from mnistlab.artifacts import ModelFileError, load_model, save_model
+from mnistlab.models import family_names, get_family
+from mnistlab.models.torch_training import CHECKPOINT_FILE, TorchClassifier
+from conftest import run_cli
+
+# Small versions of the PyTorch families: what is tested is the machinery, not the accuracy.
+SMALL = {
+    "lenet": dict(epochs=2, batch_size=64),
+    "cnn": dict(epochs=2, widths=(8, 16, 32), batch_size=64),
+}
+SMALL_MLP = dict(hidden_layer_sizes=(32, 16), max_iter=3)
+TORCH_FAMILIES = tuple(SMALL)
+
+
+@pytest.fixture(scope="module")
+def data(fashion):
+    """512 training and 64 test images, stratified, as the pipeline gives them to a model."""
+    train = preprocess.subset_indices(fashion.y_train, n=512, seed=0)
+    test = preprocess.subset_indices(fashion.y_test, n=64, seed=0)
+    return (preprocess.flatten_scale(fashion.x_train[train]), fashion.y_train[train],
+            preprocess.flatten_scale(fashion.x_test[test]), fashion.y_test[test])
+
+
+def small(family, **params):
+    defaults = SMALL_MLP if family == "mlp" else SMALL[family]
+    return get_family(family)(**{**defaults, "random_state": 0, **params})
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """One fitted model per family, shared by the tests that only read it."""
+    X, y, _, _ = data
+    return {family: small(family).fit(X, y) for family in ("mlp", *TORCH_FAMILIES)}
+
+
+def test_families_registered():
+    assert {"mlp", "lenet", "cnn"} <= set(family_names())
+
+
+@pytest.mark.parametrize("family", ["mlp", *TORCH_FAMILIES])
+def test_shapes_and_history(fitted, data, family):
+    model = fitted[family]
+    _, _, X_test, _ = data
+    proba = model.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    assert set(model.predict(X_test)) <= set(range(10))
+    assert model.explain(X_test[:3]).shape == (3, 10, 784)
+    assert len(model.history_["train_loss"]) == model.n_iter_ > 0
+
+
+@pytest.mark.parametrize("family", TORCH_FAMILIES)
+def test_training_loss_decreases(data, family):
+    X, y, _, _ = data
+    model = small(family, epochs=3, validation_fraction=0.2).fit(X, y)
+    history = model.history_
+    assert set(history) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    assert all(len(curve) == 3 for curve in history.values())
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+@pytest.mark.parametrize("family", TORCH_FAMILIES)
+def test_same_seed_same_weights(fitted, data, family):
+    X, y, _, _ = data
+    again, other = small(family).fit(X, y), small(family, random_state=1).fit(X, y)
+    for name, array in fitted[family].get_arrays().items():
+        np.testing.assert_array_equal(again.get_arrays()[name], array, err_msg=name)
+    assert not np.array_equal(other.get_arrays()["state.head.weight" if family == "cnn" else "state.fc3.weight"],
+                              fitted[family].get_arrays()["state.head.weight" if family == "cnn" else "state.fc3.weight"])
+
+
+def interrupt_at_epoch(monkeypatch, epoch):
+    """Make every PyTorch fit stop with KeyboardInterrupt when it starts epoch ``epoch`` (0-based)."""
+    original = TorchClassifier._train_epoch
+
+    def train_epoch(self, network, optimizer, images, labels, generator, current, *args):
+        if current == epoch:
+            raise KeyboardInterrupt
+        return original(self, network, optimizer, images, labels, generator, current, *args)
+
+    monkeypatch.setattr(TorchClassifier, "_train_epoch", train_epoch)
+
+
+@pytest.mark.parametrize("family", TORCH_FAMILIES)
+def test_resumed_run_ends_with_the_same_weights(fitted, data, family, tmp_path, monkeypatch):
+    """1 epoch, interruption, resume == 2 epochs uninterrupted (shuffling, augmentation and
+    dropout are drawn from the seed and the epoch, and the optimizer state is checkpointed)."""
+    X, y, X_test, _ = data
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            small(family, checkpoint_dir=str(tmp_path)).fit(X, y)
+    assert (tmp_path / CHECKPOINT_FILE).is_file()
+    resumed = small(family, checkpoint_dir=str(tmp_path)).fit(X, y)
+    uninterrupted = fitted[family]
+    for name, array in uninterrupted.get_arrays().items():
+        np.testing.assert_array_equal(resumed.get_arrays()[name], array, err_msg=name)
+    assert resumed.history_ == uninterrupted.history_
+    np.testing.assert_array_equal(resumed.predict_proba(X_test), uninterrupted.predict_proba(X_test))
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(data, tmp_path, monkeypatch):
+    X, y, _, _ = data
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y)
+    other = small("lenet", learning_rate=3e-3, checkpoint_dir=str(tmp_path)).fit(X, y)
+    fresh = small("lenet", learning_rate=3e-3).fit(X, y)
+    np.testing.assert_array_equal(other.get_arrays()["state.fc3.weight"], fresh.get_arrays()["state.fc3.weight"])
+
+
+@pytest.mark.parametrize("family", ["mlp", *TORCH_FAMILIES])
+def test_save_load_is_bit_identical(fitted, data, family, tmp_path):
+    _, _, X_test, _ = data
+    model = fitted[family]
+    save_model(model, tmp_path)
+    loaded = load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), model.predict_proba(X_test))
+    np.testing.assert_array_equal(loaded.predict(X_test), model.predict(X_test))
+    np.testing.assert_array_equal(loaded.explain(X_test[:2]), model.explain(X_test[:2]))
+
+
+def rewrite_model_file(folder, change):
+    """Apply ``change`` to the arrays and rewrite model.npz and model.json consistently,
+    so that only the family's own checks can catch the damage."""
+    with np.load(folder / "model.npz", allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    change(arrays)
+    np.savez(folder / "model.npz", **arrays)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["arrays"] = {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()}
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(("family", "key"), [("mlp", "W2"), ("lenet", "state.conv2.weight"),
+                                             ("cnn", "state.head.weight")])
+def test_tampered_model_file_is_rejected(fitted, family, key, tmp_path):
+    model = fitted[family]
+    wrong_shape, missing = tmp_path / "shape", tmp_path / "missing"
+    for folder in (wrong_shape, missing):
+        save_model(model, folder)
+    rewrite_model_file(wrong_shape, lambda arrays: arrays.update({key: arrays[key][..., :-1]}))
+    rewrite_model_file(missing, lambda arrays: arrays.pop(key))
+    with pytest.raises(ModelFileError, match="shape"):
+        load_model(wrong_shape)
+    with pytest.raises(ModelFileError, match=key.removeprefix("state.")):
+        load_model(missing)
+    with pytest.raises(ValueError, match="shape"):
+        get_family(family)(**model.get_params()).set_arrays(
+            {**model.get_arrays(), key: np.zeros((3, 3), dtype=np.float32)})
+
+
+def test_mlp_explain_is_gradient_times_input(fitted, data):
+    """Our NumPy backpropagation agrees with PyTorch's autograd on the same network."""
+    model = fitted["mlp"]
+    x = torch.from_numpy(data[2][:4]).requires_grad_(True)
+    layers, a = list(zip(model.estimator_.coefs_, model.estimator_.intercepts_)), x
+    for i, (W, b) in enumerate(layers):
+        a = a @ torch.from_numpy(W) + torch.from_numpy(b)
+        a = torch.relu(a) if i < len(layers) - 1 else a
+    expected = torch.stack([torch.autograd.grad(a[:, k].sum(), x, retain_graph=True)[0] * x
+                            for k in range(10)], dim=1)
+    np.testing.assert_allclose(model.explain(data[2][:4]), expected.detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_mlp_through_the_pipeline(tmp_path):
+    run = training.train("mlp", {**SMALL_MLP, "max_iter": 30}, training.DataChoice(train_size=500, test_size=200),
+                         tmp_path)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.6 and len(metrics["history"]["train_loss"]) == metrics["n_iter"]
+    assert metrics["fit_message"]
+    assert load_model(run).predict(np.zeros((1, 784), dtype=np.float32)).shape == (1,)
+
+
+def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch):
+    data = training.DataChoice(train_size=500, test_size=200)
+    params = {**SMALL["cnn"], "epochs": 3}
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            training.train("cnn", dict(params), data, tmp_path, name="run")
+    assert (tmp_path / "checkpoints" / "run" / CHECKPOINT_FILE).is_file()
+    assert not (tmp_path / "runs" / "run").exists()
+
+    epochs_trained = []
+    original = TorchClassifier._train_epoch
+    monkeypatch.setattr(TorchClassifier, "_train_epoch",
+                        lambda self, *args: epochs_trained.append(args[5]) or original(self, *args))
+    resumed = training.train("cnn", dict(params), data, tmp_path, name="run", resume=True)
+    assert epochs_trained == [2]
+    assert not (tmp_path / "checkpoints" / "run").exists()
+    assert json.loads((resumed / "config.json").read_text())["params"]["checkpoint_dir"] is None
+
+    whole = training.train("cnn", dict(params), data, tmp_path / "again", name="run")
+    assert epochs_trained == [2, 0, 1, 2]
+    with np.load(resumed / "predictions.npz") as a, np.load(whole / "predictions.npz") as b:
+        np.testing.assert_array_equal(a["proba"], b["proba"])
+
+
+def test_resume_needs_a_name_and_a_family_that_checkpoints(tmp_path):
+    result = run_cli("train", "cnn", "--resume", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--name" in result.stderr
+    with pytest.raises(ValueError, match="checkpoints"):
+        training.train("mlp", dict(SMALL_MLP), training.DataChoice(train_size=500, test_size=200),
+                       tmp_path, name="x", resume=True)
+
+
+def test_device_auto_runs_on_the_cpu_here(data):
+    X, y, X_test, _ = data
+    model = small("cnn", epochs=1, device="auto").fit(X[:128], y[:128])
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(model.network_.parameters()).device.type == expected
+    assert model.predict(X_test).shape == (len(X_test),)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            small("cnn", device="cuda").fit(X[:128], y[:128])
