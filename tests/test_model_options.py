@@ -34,6 +34,19 @@ def test_flags_and_negation():
     assert parse(Toy, ["--c", "2"]) == {"C": 2.0}  # case-insensitive
 
 
+def test_tutorial_aliases_resolve_to_the_familys_names():
+    class Net(MnistlabModel):
+        family = "net"
+
+        def __init__(self, learning_rate=0.001, max_epochs=20):
+            self.learning_rate = learning_rate
+            self.max_epochs = max_epochs
+
+    assert parse(Net, ["--lr", "0.008", "--epochs", "10"]) == {"learning_rate": 0.008, "max_epochs": 10}
+    with pytest.raises(ValueError, match="no option --lr"):
+        parse(Toy, ["--lr", "1"])
+
+
 def test_multi_values_for_sweeps():
     assert parse(Toy, ["--C", "0.01,0.1,1", "--penalty", "l1,l2"], multi=True) == {
         "C": [0.01, 0.1, 1.0], "penalty": ["l1", "l2"]}

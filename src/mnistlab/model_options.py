@@ -13,6 +13,14 @@ from typing import Any
 
 from .models import MnistlabModel
 
+# Short names the tutorials use, each resolved to the first of its targets
+# that a family has: `--lr 0.008 --epochs 10` works for every gradient-trained model.
+ALIASES = {
+    "lr": ("learning_rate", "learning_rate_init"),
+    "epochs": ("epochs", "max_epochs", "max_iter"),
+    "hidden": ("hidden", "hidden_layer_sizes"),
+}
+
 
 def parameters(cls: type[MnistlabModel]) -> dict[str, Any]:
     """Hyperparameter name → default, in signature order."""
@@ -57,6 +65,10 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
     """
     defaults = parameters(cls)
     by_key = {name.lower().replace("_", "-"): name for name in defaults}
+    for alias, targets in ALIASES.items():
+        target = next((t for t in targets if t in defaults), None)
+        if target is not None:
+            by_key.setdefault(alias, target)
     params: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -68,7 +80,7 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
         name = by_key.get(key.lower()[3:] if negated else key.lower())
         if name is None:
             raise ValueError(f"{cls.family} has no option --{key}; "
-                             f"its options: {', '.join('--' + k for k in by_key)}")
+                             f"its options: {', '.join('--' + k for k in by_key if k not in ALIASES)}")
         default = defaults[name]
         if isinstance(default, bool) and not inline and (i + 1 == len(args) or args[i + 1].startswith("--")):
             params[name] = not negated

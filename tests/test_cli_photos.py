@@ -1,0 +1,67 @@
+"""`mnistlab predict RUN photos…`: a folder of the user's photos, labels, bad files, --explain."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from mnistlab.photo_fixtures import make_photo
+from mnistlab.training import DataChoice, train
+
+
+@pytest.fixture(scope="module")
+def run_and_photos(fashion, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    train("logreg", {"C": 0.1}, DataChoice(train_size=3000, test_size=300), out, name="photos")
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    rows = ["file,label"]
+    for i, fmt in enumerate(["jpeg", "png", "rgba", "exif"] * 3):
+        name = f"photo{i}.{'jpg' if fmt in ('jpeg', 'exif') else 'png'}"
+        (folder / name).write_bytes(make_photo(fashion.x_test[i], rng, fmt))
+        label = int(fashion.y_test[i])
+        rows.append(f"{name},{label if i % 2 else fashion.classes[label]}")  # index or class name
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return out, folder
+
+
+def test_folder_with_labels_json(run_and_photos):
+    out, folder = run_and_photos
+    result = run_cli("predict", "photos", str(folder), "--labels", str(folder / "labels.csv"),
+                     "--out", str(out), "--json")
+    assert result.returncode == 1  # two files failed, the others were predicted
+    answer = json.loads(result.stdout)
+    errors = {r["file"].rsplit("/", 1)[-1]: r["error"] for r in answer["results"] if "error" in r}
+    assert set(errors) == {"notes.txt", "empty.png"} and answer["n_failed"] == 2
+    assert all("\n" not in e for e in errors.values())
+    predicted = [r for r in answer["results"] if "error" not in r]
+    assert len(predicted) == 12 and answer["n_labelled"] == 12
+    correct = sum(r["class"] == r["true_class"] for r in predicted)
+    assert answer["accuracy"] == pytest.approx(correct / 12)
+    assert answer["accuracy"] >= 0.5
+    assert np.array(answer["confusion_matrix"]).sum() == 12
+    assert len(predicted[0]["top"]) == 3
+
+
+def test_single_photo_table_and_explain(run_and_photos):
+    out, folder = run_and_photos
+    result = run_cli("predict", "photos", str(folder / "photo0.jpg"), "--explain", "--top", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "photo0.jpg" in result.stdout and "explanation:" in result.stdout
+    png = out / "predict" / "photos" / "photo0.png"
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width > 800
+
+
+def test_bad_labels_file_is_one_line(run_and_photos, tmp_path):
+    out, folder = run_and_photos
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,label\nphoto0.jpg,Spaceship\n")
+    result = run_cli("predict", "photos", str(folder / "photo0.jpg"), "--labels", str(labels), "--out", str(out))
+    assert result.returncode == 2 and "Spaceship" in result.stderr and "Traceback" not in result.stderr
