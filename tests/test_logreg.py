@@ -25,8 +25,8 @@ from mnistlab.preprocess import flatten_scale
 
 def overlapping_classes(n_samples=600, n_features=20, n_classes=3, seed=0):
     """Classes that overlap (flipped labels), so even the unpenalised optimum is finite."""
-    X, y = make_classification(n_samples=n_samples, n_features=n_features, n_informative=min(8, n_features), n_redundant=0,
-                               n_classes=n_classes, flip_y=0.1, random_state=seed)
+    X, y = make_classification(n_samples=n_samples, n_features=n_features, n_informative=min(8, n_features),
+                               n_redundant=0, n_classes=n_classes, flip_y=0.1, random_state=seed)
     return X.astype(np.float32), y
 
 
@@ -67,9 +67,9 @@ def test_gradient_matches_central_differences(whiten):
     k, d = 3, X.shape[1]
     center = X.mean(axis=0)
     l2 = 0.05
-    P = _whitening(X, center, l2) if whiten else None
     with ThreadPoolExecutor(1) as pool:
-        objective = _Objective(_SoftmaxLoss(X, y, k, pool, 1), center, l1=0.0, l2=l2, P=P)
+        P = _whitening(X, center, l2, pool) if whiten else None
+        objective = _Objective(_SoftmaxLoss(X, y, k, pool), center, l1=0.0, l2=l2, P=P)
         theta = np.random.default_rng(0).normal(scale=0.3, size=(k, d + 1))
         value, grad, _ = objective.smooth(theta)
         h = 1e-6
@@ -168,6 +168,14 @@ def test_sklearn_convergence_warning_becomes_the_message():
     assert not model.converged_
     assert model.fit_message_.startswith("scikit-learn saga stopped after 1 iterations")
     assert "\n" not in model.fit_message_ and len(model.history_["objective"]) == 1
+
+
+def test_result_does_not_depend_on_the_number_of_threads():
+    X, y = overlapping_classes(n_samples=9000)      # several chunks of rows
+    with threadpool_limits(limits=1, user_api="blas"):
+        one_thread = LogisticRegression().fit(X, y)
+    default = LogisticRegression().fit(X, y)
+    np.testing.assert_array_equal(one_thread.coef_, default.coef_)
 
 
 def test_explain_adds_up_to_the_logits():

@@ -9,6 +9,7 @@ into place, so a failed or interrupted run leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -163,6 +164,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         report.write_report(staging)
     if checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            checkpoints.parent.rmdir()  # <out>/checkpoints, unless other runs are training
     return final
 
 

@@ -24,18 +24,20 @@ The solvers
 Both are limited-memory quasi-Newton methods (L-BFGS two-loop recursion,
 backtracking Armijo line search). All the work is two float32 matrix products
 per step, X·Wᵀ and (P − Y)ᵀ·X, done block by block so each block of X is read
-from memory once, by one worker thread per core (each with single-threaded
-BLAS: on a busy machine, multithreaded BLAS spins and is many times slower).
-Both solve for the intercept of the centred data, b' = b + W·x̄, an exact
-change of variables that decouples the intercept from the weights.
+from memory once, by one worker thread per BLAS thread, each calling
+single-threaded BLAS (multithreaded OpenBLAS spins while other jobs hold the
+cores, and was many times slower on a shared machine). Results do not depend
+on the number of threads. Both solvers work on the intercept of the centred
+data, b' = b + W·x̄, an exact change of variables that decouples it from W.
 
 * ``"whitened-lbfgs"`` (penalty none/l2) runs L-BFGS on V = W·L, where
   L Lᵀ = Σ + εI is the Cholesky factor of the pixel covariance (estimated on
-  at most 5,000 rows; ε = λ₂/0.05, the penalty's curvature relative to a
+  at most 10,000 rows; ε = λ₂/0.01, the penalty's curvature relative to a
   typical softmax curvature). Neighbouring pixels are strongly correlated,
-  which makes the problem ill-conditioned for L-BFGS; in the whitened
-  coordinates it needs several times fewer iterations. Only the coordinates
-  change, not the objective.
+  which makes the problem ill-conditioned for L-BFGS; whitened, it needs
+  ~2.5x fewer iterations than on the centred pixels (Fashion-MNIST, C=1: ~175
+  to come within 0.05 % of the optimum, where scikit-learn's lbfgs takes
+  ~1,400 to converge). Only the coordinates change, not the objective.
 * ``"owlqn"`` (any penalty, meant for l1/elasticnet) is orthant-wise L-BFGS
   (Andrew & Gao, 2007): it steps along the pseudo-gradient of F, keeps each
   step inside one orthant and sets coefficients that would cross zero to
@@ -44,8 +46,8 @@ change of variables that decouples the intercept from the weights.
 
 Stopping rule (ours): the largest absolute entry of the gradient of F with
 respect to (W, b') — for L1, of the minimum-norm subgradient — is at most
-``tol``; like scikit-learn's lbfgs, whose ``tol`` is the same test on the same
-scale.
+``tol``. scikit-learn's lbfgs applies the same test, on the same scale, to the
+gradient with respect to (W, b), so ``tol`` means much the same for both.
 """
 
 from __future__ import annotations
@@ -70,11 +72,12 @@ PENALTIES = ("none", "l2", "l1", "elasticnet")
 OUR_SOLVERS = ("auto", "whitened-lbfgs", "owlqn")
 SKLEARN_SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga", "liblinear")
 
-BLOCK_ROWS = 1024            # rows of X per matrix product: a block stays in cache for both
-WHITENING_ROWS = 5000        # rows used to estimate the pixel covariance
+BLOCK_ROWS = 512             # rows of X per matrix product: a block stays in cache for both
+CHUNK_ROWS = 8 * BLOCK_ROWS  # rows per task handed to a worker thread (whole blocks)
+WHITENING_ROWS = 10_000      # rows used to estimate the pixel covariance
 WHITENING_MAX_FEATURES = 4096  # beyond this the d×d factorisation costs more than it saves
-TYPICAL_CURVATURE = 0.05     # softmax curvature p(1 − p) the penalty is compared with
-MEMORY = 10                  # L-BFGS correction pairs
+TYPICAL_CURVATURE = 0.01     # softmax curvature the penalty is compared with (tuned on Fashion-MNIST)
+MEMORY = 20                  # L-BFGS correction pairs
 ARMIJO = 1e-4                # sufficient-decrease constant of the line search
 MAX_BACKTRACKS = 20
 
@@ -97,35 +100,38 @@ class _SoftmaxLoss:
     """Σ_i cross-entropy of a linear softmax model, with (P − Y)ᵀX and (P − Y)ᵀ1.
 
     Computed in X's precision: float32 in the estimator, float64 for exact
-    checks. The rows are split into one contiguous chunk per worker; each worker walks
-    its chunk in blocks and the partial sums are added in a fixed order, so
-    results do not depend on thread scheduling.
+    checks. The rows are cut into fixed chunks that idle workers take in turn
+    (so one descheduled thread does not hold up the others); each chunk is
+    walked in blocks, and the partial sums are added in chunk order, so the
+    result depends neither on scheduling nor on the number of workers.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, pool: ThreadPoolExecutor, workers: int):
-        self.X, self.y, self.n_classes, self.pool = X, y, n_classes, pool
-        bounds = np.linspace(0, len(X), workers + 1).astype(int)
-        self.chunks = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, pool: ThreadPoolExecutor):
+        self.X, self.n_classes, self.pool = X, n_classes, pool
+        self.chunks = [(a, min(a + CHUNK_ROWS, len(X))) for a in range(0, len(X), CHUNK_ROWS)]
+        # where each row's true-class logit sits in its flattened block of logits
+        self.true_class = (np.arange(len(X)) % BLOCK_ROWS) * n_classes + y
 
     def _chunk(self, W: np.ndarray, b: np.ndarray, start: int, stop: int):
+        """The three sums over rows start:stop."""
         total = 0.0
-        RtX = np.zeros(W.shape, dtype=np.float64)
-        Rt1 = np.zeros(self.n_classes, dtype=np.float64)
+        RtX = np.zeros(W.shape, dtype=self.X.dtype)
+        Rt1 = np.zeros(self.n_classes)
         for a in range(start, stop, BLOCK_ROWS):
-            Xb, yb = self.X[a:min(a + BLOCK_ROWS, stop)], self.y[a:min(a + BLOCK_ROWS, stop)]
-            rows = np.arange(len(yb))
+            Xb, true_class = self.X[a:min(a + BLOCK_ROWS, stop)], self.true_class[a:min(a + BLOCK_ROWS, stop)]
             Z = Xb @ W.T
             Z += b
             Z -= Z.max(axis=1, keepdims=True)
-            true_logit = Z[rows, yb]
+            flat = Z.reshape(-1)
+            true_logits = flat[true_class].sum(dtype=np.float64)
             np.exp(Z, out=Z)
             sums = Z.sum(axis=1)
-            total += float(np.log(sums).sum(dtype=np.float64) - true_logit.sum(dtype=np.float64))
-            Z /= sums[:, None]          # Z is now P, then the residual P − Y
-            Z[rows, yb] -= 1
+            total += float(np.log(sums).sum(dtype=np.float64) - true_logits)
+            Z /= sums[:, None]          # Z is now P,
+            flat[true_class] -= 1       # and now the residual P − Y
             RtX += Z.T @ Xb
             Rt1 += Z.sum(axis=0, dtype=np.float64)
-        return total, RtX, Rt1
+        return total, RtX.astype(np.float64), Rt1
 
     def __call__(self, W: np.ndarray, b: np.ndarray):
         W_x, b_x = W.astype(self.X.dtype), b.astype(self.X.dtype)
@@ -175,11 +181,14 @@ class _Objective:
         return np.where(self.penalised, pg, grad)
 
 
-def _whitening(X: np.ndarray, center: np.ndarray, l2: float) -> np.ndarray:
+def _whitening(X: np.ndarray, center: np.ndarray, l2: float, pool: ThreadPoolExecutor) -> np.ndarray:
     """P = L⁻ᵀ with L Lᵀ = Σ + εI, Σ the covariance of (a sample of) the rows of X."""
     step = -(-len(X) // WHITENING_ROWS)
     sample = X[::step] - center.astype(np.float32)
-    cov = (sample.T @ sample).astype(np.float64) / len(sample)
+    chunks = [sample[a:a + CHUNK_ROWS] for a in range(0, len(sample), CHUNK_ROWS)]
+    parts = [pool.submit(lambda rows: rows.T @ rows, rows) for rows in chunks]
+    cov = sum(part.result() for part in parts).astype(np.float64) / len(sample)
+    # ε damps directions the penalty already controls; the floor keeps L invertible without one
     epsilon = max(l2 / TYPICAL_CURVATURE, 1e-6 * float(np.trace(cov)) / len(cov))
     cov[np.diag_indices_from(cov)] += epsilon
     L = scipy.linalg.cholesky(cov, lower=True)
@@ -299,7 +308,9 @@ class LogisticRegression(MnistlabModel):
         copies its result (``tol`` and ``max_iter`` then mean what they mean
         there; liblinear also penalises the intercept).
     tol : float
-        Ours: stop when the gradient's max-norm is ≤ tol (see module docstring).
+        Ours: stop when the gradient's max-norm is ≤ tol (see the module
+        docstring); 1e-4, scikit-learn's default, is reached in ~80 iterations
+        on Fashion-MNIST at C=0.1.
     max_iter : int
     standardize : bool
         Centre and scale each pixel with the training mean and standard
@@ -385,8 +396,8 @@ class LogisticRegression(MnistlabModel):
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
             center = (np.ones(n, dtype=np.float32) @ X / np.float32(n)).astype(np.float64)
             whiten = solver == "whitened-lbfgs" and d <= WHITENING_MAX_FEATURES
-            P = _whitening(X, center, l2) if whiten else None
-            objective = _Objective(_SoftmaxLoss(X, codes, k, pool, workers), center, l1, l2, P)
+            P = _whitening(X, center, l2, pool) if whiten else None
+            objective = _Objective(_SoftmaxLoss(X, codes, k, pool), center, l1, l2, P)
             theta = np.zeros((k, d + 1))
             log_prior = np.log(np.bincount(codes, minlength=k) / n)
             theta[:, -1] = log_prior - log_prior.mean()     # the optimum of F for W = 0
@@ -472,7 +483,7 @@ class LogisticRegression(MnistlabModel):
         l1, l2 = self._penalty_strengths(n)
         W = self.coef_.astype(np.float64)
         with ThreadPoolExecutor(1) as pool:
-            total, _, _ = _SoftmaxLoss(X, codes, len(self.classes_), pool, 1)(W, self.intercept_)
+            total, _, _ = _SoftmaxLoss(X, codes, len(self.classes_), pool)(W, self.intercept_)
         return total / n + l1 * float(np.abs(W).sum()) + 0.5 * l2 * float(np.vdot(W, W))
 
     # -- model files --------------------------------------------------------------

@@ -249,7 +249,8 @@ class TorchClassifier(MnistlabModel):
     def _fingerprint(self, X: np.ndarray, y: np.ndarray) -> str:
         """What a checkpoint must match to be resumed: the family, what its parameters compute, the data."""
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in NOT_FINGERPRINTED}
-        digest = hashlib.blake2b(json.dumps([self.family, params], sort_keys=True, default=str).encode())
+        digest = hashlib.blake2b(json.dumps([self.family, params, self.classes_.tolist()],
+                                            sort_keys=True, default=str).encode())
         digest.update(np.ascontiguousarray(X).data)
         digest.update(np.ascontiguousarray(y, dtype=np.int64).data)
         return digest.hexdigest()
