@@ -223,7 +223,10 @@ def _two_loop(grad: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, float]
 
 
 def _minimize(objective: _Objective, theta: np.ndarray, tol: float, max_iter: int, verbose: bool) -> _Result:
-    """L-BFGS, orthant-wise (OWL-QN) when the objective has an L1 part."""
+    """L-BFGS, orthant-wise (OWL-QN) when the objective has an L1 part.
+
+    ``verbose`` prints progress at iterations 0, 1, 2, 5, 10, 20, 50, 100, …
+    """
     f, grad, g_model = objective.smooth(theta)
     F = f + objective.l1_value(theta)
     result = _Result(theta, 0, 0.0, "max_iter", [F])
@@ -232,7 +235,7 @@ def _minimize(objective: _Objective, theta: np.ndarray, tol: float, max_iter: in
     for iteration in range(max_iter + 1):
         pg = objective.pseudo_gradient(theta, grad)
         result.grad_norm = float(np.abs(pg if orthant_wise else g_model).max())
-        if verbose and (iteration % 10 == 0):
+        if verbose and (iteration == 0 or iteration / 10 ** (len(str(iteration)) - 1) in (1, 2, 5)):
             print(f"iteration {iteration:4d}  objective {F:.8f}  gradient norm {result.grad_norm:.2e}", flush=True)
         if result.grad_norm <= tol:
             result.stop = "converged"
