@@ -112,7 +112,7 @@ class CNN(TorchClassifier):
 
     def __init__(self, preset="fast", epochs=None, widths=None, batch_size=None, learning_rate=None, crop=None,
                  momentum=0.9, weight_decay=5e-4, warmup=0.2, label_smoothing=0.1, flip=True, tta=True,
-                 validation_fraction=0.0, device="auto", random_state=None, checkpoint_dir=None, verbose=False):
+                 bf16=True, validation_fraction=0.0, device="auto", random_state=None, checkpoint_dir=None, verbose=False):
         self.preset = preset
         self.epochs = epochs
         self.widths = widths
@@ -125,6 +125,7 @@ class CNN(TorchClassifier):
         self.label_smoothing = label_smoothing
         self.flip = flip
         self.tta = tta
+        self.bf16 = bf16
         self.validation_fraction = validation_fraction
         self.device = device
         self.random_state = random_state
@@ -173,6 +174,9 @@ class CNN(TorchClassifier):
         if self.flip:
             images = random_flip(images, generator)
         return images
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.bf16 else None
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)

@@ -19,7 +19,8 @@ Hooks a model implements (``torch`` is imported only by these modules):
 optional: ``_augment(images, generator)`` (a whole epoch's images at once; default: none),
 ``_loss(logits, y)`` (default: cross-entropy), ``_predict_logits(network, images)``
 (default: one forward pass; e.g. test-time augmentation), ``channels_last`` (memory format
-of network and images).
+of network and images), ``_autocast_dtype()`` (lower precision for the training steps'
+forward pass, e.g. bfloat16; default: None, float32 throughout).
 
 Reproducibility: all randomness comes from ``random_state`` and the epoch
 number — the initial weights from (seed, INIT), the validation split from
@@ -136,6 +137,9 @@ class TorchClassifier(MnistlabModel):
     def _predict_logits(self, network: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         return network(images)
 
+    def _autocast_dtype(self) -> torch.dtype | None:
+        return None
+
     # -- training ---------------------------------------------------------------------------
     def fit(self, X, y):
         X, y = check_X_y(X, y, dtype=np.float32)
@@ -207,6 +211,7 @@ class TorchClassifier(MnistlabModel):
         order = torch.randperm(n, generator=generator).to(images.device)
         epoch_images = self._augment(images, generator)
         steps = -(-n // batch_size)
+        autocast = self._autocast_dtype()
         loss_sum = torch.zeros((), device=images.device)
         correct = torch.zeros((), dtype=torch.long, device=images.device)
         network.train()
@@ -216,8 +221,9 @@ class TorchClassifier(MnistlabModel):
             lr = self._learning_rate(epoch * steps + step, epochs * steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            logits = network(x)
-            loss = self._loss(logits, y)
+            with torch.autocast(images.device.type, dtype=autocast, enabled=autocast is not None):
+                logits = network(x)
+            loss = self._loss(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
