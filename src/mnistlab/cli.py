@@ -7,8 +7,8 @@ stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -260,15 +260,10 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     if "verbose" in model_options.parameters(get_family(model)) and not as_json:
         params.setdefault("verbose", True)
     data = _data_choice(dataset, data_dir, classes, train_size, test_size, seed)
-    with err_console.status(f"training {model} on {dataset}…") if as_json else _nullcontext():
+    # The model's own progress bar shows unless --json asked for quiet; then a spinner on stderr.
+    with err_console.status(f"training {model} on {dataset}…") if as_json else contextlib.nullcontext():
         run_dir = training.train(model, params, data, out, name=name, overwrite=overwrite, resume=resume)
     _print_run_summary(run_dir, as_json)
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _print_run_summary(run_dir: Path, as_json: bool) -> None:

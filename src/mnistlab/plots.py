@@ -346,8 +346,10 @@ def metric_bars(names, values, path, title: str, ylabel: str) -> Path:
     return _save(fig, path)
 
 
-def sweep_plot(C_values, series: dict[str, tuple[list[float], list[float]]], path) -> Path:
-    """Validation accuracy and sparsity (both fractions 0–1) against C, log x axis.
+def sweep_plot(C_values, series: dict[str, tuple[list[float], list[float]]], path,
+               x_label: str = "C (inverse regularisation strength)") -> Path:
+    """Validation accuracy and sparsity (both fractions 0–1) against C (or another
+    swept hyperparameter), log x axis.
 
     ``series`` maps a label (e.g. the penalty) to ``(accuracies, sparsities)``, one value per C.
     """
@@ -357,12 +359,14 @@ def sweep_plot(C_values, series: dict[str, tuple[list[float], list[float]]], pat
         ax_acc.plot(C_values, accuracy, marker="o", label=label)
         ax_sparse.plot(C_values, sparsity, marker="o", label=label)
     for ax, ylabel in ((ax_acc, "validation accuracy"), (ax_sparse, "zero weights")):
-        ax.set_xscale("log")
-        ax.set_xlabel("C (inverse regularisation strength)")
+        if min(C_values) > 0:  # a log axis needs positive values
+            ax.set_xscale("log")
+        ax.set_xlabel(x_label)
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    ax_acc.set_title("Validation accuracy against C")
-    ax_sparse.set_title("Sparsity against C")
+    short = x_label.split(" ")[0]
+    ax_acc.set_title(f"Validation accuracy against {short}")
+    ax_sparse.set_title(f"Sparsity against {short}")
     return _save(fig, path)

@@ -91,4 +91,5 @@ def _plot(rows: list[dict], names: list[str], path: Path) -> None:
         chosen = {r[x_name]: r for r in rows if tuple(r[o] for o in others) == key}
         series[label] = ([chosen[v]["val_accuracy"] for v in x_values],
                          [chosen[v]["sparsity"] or 0.0 for v in x_values])
-    plots.sweep_plot(x_values, series, path)
+    label = "C (inverse regularisation strength)" if x_name == "C" else x_name
+    plots.sweep_plot(x_values, series, path, x_label=label)
