@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from mnistlab.photo import STYLES, PhotoError, load_image, prepare, prepare_photo
+from mnistlab.photo import STYLES, WORK_SIDE, PhotoError, load_image, prepare, prepare_photo
 from mnistlab.photo_fixtures import (FORMATS, ORIENTATION_TAG, STORED_FOR_ORIENTATION,
                                      make_photo, make_photo_set, render)
 from mnistlab.registry import DATASETS
@@ -245,3 +245,14 @@ def test_round_trip_from_real_test_images(dataset, fashion, mnist):
     photos = make_photo_set(images, data.y_test[:10], seed=0)
     scores = [corr(prepare_photo(p.data, dataset).pixels, images[p.index]) for p in photos]
     assert np.mean(np.array(scores) > 0.8) >= 0.9, sorted(scores)[:5]
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_with_the_same_result(scene, sneaker):
+    photo = Image.fromarray(scene[0])
+    big = photo.resize((photo.width * 5, photo.height * 5), Image.Resampling.BICUBIC)
+    data = encode(big, "JPEG", quality=95)
+    image = load_image(data)
+    assert min(image.size) >= WORK_SIDE and image.size[0] <= big.width // 4  # decoded at 1/4 scale or less
+    full = prepare(Image.fromarray(np.asarray(big.convert("L"))), "fashion-mnist").pixels
+    assert corr(prepare(image, "fashion-mnist").pixels, full) > 0.98
+    assert corr(prepare(image, "fashion-mnist").pixels, sneaker) > 0.9

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import threading
 import time
@@ -16,6 +18,7 @@ import uvicorn
 from mnistlab.photo_fixtures import make_photo
 from mnistlab.training import DataChoice, train
 from mnistlab.web.app import create_app
+from mnistlab.web.workers import PhotoWorkers, WorkerStopped
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("MNISTLAB_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
@@ -95,6 +98,20 @@ def test_api_runs_and_openapi(server):
     assert detail["config"]["model"] == "logreg" and "accuracy" in detail["metrics"]
     paths = httpx.get(f"{server}/openapi.json").json()["paths"]
     assert {"/api/predict", "/api/runs", "/api/runs/{name}"} <= set(paths)
+
+
+def test_a_dying_worker_fails_only_its_request(out, trouser_photo):
+    workers = PhotoWorkers(1)
+    try:
+        workers.start()
+        run_dir, photo = out / "runs" / "logreg-small", trouser_photo.read_bytes()
+        for pid in list(workers._pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WorkerStopped):
+            asyncio.run(workers.answer(run_dir, photo))
+        assert asyncio.run(workers.answer(run_dir, photo))["class"] == "Trouser"  # a new pool
+    finally:
+        workers.close()
 
 
 @pytest.fixture(scope="module")

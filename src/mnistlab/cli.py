@@ -572,6 +572,8 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
 def serve_cmd(run: Annotated[Optional[str], typer.Option(help="Run that predicts by default (default: newest).")] = None,
               host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
               port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+              workers: Annotated[Optional[int], typer.Option(min=1, help="Processes that compute predictions "
+                                                             "(default: one per CPU core).")] = None,
               out: OutOpt = DEFAULT_OUT) -> None:
     """Start the web page: draw or upload an image, see the prediction and why; browse and compare runs.
 
@@ -579,12 +581,13 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(help="Run that predicts
 
         mnistlab serve
         mnistlab serve --run my-run --port 8080
+        mnistlab serve --workers 1      # one process predicts: least memory
     """
     import uvicorn
 
     from .web.app import create_app
 
-    app_ = create_app(out, default_run=run)
+    app_ = create_app(out, default_run=run, workers=workers)
     console.print(f"mnistlab web page on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 

@@ -7,44 +7,43 @@ in it 422, an unknown run 404. Nothing a request sends can stop the server.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
+from pydantic import BaseModel, Field
 
 from ..artifacts import ModelFileError
 from ..compare import compare_runs
-from ..inference import Predictor
 from ..photo import MAX_BYTES, PhotoError
 from ..training import list_runs, read_config, runs_dir
+from .workers import PhotoWorkers, WorkerStopped
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_LIMIT = MAX_BYTES
 
 
-def _png_data_uri(array: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+class TopClass(BaseModel):
+    class_: str = Field(alias="class")
+    label: int
+    probability: float
 
 
-def _explanation_image(contributions: np.ndarray, label: int) -> str:
-    """The predicted class's contribution map as a red/blue PNG (blue: for, red: against)."""
-    values = contributions[label].reshape(28, 28)
-    scale = float(np.abs(values).max()) or 1.0
-    t = np.clip(values / scale, -1, 1)[..., None]
-    white = np.ones(3)
-    blue, red = np.array([0.13, 0.40, 0.67]), np.array([0.70, 0.09, 0.17])
-    rgb = np.where(t >= 0, white + t * (blue - white), white - t * (red - white))
-    return _png_data_uri((rgb * 255).round().astype(np.uint8))
+class PredictAnswer(BaseModel):
+    """What /api/predict answers."""
+
+    run: str = Field(description="the run that predicted")
+    class_: str = Field(alias="class", description="the predicted class's name")
+    label: int = Field(description="the predicted class's index")
+    probabilities: dict[str, float] = Field(description="class name → probability")
+    top: list[TopClass] = Field(description="the three most probable classes, most probable first")
+    image: list[list[int]] = Field(description="the 28×28 input the model saw, rows of 0–255 (object bright)")
+    image_png: str = Field(description="the same input as a PNG data URI")
+    explanation_png: str | None = Field(description="the predicted class's evidence map as a PNG data URI "
+                                        "(blue: for, red: against), where the model can explain itself")
 
 
 def find_run(name: str, out: Path) -> Path:
@@ -55,34 +54,20 @@ def find_run(name: str, out: Path) -> Path:
     return run_dir.resolve()
 
 
-class Models:
-    """Loaded runs, reloaded when a run folder changes; safe to share between threads."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        self._cache: dict[Path, tuple[float, Predictor]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, run: str) -> Predictor:
-        run_dir = find_run(run, self.out)
-        stamp = (run_dir / "model.npz").stat().st_mtime
-        with self._lock:
-            cached = self._cache.get(run_dir)
-            if cached is None or cached[0] != stamp:
-                try:
-                    cached = (stamp, Predictor(run_dir))
-                except ModelFileError as exc:
-                    raise HTTPException(500, f"run {run!r} has a bad model file: {exc}") from None
-                self._cache[run_dir] = cached
-            return cached[1]
-
-
-def create_app(out: Path, default_run: str | None = None) -> FastAPI:
-    """The application serving runs found under ``out``."""
+def create_app(out: Path, default_run: str | None = None, workers: int | None = None) -> FastAPI:
+    """The application serving runs found under ``out``; ``workers`` processes predict
+    (default: one per core)."""
     out = Path(out)
-    models = Models(out)
+    photo_workers = PhotoWorkers(workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        photo_workers.start()
+        yield
+        photo_workers.close()
+
     app = FastAPI(title="mnistlab", summary="Predict photos and drawings; browse and compare training runs.",
-                  version="1")
+                  version="1", lifespan=lifespan)
 
     def pick_run(run: str | None) -> str:
         if run:
@@ -132,27 +117,26 @@ def create_app(out: Path, default_run: str | None = None) -> FastAPI:
         run_dir = find_run(name, out)
         return FileResponse(run_dir / "report.html", media_type="text/html")
 
-    @app.post("/api/predict", summary="Predict the class of an uploaded photo or drawing")
+    @app.post("/api/predict", summary="Predict the class of an uploaded photo or drawing",
+              response_model=PredictAnswer)
     async def predict(file: UploadFile = File(..., description="The image (JPEG, PNG, …)"),
-                      run: str | None = Form(None, description="Run name; default: the newest run")) -> dict:
+                      run: str | None = Form(None, description="Run name; default: the newest run")) -> JSONResponse:
         data = await file.read(UPLOAD_LIMIT + 1)
         if len(data) > UPLOAD_LIMIT:
             raise HTTPException(413, f"upload larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
-        predictor = await run_in_threadpool(models.get, pick_run(run))
-        try:  # CPU work off the event loop, so one slow photo doesn't stall other requests
-            _, prediction = await run_in_threadpool(predictor.predict_photo, data, explain=True)
+        run_dir = find_run(pick_run(run), out)
+        try:
+            answer = await photo_workers.answer(run_dir, data)
         except PhotoError as exc:
             unreadable = "no object" not in str(exc)
             raise HTTPException(415 if unreadable else 422, str(exc)) from None
-        return {
-            "run": predictor.name, "class": prediction.class_name, "label": prediction.label,
-            "probabilities": {c: float(p) for c, p in zip(predictor.classes, prediction.probabilities)},
-            "top": prediction.top(3, predictor.classes),
-            "image": prediction.pixels.tolist(),
-            "image_png": _png_data_uri(prediction.pixels),
-            "explanation_png": None if prediction.contributions is None
-            else _explanation_image(prediction.contributions, prediction.label),
-        }
+        except ModelFileError as exc:
+            raise HTTPException(500, f"run {run_dir.name!r} has a bad model file: {exc}") from None
+        except WorkerStopped as exc:
+            raise HTTPException(500, str(exc)) from None
+        # Plain JSON types already: FastAPI's generic (slow) encoder is skipped;
+        # response_model only documents the answer.
+        return JSONResponse(answer)
 
     @app.get("/api/compare", summary="Compare two runs (McNemar's test, plots); writes compare.html")
     def compare(a: str, b: str) -> dict:
@@ -171,3 +155,4 @@ def create_app(out: Path, default_run: str | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
