@@ -52,6 +52,8 @@ CASES = {
         COEF * IMAGES[0].reshape(784) / 255, IMAGES[0], NAMES, p, proba=RNG.dirichlet(np.ones(10))),
     "contributions_without_proba": lambda p: plots.contribution_maps(
         COEF[:3] * 0.5, IMAGES[0].reshape(784), NAMES[:3], p),
+    "class_saliency": lambda p: plots.class_saliency(
+        IMAGES[:10], COEF * IMAGES[:10].reshape(10, 784) / 255, LABELS[:10], (LABELS[:10] + 1) % 10, NAMES, p),
     "sample_grid": lambda p: plots.sample_grid(IMAGES, LABELS, NAMES, p, per_class=3),
     "sample_grid_missing_class": lambda p: plots.sample_grid(IMAGES[:5], LABELS[:5], NAMES, p),
     "class_distribution": lambda p: plots.class_distribution(LABELS, LABELS[:7], NAMES, p),

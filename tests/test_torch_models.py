@@ -15,13 +15,14 @@ import torch
 from mnistlab import preprocess, training
 from mnistlab.artifacts import ModelFileError, load_model, save_model
 from mnistlab.models import family_names, get_family
-from mnistlab.models.torch_training import CHECKPOINT_FILE, TorchClassifier
+from mnistlab.models.cnn import PRESETS
+from mnistlab.models.torch_training import CHECKPOINT_FILE, TorchClassifier, computes_bfloat16
 from conftest import run_cli
 
 # Small versions of the PyTorch families: what is tested is the machinery, not the accuracy.
 SMALL = {
     "lenet": dict(epochs=2, batch_size=64),
-    "cnn": dict(epochs=2, widths=(8, 16, 32), batch_size=64),
+    "cnn": dict(epochs=2, widths=(8, 8, 16, 32), batch_size=64),
 }
 SMALL_MLP = dict(hidden_layer_sizes=(32, 16), max_iter=3)
 TORCH_FAMILIES = tuple(SMALL)
@@ -60,7 +61,11 @@ def test_shapes_and_history(fitted, data, family):
     assert proba.shape == (len(X_test), 10)
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
     assert set(model.predict(X_test)) <= set(range(10))
-    assert model.explain(X_test[:3]).shape == (3, 10, 784)
+    maps = model.explain(X_test[:3])
+    assert maps.shape == (3, 10, 784)
+    blank = np.broadcast_to((X_test[:3] == 0)[:, None, :], maps.shape)
+    assert np.all(maps[blank] == 0)  # gradient × input: nothing where the input is 0
+    assert np.abs(maps).sum() > 0
     assert len(model.history_["train_loss"]) == model.n_iter_ > 0
 
 
@@ -211,6 +216,32 @@ def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch):
     assert epochs_trained == [2, 0, 1, 2]
     with np.load(resumed / "predictions.npz") as a, np.load(whole / "predictions.npz") as b:
         np.testing.assert_array_equal(a["proba"], b["proba"])
+    report = (whole / "report.html").read_text()
+    for plot in ("learning_curves", "class_saliency"):
+        assert (whole / "plots" / f"{plot}.png").is_file()
+        assert report_caption(plot) in report
+
+
+def report_caption(plot: str) -> str:
+    from mnistlab.report import PLOT_CAPTIONS
+
+    return PLOT_CAPTIONS[f"{plot}.png"][:30]
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_precisions_train(data, precision):
+    X, y, _, _ = data
+    model = small("cnn", epochs=3, precision=precision).fit(X, y)
+    assert model.history_["train_loss"][-1] < model.history_["train_loss"][0]
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
+    cnn, cpu = small("cnn"), torch.device("cpu")
+    expected = torch.bfloat16 if computes_bfloat16(cpu) else None
+    assert cnn._autocast_dtype(cpu) == expected
+    assert small("cnn", precision="float32")._autocast_dtype(cpu) is None
+    with pytest.raises(ValueError, match="precision"):
+        small("cnn", precision="fp8")._autocast_dtype(cpu)
 
 
 def test_resume_needs_a_name_and_a_family_that_checkpoints(tmp_path):
@@ -230,3 +261,15 @@ def test_device_auto_runs_on_the_cpu_here(data):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             small("cnn", device="cuda").fit(X[:128], y[:128])
+
+
+def test_cnn_presets_and_widths():
+    assert small("cnn", widths="4,8")._build_network(10).head.in_features == 8
+    long = get_family("cnn")(preset="long")
+    assert long._epochs() == PRESETS["long"]["epochs"]
+    assert long._build_network(10).head.in_features == PRESETS["long"]["widths"][-1]
+    assert get_family("cnn")(preset="long", epochs=3)._epochs() == 3  # a parameter overrides its preset
+    with pytest.raises(ValueError, match="widths"):
+        small("cnn", widths=(4, 4, 4, 4, 4))._build_network(10)
+    with pytest.raises(ValueError, match="preset"):
+        get_family("cnn")(preset="huge")._epochs()

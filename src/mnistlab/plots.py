@@ -241,7 +241,8 @@ def probability_bars(proba, class_names, path, title: str) -> Path:
 
 
 def contribution_maps(contributions, image, class_names, path, proba=None) -> Path:
-    """The input image and, per class, its pixel contributions w_k⊙x (shared symmetric scale)."""
+    """The input image and, per class, its pixel contributions (gradient × input, which for a
+    linear model is weight × pixel) on a shared symmetric scale."""
     maps = np.asarray(contributions, dtype=float).reshape(len(class_names), 28, 28)
     vmax = _symmetric_limit(maps)
     top = int(np.argmax(proba)) if proba is not None else int(maps.sum(axis=(1, 2)).argmax())
@@ -255,7 +256,26 @@ def contribution_maps(contributions, image, class_names, path, proba=None) -> Pa
         label = str(class_names[k]) if proba is None else f"{class_names[k]}\n{proba[k]:.1%}"
         ax.set_title(label, fontsize=10, fontweight="bold" if k == top else "normal")
     fig.colorbar(shown, ax=list(axes), shrink=0.8, label="contribution")
-    fig.suptitle("Pixel contributions to each class score (weight × pixel; blue for, red against)")
+    fig.suptitle("Pixel contributions to each class score (gradient × input; blue for, red against)")
+    return _save(fig, path)
+
+
+def class_saliency(images, maps, true, pred, class_names, path) -> Path:
+    """One test image per class (top row) over its gradient × input map for its true class
+    (bottom row); each map on its own symmetric scale, since their magnitudes differ."""
+    images, maps = _as_images(images), _as_images(np.asarray(maps, dtype=float))
+    fig = Figure(figsize=(max(1.6 * len(images), 4.0), 4.4), layout="constrained")
+    axes = fig.subplots(2, len(images), squeeze=False)
+    for column, (image, saliency, t, p) in enumerate(zip(images, maps, true, pred)):
+        top, bottom = axes[0, column], axes[1, column]
+        top.imshow(image, cmap=IMAGE_CMAP)
+        top.set_title(f"{class_names[t]}\npredicted: {class_names[p]}", fontsize=8.5,
+                      color="black" if p == t else WRONG)
+        limit = _symmetric_limit(saliency)
+        bottom.imshow(saliency, cmap=DIVERGING_CMAP, vmin=-limit, vmax=limit)
+        for ax in (top, bottom):
+            _bare(ax)
+    fig.suptitle("Saliency per class: gradient × input of the true class's score (blue for, red against)")
     return _save(fig, path)
 
 

@@ -33,7 +33,10 @@ PLOT_CAPTIONS: dict[str, str] = {
     "sparsity.png": "Weights that are exactly zero (black) in each class.",
     "sample_probabilities.png": "Predicted class probabilities for one test image.",
     "sample_contributions.png":
-        "How each pixel of one test image pushes each class score (weight × pixel).",
+        "How each pixel of one test image pushes each class score (gradient × input; "
+        "for a linear model, weight × pixel).",
+    "class_saliency.png": "Per class, the first test image of that class and the pixels that raise (blue) "
+                          "or lower (red) its true class's score: gradient × input.",
 }
 
 CSS = """

@@ -212,6 +212,11 @@ def write_plots(model: MnistlabModel, ds: Dataset, x_test: np.ndarray, proba: np
                      xlabel="iteration" if is_objective else "epoch")
     write_explanation(model, ds.x_test[EXPLAINED_SAMPLE], x_test[EXPLAINED_SAMPLE:EXPLAINED_SAMPLE + 1],
                       classes, folder, prefix="sample", true_label=int(ds.y_test[EXPLAINED_SAMPLE]))
+    if hasattr(model, "explain"):
+        labels = np.unique(ds.y_test)
+        first = np.array([np.flatnonzero(ds.y_test == k)[0] for k in labels])
+        maps = model.explain(x_test[first])[np.arange(len(first)), labels]
+        plots.class_saliency(ds.x_test[first], maps, labels, pred[first], classes, folder / "class_saliency.png")
 
 
 def write_explanation(model: MnistlabModel, image: np.ndarray, x: np.ndarray, classes,

@@ -19,7 +19,7 @@ Hooks a model implements (``torch`` is imported only by these modules):
 optional: ``_augment(images, generator)`` (a whole epoch's images at once; default: none),
 ``_loss(logits, y)`` (default: cross-entropy), ``_predict_logits(network, images)``
 (default: one forward pass; e.g. test-time augmentation), ``channels_last`` (memory format
-of network and images), ``_autocast_dtype()`` (lower precision for the training steps'
+of network and images), ``_autocast_dtype(device)`` (lower precision for the training steps'
 forward pass, e.g. bfloat16; default: None, float32 throughout).
 
 Reproducibility: all randomness comes from ``random_state`` and the epoch
@@ -74,9 +74,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def computes_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` has bfloat16 arithmetic in hardware (a recent GPU; a CPU with
+    AVX-512 BF16 or AMX); elsewhere bfloat16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def derived_seed(seed: int, purpose: int, epoch: int = 0) -> int:
     """An independent 63-bit seed for one purpose (and epoch) of a run."""
     return int(np.random.SeedSequence([seed, purpose, epoch]).generate_state(2, np.uint64)[0] >> 1)
+
+
+@contextmanager
+def reproducible():
+    """cuDNN's deterministic kernels for the duration, so that a seed fixes the result on a
+    GPU as it does on the CPU (where this changes nothing)."""
+    cudnn = torch.backends.cudnn
+    saved = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved
 
 
 @contextmanager
@@ -97,7 +118,8 @@ class TorchClassifier(MnistlabModel):
     validation_fraction : hold out this stratified share of the training data and record
         its loss and accuracy each epoch (0: none).
     device : "auto" (CUDA when present, else CPU), "cpu" or "cuda".
-    random_state : seeds everything (see the module docstring); same seed, same result on CPU.
+    random_state : seeds everything (see the module docstring); same seed, same result on a given
+        machine (on a GPU too: cuDNN runs its deterministic kernels).
         None draws a seed, which a checkpoint remembers.
     checkpoint_dir : folder for a checkpoint written (atomically) after every epoch;
         a later ``fit`` with the same parameters and data continues from it. None: no checkpoints.
@@ -137,7 +159,7 @@ class TorchClassifier(MnistlabModel):
     def _predict_logits(self, network: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         return network(images)
 
-    def _autocast_dtype(self) -> torch.dtype | None:
+    def _autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         return None
 
     # -- training ---------------------------------------------------------------------------
@@ -178,7 +200,8 @@ class TorchClassifier(MnistlabModel):
             first_epoch, history = saved.restore(network, optimizer)
 
         steps_per_epoch = -(-len(labels) // batch_size)
-        with _progress(self.verbose, total=epochs * steps_per_epoch, done=first_epoch * steps_per_epoch) as bar:
+        with _progress(self.verbose, total=epochs * steps_per_epoch, done=first_epoch * steps_per_epoch) as bar, \
+                reproducible():
             if bar and first_epoch:
                 bar.console.print(f"resuming after epoch {first_epoch} from {checkpoint.path}", highlight=False)
             for epoch in range(first_epoch, epochs):
@@ -211,7 +234,7 @@ class TorchClassifier(MnistlabModel):
         order = torch.randperm(n, generator=generator).to(images.device)
         epoch_images = self._augment(images, generator)
         steps = -(-n // batch_size)
-        autocast = self._autocast_dtype()
+        autocast = self._autocast_dtype(images.device)
         loss_sum = torch.zeros((), device=images.device)
         correct = torch.zeros((), dtype=torch.long, device=images.device)
         network.train()
@@ -268,7 +291,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         images = self._images(X, device)
         self.network_.eval()
-        with torch.no_grad():
+        with torch.no_grad(), reproducible():
             logits = torch.cat([self._predict_logits(self.network_, images[i:i + PREDICT_BATCH])
                                 for i in range(0, len(images), PREDICT_BATCH)])
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
@@ -287,13 +310,14 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         self.network_.eval()
         maps = []
-        for start in range(0, len(X), PREDICT_BATCH):
-            images = self._images(X[start:start + PREDICT_BATCH], device).requires_grad_(True)
-            logits = self._predict_logits(self.network_, images)
-            grads = [torch.autograd.grad(logits[:, k].sum(), images, retain_graph=True)[0]
-                     for k in range(logits.shape[1])]
-            maps.append((torch.stack(grads, dim=1) * images.detach().unsqueeze(1))
-                        .reshape(len(images), logits.shape[1], -1).cpu().numpy())
+        with reproducible():
+            for start in range(0, len(X), PREDICT_BATCH):
+                images = self._images(X[start:start + PREDICT_BATCH], device).requires_grad_(True)
+                logits = self._predict_logits(self.network_, images)
+                grads = [torch.autograd.grad(logits[:, k].sum(), images, retain_graph=True)[0]
+                         for k in range(logits.shape[1])]
+                maps.append((torch.stack(grads, dim=1) * images.detach().unsqueeze(1))
+                            .reshape(len(images), logits.shape[1], -1).cpu().numpy())
         return np.concatenate(maps)
 
     # -- model files: the state_dict as named arrays ----------------------------------------
