@@ -14,8 +14,8 @@ speed ratio is LeNet's median fit time over the CNN's. Each model is fitted
 once per seed (0, 1, …); accuracy is the mean ± standard deviation over the
 seeds, time the median. Libraries keep their default thread counts.
 
-A full run takes about an hour on a quiet 2-core machine with 3 seeds
-(per seed: mlp ~2–4 min, lenet ~4.5 min, cnn ~1 min, cnn-long ~8 min);
+A full run takes about 70 minutes on a quiet 2-core machine with 3 seeds
+(per seed: mlp ~7–9 min, lenet ~4 min, cnn ~1 min, cnn-long ~8 min);
 ``--seeds 1`` cuts it to ~20 min, ``--skip lenet,cnn-long`` skips models.
 ``--quick`` is a smoke run on subsets with one or two epochs that prints
 but does not write BENCHMARKS.md.
