@@ -130,6 +130,20 @@ def test_checkpoint_of_other_settings_is_not_resumed(data, tmp_path, monkeypatch
     np.testing.assert_array_equal(other.get_arrays()["state.fc3.weight"], fresh.get_arrays()["state.fc3.weight"])
 
 
+def test_checkpoint_of_a_changed_preset_is_not_resumed(data, tmp_path, monkeypatch):
+    """A preset's name is not enough: a checkpoint from an older definition starts afresh."""
+    X, y, _, _ = data
+    params = dict(preset="fast", epochs=2, batch_size=64, random_state=0, checkpoint_dir=str(tmp_path))
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        patch.setitem(PRESETS, "fast", {**PRESETS["fast"], "widths": (8, 8)})
+        with pytest.raises(KeyboardInterrupt):
+            get_family("cnn")(**params).fit(X, y)
+    monkeypatch.setitem(PRESETS, "fast", {**PRESETS["fast"], "widths": (8, 8, 16)})
+    model = get_family("cnn")(**params).fit(X, y)  # the old weights would not even fit
+    assert model.n_iter_ == 2 and len(model.history_["train_loss"]) == 2
+
+
 @pytest.mark.parametrize("family", ["mlp", *TORCH_FAMILIES])
 def test_save_load_is_bit_identical(fitted, data, family, tmp_path):
     _, _, X_test, _ = data

@@ -156,6 +156,10 @@ class CNN(TorchClassifier):
         value = getattr(self, name)
         return PRESETS[self.preset][name] if value is None else value
 
+    def _settings(self) -> dict:
+        # A checkpoint records what the preset meant when it was written, not just its name.
+        return self.get_params(deep=False) | {name: self._setting(name) for name in PRESETS[self.preset]}
+
     def _widths(self) -> tuple[int, ...]:
         widths = self._setting("widths")
         if isinstance(widths, str):  # from the command line: "16,32,64,128"

@@ -162,6 +162,10 @@ class TorchClassifier(MnistlabModel):
     def _autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         return None
 
+    def _settings(self) -> dict:
+        """The parameters as training uses them (a family with presets resolves them here)."""
+        return self.get_params(deep=False)
+
     # -- training ---------------------------------------------------------------------------
     def fit(self, X, y):
         X, y = check_X_y(X, y, dtype=np.float32)
@@ -277,7 +281,7 @@ class TorchClassifier(MnistlabModel):
 
     def _fingerprint(self, X: np.ndarray, y: np.ndarray) -> str:
         """What a checkpoint must match to be resumed: the family, what its parameters compute, the data."""
-        params = {k: v for k, v in self.get_params(deep=False).items() if k not in NOT_FINGERPRINTED}
+        params = {k: v for k, v in self._settings().items() if k not in NOT_FINGERPRINTED}
         digest = hashlib.blake2b(json.dumps([self.family, params, self.classes_.tolist()],
                                             sort_keys=True, default=str).encode())
         digest.update(np.ascontiguousarray(X).data)
