@@ -20,7 +20,9 @@ optional: ``_augment(images, generator)`` (a whole epoch's images at once; defau
 ``_loss(logits, y)`` (default: cross-entropy), ``_predict_logits(network, images)``
 (default: one forward pass; e.g. test-time augmentation), ``channels_last`` (memory format
 of network and images), ``_autocast_dtype(device)`` (lower precision for the training steps'
-forward pass, e.g. bfloat16; default: None, float32 throughout).
+forward pass, e.g. bfloat16; default: None, float32 throughout), ``_settings()`` (the
+parameters as training uses them, which a checkpoint must match; default: ``get_params()``,
+a family with presets resolves them).
 
 Reproducibility: all randomness comes from ``random_state`` and the epoch
 number — the initial weights from (seed, INIT), the validation split from
