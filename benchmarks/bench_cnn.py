@@ -38,7 +38,7 @@ import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
 from mnistlab.models import get_family  # noqa: E402
-from mnistlab.preprocess import flatten_scale  # noqa: E402
+from mnistlab.data.preprocess import flatten_scale  # noqa: E402
 
 
 @dataclass
@@ -69,7 +69,7 @@ def describe(family: str, params: dict) -> str:
     """The settings a model actually ran with (the CNN's presets resolved)."""
     if family != "cnn":
         return ""
-    from mnistlab.models.cnn import PRESETS
+    from mnistlab.models.torch.cnn import PRESETS
 
     resolved = {**PRESETS[params["preset"]], **{k: v for k, v in params.items() if k != "preset"}}
     return "; " + ", ".join(f"{k}={v}" for k, v in resolved.items())

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
-from mnistlab.datasets import locate  # noqa: E402
+from mnistlab.data.datasets import locate  # noqa: E402
 
 
 def notebook_load(files):

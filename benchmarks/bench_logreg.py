@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
-from mnistlab.models.logreg import LogisticRegression  # noqa: E402
-from mnistlab.preprocess import flatten_scale  # noqa: E402
+from mnistlab.models.linear.logreg import LogisticRegression  # noqa: E402
+from mnistlab.data.preprocess import flatten_scale  # noqa: E402
 
 MNIST_DIR = os.environ.get("MNISTLAB_MNIST_DIR", "/work/shared/data/mnist")  # official test set + 5k training subset
 

@@ -33,7 +33,7 @@ import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
 from mnistlab.models import get_family  # noqa: E402
-from mnistlab.preprocess import flatten_scale  # noqa: E402
+from mnistlab.data.preprocess import flatten_scale  # noqa: E402
 
 # The tuned run of part 2; the other runs' settings are the exercise's.
 MLP = dict(hidden=(256, 128), optimizer="adam", learning_rate=0.002, lr_decay=0.5,

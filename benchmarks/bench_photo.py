@@ -1,9 +1,9 @@
 """Photos of test images: does the model still see what it was trained on?
 
 For Fashion-MNIST and MNIST, a stratified sample of real test images is turned
-into "user photos" by ``mnistlab.photo_fixtures`` (enlarged, dark on a tinted,
+into "user photos" by ``tests/fixtures/photos.py`` (enlarged, dark on a tinted,
 unevenly lit surface, noisy, off-centre; saved as JPEG, PNG, cut-out RGBA PNG and
-EXIF-rotated JPEG), then back into 28×28 inputs by ``mnistlab.photo.prepare_photo``.
+EXIF-rotated JPEG), then back into 28×28 inputs by ``mnistlab.inference.photo.prepare_photo``.
 Target: the model's accuracy on each kind of photo is within 3 percentage
 points of its accuracy on the same raw test images.
 
@@ -26,13 +26,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the photo fixtures
 import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
 from mnistlab.models import get_family  # noqa: E402
-from mnistlab.photo import prepare_photo  # noqa: E402
-from mnistlab.photo_fixtures import FORMATS, make_photo_set  # noqa: E402
-from mnistlab.preprocess import flatten_scale, subset_indices  # noqa: E402
+from mnistlab.inference.photo import prepare_photo  # noqa: E402
+from fixtures.photos import FORMATS, make_photo_set  # noqa: E402
+from mnistlab.data.preprocess import flatten_scale, subset_indices  # noqa: E402
 
 MNIST_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 TARGET_PP = 3.0
@@ -117,7 +118,7 @@ def main() -> None:
         return
     summary = (f"Target: accuracy on every kind of photo within {TARGET_PP:g} percentage points "
                f"of the same model on the raw test images: **{'met' if all_met else 'not met'}**.\n\n"
-               "Photos are made by `mnistlab.photo_fixtures` from real test images (enlarged to "
+               "Photos are made by `tests/fixtures/photos.py` from real test images (enlarged to "
                "200–400 px, dark on a tinted surface with a lighting gradient, vignetting and "
                "noise, off-centre in a larger frame) and prepared by `mnistlab.photo.prepare_photo`.")
     common.write_section("bench_photo", "Photos of test images → model inputs",

@@ -26,11 +26,12 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the photo fixtures
 import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
-from mnistlab.photo_fixtures import FORMATS, make_photo  # noqa: E402
-from mnistlab.training import DataChoice, train  # noqa: E402
+from fixtures.photos import FORMATS, make_photo  # noqa: E402
+from mnistlab.runs.pipeline import DataChoice, train  # noqa: E402
 
 
 def free_port() -> int:
@@ -144,7 +145,7 @@ def main() -> None:
                          f"{median('p50_ms'):.1f}", f"{median('p99_ms'):.1f}",
                          ", ".join(f"{r['p99_ms']:.0f}" for r in results), f"{median('throughput'):.1f}"])
     body = (f"`POST /api/predict` with {len(photos)} photos built from Fashion-MNIST test images by "
-            f"`mnistlab.photo_fixtures` ({min(sides)}–{max(sides)} px; JPEG, PNG, cut-out RGBA PNG and "
+            f"`tests/fixtures/photos.py` ({min(sides)}–{max(sides)} px; JPEG, PNG, cut-out RGBA PNG and "
             "EXIF-rotated JPEG in turn). Each request: upload, decode, photo conversion, prediction, "
             "explanation map, JSON answer. Server: `mnistlab serve` in its own process with its default "
             "worker processes (one per core); clients: threads in the benchmark process, each sending its "

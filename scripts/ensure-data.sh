@@ -3,7 +3,7 @@
 # (when we are root on Debian/Ubuntu), else a verified download.
 set -e
 PY="$1"
-found() { "$PY" -c "from mnistlab.datasets import locate; locate('fashion-mnist', download=False)" 2>/dev/null; }
+found() { "$PY" -c "from mnistlab.data.datasets import locate; locate('fashion-mnist', download=False)" 2>/dev/null; }
 found && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing Debian's dataset-fashion-mnist package…"
@@ -11,4 +11,4 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         { apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; } || true
 fi
 found && exit 0
-"$PY" -m mnistlab.cli data download --dataset fashion-mnist
+"$PY" -m mnistlab data download --dataset fashion-mnist

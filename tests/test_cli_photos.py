@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from mnistlab.photo_fixtures import make_photo
-from mnistlab.training import DataChoice, train
+from fixtures.photos import make_photo
+from mnistlab.runs.pipeline import DataChoice, train
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mnistlab import DatasetError, load_dataset
-from mnistlab.datasets import locate
-from mnistlab.registry import DATASETS
+from mnistlab.data.datasets import locate
+from mnistlab.data.registry import DATASETS
 
 
 def plain_decode(path):
@@ -138,7 +138,7 @@ def test_filter_classes_relabels(fashion):
 
 
 def test_preprocess_helpers(fashion):
-    from mnistlab.preprocess import flatten_scale, standardize, validation_split
+    from mnistlab.data.preprocess import flatten_scale, standardize, validation_split
 
     x = flatten_scale(fashion.x_train[:600])
     assert x.shape == (600, 784) and x.dtype == np.float32

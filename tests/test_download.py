@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from mnistlab import DatasetError, load_dataset
-from mnistlab.datasets import download_dataset
-from mnistlab.download import fetch_verified
-from mnistlab.registry import DATASETS, PARTS, IdxFile
+from mnistlab.data.datasets import download_dataset
+from mnistlab.data.download import fetch_verified
+from mnistlab.data.registry import DATASETS, PARTS, IdxFile
 
 
 def idx_gz(array: np.ndarray) -> bytes:

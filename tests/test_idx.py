@@ -8,7 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from mnistlab.idx import DatasetError, check_pair, read_idx
+from mnistlab.errors import DatasetError
+
+from mnistlab.data.idx import check_pair, read_idx
 
 
 def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:

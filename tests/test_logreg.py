@@ -17,10 +17,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from mnistlab import DatasetError, load_dataset
-from mnistlab.artifacts import load_model, save_model
+from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
-from mnistlab.models.logreg import LogisticRegression, _Objective, _SoftmaxLoss, _whitening
-from mnistlab.preprocess import flatten_scale
+from mnistlab.models.linear.logreg import LogisticRegression, _Objective, _SoftmaxLoss, _whitening
+from mnistlab.data.preprocess import flatten_scale
 
 
 def overlapping_classes(n_samples=600, n_features=20, n_classes=3, seed=0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mnistlab.model_options import convert, parse
+from mnistlab.cli.model_options import convert, parse
 from mnistlab.models import MnistlabModel
 
 

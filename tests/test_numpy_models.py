@@ -9,12 +9,12 @@ import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
-from mnistlab import preprocess
-from mnistlab.artifacts import load_model, save_model
+from mnistlab.data import preprocess
+from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
-from mnistlab.models.numpy_mlp import NumpyMLP, hidden_sizes
-from mnistlab.models.numpy_optim import Adam, GradientDescent, Momentum, learning_rate_at
-from mnistlab.models.numpy_train import one_hot
+from mnistlab.models.numpy.mlp import NumpyMLP, hidden_sizes
+from mnistlab.models.numpy.optim import Adam, GradientDescent, Momentum, learning_rate_at
+from mnistlab.models.numpy.train import one_hot
 
 FAMILIES = ("numpy-logreg", "numpy-softmax", "numpy-mlp")
 

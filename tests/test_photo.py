@@ -12,10 +12,11 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from mnistlab.photo import STYLES, WORK_SIDE, PhotoError, load_image, prepare, prepare_photo
-from mnistlab.photo_fixtures import (FORMATS, ORIENTATION_TAG, STORED_FOR_ORIENTATION,
-                                     make_photo, make_photo_set, render)
-from mnistlab.registry import DATASETS
+from mnistlab.inference.photo import STYLES, WORK_SIDE, load_image, prepare, prepare_photo
+
+from mnistlab.errors import PhotoError
+from fixtures.photos import FORMATS, ORIENTATION_TAG, STORED_FOR_ORIENTATION, make_photo, make_photo_set, render
+from mnistlab.data.registry import DATASETS
 
 
 def corr(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,10 +9,12 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from mnistlab.artifacts import ModelFileError, load_model, save_model
+from mnistlab.errors import ModelFileError
+from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
-from mnistlab.preprocess import flatten_scale
-from mnistlab.training import DataChoice, list_runs, train
+from mnistlab.data.preprocess import flatten_scale
+from mnistlab.runs.pipeline import DataChoice, train
+from mnistlab.runs.store import RunStore
 
 SMALL = ["--train-size", "1500", "--test-size", "400"]
 METRIC_KEYS = {"accuracy", "macro_f1", "log_loss", "fit_seconds", "n_iter", "confusion_matrix", "per_class"}
@@ -40,7 +42,7 @@ def test_run_folder_is_complete(trained):
     assert config["params"]["C"] == 0.1 and config["seed"] == 0
     assert {"numpy", "scikit-learn", "python"} <= set(config["versions"])
     for png in ("confusion_matrix", "confusion_matrix_normalized", "correct", "wrong", "coefficients",
-                "convergence", "sample_probabilities", "sample_contributions"):
+                "learning_curves", "sample_probabilities", "sample_contributions"):
         with Image.open(run / "plots" / f"{png}.png") as image:
             assert image.format == "PNG" and min(image.size) > 100, png
     html = (run / "report.html").read_text()
@@ -144,7 +146,7 @@ def test_failed_training_leaves_nothing(tmp_path):
     with pytest.raises(ValueError):
         train("logreg", {"penalty": "bogus"}, DataChoice(train_size=300, test_size=100), tmp_path,
               name="broken")
-    assert list_runs(tmp_path) == [] and not (tmp_path / "runs" / "broken").exists()
+    assert RunStore(tmp_path).list() == [] and not (tmp_path / "runs" / "broken").exists()
 
 
 def test_compare_two_runs(trained):

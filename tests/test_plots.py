@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 from PIL import Image
 
 from mnistlab import plots
@@ -25,55 +26,59 @@ def check_png(path, returned):
 
 
 CASES = {
-    "confusion_counts": lambda p: plots.confusion_matrix_plot(CM, NAMES, p),
-    "confusion_normalized": lambda p: plots.confusion_matrix_plot(
-        CM / CM.sum(1, keepdims=True), NAMES, p, normalized=True),
-    "prediction_grid_uint8": lambda p: plots.prediction_grid(
-        IMAGES[:12], LABELS[:12], (LABELS[:12] + np.arange(12) % 2) % 10, NAMES, p, "Mixed"),
-    "prediction_grid_flat_float": lambda p: plots.prediction_grid(
-        IMAGES[:3].reshape(3, 784) / 255.0, LABELS[:3], LABELS[:3], NAMES, p, "First 3 correct"),
-    "prediction_grid_none": lambda p: plots.prediction_grid(
-        IMAGES[:0], [], [], NAMES, p, "First 10 wrong predictions"),
-    "coefficients": lambda p: plots.coefficient_images(COEF, NAMES, p),
-    "coefficients_binary": lambda p: plots.coefficient_images(COEF[0], ["Shirt", "Coat"], p),
-    "sparsity": lambda p: plots.sparsity_mask(COEF, NAMES, p),
-    "sparsity_all_zero": lambda p: plots.sparsity_mask(np.zeros((3, 784)), NAMES[:3], p),
-    "convergence": lambda p: plots.curves(
-        {"objective": list(2.3 * np.exp(-np.arange(60) / 8) + 0.3)}, p, "Convergence", "iteration"),
-    "learning_curves": lambda p: plots.curves(
+    "confusion_counts": lambda: plots.confusion_matrix_plot(CM, NAMES),
+    "confusion_normalized": lambda: plots.confusion_matrix_plot(
+        CM / CM.sum(1, keepdims=True), NAMES, normalized=True),
+    "prediction_grid_uint8": lambda: plots.prediction_grid(
+        IMAGES[:12], LABELS[:12], (LABELS[:12] + np.arange(12) % 2) % 10, NAMES, "Mixed"),
+    "prediction_grid_flat_float": lambda: plots.prediction_grid(
+        IMAGES[:3].reshape(3, 784) / 255.0, LABELS[:3], LABELS[:3], NAMES, "First 3 correct"),
+    "prediction_grid_none": lambda: plots.prediction_grid(
+        IMAGES[:0], [], [], NAMES, "First 10 wrong predictions"),
+    "coefficients": lambda: plots.coefficient_images(COEF, NAMES),
+    "coefficients_binary": lambda: plots.coefficient_images(COEF[0], ["Shirt", "Coat"]),
+    "sparsity": lambda: plots.sparsity_mask(COEF, NAMES),
+    "sparsity_all_zero": lambda: plots.sparsity_mask(np.zeros((3, 784)), NAMES[:3]),
+    "convergence": lambda: plots.curves(
+        {"objective": list(2.3 * np.exp(-np.arange(60) / 8) + 0.3)}, "Convergence", "iteration"),
+    "learning_curves": lambda: plots.curves(
         {"train_loss": [1.0, 0.6, 0.5], "val_loss": [0.9, 0.7, 0.6],
-         "val_accuracy": [0.7, 0.8, 0.82], "lr": [0.1, 0.05, 0.01]}, p, "Learning curves", "epoch"),
-    "curves_with_per_step_loss": lambda p: plots.curves(
-        {"train_loss": [0.9, 0.5], "step_loss": list(np.linspace(1.2, 0.4, 40))}, p, "LC", "epoch"),
-    "curves_empty": lambda p: plots.curves({"objective": []}, p, "Convergence", "iteration"),
-    "probability_bars": lambda p: plots.probability_bars(
-        RNG.dirichlet(np.ones(10)), NAMES, p, "Test image 0"),
-    "contributions": lambda p: plots.contribution_maps(
-        COEF * IMAGES[0].reshape(784) / 255, IMAGES[0], NAMES, p, proba=RNG.dirichlet(np.ones(10))),
-    "contributions_without_proba": lambda p: plots.contribution_maps(
-        COEF[:3] * 0.5, IMAGES[0].reshape(784), NAMES[:3], p),
-    "class_saliency": lambda p: plots.class_saliency(
-        IMAGES[:10], COEF * IMAGES[:10].reshape(10, 784) / 255, LABELS[:10], (LABELS[:10] + 1) % 10, NAMES, p),
-    "sample_grid": lambda p: plots.sample_grid(IMAGES, LABELS, NAMES, p, per_class=3),
-    "sample_grid_missing_class": lambda p: plots.sample_grid(IMAGES[:5], LABELS[:5], NAMES, p),
-    "class_distribution": lambda p: plots.class_distribution(LABELS, LABELS[:7], NAMES, p),
-    "metric_bars": lambda p: plots.metric_bars(
-        ["l1 C=0.1", "l2 C=1", "mlp"], [0.81, 0.84, 0.88], p, "Test accuracy", "accuracy"),
-    "sweep": lambda p: plots.sweep_plot(
+         "val_accuracy": [0.7, 0.8, 0.82], "lr": [0.1, 0.05, 0.01]}, "Learning curves", "epoch"),
+    "curves_with_per_step_loss": lambda: plots.curves(
+        {"train_loss": [0.9, 0.5], "step_loss": list(np.linspace(1.2, 0.4, 40))}, "LC", "epoch"),
+    "curves_empty": lambda: plots.curves({"objective": []}, "Convergence", "iteration"),
+    "probability_bars": lambda: plots.probability_bars(
+        RNG.dirichlet(np.ones(10)), NAMES, "Test image 0"),
+    "contributions": lambda: plots.contribution_maps(
+        COEF * IMAGES[0].reshape(784) / 255, IMAGES[0], NAMES, proba=RNG.dirichlet(np.ones(10))),
+    "contributions_without_proba": lambda: plots.contribution_maps(
+        COEF[:3] * 0.5, IMAGES[0].reshape(784), NAMES[:3]),
+    "class_saliency": lambda: plots.class_saliency(
+        IMAGES[:10], COEF * IMAGES[:10].reshape(10, 784) / 255, LABELS[:10], (LABELS[:10] + 1) % 10, NAMES),
+    "sample_grid": lambda: plots.sample_grid(IMAGES, LABELS, NAMES, per_class=3),
+    "sample_grid_missing_class": lambda: plots.sample_grid(IMAGES[:5], LABELS[:5], NAMES),
+    "class_distribution": lambda: plots.class_distribution(LABELS, LABELS[:7], NAMES),
+    "metric_bars": lambda: plots.metric_bars(
+        ["l1 C=0.1", "l2 C=1", "mlp"], [0.81, 0.84, 0.88], "Test accuracy", "accuracy"),
+    "sweep": lambda: plots.sweep_plot(
         [0.01, 0.1, 1.0], {"l1": ([0.7, 0.8, 0.83], [0.9, 0.5, 0.1]),
-                           "l2": ([0.78, 0.82, 0.84], [0.0, 0.0, 0.0])}, p),
+                           "l2": ([0.78, 0.82, 0.84], [0.0, 0.0, 0.0])}, "C"),
+    "sweep_without_sparsity": lambda: plots.sweep_plot(
+        [16, 64, 256], {"adam": ([0.8, 0.85, 0.86], None)}, "batch_size"),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_plot_writes_a_png(case, tmp_path):
+def test_plot_is_a_figure_saved_as_png(case, tmp_path):
+    fig = CASES[case]()
+    assert isinstance(fig, Figure)  # what a notebook shows as it is
     path = tmp_path / "plots" / f"{case}.png"
-    check_png(path, CASES[case](path))
+    check_png(path, plots.save_png(fig, path))
 
 
 def test_plot_overwrites_existing_file(tmp_path):
     path = tmp_path / "bars.png"
     path.write_bytes(b"stale")
-    plots.metric_bars(["a"], [1.0], path, "t", "y")
+    plots.save_png(plots.metric_bars(["a"], [1.0], "t", "y"), path)
     with Image.open(path) as image:
         assert image.format == "PNG"

@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import preprocess, training
-from mnistlab.artifacts import ModelFileError, load_model, save_model
+from mnistlab.data import preprocess
+
+from mnistlab.runs import pipeline as training
+from mnistlab.errors import ModelFileError
+from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
-from mnistlab.models.cnn import PRESETS
-from mnistlab.models.torch_training import CHECKPOINT_FILE, TorchClassifier, computes_bfloat16
+from mnistlab.models.torch.cnn import PRESETS
+from mnistlab.models.torch.training import CHECKPOINT_FILE, TorchClassifier, computes_bfloat16
 from conftest import run_cli
 
 # Small versions of the PyTorch families: what is tested is the machinery, not the accuracy.
@@ -237,9 +240,9 @@ def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch):
 
 
 def report_caption(plot: str) -> str:
-    from mnistlab.report import PLOT_CAPTIONS
+    from mnistlab.runs.figures import FIGURES
 
-    return PLOT_CAPTIONS[f"{plot}.png"][:30]
+    return FIGURES[plot].caption[:30]
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import uvicorn
 
-from mnistlab.photo_fixtures import make_photo
-from mnistlab.training import DataChoice, train
+from fixtures.photos import make_photo
+from mnistlab.runs.pipeline import DataChoice, train
 from mnistlab.web.app import create_app
 from mnistlab.web.workers import PhotoWorkers, WorkerStopped
 

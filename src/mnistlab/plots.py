@@ -1,9 +1,9 @@
 """The figures of a run, each written as one PNG.
 
-Every function draws on its own ``matplotlib.figure.Figure`` (rendered by the
-Agg canvas, never through pyplot), so plotting needs no display, keeps no
-global state and leaves the backend of a caller's notebook alone. Files are
-written atomically; each function returns the path it wrote.
+Every function draws and returns its own ``matplotlib.figure.Figure`` (rendered
+by the Agg canvas, never through pyplot), so plotting needs no display, keeps
+no global state and leaves the backend of a caller's notebook alone; a notebook
+shows a returned Figure as it is. ``save_png`` writes one atomically.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
 
-from .artifacts import atomic_write_bytes
+from ._io import atomic_write_bytes
 
 DPI = 110
 IMAGE_CMAP = "binary"
@@ -31,7 +31,8 @@ class _PlainLogFormatter(LogFormatter):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
-def _save(fig: Figure, path) -> Path:
+def save_png(fig: Figure, path) -> Path:
+    """Render ``fig`` as a PNG at ``path`` (atomically); return the path."""
     path = Path(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
@@ -83,8 +84,8 @@ def _weight_rows(coef, class_names) -> tuple[np.ndarray, list[str]]:
     return coef.reshape(-1, 28, 28), titles
 
 
-def confusion_matrix_plot(cm, class_names, path, normalized: bool = False,
-                          difference: bool = False, title: str | None = None) -> Path:
+def confusion_matrix_plot(cm, class_names, normalized: bool = False,
+                          difference: bool = False, title: str | None = None) -> Figure:
     """Heatmap of a confusion matrix (rows: true class) with the value in each cell.
 
     ``difference`` draws a signed matrix (run B − run A) on a symmetric diverging
@@ -118,10 +119,10 @@ def confusion_matrix_plot(cm, class_names, path, normalized: bool = False,
     ax.set_ylabel("True class")
     ax.set_title(title or ("Confusion matrix, normalised by true class (rows sum to 1)" if normalized
                            else "Confusion matrix (test images)"))
-    return _save(fig, path)
+    return fig
 
 
-def prediction_grid(images, true, pred, class_names, path, title: str) -> Path:
+def prediction_grid(images, true, pred, class_names, title: str) -> Figure:
     """Up to 10 images titled "predicted / true"; misclassified titles in red."""
     images = _as_images(images)[:10]
     true, pred = np.asarray(true)[:10], np.asarray(pred)[:10]
@@ -129,7 +130,7 @@ def prediction_grid(images, true, pred, class_names, path, title: str) -> Path:
         fig = Figure(figsize=(6, 2), layout="constrained")
         _note(fig.subplots(), "None")
         fig.suptitle(title)
-        return _save(fig, path)
+        return fig
     fig, axes = _panel_grid(len(images), ncols=5, cell=1.9, extra_height=0.9)
     for ax, image, t, p in zip(axes, images, true, pred):
         ax.imshow(image, cmap=IMAGE_CMAP)
@@ -137,10 +138,10 @@ def prediction_grid(images, true, pred, class_names, path, title: str) -> Path:
         ax.set_title(f"{class_names[p]} / {class_names[t]}", fontsize=8.5,
                      color="black" if p == t else WRONG)
     fig.suptitle(f"{title}\n(titles: predicted / true)")
-    return _save(fig, path)
+    return fig
 
 
-def coefficient_images(coef, class_names, path, title: str = "Weights per class") -> Path:
+def coefficient_images(coef, class_names, title: str = "Weights per class") -> Figure:
     """One 28×28 weight image per class on a shared symmetric RdBu scale."""
     weights, titles = _weight_rows(coef, class_names)
     vmax = _symmetric_limit(weights)
@@ -151,10 +152,10 @@ def coefficient_images(coef, class_names, path, title: str = "Weights per class"
         ax.set_title(name, fontsize=10)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="weight (blue +, red −)")
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
-def sparsity_mask(coef, class_names, path) -> Path:
+def sparsity_mask(coef, class_names) -> Figure:
     """Where each class's weights are exactly zero (black), with sparsity in the titles."""
     weights, titles = _weight_rows(coef, class_names)
     zero = weights == 0
@@ -164,7 +165,7 @@ def sparsity_mask(coef, class_names, path) -> Path:
         _bare(ax)
         ax.set_title(f"{name}: {mask.mean():.0%} zero", fontsize=10)
     fig.suptitle(f"Zero weights (black): {zero.mean():.1%} of all weights")
-    return _save(fig, path)
+    return fig
 
 
 def _curve_groups(history) -> list[tuple[str, dict[str, list[float]]]]:
@@ -184,7 +185,7 @@ def _curve_groups(history) -> list[tuple[str, dict[str, list[float]]]]:
     return [(name, series) for name, series in groups.items() if series]
 
 
-def curves(history: dict[str, list[float]], path, title: str, xlabel: str) -> Path:
+def curves(history: dict[str, list[float]], title: str, xlabel: str) -> Figure:
     """Convergence or learning curves: losses on one panel, accuracies on another.
 
     A loss panel whose values are all positive and span a factor ≥ 3 gets a log y axis.
@@ -196,7 +197,7 @@ def curves(history: dict[str, list[float]], path, title: str, xlabel: str) -> Pa
         fig = Figure(figsize=(6, 2.5), layout="constrained")
         _note(fig.subplots(), "No history recorded")
         fig.suptitle(title)
-        return _save(fig, path)
+        return fig
     fig = Figure(figsize=(5 * len(groups) + 1, 4), layout="constrained")
     axes = fig.subplots(1, len(groups), squeeze=False).ravel()
     n_steps = min(len(values) for _, series in groups for values in series.values())
@@ -217,10 +218,10 @@ def curves(history: dict[str, list[float]], path, title: str, xlabel: str) -> Pa
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
-def probability_bars(proba, class_names, path, title: str) -> Path:
+def probability_bars(proba, class_names, title: str) -> Figure:
     """Horizontal bars of one sample's class probabilities, the top class highlighted."""
     proba = np.asarray(proba, dtype=float).ravel()
     top = int(proba.argmax())
@@ -237,10 +238,10 @@ def probability_bars(proba, class_names, path, title: str) -> Path:
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1))
     ax.set_xlabel("predicted probability")
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
-def contribution_maps(contributions, image, class_names, path, proba=None) -> Path:
+def contribution_maps(contributions, image, class_names, proba=None) -> Figure:
     """The input image and, per class, its pixel contributions (gradient × input, which for a
     linear model is weight × pixel) on a shared symmetric scale."""
     maps = np.asarray(contributions, dtype=float).reshape(len(class_names), 28, 28)
@@ -257,10 +258,10 @@ def contribution_maps(contributions, image, class_names, path, proba=None) -> Pa
         ax.set_title(label, fontsize=10, fontweight="bold" if k == top else "normal")
     fig.colorbar(shown, ax=list(axes), shrink=0.8, label="contribution")
     fig.suptitle("Pixel contributions to each class score (gradient × input; blue for, red against)")
-    return _save(fig, path)
+    return fig
 
 
-def class_saliency(images, maps, true, pred, class_names, path) -> Path:
+def class_saliency(images, maps, true, pred, class_names) -> Figure:
     """One test image per class (top row) over its gradient × input map for its true class
     (bottom row); each map on its own symmetric scale, since their magnitudes differ."""
     images, maps = _as_images(images), _as_images(np.asarray(maps, dtype=float))
@@ -276,10 +277,10 @@ def class_saliency(images, maps, true, pred, class_names, path) -> Path:
         for ax in (top, bottom):
             _bare(ax)
     fig.suptitle("Saliency per class: gradient × input of the true class's score (blue for, red against)")
-    return _save(fig, path)
+    return fig
 
 
-def photo_explanation(photo, pixels, proba, class_names, path, title: str, contributions=None) -> Path:
+def photo_explanation(photo, pixels, proba, class_names, title: str, contributions=None) -> Figure:
     """One photo's story: the original, the 28×28 input, the probabilities and, when
     the model can explain itself, each class's per-pixel contribution map."""
     proba = np.asarray(proba, dtype=float).ravel()
@@ -314,10 +315,10 @@ def photo_explanation(photo, pixels, proba, class_names, path, title: str, contr
                          fontweight="bold" if i == top else "normal")
         fig.colorbar(shown, ax=fig.axes[3:], shrink=0.8, label="blue for, red against")
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
-def sample_grid(images, labels, class_names, path, per_class: int = 10) -> Path:
+def sample_grid(images, labels, class_names, per_class: int = 10) -> Figure:
     """The first ``per_class`` images of each class, one labelled row per class."""
     images, labels = _as_images(images), np.asarray(labels)
     k = len(class_names)
@@ -333,10 +334,10 @@ def sample_grid(images, labels, class_names, path, per_class: int = 10) -> Path:
                 spine.set_visible(False)
         row[0].set_ylabel(str(class_names[c]), rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle(f"First {per_class} training images of each class")
-    return _save(fig, path)
+    return fig
 
 
-def class_distribution(y_train, y_test, class_names, path) -> Path:
+def class_distribution(y_train, y_test, class_names) -> Figure:
     """Grouped bars: images per class in the training and the test set."""
     k = len(class_names)
     x = np.arange(k)
@@ -350,10 +351,10 @@ def class_distribution(y_train, y_test, class_names, path) -> Path:
     ax.set_ylabel("images")
     ax.set_title("Images per class")
     ax.legend()
-    return _save(fig, path)
+    return fig
 
 
-def metric_bars(names, values, path, title: str, ylabel: str) -> Path:
+def metric_bars(names, values, title: str, ylabel: str) -> Figure:
     """A plain bar chart, one labelled bar per name."""
     fig = Figure(figsize=(max(5, 0.7 * len(names) + 2), 4), layout="constrained")
     ax = fig.subplots()
@@ -363,30 +364,32 @@ def metric_bars(names, values, path, title: str, ylabel: str) -> Path:
                   ha="right" if len(names) > 4 else "center")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
-def sweep_plot(C_values, series: dict[str, tuple[list[float], list[float]]], path,
-               x_label: str = "C (inverse regularisation strength)") -> Path:
-    """Validation accuracy and sparsity (both fractions 0–1) against C (or another
-    swept hyperparameter), log x axis.
+def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None]], x_label: str) -> Figure:
+    """Validation accuracy (and, for models with per-pixel weights, sparsity; both fractions
+    0–1) against the swept hyperparameter, on a log x axis where its values are positive.
 
-    ``series`` maps a label (e.g. the penalty) to ``(accuracies, sparsities)``, one value per C.
+    ``series`` maps a label (e.g. the penalty) to ``(accuracies, sparsities or None)``, one value per x.
     """
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    ax_acc, ax_sparse = fig.subplots(1, 2)
+    with_sparsity = any(sparsity is not None for _, sparsity in series.values())
+    fig = Figure(figsize=(11 if with_sparsity else 6, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2 if with_sparsity else 1, squeeze=False).ravel()
+    ax_acc = axes[0]
     for label, (accuracy, sparsity) in series.items():
-        ax_acc.plot(C_values, accuracy, marker="o", label=label)
-        ax_sparse.plot(C_values, sparsity, marker="o", label=label)
-    for ax, ylabel in ((ax_acc, "validation accuracy"), (ax_sparse, "zero weights")):
-        if min(C_values) > 0:  # a log axis needs positive values
+        ax_acc.plot(x_values, accuracy, marker="o", label=label)
+        if with_sparsity:
+            axes[1].plot(x_values, sparsity or [0.0] * len(x_values), marker="o", label=label)
+    for ax, ylabel in zip(axes, ("validation accuracy", "zero weights")):
+        if all(isinstance(x, (int, float)) and x > 0 for x in x_values):  # a log axis needs positive numbers
             ax.set_xscale("log")
         ax.set_xlabel(x_label)
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    short = x_label.split(" ")[0]
-    ax_acc.set_title(f"Validation accuracy against {short}")
-    ax_sparse.set_title(f"Sparsity against {short}")
-    return _save(fig, path)
+    ax_acc.set_title(f"Validation accuracy against {x_label}")
+    if with_sparsity:
+        axes[1].set_title(f"Sparsity against {x_label}")
+    return fig

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from ..errors import ParameterError
 from .base import MnistlabModel
 
 _FAMILIES: dict[str, str] = {
     # name -> "module:Class", imported on first use so that PyTorch is loaded
     # only by the families that need it.
-    "logreg": "logreg:LogisticRegression",
-    "numpy-logreg": "numpy_logreg:NumpyLogReg",
-    "numpy-softmax": "numpy_softmax:NumpySoftmax",
-    "numpy-mlp": "numpy_mlp:NumpyMLP",
-    "mlp": "mlp:MLP",
-    "lenet": "lenet:LeNet",
-    "cnn": "cnn:CNN",
+    "logreg": "linear.logreg:LogisticRegression",
+    "numpy-logreg": "numpy.logreg:NumpyLogReg",
+    "numpy-softmax": "numpy.softmax:NumpySoftmax",
+    "numpy-mlp": "numpy.mlp:NumpyMLP",
+    "mlp": "sklearn_mlp:MLP",
+    "lenet": "torch.lenet:LeNet",
+    "cnn": "torch.cnn:CNN",
 }
 
 
@@ -27,5 +28,5 @@ def get_family(name: str) -> type[MnistlabModel]:
     try:
         module_name, class_name = _FAMILIES[name].split(":")
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(_FAMILIES)}") from None
+        raise ParameterError(None, f"unknown model {name!r}; choose one of: {', '.join(_FAMILIES)}") from None
     return getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)

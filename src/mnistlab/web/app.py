@@ -2,12 +2,13 @@
 
 Every answer, errors included, is JSON with a clear ``detail``: an upload over
 the size limit is 413, a file that is not an image 415, a photo with nothing
-in it 422, an unknown run 404. Nothing a request sends can stop the server.
+in it 422, an unknown run 404, a run whose files are damaged 500. The status
+comes from the error's class (``STATUS``), never from its message. Nothing a
+request sends can stop the server.
 """
 
 from __future__ import annotations
 
-import json
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,10 +17,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from ..artifacts import ModelFileError
-from ..compare import compare_runs
-from ..photo import MAX_BYTES, PhotoError
-from ..training import list_runs, read_config, runs_dir
+from ..errors import (BlankPhotoError, MnistlabError, ModelFileError, ParameterError, PhotoError,
+                      RunDamagedError, RunNotFoundError)
+from ..inference.photo import MAX_BYTES
+from ..runs.store import REPORT, RunStore, read_config, read_metrics, summarize
 from .workers import PhotoWorkers, WorkerStopped
 
 STATIC = Path(__file__).parent / "static"
@@ -46,19 +47,43 @@ class PredictAnswer(BaseModel):
                                         "(blue: for, red: against), where the model can explain itself")
 
 
-def find_run(name: str, out: Path) -> Path:
-    """A run folder under ``<out>/runs`` by plain name (never a path a client chose)."""
-    run_dir = runs_dir(out) / name
-    if "/" in name or "\\" in name or name.startswith(".") or not (run_dir / "config.json").is_file():
-        raise HTTPException(404, f"no run named {name!r}")
-    return run_dir.resolve()
+# Most specific first: the first class an error is an instance of sets its status.
+STATUS: list[tuple[type[MnistlabError], int]] = [
+    (BlankPhotoError, 422), (PhotoError, 415), (RunNotFoundError, 404), (ParameterError, 422),
+    (RunDamagedError, 500), (ModelFileError, 500), (MnistlabError, 400),
+]
 
 
-def create_app(out: Path, default_run: str | None = None, workers: int | None = None) -> FastAPI:
+def status_of(exc: MnistlabError) -> int:
+    return next(code for cls, code in STATUS if isinstance(exc, cls))
+
+
+def create_app(out: Path, default_run: str | Path | None = None, workers: int | None = None) -> FastAPI:
     """The application serving runs found under ``out``; ``workers`` processes predict
-    (default: one per core)."""
-    out = Path(out)
+    (default: one per core). ``default_run`` (a name or a run folder's path) predicts when
+    a request names none; it must be a run, or this raises RunNotFoundError before anything starts."""
+    store = RunStore(out)
+    default_dir = store.resolve(default_run) if default_run else None
     photo_workers = PhotoWorkers(workers)
+
+    def find_run(name: str) -> Path:
+        """A run under ``<out>/runs`` by plain name (never a path a client chose), or the default run."""
+        if default_dir is not None and name == default_dir.name:
+            return default_dir.resolve()
+        try:
+            return store.resolve(store.path(name)).resolve()
+        except ParameterError:
+            raise RunNotFoundError(f"no run named {name[:100]!r}") from None
+
+    def pick_run(run: str | None) -> Path:
+        if run:
+            return find_run(run)
+        if default_dir is not None:
+            return default_dir.resolve()
+        healthy = [r for r in store.list() if r.damaged is None]
+        if not healthy:
+            raise RunNotFoundError(f"no trained runs in {store.root}: train one with `mnistlab train logreg`")
+        return Path(healthy[0].path).resolve()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -69,19 +94,13 @@ def create_app(out: Path, default_run: str | None = None, workers: int | None = 
     app = FastAPI(title="mnistlab", summary="Predict photos and drawings; browse and compare training runs.",
                   version="1", lifespan=lifespan)
 
-    def pick_run(run: str | None) -> str:
-        if run:
-            return run
-        if default_run:
-            return default_run
-        runs = list_runs(out)
-        if not runs:
-            raise HTTPException(404, f"no trained runs in {out / 'runs'}: train one with `mnistlab train logreg`")
-        return runs[0]["name"]
-
     @app.exception_handler(HTTPException)
     async def json_errors(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(MnistlabError)
+    async def mnistlab_errors(request: Request, exc: MnistlabError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     @app.middleware("http")
     async def limit_upload_size(request: Request, call_next):
@@ -98,24 +117,28 @@ def create_app(out: Path, default_run: str | None = None, workers: int | None = 
 
     @app.get("/api/runs", summary="All runs: dataset, model, accuracy, macro F1, training time, date")
     def runs() -> list[dict]:
-        rows = [{k: v for k, v in r.items() if k != "path"} for r in list_runs(out)]
-        if rows:
-            default = default_run or rows[0]["name"]
-            for r in rows:
-                r["default"] = r["name"] == default
+        """Damaged runs are listed too, with ``damaged`` saying why."""
+        rows = [{k: v for k, v in r.as_dict().items() if k != "path"} for r in store.list()]
+        if default_dir is not None and not any(r["name"] == default_dir.name for r in rows):
+            rows.insert(0, {k: v for k, v in summarize(default_dir).as_dict().items() if k != "path"})
+        healthy = [r["name"] for r in rows if r["damaged"] is None]
+        default = default_dir.name if default_dir is not None else healthy[0] if healthy else None
+        for r in rows:
+            r["default"] = r["name"] == default
         return rows
 
     @app.get("/api/runs/{name}", summary="One run's configuration and metrics")
     def run(name: str) -> dict:
-        run_dir = find_run(name, out)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        return {"name": run_dir.name, "config": read_config(run_dir), "metrics": metrics,
+        run_dir = find_run(name)
+        return {"name": run_dir.name, "config": read_config(run_dir), "metrics": read_metrics(run_dir),
                 "report": f"/runs/{run_dir.name}/report.html"}
 
     @app.get("/runs/{name}/report.html", include_in_schema=False)
     def report(name: str) -> FileResponse:
-        run_dir = find_run(name, out)
-        return FileResponse(run_dir / "report.html", media_type="text/html")
+        run_dir = find_run(name)
+        if not (run_dir / REPORT).is_file():
+            raise RunDamagedError(f"{run_dir / REPORT}: missing")
+        return FileResponse(run_dir / REPORT, media_type="text/html")
 
     @app.post("/api/predict", summary="Predict the class of an uploaded photo or drawing",
               response_model=PredictAnswer)
@@ -124,26 +147,20 @@ def create_app(out: Path, default_run: str | None = None, workers: int | None = 
         data = await file.read(UPLOAD_LIMIT + 1)
         if len(data) > UPLOAD_LIMIT:
             raise HTTPException(413, f"upload larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
-        run_dir = find_run(pick_run(run), out)
+        run_dir = pick_run(run)
         try:
             answer = await photo_workers.answer(run_dir, data)
-        except PhotoError as exc:
-            unreadable = "no object" not in str(exc)
-            raise HTTPException(415 if unreadable else 422, str(exc)) from None
-        except ModelFileError as exc:
-            raise HTTPException(500, f"run {run_dir.name!r} has a bad model file: {exc}") from None
         except WorkerStopped as exc:
             raise HTTPException(500, str(exc)) from None
         # Plain JSON types already: FastAPI's generic (slow) encoder is skipped;
         # response_model only documents the answer.
         return JSONResponse(answer)
 
-    @app.get("/api/compare", summary="Compare two runs (McNemar's test, plots); writes compare.html")
-    def compare(a: str, b: str) -> dict:
-        try:
-            folder, result = compare_runs([str(find_run(a, out)), str(find_run(b, out))], out)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+    @app.post("/api/compare", summary="Compare two runs (McNemar's test, plots); writes compare.html")
+    def compare(a: str = Form(..., description="Baseline run"), b: str = Form(..., description="Other run")) -> dict:
+        from ..runs.compare import compare_runs  # matplotlib and the report: only when asked
+
+        folder, result = compare_runs([find_run(a), find_run(b)], out)
         return {**result, "report": f"/compare/{folder.name}/compare.html"}
 
     @app.get("/compare/{name}/compare.html", include_in_schema=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..inference import Predictor
+from ..inference.predictor import Predictor
 
 
 def default_processes() -> int:

@@ -4,8 +4,8 @@
 const $ = (id) => document.getElementById(id);
 let runs = [];
 
-async function getJSON(url) {
-  const response = await fetch(url);
+async function getJSON(url, options) {
+  const response = await fetch(url, options);
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail || response.statusText);
   return body;
@@ -20,28 +20,34 @@ function option(run) {
 
 async function loadRuns() {
   runs = await getJSON("/api/runs");
+  const usable = runs.filter((r) => !r.damaged);
   for (const select of [$("run-select"), $("compare-a"), $("compare-b")]) {
-    select.replaceChildren(...runs.map(option));
+    select.replaceChildren(...usable.map(option));
   }
-  const chosen = runs.findIndex((r) => r.default);
+  const chosen = usable.findIndex((r) => r.default);
   if (chosen >= 0) $("run-select").selectedIndex = chosen;
-  if (runs.length > 1) $("compare-b").selectedIndex = 1;
+  if (usable.length > 1) $("compare-b").selectedIndex = 1;
   const rows = runs.map((r) => {
     const tr = document.createElement("tr");
-    const cells = [r.name, r.dataset, r.model, r.accuracy.toFixed(4), r.macro_f1.toFixed(4),
-                   r.fit_seconds.toFixed(2), r.created.replace("T", " ").slice(0, 16)];
+    const cells = r.damaged
+      ? [r.name, `damaged: ${r.damaged}`]
+      : [r.name, r.dataset, r.model, r.accuracy.toFixed(4), r.macro_f1.toFixed(4),
+         r.fit_seconds.toFixed(2), r.created.replace("T", " ").slice(0, 16)];
     cells.forEach((text, i) => {
       const td = document.createElement("td");
       td.textContent = text;
-      if (i >= 3 && i <= 5) td.className = "num";
+      if (r.damaged && i === 1) td.colSpan = 7;
+      if (!r.damaged && i >= 3 && i <= 5) td.className = "num";
       tr.appendChild(td);
     });
-    const link = document.createElement("a");
-    link.href = `/runs/${encodeURIComponent(r.name)}/report.html`;
-    link.textContent = "report";
-    const td = document.createElement("td");
-    td.appendChild(link);
-    tr.appendChild(td);
+    if (!r.damaged) {
+      const link = document.createElement("a");
+      link.href = `/runs/${encodeURIComponent(r.name)}/report.html`;
+      link.textContent = "report";
+      const td = document.createElement("td");
+      td.appendChild(link);
+      tr.appendChild(td);
+    }
     return tr;
   });
   document.querySelector("#runs-table tbody").replaceChildren(...rows);
@@ -141,7 +147,10 @@ $("compare-button").addEventListener("click", async () => {
   const a = $("compare-a").value, b = $("compare-b").value;
   const out = $("compare-result");
   try {
-    const result = await getJSON(`/api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
+    const form = new FormData();
+    form.append("a", a);
+    form.append("b", b);
+    const result = await getJSON("/api/compare", { method: "POST", body: form });
     const pair = result.pairs[0];
     out.replaceChildren();
     out.append(`${pair.b} vs ${pair.a}: accuracy ${(pair.accuracy_delta * 100).toFixed(2)} points, ` +

@@ -1,0 +1,102 @@
+"""Plain file I/O at the bottom of the package: atomic writes and JSON.
+
+Nothing here knows about models, runs or plots, so every layer can use it
+without importing more than the standard library and NumPy's scalar types.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_prefix(path.name), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+STAGING_PREFIX = ".staging-"  # + "<pid>-": whose process is writing it, so leftovers can be swept
+
+
+def staging_prefix(name: str) -> str:
+    return f"{STAGING_PREFIX}{os.getpid()}-{name}-"
+
+
+@contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Fill a hidden staging folder beside ``final``; it replaces ``final`` only on success.
+
+    On any error (or Ctrl-C) the staging folder is removed and ``final`` is untouched. An
+    existing ``final`` is moved aside before the rename and deleted after it, so at no
+    moment is there neither the old nor the new folder. A process killed outright leaves its
+    staging folder behind; ``sweep_staging`` removes it once the process is gone.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
+    try:
+        yield staging
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
+            os.replace(final, old / final.name)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def sweep_staging(folder: Path) -> None:
+    """Delete the staging files and folders in ``folder`` whose writing process is gone."""
+    folder = Path(folder)
+    for path in folder.glob(STAGING_PREFIX + "*"):
+        pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):  # NumPy scalars and arrays, without importing NumPy here
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

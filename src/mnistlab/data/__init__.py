@@ -1,0 +1,1 @@
+"""The data layer: the dataset registry, IDX files, downloads, loading, preprocessing."""

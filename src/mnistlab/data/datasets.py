@@ -1,0 +1,257 @@
+"""Finding, verifying, caching and loading MNIST-family datasets.
+
+Where a dataset is looked for, in order:
+
+1. an explicit directory (``data_dir`` / ``--data-dir`` / ``MNISTLAB_DATA_DIR``);
+2. the user cache, ``~/.cache/mnistlab/<name>`` (root set by ``MNISTLAB_CACHE``);
+3. system directories (Debian's ``dataset-fashion-mnist`` package);
+4. the official mirrors, downloaded into the user cache.
+
+Decoded arrays are cached as ``.npy`` files and memory-mapped on the next
+load, so a warm load costs a few ``stat`` calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import preprocess
+from .download import fetch_verified
+from ..errors import DatasetError
+from .idx import check_pair, read_idx
+from .registry import DATASETS, DEFAULT_DATASET, PARTS, DatasetSpec
+
+CACHE_FORMAT = 1  # bump when the decoded-cache layout changes
+
+
+def get_spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DatasetError(
+            f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}"
+        ) from None
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("MNISTLAB_CACHE") or Path.home() / ".cache" / "mnistlab")
+
+
+def _mirrors(spec: DatasetSpec) -> list[str]:
+    # MNISTLAB_MIRRORS (comma-separated base URLs) replaces the registry's list;
+    # tests point it at a server on 127.0.0.1.
+    override = os.environ.get("MNISTLAB_MIRRORS")
+    return [m for m in override.split(",") if m] if override else list(spec.mirrors)
+
+
+def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
+    """The four IDX files in ``directory`` (each plain or ``.gz``), or None if any is missing."""
+    found = {}
+    for part in PARTS:
+        name = spec.files[part].name
+        candidates = [directory / f"{name}.gz", directory / name]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            return None
+        found[part] = path
+    return found
+
+
+def _archive_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _checksum_status(spec: DatasetSpec, part: str, path: Path, payload_sha: str) -> str:
+    """'match', 'differs' or 'unknown' against the official files."""
+    ref = spec.files[part]
+    if ref.sha256 is not None:
+        return "match" if payload_sha == ref.sha256 else "differs"
+    # No trusted payload checksum: the mirrors' archive checksum may still identify it.
+    if path.suffix == ".gz" and _archive_sha256(path) == ref.archive_sha256:
+        return "match"
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One MNIST-family dataset in memory: uint8 images N×28×28 and uint8 labels."""
+
+    name: str
+    classes: tuple[str, ...]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    checksums: dict[str, str]  # part -> 'match' | 'differs' | 'unknown'
+
+    @property
+    def official(self) -> bool:
+        return all(status == "match" for status in self.checksums.values())
+
+    @property
+    def checksum_summary(self) -> str:
+        statuses = set(self.checksums.values())
+        if statuses == {"match"}:
+            return "official files (checksums match)"
+        if "differs" in statuses:
+            differing = [p for p, s in self.checksums.items() if s == "differs"]
+            return f"custom or reduced set: {', '.join(differing)} differ from the official files"
+        return "no reference checksum for some files: " + ", ".join(
+            f"{p}={s}" for p, s in self.checksums.items()
+        )
+
+    def subset(self, n: int | None = None, per_class: int | None = None,
+               seed: int = 0, split: str = "train") -> Dataset:
+        """A reproducible, stratified subset of one split (the other is kept)."""
+        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        idx = preprocess.subset_indices(y, n=n, per_class=per_class, seed=seed)
+        if split == "train":
+            return replace(self, x_train=x[idx], y_train=y[idx])
+        return replace(self, x_test=x[idx], y_test=y[idx])
+
+    def resplit(self, test_fraction: float, seed: int = 0) -> Dataset:
+        """Train and test pooled, then split again (stratified), as tutorials with one pool do."""
+        x = np.concatenate([self.x_train, self.x_test])
+        y = np.concatenate([self.y_train, self.y_test])
+        x_train, x_test, y_train, y_test = preprocess.validation_split(x, y, fraction=test_fraction, seed=seed)
+        return replace(self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+    def filter_classes(self, keep: list[int] | tuple[int, ...]) -> Dataset:
+        """Only the classes ``keep``, relabelled 0..k-1 in the given order."""
+        x_train, y_train = preprocess.filter_classes(self.x_train, self.y_train, keep)
+        x_test, y_test = preprocess.filter_classes(self.x_test, self.y_test, keep)
+        return replace(
+            self, classes=tuple(self.classes[k] for k in keep),
+            x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+        )
+
+
+def _cache_key(files: dict[str, Path]) -> str:
+    h = hashlib.sha256(str(CACHE_FORMAT).encode())
+    for part in PARTS:
+        st = files[part].stat()
+        h.update(f"{files[part].resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def _decode(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    def decode_part(part: str) -> tuple[np.ndarray, str]:
+        array, payload_sha = read_idx(files[part], ndim=3 if part.endswith("images") else 1)
+        return array, _checksum_status(spec, part, files[part], payload_sha)
+
+    # zlib and hashlib release the GIL: the four files decode in parallel.
+    with ThreadPoolExecutor(max_workers=len(PARTS)) as pool:
+        decoded = dict(zip(PARTS, pool.map(decode_part, PARTS)))
+    arrays = {part: array for part, (array, _) in decoded.items()}
+    status = {part: state for part, (_, state) in decoded.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        where = f"{files[f'{split}_images'].parent} ({split})"
+        check_pair(images, labels, len(spec.classes), where)
+        if images.shape[1:] != (28, 28):
+            raise DatasetError(f"{files[f'{split}_images']}: images are {images.shape[1:]}, expected 28×28")
+    return arrays, status
+
+
+def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays from the decoded cache, or decoded now and cached for next time."""
+    folder = cache_root() / "decoded" / f"{spec.name}-{_cache_key(files)}"
+    meta_path = folder / "meta.json"
+    if meta_path.is_file():
+        try:
+            status = json.loads(meta_path.read_text())["checksums"]
+            arrays = {p: np.load(folder / f"{p}.npy", mmap_mode="r") for p in PARTS}
+            return arrays, status
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is rebuilt below
+    arrays, status = _decode(spec, files)
+    tmp = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+        for part in PARTS:
+            np.save(tmp / f"{part}.npy", arrays[part])
+        (tmp / "meta.json").write_text(json.dumps({"checksums": status,
+                                                   "source": {p: str(f) for p, f in files.items()}}))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except OSError:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)  # caching is an optimisation, not a requirement
+    return arrays, status
+
+
+def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
+           download: bool = True) -> dict[str, Path]:
+    """Paths of the four IDX files, searched in the documented order."""
+    spec = get_spec(name)
+    explicit = data_dir or os.environ.get("MNISTLAB_DATA_DIR")
+    if explicit:
+        directory = Path(explicit).expanduser()
+        files = find_files(spec, directory)
+        if files is None:
+            needed = ", ".join(f.name + "[.gz]" for f in spec.files.values())
+            raise DatasetError(f"{directory}: does not hold the four IDX files ({needed})")
+        return files
+    looked = [cache_root() / spec.name, *map(Path, spec.system_dirs)]
+    for directory in looked:
+        if (files := find_files(spec, directory)) is not None:
+            return files
+    if download:
+        try:
+            return download_dataset(name)
+        except DatasetError as exc:
+            reason = f"; download failed: {exc}"
+    else:
+        reason = ""
+    hint = f"`apt-get install {spec.apt_package}` (Debian/Ubuntu), or " if spec.apt_package else ""
+    raise DatasetError(
+        f"{name} not found (looked in {', '.join(map(str, looked))}{reason}). "
+        f"Get it with {hint}`mnistlab data download --dataset {name}` on a machine with internet, "
+        "or pass --data-dir DIR holding the four IDX files."
+    )
+
+
+def download_dataset(name: str, show_progress: bool = True) -> dict[str, Path]:
+    """Fetch the official files into the user cache (files already there are kept)."""
+    spec = get_spec(name)
+    target = cache_root() / spec.name
+    files = {}
+    for part in PARTS:
+        ref = spec.files[part]
+        existing = target / f"{ref.name}.gz"
+        if existing.is_file() and _archive_sha256(existing) == ref.archive_sha256:
+            files[part] = existing
+        else:
+            files[part] = fetch_verified(f"{ref.name}.gz", _mirrors(spec), target,
+                                         ref.archive_sha256, show_progress=show_progress)
+    return files
+
+
+def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
+                 download: bool = True) -> Dataset:
+    """Load a dataset like ``keras.datasets``: ``x_train`` (uint8 N×28×28), ``y_train``, …
+
+    >>> ds = load_dataset("fashion-mnist")
+    >>> ds.x_train.shape, ds.classes[0]
+    ((60000, 28, 28), 'T-shirt/top')
+    """
+    spec = get_spec(name)
+    files = locate(name, data_dir, download)
+    arrays, status = _load_decoded(spec, files)
+    return Dataset(
+        name=spec.name, classes=spec.classes,
+        x_train=arrays["train_images"], y_train=arrays["train_labels"],
+        x_test=arrays["test_images"], y_test=arrays["test_labels"],
+        source=str(files["train_images"].parent), checksums=status,
+    )

@@ -1,0 +1,95 @@
+"""Fetching dataset files from their mirrors: retries, fallback, verification.
+
+A file lands under its final name only after its SHA-256 matched, so an
+interrupted or corrupted download never looks like a good file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from ..errors import DatasetError
+
+MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # the largest official file is ~26 MB
+CHUNK = 1 << 16
+
+
+def _fetch_once(url: str, dest: Path, timeout: float, progress: Progress | None) -> str:
+    """Stream ``url`` to ``dest``; return the SHA-256 of what was written."""
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http(s) mirrors only)
+        total = response.headers.get("Content-Length")
+        total = int(total) if total and total.isdigit() else None
+        if total is not None and total > MAX_DOWNLOAD_BYTES:
+            raise DatasetError(f"{url}: {total} bytes is over the {MAX_DOWNLOAD_BYTES}-byte limit")
+        task = progress.add_task(Path(url).name, total=total) if progress else None
+        received = 0
+        with dest.open("wb") as out:
+            while chunk := response.read(CHUNK):
+                received += len(chunk)
+                if received > MAX_DOWNLOAD_BYTES:
+                    raise DatasetError(f"{url}: more than {MAX_DOWNLOAD_BYTES} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+                if progress is not None:
+                    progress.update(task, advance=len(chunk))
+        if total is not None and received != total:
+            raise DatasetError(f"{url}: connection closed after {received} of {total} bytes")
+    return digest.hexdigest()
+
+
+def fetch_verified(
+    filename: str,
+    mirrors: list[str] | tuple[str, ...],
+    dest_dir: Path,
+    sha256: str,
+    attempts: int = 2,
+    timeout: float = 30.0,
+    show_progress: bool = True,
+) -> Path:
+    """Download ``filename`` from the first mirror that serves it with the right checksum.
+
+    Any HTTP or network error, a short read or a checksum mismatch moves on:
+    first a retry of the same mirror (network errors only), then the next one.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    final = dest_dir / filename
+    failures = []
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        transient=True, disable=not show_progress,
+    )
+    with progress:
+        for base in mirrors:
+            url = base.rstrip("/") + "/" + filename
+            for attempt in range(attempts):
+                fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
+                os.close(fd)
+                tmp = Path(tmp_name)
+                try:
+                    got = _fetch_once(url, tmp, timeout, progress)
+                    if got != sha256:
+                        failures.append(f"{url}: checksum mismatch (got {got[:12]}…)")
+                        break  # the mirror serves a different file: retrying won't help
+                    os.replace(tmp, final)
+                    return final
+                except urllib.error.HTTPError as exc:
+                    failures.append(f"{url}: HTTP {exc.code}")
+                    break
+                except (urllib.error.URLError, OSError, DatasetError) as exc:
+                    reason = getattr(exc, "reason", exc)
+                    failures.append(f"{url}: {reason}")
+                    if attempt + 1 < attempts:
+                        time.sleep(0.5 * (attempt + 1))
+                finally:
+                    tmp.unlink(missing_ok=True)
+    # A retry that failed the same way is said once.
+    raise DatasetError(f"could not download {filename}: " + "; ".join(dict.fromkeys(failures)))

@@ -1,0 +1,54 @@
+"""The errors mnistlab raises for input it cannot use: one base class, one subclass per cause.
+
+Anything raised that is not a ``MnistlabError`` is a bug in mnistlab, not bad
+input: the command line shows it as one (with the traceback under ``--debug``)
+and the web API answers 500. Messages name the library's parameters
+(``train_size``), never command-line flags; a shell that has flags translates
+``ParameterError.parameter`` itself.
+"""
+
+from __future__ import annotations
+
+
+class MnistlabError(Exception):
+    """Input mnistlab cannot use; the message says what and why, in one line."""
+
+
+class DatasetError(MnistlabError):
+    """A dataset file is missing, malformed or not what was asked for."""
+
+
+class ParameterError(MnistlabError, ValueError):
+    """A parameter value that is not allowed. ``parameter`` names a keyword parameter (a shell
+    shows it as its flag); None for a positional one or several at once.
+
+    Also a ``ValueError``, as scikit-learn expects of an estimator's invalid parameters.
+    """
+
+    def __init__(self, parameter: str | None, problem: str):
+        self.parameter, self.problem = parameter, problem
+        super().__init__(f"{parameter}: {problem}" if parameter else problem)
+
+
+class ModelFileError(MnistlabError):
+    """A model file is missing, foreign, tampered with or inconsistent."""
+
+
+class PhotoError(MnistlabError, ValueError):
+    """A photo that cannot be used: unreadable, damaged or too large."""
+
+
+class BlankPhotoError(PhotoError):
+    """A photo that could be read but shows nothing object-like."""
+
+
+class RunNotFoundError(MnistlabError, LookupError):
+    """No run of that name, or the path is not a run folder."""
+
+
+class RunExistsError(MnistlabError):
+    """A run of that name exists (and overwriting was not asked for) or is being written right now."""
+
+
+class RunDamagedError(MnistlabError):
+    """A run folder whose files are missing or unreadable; the message names the file."""

@@ -1,0 +1,30 @@
+"""How a model tells how its fit is going, without printing anything itself.
+
+``fit(X, y, progress=...)`` takes a ``FitProgress``; the model calls ``start``
+once, ``advance`` as units of work (epochs, iterations, optimiser steps)
+complete, ``log`` for a line worth keeping (an epoch's summary, a solver's
+iteration) and ``end`` when it stops. The default does nothing. The shells
+draw it: a Rich bar on a terminal (``mnistlab.cli``), a notebook bar in
+Jupyter (``mnistlab.progress``).
+"""
+
+from __future__ import annotations
+
+
+class FitProgress:
+    """Receives a fit's progress; every method does nothing unless a subclass draws it."""
+
+    def start(self, total: int | None, unit: str) -> None:
+        """The fit will take ``total`` units of ``unit`` ("epoch", "iteration", "step"); None: unknown."""
+
+    def advance(self, done: int, description: str = "") -> None:
+        """``done`` units are complete; ``description`` is the latest state (loss, accuracy …), short."""
+
+    def log(self, line: str) -> None:
+        """A line worth keeping above the bar: an epoch's summary, a solver's report."""
+
+    def end(self) -> None:
+        """The fit is over (finished or not)."""
+
+
+SILENT = FitProgress()

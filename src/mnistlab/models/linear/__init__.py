@@ -1,0 +1,1 @@
+"""Linear models with our own solvers."""

@@ -1,0 +1,1 @@
+"""Models written from scratch in NumPy: forward, loss and backward by hand."""

@@ -1,0 +1,219 @@
+"""The training loop shared by the NumPy models.
+
+A model file (numpy_logreg, numpy_softmax, numpy_mlp) says only what the
+model *is*: how to initialise its parameters, the forward pass, the loss and
+the backward pass. This base class does everything else the same way for all
+of them: shuffling into mini-batches, the optimiser step (numpy_optim), the
+learning-rate schedule, the validation split and early stopping, the
+per-epoch history, the progress display, and predict/score/save.
+
+Hooks a model implements (``params`` is a dict name -> array; ``Y`` is the
+one-hot target, (batch, classes)):
+
+``_init_params(n_features, n_classes, rng)``  -> params
+``_forward(params, X, rng=None)``             -> (logits, cache); ``rng`` given means training
+                                                 (dropout on), None means inference
+``_loss(params, logits, Y)``                  -> the objective, a float: mean cross-entropy + L2
+``_backward(params, cache, logits, Y)``       -> grads, same names and shapes as params
+``_proba(logits)``                            -> class probabilities, (N, classes)
+``_fitted_params()`` / ``_store_params(params)``: params <-> the fitted ``*_`` attributes
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
+
+from ...data import preprocess
+from ..base import MnistlabModel
+from .optim import learning_rate_at, make_optimizer
+
+
+def one_hot(y: np.ndarray, n_classes: int, dtype=np.float32) -> np.ndarray:
+    """Integer labels (N,) -> (N, n_classes) with a single 1 per row."""
+    Y = np.zeros((len(y), n_classes), dtype=dtype)
+    Y[np.arange(len(y)), y] = 1
+    return Y
+
+
+@contextmanager
+def _progress_display(verbose: bool):
+    """A rich progress display on stderr (stdout stays clean for results), or None."""
+    if not verbose:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        yield progress
+
+
+class GradientDescentClassifier(MnistlabModel):
+    """Base class of the NumPy models; see the module docstring for the hooks.
+
+    Shared hyperparameters; this ``__init__`` is the whole of the linear models'.
+    numpy-mlp repeats them in its own next to its extra ones, because
+    scikit-learn reads an estimator's parameters from its ``__init__`` signature.
+
+    optimizer : "gd" (full batch), "sgd" (mini-batch), "momentum" or "adam".
+    learning_rate, lr_decay : step size at epoch e is learning_rate / (1 + lr_decay·e).
+    batch_size : examples per step (ignored by "gd", which uses all of them).
+    max_epochs : passes over the training data, fewer if early stopping ends it.
+    momentum, beta1, beta2, epsilon : optimiser constants (see numpy_optim).
+    alpha : L2 penalty; the objective is mean cross-entropy + alpha/2·‖W‖² (biases unpenalised).
+    early_stopping, validation_fraction, patience : hold out ``validation_fraction`` of the
+        training data (stratified; None means 0.1 with early stopping, none without) and
+        record its loss and accuracy each epoch; with ``early_stopping``, stop once the
+        validation loss has not improved for ``patience`` epochs and keep the best weights.
+    random_state : seeds initialisation, split, shuffling and dropout; same seed, same bits.
+    verbose : show a progress bar per epoch with loss and accuracy.
+
+    Fitted: ``classes_``, the model's weights, ``n_iter_`` (epochs run) and
+    ``history_``: per-epoch "train_loss", "train_accuracy" (running means over
+    the epoch's mini-batches, as Keras reports them), "val_loss",
+    "val_accuracy" (when there is a validation split), and per-step "step_loss".
+    """
+
+    history_per_step = ("step_loss",)
+
+    def __init__(self, optimizer="adam", learning_rate=0.01, lr_decay=0.0, batch_size=128,
+                 max_epochs=20, momentum=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, alpha=0.0,
+                 early_stopping=False, validation_fraction=None, patience=3, random_state=None,
+                 verbose=False):
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.lr_decay = lr_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.momentum = momentum
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- hooks (see the module docstring) -------------------------------------------------
+    def _init_params(self, n_features, n_classes, rng):
+        raise NotImplementedError
+
+    def _forward(self, params, X, rng=None):
+        raise NotImplementedError
+
+    def _loss(self, params, logits, Y):
+        raise NotImplementedError
+
+    def _backward(self, params, cache, logits, Y):
+        raise NotImplementedError
+
+    def _proba(self, logits):
+        raise NotImplementedError
+
+    def _fitted_params(self) -> dict[str, np.ndarray]:
+        """By default the params are the ``learned_arrays`` other than ``classes_``."""
+        return {name: getattr(self, name) for name in self.learned_arrays if name != "classes_"}
+
+    def _store_params(self, params: dict[str, np.ndarray]) -> None:
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(self, X, y, progress=None):
+        X, y = check_X_y(X, y, dtype=np.float32)
+        self.classes_, y = np.unique(y, return_inverse=True)
+        n_classes = len(self.classes_)
+        rng = np.random.default_rng(self.random_state)
+
+        X_val = y_val = None
+        fraction = self.validation_fraction
+        if fraction is None:
+            fraction = 0.1 if self.early_stopping else 0.0
+        if fraction > 0:
+            X, X_val, y, y_val = preprocess.validation_split(
+                X, y, fraction=fraction, seed=int(rng.integers(2**31)))
+        elif self.early_stopping:
+            raise ValueError("early_stopping needs validation_fraction > 0")
+        Y = one_hot(y, n_classes)
+        n = len(X)
+
+        params = self._init_params(X.shape[1], n_classes, rng)
+        optimizer = make_optimizer(self.optimizer, params, self.momentum,
+                                   self.beta1, self.beta2, self.epsilon)
+        batch_size = n if self.optimizer == "gd" else min(self.batch_size, n)
+        n_steps = -(-n // batch_size)
+
+        history = {"train_loss": [], "train_accuracy": [], "step_loss": []}
+        if X_val is not None:
+            history.update(val_loss=[], val_accuracy=[])
+        best_loss, best_params, waited = np.inf, None, 0
+
+        with _progress_display(self.verbose) as progress:
+            for epoch in range(self.max_epochs):
+                lr = learning_rate_at(epoch, self.learning_rate, self.lr_decay)
+                order = rng.permutation(n)
+                title = f"epoch {epoch + 1}/{self.max_epochs}"
+                task = progress.add_task(title, total=n_steps) if progress else None
+                loss_sum, correct = 0.0, 0
+                for start in range(0, n, batch_size):
+                    batch = order[start:start + batch_size]
+                    X_batch, Y_batch = X[batch], Y[batch]
+                    logits, cache = self._forward(params, X_batch, rng)
+                    loss = self._loss(params, logits, Y_batch)
+                    grads = self._backward(params, cache, logits, Y_batch)
+                    optimizer.step(params, grads, lr)
+
+                    history["step_loss"].append(loss)
+                    loss_sum += loss * len(batch)
+                    correct += int(np.sum(self._proba(logits).argmax(axis=1) == y[batch]))
+                    if progress:
+                        seen = min(start + batch_size, n)
+                        progress.update(task, advance=1, description=(
+                            f"{title}  loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}"))
+                history["train_loss"].append(loss_sum / n)
+                history["train_accuracy"].append(correct / n)
+
+                if X_val is None:
+                    continue
+                val_loss, val_accuracy = self._evaluate(params, X_val, y_val)
+                history["val_loss"].append(val_loss)
+                history["val_accuracy"].append(val_accuracy)
+                if progress:
+                    progress.update(task, description=(
+                        f"{title}  loss {loss_sum / n:.4f}  acc {correct / n:.4f}  "
+                        f"val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}"))
+                if not self.early_stopping:
+                    continue
+                if val_loss < best_loss:
+                    best_loss, waited = val_loss, 0
+                    best_params = {name: w.copy() for name, w in params.items()}
+                else:
+                    waited += 1
+                    if waited >= self.patience:
+                        break
+
+        self._store_params(best_params if best_params is not None else params)
+        self.n_iter_ = len(history["train_loss"])
+        self.history_ = history
+        return self
+
+    def _evaluate(self, params, X, y) -> tuple[float, float]:
+        """Loss and accuracy on held-out data, dropout off."""
+        logits, _ = self._forward(params, X)
+        loss = self._loss(params, logits, one_hot(y, len(self.classes_)))
+        return loss, float(np.mean(self._proba(logits).argmax(axis=1) == y))
+
+    # -- inference --------------------------------------------------------------------------
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "classes_")
+        X = check_array(X, dtype=np.float32)
+        logits, _ = self._forward(self._fitted_params(), X)
+        return self._proba(logits)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

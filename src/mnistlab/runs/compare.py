@@ -1,0 +1,137 @@
+"""Side-by-side comparison of runs on the same test set, with a significance test.
+
+The first run is the baseline A; every other run B is compared with it on
+the paired test predictions: the difference of confusion matrices (B − A),
+per-class F1 deltas, and McNemar's exact test — of the images exactly one of
+the two gets right, is the split further from 50/50 than chance allows?
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from scipy.stats import binomtest
+
+from .. import plots
+from ..errors import ParameterError
+from ..models import get_family
+
+from . import report
+from .._io import atomic_directory, atomic_write_text, write_json
+from .store import read_config, read_metrics, read_predictions
+
+
+def mcnemar_exact(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
+    """McNemar's exact (binomial) test on paired predictions.
+
+    ``a_only``: images A gets right and B wrong; ``b_only``: the reverse. Under
+    the null hypothesis (equal accuracy) each discordant image is a fair coin.
+    """
+    a_right, b_right = pred_a == y_true, pred_b == y_true
+    a_only, b_only = int(np.sum(a_right & ~b_right)), int(np.sum(~a_right & b_right))
+    n = a_only + b_only
+    p_value = 1.0 if n == 0 else float(binomtest(min(a_only, b_only), n, 0.5).pvalue)
+    return {"a_only": a_only, "b_only": b_only, "p_value": p_value}
+
+
+def _load(run_dir: Path) -> dict:
+    predictions = read_predictions(run_dir)
+    return {"name": run_dir.name, "dir": run_dir, "config": read_config(run_dir), "metrics": read_metrics(run_dir),
+            "y_true": predictions["y_true"], "y_pred": predictions["y_pred"]}
+
+
+def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha: float = 0.05
+                 ) -> tuple[Path, dict]:
+    """Write compare.html, compare.json and the PNGs for the runs in ``run_dirs`` (first = baseline)."""
+    if len(run_dirs) < 2:
+        raise ParameterError(None, "compare needs at least two runs")
+    loaded = [_load(Path(r)) for r in run_dirs]
+    base = loaded[0]
+    classes = base["config"]["dataset"]["classes"]
+    for other in loaded[1:]:
+        if other["config"]["dataset"]["classes"] != classes or not np.array_equal(other["y_true"], base["y_true"]):
+            raise ParameterError(None, f"{other['name']} was tested on other images than {base['name']}: "
+                             "compare needs the same test set (dataset, classes and test subset)")
+
+    rows = [{"run": r["name"], "model": r["config"]["model"],
+             "accuracy": r["metrics"]["accuracy"], "macro_f1": r["metrics"]["macro_f1"],
+             "log_loss": r["metrics"]["log_loss"], "fit_seconds": r["metrics"]["fit_seconds"],
+             "predict_seconds_per_10k": r["metrics"].get("predict_seconds_per_10k"),
+             "n_parameters": r["metrics"].get("n_parameters")} for r in loaded]
+    pairs = []
+    for other in loaded[1:]:
+        test = mcnemar_exact(base["y_true"], base["y_pred"], other["y_pred"])
+        f1_a = [c["f1"] for c in base["metrics"]["per_class"]]
+        f1_b = [c["f1"] for c in other["metrics"]["per_class"]]
+        pairs.append({"a": base["name"], "b": other["name"], **test,
+                      "significant": test["p_value"] < alpha,
+                      "accuracy_delta": other["metrics"]["accuracy"] - base["metrics"]["accuracy"],
+                      "f1_delta": {c: b - a for c, a, b in zip(classes, f1_a, f1_b)},
+                      "confusion_delta": (np.array(other["metrics"]["confusion_matrix"])
+                                          - np.array(base["metrics"]["confusion_matrix"])).tolist()})
+    result = {"runs": rows, "pairs": pairs, "alpha": alpha, "classes": classes}
+
+    name = name or "-vs-".join(r["name"] for r in loaded)[:120]
+    final = Path(out) / "compare" / name
+    with atomic_directory(final) as staging:
+        figures = _plots(loaded, pairs, classes, staging)
+        write_json(staging / "compare.json", result)
+        atomic_write_text(staging / "compare.html", _html(result, figures))
+    return final, result
+
+
+def _plots(loaded: list[dict], pairs: list[dict], classes: list[str], folder: Path) -> list[tuple[Path, str]]:
+    """The comparison's PNGs as (path, caption), in reading order."""
+    return [(plots.save_png(fig, folder / f"{name}.png"), caption)
+            for name, (fig, caption) in comparison_figures(loaded, pairs, classes).items()]
+
+
+def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]) -> dict[str, tuple[Figure, str]]:
+    """The comparison's figures by name, with their captions, in reading order."""
+    names = [r["name"] for r in loaded]
+    figures = {"accuracy": (plots.metric_bars(names, [r["metrics"]["accuracy"] for r in loaded],
+                                              title="Test accuracy", ylabel="accuracy"),
+                            "Test accuracy of each run.")}
+    for i, pair in enumerate(pairs, start=1):
+        figures[f"confusion_delta_{i}"] = (
+            plots.confusion_matrix_plot(pair["confusion_delta"], classes, difference=True,
+                                        title=f"Confusion matrix {pair['b']} − {pair['a']}"),
+            f"Difference of confusion matrices, {pair['b']} minus {pair['a']}: on the diagonal, "
+            "positive means B gets more of that class right; off it, positive means B makes that mistake more.")
+        figures[f"f1_delta_{i}"] = (
+            plots.metric_bars(classes, list(pair["f1_delta"].values()),
+                              title=f"Per-class F1: {pair['b']} − {pair['a']}", ylabel="F1 change"),
+            f"Per-class F1 change from {pair['a']} to {pair['b']}.")
+    histories = {f"{r['name']}: {key}": values for r in loaded
+                 for key, values in get_family(r["config"]["model"]).comparable_curves(
+                     r["metrics"].get("history")).items()}
+    if histories:
+        figures["learning_curves"] = (plots.curves(histories, title="Learning curves", xlabel="epoch"),
+                                      "Learning curves of the runs, on shared axes.")
+    return figures
+
+
+def _html(result: dict, figures: list[tuple[Path, str]]) -> str:
+    runs_table = report.table(
+        ["run", "model", "accuracy", "macro F1", "log-loss", "fit s", "predict s / 10k", "parameters"],
+        [[r["run"], r["model"], r["accuracy"], r["macro_f1"], r["log_loss"], r["fit_seconds"],
+          r["predict_seconds_per_10k"], r["n_parameters"]] for r in result["runs"]])
+    tests = report.table(
+        ["A (baseline)", "B", "accuracy B − A", "only A right", "only B right", "McNemar p", "verdict"],
+        [[p["a"], p["b"], p["accuracy_delta"], p["a_only"], p["b_only"], p["p_value"], _verdict(p, result["alpha"])]
+         for p in result["pairs"]])
+    body = (f"<h1>Comparison of {len(result['runs'])} runs</h1>\n<h2>Runs</h2>\n{runs_table}"
+            f"<h2>Is the difference significant?</h2>\n{tests}"
+            "<p>McNemar's exact test looks only at the test images that exactly one of the two runs "
+            "classifies correctly; if both were equally good, each of those would be a coin toss.</p>\n"
+            "<h2>Figures</h2>\n" + "".join(report.figure(path, caption) for path, caption in figures))
+    return report.page("mnistlab comparison", body)
+
+
+def _verdict(pair: dict, alpha: float) -> str:
+    if not pair["significant"]:
+        return f"not significant at {alpha:g}"
+    better = pair["b"] if pair["b_only"] > pair["a_only"] else pair["a"]
+    return f"{better} is better (p < {alpha:g})"

@@ -1,0 +1,197 @@
+"""One pipeline for every model: data → fit → evaluate → artifacts → report.
+
+The run folder it writes is the run store's (``store.py`` says what it holds);
+it is built in a staging folder and renamed into place, so a failed or
+interrupted run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from .._io import write_json
+from ..data.datasets import Dataset, load_dataset
+from ..data.preprocess import flatten_scale
+from ..errors import ParameterError, RunDamagedError
+from ..models import MnistlabModel, get_family
+from ..models.callbacks import SILENT, FitProgress
+from ..models.serialization import load_model, save_model
+from . import metrics as metrics_mod
+from . import report
+from .figures import RunResults, write_figures
+from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """Which data a run uses: a dataset, optionally re-split, some classes, subsets."""
+
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    classes: tuple[int, ...] | None = None
+    train_size: int | None = None
+    test_size: int | None = None
+    seed: int = 0
+    resplit_test_fraction: float | None = None  # pool train+test and split again
+
+    def __post_init__(self):
+        for name in ("train_size", "test_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ParameterError(name, f"must be a whole number of images ≥ 1 (or None for all), got {value!r}")
+
+    def load(self) -> Dataset:
+        ds = load_dataset(self.dataset, data_dir=self.data_dir)
+        if self.resplit_test_fraction:
+            ds = ds.resplit(self.resplit_test_fraction, seed=self.seed)
+        if self.classes:
+            ds = ds.filter_classes(self.classes)
+        if self.train_size:
+            ds = ds.subset(n=self.train_size, seed=self.seed)
+        if self.test_size:
+            ds = ds.subset(n=self.test_size, seed=self.seed, split="test")
+        return ds
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("mnistlab", "numpy", "scikit-learn", "scipy", "torch"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
+    """The family's estimator; the run's seed fills ``random_state`` unless given."""
+    cls = get_family(family)
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ParameterError(unknown[0], f"{family} has no such parameter; its parameters: "
+                                         f"{', '.join(p for p in accepted if p != 'self')}")
+    if "random_state" in accepted and params.get("random_state") is None:
+        params = {**params, "random_state": seed}
+    model = cls(**params)
+    model.validate_params()
+    return model
+
+
+def train(family: str, params: dict, data: DataChoice, out: Path, name: str | None = None,
+          overwrite: bool = False, command: str | None = None, resume: bool = False,
+          progress: FitProgress | None = None) -> Path:
+    """Fit, evaluate and write a complete run directory; return its path.
+
+    Everything that can be checked is checked before the data is loaded: the
+    hyperparameters, the run name, and that the name is free (or ``overwrite``).
+    A family that can checkpoint (it takes ``checkpoint_dir``) writes one every epoch
+    into ``<out>/checkpoints/<name>``, deleted once the run is complete. With ``resume``,
+    training continues from the checkpoint an interrupted run of the same name and
+    settings left there; without, any such checkpoint is discarded first.
+    """
+    model = build_model(family, params, data.seed)
+    store = RunStore(out)
+    created = datetime.now(timezone.utc)
+    name = name or f"{family}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
+    with store.claim(name, overwrite=overwrite) as writer:
+        checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
+        ds = data.load()
+        x_train, x_test = flatten_scale(ds.x_train), flatten_scale(ds.x_test)
+
+        start = time.perf_counter()
+        model.fit(x_train, ds.y_train, progress=progress or SILENT)
+        fit_seconds = time.perf_counter() - start
+        if checkpoints:
+            model.set_params(checkpoint_dir=None)  # where it trained is not a hyperparameter of the model
+
+        start = time.perf_counter()
+        proba = model.predict_proba(x_test)
+        predict_seconds = time.perf_counter() - start
+
+        config = {
+            "name": name, "model": family, "params": model.get_params(deep=False),
+            "dataset": {
+                "name": ds.name, "source": ds.source, "checksums": ds.checksums,
+                "checksum_summary": ds.checksum_summary, "classes": list(ds.classes),
+                "class_subset": list(data.classes) if data.classes else None,
+                "train_size": data.train_size, "test_size": data.test_size,
+                "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
+            },
+            "data": dataclasses.asdict(data),
+            "seed": data.seed, "versions": library_versions(),
+            "created": created.isoformat(timespec="seconds"),
+            "command": command,
+        }
+        run_metrics = metrics_mod.evaluate(ds.y_test, proba, ds.classes)
+        run_metrics.update(
+            fit_seconds=fit_seconds,
+            predict_seconds_per_10k=predict_seconds * 10000 / max(len(x_test), 1),
+            n_parameters=int(sum(a.size for a in model.get_arrays().values()
+                                 if np.issubdtype(a.dtype, np.floating))),
+            n_iter=_as_int(getattr(model, "n_iter_", None)),
+            converged=getattr(model, "converged_", None),
+            fit_message=getattr(model, "fit_message_", None),
+            history=getattr(model, "history_", None),
+        )
+        run_metrics["analysis"] = metrics_mod.analysis(run_metrics)
+        with writer.staging() as staging:
+            save_model(model, staging)
+            write_json(staging / CONFIG, config)
+            write_json(staging / METRICS, run_metrics)
+            np.savez_compressed(staging / PREDICTIONS, y_true=ds.y_test,
+                                y_pred=proba.argmax(axis=1), proba=proba.astype(np.float32))
+            write_figures(RunResults(model, list(ds.classes), ds.x_test, ds.y_test, proba, run_metrics),
+                          staging / PLOTS)
+            report.write_report(staging)
+        if checkpoints:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                checkpoints.parent.rmdir()  # <out>/checkpoints, unless other runs are training
+    return writer.path
+
+
+def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path | None:
+    """Point a model that can checkpoint at ``folder``; None for one that cannot."""
+    if "checkpoint_dir" not in model.get_params(deep=False):
+        if resume:
+            raise ParameterError("resume", f"{model.family} does not write checkpoints, so there is nothing to resume")
+        return None
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)  # left by an earlier, interrupted run of this name
+    model.set_params(checkpoint_dir=str(folder))
+    return folder
+
+
+def _as_int(value) -> int | None:
+    return None if value is None else int(np.max(value))
+
+
+def run_data(config: dict) -> DataChoice:
+    """The data a run was trained and tested on."""
+    choice = dict(config["data"])
+    if choice.get("classes"):
+        choice["classes"] = tuple(choice["classes"])
+    try:
+        return DataChoice(**choice)
+    except (TypeError, ParameterError) as exc:
+        raise RunDamagedError(f"{config.get('name')}: config.json's data choice is not usable ({exc})") from None
+
+
+def evaluate_run(run_dir: Path, data: DataChoice | None = None) -> dict:
+    """Reload a run's model and evaluate it on its own (or another) test set."""
+    model = load_model(run_dir)
+    ds = (data or run_data(read_config(run_dir))).load()
+    proba = model.predict_proba(flatten_scale(ds.x_test))
+    return metrics_mod.evaluate(ds.y_test, proba, ds.classes)

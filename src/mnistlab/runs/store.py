@@ -1,0 +1,241 @@
+"""The run store: the one module that knows where runs live and what a run folder holds.
+
+``<out>/runs/<name>/`` holds the model (``model.npz`` + ``model.json``),
+``config.json`` (all that is needed to reproduce it), ``metrics.json``,
+``predictions.npz`` (the test predictions, for compare), ``plots/`` and
+``report.html``. Everything else under ``runs/`` is hidden bookkeeping that is
+never listed: ``.lock-<name>`` (the process training that name) and
+``.staging-<pid>-…`` folders (a run being written; renamed into place when
+complete, swept away once their process is gone).
+
+The store never loses or invents a run: a name is one path component, checked
+before anything is done; it is claimed (an exclusive lock file) before
+fitting, so two processes training the same name get one clear error instead
+of a silent replacement; overwriting replaces exactly the one folder it names;
+a folder whose files are damaged is listed as damaged, with the reason, and the
+other runs are unaffected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_directory, process_alive, staging_prefix, sweep_staging
+from ..errors import ParameterError, RunDamagedError, RunExistsError, RunNotFoundError
+
+RUNS = "runs"
+CHECKPOINTS = "checkpoints"  # <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains
+CONFIG, METRICS, PREDICTIONS, REPORT, PLOTS = "config.json", "metrics.json", "predictions.npz", "report.html", "plots"
+NAME_CHARACTERS = "letters, digits and . _ + - (not first)"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+MAX_NAME_LENGTH = 100
+MAX_JSON_BYTES = 64 * 1024 * 1024
+LOCK_PREFIX = ".lock-"
+
+
+def validate_name(name: str) -> str:
+    """``name`` if it is a valid run name: one path component of NAME_CHARACTERS, at most 100 long."""
+    if not isinstance(name, str) or not name:
+        raise ParameterError("name", "a run name must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ParameterError("name", f"a run name has at most {MAX_NAME_LENGTH} characters, got {len(name)}")
+    if not NAME_PATTERN.fullmatch(name):
+        raise ParameterError("name", f"{name!r} is not a run name: use {NAME_CHARACTERS}")
+    return name
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a run; any problem is a RunDamagedError naming the file."""
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise RunDamagedError(f"{path}: larger than {MAX_JSON_BYTES} bytes")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDamagedError(f"{path}: missing") from None
+    except OSError as exc:
+        raise RunDamagedError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunDamagedError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _require(path: Path, obj: Any, keys: dict[str, type]) -> dict:
+    if not isinstance(obj, dict):
+        raise RunDamagedError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    for key, kind in keys.items():
+        if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool) and kind is not bool:
+            raise RunDamagedError(f"{path}: {key!r} is missing or not {kind.__name__}")
+    return obj
+
+
+def read_config(run_dir: Path) -> dict:
+    """config.json, checked for what the rest of mnistlab reads from it."""
+    path = Path(run_dir) / CONFIG
+    config = _require(path, read_json(path), {"name": str, "model": str, "params": dict, "dataset": dict,
+                                              "data": dict, "created": str})
+    _require(path, config["dataset"], {"name": str, "classes": list})
+    return config
+
+
+def read_metrics(run_dir: Path) -> dict:
+    """metrics.json, checked for the numbers listings and comparisons show."""
+    path = Path(run_dir) / METRICS
+    return _require(path, read_json(path), {"accuracy": float, "macro_f1": float, "fit_seconds": float,
+                                            "confusion_matrix": list, "per_class": list})
+
+
+def read_predictions(run_dir: Path) -> dict:
+    """predictions.npz: the test set's ``y_true``, ``y_pred`` and ``proba``."""
+    import numpy as np
+
+    path = Path(run_dir) / PREDICTIONS
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in ("y_true", "y_pred", "proba")}
+    except FileNotFoundError:
+        raise RunDamagedError(f"{path}: missing") from None
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise RunDamagedError(f"{path}: unreadable ({exc})") from None
+    return arrays
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of a listing. A damaged run has only ``name``, ``path`` and ``damaged`` (the reason)."""
+
+    name: str
+    path: str
+    dataset: str | None = None
+    model: str | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    fit_seconds: float | None = None
+    created: str | None = None
+    damaged: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize(run_dir: Path) -> RunSummary:
+    """The listing row of one run folder (damaged, with the reason, if its files are)."""
+    run_dir = Path(run_dir)
+    try:
+        config, metrics = read_config(run_dir), read_metrics(run_dir)
+    except RunDamagedError as exc:
+        return RunSummary(run_dir.name, str(run_dir), damaged=str(exc))
+    return RunSummary(run_dir.name, str(run_dir), config["dataset"]["name"], config["model"], metrics["accuracy"],
+                      metrics["macro_f1"], metrics["fit_seconds"], config["created"])
+
+
+class RunStore:
+    """The runs under ``<out>/runs``: find, list, claim a name, write a run."""
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        self.root = self.out / RUNS
+
+    def path(self, name: str) -> Path:
+        """Where the run ``name`` lives (whether or not it exists)."""
+        return self.root / validate_name(name)
+
+    def checkpoints(self, name: str) -> Path:
+        """Where a run that can checkpoint keeps them while it trains."""
+        return self.out / CHECKPOINTS / validate_name(name)
+
+    def resolve(self, run: str | Path) -> Path:
+        """A run given by name (under ``runs/``) or by the path of its folder.
+
+        A name that is not valid is looked up only as a path, so no name can reach outside ``runs/``.
+        """
+        candidates = [Path(run)]
+        if isinstance(run, str) and NAME_PATTERN.fullmatch(run) and len(run) <= MAX_NAME_LENGTH:
+            candidates.insert(0, self.root / run)
+        for path in candidates:
+            if path.is_dir() and (path / CONFIG).is_file() and not path.name.startswith("."):
+                return path
+        looked = " or ".join(str(p) for p in candidates)
+        raise RunNotFoundError(f"no run {str(run)!r} (looked for a run folder at {looked})")
+
+    def list(self) -> list[RunSummary]:
+        """Every run, newest first; damaged ones last, with the reason. Stale staging is swept first."""
+        if not self.root.is_dir():
+            return []
+        self.sweep()
+        rows = [summarize(p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return sorted(rows, key=lambda r: (r.damaged is None, r.created or "", r.name), reverse=True)
+
+    def sweep(self) -> None:
+        """Remove what interrupted processes left: staging folders and lock files whose process is gone."""
+        sweep_staging(self.root)
+        for lock in self.root.glob(LOCK_PREFIX + "*"):
+            if _lock_owner(lock) is None:
+                lock.unlink(missing_ok=True)
+
+    @contextmanager
+    def claim(self, name: str, overwrite: bool = False) -> Iterator[RunWriter]:
+        """Hold ``name`` for this process while a run is fitted and written.
+
+        Raises RunExistsError at once if the run exists (unless ``overwrite``) or another
+        live process holds the name; the claim is released however the block ends.
+        """
+        final = self.path(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.sweep()
+        lock = self.root / f"{LOCK_PREFIX}{name}"
+        if not _create_lock(lock):
+            owner = _lock_owner(lock)
+            raise RunExistsError(f"run {name!r} is being trained right now by process {owner}" if owner
+                                 else f"run {name!r} is being claimed by another process")
+        try:
+            if final.exists() and not overwrite:
+                raise RunExistsError(f"run {name!r} exists in {self.root}; choose another name or overwrite it")
+            yield RunWriter(final)
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+class RunWriter:
+    """A claimed run name: ``staging()`` is the folder to fill; it becomes the run on success."""
+
+    def __init__(self, final: Path):
+        self.path = final
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        with atomic_directory(self.path) as folder:
+            yield folder
+
+
+def _create_lock(lock: Path) -> bool:
+    """Create ``lock`` holding this process's id, atomically; False if it exists.
+
+    The id is written to a staging file first and hard-linked into place, so no other
+    process ever sees the lock without its owner.
+    """
+    fd, tmp = tempfile.mkstemp(dir=lock.parent, prefix=staging_prefix("lock"))
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os.link(tmp, lock)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+
+
+def _lock_owner(lock: Path) -> int | None:
+    """The live process holding ``lock``, or None when the lock is stale or unreadable."""
+    try:
+        pid = int(lock.read_text() or "0")
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 and process_alive(pid) else None

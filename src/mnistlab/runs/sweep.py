@@ -1,0 +1,97 @@
+"""Hyperparameter sweeps: "what happens if you increase or decrease C?", as a table and a plot.
+
+Every combination of the given values is fitted on the training data and
+scored on a stratified validation split (or by k-fold cross-validation);
+the test set is not touched. The first swept parameter is the plot's x axis,
+one line per combination of the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold
+
+from .. import plots
+from .._io import atomic_directory, atomic_write_text, write_json
+from ..data.preprocess import flatten_scale, validation_split
+from ..errors import ParameterError
+from .pipeline import DataChoice, build_model
+
+SWEEPS = "sweeps"
+
+
+def _sparsity(model) -> float | None:
+    """The share of exactly-zero weights, for a model with one weight per pixel and class."""
+    weights = model.weight_images()
+    return None if weights is None else float(np.mean(np.asarray(weights) == 0))
+
+
+def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
+    if cv:
+        folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed).split(x, y)
+        yield from ((x[a], x[b], y[a], y[b]) for a, b in folds)
+    else:
+        yield validation_split(x, y, fraction=val_fraction, seed=seed)
+
+
+def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, name: str | None = None,
+              cv: int | None = None, val_fraction: float = 0.2, progress=None) -> tuple[Path, list[dict]]:
+    """Fit every combination in ``grid``; write sweep.json, sweep.csv and sweep.png."""
+    if not grid:
+        raise ParameterError(None, "nothing to sweep: give at least one hyperparameter with values, e.g. C=[0.01, 0.1, 1]")
+    ds = data.load()
+    x, y = flatten_scale(ds.x_train), np.asarray(ds.y_train)
+    names = list(grid)
+    combos = list(itertools.product(*(grid[n] for n in names)))
+    task = progress.add_task(f"sweep {family}", total=len(combos)) if progress else None
+    rows = []
+    for values in combos:
+        params = dict(zip(names, values))
+        base = build_model(family, params, data.seed)
+        accuracies, sparsities, seconds = [], [], []
+        for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed):
+            start = time.perf_counter()
+            model = clone(base).fit(x_fit, y_fit)
+            seconds.append(time.perf_counter() - start)
+            accuracies.append(float(model.score(x_val, y_val)))
+            sparsities.append(_sparsity(model))
+        rows.append({**params, "val_accuracy": float(np.mean(accuracies)),
+                     "val_accuracy_std": float(np.std(accuracies)),
+                     "sparsity": None if sparsities[0] is None else float(np.mean(sparsities)),
+                     "fit_seconds": float(np.mean(seconds))})
+        if progress:
+            progress.advance(task)
+
+    name = name or f"{family}-{ds.name}-" + "-".join(names)
+    final = Path(out) / SWEEPS / name
+    with atomic_directory(final) as staging:
+        write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": ds.name,
+                                            "n_train": int(len(y)), "cv": cv,
+                                            "val_fraction": None if cv else val_fraction, "results": rows})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(staging / "sweep.csv", buffer.getvalue())
+        _plot(rows, names, staging / "sweep.png")
+    return final, rows
+
+
+def _plot(rows: list[dict], names: list[str], path: Path) -> None:
+    x_name, others = names[0], names[1:]
+    x_values = sorted({r[x_name] for r in rows})
+    series = {}
+    for key in sorted({tuple(r[o] for o in others) for r in rows}, key=str):
+        label = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or "validation"
+        chosen = {r[x_name]: r for r in rows if tuple(r[o] for o in others) == key}
+        series[label] = ([chosen[v]["val_accuracy"] for v in x_values],
+                         None if chosen[x_values[0]]["sparsity"] is None
+                         else [chosen[v]["sparsity"] for v in x_values])
+    plots.save_png(plots.sweep_plot(x_values, series, x_label=x_name), path)
