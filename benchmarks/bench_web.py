@@ -31,7 +31,7 @@ import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
 from fixtures.photos import FORMATS, make_photo  # noqa: E402
-from mnistlab.runs.pipeline import DataChoice, train  # noqa: E402
+from mnistlab.experiments.pipeline import DataChoice, train  # noqa: E402
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import run_cli
 from fixtures.photos import make_photo
-from mnistlab.runs.pipeline import DataChoice, train
+from mnistlab.experiments.pipeline import DataChoice, train
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistlab.runs.compare import mcnemar_exact
+from mnistlab.experiments.compare import mcnemar_exact
 
 
 def test_mcnemar_hand_computed():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report, log_loss, precision_recall_fscore_support
 
-from mnistlab.runs.metrics import analysis, confused_pairs, evaluate, format_classification_report
+from mnistlab.experiments.metrics import analysis, confused_pairs, evaluate, format_classification_report
 
 
 def one_hot_proba(pred, k):

@@ -13,8 +13,8 @@ from mnistlab.errors import ModelFileError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
 from mnistlab.data.preprocess import flatten_scale
-from mnistlab.runs.pipeline import DataChoice, train
-from mnistlab.runs.store import RunStore
+from mnistlab.experiments.pipeline import DataChoice, train
+from mnistlab.experiments.store import RunStore
 
 SMALL = ["--train-size", "1500", "--test-size", "400"]
 METRIC_KEYS = {"accuracy", "macro_f1", "log_loss", "fit_seconds", "n_iter", "confusion_matrix", "per_class"}

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab.runs.metrics import analysis, evaluate
-from mnistlab.runs.report import write_report
+from mnistlab.experiments.metrics import analysis, evaluate
+from mnistlab.experiments.report import write_report
 
 NAMES = ["T-shirt/top", "Trouser", "Bag <&>"]
 

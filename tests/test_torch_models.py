@@ -14,7 +14,7 @@ import torch
 
 from mnistlab.data import preprocess
 
-from mnistlab.runs import pipeline as training
+from mnistlab.experiments import pipeline as training
 from mnistlab.errors import ModelFileError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
@@ -240,7 +240,7 @@ def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch):
 
 
 def report_caption(plot: str) -> str:
-    from mnistlab.runs.figures import FIGURES
+    from mnistlab.experiments.figures import FIGURES
 
     return FIGURES[plot].caption[:30]
 

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from fixtures.photos import make_photo
-from mnistlab.runs.pipeline import DataChoice, train
+from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.web.app import create_app
 from mnistlab.web.workers import PhotoWorkers, WorkerStopped
 

@@ -1,8 +1,43 @@
-"""mnistlab: train, understand, compare and use classifiers on MNIST-family data."""
+"""mnistlab: train, understand, compare and use classifiers on MNIST-family data.
 
-from .data.datasets import Dataset, load_dataset
-from .errors import DatasetError
-from .data.registry import DATASETS
+>>> import mnistlab as ml
+>>> run = ml.train("logreg", train_size=5000)        # doctest: +SKIP
+>>> run                                              # a card in Jupyter    # doctest: +SKIP
+>>> run.predict("shirt.jpg")                         # doctest: +SKIP
+
+Names are imported on first use, so ``import mnistlab`` (and the command
+line's start-up) loads neither scikit-learn, matplotlib nor PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["DATASETS", "Dataset", "DatasetError", "load_dataset", "__version__"]
+
+_EXPORTS = {
+    # the API
+    **{name: "api" for name in ("train", "load_run", "runs", "compare", "sweep", "models", "recipes",
+                                "Run", "RunList", "Comparison", "Sweep", "Predictions")},
+    # data
+    "load_dataset": "data.datasets", "Dataset": "data.datasets", "DATASETS": "data.registry",
+    # predictions
+    "Prediction": "inference.predictor",
+    # errors
+    **{name: "errors" for name in ("MnistlabError", "DatasetError", "ParameterError", "ModelFileError",
+                                   "PhotoError", "BlankPhotoError", "RunNotFoundError", "RunExistsError",
+                                   "RunDamagedError")},
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mnistlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -199,7 +199,7 @@ MODEL_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _data_choice(dataset, data_dir, classes, train_size, test_size, seed):
-    from ..runs.pipeline import DataChoice
+    from ..experiments.pipeline import DataChoice
 
     keep = tuple(int(c) for c in classes.split(",")) if classes else None
     return DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None, classes=keep,
@@ -262,7 +262,7 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
         mnistlab train cnn --preset long --name long-cnn --resume
     """
     from . import model_options
-    from ..runs import pipeline as training
+    from ..experiments import pipeline as training
     from ..models import get_family
 
     if resume and not name:
@@ -279,7 +279,7 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
 
 
 def _print_run_summary(run_dir: Path, as_json: bool) -> None:
-    from ..runs.store import read_metrics
+    from ..experiments.store import read_metrics
 
     metrics = read_metrics(run_dir)
     summary = {key: metrics.get(key) for key in
@@ -310,11 +310,11 @@ def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
         mnistlab evaluate my-run --json
     """
 
-    from ..runs.store import RunStore, read_config
+    from ..experiments.store import RunStore, read_config
     import dataclasses
 
-    from ..runs import metrics as metrics_mod
-    from ..runs import pipeline as training
+    from ..experiments import metrics as metrics_mod
+    from ..experiments import pipeline as training
 
     run_dir = RunStore(out).resolve(run)
     data = training.run_data(read_config(run_dir))
@@ -332,9 +332,9 @@ def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
 
 def _stored_image(run_dir: Path, index: int, split: str):
     """The run's model, class names, and image ``index`` of its dataset's ``split``."""
-    from ..runs.store import read_config
+    from ..experiments.store import read_config
     from ..models.serialization import load_model
-    from ..runs import pipeline as training
+    from ..experiments import pipeline as training
 
     if split not in ("train", "test"):
         raise typer.BadParameter("--split must be train or test")
@@ -374,8 +374,8 @@ def predict_cmd(run: RunArg,
         mnistlab predict my-run digit.png --top 5 --json
         mnistlab predict my-run --index 0
     """
-    from ..runs.store import RunStore
-    from ..runs import pipeline as training
+    from ..experiments.store import RunStore
+    from ..experiments import pipeline as training
 
     run_dir = RunStore(out).resolve(run)
     if index is not None:
@@ -443,8 +443,8 @@ def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: Top
     from .. import plots
     from ..data.preprocess import flatten_scale
     from ..inference.predictor import top_classes
-    from ..runs.figures import explanation_figures
-    from ..runs.store import RunStore
+    from ..experiments.figures import explanation_figures
+    from ..experiments.store import RunStore
 
     run_dir = RunStore(out).resolve(run)
     model, classes, image, label = _stored_image(run_dir, index, split)
@@ -471,7 +471,7 @@ def runs_list(out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
         mnistlab runs list
         mnistlab runs list --out /data/experiments --json
     """
-    from ..runs.store import RunStore
+    from ..experiments.store import RunStore
 
     store = RunStore(out)
     rows = store.list()
@@ -499,7 +499,7 @@ def runs_show(run: RunArg, out: OutOpt = DEFAULT_OUT, as_json: JsonOpt = False) 
         mnistlab runs show my-run
         mnistlab runs show mnistlab-out/runs/my-run --json
     """
-    from ..runs.store import RunStore, read_config, read_metrics
+    from ..experiments.store import RunStore, read_config, read_metrics
 
     run_dir = RunStore(out).resolve(run)
     config = read_config(run_dir)
@@ -537,7 +537,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
 
     from . import model_options
     from ..models import get_family
-    from ..runs.sweep import run_sweep
+    from ..experiments.sweep import run_sweep
 
     grid = model_options.parse(get_family(model), list(ctx.args), multi=True)
     data = _data_choice(dataset, data_dir, classes, train_size, None, seed)
@@ -570,8 +570,8 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
         mnistlab compare logreg-run cnn-run
         mnistlab compare adam-run sgd-run --json
     """
-    from ..runs.compare import compare_runs
-    from ..runs.store import RunStore
+    from ..experiments.compare import compare_runs
+    from ..experiments.store import RunStore
 
     store = RunStore(out)
     folder, result = compare_runs([store.resolve(r) for r in runs], out, name=name, alpha=alpha)
@@ -630,7 +630,7 @@ def recipes_list(as_json: JsonOpt = False) -> None:
 
         mnistlab recipes list
     """
-    from ..runs.recipes import RECIPES
+    from ..experiments.recipes import RECIPES
 
     if as_json:
         _emit_json({name: {"title": r.title, "model": r.family, "params": r.params,
@@ -656,7 +656,7 @@ def recipes_run(name: Annotated[str, typer.Argument(help="Recipe name (see `mnis
         mnistlab recipes run fashion-logreg-saga
         mnistlab recipes run mnist-l1-5000 --data-dir ../shared/data/mnist
     """
-    from ..runs.recipes import get_recipe, run_recipe
+    from ..experiments.recipes import get_recipe, run_recipe
 
     recipe = get_recipe(name)
     if recipe.notes and not as_json:

@@ -65,22 +65,19 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
     for path in expand(paths):
         result: dict = {"file": str(path)}
         try:
-            prepared, prediction = predictor.predict_photo(path, explain=explain_dir is not None)
+            prediction = predictor.predict_photo(path)
         except (PhotoError, OSError) as exc:
             result["error"] = str(exc) if isinstance(exc, PhotoError) else f"cannot read ({exc.strerror or exc})"
             results.append(result)
             continue
         result.update({"class": prediction.class_name, "label": prediction.label,
-                       "top": prediction.top(top, predictor.classes)})
+                       "top": prediction.top(top)})
         if path.name in truth:
             result["true_class"] = predictor.classes[truth[path.name]]
             y_true.append(truth[path.name])
             y_pred.append(prediction.label)
         if explain_dir is not None:
-            result["explanation"] = str(plots.save_png(plots.photo_explanation(
-                prepared.gray, prediction.pixels, prediction.probabilities, predictor.classes,
-                title=f"{path.name}: {prediction.class_name}", contributions=prediction.contributions),
-                explain_dir / f"{path.stem}.png"))
+            result["explanation"] = str(plots.save_png(prediction.explain(), explain_dir / f"{path.stem}.png"))
         results.append(result)
     answer = {"run": predictor.name, "results": results,
               "n_failed": sum("error" in r for r in results)}

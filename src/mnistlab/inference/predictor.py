@@ -1,16 +1,30 @@
-"""A trained run, ready to predict: what the CLI's `predict` and the web page share."""
+"""A trained run, ready to predict: what ``Run.predict``, the CLI's `predict` and the web page share.
+
+``Predictor.predict`` takes what a person has at hand — a photo's path or
+bytes, a PIL image, a 28×28 array like the dataset's, or a batch of any of
+these — and answers ``Prediction`` objects that also show themselves in a
+notebook (the input the model saw, the probabilities, the evidence map).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from ..models.serialization import load_model
-from .photo import Prepared, prepare_photo
+from .. import html
 from ..data.preprocess import flatten_scale
-from ..runs.store import read_config
+from ..errors import ParameterError
+from ..models import MnistlabModel
+from ..models.serialization import load_model
+from ..experiments.store import read_config
+from .photo import Prepared, prepare, prepare_photo
+
+SIDE = 28
 
 
 def top_classes(proba: np.ndarray, classes, k: int) -> list[dict]:
@@ -19,37 +33,109 @@ def top_classes(proba: np.ndarray, classes, k: int) -> list[dict]:
     return [{"class": classes[i], "label": int(i), "probability": float(proba[i])} for i in order]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Prediction:
+    """One image's prediction: the class, every class's probability, and the 28×28 input the model saw."""
+
     label: int
     class_name: str
     probabilities: np.ndarray  # (classes,)
-    pixels: np.ndarray  # uint8 28×28: what the model saw
-    contributions: np.ndarray | None  # (classes, 784) per-pixel explanation, when asked for and available
+    pixels: np.ndarray  # uint8 28×28, object bright on dark: what the model saw
+    classes: list[str]
+    source: str  # the file's name, or what kind of input it was
+    prepared: Prepared | None = field(default=None, repr=False)  # how a photo became ``pixels``
+    model: MnistlabModel | None = field(default=None, repr=False, compare=False)
 
-    def top(self, k: int, classes) -> list[dict]:
-        return top_classes(self.probabilities, classes, k)
+    def top(self, k: int = 3) -> list[dict]:
+        """The ``k`` most probable classes as dicts (class, label, probability)."""
+        return top_classes(self.probabilities, self.classes, k)
+
+    @cached_property
+    def contributions(self) -> np.ndarray | None:
+        """Per-class, per-pixel evidence (classes × 784) where the model can explain itself, else None."""
+        if self.model is None or not self.model.can_explain:
+            return None
+        return self.model.explain(flatten_scale(self.pixels[None]))[0]
+
+    def explain(self):
+        """A figure of why: the photo (if any), the input, the probabilities and each class's evidence map."""
+        from .. import plots
+
+        title = f"{self.source}: {self.class_name} ({self.probabilities[self.label]:.1%})"
+        photo = self.prepared.gray if self.prepared is not None else self.pixels / 255.0
+        return plots.photo_explanation(photo, self.pixels, self.probabilities, self.classes, title=title,
+                                       contributions=self.contributions)
+
+    def _repr_html_(self) -> str:
+        parts = [html.image_tag(html.png_data_uri(self.pixels), 112, "the 28×28 input the model saw")]
+        if self.contributions is not None:
+            evidence = html.evidence_rgb(self.contributions[self.label].reshape(SIDE, SIDE))
+            parts.append(html.image_tag(html.png_data_uri(evidence), 112,
+                                        f"evidence for {self.class_name}: blue for, red against"))
+        images = '<div style="display:flex;gap:8px">' + "".join(parts) + "</div>"
+        return html.card(f"{self.source}: {self.class_name} ({self.probabilities[self.label]:.1%})", images,
+                         html.probability_bars(self.probabilities, self.classes, top=5))
 
 
 class Predictor:
     """A run's model, its class names and the dataset whose photo conversion it needs."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, model: MnistlabModel | None = None):
         self.run_dir = Path(run_dir)
         config = read_config(self.run_dir)
         self.name = self.run_dir.name
         self.dataset = config["dataset"]["name"]
         self.classes: list[str] = config["dataset"]["classes"]
-        self.model = load_model(self.run_dir)
+        self.model = model if model is not None else load_model(self.run_dir)
 
-    def predict_pixels(self, pixels: np.ndarray, explain: bool = False) -> Prediction:
-        x = flatten_scale(pixels[None])
-        proba = self.model.predict_proba(x)[0]
-        contributions = self.model.explain(x)[0] if explain and hasattr(self.model, "explain") else None
+    def predict_pixels(self, pixels: np.ndarray, source: str = "array", prepared: Prepared | None = None
+                       ) -> Prediction:
+        """A 28×28 uint8 image like the dataset's (object bright on dark) → its prediction."""
+        proba = self.model.predict_proba(flatten_scale(pixels[None]))[0]
         label = int(np.argmax(proba))
-        return Prediction(label, self.classes[label], proba, pixels, contributions)
+        return Prediction(label, self.classes[label], proba, pixels, self.classes, source, prepared, self.model)
 
-    def predict_photo(self, source, explain: bool = False, **overrides) -> tuple[Prepared, Prediction]:
-        """A photo (path or bytes) → its 28×28 conversion and the model's answer."""
+    def predict_photo(self, source, **overrides) -> Prediction:
+        """A photo (path or bytes) → converted like the training data → its prediction."""
         prepared = prepare_photo(source, self.dataset, **overrides)
-        return prepared, self.predict_pixels(prepared.pixels, explain=explain)
+        return self.predict_pixels(prepared.pixels, _source_name(source), prepared)
+
+    def predict(self, x) -> Prediction | list[Prediction]:
+        """Predict a photo path or bytes, a PIL image, a 28×28 array, or a batch (list, or N×28×28 array).
+
+        Photos and PIL images are converted like the training data; arrays are taken as they are
+        (uint8 0–255, or floats in [0, 1], object bright on dark like the dataset's images).
+        """
+        if isinstance(x, (list, tuple)):
+            return [self.predict(item) for item in x]
+        if isinstance(x, np.ndarray) and x.ndim == 3:
+            return [self.predict(item) for item in x]
+        if isinstance(x, (str, os.PathLike, bytes)):
+            return self.predict_photo(x)
+        if isinstance(x, Image.Image):
+            prepared = prepare(x, style=self.dataset)
+            return self.predict_pixels(prepared.pixels, "PIL image", prepared)
+        if isinstance(x, np.ndarray):
+            return self.predict_pixels(as_pixels(x))
+        raise ParameterError("x", f"cannot predict a {type(x).__name__}: give a photo's path or bytes, a PIL "
+                                  "image, a 28×28 array or a list of these")
+
+
+def as_pixels(array: np.ndarray) -> np.ndarray:
+    """A 28×28 (or 784) array, uint8 or floats in [0, 1], as the dataset's uint8 28×28."""
+    if array.size != SIDE * SIDE:
+        raise ParameterError("x", f"an array must hold one 28×28 image (784 values) or N of them as "
+                                  f"N×28×28, got shape {array.shape}")
+    array = array.reshape(SIDE, SIDE)
+    if array.dtype == np.uint8:
+        return array
+    values = np.asarray(array, dtype=np.float64)
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 255:
+        raise ParameterError("x", "pixel values must be finite, in [0, 1] (floats) or 0–255")
+    if values.max() <= 1:
+        values = values * 255
+    return np.round(values).astype(np.uint8)
+
+
+def _source_name(source) -> str:
+    return Path(source).name if isinstance(source, (str, os.PathLike)) else "photo"

@@ -10,8 +10,6 @@ has loaded and reloads one when its run's model file changes.
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import multiprocessing
 import os
 import threading
@@ -20,8 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from ..html import evidence_rgb, png_data_uri
 from ..inference.predictor import Predictor
 
 
@@ -100,21 +98,9 @@ def _predictor(run_dir: Path) -> Predictor:
     return cached[1]
 
 
-def png_data_uri(array: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def explanation_png(contributions: np.ndarray, label: int) -> str:
     """The predicted class's contribution map as a red/blue PNG (blue: for, red: against)."""
-    values = contributions[label].reshape(28, 28)
-    scale = float(np.abs(values).max()) or 1.0
-    t = np.clip(values / scale, -1, 1)[..., None]
-    white = np.ones(3)
-    blue, red = np.array([0.13, 0.40, 0.67]), np.array([0.70, 0.09, 0.17])
-    rgb = np.where(t >= 0, white + t * (blue - white), white - t * (red - white))
-    return png_data_uri((rgb * 255).round().astype(np.uint8))
+    return png_data_uri(evidence_rgb(contributions[label].reshape(28, 28)))
 
 
 def answer(run_dir: Path, data: bytes) -> dict:
@@ -123,11 +109,11 @@ def answer(run_dir: Path, data: bytes) -> dict:
     Raises PhotoError for an unusable photo and ModelFileError for a bad model file.
     """
     predictor = _predictor(run_dir)
-    _, prediction = predictor.predict_photo(data, explain=True)
+    prediction = predictor.predict_photo(data)
     return {
         "run": predictor.name, "class": prediction.class_name, "label": prediction.label,
         "probabilities": {c: float(p) for c, p in zip(predictor.classes, prediction.probabilities)},
-        "top": prediction.top(3, predictor.classes),
+        "top": prediction.top(3),
         "image": prediction.pixels.tolist(),
         "image_png": png_data_uri(prediction.pixels),
         "explanation_png": None if prediction.contributions is None

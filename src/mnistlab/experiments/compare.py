@@ -36,7 +36,8 @@ def mcnemar_exact(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) ->
     return {"a_only": a_only, "b_only": b_only, "p_value": p_value}
 
 
-def _load(run_dir: Path) -> dict:
+def load_for_comparison(run_dir: Path) -> dict:
+    """What a comparison reads of a run: name, config, metrics, test labels and predictions."""
     predictions = read_predictions(run_dir)
     return {"name": run_dir.name, "dir": run_dir, "config": read_config(run_dir), "metrics": read_metrics(run_dir),
             "y_true": predictions["y_true"], "y_pred": predictions["y_pred"]}
@@ -47,7 +48,7 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     """Write compare.html, compare.json and the PNGs for the runs in ``run_dirs`` (first = baseline)."""
     if len(run_dirs) < 2:
         raise ParameterError(None, "compare needs at least two runs")
-    loaded = [_load(Path(r)) for r in run_dirs]
+    loaded = [load_for_comparison(Path(r)) for r in run_dirs]
     base = loaded[0]
     classes = base["config"]["dataset"]["classes"]
     for other in loaded[1:]:
@@ -120,7 +121,7 @@ def _html(result: dict, figures: list[tuple[Path, str]]) -> str:
           r["predict_seconds_per_10k"], r["n_parameters"]] for r in result["runs"]])
     tests = report.table(
         ["A (baseline)", "B", "accuracy B − A", "only A right", "only B right", "McNemar p", "verdict"],
-        [[p["a"], p["b"], p["accuracy_delta"], p["a_only"], p["b_only"], p["p_value"], _verdict(p, result["alpha"])]
+        [[p["a"], p["b"], p["accuracy_delta"], p["a_only"], p["b_only"], p["p_value"], verdict(p, result["alpha"])]
          for p in result["pairs"]])
     body = (f"<h1>Comparison of {len(result['runs'])} runs</h1>\n<h2>Runs</h2>\n{runs_table}"
             f"<h2>Is the difference significant?</h2>\n{tests}"
@@ -130,7 +131,7 @@ def _html(result: dict, figures: list[tuple[Path, str]]) -> str:
     return report.page("mnistlab comparison", body)
 
 
-def _verdict(pair: dict, alpha: float) -> str:
+def verdict(pair: dict, alpha: float) -> str:
     if not pair["significant"]:
         return f"not significant at {alpha:g}"
     better = pair["b"] if pair["b_only"] > pair["a_only"] else pair["a"]

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
@@ -22,6 +23,7 @@ from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
 from ..data.preprocess import flatten_scale, validation_split
 from ..errors import ParameterError
+from ..models.callbacks import SILENT, FitProgress
 from .pipeline import DataChoice, build_model
 
 SWEEPS = "sweeps"
@@ -42,7 +44,8 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
 
 
 def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, name: str | None = None,
-              cv: int | None = None, val_fraction: float = 0.2, progress=None) -> tuple[Path, list[dict]]:
+              cv: int | None = None, val_fraction: float = 0.2, progress: FitProgress = SILENT
+              ) -> tuple[Path, list[dict]]:
     """Fit every combination in ``grid``; write sweep.json, sweep.csv and sweep.png."""
     if not grid:
         raise ParameterError(None, "nothing to sweep: give at least one hyperparameter with values, e.g. C=[0.01, 0.1, 1]")
@@ -50,9 +53,9 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     x, y = flatten_scale(ds.x_train), np.asarray(ds.y_train)
     names = list(grid)
     combos = list(itertools.product(*(grid[n] for n in names)))
-    task = progress.add_task(f"sweep {family}", total=len(combos)) if progress else None
+    progress.start(len(combos), "fit")
     rows = []
-    for values in combos:
+    for done, values in enumerate(combos, start=1):
         params = dict(zip(names, values))
         base = build_model(family, params, data.seed)
         accuracies, sparsities, seconds = [], [], []
@@ -66,8 +69,8 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
                      "val_accuracy_std": float(np.std(accuracies)),
                      "sparsity": None if sparsities[0] is None else float(np.mean(sparsities)),
                      "fit_seconds": float(np.mean(seconds))})
-        if progress:
-            progress.advance(task)
+        progress.advance(done, f"{family} {params}: validation accuracy {rows[-1]['val_accuracy']:.4f}")
+    progress.end()
 
     name = name or f"{family}-{ds.name}-" + "-".join(names)
     final = Path(out) / SWEEPS / name
@@ -80,11 +83,12 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(staging / "sweep.csv", buffer.getvalue())
-        _plot(rows, names, staging / "sweep.png")
+        plots.save_png(sweep_figure(rows, names), staging / "sweep.png")
     return final, rows
 
 
-def _plot(rows: list[dict], names: list[str], path: Path) -> None:
+def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
+    """Validation accuracy (and sparsity) against the first swept parameter, a line per combination of the rest."""
     x_name, others = names[0], names[1:]
     x_values = sorted({r[x_name] for r in rows})
     series = {}
@@ -94,4 +98,4 @@ def _plot(rows: list[dict], names: list[str], path: Path) -> None:
         series[label] = ([chosen[v]["val_accuracy"] for v in x_values],
                          None if chosen[x_values[0]]["sparsity"] is None
                          else [chosen[v]["sparsity"] for v in x_values])
-    plots.save_png(plots.sweep_plot(x_values, series, x_label=x_name), path)
+    return plots.sweep_plot(x_values, series, x_label=x_name)

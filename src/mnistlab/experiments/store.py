@@ -39,6 +39,12 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 MAX_NAME_LENGTH = 100
 MAX_JSON_BYTES = 64 * 1024 * 1024
 LOCK_PREFIX = ".lock-"
+DEFAULT_OUT = "mnistlab-out"
+
+
+def default_out() -> Path:
+    """Where everything is written unless told otherwise: ``$MNISTLAB_OUT``, else ./mnistlab-out."""
+    return Path(os.environ.get("MNISTLAB_OUT") or DEFAULT_OUT)
 
 
 def validate_name(name: str) -> str:

@@ -26,14 +26,19 @@ EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the
 
 @dataclass
 class RunResults:
-    """What a run's figures are drawn from: the model, its test images and its predictions."""
+    """What a run's figures are drawn from: the model, its predictions and (loaded when a figure
+    needs them) its test images."""
 
     model: MnistlabModel
     classes: list[str]
-    images: np.ndarray  # the test images, uint8 N×28×28
     y_true: np.ndarray
     proba: np.ndarray
     metrics: dict
+    load_images: Callable[[], np.ndarray]  # the test images, uint8 N×28×28
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        return self.load_images()
 
     @cached_property
     def x(self) -> np.ndarray:

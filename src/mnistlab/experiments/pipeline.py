@@ -152,7 +152,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             write_json(staging / METRICS, run_metrics)
             np.savez_compressed(staging / PREDICTIONS, y_true=ds.y_test,
                                 y_pred=proba.argmax(axis=1), proba=proba.astype(np.float32))
-            write_figures(RunResults(model, list(ds.classes), ds.x_test, ds.y_test, proba, run_metrics),
+            write_figures(RunResults(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test),
                           staging / PLOTS)
             report.write_report(staging)
         if checkpoints:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..models.callbacks import FitProgress
 from .pipeline import DataChoice, train
 
 
@@ -78,11 +79,12 @@ def get_recipe(name: str) -> Recipe:
         raise ParameterError(None, f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
 
 
-def run_recipe(name: str, out: Path, data_dir: str | None = None, overwrite: bool = True) -> Path:
+def run_recipe(name: str, out: Path, data_dir: str | None = None, overwrite: bool = True,
+               progress: FitProgress | None = None) -> Path:
     """Train the recipe as an ordinary run named after it."""
     from dataclasses import replace
 
     recipe = get_recipe(name)
     data = replace(recipe.data, data_dir=data_dir) if data_dir else recipe.data
     return train(recipe.family, dict(recipe.params), data, out, name=f"recipe-{name}", overwrite=overwrite,
-                 command=f"mnistlab recipes run {name}")
+                 command=f"mnistlab recipes run {name}", progress=progress)

@@ -1,0 +1,406 @@
+"""The Python API: train, load, list, compare and sweep runs from a script or a notebook.
+
+Everything here is what ``mnistlab`` on the command line does, through the
+same pipeline and the same run folders; the objects it returns show
+themselves in Jupyter (``_repr_html_``) and hand out their numbers, their
+fitted model and matplotlib figures.
+
+>>> import mnistlab as ml
+>>> run = ml.train("logreg", train_size=2000, test_size=500, name="first", overwrite=True)
+>>> round(run.metrics["accuracy"], 2) > 0.7
+True
+>>> run.predict(run.dataset.x_test[0]).class_name in run.classes
+True
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import html
+from .data.datasets import Dataset
+from .errors import ParameterError
+from .models import family_names, get_family
+from .experiments.pipeline import DataChoice, evaluate_run, run_data
+from .experiments.store import (PLOTS, REPORT, RunStore, RunSummary, default_out, read_config, read_metrics,
+                         read_predictions)
+
+
+def _store(out) -> RunStore:
+    return RunStore(default_out() if out is None else out)
+
+
+def _call(function: str, *args, **kwargs) -> str:
+    """How a run was made, as the Python call (recorded in config.json)."""
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"mnistlab.{function}({', '.join(shown)})"
+
+
+class Predictions(NamedTuple):
+    """A run's test-set predictions."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    proba: np.ndarray
+
+
+class Run:
+    """A trained run: its configuration, metrics, fitted model, figures and predictions.
+
+    >>> run = ml.load_run("first")                     # doctest: +SKIP
+    >>> run.metrics["accuracy"], run.model             # doctest: +SKIP
+    >>> run.figure("confusion_matrix")                 # doctest: +SKIP
+    >>> run.predict("shirt.jpg")                       # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        read_config(self.path)  # a damaged run fails here, with the file and the reason
+
+    def __repr__(self) -> str:
+        return f"Run({self.name!r}, model={self.config['model']!r}, accuracy={self.metrics['accuracy']:.4f})"
+
+    @property
+    def name(self) -> str:
+        """The run's name (its folder's)."""
+        return self.path.name
+
+    @cached_property
+    def config(self) -> dict:
+        """config.json: model, hyperparameters, data, seed, versions, how it was made."""
+        return read_config(self.path)
+
+    @cached_property
+    def metrics(self) -> dict:
+        """metrics.json: accuracy, macro F1, log-loss, confusion matrix, per-class scores, history …"""
+        return read_metrics(self.path)
+
+    @cached_property
+    def model(self):
+        """The fitted estimator (scikit-learn compatible), loaded from the run's model file."""
+        from .models.serialization import load_model
+
+        return load_model(self.path)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, by label."""
+        return list(self.config["dataset"]["classes"])
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        """The data the run was trained and tested on (the same subsets and classes)."""
+        return run_data(self.config).load()
+
+    @cached_property
+    def predictions(self) -> Predictions:
+        """The test set's true labels, predicted labels and probabilities, as saved by the run."""
+        return Predictions(**read_predictions(self.path))
+
+    @property
+    def report_path(self) -> Path:
+        """The run's self-contained HTML report."""
+        return self.path / REPORT
+
+    def figure_names(self) -> list[str]:
+        """The figures this run's model can show (see ``figure``)."""
+        from .experiments.figures import FIGURES
+
+        return [name for name in FIGURES if (self.path / PLOTS / f"{name}.png").is_file()]
+
+    def figure(self, name: str):
+        """One of the run's figures as a matplotlib Figure: "confusion_matrix", "wrong", "coefficients" …
+
+        ``figure_names()`` lists those this run has.
+        """
+        from .experiments.figures import FIGURES, RunResults, draw
+
+        if name not in FIGURES:
+            raise ParameterError("name", f"no figure {name!r}; choose one of: {', '.join(FIGURES)}")
+        p = self.predictions
+        results = RunResults(self.model, self.classes, p.y_true, p.proba, self.metrics,
+                             lambda: self.dataset.x_test)
+        figure = draw(name, results)
+        if figure is None:
+            raise ParameterError("name", f"a {self.config['model']} model has no {name!r} figure")
+        return figure
+
+    def evaluate(self, dataset: str | None = None, data_dir: str | Path | None = None) -> dict:
+        """Reload the saved model and evaluate it on its test set (or on another dataset's)."""
+        data = run_data(self.config)
+        if dataset or data_dir:
+            data = replace(data, dataset=dataset or data.dataset, data_dir=str(data_dir) if data_dir else None)
+        return evaluate_run(self.path, data)
+
+    @cached_property
+    def _predictor(self):
+        from .inference.predictor import Predictor
+
+        return Predictor(self.path, self.model)
+
+    def predict(self, x):
+        """Predict a photo (path or bytes), a PIL image, a 28×28 array, or a list / N×28×28 batch.
+
+        Photos are converted like the training data. Returns a Prediction (a list for a batch),
+        with ``class_name``, ``label``, ``probabilities``, ``pixels`` and ``explain()``.
+
+        >>> run.predict(run.dataset.x_test[:3])            # doctest: +SKIP
+        """
+        return self._predictor.predict(x)
+
+    def _repr_html_(self) -> str:
+        m, d = self.metrics, self.config["dataset"]
+        numbers = html.table(["accuracy", "macro F1", "log-loss", "fit s", "train / test images"],
+                             [[m["accuracy"], m["macro_f1"], m.get("log_loss"), m["fit_seconds"],
+                               f"{d.get('n_train', '?'):,} / {d.get('n_test', '?'):,}"]])
+        return html.card(f"{self.name}: {self.config['model']} on {d['name']}", numbers,
+                         html.confusion_table(m["confusion_matrix"], self.classes),
+                         html.link(_href(self.report_path), "report.html"))
+
+
+def _href(path: Path) -> str:
+    """A link a notebook can follow: relative to the working folder when inside it."""
+    path = Path(path).resolve()
+    try:
+        return os.path.relpath(path, Path.cwd()) if path.is_relative_to(Path.cwd()) else path.as_uri()
+    except ValueError:
+        return path.as_uri()
+
+
+class RunList(list):
+    """The runs of an output folder, newest first; damaged ones last, with the reason.
+
+    ``runs[0]`` is a summary row; ``runs["name"]`` loads that run.
+    """
+
+    def __init__(self, rows: list[RunSummary], store: RunStore):
+        super().__init__(rows)
+        self.store = store
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return Run(self.store.resolve(key))
+        return super().__getitem__(key)
+
+    def _repr_html_(self) -> str:
+        rows = [[r.name, "damaged: " + r.damaged, "", None, None, ""] if r.damaged else
+                [r.name, r.model, r.dataset, r.accuracy, r.fit_seconds, (r.created or "")[:16].replace("T", " ")]
+                for r in self]
+        return html.card(f"{len(self)} runs in {self.store.root}",
+                         html.table(["run", "model", "dataset", "accuracy", "fit s", "created"], rows))
+
+
+class Comparison:
+    """Runs compared on the same test set: accuracies, McNemar's exact test for each pair, figures."""
+
+    def __init__(self, path: Path, result: dict, runs: list[Run]):
+        self.path, self.result, self.runs = Path(path), result, runs
+
+    @property
+    def pairs(self) -> list[dict]:
+        """Per pair (baseline A, other run B): accuracy_delta, a_only, b_only, p_value, significant."""
+        return self.result["pairs"]
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "compare.html"
+
+    def figure(self, name: str):
+        """"accuracy", "confusion_delta_1", "f1_delta_1" (one per pair) or "learning_curves", as a Figure."""
+        from .experiments.compare import comparison_figures, load_for_comparison
+
+        figures = comparison_figures([load_for_comparison(r.path) for r in self.runs], self.pairs,
+                                     self.result["classes"])
+        if name not in figures:
+            raise ParameterError("name", f"no figure {name!r}; choose one of: {', '.join(figures)}")
+        return figures[name][0]
+
+    def __repr__(self) -> str:
+        return f"Comparison({[r['run'] for r in self.result['runs']]}, p={[p['p_value'] for p in self.pairs]})"
+
+    def _repr_html_(self) -> str:
+        from .experiments.compare import verdict
+
+        runs = html.table(["run", "model", "accuracy", "macro F1", "fit s"],
+                          [[r["run"], r["model"], r["accuracy"], r["macro_f1"], r["fit_seconds"]]
+                           for r in self.result["runs"]])
+        tests = html.table(["B vs A", "accuracy B − A", "only A right", "only B right", "McNemar p", "verdict"],
+                           [[f"{p['b']} vs {p['a']}", p["accuracy_delta"], p["a_only"], p["b_only"],
+                             p["p_value"], verdict(p, self.result["alpha"])] for p in self.pairs])
+        return html.card(f"Comparison of {len(self.runs)} runs", runs, tests,
+                         html.link(_href(self.report_path), "compare.html"))
+
+
+class Sweep:
+    """A hyperparameter grid, each combination scored on a validation split (or by cross-validation)."""
+
+    def __init__(self, path: Path, results: list[dict], grid: dict[str, list]):
+        self.path, self.results, self.grid = Path(path), results, grid
+
+    @property
+    def best(self) -> dict:
+        """The row with the highest validation accuracy."""
+        return max(self.results, key=lambda r: r["val_accuracy"])
+
+    def figure(self):
+        """Validation accuracy (and sparsity, for per-pixel weights) against the first swept parameter."""
+        from .experiments.sweep import sweep_figure
+
+        return sweep_figure(self.results, list(self.grid))
+
+    def __repr__(self) -> str:
+        return f"Sweep({self.grid}, best={self.best})"
+
+    def _repr_html_(self) -> str:
+        columns = list(self.results[0])
+        best = self.best
+        rows = [[("★ " if r is best else "") + str(r[columns[0]]), *(r[c] for c in columns[1:])]
+                for r in self.results]
+        return html.card(f"Sweep of {', '.join(self.grid)}: best validation accuracy {best['val_accuracy']:.4f}",
+                         html.table(columns, rows))
+
+
+def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
+          classes: list[int] | tuple[int, ...] | None = None, train_size: int | None = None,
+          test_size: int | None = None, seed: int = 0, name: str | None = None, out: str | Path | None = None,
+          overwrite: bool = False, resume: bool = False, progress: bool = True, **hyperparameters: Any) -> Run:
+    """Train a model family on a dataset and write a run folder (model, metrics, figures, report.html).
+
+    The same pipeline as ``mnistlab train``. Checks the hyperparameters, the run name and that the
+    name is free before any data is loaded. ``classes`` keeps only those labels (relabelled in
+    order); ``train_size`` / ``test_size`` take stratified subsets; ``out`` defaults to
+    ``$MNISTLAB_OUT`` or ./mnistlab-out; ``progress`` shows a bar (a notebook bar in Jupyter).
+
+    Model families (``model``) and where their hyperparameters are described:
+
+    {families}
+
+    >>> run = ml.train("logreg", C=0.1, train_size=2000, test_size=500, name="doc", overwrite=True)
+    >>> run.metrics["accuracy"] > 0.7
+    True
+    """
+    from .progress import fit_progress
+    from .experiments.pipeline import train as train_pipeline
+
+    data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
+                      classes=tuple(classes) if classes else None, train_size=train_size, test_size=test_size,
+                      seed=seed)
+    command = _call("train", model, **{k: v for k, v in dict(
+        dataset=dataset, classes=classes, train_size=train_size, test_size=test_size, seed=seed,
+        name=name, **hyperparameters).items() if v is not None})
+    path = train_pipeline(model, hyperparameters, data, _store(out).out, name=name, overwrite=overwrite,
+                          command=command, resume=resume, progress=fit_progress(progress))
+    return Run(path)
+
+
+train.__doc__ = train.__doc__.format(families="\n    ".join(
+    f"- ``{f}``: ``help(mnistlab.models.get_family({f!r}))`` or ``mnistlab models {f}``" for f in family_names()))
+
+
+def load_run(name_or_path: str | Path, out: str | Path | None = None) -> Run:
+    """A run by name (under ``out``/runs) or by the path of its folder.
+
+    >>> ml.load_run("doc").metrics["accuracy"] > 0.7
+    True
+    """
+    return Run(_store(out).resolve(name_or_path))
+
+
+def runs(out: str | Path | None = None) -> RunList:
+    """Every run under ``out`` (default ``$MNISTLAB_OUT`` or ./mnistlab-out), newest first.
+
+    >>> "doc" in [r.name for r in ml.runs()]
+    True
+    """
+    store = _store(out)
+    return RunList(store.list(), store)
+
+
+def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float = 0.05,
+            name: str | None = None) -> Comparison:
+    """Compare runs tested on the same images; the first is the baseline. Writes compare.html.
+
+    Each other run is tested against the baseline with McNemar's exact test.
+
+    >>> a = ml.train("logreg", C=0.1, train_size=2000, test_size=500, name="doc-a", overwrite=True)
+    >>> b = ml.train("logreg", C=0.01, train_size=2000, test_size=500, name="doc-b", overwrite=True)
+    >>> 0 <= ml.compare(a, b).pairs[0]["p_value"] <= 1
+    True
+    """
+    from .experiments.compare import compare_runs
+
+    store = _store(out)
+    loaded = [r if isinstance(r, Run) else Run(store.resolve(r)) for r in runs]
+    folder, result = compare_runs([r.path for r in loaded], store.out, name=name, alpha=alpha)
+    return Comparison(folder, result, loaded)
+
+
+def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
+          classes: list[int] | None = None, train_size: int | None = None, seed: int = 0, cv: int | None = None,
+          val_fraction: float = 0.2, name: str | None = None, out: str | Path | None = None,
+          progress: bool = True) -> Sweep:
+    """Fit every combination of ``grid`` (hyperparameter → values); score each on validation data.
+
+    The test set is not touched. ``cv`` uses k-fold cross-validation instead of one split.
+
+    >>> s = ml.sweep("logreg", {"C": [0.01, 0.1]}, train_size=1000, name="doc-sweep")
+    >>> sorted(r["C"] for r in s.results)
+    [0.01, 0.1]
+    """
+    from .progress import fit_progress
+    from .experiments.sweep import run_sweep
+
+    if not isinstance(grid, dict) or not all(isinstance(v, (list, tuple)) and v for v in grid.values()):
+        raise ParameterError("grid", "give a dict of hyperparameter → non-empty list of values")
+    data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
+                      classes=tuple(classes) if classes else None, train_size=train_size, seed=seed)
+    folder, rows = run_sweep(model, {k: list(v) for k, v in grid.items()}, data, _store(out).out, name=name,
+                             cv=cv, val_fraction=val_fraction, progress=fit_progress(progress))
+    return Sweep(folder, rows, grid)
+
+
+def models() -> dict[str, str]:
+    """The model families, each with its one-line summary.
+
+    >>> "logreg" in ml.models()
+    True
+    """
+    return {f: (get_family(f).__doc__ or "").strip().splitlines()[0] for f in family_names()}
+
+
+class Recipes:
+    """The classic tutorial experiments: ``ml.recipes.list()`` and ``ml.recipes.run(name)``.
+
+    >>> "fashion-logreg-saga" in ml.recipes.list()
+    True
+    """
+
+    def list(self) -> dict[str, str]:
+        """Recipe name → what it reproduces (and the published result)."""
+        from .experiments.recipes import RECIPES
+
+        return {name: f"{r.title} — {r.published_note}" for name, r in RECIPES.items()}
+
+    def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
+            progress: bool = True) -> Run:
+        """Run one recipe as an ordinary training run named ``recipe-<name>`` (replaced if it exists)."""
+        from .progress import fit_progress
+        from .experiments.recipes import run_recipe
+
+        return Run(run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
+                              progress=fit_progress(progress)))
+
+    def __repr__(self) -> str:
+        return "mnistlab.recipes: " + ", ".join(self.list())
+
+
+recipes = Recipes()
+
+__all__ = ["Comparison", "Predictions", "Recipes", "Run", "RunList", "Sweep", "compare",
+           "load_run", "models", "recipes", "runs", "sweep", "train"]

@@ -1,0 +1,1 @@
+"""Experiments: the run store, the training pipeline, figures, reports, compare, sweeps and recipes."""

@@ -1,0 +1,110 @@
+"""Small HTML pieces the notebook displays and the web answers are made of.
+
+Images become PNG data URIs (PIL for arrays, the Agg canvas for a matplotlib
+``Figure``), so a card needs no files and no server. Nothing here imports
+matplotlib unless a Figure is handed to it, so web workers stay light.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+CARD_CSS = (
+    "font-family:system-ui,sans-serif;font-size:13px;line-height:1.4;border:1px solid #ddd;"
+    "border-radius:6px;padding:10px 14px;max-width:760px;display:inline-block;vertical-align:top"
+)
+FOR, AGAINST = np.array([0.13, 0.40, 0.67]), np.array([0.70, 0.09, 0.17])  # blue: for, red: against
+
+
+def escape(value) -> str:
+    return html.escape(str(value))
+
+
+def png_data_uri(array: np.ndarray) -> str:
+    """A uint8 grey (H×W) or RGB (H×W×3) array as a PNG data URI."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def figure_data_uri(fig, dpi: int = 80) -> str:
+    """A matplotlib Figure as a PNG data URI."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def evidence_rgb(values: np.ndarray) -> np.ndarray:
+    """A signed map (e.g. one class's pixel contributions) as RGB: blue for, red against, white 0."""
+    scale = float(np.abs(values).max()) or 1.0
+    t = np.clip(np.asarray(values, dtype=float) / scale, -1, 1)[..., None]
+    white = np.ones(3)
+    rgb = np.where(t >= 0, white + t * (FOR - white), white - t * (AGAINST - white))
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def image_tag(uri: str, size: int, title: str = "") -> str:
+    """An inline image scaled to ``size`` px without smoothing (28×28 pixels stay crisp)."""
+    return (f'<img src="{uri}" width="{size}" height="{size}" title="{escape(title)}" '
+            'style="image-rendering:pixelated;border:1px solid #ccc">')
+
+
+def probability_bars(probabilities: Sequence[float], classes: Sequence[str], top: int | None = None) -> str:
+    """Horizontal bars of class probabilities, most probable first (``top`` of them)."""
+    order = np.argsort(probabilities)[::-1][:top]
+    rows = []
+    for rank, i in enumerate(order):
+        p = float(probabilities[i])
+        colour = "#e8912d" if rank == 0 else "#4a7fb5"
+        rows.append(f'<tr><td style="padding-right:6px">{escape(classes[i])}</td><td style="width:160px">'
+                    f'<div style="background:{colour};height:11px;width:{max(p, 0.005) * 100:.1f}%"></div></td>'
+                    f'<td style="text-align:right;padding-left:6px">{p:.1%}</td></tr>')
+    return f'<table style="border-collapse:collapse">{"".join(rows)}</table>'
+
+
+def confusion_table(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> str:
+    """A small confusion matrix as an HTML heat table (rows: true class)."""
+    cm = np.asarray(matrix, dtype=float)
+    peak = cm.max() or 1.0
+    header = "".join(f'<th title="predicted {escape(c)}" style="font-weight:normal;padding:1px 3px">{i}</th>'
+                     for i, c in enumerate(classes))
+    rows = []
+    for i, (name, row) in enumerate(zip(classes, cm)):
+        cells = []
+        for j, value in enumerate(row):
+            shade = value / peak
+            colour = f"rgba(49,130,189,{shade:.2f})" if i == j else f"rgba(215,48,39,{min(1.0, 3 * shade):.2f})"
+            text_colour = "#fff" if shade > 0.5 else "#222"
+            cells.append(f'<td style="background:{colour};color:{text_colour};text-align:right;padding:1px 3px">'
+                         f"{int(value)}</td>")
+        rows.append(f'<tr><th title="true {escape(name)}" style="text-align:left;font-weight:normal;'
+                    f'padding:1px 4px">{i} {escape(name)}</th>{"".join(cells)}</tr>')
+    return (f'<table style="border-collapse:collapse;font-size:11px"><tr><th></th>{header}</tr>'
+            f'{"".join(rows)}</table>')
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A plain HTML table; floats shown with 4 significant digits."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return f'<td style="text-align:right;padding:1px 8px">{value:.4g}</td>'
+        return f'<td style="padding:1px 8px">{"—" if value is None else escape(value)}</td>'
+    head = "".join(f'<th style="text-align:left;padding:1px 8px">{escape(h)}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f'<table style="border-collapse:collapse"><tr>{head}</tr>{body}</table>'
+
+
+def card(title: str, *parts: str) -> str:
+    """A bordered block with a bold title and the given HTML parts below it."""
+    return f'<div style="{CARD_CSS}"><div style="font-weight:bold;margin-bottom:6px">{escape(title)}</div>' + \
+        "".join(f'<div style="margin-top:6px">{part}</div>' for part in parts) + "</div>"
+
+
+def link(path, text: str) -> str:
+    return f'<a href="{escape(path)}" target="_blank">{escape(text)}</a>'

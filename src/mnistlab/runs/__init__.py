@@ -1,1 +1,0 @@
-"""Runs: the run store, the training pipeline, figures, reports, compare, sweeps and recipes."""
