@@ -365,10 +365,10 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
     return Sweep(folder, rows, grid)
 
 
-def models() -> dict[str, str]:
-    """The model families, each with its one-line summary.
+def families() -> dict[str, str]:
+    """The model families (what ``train`` takes as ``model``), each with its one-line summary.
 
-    >>> "logreg" in ml.models()
+    >>> "logreg" in ml.families()
     True
     """
     return {f: (get_family(f).__doc__ or "").strip().splitlines()[0] for f in family_names()}
@@ -403,4 +403,4 @@ class Recipes:
 recipes = Recipes()
 
 __all__ = ["Comparison", "Predictions", "Recipes", "Run", "RunList", "Sweep", "compare",
-           "load_run", "models", "recipes", "runs", "sweep", "train"]
+           "families", "load_run", "recipes", "runs", "sweep", "train"]
