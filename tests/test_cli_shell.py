@@ -83,3 +83,16 @@ def test_an_internal_bug_is_not_reported_as_bad_input(out):
 def test_a_library_parameter_is_shown_as_its_flag(tmp_path):
     result = run_cli("train", "logreg", "--train-size", "0", "--out", str(tmp_path))
     assert result.returncode == 2 and "--train-size:" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["runs", "list"]])
+def test_quick_commands_import_no_heavy_library(out, args):
+    """`--help` and `runs list` start fast because they load neither scikit-learn, matplotlib nor PyTorch
+    (benchmarks/bench_cli.py times them)."""
+    code = ("import sys; from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted({'sklearn', 'matplotlib', 'torch', 'scipy'} & {m.split('.')[0] for m in sys.modules}),"
+            " file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *args, "--out", str(out)] if args != ["--help"]
+                            else [sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
