@@ -26,10 +26,18 @@ import numpy as np
 from . import html
 from .data.datasets import Dataset
 from .errors import ParameterError
-from .models import family_names, get_family
 from .experiments.pipeline import DataChoice, evaluate_run, run_data
-from .experiments.store import (PLOTS, REPORT, RunStore, RunSummary, default_out, read_config, read_metrics,
-                         read_predictions)
+from .experiments.store import (
+    PLOTS,
+    REPORT,
+    RunStore,
+    RunSummary,
+    default_out,
+    read_config,
+    read_metrics,
+    read_predictions,
+)
+from .models import family_names, get_family
 
 
 def _store(out) -> RunStore:
@@ -288,8 +296,8 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     >>> run.metrics["accuracy"] > 0.7
     True
     """
-    from .progress import fit_progress
     from .experiments.pipeline import train as train_pipeline
+    from .progress import fit_progress
 
     data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                       classes=tuple(classes) if classes else None, train_size=train_size, test_size=test_size,
@@ -356,8 +364,8 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
     >>> sorted(r["C"] for r in s.results)
     [0.01, 0.1]
     """
-    from .progress import fit_progress
     from .experiments.sweep import run_sweep
+    from .progress import fit_progress
 
     if not isinstance(grid, dict) or not all(isinstance(v, (list, tuple)) and v for v in grid.values()):
         raise ParameterError("grid", "give a dict of hyperparameter → non-empty list of values")
@@ -393,8 +401,8 @@ class Recipes:
     def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
             progress: bool = True) -> Run:
         """Run one recipe as an ordinary training run named ``recipe-<name>`` (replaced if it exists)."""
-        from .progress import fit_progress
         from .experiments.recipes import run_recipe
+        from .progress import fit_progress
 
         return Run(run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
                               progress=fit_progress(progress)))

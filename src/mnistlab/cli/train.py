@@ -11,8 +11,24 @@ import typer
 from rich.table import Table
 
 from ..data.registry import DEFAULT_DATASET
-from .common import (MODEL_OPTIONS, OUT, ClassesOpt, DataDirOpt, DatasetOpt, JsonOpt, ModelArg, OutOpt, SeedOpt,
-                     TestSizeOpt, TrainSizeOpt, app, console, emit_json, err_console, parse_classes)
+from .common import (
+    MODEL_OPTIONS,
+    OUT,
+    ClassesOpt,
+    DataDirOpt,
+    DatasetOpt,
+    JsonOpt,
+    ModelArg,
+    OutOpt,
+    SeedOpt,
+    TestSizeOpt,
+    TrainSizeOpt,
+    app,
+    console,
+    emit_json,
+    err_console,
+    parse_classes,
+)
 
 
 def command_line() -> str:

@@ -44,13 +44,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
-from ...data import preprocess
 from ..._io import atomic_write_bytes
+from ...data import preprocess
 from ..base import MnistlabModel
 
 IMAGE_SHAPE = (1, 28, 28)
