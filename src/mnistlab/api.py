@@ -61,10 +61,11 @@ class Predictions(NamedTuple):
 class Run:
     """A trained run: its configuration, metrics, fitted model, figures and predictions.
 
-    >>> run = ml.load_run("first")                     # doctest: +SKIP
-    >>> run.metrics["accuracy"], run.model             # doctest: +SKIP
-    >>> run.figure("confusion_matrix")                 # doctest: +SKIP
-    >>> run.predict("shirt.jpg")                       # doctest: +SKIP
+    >>> run = ml.load_run("first")
+    >>> run.config["model"], run.model.coef_.shape
+    ('logreg', (10, 784))
+    >>> run.predictions.proba.shape
+    (500, 10)
     """
 
     def __init__(self, path: str | Path):
@@ -126,6 +127,9 @@ class Run:
         """One of the run's figures as a matplotlib Figure: "confusion_matrix", "wrong", "coefficients" …
 
         ``figure_names()`` lists those this run has.
+
+        >>> run.figure("wrong")                            # doctest: +ELLIPSIS
+        <Figure size ...>
         """
         from .experiments.figures import FIGURES, RunResults, draw
 
@@ -140,7 +144,11 @@ class Run:
         return figure
 
     def evaluate(self, dataset: str | None = None, data_dir: str | Path | None = None) -> dict:
-        """Reload the saved model and evaluate it on its test set (or on another dataset's)."""
+        """Reload the saved model and evaluate it on its test set (or on another dataset's).
+
+        >>> run.evaluate()["accuracy"] == run.metrics["accuracy"]
+        True
+        """
         data = run_data(self.config)
         if dataset or data_dir:
             data = replace(data, dataset=dataset or data.dataset, data_dir=str(data_dir) if data_dir else None)
@@ -158,7 +166,8 @@ class Run:
         Photos are converted like the training data. Returns a Prediction (a list for a batch),
         with ``class_name``, ``label``, ``probabilities``, ``pixels`` and ``explain()``.
 
-        >>> run.predict(run.dataset.x_test[:3])            # doctest: +SKIP
+        >>> [p.label for p in run.predict(run.dataset.x_test[:3])] == list(run.predictions.y_pred[:3])
+        True
         """
         return self._predictor.predict(x)
 
