@@ -1,0 +1,31 @@
+"""What the families built on scikit-learn's estimators share: turning ConvergenceWarning into state."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sklearn.exceptions import ConvergenceWarning
+
+
+@contextmanager
+def convergence_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Record the ``ConvergenceWarning``s raised inside into the list this yields (filled on exit)
+    and pass every other warning on.
+
+    Not converging is a result the family reports (``converged_``, ``fit_message_``), not a
+    warning to print; the other warnings are not ours to swallow.
+    """
+    found: list[warnings.WarningMessage] = []
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            yield found
+    finally:
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                found.append(w)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
