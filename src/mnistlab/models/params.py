@@ -131,7 +131,7 @@ def check(name: str, value, constraints) -> None:
 # -- descriptions -----------------------------------------------------------------------------
 
 _ENTRY = re.compile(r"^(\w+(?:\s*,\s*\w+)*)\s*(?::.*)?$")  # "name : type" or "a, b : type"
-_SENTENCE = re.compile(r"^(.+?[.!?])(?=\s+[A-Z(\"'`]|\s*$)")
+_SENTENCE = re.compile(r"^(.+?[.!?])(?=\s+[A-Z0-9(\"'`]|\s*$)")
 
 
 def _numpydoc_parameters(doc: str) -> dict[str, str]:
@@ -170,8 +170,8 @@ def parameter_docs(cls: type) -> dict[str, str]:
 
 
 def first_sentence(text: str) -> str:
-    """The first sentence of ``text``, without its full stop."""
-    text = " ".join(text.split())
+    """The first sentence of ``text``, as plain text (no ``literal`` marks) without its full stop."""
+    text = " ".join(text.replace("``", "").split())
     match = _SENTENCE.match(text)
     sentence = match[1] if match else text
     return sentence[:-1] if sentence.endswith(".") else sentence
