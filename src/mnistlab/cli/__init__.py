@@ -224,16 +224,19 @@ def models_cmd(family: Annotated[Optional[str], typer.Argument(help="Show one fa
     for name in names:
         cls = get_family(name)
         listing[name] = {"summary": (cls.__doc__ or "").strip().splitlines()[0],
-                         "options": {k: v for k, v in model_options.parameters(cls).items()}}
+                         "options": [option.as_dict() for option in model_options.describe(cls)]}
     if as_json:
         _emit_json(listing)
         return
     for name, entry in listing.items():
         table = Table(title=f"{name}: {entry['summary']}", title_justify="left")
-        table.add_column("option")
+        table.add_column("option", no_wrap=True)
         table.add_column("default")
-        for option, default in entry["options"].items():
-            table.add_row("--" + option.lower().replace("_", "-"), repr(default))
+        table.add_column("allowed")
+        table.add_column("meaning")
+        for option in entry["options"]:
+            flags = " ".join([option["flag"], *option["aliases"]])
+            table.add_row(flags, repr(option["default"]), option["allowed"], option["meaning"])
         console.print(table)
 
 
@@ -264,17 +267,19 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     from . import model_options
     from ..runs import pipeline as training
     from ..models import get_family
+    from ..models.callbacks import SILENT
+    from ..progress import RichProgress
 
     if resume and not name:
         raise typer.BadParameter("--resume needs the --name of the interrupted run")
 
     params = model_options.parse(get_family(model), list(ctx.args))
-    if "verbose" in model_options.parameters(get_family(model)) and not as_json:
-        params.setdefault("verbose", True)
     data = _data_choice(dataset, data_dir, classes, train_size, test_size, seed)
-    # The model's own progress bar shows unless --json asked for quiet; then a spinner on stderr.
+    # A progress bar on stderr, unless --json asked for quiet; then a spinner there.
+    progress = SILENT if as_json else RichProgress(err_console)
     with err_console.status(f"training {model} on {dataset}…") if as_json else contextlib.nullcontext():
-        run_dir = training.train(model, params, data, out, name=name, overwrite=overwrite, resume=resume)
+        run_dir = training.train(model, params, data, out, name=name, overwrite=overwrite, resume=resume,
+                                 progress=progress)
     _print_run_summary(run_dir, as_json)
 
 
