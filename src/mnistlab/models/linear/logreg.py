@@ -63,8 +63,8 @@ class LogisticRegression(MnistlabModel):
     Parameters
     ----------
     penalty : {"l2", "none", "l1", "elasticnet"}, default="l2"
-        The penalty R(W) added to the mean cross-entropy (the objective is in
-        ``_loss``); the intercept is never penalised.
+        The penalty R(W) added to the mean cross-entropy; the intercept is never
+        penalised. The objective is written out in ``_loss``.
     C : float > 0, default=0.1
         Inverse regularisation strength, with scikit-learn's meaning: the
         penalty is R(W)/(C·n). 0.1 reaches ~0.846 test accuracy on Fashion-MNIST.
@@ -80,7 +80,7 @@ class LogisticRegression(MnistlabModel):
         same objective and copies its result (``tol`` and ``max_iter`` then mean
         what they mean there; liblinear also penalises the intercept).
     tol : float > 0, default=1e-4
-        Stop once the gradient's largest entry is at most tol (ours; see
+        Stop once the gradient's largest entry is at most tol (our solvers; see
         ``_solvers``). 1e-4, scikit-learn's default, is reached in ~80
         iterations on Fashion-MNIST at C=0.1.
     max_iter : int ≥ 0, default=500
