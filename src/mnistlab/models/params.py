@@ -41,8 +41,6 @@ __all__ = ["Interval", "RealNotInt", "StrOptions", "PositiveInts", "SEED", "chec
 class PositiveInts:
     """A tuple or list of ints ≥ 1, of ``min_length`` to ``max_length`` entries: layer sizes, widths."""
 
-    hidden = False  # as scikit-learn's constraints: shown in messages
-
     def __init__(self, min_length: int = 0, max_length: int | None = None):
         self.min_length, self.max_length = min_length, max_length
 
