@@ -17,6 +17,7 @@ from typing import Any
 from .._io import atomic_write_text
 from .figures import FIGURES
 from .metrics import analysis
+from .store import CONFIG, METRICS, PLOTS, REPORT, read_json
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
@@ -37,7 +38,8 @@ figcaption { color: #444; font-style: italic; margin-top: 0.3em; }
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """A run file if it is there (every part of the report is optional); a damaged one is an error."""
+    return read_json(path) if path.is_file() else {}
 
 
 def _text(value: Any) -> str:
@@ -204,15 +206,15 @@ def page(title: str, body: str) -> str:
 
 
 def _figures_section(run_dir: Path) -> str:
-    figures = [figure(path, caption) for path, caption in _ordered_plots(run_dir / "plots")]
+    figures = [figure(path, caption) for path, caption in _ordered_plots(run_dir / PLOTS)]
     return "<h2>Figures</h2>\n" + "".join(figures) if figures else ""
 
 
 def render_report(run_dir) -> str:
     """The report of ``run_dir`` as an HTML string."""
     run_dir = Path(run_dir)
-    config = _read_json(run_dir / "config.json")
-    metrics = _read_json(run_dir / "metrics.json")
+    config = _read_json(run_dir / CONFIG)
+    metrics = _read_json(run_dir / METRICS)
     dataset = config.get("dataset", {})
     dataset_title = dataset.get("title") or dataset.get("name") or "unknown dataset"
     title = f"{config.get('model', 'Model')} on {dataset_title}"
@@ -233,6 +235,6 @@ def render_report(run_dir) -> str:
 
 def write_report(run_dir) -> Path:
     """Write ``run_dir/report.html`` (atomically) and return its path."""
-    path = Path(run_dir) / "report.html"
+    path = Path(run_dir) / REPORT
     atomic_write_text(path, render_report(run_dir))
     return path
