@@ -35,13 +35,23 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    vector = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+                                      ("amx_bf16", "AMX-BF16")) if flag in flags] or ["no AVX2"]
     versions = []
     for dist in ("numpy", "scikit-learn", "torch", "mnistlab"):
         try:
             versions.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             pass
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+    return (f"{cpu} ({', '.join(vector)}), {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, " + ", ".join(versions))
 
 

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # the API
-    **{name: "api" for name in ("train", "load_run", "runs", "compare", "sweep", "models", "recipes",
+    **{name: "api" for name in ("train", "load_run", "runs", "compare", "sweep", "families", "recipes",
                                 "Run", "RunList", "Comparison", "Sweep", "Predictions")},
     # data
     "load_dataset": "data.datasets", "Dataset": "data.datasets", "DATASETS": "data.registry",

@@ -269,13 +269,16 @@ class Sweep:
 def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
           classes: list[int] | tuple[int, ...] | None = None, train_size: int | None = None,
           test_size: int | None = None, seed: int = 0, name: str | None = None, out: str | Path | None = None,
-          overwrite: bool = False, resume: bool = False, progress: bool = True, **hyperparameters: Any) -> Run:
+          overwrite: bool = False, resume: bool = False, progress: bool = True, command: str | None = None,
+          **hyperparameters: Any) -> Run:
     """Train a model family on a dataset and write a run folder (model, metrics, figures, report.html).
 
     The same pipeline as ``mnistlab train``. Checks the hyperparameters, the run name and that the
     name is free before any data is loaded. ``classes`` keeps only those labels (relabelled in
     order); ``train_size`` / ``test_size`` take stratified subsets; ``out`` defaults to
-    ``$MNISTLAB_OUT`` or ./mnistlab-out; ``progress`` shows a bar (a notebook bar in Jupyter).
+    ``$MNISTLAB_OUT`` or ./mnistlab-out; ``progress`` shows a bar (a notebook bar in Jupyter);
+    ``resume`` continues an interrupted run of the same name from its last checkpoint; ``command``
+    is what config.json records as how the run was made (default: this call).
 
     Model families (``model``) and where their hyperparameters are described:
 
@@ -291,7 +294,7 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                       classes=tuple(classes) if classes else None, train_size=train_size, test_size=test_size,
                       seed=seed)
-    command = _call("train", model, **{k: v for k, v in dict(
+    command = command or _call("train", model, **{k: v for k, v in dict(
         dataset=dataset, classes=classes, train_size=train_size, test_size=test_size, seed=seed,
         name=name, **hyperparameters).items() if v is not None})
     path = train_pipeline(model, hyperparameters, data, _store(out).out, name=name, overwrite=overwrite,
@@ -365,10 +368,10 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
     return Sweep(folder, rows, grid)
 
 
-def models() -> dict[str, str]:
-    """The model families, each with its one-line summary.
+def families() -> dict[str, str]:
+    """The model families (what ``train`` takes as ``model``), each with its one-line summary.
 
-    >>> "logreg" in ml.models()
+    >>> "logreg" in ml.families()
     True
     """
     return {f: (get_family(f).__doc__ or "").strip().splitlines()[0] for f in family_names()}
@@ -403,4 +406,4 @@ class Recipes:
 recipes = Recipes()
 
 __all__ = ["Comparison", "Predictions", "Recipes", "Run", "RunList", "Sweep", "compare",
-           "load_run", "models", "recipes", "runs", "sweep", "train"]
+           "families", "load_run", "recipes", "runs", "sweep", "train"]

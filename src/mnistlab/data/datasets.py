@@ -26,11 +26,13 @@ import numpy as np
 
 from . import preprocess
 from .download import fetch_verified
-from ..errors import DatasetError
+from ..errors import DatasetError, ParameterError
 from .idx import check_pair, read_idx
 from .registry import DATASETS, DEFAULT_DATASET, PARTS, DatasetSpec
 
 CACHE_FORMAT = 1  # bump when the decoded-cache layout changes
+
+SPLITS = ("train", "test")
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -110,10 +112,16 @@ class Dataset:
             f"{p}={s}" for p, s in self.checksums.items()
         )
 
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The images and labels of split ``name``, "train" or "test"."""
+        if name not in SPLITS:
+            raise ParameterError("split", f"must be one of {', '.join(SPLITS)}, got {name!r}")
+        return (self.x_train, self.y_train) if name == "train" else (self.x_test, self.y_test)
+
     def subset(self, n: int | None = None, per_class: int | None = None,
                seed: int = 0, split: str = "train") -> Dataset:
         """A reproducible, stratified subset of one split (the other is kept)."""
-        x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
+        x, y = self.split(split)
         idx = preprocess.subset_indices(y, n=n, per_class=per_class, seed=seed)
         if split == "train":
             return replace(self, x_train=x[idx], y_train=y[idx])

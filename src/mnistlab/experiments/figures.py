@@ -147,12 +147,11 @@ def write_figures(results: RunResults, folder: Path) -> list[Path]:
     return written
 
 
-def explanation_figures(model: MnistlabModel, image: np.ndarray, classes, true_label: int | None = None
-                        ) -> dict[str, Figure]:
-    """One image's probability bars and, where the model can explain itself, its contribution maps."""
-    x = flatten_scale(image[None])
-    proba = model.predict_proba(x)[0]
+def explanation_figures(prediction, true_label: int | None = None) -> dict[str, Figure]:
+    """A ``Prediction``'s probability bars and, where its model can explain itself, its contribution maps."""
+    proba, classes = prediction.probabilities, prediction.classes
     figures = {"probabilities": plots.probability_bars(proba, classes, title=sample_title(proba, classes, true_label))}
-    if model.can_explain:
-        figures["contributions"] = plots.contribution_maps(model.explain(x)[0], image, classes, proba=proba)
+    if prediction.contributions is not None:
+        figures["contributions"] = plots.contribution_maps(prediction.contributions, prediction.pixels, classes,
+                                                           proba=proba)
     return figures

@@ -94,18 +94,18 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
           progress: FitProgress | None = None) -> Path:
     """Fit, evaluate and write a complete run directory; return its path.
 
-    Everything that can be checked is checked before the data is loaded: the
-    hyperparameters, the run name, and that the name is free (or ``overwrite``).
+    Everything that can be checked is checked before the data is loaded: the run
+    name, that it is free (or ``overwrite``), and the hyperparameters.
     A family that can checkpoint (it takes ``checkpoint_dir``) writes one every epoch
     into ``<out>/checkpoints/<name>``, deleted once the run is complete. With ``resume``,
     training continues from the checkpoint an interrupted run of the same name and
     settings left there; without, any such checkpoint is discarded first.
     """
-    model = build_model(family, params, data.seed)
     store = RunStore(out)
     created = datetime.now(timezone.utc)
     name = name or f"{family}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
     with store.claim(name, overwrite=overwrite) as writer:
+        model = build_model(family, params, data.seed)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
         ds = data.load()
         x_train, x_test = flatten_scale(ds.x_train), flatten_scale(ds.x_test)

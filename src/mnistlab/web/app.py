@@ -102,6 +102,12 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     async def mnistlab_errors(request: Request, exc: MnistlabError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
+    @app.exception_handler(Exception)
+    async def internal_errors(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input; the server logs the traceback and goes on serving.
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); this is a bug in mnistlab"},
+                            status_code=500)
+
     @app.middleware("http")
     async def limit_upload_size(request: Request, call_next):
         # Refuse oversized uploads before reading them; the form parser reads

@@ -1,0 +1,65 @@
+"""What every command shares: the app, the consoles, option types, JSON output.
+
+Rich rendering lives here in the shell: the library below never prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ..data.registry import DATASETS
+from ..experiments.store import DEFAULT_OUT
+
+app = typer.Typer(
+    help="Train, understand, compare and use image classifiers on MNIST-family data.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=f"One of: {', '.join(DATASETS)}.")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Folder with the four IDX files (.gz or raw); env MNISTLAB_DATA_DIR.")]
+OutOpt = Annotated[Path, typer.Option(
+    "--out", envvar="MNISTLAB_OUT", help="Folder for everything this command writes.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+RunArg = Annotated[str, typer.Argument(help="Run name (under OUT/runs) or path to a run folder.")]
+ModelArg = Annotated[str, typer.Argument(help="Model family, e.g. logreg (see `mnistlab models`).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for subsets, splits and the model.")]
+ClassesOpt = Annotated[Optional[str], typer.Option(
+    help="Keep only these class labels, e.g. 0,1 (T-shirt/top vs Trouser); relabelled in order.")]
+TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified training subset of this size.")]
+TestSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified test subset of this size.")]
+IndexOpt = Annotated[int, typer.Option("--index", "-i", help="Image index in the split.")]
+SplitOpt = Annotated[str, typer.Option(help="train or test.")]
+TopOpt = Annotated[int, typer.Option(help="How many classes to list.")]
+OUT = Path(DEFAULT_OUT)
+# `train` and `sweep` take the model's hyperparameters as further `--option value` pairs
+MODEL_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def emit_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def parse_classes(classes: str | None) -> tuple[int, ...] | None:
+    """"0,1" → (0, 1): the --classes option."""
+    if not classes:
+        return None
+    try:
+        return tuple(int(c) for c in classes.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--classes takes comma-separated class labels, e.g. 0,1; got {classes!r}") from None
+
+
+def print_top(rows: list[dict]) -> None:
+    for row in rows:
+        console.print(f"  {row['class']:<14} {row['probability']:7.2%}", highlight=False)

@@ -1,0 +1,125 @@
+"""`mnistlab predict` and `mnistlab explain`: a run's model applied to photos or stored images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .common import (OUT, IndexOpt, JsonOpt, OutOpt, RunArg, SplitOpt, TopOpt, app, console, emit_json,
+                     err_console, print_top)
+
+
+def _stored_image(run, index: int, split: str):
+    """Image ``index`` of the run's dataset's ``split`` and its label."""
+    x, y = run.dataset.split(split)
+    if not 0 <= index < len(x):
+        raise typer.BadParameter(f"--index must be in 0..{len(x) - 1}")
+    return x[index], int(y[index])
+
+
+@app.command("predict")
+def predict_cmd(run: RunArg,
+                files: Annotated[Optional[list[Path]], typer.Argument(
+                    help="Photos or folders of photos (JPEG, PNG, …).", show_default=False)] = None,
+                index: Annotated[Optional[int], typer.Option(
+                    "--index", "-i", help="Predict a stored image of the run's dataset instead.")] = None,
+                split: SplitOpt = "test", top: TopOpt = 3,
+                explain: Annotated[bool, typer.Option(help="Write a PNG per photo: input, probabilities, why.")] = False,
+                labels: Annotated[Optional[Path], typer.Option(
+                    help="CSV with columns file,label (class index or name): report accuracy.")] = None,
+                out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+    """Predict your own photos, or a stored image, with a run's saved model.
+
+    Photos are converted like the training data (orientation, grayscale, polarity,
+    background, contrast, crop, centring). A bad file gets a one-line error and the
+    others are still predicted; the exit code is 1 if any file failed.
+
+    Examples:
+
+    ```
+    mnistlab predict my-run shirt.jpg
+    mnistlab predict my-run photos/ --labels photos/labels.csv --explain
+    mnistlab predict mnistlab-out/runs/my-run digit.png --top 5 --json
+    mnistlab predict my-run --index 0
+    ```
+    """
+    from .. import api
+
+    loaded = api.load_run(run, out=out)
+    if index is not None:
+        _predict_stored(loaded, index, split, top, as_json)
+        return
+    if not files:
+        raise typer.BadParameter("give photo files or folders, or --index for a stored image")
+    from ..inference.batch import predict_files
+
+    answer = predict_files(loaded.path, files, top=top, labels=labels,
+                           explain_dir=out / "predict" / loaded.name if explain else None)
+    if as_json:
+        emit_json(answer)
+    else:
+        for result in answer["results"]:
+            if "error" in result:
+                err_console.print(f"[red]{result['file']}: {result['error']}[/red]", highlight=False, soft_wrap=True)
+                continue
+            probs = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
+            truth = f"  (true: {result['true_class']})" if result.get("true_class") else ""
+            console.print(f"{result['file']}: [bold]{result['class']}[/bold]{truth}  [{probs}]",
+                          highlight=False, soft_wrap=True)
+            if result.get("explanation"):
+                console.print(f"  explanation: {result['explanation']}", highlight=False, soft_wrap=True)
+        if "accuracy" in answer:
+            console.print(f"accuracy on {answer['n_labelled']} labelled photos: {answer['accuracy']:.3f}")
+            table = Table(title="Confusion matrix (rows: true class)")
+            table.add_column("")
+            for name in answer["classes"]:
+                table.add_column(name, justify="right")
+            for name, row in zip(answer["classes"], answer["confusion_matrix"]):
+                table.add_row(name, *map(str, row))
+            console.print(table)
+    if answer["n_failed"]:
+        raise typer.Exit(1)
+
+
+def _predict_stored(run, index: int, split: str, top: int, as_json: bool) -> None:
+    image, label = _stored_image(run, index, split)
+    prediction = run.predict(image)
+    answer = {"index": index, "split": split, "true_class": run.classes[label],
+              "class": prediction.class_name, "label": prediction.label, "top": prediction.top(top)}
+    if as_json:
+        emit_json(answer)
+        return
+    console.print(f"{split}[{index}]: predicted [bold]{answer['class']}[/bold] (true: {answer['true_class']})")
+    print_top(answer["top"])
+
+
+@app.command("explain")
+def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: TopOpt = 3,
+                out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+    """Why a run's model predicts what it does for one image: probabilities and per-pixel maps.
+
+    Examples:
+
+    ```
+    mnistlab explain my-run --index 0
+    mnistlab explain my-run --index 7 --out /tmp/why
+    ```
+    """
+    from .. import api, plots
+    from ..experiments.figures import explanation_figures
+
+    loaded = api.load_run(run, out=out)
+    image, label = _stored_image(loaded, index, split)
+    prediction = loaded.predict(image)
+    paths = [plots.save_png(fig, out / "explain" / f"{loaded.name}-{split}-{index}_{kind}.png")
+             for kind, fig in explanation_figures(prediction, true_label=label).items()]
+    if as_json:
+        emit_json({"index": index, "split": split, "top": prediction.top(top), "files": [str(p) for p in paths]})
+        return
+    console.print(f"{split}[{index}] (true: {loaded.classes[label]}):")
+    print_top(prediction.top(top))
+    for p in paths:
+        console.print(str(p))

@@ -1,0 +1,133 @@
+"""`mnistlab runs …`, `evaluate` and `compare`: the runs there are, one run's results, runs side by side."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .common import OUT, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json
+from .train import print_run_summary
+
+runs_app = typer.Typer(help="List and inspect training runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+    """Table of runs: dataset, model, accuracy, macro F1, fit time, date; damaged runs with the reason.
+
+    Examples:
+
+    ```
+    mnistlab runs list
+    mnistlab runs list --out /data/experiments --json
+    ```
+    """
+    from ..experiments.store import RunStore
+
+    store = RunStore(out)
+    rows = store.list()
+    if as_json:
+        emit_json([r.as_dict() for r in rows])
+        return
+    table = Table(title=f"Runs in {store.root}")
+    for col in ("run", "dataset", "model", "accuracy", "macro F1", "fit s", "created"):
+        table.add_column(col, justify="right" if col in ("accuracy", "macro F1", "fit s") else "left")
+    for r in rows:
+        if r.damaged:
+            table.add_row(r.name, f"[red]damaged: {r.damaged}[/red]")
+        else:
+            table.add_row(r.name, r.dataset, r.model, f"{r.accuracy:.4f}", f"{r.macro_f1:.4f}",
+                          f"{r.fit_seconds:.2f}", r.created)
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run: RunArg, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+    """A run's configuration, results and files.
+
+    Examples:
+
+    ```
+    mnistlab runs show my-run
+    mnistlab runs show mnistlab-out/runs/my-run --json
+    ```
+    """
+    from .. import api
+
+    loaded = api.load_run(run, out=out)
+    config = loaded.config
+    if as_json:
+        metrics = {k: v for k, v in loaded.metrics.items() if k != "history"}
+        emit_json({"config": config, "metrics": metrics, "files": sorted(
+            str(p.relative_to(loaded.path)) for p in loaded.path.rglob("*") if p.is_file())})
+        return
+    console.print(f"[bold]{config['name']}[/bold]: {config['model']} on {config['dataset']['name']} "
+                  f"({config['dataset']['n_train']} train / {config['dataset']['n_test']} test), "
+                  f"created {config['created']}")
+    console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in config["params"].items()), highlight=False)
+    print_run_summary(loaded, as_json=False)
+
+
+@app.command("evaluate")
+def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
+                     "--dataset", "-d", help="Evaluate on another dataset's test set.")] = None,
+                 data_dir: DataDirOpt = None, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+    """Reload a run's saved model and evaluate it on the test set.
+
+    Examples:
+
+    ```
+    mnistlab evaluate logreg-fashion-mnist-20261125-101500
+    mnistlab evaluate my-run --json
+    ```
+    """
+    from .. import api
+    from ..experiments.metrics import format_classification_report
+
+    loaded = api.load_run(run, out=out)
+    result = loaded.evaluate(dataset=dataset, data_dir=data_dir)
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"{loaded.name} on {dataset or loaded.config['dataset']['name']}: accuracy {result['accuracy']:.4f}, "
+                  f"macro F1 {result['macro_f1']:.4f}, log-loss {result['log_loss']:.4f}")
+    console.print(format_classification_report(result), highlight=False)
+
+
+@app.command("compare")
+def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs; the first is the baseline.")],
+                alpha: Annotated[float, typer.Option(help="Significance level of McNemar's test.")] = 0.05,
+                name: Annotated[Optional[str], typer.Option(help="Folder name under OUT/compare.")] = None,
+                out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+    """Compare runs on the same test set: table, plots, McNemar's exact test, compare.html.
+
+    Examples:
+
+    ```
+    mnistlab compare logreg-run cnn-run
+    mnistlab compare adam-run mnistlab-out/runs/sgd-run --json
+    ```
+    """
+    from .. import api
+
+    comparison = api.compare(*runs, out=out, alpha=alpha, name=name)
+    result = comparison.result
+    if as_json:
+        emit_json({"folder": str(comparison.path), **result})
+        return
+    table = Table(title="Runs")
+    for col in ("run", "model", "accuracy", "macro F1", "log-loss", "fit s", "predict s/10k", "parameters"):
+        table.add_column(col, justify="left" if col in ("run", "model") else "right")
+    for r in result["runs"]:
+        table.add_row(r["run"], r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['log_loss']:.4f}",
+                      f"{r['fit_seconds']:.2f}", f"{r['predict_seconds_per_10k'] or 0:.3f}", str(r["n_parameters"]))
+    console.print(table)
+    for p in result["pairs"]:
+        verdict = "significant" if p["significant"] else "not significant"
+        console.print(f"{p['b']} vs {p['a']}: accuracy {p['accuracy_delta']:+.4f}; only A right {p['a_only']}, "
+                      f"only B right {p['b_only']}; McNemar p = {p['p_value']:.3g} ({verdict} at {alpha:g})",
+                      highlight=False, soft_wrap=True)
+    console.print(f"report: {comparison.report_path}")

@@ -1,0 +1,159 @@
+"""`mnistlab models`, `mnistlab train` and `mnistlab sweep`: the families, fitting one, fitting a grid."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..data.registry import DEFAULT_DATASET
+from .common import (MODEL_OPTIONS, OUT, ClassesOpt, DataDirOpt, DatasetOpt, JsonOpt, ModelArg, OutOpt, SeedOpt,
+                     TestSizeOpt, TrainSizeOpt, app, console, emit_json, err_console, parse_classes)
+
+
+def command_line() -> str:
+    """This command as typed, for config.json."""
+    return " ".join(shlex.quote(a) for a in ["mnistlab", *sys.argv[1:]])
+
+
+@app.command("models")
+def models_cmd(family: Annotated[Optional[str], typer.Argument(help="Show one family's options.")] = None,
+               as_json: JsonOpt = False) -> None:
+    """List the model families and their hyperparameters (the options of `train`).
+
+    Examples:
+
+    ```
+    mnistlab models
+    mnistlab models logreg
+    ```
+    """
+    from ..models import family_names, get_family
+    from . import model_options
+
+    names = [family] if family else family_names()
+    listing = {}
+    for name in names:
+        cls = get_family(name)
+        listing[name] = {"summary": (cls.__doc__ or "").strip().splitlines()[0],
+                         "options": {k: v for k, v in model_options.parameters(cls).items()}}
+    if as_json:
+        emit_json(listing)
+        return
+    for name, entry in listing.items():
+        table = Table(title=f"{name}: {entry['summary']}", title_justify="left")
+        table.add_column("option")
+        table.add_column("default")
+        for option, default in entry["options"].items():
+            table.add_row("--" + option.lower().replace("_", "-"), repr(default))
+        console.print(table)
+
+
+@app.command("train", context_settings=MODEL_OPTIONS)
+def train_cmd(ctx: typer.Context, model: ModelArg,
+              dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None,
+              classes: ClassesOpt = None, train_size: TrainSizeOpt = None, test_size: TestSizeOpt = None,
+              seed: SeedOpt = 0,
+              name: Annotated[Optional[str], typer.Option(help="Run name (default: model-dataset-time).")] = None,
+              overwrite: Annotated[bool, typer.Option(help="Replace a run of the same name.")] = False,
+              resume: Annotated[bool, typer.Option(
+                  help="Continue an interrupted run from its last epoch checkpoint (needs --name).")] = False,
+              out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+    """Train a model and write a run: model, metrics, plots and report.html.
+
+    Model hyperparameters follow the model name as `--option value`
+    (`mnistlab models MODEL` lists them).
+
+    Examples:
+
+    ```
+    mnistlab train logreg
+    mnistlab train logreg --penalty l1 --C 0.01 --standardize --train-size 5000
+    mnistlab train logreg --classes 0,1 --name tshirt-vs-trouser
+    mnistlab train logreg --dataset mnist --json
+    mnistlab train cnn --preset long --name long-cnn    # interrupted? add --resume:
+    mnistlab train cnn --preset long --name long-cnn --resume
+    ```
+    """
+    from .. import api
+    from ..models import get_family
+    from . import model_options
+
+    if resume and not name:
+        raise typer.BadParameter("--resume needs the --name of the interrupted run")
+    params = model_options.parse(get_family(model), list(ctx.args))
+    if "verbose" in model_options.parameters(get_family(model)) and not as_json:
+        params.setdefault("verbose", True)
+    # The model's own progress bar shows unless --json asked for quiet; then a spinner on stderr.
+    with err_console.status(f"training {model} on {dataset}…") if as_json else contextlib.nullcontext():
+        run = api.train(model, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
+                        train_size=train_size, test_size=test_size, seed=seed, name=name, out=out,
+                        overwrite=overwrite, resume=resume, progress=not as_json, command=command_line(),
+                        **params)
+    print_run_summary(run, as_json)
+
+
+def print_run_summary(run, as_json: bool) -> None:
+    metrics = run.metrics
+    summary = {key: metrics.get(key) for key in
+               ("accuracy", "macro_f1", "log_loss", "fit_seconds", "n_iter", "converged", "fit_message")}
+    summary.update(run=run.name, run_dir=str(run.path), report=str(run.report_path))
+    if as_json:
+        emit_json(summary)
+        return
+    if metrics.get("fit_message"):
+        console.print(metrics["fit_message"])
+    console.print(f"[bold]test accuracy {metrics['accuracy']:.4f}[/bold]  macro F1 {metrics['macro_f1']:.4f}  "
+                  f"log-loss {metrics['log_loss']:.4f}  fit {metrics['fit_seconds']:.2f} s")
+    for line in metrics.get("analysis", []):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+    console.print(f"run: {run.path}")
+    console.print(f"report: {run.report_path}")
+
+
+@app.command("sweep", context_settings=MODEL_OPTIONS)
+def sweep_cmd(ctx: typer.Context, model: ModelArg,
+              dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None,
+              classes: ClassesOpt = None, train_size: TrainSizeOpt = None, seed: SeedOpt = 0,
+              cv: Annotated[Optional[int], typer.Option(help="k-fold cross-validation instead of one split.")] = None,
+              val_fraction: Annotated[float, typer.Option(help="Validation share when not using --cv.")] = 0.2,
+              name: Annotated[Optional[str], typer.Option(help="Sweep name (folder under OUT/sweeps).")] = None,
+              out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+    """Fit a grid of hyperparameters; table and plot of validation accuracy (and sparsity).
+
+    Each model option takes comma-separated values; the first one swept is the plot's x axis.
+
+    Examples:
+
+    ```
+    mnistlab sweep logreg --C 0.001,0.01,0.1,1,10 --penalty l1,l2 --train-size 10000
+    mnistlab sweep logreg --C 0.01,0.1,1 --cv 5 --train-size 5000 --json
+    ```
+    """
+    from .. import api
+    from ..models import get_family
+    from . import model_options
+
+    grid = model_options.parse(get_family(model), list(ctx.args), multi=True)
+    if not grid:
+        raise typer.BadParameter("nothing to sweep: give at least one model option with values, e.g. --C 0.01,0.1,1")
+    sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
+                      train_size=train_size, seed=seed, cv=cv, val_fraction=val_fraction, name=name, out=out,
+                      progress=not as_json)
+    rows = sweep.results
+    if as_json:
+        emit_json({"folder": str(sweep.path), "results": rows})
+        return
+    table = Table(title=f"{model} sweep on {dataset} ({'%d-fold CV' % cv if cv else 'validation split'})")
+    for col in rows[0]:
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()))
+    console.print(table)
+    best = sweep.best
+    console.print("best: " + ", ".join(f"{k}={best[k]}" for k in grid) + f" ({best['val_accuracy']:.4f})")
+    console.print(f"table: {sweep.path / 'sweep.csv'}\nplot: {sweep.path / 'sweep.png'}")

@@ -1,0 +1,152 @@
+"""The Python API: every function, every display, and the docstring examples, on small subsets."""
+
+from __future__ import annotations
+
+import doctest
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+import mnistlab as ml
+from fixtures.photos import make_photo
+
+SMALL = dict(train_size=1000, test_size=300)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    return tmp_path_factory.mktemp("api-out")
+
+
+@pytest.fixture(scope="module")
+def run(out):
+    return ml.train("logreg", C=0.1, name="api", out=out, progress=False, **SMALL)
+
+
+def test_train_returns_a_complete_run(run, out):
+    assert run.name == "api" and run.path == out / "runs" / "api"
+    assert run.config["model"] == "logreg" and run.config["params"]["C"] == 0.1
+    assert run.config["command"].startswith("mnistlab.train('logreg'")
+    assert 0.7 < run.metrics["accuracy"] <= 1
+    assert run.classes[0] == "T-shirt/top" and len(run.classes) == 10
+    assert run.report_path.is_file()
+    assert run.model.coef_.shape == (10, 784)  # the fitted estimator itself
+    p = run.predictions
+    assert p.proba.shape == (300, 10) and np.array_equal(p.y_pred, p.proba.argmax(axis=1))
+    assert len(run.dataset.y_test) == 300 and np.array_equal(run.dataset.y_test, p.y_true)
+
+
+def test_load_run_by_name_or_path_gives_the_same_run(run, out):
+    for key in ("api", str(run.path), run.path):
+        loaded = ml.load_run(key, out=out)
+        assert loaded.path == run.path and loaded.metrics == run.metrics
+    with pytest.raises(ml.RunNotFoundError):
+        ml.load_run("nope", out=out)
+
+
+def test_every_figure_is_a_matplotlib_figure(run):
+    names = run.figure_names()
+    assert {"confusion_matrix", "wrong", "coefficients", "learning_curves"} <= set(names)
+    for name in names:
+        assert isinstance(run.figure(name), Figure), name
+    with pytest.raises(ml.ParameterError, match="no figure"):
+        run.figure("nonsense")
+
+
+def test_evaluate_reproduces_the_metrics(run):
+    assert run.evaluate()["accuracy"] == pytest.approx(run.metrics["accuracy"])
+
+
+def test_predict_takes_every_kind_of_input(run, tmp_path):
+    image = run.dataset.x_test[0]
+    expected = run.predictions.y_pred[0]
+    assert run.predict(image).label == expected
+    assert run.predict(image / 255.0).label == expected  # floats in [0, 1]
+    assert run.predict(image.reshape(784)).label == expected
+    batch = run.predict(run.dataset.x_test[:4])
+    assert [p.label for p in batch] == list(run.predictions.y_pred[:4])
+    photo = make_photo(image, np.random.default_rng(0), "jpeg")
+    path = tmp_path / "shirt.jpg"
+    path.write_bytes(photo)
+    answers = [run.predict(path), run.predict(str(path)), run.predict(photo),
+               run.predict(Image.open(io.BytesIO(photo)))]
+    assert len({a.label for a in answers}) == 1 and answers[0].source == "shirt.jpg"
+    assert [p.label for p in run.predict([path, image])] == [answers[0].label, expected]
+    prediction = answers[0]
+    assert prediction.class_name == run.classes[prediction.label]
+    assert prediction.probabilities.shape == (10,) and prediction.pixels.shape == (28, 28)
+    assert prediction.contributions.shape == (10, 784)
+    assert isinstance(prediction.explain(), Figure)
+    with pytest.raises(ml.ParameterError):
+        run.predict(np.zeros((5, 5)))
+    with pytest.raises(ml.PhotoError):
+        run.predict(b"not an image")
+
+
+def test_displays_render_with_their_key_numbers(run, out):
+    card = run._repr_html_()
+    assert f"{run.metrics['accuracy']:.4g}" in card and "report.html" in card and "T-shirt/top" in card
+    prediction = run.predict(run.dataset.x_test[0])
+    card = prediction._repr_html_()
+    assert prediction.class_name in card and f"{prediction.probabilities.max():.1%}" in card
+    assert card.count("data:image/png;base64,") == 2  # the input and the evidence map
+    listing = ml.runs(out=out)
+    assert "api" in [r.name for r in listing] and listing["api"].path == run.path
+    assert "api" in listing._repr_html_()
+
+
+def test_compare_and_sweep(run, out):
+    other = ml.train("logreg", C=0.001, name="api-strong", out=out, progress=False, **SMALL)
+    comparison = ml.compare(run, "api-strong", out=out)
+    pair = comparison.pairs[0]
+    assert pair["a"] == "api" and pair["b"] == "api-strong" and 0 <= pair["p_value"] <= 1
+    assert comparison.report_path.is_file()
+    assert f"{pair['p_value']:.4g}" in comparison._repr_html_()
+    assert isinstance(comparison.figure("confusion_delta_1"), Figure)
+    assert other.metrics["accuracy"] != run.metrics["accuracy"]
+
+    sweep = ml.sweep("logreg", {"C": [0.01, 0.1], "penalty": ["l2", "l1"]}, train_size=600, out=out,
+                     progress=False)
+    assert len(sweep.results) == 4 and sweep.best["val_accuracy"] == max(r["val_accuracy"] for r in sweep.results)
+    assert "★" in sweep._repr_html_() and isinstance(sweep.figure(), Figure)
+    with pytest.raises(ml.ParameterError):
+        ml.sweep("logreg", {"C": []}, out=out)
+
+
+def test_models_and_recipes_listings():
+    assert {"logreg", "cnn", "numpy-mlp"} <= set(ml.families())
+    assert "fashion-logreg-saga" in ml.recipes.list()
+    assert "logreg" in ml.train.__doc__ and "cnn" in ml.train.__doc__
+
+
+def test_existing_name_is_refused_at_once(run, out):
+    with pytest.raises(ml.RunExistsError):
+        ml.train("logreg", name="api", out=out, progress=False, **SMALL)
+
+
+def test_import_is_light():
+    """`import mnistlab` loads none of the heavy libraries (the CLI and web workers start fast)."""
+    code = ("import sys, mnistlab; heavy = {'sklearn', 'matplotlib', 'torch', 'scipy'} & "
+            "{m.split('.')[0] for m in sys.modules}; print(sorted(heavy))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_docstring_examples_run(tmp_path, monkeypatch):
+    """Every example in the API's docstrings runs and gives what it shows."""
+    monkeypatch.setenv("MNISTLAB_OUT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    import mnistlab.api
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = sorted(finder.find(mnistlab.api, globs={"ml": ml}), key=lambda t: t.lineno or 0)
+    globs = {"ml": ml}
+    for test in tests:  # in source order, sharing names, as a reader would run them
+        test.globs = globs
+        runner.run(test, clear_globs=False)
+    assert runner.failures == 0 and runner.tries >= 8

@@ -1,0 +1,98 @@
+"""The command line as a shell: help with examples, runs by name or path, bad input vs bugs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import typer.main
+
+from conftest import run_cli
+from mnistlab.cli import app
+from mnistlab.experiments.pipeline import DataChoice, train
+
+
+def commands() -> dict[str, object]:
+    """Every command as its words ('runs list') → its callback."""
+    found = {}
+
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            words = f"{prefix} {name}".strip()
+            if hasattr(command, "commands"):
+                walk(command, words)
+            else:
+                found[words] = command
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+@pytest.mark.parametrize("words", sorted(commands()))
+def test_help_shows_each_example_on_its_own_line(words):
+    examples = re.search(r"```\n(.*?)```", commands()[words].help or "", re.S)
+    assert examples, f"`mnistlab {words} --help` has no examples"
+    result = run_cli(*words.split(), "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0
+    shown = [line.strip() for line in result.stdout.splitlines()]
+    for example in examples.group(1).strip().splitlines():
+        assert example.strip() in shown, f"{words}: {example!r} is not a line of its own"
+    assert "shared" not in result.stdout  # no test-set-up folders in user text
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shell")
+    for name, c in (("a", 0.1), ("b", 0.01)):
+        train("logreg", {"C": c}, DataChoice(train_size=600, test_size=200), out, name=name)
+    return out
+
+
+@pytest.mark.parametrize("args", [
+    ["runs", "show", "{run}", "--json"],
+    ["evaluate", "{run}", "--json"],
+    ["predict", "{run}", "--index", "0", "--json"],
+    ["explain", "{run}", "--index", "0", "--json"],
+    ["compare", "{run}", "{other}", "--json"],
+])
+def test_every_command_takes_a_run_by_name_or_by_path(out, args):
+    answers = []
+    for run, other in (("a", "b"), (str(out / "runs" / "a"), str(out / "runs" / "b"))):
+        result = run_cli(*[a.format(run=run, other=other) for a in args], "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        answers.append(json.loads(result.stdout))
+    drop = {"folder", "files", "run_dir", "report"}
+    assert {k: v for k, v in answers[0].items() if k not in drop} == \
+        {k: v for k, v in answers[1].items() if k not in drop}
+
+
+def test_an_internal_bug_is_not_reported_as_bad_input(out):
+    code = ("import sys, mnistlab.experiments.store as store;"
+            "store.RunStore.list = lambda self: 1 / 0;"  # a deliberately injected bug
+            "from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]; main()")
+    for debug in ([], ["--debug"]):
+        result = subprocess.run([sys.executable, "-c", code, *debug, "runs", "list", "--out", str(out)],
+                                capture_output=True, text=True)
+        assert result.returncode == 1
+        assert "internal error: ZeroDivisionError" in result.stderr and "bug in mnistlab" in result.stderr
+        assert ("Traceback" in result.stderr) == bool(debug)
+
+
+def test_a_library_parameter_is_shown_as_its_flag(tmp_path):
+    result = run_cli("train", "logreg", "--train-size", "0", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--train-size:" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["runs", "list"]])
+def test_quick_commands_import_no_heavy_library(out, args):
+    """`--help` and `runs list` start fast because they load neither scikit-learn, matplotlib nor PyTorch
+    (benchmarks/bench_cli.py times them)."""
+    code = ("import sys; from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted({'sklearn', 'matplotlib', 'torch', 'scipy'} & {m.split('.')[0] for m in sys.modules}),"
+            " file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *args, "--out", str(out)] if args != ["--help"]
+                            else [sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr

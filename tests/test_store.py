@@ -1,0 +1,150 @@
+"""The run store never loses or invents a run: names, claims, overwrite, staging leftovers, damage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import run_cli
+from mnistlab.errors import ParameterError, RunDamagedError, RunExistsError, RunNotFoundError
+from mnistlab.experiments.pipeline import DataChoice, train
+from mnistlab.experiments.store import RunStore, validate_name
+
+SMALL = ["--train-size", "600", "--test-size", "200"]
+TINY = DataChoice(train_size=300, test_size=100)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    """An output folder with two real runs, "a" and "b", and a bystander file beside runs/."""
+    out = tmp_path_factory.mktemp("store")
+    for name in ("a", "b"):
+        train("logreg", {}, TINY, out, name=name)
+    (out / "keep-me.txt").write_text("not a run")
+    return out
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../x", "/abs/path", "a/b", ".hidden", "", "x" * 101, "tab\tname",
+                                  "naïve"])
+def test_invalid_names_are_refused(name):
+    with pytest.raises(ParameterError) as info:
+        validate_name(name)
+    assert info.value.parameter == "name"
+
+
+@pytest.mark.parametrize("name", ["a", "logreg-fashion-mnist-20261201-101500", "C_0.1+l1", "9" * 100])
+def test_valid_names(name):
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["..", "../x", "/tmp/elsewhere"])
+def test_cli_refuses_path_names_and_deletes_nothing(out, name, tmp_path):
+    before = sorted(p.name for p in out.iterdir())
+    result = run_cli("train", "logreg", *SMALL, "--name", name, "--overwrite", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert "--name:" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert {r.name for r in RunStore(out).list()} == {"a", "b"}
+
+
+def test_existing_name_fails_before_fitting_in_under_a_second(out):
+    start = time.perf_counter()
+    with pytest.raises(RunExistsError, match="exists"):
+        train("cnn", {"preset": "long"}, DataChoice(), out, name="a")  # would take minutes to fit
+    assert time.perf_counter() - start < 1.0
+
+
+def test_cli_existing_name_fails_before_fitting(out):
+    start = time.perf_counter()
+    result = run_cli("train", "lenet", "--name", "a", "--out", str(out))
+    assert result.returncode == 2 and "exists" in result.stderr
+    assert time.perf_counter() - start < 10  # interpreter start-up included; the fit would take minutes
+
+
+def test_overwrite_replaces_exactly_that_run(out, tmp_path):
+    local = tmp_path / "o"
+    shutil.copytree(out, local)
+    old = json.loads((local / "runs" / "a" / "config.json").read_text())["created"]
+    time.sleep(1.1)
+    train("logreg", {"C": 0.5}, TINY, local, name="a", overwrite=True)
+    config = json.loads((local / "runs" / "a" / "config.json").read_text())
+    assert config["params"]["C"] == 0.5 and config["created"] != old
+    assert (local / "runs" / "b" / "model.npz").is_file() and (local / "keep-me.txt").is_file()
+    assert sorted(p.name for p in (local / "runs").iterdir()) == ["a", "b"]
+
+
+def test_same_name_at_once_gives_one_clear_error(tmp_path):
+    """Two processes train the same name: one wins, the other is told, nothing is replaced silently."""
+    code = ("import sys; from mnistlab.experiments.pipeline import DataChoice, train;"
+            "train('logreg', {'max_iter': 300, 'tol': 1e-9}, DataChoice(train_size=20000, test_size=200), "
+            f"{str(tmp_path)!r}, name='same')")
+    first = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "runs" / ".lock-same").exists():
+        assert time.time() < deadline and first.poll() is None, "the first run never claimed its name"
+        time.sleep(0.05)
+    with pytest.raises(RunExistsError, match="being trained right now by process"):
+        train("logreg", {}, TINY, tmp_path, name="same")
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert [r.name for r in RunStore(tmp_path).list()] == ["same"]
+
+
+def test_killed_run_leaves_nothing_listed_and_is_swept(tmp_path):
+    """kill -9 while artifacts are written: the staging folder is never listed, and swept next time."""
+    code = ("import time, mnistlab.experiments.pipeline as p;"
+            "p.write_figures = lambda *a, **k: time.sleep(60);"  # hold the run while its files are written
+            f"p.train('logreg', {{}}, p.DataChoice(train_size=300, test_size=100), {str(tmp_path)!r}, name='k')")
+    victim = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while not list((tmp_path / "runs").glob(".staging-*-k-*")):
+        assert time.time() < deadline and victim.poll() is None
+        time.sleep(0.05)
+    assert RunStore(tmp_path).list() == []  # a live process's staging is kept, and never listed
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert list((tmp_path / "runs").iterdir())  # what kill -9 left behind
+    assert RunStore(tmp_path).list() == []
+    assert list((tmp_path / "runs").iterdir()) == []  # swept
+    train("logreg", {}, TINY, tmp_path, name="k")  # and the name is free again
+    assert [r.name for r in RunStore(tmp_path).list()] == ["k"]
+
+
+def test_damaged_run_is_listed_as_damaged_and_the_others_stay(out, tmp_path):
+    local = tmp_path / "o"
+    shutil.copytree(out, local)
+    config = local / "runs" / "a" / "config.json"
+    broken = json.loads(config.read_text())
+    del broken["created"]
+    config.write_text(json.dumps(broken))
+    (local / "runs" / "junk").mkdir()
+    rows = {r.name: r for r in RunStore(local).list()}
+    assert rows["b"].damaged is None and rows["b"].accuracy > 0.5
+    assert "'created' is missing" in rows["a"].damaged and str(config) in rows["a"].damaged
+    assert "config.json: missing" in rows["junk"].damaged
+    with pytest.raises(RunDamagedError, match="config.json"):
+        from mnistlab.experiments.store import read_config
+
+        read_config(local / "runs" / "a")
+    result = run_cli("runs", "list", "--out", str(local), "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {r["name"]: r for r in json.loads(result.stdout)}
+    assert listed["b"]["damaged"] is None and listed["a"]["damaged"]
+
+
+def test_resolve_takes_a_name_or_a_path(out):
+    store = RunStore(out)
+    assert store.resolve("a") == out / "runs" / "a"
+    assert store.resolve(str(out / "runs" / "b")) == out / "runs" / "b"
+    with pytest.raises(RunNotFoundError):
+        store.resolve("nope")
+    with pytest.raises(RunNotFoundError):
+        store.resolve(str(out))  # a folder, but not a run
+    with pytest.raises(RunNotFoundError):
+        store.resolve("../store")  # not a valid name, and not a run folder as a path either

@@ -1,0 +1,95 @@
+"""The web API over the run store: name-or-path default runs, damaged runs, error classes → status codes."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import run_cli
+from mnistlab.errors import RunNotFoundError
+from mnistlab.experiments.pipeline import DataChoice, train
+from mnistlab.web import app as web_app
+from mnistlab.web.app import create_app
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("web-runs")
+    data = DataChoice(train_size=600, test_size=200)
+    train("logreg", {}, data, out, name="good")
+    train("logreg", {}, data, out, name="broken")
+    (out / "runs" / "broken" / "metrics.json").unlink()
+    elsewhere = out.parent / f"{out.name}-elsewhere"
+    train("logreg", {}, data, elsewhere, name="outside")
+    return out
+
+
+def client(out, **kwargs) -> TestClient:
+    return TestClient(create_app(out, workers=1, **kwargs), raise_server_exceptions=False)
+
+
+def test_unknown_default_run_fails_before_serving(out):
+    with pytest.raises(RunNotFoundError, match="nope"):
+        create_app(out, default_run="nope")
+
+
+def test_cli_serve_with_unknown_run_is_one_line(out):
+    result = run_cli("serve", "--run", "NONEXISTENT", "--out", str(out), timeout=60)
+    assert result.returncode == 2 and "no run 'NONEXISTENT'" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_default_run_by_path_is_listed_and_predicts(out, fashion):
+    outside = out.parent / f"{out.name}-elsewhere" / "runs" / "outside"
+    with client(out, default_run=str(outside)) as http:
+        runs = http.get("/api/runs").json()
+        assert [r["name"] for r in runs if r["default"]] == ["outside"]
+        assert http.get("/api/runs/outside").json()["config"]["name"] == "outside"
+        png = _png(fashion.x_test[0])
+        answer = http.post("/api/predict", files={"file": ("x.png", png)}).json()
+        assert answer["run"] == "outside"
+
+
+def test_damaged_run_is_listed_and_the_others_stay_servable(out, fashion):
+    with client(out) as http:
+        runs = {r["name"]: r for r in http.get("/api/runs").json()}
+        assert "metrics.json: missing" in runs["broken"]["damaged"] and runs["good"]["damaged"] is None
+        assert runs["good"]["default"] and not runs["broken"]["default"]
+        response = http.get("/api/runs/broken")
+        assert response.status_code == 500 and "metrics.json" in response.json()["detail"]
+        response = http.post("/api/predict", files={"file": ("x.png", _png(fashion.x_test[0]))},
+                             data={"run": "good"})
+        assert response.status_code == 200, response.text
+        response = http.post("/api/predict", files={"file": ("x.png", _png(fashion.x_test[0]))})
+        assert response.json()["run"] == "good"  # the newest healthy run is the default
+
+
+def test_errors_are_json_with_status_by_class(out, tmp_path, monkeypatch):
+    local = tmp_path / "o"
+    shutil.copytree(out, local)
+    (local / "runs" / "good" / "report.html").unlink()
+    with client(local) as http:
+        for path in ("/api/runs/" + "a" * 300, "/api/runs/..", "/api/runs/.lock-good", "/runs/nope/report.html"):
+            response = http.get(path)
+            assert response.status_code == 404 and response.json()["detail"], path
+        response = http.get("/runs/good/report.html")
+        assert response.status_code == 500 and "report.html: missing" in response.json()["detail"]
+        response = http.post("/api/compare", data={"a": "good", "b": "nope"})
+        assert response.status_code == 404 and "nope" in response.json()["detail"]
+    # an injected bug is a JSON 500 that says so, not "bad input"
+    monkeypatch.setattr(web_app, "read_config", lambda run_dir: 1 / 0)
+    with client(local) as http:
+        response = http.get("/api/runs/good")
+        assert response.status_code == 500 and "internal error (ZeroDivisionError)" in response.json()["detail"]
+
+
+def _png(image) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(255 - image).save(buffer, format="PNG")  # dark object on white, like a drawing
+    return buffer.getvalue()
