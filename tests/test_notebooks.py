@@ -135,6 +135,9 @@ def test_notebook_runs(path, tmp_path, kernel_dir, monkeypatch, request):
     for name, value in SETTINGS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws the figures
+    # The kernel's connection file and IPython's profile (no startup scripts) stay in the test's folder.
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter-runtime"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     # The kernel imports the same mnistlab as these tests.
     package_root = str(Path(ml.__file__).resolve().parent.parent)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
