@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mnistlab.models.callbacks import FitProgress
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
@@ -56,3 +58,23 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
     full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
     return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+class RecordingProgress(FitProgress):
+    """A ``FitProgress`` that keeps everything a fit tells it."""
+
+    def __init__(self):
+        self.starts, self.done, self.descriptions, self.lines, self.ends = [], [], [], [], 0
+
+    def start(self, total, unit):
+        self.starts.append((total, unit))
+
+    def advance(self, done, description=""):
+        self.done.append(done)
+        self.descriptions.append(description)
+
+    def log(self, line):
+        self.lines.append(line)
+
+    def end(self):
+        self.ends += 1

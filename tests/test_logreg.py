@@ -19,7 +19,9 @@ from threadpoolctl import threadpool_limits
 from mnistlab import DatasetError, load_dataset
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
-from mnistlab.models.linear.logreg import LogisticRegression, _Objective, _SoftmaxLoss, _whitening
+from mnistlab.models.linear._loss import Objective, SoftmaxLoss
+from mnistlab.models.linear._solvers import whitening
+from mnistlab.models.linear.logreg import LogisticRegression
 from mnistlab.data.preprocess import flatten_scale
 
 
@@ -68,8 +70,8 @@ def test_gradient_matches_central_differences(whiten):
     center = X.mean(axis=0)
     l2 = 0.05
     with ThreadPoolExecutor(1) as pool:
-        P = _whitening(X, center, l2, pool) if whiten else None
-        objective = _Objective(_SoftmaxLoss(X, y, k, pool), center, l1=0.0, l2=l2, P=P)
+        P = whitening(X, center, l2, pool) if whiten else None
+        objective = Objective(SoftmaxLoss(X, y, k, pool), center, l1=0.0, l2=l2, P=P)
         theta = np.random.default_rng(0).normal(scale=0.3, size=(k, d + 1))
         value, grad, _ = objective.smooth(theta)
         h = 1e-6

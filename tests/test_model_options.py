@@ -1,31 +1,67 @@
-"""`--option value` pairs become a family's hyperparameters, typed by its defaults."""
+"""`--option value` pairs become a family's hyperparameters, typed by its declared constraints."""
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import pytest
 
-from mnistlab.cli.model_options import convert, parse
-from mnistlab.models import MnistlabModel
+from mnistlab.cli.model_options import convert, describe, parse
+from mnistlab.errors import ParameterError
+from mnistlab.models import MnistlabModel, family_names, get_family
+from mnistlab.models.params import SEED, Interval, PositiveInts, StrOptions
 
 
 class Toy(MnistlabModel):
-    family = "toy"
+    """A family for these tests.
 
-    def __init__(self, C=1.0, max_iter=100, penalty="l2", standardize=False, hidden=(8,),
+    Parameters
+    ----------
+    C : float > 0, default=1.0
+        Inverse regularisation strength. More words that are not the meaning.
+    max_iter : int
+        The most iterations.
+    penalty : {"l1", "l2"}
+        Which penalty, e.g. the sparse one.
+    standardize : bool
+        Scale the pixels first.
+    hidden : sequence of int
+        Layer sizes.
+    size : int or None
+        Defaults to None, but is an int when given.
+    random_state : int or None
+        The seed.
+    """
+
+    family = "toy"
+    _parameter_constraints = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "penalty": [StrOptions({"l1", "l2"})],
+        "standardize": ["boolean"],
+        "hidden": [PositiveInts()],
+        "size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": SEED,
+    }
+
+    def __init__(self, C=1.0, max_iter=100, penalty="l2", standardize=False, hidden=(8,), size=None,
                  random_state=None):
         self.C = C
         self.max_iter = max_iter
         self.penalty = penalty
         self.standardize = standardize
         self.hidden = hidden
+        self.size = size
         self.random_state = random_state
 
 
-def test_types_follow_defaults():
+def test_types_follow_constraints():
     params = parse(Toy, ["--C", "0.5", "--max-iter", "20", "--penalty", "l1", "--standardize",
-                         "--hidden", "256,128", "--random-state=7"])
+                         "--hidden", "256,128", "--size", "3", "--random-state=7"])
     assert params == {"C": 0.5, "max_iter": 20, "penalty": "l1", "standardize": True,
-                      "hidden": (256, 128), "random_state": 7}
+                      "hidden": (256, 128), "size": 3, "random_state": 7}
+    assert type(params["C"]) is float and type(params["size"]) is int
+    assert parse(Toy, ["--C", "1"]) == {"C": 1.0} and parse(Toy, ["--size", "none"]) == {"size": None}
 
 
 def test_flags_and_negation():
@@ -34,16 +70,30 @@ def test_flags_and_negation():
     assert parse(Toy, ["--c", "2"]) == {"C": 2.0}  # case-insensitive
 
 
+def test_parameters_defaulting_to_none_arrive_typed():
+    cnn = get_family("cnn")
+    assert parse(cnn, ["--widths", "8,16", "--epochs", "2", "--lr", "0.1", "--crop", "0"]) == {
+        "widths": (8, 16), "epochs": 2, "learning_rate": 0.1, "crop": 0}
+    assert parse(cnn, ["--batch-size", "none"]) == {"batch_size": None}
+    assert parse(get_family("numpy-mlp"), ["--validation-fraction", "0.2"]) == {"validation_fraction": 0.2}
+    assert parse(get_family("mlp"), ["--hidden", "64"]) == {"hidden_layer_sizes": (64,)}
+
+
+def test_values_out_of_range_are_left_to_the_family():
+    """Text that reads as the right type passes; the family's validate_params names the parameter."""
+    params = parse(get_family("cnn"), ["--widths", "8,-1", "--epochs", "0"])
+    assert params == {"widths": (8, -1), "epochs": 0}
+    with pytest.raises(ParameterError) as error:
+        get_family("cnn")(**params).validate_params()
+    assert error.value.parameter in ("widths", "epochs")
+
+
 def test_tutorial_aliases_resolve_to_the_familys_names():
-    class Net(MnistlabModel):
-        family = "net"
-
-        def __init__(self, learning_rate=0.001, max_epochs=20):
-            self.learning_rate = learning_rate
-            self.max_epochs = max_epochs
-
-    assert parse(Net, ["--lr", "0.008", "--epochs", "10"]) == {"learning_rate": 0.008, "max_epochs": 10}
-    with pytest.raises(ValueError, match="no option --lr"):
+    assert parse(get_family("numpy-softmax"), ["--lr", "0.008", "--epochs", "10"]) == {
+        "learning_rate": 0.008, "max_epochs": 10}
+    assert parse(get_family("mlp"), ["--lr", "0.01", "--epochs", "5"]) == {
+        "learning_rate_init": 0.01, "max_iter": 5}
+    with pytest.raises(ParameterError, match="no option --lr"):
         parse(Toy, ["--lr", "1"])
 
 
@@ -55,15 +105,45 @@ def test_multi_values_for_sweeps():
 @pytest.mark.parametrize("args, message", [
     (["--nope", "1"], "no option --nope"),
     (["--C"], "needs a value"),
-    (["--C", "abc"], "--C"),
+    (["--C", "abc"], "--C: expected a number > 0, got 'abc'"),
+    (["--max-iter", "2.5"], "--max-iter: expected an int ≥ 1"),
+    (["--size", "x"], "--size: expected an int ≥ 1 or none"),
+    (["--hidden", "8,a"], "--hidden"),
     (["stray"], "unexpected argument"),
     (["--standardize", "maybe", "--C", "1"], "true or false"),
 ])
-def test_errors_are_value_errors(args, message):
-    with pytest.raises(ValueError, match=message):
+def test_errors_are_parameter_errors_naming_the_flag(args, message):
+    with pytest.raises(ParameterError, match=message):
         parse(Toy, args)
 
 
-def test_convert_none_default():
-    assert convert("none", None) is None
-    assert convert("3", None) == 3 and convert("0.5", None) == 0.5 and convert("x", None) == "x"
+def test_convert():
+    assert convert("none", [Interval(Integral, 1, None, closed="left"), None]) is None
+    assert convert("3", [Interval(Integral, 1, None, closed="left"), None]) == 3
+    assert convert("0.5", [Interval(Real, 0, 1, closed="both")]) == 0.5
+    assert convert("x", [StrOptions({"x"})]) == "x"
+    assert convert("16, 32", [PositiveInts()]) == (16, 32)
+    assert convert("anything", []) == "anything"  # no declaration: the text itself
+    with pytest.raises(ValueError, match="expected"):
+        convert("x", [Interval(Real, 0, 1, closed="both")])
+
+
+def test_describe_gives_flag_default_allowed_and_meaning():
+    options = {o.parameter: o for o in describe(Toy)}
+    assert list(options) == ["C", "max_iter", "penalty", "standardize", "hidden", "size", "random_state"]
+    assert options["C"].flag == "--C" and options["max_iter"].flag == "--max-iter"
+    assert options["C"].default == 1.0 and options["C"].allowed == "a number > 0"
+    assert options["C"].meaning == "Inverse regularisation strength"
+    assert options["penalty"].allowed == "one of 'l1', 'l2'"
+    assert options["penalty"].meaning == "Which penalty, e.g. the sparse one"
+    assert options["size"].allowed == "an int ≥ 1 or None"
+    assert options["hidden"].allowed == "a sequence of ints ≥ 1"
+    lenet = {o.parameter: o for o in describe(get_family("lenet"))}
+    assert lenet["learning_rate"].aliases == ("--lr",) and lenet["epochs"].aliases == ()
+
+
+@pytest.mark.parametrize("family", family_names())
+def test_every_option_of_every_family_is_described(family):
+    for option in describe(get_family(family)):
+        assert option.allowed, f"{family} {option.parameter}: no constraint"
+        assert option.meaning and "\n" not in option.meaning, f"{family} {option.parameter}: no meaning"

@@ -15,12 +15,14 @@ import torch
 from mnistlab.data import preprocess
 
 from mnistlab.experiments import pipeline as training
-from mnistlab.errors import ModelFileError
+from mnistlab.errors import ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
 from mnistlab.models.torch.cnn import PRESETS
-from mnistlab.models.torch.training import CHECKPOINT_FILE, TorchClassifier, computes_bfloat16
-from conftest import run_cli
+from mnistlab.models.torch.checkpoint import CHECKPOINT_FILE
+from mnistlab.models.torch.device import computes_bfloat16
+from mnistlab.models.torch.training import TorchClassifier
+from conftest import RecordingProgress, run_cli
 
 # Small versions of the PyTorch families: what is tested is the machinery, not the accuracy.
 SMALL = {
@@ -252,13 +254,14 @@ def test_precisions_train(data, precision):
     assert model.history_["train_loss"][-1] < model.history_["train_loss"][0]
 
 
-def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it():
+def test_auto_precision_is_bfloat16_only_where_the_hardware_has_it(data):
     cnn, cpu = small("cnn"), torch.device("cpu")
     expected = torch.bfloat16 if computes_bfloat16(cpu) else None
     assert cnn._autocast_dtype(cpu) == expected
     assert small("cnn", precision="float32")._autocast_dtype(cpu) is None
-    with pytest.raises(ValueError, match="precision"):
-        small("cnn", precision="fp8")._autocast_dtype(cpu)
+    X, y, _, _ = data
+    with pytest.raises(ParameterError, match="precision"):  # before the first epoch, not at it
+        small("cnn", precision="fp8").fit(X, y)
 
 
 def test_resume_needs_a_name_and_a_family_that_checkpoints(tmp_path):
@@ -276,17 +279,45 @@ def test_device_auto_runs_on_the_cpu_here(data):
     assert next(model.network_.parameters()).device.type == expected
     assert model.predict(X_test).shape == (len(X_test),)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA"):
-            small("cnn", device="cuda").fit(X[:128], y[:128])
+        with pytest.raises(ParameterError, match="CUDA") as error:
+            small("cnn", device="cuda").validate_params()
+        assert error.value.parameter == "device"
 
 
 def test_cnn_presets_and_widths():
-    assert small("cnn", widths="4,8")._build_network(10).head.in_features == 8
+    assert small("cnn", widths=(4, 8))._build_network(10).head.in_features == 8
+    assert small("cnn", widths=[4, 8])._build_network(10).head.in_features == 8  # as a model.json gives it
     long = get_family("cnn")(preset="long")
     assert long._epochs() == PRESETS["long"]["epochs"]
     assert long._build_network(10).head.in_features == PRESETS["long"]["widths"][-1]
     assert get_family("cnn")(preset="long", epochs=3)._epochs() == 3  # a parameter overrides its preset
-    with pytest.raises(ValueError, match="widths"):
-        small("cnn", widths=(4, 4, 4, 4, 4))._build_network(10)
-    with pytest.raises(ValueError, match="preset"):
-        get_family("cnn")(preset="huge")._epochs()
+    for widths in [(4, 4, 4, 4, 4), (), "4,8", (4, 0)]:
+        with pytest.raises(ParameterError, match="widths"):
+            small("cnn", widths=widths).validate_params()
+    with pytest.raises(ParameterError, match="preset"):
+        get_family("cnn")(preset="huge").validate_params()
+
+
+@pytest.mark.parametrize("family", ["mlp", *TORCH_FAMILIES])
+def test_progress_reports_each_epoch(data, family):
+    X, y, _, _ = data
+    recorder = RecordingProgress()
+    model = small(family, **({"max_iter": 2} if family == "mlp" else {"epochs": 1})).fit(X, y, progress=recorder)
+    assert len(recorder.starts) == 1 and recorder.ends == 1
+    assert recorder.done and recorder.done == sorted(recorder.done)
+    total, unit = recorder.starts[0]
+    assert recorder.done[-1] == (total if unit == "step" else model.n_iter_)
+    assert len(recorder.lines) == model.n_iter_ and "loss" in recorder.lines[-1]
+
+
+def test_resumed_fit_reports_where_it_resumes(data, tmp_path, monkeypatch):
+    X, y, _, _ = data
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y, progress=RecordingProgress())
+    recorder = RecordingProgress()
+    small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y, progress=recorder)
+    steps = -(-len(y) // SMALL["lenet"]["batch_size"])
+    assert recorder.starts == [(2 * steps, "step")] and recorder.done[0] == steps
+    assert recorder.lines[0].startswith("resuming after epoch 1")

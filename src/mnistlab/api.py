@@ -26,10 +26,18 @@ import numpy as np
 from . import html
 from .data.datasets import Dataset
 from .errors import ParameterError
-from .models import family_names, get_family
 from .experiments.pipeline import DataChoice, evaluate_run, run_data
-from .experiments.store import (PLOTS, REPORT, RunStore, RunSummary, default_out, read_config, read_metrics,
-                         read_predictions)
+from .experiments.store import (
+    PLOTS,
+    REPORT,
+    RunStore,
+    RunSummary,
+    default_out,
+    read_config,
+    read_metrics,
+    read_predictions,
+)
+from .models import family_names, get_family
 
 
 def _store(out) -> RunStore:
@@ -53,10 +61,11 @@ class Predictions(NamedTuple):
 class Run:
     """A trained run: its configuration, metrics, fitted model, figures and predictions.
 
-    >>> run = ml.load_run("first")                     # doctest: +SKIP
-    >>> run.metrics["accuracy"], run.model             # doctest: +SKIP
-    >>> run.figure("confusion_matrix")                 # doctest: +SKIP
-    >>> run.predict("shirt.jpg")                       # doctest: +SKIP
+    >>> run = ml.load_run("first")
+    >>> run.config["model"], run.model.coef_.shape
+    ('logreg', (10, 784))
+    >>> run.predictions.proba.shape
+    (500, 10)
     """
 
     def __init__(self, path: str | Path):
@@ -118,6 +127,9 @@ class Run:
         """One of the run's figures as a matplotlib Figure: "confusion_matrix", "wrong", "coefficients" …
 
         ``figure_names()`` lists those this run has.
+
+        >>> run.figure("wrong")                            # doctest: +ELLIPSIS
+        <Figure size ...>
         """
         from .experiments.figures import FIGURES, RunResults, draw
 
@@ -132,7 +144,11 @@ class Run:
         return figure
 
     def evaluate(self, dataset: str | None = None, data_dir: str | Path | None = None) -> dict:
-        """Reload the saved model and evaluate it on its test set (or on another dataset's)."""
+        """Reload the saved model and evaluate it on its test set (or on another dataset's).
+
+        >>> run.evaluate()["accuracy"] == run.metrics["accuracy"]
+        True
+        """
         data = run_data(self.config)
         if dataset or data_dir:
             data = replace(data, dataset=dataset or data.dataset, data_dir=str(data_dir) if data_dir else None)
@@ -150,7 +166,8 @@ class Run:
         Photos are converted like the training data. Returns a Prediction (a list for a batch),
         with ``class_name``, ``label``, ``probabilities``, ``pixels`` and ``explain()``.
 
-        >>> run.predict(run.dataset.x_test[:3])            # doctest: +SKIP
+        >>> [p.label for p in run.predict(run.dataset.x_test[:3])] == list(run.predictions.y_pred[:3])
+        True
         """
         return self._predictor.predict(x)
 
@@ -288,8 +305,8 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     >>> run.metrics["accuracy"] > 0.7
     True
     """
-    from .progress import fit_progress
     from .experiments.pipeline import train as train_pipeline
+    from .progress import fit_progress
 
     data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                       classes=tuple(classes) if classes else None, train_size=train_size, test_size=test_size,
@@ -356,8 +373,8 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
     >>> sorted(r["C"] for r in s.results)
     [0.01, 0.1]
     """
-    from .progress import fit_progress
     from .experiments.sweep import run_sweep
+    from .progress import fit_progress
 
     if not isinstance(grid, dict) or not all(isinstance(v, (list, tuple)) and v for v in grid.values()):
         raise ParameterError("grid", "give a dict of hyperparameter → non-empty list of values")
@@ -393,8 +410,8 @@ class Recipes:
     def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
             progress: bool = True) -> Run:
         """Run one recipe as an ordinary training run named ``recipe-<name>`` (replaced if it exists)."""
-        from .progress import fit_progress
         from .experiments.recipes import run_recipe
+        from .progress import fit_progress
 
         return Run(run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
                               progress=fit_progress(progress)))

@@ -1,9 +1,109 @@
-"""Progress renderers (interim: silent until the renderers land)."""
+"""Drawing a fit's progress: a Rich bar in a terminal, a tqdm bar in a notebook.
+
+The models never draw anything: ``fit(X, y, progress=...)`` reports to a
+``mnistlab.models.callbacks.FitProgress`` (start, advance, log, end). These are
+the renderers, above the models layer:
+
+* ``RichProgress`` — one bar on stderr (stdout stays clean for results) with
+  the latest state, the time spent and the time left; logged lines (epoch
+  summaries, solver reports) print above it and stay.
+* ``NotebookProgress`` — tqdm's bar. ``tqdm.auto`` draws the notebook widget
+  in Jupyter (plain text where ipywidgets is missing), so no terminal escape
+  codes end up in a cell's output.
+* ``fit_progress(enabled)`` picks one for where the code runs.
+
+    from mnistlab.progress import fit_progress
+    model.fit(X, y, progress=fit_progress(True))
+"""
 
 from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from .models.callbacks import SILENT, FitProgress
 
 
-def fit_progress(enabled: bool) -> FitProgress:
-    return SILENT
+class RichProgress(FitProgress):
+    """A Rich progress bar on ``console`` (default: a new one on stderr), lines logged above it."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self._progress: Progress | None = None
+        self._task = None
+
+    def start(self, total: int | None, unit: str) -> None:
+        self.end()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn(f"{unit}s"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+        self._progress = Progress(*columns, console=self.console)
+        self._progress.start()
+        self._task = self._progress.add_task("starting", total=total)
+
+    def advance(self, done: int, description: str = "") -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, **({"description": description} if description else {}))
+
+    def log(self, line: str) -> None:
+        console = self._progress.console if self._progress is not None else self.console
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def end(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = self._task = None
+
+
+class NotebookProgress(FitProgress):
+    """A tqdm bar (``tqdm.auto``: the widget in Jupyter); logged lines are written above it."""
+
+    def __init__(self, **tqdm_options):
+        self.options = tqdm_options
+        self._bar = None
+
+    def start(self, total: int | None, unit: str) -> None:
+        from tqdm.auto import tqdm  # only a notebook needs it
+
+        self.end()
+        self._bar = tqdm(total=total, unit=unit, **self.options)
+
+    def advance(self, done: int, description: str = "") -> None:
+        if self._bar is None:
+            return
+        if description:
+            self._bar.set_description_str(description, refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def log(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line)
+        else:
+            print(line)
+
+    def end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def in_notebook() -> bool:
+    """Whether this runs inside a Jupyter kernel (IPython's shell there is a ZMQInteractiveShell)."""
+    ipython = sys.modules.get("IPython")  # a kernel has imported it; importing it here would not help
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
+
+
+def fit_progress(enabled: bool = True) -> FitProgress:
+    """A renderer for where the code runs: tqdm's in a Jupyter kernel, Rich's elsewhere, or silence."""
+    if not enabled:
+        return SILENT
+    return NotebookProgress() if in_notebook() else RichProgress()

@@ -17,9 +17,10 @@ from typing import Annotated
 import typer
 
 from ..errors import MnistlabError, ParameterError
-# Each module registers its commands; the order here is the order `mnistlab --help` lists them.
-from . import data, train, runs, predict, recipes, serve  # noqa: F401, I001
 from .common import app, err_console
+
+# Each module registers its commands; the order here is the order `mnistlab --help` lists them.
+from . import data, train, runs, predict, recipes, serve  # noqa: E402, F401, I001 isort: skip
 
 _options = {"debug": False}
 

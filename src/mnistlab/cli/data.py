@@ -9,7 +9,18 @@ import typer
 from rich.table import Table
 
 from ..data.registry import DATASETS, DEFAULT_DATASET
-from .common import OUT, DataDirOpt, DatasetOpt, IndexOpt, JsonOpt, OutOpt, SplitOpt, app, console, emit_json
+from .common import (
+    OUT,
+    DataDirOpt,
+    DatasetOpt,
+    IndexOpt,
+    JsonOpt,
+    OutOpt,
+    SplitOpt,
+    app,
+    console,
+    emit_json,
+)
 
 data_app = typer.Typer(help="Look at the data: info, sample images, pixels, download.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

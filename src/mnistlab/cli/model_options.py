@@ -1,18 +1,41 @@
-"""Command-line options → a model family's hyperparameters, read from its signature.
+"""Command-line options → a model family's hyperparameters, typed by its declared constraints.
 
 ``mnistlab train logreg --C 0.1 --penalty l1`` needs no per-family CLI code:
 each ``--name value`` is matched (case-insensitively, dashes as underscores)
-to a parameter of the family's ``__init__`` and converted to the type of its
-default. Booleans are flags (``--standardize`` / ``--no-standardize``).
+to a parameter of the family's ``__init__`` and read as a type that the
+family's ``_parameter_constraints`` allow, so parameters that default to None
+arrive typed too: an int or a number for an interval, ``none`` for None, a
+comma list (``16,32,64``) for a sequence of ints, the text for string options.
+Booleans are flags (``--standardize`` / ``--no-standardize``, or
+``--standardize false``).
+
+Text that no allowed type can read is a ``ParameterError`` here, naming the
+flag; a value that reads but is out of range is left to the family's
+``validate_params``, which names the parameter (the CLI shows it as its flag).
+
+``describe`` lists a family's options for ``mnistlab models MODEL``: the flag,
+the default, the allowed values and a one-line meaning from the family's
+docstring.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from numbers import Integral, Real
 from typing import Any
 
 from ..errors import ParameterError
 from ..models import MnistlabModel
+from ..models.params import (
+    Interval,
+    PositiveInts,
+    StrOptions,
+    constraint_text,
+    satisfies,
+)
+from ..models.params import describe as describe_parameters
 
 # Short names the tutorials use, each resolved to the first of its targets
 # that a family has: `--lr 0.008 --epochs 10` works for every gradient-trained model.
@@ -21,6 +44,7 @@ ALIASES = {
     "epochs": ("epochs", "max_epochs", "max_iter"),
     "hidden": ("hidden", "hidden_layer_sizes"),
 }
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def parameters(cls: type[MnistlabModel]) -> dict[str, Any]:
@@ -29,33 +53,92 @@ def parameters(cls: type[MnistlabModel]) -> dict[str, Any]:
     return {name: p.default for name, p in signature.parameters.items() if name != "self"}
 
 
-def convert(text: str, default: Any) -> Any:
-    """``text`` as the type of ``default`` (lists: comma-separated)."""
-    if isinstance(default, bool):
-        lowered = text.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ParameterError(None, f"expected true or false, got {text!r}")
-    if isinstance(default, int):
-        return int(text)
-    if isinstance(default, float):
-        return float(text)
-    if isinstance(default, (tuple, list)):
-        return tuple(_guess(item) for item in text.split(",") if item)
-    if default is None:
-        return None if text.lower() == "none" else _guess(text)
-    return text
+def flag(name: str) -> str:
+    """The option of parameter ``name``, as the README spells it: ``--max-iter``, ``--C``."""
+    return "--" + name.replace("_", "-")
 
 
-def _guess(text: str) -> Any:
-    for kind in (int, float):
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise ValueError(text)
+
+
+def _none(text: str) -> None:
+    if text.lower() != "none":
+        raise ValueError(text)
+    return None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _reader(constraint) -> Callable[[str], Any] | None:
+    """How to read text as a value of ``constraint``'s type; None: text cannot give one."""
+    if constraint is None:
+        return _none
+    if constraint == "boolean" or constraint is bool:
+        return _boolean
+    if isinstance(constraint, Interval):
+        return int if constraint.type is Integral else float
+    if isinstance(constraint, PositiveInts):
+        return _ints
+    if isinstance(constraint, StrOptions) or constraint is str:
+        return str
+    if isinstance(constraint, type) and issubclass(constraint, Integral):
+        return int
+    if isinstance(constraint, type) and issubclass(constraint, Real):
+        return float
+    return None
+
+
+def _expected(constraints) -> str:
+    words = ["true or false" if c == "boolean" else "none" if c is None else constraint_text(c)
+             for c in constraints]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def is_flag(constraints) -> bool:
+    """Whether the option is a boolean flag (it may stand without a value)."""
+    return constraints != "no_validation" and any(c == "boolean" or c is bool for c in constraints)
+
+
+def convert(text: str, constraints) -> Any:
+    """``text`` read as the first allowed type whose value satisfies its constraint; failing that,
+    the first reading at all (so ``validate_params`` reports what is out of range). A ValueError
+    when no allowed type can read it. Without constraints, the text itself."""
+    if not constraints or constraints == "no_validation":
+        return text
+    readings = []
+    for constraint in constraints:
+        reader = _reader(constraint)
+        if reader is None:
+            continue
         try:
-            return kind(text)
+            value = reader(text)
         except ValueError:
-            pass
-    return text
+            continue
+        if satisfies(value, constraint):
+            return value
+        readings.append(value)
+    if readings:
+        return readings[0]
+    raise ValueError(f"expected {_expected(constraints)}, got {text!r}")
+
+
+def _keys(cls: type[MnistlabModel]) -> dict[str, str]:
+    """Lower-cased option key (``max-iter``, ``lr``) → parameter name."""
+    names = parameters(cls)
+    by_key = {name.lower().replace("_", "-"): name for name in names}
+    for alias, targets in ALIASES.items():
+        target = next((t for t in targets if t in names), None)
+        if target is not None:
+            by_key.setdefault(alias, target)
+    return by_key
 
 
 def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dict[str, Any]:
@@ -64,12 +147,8 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
     With ``multi``, every value is a comma-separated list of candidates
     (for sweeps): ``['--C', '0.1,1']`` → ``{'C': [0.1, 1.0]}``.
     """
-    defaults = parameters(cls)
-    by_key = {name.lower().replace("_", "-"): name for name in defaults}
-    for alias, targets in ALIASES.items():
-        target = next((t for t in targets if t in defaults), None)
-        if target is not None:
-            by_key.setdefault(alias, target)
+    constraints = getattr(cls, "_parameter_constraints", {})
+    by_key = _keys(cls)
     params: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -81,9 +160,9 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
         name = by_key.get(key.lower()[3:] if negated else key.lower())
         if name is None:
             raise ParameterError(None, f"{cls.family} has no option --{key}; "
-                             f"its options: {', '.join('--' + k for k in by_key if k not in ALIASES)}")
-        default = defaults[name]
-        if isinstance(default, bool) and not inline and (i + 1 == len(args) or args[i + 1].startswith("--")):
+                                       f"its options: {', '.join('--' + k for k in by_key if k not in ALIASES)}")
+        allowed = constraints.get(name, [])
+        if is_flag(allowed) and not inline and (i + 1 == len(args) or args[i + 1].startswith("--")):
             params[name] = not negated
             i += 1
             continue
@@ -95,9 +174,35 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
             raise ParameterError(None, f"option --{key} needs a value")
         try:
             if multi:
-                params[name] = [convert(v, default) for v in value.split(",") if v]
+                params[name] = [convert(v, allowed) for v in value.split(",") if v]
             else:
-                params[name] = convert(value, default)
+                params[name] = convert(value, allowed)
         except ValueError as exc:
             raise ParameterError(None, f"--{key}: {exc}") from None
     return params
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a family, as ``mnistlab models`` shows it."""
+
+    flag: str
+    parameter: str
+    default: Any
+    allowed: str
+    meaning: str
+    aliases: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe(cls: type[MnistlabModel]) -> list[Option]:
+    """The options of ``cls`` in signature order: flag (and tutorial aliases), default,
+    allowed values (from its constraints) and meaning (from its numpydoc Parameters)."""
+    aliases: dict[str, list[str]] = {}
+    for key, name in _keys(cls).items():
+        if key in ALIASES and key != name.lower().replace("_", "-"):
+            aliases.setdefault(name, []).append("--" + key)
+    return [Option(flag(p.name), p.name, p.default, p.allowed, p.meaning, tuple(aliases.get(p.name, ())))
+            for p in describe_parameters(cls)]

@@ -8,8 +8,20 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import (OUT, IndexOpt, JsonOpt, OutOpt, RunArg, SplitOpt, TopOpt, app, console, emit_json,
-                     err_console, print_top)
+from .common import (
+    OUT,
+    IndexOpt,
+    JsonOpt,
+    OutOpt,
+    RunArg,
+    SplitOpt,
+    TopOpt,
+    app,
+    console,
+    emit_json,
+    err_console,
+    print_top,
+)
 
 
 def _stored_image(run, index: int, split: str):

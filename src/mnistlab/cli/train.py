@@ -11,8 +11,24 @@ import typer
 from rich.table import Table
 
 from ..data.registry import DEFAULT_DATASET
-from .common import (MODEL_OPTIONS, OUT, ClassesOpt, DataDirOpt, DatasetOpt, JsonOpt, ModelArg, OutOpt, SeedOpt,
-                     TestSizeOpt, TrainSizeOpt, app, console, emit_json, err_console, parse_classes)
+from .common import (
+    MODEL_OPTIONS,
+    OUT,
+    ClassesOpt,
+    DataDirOpt,
+    DatasetOpt,
+    JsonOpt,
+    ModelArg,
+    OutOpt,
+    SeedOpt,
+    TestSizeOpt,
+    TrainSizeOpt,
+    app,
+    console,
+    emit_json,
+    err_console,
+    parse_classes,
+)
 
 
 def command_line() -> str:
@@ -40,16 +56,19 @@ def models_cmd(family: Annotated[Optional[str], typer.Argument(help="Show one fa
     for name in names:
         cls = get_family(name)
         listing[name] = {"summary": (cls.__doc__ or "").strip().splitlines()[0],
-                         "options": {k: v for k, v in model_options.parameters(cls).items()}}
+                         "options": [option.as_dict() for option in model_options.describe(cls)]}
     if as_json:
         emit_json(listing)
         return
     for name, entry in listing.items():
         table = Table(title=f"{name}: {entry['summary']}", title_justify="left")
-        table.add_column("option")
+        table.add_column("option", no_wrap=True)
         table.add_column("default")
-        for option, default in entry["options"].items():
-            table.add_row("--" + option.lower().replace("_", "-"), repr(default))
+        table.add_column("allowed")
+        table.add_column("meaning")
+        for option in entry["options"]:
+            flags = " ".join([option["flag"], *option["aliases"]])
+            table.add_row(flags, repr(option["default"]), option["allowed"], option["meaning"])
         console.print(table)
 
 
@@ -86,9 +105,7 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     if resume and not name:
         raise typer.BadParameter("--resume needs the --name of the interrupted run")
     params = model_options.parse(get_family(model), list(ctx.args))
-    if "verbose" in model_options.parameters(get_family(model)) and not as_json:
-        params.setdefault("verbose", True)
-    # The model's own progress bar shows unless --json asked for quiet; then a spinner on stderr.
+    # A progress bar on stderr, unless --json asked for quiet; then a spinner there.
     with err_console.status(f"training {model} on {dataset}…") if as_json else contextlib.nullcontext():
         run = api.train(model, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
                         train_size=train_size, test_size=test_size, seed=seed, name=name, out=out,

@@ -16,17 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_directory
+from ..errors import DatasetError, ParameterError
 from . import preprocess
 from .download import fetch_verified
-from ..errors import DatasetError, ParameterError
 from .idx import check_pair, read_idx
 from .registry import DATASETS, DEFAULT_DATASET, PARTS, DatasetSpec
 
@@ -183,19 +182,14 @@ def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, 
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
     arrays, status = _decode(spec, files)
-    tmp = None
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-        for part in PARTS:
-            np.save(tmp / f"{part}.npy", arrays[part])
-        (tmp / "meta.json").write_text(json.dumps({"checksums": status,
-                                                   "source": {p: str(f) for p, f in files.items()}}))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        with atomic_directory(folder) as staging:
+            for part in PARTS:
+                np.save(staging / f"{part}.npy", arrays[part])
+            (staging / "meta.json").write_text(json.dumps({"checksums": status,
+                                                           "source": {p: str(f) for p, f in files.items()}}))
     except OSError:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)  # caching is an optimisation, not a requirement
+        pass  # caching is an optimisation, not a requirement
     return arrays, status
 
 

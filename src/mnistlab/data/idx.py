@@ -16,7 +16,6 @@ import numpy as np
 
 from ..errors import DatasetError
 
-
 # IDX dtype codes; multi-byte types are big-endian on disk.
 _DTYPES = {
     0x08: np.dtype(np.uint8),

@@ -15,11 +15,10 @@ from matplotlib.figure import Figure
 from scipy.stats import binomtest
 
 from .. import plots
+from .._io import atomic_directory, atomic_write_text, write_json
 from ..errors import ParameterError
 from ..models import get_family
-
 from . import report
-from .._io import atomic_directory, atomic_write_text, write_json
 from .store import read_config, read_metrics, read_predictions
 
 

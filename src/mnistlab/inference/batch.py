@@ -14,8 +14,8 @@ import numpy as np
 from sklearn.metrics import confusion_matrix
 
 from .. import plots
-from .predictor import Predictor
 from ..errors import ParameterError, PhotoError
+from .predictor import Predictor
 
 MAX_LABELS_BYTES = 5 * 1024 * 1024
 

@@ -19,9 +19,9 @@ from PIL import Image
 from .. import html
 from ..data.preprocess import flatten_scale
 from ..errors import ParameterError
+from ..experiments.store import read_config
 from ..models import MnistlabModel
 from ..models.serialization import load_model
-from ..experiments.store import read_config
 from .photo import Prepared, prepare, prepare_photo
 
 SIDE = 28

@@ -12,6 +12,13 @@ reports, compare and the web ask the contract rather than test for a family's
 attributes: ``can_explain`` (it has ``explain``), ``weight_images`` (one weight
 per pixel and class), and how its training history reads (``history_x_label``,
 ``history_per_step``).
+
+Every family declares its hyperparameters' allowed values in
+``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
+constraints and says how they are checked), and every ``fit`` starts with
+``validate_params()``, so a bad value fails before any data is touched. A fit
+reports how it goes through ``fit(X, y, progress=...)`` (``models.callbacks``)
+and never prints.
 """
 
 from __future__ import annotations
@@ -21,9 +28,8 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import InvalidParameterError
 
-from ..errors import ParameterError
+from .params import check
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
 
     Fitted models may have ``history_``: a dict of per-iteration or per-epoch
     curves (lists of floats).
+
+    ``fit(X, y, progress=None)`` takes a ``callbacks.FitProgress`` (None: silent).
     """
 
     family: ClassVar[str]
@@ -52,14 +60,18 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
     can_explain: ClassVar[bool] = False  # explain(X): per-class, per-pixel contributions, N×classes×784
     history_x_label: ClassVar[str] = "epoch"  # what one entry of a history series stands for
     history_per_step: ClassVar[tuple[str, ...]] = ()  # series recorded per optimiser step, not per x
-    _parameter_constraints: ClassVar[dict] = {}  # scikit-learn's declaration of the allowed values
+    # parameter name -> list of constraints, one of which a value must meet (see models.params)
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
 
     def validate_params(self) -> None:
-        """Check the hyperparameters against ``_parameter_constraints`` before any work is done."""
-        try:
-            self._validate_params()
-        except InvalidParameterError as exc:
-            raise ParameterError(None, str(exc)) from None
+        """Check each hyperparameter against ``_parameter_constraints``, before any work is done.
+
+        Raises ``ParameterError`` naming the offending parameter. A family with rules that
+        relate parameters (which one constraint cannot express) extends this.
+        """
+        for name, value in self.get_params(deep=False).items():
+            if name in self._parameter_constraints:
+                check(name, value, self._parameter_constraints[name])
 
     def get_arrays(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(getattr(self, name)) for name in self.learned_arrays}
@@ -73,7 +85,10 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
         return self
 
     def weight_images(self) -> np.ndarray | None:
-        """The fitted weights as one 784-pixel image per class (rows), or None if the model has none."""
+        """The fitted weights as one 784-pixel image per class (rows), or None if the model has none.
+
+        A binary model with one weight vector gives one row: the second class against the first.
+        """
         return None
 
     def training_curves(self, history: dict | None = None) -> Curves | None:

@@ -3,9 +3,10 @@
 ``fit(X, y, progress=...)`` takes a ``FitProgress``; the model calls ``start``
 once, ``advance`` as units of work (epochs, iterations, optimiser steps)
 complete, ``log`` for a line worth keeping (an epoch's summary, a solver's
-iteration) and ``end`` when it stops. The default does nothing. The shells
-draw it: a Rich bar on a terminal (``mnistlab.cli``), a notebook bar in
-Jupyter (``mnistlab.progress``).
+iteration) and ``end`` when it stops. The default does nothing.
+``mnistlab.progress`` draws it: a Rich bar on a terminal (``RichProgress``, what
+the command line uses), a tqdm bar in Jupyter (``NotebookProgress``), and
+``fit_progress`` picks one.
 """
 
 from __future__ import annotations

@@ -60,7 +60,11 @@ def load_model(directory: Path) -> MnistlabModel:
         raise ModelFileError(f"{meta_path}: unsupported format version {meta.get('format_version')}")
     try:
         cls = get_family(meta["family"])
-        model = cls(**meta["params"])
+        params = dict(meta["params"])
+        # Files written before fits reported progress through fit(progress=...) carry the
+        # hyperparameter "verbose" that replaced; it never changed what a model computes.
+        params.pop("verbose", None)
+        model = cls(**params)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{meta_path}: bad family or parameters ({exc})") from None
     try:

@@ -10,24 +10,33 @@ Fashion-MNIST.
 The fitted MLPClassifier is ``estimator_``; model files hold its weights
 as the arrays W1, b1, W2, b2, … and loading rebuilds a working
 MLPClassifier from them (no pickle).
+
+Progress. MLPClassifier tells how its epochs go only by printing
+("Iteration N, loss = L", with ``verbose``). Rather than read that back from
+stdout, ``_ReportingMLPClassifier`` overrides the one method scikit-learn
+calls once per epoch of its sgd and adam solvers, right after recording the
+epoch's loss and validation score: ``_update_no_improvement_count``. It is
+private, so a future scikit-learn may rename it; the tests check that progress
+arrives, and a rename costs the progress bar, never the fit. The public
+alternatives change what is computed: ``partial_fit`` epoch by epoch has
+neither the stopping rule nor early stopping, and ``warm_start`` with
+``max_iter=1`` starts a new Adam state every call. The lbfgs solver has no
+epochs; it reports only when it ends.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import re
-import warnings
+from numbers import Integral, Real
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._fitting import convergence_warnings
 from .base import MnistlabModel
+from .callbacks import SILENT, FitProgress
+from .params import SEED, Interval, PositiveInts, StrOptions
 
 # d activation / d z, from z (pre-activation) and a = activation(z)
 DERIVATIVES = {
@@ -42,26 +51,87 @@ ACTIVATIONS = {
     "logistic": lambda z: 1 / (1 + np.exp(-z)),
     "identity": lambda z: z,
 }
+SOLVERS = ("adam", "sgd", "lbfgs")
+
+
+class _ReportingMLPClassifier(MLPClassifier):
+    """MLPClassifier that tells ``progress`` (an attribute, not a parameter) about each epoch."""
+
+    progress: FitProgress = SILENT
+
+    # Private in scikit-learn (see the module docstring): called once per sgd/adam epoch,
+    # after loss_curve_ (and, with early stopping, validation_scores_) got the epoch's value.
+    def _update_no_improvement_count(self, *args, **kwargs):
+        super()._update_no_improvement_count(*args, **kwargs)
+        line = f"epoch {self.n_iter_}/{self.max_iter}  loss {self.loss_:.4f}"
+        if self.early_stopping and self.validation_scores_:
+            line += f"  val_acc {self.validation_scores_[-1]:.4f}"
+        self.progress.advance(self.n_iter_, line)
+        self.progress.log(line)
 
 
 class MLP(MnistlabModel):
     """scikit-learn MLPClassifier (tutorial settings: 256-128 ReLU, Adam, alpha 1e-4, max_iter 200).
 
-    The parameters are MLPClassifier's own, with the same meaning; ``batch_size`` is
-    a number (200 is what "auto" gives for training sets of 200 or more), and
-    ``verbose`` shows a progress bar on stderr instead of printing to stdout.
+    The parameters are MLPClassifier's own, with the same meaning, except that
+    ``batch_size`` is a number (200 is what "auto" gives for training sets of
+    200 or more).
 
-    Fitted: ``estimator_`` (the MLPClassifier), ``classes_``, ``n_iter_`` (epochs),
-    ``converged_``, ``fit_message_`` and ``history_``: per-epoch "train_loss" (the
-    objective, cross-entropy + L2) and, with early stopping, "val_accuracy".
+    Parameters
+    ----------
+    hidden_layer_sizes : sequence of int, default=(256, 128)
+        The sizes of the hidden layers, input side first.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        The hidden layers' activation function.
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        The weight optimiser; lbfgs works on the whole training set and has no epochs.
+    alpha : float ≥ 0, default=1e-4
+        L2 penalty on the weights.
+    batch_size : int ≥ 1, default=200
+        Examples per step of adam and sgd.
+    learning_rate_init : float > 0, default=1e-3
+        The initial step size of adam and sgd.
+    max_iter : int ≥ 1, default=200
+        The most epochs (adam, sgd) or iterations (lbfgs).
+    tol : float ≥ 0, default=1e-4
+        The improvement of the loss (or validation score) that counts for the stopping rule.
+    n_iter_no_change : int ≥ 1, default=10
+        Epochs without an improvement of at least tol after which training stops.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data and stop when its accuracy stops
+        improving.
+    validation_fraction : float in (0, 1), default=0.1
+        The share held out for early stopping.
+    random_state : int or None, default=None
+        Seed of the initial weights, the shuffling and the validation split.
+
+    Attributes
+    ----------
+    ``estimator_`` (the MLPClassifier), ``classes_``, ``n_iter_`` (epochs),
+    ``converged_``, ``fit_message_`` and ``history_``: per-epoch "train_loss"
+    (the objective, cross-entropy + L2) and, with early stopping, "val_accuracy".
     """
 
     family = "mlp"
     can_explain = True
+    _parameter_constraints = {
+        "hidden_layer_sizes": [PositiveInts(min_length=1)],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions(set(SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": SEED,
+    }
 
     def __init__(self, hidden_layer_sizes=(256, 128), activation="relu", solver="adam", alpha=1e-4,
                  batch_size=200, learning_rate_init=1e-3, max_iter=200, tol=1e-4, n_iter_no_change=10,
-                 early_stopping=False, validation_fraction=0.1, random_state=None, verbose=False):
+                 early_stopping=False, validation_fraction=0.1, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -74,21 +144,29 @@ class MLP(MnistlabModel):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.random_state = random_state
-        self.verbose = verbose
 
-    def _estimator(self) -> MLPClassifier:
+    def _estimator(self, kind: type[MLPClassifier] = MLPClassifier) -> MLPClassifier:
         params = self.get_params(deep=False)
-        params["hidden_layer_sizes"] = tuple(int(h) for h in np.atleast_1d(self.hidden_layer_sizes))
-        return MLPClassifier(**params)
+        params["hidden_layer_sizes"] = tuple(int(h) for h in self.hidden_layer_sizes)
+        return kind(**params)
 
     def fit(self, X, y, progress=None):
+        self.validate_params()
+        progress = progress or SILENT
         X = check_array(X, dtype=np.float32)
-        estimator = self._estimator()
-        with warnings.catch_warnings(record=True) as caught, _progress_from_prints(self.verbose, self.max_iter):
-            warnings.simplefilter("always", ConvergenceWarning)
-            estimator.fit(X, y)
+        estimator = self._estimator(_ReportingMLPClassifier)
+        estimator.progress = progress
+        progress.start(self.max_iter, "epoch" if self.solver != "lbfgs" else "iteration")
+        try:
+            with convergence_warnings() as not_converged:
+                estimator.fit(X, y)
+            if self.solver == "lbfgs":
+                progress.advance(estimator.n_iter_, f"loss {estimator.loss_:.4f}")
+        finally:
+            estimator.progress = SILENT  # the fitted estimator keeps no reference to the caller's display
+            progress.end()
         self.estimator_, self.classes_, self.n_iter_ = estimator, estimator.classes_, estimator.n_iter_
-        self.converged_ = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        self.converged_ = not not_converged
         self.fit_message_ = (f"stopped after {self.n_iter_} epochs: no improvement of at least tol={self.tol} "
                              f"for {self.n_iter_no_change} epochs" if self.converged_ else
                              f"reached max_iter={self.max_iter} epochs before the stopping rule was met")
@@ -97,9 +175,6 @@ class MLP(MnistlabModel):
             self.history_["train_loss"] = [float(v) for v in estimator.loss_curve_]
         if self.early_stopping:
             self.history_["val_accuracy"] = [float(v) for v in estimator.validation_scores_]
-        for w in caught:  # pass on what we did not turn into fit_message_
-            if not issubclass(w.category, ConvergenceWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -162,33 +237,9 @@ class MLP(MnistlabModel):
         estimator.classes_, estimator.n_features_in_ = classes, sizes[0]
         estimator.n_layers_, estimator.n_outputs_ = n_layers + 1, n_outputs
         estimator.out_activation_ = "logistic" if n_outputs == 1 else "softmax"
-        estimator._label_binarizer = LabelBinarizer().fit(classes)  # what predict maps outputs back with
+        # MLPClassifier.predict maps its outputs back to labels with the private _label_binarizer,
+        # which only fit sets: scikit-learn has no public way to give a rebuilt model its classes
+        # (partial_fit(..., classes=...) would also take a training step), so we set it here.
+        estimator._label_binarizer = LabelBinarizer().fit(classes)
         self.estimator_, self.classes_ = estimator, classes
         return self
-
-
-@contextlib.contextmanager
-def _progress_from_prints(verbose: bool, max_iter: int):
-    """MLPClassifier reports progress by printing "Iteration N, loss = L" to stdout;
-    turn those lines into a progress bar on stderr (stdout stays clean for results)."""
-    if not verbose:
-        yield
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task("epoch 0", total=max_iter)
-        with contextlib.redirect_stdout(_IterationReader(progress, task)):
-            yield
-
-
-class _IterationReader(io.TextIOBase):
-    LINE = re.compile(r"Iteration (\d+), loss = ([-+.\deE]+)")
-
-    def __init__(self, progress: Progress, task):
-        self.progress, self.task = progress, task
-
-    def write(self, text: str) -> int:
-        for match in self.LINE.finditer(text):
-            epoch, loss = int(match[1]), float(match[2])
-            self.progress.update(self.task, completed=epoch, description=f"epoch {epoch}  loss {loss:.4f}")
-        return len(text)

@@ -17,10 +17,17 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from ..errors import (BlankPhotoError, MnistlabError, ModelFileError, ParameterError, PhotoError,
-                      RunDamagedError, RunNotFoundError)
-from ..inference.photo import MAX_BYTES
+from ..errors import (
+    BlankPhotoError,
+    MnistlabError,
+    ModelFileError,
+    ParameterError,
+    PhotoError,
+    RunDamagedError,
+    RunNotFoundError,
+)
 from ..experiments.store import REPORT, RunStore, read_config, read_metrics, summarize
+from ..inference.photo import MAX_BYTES
 from .workers import PhotoWorkers, WorkerStopped
 
 STATIC = Path(__file__).parent / "static"
@@ -164,7 +171,8 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
     @app.post("/api/compare", summary="Compare two runs (McNemar's test, plots); writes compare.html")
     def compare(a: str = Form(..., description="Baseline run"), b: str = Form(..., description="Other run")) -> dict:
-        from ..experiments.compare import compare_runs  # matplotlib and the report: only when asked
+        # matplotlib and the report are loaded only when a comparison is asked for
+        from ..experiments.compare import compare_runs
 
         folder, result = compare_runs([find_run(a), find_run(b)], out)
         return {**result, "report": f"/compare/{folder.name}/compare.html"}

@@ -4,7 +4,7 @@ The first model of the exercise: T-shirt (0) against Trouser (1). One weight
 per pixel and a bias give a score z; the sigmoid turns it into the
 probability of the second class. Read top to bottom: parameters, forward,
 loss, backward. The update W ← W − lr·dW (or momentum/Adam) is the shared
-optimiser in numpy_optim.
+optimiser in optim.py.
 
 Shapes: N examples in a batch, D = 784 pixels.
 """
@@ -27,16 +27,16 @@ class NumpyLogReg(GradientDescentClassifier):
 
     Fitted: ``coef_`` (1, 784) and ``intercept_`` (1,), as in scikit-learn;
     ``predict_proba`` gives (N, 2) = [1 − p, p]. For more than two classes use
-    numpy-softmax. The loss is convex, so the weights start at zero.
+    numpy-softmax. The loss is convex, so the weights start at zero. The
+    parameters are GradientDescentClassifier's.
     """
 
     family = "numpy-logreg"
     learned_arrays = ("classes_", "coef_", "intercept_")
     can_explain = True
+    binary_only = True
 
     def _init_params(self, n_features, n_classes, rng):
-        if n_classes != 2:
-            raise ValueError(f"numpy-logreg is binary; got {n_classes} classes (use numpy-softmax)")
         return {"coef_": np.zeros((1, n_features), dtype=np.float32),  # w: (1, D)
                 "intercept_": np.zeros(1, dtype=np.float32)}           # b: (1,)
 

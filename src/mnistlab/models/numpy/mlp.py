@@ -3,7 +3,7 @@
 Each hidden layer computes A = ReLU(A_prev·W + b); the last layer is softmax
 regression on the last hidden activations. Read top to bottom: parameters
 (and their initialisation), forward, loss, backward. The update
-W ← W − lr·dW (or momentum/Adam) is the shared optimiser in numpy_optim.
+W ← W − lr·dW (or momentum/Adam) is the shared optimiser in optim.py.
 
 Shapes, for hidden=(256, 128): N examples in a batch, D = 784 pixels, K classes;
 W1: (784, 256), W2: (256, 128), W3: (128, K), and b1: (256,), b2: (128,), b3: (K,).
@@ -13,51 +13,54 @@ Layer l maps its input A(l−1) (A0 = X) to A(l).
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 
+from ..params import Interval, PositiveInts, StrOptions
 from .softmax import cross_entropy, softmax
 from .train import GradientDescentClassifier
 
 INITS = ("he", "xavier", "small")
 
 
-def hidden_sizes(hidden) -> tuple[int, ...]:
-    """(256, 128), [256, 128], "256,128" or 256 -> (256, 128) / (256,); "" or () -> no hidden layer."""
-    if isinstance(hidden, str):
-        hidden = [part for part in hidden.replace(" ", "").split(",") if part]
-    elif isinstance(hidden, (int, np.integer)):
-        hidden = [hidden]
-    sizes = tuple(int(h) for h in hidden)
-    if any(h <= 0 for h in sizes):
-        raise ValueError(f"hidden layer sizes must be positive, got {hidden!r}")
-    return sizes
-
-
 class NumpyMLP(GradientDescentClassifier):
     """Multi-layer perceptron: ReLU hidden layers, softmax output, cross-entropy loss.
 
-    Extra hyperparameters (the shared ones are described in GradientDescentClassifier):
+    Its own parameters are below; the others are GradientDescentClassifier's.
 
-    hidden : hidden layer sizes, a tuple/list or a comma-separated string ("256,128").
-    init : "he" (std √(2/n_in), keeps the scale of ReLU activations layer after layer),
-        "xavier" (Glorot, std √(2/(n_in + n_out)), made for symmetric activations) or
-        "small" (std 0.01, the naive start whose signal shrinks with depth).
-    dropout : probability of zeroing each hidden unit while training (inverted dropout:
-        the survivors are scaled by 1/(1 − dropout), so inference needs no change).
+    Parameters
+    ----------
+    hidden : sequence of int, default=(256, 128)
+        The sizes of the hidden layers, input side first; () is softmax regression.
+    init : {"he", "xavier", "small"}, default="he"
+        How the weights start. "he" (std √(2/n_in)) keeps the scale of ReLU activations layer
+        after layer; "xavier" (Glorot, std √(2/(n_in + n_out))) is made for symmetric
+        activations; "small" (std 0.01) is the naive start whose signal shrinks with depth.
+    dropout : float in [0, 1), default=0.0
+        The probability of zeroing each hidden unit while training. Inverted dropout: the
+        survivors are scaled by 1/(1 − dropout), so inference needs no change.
 
-    Fitted: ``coefs_`` and ``intercepts_``, lists of the layers' W (n_in, n_out)
-    and b (n_out,), as in scikit-learn's MLPClassifier; in model files they are
-    the arrays W1, b1, W2, b2, …
+    Attributes
+    ----------
+    ``coefs_`` and ``intercepts_``, lists of the layers' W (n_in, n_out) and b
+    (n_out,), as in scikit-learn's MLPClassifier; in model files they are the
+    arrays W1, b1, W2, b2, …
     """
 
     family = "numpy-mlp"
     can_explain = True
+    _parameter_constraints = {
+        **GradientDescentClassifier._parameter_constraints,
+        "hidden": [PositiveInts()],
+        "init": [StrOptions(set(INITS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
 
     def __init__(self, hidden=(256, 128), init="he", dropout=0.0, optimizer="adam",
                  learning_rate=0.001, lr_decay=0.0, batch_size=128, max_epochs=20, momentum=0.9,
                  beta1=0.9, beta2=0.999, epsilon=1e-8, alpha=0.0, early_stopping=False,
-                 validation_fraction=None, patience=3, random_state=None, verbose=False):
+                 validation_fraction=None, patience=3, random_state=None):
         self.hidden = hidden
         self.init = init
         self.dropout = dropout
@@ -65,15 +68,11 @@ class NumpyMLP(GradientDescentClassifier):
                          batch_size=batch_size, max_epochs=max_epochs, momentum=momentum,
                          beta1=beta1, beta2=beta2, epsilon=epsilon, alpha=alpha,
                          early_stopping=early_stopping, validation_fraction=validation_fraction,
-                         patience=patience, random_state=random_state, verbose=verbose)
+                         patience=patience, random_state=random_state)
 
     # parameters: random weights (zeros would make every unit of a layer identical), zero biases
     def _init_params(self, n_features, n_classes, rng):
-        if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; choose one of: {', '.join(INITS)}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        sizes = (n_features, *hidden_sizes(self.hidden), n_classes)
+        sizes = (n_features, *self.hidden, n_classes)
         params = {}
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
             std = {"he": math.sqrt(2 / n_in),
@@ -164,7 +163,7 @@ class NumpyMLP(GradientDescentClassifier):
         return {"classes_": np.asarray(self.classes_), **self._fitted_params()}
 
     def set_arrays(self, arrays):
-        n_layers = len(hidden_sizes(self.hidden)) + 1
+        n_layers = len(self.hidden) + 1
         names = {"classes_"} | {f"{p}{l}" for l in range(1, n_layers + 1) for p in "Wb"}
         if set(arrays) != names:
             raise ValueError(f"model file arrays {sorted(arrays)} do not match hidden={self.hidden!r}")

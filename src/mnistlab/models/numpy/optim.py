@@ -86,10 +86,11 @@ class Adam:
 
 def make_optimizer(name: str, params: dict[str, np.ndarray], momentum: float,
                    beta1: float, beta2: float, epsilon: float):
-    if name in ("gd", "sgd"):
-        return GradientDescent()
-    if name == "momentum":
-        return Momentum(params, beta=momentum)
-    if name == "adam":
-        return Adam(params, beta1=beta1, beta2=beta2, epsilon=epsilon)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    """The optimiser ``name``, one of OPTIMIZERS (the estimators' constraints have checked it)."""
+    factories = {
+        "gd": GradientDescent,
+        "sgd": GradientDescent,
+        "momentum": lambda: Momentum(params, beta=momentum),
+        "adam": lambda: Adam(params, beta1=beta1, beta2=beta2, epsilon=epsilon),
+    }
+    return factories[name]()

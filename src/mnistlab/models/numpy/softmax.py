@@ -3,7 +3,7 @@
 One weight vector per class scores an image; softmax turns the ten scores
 into probabilities; cross-entropy measures how little probability the true
 class got. Read top to bottom: parameters, forward, loss, backward. The update
-W ← W − lr·dW (or momentum/Adam) is the shared optimiser in numpy_optim.
+W ← W − lr·dW (or momentum/Adam) is the shared optimiser in optim.py.
 
 Shapes: N examples in a batch, D = 784 pixels, K classes.
 """
@@ -37,7 +37,8 @@ class NumpySoftmax(GradientDescentClassifier):
 
     Fitted: ``coef_`` (K, 784) and ``intercept_`` (K,), as in scikit-learn's
     LogisticRegression. The loss is convex, so the weights start at zero and
-    every optimiser heads for the same optimum.
+    every optimiser heads for the same optimum. The parameters are
+    GradientDescentClassifier's.
     """
 
     family = "numpy-softmax"

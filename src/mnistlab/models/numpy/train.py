@@ -1,9 +1,9 @@
 """The training loop shared by the NumPy models.
 
-A model file (numpy_logreg, numpy_softmax, numpy_mlp) says only what the
+A model file (logreg.py, softmax.py, mlp.py) says only what the
 model *is*: how to initialise its parameters, the forward pass, the loss and
 the backward pass. This base class does everything else the same way for all
-of them: shuffling into mini-batches, the optimiser step (numpy_optim), the
+of them: shuffling into mini-batches, the optimiser step (optim.py), the
 learning-rate schedule, the validation split and early stopping, the
 per-epoch history, the progress display, and predict/score/save.
 
@@ -21,16 +21,18 @@ one-hot target, (batch, classes)):
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
-from ...data import preprocess
+from ...errors import ParameterError
+from .._fitting import held_out
 from ..base import MnistlabModel
-from .optim import learning_rate_at, make_optimizer
+from ..callbacks import SILENT
+from ..params import SEED, Interval, StrOptions
+from .optim import OPTIMIZERS, learning_rate_at, make_optimizer
 
 
 def one_hot(y: np.ndarray, n_classes: int, dtype=np.float32) -> np.ndarray:
@@ -40,49 +42,76 @@ def one_hot(y: np.ndarray, n_classes: int, dtype=np.float32) -> np.ndarray:
     return Y
 
 
-@contextmanager
-def _progress_display(verbose: bool):
-    """A rich progress display on stderr (stdout stays clean for results), or None."""
-    if not verbose:
-        yield None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        yield progress
-
-
 class GradientDescentClassifier(MnistlabModel):
     """Base class of the NumPy models; see the module docstring for the hooks.
 
-    Shared hyperparameters; this ``__init__`` is the whole of the linear models'.
-    numpy-mlp repeats them in its own next to its extra ones, because
-    scikit-learn reads an estimator's parameters from its ``__init__`` signature.
+    Its ``__init__`` is the whole of the linear models'. numpy-mlp repeats these
+    parameters in its own next to its extra ones, because scikit-learn reads an
+    estimator's parameters from its ``__init__`` signature.
 
-    optimizer : "gd" (full batch), "sgd" (mini-batch), "momentum" or "adam".
-    learning_rate, lr_decay : step size at epoch e is learning_rate / (1 + lr_decay·e).
-    batch_size : examples per step (ignored by "gd", which uses all of them).
-    max_epochs : passes over the training data, fewer if early stopping ends it.
-    momentum, beta1, beta2, epsilon : optimiser constants (see numpy_optim).
-    alpha : L2 penalty; the objective is mean cross-entropy + alpha/2·‖W‖² (biases unpenalised).
-    early_stopping, validation_fraction, patience : hold out ``validation_fraction`` of the
-        training data (stratified; None means 0.1 with early stopping, none without) and
-        record its loss and accuracy each epoch; with ``early_stopping``, stop once the
-        validation loss has not improved for ``patience`` epochs and keep the best weights.
-    random_state : seeds initialisation, split, shuffling and dropout; same seed, same bits.
-    verbose : show a progress bar per epoch with loss and accuracy.
+    Parameters
+    ----------
+    optimizer : {"gd", "sgd", "momentum", "adam"}, default="adam"
+        The update rule (see ``optim``): "gd" steps on the full batch, the others on mini-batches.
+    learning_rate : float > 0
+        The step size at the first epoch.
+    lr_decay : float ≥ 0, default=0.0
+        Inverse-time decay: the step size at epoch e is learning_rate / (1 + lr_decay·e).
+    batch_size : int ≥ 1, default=128
+        Examples per step (ignored by "gd", which uses all of them).
+    max_epochs : int ≥ 1, default=20
+        Passes over the training data, fewer if early stopping ends the fit.
+    momentum : float in [0, 1), default=0.9
+        β of "momentum": the weight of the past in its average of the gradients.
+    beta1 : float in [0, 1), default=0.9
+        Adam's decay rate of the mean of the gradients.
+    beta2 : float in [0, 1), default=0.999
+        Adam's decay rate of the mean of the squared gradients.
+    epsilon : float > 0, default=1e-8
+        Adam's guard against division by zero.
+    alpha : float ≥ 0, default=0.0
+        L2 penalty: the objective is mean cross-entropy + alpha/2·‖W‖² (biases unpenalised).
+    early_stopping : bool, default=False
+        Stop once the validation loss has not improved for ``patience`` epochs, and keep the
+        best weights.
+    validation_fraction : float in [0, 1) or None, default=None
+        The stratified share of the training data held out, whose loss and accuracy are
+        recorded each epoch. None means 0.1 with early stopping and none without.
+    patience : int ≥ 1, default=3
+        Epochs without improvement of the validation loss that early stopping waits.
+    random_state : int or None, default=None
+        Seed of initialisation, split, shuffling and dropout; same seed, same bits.
 
-    Fitted: ``classes_``, the model's weights, ``n_iter_`` (epochs run) and
-    ``history_``: per-epoch "train_loss", "train_accuracy" (running means over
-    the epoch's mini-batches, as Keras reports them), "val_loss",
-    "val_accuracy" (when there is a validation split), and per-step "step_loss".
+    Attributes
+    ----------
+    classes_, the model's weights, ``n_iter_`` (epochs run) and ``history_``:
+    per-epoch "train_loss", "train_accuracy" (running means over the epoch's
+    mini-batches, as Keras reports them), "val_loss", "val_accuracy" (when there
+    is a validation split), and per-step "step_loss".
     """
 
     history_per_step = ("step_loss",)
+    binary_only: ClassVar[bool] = False  # the model fits exactly two classes
+    _parameter_constraints = {
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "beta1": [Interval(Real, 0, 1, closed="left")],
+        "beta2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "random_state": SEED,
+    }
 
     def __init__(self, optimizer="adam", learning_rate=0.01, lr_decay=0.0, batch_size=128,
                  max_epochs=20, momentum=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, alpha=0.0,
-                 early_stopping=False, validation_fraction=None, patience=3, random_state=None,
-                 verbose=False):
+                 early_stopping=False, validation_fraction=None, patience=3, random_state=None):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.lr_decay = lr_decay
@@ -97,7 +126,13 @@ class GradientDescentClassifier(MnistlabModel):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.random_state = random_state
-        self.verbose = verbose
+
+    def validate_params(self) -> None:
+        """The constraints, and that early stopping has a validation split to watch."""
+        super().validate_params()
+        if self.early_stopping and self.validation_fraction == 0:
+            raise ParameterError("validation_fraction", "must be > 0 with early_stopping=True "
+                                                        "(None holds out 0.1)")
 
     # -- hooks (see the module docstring) -------------------------------------------------
     def _init_params(self, n_features, n_classes, rng):
@@ -125,9 +160,13 @@ class GradientDescentClassifier(MnistlabModel):
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, X, y, progress=None):
+        self.validate_params()
+        progress = progress or SILENT
         X, y = check_X_y(X, y, dtype=np.float32)
         self.classes_, y = np.unique(y, return_inverse=True)
         n_classes = len(self.classes_)
+        if self.binary_only and n_classes != 2:
+            raise ParameterError(None, f"{self.family} is binary; got {n_classes} classes (use numpy-softmax)")
         rng = np.random.default_rng(self.random_state)
 
         X_val = y_val = None
@@ -135,10 +174,7 @@ class GradientDescentClassifier(MnistlabModel):
         if fraction is None:
             fraction = 0.1 if self.early_stopping else 0.0
         if fraction > 0:
-            X, X_val, y, y_val = preprocess.validation_split(
-                X, y, fraction=fraction, seed=int(rng.integers(2**31)))
-        elif self.early_stopping:
-            raise ValueError("early_stopping needs validation_fraction > 0")
+            X, X_val, y, y_val = held_out(X, y, fraction, seed=int(rng.integers(2**31)))
         Y = one_hot(y, n_classes)
         n = len(X)
 
@@ -153,14 +189,14 @@ class GradientDescentClassifier(MnistlabModel):
             history.update(val_loss=[], val_accuracy=[])
         best_loss, best_params, waited = np.inf, None, 0
 
-        with _progress_display(self.verbose) as progress:
+        progress.start(self.max_epochs * n_steps, "step")
+        try:
             for epoch in range(self.max_epochs):
                 lr = learning_rate_at(epoch, self.learning_rate, self.lr_decay)
                 order = rng.permutation(n)
                 title = f"epoch {epoch + 1}/{self.max_epochs}"
-                task = progress.add_task(title, total=n_steps) if progress else None
                 loss_sum, correct = 0.0, 0
-                for start in range(0, n, batch_size):
+                for step, start in enumerate(range(0, n, batch_size)):
                     batch = order[start:start + batch_size]
                     X_batch, Y_batch = X[batch], Y[batch]
                     logits, cache = self._forward(params, X_batch, rng)
@@ -171,22 +207,20 @@ class GradientDescentClassifier(MnistlabModel):
                     history["step_loss"].append(loss)
                     loss_sum += loss * len(batch)
                     correct += int(np.sum(self._proba(logits).argmax(axis=1) == y[batch]))
-                    if progress:
-                        seen = min(start + batch_size, n)
-                        progress.update(task, advance=1, description=(
-                            f"{title}  loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}"))
+                    seen = min(start + batch_size, n)
+                    progress.advance(epoch * n_steps + step + 1,
+                                     f"{title}  loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}")
                 history["train_loss"].append(loss_sum / n)
                 history["train_accuracy"].append(correct / n)
+                summary = f"{title}  loss {loss_sum / n:.4f}  acc {correct / n:.4f}"
 
                 if X_val is None:
+                    progress.log(summary)
                     continue
                 val_loss, val_accuracy = self._evaluate(params, X_val, y_val)
                 history["val_loss"].append(val_loss)
                 history["val_accuracy"].append(val_accuracy)
-                if progress:
-                    progress.update(task, description=(
-                        f"{title}  loss {loss_sum / n:.4f}  acc {correct / n:.4f}  "
-                        f"val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}"))
+                progress.log(f"{summary}  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}")
                 if not self.early_stopping:
                     continue
                 if val_loss < best_loss:
@@ -195,7 +229,10 @@ class GradientDescentClassifier(MnistlabModel):
                 else:
                     waited += 1
                     if waited >= self.patience:
+                        progress.log(f"early stopping: no better validation loss for {self.patience} epochs")
                         break
+        finally:
+            progress.end()
 
         self._store_params(best_params if best_params is not None else params)
         self.n_iter_ = len(history["train_loss"])

@@ -22,38 +22,21 @@ and the training steps run in bfloat16 where the hardware computes it.
 Everything a preset sets is in PRESETS below; any of it can be overridden
 by the parameter of the same name (None means "the preset's").
 
-How we got here, on Fashion-MNIST (benchmarks/bench_cnn.py has the seeded
-means of the presets): a narrow first stage at the full 28×28 resolution is
-what lifts accuracy. The earlier design folded each 2×2 patch into 4 channels
-(space-to-depth) and started at 14×14. At equal training time on the 2-core
-CPU, the 16-channel stage 0 reached 0.934 in 4 epochs where space-to-depth
-reached 0.932 in 7; in longer runs space-to-depth stalled at 0.936–0.940
-(15–30 epochs, widths up to 96-192-384), while with stage 0 the long preset
-reaches 0.9466 ± 0.0002 over 3 seeds in 20 epochs (18 epochs: 0.9448).
-One convolution in stage 0 instead of two lost 0.2–0.3 points; 32 channels
-there instead of 16 gained nothing at equal time; stages of 48-96-192
-trained for 26 epochs (the same time) reached 0.944–0.945. Also measured:
-two convolutions per stage beat one of double width (0.925 vs 0.919 at equal
-time); flip augmentation +0.45 points and flip test-time augmentation +0.35,
-while shifted copies at test time added nothing; random shifts while
-training cost accuracy in short runs and were within 0.1 point in long
-ones; cutout, dropout before the head and a stronger weight decay did not
-help; bfloat16 autocast (AVX-512 BF16 or AMX) trains 1.7× faster than
-float32, and channels-last 1.4× faster than the default layout; batches of
-256 at twice the learning rate take 25 % less time per epoch than 128 in the
-fast preset.
+Why this design (the measurements that chose it): docs/design/cnn.md.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from numbers import Integral, Real
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .training import TorchClassifier, computes_bfloat16
+from ..params import Interval, PositiveInts, StrOptions
+from .device import computes_bfloat16
+from .training import TorchClassifier
 
 PRECISIONS = ("auto", "bfloat16", "float32")
 MAX_STAGES = 4  # 28 → 14 → 7 → 3: a fifth stage would work on 1×1
@@ -105,31 +88,68 @@ def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
 class CNN(TorchClassifier):
     """Our fast CNN: 4 stages of 2 conv-BN-ReLU, one-cycle SGD, flips; presets fast/long.
 
-    preset : "fast" (about 0.934 on Fashion-MNIST in under a minute on 2 CPU cores) or
-        "long" (about 0.947 in under ten minutes); sets epochs, widths, batch_size,
-        learning_rate and crop, each of which can be given to override it. Both are tuned
-        for the full 60 000 training images: on a few thousand, the few optimiser steps at
-        a peak learning rate of 0.2–0.4 can diverge (3 000 images, 3 epochs: 0.15 test
+    Its own parameters are below; the others are TorchClassifier's. Those that default to
+    None take the preset's value.
+
+    Parameters
+    ----------
+    preset : {"fast", "long"}, default="fast"
+        The recipe that sets epochs, widths, batch_size, learning_rate and crop, each of which
+        can be given to override it. "fast" reaches about 0.934 on Fashion-MNIST in under a
+        minute on 2 CPU cores, "long" about 0.947 in under ten minutes. Both are
+        tuned for the full 60 000 training images: on a few thousand, the few optimiser steps
+        at a peak learning rate of 0.2–0.4 can diverge (3 000 images, 3 epochs: 0.15 test
         accuracy); there, lower it (learning_rate=0.1 with batch_size=64: 0.79).
-    widths : channels of each stage (1 to 4 stages), a tuple or "16,32,64,128".
-    crop : random shifts of up to this many pixels (0: none).
-    momentum, weight_decay : SGD's (Nesterov) momentum and L2 weight decay.
-    warmup : share of the steps over which the learning rate rises linearly from 0 to its peak.
-    label_smoothing : target probability moved from the true class to all classes evenly.
-    flip : random horizontal flips while training (turn off for digits and letters).
-    tta : at test time, average the logits of each image and its mirror image (only with flip).
-    precision : "auto" (bfloat16 autocast for training where the device computes it natively,
-        else float32), "bfloat16" or "float32". Predictions are always computed in float32.
-    The other parameters (validation_fraction, device, random_state, checkpoint_dir,
-    verbose) are described in torch_training.TorchClassifier.
+    epochs : int ≥ 1 or None, default=None
+        Passes over the training data.
+    widths : sequence of 1 to 4 ints or None, default=None
+        The channels of each stage, one entry per stage.
+    batch_size : int ≥ 1 or None, default=None
+        Examples per optimiser step.
+    learning_rate : float > 0 or None, default=None
+        The peak of the one-cycle learning rate.
+    crop : int ≥ 0 or None, default=None
+        Random shifts of up to this many pixels while training (0: none).
+    momentum : float in [0, 1), default=0.9
+        SGD's (Nesterov) momentum.
+    weight_decay : float ≥ 0, default=5e-4
+        SGD's L2 weight decay.
+    warmup : float in [0, 1), default=0.2
+        The share of the steps over which the learning rate rises linearly from 0 to its peak.
+    label_smoothing : float in [0, 1], default=0.1
+        The target probability moved from the true class to all classes evenly.
+    flip : bool, default=True
+        Random horizontal flips while training (turn off for digits and letters).
+    tta : bool, default=True
+        At test time, average the logits of each image and its mirror image (only with flip).
+    precision : {"auto", "bfloat16", "float32"}, default="auto"
+        The training steps' precision. "auto" is bfloat16 autocast where the device computes
+        it natively, else float32. Predictions are always computed in float32.
     """
 
     family = "cnn"
     channels_last = True
+    _parameter_constraints = {
+        **TorchClassifier._parameter_constraints,
+        "preset": [StrOptions(set(PRESETS))],
+        "epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "widths": [PositiveInts(1, MAX_STAGES), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "crop": [Interval(Integral, 0, None, closed="left"), None],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "warmup": [Interval(Real, 0, 1, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="both")],
+        "flip": ["boolean"],
+        "tta": ["boolean"],
+        "precision": [StrOptions(set(PRECISIONS))],
+    }
 
     def __init__(self, preset="fast", epochs=None, widths=None, batch_size=None, learning_rate=None, crop=None,
                  momentum=0.9, weight_decay=5e-4, warmup=0.2, label_smoothing=0.1, flip=True, tta=True,
-                 precision="auto", validation_fraction=0.0, device="auto", random_state=None, checkpoint_dir=None, verbose=False):
+                 precision="auto", validation_fraction=0.0, device="auto", random_state=None,
+                 checkpoint_dir=None):
         self.preset = preset
         self.epochs = epochs
         self.widths = widths
@@ -147,12 +167,9 @@ class CNN(TorchClassifier):
         self.device = device
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
-        self.verbose = verbose
 
     def _setting(self, name: str):
         """The parameter if given, else the preset's value."""
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
         value = getattr(self, name)
         return PRESETS[self.preset][name] if value is None else value
 
@@ -161,14 +178,7 @@ class CNN(TorchClassifier):
         return self.get_params(deep=False) | {name: self._setting(name) for name in PRESETS[self.preset]}
 
     def _widths(self) -> tuple[int, ...]:
-        widths = self._setting("widths")
-        if isinstance(widths, str):  # from the command line: "16,32,64,128"
-            widths = widths.split(",")
-        widths = tuple(int(w) for w in np.atleast_1d(widths))
-        if not 1 <= len(widths) <= MAX_STAGES or min(widths) < 1:
-            raise ValueError(f"widths must be 1 to {MAX_STAGES} positive channel counts (one per stage), "
-                             f"got {self._setting('widths')!r}")
-        return widths
+        return tuple(int(w) for w in self._setting("widths"))
 
     def _build_network(self, n_classes: int) -> nn.Module:
         return network(self._widths(), n_classes)
@@ -198,8 +208,6 @@ class CNN(TorchClassifier):
         return images
 
     def _autocast_dtype(self, device: torch.device) -> torch.dtype | None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.precision == "bfloat16" or (self.precision == "auto" and computes_bfloat16(device)):
             return torch.bfloat16
         return None

@@ -16,26 +16,43 @@ Fashion-MNIST.
 from __future__ import annotations
 
 from collections import OrderedDict
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 
+from ..params import Interval
 from .training import TorchClassifier
 
 
 class LeNet(TorchClassifier):
     """The tutorial CNN (LeNet-style): two 5×5 conv + max-pool layers, three dense layers, Adam.
 
-    epochs, batch_size, learning_rate : Adam's constant learning rate, examples per step, passes.
-    dropout : dropout probability before the second dense layer.
-    The other parameters (validation_fraction, device, random_state, checkpoint_dir,
-    verbose) are described in torch_training.TorchClassifier.
+    Its own parameters are below; the others are TorchClassifier's.
+
+    Parameters
+    ----------
+    epochs : int ≥ 1, default=15
+        Passes over the training data.
+    batch_size : int ≥ 1, default=64
+        Examples per optimiser step.
+    learning_rate : float > 0, default=1e-3
+        Adam's learning rate, constant throughout.
+    dropout : float in [0, 1), default=0.5
+        The dropout probability before the second dense layer.
     """
 
     family = "lenet"
+    _parameter_constraints = {
+        **TorchClassifier._parameter_constraints,
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
 
     def __init__(self, epochs=15, batch_size=64, learning_rate=1e-3, dropout=0.5, validation_fraction=0.0,
-                 device="auto", random_state=None, checkpoint_dir=None, verbose=False):
+                 device="auto", random_state=None, checkpoint_dir=None):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -44,7 +61,6 @@ class LeNet(TorchClassifier):
         self.device = device
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
-        self.verbose = verbose
 
     def _build_network(self, n_classes: int) -> nn.Module:
         return nn.Sequential(OrderedDict(

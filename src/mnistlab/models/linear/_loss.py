@@ -1,0 +1,152 @@
+"""The objective of multinomial logistic regression, and the softmax loss it is built from.
+
+For X (n×d), labels y, coefficients W (k×d) and intercepts b (k), z_i = W x_i + b::
+
+    F(W, b) = 1/n Σ_i [log Σ_c exp(z_ic) − z_{i,y_i}]  +  R(W) / (C·n)
+
+    R(W) = ½‖W‖²                        penalty="l2"
+           ‖W‖₁                         penalty="l1"
+           ρ‖W‖₁ + (1 − ρ)/2 ‖W‖²        penalty="elasticnet", ρ = l1_ratio
+           0                            penalty="none"
+
+This is scikit-learn 1.9's ``LogisticRegression`` objective, C·Σ loss + R(W),
+divided by C·n: the mean-loss scale its lbfgs minimises internally
+(``l2_reg_strength = 1/(C·n)``) and its saga works on (``alpha = 1/C`` per
+sample). The same C therefore gives the same optimum, and ``history_`` values
+compare directly with scikit-learn's. The intercept is not penalised. With
+λ₂ = (1 − ρ)/(C·n), P = softmax(Z) and Y the one-hot labels, the gradient of
+the smooth part is ∂F/∂W = (P − Y)ᵀX/n + λ₂W and ∂F/∂b = (P − Y)ᵀ1/n.
+
+All the work is two float32 matrix products per evaluation, X·Wᵀ and
+(P − Y)ᵀ·X, done block by block so each block of X is read from memory once,
+by one worker thread per BLAS thread, each calling single-threaded BLAS
+(multithreaded OpenBLAS spins while other jobs hold the cores, and was many
+times slower on a shared machine). Results do not depend on the number of
+threads. The solvers work on the intercept of the centred data,
+b' = b + W·x̄, an exact change of variables that decouples it from W
+(``Objective``).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+BLOCK_ROWS = 512             # rows of X per matrix product: a block stays in cache for both
+CHUNK_ROWS = 8 * BLOCK_ROWS  # rows per task handed to a worker thread (whole blocks)
+
+
+def l1_share(penalty: str, l1_ratio: float) -> float:
+    """ρ, the L1 share of the penalty R: 0 for l2 (and none), 1 for l1, ``l1_ratio`` for elasticnet."""
+    return {"none": 0.0, "l2": 0.0, "l1": 1.0, "elasticnet": float(l1_ratio)}[penalty]
+
+
+def penalty_strengths(penalty: str, C: float, l1_ratio: float, n: int) -> tuple[float, float]:
+    """(λ₁, λ₂) of R/(C·n) on the mean-loss scale: ρ/(C·n) and (1 − ρ)/(C·n)."""
+    if penalty == "none":
+        return 0.0, 0.0
+    rho = l1_share(penalty, l1_ratio)
+    return rho / (C * n), (1 - rho) / (C * n)
+
+
+def softmax_rows(Z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of float32 logits, in place."""
+    Z -= Z.max(axis=1, keepdims=True)
+    np.exp(Z, out=Z)
+    Z /= Z.sum(axis=1, keepdims=True)
+    return Z
+
+
+class SoftmaxLoss:
+    """Σ_i cross-entropy of a linear softmax model, with (P − Y)ᵀX and (P − Y)ᵀ1.
+
+    Computed in X's precision: float32 in the estimator, float64 for exact
+    checks. The rows are cut into fixed chunks that idle workers take in turn
+    (so one descheduled thread does not hold up the others); each chunk is
+    walked in blocks, and the partial sums are added in chunk order, so the
+    result depends neither on scheduling nor on the number of workers.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, pool: ThreadPoolExecutor):
+        self.X, self.n_classes, self.pool = X, n_classes, pool
+        self.chunks = [(a, min(a + CHUNK_ROWS, len(X))) for a in range(0, len(X), CHUNK_ROWS)]
+        # where each row's true-class logit sits in its flattened block of logits
+        self.true_class = (np.arange(len(X)) % BLOCK_ROWS) * n_classes + y
+
+    def _chunk(self, W: np.ndarray, b: np.ndarray, start: int, stop: int):
+        """The three sums over rows start:stop."""
+        total = 0.0
+        RtX = np.zeros(W.shape, dtype=self.X.dtype)
+        Rt1 = np.zeros(self.n_classes)
+        for a in range(start, stop, BLOCK_ROWS):
+            Xb, true_class = self.X[a:min(a + BLOCK_ROWS, stop)], self.true_class[a:min(a + BLOCK_ROWS, stop)]
+            Z = Xb @ W.T
+            Z += b
+            Z -= Z.max(axis=1, keepdims=True)
+            flat = Z.reshape(-1)
+            true_logits = flat[true_class].sum(dtype=np.float64)
+            np.exp(Z, out=Z)
+            sums = Z.sum(axis=1)
+            total += float(np.log(sums).sum(dtype=np.float64) - true_logits)
+            Z /= sums[:, None]          # Z is now P,
+            flat[true_class] -= 1       # and now the residual P − Y
+            RtX += Z.T @ Xb
+            Rt1 += Z.sum(axis=0, dtype=np.float64)
+        return total, RtX.astype(np.float64), Rt1
+
+    def __call__(self, W: np.ndarray, b: np.ndarray):
+        W_x, b_x = W.astype(self.X.dtype), b.astype(self.X.dtype)
+        parts = [f.result() for f in [self.pool.submit(self._chunk, W_x, b_x, a, z) for a, z in self.chunks]]
+        return (sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts))
+
+
+class Objective:
+    """F in the solvers' coordinates θ = [V | b'] (k × (d + 1), float64).
+
+    W = V·Pᵀ with P = L⁻ᵀ when whitened (P is None otherwise, and V = W);
+    b = b' − W·x̄. The gradient with respect to V is then (∂F/∂W)·P.
+    """
+
+    def __init__(self, loss: SoftmaxLoss, center: np.ndarray, l1: float, l2: float, P: np.ndarray | None):
+        self.loss, self.center, self.l1, self.l2, self.P = loss, center, l1, l2, P
+        self.n = len(loss.X)
+        d = len(center)
+        self.penalised = np.zeros((loss.n_classes, d + 1), dtype=bool)
+        self.penalised[:, :d] = l1 > 0
+
+    def to_model(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        W = theta[:, :-1] if self.P is None else theta[:, :-1] @ self.P.T
+        return W, theta[:, -1] - W @ self.center
+
+    def smooth(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Loss + λ₂ term; its gradient in θ coordinates and in (W, b') coordinates."""
+        W, b = self.to_model(theta)
+        total, RtX, Rt1 = self.loss(W, b)
+        g_b = Rt1 / self.n
+        g_W = RtX / self.n - np.outer(g_b, self.center) + self.l2 * W
+        value = total / self.n + 0.5 * self.l2 * float(np.vdot(W, W))
+        g_model = np.hstack([g_W, g_b[:, None]])
+        g_theta = g_model if self.P is None else np.hstack([g_W @ self.P, g_b[:, None]])
+        return value, g_theta, g_model
+
+    def l1_value(self, theta: np.ndarray) -> float:
+        return self.l1 * float(np.abs(theta[self.penalised]).sum()) if self.l1 > 0 else 0.0
+
+    def pseudo_gradient(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Minimum-norm subgradient of F (the gradient itself without an L1 part)."""
+        if self.l1 == 0:
+            return grad
+        up, down = grad + self.l1, grad - self.l1
+        at_zero = np.where(up < 0, up, np.where(down > 0, down, 0.0))
+        pg = np.where(theta > 0, up, np.where(theta < 0, down, at_zero))
+        return np.where(self.penalised, pg, grad)
+
+
+def objective_value(X: np.ndarray, codes: np.ndarray, n_classes: int, W: np.ndarray, b: np.ndarray,
+                    l1: float, l2: float) -> float:
+    """F(W, b) on (X, codes), on one thread: for a fitted model, not inside a solver."""
+    W = W.astype(np.float64)
+    with ThreadPoolExecutor(1) as pool:
+        total, _, _ = SoftmaxLoss(X, codes, n_classes, pool)(W, b)
+    return total / len(X) + l1 * float(np.abs(W).sum()) + 0.5 * l2 * float(np.vdot(W, W))

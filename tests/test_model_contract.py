@@ -1,0 +1,252 @@
+"""What every family promises, checked for all of them: its hyperparameters are declared and
+checked before any data is touched, it reports progress through ``fit(progress=...)`` and never
+prints, and its model files load (also those written before ``verbose`` was removed)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import json
+import sys
+import types
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from conftest import RecordingProgress, run_cli
+from mnistlab import progress as progress_mod
+from mnistlab.errors import ModelFileError, ParameterError
+from mnistlab.models import family_names, get_family
+from mnistlab.models.callbacks import SILENT
+from mnistlab.models.params import Interval, PositiveInts, StrOptions, satisfies
+from mnistlab.models.serialization import load_model, save_model
+
+MODELS = Path(__file__).resolve().parent.parent / "src" / "mnistlab" / "models"
+
+# Each family small enough to fit in a second or two on the test data below.
+QUICK = {
+    "logreg": dict(max_iter=5),
+    "numpy-logreg": dict(max_epochs=2),
+    "numpy-softmax": dict(max_epochs=2),
+    "numpy-mlp": dict(hidden=(8,), max_epochs=2),
+    "mlp": dict(hidden_layer_sizes=(8,), max_iter=2, batch_size=32),
+    "lenet": dict(epochs=1, batch_size=32),
+    "cnn": dict(epochs=1, widths=(4, 8), batch_size=32),
+}
+
+
+@pytest.fixture(scope="module")
+def images():
+    """96 random 'images' (rows of 784 pixels in [0, 1]) and labels 0, 1, 2."""
+    rng = np.random.default_rng(0)
+    return rng.random((96, 784), dtype=np.float32), np.arange(96) % 3
+
+
+def quick(family, **params):
+    return get_family(family)(**{**QUICK[family], "random_state": 0, **params})
+
+
+def labels_for(family, y):
+    return y % 2 if family == "numpy-logreg" else y
+
+
+# -- hyperparameters: declared, checked first, named ---------------------------------------------
+
+def test_every_parameter_has_a_constraint():
+    for family in family_names():
+        cls = get_family(family)
+        signature = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        assert set(cls._parameter_constraints) == set(signature), family
+        cls().validate_params()  # the defaults are allowed
+
+
+def bad_values(constraints):
+    """(kind, value) pairs that break ``constraints``: a wrong type, and per constraint a value
+    just outside it (out of range, an unknown option, an impossible sequence)."""
+    candidates = [("wrong type", object()), ("wrong type", "abc" if StrOptions not in map(type, constraints)
+                                              else 3.5)]
+    for c in constraints:
+        if isinstance(c, Interval):
+            step = 1 if c.type is Integral else 0.5
+            if c.left is not None:
+                closed = c.closed in ("left", "both")
+                candidates.append(("out of range", c.left - step if closed else c.left))
+            if c.right is not None:
+                closed = c.closed in ("right", "both")
+                candidates.append(("out of range", c.right + step if closed else c.right))
+        elif isinstance(c, StrOptions):
+            candidates.append(("unknown option", "no-such-option"))
+        elif isinstance(c, PositiveInts):
+            candidates.append(("out of range", (2, 0)))
+            if c.max_length is not None:
+                candidates.append(("out of range", (1,) * (c.max_length + 1)))
+            if c.min_length:
+                candidates.append(("out of range", ()))
+    return [(kind, value) for kind, value in candidates if not any(satisfies(value, c) for c in constraints)]
+
+
+CASES = [(family, name, kind, value)
+         for family in family_names()
+         for name, constraints in get_family(family)._parameter_constraints.items()
+         for kind, value in bad_values(constraints)]
+
+
+@pytest.mark.parametrize("family, name, kind, value", CASES,
+                         ids=[f"{f}-{n}-{k.replace(' ', '_')}-{i}" for i, (f, n, k, _) in enumerate(CASES)])
+def test_a_bad_value_is_refused_by_name_before_the_data_is_looked_at(family, name, kind, value):
+    model = get_family(family)(**{name: value})
+    with pytest.raises(ParameterError) as error:
+        model.fit(None, None)  # no data at all: the parameter is checked first
+    assert error.value.parameter == name
+    assert str(error.value).startswith(f"{name}: must be ")
+
+
+def test_every_family_is_tested_with_each_kind_of_bad_value():
+    for family in family_names():
+        kinds = {kind for f, _, kind, _ in CASES if f == family}
+        assert {"wrong type", "out of range", "unknown option"} <= kinds, family
+
+
+@pytest.mark.parametrize("family, params, name", [
+    ("logreg", dict(penalty="l1", solver="whitened-lbfgs"), "solver"),
+    ("logreg", dict(penalty="elasticnet", solver="lbfgs"), "solver"),
+    ("logreg", dict(penalty="none", solver="liblinear"), "solver"),
+    ("numpy-softmax", dict(early_stopping=True, validation_fraction=0.0), "validation_fraction"),
+    ("numpy-mlp", dict(early_stopping=True, validation_fraction=0.0), "validation_fraction"),
+])
+def test_rules_across_parameters_are_checked_up_front(family, params, name):
+    with pytest.raises(ParameterError) as error:
+        get_family(family)(**params).fit(None, None)
+    assert error.value.parameter == name
+
+
+def test_data_dependent_refusals_are_parameter_errors(images):
+    X, y = images
+    with pytest.raises(ParameterError, match="two classes"):
+        get_family("logreg")(solver="liblinear").fit(X, y)
+    with pytest.raises(ParameterError, match="at least 2 classes"):
+        get_family("logreg")().fit(X, np.zeros(len(X)))
+    with pytest.raises(ParameterError, match="784"):
+        quick("lenet").fit(X[:, :100], y)
+    for family in ("numpy-softmax", "lenet"):  # 1 held-out image cannot stand for 3 classes
+        with pytest.raises(ParameterError, match="cannot be held out") as error:
+            quick(family, validation_fraction=0.01).fit(X, y)
+        assert error.value.parameter == "validation_fraction"
+
+
+def test_the_command_line_shows_a_parameter_as_its_flag(tmp_path):
+    result = run_cli("train", "logreg", "--C", "-1", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--C: must be a number > 0; got -1.0" in result.stderr
+    result = run_cli("train", "cnn", "--widths", "8,x", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--widths: expected" in result.stderr
+
+
+# -- progress, never printing ---------------------------------------------------------------------
+
+def _sources():
+    return sorted(MODELS.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(MODELS)))
+def test_no_model_module_imports_rich_or_prints(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert not any(a.name.split(".")[0] in ("rich", "tqdm") for a in node.names), path
+        elif isinstance(node, ast.ImportFrom):
+            assert (node.module or "").split(".")[0] not in ("rich", "tqdm"), path
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "print", f"{path}:{node.lineno} prints"
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "sys":
+            assert node.attr not in ("stdout", "stderr"), f"{path}:{node.lineno} writes to the terminal"
+
+
+@pytest.mark.parametrize("family, params", [*QUICK.items(), ("logreg", dict(solver="lbfgs", max_iter=5)),
+                                            ("mlp", dict(solver="lbfgs", max_iter=3))])
+def test_each_family_reports_progress(images, family, params, capsys):
+    X, y = images
+    recorder = RecordingProgress()
+    model = get_family(family)(**{**QUICK[family], **params, "random_state": 0})
+    model.fit(X, labels_for(family, y), progress=recorder)
+    assert len(recorder.starts) == 1 and recorder.ends == 1
+    total, unit = recorder.starts[0]
+    assert unit in ("step", "epoch", "iteration") and (total is None or total > 0)
+    assert recorder.done, "no advance"
+    assert recorder.done == sorted(recorder.done) and (total is None or recorder.done[-1] <= total)
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""  # a fit never prints, with or without progress
+    model.fit(X, labels_for(family, y))  # progress=None is silence
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_failing_fit_still_ends_its_progress(images, monkeypatch):
+    X, y = images
+    recorder = RecordingProgress()
+    model = quick("numpy-softmax")
+    monkeypatch.setattr(type(model), "_backward", lambda *args: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        model.fit(X, y, progress=recorder)
+    assert recorder.starts and recorder.ends == 1
+
+
+# -- the renderers (mnistlab.progress) ------------------------------------------------------------
+
+def test_rich_progress_draws_a_bar_and_keeps_the_logged_lines(images):
+    X, y = images
+    buffer = io.StringIO()
+    quick("numpy-softmax").fit(X, y, progress=progress_mod.RichProgress(Console(file=buffer, width=100)))
+    text = buffer.getvalue()
+    assert "epoch 1/2" in text and "epoch 2/2" in text and "steps" in text
+
+
+def test_notebook_progress_uses_tqdm(images):
+    pytest.importorskip("tqdm")
+    X, y = images
+    bar = progress_mod.NotebookProgress(file=io.StringIO())
+    quick("numpy-softmax").fit(X, y, progress=bar)
+    assert bar._bar is None  # closed
+
+
+def test_fit_progress_chooses_by_where_it_runs(monkeypatch):
+    assert progress_mod.fit_progress(False) is SILENT
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert isinstance(progress_mod.fit_progress(True), progress_mod.RichProgress)
+
+    class ZMQInteractiveShell:  # what IPython's get_ipython() returns in a Jupyter kernel
+        pass
+
+    class TerminalInteractiveShell:
+        pass
+
+    fake = types.ModuleType("IPython")
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    fake.get_ipython = lambda: type("ColabShell", (ZMQInteractiveShell,), {})()
+    assert isinstance(progress_mod.fit_progress(True), progress_mod.NotebookProgress)
+    fake.get_ipython = lambda: TerminalInteractiveShell()
+    assert isinstance(progress_mod.fit_progress(True), progress_mod.RichProgress)
+    fake.get_ipython = lambda: None
+    assert not progress_mod.in_notebook()
+
+
+# -- model files -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("family", ["logreg", "numpy-mlp", "lenet"])
+def test_a_model_file_with_the_legacy_verbose_parameter_loads(images, family, tmp_path):
+    X, y = images
+    model = quick(family).fit(X, y)
+    save_model(model, tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["params"]["verbose"] = True  # as written before progress moved out of the estimators
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    loaded = load_model(tmp_path)
+    assert "verbose" not in loaded.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+    meta["params"]["colour"] = "blue"  # any other unknown parameter is still an error
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="bad family or parameters"):
+        load_model(tmp_path)
