@@ -124,6 +124,12 @@ def test_models_and_recipes_listings():
     assert "logreg" in ml.train.__doc__ and "cnn" in ml.train.__doc__
 
 
+def test_test_fraction_pools_and_splits_again(out):
+    run = ml.train("logreg", train_size=800, test_fraction=0.25, name="api-pool", out=out, progress=False)
+    assert run.config["data"]["resplit_test_fraction"] == 0.25
+    assert len(run.predictions.y_true) == 70000 // 4  # a quarter of the pooled 70,000 images
+
+
 def test_existing_name_is_refused_at_once(run, out):
     with pytest.raises(ml.RunExistsError):
         ml.train("logreg", name="api", out=out, progress=False, **SMALL)

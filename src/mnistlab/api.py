@@ -285,14 +285,16 @@ class Sweep:
 
 def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
           classes: list[int] | tuple[int, ...] | None = None, train_size: int | None = None,
-          test_size: int | None = None, seed: int = 0, name: str | None = None, out: str | Path | None = None,
-          overwrite: bool = False, resume: bool = False, progress: bool = True, command: str | None = None,
-          **hyperparameters: Any) -> Run:
+          test_size: int | None = None, test_fraction: float | None = None, seed: int = 0, name: str | None = None,
+          out: str | Path | None = None, overwrite: bool = False, resume: bool = False, progress: bool = True,
+          command: str | None = None, **hyperparameters: Any) -> Run:
     """Train a model family on a dataset and write a run folder (model, metrics, figures, report.html).
 
     The same pipeline as ``mnistlab train``. Checks the hyperparameters, the run name and that the
     name is free before any data is loaded. ``classes`` keeps only those labels (relabelled in
-    order); ``train_size`` / ``test_size`` take stratified subsets; ``out`` defaults to
+    order); ``test_fraction`` pools the training and test images and splits them again with
+    this test share (stratified, seeded), as tutorials with one pool of images do;
+    ``train_size`` / ``test_size`` take stratified subsets; ``out`` defaults to
     ``$MNISTLAB_OUT`` or ./mnistlab-out; ``progress`` shows a bar (a notebook bar in Jupyter);
     ``resume`` continues an interrupted run of the same name from its last checkpoint; ``command``
     is what config.json records as how the run was made (default: this call).
@@ -310,10 +312,10 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
 
     data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                       classes=tuple(classes) if classes else None, train_size=train_size, test_size=test_size,
-                      seed=seed)
+                      seed=seed, resplit_test_fraction=test_fraction)
     command = command or _call("train", model, **{k: v for k, v in dict(
-        dataset=dataset, classes=classes, train_size=train_size, test_size=test_size, seed=seed,
-        name=name, **hyperparameters).items() if v is not None})
+        dataset=dataset, classes=classes, train_size=train_size, test_size=test_size, test_fraction=test_fraction,
+        seed=seed, name=name, **hyperparameters).items() if v is not None})
     path = train_pipeline(model, hyperparameters, data, _store(out).out, name=name, overwrite=overwrite,
                           command=command, resume=resume, progress=fit_progress(progress))
     return Run(path)
