@@ -88,7 +88,7 @@ class Predictor:
         self.classes: list[str] = config["dataset"]["classes"]
         self.model = model if model is not None else load_model(self.run_dir)
 
-    def predict_pixels(self, pixels: np.ndarray, source: str = "array", prepared: Prepared | None = None
+    def predict_pixels(self, pixels: np.ndarray, source: str = "28×28 image", prepared: Prepared | None = None
                        ) -> Prediction:
         """A 28×28 uint8 image like the dataset's (object bright on dark) → its prediction."""
         proba = self.model.predict_proba(flatten_scale(pixels[None]))[0]
