@@ -201,6 +201,48 @@ def test_a_file_rewritten_with_its_size_and_mtime_kept_is_decoded_again(tmp_path
         assert np.array_equal(second.x_test[:5000], first.x_test[:5000])
 
 
+def test_an_empty_split_is_refused_naming_the_file(tmp_path, mnist_dir):
+    import struct
+
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28)))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", 0)))
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte.gz: holds no images \(an empty test split\)"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("keep, message", [
+    ([0, 10], "10 is out of range for the dataset's 10 classes"),
+    ([99999999999, 1], "99999999999 is out of range"),
+    ([0, 1, 1], "1 listed more than once"),
+    ([-1, 1], "0 or more"),
+    ([3], "at least two classes"),
+])
+def test_filter_classes_refuses_bad_class_lists_by_name(fashion, keep, message):
+    from mnistlab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=message) as info:
+        fashion.filter_classes(keep)
+    assert info.value.parameter == "classes"
+
+
+def test_filter_classes_refuses_a_class_without_training_images(fashion):
+    from mnistlab.errors import ParameterError
+
+    no_sneakers = dataclasses.replace(fashion, x_train=fashion.x_train[fashion.y_train != 7],
+                                      y_train=fashion.y_train[fashion.y_train != 7])
+    with pytest.raises(ParameterError, match=r"no training images of class 7 \(Sneaker\)"):
+        no_sneakers.filter_classes([7, 9])
+
+
+def test_a_subset_smaller_than_the_number_of_classes_says_so(fashion):
+    from mnistlab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="at least one image of each of the 10 classes, got a size of 5"):
+        fashion.subset(n=5)
+
+
 def test_the_content_key_reads_little_of_a_large_file(tmp_path, monkeypatch):
     import os
 

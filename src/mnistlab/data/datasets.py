@@ -138,8 +138,15 @@ class Dataset:
 
     def filter_classes(self, keep: list[int] | tuple[int, ...]) -> Dataset:
         """Only the classes ``keep``, relabelled 0..k-1 in the given order."""
+        keep = preprocess.check_classes(keep, len(self.classes))
         x_train, y_train = preprocess.filter_classes(self.x_train, self.y_train, keep)
         x_test, y_test = preprocess.filter_classes(self.x_test, self.y_test, keep)
+        missing = [k for i, k in enumerate(keep) if not np.any(y_train == i)]
+        if missing:  # a model cannot learn a class it never sees
+            raise ParameterError("classes", f"no training images of class {missing[0]} "
+                                            f"({self.classes[missing[0]]}) in {self.source}")
+        if len(y_test) == 0:
+            raise ParameterError("classes", f"no test images of classes {list(keep)} in {self.source}")
         return replace(
             self, classes=tuple(self.classes[k] for k in keep),
             x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
@@ -196,6 +203,8 @@ def _decode(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.nda
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         where = f"{files[f'{split}_images'].parent} ({split})"
         check_pair(images, labels, len(spec.classes), where)
+        if len(images) == 0:
+            raise DatasetError(f"{files[f'{split}_images']}: holds no images (an empty {split} split)")
         if images.shape[1:] != (28, 28):
             raise DatasetError(f"{files[f'{split}_images']}: images are {images.shape[1:]}, expected 28×28")
     return arrays, status

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_json
-from ..data.datasets import Dataset, load_dataset
-from ..data.preprocess import flatten_scale
+from ..data.datasets import Dataset, get_spec, load_dataset
+from ..data.preprocess import check_classes, flatten_scale
 from ..errors import ParameterError, RunDamagedError
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
@@ -46,10 +46,18 @@ class DataChoice:
     resplit_test_fraction: float | None = None  # pool train+test and split again
 
     def __post_init__(self):
+        n_classes = len(get_spec(self.dataset).classes)
+        if self.classes:
+            n_classes = len(check_classes(self.classes, n_classes))
         for name in ("train_size", "test_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ParameterError(name, f"must be a whole number of images ≥ 1 (or None for all), got {value!r}")
+            if value is not None and value < n_classes:  # a stratified subset holds each class at least once
+                raise ParameterError(name, f"must be at least the number of classes, {n_classes}, got {value}")
+        fraction = self.resplit_test_fraction
+        if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
+            raise ParameterError("resplit_test_fraction", f"must be a fraction between 0 and 1, got {fraction!r}")
 
     def load(self) -> Dataset:
         ds = load_dataset(self.dataset, data_dir=self.data_dir)
@@ -181,9 +189,9 @@ def _as_int(value) -> int | None:
 def run_data(config: dict) -> DataChoice:
     """The data a run was trained and tested on."""
     choice = dict(config["data"])
-    if choice.get("classes"):
-        choice["classes"] = tuple(choice["classes"])
     try:
+        if choice.get("classes"):
+            choice["classes"] = tuple(choice["classes"])
         return DataChoice(**choice)
     except (TypeError, ParameterError) as exc:
         raise RunDamagedError(f"{config.get('name')}: config.json's data choice is not usable ({exc})") from None
