@@ -23,10 +23,10 @@ import numpy as np
 from .._io import write_json
 from ..data.datasets import Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale
-from ..errors import ParameterError, RunDamagedError
+from ..errors import ModelFileError, ParameterError, RunDamagedError
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
-from ..models.serialization import load_model, save_model
+from ..models.serialization import load_model, predicted_classes, save_model
 from . import metrics as metrics_mod
 from . import report
 from .figures import RunResults, write_figures
@@ -201,5 +201,9 @@ def evaluate_run(run_dir: Path, data: DataChoice | None = None) -> dict:
     """Reload a run's model and evaluate it on its own (or another) test set."""
     model = load_model(run_dir)
     ds = (data or run_data(read_config(run_dir))).load()
+    n_model = predicted_classes(model, Path(run_dir) / "model.npz")
+    if n_model != len(ds.classes):
+        problem = f"the model predicts {n_model} classes, the data has {len(ds.classes)}"
+        raise ParameterError("data", problem) if data else ModelFileError(f"{run_dir}: {problem}")
     proba = model.predict_proba(flatten_scale(ds.x_test))
     return metrics_mod.evaluate(ds.y_test, proba, ds.classes)
