@@ -67,11 +67,12 @@ def _header(fp) -> tuple[int, tuple[int, ...], np.dtype]:
 
 
 def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_bytes: int,
-             error: type[Exception]) -> dict[str, np.ndarray]:
+             error: type[Exception], max_inflation: float | None = None) -> dict[str, np.ndarray]:
     """The arrays of the archive at ``path``: exactly those named in ``expected``.
 
     ``expected`` maps each name to (dtype string, shape) when those are known, else None.
-    The arrays may take ``max_bytes`` in all. Every problem raises ``error`` naming the file.
+    The arrays may take ``max_bytes`` in all, and, given ``max_inflation``, no more than that
+    many times the archive's size. Every problem raises ``error`` naming the file.
     """
     def fail(problem: str) -> NoReturn:
         raise error(f"{path}: {problem}")
@@ -79,6 +80,10 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
     try:
         with open(path, "rb") as f:
             directory = _directory_size(f)
+            limit = f"the limit of {max_bytes} bytes"
+            if max_inflation is not None and max_inflation * f.seek(0, 2) < max_bytes:
+                max_bytes = int(max_inflation * f.seek(0, 2))
+                limit = f"{max_inflation:g} times the file's size, the most its arrays may take"
         if directory > MAX_DIRECTORY_BYTES:
             fail(f"its zip directory is larger than {MAX_DIRECTORY_BYTES} bytes")
         archive = zipfile.ZipFile(path)
@@ -108,7 +113,7 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
                              f"{list(expected[name][1])}")
                     total += nbytes
                     if total > max_bytes:
-                        fail(f"arrays take more than the limit of {max_bytes} bytes")
+                        fail(f"arrays take more than {limit}")
                     if member.file_size != offset + nbytes:
                         fail(f"array {name!r}: the archive says {member.file_size} bytes, its header "
                              f"{offset + nbytes}")

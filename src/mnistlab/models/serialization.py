@@ -23,6 +23,9 @@ from . import MnistlabModel, get_family
 MODEL_FORMAT = "mnistlab-model"
 MODEL_FORMAT_VERSION = 1
 MAX_MODEL_BYTES = 512 * 1024 * 1024  # the learned arrays, in all
+# save_model stores the arrays uncompressed, so they take no more than model.npz does; a file
+# compressed elsewhere may inflate to this many times its size, so that a small file stays small.
+MAX_INFLATION = 4
 MAX_META_BYTES = 16 * 1024 * 1024  # model.json: a few kilobytes in practice
 N_FEATURES = 28 * 28  # what a run's model takes (models/base.py); a model fitted by hand may take other sizes
 
@@ -60,7 +63,8 @@ def load_model(directory: Path) -> MnistlabModel:
     """Rebuild a fitted model from ``directory``; any inconsistency is a ``ModelFileError``.
 
     Nothing is allocated that model.json and the arrays' own headers do not bound (at most
-    MAX_MODEL_BYTES in all), and floating-point weights must be finite.
+    MAX_MODEL_BYTES in all, and MAX_INFLATION times the file's size), and floating-point
+    weights must be finite.
     """
     directory = Path(directory)
     meta_path, arrays_path = directory / "model.json", directory / "model.npz"
@@ -83,7 +87,8 @@ def load_model(directory: Path) -> MnistlabModel:
         model.validate_params()
     except (KeyError, TypeError, ValueError) as exc:  # ParameterError is a ValueError
         raise ModelFileError(f"{meta_path}: bad family or parameters ({exc})") from None
-    arrays = read_npz(arrays_path, _declared_arrays(meta, meta_path), MAX_MODEL_BYTES, ModelFileError)
+    arrays = read_npz(arrays_path, _declared_arrays(meta, meta_path), MAX_MODEL_BYTES, ModelFileError,
+                      max_inflation=MAX_INFLATION)
     for name, a in arrays.items():
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             raise ModelFileError(f"{arrays_path}: weights are not finite (array {name!r} holds NaN or infinity)")
