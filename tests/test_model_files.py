@@ -143,3 +143,38 @@ def test_compressed_arrays_may_not_inflate_far_beyond_the_file(copy):
     assert peak_traced_bytes(lambda: load_model(copy), ModelFileError) < 4 * 2**20
     with pytest.raises(ModelFileError, match="arrays take more than 4 times the file's size"):
         load_model(copy)
+
+
+def test_an_unbalanced_npy_header_is_refused(copy):
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100, 10(, }"
+    header += b" " * (117 - len(header)) + b"\n"  # NumPy pads the magic, version, length and dict to 128 bytes
+    broken = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(4000)
+    (copy / "predictions.npz").write_bytes(npz_bytes({"y_true": broken, "y_pred": broken, "proba": broken}))
+    with pytest.raises(RunDamagedError, match="predictions.npz: array 'y_true' unreadable"):
+        read_predictions(copy)
+
+
+def test_text_from_the_file_cannot_break_a_message_into_lines(copy):
+    edit_meta(copy, lambda meta: meta["params"].update({"two\nlines": 1}))
+    with pytest.raises(ModelFileError, match="bad family or parameters") as info:
+        load_model(copy)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[" * 100_000, "config.json: not valid JSON"),
+    ("seed", "data choice is not usable .*seed: must be a whole number"),
+    ("data_dir", "data choice is not usable .*data_dir: must be a folder's path"),
+])
+def test_config_json_that_nests_too_deep_or_holds_wrong_types(copy, content, message):
+    from mnistlab.experiments.pipeline import run_data
+    from mnistlab.experiments.store import read_config
+
+    if content.startswith("["):
+        (copy / "config.json").write_text(content)
+    else:
+        config = json.loads((copy / "config.json").read_text())
+        config["data"][content] = ["not", "this"]
+        (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunDamagedError, match=message):
+        run_data(read_config(copy))

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+
+from .errors import one_line
 
 # What np.savez writes: stored members (np.savez) or deflated ones (np.savez_compressed).
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
@@ -92,7 +95,7 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
     except FileNotFoundError:
         fail("missing")
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
-        fail(f"unreadable, not an .npz archive ({exc})")
+        fail(f"unreadable, not an .npz archive ({one_line(exc)})")
     with archive:
         members = archive.infolist()
         names = [m.filename.removesuffix(".npy") for m in members]
@@ -122,6 +125,7 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
                     fp.read(1)  # to the member's end, where its CRC is checked
             except error:
                 raise
-            except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
-                fail(f"array {name!r} unreadable ({exc})")
+            except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, tokenize.TokenError) as exc:
+                # TokenError: NumPy tokenizes the header, and lets an unbalanced one's error through
+                fail(f"array {name!r} unreadable ({one_line(exc)})")
         return arrays

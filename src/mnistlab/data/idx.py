@@ -23,7 +23,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, one_line
 
 # IDX dtype codes; multi-byte types are big-endian on disk.
 _DTYPES = {
@@ -89,15 +89,15 @@ def read_idx(path: Path, ndim: int | None = None) -> tuple[np.ndarray, str]:
             # Python ints: a product of uint32 dimensions can overflow any fixed-width type.
             expected = math.prod(shape) * dtype.itemsize
             if expected > MAX_PAYLOAD_BYTES:
-                raise DatasetError(f"{path}: header claims {shape} values of {dtype.itemsize} byte(s), "
-                                   f"{expected} bytes, more than the limit of {MAX_PAYLOAD_BYTES}")
+                raise DatasetError(f"{path}: header claims {shape}, {expected} bytes of payload, more than "
+                                   f"the limit of {MAX_PAYLOAD_BYTES}")
             if not compressed:  # the file's size tells before reading whether the claim holds
                 actual = os.fstat(raw.fileno()).st_size - len(header)
                 if actual != expected:
                     _size_mismatch(path, shape, expected, actual)
             payload = _read_up_to(stream, expected + 1)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path}: corrupt gzip data ({exc or type(exc).__name__})") from None
+        raise DatasetError(f"{path}: corrupt gzip data ({one_line(exc)})") from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if len(payload) != expected:  # for gzip, found while inflating: one byte past the claim is enough to tell

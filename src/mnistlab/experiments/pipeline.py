@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import os
 import platform
 import shutil
 import time
@@ -23,7 +24,7 @@ import numpy as np
 from .._io import write_json
 from ..data.datasets import Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale
-from ..errors import ModelFileError, ParameterError, RunDamagedError
+from ..errors import ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
 from ..models.serialization import load_model, predicted_classes, save_model
@@ -46,6 +47,12 @@ class DataChoice:
     resplit_test_fraction: float | None = None  # pool train+test and split again
 
     def __post_init__(self):
+        if not isinstance(self.dataset, str):
+            raise ParameterError("dataset", f"must be a dataset's name, got {self.dataset!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
+            raise ParameterError("data_dir", f"must be a folder's path, got {self.data_dir!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ParameterError("seed", f"must be a whole number, got {self.seed!r}")
         n_classes = len(get_spec(self.dataset).classes)
         if self.classes:
             n_classes = len(check_classes(self.classes, n_classes))
@@ -194,7 +201,7 @@ def run_data(config: dict) -> DataChoice:
             choice["classes"] = tuple(choice["classes"])
         return DataChoice(**choice)
     except (TypeError, ParameterError) as exc:
-        raise RunDamagedError(f"{config.get('name')}: config.json's data choice is not usable ({exc})") from None
+        raise RunDamagedError(f"{config.get('name')}: config.json's data choice is not usable ({one_line(exc)})") from None
 
 
 def evaluate_run(run_dir: Path, data: DataChoice | None = None) -> dict:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_directory, process_alive, staging_prefix, sweep_staging
-from ..errors import ParameterError, RunDamagedError, RunExistsError, RunNotFoundError
+from ..errors import ParameterError, RunDamagedError, RunExistsError, RunNotFoundError, one_line
 
 RUNS = "runs"
 CHECKPOINTS = "checkpoints"  # <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains
@@ -69,8 +69,8 @@ def read_json(path: Path) -> Any:
         raise RunDamagedError(f"{path}: missing") from None
     except OSError as exc:
         raise RunDamagedError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RunDamagedError(f"{path}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
+        raise RunDamagedError(f"{path}: not valid JSON ({one_line(exc)})") from None
 
 
 def _require(path: Path, obj: Any, keys: dict[str, type]) -> dict:

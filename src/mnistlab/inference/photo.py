@@ -30,7 +30,7 @@ from PIL import Image, ImageMode, ImageOps
 from scipy import ndimage
 
 from ..data.registry import DEFAULT_DATASET
-from ..errors import BlankPhotoError, ParameterError, PhotoError
+from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
@@ -80,10 +80,6 @@ class Prepared:
 
 # --- loading -----------------------------------------------------------------
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _megabytes(n: int) -> str:
     return f"{n / 2**20:.3g} MB"
 
@@ -101,7 +97,7 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
             with open(source, "rb") as f:
                 data = f.read(max_bytes + 1)  # never read more than the cap
         except OSError as exc:
-            raise PhotoError(f"{name}: cannot read file ({exc.strerror or _one_line(exc)})") from None
+            raise PhotoError(f"{name}: cannot read file ({exc.strerror or one_line(exc)})") from None
     else:
         raise TypeError(f"expected a path or bytes, got {type(source).__name__}")
     if not data:
@@ -194,7 +190,7 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
         raise PhotoError(f"{name}: not an image, or a format Pillow cannot read "
                          "(save it as JPEG or PNG)") from None
     except Exception as exc:  # Pillow's decoders raise many types on damaged files
-        raise PhotoError(f"{name}: damaged or truncated image ({_one_line(exc)})") from None
+        raise PhotoError(f"{name}: damaged or truncated image ({one_line(exc)})") from None
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._io import atomic_write_bytes, write_json
 from .._npz import read_npz
-from ..errors import ModelFileError
+from ..errors import ModelFileError, one_line
 from . import MnistlabModel, get_family
 
 MODEL_FORMAT = "mnistlab-model"
@@ -76,7 +76,7 @@ def load_model(directory: Path) -> MnistlabModel:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise ModelFileError(f"{meta_path}: not valid JSON ({exc})") from None
+        raise ModelFileError(f"{meta_path}: not valid JSON ({one_line(exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{meta_path}: not an mnistlab model file")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
@@ -86,7 +86,7 @@ def load_model(directory: Path) -> MnistlabModel:
         model = cls(**meta["params"])
         model.validate_params()
     except (KeyError, TypeError, ValueError) as exc:  # ParameterError is a ValueError
-        raise ModelFileError(f"{meta_path}: bad family or parameters ({exc})") from None
+        raise ModelFileError(f"{meta_path}: bad family or parameters ({one_line(exc)})") from None
     arrays = read_npz(arrays_path, _declared_arrays(meta, meta_path), MAX_MODEL_BYTES, ModelFileError,
                       max_inflation=MAX_INFLATION)
     for name, a in arrays.items():
@@ -95,7 +95,7 @@ def load_model(directory: Path) -> MnistlabModel:
     try:
         return model.set_arrays(arrays)
     except (ValueError, KeyError, RuntimeError) as exc:
-        raise ModelFileError(f"{directory}: {exc}") from None
+        raise ModelFileError(f"{directory}: {one_line(exc)}") from None
 
 
 def predicted_classes(model: MnistlabModel, path: Path) -> int:
@@ -108,7 +108,7 @@ def predicted_classes(model: MnistlabModel, path: Path) -> int:
         proba = model.predict_proba(np.zeros((1, N_FEATURES), np.float32))
     except (ValueError, KeyError, IndexError, TypeError, RuntimeError, AttributeError) as exc:
         # AttributeError: parameters that need a learned array the file does not hold (as NotFittedError is one)
-        raise ModelFileError(f"{path}: the model cannot predict a 28×28 image ({exc})") from None
+        raise ModelFileError(f"{path}: the model cannot predict a 28×28 image ({one_line(exc)})") from None
     if np.ndim(proba) != 2 or len(proba) != 1 or not np.isfinite(proba).all():
         raise ModelFileError(f"{path}: the model gives no finite probabilities for a 28×28 image")
     return int(np.shape(proba)[1])
