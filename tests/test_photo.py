@@ -304,3 +304,16 @@ def test_a_fit_on_pixels_of_too_few_rows_does_not_fail():
         prepare(noise, "fashion-mnist")
     except PhotoError:
         pass
+
+
+def test_pillow_warnings_about_damaged_data_are_not_printed():
+    import warnings
+
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    data = bytearray(encode(Image.fromarray(np.full((40, 50), 200, np.uint8)), "JPEG", exif=exif.tobytes()))
+    data[data.find(b"Exif\x00\x00") + 10] ^= 0xFF  # the TIFF header's IFD offset: "Corrupt EXIF data"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_image(bytes(data))
+    assert not caught, [str(w.message) for w in caught]
