@@ -254,3 +254,20 @@ def test_the_content_key_reads_little_of_a_large_file(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets.os, "pread", lambda fd, n, offset: read.append(n) or pread(fd, n, offset))
     datasets._sampled_sha256(big)
     assert sum(read) < 256 * 1024
+
+
+@pytest.mark.parametrize("damage", ["meta is a list", "checksums are lists", "labels of another shape"])
+def test_a_damaged_decoded_cache_is_rebuilt(tmp_path, mnist_dir, monkeypatch, damage):
+    import json
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    expected = load_dataset("mnist", data_dir=mnist_dir)
+    [folder] = (tmp_path / "cache" / "decoded").iterdir()
+    if damage == "meta is a list":
+        (folder / "meta.json").write_text("[]")
+    elif damage == "checksums are lists":
+        (folder / "meta.json").write_text(json.dumps({"checksums": {p: [] for p in expected.checksums}}))
+    else:
+        np.save(folder / "test_labels.npy", np.zeros((5, 5), np.uint8))
+    again = load_dataset("mnist", data_dir=mnist_dir)
+    assert again.checksums == expected.checksums and np.array_equal(again.y_test, expected.y_test)

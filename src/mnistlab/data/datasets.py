@@ -199,15 +199,22 @@ def _decode(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.nda
         decoded = dict(zip(PARTS, pool.map(decode_part, PARTS)))
     arrays = {part: array for part, (array, _) in decoded.items()}
     status = {part: state for part, (_, state) in decoded.items()}
+    _check_splits(spec, files, arrays)
+    return arrays, status
+
+
+def _check_splits(spec: DatasetSpec, files: dict[str, Path], arrays: dict[str, np.ndarray]) -> None:
+    """Each split: uint8 images of 28×28 and as many labels, in range, not empty."""
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         where = f"{files[f'{split}_images'].parent} ({split})"
+        if images.ndim != 3 or labels.ndim != 1:
+            raise DatasetError(f"{where}: images must be N×28×28 and labels N, got {images.shape} and {labels.shape}")
         check_pair(images, labels, len(spec.classes), where)
         if len(images) == 0:
             raise DatasetError(f"{files[f'{split}_images']}: holds no images (an empty {split} split)")
         if images.shape[1:] != (28, 28):
             raise DatasetError(f"{files[f'{split}_images']}: images are {images.shape[1:]}, expected 28×28")
-    return arrays, status
 
 
 def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -218,8 +225,11 @@ def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, 
         try:
             status = json.loads(meta_path.read_text())["checksums"]
             arrays = {p: np.load(folder / f"{p}.npy", mmap_mode="r") for p in PARTS}
-            return arrays, status
-        except (OSError, ValueError, KeyError):
+            if isinstance(status, dict) and set(status) == set(PARTS) and all(isinstance(v, str)
+                                                                                for v in status.values()):
+                _check_splits(spec, files, arrays)  # what decoding checked, the cache must still hold
+                return arrays, status
+        except (OSError, ValueError, KeyError, TypeError, DatasetError):
             pass  # a damaged cache is rebuilt below
     arrays, status = _decode(spec, files)
     try:
