@@ -113,6 +113,13 @@ def test_dims_whose_product_overflows_64_bits_name_the_file(tmp_path, compress):
     assert str(path) in str(info.value)
 
 
+def test_an_empty_array_of_impossible_size_is_refused(tmp_path):
+    path = tmp_path / "empty"
+    path.write_bytes(header(0x08, 0, 2**32 - 1, 2**32 - 1))  # no payload, but NumPy cannot shape one
+    with pytest.raises(DatasetError, match="were it not empty, more than the limit"):
+        read_idx(path, ndim=3)
+
+
 def test_a_gzip_bomb_is_refused_from_its_header_before_inflating(tmp_path):
     # 2,000,000 images claimed: 1.5 GB; the file is the header and 64 MB of zeros (64 KB compressed).
     path = tmp_path / "bomb.gz"

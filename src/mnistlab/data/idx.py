@@ -86,11 +86,14 @@ def read_idx(path: Path, ndim: int | None = None) -> tuple[np.ndarray, str]:
             raw.seek(0)
             stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
             header, dtype, shape = _read_header(stream, path, ndim)
-            # Python ints: a product of uint32 dimensions can overflow any fixed-width type.
+            # Python ints: a product of uint32 dimensions can overflow any fixed-width type. NumPy
+            # refuses a shape whose nonzero dimensions overflow even when another is 0: so do we.
             expected = math.prod(shape) * dtype.itemsize
-            if expected > MAX_PAYLOAD_BYTES:
-                raise DatasetError(f"{path}: header claims {shape}, {expected} bytes of payload, more than "
-                                   f"the limit of {MAX_PAYLOAD_BYTES}")
+            nominal = math.prod(d for d in shape if d) * dtype.itemsize
+            if nominal > MAX_PAYLOAD_BYTES:
+                raise DatasetError(f"{path}: header claims {shape}, {nominal} bytes"
+                                   f"{' were it not empty' if not expected else ''}, more than the limit of "
+                                   f"{MAX_PAYLOAD_BYTES}")
             if not compressed:  # the file's size tells before reading whether the claim holds
                 actual = os.fstat(raw.fileno()).st_size - len(header)
                 if actual != expected:
