@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_directory, process_alive, staging_prefix, sweep_staging
-from ..errors import ParameterError, RunDamagedError, RunExistsError, RunNotFoundError, one_line
+from ..errors import (
+    ParameterError,
+    RunDamagedError,
+    RunExistsError,
+    RunNotFoundError,
+    one_line,
+)
 
 RUNS = "runs"
 CHECKPOINTS = "checkpoints"  # <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains
