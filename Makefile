@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= mnistlab-out
 
-.PHONY: setup data demo test bench clean
+.PHONY: setup data demo test bench fuzz clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ test: data
 
 bench: data
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+# The test suite's fuzzers at length (20000 inputs each), and the bombs' peak memory, into BENCHMARKS.md.
+fuzz: data
+	$(BIN)/python benchmarks/bench_fuzz.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

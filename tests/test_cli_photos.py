@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +66,48 @@ def test_bad_labels_file_is_one_line(run_and_photos, tmp_path):
     labels.write_text("file,label\nphoto0.jpg,Spaceship\n")
     result = run_cli("predict", "photos", str(folder / "photo0.jpg"), "--labels", str(labels), "--out", str(out))
     assert result.returncode == 2 and "Spaceship" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_bad_photo_of_any_kind_does_not_stop_the_batch(run_and_photos, tmp_path, monkeypatch):
+    from mnistlab.errors import ParameterError
+    from mnistlab.inference import predictor
+    from mnistlab.inference.batch import predict_files
+
+    out, folder = run_and_photos
+    banner = np.full((100, 3000), 220, np.uint8)  # 30:1
+    banner[30:70, 1000:1100] = 30
+    Image.fromarray(banner).save(tmp_path / "banner.png")
+    values = np.random.default_rng(0).random((200, 200)).astype(np.float32)
+    values[50, 50] = np.nan
+    Image.fromarray(values).save(tmp_path / "nan.tiff")
+    (tmp_path / "odd.png").write_bytes((folder / "photo1.png").read_bytes())
+    real = predictor.prepare_photo
+
+    def prepare_photo(source, *args, **kwargs):  # a mnistlab error other than a PhotoError, from one photo
+        if str(source).endswith("odd.png"):
+            raise ParameterError("style", "not for this one")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "prepare_photo", prepare_photo)
+    answer = predict_files(out / "runs" / "photos", [folder / "photo0.jpg", tmp_path / "banner.png",
+                                                     tmp_path / "nan.tiff", tmp_path / "odd.png", folder / "photo1.png"])
+    errors = {Path(r["file"]).name: r["error"] for r in answer["results"] if "error" in r}
+    assert set(errors) == {"banner.png", "nan.tiff", "odd.png"}
+    assert "more elongated than 10:1" in errors["banner.png"] and "not finite" in errors["nan.tiff"]
+    assert [Path(r["file"]).name for r in answer["results"] if "error" not in r] == ["photo0.jpg", "photo1.png"]
+
+
+def test_folders_without_photos_are_reported(run_and_photos, tmp_path):
+    out, folder = run_and_photos
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "emptydir.jpg").mkdir()
+    album = tmp_path / "album"
+    (album / "inner.jpg").mkdir(parents=True)
+    (album / "shirt.jpg").write_bytes((folder / "photo0.jpg").read_bytes())
+    result = run_cli("predict", "photos", str(tmp_path / "emptydir"), str(tmp_path / "emptydir.jpg"), str(album),
+                     "--out", str(out))
+    assert result.returncode == 1
+    assert "emptydir: no photos in this folder" in result.stderr
+    assert "emptydir.jpg: no photos in this folder" in result.stderr
+    assert "inner.jpg: a folder, not a photo" in result.stderr
+    assert "shirt.jpg:" in result.stdout

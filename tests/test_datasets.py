@@ -147,3 +147,127 @@ def test_preprocess_helpers(fashion):
     assert abs(float(xs_train.mean())) < 1e-3
     x_fit, x_val, y_fit, y_val = validation_split(x, fashion.y_train[:600], fraction=0.2, seed=0)
     assert len(x_val) == 120 and np.bincount(y_val, minlength=10).min() >= 10
+
+
+def gzip_of_size(data: bytes, size: int) -> bytes:
+    """A gzip file of exactly ``size`` bytes holding ``data``: the header's optional extra field pads it."""
+    import struct
+    import zlib
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = compressor.compress(data) + compressor.flush()
+    pad = size - (10 + 2 + len(body) + 8)
+    assert 0 <= pad < 65536
+    head = b"\x1f\x8b\x08\x04" + bytes(6) + struct.pack("<H", pad) + bytes(pad)
+    return head + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+def rewrite_keeping_size_and_mtime(path, content: bytes):
+    import os
+
+    st = path.stat()
+    assert len(content) == st.st_size
+    path.write_bytes(content)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("kind", ["plain labels", "gzip images"])
+def test_a_file_rewritten_with_its_size_and_mtime_kept_is_decoded_again(tmp_path, mnist_dir, kind):
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz").read())
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    images = tmp_path / "t10k-images-idx3-ubyte.gz"
+    raw_images = gzip.open(images).read()
+    size = len(gzip.compress(raw_images)) + 64
+    images.write_bytes(gzip_of_size(raw_images, size))
+    first = load_dataset("mnist", data_dir=tmp_path)
+    if kind == "plain labels":  # small: hashed whole
+        content = bytearray(labels.read_bytes())
+        content[8], content[9] = content[9], content[8]
+        assert content != labels.read_bytes()
+        rewrite_keeping_size_and_mtime(labels, bytes(content))
+    else:  # large: an image in the middle changes; the gzip trailer's CRC-32 is what tells
+        content = bytearray(raw_images)
+        middle = 16 + 5000 * 784
+        content[middle:middle + 784] = bytes(255 - b for b in content[middle:middle + 784])
+        rewrite_keeping_size_and_mtime(images, gzip_of_size(bytes(content), size))
+    second = load_dataset("mnist", data_dir=tmp_path)
+    if kind == "plain labels":
+        assert second.y_test[:2].tolist() == first.y_test[:2].tolist()[::-1]
+    else:
+        assert np.array_equal(second.x_test[5000], 255 - first.x_test[5000])
+        assert np.array_equal(second.x_test[:5000], first.x_test[:5000])
+
+
+def test_an_empty_split_is_refused_naming_the_file(tmp_path, mnist_dir):
+    import struct
+
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28)))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", 0)))
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte.gz: holds no images \(an empty test split\)"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("keep, message", [
+    ([0, 10], "10 is out of range for the dataset's 10 classes"),
+    ([99999999999, 1], "99999999999 is out of range"),
+    ([0, 1, 1], "1 listed more than once"),
+    ([-1, 1], "0 or more"),
+    ([3], "at least two classes"),
+])
+def test_filter_classes_refuses_bad_class_lists_by_name(fashion, keep, message):
+    from mnistlab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=message) as info:
+        fashion.filter_classes(keep)
+    assert info.value.parameter == "classes"
+
+
+def test_filter_classes_refuses_a_class_without_training_images(fashion):
+    from mnistlab.errors import ParameterError
+
+    no_sneakers = dataclasses.replace(fashion, x_train=fashion.x_train[fashion.y_train != 7],
+                                      y_train=fashion.y_train[fashion.y_train != 7])
+    with pytest.raises(ParameterError, match=r"no training images of class 7 \(Sneaker\)"):
+        no_sneakers.filter_classes([7, 9])
+
+
+def test_a_subset_smaller_than_the_number_of_classes_says_so(fashion):
+    from mnistlab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="at least one image of each of the 10 classes, got a size of 5"):
+        fashion.subset(n=5)
+
+
+def test_the_content_key_reads_little_of_a_large_file(tmp_path, monkeypatch):
+    import os
+
+    from mnistlab.data import datasets
+
+    big = tmp_path / "big"
+    big.write_bytes(bytes(50 * 2**20))
+    read, pread = [], os.pread
+    monkeypatch.setattr(datasets.os, "pread", lambda fd, n, offset: read.append(n) or pread(fd, n, offset))
+    datasets._sampled_sha256(big)
+    assert sum(read) < 256 * 1024
+
+
+@pytest.mark.parametrize("damage", ["meta is a list", "checksums are lists", "labels of another shape"])
+def test_a_damaged_decoded_cache_is_rebuilt(tmp_path, mnist_dir, monkeypatch, damage):
+    import json
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    expected = load_dataset("mnist", data_dir=mnist_dir)
+    [folder] = (tmp_path / "cache" / "decoded").iterdir()
+    if damage == "meta is a list":
+        (folder / "meta.json").write_text("[]")
+    elif damage == "checksums are lists":
+        (folder / "meta.json").write_text(json.dumps({"checksums": {p: [] for p in expected.checksums}}))
+    else:
+        np.save(folder / "test_labels.npy", np.zeros((5, 5), np.uint8))
+    again = load_dataset("mnist", data_dir=mnist_dir)
+    assert again.checksums == expected.checksums and np.array_equal(again.y_test, expected.y_test)

@@ -82,3 +82,82 @@ def test_pair_checks():
         check_pair(IMAGES, LABELS[:2], 10, "split")
     with pytest.raises(DatasetError, match="label 9 out of range for 5 classes"):
         check_pair(IMAGES, LABELS, 5, "split")
+
+
+def header(code: int, *dims: int) -> bytes:
+    return bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+
+
+def peak_python_bytes(fn) -> int:
+    """The most memory Python allocated while ``fn`` ran (bytearrays and NumPy buffers count)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            fn()
+        except DatasetError:
+            pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_dims_whose_product_overflows_64_bits_name_the_file(tmp_path, compress):
+    data = header(0x08, 4194304, 2097152, 2097152)  # 2**64 bytes: wraps an int64 product to 0
+    path = tmp_path / "overflow"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    with pytest.raises(DatasetError, match="more than the limit") as info:
+        read_idx(path, ndim=3)
+    assert str(path) in str(info.value)
+
+
+def test_an_empty_array_of_impossible_size_is_refused(tmp_path):
+    path = tmp_path / "empty"
+    path.write_bytes(header(0x08, 0, 2**32 - 1, 2**32 - 1))  # no payload, but NumPy cannot shape one
+    with pytest.raises(DatasetError, match="were it not empty, more than the limit"):
+        read_idx(path, ndim=3)
+
+
+def test_a_gzip_bomb_is_refused_from_its_header_before_inflating(tmp_path):
+    # 2,000,000 images claimed: 1.5 GB; the file is the header and 64 MB of zeros (64 KB compressed).
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(header(0x08, 2_000_000, 28, 28) + bytes(64 * 2**20), compresslevel=1))
+    assert path.stat().st_size < 2**20
+    with pytest.raises(DatasetError, match="more than the limit"):
+        read_idx(path, ndim=3)
+    assert peak_python_bytes(lambda: read_idx(path, ndim=3)) < 2**20
+
+
+def test_a_gzip_holding_more_than_its_header_claims_is_inflated_only_past_the_claim(tmp_path):
+    path = tmp_path / "more.gz"
+    path.write_bytes(gzip.compress(idx_bytes(IMAGES) + bytes(64 * 2**20), compresslevel=1))
+    with pytest.raises(DatasetError, match="trailing bytes"):
+        read_idx(path, ndim=3)
+    assert peak_python_bytes(lambda: read_idx(path, ndim=3)) < 4 * 2**20
+
+
+def test_a_plain_file_shorter_than_its_claim_is_refused_before_reading(tmp_path):
+    path = tmp_path / "short"
+    path.write_bytes(header(0x08, 100_000, 28, 28) + bytes(16 * 2**20))
+    with pytest.raises(DatasetError, match="truncated: header .* needs 78400000 payload bytes, file has 16777216"):
+        read_idx(path, ndim=3)
+    assert peak_python_bytes(lambda: read_idx(path, ndim=3)) < 2**20
+
+
+def test_too_many_dimensions(tmp_path):
+    path = tmp_path / "dims"
+    path.write_bytes(header(0x08, *[1] * 70) + b"\x00")
+    with pytest.raises(DatasetError, match="70 dimensions"):
+        read_idx(path)
+
+
+def test_gzip_layers_and_members(tmp_path):
+    path = tmp_path / "twice.gz"
+    path.write_bytes(gzip.compress(gzip.compress(idx_bytes(LABELS))))  # gzip inside gzip is not IDX
+    with pytest.raises(DatasetError, match="not an IDX file"):
+        read_idx(path)
+    data = idx_bytes(LABELS)
+    path.write_bytes(gzip.compress(data[:5]) + gzip.compress(data[5:]))  # concatenated members, as gzip allows
+    assert read_idx(path, ndim=1)[0].tolist() == LABELS.tolist()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from mnistlab.inference.photo import STYLES, WORK_SIDE, load_image, prepare, prepare_photo
+from mnistlab.inference.photo import STYLES, WORK_SIDE, load_image, prepare, prepare_photo, to_grayscale
 
 from mnistlab.errors import PhotoError
 from fixtures.photos import FORMATS, ORIENTATION_TAG, STORED_FOR_ORIENTATION, make_photo, make_photo_set, render
@@ -257,3 +257,63 @@ def test_large_jpeg_is_decoded_at_reduced_scale_with_the_same_result(scene, snea
     full = prepare(Image.fromarray(np.asarray(big.convert("L"))), "fashion-mnist").pixels
     assert corr(prepare(image, "fashion-mnist").pixels, full) > 0.98
     assert corr(prepare(image, "fashion-mnist").pixels, sneaker) > 0.9
+
+
+@pytest.mark.parametrize("size, colour_type, problem", [
+    ((7000, 7000), 2, "7000×7000 pixels of mode RGB take 187 MB to decode, more than the limit of 128 MB"),
+    ((3000, 100), 0, "3000×100 pixels is more elongated than 10:1"),
+    ((50000, 1000), 0, "more elongated"),
+])
+def test_photos_are_refused_by_the_memory_their_mode_needs_and_their_shape_before_decoding(size, colour_type, problem):
+    from fixtures.files import png_header
+
+    with pytest.raises(PhotoError, match=problem):
+        load_image(png_header(*size, colour_type))
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_a_large_png_is_reduced_in_its_own_mode_with_the_same_result(scene, sneaker, mode):
+    photo = Image.fromarray(cut_out(scene) if mode == "RGBA" else scene[0]).convert(mode)
+    big = photo.resize((photo.width * 6, photo.height * 6), Image.Resampling.BICUBIC)
+    image = load_image(encode(big, compress_level=1))
+    assert min(image.size) >= WORK_SIDE and image.size[0] <= big.width // 2  # before any float copy
+    full = prepare(Image.fromarray(to_grayscale(big)), "fashion-mnist").pixels
+    assert corr(prepare(image, "fashion-mnist").pixels, full) > 0.98
+    assert corr(prepare(image, "fashion-mnist").pixels, sneaker) > 0.9
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_float_photos_with_values_that_are_not_finite(value):
+    values = np.random.default_rng(0).random((200, 200)).astype(np.float32)
+    values[50, 50] = value
+    with pytest.raises(PhotoError, match="photo: pixel values are not finite"):
+        load_image(encode(Image.fromarray(values), "TIFF"))
+
+
+def test_a_thin_strip_gets_a_background_from_all_four_sides():
+    strip = np.full((100, 1000), 210, np.uint8)  # 10:1: the working copy is 26 pixels high
+    strip[33:66, 500:533] = 40
+    prepared = prepare_photo(encode(Image.fromarray(strip)), "fashion-mnist")
+    left, top, right, bottom = prepared.box
+    assert prepared.inverted and 120 <= left < right <= 145 and 0 < top < bottom < 26
+
+
+def test_a_fit_on_pixels_of_too_few_rows_does_not_fail():
+    noise = (np.random.default_rng(45).random((12, 82)) < 0.3).astype(np.uint8) * 255  # a singular normal matrix
+    try:
+        prepare(noise, "fashion-mnist")
+    except PhotoError:
+        pass
+
+
+def test_pillow_warnings_about_damaged_data_are_not_printed():
+    import warnings
+
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    data = bytearray(encode(Image.fromarray(np.full((40, 50), 200, np.uint8)), "JPEG", exif=exif.tobytes()))
+    data[data.find(b"Exif\x00\x00") + 10] ^= 0xFF  # the TIFF header's IFD offset: "Corrupt EXIF data"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_image(bytes(data))
+    assert not caught, [str(w.message) for w in caught]

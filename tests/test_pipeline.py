@@ -167,3 +167,32 @@ def test_compare_two_runs(trained):
     assert "McNemar" in html and html.count("data:image/png;base64,") >= 3
     result = run_cli("compare", "small", "binary", "--out", str(out))
     assert result.returncode == 2 and "same test set" in result.stderr
+
+
+@pytest.mark.parametrize("choice, parameter, message", [
+    (dict(classes=(0, 10)), "classes", "10 is out of range for the dataset's 10 classes"),
+    (dict(classes=(99999999999, 1)), "classes", "99999999999 is out of range"),
+    (dict(classes=(0, 1, 1)), "classes", "1 listed more than once"),
+    (dict(train_size=5), "train_size", "at least the number of classes, 10, got 5"),
+    (dict(classes=(0, 1, 2), test_size=2), "test_size", "at least the number of classes, 3, got 2"),
+    (dict(resplit_test_fraction=1.5), "resplit_test_fraction", "between 0 and 1"),
+])
+def test_data_choices_are_checked_before_any_data_is_loaded(choice, parameter, message, monkeypatch):
+    from mnistlab.errors import ParameterError
+    from mnistlab.experiments import pipeline
+
+    monkeypatch.setattr(pipeline, "load_dataset", lambda *a, **k: pytest.fail("data was loaded"))
+    with pytest.raises(ParameterError, match=message) as info:
+        DataChoice(**choice).load()
+    assert info.value.parameter == parameter
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--classes", "0,10"], "--classes: 10 is out of range"),
+    (["--classes", "99999999999,1"], "--classes: 99999999999 is out of range"),
+    (["--train-size", "5"], "--train-size: must be at least the number of classes"),
+])
+def test_bad_data_options_are_one_line_naming_the_flag(args, message, tmp_path):
+    result = run_cli("train", "logreg", *args, "--out", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -280,8 +280,20 @@ def test_device_auto_runs_on_the_cpu_here(data):
     assert model.predict(X_test).shape == (len(X_test),)
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="CUDA") as error:
-            small("cnn", device="cuda").validate_params()
+            small("cnn", device="cuda").fit(X[:128], y[:128])
         assert error.value.parameter == "device"
+
+
+def test_a_model_trained_on_a_gpu_loads_on_a_cpu(data, tmp_path):
+    """device="cuda" is a valid value wherever the file is read; the weights land on what is there."""
+    X, y, X_test, _ = data
+    model = small("cnn", epochs=1).fit(X[:128], y[:128])
+    save_model(model, tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["params"]["device"] = "cuda"
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    loaded = load_model(tmp_path)
+    assert np.allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), atol=1e-5)
 
 
 def test_cnn_presets_and_widths():

@@ -52,3 +52,8 @@ class RunExistsError(MnistlabError):
 
 class RunDamagedError(MnistlabError):
     """A run folder whose files are missing or unreadable; the message names the file."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc``'s message on one line, for quoting inside ours: it may hold text from the input."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -50,21 +50,46 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
         return np.sort(np.concatenate(chosen))
     if n is None or n >= len(y):
         return np.arange(len(y))
-    if n <= 0:
-        raise ParameterError("n", f"subset size must be positive, got {n}")
+    n_classes = len(np.unique(y))
+    if n < n_classes:
+        raise ParameterError("n", f"a stratified subset needs at least one image of each of the {n_classes} "
+                                  f"classes, got a size of {n}")
     from sklearn.model_selection import train_test_split
 
-    _, idx = train_test_split(np.arange(len(y)), test_size=n, stratify=y, random_state=seed)
+    try:
+        _, idx = train_test_split(np.arange(len(y)), test_size=n, stratify=y, random_state=seed)
+    except ValueError as exc:  # e.g. a class with a single member cannot be stratified
+        raise ParameterError("n", f"cannot take a stratified subset of {n}: {exc}") from None
     return np.sort(idx)
+
+
+def check_classes(keep, n_classes: int | None = None) -> tuple[int, ...]:
+    """``keep`` as a tuple of at least two distinct class labels, each in 0..n_classes-1 (when given)."""
+    if isinstance(keep, (str, bytes)) or not hasattr(keep, "__iter__"):
+        raise ParameterError("classes", f"must be a list of class labels, got {keep!r}")
+    keep = tuple(keep)
+    for k in keep:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+            raise ParameterError("classes", f"class labels are whole numbers, got {k!r}")
+        if k < 0:
+            raise ParameterError("classes", f"class labels are 0 or more, got {k}")
+        if n_classes is not None and k >= n_classes:
+            raise ParameterError("classes", f"{k} is out of range for the dataset's {n_classes} classes "
+                                            f"(0 to {n_classes - 1})")
+    repeated = sorted({int(k) for k in keep if keep.count(k) > 1})
+    if repeated:
+        raise ParameterError("classes", f"{', '.join(map(str, repeated))} listed more than once in "
+                                        f"{[int(k) for k in keep]}")
+    if len(keep) < 2:
+        raise ParameterError("classes", f"need at least two classes, got {[int(k) for k in keep]}")
+    return tuple(int(k) for k in keep)
 
 
 def filter_classes(x: np.ndarray, y: np.ndarray, keep: list[int] | tuple[int, ...]
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose label is in ``keep``; labels renumbered by position in ``keep``."""
-    keep = list(keep)
-    if len(set(keep)) != len(keep) or len(keep) < 2:
-        raise ParameterError("classes", f"need at least two distinct classes, got {keep}")
+    keep = np.asarray(check_classes(keep))
     mask = np.isin(y, keep)
-    mapping = np.full(max(max(keep), int(y.max(initial=0))) + 1, -1, dtype=np.int64)
-    mapping[keep] = np.arange(len(keep))
-    return x[mask], mapping[y[mask]].astype(np.uint8)
+    # Each kept label's position in ``keep``, by search rather than a table as long as the largest label.
+    order = np.argsort(keep)
+    return x[mask], order[np.searchsorted(keep, y[mask], sorter=order)].astype(np.uint8)

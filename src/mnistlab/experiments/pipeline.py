@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import os
 import platform
 import shutil
 import time
@@ -21,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_json
-from ..data.datasets import Dataset, load_dataset
-from ..data.preprocess import flatten_scale
-from ..errors import ParameterError, RunDamagedError
+from ..data.datasets import Dataset, get_spec, load_dataset
+from ..data.preprocess import check_classes, flatten_scale
+from ..errors import ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
-from ..models.serialization import load_model, save_model
+from ..models.serialization import load_model, predicted_classes, save_model
 from . import metrics as metrics_mod
 from . import report
 from .figures import RunResults, write_figures
@@ -46,10 +47,24 @@ class DataChoice:
     resplit_test_fraction: float | None = None  # pool train+test and split again
 
     def __post_init__(self):
+        if not isinstance(self.dataset, str):
+            raise ParameterError("dataset", f"must be a dataset's name, got {self.dataset!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
+            raise ParameterError("data_dir", f"must be a folder's path, got {self.data_dir!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ParameterError("seed", f"must be a whole number, got {self.seed!r}")
+        n_classes = len(get_spec(self.dataset).classes)
+        if self.classes:
+            n_classes = len(check_classes(self.classes, n_classes))
         for name in ("train_size", "test_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ParameterError(name, f"must be a whole number of images ≥ 1 (or None for all), got {value!r}")
+            if value is not None and value < n_classes:  # a stratified subset holds each class at least once
+                raise ParameterError(name, f"must be at least the number of classes, {n_classes}, got {value}")
+        fraction = self.resplit_test_fraction
+        if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
+            raise ParameterError("resplit_test_fraction", f"must be a fraction between 0 and 1, got {fraction!r}")
 
     def load(self) -> Dataset:
         ds = load_dataset(self.dataset, data_dir=self.data_dir)
@@ -181,17 +196,21 @@ def _as_int(value) -> int | None:
 def run_data(config: dict) -> DataChoice:
     """The data a run was trained and tested on."""
     choice = dict(config["data"])
-    if choice.get("classes"):
-        choice["classes"] = tuple(choice["classes"])
     try:
+        if choice.get("classes"):
+            choice["classes"] = tuple(choice["classes"])
         return DataChoice(**choice)
     except (TypeError, ParameterError) as exc:
-        raise RunDamagedError(f"{config.get('name')}: config.json's data choice is not usable ({exc})") from None
+        raise RunDamagedError(f"{config.get('name')}: config.json's data choice is not usable ({one_line(exc)})") from None
 
 
 def evaluate_run(run_dir: Path, data: DataChoice | None = None) -> dict:
     """Reload a run's model and evaluate it on its own (or another) test set."""
     model = load_model(run_dir)
     ds = (data or run_data(read_config(run_dir))).load()
+    n_model = predicted_classes(model, Path(run_dir) / "model.npz")
+    if n_model != len(ds.classes):
+        problem = f"the model predicts {n_model} classes, the data has {len(ds.classes)}"
+        raise ParameterError("data", problem) if data else ModelFileError(f"{run_dir}: {problem}")
     proba = model.predict_proba(flatten_scale(ds.x_test))
     return metrics_mod.evaluate(ds.y_test, proba, ds.classes)

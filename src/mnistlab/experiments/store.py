@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_directory, process_alive, staging_prefix, sweep_staging
-from ..errors import ParameterError, RunDamagedError, RunExistsError, RunNotFoundError
+from ..errors import (
+    ParameterError,
+    RunDamagedError,
+    RunExistsError,
+    RunNotFoundError,
+    one_line,
+)
 
 RUNS = "runs"
 CHECKPOINTS = "checkpoints"  # <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains
@@ -38,6 +44,7 @@ NAME_CHARACTERS = "letters, digits and . _ + - (not first)"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 MAX_NAME_LENGTH = 100
 MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_PREDICTIONS_BYTES = 64 * 1024 * 1024  # a 70000-image test set of 10 classes takes 3 MB
 LOCK_PREFIX = ".lock-"
 DEFAULT_OUT = "mnistlab-out"
 
@@ -68,8 +75,8 @@ def read_json(path: Path) -> Any:
         raise RunDamagedError(f"{path}: missing") from None
     except OSError as exc:
         raise RunDamagedError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RunDamagedError(f"{path}: not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
+        raise RunDamagedError(f"{path}: not valid JSON ({one_line(exc)})") from None
 
 
 def _require(path: Path, obj: Any, keys: dict[str, type]) -> dict:
@@ -87,6 +94,8 @@ def read_config(run_dir: Path) -> dict:
     config = _require(path, read_json(path), {"name": str, "model": str, "params": dict, "dataset": dict,
                                               "data": dict, "created": str})
     _require(path, config["dataset"], {"name": str, "classes": list})
+    if not all(isinstance(name, str) for name in config["dataset"]["classes"]):
+        raise RunDamagedError(f"{path}: the dataset's classes must be names (strings)")
     return config
 
 
@@ -98,17 +107,15 @@ def read_metrics(run_dir: Path) -> dict:
 
 
 def read_predictions(run_dir: Path) -> dict:
-    """predictions.npz: the test set's ``y_true``, ``y_pred`` and ``proba``."""
-    import numpy as np
+    """predictions.npz: the test set's ``y_true``, ``y_pred`` (labels) and ``proba`` (one row per image)."""
+    from .._npz import read_npz
 
     path = Path(run_dir) / PREDICTIONS
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in ("y_true", "y_pred", "proba")}
-    except FileNotFoundError:
-        raise RunDamagedError(f"{path}: missing") from None
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise RunDamagedError(f"{path}: unreadable ({exc})") from None
+    arrays = read_npz(path, dict.fromkeys(("y_true", "y_pred", "proba")), MAX_PREDICTIONS_BYTES, RunDamagedError)
+    y_true, y_pred, proba = arrays["y_true"], arrays["y_pred"], arrays["proba"]
+    if (y_true.ndim != 1 or y_pred.shape != y_true.shape or proba.ndim != 2 or len(proba) != len(y_true)
+            or y_true.dtype.kind not in "iu" or y_pred.dtype.kind not in "iu" or proba.dtype.kind != "f"):
+        raise RunDamagedError(f"{path}: expected integer y_true and y_pred of one length and a proba row per image")
     return arrays
 
 

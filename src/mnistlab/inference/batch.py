@@ -11,24 +11,34 @@ import io
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from sklearn.metrics import confusion_matrix
 
 from .. import plots
-from ..errors import ParameterError, PhotoError
+from ..errors import MnistlabError, ParameterError, PhotoError
 from .predictor import Predictor
 
 MAX_LABELS_BYTES = 5 * 1024 * 1024
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; folders replaced by their (non-hidden) files, sorted."""
+def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
+    """Each photo to predict, with the reason it cannot be when that is known already.
+
+    Files are taken as given; a folder stands for its non-hidden files, sorted. Folders inside
+    it are not searched: one named like a photo (``shirt.jpg/``) is reported rather than
+    skipped, and so is a folder that holds no file at all.
+    """
+    photo_suffixes = set(Image.registered_extensions())
     found = []
     for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                            and p.suffix.lower() != ".csv")
-        else:
-            found.append(path)
+        if not path.is_dir():
+            found.append((path, None))
+            continue
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.suffix.lower() != ".csv")
+        files = [(p, None) for p in entries if p.is_file()]
+        files += [(p, "a folder, not a photo (folders inside folders are not searched)")
+                  for p in entries if p.is_dir() and p.suffix.lower() in photo_suffixes]
+        found += sorted(files) or [(path, "no photos in this folder")]
     return found
 
 
@@ -62,12 +72,14 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
     predictor = Predictor(run_dir)
     truth = read_labels(labels, predictor.classes) if labels else {}
     results, y_true, y_pred = [], [], []
-    for path in expand(paths):
+    for path, problem in expand(paths):
         result: dict = {"file": str(path)}
         try:
+            if problem:
+                raise PhotoError(f"{path}: {problem}")
             prediction = predictor.predict_photo(path)
-        except (PhotoError, OSError) as exc:
-            result["error"] = str(exc) if isinstance(exc, PhotoError) else f"cannot read ({exc.strerror or exc})"
+        except MnistlabError as exc:  # whatever is wrong with one photo, the others are still predicted
+            result["error"] = str(exc)
             results.append(result)
             continue
         result.update({"class": prediction.class_name, "label": prediction.label,

@@ -26,14 +26,18 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageMode, ImageOps
 from scipy import ndimage
 
 from ..data.registry import DEFAULT_DATASET
-from ..errors import BlankPhotoError, ParameterError, PhotoError
+from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
+# Decoded, a photo takes 1 to 4 bytes per pixel (by mode) before it is reduced: 128 MB
+# admits 32 megapixels of RGB and keeps a worker under 300 MB whatever it is sent.
+MAX_DECODING_BYTES = 128 * 1024 * 1024
+MAX_ASPECT = 10  # longest side over shortest: beyond, the working copy is too thin to find an object in
 WORK_SIDE = 256  # photos are resized to at most this longest side first: 28×28 needs no more
 SIZE = 28
 
@@ -76,10 +80,6 @@ class Prepared:
 
 # --- loading -----------------------------------------------------------------
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _megabytes(n: int) -> str:
     return f"{n / 2**20:.3g} MB"
 
@@ -97,7 +97,7 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
             with open(source, "rb") as f:
                 data = f.read(max_bytes + 1)  # never read more than the cap
         except OSError as exc:
-            raise PhotoError(f"{name}: cannot read file ({exc.strerror or _one_line(exc)})") from None
+            raise PhotoError(f"{name}: cannot read file ({exc.strerror or one_line(exc)})") from None
     else:
         raise TypeError(f"expected a path or bytes, got {type(source).__name__}")
     if not data:
@@ -107,40 +107,93 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
     return data
 
 
+def _averaging_modes(image: Image.Image) -> tuple[str, ...]:
+    """The modes ``image`` is converted through before its pixels can be averaged: a palette or
+    bilevel image becomes gray, 16-bit becomes 32-bit, transparency becomes premultiplied RGBa
+    (so that the colour under transparent pixels does not bleed into the object's edge)."""
+    if image.mode == "RGBA":
+        return ("RGBa",)
+    if image.mode in ("LA", "La", "PA") or "transparency" in image.info:
+        return ("RGBA", "RGBa")
+    if image.mode in ("P", "1"):
+        return ("L",)
+    if image.mode.startswith("I;16"):
+        return ("I",)
+    return ()
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    """What Pillow stores per pixel: the band's size for one band, four bytes for any number more."""
+    info = ImageMode.getmode(mode)
+    return 4 if len(info.bands) > 1 else np.dtype(info.typestr).itemsize
+
+
+def _decoding_bytes(image: Image.Image) -> int:
+    """The memory decoding ``image`` (at its draft size) and converting it for ``_shrink`` takes at most."""
+    modes = (image.mode, *_averaging_modes(image))
+    return image.width * image.height * sum(_bytes_per_pixel(mode) for mode in modes)
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """A large photo reduced by a whole factor in its own mode, both sides kept at least WORK_SIDE
+    (as JPEG's draft does), before any float copy is made: the working copy needs no more."""
+    factor = min(image.size) // WORK_SIDE
+    if factor < 2:
+        return image
+    for mode in _averaging_modes(image):
+        image = image.convert(mode)
+    image = image.reduce(factor)
+    return image.convert("RGBA") if image.mode == "RGBa" else image
+
+
 def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
-               max_pixels: int = MAX_PIXELS) -> Image.Image:
+               max_pixels: int = MAX_PIXELS, max_decoding_bytes: int = MAX_DECODING_BYTES) -> Image.Image:
     """Decode a photo, upright, as a grayscale float image (mode "F", values in [0, 1]).
 
     EXIF orientation is applied; transparent areas become background (see
     ``to_grayscale``). A large JPEG is decoded at a reduced scale (1/2, 1/4 or
     1/8, never below WORK_SIDE on either side), as the working copy needs no
-    more: a phone photo decodes many times faster. Every problem raises
+    more: a phone photo decodes many times faster; other formats are reduced
+    likewise right after decoding. Before decoding, a photo is refused if it
+    has more than ``max_pixels``, is more elongated than MAX_ASPECT:1, or would
+    take more than ``max_decoding_bytes`` in its mode. Every problem raises
     ``PhotoError`` with a one-line message.
     """
     name = _name(source)
     data = _read_bytes(source, name, max_bytes)
     try:
         with warnings.catch_warnings():
-            # Pillow only warns between its own limit and twice that: refuse those too.
+            # Pillow's notes on damaged data ("Corrupt EXIF data") add nothing to decoding or a
+            # PhotoError, and would break the one-line promise on stderr; but it only warns between
+            # its own pixel limit and twice that: refuse those.
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
-                raise PhotoError(f"{name}: {width}×{height} pixels is more than the "
+                raise PhotoError(f"{width}×{height} pixels is more than the "
                                  f"limit of {max_pixels / 1e6:g} megapixels")
+            if max(width, height) > MAX_ASPECT * min(width, height):
+                raise PhotoError(f"{width}×{height} pixels is more elongated than {MAX_ASPECT}:1, "
+                                 "too narrow to show one object")
             image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only; other formats ignore it
+            needed = _decoding_bytes(image)
+            if needed > max_decoding_bytes:
+                raise PhotoError(f"{width}×{height} pixels of mode {image.mode} take "
+                                 f"{_megabytes(needed)} to decode, more than the limit of "
+                                 f"{_megabytes(max_decoding_bytes)}")
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return Image.fromarray(to_grayscale(image))
-    except PhotoError:
-        raise
+            ImageOps.exif_transpose(image, in_place=True)
+            return Image.fromarray(to_grayscale(_shrink(image)))
+    except PhotoError as exc:  # raised above and by to_grayscale, without the name
+        raise PhotoError(f"{name}: {exc}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoError(f"{name}: too many pixels (possible decompression bomb)") from None
     except Image.UnidentifiedImageError:
         raise PhotoError(f"{name}: not an image, or a format Pillow cannot read "
                          "(save it as JPEG or PNG)") from None
     except Exception as exc:  # Pillow's decoders raise many types on damaged files
-        raise PhotoError(f"{name}: damaged or truncated image ({_one_line(exc)})") from None
+        raise PhotoError(f"{name}: damaged or truncated image ({one_line(exc)})") from None
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
@@ -167,6 +220,8 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     if image.mode in ("I", "F"):
         # No declared range: assume 16-bit, 8-bit or [0, 1] from the values.
         values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():  # a float TIFF can hold them; no scale or threshold survives one
+            raise PhotoError("pixel values are not finite (NaN or infinity)")
         peak = values.max(initial=0)
         return values / (65535 if peak > 255 else 255 if peak > 1 else 1)
     return np.asarray(image.convert("L"), dtype=np.float32) / 255
@@ -218,7 +273,7 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     step = max(1, max(h, w) // 64)  # ~64² samples are plenty for 15 coefficients
     basis = np.stack([np.outer(ypow[::step, j], xpow[::step, i]).ravel() for i, j in terms], axis=1)
     values = gray[::step, ::step].ravel().astype(np.float64)
-    band = max(1, round(0.05 * min(h, w)))
+    band = max(step, round(0.05 * min(h, w)))  # at least one sampled row and column on every side
     border = np.ones((h, w), bool)
     border[band:h - band, band:w - band] = False
     border = border[::step, ::step].ravel()
@@ -232,8 +287,12 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         used = order <= degree
         fit = basis[mask][:, used]
         coef = np.zeros(len(terms))
-        # Normal equations: few, well-scaled terms, so as accurate as lstsq and far cheaper.
-        coef[used] = np.linalg.solve(fit.T @ fit, fit.T @ values[mask])
+        # Normal equations: few, well-scaled terms, so as accurate as lstsq and far cheaper —
+        # unless the pixels kept lie on too few rows or columns (a thin strip) to fix every term.
+        try:
+            coef[used] = np.linalg.solve(fit.T @ fit, fit.T @ values[mask])
+        except np.linalg.LinAlgError:
+            coef[used] = np.linalg.lstsq(fit, values[mask], rcond=None)[0]
         residual = values - basis @ coef
         sigma = _mad_sigma(residual[mask])
         mask = region & (np.abs(residual) < 3 * sigma)

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .._io import atomic_write_bytes, write_json
-from ..errors import ModelFileError
+from .._npz import read_npz
+from ..errors import ModelFileError, one_line
 from . import MnistlabModel, get_family
 
 MODEL_FORMAT = "mnistlab-model"
 MODEL_FORMAT_VERSION = 1
-MAX_MODEL_BYTES = 512 * 1024 * 1024
+MAX_MODEL_BYTES = 512 * 1024 * 1024  # the learned arrays, in all
+# save_model stores the arrays uncompressed, so they take no more than model.npz does; a file
+# compressed elsewhere may inflate to this many times its size, so that a small file stays small.
+MAX_INFLATION = 4
+MAX_META_BYTES = 16 * 1024 * 1024  # model.json: a few kilobytes in practice
+N_FEATURES = 28 * 28  # what a run's model takes (models/base.py); a model fitted by hand may take other sizes
 
 
 def save_model(model: MnistlabModel, directory: Path) -> None:
@@ -41,19 +46,37 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
     write_json(Path(directory) / "model.json", meta)
 
 
+def _declared_arrays(meta: dict, meta_path: Path) -> dict[str, tuple[str, list[int]]]:
+    """model.json's ``arrays``: each name's dtype string and shape, checked for form."""
+    declared = meta.get("arrays")
+    if not isinstance(declared, dict):
+        raise ModelFileError(f"{meta_path}: 'arrays' must map each array's name to its dtype and shape")
+    for name, spec in declared.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not (isinstance(spec, dict) and isinstance(spec.get("dtype"), str) and isinstance(shape, list)
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise ModelFileError(f"{meta_path}: array {name!r} must be given as {{\"dtype\": …, \"shape\": [sizes]}}")
+    return {name: (spec["dtype"], spec["shape"]) for name, spec in declared.items()}
+
+
 def load_model(directory: Path) -> MnistlabModel:
-    """Rebuild a fitted model from ``directory``; any inconsistency is a ``ModelFileError``."""
+    """Rebuild a fitted model from ``directory``; any inconsistency is a ``ModelFileError``.
+
+    Nothing is allocated that model.json and the arrays' own headers do not bound (at most
+    MAX_MODEL_BYTES in all, and MAX_INFLATION times the file's size), and floating-point
+    weights must be finite.
+    """
     directory = Path(directory)
     meta_path, arrays_path = directory / "model.json", directory / "model.npz"
     for path in (meta_path, arrays_path):
         if not path.is_file():
             raise ModelFileError(f"{path}: missing")
-        if path.stat().st_size > MAX_MODEL_BYTES:
-            raise ModelFileError(f"{path}: larger than {MAX_MODEL_BYTES} bytes")
+    if meta_path.stat().st_size > MAX_META_BYTES:
+        raise ModelFileError(f"{meta_path}: larger than {MAX_META_BYTES} bytes")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{meta_path}: not valid JSON ({exc})") from None
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ModelFileError(f"{meta_path}: not valid JSON ({one_line(exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{meta_path}: not an mnistlab model file")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
@@ -65,21 +88,31 @@ def load_model(directory: Path) -> MnistlabModel:
         # hyperparameter "verbose" that replaced; it never changed what a model computes.
         params.pop("verbose", None)
         model = cls(**params)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{meta_path}: bad family or parameters ({exc})") from None
-    try:
-        with np.load(arrays_path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ModelFileError(f"{arrays_path}: unreadable ({exc})") from None
-    declared = meta.get("arrays", {})
-    for name, spec in declared.items():
-        a = arrays.get(name)
-        if a is None or str(a.dtype) != spec.get("dtype") or list(a.shape) != spec.get("shape"):
-            raise ModelFileError(f"{arrays_path}: array {name!r} does not match model.json")
-    if set(arrays) != set(declared):
-        raise ModelFileError(f"{arrays_path}: arrays differ from those model.json lists")
+        model.validate_params()
+    except (KeyError, TypeError, ValueError) as exc:  # ParameterError is a ValueError
+        raise ModelFileError(f"{meta_path}: bad family or parameters ({one_line(exc)})") from None
+    arrays = read_npz(arrays_path, _declared_arrays(meta, meta_path), MAX_MODEL_BYTES, ModelFileError,
+                      max_inflation=MAX_INFLATION)
+    for name, a in arrays.items():
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise ModelFileError(f"{arrays_path}: weights are not finite (array {name!r} holds NaN or infinity)")
     try:
         return model.set_arrays(arrays)
     except (ValueError, KeyError, RuntimeError) as exc:
-        raise ModelFileError(f"{directory}: {exc}") from None
+        raise ModelFileError(f"{directory}: {one_line(exc)}") from None
+
+
+def predicted_classes(model: MnistlabModel, path: Path) -> int:
+    """How many classes ``model`` gives probabilities for, asked with one blank 28×28 image.
+
+    Arrays can agree with model.json and still not fit together (or not take 28×28 images):
+    such a model is refused as a ``ModelFileError`` naming ``path``, before its first real prediction.
+    """
+    try:
+        proba = model.predict_proba(np.zeros((1, N_FEATURES), np.float32))
+    except (ValueError, KeyError, IndexError, TypeError, RuntimeError, AttributeError) as exc:
+        # AttributeError: parameters that need a learned array the file does not hold (as NotFittedError is one)
+        raise ModelFileError(f"{path}: the model cannot predict a 28×28 image ({one_line(exc)})") from None
+    if np.ndim(proba) != 2 or len(proba) != 1 or not np.isfinite(proba).all():
+        raise ModelFileError(f"{path}: the model gives no finite probabilities for a 28×28 image")
+    return int(np.shape(proba)[1])

@@ -103,12 +103,6 @@ class TorchClassifier(MnistlabModel):
         "checkpoint_dir": [str, None],
     }
 
-    def validate_params(self) -> None:
-        """The constraints, and that a GPU asked for is there."""
-        super().validate_params()
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ParameterError("device", "'cuda' but PyTorch sees no CUDA GPU; use 'auto' or 'cpu'")
-
     # -- hooks (see the module docstring) -------------------------------------------------
     def _build_network(self, n_classes: int) -> torch.nn.Module:
         raise NotImplementedError

@@ -1,0 +1,180 @@
+"""Model files and run folders that were tampered with: refused with one ModelFileError or
+RunDamagedError naming the file, with memory bounded by what the files declare."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from fixtures.files import npy_bytes, npz_bytes
+from mnistlab.errors import ModelFileError, RunDamagedError
+from mnistlab.experiments.pipeline import DataChoice, evaluate_run, train
+from mnistlab.experiments.store import read_predictions
+from mnistlab.inference.predictor import Predictor
+from mnistlab.models import get_family
+from mnistlab.models.serialization import load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, fashion):
+    """A small real logreg run (10 classes)."""
+    return train("logreg", {"C": 0.1}, DataChoice(train_size=300, test_size=100), tmp_path_factory.mktemp("out"),
+                 name="tiny")
+
+
+@pytest.fixture
+def copy(run, tmp_path):
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    return target
+
+
+def edit_meta(run_dir, change) -> None:
+    meta = json.loads((run_dir / "model.json").read_text())
+    change(meta)
+    (run_dir / "model.json").write_text(json.dumps(meta))
+
+
+def peak_traced_bytes(fn, error) -> int:
+    """The most memory Python and NumPy allocated while ``fn`` raised ``error``."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(error):
+            fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("arrays", [["coef_", "intercept_"], {"coef_": "float64"},
+                                    {"coef_": {"dtype": "float64", "shape": "10,784"}},
+                                    {"coef_": {"dtype": "float64", "shape": [10, -784]}}])
+def test_malformed_array_declarations(copy, arrays):
+    edit_meta(copy, lambda meta: meta.update(arrays=arrays))
+    with pytest.raises(ModelFileError, match="model.json: .*must"):
+        load_model(copy)
+
+
+def test_a_header_declaring_ten_trillion_elements_is_refused_without_allocating(copy):
+    coef = npy_bytes((10**13,), "<f8", bytes(2**20))
+    (copy / "model.npz").write_bytes(npz_bytes({"coef_": coef}))
+    edit_meta(copy, lambda meta: meta.update(arrays={"coef_": {"dtype": "float64", "shape": [10**13]}}))
+    assert peak_traced_bytes(lambda: load_model(copy), ModelFileError) < 4 * 2**20
+    with pytest.raises(ModelFileError, match="model.npz: arrays take more than 4 times the file.s size"):
+        load_model(copy)
+
+
+def test_a_member_whose_header_disagrees_with_model_json_is_refused_before_it_is_read(copy):
+    # model.json says what the run wrote; the member's header claims 1.3 GB (its payload is 1 MB).
+    original = np.load(copy / "model.npz")
+    members = {name: npy_bytes(original[name].shape, original[name].dtype.str, original[name].tobytes())
+               for name in original.files}
+    members["coef_"] = npy_bytes((325_000_000,), "<f4", bytes(2**20))
+    (copy / "model.npz").write_bytes(npz_bytes(members, compress=True))
+    assert peak_traced_bytes(lambda: load_model(copy), ModelFileError) < 4 * 2**20
+    with pytest.raises(ModelFileError, match=r"array 'coef_' is float32 \[325000000\], expected float32 \[10, 784\]"):
+        load_model(copy)
+
+
+def test_a_member_longer_than_its_header_says_is_refused(copy):
+    original = np.load(copy / "model.npz")
+    members = {name: npy_bytes(original[name].shape, original[name].dtype.str, original[name].tobytes())
+               for name in original.files}
+    members["coef_"] += bytes(64 * 2**20)  # 64 MB of zeros: 64 KB deflated
+    (copy / "model.npz").write_bytes(npz_bytes(members, compress=True))
+    assert peak_traced_bytes(lambda: load_model(copy), ModelFileError) < 4 * 2**20
+    with pytest.raises(ModelFileError, match="array 'coef_': the archive says"):
+        load_model(copy)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_weights_that_are_not_finite_are_refused(copy, value):
+    model = load_model(copy)
+    model.coef_ = model.coef_.copy()
+    model.coef_[3, 100] = value
+    save_model(model, copy)
+    with pytest.raises(ModelFileError, match="model.npz: weights are not finite"):
+        load_model(copy)
+
+
+def test_a_model_of_another_class_count_than_the_run_is_refused(copy):
+    rng = np.random.default_rng(0)
+    twelve = get_family("logreg")(max_iter=5).fit(rng.random((120, 784), np.float32), np.arange(120) % 12)
+    save_model(twelve, copy)
+    with pytest.raises(ModelFileError, match="the model predicts 12 classes but config.json lists 10"):
+        Predictor(copy)
+    with pytest.raises(ModelFileError, match="the model predicts 12 classes, the data has 10"):
+        evaluate_run(copy)
+
+
+def test_arrays_that_agree_with_model_json_but_not_with_each_other_are_refused(copy):
+    model = load_model(copy)
+    model.coef_ = model.coef_[:, :100].copy()  # a model of 100 pixels, in a run of 28×28 images
+    save_model(model, copy)
+    with pytest.raises(ModelFileError, match="cannot predict a 28×28 image"):
+        Predictor(copy)
+
+
+def test_predictions_that_are_a_bomb_or_inconsistent_are_run_damage(copy):
+    (copy / "predictions.npz").write_bytes(npz_bytes({
+        "y_true": npy_bytes((10**13,), "|u1", bytes(1000)), "y_pred": npy_bytes((0,), "|u1"),
+        "proba": npy_bytes((0, 10), "<f4")}))
+    assert peak_traced_bytes(lambda: read_predictions(copy), RunDamagedError) < 2**20
+    (copy / "predictions.npz").write_bytes(npz_bytes({
+        "y_true": npy_bytes((3,), "|u1", bytes(3)), "y_pred": npy_bytes((2,), "|u1", bytes(2)),
+        "proba": npy_bytes((3, 10), "<f4", bytes(120))}))
+    with pytest.raises(RunDamagedError, match="predictions.npz: expected integer y_true and y_pred of one length"):
+        read_predictions(copy)
+
+
+def test_compressed_arrays_may_not_inflate_far_beyond_the_file(copy):
+    # A consistent file, but 64 MB of weights in 64 KB: save_model never compresses, so this is foreign.
+    original = np.load(copy / "model.npz")
+    members = {name: npy_bytes(original[name].shape, original[name].dtype.str, original[name].tobytes())
+               for name in original.files}
+    members["coef_"] = npy_bytes((10, 1_677_722), "<f4", bytes(10 * 1_677_722 * 4))
+    (copy / "model.npz").write_bytes(npz_bytes(members, compress=True))
+    edit_meta(copy, lambda meta: meta["arrays"]["coef_"].update(shape=[10, 1_677_722]))
+    assert (copy / "model.npz").stat().st_size < 2**20
+    assert peak_traced_bytes(lambda: load_model(copy), ModelFileError) < 4 * 2**20
+    with pytest.raises(ModelFileError, match="arrays take more than 4 times the file's size"):
+        load_model(copy)
+
+
+def test_an_unbalanced_npy_header_is_refused(copy):
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100, 10(, }"
+    header += b" " * (117 - len(header)) + b"\n"  # NumPy pads the magic, version, length and dict to 128 bytes
+    broken = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(4000)
+    (copy / "predictions.npz").write_bytes(npz_bytes({"y_true": broken, "y_pred": broken, "proba": broken}))
+    with pytest.raises(RunDamagedError, match="predictions.npz: array 'y_true' unreadable"):
+        read_predictions(copy)
+
+
+def test_text_from_the_file_cannot_break_a_message_into_lines(copy):
+    edit_meta(copy, lambda meta: meta["params"].update({"two\nlines": 1}))
+    with pytest.raises(ModelFileError, match="bad family or parameters") as info:
+        load_model(copy)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[" * 100_000, "config.json: not valid JSON"),
+    ("seed", "data choice is not usable .*seed: must be a whole number"),
+    ("data_dir", "data choice is not usable .*data_dir: must be a folder's path"),
+])
+def test_config_json_that_nests_too_deep_or_holds_wrong_types(copy, content, message):
+    from mnistlab.experiments.pipeline import run_data
+    from mnistlab.experiments.store import read_config
+
+    if content.startswith("["):
+        (copy / "config.json").write_text(content)
+    else:
+        config = json.loads((copy / "config.json").read_text())
+        config["data"][content] = ["not", "this"]
+        (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunDamagedError, match=message):
+        run_data(read_config(copy))
