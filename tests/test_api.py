@@ -95,6 +95,9 @@ def test_displays_render_with_their_key_numbers(run, out):
     card = prediction._repr_html_()
     assert prediction.class_name in card and f"{prediction.probabilities.max():.1%}" in card
     assert card.count("data:image/png;base64,") == 2  # the input and the evidence map
+    card = run.dataset._repr_html_()
+    assert "1,000 training and 300 test images" in card and "T-shirt/top" in card and "data:image/png" in card
+    assert "fashion-mnist" in repr(run.dataset) and len(repr(run.dataset)) < 400
     listing = ml.runs(out=out)
     assert "api" in [r.name for r in listing] and listing["api"].path == run.path
     assert "api" in listing._repr_html_()

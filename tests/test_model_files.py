@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fixtures.files import npy_bytes, npz_bytes
+from mnistlab.api import Run
 from mnistlab.errors import ModelFileError, RunDamagedError
 from mnistlab.experiments.pipeline import DataChoice, evaluate_run, train
 from mnistlab.experiments.store import read_predictions
@@ -105,8 +106,10 @@ def test_a_model_of_another_class_count_than_the_run_is_refused(copy):
     rng = np.random.default_rng(0)
     twelve = get_family("logreg")(max_iter=5).fit(rng.random((120, 784), np.float32), np.arange(120) % 12)
     save_model(twelve, copy)
-    with pytest.raises(ModelFileError, match="the model predicts 12 classes but config.json lists 10"):
+    with pytest.raises(ModelFileError, match="the model predicts 12 classes but the run lists 10"):
         Predictor(copy)
+    with pytest.raises(ModelFileError, match="the model predicts 12 classes but the run lists 10"):
+        Run(copy).model  # what the API's figures and explanations use
     with pytest.raises(ModelFileError, match="the model predicts 12 classes, the data has 10"):
         evaluate_run(copy)
 

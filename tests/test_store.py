@@ -148,3 +148,12 @@ def test_resolve_takes_a_name_or_a_path(out):
         store.resolve(str(out))  # a folder, but not a run
     with pytest.raises(RunNotFoundError):
         store.resolve("../store")  # not a valid name, and not a run folder as a path either
+
+
+def test_an_unwritable_output_folder_is_said_before_anything_is_fitted(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    start = time.perf_counter()
+    result = run_cli("train", "cnn", "--preset", "long", "--out", str(blocker / "out"))
+    assert result.returncode == 2 and "--out: cannot write runs in" in result.stderr
+    assert time.perf_counter() - start < 15  # start-up only: a long CNN fit would take many minutes

@@ -333,3 +333,19 @@ def test_resumed_fit_reports_where_it_resumes(data, tmp_path, monkeypatch):
     steps = -(-len(y) // SMALL["lenet"]["batch_size"])
     assert recorder.starts == [(2 * steps, "step")] and recorder.done[0] == steps
     assert recorder.lines[0].startswith("resuming after epoch 1")
+
+
+def test_resume_says_why_it_starts_afresh(tmp_path):
+    from conftest import RecordingProgress
+
+    data = training.DataChoice(train_size=300, test_size=100)
+    params = {"preset": "fast", "epochs": 1, "batch_size": 64, "learning_rate": 0.05, "widths": (4, 8)}
+    progress = RecordingProgress()
+    training.train("cnn", dict(params), data, tmp_path, name="r", resume=True, progress=progress)
+    assert any("nothing to resume" in line for line in progress.lines)
+    folder = tmp_path / "checkpoints" / "r2"
+    folder.mkdir(parents=True)
+    (folder / CHECKPOINT_FILE).write_bytes(b"truncated")
+    progress = RecordingProgress()
+    training.train("cnn", dict(params), data, tmp_path, name="r2", resume=True, progress=progress)
+    assert any("not resuming" in line and "unreadable" in line for line in progress.lines)

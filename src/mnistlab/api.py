@@ -95,7 +95,7 @@ class Run:
         """The fitted estimator (scikit-learn compatible), loaded from the run's model file."""
         from .models.serialization import load_model
 
-        return load_model(self.path)
+        return load_model(self.path, n_classes=len(self.classes))
 
     @property
     def classes(self) -> list[str]:

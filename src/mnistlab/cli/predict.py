@@ -75,7 +75,8 @@ def predict_cmd(run: RunArg,
     else:
         for result in answer["results"]:
             if "error" in result:
-                err_console.print(f"[red]{result['file']}: {result['error']}[/red]", highlight=False, soft_wrap=True)
+                # the library's message names the file already
+                err_console.print(f"[red]{result['error']}[/red]", highlight=False, soft_wrap=True)
                 continue
             probs = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
             truth = f"  (true: {result['true_class']})" if result.get("true_class") else ""

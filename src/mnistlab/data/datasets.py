@@ -114,6 +114,24 @@ class Dataset:
             f"{p}={s}" for p, s in self.checksums.items()
         )
 
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
+                f"classes={list(self.classes)}, source={self.source!r})")
+
+    def _repr_html_(self) -> str:
+        """A card: the sizes, where the files came from, and the first training image of each class."""
+        from .. import html
+
+        counts = [np.bincount(y, minlength=len(self.classes)) for y in (self.y_train, self.y_test)]
+        rows = [[f"{k} {name}", int(counts[0][k]), int(counts[1][k])] for k, name in enumerate(self.classes)]
+        firsts = [np.flatnonzero(self.y_train == k)[:1] for k in range(len(self.classes))]
+        strip = np.hstack([self.x_train[i[0]] if len(i) else np.zeros((28, 28), np.uint8) for i in firsts])
+        image = (f'<img src="{html.png_data_uri(255 - strip)}" height="56" style="image-rendering:pixelated" '
+                 f'title="the first training image of each class">')
+        return html.card(f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test images, "
+                         f"28×28", image, html.table(["class", "train", "test"], rows),
+                         f"{html.escape(self.source)}<br>{html.escape(self.checksum_summary)}")
+
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The images and labels of split ``name``, "train" or "test"."""
         if name not in SPLITS:

@@ -27,7 +27,7 @@ from ..data.preprocess import check_classes, flatten_scale
 from ..errors import ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
-from ..models.serialization import load_model, predicted_classes, save_model
+from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from . import metrics as metrics_mod
 from . import report
 from .figures import RunResults, write_figures
@@ -116,17 +116,20 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     training continues from the checkpoint an interrupted run of the same name and
     settings left there; without, any such checkpoint is discarded first.
     """
+    progress = progress or SILENT
     store = RunStore(out)
     created = datetime.now(timezone.utc)
     name = name or f"{family}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
     with store.claim(name, overwrite=overwrite) as writer:
         model = build_model(family, params, data.seed)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
+        if resume and checkpoints and not any(checkpoints.glob("*")):
+            progress.log(f"nothing to resume in {checkpoints}: starting afresh")
         ds = data.load()
         x_train, x_test = flatten_scale(ds.x_train), flatten_scale(ds.x_test)
 
         start = time.perf_counter()
-        model.fit(x_train, ds.y_train, progress=progress or SILENT)
+        model.fit(x_train, ds.y_train, progress=progress)
         fit_seconds = time.perf_counter() - start
         if checkpoints:
             model.set_params(checkpoint_dir=None)  # where it trained is not a hyperparameter of the model
@@ -208,7 +211,7 @@ def evaluate_run(run_dir: Path, data: DataChoice | None = None) -> dict:
     """Reload a run's model and evaluate it on its own (or another) test set."""
     model = load_model(run_dir)
     ds = (data or run_data(read_config(run_dir))).load()
-    n_model = predicted_classes(model, Path(run_dir) / "model.npz")
+    n_model = predicted_classes(model, Path(run_dir) / ARRAYS_FILE)
     if n_model != len(ds.classes):
         problem = f"the model predicts {n_model} classes, the data has {len(ds.classes)}"
         raise ParameterError("data", problem) if data else ModelFileError(f"{run_dir}: {problem}")

@@ -200,10 +200,14 @@ class RunStore:
         live process holds the name; the claim is released however the block ends.
         """
         final = self.path(name)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.sweep()
         lock = self.root / f"{LOCK_PREFIX}{name}"
-        if not _create_lock(lock):
+        try:  # before any fitting: an output folder that cannot be written is said at once
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.sweep()
+            created = _create_lock(lock)
+        except OSError as exc:
+            raise ParameterError("out", f"cannot write runs in {self.root} ({exc.strerror or exc})") from None
+        if not created:
             owner = _lock_owner(lock)
             raise RunExistsError(f"run {name!r} is being trained right now by process {owner}" if owner
                                  else f"run {name!r} is being claimed by another process")

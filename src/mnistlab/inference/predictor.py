@@ -18,10 +18,10 @@ from PIL import Image
 
 from .. import html
 from ..data.preprocess import flatten_scale
-from ..errors import ModelFileError, ParameterError
+from ..errors import ParameterError
 from ..experiments.store import read_config
 from ..models import MnistlabModel
-from ..models.serialization import load_model, predicted_classes
+from ..models.serialization import load_model
 from .photo import Prepared, prepare, prepare_photo
 
 SIDE = 28
@@ -86,11 +86,8 @@ class Predictor:
         self.name = self.run_dir.name
         self.dataset = config["dataset"]["name"]
         self.classes: list[str] = config["dataset"]["classes"]
-        self.model = model if model is not None else load_model(self.run_dir)
-        n_model = predicted_classes(self.model, self.run_dir / "model.npz")
-        if n_model != len(self.classes):  # else a probability would be shown under another class's name
-            raise ModelFileError(f"{self.run_dir}: the model predicts {n_model} classes but config.json lists "
-                                 f"{len(self.classes)}")
+        # a model given is already checked against the run's classes (``Run.model``)
+        self.model = model if model is not None else load_model(self.run_dir, n_classes=len(self.classes))
 
     def predict_pixels(self, pixels: np.ndarray, source: str = "28×28 image", prepared: Prepared | None = None
                        ) -> Prediction:

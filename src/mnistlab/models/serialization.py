@@ -21,6 +21,7 @@ from ..errors import ModelFileError, one_line
 from . import MnistlabModel, get_family
 
 MODEL_FORMAT = "mnistlab-model"
+ARRAYS_FILE, META_FILE = "model.npz", "model.json"
 MODEL_FORMAT_VERSION = 1
 MAX_MODEL_BYTES = 512 * 1024 * 1024  # the learned arrays, in all
 # save_model stores the arrays uncompressed, so they take no more than model.npz does; a file
@@ -42,8 +43,8 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
         "params": model.get_params(deep=False),
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
     }
-    atomic_write_bytes(Path(directory) / "model.npz", buffer.getvalue())
-    write_json(Path(directory) / "model.json", meta)
+    atomic_write_bytes(Path(directory) / ARRAYS_FILE, buffer.getvalue())
+    write_json(Path(directory) / META_FILE, meta)
 
 
 def _declared_arrays(meta: dict, meta_path: Path) -> dict[str, tuple[str, list[int]]]:
@@ -59,15 +60,18 @@ def _declared_arrays(meta: dict, meta_path: Path) -> dict[str, tuple[str, list[i
     return {name: (spec["dtype"], spec["shape"]) for name, spec in declared.items()}
 
 
-def load_model(directory: Path) -> MnistlabModel:
+def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel:
     """Rebuild a fitted model from ``directory``; any inconsistency is a ``ModelFileError``.
+
+    With ``n_classes`` (the class names a run lists), a model that predicts another number of
+    classes is refused too: its probabilities would be shown under other classes' names.
 
     Nothing is allocated that model.json and the arrays' own headers do not bound (at most
     MAX_MODEL_BYTES in all, and MAX_INFLATION times the file's size), and floating-point
     weights must be finite.
     """
     directory = Path(directory)
-    meta_path, arrays_path = directory / "model.json", directory / "model.npz"
+    meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
     for path in (meta_path, arrays_path):
         if not path.is_file():
             raise ModelFileError(f"{path}: missing")
@@ -97,9 +101,12 @@ def load_model(directory: Path) -> MnistlabModel:
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             raise ModelFileError(f"{arrays_path}: weights are not finite (array {name!r} holds NaN or infinity)")
     try:
-        return model.set_arrays(arrays)
+        model.set_arrays(arrays)
     except (ValueError, KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{directory}: {one_line(exc)}") from None
+    if n_classes is not None and (predicts := predicted_classes(model, arrays_path)) != n_classes:
+        raise ModelFileError(f"{directory}: the model predicts {predicts} classes but the run lists {n_classes}")
+    return model
 
 
 def predicted_classes(model: MnistlabModel, path: Path) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..html import evidence_rgb, png_data_uri
 from ..inference.predictor import Predictor
+from ..models.serialization import ARRAYS_FILE
 
 
 def default_processes() -> int:
@@ -91,7 +92,7 @@ _predictors: dict[Path, tuple[float, Predictor]] = {}
 
 
 def _predictor(run_dir: Path) -> Predictor:
-    stamp = (run_dir / "model.npz").stat().st_mtime
+    stamp = (run_dir / ARRAYS_FILE).stat().st_mtime
     cached = _predictors.get(run_dir)
     if cached is None or cached[0] != stamp:
         cached = _predictors[run_dir] = (stamp, Predictor(run_dir))

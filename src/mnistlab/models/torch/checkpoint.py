@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ..._io import atomic_write_bytes
+from ...errors import one_line
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
@@ -51,6 +52,7 @@ class Checkpoint:
         self.fingerprint = fingerprint
         self.tensors: dict[str, torch.Tensor] = {}
         self.meta: dict[str, str] = {}
+        self.unusable: str | None = None  # why ``load`` found nothing to resume, when a file was there
 
     def save(self, epoch: int, seed: int, history: dict, network, optimizer) -> None:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
@@ -62,17 +64,23 @@ class Checkpoint:
         atomic_write_bytes(self.path, safetensors_bytes(tensors, metadata=meta))
 
     def load(self) -> Checkpoint | None:
-        """This checkpoint if one for the same fingerprint exists, else None (it will be overwritten)."""
+        """This checkpoint if one for the same fingerprint exists, else None (it will be overwritten);
+        ``unusable`` then says why a file that is there cannot be resumed."""
         if not self.path.is_file():
             return None
         try:
             with safe_open(str(self.path), framework="pt") as f:
                 meta = f.metadata() or {}
-                if meta.get("format") != CHECKPOINT_FORMAT or meta.get("fingerprint") != self.fingerprint:
+                if meta.get("format") != CHECKPOINT_FORMAT:
+                    self.unusable = f"{self.path} is not an mnistlab checkpoint"
+                    return None
+                if meta.get("fingerprint") != self.fingerprint:
+                    self.unusable = f"{self.path} was written for other parameters or data"
                     return None
                 self.tensors = {key: f.get_tensor(key) for key in f.keys()}
-        except (OSError, SafetensorError):
-            return None  # unreadable (e.g. truncated): start afresh
+        except (OSError, SafetensorError) as exc:
+            self.unusable = f"{self.path} is unreadable ({one_line(exc)})"  # e.g. truncated
+            return None
         self.meta = meta
         return self
 

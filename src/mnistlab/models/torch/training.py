@@ -149,6 +149,8 @@ class TorchClassifier(MnistlabModel):
 
         checkpoint = Checkpoint(self.checkpoint_dir, self._fingerprint(X, y)) if self.checkpoint_dir else None
         saved = checkpoint.load() if checkpoint else None
+        if checkpoint and checkpoint.unusable:
+            progress.log(f"not resuming: {checkpoint.unusable}; starting afresh")
         if saved is not None:
             seed = saved.seed
         elif self.random_state is None:
