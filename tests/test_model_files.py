@@ -60,6 +60,13 @@ def test_malformed_array_declarations(copy, arrays):
         load_model(copy)
 
 
+def run_members(copy) -> dict[str, bytes]:
+    """The run's model.npz members as .npy bytes, to be tampered with one by one."""
+    original = np.load(copy / "model.npz")
+    return {name: npy_bytes(original[name].shape, original[name].dtype.str, original[name].tobytes())
+            for name in original.files}
+
+
 def test_a_header_declaring_ten_trillion_elements_is_refused_without_allocating(copy):
     coef = npy_bytes((10**13,), "<f8", bytes(2**20))
     (copy / "model.npz").write_bytes(npz_bytes({"coef_": coef}))
@@ -71,9 +78,7 @@ def test_a_header_declaring_ten_trillion_elements_is_refused_without_allocating(
 
 def test_a_member_whose_header_disagrees_with_model_json_is_refused_before_it_is_read(copy):
     # model.json says what the run wrote; the member's header claims 1.3 GB (its payload is 1 MB).
-    original = np.load(copy / "model.npz")
-    members = {name: npy_bytes(original[name].shape, original[name].dtype.str, original[name].tobytes())
-               for name in original.files}
+    members = run_members(copy)
     members["coef_"] = npy_bytes((325_000_000,), "<f4", bytes(2**20))
     (copy / "model.npz").write_bytes(npz_bytes(members, compress=True))
     assert peak_traced_bytes(lambda: load_model(copy), ModelFileError) < 4 * 2**20
@@ -82,9 +87,7 @@ def test_a_member_whose_header_disagrees_with_model_json_is_refused_before_it_is
 
 
 def test_a_member_longer_than_its_header_says_is_refused(copy):
-    original = np.load(copy / "model.npz")
-    members = {name: npy_bytes(original[name].shape, original[name].dtype.str, original[name].tobytes())
-               for name in original.files}
+    members = run_members(copy)
     members["coef_"] += bytes(64 * 2**20)  # 64 MB of zeros: 64 KB deflated
     (copy / "model.npz").write_bytes(npz_bytes(members, compress=True))
     assert peak_traced_bytes(lambda: load_model(copy), ModelFileError) < 4 * 2**20
@@ -136,9 +139,7 @@ def test_predictions_that_are_a_bomb_or_inconsistent_are_run_damage(copy):
 
 def test_compressed_arrays_may_not_inflate_far_beyond_the_file(copy):
     # A consistent file, but 64 MB of weights in 64 KB: save_model never compresses, so this is foreign.
-    original = np.load(copy / "model.npz")
-    members = {name: npy_bytes(original[name].shape, original[name].dtype.str, original[name].tobytes())
-               for name in original.files}
+    members = run_members(copy)
     members["coef_"] = npy_bytes((10, 1_677_722), "<f4", bytes(10 * 1_677_722 * 4))
     (copy / "model.npz").write_bytes(npz_bytes(members, compress=True))
     edit_meta(copy, lambda meta: meta["arrays"]["coef_"].update(shape=[10, 1_677_722]))
