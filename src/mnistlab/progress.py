@@ -32,6 +32,9 @@ from rich.progress import (
 
 from .models.callbacks import SILENT, FitProgress
 
+BAR_WIDTH = 20
+FIXED_COLUMNS_WIDTH = 48  # "1234/1234 iterations 0:00:00 left 0:00:00" and the gaps
+
 
 class RichProgress(FitProgress):
     """A Rich progress bar on ``console`` (default: a new one on stderr), lines logged above it."""
@@ -43,15 +46,20 @@ class RichProgress(FitProgress):
 
     def start(self, total: int | None, unit: str) -> None:
         self.end()
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn(f"{unit}s"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+        # the state last: where the line is too narrow, it is what gets cut (see advance)
+        columns = (BarColumn(bar_width=BAR_WIDTH), MofNCompleteColumn(), TextColumn(f"{unit}s"), TimeElapsedColumn(),
+                   TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.description}"))
         self._progress = Progress(*columns, console=self.console)
         self._progress.start()
         self._task = self._progress.add_task("starting", total=total)
 
     def advance(self, done: int, description: str = "") -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=done, **({"description": description} if description else {}))
+        if self._progress is None:
+            return
+        room = self.console.width - BAR_WIDTH - FIXED_COLUMNS_WIDTH
+        if len(description) > room:  # Rich would squeeze every column instead
+            description = description[:max(room - 1, 0)] + "…"
+        self._progress.update(self._task, completed=done, **({"description": description} if description else {}))
 
     def log(self, line: str) -> None:
         console = self._progress.console if self._progress is not None else self.console
