@@ -1,0 +1,46 @@
+"""A real `mnistlab train` killed by a signal while it fits: nothing is listed, and --resume continues."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import run_cli
+from mnistlab.experiments.store import RunStore
+
+# Small enough for CI, long enough that the first epoch's checkpoint lands well before the end.
+CNN = ["train", "cnn", "--train-size", "1500", "--test-size", "200", "--epochs", "4", "--batch-size", "64",
+       "--learning-rate", "0.05", "--widths", "8,16"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_while_fitting_then_resumed(tmp_path, sig):
+    command = [sys.executable, "-m", "mnistlab", *CNN, "--name", "k", "--out", str(tmp_path), "--json"]
+    victim = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    checkpoint = tmp_path / "checkpoints" / "k" / "checkpoint.safetensors"
+    deadline = time.time() + 240
+    while not checkpoint.exists():
+        assert victim.poll() is None, victim.stderr.read().decode()
+        assert time.time() < deadline, "no checkpoint was written"
+        time.sleep(0.1)
+    victim.send_signal(sig)
+    victim.wait(timeout=60)
+    assert victim.returncode != 0
+    assert RunStore(tmp_path).list() == []  # nothing half-written is listed
+    assert not [p for p in (tmp_path / "runs").iterdir()]  # and the lock and staging are swept
+
+    resumed = run_cli(*CNN, "--name", "k", "--out", str(tmp_path), "--resume", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch" in resumed.stderr
+    run = tmp_path / "runs" / "k"
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert len(history["train_loss"]) == 4  # the epochs before the kill are kept, not run again
+    assert not (tmp_path / "checkpoints").exists()  # removed once the run is complete
+    assert [r.name for r in RunStore(tmp_path).list()] == ["k"]
