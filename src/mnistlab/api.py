@@ -70,7 +70,9 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        read_config(self.path)  # a damaged run fails here, with the file and the reason
+        # config.json: model, hyperparameters, data, seed, versions, how it was made.
+        # Read now, so that a damaged run fails here, with the file and the reason.
+        self.config: dict = read_config(self.path)
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, model={self.config['model']!r}, accuracy={self.metrics['accuracy']:.4f})"
@@ -79,11 +81,6 @@ class Run:
     def name(self) -> str:
         """The run's name (its folder's)."""
         return self.path.name
-
-    @cached_property
-    def config(self) -> dict:
-        """config.json: model, hyperparameters, data, seed, versions, how it was made."""
-        return read_config(self.path)
 
     @cached_property
     def metrics(self) -> dict:

@@ -1,8 +1,7 @@
 """Small HTML pieces the notebook displays and the web answers are made of.
 
-Images become PNG data URIs (PIL for arrays, the Agg canvas for a matplotlib
-``Figure``), so a card needs no files and no server. Nothing here imports
-matplotlib unless a Figure is handed to it, so web workers stay light.
+Images become PNG data URIs (with PIL), so a card needs no files and no
+server; nothing here imports matplotlib, so web workers stay light.
 """
 
 from __future__ import annotations
@@ -30,13 +29,6 @@ def png_data_uri(array: np.ndarray) -> str:
     """A uint8 grey (H×W) or RGB (H×W×3) array as a PNG data URI."""
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def figure_data_uri(fig, dpi: int = 80) -> str:
-    """A matplotlib Figure as a PNG data URI."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
