@@ -33,6 +33,7 @@ from ..models.params import (
     PositiveInts,
     StrOptions,
     constraint_text,
+    either,
     satisfies,
 )
 from ..models.params import describe as describe_parameters
@@ -97,9 +98,9 @@ def _reader(constraint) -> Callable[[str], Any] | None:
 
 
 def _expected(constraints) -> str:
-    words = ["true or false" if c == "boolean" else "none" if c is None else constraint_text(c)
-             for c in constraints]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+    """The allowed values as typed on the command line (``none``, ``true or false``)."""
+    return either(["true or false" if c == "boolean" else "none" if c is None else constraint_text(c)
+                   for c in constraints])
 
 
 def is_flag(constraints) -> bool:

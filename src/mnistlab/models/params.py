@@ -107,7 +107,11 @@ def allowed(constraints) -> str:
     """A parameter's constraints in words: "a number > 0 or None"."""
     if constraints == "no_validation":
         return "anything"
-    texts = [constraint_text(c) for c in constraints]
+    return either([constraint_text(c) for c in constraints])
+
+
+def either(texts: list[str]) -> str:
+    """["a", "b", "c"] → "a, b or c"."""
     return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
 
 
