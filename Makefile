@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[torch,web,test]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[torch,web,onnx,test]'
 	touch $(STAMP)
 
 data: $(STAMP)

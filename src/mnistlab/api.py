@@ -168,6 +168,31 @@ class Run:
         """
         return self._predictor.predict(x)
 
+    def export(self, path: str | Path | None = None, format: str = "onnx", check: bool = True) -> Path:
+        """Write the model as a file other runtimes read; returns its path.
+
+        ``format``: "onnx" (the only one). The graph takes uint8 N×1×28×28 pixels (0–255, object
+        bright on dark, as ``prepare_photo`` gives a photo) and gives float32 probabilities of
+        ``classes``, which, with the dataset and its photo convention, are in its metadata.
+        ``path``: default ``model.onnx`` in the run's folder. ``check``: first run the export
+        under onnxruntime on the run's test images; it is written only if it predicts the model's
+        class for each and probabilities within 1e-4 of the model's (else ExportError).
+
+        >>> path = run.export()                             # checked on the run's test images
+        >>> import onnxruntime
+        >>> session = onnxruntime.InferenceSession(str(path))
+        >>> proba = session.run(None, {"pixels": run.dataset.x_test[:3, None]})[0]
+        >>> list(proba.argmax(axis=1)) == list(run.predictions.y_pred[:3])
+        True
+        """
+        from .inference.onnx_file import ONNX_FILE, export_onnx
+
+        if format != "onnx":
+            raise ParameterError("format", f"cannot export as {format!r}; choose one of: onnx")
+        return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name,
+                           Path(path) if path is not None else self.path / ONNX_FILE,
+                           check_images=self.dataset.x_test if check else None)
+
     def _repr_html_(self) -> str:
         m, d = self.metrics, self.config["dataset"]
         numbers = html.table(["accuracy", "macro F1", "log-loss", "fit s", "train / test images"],

@@ -34,6 +34,11 @@ class ModelFileError(MnistlabError):
     """A model file is missing, foreign, tampered with or inconsistent."""
 
 
+class ExportError(MnistlabError):
+    """A model that cannot be exported to the format asked for, an export that would not compute
+    what the model computes (it is then not written), or the packages an export needs are missing."""
+
+
 class PhotoError(MnistlabError, ValueError):
     """A photo that cannot be used: unreadable, damaged or too large."""
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -20,9 +21,10 @@ from .. import html
 from ..data.preprocess import flatten_scale
 from ..errors import ParameterError
 from ..experiments.store import read_config
-from ..models import MnistlabModel
-from ..models.serialization import load_model
 from .photo import Prepared, prepare, prepare_photo
+
+if TYPE_CHECKING:  # the models (and scikit-learn) load with a Predictor: the ONNX engine uses Prediction alone
+    from ..models import MnistlabModel
 
 SIDE = 28
 
@@ -86,6 +88,8 @@ class Predictor:
         self.name = self.run_dir.name
         self.dataset = config["dataset"]["name"]
         self.classes: list[str] = config["dataset"]["classes"]
+        from ..models.serialization import load_model
+
         # a model given is already checked against the run's classes (``Run.model``)
         self.model = model if model is not None else load_model(self.run_dir, n_classes=len(self.classes))
 

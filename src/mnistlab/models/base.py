@@ -10,8 +10,8 @@ special-case a family.
 What a family can show beyond predictions it declares here, so that figures,
 reports, compare and the web ask the contract rather than test for a family's
 attributes: ``can_explain`` (it has ``explain``), ``weight_images`` (one weight
-per pixel and class), and how its training history reads (``history_x_label``,
-``history_per_step``).
+per pixel and class), how its training history reads (``history_x_label``,
+``history_per_step``), and ``onnx_graph`` (itself as an ONNX graph, for export).
 
 Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from ..errors import ExportError
 from .params import check
 
 
@@ -90,6 +91,16 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
         A binary model with one weight vector gives one row: the second class against the first.
         """
         return None
+
+    def onnx_graph(self):
+        """The fitted model as an ``onnx.ModelProto`` that computes ``predict_proba``.
+
+        Its input ``x`` is float32 N×784 in [0, 1], its output ``probabilities`` float32
+        N×classes (names and building blocks: ``models.onnx_graphs``); whatever the family does
+        to ``x`` before its weights (e.g. standardisation) is part of the graph. A family that
+        cannot describe itself so raises ExportError naming itself.
+        """
+        raise ExportError(f"a {self.family} model cannot be exported to ONNX")
 
     def training_curves(self, history: dict | None = None) -> Curves | None:
         """``history`` (default: ``history_``) as curves to plot, or None when nothing was recorded."""

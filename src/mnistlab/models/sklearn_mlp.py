@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ._fitting import convergence_warnings
 from .base import MnistlabModel
 from .callbacks import SILENT, FitProgress
+from .onnx_graphs import dense_graph
 from .params import SEED, Interval, PositiveInts, StrOptions
 
 # d activation / d z, from z (pre-activation) and a = activation(z)
@@ -207,6 +208,15 @@ class MLP(MnistlabModel):
         if len(self.classes_) == 2:
             grad = np.concatenate([-grad, grad], axis=1)
         return grad * X[:, None, :]
+
+    def onnx_graph(self):
+        """The fitted network's layers; for two classes its one logistic output z gives [1 − σ(z), σ(z)],
+        as MLPClassifier.predict_proba does. (Built from ``coefs_``/``intercepts_`` rather than with
+        skl2onnx: the graph is a few nodes, and it saves a dependency.)"""
+        check_is_fitted(self, "estimator_")
+        estimator = self.estimator_
+        return dense_graph(list(zip(estimator.coefs_, estimator.intercepts_)), activation=estimator.activation,
+                           binary=estimator.n_outputs_ == 1)
 
     # -- model files --------------------------------------------------------------------------
     def get_arrays(self) -> dict[str, np.ndarray]:

@@ -271,6 +271,14 @@ class LogisticRegression(MnistlabModel):
     def weight_images(self) -> np.ndarray:
         return self.coef_
 
+    def onnx_graph(self):
+        """Standardisation (when standardize=True), the logits and softmax, as ``_logits`` computes them."""
+        from ..onnx_graphs import dense_graph
+
+        check_is_fitted(self, "coef_")
+        standardisation = dict(mean=self.mean_, scale=self.scale_) if self.standardize else {}
+        return dense_graph([(self.coef_.T, self.intercept_)], **standardisation)
+
     # -- model files --------------------------------------------------------------
 
     def get_arrays(self) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..onnx_graphs import dense_graph
 from .train import GradientDescentClassifier
 
 
@@ -76,3 +77,6 @@ class NumpyLogReg(GradientDescentClassifier):
 
     def weight_images(self) -> np.ndarray:
         return self.coef_
+
+    def onnx_graph(self):
+        return dense_graph([(self.coef_.T, self.intercept_)], binary=True)  # [1 − p, p], as _proba

@@ -18,6 +18,7 @@ from numbers import Real
 import numpy as np
 
 from ..params import Interval, PositiveInts, StrOptions
+from ..onnx_graphs import dense_graph
 from .softmax import cross_entropy, softmax
 from .train import GradientDescentClassifier
 
@@ -146,6 +147,9 @@ class NumpyMLP(GradientDescentClassifier):
             _, dX = self._backpropagate(params, cache, dZ, input_gradient=True)
             per_class.append(dX * X)
         return np.stack(per_class, axis=1)
+
+    def onnx_graph(self):
+        return dense_graph(list(zip(self.coefs_, self.intercepts_)), activation="relu")
 
     # -- model files: the arrays W1, b1, W2, b2, … ----------------------------------------
     def _fitted_params(self):

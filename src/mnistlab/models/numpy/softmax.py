@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..onnx_graphs import dense_graph
 from .train import GradientDescentClassifier
 
 
@@ -78,3 +79,6 @@ class NumpySoftmax(GradientDescentClassifier):
 
     def weight_images(self) -> np.ndarray:
         return self.coef_
+
+    def onnx_graph(self):
+        return dense_graph([(self.coef_.T, self.intercept_)])

@@ -300,6 +300,32 @@ class TorchClassifier(MnistlabModel):
                             .reshape(len(images), logits.shape[1], -1).cpu().numpy())
         return np.concatenate(maps)
 
+    def onnx_graph(self):
+        """PyTorch's exporter, run on what ``predict_proba`` computes: rows reshaped to images, the
+        family's test-time logits (e.g. averaged with the mirror image), softmax.
+
+        The TorchScript-based exporter (``dynamo=False``): the newer one needs onnxscript besides
+        onnx, for the same graph of these plain layers. PyTorch marks the older one deprecated; when
+        it goes, ``dynamo=True`` with onnxscript installed does the same here.
+        """
+        import copy
+        import io
+        import warnings
+
+        import onnx
+
+        from ..onnx_graphs import INPUT, OPSET, OUTPUT
+
+        check_is_fitted(self, "network_")
+        network = copy.deepcopy(self.network_).cpu().float().eval()  # the fitted one stays where it is
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # that of the exporter chosen above
+            torch.onnx.export(_Probabilities(self, network), (torch.zeros(2, int(np.prod(IMAGE_SHAPE))),),
+                              buffer, dynamo=False, opset_version=OPSET, input_names=[INPUT],
+                              output_names=[OUTPUT], dynamic_axes={INPUT: {0: "N"}, OUTPUT: {0: "N"}})
+        return onnx.load_from_string(buffer.getvalue())
+
     # -- model files: the state_dict as named arrays ----------------------------------------
     def get_arrays(self) -> dict[str, np.ndarray]:
         check_is_fitted(self, "network_")
@@ -318,3 +344,14 @@ class TorchClassifier(MnistlabModel):
                              if key.startswith(STATE_PREFIX)})
         self.classes_, self.network_ = classes, network.eval()
         return self
+
+
+class _Probabilities(torch.nn.Module):
+    """``model.predict_proba`` as a module, for the exporter: rows of 784 pixels in, probabilities out."""
+
+    def __init__(self, model: TorchClassifier, network: torch.nn.Module):
+        super().__init__()
+        self.model, self.network = model, network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model._predict_logits(self.network, x.reshape(-1, *IMAGE_SHAPE)), dim=1)
