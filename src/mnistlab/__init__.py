@@ -21,8 +21,8 @@ _EXPORTS = {
                                 "Run", "RunList", "Comparison", "Sweep", "Predictions")},
     # data
     "load_dataset": "data.datasets", "Dataset": "data.datasets", "DATASETS": "data.registry",
-    # predictions
-    "Prediction": "inference.predictor",
+    # predictions, and the photo conversion they start with
+    "Prediction": "inference.predictor", "prepare_photo": "inference.photo",
     # errors
     **{name: "errors" for name in ("MnistlabError", "DatasetError", "ParameterError", "ModelFileError",
                                    "PhotoError", "BlankPhotoError", "RunNotFoundError", "RunExistsError",

@@ -29,6 +29,9 @@ class ParameterError(MnistlabError, ValueError):
         self.parameter, self.problem = parameter, problem
         super().__init__(f"{parameter}: {problem}" if parameter else problem)
 
+    def __reduce__(self):  # so that it crosses from a worker process as itself
+        return type(self), (self.parameter, self.problem)
+
 
 class ModelFileError(MnistlabError):
     """A model file is missing, foreign, tampered with or inconsistent."""

@@ -16,6 +16,10 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
               port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
               workers: Annotated[Optional[int], typer.Option(min=1, help="Processes that compute predictions "
                                                              "(default: one per CPU core).")] = None,
+              engine: Annotated[str, typer.Option(
+                  help="What predicts: native (the run's own model, with explanation maps) or onnx (its ONNX "
+                       "export under onnxruntime, exported on first use: lighter, faster-starting workers, "
+                       "no explanation maps).")] = "native",
               out: OutOpt = OUT) -> None:
     """Start the web page: draw or upload an image, see the prediction and why; browse and compare runs.
 
@@ -25,12 +29,13 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
     mnistlab serve
     mnistlab serve --run my-run --port 8080
     mnistlab serve --workers 1      # one process predicts: least memory
+    mnistlab serve --engine onnx    # onnxruntime predicts: no PyTorch or scikit-learn in the workers
     ```
     """
     import uvicorn
 
     from ..web.app import create_app
 
-    app_ = create_app(out, default_run=run, workers=workers)  # an unknown --run fails here, before serving
+    app_ = create_app(out, default_run=run, workers=workers, engine=engine)  # an unknown --run fails here, before serving
     console.print(f"mnistlab web page on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")

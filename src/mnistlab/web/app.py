@@ -65,13 +65,18 @@ def status_of(exc: MnistlabError) -> int:
     return next(code for cls, code in STATUS if isinstance(exc, cls))
 
 
-def create_app(out: Path, default_run: str | Path | None = None, workers: int | None = None) -> FastAPI:
+def create_app(out: Path, default_run: str | Path | None = None, workers: int | None = None,
+               engine: str = "native") -> FastAPI:
     """The application serving runs found under ``out``; ``workers`` processes predict
-    (default: one per core). ``default_run`` (a name or a run folder's path) predicts when
-    a request names none; it must be a run, or this raises RunNotFoundError before anything starts."""
+    (default: one per core) with ``engine`` ("native" or "onnx", see ``workers``). ``default_run``
+    (a name or a run folder's path) predicts when a request names none; it must be a run, or
+    this raises RunNotFoundError before anything starts (with the onnx engine, it is exported
+    now if it has not been, and a run that cannot be raises ExportError)."""
     store = RunStore(out)
     default_dir = store.resolve(default_run) if default_run else None
-    photo_workers = PhotoWorkers(workers)
+    photo_workers = PhotoWorkers(workers, engine)
+    if default_dir is not None:
+        photo_workers.export_missing(default_dir)
 
     def find_run(name: str) -> Path:
         """A run under ``<out>/runs`` by plain name (never a path a client chose), or the default run."""

@@ -5,6 +5,14 @@ conversion, the model), so threads of the server process would share one core.
 A pool of processes, one per core by default, takes each photo as a process
 frees up; the server process only speaks HTTP. Each worker keeps the models it
 has loaded and reloads one when its run's model file changes.
+
+Two engines compute the predictions. "native": the run's own model (NumPy,
+scikit-learn or PyTorch), with explanation maps. "onnx": the run's ONNX export
+(``model.onnx``) under onnxruntime, probabilities only; its workers import
+neither scikit-learn nor PyTorch, so they start faster and take less memory. A
+run that has no export yet is exported once, in a process of its own that
+ends afterwards, so that those libraries never enter the server's processes
+that stay.
 """
 
 from __future__ import annotations
@@ -19,9 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError, ParameterError
 from ..html import evidence_rgb, png_data_uri
+from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
 from ..inference.predictor import Predictor
-from ..models.serialization import ARRAYS_FILE
+
+ENGINES = ("native", "onnx")
 
 
 def default_processes() -> int:
@@ -34,12 +45,19 @@ class WorkerStopped(RuntimeError):
 
 
 class PhotoWorkers:
-    """A process pool for ``answer``: started on first use (or by ``start``), replaced if a worker dies."""
+    """A process pool for ``answer`` with one of the ENGINES: started on first use (or by ``start``),
+    replaced if a worker dies."""
 
-    def __init__(self, processes: int | None = None):
+    def __init__(self, processes: int | None = None, engine: str = "native"):
+        if engine not in ENGINES:
+            raise ParameterError("engine", f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
+        if engine == "onnx":
+            require_onnx()
         self.processes = processes or default_processes()
+        self.engine = engine
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._export_lock = threading.Lock()
 
     def _current(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -55,11 +73,23 @@ class PhotoWorkers:
         for future in [pool.submit(_ready) for _ in range(self.processes)]:
             future.result()
 
+    def export_missing(self, run_dir: Path) -> None:
+        """With the onnx engine, export the run to ONNX unless it has been (in a process of its own)."""
+        if self.engine != "onnx" or (run_dir / ONNX_FILE).is_file():
+            return
+        with self._export_lock:  # one export at a time; the requests for a run being exported wait for it
+            if not (run_dir / ONNX_FILE).is_file():
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as exporter:
+                    exporter.submit(export, run_dir).result()
+
     async def answer(self, run_dir: Path, data: bytes) -> dict:
-        """``answer(run_dir, data)`` in a worker process."""
+        """``answer(run_dir, data, engine)`` in a worker process."""
+        loop = asyncio.get_running_loop()
+        if self.engine == "onnx" and not (run_dir / ONNX_FILE).is_file():
+            await loop.run_in_executor(None, self.export_missing, run_dir)
         pool = self._current()
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, answer, run_dir, data)
+            return await loop.run_in_executor(pool, answer, run_dir, data, self.engine)
         except BrokenProcessPool:
             with self._lock:
                 if self._pool is pool:
@@ -86,16 +116,34 @@ def _ready() -> None:
     """Nothing: a task that makes the pool start a worker (which imports this module)."""
 
 
+def export(run_dir: Path) -> None:
+    """The run's ONNX export, unchecked (its test images need not be at hand where it is served)."""
+    from ..api import Run
+
+    Run(run_dir).export(check=False)
+
+
 # --- in the worker processes -----------------------------------------------------
 
-_predictors: dict[Path, tuple[float, Predictor]] = {}
+_predictors: dict[tuple[Path, str], tuple[float, Predictor | OnnxPredictor]] = {}
+ONNX_THREADS = 1  # as _start_worker's: one request at a time, a core each
 
 
-def _predictor(run_dir: Path) -> Predictor:
-    stamp = (run_dir / ARRAYS_FILE).stat().st_mtime
-    cached = _predictors.get(run_dir)
+def _predictor(run_dir: Path, engine: str) -> Predictor | OnnxPredictor:
+    """The run's predictor for ``engine``, loaded again when the file it predicts with changes."""
+    if engine == "onnx":
+        path, load = run_dir / ONNX_FILE, lambda: OnnxPredictor(run_dir, threads=ONNX_THREADS)
+    else:
+        from ..models.serialization import ARRAYS_FILE  # the models, and scikit-learn, only for this engine
+
+        path, load = run_dir / ARRAYS_FILE, lambda: Predictor(run_dir)
+    try:
+        stamp = path.stat().st_mtime
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: missing") from None
+    cached = _predictors.get((run_dir, engine))
     if cached is None or cached[0] != stamp:
-        cached = _predictors[run_dir] = (stamp, Predictor(run_dir))
+        cached = _predictors[run_dir, engine] = (stamp, load())
     return cached[1]
 
 
@@ -104,12 +152,12 @@ def explanation_png(contributions: np.ndarray, label: int) -> str:
     return png_data_uri(evidence_rgb(contributions[label].reshape(28, 28)))
 
 
-def answer(run_dir: Path, data: bytes) -> dict:
-    """The run's prediction for a photo, as /api/predict returns it (plain JSON types).
+def answer(run_dir: Path, data: bytes, engine: str = "native") -> dict:
+    """The run's prediction for a photo with ``engine``, as /api/predict returns it (plain JSON types).
 
     Raises PhotoError for an unusable photo and ModelFileError for a bad model file.
     """
-    predictor = _predictor(run_dir)
+    predictor = _predictor(run_dir, engine)
     prediction = predictor.predict_photo(data)
     return {
         "run": predictor.name, "class": prediction.class_name, "label": prediction.label,

@@ -1,0 +1,262 @@
+"""ONNX export: every family's export computes what the model does, files are checked when read,
+and `mnistlab export` and `mnistlab serve --engine onnx` use them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli
+from fixtures import probe
+from fixtures.photos import make_photo
+from mnistlab import api
+from mnistlab.data.preprocess import flatten_scale
+from mnistlab.errors import ExportError, ModelFileError
+from mnistlab.experiments.pipeline import DataChoice, train
+from mnistlab.inference.onnx_file import INPUT, ONNX_FILE, PARITY_TOLERANCE, export_onnx, read_onnx
+from mnistlab.models import family_names, get_family
+from mnistlab.models.base import MnistlabModel
+from mnistlab.models.onnx_graphs import dense_graph
+from mnistlab.web.workers import PhotoWorkers
+
+onnx = pytest.importorskip("onnx")
+
+N_TRAIN = 2000
+# Each family, and the variants whose graphs differ (standardisation, one logistic output, tanh),
+# fitted in a few seconds; the parity test runs each on the whole test set.
+VARIANTS = {
+    "logreg": ("logreg", dict(max_iter=50), None),
+    "logreg-standardized": ("logreg", dict(max_iter=50, standardize=True), None),
+    "logreg-binary": ("logreg", dict(max_iter=50), (0, 1)),
+    "numpy-logreg": ("numpy-logreg", dict(max_epochs=3), (0, 1)),
+    "numpy-softmax": ("numpy-softmax", dict(max_epochs=3), None),
+    "numpy-mlp": ("numpy-mlp", dict(hidden=(32, 16), max_epochs=2), None),
+    "mlp": ("mlp", dict(hidden_layer_sizes=(32,), max_iter=5), None),
+    "mlp-tanh-binary": ("mlp", dict(hidden_layer_sizes=(16, 8), activation="tanh", max_iter=5), (0, 1)),
+    "lenet": ("lenet", dict(epochs=1), None),
+    "cnn": ("cnn", dict(epochs=1, widths=(8, 16), batch_size=64, learning_rate=0.1), None),  # with mirror-image TTA
+}
+
+
+def test_every_family_has_a_parity_test():
+    assert {family for family, _, _ in VARIANTS.values()} == set(family_names())
+
+
+def fitted(fashion, variant):
+    family, params, classes = VARIANTS[variant]
+    x, y, x_test, y_test = fashion.x_train[:N_TRAIN], fashion.y_train[:N_TRAIN], fashion.x_test, fashion.y_test
+    if classes:
+        x, y = x[np.isin(y, classes)], y[np.isin(y, classes)]
+        x_test = x_test[np.isin(y_test, classes)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a few epochs do not converge, on purpose
+        model = get_family(family)(**params, random_state=0).fit(flatten_scale(x), y)
+    names = [fashion.classes[c] for c in classes] if classes else list(fashion.classes)
+    return model, names, x_test
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_export_computes_what_the_model_does_on_the_test_set(fashion, variant, tmp_path):
+    model, classes, x_test = fitted(fashion, variant)
+    path = export_onnx(model, classes, "fashion-mnist", variant, tmp_path / "m.onnx")
+    exported = read_onnx(path)
+    got = exported.predict_proba(x_test)  # raw uint8 pixels: the scaling is in the graph
+    expected = model.predict_proba(flatten_scale(x_test))
+    assert got.dtype == np.float32 and got.shape == expected.shape == (len(x_test), len(classes))
+    other = np.flatnonzero(got.argmax(axis=1) != expected.argmax(axis=1))
+    assert len(other) == 0, f"{len(other)} of {len(x_test)} test images get another class"
+    difference = np.abs(got - expected).max()
+    assert difference <= PARITY_TOLERANCE, difference
+    assert exported.classes == classes and exported.dataset == "fashion-mnist"
+
+
+def test_the_check_refuses_an_export_that_computes_something_else(fashion, tmp_path):
+    model, classes, x_test = fitted(fashion, "logreg")
+    other = get_family("logreg")(max_iter=3).fit(flatten_scale(fashion.x_train[:300]), fashion.y_train[:300])
+    model.onnx_graph = other.onnx_graph  # a wrong graph, as a bug in a family's onnx_graph would give
+    with pytest.raises(ExportError, match=r"does not compute what the logreg model does: another class for \d+"):
+        export_onnx(model, classes, "fashion-mnist", "r", tmp_path / "m.onnx", check_images=x_test[:500])
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_family_without_a_graph_is_named():
+    class Constant(MnistlabModel):
+        family = "constant"
+
+    with pytest.raises(ExportError, match="a constant model cannot be exported to ONNX"):
+        export_onnx(Constant(), ["a", "b"], "fashion-mnist", "r", Path("never-written.onnx"))
+    assert not Path("never-written.onnx").exists()
+
+
+# -- files: validated when read -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export-out")
+    return train("logreg", {"C": 0.1}, DataChoice(train_size=1000, test_size=300), out, name="small")
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir):
+    return api.Run(run_dir).export()
+
+
+def test_run_export_writes_a_checked_file_with_its_metadata(run_dir, exported):
+    assert exported == run_dir / ONNX_FILE
+    model = read_onnx(exported)
+    meta = model.metadata
+    assert meta["family"] == "logreg" and meta["run"] == "small" and meta["dataset"] == "fashion-mnist"
+    assert json.loads(meta["classes"])[1] == "Trouser"
+    assert json.loads(meta["photo_convention"])["dataset"] == "fashion-mnist"
+    assert re.fullmatch(r"300 test images under onnxruntime: the model's class for every one, probabilities "
+                        r"at most \S+ from the model's", meta["check"])
+    run = api.Run(run_dir)
+    assert list(model.predict_proba(run.dataset.x_test).argmax(axis=1)) == list(run.predictions.y_pred)
+
+
+def test_a_damaged_foreign_or_tampered_file_is_one_clear_error(exported, tmp_path):
+    data = exported.read_bytes()
+    model = onnx.load_model_from_string(data)
+
+    def variant(change) -> bytes:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        change(copy)
+        return copy.SerializeToString()
+
+    def weights_changed(m):
+        weights = next(t for t in m.graph.initializer if t.name == "W1")
+        values = onnx.numpy_helper.to_array(weights).copy()
+        values[400, 1] += 0.5
+        weights.CopyFrom(onnx.numpy_helper.from_array(values, "W1"))
+
+    def classes_renamed(m):
+        next(p for p in m.metadata_props if p.key == "classes").value = json.dumps([f"c{i}" for i in range(10)])
+
+    def external_data(m):
+        weights = next(t for t in m.graph.initializer if t.name == "W1")
+        weights.ClearField("raw_data")
+        weights.data_location = onnx.TensorProto.EXTERNAL
+        weights.external_data.add(key="location", value="/etc/passwd")
+
+    def custom_operator(m):
+        m.graph.node[-1].domain = "com.example"
+        m.opset_import.add(domain="com.example", version=1)
+
+    foreign = dense_graph([(np.zeros((784, 3), np.float32), np.zeros(3, np.float32))]).SerializeToString()
+    cases = [
+        (b"PK\x03\x04 a zip, say", "not an ONNX file"),
+        (data[: len(data) // 2], "not an ONNX file|not a valid ONNX model"),  # cut short
+        (b"\x08\x07", "not a valid ONNX model"),  # a protobuf message, but no model: no opset
+        (foreign, "not an ONNX file exported by mnistlab"),
+        (variant(weights_changed), "changed after export"),
+        (variant(classes_renamed), "changed after export"),
+        (variant(external_data), "external data"),
+        (variant(custom_operator), "outside ONNX's standard set"),
+    ]
+    for content, expected in cases:
+        path = tmp_path / "x.onnx"
+        path.write_bytes(content)
+        with pytest.raises(ModelFileError) as caught:
+            read_onnx(path)
+        assert re.search(expected, str(caught.value)) and "\n" not in str(caught.value), (expected, caught.value)
+    with pytest.raises(ModelFileError, match="missing"):
+        read_onnx(tmp_path / "none.onnx")
+
+
+# -- the command line and the README ------------------------------------------------------------------
+
+def test_cli_export(run_dir, tmp_path):
+    target = tmp_path / "shirts.onnx"
+    result = run_cli("export", str(run_dir), "--output", str(target), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["path"] == str(target) and target.is_file() and info["family"] == "logreg"
+    assert info["check"].startswith("300 test images under onnxruntime")
+    bad = run_cli("export", str(run_dir), "--format", "tflite")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: --format: cannot export as 'tflite'; choose one of: onnx"]
+
+
+def test_readme_onnxruntime_snippet_runs(run_dir, exported, fashion, tmp_path, monkeypatch):
+    """The README's snippet, as written, predicts a converted photo with the exported file alone."""
+    readme = (REPO / "README.md").read_text()
+    snippet = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+                   if "onnxruntime.InferenceSession" in block)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.onnx").write_bytes(exported.read_bytes())
+    trouser = int(np.flatnonzero(fashion.y_test == 1)[0])
+    (tmp_path / "shirt.jpg").write_bytes(make_photo(fashion.x_test[trouser], np.random.default_rng(3), "jpeg"))
+    names = {}
+    exec(compile(snippet, "README.md", "exec"), names)  # noqa: S102 - our own README
+    assert names["classes"][int(names["probabilities"].argmax())] == "Trouser"
+
+
+# -- serving with onnxruntime -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serve-onnx")
+    params = {"epochs": 1, "widths": [8, 16], "batch_size": 64, "learning_rate": 0.1}
+    return train("cnn", params, DataChoice(train_size=1000, test_size=200), out, name="cnn-small")
+
+
+def test_onnx_workers_predict_like_the_model_without_torch_or_sklearn(cnn_run, fashion):
+    photos = [make_photo(fashion.x_test[i], np.random.default_rng(i), "jpeg") for i in range(3)]
+    answers = {}
+    for engine in ("onnx", "native"):
+        workers = PhotoWorkers(1, engine)
+        try:
+            answers[engine] = [asyncio.run(workers.answer(cnn_run, photo)) for photo in photos]
+            loaded = workers._current().submit(probe.top_level_modules).result()
+        finally:
+            workers.close()
+        if engine == "onnx":
+            assert (cnn_run / ONNX_FILE).is_file()  # exported on first use
+            assert {"onnxruntime"} <= loaded and not {"torch", "sklearn"} & loaded, sorted(loaded)
+        else:
+            assert {"torch", "sklearn"} <= loaded  # the probe does see them where they are
+    for onnx_answer, native in zip(answers["onnx"], answers["native"]):
+        assert onnx_answer["class"] == native["class"] and onnx_answer["image"] == native["image"]
+        assert max(abs(onnx_answer["probabilities"][c] - p) for c, p in native["probabilities"].items()) < 1e-4
+        assert onnx_answer["explanation_png"] is None and native["explanation_png"]
+
+
+def test_web_onnx_engine_answers_and_reports_a_tampered_file(cnn_run, fashion):
+    from fastapi.testclient import TestClient
+
+    from mnistlab.web.app import create_app
+
+    photo = make_photo(fashion.x_test[0], np.random.default_rng(0), "png")
+    with TestClient(create_app(cnn_run.parent.parent, default_run="cnn-small", workers=1, engine="onnx"),
+                    raise_server_exceptions=False) as client:
+        response = client.post("/api/predict", files={"file": ("p.png", photo)})
+        assert response.status_code == 200, response.text
+        assert response.json()["run"] == "cnn-small"
+        path = cnn_run / ONNX_FILE
+        original = path.read_bytes()
+        try:
+            path.write_bytes(original.replace(b"mnistlab-onnx", b"mnistlab-xxxx"))
+            response = client.post("/api/predict", files={"file": ("p.png", photo)})
+            assert response.status_code == 500 and "not an ONNX file exported by mnistlab" in response.json()["detail"]
+        finally:
+            path.write_bytes(original)
+
+
+def test_serve_refuses_an_unknown_engine(tmp_path):
+    result = run_cli("serve", "--engine", "tensorrt", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --engine: unknown engine 'tensorrt'; choose one of: native, onnx"
+
+
+def test_pixels_input_is_uint8_images(exported):
+    model = onnx.load(str(exported))
+    (only,) = model.graph.input
+    assert only.name == INPUT and only.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_value or d.dim_param for d in only.type.tensor_type.shape.dim] == ["N", 1, 28, 28]
