@@ -3,6 +3,11 @@
 The server runs as its own process (`mnistlab serve`), the clients as threads
 here; the run is bounded in requests and seconds. Target: with a
 logistic-regression run, 8 concurrent clients, p99 under 100 ms, no errors.
+
+Both engines are measured for each run: "native" (the run's own model) and
+"onnx" (its ONNX export under onnxruntime), with each one's start-up time (the
+server started until its first prediction is answered) and the memory (RSS)
+of each worker process once it has answered the load.
 """
 
 from __future__ import annotations
@@ -94,19 +99,42 @@ def load_test(url: str, photos: list[bytes], clients: int, requests_per_client: 
             "throughput": len(latencies) / wall}
 
 
-def serve(out: Path, run: str) -> tuple[subprocess.Popen, str]:
+def serve(out: Path, run: str, engine: str, photo: bytes) -> tuple[subprocess.Popen, str, float]:
+    """Start `mnistlab serve`; returns the process, its URL and the seconds until a first prediction came back."""
     port = free_port()
+    started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", "--run", run, "--port", str(port),
-                                "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                "--engine", engine, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    while time.perf_counter() - started < 120 and process.poll() is None:
         try:
-            if httpx.get(f"{url}/api/runs", timeout=1).status_code == 200:
-                return process, url
+            if httpx.post(f"{url}/api/predict", files={"file": ("photo", photo)}, timeout=30).status_code == 200:
+                return process, url, time.perf_counter() - started
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.05)
     process.kill()
     raise RuntimeError("server did not start: " + process.stderr.read().decode())
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker_pids(server: int) -> list[int]:
+    """The server's worker processes (multiprocessing's spawned children, not its resource tracker)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent == server and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended meanwhile
+    return pids
 
 
 def main() -> None:
@@ -122,39 +150,52 @@ def main() -> None:
     rng = np.random.default_rng(0)
     photos = [make_photo(ds.x_test[i], rng, FORMATS[i % len(FORMATS)]) for i in range(64)]
     sides = [side for photo in photos for side in Image.open(io.BytesIO(photo)).size]
-    rows = []
+    rows, exports = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.models.split(","):
             params = {"C": 0.1} if family == "logreg" else {}
             train(family, params, DataChoice(), Path(tmp), name=family)
-            process, url = serve(Path(tmp), family)
-            try:
-                load_test(f"{url}/api/predict", photos, 2, 5, 30)  # warm-up
-                results = [load_test(f"{url}/api/predict", photos, args.clients, args.requests, args.seconds)
-                           for _ in range(args.repeats)]
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
-            for result in results:
-                print(family, result, file=sys.stderr)
+            started = time.perf_counter()  # exported (and checked on the test set) before serving
+            subprocess.run([sys.executable, "-m", "mnistlab", "export", family, "--out", tmp], check=True,
+                           stdout=subprocess.DEVNULL)
+            exports.append(f"{family} {time.perf_counter() - started:.1f} s")
+            for engine in ("native", "onnx"):
+                process, url, startup = serve(Path(tmp), family, engine, photos[0])
+                try:
+                    load_test(f"{url}/api/predict", photos, 2, 5, 30)  # warm-up
+                    results = [load_test(f"{url}/api/predict", photos, args.clients, args.requests, args.seconds)
+                               for _ in range(args.repeats)]
+                    workers = [rss_mb(pid) for pid in worker_pids(process.pid)]
+                    server = rss_mb(process.pid)
+                finally:
+                    process.terminate()
+                    process.wait(timeout=10)
+                for result in results:
+                    print(family, engine, result, file=sys.stderr)
 
-            def median(key):
-                return statistics.median(r[key] for r in results)
+                def median(key):
+                    return statistics.median(r[key] for r in results)
 
-            rows.append([family, args.clients, sum(r["requests"] for r in results), sum(r["errors"] for r in results),
-                         f"{median('p50_ms'):.1f}", f"{median('p99_ms'):.1f}",
-                         ", ".join(f"{r['p99_ms']:.0f}" for r in results), f"{median('throughput'):.1f}"])
+                rows.append([family, engine, f"{startup:.1f}", ", ".join(f"{w:.0f}" for w in sorted(workers)),
+                             f"{server:.0f}", args.clients, sum(r["requests"] for r in results),
+                             sum(r["errors"] for r in results), f"{median('p50_ms'):.1f}", f"{median('p99_ms'):.1f}",
+                             ", ".join(f"{r['p99_ms']:.0f}" for r in results), f"{median('throughput'):.1f}"])
     body = (f"`POST /api/predict` with {len(photos)} photos built from Fashion-MNIST test images by "
             f"`tests/fixtures/photos.py` ({min(sides)}–{max(sides)} px; JPEG, PNG, cut-out RGBA PNG and "
             "EXIF-rotated JPEG in turn). Each request: upload, decode, photo conversion, prediction, "
-            "explanation map, JSON answer. Server: `mnistlab serve` in its own process with its default "
+            "explanation map (native engine only: the ONNX graph gives probabilities alone), JSON answer. "
+            "Server: `mnistlab serve --engine E` in its own process with its default "
             "worker processes (one per core); clients: threads in the benchmark process, each sending its "
             f"requests one after another on a keep-alive connection, all on 127.0.0.1 and the same "
             f"{os.cpu_count()} cores. {args.repeats} load tests per run of up to {args.requests} requests "
-            f"per client; the table gives medians (and each test's p99). "
+            f"per client; the table gives medians (and each test's p99). Start-up: from starting the "
+            "server to its first prediction answered (workers started, the model loaded in one). "
+            "Worker RSS: each worker process after the load tests; server RSS: the process speaking HTTP. "
+            f"Each run was exported beforehand with `mnistlab export` (checked on its test set): {', '.join(exports)}. "
             "Target: logreg, 8 clients, p99 < 100 ms, no errors.\n\n"
-            + common.markdown_table(["run", "clients", "requests", "errors", "p50 ms", "p99 ms",
-                                     "p99 ms of each test", "requests/s"], rows))
+            + common.markdown_table(["run", "engine", "start-up s", "worker RSS MB", "server RSS MB", "clients",
+                                     "requests", "errors", "p50 ms", "p99 ms", "p99 ms of each test",
+                                     "requests/s"], rows))
     common.write_section("bench_web", "Web API under load", body)
     print(body)
 

@@ -27,7 +27,7 @@ from mnistlab.web.workers import PhotoWorkers
 
 onnx = pytest.importorskip("onnx")
 
-N_TRAIN = 2000
+N_TRAIN = 1000
 # Each family, and the variants whose graphs differ (standardisation, one logistic output, tanh),
 # fitted in a few seconds; the parity test runs each on the whole test set.
 VARIANTS = {

@@ -36,6 +36,7 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
 
     from ..web.app import create_app
 
-    app_ = create_app(out, default_run=run, workers=workers, engine=engine)  # an unknown --run fails here, before serving
+    # an unknown --run or --engine fails here, before serving (and --engine onnx exports --run's model if need be)
+    app_ = create_app(out, default_run=run, workers=workers, engine=engine)
     console.print(f"mnistlab web page on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
