@@ -204,7 +204,7 @@ def test_readme_onnxruntime_snippet_runs(run_dir, exported, fashion, tmp_path, m
 def cnn_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("serve-onnx")
     params = {"epochs": 1, "widths": [8, 16], "batch_size": 64, "learning_rate": 0.1}
-    return train("cnn", params, DataChoice(train_size=1000, test_size=200), out, name="cnn-small")
+    return train("cnn", params, DataChoice(train_size=500, test_size=100), out, name="cnn-small")
 
 
 def test_onnx_workers_predict_like_the_model_without_torch_or_sklearn(cnn_run, fashion):
