@@ -3,7 +3,7 @@
 ``<out>/runs/<name>/`` holds the model (``model.npz`` + ``model.json``),
 ``config.json`` (all that is needed to reproduce it), ``metrics.json``,
 ``predictions.npz`` (the test predictions, for compare), ``plots/`` and
-``report.html``. Everything else under ``runs/`` is hidden bookkeeping that is
+``report.html``, and ``model.onnx`` once the model is exported (``inference.onnx_file``). Everything else under ``runs/`` is hidden bookkeeping that is
 never listed: ``.lock-<name>`` (the process training that name) and
 ``.staging-<pid>-…`` folders (a run being written; renamed into place when
 complete, swept away once their process is gone).
