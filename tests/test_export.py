@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from fixtures import probe
 from fixtures.photos import make_photo
 from mnistlab import api
 from mnistlab.data.preprocess import flatten_scale
-from mnistlab.errors import ExportError, ModelFileError
+from mnistlab.errors import ExportError, ModelFileError, ParameterError
 from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.inference.onnx_file import INPUT, ONNX_FILE, PARITY_TOLERANCE, export_onnx, read_onnx
 from mnistlab.models import family_names, get_family
@@ -234,11 +236,15 @@ def test_web_onnx_engine_answers_and_reports_a_tampered_file(cnn_run, fashion):
     from mnistlab.web.app import create_app
 
     photo = make_photo(fashion.x_test[0], np.random.default_rng(0), "png")
+    broken = cnn_run.parent / "cnn-broken"  # a run whose model file is gone: its export fails in its own process
+    shutil.copytree(cnn_run, broken, ignore=shutil.ignore_patterns(ONNX_FILE, "model.npz"))
     with TestClient(create_app(cnn_run.parent.parent, default_run="cnn-small", workers=1, engine="onnx"),
                     raise_server_exceptions=False) as client:
         response = client.post("/api/predict", files={"file": ("p.png", photo)})
         assert response.status_code == 200, response.text
         assert response.json()["run"] == "cnn-small"
+        response = client.post("/api/predict", files={"file": ("p.png", photo)}, data={"run": "cnn-broken"})
+        assert response.status_code == 500 and response.json()["detail"].endswith("model.npz: missing")
         path = cnn_run / ONNX_FILE
         original = path.read_bytes()
         try:
@@ -247,6 +253,12 @@ def test_web_onnx_engine_answers_and_reports_a_tampered_file(cnn_run, fashion):
             assert response.status_code == 500 and "not an ONNX file exported by mnistlab" in response.json()["detail"]
         finally:
             path.write_bytes(original)
+
+
+def test_a_parameter_error_crosses_processes_as_itself():
+    """What an export's process raises comes back to the server as the same error."""
+    error = pickle.loads(pickle.dumps(ParameterError("format", "cannot export as 'x'")))
+    assert type(error) is ParameterError and (error.parameter, error.problem) == ("format", "cannot export as 'x'")
 
 
 def test_serve_refuses_an_unknown_engine(tmp_path):
@@ -260,3 +272,16 @@ def test_pixels_input_is_uint8_images(exported):
     (only,) = model.graph.input
     assert only.name == INPUT and only.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert [d.dim_value or d.dim_param for d in only.type.tensor_type.shape.dim] == ["N", 1, 28, 28]
+
+
+def test_missing_onnx_packages_are_said_with_what_to_install(monkeypatch):
+    import importlib.util
+
+    from mnistlab.inference import onnx_file
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with pytest.raises(ExportError, match=r"onnxruntime missing\): pip install 'mnistlab\[onnx\]'"):
+        PhotoWorkers(1, "onnx")
+    with pytest.raises(ExportError, match="onnxruntime missing"):
+        onnx_file.read_onnx(b"")

@@ -25,6 +25,7 @@ scikit-learn nor PyTorch: the web page's ONNX workers predict with it alone.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -51,13 +52,14 @@ INPUT_TEXT = (f"{INPUT}: uint8 N×1×28×28, 0–255, the object bright on a dar
 
 
 def require_onnx() -> None:
-    """ExportError, saying what to install, unless onnx and onnxruntime can be imported."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise ExportError(f"ONNX needs the onnx and onnxruntime packages ({one_line(exc)}): "
-                          "pip install 'mnistlab[onnx]'") from None
+    """ExportError, saying what to install, unless onnx and onnxruntime are installed.
+
+    Only looked up, not imported: the web server asks, and only its workers load them.
+    """
+    missing = [name for name in ("onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ExportError(f"ONNX needs the onnx and onnxruntime packages ({' and '.join(missing)} missing): "
+                          "pip install 'mnistlab[onnx]'")
 
 
 # --- writing ---------------------------------------------------------------------------
