@@ -363,15 +363,18 @@ def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float
 def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
           classes: list[int] | None = None, train_size: int | None = None, seed: int = 0, cv: int | None = None,
           val_fraction: float = 0.2, name: str | None = None, out: str | Path | None = None,
-          progress: bool = True) -> Sweep:
+          progress: bool = True, cluster: str | None = None) -> Sweep:
     """Fit every combination of ``grid`` (hyperparameter → values); score each on validation data.
 
     The test set is not touched. ``cv`` uses k-fold cross-validation instead of one split.
+    ``cluster`` (a Dask scheduler's address such as ``"tcp://10.0.0.5:8786"``, or ``"local"``;
+    default: ``MNISTLAB_CLUSTER``, else none) runs each combination as a task there.
 
     >>> s = ml.sweep("logreg", {"C": [0.01, 0.1]}, train_size=1000, name="doc-sweep")
     >>> sorted(r["C"] for r in s.results)
     [0.01, 0.1]
     """
+    from .experiments.cluster import cluster_address
     from .experiments.sweep import run_sweep
     from .progress import fit_progress
 
@@ -380,7 +383,8 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
     data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                       classes=tuple(classes) if classes else None, train_size=train_size, seed=seed)
     folder, rows = run_sweep(model, {k: list(v) for k, v in grid.items()}, data, _store(out).out, name=name,
-                             cv=cv, val_fraction=val_fraction, progress=fit_progress(progress))
+                             cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
+                             cluster=cluster_address(cluster))
     return Sweep(folder, rows, grid)
 
 
