@@ -91,3 +91,17 @@ def test_the_command_line_takes_a_cluster_and_an_unreachable_one_is_one_line(clu
                    env={"MNISTLAB_CLUSTER": f"tcp://127.0.0.1:{free_port()}"}, timeout=120)
     assert dead.returncode == 2 and "cannot reach the Dask scheduler" in dead.stderr
     assert len(dead.stderr.strip().splitlines()) == 1
+
+
+def test_benchmark_runs_come_back_from_the_workers_as_ordinary_runs(cluster, tmp_path):
+    address, _ = cluster
+    kwargs = {"quick": True, "classifiers": ["GaussianNB", "DecisionTreeClassifier"], "train_size": 600,
+              "test_size": 200, "progress": False}
+    remote = ml.zalando_benchmark(**kwargs, cluster=address, out=tmp_path / "remote")
+    local = ml.zalando_benchmark(**kwargs, out=tmp_path / "local")
+    assert [r["status"] for r in remote.rows] == ["done", "done"]
+    assert [r["accuracy"] for r in remote.rows] == [r["accuracy"] for r in local.rows]
+    for row in remote.rows:  # written here by the client: listed, reloadable, predicting
+        run = ml.load_run(row["run"], out=tmp_path / "remote")
+        assert run.metrics["accuracy"] == row["accuracy"] and run.report_path.is_file()
+        assert run.predict(run.dataset.x_test[:3])[0].class_name in run.classes

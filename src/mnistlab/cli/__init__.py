@@ -20,7 +20,7 @@ from ..errors import MnistlabError, ParameterError
 from .common import app, err_console
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
-from . import data, train, runs, predict, recipes, serve  # noqa: E402, F401, I001 isort: skip
+from . import data, train, runs, predict, recipes, benchmark, serve  # noqa: E402, F401, I001 isort: skip
 
 _options = {"debug": False}
 

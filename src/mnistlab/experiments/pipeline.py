@@ -184,6 +184,18 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     return writer.path
 
 
+def run_files(family: str, params: dict, data: DataChoice, name: str, command: str | None = None
+              ) -> dict[str, bytes]:
+    """``train`` into a temporary folder, and the run folder's files (path → bytes): a cluster's task,
+    whose client writes them with ``RunStore.put``, so that the machines share no filesystem."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mnistlab-task-") as tmp:
+        folder = train(family, params, data, Path(tmp), name=name, command=command)
+        return {path.relative_to(folder).as_posix(): path.read_bytes()
+                for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
 def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path | None:
     """Point a model that can checkpoint at ``folder``; None for one that cannot."""
     if "checkpoint_dir" not in model.get_params(deep=False):
