@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import time
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
