@@ -105,3 +105,13 @@ def test_benchmark_runs_come_back_from_the_workers_as_ordinary_runs(cluster, tmp
         run = ml.load_run(row["run"], out=tmp_path / "remote")
         assert run.metrics["accuracy"] == row["accuracy"] and run.report_path.is_file()
         assert run.predict(run.dataset.x_test[:3])[0].class_name in run.classes
+
+
+def test_recipes_run_on_the_cluster_as_here(cluster, tmp_path, mnist_dir):
+    address, _ = cluster
+    names = ["mnist-logreg-nopenalty", "numpy-binary"]
+    remote = ml.recipes.run_all(names, data_dir=mnist_dir, out=tmp_path / "remote", cluster=address, progress=False)
+    local = ml.recipes.run_all(names, data_dir=mnist_dir, out=tmp_path / "local", progress=False)
+    for name in names:
+        assert remote[name].reproduced.metrics["accuracy"] == local[name].reproduced.metrics["accuracy"]
+        assert remote[name].ours.metrics["accuracy"] == local[name].ours.metrics["accuracy"]

@@ -459,6 +459,21 @@ class Recipes:
                              progress=fit_progress(progress))
         return RecipeResult(name, folders)
 
+    def run_all(self, names: list[str] | None = None, data_dir: str | Path | None = None,
+                out: str | Path | None = None, cluster: str | None = None,
+                progress: bool = True) -> dict[str, RecipeResult | Exception]:
+        """Run several recipes (default: all), here or as tasks on a Dask ``cluster`` (as in ``sweep``):
+        name → its RecipeResult, or the exception that stopped one of its runs."""
+        from .experiments.cluster import cluster_address
+        from .experiments.recipes import RECIPES, run_recipes
+        from .progress import fit_progress
+
+        names = list(names or RECIPES)
+        results = run_recipes(names, _store(out).out, data_dir=str(data_dir) if data_dir else None,
+                              cluster=cluster_address(cluster), progress=fit_progress(progress))
+        return {name: next((r for r in folders.values() if isinstance(r, Exception)), None)
+                or RecipeResult(name, folders) for name, folders in results.items()}
+
     def __repr__(self) -> str:
         return "mnistlab.recipes: " + ", ".join(self.list())
 

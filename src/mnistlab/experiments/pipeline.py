@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -182,6 +183,43 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             with contextlib.suppress(OSError):
                 checkpoints.parent.rmdir()  # <out>/checkpoints, unless other runs are training
     return writer.path
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One run to train: what ``train`` takes, less where the runs go."""
+
+    family: str
+    params: dict
+    data: DataChoice
+    name: str
+    command: str | None = None
+
+
+def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None
+              ) -> Iterator[tuple[int, Path | Exception]]:
+    """Train each job (replacing a run of its name), here one after another or as tasks on a Dask
+    ``cluster``; yields ``(i, run folder)`` as each ends, or ``(i, exception)`` for one that failed,
+    each i exactly once. On a cluster the run folders come back here (``RunStore.put``)."""
+    if not cluster:
+        for i, job in enumerate(jobs):
+            try:
+                yield i, train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
+                               command=job.command)
+            except Exception as exc:  # noqa: BLE001 (reported with its job; the others go on)
+                yield i, exc
+        return
+    from .cluster import run_tasks
+
+    store = RunStore(out)
+    arguments = [(j.family, j.params, j.data, j.name, j.command) for j in jobs]
+    for i, files in run_tasks(cluster, run_files, arguments):
+        try:
+            if isinstance(files, Exception):
+                raise files
+            yield i, store.put(jobs[i].name, files, overwrite=True)
+        except Exception as exc:  # noqa: BLE001
+            yield i, exc
 
 
 def run_files(family: str, params: dict, data: DataChoice, name: str, command: str | None = None

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ParameterError
-from ..models.callbacks import FitProgress
-from .pipeline import DataChoice, train
+from ..models.callbacks import SILENT, FitProgress
+from .pipeline import DataChoice, TrainingJob, train, train_all
 
 
 @dataclass(frozen=True)
@@ -107,16 +107,36 @@ def get_recipe(name: str) -> Recipe:
         raise ParameterError(None, f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
 
 
-def run_recipe(name: str, out: Path, data_dir: str | None = None, overwrite: bool = True,
-               progress: FitProgress | None = None) -> dict[str, Path]:
-    """Train the recipe's reproduction and ours as ordinary runs, ``recipe-<name>-reproduction`` and
-    ``recipe-<name>-ours``; returns each role's run folder."""
+def _jobs(name: str, data_dir: str | None) -> list[TrainingJob]:
+    """The recipe's two runs, ``recipe-<name>-reproduction`` and ``recipe-<name>-ours``."""
     recipe = get_recipe(name)
-    folders = {}
+    jobs = []
     for role in ROLES:
         configuration = getattr(recipe, role)
         data = replace(configuration.data, data_dir=data_dir) if data_dir else configuration.data
-        folders[role] = train(configuration.family, dict(configuration.params), data, out,
-                              name=f"recipe-{name}-{role}", overwrite=overwrite,
-                              command=f"mnistlab recipes run {name}", progress=progress)
-    return folders
+        jobs.append(TrainingJob(configuration.family, dict(configuration.params), data, f"recipe-{name}-{role}",
+                                f"mnistlab recipes run {name}"))
+    return jobs
+
+
+def run_recipe(name: str, out: Path, data_dir: str | None = None, overwrite: bool = True,
+               progress: FitProgress | None = None) -> dict[str, Path]:
+    """Train the recipe's reproduction and ours as ordinary runs; returns each role's run folder."""
+    return {role: train(job.family, job.params, job.data, out, name=job.name, overwrite=overwrite,
+                        command=job.command, progress=progress)
+            for role, job in zip(ROLES, _jobs(name, data_dir))}
+
+
+def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluster: str | None = None,
+                progress: FitProgress = SILENT) -> dict[str, dict[str, Path | Exception]]:
+    """Every run of ``names`` (here, or as tasks on a Dask ``cluster``): recipe → role → its run folder,
+    or the exception that stopped it (the other runs go on)."""
+    jobs = [(name, role, job) for name in names for role, job in zip(ROLES, _jobs(name, data_dir))]
+    results: dict[str, dict[str, Path | Exception]] = {name: {} for name in names}
+    progress.start(len(jobs), "run")
+    for done, (i, result) in enumerate(train_all([job for _, _, job in jobs], out, cluster), start=1):
+        name, role, job = jobs[i]
+        results[name][role] = result
+        progress.advance(done, f"{job.name}: " + ("failed" if isinstance(result, Exception) else "done"))
+    progress.end()
+    return results

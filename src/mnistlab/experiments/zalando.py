@@ -26,7 +26,7 @@ GaussianProcessClassifier is in the grid but not run: its kernel matrix on
 ``run_benchmark`` is resumable: a configuration whose run exists is not fitted
 again, and one that fails is recorded with its error while the rest go on.
 With ``cluster`` each configuration is one task on a Dask cluster, whose run
-folder comes back to this machine (``pipeline.run_files``, ``RunStore.put``).
+folder comes back to this machine (``pipeline.train_all``).
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ from .._io import atomic_write_text, write_json
 from ..errors import ParameterError, one_line
 from ..models import SKLEARN_PREFIX
 from ..models.callbacks import SILENT, FitProgress
-from .cluster import run_tasks
-from .pipeline import DataChoice, run_files, train
+from .pipeline import DataChoice, TrainingJob, train_all
 from .store import RunStore, read_metrics
 
 DATASETS = ("fashion-mnist", "mnist")
@@ -182,35 +181,19 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
 
     progress.start(len(pending), "configuration")
     command = f"mnistlab benchmark zalando --dataset {dataset}"
-    arguments = [(SKLEARN_PREFIX + c.classifier, c.params, data, row["run"], command) for row, c in pending]
-    if cluster:
-        results = run_tasks(cluster, run_files, arguments)
-    else:
-        results = ((i, _train_here(store.out, *args)) for i, args in enumerate(arguments))
-    for done, (i, result) in enumerate(results, start=1):
+    jobs = [TrainingJob(SKLEARN_PREFIX + c.classifier, c.params, data, row["run"], command) for row, c in pending]
+    for done, (i, result) in enumerate(train_all(jobs, store.out, cluster), start=1):
         row, configuration = pending[i]
-        try:
-            if isinstance(result, BaseException):
-                raise result
-            if isinstance(result, dict):  # a run folder's files from a cluster's worker
-                store.put(row["run"], result, overwrite=True)
-            row.update(status="done", **_results(store.path(row["run"])))
-        except Exception as exc:  # noqa: BLE001 (one configuration's failure is recorded; the rest go on)
-            row.update(status="failed", error=f"{type(exc).__name__}: {one_line(exc)}")
+        if isinstance(result, Exception):  # one configuration's failure is recorded; the rest go on
+            row.update(status="failed", error=f"{type(result).__name__}: {one_line(result)}")
+        else:
+            row.update(status="done", **_results(result))
         progress.advance(done, f"{configuration.classifier} {configuration.original}: "
                                + (f"{row['accuracy']:.4f}" if row["status"] == "done" else row["status"]))
         _write_results(folder, dataset, data, rows)
     progress.end()
     _write_results(folder, dataset, data, rows)
     return folder, rows
-
-
-def _train_here(out: Path, family: str, params: dict, data: DataChoice, name: str, command: str):
-    """``train`` in this process; its exception as the result, as a cluster's task gives it."""
-    try:
-        return train(family, params, data, out, name=name, overwrite=True, command=command)
-    except Exception as exc:  # noqa: BLE001 (reported with its configuration by the caller)
-        return exc
 
 
 def _row(configuration: Configuration, dataset: str, name: str) -> dict:
