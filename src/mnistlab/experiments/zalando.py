@@ -39,7 +39,7 @@ from functools import cache
 from pathlib import Path
 
 from .._io import atomic_write_text, write_json
-from ..errors import ParameterError, one_line
+from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
 from ..models.callbacks import SILENT, FitProgress
 from .pipeline import DataChoice, TrainingJob, train_all
@@ -209,7 +209,7 @@ def _finished(store: RunStore, name: str) -> bool:
     try:
         read_metrics(store.path(name))
         return True
-    except Exception:  # noqa: BLE001 (missing or damaged: run it again)
+    except RunDamagedError:  # missing or damaged: run it again
         return False
 
 
