@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # the API
     **{name: "api" for name in ("train", "load_run", "runs", "compare", "sweep", "families", "recipes",
-                                "Run", "RunList", "Comparison", "Sweep", "Predictions")},
+                                "zalando_benchmark", "Run", "RunList", "Comparison", "Sweep", "Predictions",
+                                "RecipeResult", "Benchmark")},
     # data
     "load_dataset": "data.datasets", "Dataset": "data.datasets", "DATASETS": "data.registry",
     # predictions, and the photo conversion they start with

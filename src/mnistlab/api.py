@@ -388,15 +388,18 @@ def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float
 def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
           classes: list[int] | None = None, train_size: int | None = None, seed: int = 0, cv: int | None = None,
           val_fraction: float = 0.2, name: str | None = None, out: str | Path | None = None,
-          progress: bool = True) -> Sweep:
+          progress: bool = True, cluster: str | None = None) -> Sweep:
     """Fit every combination of ``grid`` (hyperparameter → values); score each on validation data.
 
     The test set is not touched. ``cv`` uses k-fold cross-validation instead of one split.
+    ``cluster`` (a Dask scheduler's address such as ``"tcp://10.0.0.5:8786"``, or ``"local"``;
+    default: ``MNISTLAB_CLUSTER``, else none) runs each combination as a task there.
 
     >>> s = ml.sweep("logreg", {"C": [0.01, 0.1]}, train_size=1000, name="doc-sweep")
     >>> sorted(r["C"] for r in s.results)
     [0.01, 0.1]
     """
+    from .experiments.cluster import cluster_address
     from .experiments.sweep import run_sweep
     from .progress import fit_progress
 
@@ -405,7 +408,8 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
     data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
                       classes=tuple(classes) if classes else None, train_size=train_size, seed=seed)
     folder, rows = run_sweep(model, {k: list(v) for k, v in grid.items()}, data, _store(out).out, name=name,
-                             cv=cv, val_fraction=val_fraction, progress=fit_progress(progress))
+                             cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
+                             cluster=cluster_address(cluster))
     return Sweep(folder, rows, grid)
 
 
@@ -416,6 +420,44 @@ def families() -> dict[str, str]:
     True
     """
     return {f: (get_family(f).__doc__ or "").strip().splitlines()[0] for f in family_names()}
+
+
+class RecipeResult:
+    """A recipe's two runs: ``reproduced`` (what the tutorial ran) and ``ours``, beside the published number."""
+
+    def __init__(self, name: str, folders: dict[str, Path]):
+        from .experiments.recipes import get_recipe
+
+        self.name, self.recipe = name, get_recipe(name)
+        self.reproduced, self.ours = Run(folders["reproduction"]), Run(folders["ours"])
+
+    @property
+    def published(self) -> float:
+        return self.recipe.published
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per result: the published one, the reproduction and ours (accuracy, fit seconds, run)."""
+        rows = [{"result": "published", "model": "", "accuracy": self.published, "zero_weights": None,
+                 "fit_seconds": None, "run": None, "images": ""}]
+        for label, run in (("reproduced", self.reproduced), ("ours", self.ours)):
+            rows.append({"result": label, "model": run.config["model"], "accuracy": run.metrics["accuracy"],
+                         "zero_weights": run.metrics.get("zero_weight_fraction"),
+                         "fit_seconds": run.metrics["fit_seconds"], "run": run.name,
+                         "images": f"{run.config['dataset']['n_train']}/{run.config['dataset']['n_test']}"})
+        return rows
+
+    def __repr__(self) -> str:
+        return (f"RecipeResult({self.name!r}: published {self.published:.4g}, reproduced "
+                f"{self.reproduced.metrics['accuracy']:.4f}, ours {self.ours.metrics['accuracy']:.4f})")
+
+    def _repr_html_(self) -> str:
+        rows = [[r["result"], r["model"], f"{r['accuracy']:.4f}",
+                 "" if r["fit_seconds"] is None else f"{r['fit_seconds']:.1f}", r["images"]] for r in self.rows()]
+        return html.card(f"Recipe {self.name}: {self.recipe.title}",
+                         html.table(["result", "model", "test accuracy", "fit s", "train / test images"], rows),
+                         html.escape(self.recipe.published_note),
+                         html.link(_href(self.reproduced.report_path), f"{self.reproduced.name}: report.html"),
+                         html.link(_href(self.ours.report_path), f"{self.ours.name}: report.html"))
 
 
 class Recipes:
@@ -432,13 +474,30 @@ class Recipes:
         return {name: f"{r.title} — {r.published_note}" for name, r in RECIPES.items()}
 
     def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
-            progress: bool = True) -> Run:
-        """Run one recipe as an ordinary training run named ``recipe-<name>`` (replaced if it exists)."""
+            progress: bool = True) -> RecipeResult:
+        """Run the tutorial's configuration and ours, as the runs ``recipe-<name>-reproduction`` and
+        ``recipe-<name>-ours`` (each replaced if it exists)."""
         from .experiments.recipes import run_recipe
         from .progress import fit_progress
 
-        return Run(run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
-                              progress=fit_progress(progress)))
+        folders = run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
+                             progress=fit_progress(progress))
+        return RecipeResult(name, folders)
+
+    def run_all(self, names: list[str] | None = None, data_dir: str | Path | None = None,
+                out: str | Path | None = None, cluster: str | None = None,
+                progress: bool = True) -> dict[str, RecipeResult | Exception]:
+        """Run several recipes (default: all), here or as tasks on a Dask ``cluster`` (as in ``sweep``):
+        name → its RecipeResult, or the exception that stopped one of its runs."""
+        from .experiments.cluster import cluster_address
+        from .experiments.recipes import RECIPES, run_recipes
+        from .progress import fit_progress
+
+        names = list(names or RECIPES)
+        results = run_recipes(names, _store(out).out, data_dir=str(data_dir) if data_dir else None,
+                              cluster=cluster_address(cluster), progress=fit_progress(progress))
+        return {name: next((r for r in folders.values() if isinstance(r, Exception)), None)
+                or RecipeResult(name, folders) for name, folders in results.items()}
 
     def __repr__(self) -> str:
         return "mnistlab.recipes: " + ", ".join(self.list())
@@ -446,5 +505,54 @@ class Recipes:
 
 recipes = Recipes()
 
-__all__ = ["Comparison", "Predictions", "Recipes", "Run", "RunList", "Sweep", "compare",
-           "families", "load_run", "recipes", "runs", "sweep", "train"]
+
+class Benchmark:
+    """Zalando's benchmark, reproduced: ``rows`` (one per configuration), ``path`` (its folder)."""
+
+    def __init__(self, path: Path, rows: list[dict]):
+        self.path, self.rows = Path(path), rows
+
+    @property
+    def table(self) -> str:
+        """The rows as Markdown (also ``results.md`` in ``path``)."""
+        from .experiments.zalando import results_table
+
+        return results_table(self.rows)
+
+    def __repr__(self) -> str:
+        done = sum(r["status"].startswith("done") for r in self.rows)
+        return f"Benchmark({self.path.name!r}: {done} of {len(self.rows)} configurations done)"
+
+    def _repr_html_(self) -> str:
+        rows = [[r["classifier"], " ".join(f"{k}={v}" for k, v in r["params"].items()),
+                 "" if r["accuracy"] is None else f"{r['accuracy']:.3f}", "" if r["paper"] is None else f"{r['paper']:.3f}",
+                 r["status"]] for r in self.rows]
+        return html.card(f"Zalando's benchmark: {self.path.name}",
+                         html.table(["classifier", "parameters", "ours", "paper", "status"], rows))
+
+
+def zalando_benchmark(*, dataset: str = "fashion-mnist", classifiers: list[str] | None = None,
+                      train_size: int | None = None, test_size: int | None = None, quick: bool = False,
+                      data_dir: str | Path | None = None, cluster: str | None = None, out: str | Path | None = None,
+                      progress: bool = True) -> Benchmark:
+    """Zalando's grid of scikit-learn classifiers, each configuration an ordinary run, beside the paper's accuracies.
+
+    Resumable (finished configurations are not run again); ``quick`` runs one configuration per
+    classifier (the paper's best) on 2,000 / 1,000 images; ``cluster`` as in ``sweep``.
+
+    >>> b = ml.zalando_benchmark(quick=True, classifiers=["GaussianNB"], train_size=500, test_size=200,
+    ...                          progress=False)
+    >>> [(r["classifier"], r["status"], r["paper"]) for r in b.rows]
+    [('GaussianNB', 'done', 0.511)]
+    """
+    from .experiments.cluster import cluster_address
+    from .experiments.zalando import run_benchmark
+    from .progress import fit_progress
+
+    folder, rows = run_benchmark(dataset, _store(out).out, classifiers=classifiers, train_size=train_size,
+                                 test_size=test_size, quick=quick, data_dir=str(data_dir) if data_dir else None,
+                                 cluster=cluster_address(cluster), progress=fit_progress(progress))
+    return Benchmark(folder, rows)
+
+__all__ = ["Benchmark", "Comparison", "Predictions", "RecipeResult", "Recipes", "Run", "RunList", "Sweep", "compare",
+           "families", "load_run", "recipes", "runs", "sweep", "train", "zalando_benchmark"]

@@ -1,6 +1,6 @@
 """The `mnistlab` command line: a thin shell over the Python API.
 
-One module per command group (data, train, runs, predict, recipes, export, serve);
+One module per command group (data, train, runs, predict, recipes, benchmark, export, serve);
 ``common`` holds the app, the consoles and the shared options. Every command
 that writes puts its files under one folder, ``./mnistlab-out`` by default
 (``--out`` or ``MNISTLAB_OUT``). Bad input (a ``MnistlabError``) ends in one
@@ -20,7 +20,7 @@ from ..errors import MnistlabError, ParameterError
 from .common import app, err_console
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
-from . import data, train, runs, predict, recipes, export, serve  # noqa: E402, F401, I001 isort: skip
+from . import data, train, runs, predict, recipes, benchmark, export, serve  # noqa: E402, F401, I001 isort: skip
 
 _options = {"debug": False}
 

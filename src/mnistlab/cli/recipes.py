@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -25,50 +25,89 @@ def recipes_list(as_json: JsonOpt = False) -> None:
     mnistlab recipes list --json
     ```
     """
-    from ..experiments.recipes import RECIPES
+    from ..experiments.recipes import RECIPES, ROLES
 
     if as_json:
-        emit_json({name: {"title": r.title, "model": r.family, "params": r.params,
-                          "dataset": r.data.dataset, "published": r.published,
-                          "published_note": r.published_note, "notes": r.notes}
+        emit_json({name: {"title": r.title, "published": r.published, "published_note": r.published_note,
+                          "notes": r.notes,
+                          **{role: {"model": c.family, "params": c.params, "dataset": c.data.dataset}
+                             for role in ROLES for c in [getattr(r, role)]}}
                    for name, r in RECIPES.items()})
         return
     table = Table(title="Recipes (`mnistlab recipes run NAME`)")
-    for col in ("name", "experiment", "model", "published"):
+    for col in ("name", "experiment", "reproduction", "ours", "published"):
         table.add_column(col, justify="right" if col == "published" else "left")
     for name, r in RECIPES.items():
-        table.add_row(name, r.title, r.family, f"{r.published:.4g}")
+        table.add_row(name, r.title, r.reproduction.family, r.ours.family, f"{r.published:.4g}")
     console.print(table)
 
 
 @recipes_app.command("run")
-def recipes_run(name: Annotated[str, typer.Argument(help="Recipe name (see `mnistlab recipes list`).")],
+def recipes_run(name: Annotated[Optional[str], typer.Argument(help="Recipe name (see `mnistlab recipes list`).")] = None,
+                run_all: Annotated[bool, typer.Option("--all", help="Run every recipe.")] = False,
+                cluster: Annotated[Optional[str], typer.Option(
+                    help="With --all: each run a task on a Dask cluster (a scheduler's address or 'local').",
+                    envvar="MNISTLAB_CLUSTER", show_envvar=True)] = None,
                 data_dir: DataDirOpt = None, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
-    """Run one tutorial experiment and print our result next to the published one.
+    """Run a tutorial experiment as the tutorial ran it, and mnistlab's configuration beside it.
+
+    Prints the published result, the reproduction's and ours, with each fit's time. The two
+    runs are `recipe-NAME-reproduction` and `recipe-NAME-ours` (replaced if they exist).
 
     Examples:
 
     ```
     mnistlab recipes run fashion-logreg-saga
     mnistlab recipes run mnist-l1-5000 --data-dir ~/data/mnist
+    mnistlab recipes run mnist-logreg-nopenalty --json
+    mnistlab recipes run --all --data-dir ~/data/mnist --cluster local
     ```
     """
     from .. import api
+    from ..errors import MnistlabError, ParameterError, one_line
     from ..experiments.recipes import get_recipe
 
-    recipe = get_recipe(name)
-    if recipe.notes and not as_json:
-        console.print(recipe.notes, highlight=False, soft_wrap=True)
-    run = api.recipes.run(name, data_dir=data_dir, out=out, progress=not as_json)
-    ours = run.metrics["accuracy"]
-    answer = {"recipe": name, "ours": ours, "published": recipe.published,
-              "published_note": recipe.published_note, "difference": ours - recipe.published,
-              "fit_seconds": run.metrics["fit_seconds"], "run_dir": str(run.path), "report": str(run.report_path)}
+    if (name is None) == (not run_all):
+        raise ParameterError(None, "give one recipe's name or --all")
+    if name is not None:
+        recipe = get_recipe(name)
+        if recipe.notes and not as_json:
+            console.print(recipe.notes, highlight=False, soft_wrap=True)
+        results = {name: api.recipes.run(name, data_dir=data_dir, out=out, progress=not as_json)}
+    else:
+        results = api.recipes.run_all(data_dir=data_dir, out=out, cluster=cluster, progress=not as_json)
+    answers = {n: {"error": one_line(r)} if isinstance(r, Exception) else _answer(r) for n, r in results.items()}
     if as_json:
-        emit_json(answer)
-        return
-    console.print(f"[bold]{recipe.title}[/bold]")
-    console.print(f"ours: test accuracy {ours:.4f} in {run.metrics['fit_seconds']:.1f} s "
-                  f"| published: {recipe.published_note} | difference {ours - recipe.published:+.4f}",
-                  highlight=False, soft_wrap=True)
-    console.print(f"report: {run.report_path}")
+        emit_json(answers[name] if name is not None else answers)
+    else:
+        for n, result in results.items():
+            if isinstance(result, Exception):
+                console.print(f"[red]{n} failed:[/red] {one_line(result)}", highlight=False, soft_wrap=True)
+            else:
+                _print(result)
+    failed = [n for n, r in results.items() if isinstance(r, Exception)]
+    if failed:
+        raise MnistlabError(f"{len(failed)} of {len(results)} recipes failed: {', '.join(failed)}")
+
+
+def _answer(result) -> dict:
+    recipe = result.recipe
+    return {"recipe": result.name, "title": recipe.title, "published": recipe.published,
+            "published_note": recipe.published_note, "notes": recipe.notes, "results": result.rows(),
+            "reports": {"reproduction": str(result.reproduced.report_path), "ours": str(result.ours.report_path)}}
+
+
+def _print(result) -> None:
+    recipe = result.recipe
+    table = Table(title=recipe.title, caption=recipe.published_note)
+    table.add_column("result")
+    table.add_column("model", no_wrap=True)
+    for col in ("accuracy", "vs published", "zero weights", "fit s", "train / test"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in result.rows():
+        table.add_row(r["result"], r["model"], f"{r['accuracy']:.4f}",
+                      "" if r["run"] is None else f"{r['accuracy'] - recipe.published:+.4f}",
+                      "" if r["zero_weights"] is None else f"{r['zero_weights']:.1%}",
+                      "" if r["fit_seconds"] is None else f"{r['fit_seconds']:.1f}", r["images"])
+    console.print(table)
+    console.print(f"reports: {result.reproduced.report_path}\n         {result.ours.report_path}", highlight=False)

@@ -139,6 +139,10 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
               cv: Annotated[Optional[int], typer.Option(help="k-fold cross-validation instead of one split.")] = None,
               val_fraction: Annotated[float, typer.Option(help="Validation share when not using --cv.")] = 0.2,
               name: Annotated[Optional[str], typer.Option(help="Sweep name (folder under OUT/sweeps).")] = None,
+              cluster: Annotated[Optional[str], typer.Option(
+                  help="Run each combination as a task on a Dask cluster: a scheduler's address "
+                       "(tcp://HOST:8786) or 'local' (worker processes here).", envvar="MNISTLAB_CLUSTER",
+                  show_envvar=True)] = None,
               out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Fit a grid of hyperparameters; table and plot of validation accuracy (and sparsity).
 
@@ -149,6 +153,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     ```
     mnistlab sweep logreg --C 0.001,0.01,0.1,1,10 --penalty l1,l2 --train-size 10000
     mnistlab sweep logreg --C 0.01,0.1,1 --cv 5 --train-size 5000 --json
+    mnistlab sweep logreg --C 0.001,0.01,0.1,1 --penalty l1,l2 --cluster tcp://10.0.0.5:8786
     ```
     """
     from .. import api
@@ -160,7 +165,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
         raise typer.BadParameter("nothing to sweep: give at least one model option with values, e.g. --C 0.01,0.1,1")
     sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
                       train_size=train_size, seed=seed, cv=cv, val_fraction=val_fraction, name=name, out=out,
-                      progress=not as_json)
+                      progress=not as_json, cluster=cluster)
     rows = sweep.results
     if as_json:
         emit_json({"folder": str(sweep.path), "results": rows})

@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -119,7 +120,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     progress = progress or SILENT
     store = RunStore(out)
     created = datetime.now(timezone.utc)
-    name = name or f"{family}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
+    # a family's name may hold a colon (sklearn:SVC), which a run's name may not
+    name = name or f"{family.replace(':', '-')}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
     with store.claim(name, overwrite=overwrite) as writer:
         model = build_model(family, params, data.seed)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
@@ -156,13 +158,16 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         run_metrics.update(
             fit_seconds=fit_seconds,
             predict_seconds_per_10k=predict_seconds * 10000 / max(len(x_test), 1),
+            # None where the state is not float arrays (a scikit-learn model's skops bytes)
             n_parameters=int(sum(a.size for a in model.get_arrays().values()
-                                 if np.issubdtype(a.dtype, np.floating))),
+                                 if np.issubdtype(a.dtype, np.floating))) or None,
             n_iter=_as_int(getattr(model, "n_iter_", None)),
             converged=getattr(model, "converged_", None),
             fit_message=getattr(model, "fit_message_", None),
             history=getattr(model, "history_", None),
         )
+        if (weights := model.weight_images()) is not None:  # how sparse an L1 penalty made the weights
+            run_metrics["zero_weight_fraction"] = float(np.mean(weights == 0))
         run_metrics["analysis"] = metrics_mod.analysis(run_metrics)
         with writer.staging() as staging:
             save_model(model, staging)
@@ -178,6 +183,55 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             with contextlib.suppress(OSError):
                 checkpoints.parent.rmdir()  # <out>/checkpoints, unless other runs are training
     return writer.path
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One run to train: what ``train`` takes, less where the runs go."""
+
+    family: str
+    params: dict
+    data: DataChoice
+    name: str
+    command: str | None = None
+
+
+def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None
+              ) -> Iterator[tuple[int, Path | Exception]]:
+    """Train each job (replacing a run of its name), here one after another or as tasks on a Dask
+    ``cluster``; yields ``(i, run folder)`` as each ends, or ``(i, exception)`` for one that failed,
+    each i exactly once. On a cluster the run folders come back here (``RunStore.put``)."""
+    if not cluster:
+        for i, job in enumerate(jobs):
+            try:
+                yield i, train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
+                               command=job.command)
+            except Exception as exc:  # noqa: BLE001 (reported with its job; the others go on)
+                yield i, exc
+        return
+    from .cluster import run_tasks
+
+    store = RunStore(out)
+    arguments = [(j.family, j.params, j.data, j.name, j.command) for j in jobs]
+    for i, files in run_tasks(cluster, run_files, arguments):
+        try:
+            if isinstance(files, Exception):
+                raise files
+            yield i, store.put(jobs[i].name, files, overwrite=True)
+        except Exception as exc:  # noqa: BLE001
+            yield i, exc
+
+
+def run_files(family: str, params: dict, data: DataChoice, name: str, command: str | None = None
+              ) -> dict[str, bytes]:
+    """``train`` into a temporary folder, and the run folder's files (path → bytes): a cluster's task,
+    whose client writes them with ``RunStore.put``, so that the machines share no filesystem."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mnistlab-task-") as tmp:
+        folder = train(family, params, data, Path(tmp), name=name, command=command)
+        return {path.relative_to(folder).as_posix(): path.read_bytes()
+                for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path | None:

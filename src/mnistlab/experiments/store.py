@@ -219,6 +219,19 @@ class RunStore:
             lock.unlink(missing_ok=True)
 
 
+    def put(self, name: str, files: dict[str, bytes], overwrite: bool = False) -> Path:
+        """Write a run computed elsewhere (a cluster's worker): ``files`` maps each file's path in the
+        run folder to its bytes. Claimed and staged like a run trained here; returns its folder."""
+        with self.claim(name, overwrite=overwrite) as writer, writer.staging() as staging:
+            for relative, data in files.items():
+                path = staging / relative
+                if Path(relative).is_absolute() or ".." in Path(relative).parts:
+                    raise ValueError(f"a run's file must lie inside its folder, got {relative!r}")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        return writer.path
+
+
 class RunWriter:
     """A claimed run name: ``staging()`` is the folder to fill; it becomes the run on success."""
 

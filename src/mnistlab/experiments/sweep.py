@@ -9,6 +9,7 @@ one line per combination of the others.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import time
@@ -22,8 +23,9 @@ from sklearn.model_selection import StratifiedKFold
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
 from ..data.preprocess import flatten_scale, validation_split
-from ..errors import ParameterError
+from ..errors import MnistlabError, ParameterError, one_line
 from ..models.callbacks import SILENT, FitProgress
+from .cluster import run_tasks
 from .pipeline import DataChoice, build_model
 
 SWEEPS = "sweeps"
@@ -43,40 +45,72 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
         yield validation_split(x, y, fraction=val_fraction, seed=seed)
 
 
+@functools.lru_cache(maxsize=1)
+def _training_arrays(data: DataChoice) -> tuple[np.ndarray, np.ndarray]:
+    """The training images flattened and scaled, once per process (a sweep's points share them)."""
+    ds = data.load()
+    return flatten_scale(ds.x_train), np.asarray(ds.y_train)
+
+
+def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val_fraction: float
+                ) -> tuple[dict, int]:
+    """One point of a sweep, ``params`` fitted and scored on validation data (a cluster's task, too):
+    its row of the results, and how many training images there were."""
+    x, y = _training_arrays(data)
+    base = build_model(family, params, data.seed)
+    accuracies, sparsities, seconds = [], [], []
+    for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed):
+        start = time.perf_counter()
+        model = clone(base).fit(x_fit, y_fit)
+        seconds.append(time.perf_counter() - start)
+        accuracies.append(float(model.score(x_val, y_val)))
+        sparsities.append(_sparsity(model))
+    row = {**params, "val_accuracy": float(np.mean(accuracies)), "val_accuracy_std": float(np.std(accuracies)),
+           "sparsity": None if sparsities[0] is None else float(np.mean(sparsities)),
+           "fit_seconds": float(np.mean(seconds))}
+    return row, int(len(y))
+
+
 def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, name: str | None = None,
-              cv: int | None = None, val_fraction: float = 0.2, progress: FitProgress = SILENT
-              ) -> tuple[Path, list[dict]]:
-    """Fit every combination in ``grid``; write sweep.json, sweep.csv and sweep.png."""
+              cv: int | None = None, val_fraction: float = 0.2, progress: FitProgress = SILENT,
+              cluster: str | None = None) -> tuple[Path, list[dict]]:
+    """Fit every combination in ``grid``; write sweep.json, sweep.csv and sweep.png.
+
+    With ``cluster`` (an address, or "local"; see ``cluster.py``) each combination is one task
+    on a Dask cluster; the results, and so the files, are the same as without.
+    """
     if not grid:
         raise ParameterError(None, "nothing to sweep: give at least one hyperparameter with values, e.g. C=[0.01, 0.1, 1]")
-    ds = data.load()
-    x, y = flatten_scale(ds.x_train), np.asarray(ds.y_train)
     names = list(grid)
-    combos = list(itertools.product(*(grid[n] for n in names)))
-    progress.start(len(combos), "fit")
-    rows = []
-    for done, values in enumerate(combos, start=1):
-        params = dict(zip(names, values))
-        base = build_model(family, params, data.seed)
-        accuracies, sparsities, seconds = [], [], []
-        for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed):
-            start = time.perf_counter()
-            model = clone(base).fit(x_fit, y_fit)
-            seconds.append(time.perf_counter() - start)
-            accuracies.append(float(model.score(x_val, y_val)))
-            sparsities.append(_sparsity(model))
-        rows.append({**params, "val_accuracy": float(np.mean(accuracies)),
-                     "val_accuracy_std": float(np.std(accuracies)),
-                     "sparsity": None if sparsities[0] is None else float(np.mean(sparsities)),
-                     "fit_seconds": float(np.mean(seconds))})
-        progress.advance(done, f"{family} {params}: validation accuracy {rows[-1]['val_accuracy']:.4f}")
+    points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+    for params in points:  # every point's parameters are checked before any work
+        build_model(family, params, data.seed)
+    arguments = [(family, params, data, cv, val_fraction) for params in points]
+    if cluster:
+        results = run_tasks(cluster, score_point, arguments)
+    else:
+        results = ((i, score_point(*args)) for i, args in enumerate(arguments))
+    progress.start(len(points), "fit")
+    rows: list[dict | None] = [None] * len(points)
+    failures = []
+    n_train = 0
+    for done, (i, result) in enumerate(results, start=1):
+        if isinstance(result, Exception):
+            failures.append(f"{points[i]}: {one_line(result)}")
+            progress.log(f"{family} {points[i]} failed: {one_line(result)}")
+            continue
+        row, n_train = result
+        rows[i] = row
+        progress.advance(done, f"{family} {points[i]}: validation accuracy {row['val_accuracy']:.4f}")
     progress.end()
+    if failures:
+        raise MnistlabError(f"{len(failures)} of {len(points)} sweep points failed; the first: {failures[0]}")
 
-    name = name or f"{family}-{ds.name}-" + "-".join(names)
+    name = name or f"{family}-{data.dataset}-" + "-".join(names)
     final = Path(out) / SWEEPS / name
     with atomic_directory(final) as staging:
-        write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": ds.name,
-                                            "n_train": int(len(y)), "cv": cv,
+        write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": data.dataset,
+                                            "n_train": n_train, "cv": cv,
                                             "val_fraction": None if cv else val_fraction, "results": rows})
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))

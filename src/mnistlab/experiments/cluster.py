@@ -1,0 +1,75 @@
+"""Work spread over a Dask cluster: one task per configuration, results back to the client.
+
+``--cluster ADDRESS`` (or ``MNISTLAB_CLUSTER``) is a ``dask.distributed``
+scheduler's address, such as ``tcp://10.0.0.5:8786``; ``local`` starts a
+LocalCluster of worker processes on this machine, one per core. A task is a
+plain function of plain arguments (a family's name, its hyperparameters, a
+DataChoice) that returns plain data; each worker loads the data itself through
+the normal search order, and only the client writes files, so the machines
+need no shared filesystem. A task whose worker dies is run again on another
+(Dask reschedules it); one that fails is reported with its error, and the
+others go on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from ..errors import MnistlabError, ParameterError, one_line
+
+ENV = "MNISTLAB_CLUSTER"
+LOCAL = "local"
+
+
+def cluster_address(address: str | None) -> str | None:
+    """``address``, else ``MNISTLAB_CLUSTER``, else None (no cluster: run here, one after another)."""
+    return address or os.environ.get(ENV) or None
+
+
+@contextmanager
+def connected(address: str) -> Iterator:
+    """A ``distributed.Client`` of the scheduler at ``address`` (or of a new LocalCluster for "local")."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ParameterError("cluster", "needs Dask: pip install 'mnistlab[cluster]'") from None
+    if address == LOCAL:
+        # one single-threaded worker process per core: the tasks' own libraries would only compete
+        with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                          dashboard_address=None, silence_logs=40) as local, Client(local) as client:
+            yield client
+        return
+    if "://" not in address:
+        raise ParameterError("cluster", f"must be 'local' or a scheduler's address such as tcp://10.0.0.5:8786; "
+                                        f"got {address!r}")
+    try:
+        client = Client(address, timeout=10)
+    except (OSError, TimeoutError) as exc:
+        raise MnistlabError(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None
+    with client:
+        yield client
+
+
+def run_tasks(address: str, task: Callable, arguments: Sequence[tuple]) -> Iterator[tuple[int, object]]:
+    """``task(*arguments[i])`` for each i on the cluster; yields ``(i, result)`` as each finishes, where a
+    task that raised gives its exception as the result. Each i comes exactly once."""
+    from distributed import as_completed
+
+    with connected(address) as client:
+        futures = {client.submit(_single_threaded, task, *args, pure=False, retries=0): i
+                   for i, args in enumerate(arguments)}
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except Exception as exc:  # noqa: BLE001 (a task's own failure, reported with the rest going on)
+                yield futures[future], exc
+
+
+def _single_threaded(task: Callable, *args):
+    """Run ``task`` in a worker with BLAS and PyTorch on one thread: the worker is one core's share."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return task(*args)

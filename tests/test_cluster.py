@@ -1,0 +1,117 @@
+"""Sweeps on a real Dask cluster: a `dask scheduler` and two `dask worker` processes on 127.0.0.1.
+
+One worker is killed (SIGKILL) in the middle of the sweep: its tasks run again on
+the other, and the sweep ends with every configuration exactly once, each with the
+same validation accuracy as the same sweep run here without a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import mnistlab as ml
+from conftest import run_cli
+from fixtures.server import free_port
+
+DASK = Path(sys.executable).parent / "dask"
+GRID = {"C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0], "penalty": ["l1", "l2"]}
+DATA = {"train_size": 3000, "seed": 0}
+
+
+def _start(*args: str) -> subprocess.Popen:
+    # the workers import mnistlab from this checkout, as the test process does
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([str(DASK), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+
+
+@pytest.fixture
+def cluster():
+    if not DASK.exists():
+        pytest.skip(f"{DASK} missing (pip install 'mnistlab[cluster]')")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    workers = [_start("worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
+                      "--no-dashboard", "--name", f"w{i}") for i in range(2)]
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+    yield address, workers
+    for process in [*workers, scheduler]:
+        if process.poll() is None:
+            process.terminate()
+    for process in [*workers, scheduler]:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_a_sweep_survives_a_killed_worker_and_matches_the_local_sweep(cluster, tmp_path):
+    address, workers = cluster
+    local = ml.sweep("logreg", GRID, **DATA, name="local", out=tmp_path, progress=False)
+
+    finished = {}
+    thread = threading.Thread(target=lambda: finished.setdefault(
+        "sweep", ml.sweep("logreg", GRID, **DATA, name="on-cluster", out=tmp_path, progress=False,
+                          cluster=address)))
+    thread.start()
+    time.sleep(4)  # the workers have loaded the data and are fitting
+    assert thread.is_alive(), "the sweep ended before a worker could be killed"
+    os.kill(workers[0].pid, signal.SIGKILL)
+    thread.join(timeout=300)
+    remote = finished["sweep"]
+
+    points = [(r["C"], r["penalty"]) for r in remote.results]
+    assert sorted(points) == sorted((c, p) for c in GRID["C"] for p in GRID["penalty"])  # each exactly once
+    expected = {(r["C"], r["penalty"]): r["val_accuracy"] for r in local.results}
+    assert {(r["C"], r["penalty"]): r["val_accuracy"] for r in remote.results} == expected
+    saved = json.loads((remote.path / "sweep.json").read_text())
+    assert saved["n_train"] == 3000 and len(saved["results"]) == len(points)
+
+
+def test_the_command_line_takes_a_cluster_and_an_unreachable_one_is_one_line(cluster, tmp_path):
+    address, _ = cluster
+    result = run_cli("sweep", "logreg", "--C", "0.01,0.1", "--train-size", "1000", "--out", str(tmp_path),
+                     "--cluster", address, "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["results"]) == 2
+    dead = run_cli("sweep", "logreg", "--C", "0.1", "--train-size", "1000", "--out", str(tmp_path),
+                   env={"MNISTLAB_CLUSTER": f"tcp://127.0.0.1:{free_port()}"}, timeout=120)
+    assert dead.returncode == 2 and "cannot reach the Dask scheduler" in dead.stderr
+    assert len(dead.stderr.strip().splitlines()) == 1
+
+
+def test_benchmark_runs_come_back_from_the_workers_as_ordinary_runs(cluster, tmp_path):
+    address, _ = cluster
+    kwargs = {"quick": True, "classifiers": ["GaussianNB", "DecisionTreeClassifier"], "train_size": 600,
+              "test_size": 200, "progress": False}
+    remote = ml.zalando_benchmark(**kwargs, cluster=address, out=tmp_path / "remote")
+    local = ml.zalando_benchmark(**kwargs, out=tmp_path / "local")
+    assert [r["status"] for r in remote.rows] == ["done", "done"]
+    assert [r["accuracy"] for r in remote.rows] == [r["accuracy"] for r in local.rows]
+    for row in remote.rows:  # written here by the client: listed, reloadable, predicting
+        run = ml.load_run(row["run"], out=tmp_path / "remote")
+        assert run.metrics["accuracy"] == row["accuracy"] and run.report_path.is_file()
+        assert run.predict(run.dataset.x_test[:3])[0].class_name in run.classes
+
+
+def test_recipes_run_on_the_cluster_as_here(cluster, tmp_path, mnist_dir):
+    address, _ = cluster
+    names = ["mnist-logreg-nopenalty", "numpy-binary"]
+    remote = ml.recipes.run_all(names, data_dir=mnist_dir, out=tmp_path / "remote", cluster=address, progress=False)
+    local = ml.recipes.run_all(names, data_dir=mnist_dir, out=tmp_path / "local", progress=False)
+    for name in names:
+        assert remote[name].reproduced.metrics["accuracy"] == local[name].reproduced.metrics["accuracy"]
+        assert remote[name].ours.metrics["accuracy"] == local[name].ours.metrics["accuracy"]

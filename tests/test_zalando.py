@@ -1,0 +1,55 @@
+"""Zalando's benchmark: the grid as data, today's names for 2017's settings, the paper's numbers,
+resumable runs and recorded failures."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+from mnistlab.experiments import zalando
+from mnistlab.experiments.store import RunStore
+
+
+def test_the_grid_translated_to_todays_scikit_learn():
+    configurations = zalando.configurations()
+    assert len(configurations) == 137  # 143 in the grid; LogisticRegression's ovr and multinomial are one run now
+    lr = [c for c in configurations if c.classifier == "LogisticRegression"]
+    assert len(lr) == 6 and {c.params["l1_ratio"] for c in lr} == {0.0, 1.0}
+    assert all("multi_class" not in c.params and "penalty" not in c.params and c.params["solver"] == "saga" for c in lr)
+    assert "multi_class='ovr' is gone" in lr[0].mapping
+    gb = [c for c in configurations if c.classifier == "GradientBoostingClassifier"]
+    assert {c.params["loss"] for c in gb} == {"log_loss"} and {c.original["loss"] for c in gb} == {"deviance"}
+    mlp = next(c for c in configurations if c.classifier == "MLPClassifier")
+    assert isinstance(mlp.params["hidden_layer_sizes"], tuple)
+    assert all(c.params["standardize"] for c in configurations)
+
+
+def test_the_papers_numbers():
+    svc = next(c for c in zalando.configurations(["SVC"]) if c.original == {"C": 10.0, "kernel": "rbf"})
+    assert zalando.paper_accuracy(svc, "fashion-mnist") == 0.897 and zalando.paper_accuracy(svc, "mnist") == 0.973
+    assert zalando.paper_best("SVC", "fashion-mnist") == (0.897, {"C": 10, "kernel": "rbf"})
+    assert zalando.paper_best("GaussianProcessClassifier", "fashion-mnist") == (None, {})
+    quick = zalando.quick_configurations()
+    assert len(quick) == 13 and "GaussianProcessClassifier" not in {c.classifier for c in quick}
+
+
+def test_failures_are_recorded_the_rest_go_on_and_a_rerun_skips_what_finished(tmp_path):
+    args = ["benchmark", "zalando", "--classifiers", "LinearSVC,GaussianProcessClassifier", "--train-size", "300",
+            "--test-size", "100", "--out", str(tmp_path), "--json"]
+    first = run_cli(*args, timeout=600)
+    assert first.returncode == 0, first.stderr
+    rows = json.loads(first.stdout)["rows"]
+    by_status = {s: [r for r in rows if r["status"] == s] for s in {r["status"] for r in rows}}
+    assert len(rows) == 26 and len(by_status["not run"]) == 2 and "29 GB" in by_status["not run"][0]["error"]
+    failed = by_status["failed"]  # l1 with the hinge loss, or l1 one-vs-rest in the dual: LinearSVC refuses them
+    assert failed and all("penalty" in r["error"] or "loss" in r["error"] for r in failed)
+    assert len(by_status["done"]) == 24 - len(failed)
+    assert all(0 < r["accuracy"] <= 1 and r["paper_best"] == 0.836 for r in by_status["done"])
+    names = {r["run"] for r in by_status["done"]}
+    assert names <= {s.name for s in RunStore(tmp_path).list()}
+    table = (tmp_path / "benchmarks" / "zalando-fashion-mnist" / "results.md").read_text()
+    assert table.count("\n") == 28 and "failed: " in table
+
+    again = json.loads(run_cli(*args, timeout=600).stdout)["rows"]
+    assert {r["run"] for r in again if r["status"] == "done (earlier)"} == names
+    assert [r["status"] for r in again if r["run"] not in names] == [r["status"] for r in rows if r["run"] not in names]
