@@ -43,11 +43,16 @@ VARIANTS = {
     "mlp-tanh-binary": ("mlp", dict(hidden_layer_sizes=(16, 8), activation="tanh", max_iter=5), (0, 1)),
     "lenet": ("lenet", dict(epochs=1), None),
     "cnn": ("cnn", dict(epochs=1, widths=(8, 16), batch_size=64, learning_rate=0.1), None),  # with mirror-image TTA
+    # sklearn:NAME, through skl2onnx's converters
+    "sklearn:LogisticRegression": ("sklearn:LogisticRegression", dict(max_iter=50, standardize=True), None),
+    "sklearn:RandomForestClassifier": ("sklearn:RandomForestClassifier",
+                                       dict(n_estimators=10, max_depth=8, random_state=0), None),
+    "sklearn:KNeighborsClassifier": ("sklearn:KNeighborsClassifier", {}, (0, 1)),
 }
 
 
 def test_every_family_has_a_parity_test():
-    assert {family for family, _, _ in VARIANTS.values()} == set(family_names())
+    assert {family for family, _, _ in VARIANTS.values()} >= set(family_names())
 
 
 def fitted(fashion, variant):
@@ -58,7 +63,8 @@ def fitted(fashion, variant):
         x_test = x_test[np.isin(y_test, classes)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a few epochs do not converge, on purpose
-        model = get_family(family)(**params, random_state=0).fit(flatten_scale(x), y)
+        seeded = {} if family.startswith("sklearn:") else {"random_state": 0}  # theirs take it where they have one
+        model = get_family(family)(**{**seeded, **params}).fit(flatten_scale(x), y)
     names = [fashion.classes[c] for c in classes] if classes else list(fashion.classes)
     return model, names, x_test
 
@@ -85,6 +91,20 @@ def test_the_check_refuses_an_export_that_computes_something_else(fashion, tmp_p
     with pytest.raises(ExportError, match=r"does not compute what the logreg model does: another class for \d+"):
         export_onnx(model, classes, "fashion-mnist", "r", tmp_path / "m.onnx", check_images=x_test[:500])
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("family, params, reason", [
+    ("sklearn:RidgeClassifier", {}, "it has no probabilities of its own"),
+    ("sklearn:LabelPropagation", {}, "skl2onnx says Unable to find a shape calculator"),  # no converter
+])
+def test_an_sklearn_family_skl2onnx_cannot_convert_is_named(fashion, family, params, reason):
+    x, y = flatten_scale(fashion.x_train[:300]), fashion.y_train[:300]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = get_family(family)(**params).fit(x, y)
+    with pytest.raises(ExportError, match=f"a {family} model cannot be exported to ONNX: {reason}") as caught:
+        export_onnx(model, list(fashion.classes), "fashion-mnist", "r", Path("never-written.onnx"))
+    assert "\n" not in str(caught.value)
 
 
 def test_a_family_without_a_graph_is_named():

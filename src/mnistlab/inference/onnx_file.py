@@ -46,7 +46,7 @@ INPUT, SIDE = "pixels", 28
 DIGEST = "mnistlab.sha256"
 MAX_ONNX_BYTES = 512 * 1024 * 1024  # as load_model's MAX_MODEL_BYTES
 PARITY_TOLERANCE = 1e-4  # the largest difference of a probability allowed between the export and the model
-STANDARD_DOMAINS = ("", "ai.onnx")
+STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")  # ONNX's operators, and ONNX-ML's (trees, SVMs, scalers …)
 INPUT_TEXT = (f"{INPUT}: uint8 N×1×28×28, 0–255, the object bright on a dark background like the dataset's "
               "images (mnistlab's prepare_photo converts a photo so); output probabilities: float32 N×classes")
 
@@ -90,7 +90,10 @@ def _with_pixel_input(family_model):
     pixels = helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["N", 1, SIDE, SIDE])
     combined = helper.make_graph(front + list(graph.node), "mnistlab", [pixels], list(graph.output),
                                  initializer=constants + list(graph.initializer), value_info=list(graph.value_info))
-    return helper.make_model(combined, opset_imports=list(family_model.opset_import),
+    opsets: dict[str, int] = {}  # each domain once (a converter may list one twice), at its highest version
+    for opset in family_model.opset_import:
+        opsets[opset.domain] = max(opset.version, opsets.get(opset.domain, 0))
+    return helper.make_model(combined, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
                              ir_version=family_model.ir_version, producer_name="mnistlab")
 
 

@@ -23,6 +23,8 @@ with neither gives the one-hot of its prediction.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import inspect
 import io
@@ -33,7 +35,7 @@ import numpy as np
 from sklearn.utils import all_estimators
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..errors import ParameterError, one_line
+from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
 from ._fitting import convergence_warnings
 from .base import MnistlabModel
@@ -146,6 +148,38 @@ class SklearnClassifier(MnistlabModel):
         if self.standardize:  # a weight on (x − mean) / scale is weight / scale on the pixel x
             return np.asarray(coef) / self.estimator_[0].scale_
         return np.asarray(coef)
+
+    def onnx_graph(self):
+        """skl2onnx's converter of the fitted estimator (its StandardScaler too), where it has one.
+
+        Only a classifier with probabilities of its own: those mnistlab makes from decision scores
+        (or predictions) are computed by no converter.
+        """
+        check_is_fitted(self, "estimator_")
+        if not hasattr(self.estimator_, "predict_proba"):
+            raise ExportError(f"a {self.family} model cannot be exported to ONNX: it has no probabilities of its "
+                              "own (mnistlab's are the softmax of its decision scores), which skl2onnx does not give")
+        try:
+            from skl2onnx import convert_sklearn
+            from skl2onnx.common.data_types import FloatTensorType
+        except ImportError:
+            raise ExportError(f"exporting {self.family} needs skl2onnx: pip install 'mnistlab[onnx]'") from None
+        from .onnx_graphs import INPUT, N_FEATURES, OPSET, OUTPUT
+
+        estimator = copy.deepcopy(self.estimator_)
+        final = estimator[-1] if self.standardize else estimator
+        with contextlib.suppress(AttributeError):  # skl2onnx's label output cannot index uint8 class labels
+            final.classes_ = np.asarray(final.classes_, np.int64)
+        try:
+            model = convert_sklearn(estimator, initial_types=[(INPUT, FloatTensorType([None, N_FEATURES]))],
+                                    target_opset={"": OPSET, "ai.onnx.ml": 3}, options={id(final): {"zipmap": False}})
+        except Exception as exc:  # noqa: BLE001 - skl2onnx's refusals (no converter, a setting it lacks) share no base
+            raise ExportError(f"a {self.family} model cannot be exported to ONNX: skl2onnx says "
+                              f"{one_line(exc)[:200]}") from None
+        probabilities = [output for output in model.graph.output if output.name == OUTPUT]
+        del model.graph.output[:]  # the predicted label is not part of the contract: the probabilities are
+        model.graph.output.extend(probabilities)
+        return model
 
     # -- model files --------------------------------------------------------------------------
     def get_arrays(self) -> dict[str, np.ndarray]:
