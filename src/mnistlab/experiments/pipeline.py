@@ -30,8 +30,10 @@ from ..models.callbacks import SILENT, FitProgress
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from . import metrics as metrics_mod
 from . import report
-from .figures import RunResults, write_figures
-from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config
+from .figures import write_figures
+from .interpret import Interpretation, embed
+from .robustness import robustness
+from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config, write_embedding
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
 
 def train(family: str, params: dict, data: DataChoice, out: Path, name: str | None = None,
           overwrite: bool = False, command: str | None = None, resume: bool = False,
-          progress: FitProgress | None = None) -> Path:
+          progress: FitProgress | None = None, embedding: bool = True) -> Path:
     """Fit, evaluate and write a complete run directory; return its path.
 
     Everything that can be checked is checked before the data is loaded: the run
@@ -115,6 +117,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     into ``<out>/checkpoints/<name>``, deleted once the run is complete. With ``resume``,
     training continues from the checkpoint an interrupted run of the same name and
     settings left there; without, any such checkpoint is discarded first.
+    ``embedding`` False skips the 2-D map of the test set (its t-SNE is the slowest part of the report).
     """
     progress = progress or SILENT
     store = RunStore(out)
@@ -162,16 +165,22 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             converged=getattr(model, "converged_", None),
             fit_message=getattr(model, "fit_message_", None),
             history=getattr(model, "history_", None),
+            robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
         )
+        interpretation = Interpretation(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test)
+        run_metrics.update(interpretation.summary())
         run_metrics["analysis"] = metrics_mod.analysis(run_metrics)
+        mapped = embed(model, x_test, proba) if embedding else None
+        interpretation.load_embedding = lambda: mapped
         with writer.staging() as staging:
             save_model(model, staging)
             write_json(staging / CONFIG, config)
             write_json(staging / METRICS, run_metrics)
             np.savez_compressed(staging / PREDICTIONS, y_true=ds.y_test,
                                 y_pred=proba.argmax(axis=1), proba=proba.astype(np.float32))
-            write_figures(RunResults(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test),
-                          staging / PLOTS)
+            if mapped is not None:
+                write_embedding(staging, mapped)
+            write_figures(interpretation, staging / PLOTS, skip=() if mapped else ("embedding",))
             report.write_report(staging)
         if checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
