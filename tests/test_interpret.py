@@ -225,3 +225,33 @@ def test_every_figure_is_drawn_for_a_family_with_only_predict_proba(fashion, tmp
     assert png_size(written["top_losses"]) == (round((1.9 * 5 + 0.8) * plots.DPI), round((2.05 * 4 + 0.9) * plots.DPI))
     # five confused pairs, each both ways
     assert png_size(written["most_confused"])[1] == round((1.1 * 10 + 0.7) * plots.DPI)
+
+
+def test_a_run_carries_its_interpretation_everywhere(tmp_path):
+    import mnistlab as ml
+
+    a = ml.train("logreg", train_size=500, test_size=200, name="a", out=tmp_path, progress=False)
+    b = ml.train("logreg", C=0.01, train_size=500, test_size=200, name="b", out=tmp_path, progress=False,
+                 embedding=False)
+    m = a.metrics
+    assert 0 <= m["calibration"]["ece"] <= 1 and 0 <= m["calibration"]["brier"] <= 2
+    assert sum(m["calibration"]["bins"]["count"]) == 200
+    assert m["robustness"]["n_images"] == 200 and set(m["robustness"]["shifts"]) == set(SHIFTS)
+    losses = [row["loss"] for row in m["top_losses"]]
+    assert len(losses) == 10 and losses == sorted(losses, reverse=True)
+    assert list(a.interpretation.top_losses()) == [row["index"] for row in m["top_losses"]]
+    assert m["most_confused"][0]["a_to_b"] >= m["most_confused"][0]["b_to_a"] > 0
+    assert (a.path / "embedding.npz").is_file() and not (b.path / "embedding.npz").exists()
+    assert set(NEW_FIGURES) <= set(a.figure_names())
+    assert "embedding" not in b.figure_names() and set(NEW_FIGURES) - {"embedding"} <= set(b.figure_names())
+    cached = a.interpretation.embedding()
+    assert cached["xy"].shape == (200, 2) and cached["of"] == "log-probabilities"
+    assert a.figure("reliability").get_size_inches().tolist() == [6, 6.4]
+    report = a.report_path.read_text()
+    for heading in ("Top losses", "Most confused pairs", "Robustness", "Expected calibration error"):
+        assert heading in report
+    comparison = ml.compare(a, b, out=tmp_path)
+    deltas = comparison.pairs[0]["class_accuracy_delta"]
+    assert len(deltas) == 10 and all(d["low"] <= d["delta"] <= d["high"] for d in deltas.values())
+    assert (comparison.path / "robustness.png").is_file() and (comparison.path / "class_accuracy_delta_1.png").is_file()
+    assert "Per-class accuracy differences" in comparison.report_path.read_text()

@@ -459,24 +459,29 @@ def top_losses(images, true, pred, p_true, losses, class_names, maps=None, metho
 
 
 def confused_pairs(images, rows: list[tuple[str, list[int]]], title: str = "Most confused pairs") -> Figure:
-    """One strip of thumbnails per confusion direction: ``rows`` is (label, indices into ``images``)."""
+    """One strip of thumbnails per confusion direction: ``rows`` is (label, indices into ``images``).
+
+    Each strip is one image (the thumbnails side by side, a white gap between them), so that the
+    figure costs one panel per row rather than one per thumbnail."""
     images = _as_images(images)
-    width = max([len(idx) for _, idx in rows] + [1])
     if not rows:
         fig = Figure(figsize=(6, 2), layout="constrained")
         _note(fig.subplots(), "No test image was misclassified")
         fig.suptitle(title)
         return fig
+    width = max(max(len(idx) for _, idx in rows), 1)
+    gap = 3
     fig = Figure(figsize=(1.1 * width + 2.8, 1.1 * len(rows) + 0.7), layout="constrained")
-    axes = fig.subplots(len(rows), width, squeeze=False)
-    for (label, idx), row in zip(rows, axes):
-        for ax in row:
-            _bare(ax)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-        for ax, i in zip(row, idx):
-            ax.imshow(images[i], cmap=IMAGE_CMAP)
-        row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    axes = fig.subplots(len(rows), 1, squeeze=False).ravel()
+    for ax, (label, idx) in zip(axes, rows):
+        strip = np.zeros((28, width * (28 + gap) - gap))  # 0 is the background: white in the image colour map
+        for slot, i in enumerate(idx):
+            strip[:, slot * (28 + gap): slot * (28 + gap) + 28] = images[i]
+        ax.imshow(strip, cmap=IMAGE_CMAP, vmin=0)
+        _bare(ax)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     fig.suptitle(title)
     return fig
 

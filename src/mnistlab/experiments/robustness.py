@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from ..data.preprocess import flatten_scale
 
-MAX_IMAGES = 2000
+MAX_IMAGES = 1000
 SEED = 0
 
 
