@@ -255,3 +255,57 @@ def test_a_run_carries_its_interpretation_everywhere(tmp_path):
     assert len(deltas) == 10 and all(d["low"] <= d["delta"] <= d["high"] for d in deltas.values())
     assert (comparison.path / "robustness.png").is_file() and (comparison.path / "class_accuracy_delta_1.png").is_file()
     assert "Per-class accuracy differences" in comparison.report_path.read_text()
+
+
+def test_a_temperature_is_recovered_and_undoes_over_confidence():
+    from mnistlab.models.temperature import fit_temperature, scale
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (5000, 5))
+    truth = scale(np.exp(logits), 1.0)  # the probabilities labels are drawn from: calibrated by construction
+    y = np.array([rng.choice(5, p=p) for p in truth])
+    over_confident = scale(truth, 1 / 3)  # logits three times too large
+    t = fit_temperature(over_confident, y)
+    assert t == pytest.approx(3.0, rel=0.1)
+    before, after = calibration(y, over_confident)["ece"], calibration(y, scale(over_confident, t))["ece"]
+    assert after < 0.03 < 0.1 < before
+    assert np.array_equal(scale(over_confident, t).argmax(1), over_confident.argmax(1))  # same predictions
+
+
+def test_the_model_file_records_the_temperature_and_predictions_use_it(tmp_path):
+    import json
+
+    from mnistlab.errors import ModelFileError
+    from mnistlab.models import get_family
+    from mnistlab.models.serialization import load_model, save_model
+    from mnistlab.models.temperature import TemperatureScaled, scale
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 784), dtype=np.float32), np.arange(60) % 3
+    inner = get_family("logreg")(max_iter=5).fit(X, y)
+    save_model(TemperatureScaled(inner, 2.5), tmp_path)
+    assert json.loads((tmp_path / "model.json").read_text())["temperature"] == 2.5
+    loaded = load_model(tmp_path, n_classes=3)
+    assert loaded.temperature == 2.5 and loaded.coef_.shape == (3, 784)  # the family's own attributes
+    assert np.allclose(loaded.predict_proba(X), scale(inner.predict_proba(X), 2.5))
+    meta = json.loads((tmp_path / "model.json").read_text())
+    for bad in (-1, 0, "hot", float("nan")):
+        (tmp_path / "model.json").write_text(json.dumps({**meta, "temperature": bad}))
+        with pytest.raises(ModelFileError, match="temperature"):
+            load_model(tmp_path)
+
+
+def test_train_with_calibrate_fits_a_temperature_on_held_out_images(tmp_path):
+    import mnistlab as ml
+    from mnistlab.models.temperature import scale
+
+    run = ml.train("logreg", train_size=600, test_size=200, name="t", out=tmp_path, progress=False,
+                   calibrate=True, embedding=False)
+    t = run.metrics["temperature"]
+    assert t["n_validation"] == 60 and run.config["dataset"]["n_train"] == 540 and t["value"] > 0
+    assert t["ece_after"] == run.metrics["calibration"]["ece"]
+    assert run.model.temperature == t["value"]
+    x = run.dataset.x_test[:3]
+    raw = run.model.model.predict_proba(x.reshape(3, -1) / 255.0)
+    assert np.allclose([p.probabilities for p in run.predict(x)], scale(raw, t["value"]), atol=1e-6)
+    assert "ECE before → after temperature scaling" in run.report_path.read_text()

@@ -295,7 +295,8 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
           classes: list[int] | tuple[int, ...] | None = None, train_size: int | None = None,
           test_size: int | None = None, test_fraction: float | None = None, seed: int = 0, name: str | None = None,
           out: str | Path | None = None, overwrite: bool = False, resume: bool = False, progress: bool = True,
-          command: str | None = None, embedding: bool = True, **hyperparameters: Any) -> Run:
+          command: str | None = None, embedding: bool = True, calibrate: bool = False,
+          **hyperparameters: Any) -> Run:
     """Train a model family on a dataset and write a run folder (model, metrics, figures, report.html).
 
     The same pipeline as ``mnistlab train``. Checks the hyperparameters, the run name and that the
@@ -306,7 +307,10 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     ``$MNISTLAB_OUT`` or ./mnistlab-out; ``progress`` shows a bar (a notebook bar in Jupyter);
     ``resume`` continues an interrupted run of the same name from its last checkpoint; ``command``
     is what config.json records as how the run was made (default: this call); ``embedding`` False
-    skips the 2-D map of the test set (a t-SNE, the slowest part of a fast model's report).
+    skips the 2-D map of the test set (a t-SNE, the slowest part of a fast model's report); ``calibrate``
+    holds out a tenth of the training images and fits a temperature on them that makes the
+    probabilities calibrated (the model file records it, predictions use it; metrics.json has
+    ``temperature`` with the ECE before and after).
 
     Model families (``model``) and where their hyperparameters are described:
 
@@ -324,9 +328,10 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
                       seed=seed, resplit_test_fraction=test_fraction)
     command = command or _call("train", model, **{k: v for k, v in dict(
         dataset=dataset, classes=classes, train_size=train_size, test_size=test_size, test_fraction=test_fraction,
-        seed=seed, name=name, **hyperparameters).items() if v is not None})
+        seed=seed, name=name, calibrate=calibrate or None, **hyperparameters).items() if v is not None})
     path = train_pipeline(model, hyperparameters, data, _store(out).out, name=name, overwrite=overwrite,
-                          command=command, resume=resume, progress=fit_progress(progress), embedding=embedding)
+                          command=command, resume=resume, progress=fit_progress(progress), embedding=embedding,
+                          calibrate=calibrate)
     return Run(path)
 
 

@@ -117,8 +117,9 @@ def embed(model: MnistlabModel, x: np.ndarray, proba: np.ndarray, max_images: in
     index = np.sort(np.random.default_rng(0).permutation(len(x))[:max_images])
     features = model.features(x[index])
     of = "penultimate features"
-    if features is None:
-        features, of = np.log(np.maximum(np.asarray(proba, dtype=np.float64)[index], EPS)), "log-probabilities"
+    if features is None:  # log-probabilities less each image's mean: its logits, as softmax cannot tell them apart
+        logp = np.log(np.maximum(np.asarray(proba, dtype=np.float64)[index], EPS))
+        features, of = logp - logp.mean(axis=1, keepdims=True), "log-probabilities"
     features = np.asarray(features, dtype=np.float32).reshape(len(index), -1)
     perplexity = min(30.0, max(1.0, (len(index) - 1) / 3))  # t-SNE needs perplexity < the number of points
     xy = TSNE(2, init="pca", perplexity=perplexity, max_iter=500, random_state=0).fit_transform(features)

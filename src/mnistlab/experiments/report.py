@@ -106,6 +106,7 @@ def _results_section(metrics: dict) -> str:
         ("Expected calibration error", _formatted(metrics.get("calibration", {}).get("ece"), ".4f")),
         ("ECE binning", metrics.get("calibration", {}).get("ece_binning")),
         ("Brier score", _formatted(metrics.get("calibration", {}).get("brier"), ".4f")),
+        *_temperature_rows(metrics.get("temperature")),
         ("Test images", _formatted(metrics.get("n_test"), ",")),
         ("Fit time (s)", _formatted(metrics.get("fit_seconds"), ".2f")),
         ("Prediction time per 10,000 images (s)",
@@ -116,6 +117,16 @@ def _results_section(metrics: dict) -> str:
         ("Solver message", metrics.get("fit_message")),
     ])
     return "<h2>Results</h2>\n" + _key_value_table(rows) if rows else ""
+
+
+def _temperature_rows(temperature: dict | None) -> list[tuple[str, Any]]:
+    if not temperature:
+        return []
+    return [(f"Temperature (fitted on {temperature['n_validation']:,} held-out training images)",
+             f"{temperature['value']:.4f}"),
+            ("ECE before → after temperature scaling",
+             f"{temperature['ece_before']:.4f} → {temperature['ece_after']:.4f}"),
+            ("Brier score before → after", f"{temperature['brier_before']:.4f} → {temperature['brier_after']:.4f}")]
 
 
 def _analysis_section(metrics: dict) -> str:
