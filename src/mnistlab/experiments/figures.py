@@ -169,5 +169,5 @@ def explanation_figures(prediction, true_label: int | None = None) -> dict[str, 
     figures = {"probabilities": plots.probability_bars(proba, classes, title=sample_title(proba, classes, true_label))}
     if prediction.contributions is not None:
         figures["contributions"] = plots.contribution_maps(prediction.contributions, prediction.pixels, classes,
-                                                           proba=proba)
+                                                           proba=proba, method=prediction.model.explanation_method)
     return figures
