@@ -49,7 +49,10 @@ def test_runs_table_fits_a_phone(browser, server):  # noqa: F811
     for cell in page.locator("#runs-table tbody td").all():
         box = cell.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, cell.inner_text()
-    assert "accuracy" in wrap.inner_text()  # the values keep their labels
+    labels = page.evaluate("[...document.querySelectorAll('#runs-table tbody tr:first-child td')]"
+                           ".map((td) => getComputedStyle(td, '::before').content)")
+    assert '"accuracy "' in labels and '"fit s "' in labels  # the values keep their column's name
+    assert "logreg-small" in wrap.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "web-phone-runs.png", full_page=True)
     context.close()
