@@ -111,6 +111,7 @@ def embed(model: MnistlabModel, x: np.ndarray, proba: np.ndarray, max_images: in
     test set too small to map (t-SNE needs a handful of points).
     """
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     if len(x) < MIN_EMBEDDED:
         return None
@@ -122,5 +123,8 @@ def embed(model: MnistlabModel, x: np.ndarray, proba: np.ndarray, max_images: in
         features, of = logp - logp.mean(axis=1, keepdims=True), "log-probabilities"
     features = np.asarray(features, dtype=np.float32).reshape(len(index), -1)
     perplexity = min(30.0, max(1.0, (len(index) - 1) / 3))  # t-SNE needs perplexity < the number of points
-    xy = TSNE(2, init="pca", perplexity=perplexity, max_iter=500, random_state=0).fit_transform(features)
+    # one thread: t-SNE's OpenMP loops spin when the cores are busy with anything else (another
+    # process, the other figures), which made it 4× slower on a loaded 2-core machine than alone
+    with threadpool_limits(1):
+        xy = TSNE(2, init="pca", perplexity=perplexity, max_iter=500, random_state=0).fit_transform(features)
     return {"index": index, "xy": xy.astype(np.float32), "of": of}
