@@ -44,3 +44,30 @@ def test_killed_while_fitting_then_resumed(tmp_path, sig):
     assert len(history["train_loss"]) == 4  # the epochs before the kill are kept, not run again
     assert not (tmp_path / "checkpoints").exists()  # removed once the run is complete
     assert [r.name for r in RunStore(tmp_path).list()] == ["k"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_while_writing_its_artifacts_then_resumed(tmp_path, sig):
+    """Killed after the last epoch, while the run folder is being written: the staging folder is
+    never listed, and --resume has nothing left to train but writes the run from the checkpoint."""
+    command = [sys.executable, "-m", "mnistlab", *CNN, "--name", "w", "--out", str(tmp_path), "--json"]
+    victim = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    runs = tmp_path / "runs"
+    deadline = time.time() + 240
+    while not any(p.name.startswith(".staging-") and (p / "model.json").exists()
+                  for p in (runs.iterdir() if runs.is_dir() else [])):
+        assert victim.poll() is None, "finished before it could be killed: " + victim.stderr.read().decode()
+        assert time.time() < deadline, "no staging folder was written"
+        time.sleep(0.01)
+    victim.send_signal(sig)
+    victim.wait(timeout=60)
+    assert victim.returncode != 0
+    assert RunStore(tmp_path).list() == []
+    assert not list(runs.iterdir())
+
+    resumed = run_cli(*CNN, "--name", "w", "--out", str(tmp_path), "--resume", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 4" in resumed.stderr
+    assert len(json.loads((runs / "w" / "metrics.json").read_text())["history"]["train_loss"]) == 4
+    assert [r.name for r in RunStore(tmp_path).list()] == ["w"]

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
-import uvicorn
+from PIL import Image
 
 from fixtures.photos import make_photo
+from fixtures.server import live_server
 from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.web.app import create_app
 from mnistlab.web.workers import PhotoWorkers, WorkerStopped
@@ -36,21 +38,8 @@ def out(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(out):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(out, default_run="logreg-small"), host="127.0.0.1", port=port,
-                            log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not instance.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert instance.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with live_server(create_app(out, default_run="logreg-small")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +61,25 @@ def test_api_predict(server, trouser_photo):
     assert np.array(answer["image"]).shape == (28, 28)
 
 
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def test_api_errors_and_server_survives(server, trouser_photo):
+    floats = np.full((60, 60), 0.8, np.float32)
+    floats[30, 30] = np.nan
+    buffer = io.BytesIO()
+    Image.fromarray(floats).save(buffer, "TIFF")
+    tiff_with_nan = buffer.getvalue()
     cases = [
         ({"file": ("x.txt", b"not an image")}, {}, 415),
         ({"file": ("x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40)}, {}, 415),
         ({"file": ("big.png", b"0" * (21 * 1024 * 1024))}, {}, 413),
+        ({"file": ("banner.png", png(np.full((100, 3000), 220, np.uint8)))}, {}, 415),  # 30:1
+        ({"file": ("nan.tiff", tiff_with_nan)}, {}, 415),
+        ({"file": ("blank.png", png(np.full((300, 300), 220, np.uint8)))}, {}, 422),
         ({"file": ("t.jpg", trouser_photo.read_bytes())}, {"run": "no-such-run"}, 404),
         ({"file": ("t.jpg", trouser_photo.read_bytes())}, {"run": "../../etc"}, 404),
     ]
@@ -189,3 +192,29 @@ def test_phone_sized_screen(browser, server):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "web-phone.png", full_page=True)
     context.close()
+
+
+def test_a_worker_killed_mid_request_is_one_retryable_error(out, fashion):
+    """SIGKILL the only worker while it decodes a large photo: that request gets a JSON 503 with
+    Retry-After, and the same request sent again is answered by the replacement pool."""
+    big = np.full((7000, 7000), 200, np.uint8)  # about 0.3 s of decoding in the worker
+    big[2000:4996, 2000:4996] = 255 - fashion.x_test[0].repeat(107, 0).repeat(107, 1)  # dark garment
+    files = {"file": ("big.png", png(big))}
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    with live_server(create_app(out, default_run="logreg-small", workers=1)) as url:
+        (worker,) = [c for c in psutil.Process().children(recursive=True)
+                     if c.pid not in before and "multiprocessing" in " ".join(c.cmdline())]
+        answers = []
+        request = threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/api/predict", files=files,
+                                                                            timeout=60)))
+        idle = sum(worker.cpu_times()[:2])
+        request.start()
+        while sum(worker.cpu_times()[:2]) < idle + 0.05:  # the worker is busy with this photo
+            time.sleep(0.005)
+        worker.kill()
+        request.join(timeout=60)
+        (killed,) = answers
+        assert killed.status_code == 503 and killed.headers["retry-after"] == "1"
+        assert "can be retried" in killed.json()["detail"]
+        again = httpx.post(f"{url}/api/predict", files=files, timeout=60)
+        assert again.status_code == 200, again.text

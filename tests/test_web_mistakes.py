@@ -39,20 +39,20 @@ def test_top_losses_open_their_explanation(page, server):  # noqa: F811
 
 def test_runs_table_fits_a_phone(browser, server):  # noqa: F811
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.goto(server)
-    page.wait_for_selector("#runs-table tbody tr")
-    wrap = page.locator(".table-wrap")
+    phone = context.new_page()
+    phone.goto(server)
+    phone.wait_for_selector("#runs-table tbody tr")
+    wrap = phone.locator(".table-wrap")
     # nothing hidden in the table's own horizontal scroll: every value and the report link are on screen
-    assert page.evaluate("(() => { const w = document.querySelector('.table-wrap');"
+    assert phone.evaluate("(() => { const w = document.querySelector('.table-wrap');"
                          " return w.scrollWidth <= w.clientWidth + 1; })()")
-    for cell in page.locator("#runs-table tbody td").all():
+    for cell in phone.locator("#runs-table tbody td").all():
         box = cell.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, cell.inner_text()
-    labels = page.evaluate("[...document.querySelectorAll('#runs-table tbody tr:first-child td')]"
+    labels = phone.evaluate("[...document.querySelectorAll('#runs-table tbody tr:first-child td')]"
                            ".map((td) => getComputedStyle(td, '::before').content)")
     assert '"accuracy "' in labels and '"fit s "' in labels  # the values keep their column's name
     assert "logreg-small" in wrap.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / "web-phone-runs.png", full_page=True)
+    phone.screenshot(path=ARTIFACTS / "web-phone-runs.png", full_page=True)
     context.close()

@@ -410,6 +410,44 @@ def families() -> dict[str, str]:
     return {f: (get_family(f).__doc__ or "").strip().splitlines()[0] for f in family_names()}
 
 
+class RecipeResult:
+    """A recipe's two runs: ``reproduced`` (what the tutorial ran) and ``ours``, beside the published number."""
+
+    def __init__(self, name: str, folders: dict[str, Path]):
+        from .experiments.recipes import get_recipe
+
+        self.name, self.recipe = name, get_recipe(name)
+        self.reproduced, self.ours = Run(folders["reproduction"]), Run(folders["ours"])
+
+    @property
+    def published(self) -> float:
+        return self.recipe.published
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per result: the published one, the reproduction and ours (accuracy, fit seconds, run)."""
+        rows = [{"result": "published", "model": "", "accuracy": self.published, "zero_weights": None,
+                 "fit_seconds": None, "run": None, "images": ""}]
+        for label, run in (("reproduced", self.reproduced), ("ours", self.ours)):
+            rows.append({"result": label, "model": run.config["model"], "accuracy": run.metrics["accuracy"],
+                         "zero_weights": run.metrics.get("zero_weight_fraction"),
+                         "fit_seconds": run.metrics["fit_seconds"], "run": run.name,
+                         "images": f"{run.config['dataset']['n_train']}/{run.config['dataset']['n_test']}"})
+        return rows
+
+    def __repr__(self) -> str:
+        return (f"RecipeResult({self.name!r}: published {self.published:.4g}, reproduced "
+                f"{self.reproduced.metrics['accuracy']:.4f}, ours {self.ours.metrics['accuracy']:.4f})")
+
+    def _repr_html_(self) -> str:
+        rows = [[r["result"], r["model"], f"{r['accuracy']:.4f}",
+                 "" if r["fit_seconds"] is None else f"{r['fit_seconds']:.1f}", r["images"]] for r in self.rows()]
+        return html.card(f"Recipe {self.name}: {self.recipe.title}",
+                         html.table(["result", "model", "test accuracy", "fit s", "train / test images"], rows),
+                         html.escape(self.recipe.published_note),
+                         html.link(_href(self.reproduced.report_path), f"{self.reproduced.name}: report.html"),
+                         html.link(_href(self.ours.report_path), f"{self.ours.name}: report.html"))
+
+
 class Recipes:
     """The classic tutorial experiments: ``ml.recipes.list()`` and ``ml.recipes.run(name)``.
 
@@ -424,13 +462,15 @@ class Recipes:
         return {name: f"{r.title} — {r.published_note}" for name, r in RECIPES.items()}
 
     def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
-            progress: bool = True) -> Run:
-        """Run one recipe as an ordinary training run named ``recipe-<name>`` (replaced if it exists)."""
+            progress: bool = True) -> RecipeResult:
+        """Run the tutorial's configuration and ours, as the runs ``recipe-<name>-reproduction`` and
+        ``recipe-<name>-ours`` (each replaced if it exists)."""
         from .experiments.recipes import run_recipe
         from .progress import fit_progress
 
-        return Run(run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
-                              progress=fit_progress(progress)))
+        folders = run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
+                             progress=fit_progress(progress))
+        return RecipeResult(name, folders)
 
     def __repr__(self) -> str:
         return "mnistlab.recipes: " + ", ".join(self.list())
@@ -438,5 +478,5 @@ class Recipes:
 
 recipes = Recipes()
 
-__all__ = ["Comparison", "Predictions", "Recipes", "Run", "RunList", "Sweep", "compare",
+__all__ = ["Comparison", "Predictions", "RecipeResult", "Recipes", "Run", "RunList", "Sweep", "compare",
            "families", "load_run", "recipes", "runs", "sweep", "train"]

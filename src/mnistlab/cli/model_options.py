@@ -84,6 +84,8 @@ def _reader(constraint) -> Callable[[str], Any] | None:
         return _none
     if constraint == "boolean" or constraint is bool:
         return _boolean
+    if constraint in ("random_state", "verbose"):  # scikit-learn's names for a seed and a verbosity level
+        return int
     if isinstance(constraint, Interval):
         return int if constraint.type is Integral else float
     if isinstance(constraint, PositiveInts):

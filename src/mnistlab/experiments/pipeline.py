@@ -129,7 +129,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     progress = progress or SILENT
     store = RunStore(out)
     created = datetime.now(timezone.utc)
-    name = name or f"{family}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
+    # a family's name may hold a colon (sklearn:SVC), which a run's name may not
+    name = name or f"{family.replace(':', '-')}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
     with store.claim(name, overwrite=overwrite) as writer:
         model = build_model(family, params, data.seed)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
@@ -174,14 +175,17 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         run_metrics.update(
             fit_seconds=fit_seconds,
             predict_seconds_per_10k=predict_seconds * 10000 / max(len(x_test), 1),
+            # None where the state is not float arrays (a scikit-learn model's skops bytes)
             n_parameters=int(sum(a.size for a in model.get_arrays().values()
-                                 if np.issubdtype(a.dtype, np.floating))),
+                                 if np.issubdtype(a.dtype, np.floating))) or None,
             n_iter=_as_int(getattr(model, "n_iter_", None)),
             converged=getattr(model, "converged_", None),
             fit_message=getattr(model, "fit_message_", None),
             history=getattr(model, "history_", None),
             robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
         )
+        if (weights := model.weight_images()) is not None:  # how sparse an L1 penalty made the weights
+            run_metrics["zero_weight_fraction"] = float(np.mean(weights == 0))
         if uncalibrated is not None:
             after = run_metrics["calibration"]
             run_metrics["temperature"] = {"value": model.temperature, "n_validation": int(len(y_val)),

@@ -1,4 +1,8 @@
-"""Model families by name. A family registers here and nowhere else."""
+"""Model families by name. A family registers here and nowhere else.
+
+Besides the families below, ``sklearn:NAME`` is scikit-learn's classifier NAME
+(``sklearn:SVC``, ``sklearn:RandomForestClassifier``, …; see ``sklearn_any``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ _FAMILIES: dict[str, str] = {
     "lenet": "torch.lenet:LeNet",
     "cnn": "torch.cnn:CNN",
 }
+SKLEARN_PREFIX = "sklearn:"
 
 
 def family_names() -> list[str]:
@@ -25,8 +30,13 @@ def family_names() -> list[str]:
 def get_family(name: str) -> type[MnistlabModel]:
     import importlib
 
+    if isinstance(name, str) and name.startswith(SKLEARN_PREFIX):
+        from .sklearn_any import family_class
+
+        return family_class(name.removeprefix(SKLEARN_PREFIX))
     try:
         module_name, class_name = _FAMILIES[name].split(":")
     except KeyError:
-        raise ParameterError(None, f"unknown model {name!r}; choose one of: {', '.join(_FAMILIES)}") from None
+        raise ParameterError(None, f"unknown model {name!r}; choose one of: {', '.join(_FAMILIES)}, "
+                                   f"or {SKLEARN_PREFIX}NAME for any scikit-learn classifier") from None
     return getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)

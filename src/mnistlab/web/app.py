@@ -2,7 +2,8 @@
 
 Every answer, errors included, is JSON with a clear ``detail``: an upload over
 the size limit is 413, a file that is not an image 415, a photo with nothing
-in it 422, an unknown run 404, a run whose files are damaged 500. The status
+in it 422, an unknown run 404, a run whose files are damaged 500, a prediction
+whose worker process died 503 (retryable: the pool is replaced). The status
 comes from the error's class (``STATUS``), never from its message. Nothing a
 request sends can stop the server.
 """
@@ -103,7 +104,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
     @app.exception_handler(HTTPException)
     async def json_errors(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(MnistlabError)
     async def mnistlab_errors(request: Request, exc: MnistlabError) -> JSONResponse:
@@ -172,7 +173,8 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         try:
             answer = await photo_workers.answer(run_dir, data)
         except WorkerStopped as exc:
-            raise HTTPException(500, str(exc)) from None
+            # The pool is already replaced: the same request, sent again, is answered.
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
         # Plain JSON types already: FastAPI's generic (slow) encoder is skipped;
         # response_model only documents the answer.
         return JSONResponse(answer)

@@ -1,0 +1,221 @@
+"""Any scikit-learn classifier as a family: ``sklearn:SVC``, ``sklearn:RandomForestClassifier``, …
+
+``family_class("SVC")`` makes a family whose hyperparameters are exactly the
+classifier's own: the same ``__init__`` signature, defaults and
+``_parameter_constraints`` (so the command line types ``--C 10 --kernel rbf``
+from them and a bad value fails before any work), plus ``standardize``, which
+puts scikit-learn's StandardScaler before the classifier (as the tutorials'
+pipelines do). The fitted estimator is ``estimator_``.
+
+Model files. The fitted estimator is written with skops (``skops.io``), whose
+format holds data but no code; its bytes are one uint8 array of ``model.npz``,
+so these families' files are bounded and checked like every other's. Loading
+trusts skops's default types (scikit-learn's estimators, NumPy arrays) and the
+explicit list ``TRUSTED_TYPES`` — the internal types that scikit-learn's trees,
+boosting and MLP keep — and nothing the file itself asks for: a file holding
+any other type is refused, never loaded.
+
+Probabilities. A classifier without ``predict_proba`` (SVC without
+``probability=True``, RidgeClassifier, Perceptron, …) gets the softmax of its
+``decision_function``: scores that rank classes but are not calibrated; one
+with neither gives the one-hot of its prediction.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import io
+import zipfile
+from typing import ClassVar
+
+import numpy as np
+from sklearn.utils import all_estimators
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ..errors import ParameterError, one_line
+from . import SKLEARN_PREFIX
+from ._fitting import convergence_warnings
+from .base import MnistlabModel
+from .callbacks import SILENT
+
+
+# Not in skops's default trusted set, but plain data holders of scikit-learn's own estimators.
+TRUSTED_TYPES = (
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.Interval",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+)
+MAX_STATE_BYTES = 2 * 1024**3  # what a skops file may inflate to (a large forest takes a few hundred MB)
+
+
+def classifier_names() -> list[str]:
+    """scikit-learn's classifiers that work on their own (no required ``estimator`` argument)."""
+    return [name for name, cls in all_estimators(type_filter="classifier") if not _required(cls)]
+
+
+def _required(cls: type) -> list[str]:
+    return [name for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.default is inspect.Parameter.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _classifier(name: str) -> type:
+    found = dict(all_estimators(type_filter="classifier")).get(name)
+    if found is None:
+        raise ParameterError(None, f"scikit-learn has no classifier named {name!r}; "
+                                   f"its classifiers: {', '.join(classifier_names())}")
+    if required := _required(found):
+        raise ParameterError(None, f"sklearn:{name} needs {', '.join(required)} (another estimator) to be "
+                                   "built, which the command line cannot give; it is not available as a family")
+    return found
+
+
+class SklearnClassifier(MnistlabModel):
+    """Base of the ``sklearn:NAME`` families; ``family_class(NAME)`` makes each one."""
+
+    estimator_class: ClassVar[type]
+    learned_arrays = ("classes_", "skops_")
+
+    def _estimator(self):
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        params = self.get_params(deep=False)
+        standardize = params.pop("standardize")
+        estimator = self.estimator_class(**params)
+        return make_pipeline(StandardScaler(), estimator) if standardize else estimator
+
+    def _classifier(self):
+        """The fitted classifier itself (the last step when standardised)."""
+        return self.estimator_[-1] if self.standardize else self.estimator_
+
+    def fit(self, X, y, progress=None):
+        self.validate_params()
+        progress = progress or SILENT
+        X = check_array(X, dtype=np.float32)
+        progress.start(None, "fit")
+        try:
+            with convergence_warnings() as not_converged:
+                self.estimator_ = self._estimator().fit(X, y)
+        except (ValueError, np.linalg.LinAlgError) as exc:  # the classifier's own verdict on this data
+            raise ParameterError(None, f"{self.family} could not fit this data: {one_line(exc)}") from None
+        finally:
+            progress.end()
+        self.classes_ = self.estimator_.classes_
+        n_iter = getattr(self._classifier(), "n_iter_", None)
+        if n_iter is not None:  # the iterative ones: how long they ran, and whether they stopped by their rule
+            self.n_iter_ = int(np.max(n_iter))
+            self.converged_ = not not_converged
+            self.fit_message_ = (f"stopped after {self.n_iter_} iterations" if self.converged_ else
+                                 f"did not converge: {one_line(not_converged[0].message)}")
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(check_array(X, dtype=np.float32))
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        X = check_array(X, dtype=np.float32)
+        if hasattr(self.estimator_, "predict_proba"):  # SVC has it only with probability=True
+            return self.estimator_.predict_proba(X)
+        if hasattr(self.estimator_, "decision_function"):
+            scores = np.asarray(self.estimator_.decision_function(X), np.float64)
+            if scores.ndim == 1:  # two classes: the second class's score against the first's
+                scores = np.stack([np.zeros_like(scores), scores], axis=1)
+            scores -= scores.max(axis=1, keepdims=True)
+            exp = np.exp(scores)
+            return exp / exp.sum(axis=1, keepdims=True)
+        return (self.estimator_.predict(X)[:, None] == self.classes_[None, :]).astype(np.float64)
+
+    def weight_images(self) -> np.ndarray | None:
+        """A linear classifier's ``coef_`` as weights on raw pixels (one row per class), else None."""
+        coef = getattr(self._classifier(), "coef_", None)
+        if coef is None or np.ndim(coef) != 2 or np.shape(coef)[1] != 28 * 28:
+            return None
+        if self.standardize:  # a weight on (x − mean) / scale is weight / scale on the pixel x
+            return np.asarray(coef) / self.estimator_[0].scale_
+        return np.asarray(coef)
+
+    # -- model files --------------------------------------------------------------------------
+    def get_arrays(self) -> dict[str, np.ndarray]:
+        import skops.io
+
+        check_is_fitted(self, "estimator_")
+        state = skops.io.dumps(self.estimator_, compression=zipfile.ZIP_DEFLATED)
+        return {"classes_": np.asarray(self.classes_), "skops_": np.frombuffer(state, np.uint8)}
+
+    def set_arrays(self, arrays: dict[str, np.ndarray]) -> SklearnClassifier:
+        import skops.io
+
+        missing = {"classes_", "skops_"} - set(arrays)
+        if missing:
+            raise ValueError(f"model file lacks arrays: {', '.join(sorted(missing))}")
+        state = np.asarray(arrays["skops_"], np.uint8).tobytes()
+        try:
+            with zipfile.ZipFile(io.BytesIO(state)) as archive:  # sizes as declared: reading stops there
+                inflated = sum(member.file_size for member in archive.infolist())
+        except zipfile.BadZipFile as exc:
+            raise ValueError(f"the scikit-learn model is not a skops file ({exc})") from None
+        if inflated > MAX_STATE_BYTES:
+            raise ValueError(f"the scikit-learn model would take {inflated} bytes, over {MAX_STATE_BYTES}")
+        try:
+            untrusted = [t for t in skops.io.get_untrusted_types(data=state) if t not in TRUSTED_TYPES]
+            if untrusted:
+                raise ValueError(f"the scikit-learn model holds types mnistlab does not load: {', '.join(untrusted)}")
+            estimator = skops.io.loads(state, trusted=list(TRUSTED_TYPES))
+        except (TypeError, KeyError, AttributeError, zipfile.BadZipFile, OSError) as exc:
+            raise ValueError(f"the scikit-learn model cannot be read ({exc})") from None
+        final = estimator[-1] if self.standardize and hasattr(estimator, "steps") else estimator
+        if type(final) is not self.estimator_class:
+            raise ValueError(f"the file holds a {type(final).__name__}, not a {self.estimator_class.__name__}")
+        self.estimator_, self.classes_ = estimator, np.asarray(arrays["classes_"])
+        return self
+
+
+@functools.cache
+def family_class(name: str) -> type[SklearnClassifier]:
+    """The family ``sklearn:<name>``: scikit-learn's classifier ``name`` with its own hyperparameters."""
+    classifier = _classifier(name)
+    signature = inspect.signature(classifier.__init__)
+    own = [p for n, p in signature.parameters.items() if n != "self"]
+    standardize = inspect.Parameter("standardize", inspect.Parameter.KEYWORD_ONLY, default=False)
+    names = [p.name for p in own] + ["standardize"]
+
+    def __init__(self, *args, **params):  # noqa: N807 (built here, named for the class)
+        if args:
+            raise TypeError(f"sklearn:{name} takes keyword arguments only")
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise TypeError(f"sklearn:{name} got unexpected parameters: {', '.join(unknown)}")
+        for p in [*own, standardize]:
+            setattr(self, p.name, params.get(p.name, p.default))
+
+    # scikit-learn (get_params, clone) and the command line read the parameters from the signature
+    __init__.__signature__ = signature.replace(parameters=[
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own], standardize])
+    # scikit-learn's own docstring, with standardize added to its numpydoc Parameters section
+    doc = inspect.getdoc(classifier) or ""
+    section = "Parameters\n----------\n"
+    at = doc.find(section) + len(section) if section in doc else len(doc)
+    doc = (f"scikit-learn's {name} as a mnistlab family (``sklearn:{name}``): its own hyperparameters, "
+           f"plus ``standardize``.\n\n{doc[:at]}standardize : bool, default=False\n"
+           "    Put scikit-learn's StandardScaler (fitted on the training data) before the classifier.\n"
+           + doc[at:])
+    return type(f"Sklearn{name}", (SklearnClassifier,), {
+        "family": SKLEARN_PREFIX + name, "estimator_class": classifier, "__init__": __init__, "__doc__": doc,
+        "__module__": __name__, "__qualname__": f"Sklearn{name}",
+        "_parameter_constraints": {**getattr(classifier, "_parameter_constraints", {}),
+                                   "standardize": ["boolean"]},
+    })

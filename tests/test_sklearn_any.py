@@ -1,0 +1,150 @@
+"""Any scikit-learn classifier as a family (``sklearn:NAME``), its skops model files, and the recipes
+that reproduce the tutorials with scikit-learn's own solvers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from mnistlab.errors import ModelFileError, ParameterError
+from mnistlab.experiments.pipeline import DataChoice, train
+from mnistlab.experiments.recipes import RECIPES, run_recipe
+from mnistlab.models import get_family
+from mnistlab.models.serialization import ARRAYS_FILE, load_model, save_model
+from mnistlab.models.sklearn_any import classifier_names
+
+SMALL = DataChoice(train_size=1000, test_size=300)
+
+
+class Evil:
+    """A type no model file may make mnistlab build."""
+
+
+def small_xy(n=300, classes=3):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 784)).astype(np.float32), rng.integers(0, classes, n)
+
+
+def test_a_family_has_the_classifiers_own_parameters_and_constraints():
+    cls = get_family("sklearn:SVC")
+    assert cls.family == "sklearn:SVC" and get_family("sklearn:SVC") is cls
+    model = cls(C=10, kernel="poly")
+    assert model.get_params()["C"] == 10 and model.get_params()["kernel"] == "poly"
+    assert model.get_params()["gamma"] == "scale" and model.get_params()["standardize"] is False
+    with pytest.raises(ParameterError, match="C"):
+        cls(C=-1).validate_params()
+    with pytest.raises(TypeError, match="unexpected parameters: nonsense"):
+        cls(nonsense=1)
+
+
+def test_unknown_and_unbuildable_classifiers_are_refused_by_name():
+    with pytest.raises(ParameterError, match="no classifier named 'Nope'.*RandomForestClassifier"):
+        get_family("sklearn:Nope")
+    with pytest.raises(ParameterError, match="needs estimator"):
+        get_family("sklearn:OneVsRestClassifier")
+    assert "OneVsRestClassifier" not in classifier_names() and "SVC" in classifier_names()
+
+
+@pytest.mark.parametrize("name, params", [("LogisticRegression", {"max_iter": 50}),
+                                          ("RandomForestClassifier", {"n_estimators": 5}),
+                                          ("RidgeClassifier", {}),
+                                          ("MLPClassifier", {"max_iter": 3, "hidden_layer_sizes": (8,)})])
+def test_model_files_round_trip_through_skops(tmp_path, name, params):
+    X, y = small_xy()
+    model = get_family(f"sklearn:{name}")(random_state=0, **params) if name != "RidgeClassifier" \
+        else get_family(f"sklearn:{name}")(**params)
+    model.fit(X, y)
+    save_model(model, tmp_path)
+    again = load_model(tmp_path, n_classes=3)
+    assert type(again.estimator_) is type(model.estimator_)
+    np.testing.assert_array_equal(again.predict_proba(X[:20]), model.predict_proba(X[:20]))
+    assert np.allclose(model.predict_proba(X[:20]).sum(axis=1), 1)
+    assert (model.predict_proba(X[:20]).argmax(axis=1) == np.searchsorted(model.classes_, model.predict(X[:20]))).all()
+
+
+def _rewrite_state(folder, obj):
+    import skops.io
+
+    with np.load(folder / ARRAYS_FILE) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["skops_"] = np.frombuffer(skops.io.dumps(obj), np.uint8)
+    np.savez(folder / ARRAYS_FILE, **arrays)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["arrays"]["skops_"]["shape"] = [arrays["skops_"].size]
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+def test_a_file_holding_an_untrusted_type_or_another_classifier_is_refused(tmp_path):
+    from sklearn.linear_model import RidgeClassifier
+
+    X, y = small_xy()
+    model = get_family("sklearn:LogisticRegression")(max_iter=20).fit(X, y)
+    save_model(model, tmp_path)
+    _rewrite_state(tmp_path, {"estimator": Evil()})
+    with pytest.raises(ModelFileError, match="types mnistlab does not load: .*Evil"):
+        load_model(tmp_path)
+    _rewrite_state(tmp_path, RidgeClassifier().fit(X, y))
+    with pytest.raises(ModelFileError, match="holds a RidgeClassifier, not a LogisticRegression"):
+        load_model(tmp_path)
+
+
+def test_a_run_of_any_classifier_from_the_command_line(tmp_path):
+    result = run_cli("train", "sklearn:SVC", "--C", "10", "--kernel", "rbf", "--train-size", "1000",
+                     "--test-size", "300", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    config = json.loads((tmp_path / "runs" / answer["run"] / "config.json").read_text())
+    assert config["model"] == "sklearn:SVC" and config["params"]["C"] == 10.0 and config["params"]["kernel"] == "rbf"
+    assert answer["accuracy"] > 0.7 and answer["run"].startswith("sklearn-SVC-fashion-mnist-")
+    predicted = run_cli("predict", answer["run"], "--out", str(tmp_path), "--json", "--index", "0")
+    assert predicted.returncode == 0, predicted.stderr
+    bad = run_cli("train", "sklearn:SVC", "--C", "-1", "--out", str(tmp_path))
+    assert bad.returncode == 2 and "--C: must be a number > 0" in bad.stderr
+
+
+def test_a_classifier_that_cannot_fit_the_data_is_one_clear_error(tmp_path):
+    with pytest.raises(ParameterError, match="sklearn:QuadraticDiscriminantAnalysis could not fit"):
+        train("sklearn:QuadraticDiscriminantAnalysis", {}, DataChoice(train_size=200, test_size=100), tmp_path)
+
+
+def test_linear_weights_are_shown_in_pixel_space(tmp_path):
+    X, y = small_xy()
+    plain = get_family("sklearn:LogisticRegression")(max_iter=50).fit(X, y)
+    assert plain.weight_images().shape == (3, 784)
+    scaled = get_family("sklearn:LogisticRegression")(max_iter=50, standardize=True).fit(X, y)
+    w = scaled.weight_images()
+    logits = X[:5] @ w.T  # up to a per-class constant, the scaled model's decision on raw pixels
+    decision = scaled.estimator_.decision_function(X[:5])
+    np.testing.assert_allclose(logits - logits[0], decision - decision[0], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["mnist-logreg-nopenalty", "mnist-l1-5000"])
+def test_mnist_recipes_reproduce_the_tutorials(tmp_path, mnist_dir, name):
+    folders = run_recipe(name, tmp_path, data_dir=str(mnist_dir))
+    recipe = RECIPES[name]
+    metrics = {role: json.loads((folder / "metrics.json").read_text()) for role, folder in folders.items()}
+    config = json.loads((folders["reproduction"] / "config.json").read_text())
+    assert config["model"] == "sklearn:LogisticRegression" and config["params"]["solver"] == "saga"
+    if name == "mnist-logreg-nopenalty":
+        assert (config["dataset"]["n_train"], config["dataset"]["n_test"]) == (7500, 2500)
+        assert abs(metrics["reproduction"]["accuracy"] - recipe.published) < 0.01
+    else:  # "over 0.8 with high sparsity"
+        assert metrics["reproduction"]["accuracy"] > 0.8 and metrics["reproduction"]["zero_weight_fraction"] > 0.5
+        assert metrics["ours"]["accuracy"] > 0.8 and metrics["ours"]["zero_weight_fraction"] > 0.9
+
+
+def test_recipes_run_prints_published_reproduced_and_ours(tmp_path, mnist_dir):
+    args = ["recipes", "run", "mnist-logreg-nopenalty", "--data-dir", str(mnist_dir), "--out", str(tmp_path)]
+    table = run_cli(*args, env={"COLUMNS": "120"})
+    assert table.returncode == 0, table.stderr
+    lines = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if line.count("│") > 3}
+    assert {"published", "reproduced", "ours"} <= set(lines)
+    assert "sklearn:LogisticRegression" in lines["reproduced"] and "logreg" in lines["ours"]
+    assert "drawn (stratified, seed 0)" in table.stdout  # says where the data differ from the tutorial's
+    answer = json.loads(run_cli(*args, "--json").stdout)
+    results = {r["result"]: r for r in answer["results"]}
+    assert results["published"]["accuracy"] == 0.9076 and results["reproduced"]["fit_seconds"] > 0
+    assert results["ours"]["run"] == "recipe-mnist-logreg-nopenalty-ours"
