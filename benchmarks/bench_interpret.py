@@ -10,6 +10,7 @@ and writing the new figures, and the t-SNE map (`--no-embedding` skips it).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -64,7 +65,9 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
     without, with_map = sums["always"], sums["always"] + sums["embedding"]
     verdict = "met" if without <= TARGET else "NOT met"
-    body = (f"Anchor: `train logreg` (defaults, all 60,000 / 10,000 images) took {total:.1f} s in all, "
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other processes slow every number here down
+    body = (f"Load average when it ended (1, 5, 15 min): {load} on {os.cpu_count()} cores.\n\n"
+            f"Anchor: `train logreg` (defaults, all 60,000 / 10,000 images) took {total:.1f} s in all, "
             "interpretation included. The parts the interpretation adds, each the median of 3 runs, in seconds:\n\n"
             + common.markdown_table(["part", "when", "median s", "all runs s"], rows)
             + f"\n\nAdded to `train`: {without:.2f} s with `--no-embedding` (target ≤ {TARGET:g} s: {verdict}), "

@@ -425,34 +425,35 @@ def confusion_counts_percent(cm, class_names, title: str = "Confusion matrix: co
 
 def top_losses(images, true, pred, p_true, losses, class_names, maps=None, method: str = "") -> Figure:
     """The most confident mistakes: each image titled predicted / true, its loss and the probability of the
-    true class; under it (``maps``, one 784-pixel map each) the evidence for the predicted class."""
+    true class; under it (``maps``, one 784-pixel map each) the evidence for the predicted class.
+
+    An image and its map share one panel (stacked as one RGB picture): half the panels to lay out."""
+    from matplotlib import colormaps
+
     images = _as_images(images)
     n, ncols = len(images), 5
     if n == 0:
         fig = Figure(figsize=(6, 2), layout="constrained")
         _note(fig.subplots(), "No test images")
         return fig
-    pairs = math.ceil(n / ncols)
+    rows = math.ceil(n / ncols)
     per_image = 2 if maps is not None else 1
-    fig = Figure(figsize=(1.9 * min(n, ncols) + 0.8, 2.05 * pairs * per_image + 0.9), layout="constrained")
-    axes = fig.subplots(pairs * per_image, min(n, ncols), squeeze=False)
-    for ax in axes.ravel():
+    fig = Figure(figsize=(1.9 * min(n, ncols) + 0.8, 2.05 * rows * per_image + 0.9), layout="constrained")
+    axes = fig.subplots(rows, min(n, ncols), squeeze=False).ravel()
+    for ax in axes:
         _bare(ax)
         ax.set_axis_off()
-    for i in range(n):
-        row, column = i // ncols * per_image, i % ncols
-        ax = axes[row, column]
-        ax.set_axis_on()
-        ax.imshow(images[i], cmap=IMAGE_CMAP)
-        ax.set_title(f"{class_names[pred[i]]} / {class_names[true[i]]}\nloss {losses[i]:.2f}, "
-                     f"p(true) {p_true[i]:.1%}", fontsize=8, color="black" if pred[i] == true[i] else WRONG)
+    gray, diverging = colormaps[IMAGE_CMAP], colormaps[DIVERGING_CMAP]
+    for i, ax in enumerate(axes[:n]):
+        picture = gray(images[i] / max(float(images[i].max()), 1.0))[..., :3]
         if maps is not None:
-            below = axes[row + 1, column]
-            below.set_axis_on()
             evidence = np.asarray(maps[i], dtype=float).reshape(28, 28)
-            limit = _symmetric_limit(evidence)
-            below.imshow(evidence, cmap=DIVERGING_CMAP, vmin=-limit, vmax=limit)
-            below.set_title(f"why {class_names[pred[i]]}", fontsize=8)
+            shown = diverging(0.5 + 0.5 * evidence / _symmetric_limit(evidence))[..., :3]
+            picture = np.vstack([picture, np.ones((3, 28, 3)), shown])  # a white gap between the two
+        ax.set_axis_on()
+        ax.imshow(picture)
+        ax.set_title(f"{class_names[pred[i]]} / {class_names[true[i]]}\nloss {losses[i]:.2f}, "
+                     f"p(true) {p_true[i]:.2g}", fontsize=8, color="black" if pred[i] == true[i] else WRONG)
     explained = "" if maps is None else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)"
     fig.suptitle(f"Top {n} losses: the most confident mistakes (titles: predicted / true){explained}")
     return fig
