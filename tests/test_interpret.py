@@ -247,6 +247,7 @@ def test_a_run_carries_its_interpretation_everywhere(tmp_path):
     cached = a.interpretation.embedding()
     assert cached["xy"].shape == (200, 2) and cached["of"] == "log-probabilities"
     assert a.figure("reliability").get_size_inches().tolist() == [6, 6.4]
+    assert "ECE" in a._repr_html_()
     report = a.report_path.read_text()
     for heading in ("Top losses", "Most confused pairs", "Robustness", "Expected calibration error"):
         assert heading in report

@@ -181,9 +181,9 @@ class Run:
 
     def _repr_html_(self) -> str:
         m, d = self.metrics, self.config["dataset"]
-        numbers = html.table(["accuracy", "macro F1", "log-loss", "fit s", "train / test images"],
-                             [[m["accuracy"], m["macro_f1"], m.get("log_loss"), m["fit_seconds"],
-                               f"{d.get('n_train', '?'):,} / {d.get('n_test', '?'):,}"]])
+        numbers = html.table(["accuracy", "macro F1", "log-loss", "ECE", "fit s", "train / test images"],
+                             [[m["accuracy"], m["macro_f1"], m.get("log_loss"), m.get("calibration", {}).get("ece"),
+                               m["fit_seconds"], f"{d.get('n_train', '?'):,} / {d.get('n_test', '?'):,}"]])
         return html.card(f"{self.name}: {self.config['model']} on {d['name']}", numbers,
                          html.confusion_table(m["confusion_matrix"], self.classes),
                          html.link(_href(self.report_path), "report.html"))
