@@ -1,11 +1,11 @@
-"""McNemar's exact test against hand computation."""
+"""McNemar's exact test against hand computation; per-class accuracy differences with bootstrap intervals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mnistlab.experiments.compare import mcnemar_exact
+from mnistlab.experiments.compare import class_accuracy_deltas, mcnemar_exact
 
 
 def test_mcnemar_hand_computed():
@@ -22,3 +22,17 @@ def test_mcnemar_hand_computed():
 def test_mcnemar_identical_predictions():
     y = np.array([0, 1, 2])
     assert mcnemar_exact(y, y, y) == {"a_only": 0, "b_only": 0, "p_value": 1.0}
+
+
+def test_class_accuracy_deltas_with_bootstrap_intervals():
+    # class 0: A right on all 40, B on 20; class 1: both right on the same 30 of 40; class 2: no test images
+    y = np.array([0] * 40 + [1] * 40)
+    a = np.array([0] * 40 + [1] * 30 + [0] * 10)
+    b = np.array([0] * 20 + [1] * 20 + [1] * 30 + [0] * 10)
+    worse, same, absent = class_accuracy_deltas(y, a, b, n_classes=3)
+    assert worse["delta"] == pytest.approx(-0.5) and worse["n"] == 40
+    # the resampled share of B's misses among 40 images: its 95% interval is about ±0.15 around −0.5
+    assert -0.7 < worse["low"] < -0.5 < worse["high"] < -0.3
+    assert same == {"delta": 0.0, "low": 0.0, "high": 0.0, "n": 40}  # identical predictions: no uncertainty
+    assert absent == {"delta": None, "low": None, "high": None, "n": 0}
+    assert class_accuracy_deltas(y, a, b, 3) == class_accuracy_deltas(y, a, b, 3)  # seeded

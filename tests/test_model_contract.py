@@ -250,3 +250,22 @@ def test_a_model_file_with_the_legacy_verbose_parameter_loads(images, family, tm
     (tmp_path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="bad family or parameters"):
         load_model(tmp_path)
+
+
+# -- what a family shows: explanations and features ------------------------------------------------
+
+LAYERED = {"numpy-mlp": 8, "mlp": 8, "lenet": 128, "cnn": 8}  # families with hidden layers: their last one's width
+
+
+@pytest.mark.parametrize("family", list(QUICK))
+def test_each_family_explains_and_gives_features_where_it_has_layers(images, family):
+    X, y = images
+    model = quick(family).fit(X, labels_for(family, y))
+    n_classes = len(np.unique(labels_for(family, y)))
+    assert model.explain(X[:3]).shape == (3, n_classes, 784)
+    features = model.features(X[:5])
+    if family in LAYERED:
+        assert features.shape == (5, LAYERED[family]) and np.isfinite(features).all()
+        assert not np.allclose(features[0], features[1])  # of the image, not a constant
+    else:
+        assert features is None

@@ -120,22 +120,33 @@ class Run:
 
         return [name for name in FIGURES if (self.path / PLOTS / f"{name}.png").is_file()]
 
+    @cached_property
+    def interpretation(self):
+        """Where the model is wrong: ``top_losses()``, ``most_confused()``, ``calibration()``, ``robustness()`` …
+
+        >>> run.interpretation.top_losses(3).shape
+        (3,)
+        """
+        from .experiments.interpret import Interpretation
+        from .experiments.store import read_embedding
+
+        p = self.predictions
+        return Interpretation(self.model, self.classes, p.y_true, p.proba, self.metrics,
+                              lambda: self.dataset.x_test, lambda: read_embedding(self.path))
+
     def figure(self, name: str):
-        """One of the run's figures as a matplotlib Figure: "confusion_matrix", "wrong", "coefficients" …
+        """One of the run's figures as a matplotlib Figure: "confusion_matrix", "top_losses", "reliability" …
 
         ``figure_names()`` lists those this run has.
 
         >>> run.figure("wrong")                            # doctest: +ELLIPSIS
         <Figure size ...>
         """
-        from .experiments.figures import FIGURES, RunResults, draw
+        from .experiments.figures import FIGURES, draw
 
         if name not in FIGURES:
             raise ParameterError("name", f"no figure {name!r}; choose one of: {', '.join(FIGURES)}")
-        p = self.predictions
-        results = RunResults(self.model, self.classes, p.y_true, p.proba, self.metrics,
-                             lambda: self.dataset.x_test)
-        figure = draw(name, results)
+        figure = draw(name, self.interpretation)
         if figure is None:
             raise ParameterError("name", f"a {self.config['model']} model has no {name!r} figure")
         return figure
@@ -195,9 +206,9 @@ class Run:
 
     def _repr_html_(self) -> str:
         m, d = self.metrics, self.config["dataset"]
-        numbers = html.table(["accuracy", "macro F1", "log-loss", "fit s", "train / test images"],
-                             [[m["accuracy"], m["macro_f1"], m.get("log_loss"), m["fit_seconds"],
-                               f"{d.get('n_train', '?'):,} / {d.get('n_test', '?'):,}"]])
+        numbers = html.table(["accuracy", "macro F1", "log-loss", "ECE", "fit s", "train / test images"],
+                             [[m["accuracy"], m["macro_f1"], m.get("log_loss"), m.get("calibration", {}).get("ece"),
+                               m["fit_seconds"], f"{d.get('n_train', '?'):,} / {d.get('n_test', '?'):,}"]])
         return html.card(f"{self.name}: {self.config['model']} on {d['name']}", numbers,
                          html.confusion_table(m["confusion_matrix"], self.classes),
                          html.link(_href(self.report_path), "report.html"))
@@ -309,7 +320,8 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
           classes: list[int] | tuple[int, ...] | None = None, train_size: int | None = None,
           test_size: int | None = None, test_fraction: float | None = None, seed: int = 0, name: str | None = None,
           out: str | Path | None = None, overwrite: bool = False, resume: bool = False, progress: bool = True,
-          command: str | None = None, **hyperparameters: Any) -> Run:
+          command: str | None = None, embedding: bool = True, calibrate: bool = False,
+          **hyperparameters: Any) -> Run:
     """Train a model family on a dataset and write a run folder (model, metrics, figures, report.html).
 
     The same pipeline as ``mnistlab train``. Checks the hyperparameters, the run name and that the
@@ -319,7 +331,11 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     ``train_size`` / ``test_size`` take stratified subsets; ``out`` defaults to
     ``$MNISTLAB_OUT`` or ./mnistlab-out; ``progress`` shows a bar (a notebook bar in Jupyter);
     ``resume`` continues an interrupted run of the same name from its last checkpoint; ``command``
-    is what config.json records as how the run was made (default: this call).
+    is what config.json records as how the run was made (default: this call); ``embedding`` False
+    skips the 2-D map of the test set (a t-SNE, the slowest part of a fast model's report); ``calibrate``
+    holds out a tenth of the training images and fits a temperature on them that makes the
+    probabilities calibrated (the model file records it, predictions use it; metrics.json has
+    ``temperature`` with the ECE before and after).
 
     Model families (``model``) and where their hyperparameters are described:
 
@@ -337,9 +353,10 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
                       seed=seed, resplit_test_fraction=test_fraction)
     command = command or _call("train", model, **{k: v for k, v in dict(
         dataset=dataset, classes=classes, train_size=train_size, test_size=test_size, test_fraction=test_fraction,
-        seed=seed, name=name, **hyperparameters).items() if v is not None})
+        seed=seed, name=name, calibrate=calibrate or None, **hyperparameters).items() if v is not None})
     path = train_pipeline(model, hyperparameters, data, _store(out).out, name=name, overwrite=overwrite,
-                          command=command, resume=resume, progress=fit_progress(progress))
+                          command=command, resume=resume, progress=fit_progress(progress), embedding=embedding,
+                          calibrate=calibrate)
     return Run(path)
 
 

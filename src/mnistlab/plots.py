@@ -241,9 +241,9 @@ def probability_bars(proba, class_names, title: str) -> Figure:
     return fig
 
 
-def contribution_maps(contributions, image, class_names, proba=None) -> Figure:
-    """The input image and, per class, its pixel contributions (gradient × input, which for a
-    linear model is weight × pixel) on a shared symmetric scale."""
+def contribution_maps(contributions, image, class_names, proba=None, method: str = "gradient × input") -> Figure:
+    """The input image and, per class, its pixel contributions (``method``: gradient × input, which for a
+    linear model is weight × pixel, or occlusion sensitivity) on a shared symmetric scale."""
     maps = np.asarray(contributions, dtype=float).reshape(len(class_names), 28, 28)
     vmax = _symmetric_limit(maps)
     top = int(np.argmax(proba)) if proba is not None else int(maps.sum(axis=(1, 2)).argmax())
@@ -257,12 +257,12 @@ def contribution_maps(contributions, image, class_names, proba=None) -> Figure:
         label = str(class_names[k]) if proba is None else f"{class_names[k]}\n{proba[k]:.1%}"
         ax.set_title(label, fontsize=10, fontweight="bold" if k == top else "normal")
     fig.colorbar(shown, ax=list(axes), shrink=0.8, label="contribution")
-    fig.suptitle("Pixel contributions to each class score (gradient × input; blue for, red against)")
+    fig.suptitle(f"Pixel contributions to each class score ({method}; blue for, red against)")
     return fig
 
 
-def class_saliency(images, maps, true, pred, class_names) -> Figure:
-    """One test image per class (top row) over its gradient × input map for its true class
+def class_saliency(images, maps, true, pred, class_names, method: str = "gradient × input") -> Figure:
+    """One test image per class (top row) over its ``method`` map for its true class
     (bottom row); each map on its own symmetric scale, since their magnitudes differ."""
     images, maps = _as_images(images), _as_images(np.asarray(maps, dtype=float))
     fig = Figure(figsize=(max(1.6 * len(images), 4.0), 4.4), layout="constrained")
@@ -276,7 +276,7 @@ def class_saliency(images, maps, true, pred, class_names) -> Figure:
         bottom.imshow(saliency, cmap=DIVERGING_CMAP, vmin=-limit, vmax=limit)
         for ax in (top, bottom):
             _bare(ax)
-    fig.suptitle("Saliency per class: gradient × input of the true class's score (blue for, red against)")
+    fig.suptitle(f"Saliency per class: {method} of the true class's score (blue for, red against)")
     return fig
 
 
@@ -354,11 +354,15 @@ def class_distribution(y_train, y_test, class_names) -> Figure:
     return fig
 
 
-def metric_bars(names, values, title: str, ylabel: str) -> Figure:
-    """A plain bar chart, one labelled bar per name."""
+def metric_bars(names, values, title: str, ylabel: str, intervals=None) -> Figure:
+    """A plain bar chart, one labelled bar per name; ``intervals`` ((low, high) per bar) draws error bars."""
     fig = Figure(figsize=(max(5, 0.7 * len(names) + 2), 4), layout="constrained")
     ax = fig.subplots()
-    bars = ax.bar(range(len(names)), values, color=MUTED)
+    errors = None
+    if intervals is not None:  # distances below and above each value, as matplotlib takes them
+        low, high = np.asarray(intervals, dtype=float).T
+        errors = np.vstack([np.asarray(values) - low, high - np.asarray(values)])
+    bars = ax.bar(range(len(names)), values, color=MUTED, yerr=errors, capsize=3 if errors is not None else 0)
     ax.bar_label(bars, fmt="%.4g", fontsize=8)
     ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 4 else 0,
                   ha="right" if len(names) > 4 else "center")
@@ -392,4 +396,168 @@ def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None
     ax_acc.set_title(f"Validation accuracy against {x_label}")
     if with_sparsity:
         axes[1].set_title(f"Sparsity against {x_label}")
+    return fig
+
+
+def confusion_counts_percent(cm, class_names, title: str = "Confusion matrix: counts and % of each true class"
+                             ) -> Figure:
+    """One confusion matrix with each cell's count and its share of the row (the true class), coloured by
+    that share, so that classes with fewer images are read as fairly as the large ones."""
+    cm = np.asarray(cm, dtype=float)
+    k = len(class_names)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    size = max(5.0, 0.75 * k + 2.5)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, shrink=0.8, format=PercentFormatter(xmax=1), label="share of the true class")
+    for (i, j), count in np.ndenumerate(cm):
+        ax.text(j, i, f"{int(count)}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=7,
+                color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    ax.set_title(title)
+    return fig
+
+
+def top_losses(images, true, pred, p_true, losses, class_names, maps=None, method: str = "") -> Figure:
+    """The most confident mistakes: each image titled predicted / true, its loss and the probability of the
+    true class; under it (``maps``, one 784-pixel map each) the evidence for the predicted class.
+
+    An image and its map share one panel (stacked as one RGB picture): half the panels to lay out."""
+    from matplotlib import colormaps
+
+    images = _as_images(images)
+    n, ncols = len(images), 5
+    if n == 0:
+        fig = Figure(figsize=(6, 2), layout="constrained")
+        _note(fig.subplots(), "No test images")
+        return fig
+    rows = math.ceil(n / ncols)
+    per_image = 2 if maps is not None else 1
+    fig = Figure(figsize=(1.9 * min(n, ncols) + 0.8, 2.05 * rows * per_image + 0.9), layout="constrained")
+    axes = fig.subplots(rows, min(n, ncols), squeeze=False).ravel()
+    for ax in axes:
+        _bare(ax)
+        ax.set_axis_off()
+    gray, diverging = colormaps[IMAGE_CMAP], colormaps[DIVERGING_CMAP]
+    for i, ax in enumerate(axes[:n]):
+        picture = gray(images[i] / max(float(images[i].max()), 1.0))[..., :3]
+        if maps is not None:
+            evidence = np.asarray(maps[i], dtype=float).reshape(28, 28)
+            shown = diverging(0.5 + 0.5 * evidence / _symmetric_limit(evidence))[..., :3]
+            picture = np.vstack([picture, np.ones((3, 28, 3)), shown])  # a white gap between the two
+        ax.set_axis_on()
+        ax.imshow(picture)
+        ax.set_title(f"{class_names[pred[i]]} / {class_names[true[i]]}\nloss {losses[i]:.2f}, "
+                     f"p(true) {p_true[i]:.2g}", fontsize=8, color="black" if pred[i] == true[i] else WRONG)
+    explained = "" if maps is None else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)"
+    fig.suptitle(f"Top {n} losses: the most confident mistakes (titles: predicted / true){explained}")
+    return fig
+
+
+def confused_pairs(images, rows: list[tuple[str, list[int]]], title: str = "Most confused pairs") -> Figure:
+    """One strip of thumbnails per confusion direction: ``rows`` is (label, indices into ``images``).
+
+    Each strip is one image (the thumbnails side by side, a white gap between them), so that the
+    figure costs one panel per row rather than one per thumbnail."""
+    images = _as_images(images)
+    if not rows:
+        fig = Figure(figsize=(6, 2), layout="constrained")
+        _note(fig.subplots(), "No test image was misclassified")
+        fig.suptitle(title)
+        return fig
+    width = max(max(len(idx) for _, idx in rows), 1)
+    gap = 3
+    fig = Figure(figsize=(1.1 * width + 2.8, 1.1 * len(rows) + 0.7), layout="constrained")
+    axes = fig.subplots(len(rows), 1, squeeze=False).ravel()
+    for ax, (label, idx) in zip(axes, rows):
+        strip = np.zeros((28, width * (28 + gap) - gap))  # 0 is the background: white in the image colour map
+        for slot, i in enumerate(idx):
+            strip[:, slot * (28 + gap): slot * (28 + gap) + 28] = images[i]
+        ax.imshow(strip, cmap=IMAGE_CMAP, vmin=0)
+        _bare(ax)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def reliability_diagram(bins: dict, ece: float, brier: float, binning: str) -> Figure:
+    """Accuracy of the top class against its probability, per bin (a calibrated model lies on the diagonal),
+    over the number of test images in each bin."""
+    edges = np.asarray(bins["edges"], dtype=float)
+    count = np.asarray(bins["count"], dtype=float)
+    accuracy = np.array([np.nan if a is None else a for a in bins["accuracy"]], dtype=float)
+    confidence = np.array([np.nan if c is None else c for c in bins["confidence"]], dtype=float)
+    centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    fig = Figure(figsize=(6, 6.4), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    filled = count > 0
+    top.bar(centres[filled], accuracy[filled], width=width[filled], color=MUTED, edgecolor="white", label="accuracy")
+    top.bar(centres[filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=width[filled],
+            fill=False, edgecolor=WRONG, hatch="//", lw=0.8, label="gap to the bin's mean confidence")
+    top.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="perfect calibration")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy of the predicted class")
+    top.legend(loc="upper left", fontsize=8)
+    top.set_title(f"Reliability diagram: ECE {ece:.3f}, Brier {brier:.3f}\n({binning})", fontsize=10)
+    bottom.bar(centres, count, width=width, color=MUTED, edgecolor="white")
+    bottom.set_ylabel("images")
+    bottom.set_xlabel("probability of the predicted class (confidence)")
+    for axis in (top.xaxis, top.yaxis, bottom.xaxis):
+        axis.set_major_formatter(PercentFormatter(xmax=1))
+    return fig
+
+
+def robustness_curves(results: dict[str, dict], title: str = "Accuracy under shifted test images") -> Figure:
+    """One panel per shift (translation, rotation, noise, contrast): accuracy against the shift's strength,
+    strength 0 being the unshifted images; one line per entry of ``results`` (a run's ``robustness``)."""
+    first = next(iter(results.values()))
+    shifts = list(first["shifts"])
+    fig = Figure(figsize=(3.2 * len(shifts) + 0.8, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(shifts), sharey=True, squeeze=False).ravel()
+    for ax, shift in zip(axes, shifts):
+        for label, result in results.items():
+            curve = result["shifts"][shift]
+            ax.plot([curve["unshifted"], *curve["strengths"]], [result["clean"], *curve["accuracy"]], marker="o",
+                    ms=4, label=label)
+        strengths = first["shifts"][shift]["strengths"]
+        if strengths and strengths[-1] < first["shifts"][shift]["unshifted"]:  # e.g. contrast kept: read leftwards
+            ax.invert_xaxis()
+        ax.set_title(shift)
+        ax.set_xlabel(first["shifts"][shift]["unit"])
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[0].set_ylim(0, 1.02)
+    axes[-1].legend(fontsize=8)
+    fig.suptitle(f"{title} ({first['n_images']:,} images)")
+    return fig
+
+
+def embedding_map(xy, labels, class_names, images, of: str, thumbnails: int = 40) -> Figure:
+    """A 2-D map of test images, one colour per class, with a sample of the images drawn at their place."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    xy, labels, images = np.asarray(xy, dtype=float), np.asarray(labels), _as_images(images)
+    fig = Figure(figsize=(8.5, 7), layout="constrained")
+    ax = fig.subplots()
+    colours = [f"C{k % 10}" for k in labels]
+    ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=6, alpha=0.7, linewidths=0)
+    chosen = np.random.default_rng(0).permutation(len(xy))[:thumbnails]
+    for i in chosen:  # the images themselves, framed in their class's colour
+        box = OffsetImage(images[i], cmap=IMAGE_CMAP, zoom=0.7)
+        ax.add_artist(AnnotationBbox(box, xy[i], frameon=True, pad=0.1,
+                                     bboxprops={"edgecolor": colours[i], "linewidth": 1.2}))
+    for k, name in enumerate(class_names):
+        ax.scatter([], [], color=f"C{k % 10}", label=str(name))
+    ax.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8, markerscale=2)
+    _bare(ax)
+    ax.set_title(f"Map of {len(xy):,} test images (t-SNE of the model's {of})")
     return fig

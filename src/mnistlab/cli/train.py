@@ -81,6 +81,11 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
               overwrite: Annotated[bool, typer.Option(help="Replace a run of the same name.")] = False,
               resume: Annotated[bool, typer.Option(
                   help="Continue an interrupted run from its last epoch checkpoint (needs --name).")] = False,
+              embedding: Annotated[bool, typer.Option(
+                  help="Draw the 2-D map (t-SNE) of the test set; --no-embedding skips it.")] = True,
+              calibrate: Annotated[bool, typer.Option(
+                  help="Hold out a tenth of the training images and fit a temperature on them that calibrates "
+                       "the probabilities (recorded in the model file).")] = False,
               out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Train a model and write a run: model, metrics, plots and report.html.
 
@@ -93,7 +98,8 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     mnistlab train logreg
     mnistlab train logreg --penalty l1 --C 0.01 --standardize --train-size 5000
     mnistlab train logreg --classes 0,1 --name tshirt-vs-trouser
-    mnistlab train logreg --dataset mnist --json
+    mnistlab train logreg --dataset mnist --json --no-embedding
+    mnistlab train numpy-mlp --calibrate     # probabilities that say how often it is right
     mnistlab train cnn --preset long --name long-cnn    # interrupted? add --resume:
     mnistlab train cnn --preset long --name long-cnn --resume
     ```
@@ -110,7 +116,7 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
         run = api.train(model, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
                         train_size=train_size, test_size=test_size, seed=seed, name=name, out=out,
                         overwrite=overwrite, resume=resume, progress=not as_json, command=command_line(),
-                        **params)
+                        embedding=embedding, calibrate=calibrate, **params)
     print_run_summary(run, as_json)
 
 

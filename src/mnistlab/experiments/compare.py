@@ -2,12 +2,15 @@
 
 The first run is the baseline A; every other run B is compared with it on
 the paired test predictions: the difference of confusion matrices (B − A),
-per-class F1 deltas, and McNemar's exact test — of the images exactly one of
-the two gets right, is the split further from 50/50 than chance allows?
+per-class F1 deltas, per-class accuracy deltas with bootstrap confidence
+intervals, and McNemar's exact test — of the images exactly one of the two gets
+right, is the split further from 50/50 than chance allows? Runs that measured
+their robustness to shifted images have their curves drawn on shared axes.
 """
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,34 @@ def mcnemar_exact(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) ->
     n = a_only + b_only
     p_value = 1.0 if n == 0 else float(binomtest(min(a_only, b_only), n, 0.5).pvalue)
     return {"a_only": a_only, "b_only": b_only, "p_value": p_value}
+
+
+BOOTSTRAP_RESAMPLES = 1000
+CONFIDENCE = 0.95
+
+
+def class_accuracy_deltas(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_classes: int,
+                          resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0
+                          ) -> list[dict]:
+    """Per class, B's accuracy minus A's on that class's test images, with a paired bootstrap interval.
+
+    Each resample draws the class's images with replacement, the same draw for both runs (they
+    were tested on the same images), and the interval is the central ``confidence`` share of the
+    resampled differences (percentile bootstrap). A class without test images has None throughout.
+    """
+    rng = np.random.default_rng(seed)
+    gain = (pred_b == y_true).astype(np.int8) - (pred_a == y_true).astype(np.int8)  # +1, 0 or −1 per image
+    tail = (1 - confidence) / 2 * 100
+    rows = []
+    for k in range(n_classes):
+        members = gain[y_true == k]
+        if len(members) == 0:
+            rows.append({"delta": None, "low": None, "high": None, "n": 0})
+            continue
+        resampled = members[rng.integers(0, len(members), (resamples, len(members)))].mean(axis=1)
+        low, high = np.percentile(resampled, [tail, 100 - tail])
+        rows.append({"delta": float(members.mean()), "low": float(low), "high": float(high), "n": int(len(members))})
+    return rows
 
 
 def load_for_comparison(run_dir: Path) -> dict:
@@ -69,9 +100,13 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
                       "significant": test["p_value"] < alpha,
                       "accuracy_delta": other["metrics"]["accuracy"] - base["metrics"]["accuracy"],
                       "f1_delta": {c: b - a for c, a, b in zip(classes, f1_a, f1_b)},
+                      "class_accuracy_delta": dict(zip(classes, class_accuracy_deltas(
+                          base["y_true"], base["y_pred"], other["y_pred"], len(classes)))),
                       "confusion_delta": (np.array(other["metrics"]["confusion_matrix"])
                                           - np.array(base["metrics"]["confusion_matrix"])).tolist()})
-    result = {"runs": rows, "pairs": pairs, "alpha": alpha, "classes": classes}
+    result = {"runs": rows, "pairs": pairs, "alpha": alpha, "classes": classes,
+              "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "confidence": CONFIDENCE,
+                            "method": "paired percentile bootstrap over each class's test images"}}
 
     name = name or "-vs-".join(r["name"] for r in loaded)[:120]
     final = Path(out) / "compare" / name
@@ -104,12 +139,25 @@ def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]
             plots.metric_bars(classes, list(pair["f1_delta"].values()),
                               title=f"Per-class F1: {pair['b']} − {pair['a']}", ylabel="F1 change"),
             f"Per-class F1 change from {pair['a']} to {pair['b']}.")
+        if deltas := pair.get("class_accuracy_delta"):
+            shown = [(c, d) for c, d in deltas.items() if d["delta"] is not None]
+            figures[f"class_accuracy_delta_{i}"] = (
+                plots.metric_bars([c for c, _ in shown], [d["delta"] for _, d in shown],
+                                  title=f"Per-class accuracy: {pair['b']} − {pair['a']}", ylabel="accuracy change",
+                                  intervals=[(d["low"], d["high"]) for _, d in shown]),
+                f"Per-class accuracy change from {pair['a']} to {pair['b']}, with {CONFIDENCE:.0%} bootstrap "
+                "confidence intervals: a bar whose interval crosses 0 may be chance.")
     histories = {f"{r['name']}: {key}": values for r in loaded
                  for key, values in get_family(r["config"]["model"]).comparable_curves(
                      r["metrics"].get("history")).items()}
     if histories:
         figures["learning_curves"] = (plots.curves(histories, title="Learning curves", xlabel="epoch"),
                                       "Learning curves of the runs, on shared axes.")
+    robust = {r["name"]: r["metrics"]["robustness"] for r in loaded if r["metrics"].get("robustness")}
+    if len(robust) >= 2:  # runs from before robustness was measured are left out
+        figures["robustness"] = (plots.robustness_curves(robust),
+                                 "Accuracy of each run on the same shifted test images: the flatter its curve, the "
+                                 "less it depends on exact pixel positions and values.")
     return figures
 
 
@@ -126,8 +174,30 @@ def _html(result: dict, figures: list[tuple[Path, str]]) -> str:
             f"<h2>Is the difference significant?</h2>\n{tests}"
             "<p>McNemar's exact test looks only at the test images that exactly one of the two runs "
             "classifies correctly; if both were equally good, each of those would be a coin toss.</p>\n"
-            "<h2>Figures</h2>\n" + "".join(report.figure(path, caption) for path, caption in figures))
+            + _class_accuracy_tables(result)
+            + "<h2>Figures</h2>\n" + "".join(report.figure(path, caption) for path, caption in figures))
     return report.page("mnistlab comparison", body)
+
+
+def _class_accuracy_tables(result: dict) -> str:
+    """Per pair, each class's accuracy change with its bootstrap interval."""
+    boot = result.get("bootstrap")
+    parts = []
+    for pair in result["pairs"]:
+        deltas = pair.get("class_accuracy_delta")
+        if not deltas or not boot:
+            continue
+        rows = [[c, d["n"], "—" if d["delta"] is None else f"{d['delta']:+.2%}",
+                 "—" if d["delta"] is None else f"[{d['low']:+.2%}, {d['high']:+.2%}]",
+                 "" if d["delta"] is None else "yes" if d["low"] > 0 or d["high"] < 0 else "no"]
+                for c, d in deltas.items()]
+        parts.append(f"<h3>Per-class accuracy, {html.escape(pair['b'])} − {html.escape(pair['a'])}</h3>\n"
+                     + report.table(["class", "test images", "accuracy B − A", f"{boot['confidence']:.0%} interval",
+                                     "interval excludes 0"], rows))
+    if not parts:
+        return ""
+    return (f"<h2>Per-class accuracy differences</h2>\n<p>Intervals: {boot['method']}, "
+            f"{boot['resamples']:,} resamples.</p>\n" + "".join(parts))
 
 
 def verdict(pair: dict, alpha: float) -> str:

@@ -1,6 +1,6 @@
 """The figures of a run, by name: what report.html shows and what ``Run.figure(name)`` returns.
 
-Each figure is drawn from a run's test results (``RunResults``) by one entry of
+Each figure is drawn from a run's test results (an ``Interpretation``) by one entry of
 ``FIGURES``, in the order a reader meets them, with its caption. A figure
 whose ingredients the model lacks (no weight images, no explanation, no
 history) is simply not drawn. Which ingredients a model has it declares on
@@ -11,54 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from .. import plots
-from ..data.preprocess import flatten_scale
-from ..models import MnistlabModel
+from .interpret import Interpretation
 
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
-
-
-@dataclass
-class RunResults:
-    """What a run's figures are drawn from: the model, its predictions and (loaded when a figure
-    needs them) its test images."""
-
-    model: MnistlabModel
-    classes: list[str]
-    y_true: np.ndarray
-    proba: np.ndarray
-    metrics: dict
-    load_images: Callable[[], np.ndarray]  # the test images, uint8 N×28×28
-
-    @cached_property
-    def images(self) -> np.ndarray:
-        return self.load_images()
-
-    @cached_property
-    def x(self) -> np.ndarray:
-        """The test images as the model takes them."""
-        return flatten_scale(self.images)
-
-    @property
-    def y_pred(self) -> np.ndarray:
-        return self.proba.argmax(axis=1)
 
 
 @dataclass(frozen=True)
 class RunFigure:
     name: str  # plots/<name>.png
     caption: str
-    draw: Callable[[RunResults], Figure | None]  # None: this model has nothing to show here
+    draw: Callable[[Interpretation], Figure | None]  # None: this model has nothing to show here
 
 
-def _prediction_grid(wanted: str) -> Callable[[RunResults], Figure]:
-    def draw(r: RunResults) -> Figure:
+def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure]:
+    def draw(r: Interpretation) -> Figure:
         right = r.y_pred == r.y_true
         idx = np.flatnonzero(right if wanted == "correct" else ~right)[:10]
         return plots.prediction_grid(r.images[idx], r.y_true[idx], r.y_pred[idx], r.classes,
@@ -66,17 +38,17 @@ def _prediction_grid(wanted: str) -> Callable[[RunResults], Figure]:
     return draw
 
 
-def _curves(r: RunResults) -> Figure | None:
+def _curves(r: Interpretation) -> Figure | None:
     curves = r.model.training_curves(r.metrics.get("history"))
     return None if curves is None else plots.curves(curves.series, title=curves.title, xlabel=curves.x_label)
 
 
-def _weights(r: RunResults) -> Figure | None:
+def _weights(r: Interpretation) -> Figure | None:
     weights = r.model.weight_images()
     return None if weights is None else plots.coefficient_images(weights, r.classes)
 
 
-def _sparsity(r: RunResults) -> Figure | None:
+def _sparsity(r: Interpretation) -> Figure | None:
     weights = r.model.weight_images()
     if weights is None or np.mean(np.asarray(weights) == 0) <= 0.01:  # a sparse (L1) model, not a few dead pixels
         return None
@@ -88,25 +60,52 @@ def sample_title(proba: np.ndarray, classes, true_label: int | None = None) -> s
     return f"Predicted {classes[int(proba.argmax())]} ({proba.max():.1%}){truth}"
 
 
-def _sample_probabilities(r: RunResults) -> Figure:
+def _sample_probabilities(r: Interpretation) -> Figure:
     i = EXPLAINED_SAMPLE
     return plots.probability_bars(r.proba[i], r.classes, title=sample_title(r.proba[i], r.classes, int(r.y_true[i])))
 
 
-def _sample_contributions(r: RunResults) -> Figure | None:
-    if not r.model.can_explain:
-        return None
+def _sample_contributions(r: Interpretation) -> Figure:
     i = EXPLAINED_SAMPLE
-    return plots.contribution_maps(r.model.explain(r.x[i:i + 1])[0], r.images[i], r.classes, proba=r.proba[i])
+    return plots.contribution_maps(r.explanations([i])[0], r.images[i], r.classes, proba=r.proba[i],
+                                   method=r.model.explanation_method)
 
 
-def _class_saliency(r: RunResults) -> Figure | None:
-    if not r.model.can_explain:
-        return None
+def _class_saliency(r: Interpretation) -> Figure:
     labels = np.unique(r.y_true)
     first = np.array([np.flatnonzero(r.y_true == k)[0] for k in labels])
-    maps = r.model.explain(r.x[first])[np.arange(len(first)), labels]
-    return plots.class_saliency(r.images[first], maps, labels, r.y_pred[first], r.classes)
+    maps = r.explanations(first)[np.arange(len(first)), labels]
+    return plots.class_saliency(r.images[first], maps, labels, r.y_pred[first], r.classes,
+                                method=r.model.explanation_method)
+
+
+def _top_losses(r: Interpretation) -> Figure:
+    idx = r.top_losses()
+    maps = r.explanations(idx)[np.arange(len(idx)), r.y_pred[idx]] if len(idx) else None
+    return plots.top_losses(r.images[idx], r.y_true[idx], r.y_pred[idx], r.true_probability[idx], r.losses[idx],
+                            r.classes, maps=maps, method=r.model.explanation_method)
+
+
+def _most_confused(r: Interpretation) -> Figure:
+    rows = []
+    for a, b, ab, ba in r.most_confused():
+        for true, predicted, n in ((a, b, ab), (b, a, ba)):
+            rows.append((f"{r.classes[true]} → {r.classes[predicted]}\n({n:,} images)",
+                         list(r.confused_examples(true, predicted))))
+    return plots.confused_pairs(r.images, rows, title="Most confused pairs: examples each way (true → predicted)")
+
+
+def _reliability(r: Interpretation) -> Figure:
+    c = r.calibration()
+    return plots.reliability_diagram(c["bins"], c["ece"], c["brier"], c["ece_binning"])
+
+
+def _embedding(r: Interpretation) -> Figure | None:
+    e = r.embedding()
+    if e is None:
+        return None
+    idx = np.asarray(e["index"])
+    return plots.embedding_map(e["xy"], r.y_true[idx], r.classes, r.images[idx], of=str(e["of"]))
 
 
 FIGURES: dict[str, RunFigure] = {f.name: f for f in [
@@ -118,29 +117,46 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               "Confusion matrix normalised by true class: the diagonal is each class's recall.",
               lambda r: plots.confusion_matrix_plot(np.array(r.metrics["confusion_matrix_normalized"]),
                                                     r.classes, normalized=True)),
+    RunFigure("confusion_matrix_percent", "Confusion matrix with each cell's count and its share of the true "
+              "class's images (rows sum to 100%).",
+              lambda r: plots.confusion_counts_percent(np.array(r.metrics["confusion_matrix"]), r.classes)),
     RunFigure("correct", "The first ten correctly classified test images.", _prediction_grid("correct")),
     RunFigure("wrong", "The first ten misclassified test images (titles: predicted / true).",
               _prediction_grid("wrong")),
+    RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — the most "
+              "confident mistakes — with what made the model choose the class it chose.", _top_losses),
+    RunFigure("most_confused", "The class pairs most often confused, with the most confident examples of each "
+              "direction.", _most_confused),
+    RunFigure("reliability", "Reliability diagram: how often the predicted class is right against the probability "
+              "the model gave it; a calibrated model follows the diagonal. Below: test images per bin.", _reliability),
+    RunFigure("robustness", "Accuracy on a sample of test images translated, rotated, made noisy and lower in "
+              "contrast, at growing strengths.", lambda r: plots.robustness_curves({"test": r.robustness()})),
+    RunFigure("embedding", "A 2-D map (t-SNE) of test images as the model sees them, coloured by true class, "
+              "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding),
     RunFigure("coefficients", "The learned weights of each class as 28×28 images: "
               "blue pixels raise the class score, red ones lower it.", _weights),
     RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity),
     RunFigure("sample_probabilities", "Predicted class probabilities for one test image.", _sample_probabilities),
     RunFigure("sample_contributions", "How each pixel of one test image pushes each class score "
-              "(gradient × input; for a linear model, weight × pixel).", _sample_contributions),
+              "(gradient × input — for a linear model, weight × pixel — or, for a model without gradients, "
+              "occlusion sensitivity: how much hiding it lowers the class's probability).", _sample_contributions),
     RunFigure("class_saliency", "Per class, the first test image of that class and the pixels that raise (blue) "
-              "or lower (red) its true class's score: gradient × input.", _class_saliency),
+              "or lower (red) its true class's score (gradient × input, or occlusion sensitivity).",
+              _class_saliency),
 ]}
 
 
-def draw(name: str, results: RunResults) -> Figure | None:
+def draw(name: str, results: Interpretation) -> Figure | None:
     """Figure ``name`` of a run, or None where its model has nothing to show for it."""
     return FIGURES[name].draw(results)
 
 
-def write_figures(results: RunResults, folder: Path) -> list[Path]:
-    """Every figure the model's capabilities allow, as ``folder/<name>.png``."""
+def write_figures(results: Interpretation, folder: Path, skip: tuple[str, ...] = ()) -> list[Path]:
+    """Every figure the model's capabilities allow (but those in ``skip``), as ``folder/<name>.png``."""
     written = []
     for figure in FIGURES.values():
+        if figure.name in skip:
+            continue
         fig = figure.draw(results)
         if fig is not None:
             written.append(plots.save_png(fig, Path(folder) / f"{figure.name}.png"))
@@ -153,5 +169,5 @@ def explanation_figures(prediction, true_label: int | None = None) -> dict[str, 
     figures = {"probabilities": plots.probability_bars(proba, classes, title=sample_title(proba, classes, true_label))}
     if prediction.contributions is not None:
         figures["contributions"] = plots.contribution_maps(prediction.contributions, prediction.pixels, classes,
-                                                           proba=proba)
+                                                           proba=proba, method=prediction.model.explanation_method)
     return figures

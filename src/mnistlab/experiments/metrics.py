@@ -64,6 +64,42 @@ def evaluate(y_true, proba, class_names) -> dict[str, Any]:
         "macro_avg": averages["macro"],
         "weighted_avg": averages["weighted"],
         "n_test": int(len(y_true)),
+        "calibration": calibration(y_true, proba),
+    }
+
+
+CALIBRATION_BINS = 15
+
+
+def calibration(y_true, proba, n_bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """How far the top class's probability is from how often it is right: ECE, Brier score, reliability bins.
+
+    ECE (expected calibration error) bins the test images by the probability of their predicted class
+    (``n_bins`` equal-width bins over [0, 1], a bin holding its upper edge) and averages, weighted by
+    the bins' image counts, |accuracy − mean confidence| of each bin. The Brier score is the mean over
+    images of Σₖ (pₖ − [k is the true class])², from 0 (certain and right) to 2 (certain and wrong).
+    """
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba, dtype=np.float64)
+    confidence = proba.max(axis=1)
+    right = proba.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    with np.errstate(invalid="ignore"):
+        mean_confidence = np.bincount(bins, confidence, n_bins) / count
+        accuracy = np.bincount(bins, right, n_bins) / count
+    filled = count > 0
+    ece = float(np.sum(count[filled] * np.abs(accuracy[filled] - mean_confidence[filled])) / max(len(y_true), 1))
+    onehot = np.eye(proba.shape[1])[y_true]
+    return {
+        "ece": ece,
+        "ece_binning": f"{n_bins} equal-width bins of the predicted class's probability over [0, 1]",
+        "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1))),
+        "bins": {"edges": edges.tolist(), "count": count.tolist(),
+                 # empty bins have no confidence or accuracy: None in JSON
+                 "confidence": [float(c) if f else None for c, f in zip(mean_confidence, filled)],
+                 "accuracy": [float(a) if f else None for a, f in zip(accuracy, filled)]},
     }
 
 
@@ -101,6 +137,10 @@ def analysis(metrics: dict[str, Any]) -> list[str]:
     absent = [c["class"] for c in per_class if c["support"] == 0]
     if absent:
         lines.append(f"No test images of: {', '.join(absent)} (their scores are 0 by convention).")
+
+    if calibrated := metrics.get("calibration"):
+        lines.append(f"Calibration: expected calibration error {calibrated['ece']:.3f} "
+                     f"({calibrated['ece_binning']}), Brier score {calibrated['brier']:.3f}.")
 
     pairs = confused_pairs(metrics)
     if not pairs:

@@ -24,15 +24,21 @@ import numpy as np
 
 from .._io import write_json
 from ..data.datasets import Dataset, get_spec, load_dataset
-from ..data.preprocess import check_classes, flatten_scale
+from ..data.preprocess import check_classes, flatten_scale, validation_split
 from ..errors import ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
+from ..models.temperature import TemperatureScaled, fit_temperature
 from . import metrics as metrics_mod
 from . import report
-from .figures import RunResults, write_figures
-from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config
+from .figures import write_figures
+from .interpret import Interpretation, embed
+from .robustness import robustness
+from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config, write_embedding
+
+
+CALIBRATION_FRACTION = 0.1  # of the training images, held out to fit a temperature on
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
 
 def train(family: str, params: dict, data: DataChoice, out: Path, name: str | None = None,
           overwrite: bool = False, command: str | None = None, resume: bool = False,
-          progress: FitProgress | None = None) -> Path:
+          progress: FitProgress | None = None, embedding: bool = True, calibrate: bool = False) -> Path:
     """Fit, evaluate and write a complete run directory; return its path.
 
     Everything that can be checked is checked before the data is loaded: the run
@@ -116,6 +122,10 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     into ``<out>/checkpoints/<name>``, deleted once the run is complete. With ``resume``,
     training continues from the checkpoint an interrupted run of the same name and
     settings left there; without, any such checkpoint is discarded first.
+    ``embedding`` False skips the 2-D map of the test set (its t-SNE is the slowest part of the report).
+    ``calibrate`` holds out ``CALIBRATION_FRACTION`` of the training images (stratified, seeded), fits
+    on the rest and fits a temperature on them (``models.temperature``): the model file records it,
+    its predictions use it, and metrics.json has the test set's calibration before and after.
     """
     progress = progress or SILENT
     store = RunStore(out)
@@ -128,13 +138,20 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         if resume and checkpoints and not any(checkpoints.glob("*")):
             progress.log(f"nothing to resume in {checkpoints}: starting afresh")
         ds = data.load()
-        x_train, x_test = flatten_scale(ds.x_train), flatten_scale(ds.x_test)
+        x_train, x_test, y_train = flatten_scale(ds.x_train), flatten_scale(ds.x_test), ds.y_train
+        if calibrate:
+            x_train, x_val, y_train, y_val = validation_split(x_train, y_train, CALIBRATION_FRACTION, seed=data.seed)
 
         start = time.perf_counter()
-        model.fit(x_train, ds.y_train, progress=progress)
+        model.fit(x_train, y_train, progress=progress)
         fit_seconds = time.perf_counter() - start
         if checkpoints:
             model.set_params(checkpoint_dir=None)  # where it trained is not a hyperparameter of the model
+
+        uncalibrated = None
+        if calibrate:
+            uncalibrated = metrics_mod.calibration(ds.y_test, model.predict_proba(x_test))
+            model = TemperatureScaled(model, fit_temperature(model.predict_proba(x_val), y_val))
 
         start = time.perf_counter()
         proba = model.predict_proba(x_test)
@@ -147,8 +164,9 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                 "checksum_summary": ds.checksum_summary, "classes": list(ds.classes),
                 "class_subset": list(data.classes) if data.classes else None,
                 "train_size": data.train_size, "test_size": data.test_size,
-                "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
+                "n_train": int(len(y_train)), "n_test": int(len(ds.y_test)),
             },
+            "calibrate": calibrate,
             "data": dataclasses.asdict(data),
             "seed": data.seed, "versions": library_versions(),
             "created": created.isoformat(timespec="seconds"),
@@ -165,18 +183,29 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             converged=getattr(model, "converged_", None),
             fit_message=getattr(model, "fit_message_", None),
             history=getattr(model, "history_", None),
+            robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
         )
         if (weights := model.weight_images()) is not None:  # how sparse an L1 penalty made the weights
             run_metrics["zero_weight_fraction"] = float(np.mean(weights == 0))
+        if uncalibrated is not None:
+            after = run_metrics["calibration"]
+            run_metrics["temperature"] = {"value": model.temperature, "n_validation": int(len(y_val)),
+                                          "ece_before": uncalibrated["ece"], "ece_after": after["ece"],
+                                          "brier_before": uncalibrated["brier"], "brier_after": after["brier"]}
+        interpretation = Interpretation(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test)
+        run_metrics.update(interpretation.summary())
         run_metrics["analysis"] = metrics_mod.analysis(run_metrics)
+        mapped = embed(model, x_test, proba) if embedding else None
+        interpretation.load_embedding = lambda: mapped
         with writer.staging() as staging:
             save_model(model, staging)
             write_json(staging / CONFIG, config)
             write_json(staging / METRICS, run_metrics)
             np.savez_compressed(staging / PREDICTIONS, y_true=ds.y_test,
                                 y_pred=proba.argmax(axis=1), proba=proba.astype(np.float32))
-            write_figures(RunResults(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test),
-                          staging / PLOTS)
+            if mapped is not None:
+                write_embedding(staging, mapped)
+            write_figures(interpretation, staging / PLOTS, skip=() if mapped else ("embedding",))
             report.write_report(staging)
         if checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)

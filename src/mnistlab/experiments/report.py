@@ -103,6 +103,10 @@ def _results_section(metrics: dict) -> str:
         ("Macro F1", _formatted(metrics.get("macro_f1"), ".4f")),
         ("Weighted F1", _formatted(metrics.get("weighted_f1"), ".4f")),
         ("Log-loss", _formatted(metrics.get("log_loss"), ".4f")),
+        ("Expected calibration error", _formatted(metrics.get("calibration", {}).get("ece"), ".4f")),
+        ("ECE binning", metrics.get("calibration", {}).get("ece_binning")),
+        ("Brier score", _formatted(metrics.get("calibration", {}).get("brier"), ".4f")),
+        *_temperature_rows(metrics.get("temperature")),
         ("Test images", _formatted(metrics.get("n_test"), ",")),
         ("Fit time (s)", _formatted(metrics.get("fit_seconds"), ".2f")),
         ("Prediction time per 10,000 images (s)",
@@ -113,6 +117,16 @@ def _results_section(metrics: dict) -> str:
         ("Solver message", metrics.get("fit_message")),
     ])
     return "<h2>Results</h2>\n" + _key_value_table(rows) if rows else ""
+
+
+def _temperature_rows(temperature: dict | None) -> list[tuple[str, Any]]:
+    if not temperature:
+        return []
+    return [(f"Temperature (fitted on {temperature['n_validation']:,} held-out training images)",
+             f"{temperature['value']:.4f}"),
+            ("ECE before → after temperature scaling",
+             f"{temperature['ece_before']:.4f} → {temperature['ece_after']:.4f}"),
+            ("Brier score before → after", f"{temperature['brier_before']:.4f} → {temperature['brier_after']:.4f}")]
 
 
 def _analysis_section(metrics: dict) -> str:
@@ -147,6 +161,32 @@ def _classification_report_section(metrics: dict) -> str:
     header = ("<tr><th>class</th><th>precision</th><th>recall</th>"
               "<th>F1</th><th>support</th></tr>")
     return f"<h2>Classification report</h2>\n<table>{header}{''.join(rows)}</table>\n"
+
+
+def _interpretation_sections(metrics: dict, classes: list[str]) -> str:
+    """Where the model is wrong: its top losses, most confused pairs and accuracy under shifted images."""
+    def name(label: int) -> str:
+        return classes[label] if 0 <= label < len(classes) else str(label)
+
+    parts = []
+    if rows := metrics.get("top_losses"):
+        parts.append("<h2>Top losses</h2>\n<p>The test images whose true class got the lowest probability.</p>\n"
+                     + table(["test image", "true", "predicted", "probability of the true class", "loss"],
+                             [[r["index"], name(r["true"]), name(r["predicted"]), f"{r['p_true']:.2%}",
+                               round(r["loss"], 3)] for r in rows]))
+    if rows := metrics.get("most_confused"):
+        parts.append("<h2>Most confused pairs</h2>\n"
+                     + table(["class A", "class B", "A predicted as B", "B predicted as A", "both ways"],
+                             [[name(r["a"]), name(r["b"]), r["a_to_b"], r["b_to_a"], r["a_to_b"] + r["b_to_a"]]
+                              for r in rows]))
+    if robust := metrics.get("robustness"):
+        rows = [["none", "", f"{robust['clean']:.2%}"]]
+        rows += [[shift, f"{strength:g} {curve['unit']}", f"{accuracy:.2%}"]
+                 for shift, curve in robust["shifts"].items()
+                 for strength, accuracy in zip(curve["strengths"], curve["accuracy"])]
+        parts.append(f"<h2>Robustness</h2>\n<p>Accuracy on {robust['n_images']:,} test images, shifted.</p>\n"
+                     + table(["shift", "strength", "accuracy"], rows))
+    return "".join(parts)
 
 
 def _history_section(metrics: dict) -> str:
@@ -227,6 +267,7 @@ def render_report(run_dir) -> str:
         _results_section(metrics),
         _analysis_section(metrics),
         _classification_report_section(metrics),
+        _interpretation_sections(metrics, dataset.get("classes") or []),
         _history_section(metrics),
         _figures_section(run_dir),
     ])

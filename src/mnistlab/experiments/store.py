@@ -2,9 +2,10 @@
 
 ``<out>/runs/<name>/`` holds the model (``model.npz`` + ``model.json``),
 ``config.json`` (all that is needed to reproduce it), ``metrics.json``,
-``predictions.npz`` (the test predictions, for compare), ``plots/`` and
-``report.html``, and ``model.onnx`` once the model is exported (``inference.onnx_file``). Everything else under ``runs/`` is hidden bookkeeping that is
-never listed: ``.lock-<name>`` (the process training that name) and
+``predictions.npz`` (the test predictions, for compare), ``embedding.npz``
+(a 2-D map of test images, unless skipped), ``plots/`` and ``report.html``,
+and ``model.onnx`` once the model is exported (``inference.onnx_file``).
+Everything else under ``runs/`` is hidden bookkeeping that is never listed: ``.lock-<name>`` (the process training that name) and
 ``.staging-<pid>-…`` folders (a run being written; renamed into place when
 complete, swept away once their process is gone).
 
@@ -45,6 +46,8 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 MAX_NAME_LENGTH = 100
 MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_PREDICTIONS_BYTES = 64 * 1024 * 1024  # a 70000-image test set of 10 classes takes 3 MB
+EMBEDDING = "embedding.npz"
+MAX_EMBEDDING_BYTES = 1024 * 1024  # a few thousand images' indices and coordinates take tens of kilobytes
 LOCK_PREFIX = ".lock-"
 DEFAULT_OUT = "mnistlab-out"
 
@@ -117,6 +120,28 @@ def read_predictions(run_dir: Path) -> dict:
             or y_true.dtype.kind not in "iu" or y_pred.dtype.kind not in "iu" or proba.dtype.kind != "f"):
         raise RunDamagedError(f"{path}: expected integer y_true and y_pred of one length and a proba row per image")
     return arrays
+
+
+def write_embedding(run_dir: Path, embedding: dict) -> None:
+    """embedding.npz: the mapped test images' ``index``, their 2-D ``xy`` and ``of`` (what was mapped)."""
+    import numpy as np
+
+    np.savez_compressed(Path(run_dir) / EMBEDDING, index=embedding["index"], xy=embedding["xy"],
+                        of=np.array(embedding["of"]))
+
+
+def read_embedding(run_dir: Path) -> dict | None:
+    """embedding.npz, or None for a run without one (trained with the embedding skipped)."""
+    from .._npz import read_npz
+
+    path = Path(run_dir) / EMBEDDING
+    if not path.is_file():
+        return None
+    arrays = read_npz(path, dict.fromkeys(("index", "xy", "of")), MAX_EMBEDDING_BYTES, RunDamagedError)
+    index, xy = arrays["index"], arrays["xy"]
+    if index.ndim != 1 or index.dtype.kind not in "iu" or xy.shape != (len(index), 2) or xy.dtype.kind != "f":
+        raise RunDamagedError(f"{path}: expected integer indices and one x, y pair per index")
+    return {"index": index, "xy": xy, "of": str(arrays["of"])}
 
 
 @dataclass(frozen=True)

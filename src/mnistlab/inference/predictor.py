@@ -54,8 +54,8 @@ class Prediction:
 
     @cached_property
     def contributions(self) -> np.ndarray | None:
-        """Per-class, per-pixel evidence (classes × 784) where the model can explain itself, else None."""
-        if self.model is None or not self.model.can_explain:
+        """Per-class, per-pixel evidence (classes × 784): the model's own, or occlusion; None without a model."""
+        if self.model is None:
             return None
         return self.model.explain(flatten_scale(self.pixels[None]))[0]
 

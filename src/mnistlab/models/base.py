@@ -9,9 +9,11 @@ special-case a family.
 
 What a family can show beyond predictions it declares here, so that figures,
 reports, compare and the web ask the contract rather than test for a family's
-attributes: ``can_explain`` (it has ``explain``), ``weight_images`` (one weight
-per pixel and class), how its training history reads (``history_x_label``,
-``history_per_step``), and ``onnx_graph`` (itself as an ONNX graph, for export).
+attributes: ``can_explain`` (it has its own ``explain``, gradient × input; any
+other family explains itself by occlusion sensitivity, which needs nothing but
+``predict_proba``), ``weight_images`` (one weight per pixel and class), how its
+training history reads (``history_x_label``, ``history_per_step``), and
+``onnx_graph`` (itself as an ONNX graph, for export).
 
 Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
@@ -58,7 +60,7 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
 
     family: ClassVar[str]
     learned_arrays: ClassVar[tuple[str, ...]] = ()
-    can_explain: ClassVar[bool] = False  # explain(X): per-class, per-pixel contributions, N×classes×784
+    can_explain: ClassVar[bool] = False  # its own explain(X) (gradient × input); else occlusion
     history_x_label: ClassVar[str] = "epoch"  # what one entry of a history series stands for
     history_per_step: ClassVar[tuple[str, ...]] = ()  # series recorded per optimiser step, not per x
     # parameter name -> list of constraints, one of which a value must meet (see models.params)
@@ -84,6 +86,21 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
         for name in self.learned_arrays:
             setattr(self, name, arrays[name])
         return self
+
+    def explain(self, X) -> np.ndarray:
+        """Per-class, per-pixel contributions, N×classes×784; here by occlusion, for families without gradients."""
+        from .occlusion import occlusion_sensitivity
+
+        return occlusion_sensitivity(self.predict_proba, X)
+
+    @property
+    def explanation_method(self) -> str:
+        """How ``explain`` reads each pixel's part, for captions."""
+        return "gradient × input" if self.can_explain else "occlusion sensitivity"
+
+    def features(self, X) -> np.ndarray | None:
+        """The penultimate layer's activations (N×features), for maps of the test set; None without layers."""
+        return None
 
     def weight_images(self) -> np.ndarray | None:
         """The fitted weights as one 784-pixel image per class (rows), or None if the model has none.

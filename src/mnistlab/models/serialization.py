@@ -2,7 +2,8 @@
 
 A model is two files: ``model.npz`` (the learned arrays, loaded with
 ``allow_pickle=False``) and ``model.json`` (format tag, family,
-hyperparameters, array names). Loading rebuilds the estimator from its
+hyperparameters, array names, and the temperature its probabilities are
+scaled by, when one was fitted: ``temperature``). Loading rebuilds the estimator from its
 hyperparameters and hands it the arrays, so a model file can hold data
 but never code.
 """
@@ -19,6 +20,7 @@ from .._io import atomic_write_bytes, write_json
 from .._npz import read_npz
 from ..errors import ModelFileError, one_line
 from . import MnistlabModel, get_family
+from .temperature import TemperatureScaled
 
 MODEL_FORMAT = "mnistlab-model"
 ARRAYS_FILE, META_FILE = "model.npz", "model.json"
@@ -43,6 +45,8 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
         "params": model.get_params(deep=False),
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
     }
+    if isinstance(model, TemperatureScaled):
+        meta["temperature"] = model.temperature
     atomic_write_bytes(Path(directory) / ARRAYS_FILE, buffer.getvalue())
     write_json(Path(directory) / META_FILE, meta)
 
@@ -60,7 +64,7 @@ def _declared_arrays(meta: dict, meta_path: Path) -> dict[str, tuple[str, list[i
     return {name: (spec["dtype"], spec["shape"]) for name, spec in declared.items()}
 
 
-def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel:
+def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel | TemperatureScaled:
     """Rebuild a fitted model from ``directory``; any inconsistency is a ``ModelFileError``.
 
     With ``n_classes`` (the class names a run lists), a model that predicts another number of
@@ -104,6 +108,11 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel:
         model.set_arrays(arrays)
     except (ValueError, KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{directory}: {one_line(exc)}") from None
+    if "temperature" in meta:
+        temperature = meta["temperature"]
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < 1e6:
+            raise ModelFileError(f"{meta_path}: 'temperature' must be a positive number, got {temperature!r}")
+        model = TemperatureScaled(model, temperature)
     if n_classes is not None and (predicts := predicted_classes(model, arrays_path)) != n_classes:
         raise ModelFileError(f"{directory}: the model predicts {predicts} classes but the run lists {n_classes}")
     return model

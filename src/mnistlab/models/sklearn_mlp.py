@@ -186,6 +186,15 @@ class MLP(MnistlabModel):
         check_is_fitted(self, "estimator_")
         return self.estimator_.predict(check_array(X, dtype=np.float32))
 
+    def features(self, X) -> np.ndarray:
+        """The last hidden layer's activations (N×units): what the output layer separates."""
+        check_is_fitted(self, "estimator_")
+        a = check_array(X, dtype=np.float32)
+        activation = ACTIVATIONS[self.estimator_.activation]
+        for W, b in zip(self.estimator_.coefs_[:-1], self.estimator_.intercepts_[:-1]):
+            a = activation(a @ W + b)
+        return a
+
     def explain(self, X) -> np.ndarray:
         """Gradient × input of each class's logit (the output layer before softmax), N×classes×784.
 

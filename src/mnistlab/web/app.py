@@ -152,6 +152,14 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         return {"name": run_dir.name, "config": read_config(run_dir), "metrics": read_metrics(run_dir),
                 "report": f"/runs/{run_dir.name}/report.html"}
 
+    @app.get("/api/runs/{name}/mistakes", summary="Where a run's model is wrong: top losses and calibration")
+    def run_mistakes(name: str) -> dict:
+        """The test images with the highest loss (each with its image, its evidence map for the predicted
+        class, and the probability of its true class) and the reliability diagram, ECE and Brier score."""
+        from .mistakes import mistakes  # loads the model and the test images: only when asked
+
+        return mistakes(find_run(name))
+
     @app.get("/runs/{name}/report.html", include_in_schema=False)
     def report(name: str) -> FileResponse:
         run_dir = find_run(name)

@@ -135,6 +135,11 @@ class NumpyMLP(GradientDescentClassifier):
     def _proba(self, logits):
         return softmax(logits)
 
+    def features(self, X) -> np.ndarray:
+        """The last hidden layer's activations (N×units): what the output layer separates."""
+        _, cache = self._forward(self._fitted_params(), np.asarray(X, dtype=np.float32))
+        return cache[-1][0]
+
     def explain(self, X) -> np.ndarray:
         """Gradient × input: ∂logit_k/∂x ⊙ x for each class k, by the backward pass: (N, K, 784)."""
         X = np.asarray(X, dtype=np.float32)

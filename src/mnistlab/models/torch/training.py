@@ -279,6 +279,23 @@ class TorchClassifier(MnistlabModel):
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def features(self, X) -> np.ndarray | None:
+        """What the network's last layer takes (N×features): every layer but the last, on the plain image.
+
+        None for a network that is not an ``nn.Sequential`` ending in its logits layer.
+        """
+        check_is_fitted(self, "network_")
+        if not isinstance(self.network_, torch.nn.Sequential):
+            return None
+        X = check_array(X, dtype=np.float32)
+        device = next(self.network_.parameters()).device
+        body = self.network_[:-1]
+        self.network_.eval()
+        with torch.no_grad(), reproducible():
+            features = [body(self._images(X[i:i + PREDICT_BATCH], device)).flatten(1)
+                        for i in range(0, len(X), PREDICT_BATCH)]
+        return torch.cat(features).float().cpu().numpy()
+
     def explain(self, X) -> np.ndarray:
         """Gradient × input: ∂logit_k/∂x · x for every class k and pixel, shape N×classes×784.
 

@@ -27,6 +27,7 @@ async function loadRuns() {
   const chosen = usable.findIndex((r) => r.default);
   if (chosen >= 0) $("run-select").selectedIndex = chosen;
   if (usable.length > 1) $("compare-b").selectedIndex = 1;
+  const headers = [...document.querySelectorAll("#runs-table thead th")].map((th) => th.textContent);
   const rows = runs.map((r) => {
     const tr = document.createElement("tr");
     const cells = r.damaged
@@ -36,6 +37,7 @@ async function loadRuns() {
     cells.forEach((text, i) => {
       const td = document.createElement("td");
       td.textContent = text;
+      if (!r.damaged) td.dataset.label = headers[i];  // shown before the value where rows become cards (phones)
       if (r.damaged && i === 1) td.colSpan = 7;
       if (!r.damaged && i >= 3 && i <= 5) td.className = "num";
       tr.appendChild(td);
@@ -164,4 +166,49 @@ $("compare-button").addEventListener("click", async () => {
   }
 });
 
-loadRuns().catch((error) => showError(error.message));
+// Where the chosen run's model is wrong: its top losses (click one for its explanation) and calibration.
+async function loadMistakes() {
+  const name = $("run-select").value;
+  const status = $("mistakes-status");
+  $("loss-detail").hidden = true;
+  if (!name) return;
+  status.textContent = `Loading ${name}…`;
+  try {
+    const answer = await getJSON(`/api/runs/${encodeURIComponent(name)}/mistakes`);
+    if (answer.run !== $("run-select").value) return;  // another run was chosen meanwhile
+    status.textContent = "";
+    $("top-losses").replaceChildren(...answer.top_losses.map((loss) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "loss";
+      button.title = `predicted ${loss.predicted_class}, true ${loss.true_class}`;
+      const img = document.createElement("img");
+      img.src = loss.image_png;
+      img.alt = `test image ${loss.index}: predicted ${loss.predicted_class}, true ${loss.true_class}`;
+      const label = document.createElement("span");
+      label.textContent = `${loss.predicted_class} / ${loss.true_class}`;
+      button.append(img, label);
+      button.addEventListener("click", () => showLoss(loss, answer.explanation_method));
+      return button;
+    }));
+    const c = answer.calibration;
+    $("calibration-text").textContent =
+      `Expected calibration error ${c.ece.toFixed(3)} (${c.ece_binning}), Brier score ${c.brier.toFixed(3)}.`;
+    $("reliability-image").src = answer.reliability_png;
+  } catch (error) {
+    status.textContent = error.message;
+  }
+}
+
+function showLoss(loss, method) {
+  $("loss-detail").hidden = false;
+  $("loss-image").src = loss.image_png;
+  $("loss-caption").textContent = `Test image ${loss.index}: predicted ${loss.predicted_class}, ` +
+    `true ${loss.true_class} (given ${(loss.p_true * 100).toFixed(1)}%)`;
+  $("loss-explanation").src = loss.explanation_png;
+  $("loss-why").textContent = `Why ${loss.predicted_class} (${method}): blue pixels for, red against`;
+}
+
+$("run-select").addEventListener("change", loadMistakes);
+
+loadRuns().then(loadMistakes).catch((error) => showError(error.message));

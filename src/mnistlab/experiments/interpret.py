@@ -1,0 +1,130 @@
+"""Where is a model wrong? One object over a run's test results that answers it for any family.
+
+``Interpretation`` holds the model, its test predictions and (loaded on
+first use) the test images, and reads from them the most confident mistakes
+(top losses), the class pairs most often confused, how well the probabilities
+are calibrated, how accuracy holds up under shifted images, and a 2-D map of
+the test set. It asks only the model contract (``predict_proba``, ``explain``,
+``features``), so it never names a family; ``figures.py`` draws from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ..data.preprocess import flatten_scale
+from ..models import MnistlabModel
+from . import metrics as metrics_mod
+from .robustness import robustness
+
+TOP_LOSSES = 10  # images in the top-losses figure
+EMBEDDING_IMAGES = 1000  # t-SNE costs about a second for these on 2 cores; more would slow every run down
+MIN_EMBEDDED = 10
+EPS = 1e-12  # the smallest probability a loss is taken of: a model certain and wrong has a finite loss
+
+
+@dataclass
+class Interpretation:
+    """A run's test results and what they say about where its model is wrong."""
+
+    model: MnistlabModel
+    classes: list[str]
+    y_true: np.ndarray
+    proba: np.ndarray
+    metrics: dict
+    load_images: Callable[[], np.ndarray]  # the test images, uint8 N×28×28
+    load_embedding: Callable[[], dict | None] = field(default=lambda: None)  # a map the run has cached
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """The test images, uint8 N×28×28."""
+        return self.load_images()
+
+    @cached_property
+    def x(self) -> np.ndarray:
+        """The test images as the model takes them."""
+        return flatten_scale(self.images)
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        """The predicted class of each test image."""
+        return self.proba.argmax(axis=1)
+
+    @cached_property
+    def losses(self) -> np.ndarray:
+        """Each test image's cross-entropy loss: −log of the probability given to its true class."""
+        return -np.log(np.maximum(self.true_probability, EPS))
+
+    @property
+    def true_probability(self) -> np.ndarray:
+        """The probability each test image's true class was given."""
+        return np.asarray(self.proba, dtype=np.float64)[np.arange(len(self.y_true)), self.y_true]
+
+    def top_losses(self, k: int = TOP_LOSSES) -> np.ndarray:
+        """Indices of the ``k`` test images with the highest loss, highest first (ties: lower index first)."""
+        return np.argsort(-self.losses, kind="stable")[:k]
+
+    def most_confused(self, top: int = 5) -> list[tuple[int, int, int, int]]:
+        """The ``top`` class pairs most often confused, as ``(a, b, a→b, b→a)`` with a→b ≥ b→a."""
+        return metrics_mod.confused_pairs(self.metrics, top=top)
+
+    def confused_examples(self, true: int, predicted: int, k: int = 6) -> np.ndarray:
+        """Up to ``k`` test images of class ``true`` predicted as ``predicted``, most confident mistakes first."""
+        chosen = np.flatnonzero((self.y_true == true) & (self.y_pred == predicted))
+        return chosen[np.argsort(-self.losses[chosen], kind="stable")][:k]
+
+    def summary(self, k: int = TOP_LOSSES, top: int = 5) -> dict:
+        """The top losses and most confused pairs as JSON-able rows, for metrics.json and the report."""
+        return {
+            "top_losses": [{"index": int(i), "true": int(self.y_true[i]), "predicted": int(self.y_pred[i]),
+                            "p_true": float(self.true_probability[i]), "loss": float(self.losses[i])}
+                           for i in self.top_losses(k)],
+            "most_confused": [{"a": a, "b": b, "a_to_b": ab, "b_to_a": ba} for a, b, ab, ba in self.most_confused(top)],
+        }
+
+    def explanations(self, indices) -> np.ndarray:
+        """Per-class, per-pixel contributions of the test images ``indices`` (len×classes×784)."""
+        return self.model.explain(self.x[np.asarray(indices, dtype=int)])
+
+    def calibration(self) -> dict:
+        """ECE, Brier score and reliability bins (``metrics.calibration``) of the test predictions."""
+        return self.metrics.get("calibration") or metrics_mod.calibration(self.y_true, self.proba)
+
+    def robustness(self) -> dict:
+        """Accuracy under translation, rotation, noise and contrast shifts (``robustness.robustness``)."""
+        return self.metrics.get("robustness") or robustness(self.model.predict_proba, self.images, self.y_true)
+
+    def embedding(self) -> dict | None:
+        """A 2-D t-SNE map of (at most ``EMBEDDING_IMAGES``) test images: ``index`` and ``xy``; cached in a run."""
+        return self.load_embedding() or embed(self.model, self.x, self.proba)
+
+
+def embed(model: MnistlabModel, x: np.ndarray, proba: np.ndarray, max_images: int = EMBEDDING_IMAGES
+          ) -> dict | None:
+    """t-SNE of the model's penultimate features where it has them, else of its log-probabilities.
+
+    Returns ``{"index": test indices, "xy": len×2 coordinates, "of": what was mapped}``, or None for a
+    test set too small to map (t-SNE needs a handful of points).
+    """
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    if len(x) < MIN_EMBEDDED:
+        return None
+    index = np.sort(np.random.default_rng(0).permutation(len(x))[:max_images])
+    features = model.features(x[index])
+    of = "penultimate features"
+    if features is None:  # log-probabilities less each image's mean: its logits, as softmax cannot tell them apart
+        logp = np.log(np.maximum(np.asarray(proba, dtype=np.float64)[index], EPS))
+        features, of = logp - logp.mean(axis=1, keepdims=True), "log-probabilities"
+    features = np.asarray(features, dtype=np.float32).reshape(len(index), -1)
+    perplexity = min(30.0, max(1.0, (len(index) - 1) / 3))  # t-SNE needs perplexity < the number of points
+    # one thread: t-SNE's OpenMP loops spin when the cores are busy with anything else (another
+    # process, the other figures), which made it 4× slower on a loaded 2-core machine than alone
+    with threadpool_limits(1):
+        xy = TSNE(2, init="pca", perplexity=perplexity, max_iter=500, random_state=0).fit_transform(features)
+    return {"index": index, "xy": xy.astype(np.float32), "of": of}

@@ -1,0 +1,60 @@
+"""What the page shows of where a run's model is wrong: its top losses, each with its explanation, and
+its reliability diagram. Computed once per run (and again only when its model file changes)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+
+from ..api import Run
+from ..experiments.store import PLOTS
+from ..html import evidence_rgb, png_data_uri
+from ..models.serialization import ARRAYS_FILE
+
+_answers: dict[Path, tuple[float, dict]] = {}
+
+
+def mistakes(run_dir: Path) -> dict:
+    """The run's top losses (images, classes, probabilities, evidence maps) and calibration, as plain JSON."""
+    stamp = (run_dir / ARRAYS_FILE).stat().st_mtime
+    cached = _answers.get(run_dir)
+    if cached is None or cached[0] != stamp:
+        cached = _answers[run_dir] = (stamp, _compute(Run(run_dir)))
+    return cached[1]
+
+
+def _compute(run: Run) -> dict:
+    interpretation = run.interpretation
+    rows = run.metrics.get("top_losses") or interpretation.summary()["top_losses"]
+    indices = np.array([row["index"] for row in rows], dtype=int)
+    maps = interpretation.explanations(indices) if len(indices) else []
+    images = interpretation.images
+    calibration = interpretation.calibration()
+    return {
+        "run": run.name,
+        "explanation_method": run.model.explanation_method,
+        "top_losses": [{
+            "index": row["index"], "true_class": run.classes[row["true"]],
+            "predicted_class": run.classes[row["predicted"]], "p_true": row["p_true"], "loss": row["loss"],
+            "image_png": png_data_uri(images[row["index"]]),
+            "explanation_png": png_data_uri(evidence_rgb(maps[i][row["predicted"]].reshape(28, 28))),
+        } for i, row in enumerate(rows)],
+        "calibration": {k: calibration[k] for k in ("ece", "brier", "ece_binning")},
+        "reliability_png": _figure_uri(run, "reliability"),
+    }
+
+
+def _figure_uri(run: Run, name: str) -> str:
+    """The run's saved figure ``name`` as a PNG data URI (drawn now for a run from before it existed)."""
+    path = run.path / PLOTS / f"{name}.png"
+    if path.is_file():
+        data = path.read_bytes()
+    else:
+        import io
+
+        buffer = io.BytesIO()
+        run.figure(name).savefig(buffer, format="png")
+        data = buffer.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
