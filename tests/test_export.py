@@ -305,3 +305,15 @@ def test_missing_onnx_packages_are_said_with_what_to_install(monkeypatch):
         PhotoWorkers(1, "onnx")
     with pytest.raises(ExportError, match="onnxruntime missing"):
         onnx_file.read_onnx(b"")
+
+
+def test_a_temperature_scaled_model_exports_with_its_temperature(fashion, tmp_path):
+    from mnistlab.models.temperature import TemperatureScaled
+
+    for variant in ("logreg", "cnn"):  # one graph of ours, one of PyTorch's exporter
+        model, classes, x_test = fitted(fashion, variant)
+        scaled = TemperatureScaled(model, 2.5)
+        path = export_onnx(scaled, classes, "fashion-mnist", variant, tmp_path / "t.onnx", check_images=x_test)
+        got, expected = read_onnx(path).predict_proba(x_test), scaled.predict_proba(flatten_scale(x_test))
+        assert np.abs(got - expected).max() <= PARITY_TOLERANCE
+        assert np.abs(got - model.predict_proba(flatten_scale(x_test))).max() > 0.01  # the temperature is in it
