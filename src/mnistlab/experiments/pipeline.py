@@ -223,6 +223,7 @@ class TrainingJob:
     data: DataChoice
     name: str
     command: str | None = None
+    embedding: bool = True  # as train's
 
 
 def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None
@@ -234,14 +235,14 @@ def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None
         for i, job in enumerate(jobs):
             try:
                 yield i, train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
-                               command=job.command)
+                               command=job.command, embedding=job.embedding)
             except Exception as exc:  # noqa: BLE001 (reported with its job; the others go on)
                 yield i, exc
         return
     from .cluster import run_tasks
 
     store = RunStore(out)
-    arguments = [(j.family, j.params, j.data, j.name, j.command) for j in jobs]
+    arguments = [(j.family, j.params, j.data, j.name, j.command, j.embedding) for j in jobs]
     for i, files in run_tasks(cluster, run_files, arguments):
         try:
             if isinstance(files, Exception):
@@ -251,14 +252,14 @@ def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None
             yield i, exc
 
 
-def run_files(family: str, params: dict, data: DataChoice, name: str, command: str | None = None
-              ) -> dict[str, bytes]:
+def run_files(family: str, params: dict, data: DataChoice, name: str, command: str | None = None,
+              embedding: bool = True) -> dict[str, bytes]:
     """``train`` into a temporary folder, and the run folder's files (path → bytes): a cluster's task,
     whose client writes them with ``RunStore.put``, so that the machines share no filesystem."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="mnistlab-task-") as tmp:
-        folder = train(family, params, data, Path(tmp), name=name, command=command)
+        folder = train(family, params, data, Path(tmp), name=name, command=command, embedding=embedding)
         return {path.relative_to(folder).as_posix(): path.read_bytes()
                 for path in sorted(folder.rglob("*")) if path.is_file()}
 
