@@ -289,19 +289,17 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
     k = len(class_names)
     top = int(proba.argmax())
     fig = Figure(figsize=(13, 7.5 if contributions is not None else 4), layout="constrained")
-    grid = fig.add_gridspec(3 if contributions is not None else 1, max(k, 6) // 2 * 2)
-    half = grid.ncols // 2
+    grid = fig.add_gridspec(3 if contributions is not None else 1, max(k, 6 if found is None else 8) // 2 * 2)
+    # The steps, two columns each, then the probabilities.
     steps = 2 if found is None else 3
-    cuts = [round(i * half / steps) for i in range(steps + 1)]
-    axes = [fig.add_subplot(grid[0, a:b]) for a, b in zip(cuts, cuts[1:])]
+    half = grid.ncols // 2 if found is None else 2 * steps
+    axes = [fig.add_subplot(grid[0, half // steps * i: half // steps * (i + 1)]) for i in range(steps)]
     ax_bars = fig.add_subplot(grid[0, half:])
     axes[0].imshow(np.asarray(photo), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("your photo (grayscale)", fontsize=10)
     if found is not None:
         axes[1].imshow(np.asarray(found))
         axes[1].set_title("object found" + (" (red: dropped)" if notes else ""), fontsize=10)
-        if notes:
-            axes[1].set_xlabel("\n".join(notes), fontsize=8)
     axes[-1].imshow(np.asarray(pixels).reshape(28, 28), cmap="gray", vmin=0, vmax=255)
     axes[-1].set_title("what the model sees (28×28)", fontsize=10)
     for ax in axes:
@@ -322,7 +320,7 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
             ax.set_title(f"{class_names[i]}\n{proba[i]:.1%}", fontsize=9,
                          fontweight="bold" if i == top else "normal")
         fig.colorbar(shown, ax=fig.axes[len(axes) + 1:], shrink=0.8, label="blue for, red against")
-    fig.suptitle(title)
+    fig.suptitle("\n".join([title, *notes]))
     return fig
 
 

@@ -14,6 +14,14 @@ repeats the conversion each dataset's authors published:
 
 The table ``STYLES`` holds these differences as data.
 
+Photos taken by hand add what the training images never had; ``prepare`` handles it before
+the crop: a shadow's or the paper's edge across the frame is part of the background model
+(``_fit_background``); stray strokes, the paper's edge and specks are told apart from the object
+by their shape, thickness and distance (``_select_object``) and reported (``Prepared.dropped``,
+``Prepared.notes``); the tilt of an upright style's object is undone (``_tilt``). Handwriting's
+tilt is left alone: it cannot be told from the writer's slant, and undoing it was measured to
+cost MNIST accuracy (benchmarks/bench_photo.py). Perspective and JPEG artefacts need no step.
+
 ``prepare_photo`` (file or bytes → model input) is what the CLI, the Python API
 and the web page call.
 """
