@@ -365,7 +365,7 @@ def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarr
         reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
         fine.append(_lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 5),
                            offset / reach + np.linspace(-0.09, 0.09, 7), np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])))
-    fine = np.concatenate(fine)
+    fine = np.concatenate(fine).astype(np.float32)
     gains = _step_gains(x, y, values, known, fine)
     best = int(np.argmax(gains))
     return tuple(fine[best]), float(gains[best])
