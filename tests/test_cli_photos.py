@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -111,3 +112,21 @@ def test_folders_without_photos_are_reported(run_and_photos, tmp_path):
     assert "emptydir.jpg: no photos in this folder" in result.stderr
     assert "inner.jpg: a folder, not a photo" in result.stderr
     assert "shirt.jpg:" in result.stdout
+
+
+def test_what_the_conversion_dropped_is_printed_and_drawn(run_and_photos, fashion, tmp_path):
+    from PIL import ImageDraw
+
+    out, _ = run_and_photos
+    image = Image.open(io.BytesIO(make_photo(fashion.x_test[0], np.random.default_rng(5), "png"))).convert("RGB")
+    ImageDraw.Draw(image).line([(0.1 * image.width, 0.96 * image.height), (0.5 * image.width, 0.95 * image.height)],
+                               fill=(30, 30, 50), width=3)  # a stray pen stroke along the bottom
+    photo = tmp_path / "marked.png"
+    image.save(photo)
+    result = run_cli("predict", "photos", str(photo), "--explain", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "  dropped a line near the border (bottom" in result.stdout
+    with Image.open(out / "predict" / "photos" / "marked.png") as figure:
+        assert figure.width > 800
+    answer = json.loads(run_cli("predict", "photos", str(photo), "--json", "--out", str(out)).stdout)
+    assert answer["results"][0]["notes"][0].startswith("dropped a line near the border")

@@ -59,6 +59,10 @@ def test_api_predict(server, trouser_photo):
     assert set(answer["probabilities"]) >= {"Trouser", "Bag"}
     assert abs(sum(answer["probabilities"].values()) - 1) < 1e-4
     assert np.array(answer["image"]).shape == (28, 28)
+    assert [step["title"].split(" (")[0] for step in answer["steps"]] == ["your photo", "object found",
+                                                                            "what the model saw"]
+    assert all(step["png"].startswith("data:image/png;base64,") for step in answer["steps"])
+    assert answer["notes"] == []  # a clean photo: nothing dropped, nothing turned
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -147,7 +151,11 @@ def test_upload_shows_prediction(page, server, trouser_photo):
     page.set_input_files("#file-input", str(trouser_photo))
     page.wait_for_selector("#answer:not([hidden]) #predicted-class:has-text('Trouser')", timeout=20000)
     assert page.locator("#top-classes li").count() == 3
-    assert page.locator("#input-image").get_attribute("src").startswith("data:image/png")
+    # the steps: the photo, the object found, the 28×28 input
+    steps = page.locator("#steps figure")
+    assert steps.count() == 3
+    assert steps.nth(1).locator("figcaption").inner_text().startswith("object found")
+    assert all(steps.nth(i).locator("img").get_attribute("src").startswith("data:image/png") for i in range(3))
     page.screenshot(path=ARTIFACTS / "web-upload.png", full_page=True)
 
 

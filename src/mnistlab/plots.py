@@ -280,23 +280,29 @@ def class_saliency(images, maps, true, pred, class_names, method: str = "gradien
     return fig
 
 
-def photo_explanation(photo, pixels, proba, class_names, title: str, contributions=None) -> Figure:
-    """One photo's story: the original, the 28×28 input, the probabilities and, when
-    the model can explain itself, each class's per-pixel contribution map."""
+def photo_explanation(photo, pixels, proba, class_names, title: str, contributions=None, found=None,
+                      notes=()) -> Figure:
+    """One photo's story: the original, the object found in it (``found``: RGB, with what was
+    dropped, and ``notes`` saying what), the 28×28 input, the probabilities and, when the model
+    can explain itself, each class's per-pixel contribution map."""
     proba = np.asarray(proba, dtype=float).ravel()
     k = len(class_names)
     top = int(proba.argmax())
     fig = Figure(figsize=(13, 7.5 if contributions is not None else 4), layout="constrained")
-    grid = fig.add_gridspec(3 if contributions is not None else 1, max(k, 6) // 2 * 2)
-    half = grid.ncols // 2
-    ax_photo = fig.add_subplot(grid[0, : half // 2])
-    ax_input = fig.add_subplot(grid[0, half // 2: half])
+    grid = fig.add_gridspec(3 if contributions is not None else 1, max(k, 6 if found is None else 8) // 2 * 2)
+    # The steps, two columns each, then the probabilities.
+    steps = 2 if found is None else 3
+    half = grid.ncols // 2 if found is None else 2 * steps
+    axes = [fig.add_subplot(grid[0, half // steps * i: half // steps * (i + 1)]) for i in range(steps)]
     ax_bars = fig.add_subplot(grid[0, half:])
-    ax_photo.imshow(np.asarray(photo), cmap="gray", vmin=0, vmax=1)
-    ax_photo.set_title("your photo (grayscale)", fontsize=10)
-    ax_input.imshow(np.asarray(pixels).reshape(28, 28), cmap="gray", vmin=0, vmax=255)
-    ax_input.set_title("what the model sees (28×28)", fontsize=10)
-    for ax in (ax_photo, ax_input):
+    axes[0].imshow(np.asarray(photo), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("your photo (grayscale)", fontsize=10)
+    if found is not None:
+        axes[1].imshow(np.asarray(found))
+        axes[1].set_title("object found" + (" (red: dropped)" if notes else ""), fontsize=10)
+    axes[-1].imshow(np.asarray(pixels).reshape(28, 28), cmap="gray", vmin=0, vmax=255)
+    axes[-1].set_title("what the model sees (28×28)", fontsize=10)
+    for ax in axes:
         _bare(ax)
     ax_bars.barh(range(k), proba, color=[HIGHLIGHT if i == top else MUTED for i in range(k)])
     ax_bars.set_yticks(range(k), class_names)
@@ -313,8 +319,8 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
             _bare(ax)
             ax.set_title(f"{class_names[i]}\n{proba[i]:.1%}", fontsize=9,
                          fontweight="bold" if i == top else "normal")
-        fig.colorbar(shown, ax=fig.axes[3:], shrink=0.8, label="blue for, red against")
-    fig.suptitle(title)
+        fig.colorbar(shown, ax=fig.axes[len(axes) + 1:], shrink=0.8, label="blue for, red against")
+    fig.suptitle("\n".join([title, *notes]))
     return fig
 
 

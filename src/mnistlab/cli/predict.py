@@ -39,14 +39,18 @@ def predict_cmd(run: RunArg,
                 index: Annotated[Optional[int], typer.Option(
                     "--index", "-i", help="Predict a stored image of the run's dataset instead.")] = None,
                 split: SplitOpt = "test", top: TopOpt = 3,
-                explain: Annotated[bool, typer.Option(help="Write a PNG per photo: input, probabilities, why.")] = False,
+                explain: Annotated[bool, typer.Option(
+                    help="Write a PNG per photo: its steps (photo, object found, what was dropped, 28×28), "
+                         "the probabilities and why.")] = False,
                 labels: Annotated[Optional[Path], typer.Option(
                     help="CSV with columns file,label (class index or name): report accuracy.")] = None,
                 out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Predict your own photos, or a stored image, with a run's saved model.
 
     Photos are converted like the training data (orientation, grayscale, polarity,
-    background, contrast, crop, centring). A bad file gets a one-line error and the
+    background and shadows, contrast, the object apart from stray marks, tilt, crop,
+    centring); what was dropped or undone is printed under the photo, and --explain
+    draws the steps. A bad file gets a one-line error and the
     others are still predicted; the exit code is 1 if any file failed.
 
     Examples:
@@ -82,6 +86,8 @@ def predict_cmd(run: RunArg,
             truth = f"  (true: {result['true_class']})" if result.get("true_class") else ""
             console.print(f"{result['file']}: [bold]{result['class']}[/bold]{truth}  [{probs}]",
                           highlight=False, soft_wrap=True)
+            for note in result["notes"]:
+                console.print(f"  {note}", highlight=False, soft_wrap=True)
             if result.get("explanation"):
                 console.print(f"  explanation: {result['explanation']}", highlight=False, soft_wrap=True)
         if "accuracy" in answer:

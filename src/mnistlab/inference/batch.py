@@ -83,7 +83,7 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
             results.append(result)
             continue
         result.update({"class": prediction.class_name, "label": prediction.label,
-                       "top": prediction.top(top)})
+                       "top": prediction.top(top), "notes": prediction.notes})
         if path.name in truth:
             result["true_class"] = predictor.classes[truth[path.name]]
             y_true.append(truth[path.name])

@@ -14,6 +14,14 @@ repeats the conversion each dataset's authors published:
 
 The table ``STYLES`` holds these differences as data.
 
+Photos taken by hand add what the training images never had; ``prepare`` handles it before
+the crop: a shadow's or the paper's edge across the frame is part of the background model
+(``_fit_background``); stray strokes, the paper's edge and specks are told apart from the object
+by their shape, thickness and distance (``_select_object``) and reported (``Prepared.dropped``,
+``Prepared.notes``); the tilt of an upright style's object is undone (``_tilt``). Handwriting's
+tilt is left alone: it cannot be told from the writer's slant, and undoing it was measured to
+cost MNIST accuracy (benchmarks/bench_photo.py). Perspective and JPEG artefacts need no step.
+
 ``prepare_photo`` (file or bytes → model input) is what the CLI, the Python API
 and the web page call.
 """
@@ -40,6 +48,16 @@ MAX_DECODING_BYTES = 128 * 1024 * 1024
 MAX_ASPECT = 10  # longest side over shortest: beyond, the working copy is too thin to find an object in
 WORK_SIDE = 256  # photos are resized to at most this longest side first: 28×28 needs no more
 SIZE = 28
+MAX_TILT = 15  # degrees: a photo tilted more is taken as it is (the object may lie that way)
+# Degrees: a smaller tilt is left alone. Fashion-MNIST's own products are not all exactly
+# upright (a sneaker's estimate is often 3–6° off), so undoing small tilts costs more than it wins.
+MIN_TILT = 4
+# An object's darkest (or, light on dark, brightest) part differs from the background by at least this
+# (relative to the paper's brightness, dark on light; absolute, light on dark): ink and cloth by
+# 65 % or more, pencil by 30 %; what a shadow leaves after the background's fit, mostly by 10 % or less.
+MIN_CONTRAST = 0.15
+MAX_STEPS = 2  # shadow or paper edges fitted across the background: a shadow and the paper's edge
+MIN_STEP_GAIN = 0.25  # a second one must remove this fraction of the error left
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,7 @@ class Style:
     centre: str  # "box": centre of the bounding box; "mass": centre of mass
     bilevel: bool  # the sources were black and white: grey comes only from resizing
     resample: Image.Resampling  # the filter that shrinks the object
+    upright: bool  # the objects were photographed upright: a photo's tilt is undone
 
 
 # Checked on the test sets: MNIST digits' nonzero pixels span exactly 20 px and
@@ -58,11 +77,12 @@ class Style:
 # area-averaged down (MNIST's grey levels are the edges' coverage). Zalando
 # subsampled and then sharpened; Lanczos is as sharp without aliasing a photo's noise.
 STYLES: dict[str, Style] = {
-    "fashion-mnist": Style(fit=28, centre="box", bilevel=False, resample=Image.Resampling.LANCZOS),
-    "mnist": Style(fit=20, centre="mass", bilevel=True, resample=Image.Resampling.BOX),
+    "fashion-mnist": Style(fit=28, centre="box", bilevel=False, resample=Image.Resampling.LANCZOS,
+                           upright=True),
+    "mnist": Style(fit=20, centre="mass", bilevel=True, resample=Image.Resampling.BOX, upright=False),
     # KMNIST is "a drop-in replacement for MNIST" in format; its sources are
     # greyscale scans, so the shading is kept.
-    "kmnist": Style(fit=20, centre="mass", bilevel=False, resample=Image.Resampling.LANCZOS),
+    "kmnist": Style(fit=20, centre="mass", bilevel=False, resample=Image.Resampling.LANCZOS, upright=False),
 }
 
 
@@ -76,6 +96,41 @@ class Prepared:
     foreground: np.ndarray  # float32 H×W in [0, 1]: the object after background removal
     box: tuple[int, int, int, int]  # (left, top, right, bottom) of the object in ``gray``
     inverted: bool  # True when the object was darker than its background
+    tilt: float  # degrees the object was turned from upright (counter-clockwise) and turned back; 0: not turned
+    object_mask: np.ndarray  # bool H×W: the pixels taken for the object
+    dropped: tuple[Mark, ...]  # what stood out but is not the object (specks are not listed)
+    dropped_mask: np.ndarray  # bool H×W: the pixels of ``dropped``
+
+    def found(self) -> np.ndarray:
+        """The photo (dimmed) with the object found in green, what was dropped in red and the
+        object's box: uint8 RGB H×W×3, for showing why a photo became what the model saw."""
+        rgb = np.repeat((0.35 * self.gray)[..., None], 3, axis=2)
+        rgb[self.object_mask] = 0.25 * rgb[self.object_mask] + 0.75 * np.array(FOUND)
+        rgb[self.dropped_mask] = DROPPED
+        left, top, right, bottom = self.box
+        rgb[top:bottom, [left, right - 1]] = rgb[[top, bottom - 1], left:right] = FOUND
+        return np.round(rgb * 255).astype(np.uint8)
+
+    def notes(self) -> list[str]:
+        """One line per thing the conversion did beyond the usual: a mark it dropped, a tilt it undid."""
+        h, w = self.gray.shape
+        lines = [f"dropped a {mark.reason} ({_where(mark.box, w, h)})" for mark in self.dropped]
+        if self.tilt:
+            lines.append(f"turned the object {abs(self.tilt):.0f}° {'clockwise' if self.tilt > 0 else 'anticlockwise'}"
+                         " to stand upright")
+        return lines
+
+
+FOUND, DROPPED = (0.3, 0.85, 0.3), (0.9, 0.2, 0.2)  # the colours of ``Prepared.found``
+
+
+def _where(box: tuple[int, int, int, int], width: int, height: int) -> str:
+    """Where a box lies in the frame, in words: "top left", "right", "centre"."""
+    x = ((box[0] + box[2]) / 2) / width
+    y = ((box[1] + box[3]) / 2) / height
+    row = "top" if y < 1 / 3 else "bottom" if y > 2 / 3 else ""
+    col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else ""
+    return " ".join(part for part in (row, col) if part) or "centre"
 
 
 # --- loading -----------------------------------------------------------------
@@ -257,36 +312,144 @@ def _mad_sigma(residual: np.ndarray) -> float:
     return max(1.4826 * float(np.median(np.abs(residual))), 0.5 / 255)
 
 
-def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Smooth background estimate, background mask and noise level of ``gray``.
+def _step(x: np.ndarray, y: np.ndarray, line: tuple[float, float, float]) -> np.ndarray:
+    """A soft step across the frame, 0 on one side of a line and 1 on the other, a smooth ramp between:
+    the shape of a shadow's edge or the edge of the paper. ``line``: (angle, offset, half width of
+    the ramp) in the coordinates of ``_powers``, where the frame spans [-1, 1] both ways."""
+    angle, offset, width = line
+    t = np.clip(0.5 + (x * np.cos(angle) + y * np.sin(angle) - offset) / (2 * width), 0, 1)
+    return t * t * (3 - 2 * t)  # smooth at both ends, as a penumbra is
 
-    The background is a low-order polynomial surface: a gradient, vignetting and
-    a tint all vary slowly. It is fitted robustly to the image border first,
-    then to every pixel that agrees with that fit, so that the object, whatever
-    its size or polarity, does not pull it; quartic terms follow vignetting's
-    steep corners.
+
+def _lines(angles: np.ndarray, offsets: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Every (angle, offset, width) of the grids; offsets are fractions of the distance from the
+    frame's centre to its far corner along the angle, so that every line crosses the frame."""
+    a, o, w = np.meshgrid(angles, offsets, widths, indexing="ij")
+    return np.stack([a.ravel(), (o * (np.abs(np.cos(a)) + np.abs(np.sin(a)))).ravel(), w.ravel()], axis=1)
+
+
+def _step_gains(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarray,
+                lines: np.ndarray) -> np.ndarray:
+    """For each line, the fraction of the squared error of a least-squares fit of ``values`` by the
+    columns ``known`` that adding the line's step removes.
+
+    All candidates at once: project the known columns out of the values and of every step; a
+    step's gain is (s·v)² / (s·s) of the projections.
+    """
+    q, _ = np.linalg.qr(known)
+    v = values - q @ (q.T @ values)
+    steps = _step(x[:, None], y[:, None], lines.T)
+    # A step needs samples on both sides to be fixed: 2 % at least of those in the fit.
+    support = np.minimum(steps.sum(0), len(values) - steps.sum(0)) >= max(8, 0.02 * len(values))
+    steps = steps - q @ (q.T @ steps)
+    gain = (steps.T @ v) ** 2 / np.maximum(np.einsum("ij,ij->j", steps, steps), 1e-12) * support
+    return gain / max(v @ v, 1e-12)
+
+
+COARSE_LINES = _lines(np.linspace(0, np.pi, 12, endpoint=False), np.linspace(-0.9, 0.9, 13),
+                      np.array([0.03, 0.15])).astype(np.float32)
+REFINED = 4  # coarse lines refined: the best coarse one is often not the nearest to the true line
+
+
+def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarray,
+               near: tuple[float, float, float] | None = None) -> tuple[tuple[float, float, float], float]:
+    """The shadow or paper edge across the frame that, added to the columns ``known``, best
+    explains ``values``, and the fraction of the squared error it removes: the best coarse lines
+    of a grid (or the line ``near``), each refined. Angles span half a turn: the step's sign is free."""
+    if near is None:
+        starts = COARSE_LINES[np.argsort(_step_gains(x, y, values, known, COARSE_LINES))[-REFINED:]]
+    else:
+        starts = np.array([near])
+    fine = []
+    for angle, offset, _ in starts:
+        reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
+        fine.append(_lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 5),
+                           offset / reach + np.linspace(-0.09, 0.09, 7), np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])))
+    fine = np.concatenate(fine).astype(np.float32)
+    gains = _step_gains(x, y, values, known, fine)
+    best = int(np.argmax(gains))
+    return tuple(fine[best]), float(gains[best])
+
+
+def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Background estimate, background mask and noise level of ``gray``.
+
+    The background is a low-order polynomial surface — a gradient, vignetting and a tint all vary
+    slowly — plus, where it fits, one soft step along a line across the frame: the edge of a
+    shadow (a hand, the phone) or of the paper. The step is found on the image border, which
+    the object rarely fills; then everything is fitted robustly to the border, then to every
+    pixel that agrees with that fit, so that the object, whatever its size or polarity, does not
+    pull it; quartic terms follow vignetting's steep corners.
     """
     h, w = gray.shape
     ypow, xpow = _powers(h, 4), _powers(w, 4)
     terms = [(i, j) for i in range(5) for j in range(5 - i)]  # xⁱyʲ, i + j ≤ 4; (0, 0) first
     order = np.array([i + j for i, j in terms])
-    step = max(1, max(h, w) // 64)  # ~64² samples are plenty for 15 coefficients
-    basis = np.stack([np.outer(ypow[::step, j], xpow[::step, i]).ravel() for i, j in terms], axis=1)
-    values = gray[::step, ::step].ravel().astype(np.float64)
+    # ~64² samples are plenty for 17 coefficients; the first and last rows and columns among
+    # them, where the paper's edge often is.
+    step = max(1, max(h, w) // 64)
+    rows, cols = (np.unique(np.linspace(0, n - 1, -(-n // step) + 1).round().astype(int)) for n in (h, w))
+    ys, xs = np.meshgrid(ypow[rows, 1], xpow[cols, 1], indexing="ij")
+    ys, xs = ys.ravel().astype(np.float32), xs.ravel().astype(np.float32)  # float32: the step search is the cost
+    basis = np.stack([np.outer(ypow[rows, j], xpow[cols, i]).ravel() for i, j in terms], axis=1)
+    values = gray[np.ix_(rows, cols)].ravel().astype(np.float64)
     band = max(step, round(0.05 * min(h, w)))  # at least one sampled row and column on every side
     border = np.ones((h, w), bool)
     border[band:h - band, band:w - band] = False
-    border = border[::step, ::step].ravel()
+    border = border[np.ix_(rows, cols)].ravel()
 
-    # The border's median, then quadratic fits to the border, each dropping the
-    # pixels far from the last (an object touching the edge); then quartic fits
-    # to the whole image.
-    start = np.median(values[border])
-    mask = border & (np.abs(values - start) < 3 * _mad_sigma(values[border] - start))
+    # The steps that best explain the border, with the quadratic terms — the first always (a
+    # useless one gets a coefficient near 0), a second where it removes much of what is left (a
+    # shadow and the paper's edge); then again without the border pixels far from that fit (an
+    # object touching the edge).
+    mask, lines = border, []
+    for _ in range(2):
+        known, found = basis[:, order <= 2], []
+        used = np.flatnonzero(mask)[::2]  # half the border's samples place a line well enough
+        for k in range(MAX_STEPS):
+            line, gain = _find_step(xs[used], ys[used], values[used].astype(np.float32),
+                                    known[used].astype(np.float32), near=lines[k] if k < len(lines) else None)
+            if found and gain < MIN_STEP_GAIN:
+                break
+            found.append(line)
+            known = np.column_stack([known, _step(xs, ys, line)])
+        lines = found
+        coef = np.linalg.lstsq(known[mask], values[mask], rcond=None)[0]
+        residual = values - known @ coef
+        mask = border & (np.abs(residual) < 3 * _mad_sigma(residual[mask]))
+    basis = np.column_stack([basis] + [_step(xs, ys, line) for line in lines])
+    order = np.concatenate([order, np.zeros(len(lines), int)])  # the steps are used at every degree
+
+    coef, mask, sigma = _robust_fit(basis, values, order, border, mask)
+    # A step stays only if the whole image agrees: with it, more pixels fit the background than
+    # without (a step along an object that touches the border explains the border, not the rest).
+    for k in reversed(range(len(lines))):
+        column = len(terms) + k
+        without = np.delete(np.arange(len(order)), column)
+        other = _robust_fit(basis[:, without], values, order[without], border, mask)
+        if other[1].sum() >= mask.sum():
+            coef, mask, sigma = np.insert(other[0], column, 0.0), other[1], other[2]
+    # Σ c·xⁱyʲ on the full grid as one matrix product: ypow · C · xpowᵀ; then the step.
+    grid = np.zeros((5, 5))
+    for (i, j), c in zip(terms, coef):
+        grid[j, i] = c
+    background = ypow @ grid @ xpow.T
+    for c, line in zip(coef[len(terms):], lines):
+        background += c * _step(xpow[None, :, 1], ypow[:, None, 1], line)
+    # Where a term is poorly fixed (few samples beyond a step), it must not run away.
+    background = background.clip(values[mask].min(), values[mask].max()).astype(np.float32)
+    return background, np.abs(gray - background) < 3 * sigma, sigma
+
+
+def _robust_fit(basis: np.ndarray, values: np.ndarray, order: np.ndarray, border: np.ndarray,
+                mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Coefficients, inliers and noise level of ``values`` fitted by ``basis``, from the inliers
+    ``mask``: quadratic fits to the border, each dropping the pixels far from the last; then
+    quartic fits to the whole image (terms of ``order`` ≤ 2, then ≤ 4)."""
     for region, degree in [(border, 2)] * 2 + [(True, 4)] * 2:
         used = order <= degree
         fit = basis[mask][:, used]
-        coef = np.zeros(len(terms))
+        coef = np.zeros(len(order))
         # Normal equations: few, well-scaled terms, so as accurate as lstsq and far cheaper —
         # unless the pixels kept lie on too few rows or columns (a thin strip) to fix every term.
         try:
@@ -296,30 +459,122 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         residual = values - basis @ coef
         sigma = _mad_sigma(residual[mask])
         mask = region & (np.abs(residual) < 3 * sigma)
-        if mask.sum() < 4 * len(terms):  # too little left to refit: keep this fit
+        if mask.sum() < 4 * len(order):  # too little left to refit: keep this fit
             break
-    # Σ c·xⁱyʲ on the full grid as one matrix product: ypow · C · xpowᵀ.
-    grid = np.zeros((5, 5))
-    for (i, j), c in zip(terms, coef):
-        grid[j, i] = c
-    background = (ypow @ grid @ xpow.T).astype(np.float32)
-    return background, np.abs(gray - background) < 3 * sigma, sigma
+    return coef, mask, sigma
 
 
-def _object_box(foreground: np.ndarray, threshold: float = 0.1) -> tuple[int, int, int, int] | None:
-    """Bounding box (left, top, right, bottom) of the object, ignoring specks.
+@dataclass(frozen=True)
+class Mark:
+    """Something that stood out from the background but was not taken for the object."""
 
-    Pixels above ``threshold`` (relative to the object's bright end), grouped into
-    connected parts; parts smaller than 5 % of the largest are noise or dust.
+    box: tuple[int, int, int, int]  # (left, top, right, bottom) in ``Prepared.gray``
+    reason: str  # why it was dropped, e.g. "thin line near the border"
+
+
+# Shapes of marks that are not the object, measured at the working size; see ``_select_object``.
+SPECK = 0.05  # parts smaller than this fraction of the object's area are noise or dust
+LINE = 6.0  # a part longer than this many times its thickness is line-like
+BORDER_BAND = 0.15  # a line lying within this fraction of the short side from an edge is a border mark
+THIN = 0.3  # a line thinner than this fraction of the object's thickest part is a stray stroke
+CORE = 0.6  # the object's strong pixels: at least this fraction of the brightest
+NEAR = 0.3  # a part farther from the object than this fraction of its size is something else
+
+
+def _box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray, list[Mark], np.ndarray]:
+    """The object's pixels, the marks dropped, and their pixels (bool masks like ``foreground``).
+
+    Pixels above ``threshold`` (relative to the object's bright end), grouped into connected
+    parts. Not the object: a line-like part lying along the frame's border (a stray stroke, the
+    paper's edge, a shadow's rim), then — measured against the largest part left, the object —
+    a line much thinner than the object, a part far from it, and specks. The object is the part
+    with the most pixels near the brightest (``CORE``).
     """
     smooth = ndimage.gaussian_filter(foreground, 1.0)
-    labels, count = ndimage.label(smooth > threshold, structure=np.ones((3, 3)))
+    parts = smooth > threshold
+    labels, count = ndimage.label(parts, structure=np.ones((3, 3)))
     if count == 0:
-        return None
-    areas = np.bincount(labels.ravel())[1:]
-    keep = np.isin(labels, 1 + np.flatnonzero(areas >= 0.05 * areas.max()))
-    rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+        raise BlankPhotoError("no object found: nothing stands out from the background")
+    index = np.arange(1, count + 1)
+    area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    # Half the thickness at the thickest point; outside the frame counts as inside the part.
+    half = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(parts), labels, index))
+    boxes = ndimage.find_objects(labels)
+    h, w = foreground.shape
+    band = BORDER_BAND * min(h, w)
+    reasons: dict[int, str] = {}
+    for i, (rows, cols) in enumerate(boxes):
+        length = np.hypot(rows.stop - rows.start, cols.stop - cols.start)
+        along_border = min(rows.stop, cols.stop, h - rows.start, w - cols.start) <= band
+        if length >= LINE * 2 * half[i] and along_border:
+            reasons[i] = "line near the border"
+    candidates = [i for i in range(count) if i not in reasons]
+    if not candidates:  # the caller says so
+        return np.zeros(foreground.shape, bool), _marks(boxes, reasons), np.isin(labels, [i + 1 for i in reasons])
+    # The object is the part with the most strong pixels, not the largest: what the background's fit
+    # leaves of a shadow can be larger, but it is faint.
+    strong = np.bincount(labels[smooth >= CORE * smooth.max()], minlength=count + 1)[1:]
+    main = max(candidates, key=lambda i: (strong[i], area[i]))
+    rows, cols = boxes[main]
+    size = max(rows.stop - rows.start, cols.stop - cols.start)
+    gap = np.asarray(ndimage.minimum(ndimage.distance_transform_edt(labels != main + 1), labels, index))
+    for i in candidates:
+        if i == main:
+            continue
+        rows, cols = boxes[i]
+        length = np.hypot(rows.stop - rows.start, cols.stop - cols.start)
+        if length >= LINE * 2 * half[i] and half[i] < THIN * half[main]:
+            reasons[i] = "thin line"
+        elif gap[i] > NEAR * size:
+            reasons[i] = "part far from the object"
+        elif area[i] < SPECK * area[main]:
+            reasons[i] = "speck"
+    kept = np.isin(labels, [i + 1 for i in range(count) if i not in reasons])
+    dropped = np.isin(labels, [i + 1 for i, reason in reasons.items() if reason != "speck"])
+    return kept, _marks(boxes, reasons), dropped
+
+
+def _marks(boxes: list[tuple[slice, slice]], reasons: dict[int, str]) -> list[Mark]:
+    """The parts dropped, but specks, as Marks."""
+    return [Mark((boxes[i][1].start, boxes[i][0].start, boxes[i][1].stop, boxes[i][0].stop), reason)
+            for i, reason in sorted(reasons.items()) if reason != "speck"]
+
+
+TILTS = np.radians(np.arange(-MAX_TILT, MAX_TILT + 0.01, 0.5))
+
+
+def _tilt(image: np.ndarray) -> float:
+    """How far ``image``'s object is turned from upright, in degrees (counter-clockwise), from its edges.
+
+    Upright products are edged by vertical and horizontal lines (hems, sides, soles). Two
+    estimates: the mean direction of the edges modulo 90° (each pixel votes with its gradient;
+    the mean of 4·direction on the circle, divided by 4), good for garments, but a shoe's slanted
+    upper pulls it; and the turn that lines the edge pixels up best on rows and columns (most
+    votes concentrated on single lines, a Hough transform restricted to the axes), good for a sole
+    but loose on garments. Where they agree, their mean; else the second.
+    """
+    smooth = ndimage.gaussian_filter(image, 1.5)
+    gy, gx = ndimage.sobel(smooth, 0), ndimage.sobel(smooth, 1)
+    weight = np.hypot(gx, gy)
+    vote = np.sum(weight * np.exp(4j * np.arctan2(gy, gx))) / max(float(weight.sum()), 1e-12)
+    mean = float(-np.degrees(np.angle(vote)) / 4)
+    edges = weight > 0.2 * weight.max()
+    y, x = np.nonzero(edges)
+    n = int(np.hypot(*image.shape)) + 2  # lines per angle, after shifting distances to be ≥ 0
+    cos, sin = np.cos(TILTS)[:, None], np.sin(TILTS)[:, None]
+    shift = np.arange(len(TILTS))[:, None] * 2 * n + n
+    rows = np.bincount((np.round(y * cos - x * sin).astype(int) + shift).ravel(),
+                       np.broadcast_to(np.abs(gy[edges]), (len(TILTS), len(y))).ravel(), 2 * n * len(TILTS))
+    cols = np.bincount((np.round(x * cos + y * sin).astype(int) + shift).ravel(),
+                       np.broadcast_to(np.abs(gx[edges]), (len(TILTS), len(y))).ravel(), 2 * n * len(TILTS))
+    score = (rows.reshape(len(TILTS), -1) ** 2).sum(1) + (cols.reshape(len(TILTS), -1) ** 2).sum(1)
+    lined_up = float(-np.degrees(TILTS[int(np.argmax(score))]))
+    return (mean + lined_up) / 2 if abs(mean - lined_up) <= 3 else lined_up
 
 
 def _centre_box(source: np.ndarray, box: tuple[int, int, int, int], style: Style) -> np.ndarray:
@@ -374,7 +629,7 @@ _PLACE = {"box": _centre_box, "mass": _centre_mass}
 
 
 def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
-            invert: bool | None = None,
+            invert: bool | None = None, upright: bool | None = None,
             contrast_percentiles: tuple[float, float] = (99.0, 100.0)) -> Prepared:
     """Turn a photo into a 28×28 uint8 image like ``style``'s training data.
 
@@ -382,6 +637,10 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     ``style``: a key of ``STYLES`` (the dataset name).
     ``invert``: whether the object is darker than its background; None detects
     it by comparing the object's pixels with the background fitted from the border.
+    ``upright``: whether to undo the photo's tilt (up to MAX_TILT degrees, see ``_tilt``); None
+    follows the style: yes for Fashion-MNIST, whose products were photographed upright; no for
+    handwriting, whose slant is the writer's (measured: undoing it costs MNIST accuracy, see
+    BENCHMARKS.md).
     ``contrast_percentiles``: (low, high). The low percentile of the background's
     residual becomes black (noise and leftover shading vanish); the high
     percentile of the object's pixels in the 28×28 result becomes white (by
@@ -410,32 +669,56 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     # brightness undoes uneven light (flat-field correction). Light on dark has
     # no such reference, so there the background is only subtracted.
     if invert:
-        signal = -residual / np.maximum(background, 1e-3)
+        # The light varies over the paper, not by more than 2:1: a darker background is the table
+        # beyond the paper's edge, which must not be brightened like paper.
+        signal = -residual / np.maximum(background, max(0.5 * float(np.median(background)), 1e-3))
     else:
         signal = residual
     black = np.percentile(signal[is_background], low) if is_background.any() else 0.0
     signal = np.clip(signal - black, 0, None)
-    # The object's bright end, for the thresholds below; a few hot pixels don't move it.
-    bright = np.percentile(signal[signal > 0], 99.5) if (signal > 0).any() else 0.0
-    if bright <= 0:
+    # The object's bright end, for the thresholds below; a few hot pixels don't move it. Once the
+    # object is found, its own bright end: a dark mark beside it must not dim it.
+    if not (signal > 0).any():
         raise BlankPhotoError("no object found: nothing stands out from the background")
-    foreground = np.minimum(signal / bright, 1).astype(np.float32)
-
-    # A bilevel style cuts the object at half its brightness, where a blurred
-    # edge really is; the others keep the shading and trim only the faint rim.
-    if spec.bilevel:
-        source, threshold = (foreground >= 0.5).astype(np.float32), 0.5
+    # The object's bright end sets the thresholds below; a few hot pixels don't move it. If a mark
+    # dropped then was brighter (the table beyond the paper's edge), once more without the marks.
+    marks = np.zeros(signal.shape, bool)
+    for _ in range(2):
+        bright = np.percentile(signal[(signal > 0) & ~marks], 99.5)
+        foreground = np.minimum(signal / bright, 1).astype(np.float32)
+        # A bilevel style cuts the object at half its brightness, where a blurred
+        # edge really is; the others keep the shading and trim only the faint rim.
+        if spec.bilevel:
+            source, threshold = (foreground >= 0.5).astype(np.float32), 0.5
+        else:
+            source, threshold = foreground, 0.1
+        kept, dropped, dropped_mask = _select_object(source, threshold)
+        if not dropped_mask.any() or (kept.any() and np.percentile(signal[kept], 99.5) >= 0.8 * bright):
+            break
+        marks = dropped_mask
+    if not kept.any():
+        raise BlankPhotoError("no object found: only lines near the border (a stray stroke, the paper's "
+                              "or a shadow's edge) stand out from the background")
+    contrast = np.percentile(signal[kept], 99.5)
+    if contrast < MIN_CONTRAST:
+        raise BlankPhotoError(f"no object found: what stands out most is only {contrast:.0%} darker or lighter "
+                              "than the background, as a shadow's or a fold's leftover is")
+    # Only the object's own pixels go on: marks next to it must not widen the crop.
+    source = np.where(ndimage.binary_dilation(kept, iterations=2), source, 0).astype(np.float32)
+    box = _box_of(kept)
+    angle = _tilt(source) if (spec.upright if upright is None else upright) else 0.0
+    if MIN_TILT <= abs(angle) <= MAX_TILT:
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        source = np.asarray(Image.fromarray(source).rotate(-angle, Image.Resampling.BILINEAR, center=centre))
+        placed = _box_of(source > threshold)
     else:
-        source, threshold = foreground, 0.1
-    box = _object_box(source, threshold)
-    if box is None:
-        raise BlankPhotoError("no object found: nothing stands out from the background")
-    field = _PLACE[spec.centre](source, box, spec)
+        angle, placed = 0.0, box
+    field = _PLACE[spec.centre](source, placed, spec)
     lit = field > 0.02 * field.max()
     white = np.percentile(field[lit], high) if lit.any() else 1.0
     pixels = np.round(np.clip(field / max(white, 1e-6), 0, 1) * 255).astype(np.uint8)
     return Prepared(pixels=pixels, gray=gray, background=background, foreground=foreground,
-                    box=box, inverted=invert)
+                    box=box, inverted=invert, tilt=angle, object_mask=kept, dropped=tuple(dropped), dropped_mask=dropped_mask)
 
 
 def prepare_photo(source: str | os.PathLike | bytes, dataset_name: str,

@@ -48,6 +48,11 @@ class Prediction:
     prepared: Prepared | None = field(default=None, repr=False)  # how a photo became ``pixels``
     model: MnistlabModel | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def notes(self) -> list[str]:
+        """What the photo's conversion dropped or undid, one line each (none for an array)."""
+        return self.prepared.notes() if self.prepared is not None else []
+
     def top(self, k: int = 3) -> list[dict]:
         """The ``k`` most probable classes as dicts (class, label, probability)."""
         return top_classes(self.probabilities, self.classes, k)
@@ -64,9 +69,12 @@ class Prediction:
         from .. import plots
 
         title = f"{self.source}: {self.class_name} ({self.probabilities[self.label]:.1%})"
-        photo = self.prepared.gray if self.prepared is not None else self.pixels / 255.0
-        return plots.photo_explanation(photo, self.pixels, self.probabilities, self.classes, title=title,
-                                       contributions=self.contributions)
+        if self.prepared is None:
+            return plots.photo_explanation(self.pixels / 255.0, self.pixels, self.probabilities, self.classes,
+                                           title=title, contributions=self.contributions)
+        return plots.photo_explanation(self.prepared.gray, self.pixels, self.probabilities, self.classes,
+                                       title=title, contributions=self.contributions,
+                                       found=self.prepared.found(), notes=self.prepared.notes())
 
     def _repr_html_(self) -> str:
         parts = [html.image_tag(html.png_data_uri(self.pixels), 112, "the 28×28 input the model saw")]

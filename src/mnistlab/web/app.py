@@ -41,6 +41,11 @@ class TopClass(BaseModel):
     probability: float
 
 
+class Step(BaseModel):
+    title: str
+    png: str = Field(description="the image as a PNG data URI")
+
+
 class PredictAnswer(BaseModel):
     """What /api/predict answers."""
 
@@ -51,6 +56,10 @@ class PredictAnswer(BaseModel):
     top: list[TopClass] = Field(description="the three most probable classes, most probable first")
     image: list[list[int]] = Field(description="the 28×28 input the model saw, rows of 0–255 (object bright)")
     image_png: str = Field(description="the same input as a PNG data URI")
+    steps: list[Step] = Field(description="how the photo became the input: the photo in grayscale, the object "
+                              "found in it (green) and what was dropped (red), the 28×28 input")
+    notes: list[str] = Field(description="what the conversion dropped (stray lines, marks far from the object) "
+                             "or undid (a tilt), one line each")
     explanation_png: str | None = Field(description="the predicted class's evidence map as a PNG data URI "
                                         "(blue: for, red: against), where the model can explain itself")
 

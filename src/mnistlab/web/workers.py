@@ -159,12 +159,17 @@ def answer(run_dir: Path, data: bytes, engine: str = "native") -> dict:
     """
     predictor = _predictor(run_dir, engine)
     prediction = predictor.predict_photo(data)
+    prepared = prediction.prepared
     return {
         "run": predictor.name, "class": prediction.class_name, "label": prediction.label,
         "probabilities": {c: float(p) for c, p in zip(predictor.classes, prediction.probabilities)},
         "top": prediction.top(3),
         "image": prediction.pixels.tolist(),
         "image_png": png_data_uri(prediction.pixels),
+        "steps": [{"title": "your photo (grayscale)", "png": png_data_uri(np.round(prepared.gray * 255))},
+                  {"title": "object found (green; red: dropped)", "png": png_data_uri(prepared.found())},
+                  {"title": "what the model saw (28×28)", "png": png_data_uri(prediction.pixels)}],
+        "notes": prediction.notes,
         "explanation_png": None if prediction.contributions is None
         else explanation_png(prediction.contributions, prediction.label),
     }

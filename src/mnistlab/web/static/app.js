@@ -67,7 +67,22 @@ function showAnswer(answer) {
   $("error").hidden = true;
   $("answer").hidden = false;
   $("predicted-class").textContent = answer.class;
-  $("input-image").src = answer.image_png;
+  // How the photo became the input: a failure is usually visible here (a shadow taken for the object).
+  $("steps").replaceChildren(...answer.steps.map((step) => {
+    const figure = document.createElement("figure");
+    const img = document.createElement("img");
+    img.src = step.png;
+    img.alt = step.title;
+    const caption = document.createElement("figcaption");
+    caption.textContent = step.title;
+    figure.append(img, caption);
+    return figure;
+  }));
+  $("notes").replaceChildren(...answer.notes.map((note) => {
+    const li = document.createElement("li");
+    li.textContent = note;
+    return li;
+  }));
   $("explanation-image").hidden = !answer.explanation_png;
   if (answer.explanation_png) $("explanation-image").src = answer.explanation_png;
   $("top-classes").replaceChildren(...answer.top.map((t) => {
