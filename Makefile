@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= mnistlab-out
+TEST_WORKERS ?= 2  # pytest-xdist processes: the 2-core machines CI runs on
 
 .PHONY: setup data demo test bench fuzz clean
 
@@ -30,7 +31,7 @@ demo: data
 
 test: data
 	@sh scripts/ensure-browser.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 bench: data
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
