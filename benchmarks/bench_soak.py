@@ -65,6 +65,11 @@ def request_mix(x_test: np.ndarray, rng: np.random.Generator) -> list[tuple[str,
     return mix
 
 
+def _file_of(form: bytes) -> bytes:
+    """The photo inside a form body built by ``form_upload``."""
+    return form.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0]
+
+
 def server_rss(pid: int) -> float:
     """Resident memory of the server process and its worker processes, in MB."""
     parent = psutil.Process(pid)
@@ -113,7 +118,8 @@ def main() -> None:
     expected = {kind: status for kind, _, _, _, status in mix}
     with tempfile.TemporaryDirectory() as tmp:
         train("logreg", {"C": 0.1}, DataChoice(), Path(tmp), name="logreg")
-        process, url = serve(Path(tmp), "logreg")
+        good = next(body for kind, _, _, body, _ in mix if kind == "good photo")
+        process, url, _ = serve(Path(tmp), "logreg", "native", _file_of(good))
         try:
             soak(url, mix, 2, 10, seed=1000)  # warm-up: every worker has loaded the model
             rss_start = server_rss(process.pid)

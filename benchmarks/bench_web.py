@@ -16,7 +16,6 @@ import argparse
 import http.client
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,13 +35,8 @@ import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
 from fixtures.photos import FORMATS, make_photo  # noqa: E402
+from fixtures.server import free_port  # noqa: E402
 from mnistlab.experiments.pipeline import DataChoice, train  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 BOUNDARY = "mnistlab-bench-7f3c2a9e51d84b06"
