@@ -74,7 +74,7 @@ def main() -> None:
     one = {busy: results["1 thread", busy]["ms"] for busy in (False, True)}
     for label, _, _ in SETTINGS:
         quiet, busy = results[label, False], results[label, True]
-        rows.append([label, quiet["threads"], quiet["wait_policy"] or "unset", f"{quiet['ms']:.0f}",
+        rows.append([label, f"{quiet['threads']} / {busy['threads']}", quiet["wait_policy"] or "unset", f"{quiet['ms']:.0f}",
                      f"{busy['ms']:.0f}", f"{one[False] / quiet['ms']:.2f}×", f"{one[True] / busy['ms']:.2f}×"])
     ours = results["mnistlab's default", False]["ms"], results["mnistlab's default", True]["ms"]
     met = ours[0] <= one[False] * 1.05 and ours[1] <= one[True] * 1.05
@@ -82,7 +82,7 @@ def main() -> None:
             f"steps, each setting in a fresh process; {os.cpu_count()} cores. \"Busy\": one other process "
             "spinning on a core. Target: mnistlab's default never slower than 1 thread (5 % tolerance): "
             f"{'met' if met else 'NOT met'}.\n\n"
-            + common.markdown_table(["setting", "threads", "OMP_WAIT_POLICY", "quiet ms", "busy ms",
+            + common.markdown_table(["setting", "threads (quiet / busy)", "OMP_WAIT_POLICY", "quiet ms", "busy ms",
                                      "speed vs 1 thread, quiet", "busy"], rows))
     common.write_section("bench_threads", "Thread settings on a shared machine", body)
     print(body)
