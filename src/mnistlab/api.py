@@ -541,7 +541,9 @@ class Benchmark:
         return f"Benchmark({self.path.name!r}: {done} of {len(self.rows)} configurations done)"
 
     def _repr_html_(self) -> str:
-        rows = [[r["classifier"], " ".join(f"{k}={v}" for k, v in r["params"].items()),
+        from .experiments.zalando import params_text
+
+        rows = [[r["classifier"], params_text(r["params"]),
                  "" if r["accuracy"] is None else f"{r['accuracy']:.3f}", "" if r["paper"] is None else f"{r['paper']:.3f}",
                  r["status"]] for r in self.rows]
         return html.card(f"Zalando's benchmark: {self.path.name}",

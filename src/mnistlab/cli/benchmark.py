@@ -41,6 +41,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
     ```
     """
     from .. import api
+    from ..experiments.zalando import params_text
 
     chosen = [c.strip() for c in classifiers.split(",") if c.strip()] if classifiers else None
     result = api.zalando_benchmark(dataset=dataset, classifiers=chosen, train_size=train_size, test_size=test_size,
@@ -52,7 +53,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
     for col in ("classifier", "parameters", "ours", "paper", "paper's best", "fit s", "status"):
         table.add_column(col, justify="right" if col in ("ours", "paper", "paper's best", "fit s") else "left")
     for r in result.rows:
-        table.add_row(r["classifier"], " ".join(f"{k}={v}" for k, v in r["params"].items()),
+        table.add_row(r["classifier"], params_text(r["params"]),
                       *("" if v is None else f"{v:.3f}" for v in (r["accuracy"], r["paper"], r["paper_best"])),
                       "" if r["fit_seconds"] is None else f"{r['fit_seconds']:.1f}",
                       r["status"] + (f": {r['error']}" if r["error"] else ""))

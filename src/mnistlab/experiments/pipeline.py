@@ -185,8 +185,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             history=getattr(model, "history_", None),
             robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
         )
-        if (weights := model.weight_images()) is not None:  # how sparse an L1 penalty made the weights
-            run_metrics["zero_weight_fraction"] = float(np.mean(weights == 0))
+        if (sparsity := zero_weight_fraction(model)) is not None:  # how sparse an L1 penalty made the weights
+            run_metrics["zero_weight_fraction"] = sparsity
         if uncalibrated is not None:
             after = run_metrics["calibration"]
             run_metrics["temperature"] = {"value": model.temperature, "n_validation": int(len(y_val)),
@@ -262,6 +262,12 @@ def run_files(family: str, params: dict, data: DataChoice, name: str, command: s
         folder = train(family, params, data, Path(tmp), name=name, command=command, embedding=embedding)
         return {path.relative_to(folder).as_posix(): path.read_bytes()
                 for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def zero_weight_fraction(model: MnistlabModel) -> float | None:
+    """The share of exactly-zero weights, for a model with one weight per pixel and class; else None."""
+    weights = model.weight_images()
+    return None if weights is None else float(np.mean(np.asarray(weights) == 0))
 
 
 def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path | None:

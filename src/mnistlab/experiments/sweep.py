@@ -26,15 +26,9 @@ from ..data.preprocess import flatten_scale, validation_split
 from ..errors import MnistlabError, ParameterError, one_line
 from ..models.callbacks import SILENT, FitProgress
 from .cluster import run_tasks
-from .pipeline import DataChoice, build_model
+from .pipeline import DataChoice, build_model, zero_weight_fraction
 
 SWEEPS = "sweeps"
-
-
-def _sparsity(model) -> float | None:
-    """The share of exactly-zero weights, for a model with one weight per pixel and class."""
-    weights = model.weight_images()
-    return None if weights is None else float(np.mean(np.asarray(weights) == 0))
 
 
 def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
@@ -64,7 +58,7 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
         model = clone(base).fit(x_fit, y_fit)
         seconds.append(time.perf_counter() - start)
         accuracies.append(float(model.score(x_val, y_val)))
-        sparsities.append(_sparsity(model))
+        sparsities.append(zero_weight_fraction(model))
     row = {**params, "val_accuracy": float(np.mean(accuracies)), "val_accuracy_std": float(np.std(accuracies)),
            "sparsity": None if sparsities[0] is None else float(np.mean(sparsities)),
            "fit_seconds": float(np.mean(seconds))}

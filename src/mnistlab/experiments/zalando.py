@@ -227,7 +227,8 @@ def _write_results(folder: Path, dataset: str, data: DataChoice, rows: list[dict
     atomic_write_text(folder / "results.md", results_table(rows))
 
 
-def _text(params: dict) -> str:
+def params_text(params: dict) -> str:
+    """Parameters as the paper prints them: ``C=10 kernel=rbf``."""
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
@@ -241,7 +242,7 @@ def results_table(rows: list[dict]) -> str:
              "status |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         status = r["status"] + (f": {r['error']}" if r["error"] else "") + (f" ({r['mapping']})" if r["mapping"] else "")
-        lines.append(f"| {r['classifier']} | {_text(r['params'])} | {_number(r['accuracy'])} | {_number(r['paper'])} "
-                     f"| {_number(r['paper_best'])} ({_text(r['paper_best_params'])}) | {_number(r['fit_seconds'], 1)} "
+        lines.append(f"| {r['classifier']} | {params_text(r['params'])} | {_number(r['accuracy'])} | {_number(r['paper'])} "
+                     f"| {_number(r['paper_best'])} ({params_text(r['paper_best_params'])}) | {_number(r['fit_seconds'], 1)} "
                      f"| {status} |")
     return "\n".join(lines) + "\n"

@@ -71,7 +71,7 @@ def _required(cls: type) -> list[str]:
             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
-def _classifier(name: str) -> type:
+def _classifier_class(name: str) -> type:
     found = dict(all_estimators(type_filter="classifier")).get(name)
     if found is None:
         raise ParameterError(None, f"scikit-learn has no classifier named {name!r}; "
@@ -220,7 +220,7 @@ class SklearnClassifier(MnistlabModel):
 @functools.cache
 def family_class(name: str) -> type[SklearnClassifier]:
     """The family ``sklearn:<name>``: scikit-learn's classifier ``name`` with its own hyperparameters."""
-    classifier = _classifier(name)
+    classifier = _classifier_class(name)
     signature = inspect.signature(classifier.__init__)
     own = [p for n, p in signature.parameters.items() if n != "self"]
     standardize = inspect.Parameter("standardize", inspect.Parameter.KEYWORD_ONLY, default=False)
