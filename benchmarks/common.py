@@ -65,11 +65,11 @@ def timed(fn, repeats: int = 3):
     return statistics.median(times), times, result
 
 
-def write_section(name: str, title: str, body: str) -> None:
-    """Replace (or append) the section ``name`` of BENCHMARKS.md."""
+def write_section(name: str, title: str, body: str, script: str | None = None) -> None:
+    """Replace (or append) the section ``name`` of BENCHMARKS.md, written by ``script`` (default: ``name``.py)."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = (f"<!-- bench:{name} -->\n## {title}\n\n"
-             f"Run {stamp} by `benchmarks/{name}.py` on: {machine()}\n\n"
+             f"Run {stamp} by `benchmarks/{script or name + '.py'}` on: {machine()}\n\n"
              f"{body.strip()}\n<!-- /bench:{name} -->")
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)

@@ -7,6 +7,10 @@ so the whole file runs in well under a minute and a half on two cores.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -20,14 +24,16 @@ from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
 from mnistlab.models.torch.cnn import PRESETS
 from mnistlab.models.torch.checkpoint import CHECKPOINT_FILE
-from mnistlab.models.torch.device import computes_bfloat16
+from mnistlab.models.torch import device
+from mnistlab.models.torch.device import computes_bfloat16, free_cores
 from mnistlab.models.torch.training import TorchClassifier
 from conftest import RecordingProgress, run_cli
 
 # Small versions of the PyTorch families: what is tested is the machinery, not the accuracy.
+# One CPU thread: a seed fixes the weights for a given thread count, and tests compare fits.
 SMALL = {
-    "lenet": dict(epochs=2, batch_size=64),
-    "cnn": dict(epochs=2, widths=(8, 8, 16, 32), batch_size=64),
+    "lenet": dict(epochs=2, batch_size=64, threads=1),
+    "cnn": dict(epochs=2, widths=(8, 8, 16, 32), batch_size=64, threads=1),
 }
 SMALL_MLP = dict(hidden_layer_sizes=(32, 16), max_iter=3)
 TORCH_FAMILIES = tuple(SMALL)
@@ -138,7 +144,7 @@ def test_checkpoint_of_other_settings_is_not_resumed(data, tmp_path, monkeypatch
 def test_checkpoint_of_a_changed_preset_is_not_resumed(data, tmp_path, monkeypatch):
     """A preset's name is not enough: a checkpoint from an older definition starts afresh."""
     X, y, _, _ = data
-    params = dict(preset="fast", epochs=2, batch_size=64, random_state=0, checkpoint_dir=str(tmp_path))
+    params = dict(preset="fast", epochs=2, batch_size=64, random_state=0, checkpoint_dir=str(tmp_path), threads=1)
     with monkeypatch.context() as patch:
         interrupt_at_epoch(patch, 1)
         patch.setitem(PRESETS, "fast", {**PRESETS["fast"], "widths": (8, 8)})
@@ -349,3 +355,36 @@ def test_resume_says_why_it_starts_afresh(tmp_path):
     progress = RecordingProgress()
     training.train("cnn", dict(params), data, tmp_path, name="r2", resume=True, progress=progress)
     assert any("not resuming" in line and "unreadable" in line for line in progress.lines)
+
+
+def test_threads_follow_the_free_cores_and_a_resumed_fit_keeps_the_checkpoints(data, tmp_path, monkeypatch):
+    """threads=None: the fit takes the cores no one else is busy on, and a resumed fit the count its
+    checkpoint was trained with (a seed fixes the weights for a given thread count)."""
+    X, y, _, _ = data
+    params = {**SMALL["lenet"], "threads": None, "checkpoint_dir": str(tmp_path)}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    monkeypatch.setattr(device, "free_cores", lambda readings=1: 1)  # a busy neighbour
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            small("lenet", **params).fit(X, y)
+    monkeypatch.setattr(device, "free_cores", lambda readings=1: 2)  # the neighbour has gone
+    progress = RecordingProgress()
+    resumed = small("lenet", **params).fit(X, y, progress=progress)
+    assert resumed.threads_ == 1 and resumed.fit_message_ == "2 epochs on 1 CPU thread"
+    assert any("1 of 2 CPU threads" in line for line in progress.lines)
+    fresh = small("lenet", **{**params, "checkpoint_dir": None}).fit(X, y)
+    assert fresh.threads_ == 2 and fresh.fit_message_ == "2 epochs on 2 CPU threads"
+
+
+def test_free_cores_sees_busy_processes():
+    cores = len(os.sched_getaffinity(0))
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(0.5)
+        assert free_cores(readings=10) == 1
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()

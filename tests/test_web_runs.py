@@ -18,6 +18,7 @@ from mnistlab.web.app import create_app
 def out(tmp_path_factory):
     out = tmp_path_factory.mktemp("web-runs")
     data = DataChoice(train_size=600, test_size=200)
+    train("sklearn:LogisticRegression", {"C": float("inf"), "max_iter": 5}, data, out, name="unpenalised")  # older than the rest: not the default
     train("logreg", {}, data, out, name="good")
     train("logreg", {}, data, out, name="broken")
     (out / "runs" / "broken" / "metrics.json").unlink()
@@ -93,3 +94,9 @@ def _png(image) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(255 - image).save(buffer, format="PNG")  # dark object on white, like a drawing
     return buffer.getvalue()
+
+
+def test_infinite_parameter_reads_as_inf_not_null(out):
+    with client(out) as http:
+        response = http.get("/api/runs/unpenalised")
+    assert response.status_code == 200 and response.json()["config"]["params"]["C"] == "inf"

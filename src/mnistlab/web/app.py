@@ -10,6 +10,7 @@ request sends can stop the server.
 
 from __future__ import annotations
 
+import math
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -61,7 +62,23 @@ class PredictAnswer(BaseModel):
     notes: list[str] = Field(description="what the conversion dropped (stray lines, marks far from the object) "
                              "or undid (a tilt), one line each")
     explanation_png: str | None = Field(description="the predicted class's evidence map as a PNG data URI "
-                                        "(blue: for, red: against), where the model can explain itself")
+                                        "(blue: for, red: against); null under the ONNX engine, whose graph gives "
+                                        "probabilities only")
+
+
+def finite_json(value):
+    """``value`` with every infinite or NaN float as the string "inf", "-inf" or "nan".
+
+    A run's files may hold them (C=inf is "no penalty"); strict JSON has no such numbers, and the
+    encoder would silently answer null, which reads as "not set".
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_json(v) for v in value]
+    return value
 
 
 # Most specific first: the first class an error is an instance of sets its status.
@@ -158,8 +175,8 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     @app.get("/api/runs/{name}", summary="One run's configuration and metrics")
     def run(name: str) -> dict:
         run_dir = find_run(name)
-        return {"name": run_dir.name, "config": read_config(run_dir), "metrics": read_metrics(run_dir),
-                "report": f"/runs/{run_dir.name}/report.html"}
+        return {"name": run_dir.name, "config": finite_json(read_config(run_dir)),
+                "metrics": finite_json(read_metrics(run_dir)), "report": f"/runs/{run_dir.name}/report.html"}
 
     @app.get("/api/runs/{name}/mistakes", summary="Where a run's model is wrong: top losses and calibration")
     def run_mistakes(name: str) -> dict:

@@ -43,7 +43,7 @@ class Checkpoint:
     """The state after a completed epoch, in one safetensors file (no pickle), written atomically.
 
     Tensors: ``model.<state_dict key>`` and ``optimizer.<param index>.<state key>``;
-    metadata (strings): format, fingerprint, epochs done, seed and history (JSON).
+    metadata (strings): format, fingerprint, epochs done, seed, CPU threads and history (JSON).
     The learning-rate schedule is a function of the step, so the epoch counter is its state.
     """
 
@@ -54,13 +54,13 @@ class Checkpoint:
         self.meta: dict[str, str] = {}
         self.unusable: str | None = None  # why ``load`` found nothing to resume, when a file was there
 
-    def save(self, epoch: int, seed: int, history: dict, network, optimizer) -> None:
+    def save(self, epoch: int, seed: int, threads: int, history: dict, network, optimizer) -> None:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
         for index, state in optimizer.state_dict()["state"].items():
             tensors.update({f"optimizer.{index}.{k}": v.detach().cpu().contiguous()
                             for k, v in state.items() if torch.is_tensor(v)})
         meta = {"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, "epoch": str(epoch),
-                "seed": str(seed), "history": json.dumps(history)}
+                "seed": str(seed), "threads": str(threads), "history": json.dumps(history)}
         atomic_write_bytes(self.path, safetensors_bytes(tensors, metadata=meta))
 
     def load(self) -> Checkpoint | None:
@@ -87,6 +87,11 @@ class Checkpoint:
     @property
     def seed(self) -> int:
         return int(self.meta["seed"])
+
+    @property
+    def threads(self) -> int | None:
+        """The CPU threads the checkpointed epochs ran on (None in a checkpoint from before it was recorded)."""
+        return int(self.meta["threads"]) if "threads" in self.meta else None
 
     def restore(self, network, optimizer) -> tuple[int, dict]:
         """Put the saved state into ``network`` and ``optimizer``; return (epochs done, history)."""

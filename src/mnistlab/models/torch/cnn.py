@@ -149,7 +149,7 @@ class CNN(TorchClassifier):
     def __init__(self, preset="fast", epochs=None, widths=None, batch_size=None, learning_rate=None, crop=None,
                  momentum=0.9, weight_decay=5e-4, warmup=0.2, label_smoothing=0.1, flip=True, tta=True,
                  precision="auto", validation_fraction=0.0, device="auto", random_state=None,
-                 checkpoint_dir=None):
+                 checkpoint_dir=None, threads=None):
         self.preset = preset
         self.epochs = epochs
         self.widths = widths
@@ -167,6 +167,7 @@ class CNN(TorchClassifier):
         self.device = device
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
+        self.threads = threads
 
     def _setting(self, name: str):
         """The parameter if given, else the preset's value."""

@@ -1,7 +1,11 @@
-"""Where and how reproducibly the PyTorch families compute: the device, bfloat16, seeds, determinism."""
+"""Where and how reproducibly the PyTorch families compute: the device, bfloat16, CPU threads, seeds,
+determinism."""
 
 from __future__ import annotations
 
+import os
+import statistics
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -29,6 +33,48 @@ def computes_bfloat16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def free_cores(readings: int = 1) -> int:
+    """This process's cores that no other task is running on now (at least 1).
+
+    On a machine where something else is busy, PyTorch's threads share a core with it and
+    each step waits for the slowest of them: beside one busy process, two threads on two
+    cores are slower than one (benchmarks/bench_threads.py). Linux counts the tasks running
+    now in /proc/stat (procs_running, this one included); ``readings`` > 1 takes the median
+    of readings 5 ms apart, so that a moment's blip does not decide. Elsewhere: all cores.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    counts = []
+    for reading in range(readings):
+        if reading:
+            time.sleep(0.005)
+        try:
+            with open("/proc/stat", "rb") as stat:
+                line = next(line for line in stat if line.startswith(b"procs_running"))
+        except (OSError, StopIteration):
+            return cores
+        counts.append(int(line.split()[1]) - 1)  # less the one reading
+    return max(1, cores - round(statistics.median(counts)))
+
+
+def available_threads(readings: int = 1) -> int:
+    """PyTorch's CPU threads (its default, or what OMP_NUM_THREADS or the caller set) less those
+    whose cores other processes are busy on now (``free_cores``)."""
+    return min(torch.get_num_threads(), free_cores(readings))
+
+
+@contextmanager
+def cpu_threads(count: int):
+    """PyTorch's CPU threads set to ``count`` for the duration."""
+    saved = torch.get_num_threads()
+    if count != saved:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if count != saved:
+            torch.set_num_threads(saved)
 
 
 def derived_seed(seed: int, purpose: int, epoch: int = 0) -> int:

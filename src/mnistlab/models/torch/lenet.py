@@ -52,7 +52,7 @@ class LeNet(TorchClassifier):
     }
 
     def __init__(self, epochs=15, batch_size=64, learning_rate=1e-3, dropout=0.5, validation_fraction=0.0,
-                 device="auto", random_state=None, checkpoint_dir=None):
+                 device="auto", random_state=None, checkpoint_dir=None, threads=None):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -61,6 +61,7 @@ class LeNet(TorchClassifier):
         self.device = device
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
+        self.threads = threads
 
     def _build_network(self, n_classes: int) -> nn.Module:
         return nn.Sequential(OrderedDict(

@@ -32,6 +32,14 @@ number — the initial weights from (seed, INIT), the validation split from
 and its dropout from (seed, DROPOUT, epoch) — so a run resumed from the
 checkpoint of epoch e draws exactly what the uninterrupted run drew, and ends
 with the same weights.
+
+CPU threads: the sums inside PyTorch's kernels are split among its threads,
+so on the CPU a seed fixes the result for a given thread count. ``threads``
+None chooses the count when a fit starts — the cores no other process is busy
+on, so that a busy neighbour does not make the steps slower than one thread
+would — records it as ``threads_``, and a resumed fit uses the checkpoint's.
+Predictions do not depend on the thread count; each call takes the cores that
+are free at that moment.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -52,13 +60,13 @@ from ..base import MnistlabModel
 from ..callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
 from .checkpoint import Checkpoint, load_state
-from .device import DEVICES, derived_seed, reproducible, resolve_device, seeded
+from .device import DEVICES, available_threads, cpu_threads, derived_seed, reproducible, resolve_device, seeded
 
 IMAGE_SHAPE = (1, 28, 28)
 INIT, SPLIT, DATA, DROPOUT = range(4)  # what a derived seed is for
 # Parameters that change where a run is executed, not what it computes:
 # a checkpoint written under other values of these is still resumed.
-NOT_FINGERPRINTED = ("checkpoint_dir", "device")
+NOT_FINGERPRINTED = ("checkpoint_dir", "device", "threads")
 STATE_PREFIX = "state."
 PREDICT_BATCH = 1024
 PROGRESS_EVERY = 10  # steps between progress reports: reading the loss waits for a GPU
@@ -84,10 +92,14 @@ class TorchClassifier(MnistlabModel):
     checkpoint_dir : str or None, default=None
         Folder for a checkpoint written (atomically) after every epoch. A later ``fit`` with
         the same parameters and data continues from it. None: no checkpoints.
+    threads : int ≥ 1 or None, default=None
+        PyTorch's CPU threads while fitting. None: the cores no other process is busy on when
+        the fit starts, at most PyTorch's own count (see the module docstring).
 
     Attributes
     ----------
-    ``classes_``, ``network_`` (the torch module), ``n_iter_`` (epochs) and
+    ``classes_``, ``network_`` (the torch module), ``n_iter_`` (epochs), ``threads_`` (the CPU
+    threads the fit used), ``fit_message_`` (epochs and where they ran) and
     ``history_`` with per-epoch "train_loss", "train_accuracy" (running means over the
     epoch's batches, with augmentation and dropout on; the loss is the training objective)
     and "val_loss" (cross-entropy), "val_accuracy".
@@ -101,6 +113,7 @@ class TorchClassifier(MnistlabModel):
         "device": [StrOptions(set(DEVICES))],
         "random_state": SEED,
         "checkpoint_dir": [str, None],
+        "threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     # -- hooks (see the module docstring) -------------------------------------------------
@@ -152,11 +165,11 @@ class TorchClassifier(MnistlabModel):
         if checkpoint and checkpoint.unusable:
             progress.log(f"not resuming: {checkpoint.unusable}; starting afresh")
         if saved is not None:
-            seed = saved.seed
-        elif self.random_state is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
+            seed, threads = saved.seed, saved.threads or torch.get_num_threads()
         else:
-            seed = int(self.random_state)
+            seed = int(np.random.SeedSequence().generate_state(1)[0] if self.random_state is None
+                       else self.random_state)
+            threads = self.threads or available_threads(readings=10)
 
         X_val = y_val = None
         if self.validation_fraction > 0:
@@ -181,7 +194,10 @@ class TorchClassifier(MnistlabModel):
             if first_epoch:
                 progress.advance(first_epoch * steps_per_epoch, f"resumed after epoch {first_epoch}")
                 progress.log(f"resuming after epoch {first_epoch} from {checkpoint.path}")
-            with reproducible():
+            if device.type == "cpu" and self.threads is None and threads < torch.get_num_threads():
+                why = "as the checkpointed epochs did" if first_epoch else "other processes are busy"
+                progress.log(f"training on {threads} of {torch.get_num_threads()} CPU threads ({why})")
+            with reproducible(), cpu_threads(threads):
                 for epoch in range(first_epoch, epochs):
                     started = time.perf_counter()
                     generator = torch.Generator().manual_seed(derived_seed(seed, DATA, epoch))
@@ -197,7 +213,7 @@ class TorchClassifier(MnistlabModel):
                         history["val_accuracy"].append(val_accuracy)
                         line += f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}"
                     if checkpoint:
-                        checkpoint.save(epoch + 1, seed, history, network, optimizer)
+                        checkpoint.save(epoch + 1, seed, threads, history, network, optimizer)
                     progress.log(f"{line}  ({time.perf_counter() - started:.1f} s)")
         finally:
             progress.end()
@@ -205,6 +221,9 @@ class TorchClassifier(MnistlabModel):
         self.network_ = network.eval()
         self.n_iter_ = len(history["train_loss"])
         self.history_ = history
+        self.threads_ = threads
+        where = f"{threads} CPU thread{'s' * (threads > 1)}" if device.type == "cpu" else str(device)
+        self.fit_message_ = f"{self.n_iter_} epochs on {where}"
         return self
 
     def _train_epoch(self, network, optimizer, images, labels, generator, epoch, epochs, batch_size, progress):
@@ -271,7 +290,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         images = self._images(X, device)
         self.network_.eval()
-        with torch.no_grad(), reproducible():
+        with torch.no_grad(), reproducible(), cpu_threads(available_threads()):
             logits = torch.cat([self._predict_logits(self.network_, images[i:i + PREDICT_BATCH])
                                 for i in range(0, len(images), PREDICT_BATCH)])
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
@@ -291,7 +310,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         body = self.network_[:-1]
         self.network_.eval()
-        with torch.no_grad(), reproducible():
+        with torch.no_grad(), reproducible(), cpu_threads(available_threads()):
             features = [body(self._images(X[i:i + PREDICT_BATCH], device)).flatten(1)
                         for i in range(0, len(X), PREDICT_BATCH)]
         return torch.cat(features).float().cpu().numpy()
@@ -307,7 +326,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         self.network_.eval()
         maps = []
-        with reproducible():
+        with reproducible(), cpu_threads(available_threads()):
             for start in range(0, len(X), PREDICT_BATCH):
                 images = self._images(X[start:start + PREDICT_BATCH], device).requires_grad_(True)
                 logits = self._predict_logits(self.network_, images)
