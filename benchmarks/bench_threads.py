@@ -1,11 +1,14 @@
-"""Thread settings on a shared machine: a LeNet training step with 1 thread, with all cores, and with
-all cores and OMP_WAIT_POLICY=PASSIVE, on a quiet machine and beside one busy process.
+"""Thread settings on a shared machine: a LeNet training step and a prediction batch with 1 thread,
+with all cores, with all cores and OMP_WAIT_POLICY=PASSIVE, and with mnistlab's choice, on a quiet
+machine and beside one busy process.
 
 Each setting runs in a fresh process (OpenMP reads its settings once, when PyTorch starts it):
-20 warm-up steps, then the median of 60 steps of batch 64 (forward, backward, Adam), float32.
-The busy neighbour is one Python process spinning on a core. What mnistlab does is the row
-"mnistlab's default" (it sets OMP_WAIT_POLICY=PASSIVE unless the environment sets it); the
-target is that it is never slower than 1 thread, quiet or not.
+20 warm-up steps, then the median of 60 training steps of batch 64 (forward, backward, Adam) and of
+30 predictions of 1024 images (forward, no gradients), float32. The busy neighbour is one Python
+process spinning on a core. "mnistlab's choice" is what a fit and a prediction do: OMP_WAIT_POLICY=PASSIVE
+(set unless the environment sets it) and the threads ``available_threads`` gives — the cores no
+other process is busy on (a fit reads it once when it starts, a prediction at each call). The target
+is that it is never slower than 1 thread, quiet or not.
 """
 
 from __future__ import annotations
@@ -24,31 +27,49 @@ import json, os, statistics, sys, time
 import numpy as np
 import mnistlab.models.torch  # applies mnistlab's thread settings, as training does
 import torch
+from mnistlab.models.torch.device import available_threads, cpu_threads
 from mnistlab.models.torch.lenet import LeNet
-threads = int(sys.argv[1])
-if threads:
+threads = int(sys.argv[1])  # 0: PyTorch's default; -1: mnistlab's choice
+if threads > 0:
     torch.set_num_threads(threads)
 net = LeNet()._build_network(10)
 opt = torch.optim.Adam(net.parameters(), 1e-3)
-x = torch.from_numpy(np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32))
+rng = np.random.default_rng(0)
+x = torch.from_numpy(rng.random((64, 1, 28, 28), dtype=np.float32))
 y = torch.randint(0, 10, (64,))
-times = []
-for i in range(80):
-    start = time.perf_counter()
+batch = torch.from_numpy(rng.random((1024, 1, 28, 28), dtype=np.float32))
+
+def train_step():
     opt.zero_grad()
     torch.nn.functional.cross_entropy(net(x), y).backward()
     opt.step()
-    if i >= 20:
-        times.append(time.perf_counter() - start)
-print(json.dumps({"ms": statistics.median(times) * 1000, "threads": torch.get_num_threads(),
+
+def predict():
+    with torch.no_grad(), cpu_threads(available_threads() if threads < 0 else torch.get_num_threads()):
+        net(batch)
+
+def median_ms(fn, warm_up, measured):
+    times = []
+    for i in range(warm_up + measured):
+        start = time.perf_counter()
+        fn()
+        if i >= warm_up:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+with cpu_threads(available_threads(readings=10) if threads < 0 else torch.get_num_threads()):
+    used = torch.get_num_threads()
+    train = median_ms(train_step, 20, 60)
+net.eval()
+print(json.dumps({"train_ms": train, "predict_ms": median_ms(predict, 3, 30), "threads": used,
                   "wait_policy": os.environ.get("OMP_WAIT_POLICY")}))
 """
 
-SETTINGS = [  # (label, threads (0: PyTorch's default), environment changes)
+SETTINGS = [  # (label, threads (0: PyTorch's default, -1: mnistlab's choice), environment changes)
     ("1 thread", 1, {"OMP_WAIT_POLICY": None}),
     ("all cores, OpenMP's default wait policy", 0, {"OMP_WAIT_POLICY": "ACTIVE"}),
     ("all cores, OMP_WAIT_POLICY=PASSIVE", 0, {"OMP_WAIT_POLICY": "PASSIVE"}),
-    ("mnistlab's default", 0, {"OMP_WAIT_POLICY": None}),
+    ("mnistlab's choice", -1, {"OMP_WAIT_POLICY": None}),
 ]
 
 
@@ -62,7 +83,7 @@ def step_ms(threads: int, changes: dict) -> dict:
 
 
 def main() -> None:
-    rows, results = [], {}
+    results = {}
     for busy in (False, True):
         neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
         try:
@@ -71,19 +92,24 @@ def main() -> None:
         finally:
             if neighbour:
                 neighbour.kill()
-    one = {busy: results["1 thread", busy]["ms"] for busy in (False, True)}
+    rows, met = [], True
     for label, _, _ in SETTINGS:
         quiet, busy = results[label, False], results[label, True]
-        rows.append([label, f"{quiet['threads']} / {busy['threads']}", quiet["wait_policy"] or "unset", f"{quiet['ms']:.0f}",
-                     f"{busy['ms']:.0f}", f"{one[False] / quiet['ms']:.2f}×", f"{one[True] / busy['ms']:.2f}×"])
-    ours = results["mnistlab's default", False]["ms"], results["mnistlab's default", True]["ms"]
-    met = ours[0] <= one[False] * 1.05 and ours[1] <= one[True] * 1.05
-    body = ("LeNet (the tutorial's CNN) training step, batch 64, float32, median of 60 steps after 20 warm-up "
-            f"steps, each setting in a fresh process; {os.cpu_count()} cores. \"Busy\": one other process "
-            "spinning on a core. Target: mnistlab's default never slower than 1 thread (5 % tolerance): "
-            f"{'met' if met else 'NOT met'}.\n\n"
-            + common.markdown_table(["setting", "threads (quiet / busy)", "OMP_WAIT_POLICY", "quiet ms", "busy ms",
-                                     "speed vs 1 thread, quiet", "busy"], rows))
+        row = [label, f"{quiet['threads']} / {busy['threads']}", quiet["wait_policy"] or "unset"]
+        for kind in ("train_ms", "predict_ms"):
+            one = results["1 thread", False][kind], results["1 thread", True][kind]
+            row += [f"{quiet[kind]:.0f}", f"{busy[kind]:.0f}", f"{one[0] / quiet[kind]:.2f}× / {one[1] / busy[kind]:.2f}×"]
+            if label == "mnistlab's choice":
+                met &= quiet[kind] <= one[0] * 1.05 and busy[kind] <= one[1] * 1.05
+        rows.append(row)
+    body = ("LeNet (the tutorial's CNN), float32, each setting in a fresh process; "
+            f"{os.cpu_count()} cores. Training: median of 60 steps of batch 64 after 20 warm-up steps. "
+            "Prediction: median of 30 forward passes of 1024 images. \"Busy\": one other process "
+            "spinning on a core. Target: mnistlab's choice never slower than 1 thread (5 % tolerance), "
+            f"training and prediction, quiet and busy: {'met' if met else 'NOT met'}.\n\n"
+            + common.markdown_table(["setting", "threads (quiet / busy)", "OMP_WAIT_POLICY",
+                                     "train ms, quiet", "busy", "vs 1 thread (quiet / busy)",
+                                     "predict ms, quiet", "busy", "vs 1 thread (quiet / busy)"], rows))
     common.write_section("bench_threads", "Thread settings on a shared machine", body)
     print(body)
 
