@@ -227,3 +227,21 @@ def test_pipeline_and_grid_search():
                           LogisticRegression(solver="lbfgs")])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_fit_computes_the_loss_on_as_many_threads_as_blas_would_use(monkeypatch):
+    """The fit limits BLAS to one thread per worker; the workers must still be BLAS's own count."""
+    from mnistlab.models.linear import logreg as module
+
+    pools = []
+
+    class Recording(ThreadPoolExecutor):
+        def __init__(self, max_workers=None):
+            pools.append(max_workers)
+            super().__init__(max_workers)
+
+    monkeypatch.setattr(module, "ThreadPoolExecutor", Recording)
+    X, y = make_classification(200, 20, n_informative=5, n_classes=3, random_state=0)
+    with threadpool_limits(limits=2, user_api="blas"):
+        LogisticRegression().fit(X.astype(np.float32), y)
+    assert pools == [2]

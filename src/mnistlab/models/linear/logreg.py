@@ -182,7 +182,8 @@ class LogisticRegression(MnistlabModel):
         n, d = X.shape
         k = len(self.classes_)
         l1, l2 = self._penalty_strengths(n)
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(blas_threads()) as pool:
+        workers = blas_threads()  # read before the limit below, which would make it 1
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
             center = (np.ones(n, dtype=np.float32) @ X / np.float32(n)).astype(np.float64)
             whiten = solver == "whitened-lbfgs" and d <= WHITENING_MAX_FEATURES
             P = whitening(X, center, l2, pool) if whiten else None
