@@ -1,6 +1,10 @@
 """Our own CNN, designed to train fast on a CPU.
 
-The network, in the order the data flows (widths w0…w3 are the preset's):
+The network is stages of two 3×3 convolutions, each followed by batch norm
+and ReLU, every stage halving the resolution with a 2×2 max-pool, then a global
+max-pool and a linear layer. Where a stage pools is the preset's ``pool``:
+
+``"after"`` (the long preset; widths w0…w3)::
 
     input                                   1×28×28
     stage 0: 2 × (conv 3×3 → BN → ReLU)     w0×28×28 → max-pool 2 → w0×14×14
@@ -8,6 +12,16 @@ The network, in the order the data flows (widths w0…w3 are the preset's):
     stage 2: 2 × (conv 3×3 → BN → ReLU)     w2×7×7   → max-pool 2 → w2×3×3
     stage 3: 2 × (conv 3×3 → BN → ReLU)     w3×3×3   → global max-pool → w3
     linear                                  classes (logits)
+
+``"between"`` (the fast preset; widths w0…w2), airbench's order: each stage's
+first convolution is pooled before its batch norm and ReLU, so those and the
+second convolution run at a quarter of the pixels::
+
+    input                                                   1×28×28
+    stage 0: conv 3×3 → max-pool 2 → BN → ReLU → conv → BN → ReLU   w0×14×14
+    stage 1: the same                                               w1×7×7
+    stage 2: the same                                               w2×3×3 → global max-pool → w2
+    linear                                                          classes (logits)
 
 Training: SGD with Nesterov momentum and weight decay, a one-cycle learning
 rate (linear warm-up over the first ``warmup`` share of the steps, then
@@ -34,15 +48,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...errors import ParameterError
 from ..params import Interval, PositiveInts, StrOptions
 from .device import computes_bfloat16
 from .training import TorchClassifier
 
 PRECISIONS = ("auto", "bfloat16", "float32")
-MAX_STAGES = 4  # 28 → 14 → 7 → 3: a fifth stage would work on 1×1
+POOLS = ("after", "between")
+MAX_STAGES = 4  # 28 → 14 → 7 → 3: one more halving would leave 1×1 (with pool="between", 3 stages)
 PRESETS = {
-    "fast": dict(epochs=4, widths=(16, 32, 64, 128), batch_size=256, learning_rate=0.4, crop=0),
-    "long": dict(epochs=20, widths=(16, 64, 128, 256), batch_size=128, learning_rate=0.2, crop=2),
+    "fast": dict(epochs=4, widths=(16, 32, 64, 128), pool="after", batch_size=256, learning_rate=0.4, crop=0),
+    "long": dict(epochs=20, widths=(16, 64, 128, 256), pool="after", batch_size=128, learning_rate=0.2, crop=2),
 }
 
 
@@ -51,13 +67,21 @@ def conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def network(widths: tuple[int, ...], n_classes: int) -> nn.Sequential:
-    """Stages of two conv-BN-ReLU, each but the last halving the resolution; global max-pool; linear."""
+def network(widths: tuple[int, ...], n_classes: int, pool: str = "after") -> nn.Sequential:
+    """Stages of two conv-BN-ReLU that halve the resolution (``pool``: after both convolutions, each
+    but the last stage; or between them, every stage); global max-pool; linear."""
     layers, channels = OrderedDict(), 1
     for stage, width in enumerate(widths):
-        layers[f"stage{stage}"] = nn.Sequential(*conv_bn_relu(channels, width), *conv_bn_relu(width, width))
-        layers[f"pool{stage}"] = nn.MaxPool2d(2) if stage < len(widths) - 1 else nn.AdaptiveMaxPool2d(1)
+        if pool == "between":
+            first = [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                     nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers[f"stage{stage}"] = nn.Sequential(*first, *conv_bn_relu(width, width))
+        else:
+            layers[f"stage{stage}"] = nn.Sequential(*conv_bn_relu(channels, width), *conv_bn_relu(width, width))
+            if stage < len(widths) - 1:
+                layers[f"pool{stage}"] = nn.MaxPool2d(2)
         channels = width
+    layers["pool"] = nn.AdaptiveMaxPool2d(1)
     layers["flatten"] = nn.Flatten()
     layers["head"] = nn.Linear(channels, n_classes, bias=False)
     return nn.Sequential(layers)
@@ -94,7 +118,7 @@ class CNN(TorchClassifier):
     Parameters
     ----------
     preset : {"fast", "long"}, default="fast"
-        The recipe that sets epochs, widths, batch_size, learning_rate and crop, each of which
+        The recipe that sets epochs, widths, pool, batch_size, learning_rate and crop, each of which
         can be given to override it. "fast" reaches about 0.934 on Fashion-MNIST in under a
         minute on 2 CPU cores, "long" about 0.947 in under ten minutes. Both are
         tuned for the full 60 000 training images: on a few thousand, the few optimiser steps
@@ -103,7 +127,10 @@ class CNN(TorchClassifier):
     epochs : int ≥ 1 or None, default=None
         Passes over the training data.
     widths : sequence of 1 to 4 ints or None, default=None
-        The channels of each stage, one entry per stage.
+        The channels of each stage, one entry per stage (at most 3 with pool="between").
+    pool : {"after", "between"} or None, default=None
+        Where each stage halves the resolution: after its two convolutions, or between them
+        (see the module docstring).
     batch_size : int ≥ 1 or None, default=None
         Examples per optimiser step.
     learning_rate : float > 0 or None, default=None
@@ -134,6 +161,7 @@ class CNN(TorchClassifier):
         "preset": [StrOptions(set(PRESETS))],
         "epochs": [Interval(Integral, 1, None, closed="left"), None],
         "widths": [PositiveInts(1, MAX_STAGES), None],
+        "pool": [StrOptions(set(POOLS)), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
         "crop": [Interval(Integral, 0, None, closed="left"), None],
@@ -146,13 +174,14 @@ class CNN(TorchClassifier):
         "precision": [StrOptions(set(PRECISIONS))],
     }
 
-    def __init__(self, preset="fast", epochs=None, widths=None, batch_size=None, learning_rate=None, crop=None,
+    def __init__(self, preset="fast", epochs=None, widths=None, pool=None, batch_size=None, learning_rate=None, crop=None,
                  momentum=0.9, weight_decay=5e-4, warmup=0.2, label_smoothing=0.1, flip=True, tta=True,
                  precision="auto", validation_fraction=0.0, device="auto", random_state=None,
                  checkpoint_dir=None, threads=None):
         self.preset = preset
         self.epochs = epochs
         self.widths = widths
+        self.pool = pool
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.crop = crop
@@ -181,8 +210,16 @@ class CNN(TorchClassifier):
     def _widths(self) -> tuple[int, ...]:
         return tuple(int(w) for w in self._setting("widths"))
 
+    def validate_params(self) -> None:
+        """The constraints, and that pooling between the convolutions leaves at least 3×3 pixels."""
+        super().validate_params()
+        widths = self._widths()
+        if self._setting("pool") == "between" and len(widths) > MAX_STAGES - 1:
+            raise ParameterError("widths", f"with pool='between' at most {MAX_STAGES - 1} stages (28 → 14 → 7 → 3); "
+                                           f"got {len(widths)}")
+
     def _build_network(self, n_classes: int) -> nn.Module:
-        return network(self._widths(), n_classes)
+        return network(self._widths(), n_classes, self._setting("pool"))
 
     def _make_optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.SGD(network.parameters(), lr=0.0, momentum=self.momentum, nesterov=True,
