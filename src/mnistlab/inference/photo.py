@@ -56,6 +56,7 @@ MIN_TILT = 4
 # (relative to the paper's brightness, dark on light; absolute, light on dark): ink and cloth by
 # 65 % or more, pencil by 30 %; what a shadow leaves after the background's fit, mostly by 10 % or less.
 MIN_CONTRAST = 0.15
+LOG_FLOOR = 1 / 255  # the background is fitted to log(gray): black counts as this
 MAX_STEPS = 2  # shadow or paper edges fitted across the background: a shadow and the paper's edge
 MIN_STEP_GAIN = 0.25  # a second one must remove this fraction of the error left
 
@@ -355,19 +356,25 @@ def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarr
                near: tuple[float, float, float] | None = None) -> tuple[tuple[float, float, float], float]:
     """The shadow or paper edge across the frame that, added to the columns ``known``, best
     explains ``values``, and the fraction of the squared error it removes: the best coarse lines
-    of a grid (or the line ``near``), each refined. Angles span half a turn: the step's sign is free."""
+    of a grid (or the line ``near``), each refined, then the best of those refined once more at a
+    quarter of the spacing (a line a few degrees off leaves a wedge of shadow that joins the object).
+    Angles span half a turn: the step's sign is free."""
     if near is None:
         starts = COARSE_LINES[np.argsort(_step_gains(x, y, values, known, COARSE_LINES))[-REFINED:]]
     else:
         starts = np.array([near])
-    fine = []
-    for angle, offset, _ in starts:
-        reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
-        fine.append(_lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 5),
-                           offset / reach + np.linspace(-0.09, 0.09, 7), np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])))
-    fine = np.concatenate(fine).astype(np.float32)
-    gains = _step_gains(x, y, values, known, fine)
-    best = int(np.argmax(gains))
+    widths = np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])
+    for spread in (1, 0.25):
+        fine = []
+        for angle, offset, width in starts:
+            reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
+            fine.append(_lines(angle + spread * np.linspace(-np.pi / 24, np.pi / 24, 5),
+                               offset / reach + spread * np.linspace(-0.09, 0.09, 7),
+                               widths if spread == 1 else width * np.array([0.7, 1, 1.4])))
+        fine = np.concatenate(fine).astype(np.float32)
+        gains = _step_gains(x, y, values, known, fine)
+        best = int(np.argmax(gains))
+        starts = fine[best:best + 1]
     return tuple(fine[best]), float(gains[best])
 
 
@@ -392,7 +399,9 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     ys, xs = np.meshgrid(ypow[rows, 1], xpow[cols, 1], indexing="ij")
     ys, xs = ys.ravel().astype(np.float32), xs.ravel().astype(np.float32)  # float32: the step search is the cost
     basis = np.stack([np.outer(ypow[rows, j], xpow[cols, i]).ravel() for i, j in terms], axis=1)
-    values = gray[np.ix_(rows, cols)].ravel().astype(np.float64)
+    # In logarithms light and surface multiply into a sum: a shadow darkens paper and table by the
+    # same step, and a gradient the object's surroundings as much as its own.
+    values = np.log(np.maximum(gray[np.ix_(rows, cols)].ravel(), LOG_FLOOR)).astype(np.float64)
     band = max(step, round(0.05 * min(h, w)))  # at least one sampled row and column on every side
     border = np.ones((h, w), bool)
     border[band:h - band, band:w - band] = False
@@ -423,11 +432,15 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     coef, mask, sigma = _robust_fit(basis, values, order, border, mask)
     # A step stays only if the whole image agrees: with it, more pixels fit the background than
     # without (a step along an object that touches the border explains the border, not the rest).
+    # Both fits are judged by the same tolerance: a worse fit's own noise estimate is larger and
+    # would admit more pixels.
     for k in reversed(range(len(lines))):
         column = len(terms) + k
         without = np.delete(np.arange(len(order)), column)
         other = _robust_fit(basis[:, without], values, order[without], border, mask)
-        if other[1].sum() >= mask.sum():
+        tolerance = 3 * min(sigma, other[2])
+        if (np.abs(values - basis[:, without] @ other[0]) < tolerance).sum() >= \
+                (np.abs(values - basis @ coef) < tolerance).sum():
             coef, mask, sigma = np.insert(other[0], column, 0.0), other[1], other[2]
     # Σ c·xⁱyʲ on the full grid as one matrix product: ypow · C · xpowᵀ; then the step.
     grid = np.zeros((5, 5))
@@ -437,8 +450,10 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     for c, line in zip(coef[len(terms):], lines):
         background += c * _step(xpow[None, :, 1], ypow[:, None, 1], line)
     # Where a term is poorly fixed (few samples beyond a step), it must not run away.
-    background = background.clip(values[mask].min(), values[mask].max()).astype(np.float32)
-    return background, np.abs(gray - background) < 3 * sigma, sigma
+    background = np.exp(background.clip(values[mask].min(), values[mask].max())).astype(np.float32)
+    residual = gray - background
+    sigma = _mad_sigma(residual[np.abs(np.log(np.maximum(gray, LOG_FLOOR)) - np.log(background)) < 3 * sigma])
+    return background, np.abs(residual) < 3 * sigma, sigma
 
 
 def _robust_fit(basis: np.ndarray, values: np.ndarray, order: np.ndarray, border: np.ndarray,
