@@ -321,8 +321,15 @@ def _step(x: np.ndarray, y: np.ndarray, line: tuple[float, float, float]) -> np.
     the shape of a shadow's edge or the edge of the paper. ``line``: (angle, offset, half width of
     the ramp) in the coordinates of ``_powers``, where the frame spans [-1, 1] both ways."""
     angle, offset, width = line
-    t = np.clip(0.5 + (x * np.cos(angle) + y * np.sin(angle) - offset) / (2 * width), 0, 1)
-    return t * t * (3 - 2 * t)  # smooth at both ends, as a penumbra is
+    # In place: for thousands of candidate lines at once this is the step search's cost.
+    scale = 1 / (2 * width)
+    t = x * (np.cos(angle) * scale) + y * (np.sin(angle) * scale)
+    t += 0.5 - offset * scale
+    np.clip(t, 0, 1, out=t)
+    ramp = 3 - 2 * t
+    ramp *= t
+    ramp *= t
+    return ramp  # smooth at both ends, as a penumbra is
 
 
 def _lines(angles: np.ndarray, offsets: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -436,6 +443,13 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     order = np.concatenate([order, np.zeros(len(lines), int)])  # the steps are used at every degree
 
     coef, mask, sigma = _robust_fit(basis, values, order, border, mask)
+    # Placed from the border alone, a line a degree or two off leaves a wedge of shadow inside the
+    # frame; placed again with the whole image, the wedge fits.
+    for k, line in enumerate(lines):
+        column = len(terms) + k
+        lines[k] = _place_step(xs, ys, values, np.delete(basis, column, axis=1), mask, line, 3 * sigma)
+        basis[:, column] = _step(xs, ys, lines[k])
+    coef, mask, sigma = _robust_fit(basis, values, order, border, mask)
     # A step stays only if the whole image agrees: with it, more pixels fit the background than
     # without (a step along an object that touches the border explains the border, not the rest).
     # Both fits are judged by the same tolerance: a worse fit's own noise estimate is larger and
@@ -463,6 +477,33 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         sigma = _mad_sigma((gray - background)[inliers])  # the noise in gray's own units
     background = background.astype(np.float32)
     return background, np.abs(gray - background) < 3 * sigma, sigma
+
+
+def _place_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, others: np.ndarray, mask: np.ndarray,
+                line: tuple[float, float, float], tolerance: float) -> tuple[float, float, float]:
+    """The line near ``line`` whose step, with the columns ``others``, fits the most of the image.
+
+    Each candidate is fitted by least squares to the pixels ``mask`` (the background so far), then
+    judged on every pixel by a truncated square (beyond ``tolerance``, a pixel costs the same
+    however far off, as the object does): the right line turns the wedge a wrong one leaves into
+    background, which the inliers alone cannot tell.
+    """
+    angle, offset, width = line
+    reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
+    candidates = _lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 7), offset / reach + np.linspace(-0.06, 0.06, 5),
+                        width * np.array([0.5, 1, 2])).astype(np.float32)
+    every = slice(None, None, 2)  # half the samples judge well enough
+    x, y, values, others, mask = x[every], y[every], values[every], others[every], mask[every]
+    steps = _step(x[:, None], y[:, None], candidates.T)
+    q, r = np.linalg.qr(others[mask])
+    fitted = steps[mask]
+    v = values[mask] - q @ (q.T @ values[mask])
+    s = fitted - q @ (q.T @ fitted)
+    c = (s.T @ v) / np.maximum(np.einsum("ij,ij->j", s, s), 1e-12)
+    b = np.linalg.solve(r, q.T @ (values[mask][:, None] - fitted * c))
+    residual = values[:, None] - others @ b - steps * c
+    loss = np.minimum(residual ** 2, tolerance ** 2).sum(0)
+    return tuple(float(v) for v in candidates[int(np.argmin(loss))])
 
 
 def _robust_fit(basis: np.ndarray, values: np.ndarray, order: np.ndarray, border: np.ndarray,
