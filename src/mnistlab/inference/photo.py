@@ -393,11 +393,13 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Background estimate, background mask and noise level of ``gray``.
 
     The background is a low-order polynomial surface — a gradient, vignetting and a tint all vary
-    slowly — plus, where it fits, one soft step along a line across the frame: the edge of a
-    shadow (a hand, the phone) or of the paper. The step is found on the image border, which
-    the object rarely fills; then everything is fitted robustly to the border, then to every
-    pixel that agrees with that fit, so that the object, whatever its size or polarity, does not
-    pull it; quartic terms follow vignetting's steep corners.
+    slowly — plus, where they fit, up to MAX_STEPS soft steps along lines across the frame: the
+    edge of a shadow (a hand, the phone) or of the paper. On a light border (paper) all this is
+    fitted to log(gray), where light and surface multiply into a sum. The steps are found on the
+    image border, which the object rarely fills, then placed again against the whole image;
+    everything is fitted robustly to the border, then to every pixel that agrees with that fit,
+    so that the object, whatever its size or polarity, does not pull it; quartic terms follow
+    vignetting's steep corners.
     """
     h, w = gray.shape
     ypow, xpow = _powers(h, 4), _powers(w, 4)
