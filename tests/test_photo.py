@@ -350,9 +350,10 @@ def iou(a: tuple[int, int, int, int], b: tuple[float, float, float, float]) -> f
     return width * height / (area - width * height)
 
 
-# Out of the 8 photos of each case, how many keep the object's box and the raw image's prediction;
-# all effects at once lose more (the benchmark measures how much).
-HARD_CASES = [((effect,), 7) for effect in HARD_EFFECTS] + [(HARD_EFFECTS, 5)]
+# Out of the 8 photos of each case, how many keep the object's box and the raw image's prediction
+# (measured: 7 or 8 in every case; the benchmark measures accuracy). A shadow together with the
+# paper's edge is the case that failed most before the background was fitted in logarithms.
+HARD_CASES = [((effect,), 7) for effect in HARD_EFFECTS] + [(("shadow", "stray"), 7), (HARD_EFFECTS, 7)]
 
 
 @pytest.mark.parametrize("dataset", ["fashion-mnist", "mnist"])
@@ -459,3 +460,23 @@ def test_a_small_tilt_is_left_alone(fashion):
     big = Image.fromarray(np.pad(trouser, 10)).resize((400, 400), Image.Resampling.BICUBIC)
     photo = encode(Image.fromarray(255 - np.asarray(big.rotate(2, Image.Resampling.BICUBIC))), "PNG")
     assert prepare_photo(photo, "fashion-mnist").tilt == 0
+
+
+def test_clean_photos_of_upright_products_are_not_turned(fashion):
+    turned = [prepare_photo(make_photo(np.asarray(image), np.random.default_rng([22, i]), "png"), "fashion-mnist").tilt
+              for i, image in enumerate(fashion.x_test[:16])]
+    assert sum(tilt != 0 for tilt in turned) <= 1, turned  # measured: none of these 16 (6 % of 200)
+
+
+def test_the_tilt_of_rotated_products_is_found(fashion):
+    """The smallest box finds most products' tilt; a boot's may be undone only in part, a trouser's or
+    a shirt's small tilt missed (left alone), but none is turned the wrong way."""
+    found = 0
+    for i, angle in enumerate([-10, -8, -6, 5, 7, 9, -7, 6, -11, 8]):
+        image = np.asarray(fashion.x_test[i])
+        big = Image.fromarray(np.pad(image, 10)).resize((400, 400), Image.Resampling.BICUBIC)
+        tilt = prepare_photo(encode(Image.fromarray(255 - np.asarray(big.rotate(angle, Image.Resampling.BICUBIC)))),
+                             "fashion-mnist").tilt
+        assert tilt == 0 or (np.sign(tilt) == np.sign(angle) and abs(tilt - angle) < 5), (i, angle, tilt)
+        found += abs(tilt - angle) < 2
+    assert found >= 6

@@ -49,13 +49,18 @@ MAX_ASPECT = 10  # longest side over shortest: beyond, the working copy is too t
 WORK_SIDE = 256  # photos are resized to at most this longest side first: 28×28 needs no more
 SIZE = 28
 MAX_TILT = 15  # degrees: a photo tilted more is taken as it is (the object may lie that way)
-# Degrees: a smaller tilt is left alone. Fashion-MNIST's own products are not all exactly
-# upright (a sneaker's estimate is often 3–6° off), so undoing small tilts costs more than it wins.
+# Degrees: a smaller tilt is left alone. Fashion-MNIST's own products are not all exactly upright
+# (on clean photos of its test images the estimate is 3° or more in 10 %, 4° or more in 6 %), so
+# undoing small tilts costs more than it wins.
 MIN_TILT = 4
 # An object's darkest (or, light on dark, brightest) part differs from the background by at least this
 # (relative to the paper's brightness, dark on light; absolute, light on dark): ink and cloth by
 # 65 % or more, pencil by 30 %; what a shadow leaves after the background's fit, mostly by 10 % or less.
 MIN_CONTRAST = 0.15
+# A light border is paper or a lit surface: its background is fitted to log(gray), where a shadow's,
+# a gradient's or the table's factor becomes a sum. A dark one (a light object on a dark ground) is
+# fitted as it is: near black, noise and resampling's ringing would dominate a logarithm.
+LIGHT_BORDER = 0.25
 MAX_STEPS = 2  # shadow or paper edges fitted across the background: a shadow and the paper's edge
 MIN_STEP_GAIN = 0.25  # a second one must remove this fraction of the error left
 
@@ -317,8 +322,15 @@ def _step(x: np.ndarray, y: np.ndarray, line: tuple[float, float, float]) -> np.
     the shape of a shadow's edge or the edge of the paper. ``line``: (angle, offset, half width of
     the ramp) in the coordinates of ``_powers``, where the frame spans [-1, 1] both ways."""
     angle, offset, width = line
-    t = np.clip(0.5 + (x * np.cos(angle) + y * np.sin(angle) - offset) / (2 * width), 0, 1)
-    return t * t * (3 - 2 * t)  # smooth at both ends, as a penumbra is
+    # In place: for thousands of candidate lines at once this is the step search's cost.
+    scale = 1 / (2 * width)
+    t = x * (np.cos(angle) * scale) + y * (np.sin(angle) * scale)
+    t += 0.5 - offset * scale
+    np.clip(t, 0, 1, out=t)
+    ramp = 3 - 2 * t
+    ramp *= t
+    ramp *= t
+    return ramp  # smooth at both ends, as a penumbra is
 
 
 def _lines(angles: np.ndarray, offsets: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -355,19 +367,25 @@ def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarr
                near: tuple[float, float, float] | None = None) -> tuple[tuple[float, float, float], float]:
     """The shadow or paper edge across the frame that, added to the columns ``known``, best
     explains ``values``, and the fraction of the squared error it removes: the best coarse lines
-    of a grid (or the line ``near``), each refined. Angles span half a turn: the step's sign is free."""
+    of a grid (or the line ``near``), each refined, then the best of those refined once more at a
+    quarter of the spacing (a line a few degrees off leaves a wedge of shadow that joins the object).
+    Angles span half a turn: the step's sign is free."""
     if near is None:
         starts = COARSE_LINES[np.argsort(_step_gains(x, y, values, known, COARSE_LINES))[-REFINED:]]
     else:
         starts = np.array([near])
-    fine = []
-    for angle, offset, _ in starts:
-        reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
-        fine.append(_lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 5),
-                           offset / reach + np.linspace(-0.09, 0.09, 7), np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])))
-    fine = np.concatenate(fine).astype(np.float32)
-    gains = _step_gains(x, y, values, known, fine)
-    best = int(np.argmax(gains))
+    widths = np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])
+    for spread in (1, 0.25):
+        fine = []
+        for angle, offset, width in starts:
+            reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
+            fine.append(_lines(angle + spread * np.linspace(-np.pi / 24, np.pi / 24, 5),
+                               offset / reach + spread * np.linspace(-0.09, 0.09, 7),
+                               widths if spread == 1 else width * np.array([0.7, 1, 1.4])))
+        fine = np.concatenate(fine).astype(np.float32)
+        gains = _step_gains(x, y, values, known, fine)
+        best = int(np.argmax(gains))
+        starts = fine[best:best + 1]
     return tuple(fine[best]), float(gains[best])
 
 
@@ -375,11 +393,13 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Background estimate, background mask and noise level of ``gray``.
 
     The background is a low-order polynomial surface — a gradient, vignetting and a tint all vary
-    slowly — plus, where it fits, one soft step along a line across the frame: the edge of a
-    shadow (a hand, the phone) or of the paper. The step is found on the image border, which
-    the object rarely fills; then everything is fitted robustly to the border, then to every
-    pixel that agrees with that fit, so that the object, whatever its size or polarity, does not
-    pull it; quartic terms follow vignetting's steep corners.
+    slowly — plus, where they fit, up to MAX_STEPS soft steps along lines across the frame: the
+    edge of a shadow (a hand, the phone) or of the paper. On a light border (paper) all this is
+    fitted to log(gray), where light and surface multiply into a sum. The steps are found on the
+    image border, which the object rarely fills, then placed again against the whole image;
+    everything is fitted robustly to the border, then to every pixel that agrees with that fit,
+    so that the object, whatever its size or polarity, does not pull it; quartic terms follow
+    vignetting's steep corners.
     """
     h, w = gray.shape
     ypow, xpow = _powers(h, 4), _powers(w, 4)
@@ -397,6 +417,11 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     border = np.ones((h, w), bool)
     border[band:h - band, band:w - band] = False
     border = border[np.ix_(rows, cols)].ravel()
+    # In logarithms light and surface multiply into a sum (see LIGHT_BORDER): a shadow darkens
+    # paper and table by the same step, and a gradient the object's surroundings as much as its own.
+    light = np.median(values[border]) > LIGHT_BORDER
+    if light:
+        values = np.log(np.maximum(values, 0.5 / 255))
 
     # The steps that best explain the border, with the quadratic terms — the first always (a
     # useless one gets a coefficient near 0), a second where it removes much of what is left (a
@@ -421,13 +446,24 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     order = np.concatenate([order, np.zeros(len(lines), int)])  # the steps are used at every degree
 
     coef, mask, sigma = _robust_fit(basis, values, order, border, mask)
+    # Placed from the border alone, a line a degree or two off leaves a wedge of shadow inside the
+    # frame; placed again with the whole image, the wedge fits.
+    for k, line in enumerate(lines):
+        column = len(terms) + k
+        lines[k] = _place_step(xs, ys, values, np.delete(basis, column, axis=1), mask, line, 3 * sigma)
+        basis[:, column] = _step(xs, ys, lines[k])
+    coef, mask, sigma = _robust_fit(basis, values, order, border, mask)
     # A step stays only if the whole image agrees: with it, more pixels fit the background than
     # without (a step along an object that touches the border explains the border, not the rest).
+    # Both fits are judged by the same tolerance: a worse fit's own noise estimate is larger and
+    # would admit more pixels.
     for k in reversed(range(len(lines))):
         column = len(terms) + k
         without = np.delete(np.arange(len(order)), column)
         other = _robust_fit(basis[:, without], values, order[without], border, mask)
-        if other[1].sum() >= mask.sum():
+        tolerance = 3 * min(sigma, other[2])
+        if (np.abs(values - basis[:, without] @ other[0]) < tolerance).sum() >= \
+                (np.abs(values - basis @ coef) < tolerance).sum():
             coef, mask, sigma = np.insert(other[0], column, 0.0), other[1], other[2]
     # Σ c·xⁱyʲ on the full grid as one matrix product: ypow · C · xpowᵀ; then the step.
     grid = np.zeros((5, 5))
@@ -437,8 +473,40 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     for c, line in zip(coef[len(terms):], lines):
         background += c * _step(xpow[None, :, 1], ypow[:, None, 1], line)
     # Where a term is poorly fixed (few samples beyond a step), it must not run away.
-    background = background.clip(values[mask].min(), values[mask].max()).astype(np.float32)
+    background = background.clip(values[mask].min(), values[mask].max())
+    if light:
+        inliers = np.abs(np.log(np.maximum(gray, 0.5 / 255)) - background) < 3 * sigma
+        background = np.exp(background)
+        sigma = _mad_sigma((gray - background)[inliers])  # the noise in gray's own units
+    background = background.astype(np.float32)
     return background, np.abs(gray - background) < 3 * sigma, sigma
+
+
+def _place_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, others: np.ndarray, mask: np.ndarray,
+                line: tuple[float, float, float], tolerance: float) -> tuple[float, float, float]:
+    """The line near ``line`` whose step, with the columns ``others``, fits the most of the image.
+
+    Each candidate is fitted by least squares to the pixels ``mask`` (the background so far), then
+    judged on every pixel by a truncated square (beyond ``tolerance``, a pixel costs the same
+    however far off, as the object does): the right line turns the wedge a wrong one leaves into
+    background, which the inliers alone cannot tell.
+    """
+    angle, offset, width = line
+    reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
+    candidates = _lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 7), offset / reach + np.linspace(-0.06, 0.06, 5),
+                        width * np.array([0.5, 1, 2])).astype(np.float32)
+    every = slice(None, None, 2)  # half the samples judge well enough
+    x, y, values, others, mask = x[every], y[every], values[every], others[every], mask[every]
+    steps = _step(x[:, None], y[:, None], candidates.T)
+    q, r = np.linalg.qr(others[mask])
+    fitted = steps[mask]
+    v = values[mask] - q @ (q.T @ values[mask])
+    s = fitted - q @ (q.T @ fitted)
+    c = (s.T @ v) / np.maximum(np.einsum("ij,ij->j", s, s), 1e-12)
+    b = np.linalg.solve(r, q.T @ (values[mask][:, None] - fitted * c))
+    residual = values[:, None] - others @ b - steps * c
+    loss = np.minimum(residual ** 2, tolerance ** 2).sum(0)
+    return tuple(float(v) for v in candidates[int(np.argmin(loss))])
 
 
 def _robust_fit(basis: np.ndarray, values: np.ndarray, order: np.ndarray, border: np.ndarray,
@@ -476,6 +544,7 @@ class Mark:
 SPECK = 0.05  # parts smaller than this fraction of the object's area are noise or dust
 LINE = 6.0  # a part longer than this many times its thickness is line-like
 BORDER_BAND = 0.15  # a line lying within this fraction of the short side from an edge is a border mark
+PIECE = 3.0  # a part in that band this many times longer along the border than across is a border mark too
 THIN = 0.3  # a line thinner than this fraction of the object's thickest part is a stray stroke
 CORE = 0.6  # the object's strong pixels: at least this fraction of the brightest
 NEAR = 0.3  # a part farther from the object than this fraction of its size is something else
@@ -500,18 +569,22 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     labels, count = ndimage.label(parts, structure=np.ones((3, 3)))
     if count == 0:
         raise BlankPhotoError("no object found: nothing stands out from the background")
-    index = np.arange(1, count + 1)
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     # Half the thickness at the thickest point; outside the frame counts as inside the part.
-    half = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(parts), labels, index))
+    half = _per_part(np.maximum, ndimage.distance_transform_edt(parts), labels, count, 0.0)
     boxes = ndimage.find_objects(labels)
     h, w = foreground.shape
     band = BORDER_BAND * min(h, w)
     reasons: dict[int, str] = {}
     for i, (rows, cols) in enumerate(boxes):
-        length = np.hypot(rows.stop - rows.start, cols.stop - cols.start)
-        along_border = min(rows.stop, cols.stop, h - rows.start, w - cols.start) <= band
-        if length >= LINE * 2 * half[i] and along_border:
+        height, width = rows.stop - rows.start, cols.stop - cols.start
+        length = np.hypot(height, width)
+        # Within the band of the top or bottom edge, the extent along the border is the width.
+        in_band = min(rows.stop, h - rows.start) <= band, min(cols.stop, w - cols.start) <= band
+        # A piece of a line along the border (what a slightly misplaced paper edge leaves) is too
+        # short to be line-like, but lies along the border.
+        along = (in_band[0] and width >= PIECE * height) or (in_band[1] and height >= PIECE * width)
+        if (length >= LINE * 2 * half[i] and any(in_band)) or along:
             reasons[i] = "line near the border"
     candidates = [i for i in range(count) if i not in reasons]
     if not candidates:  # the caller says so
@@ -522,7 +595,7 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     main = max(candidates, key=lambda i: (strong[i], area[i]))
     rows, cols = boxes[main]
     size = max(rows.stop - rows.start, cols.stop - cols.start)
-    gap = np.asarray(ndimage.minimum(ndimage.distance_transform_edt(labels != main + 1), labels, index))
+    gap = _per_part(np.minimum, ndimage.distance_transform_edt(labels != main + 1), labels, count, np.inf)
     for i in candidates:
         if i == main:
             continue
@@ -539,6 +612,14 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     return kept, _marks(boxes, reasons), dropped
 
 
+def _per_part(reduce: np.ufunc, values: np.ndarray, labels: np.ndarray, count: int, start: float) -> np.ndarray:
+    """``reduce`` (np.maximum, np.minimum) of ``values`` over each labelled part 1…count: an unbuffered
+    ufunc.at, many times faster than ndimage's per-label reductions, which sort."""
+    out = np.full(count + 1, start)
+    reduce.at(out, labels.ravel(), values.ravel())
+    return out[1:]
+
+
 def _marks(boxes: list[tuple[slice, slice]], reasons: dict[int, str]) -> list[Mark]:
     """The parts dropped, but specks, as Marks."""
     return [Mark((boxes[i][1].start, boxes[i][0].start, boxes[i][1].stop, boxes[i][0].stop), reason)
@@ -548,33 +629,21 @@ def _marks(boxes: list[tuple[slice, slice]], reasons: dict[int, str]) -> list[Ma
 TILTS = np.radians(np.arange(-MAX_TILT, MAX_TILT + 0.01, 0.5))
 
 
-def _tilt(image: np.ndarray) -> float:
-    """How far ``image``'s object is turned from upright, in degrees (counter-clockwise), from its edges.
+def _tilt(mask: np.ndarray) -> float:
+    """How far the object ``mask`` is turned from upright, in degrees (counter-clockwise): the turn
+    whose bounding box is smallest in area.
 
-    Upright products are edged by vertical and horizontal lines (hems, sides, soles). Two
-    estimates: the mean direction of the edges modulo 90° (each pixel votes with its gradient;
-    the mean of 4·direction on the circle, divided by 4), good for garments, but a shoe's slanted
-    upper pulls it; and the turn that lines the edge pixels up best on rows and columns (most
-    votes concentrated on single lines, a Hough transform restricted to the axes), good for a sole
-    but loose on garments. Where they agree, their mean; else the second.
+    Upright products fill their box: hems, sides and soles are parallel to its edges, so a turned
+    one needs a larger box. Measured on rotated photos of Fashion-MNIST test images, this is off by
+    0.4° (median); estimates from the edges' directions were off by 1.1° — a shoe's slanted upper
+    pulls them — and turned 10 % of untilted photos by 4° or more.
     """
-    smooth = ndimage.gaussian_filter(image, 1.5)
-    gy, gx = ndimage.sobel(smooth, 0), ndimage.sobel(smooth, 1)
-    weight = np.hypot(gx, gy)
-    vote = np.sum(weight * np.exp(4j * np.arctan2(gy, gx))) / max(float(weight.sum()), 1e-12)
-    mean = float(-np.degrees(np.angle(vote)) / 4)
-    edges = weight > 0.2 * weight.max()
-    y, x = np.nonzero(edges)
-    n = int(np.hypot(*image.shape)) + 2  # lines per angle, after shifting distances to be ≥ 0
+    outline = mask & ~ndimage.binary_erosion(mask)  # the box depends on the outline only
+    y, x = np.nonzero(outline)
     cos, sin = np.cos(TILTS)[:, None], np.sin(TILTS)[:, None]
-    shift = np.arange(len(TILTS))[:, None] * 2 * n + n
-    rows = np.bincount((np.round(y * cos - x * sin).astype(int) + shift).ravel(),
-                       np.broadcast_to(np.abs(gy[edges]), (len(TILTS), len(y))).ravel(), 2 * n * len(TILTS))
-    cols = np.bincount((np.round(x * cos + y * sin).astype(int) + shift).ravel(),
-                       np.broadcast_to(np.abs(gx[edges]), (len(TILTS), len(y))).ravel(), 2 * n * len(TILTS))
-    score = (rows.reshape(len(TILTS), -1) ** 2).sum(1) + (cols.reshape(len(TILTS), -1) ** 2).sum(1)
-    lined_up = float(-np.degrees(TILTS[int(np.argmax(score))]))
-    return (mean + lined_up) / 2 if abs(mean - lined_up) <= 3 else lined_up
+    across, down = x * cos + y * sin, y * cos - x * sin  # the outline turned by each candidate
+    area = np.ptp(across, axis=1) * np.ptp(down, axis=1)
+    return float(-np.degrees(TILTS[int(np.argmin(area))]))
 
 
 def _centre_box(source: np.ndarray, box: tuple[int, int, int, int], style: Style) -> np.ndarray:
@@ -706,8 +775,9 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     # Only the object's own pixels go on: marks next to it must not widen the crop.
     source = np.where(ndimage.binary_dilation(kept, iterations=2), source, 0).astype(np.float32)
     box = _box_of(kept)
-    angle = _tilt(source) if (spec.upright if upright is None else upright) else 0.0
-    if MIN_TILT <= abs(angle) <= MAX_TILT:
+    angle = _tilt(kept) if (spec.upright if upright is None else upright) else 0.0
+    # A smallest box at the end of the range searched is no minimum: a shoe or a bag, not a tilt.
+    if MIN_TILT <= abs(angle) < MAX_TILT:
         centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
         source = np.asarray(Image.fromarray(source).rotate(-angle, Image.Resampling.BILINEAR, center=centre))
         placed = _box_of(source > threshold)
