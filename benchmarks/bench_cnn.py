@@ -103,7 +103,7 @@ def describe(family: str, params: dict) -> str:
 
 def run(bench: Bench, params: dict, seeds: int, data) -> dict:
     X, y, X_test, y_test = data
-    accuracies, seconds, epochs, loads = [], [], [], []
+    accuracies, seconds, epochs, loads, threads = [], [], [], [], []
     for seed in range(seeds):
         model = get_family(bench.family)(**params, random_state=seed)
         start = time.perf_counter()
@@ -112,9 +112,10 @@ def run(bench: Bench, params: dict, seeds: int, data) -> dict:
         accuracies.append(float(model.score(X_test, y_test)))
         epochs.append(int(model.n_iter_))
         loads.append(os.getloadavg()[0])
+        threads.append(getattr(model, "threads_", None))
         print(f"  {bench.family} {params} seed {seed}: accuracy {accuracies[-1]:.4f}, fit {seconds[-1]:.1f} s, "
               f"{epochs[-1]} epochs, load {loads[-1]:.1f}", file=sys.stderr, flush=True)
-    return {"accuracies": accuracies, "seconds": seconds, "epochs": epochs, "loads": loads,
+    return {"accuracies": accuracies, "seconds": seconds, "epochs": epochs, "loads": loads, "threads": threads,
             "accuracy": statistics.mean(accuracies),
             "std": statistics.stdev(accuracies) if seeds > 1 else 0.0,
             "median_seconds": statistics.median(seconds)}
@@ -124,6 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run on subsets; do not write")
     parser.add_argument("--seeds", type=int, default=3, help="fits per model (seeds 0..N-1)")
+    parser.add_argument("--anchor-seeds", type=int, help="fits of mlp and lenet (default: --seeds)")
     parser.add_argument("--skip", default="", help=f"comma-separated, from: {', '.join(BENCHES)}")
     parser.add_argument("--isa", choices=("native", "avx2"), default="native",
                         help="avx2: AVX2 and float32 only, as on most laptops (restarts this script)")
@@ -132,8 +134,9 @@ def main() -> None:
         # PyTorch reads these once, when it loads: set them and start again
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ONLY})
     skip = {name for name in args.skip.split(",") if name}
-    if skip - set(BENCHES) or skip == set(BENCHES) or args.seeds < 1:
-        parser.error(f"--skip takes some of {', '.join(BENCHES)}; --seeds must be >= 1")
+    anchor_seeds = args.anchor_seeds or args.seeds
+    if skip - set(BENCHES) or skip == set(BENCHES) or min(args.seeds, anchor_seeds) < 1:
+        parser.error(f"--skip takes some of {', '.join(BENCHES)}; --seeds and --anchor-seeds must be >= 1")
 
     ds = load_dataset("fashion-mnist")
     if args.quick:
@@ -149,8 +152,9 @@ def main() -> None:
             params["precision"] = "float32"
         if bench.budget and not args.quick:
             params["epochs"] = epochs_within(params, bench.budget, data)
-        print(f"{name}: {args.seeds} seed(s), {params}", file=sys.stderr, flush=True)
-        results[name] = run(bench, params, args.seeds, data) | {"params": params}
+        seeds = args.seeds if bench.family == "cnn" else anchor_seeds
+        print(f"{name}: {seeds} seed(s), {params}", file=sys.stderr, flush=True)
+        results[name] = run(bench, params, seeds, data) | {"params": params}
 
     lenet = results.get("lenet")
     rows = []
@@ -167,14 +171,16 @@ def main() -> None:
         ["model and settings", "test accuracy (mean ± std)", "per seed", "fit s (median)",
          "speed vs LeNet", "epochs", "target", ""], rows)
     loads = [load for r in results.values() for load in r["loads"]]
+    used_threads = {t for r in results.values() for t in r["threads"] if t is not None}
     isa = ("**AVX2 and float32 only** (ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, the CNN at "
            "precision=float32), whatever the CPU below has" if args.isa == "avx2"
            else "the CPU's own kernels (the CNN's precision 'auto': bfloat16 where the CPU computes it, "
                 f"which this one {'does' if computes_bfloat16(torch.device('cpu')) else 'does not'})")
     body = (f"Kernels: {isa}.\n\n"
             f"Fashion-MNIST, {len(data[1])} training and {len(data[3])} test images; "
-            f"{args.seeds} seed(s) per model (0..{args.seeds - 1}); fit times are wall-clock "
-            f"with PyTorch's default {torch.get_num_threads()} threads. "
+            f"seeds 0..{args.seeds - 1} for the CNN rows, 0..{anchor_seeds - 1} for mlp and LeNet; fit times are "
+            f"wall-clock; the PyTorch fits chose {'/'.join(map(str, sorted(used_threads))) or 'no'} of "
+            f"{torch.get_num_threads()} CPU threads (mnistlab's choice: the cores no other process is busy on). "
             f"Load average (1 min) after each fit: {min(loads):.1f}–{max(loads):.1f}"
             f"{' (a busy machine: times are upper bounds)' if max(loads) > 2.5 else ''}.\n\n" + table)
     print(body)
