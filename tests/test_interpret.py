@@ -217,14 +217,25 @@ def test_every_figure_is_drawn_for_a_family_with_only_predict_proba(fashion, tmp
     assert set(NEW_FIGURES) <= set(written)
     assert {"sample_contributions", "class_saliency"} <= set(written)  # occlusion stands in for gradients
     assert not {"coefficients", "sparsity", "learning_curves"} & set(written)
-    for name in NEW_FIGURES:  # each as big as the figure it was drawn from
+    for name in NEW_FIGURES:  # each as big as the figure it was drawn from, never wider than the report's column
         fig = FIGURES[name].draw(r)
-        width, height = fig.get_size_inches() * plots.DPI
-        assert png_size(written[name]) == (round(width), round(height)), name
-    # ten top losses with their maps: two rows of five images, each over its map
-    assert png_size(written["top_losses"]) == (round((1.9 * 5 + 0.8) * plots.DPI), round((2.05 * 4 + 0.9) * plots.DPI))
-    # five confused pairs, each both ways
-    assert png_size(written["most_confused"])[1] == round((1.1 * 10 + 0.7) * plots.DPI)
+        width, height = fig.get_size_inches() * plots.png_dpi(fig)
+        assert np.allclose(png_size(written[name]), (width, height), atol=1), name
+        assert png_size(written[name])[0] <= plots.REPORT_WIDTH_PX
+    # ten top losses, each image over its map (28 + 3 + 28 rows of pixels) in one framed tile, two rows of five
+    losses = FIGURES["top_losses"].draw(r)
+    frames = [path.get_extents() for path in losses.axes[0].collections[0].get_paths()]
+    assert [(f.width, f.height) for f in frames] == [(28, 59)] * 10
+    assert len({f.x0 for f in frames}) == 5 and len({f.y0 for f in frames}) == 2
+    titles = [t.get_text() for t in losses.axes[0].texts]
+    assert len(titles) == 10 and all("p(true)" in t and " / " in t for t in titles)
+    # five confused pairs, each both ways: ten labelled strips of thumbnails
+    confused = FIGURES["most_confused"].draw(r)
+    labels = [t.get_text() for t in confused.axes[0].texts]
+    assert len(labels) == 10 and all(" → " in label and "images)" in label for label in labels)
+    # counts and row percentages in every cell of the matrix
+    cells = [t.get_text() for t in FIGURES["confusion_matrix_percent"].draw(r).axes[0].texts]
+    assert len(cells) == 100 and any("%" in c for c in cells) and all(c.split("\n")[0].isdigit() for c in cells)
 
 
 def test_a_run_carries_its_interpretation_everywhere(tmp_path):
