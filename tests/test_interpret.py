@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -321,3 +322,54 @@ def test_train_with_calibrate_fits_a_temperature_on_held_out_images(tmp_path):
     raw = run.model.model.predict_proba(x.reshape(3, -1) / 255.0)
     assert np.allclose([p.probabilities for p in run.predict(x)], scale(raw, t["value"]), atol=1e-6)
     assert "ECE before → after temperature scaling" in run.report_path.read_text()
+
+
+def _small_interpretation(fashion, n: int = 200) -> Interpretation:
+    images, y = fashion.x_test[:n], fashion.y_test[:n]
+    proba = np.random.default_rng(1).dirichlet(np.ones(10) * 0.3, size=n)
+    return Interpretation(Fixed(proba[0]), list(fashion.classes), y, proba, evaluate(y, proba, fashion.classes),
+                          lambda: images)
+
+
+def test_figures_drawn_in_two_processes_are_the_very_same_files(fashion, tmp_path, monkeypatch):
+    import os
+
+    from mnistlab.experiments import figures
+
+    if not figures._can_fork():
+        pytest.skip("drawing in two processes needs Linux and two cores")
+    save, drawn_by = plots.save_png, tmp_path / "pids"
+    drawn_by.mkdir()
+
+    def save_and_sign(fig, path):
+        (drawn_by / f"{os.getpid()}-{Path(path).stem}").touch()
+        return save(fig, path)
+
+    r = _small_interpretation(fashion)
+    alone = {p.name: p.read_bytes() for p in write_figures(r, tmp_path / "one", skip=("embedding",))}
+    monkeypatch.setattr(plots, "save_png", save_and_sign)
+    shared = {p.name: p.read_bytes() for p in write_figures(r, tmp_path / "two", skip=("embedding",), processes=2)}
+    assert len(alone) >= 10 and shared == alone
+    by_child = {p.name.split("-", 1)[1] for p in drawn_by.iterdir() if not p.name.startswith(f"{os.getpid()}-")}
+    assert by_child and not by_child & {"top_losses", "class_saliency", "sample_contributions"}  # not the model's
+
+
+def test_what_a_failing_child_did_not_draw_is_drawn_here(fashion, tmp_path, monkeypatch):
+    import os
+
+    from mnistlab.experiments import figures
+
+    if not figures._can_fork():
+        pytest.skip("drawing in two processes needs Linux and two cores")
+    parent, save = os.getpid(), plots.save_png
+
+    def save_here_only(fig, path):
+        if os.getpid() != parent:
+            raise RuntimeError("the child breaks")
+        return save(fig, path)
+
+    r = _small_interpretation(fashion)
+    alone = {p.name: p.read_bytes() for p in write_figures(r, tmp_path / "one", skip=("embedding",))}
+    monkeypatch.setattr(plots, "save_png", save_here_only)
+    shared = {p.name: p.read_bytes() for p in write_figures(r, tmp_path / "two", skip=("embedding",), processes=2)}
+    assert shared == alone

@@ -9,6 +9,9 @@ the model contract (``models/base.py``); nothing here names a family.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from .. import plots
 from .interpret import Interpretation
 
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
+CHILD_TIMEOUT_S = 300  # a drawing child still busy after this is stuck: it is stopped, its figures drawn here
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class RunFigure:
     name: str  # plots/<name>.png
     caption: str
     draw: Callable[[Interpretation], Figure | None]  # None: this model has nothing to show here
+    needs_model: bool = False  # asks the model (weights, explanations, features), not only the test results
 
 
 def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure]:
@@ -110,7 +115,7 @@ def _embedding(r: Interpretation) -> Figure | None:
 
 FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("learning_curves", "Training history: the objective per solver iteration, or loss and accuracy "
-              "after each epoch.", _curves),
+              "after each epoch.", _curves, needs_model=True),
     RunFigure("confusion_matrix", "Confusion matrix of the test set (counts; rows are the true classes).",
               lambda r: plots.confusion_matrix_plot(np.array(r.metrics["confusion_matrix"]), r.classes)),
     RunFigure("confusion_matrix_normalized",
@@ -124,7 +129,7 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("wrong", "The first ten misclassified test images (titles: predicted / true).",
               _prediction_grid("wrong")),
     RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — the most "
-              "confident mistakes — with what made the model choose the class it chose.", _top_losses),
+              "confident mistakes — with what made the model choose the class it chose.", _top_losses, needs_model=True),
     RunFigure("most_confused", "The class pairs most often confused, with the most confident examples of each "
               "direction.", _most_confused),
     RunFigure("reliability", "Reliability diagram: how often the predicted class is right against the probability "
@@ -132,17 +137,17 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("robustness", "Accuracy on a sample of test images translated, rotated, made noisy and lower in "
               "contrast, at growing strengths.", lambda r: plots.robustness_curves({"test": r.robustness()})),
     RunFigure("embedding", "A 2-D map (t-SNE) of test images as the model sees them, coloured by true class, "
-              "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding),
+              "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding, needs_model=True),
     RunFigure("coefficients", "The learned weights of each class as 28×28 images: "
-              "blue pixels raise the class score, red ones lower it.", _weights),
-    RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity),
+              "blue pixels raise the class score, red ones lower it.", _weights, needs_model=True),
+    RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity, needs_model=True),
     RunFigure("sample_probabilities", "Predicted class probabilities for one test image.", _sample_probabilities),
     RunFigure("sample_contributions", "How each pixel of one test image pushes each class score "
               "(gradient × input — for a linear model, weight × pixel — or, for a model without gradients, "
-              "occlusion sensitivity: how much hiding it lowers the class's probability).", _sample_contributions),
+              "occlusion sensitivity: how much hiding it lowers the class's probability).", _sample_contributions, needs_model=True),
     RunFigure("class_saliency", "Per class, the first test image of that class and the pixels that raise (blue) "
               "or lower (red) its true class's score (gradient × input, or occlusion sensitivity).",
-              _class_saliency),
+              _class_saliency, needs_model=True),
 ]}
 
 
@@ -151,16 +156,75 @@ def draw(name: str, results: Interpretation) -> Figure | None:
     return FIGURES[name].draw(results)
 
 
-def write_figures(results: Interpretation, folder: Path, skip: tuple[str, ...] = ()) -> list[Path]:
-    """Every figure the model's capabilities allow (but those in ``skip``), as ``folder/<name>.png``."""
-    written = []
-    for figure in FIGURES.values():
-        if figure.name in skip:
-            continue
-        fig = figure.draw(results)
-        if fig is not None:
-            written.append(plots.save_png(fig, Path(folder) / f"{figure.name}.png"))
-    return written
+def write_figures(results: Interpretation, folder: Path, skip: tuple[str, ...] = (), processes: int = 1) -> list[Path]:
+    """Every figure the model's capabilities allow (but those in ``skip``), as ``folder/<name>.png``.
+
+    With ``processes`` 2, where a fork is safe (``_can_fork``), a forked child draws the figures that need
+    only the test results while this process draws those that ask the model (the child never runs the
+    model: a forked copy of its thread pools can hang), then helps with the rest; each figure is drawn by
+    one of the two, so the files are the same either way. What the child did not write is drawn here.
+    """
+    folder = Path(folder)
+    order = sorted((f for f in FIGURES.values() if f.name not in skip), key=lambda f: f.needs_model)
+    if processes > 1 and _can_fork() and not order[0].needs_model:
+        _draw_in_two_processes(results, folder, order)
+    else:
+        for figure in order:
+            _write(results, folder, figure)
+    return [path for figure in FIGURES.values() if (path := folder / f"{figure.name}.png").is_file()
+            and figure.name not in skip]
+
+
+def _write(results: Interpretation, folder: Path, figure: RunFigure) -> None:
+    fig = figure.draw(results)
+    if fig is not None:
+        plots.save_png(fig, folder / f"{figure.name}.png")
+
+
+def _can_fork() -> bool:
+    """Whether a child forked now can draw: Linux (macOS's system libraries are not fork-safe), two cores
+    for this process, and no other Python thread, whose locks (a notebook's, a server's) the child would
+    inherit held."""
+    return (sys.platform == "linux" and len(os.sched_getaffinity(0)) > 1 and threading.active_count() == 1)
+
+
+def _draw_in_two_processes(results: Interpretation, folder: Path, order: list[RunFigure]) -> None:
+    """Figures ``order[front:back]`` are left to draw: the child takes them from the front while they need
+    no model, this process from the back."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    left = context.Array("i", [0, len(order)])  # front, back
+
+    def take(from_front: bool) -> RunFigure | None:
+        with left.get_lock():
+            front, back = left
+            if front >= back or (from_front and order[front].needs_model):
+                return None
+            left[0 if from_front else 1] = front + 1 if from_front else back - 1
+            return order[front if from_front else back - 1]
+
+    def child() -> None:
+        try:
+            while (figure := take(from_front=True)) is not None:
+                _write(results, folder, figure)
+        except Exception:  # noqa: BLE001 (drawn again here, where the error is raised for all to see)
+            sys.exit(1)
+
+    results.images  # noqa: B018 (loaded once, before the fork, rather than in both processes)
+    worker = context.Process(target=child, daemon=True)
+    worker.start()
+    try:
+        while (figure := take(from_front=False)) is not None:
+            _write(results, folder, figure)
+        worker.join(CHILD_TIMEOUT_S)
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+    for figure in order[:left[0]]:  # taken by the child; drawn here if it failed to
+        if not (folder / f"{figure.name}.png").is_file():
+            _write(results, folder, figure)
 
 
 def explanation_figures(prediction, true_label: int | None = None) -> dict[str, Figure]:

@@ -91,9 +91,20 @@ class Interpretation:
             "most_confused": [{"a": a, "b": b, "a_to_b": ab, "b_to_a": ba} for a, b, ab, ba in self.most_confused(top)],
         }
 
+    @cached_property
+    def _explained(self) -> dict[int, np.ndarray]:
+        return {}
+
     def explanations(self, indices) -> np.ndarray:
-        """Per-class, per-pixel contributions of the test images ``indices`` (len×classes×784)."""
-        return self.model.explain(self.x[np.asarray(indices, dtype=int)])
+        """Per-class, per-pixel contributions of the test images ``indices`` (len×classes×784); each image is
+        explained once (a figure and the next ask for the same ones), the missing ones in one call."""
+        indices = [int(i) for i in np.asarray(indices, dtype=int).ravel()]
+        missing = sorted(set(indices) - set(self._explained))
+        if missing:
+            self._explained.update(zip(missing, self.model.explain(self.x[missing])))
+        if not indices:
+            return np.zeros((0, len(self.classes), self.x.shape[1]))
+        return np.stack([self._explained[i] for i in indices])
 
     def calibration(self) -> dict:
         """ECE, Brier score and reliability bins (``metrics.calibration``) of the test predictions."""
@@ -104,7 +115,12 @@ class Interpretation:
         return self.metrics.get("robustness") or robustness(self.model.predict_proba, self.images, self.y_true)
 
     def embedding(self) -> dict | None:
-        """A 2-D t-SNE map of (at most ``EMBEDDING_IMAGES``) test images: ``index`` and ``xy``; cached in a run."""
+        """A 2-D t-SNE map of (at most ``EMBEDDING_IMAGES``) test images: ``index`` and ``xy``; cached in a run,
+        and computed at most once here."""
+        return self._embedding
+
+    @cached_property
+    def _embedding(self) -> dict | None:
         return self.load_embedding() or embed(self.model, self.x, self.proba)
 
 
