@@ -9,6 +9,7 @@ the model contract (``models/base.py``); nothing here names a family.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -212,8 +213,14 @@ def _draw_in_two_processes(results: Interpretation, folder: Path, order: list[Ru
             sys.exit(1)
 
     results.images  # noqa: B018 (loaded once, before the fork, rather than in both processes)
-    worker = context.Process(target=child, daemon=True)
-    worker.start()
+    # the objects there are now out of the collector's sight: its passes in the child would otherwise write
+    # to every one of them, copying all the memory the two processes share
+    gc.freeze()
+    try:
+        worker = context.Process(target=child, daemon=True)
+        worker.start()
+    finally:
+        gc.unfreeze()
     try:
         while (figure := take(from_front=False)) is not None:
             _write(results, folder, figure)
