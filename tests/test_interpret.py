@@ -373,3 +373,18 @@ def test_what_a_failing_child_did_not_draw_is_drawn_here(fashion, tmp_path, monk
     monkeypatch.setattr(plots, "save_png", save_here_only)
     shared = {p.name: p.read_bytes() for p in write_figures(r, tmp_path / "two", skip=("embedding",), processes=2)}
     assert shared == alone
+
+
+def _figures_in_a_pool_worker(folder: str) -> list[str]:
+    import mnistlab as ml
+
+    run = ml.train("logreg", train_size=300, test_size=100, name="p", out=folder, progress=False, embedding=False)
+    return sorted(p.name for p in (run.path / "plots").iterdir())
+
+
+def test_a_run_trains_in_a_daemonic_pool_worker(tmp_path):
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # its workers may have no children of their own
+        names = pool.apply(_figures_in_a_pool_worker, (str(tmp_path),))
+    assert {"top_losses.png", "confusion_matrix_percent.png", "reliability.png"} <= set(names)

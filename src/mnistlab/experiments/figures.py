@@ -184,9 +184,12 @@ def _write(results: Interpretation, folder: Path, figure: RunFigure) -> None:
 
 def _can_fork() -> bool:
     """Whether a child forked now can draw: Linux (macOS's system libraries are not fork-safe), two cores
-    for this process, and no other Python thread, whose locks (a notebook's, a server's) the child would
-    inherit held."""
-    return (sys.platform == "linux" and len(os.sched_getaffinity(0)) > 1 and threading.active_count() == 1)
+    for this process, no other Python thread, whose locks (a notebook's, a server's) the child would
+    inherit held, and not a daemonic worker (of a ``multiprocessing.Pool``), which may have no children."""
+    import multiprocessing
+
+    return (sys.platform == "linux" and len(os.sched_getaffinity(0)) > 1 and threading.active_count() == 1
+            and not multiprocessing.current_process().daemon)
 
 
 def _draw_in_two_processes(results: Interpretation, folder: Path, order: list[RunFigure]) -> None:
