@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
@@ -45,7 +45,10 @@ def save_png(fig: Figure, path) -> Path:
     """Render ``fig`` as a PNG at ``path`` (atomically); return the path."""
     path = Path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=png_dpi(fig), pil_kwargs={"compress_level": 1})  # 1.5× as fast as 6, 11 % larger
+    # unhinted glyphs look the same at these sizes and render a sixth faster; compression level 1 is 1.5×
+    # as fast as the default 6, for files 11 % larger
+    with rc_context({"text.hinting": "none"}):
+        fig.savefig(buffer, format="png", dpi=png_dpi(fig), pil_kwargs={"compress_level": 1})
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
