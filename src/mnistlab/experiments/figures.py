@@ -32,7 +32,7 @@ class RunFigure:
     name: str  # plots/<name>.png
     caption: str
     draw: Callable[[Interpretation], Figure | None]  # None: this model has nothing to show here
-    needs_model: bool = False  # asks the model (weights, explanations, features), not only the test results
+    needs_model: bool = False  # asks the model (weights, features), not only the test results and explanations
 
 
 def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure]:
@@ -77,9 +77,19 @@ def _sample_contributions(r: Interpretation) -> Figure:
                                    method=r.model.explanation_method)
 
 
-def _class_saliency(r: Interpretation) -> Figure:
+def _first_of_each_class(r: Interpretation) -> tuple[np.ndarray, np.ndarray]:
+    """The classes in the test set and the first test image of each."""
     labels = np.unique(r.y_true)
-    first = np.array([np.flatnonzero(r.y_true == k)[0] for k in labels])
+    return labels, np.array([np.flatnonzero(r.y_true == k)[0] for k in labels])
+
+
+def explained_images(r: Interpretation) -> np.ndarray:
+    """The test images whose explanations the figures show."""
+    return np.concatenate([[EXPLAINED_SAMPLE], r.top_losses(), _first_of_each_class(r)[1]]).astype(int)
+
+
+def _class_saliency(r: Interpretation) -> Figure:
+    labels, first = _first_of_each_class(r)
     maps = r.explanations(first)[np.arange(len(first)), labels]
     return plots.class_saliency(r.images[first], maps, labels, r.y_pred[first], r.classes,
                                 method=r.model.explanation_method)
@@ -130,7 +140,7 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("wrong", "The first ten misclassified test images (titles: predicted / true).",
               _prediction_grid("wrong")),
     RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — the most "
-              "confident mistakes — with what made the model choose the class it chose.", _top_losses, needs_model=True),
+              "confident mistakes — with what made the model choose the class it chose.", _top_losses),
     RunFigure("most_confused", "The class pairs most often confused, with the most confident examples of each "
               "direction.", _most_confused),
     RunFigure("reliability", "Reliability diagram: how often the predicted class is right against the probability "
@@ -145,10 +155,10 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("sample_probabilities", "Predicted class probabilities for one test image.", _sample_probabilities),
     RunFigure("sample_contributions", "How each pixel of one test image pushes each class score "
               "(gradient × input — for a linear model, weight × pixel — or, for a model without gradients, "
-              "occlusion sensitivity: how much hiding it lowers the class's probability).", _sample_contributions, needs_model=True),
+              "occlusion sensitivity: how much hiding it lowers the class's probability).", _sample_contributions),
     RunFigure("class_saliency", "Per class, the first test image of that class and the pixels that raise (blue) "
               "or lower (red) its true class's score (gradient × input, or occlusion sensitivity).",
-              _class_saliency, needs_model=True),
+              _class_saliency),
 ]}
 
 
@@ -160,10 +170,11 @@ def draw(name: str, results: Interpretation) -> Figure | None:
 def write_figures(results: Interpretation, folder: Path, skip: tuple[str, ...] = (), processes: int = 1) -> list[Path]:
     """Every figure the model's capabilities allow (but those in ``skip``), as ``folder/<name>.png``.
 
-    With ``processes`` 2, where a fork is safe (``_can_fork``), a forked child draws the figures that need
-    only the test results while this process draws those that ask the model (the child never runs the
-    model: a forked copy of its thread pools can hang), then helps with the rest; each figure is drawn by
-    one of the two, so the files are the same either way. What the child did not write is drawn here.
+    With ``processes`` 2, where a fork is safe (``_can_fork``), the explanations are computed first, then
+    a forked child draws the figures that need only them and the test results while this process draws
+    those that ask the model (the child never runs the model: a forked copy of its thread pools can hang),
+    then helps with the rest; each figure is drawn by one of the two, so the files are the same either way.
+    What the child did not write is drawn here.
     """
     folder = Path(folder)
     order = sorted((f for f in FIGURES.values() if f.name not in skip), key=lambda f: f.needs_model)
@@ -215,7 +226,7 @@ def _draw_in_two_processes(results: Interpretation, folder: Path, order: list[Ru
         except Exception:  # noqa: BLE001 (drawn again here, where the error is raised for all to see)
             sys.exit(1)
 
-    results.images  # noqa: B018 (loaded once, before the fork, rather than in both processes)
+    results.explanations(explained_images(results))  # computed here, in one call: the child only reads them
     # the objects there are now out of the collector's sight: its passes in the child would otherwise write
     # to every one of them, copying all the memory the two processes share
     gc.freeze()
