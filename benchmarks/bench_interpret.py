@@ -126,6 +126,7 @@ def main() -> None:
         return computed + phases[label, processes][0] - base
 
     figures_wall = phases["all figures and the report (map computed before)", 2][0]
+    figures_cpu = phases["all figures and the report (map computed before)", 1][1]
     with_map, without_map = added("the same with the map's t-SNE (`train`)", 2), added("without the map (`--no-embedding`)", 2)
     serial = (added("the same with the map's t-SNE (`train`)", 1), added("without the map (`--no-embedding`)", 1))
 
@@ -144,7 +145,8 @@ def main() -> None:
               f"Added to `train` by the interpretation (what it computes, plus its figures and map over the "
               f"figures without them): {with_map:.2f} s with the map (target ≤ {ADDED_TARGET:g} s: "
               f"{verdict(with_map, ADDED_TARGET)}), {without_map:.2f} s with `--no-embedding`; "
-              f"drawn in one process: {serial[0]:.2f} s and {serial[1]:.2f} s.")
+              f"drawn in one process: {serial[0]:.2f} s and {serial[1]:.2f} s. In CPU seconds, what they cost "
+              f"where nothing else runs: {figures_cpu:.2f} s for all figures and the report in one process.")
     common.write_section("bench_interpret", "What figures, report and interpretation cost a run", body)
 
 
