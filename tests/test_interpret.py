@@ -395,3 +395,26 @@ def test_a_run_trains_in_a_daemonic_pool_worker(tmp_path):
     with multiprocessing.get_context("fork").Pool(1) as pool:  # its workers may have no children of their own
         names = pool.apply(_figures_in_a_pool_worker, (str(tmp_path),))
     assert {"top_losses.png", "confusion_matrix_percent.png", "reliability.png"} <= set(names)
+
+
+def test_beside_another_thread_the_figures_are_drawn_here_alone(fashion, tmp_path, monkeypatch):
+    import os
+    import threading
+
+    save, drawn_by = plots.save_png, tmp_path / "pids"
+    drawn_by.mkdir()
+
+    def save_and_note(fig, path):
+        (drawn_by / f"{os.getpid()}-{Path(path).stem}").touch()  # a file: a forked child's would be seen too
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save_png", save_and_note)
+    other = threading.Event()  # as a notebook's kernel or a server has threads of its own
+    waiting = threading.Thread(target=other.wait)
+    waiting.start()
+    try:
+        written = write_figures(_small_interpretation(fashion), tmp_path, skip=("embedding",), processes=2)
+    finally:
+        other.set()
+        waiting.join()
+    assert {p.name.split("-")[0] for p in drawn_by.iterdir()} == {str(os.getpid())} and len(written) >= 10
