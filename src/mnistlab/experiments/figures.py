@@ -13,6 +13,7 @@ import gc
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,8 +232,12 @@ def _draw_in_two_processes(results: Interpretation, folder: Path, order: list[Ru
     # to every one of them, copying all the memory the two processes share
     gc.freeze()
     try:
-        worker = context.Process(target=child, daemon=True)
-        worker.start()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of any thread at a fork (BLAS and OpenMP pools have some): the child
+            # uses none of them, and a child that hangs anyway is stopped and its figures drawn here
+            warnings.filterwarnings("ignore", message=r"This process .* is multi-threaded", category=DeprecationWarning)
+            worker = context.Process(target=child, daemon=True)
+            worker.start()
     finally:
         gc.unfreeze()
     try:
