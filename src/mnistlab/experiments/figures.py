@@ -25,7 +25,7 @@ from .. import plots
 from .interpret import Interpretation
 
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
-CHILD_TIMEOUT_S = 300  # a drawing child still busy after this is stuck: it is stopped, its figures drawn here
+CHILD_TIMEOUT_S = 60  # its share is about a CPU second: a child still busy after this is stuck (stopped; drawn here)
 
 
 @dataclass(frozen=True)
