@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,14 +218,25 @@ def test_every_figure_is_drawn_for_a_family_with_only_predict_proba(fashion, tmp
     assert set(NEW_FIGURES) <= set(written)
     assert {"sample_contributions", "class_saliency"} <= set(written)  # occlusion stands in for gradients
     assert not {"coefficients", "sparsity", "learning_curves"} & set(written)
-    for name in NEW_FIGURES:  # each as big as the figure it was drawn from
+    for name in NEW_FIGURES:  # each as big as the figure it was drawn from, never wider than the report's column
         fig = FIGURES[name].draw(r)
-        width, height = fig.get_size_inches() * plots.DPI
-        assert png_size(written[name]) == (round(width), round(height)), name
-    # ten top losses with their maps: two rows of five images, each over its map
-    assert png_size(written["top_losses"]) == (round((1.9 * 5 + 0.8) * plots.DPI), round((2.05 * 4 + 0.9) * plots.DPI))
-    # five confused pairs, each both ways
-    assert png_size(written["most_confused"])[1] == round((1.1 * 10 + 0.7) * plots.DPI)
+        width, height = fig.get_size_inches() * plots.png_dpi(fig)
+        assert np.allclose(png_size(written[name]), (width, height), atol=1), name
+        assert png_size(written[name])[0] <= plots.REPORT_WIDTH_PX
+    # ten top losses, each image over its map (28 + 3 + 28 rows of pixels) in one framed tile, two rows of five
+    losses = FIGURES["top_losses"].draw(r)
+    frames = [path.get_extents() for path in losses.axes[0].collections[0].get_paths()]
+    assert [(f.width, f.height) for f in frames] == [(28, 59)] * 10
+    assert len({f.x0 for f in frames}) == 5 and len({f.y0 for f in frames}) == 2
+    titles = [t.get_text() for t in losses.axes[0].texts]
+    assert len(titles) == 10 and all("p(true)" in t and " / " in t for t in titles)
+    # five confused pairs, each both ways: ten labelled strips of thumbnails
+    confused = FIGURES["most_confused"].draw(r)
+    labels = [t.get_text() for t in confused.axes[0].texts]
+    assert len(labels) == 10 and all(" → " in label and "images)" in label for label in labels)
+    # counts and row percentages in every cell of the matrix
+    cells = [t.get_text() for t in FIGURES["confusion_matrix_percent"].draw(r).axes[0].texts]
+    assert len(cells) == 100 and any("%" in c for c in cells) and all(c.split("\n")[0].isdigit() for c in cells)
 
 
 def test_a_run_carries_its_interpretation_everywhere(tmp_path):
@@ -310,3 +322,99 @@ def test_train_with_calibrate_fits_a_temperature_on_held_out_images(tmp_path):
     raw = run.model.model.predict_proba(x.reshape(3, -1) / 255.0)
     assert np.allclose([p.probabilities for p in run.predict(x)], scale(raw, t["value"]), atol=1e-6)
     assert "ECE before → after temperature scaling" in run.report_path.read_text()
+
+
+def _small_interpretation(fashion, n: int = 200) -> Interpretation:
+    images, y = fashion.x_test[:n], fashion.y_test[:n]
+    proba = np.random.default_rng(1).dirichlet(np.ones(10) * 0.3, size=n)
+    return Interpretation(Fixed(proba[0]), list(fashion.classes), y, proba, evaluate(y, proba, fashion.classes),
+                          lambda: images)
+
+
+def test_figures_drawn_in_two_processes_are_the_very_same_files(fashion, tmp_path, monkeypatch):
+    import os
+
+    from mnistlab.experiments import figures
+
+    if not figures._can_fork():
+        pytest.skip("drawing in two processes needs Linux and two cores")
+    save, drawn_by = plots.save_png, tmp_path / "pids"
+    drawn_by.mkdir()
+
+    def save_and_sign(fig, path):
+        (drawn_by / f"{os.getpid()}-{Path(path).stem}").touch()
+        return save(fig, path)
+
+    def predict_and_sign(self, x):  # what occlusion explains with
+        (drawn_by / f"{os.getpid()}-model").touch()
+        return np.tile(np.asarray(self.proba, dtype=float), (len(x), 1))
+
+    alone = {p.name: p.read_bytes() for p in write_figures(_small_interpretation(fashion), tmp_path / "one",
+                                                            skip=("embedding",))}
+    monkeypatch.setattr(plots, "save_png", save_and_sign)
+    monkeypatch.setattr(Fixed, "predict_proba", predict_and_sign)
+    shared = {p.name: p.read_bytes() for p in write_figures(_small_interpretation(fashion), tmp_path / "two",
+                                                             skip=("embedding",), processes=2)}
+    assert len(alone) >= 10 and shared == alone
+    by_child = {p.name.split("-", 1)[1] for p in drawn_by.iterdir() if not p.name.startswith(f"{os.getpid()}-")}
+    assert by_child and "model" not in by_child  # the child drew, and never ran the model
+    assert (drawn_by / f"{os.getpid()}-model").is_file()  # the explanations were computed here
+
+
+def test_what_a_failing_child_did_not_draw_is_drawn_here(fashion, tmp_path, monkeypatch):
+    import os
+
+    from mnistlab.experiments import figures
+
+    if not figures._can_fork():
+        pytest.skip("drawing in two processes needs Linux and two cores")
+    parent, save = os.getpid(), plots.save_png
+
+    def save_here_only(fig, path):
+        if os.getpid() != parent:
+            raise RuntimeError("the child breaks")
+        return save(fig, path)
+
+    r = _small_interpretation(fashion)
+    alone = {p.name: p.read_bytes() for p in write_figures(r, tmp_path / "one", skip=("embedding",))}
+    monkeypatch.setattr(plots, "save_png", save_here_only)
+    shared = {p.name: p.read_bytes() for p in write_figures(r, tmp_path / "two", skip=("embedding",), processes=2)}
+    assert shared == alone
+
+
+def _figures_in_a_pool_worker(folder: str) -> list[str]:
+    import mnistlab as ml
+
+    run = ml.train("logreg", train_size=300, test_size=100, name="p", out=folder, progress=False, embedding=False)
+    return sorted(p.name for p in (run.path / "plots").iterdir())
+
+
+def test_a_run_trains_in_a_daemonic_pool_worker(tmp_path):
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # its workers may have no children of their own
+        names = pool.apply(_figures_in_a_pool_worker, (str(tmp_path),))
+    assert {"top_losses.png", "confusion_matrix_percent.png", "reliability.png"} <= set(names)
+
+
+def test_beside_another_thread_the_figures_are_drawn_here_alone(fashion, tmp_path, monkeypatch):
+    import os
+    import threading
+
+    save, drawn_by = plots.save_png, tmp_path / "pids"
+    drawn_by.mkdir()
+
+    def save_and_note(fig, path):
+        (drawn_by / f"{os.getpid()}-{Path(path).stem}").touch()  # a file: a forked child's would be seen too
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save_png", save_and_note)
+    other = threading.Event()  # as a notebook's kernel or a server has threads of its own
+    waiting = threading.Thread(target=other.wait)
+    waiting.start()
+    try:
+        written = write_figures(_small_interpretation(fashion), tmp_path, skip=("embedding",), processes=2)
+    finally:
+        other.set()
+        waiting.join()
+    assert {p.name.split("-")[0] for p in drawn_by.iterdir()} == {str(os.getpid())} and len(written) >= 10

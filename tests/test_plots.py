@@ -82,3 +82,20 @@ def test_plot_overwrites_existing_file(tmp_path):
     plots.save_png(plots.metric_bars(["a"], [1.0], "t", "y"), path)
     with Image.open(path) as image:
         assert image.format == "PNG"
+
+
+def test_figures_fit_the_report_and_keep_their_labels(tmp_path):
+    wide = plots.class_saliency(IMAGES[:10], COEF * IMAGES[:10].reshape(10, 784) / 255, LABELS[:10],
+                                (LABELS[:10] + 1) % 10, NAMES)
+    path = plots.save_png(wide, tmp_path / "wide.png")
+    with Image.open(path) as image:  # never wider than report.html shows it, however wide the figure
+        assert image.width <= plots.REPORT_WIDTH_PX
+    titles = [t.get_text() for t in wide.axes[0].texts]
+    assert titles[3] == "Dress\npredicted: Coat" and len(titles) == 10
+    grid = plots.prediction_grid(IMAGES[:12], LABELS[:12], (LABELS[:12] + np.arange(12) % 2) % 10, NAMES, "Mixed")
+    colours = [t.get_color() for t in grid.axes[0].texts]  # the first 10, a wrong one's title in red
+    assert len(colours) == 10 and colours[0] == "black" and colours[1] == plots.WRONG
+    counts = [t.get_text() for t in plots.confusion_matrix_plot(CM, NAMES).axes[0].texts]
+    assert counts == [str(v) for v in CM.ravel()]
+    ticks = [t.get_text() for t in plots.confusion_counts_percent(CM, NAMES).axes[0].get_xticklabels()]
+    assert ticks == NAMES

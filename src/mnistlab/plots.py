@@ -13,15 +13,20 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
 from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
 
 from ._io import atomic_write_bytes
 
 DPI = 110
+REPORT_WIDTH_PX = 1060  # report.html shows a figure at most this wide (its column): more pixels would be scaled away
 IMAGE_CMAP = "binary"
 DIVERGING_CMAP = "RdBu"
 HIGHLIGHT, MUTED, WRONG = "tab:orange", "tab:blue", "tab:red"
+_TEXT = TextToPath()
 
 
 class _PlainLogFormatter(LogFormatter):
@@ -31,11 +36,19 @@ class _PlainLogFormatter(LogFormatter):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
+def png_dpi(fig: Figure) -> float:
+    """The resolution ``save_png`` writes ``fig`` at: ``DPI``, less for a figure wider than the report shows."""
+    return min(DPI, REPORT_WIDTH_PX / fig.get_figwidth())
+
+
 def save_png(fig: Figure, path) -> Path:
     """Render ``fig`` as a PNG at ``path`` (atomically); return the path."""
     path = Path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    # unhinted glyphs look the same at these sizes and render a sixth faster; compression level 1 is 1.5×
+    # as fast as the default 6, for files 11 % larger
+    with rc_context({"text.hinting": "none"}):
+        fig.savefig(buffer, format="png", dpi=png_dpi(fig), pil_kwargs={"compress_level": 1})
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
@@ -61,17 +74,106 @@ def _symmetric_limit(values) -> float:
     return vmax if vmax > 0 else 1.0
 
 
-def _panel_grid(n: int, ncols: int, cell: float = 1.7, extra_height: float = 0.6):
-    """A constrained-layout figure with ``n`` panels in rows of ``ncols``; unused axes removed."""
+# Fixed layouts. The figures of a run place their Axes in inches from the figure's edges, margins sized
+# from the text they hold: constrained layout would measure every artist in an extra draw, which cost
+# about as much as drawing the figure itself.
+
+def _text_inches(texts, size: float) -> float:
+    """The width, in inches, of the widest line of ``texts`` at font ``size`` (points)."""
+    prop = FontProperties(size=size)
+    widths = [_TEXT.get_text_width_height_descent(line, prop, ismath=False)[0]
+              for text in texts for line in str(text).split("\n")]
+    return max(widths, default=0.0) / 72
+
+
+def _lines_inches(size: float, lines: int = 1) -> float:
+    """The height, in inches, of ``lines`` lines of text at font ``size`` (matplotlib's line spacing is 1.2)."""
+    return lines * size * 1.2 / 72
+
+
+def _axes_at(fig: Figure, left: float, bottom: float, width: float, height: float, **kwargs):
+    """An Axes at a rectangle given in inches from the figure's lower left corner."""
+    fw, fh = fig.get_size_inches()
+    return fig.add_axes((left / fw, bottom / fh, width / fw, height / fh), **kwargs)
+
+
+def _grid(fig: Figure, nrows: int, ncols: int, left: float, right: float, top: float, bottom: float,
+          wgap: float = 0.0, hgap: float = 0.0, **kwargs) -> np.ndarray:
+    """``nrows``×``ncols`` subplots within margins and with gaps between them, all in inches."""
+    fw, fh = fig.get_size_inches()
+    width = (fw - left - right - (ncols - 1) * wgap) / ncols
+    height = (fh - top - bottom - (nrows - 1) * hgap) / nrows  # the mean, with ``height_ratios``
+    spec = {"left": left / fw, "right": 1 - right / fw, "top": 1 - top / fh, "bottom": bottom / fh,
+            "wspace": wgap / width, "hspace": hgap / height}
+    return fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=spec, **kwargs)
+
+
+def _colorbar(fig: Figure, cmap: str, vmin: float, vmax: float, rect, **kwargs):
+    """A colorbar of ``cmap`` over [vmin, vmax] in ``rect`` (left, bottom, width, height in inches)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(Normalize(vmin, vmax), cmap)
+    return fig.colorbar(mappable, cax=_axes_at(fig, *rect), **kwargs)
+
+
+def _rgb(values, cmap: str, vmin: float, vmax: float) -> np.ndarray:
+    """``values`` coloured by ``cmap`` over [vmin, vmax] as an RGB array: what imshow would show."""
+    scaled = (np.asarray(values, dtype=float) - vmin) / ((vmax - vmin) or 1.0)
+    return colormaps[cmap](np.clip(scaled, 0.0, 1.0))[..., :3]
+
+
+def _gray(image) -> np.ndarray:
+    """An image as RGB in the image colour map, scaled to its own maximum (as imshow scales it)."""
+    return _rgb(image, IMAGE_CMAP, 0.0, float(np.max(image)) or 1.0)
+
+
+def _over(top: np.ndarray, bottom: np.ndarray, gap: int = 3) -> np.ndarray:
+    """Two RGB tiles of one width, one over the other with a white gap between them."""
+    return np.vstack([top, np.ones((gap, top.shape[1], 3)), bottom])
+
+
+def _tiles(tiles, titles, suptitle: str, ncols: int, tile: float = 1.5, title_size: float = 8.5,
+           colours=None, weights=None, colorbar: dict | None = None) -> Figure:
+    """RGB ``tiles`` (all of one shape) in rows of ``ncols``, each under its title, with an optional colorbar
+    (``colorbar``: ``cmap``, ``vmin``, ``vmax`` and ``label``); ``tile`` is a tile's width in inches.
+
+    The tiles are pasted into one image drawn on one Axes, with one text per title: an Axes per tile
+    cost ten times as much to create and draw."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Rectangle
+
+    n = len(tiles)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    width = max(cell * ncols + 1.5, 4.0)  # room for a colorbar and the suptitle
-    height = max(cell * nrows + extra_height, 2.8)
-    fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.remove()
-    return fig, axes[:n]
+    height, width = tiles[0].shape[:2]
+    per_pixel = tile / width  # inches
+    lines = max(str(t).count("\n") + 1 for t in titles)
+    pitch = max(tile + 0.2, _text_inches(titles, title_size) + 0.15)  # a column's width: tile and title fit
+    gap = round((pitch - tile) / per_pixel)
+    band = math.ceil((_lines_inches(title_size, lines) + 0.1) / per_pixel)  # a title's rows above its tile
+    canvas = np.ones((nrows * (band + height), ncols * width + (ncols - 1) * gap, 3))
+    corners = [((i % ncols) * (width + gap), (i // ncols) * (band + height) + band) for i in range(n)]
+    for (x, y), picture in zip(corners, tiles):
+        canvas[y:y + height, x:x + width] = picture
+    margin, bar = 0.1, (1.3 if colorbar else 0.0)
+    top = _lines_inches(12, suptitle.count("\n") + 1) + 0.15
+    shown_w, shown_h = canvas.shape[1] * per_pixel, canvas.shape[0] * per_pixel
+    fig = Figure(figsize=(shown_w + 2 * margin + bar, shown_h + top + margin))
+    ax = _axes_at(fig, margin, margin, shown_w, shown_h)
+    ax.imshow(canvas, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    ax.add_collection(PatchCollection([Rectangle((x - 0.5, y - 0.5), width, height) for x, y in corners],
+                                      facecolor="none", edgecolor="black", linewidth=0.8, clip_on=False))
+    colours, weights = colours or ["black"] * n, weights or ["normal"] * n
+    for (x, y), title, colour, weight in zip(corners, titles, colours, weights):
+        ax.text(x + (width - 1) / 2, y - 1.5, title, ha="center", va="bottom", fontsize=title_size, color=colour,
+                fontweight=weight)
+    if colorbar:
+        _colorbar(fig, colorbar["cmap"], colorbar["vmin"], colorbar["vmax"],
+                  (margin + shown_w + 0.25, margin + 0.1 * shown_h, 0.2, 0.8 * shown_h), label=colorbar["label"])
+    fig.suptitle(suptitle, y=1 - 0.05 / fig.get_figheight(), va="top")
+    return fig
 
 
 def _weight_rows(coef, class_names) -> tuple[np.ndarray, list[str]]:
@@ -84,6 +186,25 @@ def _weight_rows(coef, class_names) -> tuple[np.ndarray, list[str]]:
     return coef.reshape(-1, 28, 28), titles
 
 
+def _matrix_axes(k: int, class_names, title: str, cell: float = 0.62, bar_label: bool = True):
+    """A figure for a k×k matrix of classes: square cells of ``cell`` inches, class names on both axes,
+    room for the title above and a labelled colorbar on the right; returns (figure, matrix Axes, colorbar rect)."""
+    side = max(3.0, cell * k)
+    names = _text_inches(class_names, 10)
+    left = names + 0.2 + _lines_inches(10) + 0.15  # tick labels, then the axis label
+    bottom = 0.71 * names + 0.2 + _lines_inches(10) + 0.15  # tick labels at 45°, then the axis label
+    top = _lines_inches(12, title.count("\n") + 1) + 0.25
+    right = 0.3 + 0.2 + 0.55 + (_lines_inches(10) + 0.1 if bar_label else 0.0) + 0.1  # gap, bar, ticks, label
+    fig = Figure(figsize=(left + side + right, bottom + side + top))
+    ax = _axes_at(fig, left, bottom, side, side)
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    ax.set_title(title)
+    return fig, ax, (left + side + 0.3, bottom + 0.1 * side, 0.2, 0.8 * side)
+
+
 def confusion_matrix_plot(cm, class_names, normalized: bool = False,
                           difference: bool = False, title: str | None = None) -> Figure:
     """Heatmap of a confusion matrix (rows: true class) with the value in each cell.
@@ -94,31 +215,24 @@ def confusion_matrix_plot(cm, class_names, normalized: bool = False,
     """
     cm = np.asarray(cm, dtype=float)
     k = len(class_names)
-    size = max(4.5, 0.6 * k + 2.5)
-    fig = Figure(figsize=(size + 1, size), layout="constrained")
-    ax = fig.subplots()
+    title = title or ("Confusion matrix, normalised by true class (rows sum to 1)" if normalized
+                      else "Confusion matrix (test images)")
+    fig, ax, bar = _matrix_axes(k, class_names, title, bar_label=difference)
     if difference:
         vmax = _symmetric_limit(cm)
         better = np.where(np.eye(k, dtype=bool), cm, -cm)
-        image = ax.imshow(better, cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
-        threshold = vmax * 0.6
+        cmap, vmin, shown, threshold = DIVERGING_CMAP, -vmax, better, vmax * 0.6
     else:
         vmax = 1 if normalized else max(cm.max(), 1)
-        image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=vmax)
-        threshold = vmax / 2
-    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+        cmap, vmin, shown, threshold = "Blues", 0, cm, vmax / 2
+    ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax)
+    colorbar = _colorbar(fig, cmap, vmin, vmax, bar)
     if difference:
-        bar.set_label("blue: B better, red: B worse")
+        colorbar.set_label("blue: B better, red: B worse")
     for (i, j), value in np.ndenumerate(cm):
         text = f"{value:.2f}" if normalized else f"{int(value):+d}" if difference and value else f"{int(value)}"
         ax.text(j, i, text, ha="center", va="center", fontsize=8,
                 color="white" if abs(value) > threshold else "black")
-    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(k), class_names)
-    ax.set_xlabel("Predicted class")
-    ax.set_ylabel("True class")
-    ax.set_title(title or ("Confusion matrix, normalised by true class (rows sum to 1)" if normalized
-                           else "Confusion matrix (test images)"))
     return fig
 
 
@@ -131,41 +245,26 @@ def prediction_grid(images, true, pred, class_names, title: str) -> Figure:
         _note(fig.subplots(), "None")
         fig.suptitle(title)
         return fig
-    fig, axes = _panel_grid(len(images), ncols=5, cell=1.9, extra_height=0.9)
-    for ax, image, t, p in zip(axes, images, true, pred):
-        ax.imshow(image, cmap=IMAGE_CMAP)
-        _bare(ax)
-        ax.set_title(f"{class_names[p]} / {class_names[t]}", fontsize=8.5,
-                     color="black" if p == t else WRONG)
-    fig.suptitle(f"{title}\n(titles: predicted / true)")
-    return fig
+    return _tiles([_gray(image) for image in images], [f"{class_names[p]} / {class_names[t]}" for t, p in zip(true, pred)],
+                  f"{title}\n(titles: predicted / true)", ncols=5, tile=1.6,
+                  colours=["black" if p == t else WRONG for t, p in zip(true, pred)])
 
 
 def coefficient_images(coef, class_names, title: str = "Weights per class") -> Figure:
     """One 28×28 weight image per class on a shared symmetric RdBu scale."""
     weights, titles = _weight_rows(coef, class_names)
     vmax = _symmetric_limit(weights)
-    fig, axes = _panel_grid(len(weights), ncols=5)
-    for ax, w, name in zip(axes, weights, titles):
-        image = ax.imshow(w, cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
-        _bare(ax)
-        ax.set_title(name, fontsize=10)
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label="weight (blue +, red −)")
-    fig.suptitle(title)
-    return fig
+    return _tiles([_rgb(w, DIVERGING_CMAP, -vmax, vmax) for w in weights], titles, title, ncols=5, title_size=10,
+                  colorbar={"cmap": DIVERGING_CMAP, "vmin": -vmax, "vmax": vmax, "label": "weight (blue +, red −)"})
 
 
 def sparsity_mask(coef, class_names) -> Figure:
     """Where each class's weights are exactly zero (black), with sparsity in the titles."""
     weights, titles = _weight_rows(coef, class_names)
     zero = weights == 0
-    fig, axes = _panel_grid(len(weights), ncols=5)
-    for ax, mask, name in zip(axes, zero, titles):
-        ax.imshow(mask, cmap="gray_r", vmin=0, vmax=1)
-        _bare(ax)
-        ax.set_title(f"{name}: {mask.mean():.0%} zero", fontsize=10)
-    fig.suptitle(f"Zero weights (black): {zero.mean():.1%} of all weights")
-    return fig
+    return _tiles([_rgb(mask, "gray_r", 0, 1) for mask in zero],
+                  [f"{name}: {mask.mean():.0%} zero" for mask, name in zip(zero, titles)],
+                  f"Zero weights (black): {zero.mean():.1%} of all weights", ncols=5, title_size=10)
 
 
 def _curve_groups(history) -> list[tuple[str, dict[str, list[float]]]]:
@@ -198,8 +297,8 @@ def curves(history: dict[str, list[float]], title: str, xlabel: str) -> Figure:
         _note(fig.subplots(), "No history recorded")
         fig.suptitle(title)
         return fig
-    fig = Figure(figsize=(5 * len(groups) + 1, 4), layout="constrained")
-    axes = fig.subplots(1, len(groups), squeeze=False).ravel()
+    fig = Figure(figsize=(5 * len(groups) + 1, 4))
+    axes = _grid(fig, 1, len(groups), left=0.85, right=0.2, top=0.5, bottom=0.55, wgap=0.95).ravel()
     n_steps = min(len(values) for _, series in groups for values in series.values())
     for ax, (group, series) in zip(axes, groups):
         for key, values in series.items():
@@ -226,8 +325,8 @@ def probability_bars(proba, class_names, title: str) -> Figure:
     proba = np.asarray(proba, dtype=float).ravel()
     top = int(proba.argmax())
     k = len(class_names)
-    fig = Figure(figsize=(6.5, 0.35 * k + 1.2), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(6.5, 0.35 * k + 1.2))
+    ax = _grid(fig, 1, 1, left=_text_inches(class_names, 10) + 0.2, right=0.3, top=0.4, bottom=0.6)[0, 0]
     colors = [HIGHLIGHT if i == top else MUTED for i in range(k)]
     ax.barh(range(k), proba, color=colors)
     for i, p in enumerate(proba):
@@ -247,37 +346,22 @@ def contribution_maps(contributions, image, class_names, proba=None, method: str
     maps = np.asarray(contributions, dtype=float).reshape(len(class_names), 28, 28)
     vmax = _symmetric_limit(maps)
     top = int(np.argmax(proba)) if proba is not None else int(maps.sum(axis=(1, 2)).argmax())
-    fig, axes = _panel_grid(len(maps) + 1, ncols=6)
-    axes[0].imshow(_as_images(image)[0], cmap=IMAGE_CMAP)
-    axes[0].set_title("input", fontsize=10)
-    _bare(axes[0])
-    for k, (ax, contribution) in enumerate(zip(axes[1:], maps)):
-        shown = ax.imshow(contribution, cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
-        _bare(ax)
-        label = str(class_names[k]) if proba is None else f"{class_names[k]}\n{proba[k]:.1%}"
-        ax.set_title(label, fontsize=10, fontweight="bold" if k == top else "normal")
-    fig.colorbar(shown, ax=list(axes), shrink=0.8, label="contribution")
-    fig.suptitle(f"Pixel contributions to each class score ({method}; blue for, red against)")
-    return fig
+    labels = [str(name) if proba is None else f"{name}\n{proba[k]:.1%}" for k, name in enumerate(class_names)]
+    return _tiles([_gray(_as_images(image)[0]), *(_rgb(m, DIVERGING_CMAP, -vmax, vmax) for m in maps)],
+                  ["input", *labels], f"Pixel contributions to each class score ({method}; blue for, red against)",
+                  ncols=6, title_size=10, weights=["normal", *("bold" if k == top else "normal" for k in range(len(maps)))],
+                  colorbar={"cmap": DIVERGING_CMAP, "vmin": -vmax, "vmax": vmax, "label": "contribution"})
 
 
 def class_saliency(images, maps, true, pred, class_names, method: str = "gradient × input") -> Figure:
-    """One test image per class (top row) over its ``method`` map for its true class
-    (bottom row); each map on its own symmetric scale, since their magnitudes differ."""
+    """One test image per class over its ``method`` map for its true class; each map on its own
+    symmetric scale, since their magnitudes differ."""
     images, maps = _as_images(images), _as_images(np.asarray(maps, dtype=float))
-    fig = Figure(figsize=(max(1.6 * len(images), 4.0), 4.4), layout="constrained")
-    axes = fig.subplots(2, len(images), squeeze=False)
-    for column, (image, saliency, t, p) in enumerate(zip(images, maps, true, pred)):
-        top, bottom = axes[0, column], axes[1, column]
-        top.imshow(image, cmap=IMAGE_CMAP)
-        top.set_title(f"{class_names[t]}\npredicted: {class_names[p]}", fontsize=8.5,
-                      color="black" if p == t else WRONG)
-        limit = _symmetric_limit(saliency)
-        bottom.imshow(saliency, cmap=DIVERGING_CMAP, vmin=-limit, vmax=limit)
-        for ax in (top, bottom):
-            _bare(ax)
-    fig.suptitle(f"Saliency per class: {method} of the true class's score (blue for, red against)")
-    return fig
+    tiles = [_over(_gray(image), _rgb(saliency, DIVERGING_CMAP, -_symmetric_limit(saliency), _symmetric_limit(saliency)))
+             for image, saliency in zip(images, maps)]
+    return _tiles(tiles, [f"{class_names[t]}\npredicted: {class_names[p]}" for t, p in zip(true, pred)],
+                  f"Saliency per class: {method} of the true class's score\n(under each image; blue for, red against)",
+                  ncols=5, tile=1.4, colours=["black" if p == t else WRONG for t, p in zip(true, pred)])
 
 
 def photo_explanation(photo, pixels, proba, class_names, title: str, contributions=None, found=None,
@@ -410,66 +494,46 @@ def confusion_counts_percent(cm, class_names, title: str = "Confusion matrix: co
     """One confusion matrix with each cell's count and its share of the row (the true class), coloured by
     that share, so that classes with fewer images are read as fairly as the large ones."""
     cm = np.asarray(cm, dtype=float)
-    k = len(class_names)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    size = max(5.0, 0.75 * k + 2.5)
-    fig = Figure(figsize=(size + 1, size), layout="constrained")
-    ax = fig.subplots()
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, shrink=0.8, format=PercentFormatter(xmax=1), label="share of the true class")
-    for (i, j), count in np.ndenumerate(cm):
-        ax.text(j, i, f"{int(count)}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=7,
+    fig, ax, bar = _matrix_axes(len(class_names), class_names, title, cell=0.7)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    _colorbar(fig, "Blues", 0, 1, bar, format=PercentFormatter(xmax=1), label="share of the true class")
+    for (i, j), count in np.ndenumerate(cm):  # an empty cell says 0, a share that rounds to 0 % says <1 %
+        percent = "" if not count else "\n<1%" if share[i, j] < 0.005 else f"\n{share[i, j]:.0%}"
+        ax.text(j, i, f"{int(count)}{percent}", ha="center", va="center", fontsize=7,
                 color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(k), class_names)
-    ax.set_xlabel("Predicted class")
-    ax.set_ylabel("True class")
-    ax.set_title(title)
     return fig
 
 
 def top_losses(images, true, pred, p_true, losses, class_names, maps=None, method: str = "") -> Figure:
     """The most confident mistakes: each image titled predicted / true, its loss and the probability of the
-    true class; under it (``maps``, one 784-pixel map each) the evidence for the predicted class.
-
-    An image and its map share one panel (stacked as one RGB picture): half the panels to lay out."""
-    from matplotlib import colormaps
-
+    true class; under it (``maps``, one 784-pixel map each) the evidence for the predicted class."""
     images = _as_images(images)
-    n, ncols = len(images), 5
+    n = len(images)
     if n == 0:
         fig = Figure(figsize=(6, 2), layout="constrained")
         _note(fig.subplots(), "No test images")
         return fig
-    rows = math.ceil(n / ncols)
-    per_image = 2 if maps is not None else 1
-    fig = Figure(figsize=(1.9 * min(n, ncols) + 0.8, 2.05 * rows * per_image + 0.9), layout="constrained")
-    axes = fig.subplots(rows, min(n, ncols), squeeze=False).ravel()
-    for ax in axes:
-        _bare(ax)
-        ax.set_axis_off()
-    gray, diverging = colormaps[IMAGE_CMAP], colormaps[DIVERGING_CMAP]
-    for i, ax in enumerate(axes[:n]):
-        picture = gray(images[i] / max(float(images[i].max()), 1.0))[..., :3]
-        if maps is not None:
-            evidence = np.asarray(maps[i], dtype=float).reshape(28, 28)
-            shown = diverging(0.5 + 0.5 * evidence / _symmetric_limit(evidence))[..., :3]
-            picture = np.vstack([picture, np.ones((3, 28, 3)), shown])  # a white gap between the two
-        ax.set_axis_on()
-        ax.imshow(picture)
-        ax.set_title(f"{class_names[pred[i]]} / {class_names[true[i]]}\nloss {losses[i]:.2f}, "
-                     f"p(true) {p_true[i]:.2g}", fontsize=8, color="black" if pred[i] == true[i] else WRONG)
+    tiles = [_gray(image) for image in images]
+    if maps is not None:
+        evidence = np.asarray(maps, dtype=float).reshape(n, 28, 28)
+        tiles = [_over(t, _rgb(e, DIVERGING_CMAP, -_symmetric_limit(e), _symmetric_limit(e)))
+                 for t, e in zip(tiles, evidence)]
     explained = "" if maps is None else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)"
-    fig.suptitle(f"Top {n} losses: the most confident mistakes (titles: predicted / true){explained}")
-    return fig
+    return _tiles(tiles, [f"{class_names[p]} / {class_names[t]}\nloss {loss:.2f}, p(true) {q:.2g}"
+                          for t, p, q, loss in zip(true, pred, p_true, losses)],
+                  f"Top {n} losses: the most confident mistakes (titles: predicted / true){explained}",
+                  ncols=5, tile=1.6, title_size=8, colours=["black" if p == t else WRONG for t, p in zip(true, pred)])
 
 
 def confused_pairs(images, rows: list[tuple[str, list[int]]], title: str = "Most confused pairs") -> Figure:
     """One strip of thumbnails per confusion direction: ``rows`` is (label, indices into ``images``).
 
-    Each strip is one image (the thumbnails side by side, a white gap between them), so that the
-    figure costs one panel per row rather than one per thumbnail."""
+    All the strips are one image on one Axes, each labelled on its left."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import Rectangle
+
     images = _as_images(images)
     if not rows:
         fig = Figure(figsize=(6, 2), layout="constrained")
@@ -477,19 +541,26 @@ def confused_pairs(images, rows: list[tuple[str, list[int]]], title: str = "Most
         fig.suptitle(title)
         return fig
     width = max(max(len(idx) for _, idx in rows), 1)
-    gap = 3
-    fig = Figure(figsize=(1.1 * width + 2.8, 1.1 * len(rows) + 0.7), layout="constrained")
-    axes = fig.subplots(len(rows), 1, squeeze=False).ravel()
-    for ax, (label, idx) in zip(axes, rows):
-        strip = np.zeros((28, width * (28 + gap) - gap))  # 0 is the background: white in the image colour map
+    thumb, gap, row_gap = 0.9, 3, 6  # a thumbnail's width in inches; gaps in pixels
+    per_pixel = thumb / 28
+    canvas = np.zeros((len(rows) * (28 + row_gap) - row_gap, width * (28 + gap) - gap))  # 0: white
+    frames = []
+    for r, (_, idx) in enumerate(rows):
         for slot, i in enumerate(idx):
-            strip[:, slot * (28 + gap): slot * (28 + gap) + 28] = images[i]
-        ax.imshow(strip, cmap=IMAGE_CMAP, vmin=0)
-        _bare(ax)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle(title)
+            x, y = slot * (28 + gap), r * (28 + row_gap)
+            canvas[y:y + 28, x:x + 28] = images[i]
+            frames.append(Rectangle((x - 0.5, y - 0.5), 28, 28))
+    labels = [label for label, _ in rows]
+    left, top = _text_inches(labels, 9) + 0.25, _lines_inches(12, title.count("\n") + 1) + 0.25
+    shown_w, shown_h = canvas.shape[1] * per_pixel, canvas.shape[0] * per_pixel
+    fig = Figure(figsize=(left + shown_w + 0.15, top + shown_h + 0.15))
+    ax = _axes_at(fig, left, 0.15, shown_w, shown_h)
+    ax.imshow(canvas, cmap=IMAGE_CMAP, vmin=0, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    ax.add_collection(PatchCollection(frames, facecolor="none", edgecolor="0.75", linewidth=0.6, clip_on=False))
+    for r, label in enumerate(labels):
+        ax.text(-4, r * (28 + row_gap) + 13.5, label, ha="right", va="center", fontsize=9)
+    fig.suptitle(title, y=1 - 0.08 / fig.get_figheight(), va="top")
     return fig
 
 
@@ -501,8 +572,9 @@ def reliability_diagram(bins: dict, ece: float, brier: float, binning: str) -> F
     accuracy = np.array([np.nan if a is None else a for a in bins["accuracy"]], dtype=float)
     confidence = np.array([np.nan if c is None else c for c in bins["confidence"]], dtype=float)
     centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    fig = Figure(figsize=(6, 6.4), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    fig = Figure(figsize=(6, 6.4))
+    top, bottom = _grid(fig, 2, 1, left=0.85, right=0.25, top=0.6, bottom=0.6, hgap=0.2, sharex=True,
+                        height_ratios=(3, 1)).ravel()
     filled = count > 0
     top.bar(centres[filled], accuracy[filled], width=width[filled], color=MUTED, edgecolor="white", label="accuracy")
     top.bar(centres[filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=width[filled],
@@ -526,8 +598,8 @@ def robustness_curves(results: dict[str, dict], title: str = "Accuracy under shi
     strength 0 being the unshifted images; one line per entry of ``results`` (a run's ``robustness``)."""
     first = next(iter(results.values()))
     shifts = list(first["shifts"])
-    fig = Figure(figsize=(3.2 * len(shifts) + 0.8, 3.6), layout="constrained")
-    axes = fig.subplots(1, len(shifts), sharey=True, squeeze=False).ravel()
+    fig = Figure(figsize=(2.5 * len(shifts) + 1.1, 3.6))
+    axes = _grid(fig, 1, len(shifts), left=0.8, right=0.15, top=0.75, bottom=0.55, wgap=0.2, sharey=True).ravel()
     for ax, shift in zip(axes, shifts):
         for label, result in results.items():
             curve = result["shifts"][shift]
@@ -552,8 +624,8 @@ def embedding_map(xy, labels, class_names, images, of: str, thumbnails: int = 40
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
     xy, labels, images = np.asarray(xy, dtype=float), np.asarray(labels), _as_images(images)
-    fig = Figure(figsize=(8.5, 7), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(8.5, 7))
+    ax = _grid(fig, 1, 1, left=0.15, right=_text_inches(class_names, 8) + 0.75, top=0.45, bottom=0.15)[0, 0]
     colours = [f"C{k % 10}" for k in labels]
     ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=6, alpha=0.7, linewidths=0)
     chosen = np.random.default_rng(0).permutation(len(xy))[:thumbnails]
@@ -567,3 +639,5 @@ def embedding_map(xy, labels, class_names, images, of: str, thumbnails: int = 40
     _bare(ax)
     ax.set_title(f"Map of {len(xy):,} test images (t-SNE of the model's {of})")
     return fig
+
+

@@ -9,6 +9,11 @@ the model contract (``models/base.py``); nothing here names a family.
 
 from __future__ import annotations
 
+import gc
+import os
+import sys
+import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,7 @@ from .. import plots
 from .interpret import Interpretation
 
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
+CHILD_TIMEOUT_S = 60  # its share is about a CPU second: a child still busy after this is stuck (stopped; drawn here)
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class RunFigure:
     name: str  # plots/<name>.png
     caption: str
     draw: Callable[[Interpretation], Figure | None]  # None: this model has nothing to show here
+    needs_model: bool = False  # asks the model (weights, features), not only the test results and explanations
 
 
 def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure]:
@@ -71,9 +78,19 @@ def _sample_contributions(r: Interpretation) -> Figure:
                                    method=r.model.explanation_method)
 
 
-def _class_saliency(r: Interpretation) -> Figure:
+def _first_of_each_class(r: Interpretation) -> tuple[np.ndarray, np.ndarray]:
+    """The classes in the test set and the first test image of each."""
     labels = np.unique(r.y_true)
-    first = np.array([np.flatnonzero(r.y_true == k)[0] for k in labels])
+    return labels, np.array([np.flatnonzero(r.y_true == k)[0] for k in labels])
+
+
+def explained_images(r: Interpretation) -> np.ndarray:
+    """The test images whose explanations the figures show."""
+    return np.concatenate([[EXPLAINED_SAMPLE], r.top_losses(), _first_of_each_class(r)[1]]).astype(int)
+
+
+def _class_saliency(r: Interpretation) -> Figure:
+    labels, first = _first_of_each_class(r)
     maps = r.explanations(first)[np.arange(len(first)), labels]
     return plots.class_saliency(r.images[first], maps, labels, r.y_pred[first], r.classes,
                                 method=r.model.explanation_method)
@@ -110,7 +127,7 @@ def _embedding(r: Interpretation) -> Figure | None:
 
 FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("learning_curves", "Training history: the objective per solver iteration, or loss and accuracy "
-              "after each epoch.", _curves),
+              "after each epoch.", _curves, needs_model=True),
     RunFigure("confusion_matrix", "Confusion matrix of the test set (counts; rows are the true classes).",
               lambda r: plots.confusion_matrix_plot(np.array(r.metrics["confusion_matrix"]), r.classes)),
     RunFigure("confusion_matrix_normalized",
@@ -132,10 +149,10 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("robustness", "Accuracy on a sample of test images translated, rotated, made noisy and lower in "
               "contrast, at growing strengths.", lambda r: plots.robustness_curves({"test": r.robustness()})),
     RunFigure("embedding", "A 2-D map (t-SNE) of test images as the model sees them, coloured by true class, "
-              "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding),
+              "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding, needs_model=True),
     RunFigure("coefficients", "The learned weights of each class as 28×28 images: "
-              "blue pixels raise the class score, red ones lower it.", _weights),
-    RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity),
+              "blue pixels raise the class score, red ones lower it.", _weights, needs_model=True),
+    RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity, needs_model=True),
     RunFigure("sample_probabilities", "Predicted class probabilities for one test image.", _sample_probabilities),
     RunFigure("sample_contributions", "How each pixel of one test image pushes each class score "
               "(gradient × input — for a linear model, weight × pixel — or, for a model without gradients, "
@@ -151,16 +168,89 @@ def draw(name: str, results: Interpretation) -> Figure | None:
     return FIGURES[name].draw(results)
 
 
-def write_figures(results: Interpretation, folder: Path, skip: tuple[str, ...] = ()) -> list[Path]:
-    """Every figure the model's capabilities allow (but those in ``skip``), as ``folder/<name>.png``."""
-    written = []
-    for figure in FIGURES.values():
-        if figure.name in skip:
-            continue
-        fig = figure.draw(results)
-        if fig is not None:
-            written.append(plots.save_png(fig, Path(folder) / f"{figure.name}.png"))
-    return written
+def write_figures(results: Interpretation, folder: Path, skip: tuple[str, ...] = (), processes: int = 1) -> list[Path]:
+    """Every figure the model's capabilities allow (but those in ``skip``), as ``folder/<name>.png``.
+
+    With ``processes`` 2, where a fork is safe (``_can_fork``), the explanations are computed first, then
+    a forked child draws the figures that need only them and the test results while this process draws
+    those that ask the model (the child never runs the model: a forked copy of its thread pools can hang),
+    then helps with the rest; each figure is drawn by one of the two, so the files are the same either way.
+    What the child did not write is drawn here.
+    """
+    folder = Path(folder)
+    order = sorted((f for f in FIGURES.values() if f.name not in skip), key=lambda f: f.needs_model)
+    if processes > 1 and _can_fork() and not order[0].needs_model:
+        _draw_in_two_processes(results, folder, order)
+    else:
+        for figure in order:
+            _write(results, folder, figure)
+    return [path for figure in FIGURES.values() if (path := folder / f"{figure.name}.png").is_file()
+            and figure.name not in skip]
+
+
+def _write(results: Interpretation, folder: Path, figure: RunFigure) -> None:
+    fig = figure.draw(results)
+    if fig is not None:
+        plots.save_png(fig, folder / f"{figure.name}.png")
+
+
+def _can_fork() -> bool:
+    """Whether a child forked now can draw: Linux (macOS's system libraries are not fork-safe), two cores
+    for this process, no other Python thread, whose locks (a notebook's, a server's) the child would
+    inherit held, and not a daemonic worker (of a ``multiprocessing.Pool``), which may have no children."""
+    import multiprocessing
+
+    return (sys.platform == "linux" and len(os.sched_getaffinity(0)) > 1 and threading.active_count() == 1
+            and not multiprocessing.current_process().daemon)
+
+
+def _draw_in_two_processes(results: Interpretation, folder: Path, order: list[RunFigure]) -> None:
+    """Figures ``order[front:back]`` are left to draw: the child takes them from the front while they need
+    no model, this process from the back."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    left = context.Array("i", [0, len(order)])  # front, back
+
+    def take(from_front: bool) -> RunFigure | None:
+        with left.get_lock():
+            front, back = left
+            if front >= back or (from_front and order[front].needs_model):
+                return None
+            left[0 if from_front else 1] = front + 1 if from_front else back - 1
+            return order[front if from_front else back - 1]
+
+    def child() -> None:
+        try:
+            while (figure := take(from_front=True)) is not None:
+                _write(results, folder, figure)
+        except Exception:  # noqa: BLE001 (drawn again here, where the error is raised for all to see)
+            sys.exit(1)
+
+    results.explanations(explained_images(results))  # computed here, in one call: the child only reads them
+    # the objects there are now out of the collector's sight: its passes in the child would otherwise write
+    # to every one of them, copying all the memory the two processes share
+    gc.freeze()
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of any thread at a fork (BLAS and OpenMP pools have some): the child
+            # uses none of them, and a child that hangs anyway is stopped and its figures drawn here
+            warnings.filterwarnings("ignore", message=r"This process .* is multi-threaded", category=DeprecationWarning)
+            worker = context.Process(target=child, daemon=True)
+            worker.start()
+    finally:
+        gc.unfreeze()
+    try:
+        while (figure := take(from_front=False)) is not None:
+            _write(results, folder, figure)
+        worker.join(CHILD_TIMEOUT_S)
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+    for figure in order[:left[0]]:  # taken by the child; drawn here if it failed to
+        if not (folder / f"{figure.name}.png").is_file():
+            _write(results, folder, figure)
 
 
 def explanation_figures(prediction, true_label: int | None = None) -> dict[str, Figure]:

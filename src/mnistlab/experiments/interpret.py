@@ -22,7 +22,12 @@ from . import metrics as metrics_mod
 from .robustness import robustness
 
 TOP_LOSSES = 10  # images in the top-losses figure
-EMBEDDING_IMAGES = 1000  # t-SNE costs about a second for these on 2 cores; more would slow every run down
+EMBEDDING_IMAGES = 1000  # t-SNE costs about half a second for these on one core; more would slow every run down
+# Fewer neighbours, iterations (250 of them exaggerated) and a coarser Barnes-Hut tree than perplexity 30,
+# 500 iterations and angle 0.5: 0.53 s instead of 1.22 s on logistic regression's log-probabilities, whose
+# map keeps neighbours as well (the true class of an image's 10 nearest neighbours in the map: 77 % right,
+# as in the 10-D log-probabilities themselves; 75 % with the old settings).
+TSNE_SETTINGS = {"perplexity": 15.0, "max_iter": 300, "angle": 0.8}
 MIN_EMBEDDED = 10
 EPS = 1e-12  # the smallest probability a loss is taken of: a model certain and wrong has a finite loss
 
@@ -86,9 +91,20 @@ class Interpretation:
             "most_confused": [{"a": a, "b": b, "a_to_b": ab, "b_to_a": ba} for a, b, ab, ba in self.most_confused(top)],
         }
 
+    @cached_property
+    def _explained(self) -> dict[int, np.ndarray]:
+        return {}
+
     def explanations(self, indices) -> np.ndarray:
-        """Per-class, per-pixel contributions of the test images ``indices`` (len×classes×784)."""
-        return self.model.explain(self.x[np.asarray(indices, dtype=int)])
+        """Per-class, per-pixel contributions of the test images ``indices`` (len×classes×784); each image is
+        explained once (a figure and the next ask for the same ones), the missing ones in one call."""
+        indices = [int(i) for i in np.asarray(indices, dtype=int).ravel()]
+        missing = sorted(set(indices) - set(self._explained))
+        if missing:
+            self._explained.update(zip(missing, self.model.explain(self.x[missing])))
+        if not indices:
+            return np.zeros((0, len(self.classes), self.x.shape[1]))
+        return np.stack([self._explained[i] for i in indices])
 
     def calibration(self) -> dict:
         """ECE, Brier score and reliability bins (``metrics.calibration``) of the test predictions."""
@@ -99,7 +115,12 @@ class Interpretation:
         return self.metrics.get("robustness") or robustness(self.model.predict_proba, self.images, self.y_true)
 
     def embedding(self) -> dict | None:
-        """A 2-D t-SNE map of (at most ``EMBEDDING_IMAGES``) test images: ``index`` and ``xy``; cached in a run."""
+        """A 2-D t-SNE map of (at most ``EMBEDDING_IMAGES``) test images: ``index`` and ``xy``; cached in a run,
+        and computed at most once here."""
+        return self._embedding
+
+    @cached_property
+    def _embedding(self) -> dict | None:
         return self.load_embedding() or embed(self.model, self.x, self.proba)
 
 
@@ -122,9 +143,10 @@ def embed(model: MnistlabModel, x: np.ndarray, proba: np.ndarray, max_images: in
         logp = np.log(np.maximum(np.asarray(proba, dtype=np.float64)[index], EPS))
         features, of = logp - logp.mean(axis=1, keepdims=True), "log-probabilities"
     features = np.asarray(features, dtype=np.float32).reshape(len(index), -1)
-    perplexity = min(30.0, max(1.0, (len(index) - 1) / 3))  # t-SNE needs perplexity < the number of points
+    # t-SNE needs perplexity < the number of points
+    settings = {**TSNE_SETTINGS, "perplexity": min(TSNE_SETTINGS["perplexity"], max(1.0, (len(index) - 1) / 3))}
     # one thread: t-SNE's OpenMP loops spin when the cores are busy with anything else (another
     # process, the other figures), which made it 4× slower on a loaded 2-core machine than alone
     with threadpool_limits(1):
-        xy = TSNE(2, init="pca", perplexity=perplexity, max_iter=500, random_state=0).fit_transform(features)
+        xy = TSNE(2, init="pca", random_state=0, **settings).fit_transform(features)
     return {"index": index, "xy": xy.astype(np.float32), "of": of}

@@ -33,7 +33,7 @@ from ..models.temperature import TemperatureScaled, fit_temperature
 from . import metrics as metrics_mod
 from . import report
 from .figures import write_figures
-from .interpret import Interpretation, embed
+from .interpret import Interpretation
 from .robustness import robustness
 from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config, write_embedding
 
@@ -195,17 +195,16 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         interpretation = Interpretation(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test)
         run_metrics.update(interpretation.summary())
         run_metrics["analysis"] = metrics_mod.analysis(run_metrics)
-        mapped = embed(model, x_test, proba) if embedding else None
-        interpretation.load_embedding = lambda: mapped
         with writer.staging() as staging:
             save_model(model, staging)
             write_json(staging / CONFIG, config)
             write_json(staging / METRICS, run_metrics)
             np.savez_compressed(staging / PREDICTIONS, y_true=ds.y_test,
                                 y_pred=proba.argmax(axis=1), proba=proba.astype(np.float32))
-            if mapped is not None:
+            # the map (its t-SNE) is computed while drawing its figure, alongside a child drawing others
+            write_figures(interpretation, staging / PLOTS, skip=() if embedding else ("embedding",), processes=2)
+            if embedding and (mapped := interpretation.embedding()) is not None:
                 write_embedding(staging, mapped)
-            write_figures(interpretation, staging / PLOTS, skip=() if mapped else ("embedding",))
             report.write_report(staging)
         if checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
