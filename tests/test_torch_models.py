@@ -33,7 +33,7 @@ from conftest import RecordingProgress, run_cli
 # One CPU thread: a seed fixes the weights for a given thread count, and tests compare fits.
 SMALL = {
     "lenet": dict(epochs=2, batch_size=64, threads=1),
-    "cnn": dict(epochs=2, widths=(8, 8, 16, 32), batch_size=64, threads=1),
+    "cnn": dict(epochs=2, widths=(8, 16, 32), batch_size=64, threads=1),
 }
 SMALL_MLP = dict(hidden_layer_sizes=(32, 16), max_iter=3)
 TORCH_FAMILIES = tuple(SMALL)
@@ -314,6 +314,23 @@ def test_cnn_presets_and_widths():
             small("cnn", widths=widths).validate_params()
     with pytest.raises(ParameterError, match="preset"):
         get_family("cnn")(preset="huge").validate_params()
+    with pytest.raises(ParameterError, match="at most 3 stages"):
+        small("cnn", widths=(4, 4, 4, 4), pool="between").validate_params()
+    small("cnn", widths=(4, 4, 4, 4), pool="after").validate_params()
+
+
+@pytest.mark.parametrize("pool", ["after", "between"])
+def test_cnn_pooling_places(pool):
+    """"after": each stage's two convolutions at its input's resolution, pooled after (the last stage
+    not); "between": the first convolution pooled before its batch norm, so the second runs at half."""
+    network = small("cnn", widths=(4, 8, 16), pool=pool)._build_network(10)
+    sizes = []
+    for stage in (network.stage0, network.stage1, network.stage2):
+        for conv in (m for m in stage if isinstance(m, torch.nn.Conv2d)):
+            conv.register_forward_hook(lambda module, inputs, output: sizes.append(output.shape[-1]))
+    network.eval()(torch.zeros(1, 1, 28, 28))
+    assert sizes == ([28, 28, 14, 14, 7, 7] if pool == "after" else [28, 14, 14, 7, 7, 3])
+    assert network.head.in_features == 16
 
 
 @pytest.mark.parametrize("family", ["mlp", *TORCH_FAMILIES])

@@ -149,7 +149,8 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("robustness", "Accuracy on a sample of test images translated, rotated, made noisy and lower in "
               "contrast, at growing strengths.", lambda r: plots.robustness_curves({"test": r.robustness()})),
     RunFigure("embedding", "A 2-D map (t-SNE) of test images as the model sees them, coloured by true class, "
-              "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding, needs_model=True),
+              "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding,
+              needs_model=True),
     RunFigure("coefficients", "The learned weights of each class as 28×28 images: "
               "blue pixels raise the class score, red ones lower it.", _weights, needs_model=True),
     RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity, needs_model=True),
