@@ -6,8 +6,8 @@ Each setting runs in a fresh process (OpenMP reads its settings once, when PyTor
 20 warm-up steps, then the median of 60 training steps of batch 64 (forward, backward, Adam) and of
 30 predictions of 1024 images (forward, no gradients), float32. The busy neighbour is one Python
 process spinning on a core. "mnistlab's choice" is what a fit and a prediction do: OMP_WAIT_POLICY=PASSIVE
-(set unless the environment sets it) and the threads ``available_threads`` gives — the cores no
-other process is busy on (a fit reads it once when it starts, a prediction at each call). The target
+(set unless the environment sets it) and, for training, the threads ``available_threads`` gives when
+a fit starts — the cores no other process is busy on; predictions keep PyTorch's count. The target
 is that it is never slower than 1 thread, quiet or not.
 """
 
@@ -45,7 +45,7 @@ def train_step():
     opt.step()
 
 def predict():
-    with torch.no_grad(), cpu_threads(available_threads() if threads < 0 else torch.get_num_threads()):
+    with torch.no_grad():
         net(batch)
 
 def median_ms(fn, warm_up, measured):

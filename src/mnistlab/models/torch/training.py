@@ -38,8 +38,10 @@ so on the CPU a seed fixes the result for a given thread count. ``threads``
 None chooses the count when a fit starts — the cores no other process is busy
 on, so that a busy neighbour does not make the steps slower than one thread
 would — records it as ``threads_``, and a resumed fit uses the checkpoint's.
-Predictions do not depend on the thread count; each call takes the cores that
-are free at that moment.
+Predictions keep PyTorch's count: with OMP_WAIT_POLICY=PASSIVE (set in
+``models/torch/__init__``) a batch on two threads beside a busy process was
+still a little faster than on one, and switching the count at each call cost
+more than it saved (benchmarks/bench_threads.py).
 """
 
 from __future__ import annotations
@@ -290,7 +292,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         images = self._images(X, device)
         self.network_.eval()
-        with torch.no_grad(), reproducible(), cpu_threads(available_threads()):
+        with torch.no_grad(), reproducible():
             logits = torch.cat([self._predict_logits(self.network_, images[i:i + PREDICT_BATCH])
                                 for i in range(0, len(images), PREDICT_BATCH)])
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
@@ -310,7 +312,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         body = self.network_[:-1]
         self.network_.eval()
-        with torch.no_grad(), reproducible(), cpu_threads(available_threads()):
+        with torch.no_grad(), reproducible():
             features = [body(self._images(X[i:i + PREDICT_BATCH], device)).flatten(1)
                         for i in range(0, len(X), PREDICT_BATCH)]
         return torch.cat(features).float().cpu().numpy()
@@ -326,7 +328,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         self.network_.eval()
         maps = []
-        with reproducible(), cpu_threads(available_threads()):
+        with reproducible():
             for start in range(0, len(X), PREDICT_BATCH):
                 images = self._images(X[start:start + PREDICT_BATCH], device).requires_grad_(True)
                 logits = self._predict_logits(self.network_, images)
