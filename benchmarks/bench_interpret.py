@@ -30,7 +30,7 @@ from mnistlab import plots  # noqa: E402
 from mnistlab.api import Run  # noqa: E402
 from mnistlab.experiments import report  # noqa: E402
 from mnistlab.experiments.figures import FIGURES, write_figures  # noqa: E402
-from mnistlab.experiments.interpret import Interpretation, embed  # noqa: E402
+from mnistlab.experiments.interpret import EMBEDDING_IMAGES, Interpretation, embed  # noqa: E402
 from mnistlab.experiments.metrics import calibration  # noqa: E402
 from mnistlab.experiments.pipeline import DataChoice, train  # noqa: E402
 from mnistlab.experiments.robustness import robustness  # noqa: E402
@@ -110,7 +110,7 @@ def main() -> None:
                  ("robustness (15 shifted copies of 1,000 images)",
                   lambda: robustness(model.predict_proba, ds.x_test, ds.y_test)),
                  ("top losses and most confused tables", lambda: results().summary()),
-                 ("t-SNE map of 1,000 test images (alone)", lambda: embed(model, results().x, proba))]
+                 (f"t-SNE map of {EMBEDDING_IMAGES:,} test images (alone)", lambda: embed(model, results().x, proba))]
         part_rows, computed = [], 0.0
         for label, fn in parts:
             wall, cpu, walls = timed(fn)

@@ -22,7 +22,7 @@ from . import metrics as metrics_mod
 from .robustness import robustness
 
 TOP_LOSSES = 10  # images in the top-losses figure
-EMBEDDING_IMAGES = 1000  # t-SNE costs about half a second for these on one core; more would slow every run down
+EMBEDDING_IMAGES = 800  # t-SNE: about 0.45 s for these on a free core (1,000: 0.7 s); more would slow every run down
 # Fewer neighbours, iterations (250 of them exaggerated) and a coarser Barnes-Hut tree than perplexity 30,
 # 500 iterations and angle 0.5: 0.53 s instead of 1.22 s on logistic regression's log-probabilities, whose
 # map keeps neighbours as well (the true class of an image's 10 nearest neighbours in the map: 77 % right,
