@@ -10,7 +10,6 @@ the model contract (``models/base.py``); nothing here names a family.
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import warnings
@@ -22,6 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import plots
+from .._system import usable_cores
 from .interpret import Interpretation
 
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
@@ -201,7 +201,7 @@ def _can_fork() -> bool:
     inherit held, and not a daemonic worker (of a ``multiprocessing.Pool``), which may have no children."""
     import multiprocessing
 
-    return (sys.platform == "linux" and len(os.sched_getaffinity(0)) > 1 and threading.active_count() == 1
+    return (sys.platform == "linux" and usable_cores() > 1 and threading.active_count() == 1
             and not multiprocessing.current_process().daemon)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._system import usable_cores
 from ..errors import ModelFileError, ParameterError
 from ..html import evidence_rgb, png_data_uri
 from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
@@ -37,7 +38,7 @@ ENGINES = ("native", "onnx")
 
 def default_processes() -> int:
     """One worker per core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()
 
 
 class WorkerStopped(RuntimeError):

@@ -3,7 +3,6 @@ determinism."""
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from ..._system import usable_cores
 from ...errors import ParameterError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -44,7 +44,7 @@ def free_cores(readings: int = 1) -> int:
     now in /proc/stat (procs_running, this one included); ``readings`` > 1 takes the median
     of readings 5 ms apart, so that a moment's blip does not decide. Elsewhere: all cores.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     counts = []
     for reading in range(readings):
         if reading:
