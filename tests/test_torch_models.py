@@ -22,7 +22,7 @@ from mnistlab.experiments import pipeline as training
 from mnistlab.errors import ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
-from mnistlab.models.torch.cnn import PRESETS
+from mnistlab.models.torch.cnn import PRESETS, PooledConv2d
 from mnistlab.models.torch.checkpoint import CHECKPOINT_FILE
 from mnistlab.models.torch import device
 from mnistlab.models.torch.device import computes_bfloat16, free_cores
@@ -329,8 +329,21 @@ def test_cnn_pooling_places(pool):
         for conv in (m for m in stage if isinstance(m, torch.nn.Conv2d)):
             conv.register_forward_hook(lambda module, inputs, output: sizes.append(output.shape[-1]))
     network.eval()(torch.zeros(1, 1, 28, 28))
-    assert sizes == ([28, 28, 14, 14, 7, 7] if pool == "after" else [28, 14, 14, 7, 7, 3])
+    # a 7×7 → 3×3 pool reads 6×6: the convolution before it computes no more (PooledConv2d)
+    assert sizes == ([28, 28, 14, 14, 7, 7] if pool == "after" else [28, 14, 14, 7, 6, 3])
     assert network.head.in_features == 16
+
+
+@pytest.mark.parametrize("size", [28, 7, 6, 5])
+def test_pooled_convolution_computes_what_the_pool_reads(size):
+    """PooledConv2d then a 2×2 max-pool gives what a padded 3×3 Conv2d then the pool gives, with the same weights."""
+    pooled = PooledConv2d(3, 4)
+    plain = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    plain.load_state_dict(pooled.state_dict())
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+    expected = torch.nn.functional.max_pool2d(plain(x), 2)
+    assert torch.allclose(torch.nn.functional.max_pool2d(pooled(x), 2), expected, atol=1e-6)
+    assert pooled(x).shape[-1] == size // 2 * 2
 
 
 @pytest.mark.parametrize("family", ["mlp", *TORCH_FAMILIES])

@@ -62,23 +62,48 @@ PRESETS = {
 }
 
 
-def conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+class PooledConv2d(nn.Conv2d):
+    """A 3×3 convolution (zero padding 1, no bias) whose output a 2×2 max-pool reads next.
+
+    On an odd-sized input the pool drops the output's last row and column (7×7 → 3×3 reads
+    6×6), so they are not computed: the same numbers with a quarter fewer multiplications at
+    7×7. The weights are a plain ``Conv2d``'s, so model files are those of ``nn.Conv2d``.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        odd_height, odd_width = x.shape[-2] % 2, x.shape[-1] % 2
+        if not (odd_height or odd_width):
+            return super().forward(x)
+        # pad top and left as padding=1 does, bottom and right only where that row or column is read
+        x = F.pad(x, (1, 1 - odd_width, 1, 1 - odd_height))
+        return F.conv2d(x, self.weight)
+
+
+def conv_bn_relu(c_in: int, c_out: int, pooled: bool = False) -> list[nn.Module]:
+    """A 3×3 convolution (a ``PooledConv2d`` where a max-pool reads it), batch norm, ReLU."""
     # no conv bias: the batch norm that follows has its own
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    conv = PooledConv2d(c_in, c_out) if pooled else nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+    return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
 def network(widths: tuple[int, ...], n_classes: int, pool: str = "after") -> nn.Sequential:
     """Stages of two conv-BN-ReLU that halve the resolution (``pool``: after both convolutions, each
-    but the last stage; or between them, every stage); global max-pool; linear."""
+    but the last stage; or between them, every stage); global max-pool; linear.
+
+    A convolution that a max-pool reads is a ``PooledConv2d``, which skips what the pool drops.
+    """
     layers, channels = OrderedDict(), 1
     for stage, width in enumerate(widths):
         if pool == "between":
-            first = [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.MaxPool2d(2),
-                     nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            first = [PooledConv2d(channels, width), nn.MaxPool2d(2), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
             layers[f"stage{stage}"] = nn.Sequential(*first, *conv_bn_relu(width, width))
         else:
-            layers[f"stage{stage}"] = nn.Sequential(*conv_bn_relu(channels, width), *conv_bn_relu(width, width))
-            if stage < len(widths) - 1:
+            pooled = stage < len(widths) - 1
+            layers[f"stage{stage}"] = nn.Sequential(*conv_bn_relu(channels, width), *conv_bn_relu(width, width, pooled))
+            if pooled:
                 layers[f"pool{stage}"] = nn.MaxPool2d(2)
         channels = width
     layers["pool"] = nn.AdaptiveMaxPool2d(1)
