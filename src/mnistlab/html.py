@@ -28,7 +28,9 @@ def escape(value) -> str:
 def png_data_uri(array: np.ndarray) -> str:
     """A uint8 grey (H×W) or RGB (H×W×3) array as a PNG data URI."""
     buffer = io.BytesIO()
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
+    # zlib's fastest level: a web answer's five images took 11 ms to encode at the default
+    # level (6) and 4 ms at 1, for an answer a quarter larger (61 instead of 48 kB)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
