@@ -8,13 +8,16 @@ Each setting runs in a fresh process (OpenMP reads its settings once, when PyTor
 process spinning on a core. "mnistlab's choice" is what a fit and a prediction do: OMP_WAIT_POLICY=PASSIVE
 (set unless the environment sets it) and, for training, the threads ``available_threads`` gives when
 a fit starts — the cores no other process is busy on; predictions keep PyTorch's count. The target
-is that it is never slower than 1 thread, quiet or not.
+is that it is never slower than 1 thread, quiet or not. ``--rounds`` (default 3) runs every setting
+that many times, interleaved, and compares medians: single runs on a shared VM compare moments.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -82,16 +85,33 @@ def step_ms(threads: int, changes: dict) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def measure(rounds: int) -> dict:
+    """Each setting quiet and busy, ``rounds`` times in turn; the medians of its rounds.
+
+    A shared VM's speed drifts by a quarter within an hour, so one run of each setting after the
+    other compares moments more than settings: rounds interleave them, and the median of each
+    setting's rounds is what it is compared by.
+    """
+    runs: dict = {}
+    for _ in range(rounds):
+        for busy in (False, True):
+            neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                for label, threads, changes in SETTINGS:
+                    runs.setdefault((label, busy), []).append(step_ms(threads, changes))
+            finally:
+                if neighbour:
+                    neighbour.kill()
+    return {key: {"threads": "/".join(sorted({str(r["threads"]) for r in rs})), "wait_policy": rs[0]["wait_policy"],
+                  **{kind: statistics.median(r[kind] for r in rs) for kind in ("train_ms", "predict_ms")}}
+            for key, rs in runs.items()}
+
+
 def main() -> None:
-    results = {}
-    for busy in (False, True):
-        neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
-        try:
-            for label, threads, changes in SETTINGS:
-                results[label, busy] = step_ms(threads, changes)
-        finally:
-            if neighbour:
-                neighbour.kill()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every setting; medians are compared")
+    rounds = parser.parse_args().rounds
+    results = measure(rounds)
     rows, met = [], True
     for label, _, _ in SETTINGS:
         quiet, busy = results[label, False], results[label, True]
@@ -105,7 +125,8 @@ def main() -> None:
     body = ("LeNet (the tutorial's CNN), float32, each setting in a fresh process; "
             f"{os.cpu_count()} cores. Training: median of 60 steps of batch 64 after 20 warm-up steps. "
             "Prediction: median of 30 forward passes of 1024 images. \"Busy\": one other process "
-            "spinning on a core. Target: mnistlab's choice never slower than 1 thread (5 % tolerance), "
+            f"spinning on a core. Every setting ran {rounds} times, quiet and busy, the rounds interleaved; "
+            "the table gives the median of its rounds. Target: mnistlab's choice never slower than 1 thread (5 % tolerance), "
             f"training and prediction, quiet and busy: {'met' if met else 'NOT met'}.\n\n"
             + common.markdown_table(["setting", "threads (quiet / busy)", "OMP_WAIT_POLICY",
                                      "train ms, quiet", "busy", "vs 1 thread (quiet / busy)",
