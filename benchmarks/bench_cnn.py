@@ -22,7 +22,7 @@ LeNet is the anchor the CNN is compared with, in the same process: the
 speed ratio is LeNet's median fit time over the CNN's. Each model is fitted
 once per seed (0, 1, …); accuracy is the mean ± standard deviation over the
 seeds, time the median. Libraries keep their default thread counts (and
-mnistlab's OMP_WAIT_POLICY=PASSIVE).
+mnistlab's OpenMP settings, which make waiting threads spin briefly and then sleep).
 
 ``--seeds 1`` and ``--skip mlp,cnn-10min`` shorten a run (mlp takes ~8 min
 per seed, LeNet ~5, the budgeted rows what they say); ``--quick`` is a smoke
@@ -39,15 +39,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
 from mnistlab.models import get_family  # noqa: E402
 from mnistlab.data.preprocess import flatten_scale  # noqa: E402
+# mnistlab before PyTorch, as `mnistlab train` has it: OpenMP reads mnistlab's thread settings
+# (models/torch/__init__) only when PyTorch first loads
 from mnistlab.models.torch.device import computes_bfloat16  # noqa: E402
+import torch  # noqa: E402
 
 
 @dataclass

@@ -1,16 +1,30 @@
 """PyTorch models: the shared training loop, the tutorial's LeNet and our CNN.
 
-Thread settings. PyTorch's OpenMP threads spin while they wait for work, so
-beside any other busy process two threads on two cores fight it and a step
-gets several times slower than with one thread (a LeNet step on a 2-core VM:
-61 ms quiet, 790 ms beside one busy process; 1 thread: 90 and 189 ms). With
-``OMP_WAIT_POLICY=PASSIVE`` waiting threads sleep instead, which keeps the
-second core's speed-up when it is free and loses little when it is not
-(benchmarks/bench_threads.py measures it). OpenMP reads the setting once, when
-PyTorch first starts its threads, so it is set here, before any of our modules
-imports PyTorch, unless the environment already chose one.
+Thread settings. PyTorch's OpenMP threads wait for work at the end of every
+operation. Spinning while they wait makes a quiet machine fastest, but beside
+another busy process two spinning threads on two cores fight it and a step gets
+several times slower than with one thread (a LeNet step on a 2-core VM: 61 ms
+quiet, 790 ms beside one busy process; 1 thread: 90 and 189 ms). Sleeping at
+once (``OMP_WAIT_POLICY=PASSIVE``) is safe beside a busy process but cost the
+fast CNN preset's fit a sixth of its speed on a quiet one (AVX2, 2 threads:
+73–76 s instead of 62). So waiting threads spin briefly, then sleep: on Linux,
+where PyTorch's wheels use GNU OpenMP, ``GOMP_SPINCOUNT=10000`` (about half a
+millisecond), which trained as fast as spinning (benchmarks/bench_threads.py
+measures the rest); elsewhere ``OMP_WAIT_POLICY=PASSIVE``. And a fit trains,
+and a prediction runs, on the cores no other process is busy on when it starts
+(``device.available_threads``), so that a busy neighbour meets one thread.
+
+OpenMP reads these once, when PyTorch loads, so they are set here, before any of
+our modules imports PyTorch, unless the environment already chose a wait
+policy. A program that imports PyTorch before mnistlab keeps OpenMP's own
+settings.
 """
 
 import os
+import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    if sys.platform == "linux":
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"

@@ -77,6 +77,14 @@ def cpu_threads(count: int):
             torch.set_num_threads(saved)
 
 
+@contextmanager
+def prediction_threads():
+    """PyTorch's CPU threads for one prediction: ``available_threads`` now (its results do not
+    depend on the count)."""
+    with cpu_threads(available_threads()):
+        yield
+
+
 def derived_seed(seed: int, purpose: int, epoch: int = 0) -> int:
     """An independent 63-bit seed for one purpose (and epoch) of a run."""
     return int(np.random.SeedSequence([seed, purpose, epoch]).generate_state(2, np.uint64)[0] >> 1)

@@ -38,10 +38,10 @@ so on the CPU a seed fixes the result for a given thread count. ``threads``
 None chooses the count when a fit starts — the cores no other process is busy
 on, so that a busy neighbour does not make the steps slower than one thread
 would — records it as ``threads_``, and a resumed fit uses the checkpoint's.
-Predictions keep PyTorch's count: with OMP_WAIT_POLICY=PASSIVE (set in
-``models/torch/__init__``) a batch on two threads beside a busy process was
-still a little faster than on one, and switching the count at each call cost
-more than it saved (benchmarks/bench_threads.py).
+Predictions (and features and explanations) choose their count at each call in the
+same way: their results do not depend on it, and OpenMP's threads, which spin
+briefly while they wait (``models/torch/__init__``), are slower beside a busy
+process than one thread (benchmarks/bench_threads.py).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ from ..base import MnistlabModel
 from ..callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
 from .checkpoint import Checkpoint, load_state
-from .device import DEVICES, available_threads, cpu_threads, derived_seed, reproducible, resolve_device, seeded
+from .device import (DEVICES, available_threads, cpu_threads, derived_seed, prediction_threads, reproducible,
+                     resolve_device, seeded)
 
 IMAGE_SHAPE = (1, 28, 28)
 INIT, SPLIT, DATA, DROPOUT = range(4)  # what a derived seed is for
@@ -292,7 +293,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         images = self._images(X, device)
         self.network_.eval()
-        with torch.no_grad(), reproducible():
+        with torch.no_grad(), reproducible(), prediction_threads():
             logits = torch.cat([self._predict_logits(self.network_, images[i:i + PREDICT_BATCH])
                                 for i in range(0, len(images), PREDICT_BATCH)])
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
@@ -312,7 +313,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         body = self.network_[:-1]
         self.network_.eval()
-        with torch.no_grad(), reproducible():
+        with torch.no_grad(), reproducible(), prediction_threads():
             features = [body(self._images(X[i:i + PREDICT_BATCH], device)).flatten(1)
                         for i in range(0, len(X), PREDICT_BATCH)]
         return torch.cat(features).float().cpu().numpy()
@@ -328,7 +329,7 @@ class TorchClassifier(MnistlabModel):
         device = next(self.network_.parameters()).device
         self.network_.eval()
         maps = []
-        with reproducible():
+        with reproducible(), prediction_threads():
             for start in range(0, len(X), PREDICT_BATCH):
                 images = self._images(X[start:start + PREDICT_BATCH], device).requires_grad_(True)
                 logits = self._predict_logits(self.network_, images)
