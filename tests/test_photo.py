@@ -469,8 +469,8 @@ def test_clean_photos_of_upright_products_are_not_turned(fashion):
 
 
 def test_the_tilt_of_rotated_products_is_found(fashion):
-    """The smallest box finds most products' tilt; a boot's may be undone only in part, a trouser's or
-    a shirt's small tilt missed (left alone), but none is turned the wrong way."""
+    """The axis of symmetry finds most garments' tilt, the smallest box the shoes'; a boot's or a
+    sandal's may be undone only in part, but none is turned the wrong way."""
     found = 0
     for i, angle in enumerate([-10, -8, -6, 5, 7, 9, -7, 6, -11, 8]):
         image = np.asarray(fashion.x_test[i])
@@ -479,4 +479,28 @@ def test_the_tilt_of_rotated_products_is_found(fashion):
                              "fashion-mnist").tilt
         assert tilt == 0 or (np.sign(tilt) == np.sign(angle) and abs(tilt - angle) < 5), (i, angle, tilt)
         found += abs(tilt - angle) < 2
-    assert found >= 6
+    assert found >= 7  # measured: 7 (the smallest box alone: 6, the trouser's and the shirt's missed)
+
+
+def test_a_turned_garment_is_turned_back_by_its_axis_of_symmetry(fashion):
+    """Sleeves stick out of a garment's box whichever way it is turned, so the smallest box can miss a
+    small tilt (measured: the shirt's 6°, left alone); the mirror axis is the garment's own."""
+    for label in (0, 2, 4, 6):  # T-shirt, pullover, coat, shirt
+        image = np.asarray(fashion.x_test[np.flatnonzero(fashion.y_test == label)[0]])
+        big = Image.fromarray(np.pad(image, 10)).resize((400, 400), Image.Resampling.BICUBIC)
+        for angle in (-9, 6):
+            photo = encode(Image.fromarray(255 - np.asarray(big.rotate(angle, Image.Resampling.BICUBIC))))
+            assert abs(prepare_photo(photo, "fashion-mnist").tilt - angle) < 2, (label, angle)
+
+
+def test_a_cut_out_converts_as_the_photo_it_was_cut_from(fashion):
+    """The transparent area is filled with the surface the cut-out's soft rim shows, not white:
+    white lifted everything by the gap (measured: 8 to 86 % brighter than the photo's input)."""
+    match, brightness = [], []
+    for i, image in enumerate(fashion.x_test[:8]):
+        cut, photo = (prepare_photo(make_photo(np.asarray(image), np.random.default_rng([23, i]), fmt),
+                                    "fashion-mnist").pixels for fmt in ("rgba", "png"))
+        match.append(corr(cut, photo))
+        brightness.append(cut.mean() / photo.mean())
+    assert min(match) > 0.95, match  # measured: 0.978 or more
+    assert 0.9 < np.median(brightness) < 1.1, brightness  # measured: 0.96
