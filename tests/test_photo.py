@@ -427,6 +427,14 @@ def test_photos_of_only_a_shadow_and_a_stray_mark_are_refused():
     assert refused >= 6
 
 
+@pytest.mark.parametrize("index, seed, effects", [(2100, 216, ("stray",)), (6367, 620, HARD_EFFECTS)])
+def test_a_step_the_background_pixels_do_not_cross_does_not_fail(fashion, index, seed, effects):
+    # Found by bench_photo: placing one step while the other lies beyond every background pixel
+    # left a fit with two constant columns (numpy: "Singular matrix").
+    photo = make_hard_photo(fashion.x_test[index], np.random.default_rng([0, seed]), effects)
+    assert prepare_photo(photo, "fashion-mnist").pixels.any()
+
+
 def test_a_shadow_edge_is_background(sneaker):
 
     rgb, ink = render(sneaker, np.random.default_rng(33), ("shadow",), np.random.default_rng(34))

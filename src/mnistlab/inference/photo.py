@@ -536,12 +536,16 @@ def _place_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, others: np.nda
     every = slice(None, None, 4)  # a quarter of the samples judge well enough
     x, y, values, others, mask = x[every], y[every], values[every], others[every], mask[every]
     steps = _step(x[:, None], y[:, None], candidates.T)
-    q, r = np.linalg.qr(others[mask])
+    known = others[mask]
+    # An orthonormal basis of what the columns span there: another step that the mask does not
+    # cross is constant on it, the same column as the constant term.
+    u, singular, _ = np.linalg.svd(known, full_matrices=False)
+    q = u[:, singular > 1e-9 * singular[0]]
     fitted = steps[mask]
     v = values[mask] - q @ (q.T @ values[mask])
     s = fitted - q @ (q.T @ fitted)
     c = (s.T @ v) / np.maximum(np.einsum("ij,ij->j", s, s), 1e-12)
-    b = np.linalg.solve(r, q.T @ (values[mask][:, None] - fitted * c))
+    b = np.linalg.lstsq(known, values[mask][:, None] - fitted * c, rcond=None)[0]
     residual = values[:, None] - others @ b - steps * c
     loss = np.minimum(residual ** 2, tolerance ** 2).sum(0)
     return tuple(float(v) for v in candidates[int(np.argmin(loss))])
