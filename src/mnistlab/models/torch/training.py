@@ -360,6 +360,9 @@ class TorchClassifier(MnistlabModel):
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # that of the exporter chosen above
+            # Only the batch size varies: the images are always IMAGE_SHAPE, so a layer's choice by
+            # their size (PooledConv2d's padding) is rightly a constant of the graph.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(_Probabilities(self, network), (torch.zeros(2, int(np.prod(IMAGE_SHAPE))),),
                               buffer, dynamo=False, opset_version=OPSET, input_names=[INPUT],
                               output_names=[OUTPUT], dynamic_axes={INPUT: {0: "N"}, OUTPUT: {0: "N"}})
