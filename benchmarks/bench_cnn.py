@@ -9,8 +9,11 @@ training images and tested on the 10 000 test images:
   lenet     the tutorial's CNN, reproduced: 0.920 ± 0.005 (tutorial: 0.9201)
   cnn       our CNN, preset "fast": >= 0.930 (mean over the seeds) with at most 60 s of training
   cnn-long  our CNN, preset "long": >= 0.945 with at most 300 s of training
-  cnn-5min, cnn-10min  the long preset's network and recipe with as many epochs as fit
-            in 5 and 10 minutes (from a timed probe): the accuracy reached within each budget
+  cnn-5min, cnn-10min  the fast preset's network and recipe with as many epochs as fit
+            in 5 and 10 minutes (from a timed probe): the accuracy reached within each budget.
+            The fast network, not the long one: on AVX2 and float32 an epoch of the long one
+            takes ~64 s, and its recipe cut to the 4 epochs that fit 5 minutes reached 0.930
+            (seeds 0, 1), no more than the fast preset in one minute.
 
 ``--isa avx2`` shows the plain machine on any x86 CPU: the script restarts
 itself with ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 (PyTorch's
@@ -73,9 +76,9 @@ BENCHES = {
                  lambda acc, s: acc >= 0.930 and s <= 60, quick={"epochs": 1}),
     "cnn-long": Bench("cnn", {"preset": "long"}, "preset long", ">= 0.945 in <= 300 s",
                       lambda acc, s: acc >= 0.945 and s <= 300, quick={"epochs": 1}),
-    "cnn-5min": Bench("cnn", {"preset": "long"}, "preset long, epochs to fit 5 minutes", "reached in <= 300 s",
+    "cnn-5min": Bench("cnn", {"preset": "fast"}, "preset fast, epochs to fit 5 minutes", "reached in <= 300 s",
                       lambda acc, s: s <= 300, quick={"epochs": 1}, budget=300),
-    "cnn-10min": Bench("cnn", {"preset": "long"}, "preset long, epochs to fit 10 minutes", "reached in <= 600 s",
+    "cnn-10min": Bench("cnn", {"preset": "fast"}, "preset fast, epochs to fit 10 minutes", "reached in <= 600 s",
                        lambda acc, s: s <= 600, quick={"epochs": 1}, budget=600),
 }
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
