@@ -72,6 +72,7 @@ MIN_RIM = 50  # pixels: fewer, a cut-out has a hard edge and no rim to read
 BORDER, FRAME = 0.05, 0.1
 MAX_STEPS = 2  # shadow or paper edges fitted across the background: a shadow and the paper's edge
 MIN_STEP_GAIN = 0.25  # a second one must remove this fraction of the error left
+FRAME_OUTLIERS = 0.01  # fewer of the frame's samples off its fit than this, and no object touches the frame
 
 
 @dataclass(frozen=True)
@@ -351,15 +352,27 @@ def _step(x: np.ndarray, y: np.ndarray, line: tuple[float, float, float]) -> np.
     the shape of a shadow's edge or the edge of the paper. ``line``: (angle, offset, half width of
     the ramp) in the coordinates of ``_powers``, where the frame spans [-1, 1] both ways."""
     angle, offset, width = line
-    # In place: for thousands of candidate lines at once this is the step search's cost.
     scale = 1 / (2 * width)
-    t = x * (np.cos(angle) * scale) + y * (np.sin(angle) * scale)
-    t += 0.5 - offset * scale
+    return _smoothstep(x * (np.cos(angle) * scale) + y * (np.sin(angle) * scale) + (0.5 - offset * scale))
+
+
+def _steps(x: np.ndarray, y: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """``_step`` of each of ``lines`` (L × 3) at the samples ``x``, ``y`` (length N): N × L. The step
+    search's cost: the position across every line at once is one matrix product, [x y 1] · (L × 3)ᵀ."""
+    angle, offset, width = lines.T
+    scale = 1 / (2 * width)
+    across = np.stack([np.cos(angle) * scale, np.sin(angle) * scale, 0.5 - offset * scale])
+    return _smoothstep(np.column_stack([x, y, np.ones_like(x)]) @ across)
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, 3t² − 2t³ between: smooth at both ends, as a penumbra is (``t`` is overwritten)."""
     np.clip(t, 0, 1, out=t)
-    ramp = 3 - 2 * t
+    ramp = t * t
+    t *= -2
+    t += 3
     ramp *= t
-    ramp *= t
-    return ramp  # smooth at both ends, as a penumbra is
+    return ramp
 
 
 def _lines(angles: np.ndarray, offsets: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -374,16 +387,21 @@ def _step_gains(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndar
     """For each line, the fraction of the squared error of a least-squares fit of ``values`` by the
     columns ``known`` that adding the line's step removes.
 
-    All candidates at once: project the known columns out of the values and of every step; a
-    step's gain is (s·v)² / (s·s) of the projections.
+    All candidates at once: with the known columns projected out of the values (v) and of every
+    step (s), a step's gain is (s·v)² / (s·s). s·v is the unprojected step's, as v is orthogonal to
+    the known columns, and s·s its squared length less that of its part along them (Qᵀs).
     """
     q, _ = np.linalg.qr(known)
     v = values - q @ (q.T @ values)
-    steps = _step(x[:, None], y[:, None], lines.T)
+    steps = _steps(x, y, lines)
     # A step needs samples on both sides to be fixed: 2 % at least of those in the fit.
-    support = np.minimum(steps.sum(0), len(values) - steps.sum(0)) >= max(8, 0.02 * len(values))
-    steps = steps - q @ (q.T @ steps)
-    gain = (steps.T @ v) ** 2 / np.maximum(np.einsum("ij,ij->j", steps, steps), 1e-12) * support
+    crossed = steps.sum(0)
+    support = np.minimum(crossed, len(values) - crossed) >= max(8, 0.02 * len(values))
+    along = q.T @ steps
+    squared = np.einsum("ij,ij->j", steps, steps)
+    # Of a step the known columns explain, float32's rounding is all that is left: no step at all.
+    left = np.maximum(squared - np.einsum("ij,ij->j", along, along), 1e-5 * squared + 1e-12)
+    gain = (steps.T @ v) ** 2 / left * support
     return gain / max(v @ v, 1e-12)
 
 
@@ -457,7 +475,9 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     # shadow and the paper's edge); then again without the frame's pixels far from that fit (an
     # object touching the edge).
     mask, lines = frame, []
-    for _ in range(2):
+    for attempt in range(2):
+        if attempt and (frame & ~mask).sum() <= FRAME_OUTLIERS * frame.sum():
+            break  # nothing in the frame stood out from the first fit: the second would find the same
         known, found = basis[:, order <= 2], []
         used = np.flatnonzero(mask)[::4]  # a quarter of the frame's samples place a line well enough
         for k in range(MAX_STEPS):
@@ -535,17 +555,20 @@ def _place_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, others: np.nda
                         width * np.array([0.5, 1, 2])).astype(np.float32)
     every = slice(None, None, 4)  # a quarter of the samples judge well enough
     x, y, values, others, mask = x[every], y[every], values[every], others[every], mask[every]
-    steps = _step(x[:, None], y[:, None], candidates.T)
+    steps = _steps(x, y, candidates)
     known = others[mask]
     # An orthonormal basis of what the columns span there: another step that the mask does not
     # cross is constant on it, the same column as the constant term.
-    u, singular, _ = np.linalg.svd(known, full_matrices=False)
-    q = u[:, singular > 1e-9 * singular[0]]
+    u, singular, vt = np.linalg.svd(known, full_matrices=False)
+    kept = singular > 1e-9 * singular[0]
+    q = u[:, kept]
     fitted = steps[mask]
-    v = values[mask] - q @ (q.T @ values[mask])
-    s = fitted - q @ (q.T @ fitted)
+    along_values, along_steps = q.T @ values[mask], q.T @ fitted
+    v = values[mask] - q @ along_values
+    s = fitted - q @ along_steps
     c = (s.T @ v) / np.maximum(np.einsum("ij,ij->j", s, s), 1e-12)
-    b = np.linalg.lstsq(known, values[mask][:, None] - fitted * c, rcond=None)[0]
+    # With each candidate's step at c, the other columns' least squares by the same SVD.
+    b = vt[kept].T @ ((along_values[:, None] - along_steps * c) / singular[kept, None])
     residual = values[:, None] - others @ b - steps * c
     loss = np.minimum(residual ** 2, tolerance ** 2).sum(0)
     return tuple(float(v) for v in candidates[int(np.argmin(loss))])
@@ -558,7 +581,7 @@ def _robust_fit(basis: np.ndarray, values: np.ndarray, order: np.ndarray, border
     quartic fits to the whole image (terms of ``order`` ≤ 2, then ≤ 4)."""
     for region, degree in [(border, 2)] * 2 + [(True, 4)] * 2:
         used = order <= degree
-        fit = basis[mask][:, used]
+        fit = basis[np.ix_(mask, used)]
         coef = np.zeros(len(order))
         # Normal equations: few, well-scaled terms, so as accurate as lstsq and far cheaper —
         # unless the pixels kept lie on too few rows or columns (a thin strip) to fix every term.
@@ -637,10 +660,10 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     main = max(candidates, key=lambda i: (strong[i], area[i]))
     rows, cols = boxes[main]
     size = max(rows.stop - rows.start, cols.stop - cols.start)
-    gap = _per_part(np.minimum, ndimage.distance_transform_edt(labels != main + 1), labels, count, np.inf)
-    for i in candidates:
-        if i == main:
-            continue
+    others = [i for i in candidates if i != main]
+    if others:  # (a distance transform of the whole photo: only when there is a part to measure)
+        gap = _per_part(np.minimum, ndimage.distance_transform_edt(labels != main + 1), labels, count, np.inf)
+    for i in others:
         rows, cols = boxes[i]
         length = np.hypot(rows.stop - rows.start, cols.stop - cols.start)
         if length >= LINE * 2 * half[i] and half[i] < THIN * half[main]:
