@@ -35,6 +35,7 @@ import torch
 from mnistlab.models.torch.device import available_threads, cpu_threads, prediction_threads
 from mnistlab.models.torch.lenet import LeNet
 threads = int(sys.argv[1])  # 0: PyTorch's default; -1: mnistlab's choice
+waiting_variables = sys.argv[2:]  # WAITING
 if threads > 0:
     torch.set_num_threads(threads)
 net = LeNet()._build_network(10)
@@ -71,12 +72,12 @@ with cpu_threads(available_threads(readings=10) if threads < 0 else torch.get_nu
     train = median_ms(train_step, 20, 60)
 net.eval()
 predict_ms = median_ms(predict_as_mnistlab if threads < 0 else predict, 3, 30)
-waiting = [f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ]
+waiting = [f"{k}={os.environ[k]}" for k in waiting_variables if k in os.environ]
 print(json.dumps({"train_ms": train, "predict_ms": predict_ms, "threads": used,
                   "waiting": ", ".join(waiting) or "OpenMP's default"}))
 """
 
-WAITING = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+WAITING = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # how OpenMP's threads wait: each setting's row names what it had
 SETTINGS = [  # (label, threads (0: PyTorch's default, -1: mnistlab's choice), environment changes)
     ("1 thread", 1, dict.fromkeys(WAITING)),
     ("all cores, spinning while they wait", 0, {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": None}),
@@ -89,7 +90,7 @@ def step_ms(threads: int, changes: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in changes or changes[k] is not None}
     env.update({k: v for k, v in changes.items() if v is not None})
     env.pop("OMP_NUM_THREADS", None)
-    out = subprocess.run([sys.executable, "-c", STEP, str(threads)], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", STEP, str(threads), *WAITING], capture_output=True, text=True, env=env,
                          check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
