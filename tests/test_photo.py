@@ -435,6 +435,18 @@ def test_a_step_the_background_pixels_do_not_cross_does_not_fail(fashion, index,
     assert prepare_photo(photo, "fashion-mnist").pixels.any()
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_distance_to_background_is_the_whole_photos_though_computed_on_the_parts_box(seed):
+    from mnistlab.inference.photo import _distance_to_background
+
+    rng = np.random.default_rng(seed)
+    parts = ndimage.gaussian_filter(rng.random((60, 80)), 3) > 0.55  # blobs, some touching the edges
+    parts[:, :10] = False
+    parts[rng.integers(20, 40), 15:70] = True  # and a thin line
+    assert parts.any() and not parts.all()
+    assert np.array_equal(_distance_to_background(parts), ndimage.distance_transform_edt(parts))
+
+
 def test_a_shadow_edge_is_background(sneaker):
 
     rgb, ink = render(sneaker, np.random.default_rng(33), ("shadow",), np.random.default_rng(34))

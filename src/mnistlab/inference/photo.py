@@ -636,7 +636,7 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
         raise BlankPhotoError("no object found: nothing stands out from the background")
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     # Half the thickness at the thickest point; outside the frame counts as inside the part.
-    half = _per_part(np.maximum, ndimage.distance_transform_edt(parts), labels, count, 0.0)
+    half = _per_part(np.maximum, _distance_to_background(parts), labels, count, 0.0)
     boxes = ndimage.find_objects(labels)
     h, w = foreground.shape
     band = BORDER_BAND * min(h, w)
@@ -675,6 +675,19 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     kept = np.isin(labels, [i + 1 for i in range(count) if i not in reasons])
     dropped = np.isin(labels, [i + 1 for i, reason in reasons.items() if reason != "speck"])
     return kept, _marks(boxes, reasons), dropped
+
+
+def _distance_to_background(parts: np.ndarray) -> np.ndarray:
+    """``ndimage.distance_transform_edt(parts)``, computed on the parts' bounding box and the row or
+    column of background around it (where the photo goes on): no background pixel beyond that ring
+    is nearer to a pixel inside than the ring's own, so the distances are the same, for a fraction of
+    the work when the parts fill a fraction of the photo."""
+    left, top, right, bottom = _box_of(parts)
+    h, w = parts.shape
+    top, left, bottom, right = max(top - 1, 0), max(left - 1, 0), min(bottom + 1, h), min(right + 1, w)
+    distance = np.zeros(parts.shape)
+    distance[top:bottom, left:right] = ndimage.distance_transform_edt(parts[top:bottom, left:right])
+    return distance
 
 
 def _per_part(reduce: np.ufunc, values: np.ndarray, labels: np.ndarray, count: int, start: float) -> np.ndarray:
