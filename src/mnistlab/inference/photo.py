@@ -72,7 +72,7 @@ MIN_RIM = 50  # pixels: fewer, a cut-out has a hard edge and no rim to read
 BORDER, FRAME = 0.05, 0.1
 MAX_STEPS = 2  # shadow or paper edges fitted across the background: a shadow and the paper's edge
 MIN_STEP_GAIN = 0.25  # a second one must remove this fraction of the error left
-FRAME_OUTLIERS = 0.01  # fewer of the frame's samples off its fit than this, and no object touches the frame
+FRAME_OUTLIERS = 0.01  # at most this fraction of the frame's samples off the first fit: nothing touches the frame
 
 
 @dataclass(frozen=True)
