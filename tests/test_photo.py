@@ -435,6 +435,19 @@ def test_a_step_the_background_pixels_do_not_cross_does_not_fail(fashion, index,
     assert prepare_photo(photo, "fashion-mnist").pixels.any()
 
 
+def test_the_step_search_computes_each_candidates_step_as_one_step_alone():
+    from mnistlab.inference.photo import _lines, _step, _steps
+
+    rng = np.random.default_rng(0)
+    x, y = (rng.uniform(-1, 1, 300).astype(np.float32) for _ in range(2))
+    lines = _lines(np.linspace(0, np.pi, 7), np.linspace(-0.9, 0.9, 5), np.array([0.005, 0.1, 0.35])).astype(np.float32)
+    together = _steps(x, y, lines)
+    assert together.shape == (300, len(lines))
+    for k, line in enumerate(lines):
+        # float32: across the narrowest ramp (half width 0.005) a coordinate's rounding grows 100 times
+        np.testing.assert_allclose(together[:, k], _step(x, y, line), atol=1e-4)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_distance_to_background_is_the_whole_photos_though_computed_on_the_parts_box(seed):
     from mnistlab.inference.photo import _distance_to_background
