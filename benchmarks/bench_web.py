@@ -129,9 +129,9 @@ def cpu_seconds(pid: int) -> float:
 def cpu_per_request(load, pids: dict[str, list[int]]) -> tuple[dict, dict]:
     """``load()``'s result, and the CPU milliseconds per request it cost each group of ``pids``
     and this process (the clients)."""
-    before, clients = {k: [cpu_seconds(p) for p in v] for k, v in pids.items()}, time.process_time()
+    before, started = {k: [cpu_seconds(p) for p in v] for k, v in pids.items()}, time.process_time()
     result = load()
-    clients = time.process_time() - clients
+    clients = time.process_time() - started
     spent = {k: sum(cpu_seconds(p) for p in v) - sum(before[k]) for k, v in pids.items()} | {"clients": clients}
     return result, {k: 1000 * v / max(result["requests"], 1) for k, v in spent.items()}
 

@@ -13,6 +13,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnistlab.inference.photo import STYLES, WORK_SIDE, load_image, prepare, prepare_photo, to_grayscale
+from mnistlab.inference.photo import _distance_to_background, _lines, _step, _steps
 
 from mnistlab.errors import BlankPhotoError, PhotoError
 from fixtures.photos import (
@@ -436,8 +437,6 @@ def test_a_step_the_background_pixels_do_not_cross_does_not_fail(fashion, index,
 
 
 def test_the_step_search_computes_each_candidates_step_as_one_step_alone():
-    from mnistlab.inference.photo import _lines, _step, _steps
-
     rng = np.random.default_rng(0)
     x, y = (rng.uniform(-1, 1, 300).astype(np.float32) for _ in range(2))
     lines = _lines(np.linspace(0, np.pi, 7), np.linspace(-0.9, 0.9, 5), np.array([0.005, 0.1, 0.35])).astype(np.float32)
@@ -450,8 +449,6 @@ def test_the_step_search_computes_each_candidates_step_as_one_step_alone():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_distance_to_background_is_the_whole_photos_though_computed_on_the_parts_box(seed):
-    from mnistlab.inference.photo import _distance_to_background
-
     rng = np.random.default_rng(seed)
     parts = ndimage.gaussian_filter(rng.random((60, 80)), 3) > 0.55  # blobs, some touching the edges
     parts[:, :10] = False

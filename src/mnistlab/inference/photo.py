@@ -351,18 +351,21 @@ def _step(x: np.ndarray, y: np.ndarray, line: tuple[float, float, float]) -> np.
     """A soft step across the frame, 0 on one side of a line and 1 on the other, a smooth ramp between:
     the shape of a shadow's edge or the edge of the paper. ``line``: (angle, offset, half width of
     the ramp) in the coordinates of ``_powers``, where the frame spans [-1, 1] both ways."""
-    angle, offset, width = line
-    scale = 1 / (2 * width)
-    return _smoothstep(x * (np.cos(angle) * scale) + y * (np.sin(angle) * scale) + (0.5 - offset * scale))
+    a, b, c = _across(*line)
+    return _smoothstep(x * a + y * b + c)
 
 
 def _steps(x: np.ndarray, y: np.ndarray, lines: np.ndarray) -> np.ndarray:
     """``_step`` of each of ``lines`` (L × 3) at the samples ``x``, ``y`` (length N): N × L. The step
     search's cost: the position across every line at once is one matrix product, [x y 1] · (L × 3)ᵀ."""
-    angle, offset, width = lines.T
+    return _smoothstep(np.column_stack([x, y, np.ones_like(x)]) @ np.stack(_across(*lines.T)))
+
+
+def _across(angle, offset, width) -> tuple:
+    """(a, b, c) of a line (or of arrays of lines) such that a·x + b·y + c is 0 where its step's ramp
+    starts and 1 where it ends."""
     scale = 1 / (2 * width)
-    across = np.stack([np.cos(angle) * scale, np.sin(angle) * scale, 0.5 - offset * scale])
-    return _smoothstep(np.column_stack([x, y, np.ones_like(x)]) @ across)
+    return np.cos(angle) * scale, np.sin(angle) * scale, 0.5 - offset * scale
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
