@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import sys
 from typing import Annotated, Optional
@@ -111,12 +110,15 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     if resume and not name:
         raise typer.BadParameter("--resume needs the --name of the interrupted run")
     params = model_options.parse(get_family(model), list(ctx.args))
-    # A progress bar on stderr, unless --json asked for quiet; then a spinner there.
-    with err_console.status(f"training {model} on {dataset}…") if as_json else contextlib.nullcontext():
-        run = api.train(model, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
-                        train_size=train_size, test_size=test_size, seed=seed, name=name, out=out,
-                        overwrite=overwrite, resume=resume, progress=not as_json, command=command_line(),
-                        embedding=embedding, calibrate=calibrate, **params)
+    # A progress bar on stderr, unless --json asked for quiet; then one line there. Not a spinner: its
+    # drawing thread would keep the figures from being drawn in two processes (pipeline.write_figures),
+    # which took the command 1 s longer.
+    if as_json:
+        err_console.print(f"training {model} on {dataset}…", highlight=False)
+    run = api.train(model, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
+                    train_size=train_size, test_size=test_size, seed=seed, name=name, out=out,
+                    overwrite=overwrite, resume=resume, progress=not as_json, command=command_line(),
+                    embedding=embedding, calibrate=calibrate, **params)
     print_run_summary(run, as_json)
 
 
