@@ -1,6 +1,6 @@
 """Small HTML pieces the notebook displays and the web answers are made of.
 
-Images become PNG data URIs (with PIL), so a card needs no files and no
+Images become PNG or JPEG data URIs (with PIL), so a card needs no files and no
 server; nothing here imports matplotlib, so web workers stay light.
 """
 
@@ -26,12 +26,26 @@ def escape(value) -> str:
 
 
 def png_data_uri(array: np.ndarray) -> str:
-    """A uint8 grey (H×W) or RGB (H×W×3) array as a PNG data URI."""
-    buffer = io.BytesIO()
+    """A uint8 grey (H×W) or RGB (H×W×3) array as a PNG data URI: every pixel exact."""
     # zlib's fastest level: a web answer's five images took 11 ms to encode at the default
     # level (6) and 4 ms at 1, for an answer a quarter larger (61 instead of 48 kB)
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return _data_uri(array, "PNG", compress_level=1)
+
+
+def jpeg_data_uri(array: np.ndarray) -> str:
+    """A uint8 grey (H×W) or RGB (H×W×3) array as a JPEG data URI, for photo-sized pictures.
+
+    A web answer's two photo-sized pictures took 5.1 ms to encode as PNG and 1.6 ms as
+    JPEG, a quarter the size (14 instead of 60 kB); full-resolution colour (4:4:4)
+    keeps the one-pixel box and the coloured masks sharp.
+    """
+    return _data_uri(array, "JPEG", quality=90, subsampling=0)
+
+
+def _data_uri(array: np.ndarray, image_format: str, **options) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format=image_format, **options)
+    return f"data:image/{image_format.lower()};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def evidence_rgb(values: np.ndarray) -> np.ndarray:

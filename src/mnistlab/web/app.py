@@ -44,7 +44,8 @@ class TopClass(BaseModel):
 
 class Step(BaseModel):
     title: str
-    png: str = Field(description="the image as a PNG data URI")
+    image: str = Field(description="the picture as a data URI: JPEG for the photo-sized ones, PNG for the "
+                       "28×28 input")
 
 
 class PredictAnswer(BaseModel):

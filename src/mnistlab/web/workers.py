@@ -29,7 +29,7 @@ import numpy as np
 
 from .._system import usable_cores
 from ..errors import ModelFileError, ParameterError
-from ..html import evidence_rgb, png_data_uri
+from ..html import evidence_rgb, jpeg_data_uri, png_data_uri
 from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
 from ..inference.predictor import Predictor
 
@@ -167,9 +167,9 @@ def answer(run_dir: Path, data: bytes, engine: str = "native") -> dict:
         "top": prediction.top(3),
         "image": prediction.pixels.tolist(),
         "image_png": png_data_uri(prediction.pixels),
-        "steps": [{"title": "your photo (grayscale)", "png": png_data_uri(np.round(prepared.gray * 255))},
-                  {"title": "object found (green; red: dropped)", "png": png_data_uri(prepared.found())},
-                  {"title": "what the model saw (28×28)", "png": png_data_uri(prediction.pixels)}],
+        "steps": [{"title": "your photo (grayscale)", "image": jpeg_data_uri(np.round(prepared.gray * 255))},
+                  {"title": "object found (green; red: dropped)", "image": jpeg_data_uri(prepared.found())},
+                  {"title": "what the model saw (28×28)", "image": png_data_uri(prediction.pixels)}],
         "notes": prediction.notes,
         "explanation_png": None if prediction.contributions is None
         else explanation_png(prediction.contributions, prediction.label),

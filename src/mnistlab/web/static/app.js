@@ -71,7 +71,7 @@ function showAnswer(answer) {
   $("steps").replaceChildren(...answer.steps.map((step) => {
     const figure = document.createElement("figure");
     const img = document.createElement("img");
-    img.src = step.png;
+    img.src = step.image;
     img.alt = step.title;
     const caption = document.createElement("figcaption");
     caption.textContent = step.title;
