@@ -178,6 +178,7 @@ class CornerModel(MnistlabModel):
     """Says class 1 the more ink there is in the top-left 6×6 corner; nothing else matters to it."""
 
     family = "corner"
+    classes_ = np.array([0, 1])
 
     def predict_proba(self, X):
         ink = np.asarray(X).reshape(-1, 28, 28)[:, :6, :6].mean(axis=(1, 2))
@@ -197,6 +198,7 @@ def test_occlusion_finds_the_pixels_a_model_without_gradients_uses():
     model = CornerModel()
     assert not model.can_explain and model.explanation_method == "occlusion sensitivity"
     assert np.allclose(model.explain(x), maps)  # the contract's default explanation
+    assert np.allclose(model.explain(x, classes=[1]), maps[:, [1]])
 
 
 def png_size(path) -> tuple[int, int]:

@@ -262,7 +262,13 @@ def test_each_family_explains_and_gives_features_where_it_has_layers(images, fam
     X, y = images
     model = quick(family).fit(X, labels_for(family, y))
     n_classes = len(np.unique(labels_for(family, y)))
-    assert model.explain(X[:3]).shape == (3, n_classes, 784)
+    maps = model.explain(X[:3])
+    assert maps.shape == (3, n_classes, 784)
+    # asked for some classes, in any order, a family computes those alone and gives the same maps
+    np.testing.assert_allclose(model.explain(X[:3], classes=[1, 0]), maps[:, [1, 0]], rtol=1e-5, atol=1e-7)
+    for bad in ([n_classes], [-1], [0.5], [[0]]):
+        with pytest.raises(ParameterError, match="classes"):
+            model.explain(X[:3], classes=bad)
     features = model.features(X[:5])
     if family in LAYERED:
         assert features.shape == (5, LAYERED[family]) and np.isfinite(features).all()

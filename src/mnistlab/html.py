@@ -48,13 +48,14 @@ def _data_uri(array: np.ndarray, image_format: str, **options) -> str:
     return f"data:image/{image_format.lower()};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def evidence_rgb(values: np.ndarray) -> np.ndarray:
-    """A signed map (e.g. one class's pixel contributions) as RGB: blue for, red against, white 0."""
+def evidence_png(values: np.ndarray) -> str:
+    """A signed map of 28×28 values (e.g. one class's pixel contributions) as a PNG data URI:
+    blue for, red against, white 0."""
     scale = float(np.abs(values).max()) or 1.0
-    t = np.clip(np.asarray(values, dtype=float) / scale, -1, 1)[..., None]
+    t = np.clip(np.asarray(values, dtype=float).reshape(28, 28) / scale, -1, 1)[..., None]
     white = np.ones(3)
     rgb = np.where(t >= 0, white + t * (FOR - white), white - t * (AGAINST - white))
-    return (rgb * 255).round().astype(np.uint8)
+    return png_data_uri((rgb * 255).round())
 
 
 def image_tag(uri: str, size: int, title: str = "") -> str:

@@ -64,6 +64,13 @@ class Prediction:
             return None
         return self.model.explain(flatten_scale(self.pixels[None]))[0]
 
+    @cached_property
+    def evidence(self) -> np.ndarray | None:
+        """The predicted class's contributions (784,), computed for that class alone; None without a model."""
+        if self.model is None:
+            return None
+        return self.model.explain(flatten_scale(self.pixels[None]), classes=[self.label])[0, 0]
+
     def explain(self):
         """A figure of why: the photo (if any), the input, the probabilities and each class's evidence map."""
         from .. import plots
@@ -78,9 +85,8 @@ class Prediction:
 
     def _repr_html_(self) -> str:
         parts = [html.image_tag(html.png_data_uri(self.pixels), 112, "the 28×28 input the model saw")]
-        if self.contributions is not None:
-            evidence = html.evidence_rgb(self.contributions[self.label].reshape(SIDE, SIDE))
-            parts.append(html.image_tag(html.png_data_uri(evidence), 112,
+        if self.evidence is not None:
+            parts.append(html.image_tag(html.evidence_png(self.evidence), 112,
                                         f"evidence for {self.class_name}: blue for, red against"))
         images = '<div style="display:flex;gap:8px">' + "".join(parts) + "</div>"
         return html.card(f"{self.source}: {self.class_name} ({self.probabilities[self.label]:.1%})", images,

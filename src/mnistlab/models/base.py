@@ -11,7 +11,7 @@ What a family can show beyond predictions it declares here, so that figures,
 reports, compare and the web ask the contract rather than test for a family's
 attributes: ``can_explain`` (it has its own ``explain``, gradient × input; any
 other family explains itself by occlusion sensitivity, which needs nothing but
-``predict_proba``), ``weight_images`` (one weight per pixel and class), how its
+``predict_proba``; either computes only the classes it is asked for), ``weight_images`` (one weight per pixel and class), how its
 training history reads (``history_x_label``, ``history_per_step``), and
 ``onnx_graph`` (itself as an ONNX graph, for export).
 
@@ -31,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ..errors import ExportError
+from ..errors import ExportError, ParameterError
 from .params import check
 
 
@@ -87,11 +87,23 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
             setattr(self, name, arrays[name])
         return self
 
-    def explain(self, X) -> np.ndarray:
-        """Per-class, per-pixel contributions, N×classes×784; here by occlusion, for families without gradients."""
+    def explain(self, X, classes=None) -> np.ndarray:
+        """Per-pixel contributions to each of ``classes`` (indices into ``classes_``; default: all),
+        N×len(classes)×784; here by occlusion, for families without gradients."""
         from .occlusion import occlusion_sensitivity
 
-        return occlusion_sensitivity(self.predict_proba, X)
+        maps = occlusion_sensitivity(self.predict_proba, X)  # every class's at once
+        return maps if classes is None else maps[:, self._class_indices(classes)]
+
+    def _class_indices(self, classes) -> np.ndarray:
+        """``explain``'s ``classes`` as an array of indices into ``classes_`` (None: all of them)."""
+        n = len(self.classes_)
+        if classes is None:
+            return np.arange(n)
+        indices = np.asarray(classes)
+        if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer) or not ((0 <= indices) & (indices < n)).all():
+            raise ParameterError("classes", f"a list of class indices from 0 to {n - 1}; got {classes!r}")
+        return indices
 
     @property
     def explanation_method(self) -> str:

@@ -195,8 +195,9 @@ class MLP(MnistlabModel):
             a = activation(a @ W + b)
         return a
 
-    def explain(self, X) -> np.ndarray:
-        """Gradient × input of each class's logit (the output layer before softmax), N×classes×784.
+    def explain(self, X, classes=None) -> np.ndarray:
+        """Gradient × input of each class's logit (the output layer before softmax), N×classes×784
+        (or the ``classes`` asked for).
 
         Backpropagation through the fitted network, for all classes at once. For two
         classes MLPClassifier has one logistic output z, the log-odds of the second
@@ -216,7 +217,7 @@ class MLP(MnistlabModel):
             grad = (grad * slope[:, None, :]) @ W.T
         if len(self.classes_) == 2:
             grad = np.concatenate([-grad, grad], axis=1)
-        return grad * X[:, None, :]
+        return grad[:, self._class_indices(classes)] * X[:, None, :]
 
     def onnx_graph(self):
         """The fitted network's layers; for two classes its one logistic output z gives [1 − σ(z), σ(z)],

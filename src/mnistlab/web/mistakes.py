@@ -10,7 +10,7 @@ import numpy as np
 
 from ..api import Run
 from ..experiments.store import PLOTS
-from ..html import evidence_rgb, png_data_uri
+from ..html import evidence_png, png_data_uri
 from ..models.serialization import ARRAYS_FILE
 
 _answers: dict[Path, tuple[float, dict]] = {}
@@ -39,7 +39,7 @@ def _compute(run: Run) -> dict:
             "index": row["index"], "true_class": run.classes[row["true"]],
             "predicted_class": run.classes[row["predicted"]], "p_true": row["p_true"], "loss": row["loss"],
             "image_png": png_data_uri(images[row["index"]]),
-            "explanation_png": png_data_uri(evidence_rgb(maps[i][row["predicted"]].reshape(28, 28))),
+            "explanation_png": evidence_png(maps[i][row["predicted"]]),
         } for i, row in enumerate(rows)],
         "calibration": {k: calibration[k] for k in ("ece", "brier", "ece_binning")},
         "reliability_png": _figure_uri(run, "reliability"),

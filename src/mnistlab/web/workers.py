@@ -29,7 +29,7 @@ import numpy as np
 
 from .._system import usable_cores
 from ..errors import ModelFileError, ParameterError
-from ..html import evidence_rgb, jpeg_data_uri, png_data_uri
+from ..html import evidence_png, jpeg_data_uri, png_data_uri
 from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
 from ..inference.predictor import Predictor
 
@@ -148,11 +148,6 @@ def _predictor(run_dir: Path, engine: str) -> Predictor | OnnxPredictor:
     return cached[1]
 
 
-def explanation_png(contributions: np.ndarray, label: int) -> str:
-    """The predicted class's contribution map as a red/blue PNG (blue: for, red: against)."""
-    return png_data_uri(evidence_rgb(contributions[label].reshape(28, 28)))
-
-
 def answer(run_dir: Path, data: bytes, engine: str = "native") -> dict:
     """The run's prediction for a photo with ``engine``, as /api/predict returns it (plain JSON types).
 
@@ -171,6 +166,5 @@ def answer(run_dir: Path, data: bytes, engine: str = "native") -> dict:
                   {"title": "object found (green; red: dropped)", "image": jpeg_data_uri(prepared.found())},
                   {"title": "what the model saw (28×28)", "image": png_data_uri(prediction.pixels)}],
         "notes": prediction.notes,
-        "explanation_png": None if prediction.contributions is None
-        else explanation_png(prediction.contributions, prediction.label),
+        "explanation_png": None if prediction.evidence is None else evidence_png(prediction.evidence),
     }

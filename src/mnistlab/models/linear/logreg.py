@@ -253,11 +253,12 @@ class LogisticRegression(MnistlabModel):
         labels = np.argmax(self._logits(X), axis=1)
         return self.classes_[labels]
 
-    def explain(self, X) -> np.ndarray:
-        """Per-class, per-pixel contributions w_k ⊙ x, N × n_classes × n_features (input after standardisation)."""
+    def explain(self, X, classes=None) -> np.ndarray:
+        """Per-class, per-pixel contributions w_k ⊙ x (input after standardisation), N × classes × n_features,
+        for every class or the ``classes`` asked for (indices into ``classes_``)."""
         check_is_fitted(self, "coef_")
         X = self._model_input(validate_data(self, X, dtype=np.float32, order="C", reset=False))
-        return X[:, None, :] * self.coef_[None, :, :]
+        return X[:, None, :] * self.coef_[self._class_indices(classes)][None, :, :]
 
     def objective(self, X, y) -> float:
         """F(coef_, intercept_) on (X, y): the quantity the solvers minimise, on the scale of ``history_``."""

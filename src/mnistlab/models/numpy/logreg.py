@@ -68,12 +68,12 @@ class NumpyLogReg(GradientDescentClassifier):
         p = sigmoid(z)                         # p: (N, 1)
         return np.hstack([1 - p, p])           # (N, 2)
 
-    def explain(self, X) -> np.ndarray:
+    def explain(self, X, classes=None) -> np.ndarray:
         """Each pixel's evidence, w ⊙ x: for the second class, and its negative for the first
-        (what the first class gains when z falls): (N, 2, 784)."""
+        (what the first class gains when z falls): (N, 2, 784), or the ``classes`` asked for."""
         X = np.asarray(X, dtype=np.float32)
-        contribution = X * self.coef_[0]       # (N, D)
-        return np.stack([-contribution, contribution], axis=1)
+        signs = np.array([-1, 1], dtype=np.float32)[self._class_indices(classes)]
+        return signs[None, :, None] * (X * self.coef_[0])[:, None, :]
 
     def weight_images(self) -> np.ndarray:
         return self.coef_

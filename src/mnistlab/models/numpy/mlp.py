@@ -140,13 +140,14 @@ class NumpyMLP(GradientDescentClassifier):
         _, cache = self._forward(self._fitted_params(), np.asarray(X, dtype=np.float32))
         return cache[-1][0]
 
-    def explain(self, X) -> np.ndarray:
-        """Gradient × input: ∂logit_k/∂x ⊙ x for each class k, by the backward pass: (N, K, 784)."""
+    def explain(self, X, classes=None) -> np.ndarray:
+        """Gradient × input: ∂logit_k/∂x ⊙ x for each class k (of ``classes``; default all), one
+        backward pass each: (N, K, 784)."""
         X = np.asarray(X, dtype=np.float32)
         params = self._fitted_params()
         logits, cache = self._forward(params, X)
         per_class = []
-        for k in range(logits.shape[1]):
+        for k in self._class_indices(classes):
             dZ = np.zeros_like(logits)
             dZ[:, k] = 1                                  # seed: ∂logit_k/∂logits
             _, dX = self._backpropagate(params, cache, dZ, input_gradient=True)

@@ -72,10 +72,10 @@ class NumpySoftmax(GradientDescentClassifier):
     def _proba(self, logits):
         return softmax(logits)
 
-    def explain(self, X) -> np.ndarray:
-        """Each pixel's contribution to each class's logit, w_k ⊙ x: (N, K, 784)."""
+    def explain(self, X, classes=None) -> np.ndarray:
+        """Each pixel's contribution to each class's logit (of ``classes``; default all), w_k ⊙ x: (N, K, 784)."""
         X = np.asarray(X, dtype=np.float32)
-        return X[:, None, :] * self.coef_[None, :, :]
+        return X[:, None, :] * self.coef_[self._class_indices(classes)][None, :, :]
 
     def weight_images(self) -> np.ndarray:
         return self.coef_

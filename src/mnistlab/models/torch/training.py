@@ -318,14 +318,16 @@ class TorchClassifier(MnistlabModel):
                         for i in range(0, len(X), PREDICT_BATCH)]
         return torch.cat(features).float().cpu().numpy()
 
-    def explain(self, X) -> np.ndarray:
-        """Gradient × input: ∂logit_k/∂x · x for every class k and pixel, shape N×classes×784.
+    def explain(self, X, classes=None) -> np.ndarray:
+        """Gradient × input: ∂logit_k/∂x · x for every class k (or the ``classes`` asked for, indices
+        into ``classes_``) and pixel, shape N×classes×784; one backward pass per class.
 
         To first order, how much each pixel's value pushes each class's score (of the
         same logits predict uses, test-time augmentation included) up or down.
         """
         check_is_fitted(self, "network_")
         X = check_array(X, dtype=np.float32)
+        explained = self._class_indices(classes)
         device = next(self.network_.parameters()).device
         self.network_.eval()
         maps = []
@@ -333,10 +335,9 @@ class TorchClassifier(MnistlabModel):
             for start in range(0, len(X), PREDICT_BATCH):
                 images = self._images(X[start:start + PREDICT_BATCH], device).requires_grad_(True)
                 logits = self._predict_logits(self.network_, images)
-                grads = [torch.autograd.grad(logits[:, k].sum(), images, retain_graph=True)[0]
-                         for k in range(logits.shape[1])]
+                grads = [torch.autograd.grad(logits[:, k].sum(), images, retain_graph=True)[0] for k in explained]
                 maps.append((torch.stack(grads, dim=1) * images.detach().unsqueeze(1))
-                            .reshape(len(images), logits.shape[1], -1).cpu().numpy())
+                            .reshape(len(images), len(explained), -1).cpu().numpy())
         return np.concatenate(maps)
 
     def onnx_graph(self):
