@@ -11,9 +11,10 @@ What a family can show beyond predictions it declares here, so that figures,
 reports, compare and the web ask the contract rather than test for a family's
 attributes: ``can_explain`` (it has its own ``explain``, gradient × input; any
 other family explains itself by occlusion sensitivity, which needs nothing but
-``predict_proba``; either computes only the classes it is asked for), ``weight_images`` (one weight per pixel and class), how its
-training history reads (``history_x_label``, ``history_per_step``), and
-``onnx_graph`` (itself as an ONNX graph, for export).
+``predict_proba``; either way ``explain`` computes only the classes asked for),
+``weight_images`` (one weight per pixel and class), how its training history
+reads (``history_x_label``, ``history_per_step``), and ``onnx_graph`` (itself
+as an ONNX graph, for export).
 
 Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
@@ -101,7 +102,8 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
         if classes is None:
             return np.arange(n)
         indices = np.asarray(classes)
-        if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer) or not ((0 <= indices) & (indices < n)).all():
+        in_range = indices.ndim == 1 and np.issubdtype(indices.dtype, np.integer) and ((0 <= indices) & (indices < n)).all()
+        if not in_range:
             raise ParameterError("classes", f"a list of class indices from 0 to {n - 1}; got {classes!r}")
         return indices
 
