@@ -61,7 +61,8 @@ def free_cores(readings: int = 1) -> int:
 def available_threads(readings: int = 1) -> int:
     """PyTorch's CPU threads (its default, or what OMP_NUM_THREADS or the caller set) less those
     whose cores other processes are busy on now (``free_cores``)."""
-    return min(torch.get_num_threads(), free_cores(readings))
+    threads = torch.get_num_threads()
+    return 1 if threads == 1 else min(threads, free_cores(readings))  # one thread: nothing to read
 
 
 @contextmanager
