@@ -22,7 +22,7 @@ from mnistlab.experiments import pipeline as training
 from mnistlab.errors import ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
-from mnistlab.models.torch.cnn import PRESETS, PooledConv2d
+from mnistlab.models.torch.cnn import PRESETS, PooledConv2d, whitening_filters
 from mnistlab.models.torch.checkpoint import CHECKPOINT_FILE
 from mnistlab.models.torch import device
 from mnistlab.models.torch.device import computes_bfloat16, free_cores
@@ -51,6 +51,13 @@ def data(fashion):
 def small(family, **params):
     defaults = SMALL_MLP if family == "mlp" else SMALL[family]
     return get_family(family)(**{**defaults, "random_state": 0, **params})
+
+
+@pytest.fixture
+def one_prediction_thread(monkeypatch):
+    """Predictions on one thread whatever else runs: the count can change their last bits, and the
+    tests that compare two models' predictions bit for bit mean the same count for both."""
+    monkeypatch.setattr(device, "free_cores", lambda readings=1: 1)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +120,7 @@ def interrupt_at_epoch(monkeypatch, epoch):
 
 
 @pytest.mark.parametrize("family", TORCH_FAMILIES)
-def test_resumed_run_ends_with_the_same_weights(fitted, data, family, tmp_path, monkeypatch):
+def test_resumed_run_ends_with_the_same_weights(fitted, data, family, tmp_path, monkeypatch, one_prediction_thread):
     """1 epoch, interruption, resume == 2 epochs uninterrupted (shuffling, augmentation and
     dropout are drawn from the seed and the epoch, and the optimizer state is checkpointed)."""
     X, y, X_test, _ = data
@@ -156,7 +163,7 @@ def test_checkpoint_of_a_changed_preset_is_not_resumed(data, tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("family", ["mlp", *TORCH_FAMILIES])
-def test_save_load_is_bit_identical(fitted, data, family, tmp_path):
+def test_save_load_is_bit_identical(fitted, data, family, tmp_path, one_prediction_thread):
     _, _, X_test, _ = data
     model = fitted[family]
     save_model(model, tmp_path)
@@ -319,6 +326,36 @@ def test_cnn_presets_and_widths():
     small("cnn", widths=(4, 4, 4, 4), pool="after").validate_params()
 
 
+def test_whitening_filters_whiten_the_patches(data):
+    """The 9 filters (without their negatives) turn the images' 3×3 patches into uncorrelated
+    channels of unit variance, largest variance first; each filter is followed by its negative."""
+    X, _, _, _ = data
+    images = torch.from_numpy(X).reshape(-1, 1, 28, 28)
+    filters = whitening_filters(images, 18)
+    assert filters.shape == (18, 1, 3, 3)
+    np.testing.assert_array_equal(filters[1::2], -filters[::2])
+    channels = torch.nn.functional.conv2d(images, filters[::2], padding=1).transpose(0, 1).reshape(9, -1)
+    covariance = torch.cov(channels.double()).numpy()
+    # unit variance up to the floor that keeps flat directions from being blown up
+    assert np.abs(covariance - np.diag(np.diag(covariance))).max() < 1e-3
+    assert np.all(np.diag(covariance) <= 1) and np.all(np.diag(covariance)[:6] > 0.8)
+    assert whitening_filters(images, 5).shape == (5, 1, 3, 3)
+
+
+def test_whitened_first_layer_stays_fixed_while_the_rest_learns(data):
+    X, y, _, _ = data
+    one, two = (small("cnn", whiten=True, epochs=epochs).fit(X, y).network_.stage0 for epochs in (1, 2))
+    expected = whitening_filters(torch.from_numpy(X).reshape(-1, 1, 28, 28), one[0].out_channels)
+    for stage in (one, two):
+        assert not stage[0].weight.requires_grad
+        torch.testing.assert_close(stage[0].weight.detach().contiguous(), expected.contiguous())
+    assert not torch.equal(one[4].weight, two[4].weight)  # the second convolution learned on
+    with pytest.raises(ParameterError, match="whiten"):
+        small("cnn", widths=(32, 64), whiten=True).validate_params()
+    small("cnn", widths=(32, 64), whiten=False).validate_params()
+    assert PRESETS["fast"]["whiten"] and not PRESETS["long"]["whiten"]
+
+
 @pytest.mark.parametrize("pool", ["after", "between"])
 def test_cnn_pooling_places(pool):
     """"after": each stage's two convolutions at its input's resolution, pooled after (the last stage
@@ -406,6 +443,23 @@ def test_threads_follow_the_free_cores_and_a_resumed_fit_keeps_the_checkpoints(d
     assert any("1 of 2 CPU threads" in line for line in progress.lines)
     fresh = small("lenet", **{**params, "checkpoint_dir": None}).fit(X, y)
     assert fresh.threads_ == 2 and fresh.fit_message_ == "2 epochs on 2 CPU threads"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="Linux's /proc")
+def test_free_cores_does_not_count_its_own_spinning_threads():
+    """PyTorch's OpenMP threads spin a while after a parallel region: they are this process's, not a
+    busy neighbour (counted as one, they made each prediction right after a fit or another prediction
+    take 1 thread). free_cores subtracts what this count sees."""
+    x = torch.rand(512, 512)
+    with device.cpu_threads(2):
+        after_work = []
+        for _ in range(10):
+            x @ x  # noqa: B018 - a parallel region; its second thread spins after it
+            after_work.append(device._own_running_threads())
+        time.sleep(0.5)  # long past the spin: the second thread sleeps
+        after_rest = [device._own_running_threads() for _ in range(10)]
+    # each a few readings' worth, so that a busy machine's delays do not decide
+    assert max(after_work) >= 2 and min(after_rest) == 1
 
 
 def test_free_cores_sees_busy_processes():

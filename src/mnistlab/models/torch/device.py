@@ -3,6 +3,7 @@ determinism."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from contextlib import contextmanager
@@ -41,8 +42,11 @@ def free_cores(readings: int = 1) -> int:
     On a machine where something else is busy, PyTorch's threads share a core with it and
     each step waits for the slowest of them: beside one busy process, two threads on two
     cores are slower than one (benchmarks/bench_threads.py). Linux counts the tasks running
-    now in /proc/stat (procs_running, this one included); ``readings`` > 1 takes the median
-    of readings 5 ms apart, so that a moment's blip does not decide. Elsewhere: all cores.
+    now in /proc/stat (procs_running), less this process's own running threads: PyTorch's
+    OpenMP threads spin for a while after each parallel region, and were counted as a busy
+    neighbour right after a fit or a prediction until 2026-12-05. ``readings`` > 1 takes
+    the median of readings 5 ms apart, so that a moment's blip does not decide. Elsewhere: all
+    cores.
     """
     cores = usable_cores()
     counts = []
@@ -50,12 +54,27 @@ def free_cores(readings: int = 1) -> int:
         if reading:
             time.sleep(0.005)
         try:
+            own = _own_running_threads()  # first: a thread that stops meanwhile is not counted busy
             with open("/proc/stat", "rb") as stat:
                 line = next(line for line in stat if line.startswith(b"procs_running"))
         except (OSError, StopIteration):
             return cores
-        counts.append(int(line.split()[1]) - 1)  # less the one reading
+        counts.append(int(line.split()[1]) - own)
     return max(1, cores - round(statistics.median(counts)))
+
+
+def _own_running_threads() -> int:
+    """This process's threads that are running now (the calling one included), from /proc/self/task."""
+    running = 0
+    for task in os.scandir("/proc/self/task"):
+        try:
+            with open(os.path.join(task.path, "stat"), "rb") as stat:
+                fields = stat.read()
+        except OSError:  # the thread has ended
+            continue
+        # the state is the field after the command, which is in parentheses and may hold spaces
+        running += fields[fields.rindex(b")") + 2:][:1] == b"R"
+    return max(1, running)
 
 
 def available_threads(readings: int = 1) -> int:
@@ -80,8 +99,8 @@ def cpu_threads(count: int):
 
 @contextmanager
 def prediction_threads():
-    """PyTorch's CPU threads for one prediction: ``available_threads`` now (its results do not
-    depend on the count)."""
+    """PyTorch's CPU threads for one prediction: ``available_threads`` now. The count can change
+    the last bits of the results (how sums are split), not more."""
     with cpu_threads(available_threads()):
         yield
 

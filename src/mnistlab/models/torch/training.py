@@ -18,7 +18,9 @@ Hooks a model implements (``torch`` is imported only by these modules):
                                         state beyond the epoch counter
 ``_epochs()``                        -> number of epochs
 ``_batch_size()``                    -> examples per step
-optional: ``_augment(images, generator)`` (a whole epoch's images at once; default: none),
+optional: ``_initialise(network, images)`` (what the network takes from the training images
+before the optimiser is made, e.g. fixed filters; default: nothing),
+``_augment(images, generator)`` (a whole epoch's images at once; default: none),
 ``_loss(logits, y)`` (default: cross-entropy), ``_predict_logits(network, images)``
 (default: one forward pass; e.g. test-time augmentation), ``channels_last`` (memory format
 of network and images), ``_autocast_dtype(device)`` (lower precision for the training steps'
@@ -135,6 +137,9 @@ class TorchClassifier(MnistlabModel):
     def _batch_size(self) -> int:
         raise NotImplementedError
 
+    def _initialise(self, network: torch.nn.Module, images: torch.Tensor) -> None:
+        pass
+
     def _augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return images
 
@@ -183,6 +188,7 @@ class TorchClassifier(MnistlabModel):
 
         with seeded(derived_seed(seed, INIT), device):
             network = self._network(len(self.classes_), device)
+        self._initialise(network, images)
         optimizer = self._make_optimizer(network)
         history = {"train_loss": [], "train_accuracy": []}
         if X_val is not None:
