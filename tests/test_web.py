@@ -214,7 +214,9 @@ def test_a_worker_killed_mid_request_is_one_retryable_error(out, fashion):
     before = {c.pid for c in psutil.Process().children(recursive=True)}
     with live_server(create_app(out, default_run="logreg-small", workers=1)) as url:
         (worker,) = [c for c in psutil.Process().children(recursive=True)
-                     if c.pid not in before and "multiprocessing" in " ".join(c.cmdline())]
+                     # the pool's worker, not multiprocessing's resource tracker (which starts with
+                     # the first test in this process that needs it)
+                     if c.pid not in before and "spawn_main" in " ".join(c.cmdline())]
         answers = []
         request = threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/api/predict", files=files,
                                                                             timeout=60)))
