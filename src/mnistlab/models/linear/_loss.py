@@ -22,19 +22,24 @@ All the work is two float32 matrix products per evaluation, X·Wᵀ and
 by one worker thread per BLAS thread, each calling single-threaded BLAS
 (multithreaded OpenBLAS spins while other jobs hold the cores, and was many
 times slower on a shared machine). Results do not depend on the number of
-threads. The solvers work on the intercept of the centred data,
+threads. Reading X from memory is much of that work: when X is 8-bit pixels
+scaled to [0, 1] (every value a whole number of 255ths, as ``flatten_scale``
+gives them), it is kept as those bytes, a quarter of the memory, and each
+block is turned back into float32 in the cache (the 255 goes into W). The solvers work on the intercept of the centred data,
 b' = b + W·x̄, an exact change of variables that decouples it from W
 (``Objective``).
 """
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 BLOCK_ROWS = 512             # rows of X per matrix product: a block stays in cache for both
 CHUNK_ROWS = 8 * BLOCK_ROWS  # rows per task handed to a worker thread (whole blocks)
+PIXEL_LEVELS = 255           # 8-bit pixels scaled to [0, 1] are whole numbers of 255ths
 
 
 def l1_share(penalty: str, l1_ratio: float) -> float:
@@ -58,29 +63,70 @@ def softmax_rows(Z: np.ndarray) -> np.ndarray:
     return Z
 
 
+def as_pixels(X: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray | None:
+    """X as 8-bit pixels p (uint8) with X == p / 255 exactly in float32, or None where a value is not
+    a whole number of 255ths in [0, 1]. One pass over X in cache-sized blocks, chunks on the pool's
+    workers (the first alone: data that is not pixels mostly shows it there)."""
+    if X.dtype != np.float32 or X.ndim != 2:
+        return None
+    pixels = np.empty(X.shape, dtype=np.uint8)
+    levels = np.float32(PIXEL_LEVELS)
+
+    def encode(start: int, stop: int) -> bool:
+        buffer = np.empty((BLOCK_ROWS, X.shape[1]), dtype=np.float32)
+        exact = True
+        # A value outside [0, 1] or NaN does not survive the round trip through uint8 either.
+        with np.errstate(invalid="ignore"):
+            for a in range(start, stop, BLOCK_ROWS):
+                z = min(a + BLOCK_ROWS, stop)
+                block = buffer[:z - a]
+                np.rint(np.multiply(X[a:z], levels, out=block), out=block)
+                pixels[a:z] = block
+                exact &= np.array_equal(np.divide(pixels[a:z], levels, out=block, dtype=np.float32), X[a:z])
+        return exact
+
+    if not encode(0, min(CHUNK_ROWS, len(X))):
+        return None
+    encoded = [pool.submit(encode, a, min(a + CHUNK_ROWS, len(X))) for a in range(CHUNK_ROWS, len(X), CHUNK_ROWS)]
+    return pixels if all(part.result() for part in encoded) else None
+
+
 class SoftmaxLoss:
     """Σ_i cross-entropy of a linear softmax model, with (P − Y)ᵀX and (P − Y)ᵀ1.
 
     Computed in X's precision: float32 in the estimator, float64 for exact
-    checks. The rows are cut into fixed chunks that idle workers take in turn
-    (so one descheduled thread does not hold up the others); each chunk is
-    walked in blocks, and the partial sums are added in chunk order, so the
-    result depends neither on scheduling nor on the number of workers.
+    checks; from ``pixels`` (``as_pixels(X)``) where given. The rows
+    are cut into fixed chunks that idle workers take in turn (so one
+    descheduled thread does not hold up the others); each chunk is walked in
+    blocks, and the partial sums are added in chunk order, so the result
+    depends neither on scheduling nor on the number of workers.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, pool: ThreadPoolExecutor):
-        self.X, self.n_classes, self.pool = X, n_classes, pool
+    def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, pool: ThreadPoolExecutor,
+                 pixels: np.ndarray | None = None):
+        self.X, self.n_classes, self.pool, self.pixels = X, n_classes, pool, pixels
+        self.blocks = threading.local()  # each worker's float32 block, where the pixels are converted
         self.chunks = [(a, min(a + CHUNK_ROWS, len(X))) for a in range(0, len(X), CHUNK_ROWS)]
         # where each row's true-class logit sits in its flattened block of logits
         self.true_class = (np.arange(len(X)) % BLOCK_ROWS) * n_classes + y
 
+    def _block(self, a: int, z: int) -> np.ndarray:
+        """Rows a:z of X, or of the pixels (0 … 255) as float32."""
+        if self.pixels is None:
+            return self.X[a:z]
+        if not hasattr(self.blocks, "buffer"):
+            self.blocks.buffer = np.empty((BLOCK_ROWS, self.X.shape[1]), dtype=np.float32)
+        block = self.blocks.buffer[:z - a]
+        block[...] = self.pixels[a:z]
+        return block
+
     def _chunk(self, W: np.ndarray, b: np.ndarray, start: int, stop: int):
-        """The three sums over rows start:stop."""
+        """The three sums over rows start:stop (with the pixels, RtX is 255 times X's)."""
         total = 0.0
         RtX = np.zeros(W.shape, dtype=self.X.dtype)
         Rt1 = np.zeros(self.n_classes)
         for a in range(start, stop, BLOCK_ROWS):
-            Xb, true_class = self.X[a:min(a + BLOCK_ROWS, stop)], self.true_class[a:min(a + BLOCK_ROWS, stop)]
+            Xb, true_class = self._block(a, min(a + BLOCK_ROWS, stop)), self.true_class[a:min(a + BLOCK_ROWS, stop)]
             Z = Xb @ W.T
             Z += b
             Z -= Z.max(axis=1, keepdims=True)
@@ -96,9 +142,10 @@ class SoftmaxLoss:
         return total, RtX.astype(np.float64), Rt1
 
     def __call__(self, W: np.ndarray, b: np.ndarray):
-        W_x, b_x = W.astype(self.X.dtype), b.astype(self.X.dtype)
+        unit = 1.0 if self.pixels is None else 1.0 / PIXEL_LEVELS  # X = unit · blocks
+        W_x, b_x = (W * unit).astype(self.X.dtype), b.astype(self.X.dtype)
         parts = [f.result() for f in [self.pool.submit(self._chunk, W_x, b_x, a, z) for a, z in self.chunks]]
-        return (sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts))
+        return (sum(p[0] for p in parts), unit * sum(p[1] for p in parts), sum(p[2] for p in parts))
 
 
 class Objective:

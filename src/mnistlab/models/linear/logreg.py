@@ -27,6 +27,7 @@ from ..params import SEED, Interval, StrOptions
 from ._loss import (
     Objective,
     SoftmaxLoss,
+    as_pixels,
     l1_share,
     objective_value,
     penalty_strengths,
@@ -187,7 +188,8 @@ class LogisticRegression(MnistlabModel):
             center = (np.ones(n, dtype=np.float32) @ X / np.float32(n)).astype(np.float64)
             whiten = solver == "whitened-lbfgs" and d <= WHITENING_MAX_FEATURES
             P = whitening(X, center, l2, pool) if whiten else None
-            objective = Objective(SoftmaxLoss(X, codes, k, pool), center, l1, l2, P)
+            loss = SoftmaxLoss(X, codes, k, pool, pixels=as_pixels(X, pool))
+            objective = Objective(loss, center, l1, l2, P)
             theta = np.zeros((k, d + 1))
             log_prior = np.log(np.bincount(codes, minlength=k) / n)
             theta[:, -1] = log_prior - log_prior.mean()     # the optimum of F for W = 0
