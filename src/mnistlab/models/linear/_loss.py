@@ -25,9 +25,9 @@ times slower on a shared machine). Results do not depend on the number of
 threads. Reading X from memory is much of that work: when X is 8-bit pixels
 scaled to [0, 1] (every value a whole number of 255ths, as ``flatten_scale``
 gives them), it is kept as those bytes, a quarter of the memory, and each
-block is turned back into float32 in the cache (the 255 goes into W). The solvers work on the intercept of the centred data,
-b' = b + W·x̄, an exact change of variables that decouples it from W
-(``Objective``).
+block is turned back into float32 in the cache (the 1/255 goes into W). The
+solvers work on the intercept of the centred data, b' = b + W·x̄, an exact
+change of variables that decouples it from W (``Objective``).
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def as_pixels(X: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray | None:
     def encode(start: int, stop: int) -> bool:
         buffer = np.empty((BLOCK_ROWS, X.shape[1]), dtype=np.float32)
         exact = True
-        # A value outside [0, 1] or NaN does not survive the round trip through uint8 either.
+        # Whatever the cast to uint8 makes of a value outside [0, 255] or of NaN, the round trip
+        # back to X then fails: only exact pixels pass.
         with np.errstate(invalid="ignore"):
             for a in range(start, stop, BLOCK_ROWS):
                 z = min(a + BLOCK_ROWS, stop)
