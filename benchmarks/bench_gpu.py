@@ -1,0 +1,143 @@
+"""Our CNN on a CUDA GPU: the best test accuracy reached within 3 and within 30 seconds of training.
+
+Targets (on an H200-class GPU, Fashion-MNIST, 60 000 training and 10 000 test images, mean of the
+seeds): >= 0.94 within 3 s, >= 0.95 within 30 s.
+
+Each recipe (a preset of ``CNN`` with overrides, below or from ``--recipes``) is fitted at each
+epoch count of its ladder, once per seed. Before the timed fits, one fit of each recipe on 2 000
+images warms the GPU up (the CUDA context, cuDNN's and cuBLAS's handles and kernels, PyTorch's
+first-use imports). A fit is timed with CUDA events recorded just before ``fit`` and just after
+it returns: everything a user waits for (the images copied to the GPU, where they stay for the
+whole fit, the first layer's whitening, every epoch), not only the steps. The table gives each
+rung's mean accuracy and median seconds; a budget's figure is the best mean accuracy among the
+rungs whose median fits it.
+
+Without a CUDA GPU it prints one line and writes nothing (``make bench`` runs it everywhere);
+``--quick`` is a smoke run of the whole script on subsets with one epoch, on the GPU or, without
+one, on the CPU, and writes nothing. ``--json FILE`` also writes every fit's numbers to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+from mnistlab import load_dataset  # noqa: E402
+from mnistlab.data.preprocess import flatten_scale  # noqa: E402
+from mnistlab.models.torch.cnn import CNN, PRESETS  # noqa: E402
+import torch  # noqa: E402
+
+BUDGETS = {3.0: 0.94, 30.0: 0.95}  # seconds of training: the mean accuracy to reach within them
+# name: (CNN parameters, epochs to try). Not yet tuned on a GPU: the presets as they are on the CPU,
+# and the fast network with 4 times the batch (fewer, larger steps keep a GPU busier).
+RECIPES = {
+    "fast": ({"preset": "fast"}, [4, 8, 12, 16, 24]),
+    "fast-batch-1024": ({"preset": "fast", "batch_size": 1024, "learning_rate": 1.2}, [8, 16, 24, 32]),
+    "long": ({"preset": "long"}, [10, 20, 30, 40]),
+}
+WARM_UP_IMAGES = 2000
+
+
+def timed_fit(params: dict, epochs: int, seed: int, data, device: str) -> tuple[float, float]:
+    """(seconds, test accuracy) of one fit; on a GPU the seconds are CUDA events' around ``fit``."""
+    X, y, X_test, y_test = data
+    model = CNN(**params, epochs=epochs, random_state=seed, device=device)
+    if device == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        model.fit(X, y)
+        end.record()
+        end.synchronize()
+        seconds = start.elapsed_time(end) / 1000
+    else:
+        began = time.perf_counter()
+        model.fit(X, y)
+        seconds = time.perf_counter() - began
+    return seconds, float(model.score(X_test, y_test))
+
+
+def best_within(rungs: list[dict], budget: float) -> dict | None:
+    """The rung with the best mean accuracy among those whose median time fits ``budget``."""
+    fitting = [rung for rung in rungs if rung["median_seconds"] <= budget]
+    return max(fitting, key=lambda rung: rung["accuracy"], default=None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="fits per rung (seeds 0..N-1)")
+    parser.add_argument("--recipes", help="JSON: {name: [CNN parameters, [epochs, ...]]}, instead of the built-in")
+    parser.add_argument("--json", type=Path, help="also write every fit's numbers to this file")
+    parser.add_argument("--quick", action="store_true", help="smoke run on subsets, 1 epoch; writes nothing")
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
+    recipes = {name: (params, list(ladder)) for name, (params, ladder) in json.loads(args.recipes).items()} \
+        if args.recipes else RECIPES
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.quick:
+        print("bench_gpu: no CUDA GPU here (torch.cuda.is_available() is False): nothing measured, "
+              "BENCHMARKS.md unchanged")
+        return
+    device = "cuda" if cuda else "cpu"
+
+    ds = load_dataset("fashion-mnist")
+    if args.quick:
+        ds = ds.subset(n=2000, seed=0).subset(n=500, seed=0, split="test")
+        recipes = {name: (params, [1]) for name, (params, _) in recipes.items()}
+    data = flatten_scale(ds.x_train), ds.y_train, flatten_scale(ds.x_test), ds.y_test
+    warm_up = data[0][:WARM_UP_IMAGES], data[1][:WARM_UP_IMAGES], data[2][:500], data[3][:500]
+    for params, _ in recipes.values():
+        timed_fit(params, 1, 0, warm_up, device)
+
+    results = {}
+    for name, (params, ladder) in recipes.items():
+        rungs = []
+        for epochs in ladder:
+            fits = [timed_fit(params, epochs, seed, data, device) for seed in range(args.seeds)]
+            seconds, accuracies = [s for s, _ in fits], [a for _, a in fits]
+            rungs.append({"epochs": epochs, "seconds": seconds, "accuracies": accuracies,
+                          "median_seconds": statistics.median(seconds), "accuracy": statistics.mean(accuracies)})
+            print(f"  {name}, {epochs} epochs: accuracy {rungs[-1]['accuracy']:.4f} "
+                  f"({' '.join(f'{a:.4f}' for a in accuracies)}), {rungs[-1]['median_seconds']:.2f} s",
+                  file=sys.stderr, flush=True)
+        results[name] = {"params": params, "rungs": rungs}
+
+    gpu = torch.cuda.get_device_name() if cuda else "no GPU (CPU smoke run)"
+    if args.json:
+        args.json.write_text(json.dumps({"device": gpu, "torch": torch.__version__, "results": results}, indent=1))
+    rows = []
+    for name, result in results.items():
+        settings = {**PRESETS[result["params"]["preset"]], **result["params"]}
+        described = ", ".join(f"{k}={v}" for k, v in settings.items() if k not in ("preset", "epochs"))
+        for rung in result["rungs"]:
+            rows.append([f"**{name}**: {described}" if rung is result["rungs"][0] else "", rung["epochs"],
+                         f"{rung['accuracy']:.4f}", " ".join(f"{a:.4f}" for a in rung["accuracies"]),
+                         f"{rung['median_seconds']:.2f}"])
+    verdicts = []
+    for budget, target in BUDGETS.items():
+        best = max((best_within(r["rungs"], budget) or {"accuracy": 0.0} for r in results.values()),
+                   key=lambda rung: rung["accuracy"])
+        reached = f"{best['accuracy']:.4f}" if best["accuracy"] else "nothing finished"
+        verdicts.append(f"within {budget:g} s: {reached} (>= {target}: "
+                        f"{'met' if best['accuracy'] >= target else 'NOT met'})")
+    body = (f"GPU: **{gpu}**, PyTorch {torch.__version__} (CUDA {torch.version.cuda}). Fashion-MNIST, "
+            f"{len(data[1])} training and {len(data[3])} test images; seeds 0..{args.seeds - 1}; seconds: "
+            f"{'CUDA events' if cuda else 'wall-clock'} around `fit` (data to the device, whitening, every epoch), "
+            f"median over the seeds, after a warm-up fit of each recipe. Best mean accuracy "
+            f"{'; '.join(verdicts)}.\n\n"
+            + common.markdown_table(["recipe", "epochs", "test accuracy (mean)", "per seed", "fit s (median)"],
+                                    rows))
+    print(body)
+    if not args.quick:
+        common.write_section("bench_gpu", "Our CNN on a GPU: accuracy within 3 and 30 seconds", body)
+
+
+if __name__ == "__main__":
+    main()
