@@ -55,9 +55,18 @@ def penalty_strengths(penalty: str, C: float, l1_ratio: float, n: int) -> tuple[
     return rho / (C * n), (1 - rho) / (C * n)
 
 
+def row_max(Z: np.ndarray) -> np.ndarray:
+    """The largest entry of each row of Z (n × few columns), as a column: one vectorised maximum
+    per column (numpy's max along a short last axis loops per row: 4× slower at 512 × 10)."""
+    largest = Z[:, 0].copy()
+    for column in range(1, Z.shape[1]):
+        np.maximum(largest, Z[:, column], out=largest)
+    return largest[:, None]
+
+
 def softmax_rows(Z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of float32 logits, in place."""
-    Z -= Z.max(axis=1, keepdims=True)
+    Z -= row_max(Z)
     np.exp(Z, out=Z)
     Z /= Z.sum(axis=1, keepdims=True)
     return Z
@@ -126,20 +135,22 @@ class SoftmaxLoss:
         total = 0.0
         RtX = np.zeros(W.shape, dtype=self.X.dtype)
         Rt1 = np.zeros(self.n_classes)
+        # sums along the short rows and down the columns as products with ones: numpy's sums loop per row
+        ones_classes, ones_rows = np.ones(self.n_classes, self.X.dtype), np.ones(BLOCK_ROWS, self.X.dtype)
         for a in range(start, stop, BLOCK_ROWS):
             Xb, true_class = self._block(a, min(a + BLOCK_ROWS, stop)), self.true_class[a:min(a + BLOCK_ROWS, stop)]
             Z = Xb @ W.T
             Z += b
-            Z -= Z.max(axis=1, keepdims=True)
+            Z -= row_max(Z)
             flat = Z.reshape(-1)
             true_logits = flat[true_class].sum(dtype=np.float64)
             np.exp(Z, out=Z)
-            sums = Z.sum(axis=1)
+            sums = Z @ ones_classes
             total += float(np.log(sums).sum(dtype=np.float64) - true_logits)
             Z /= sums[:, None]          # Z is now P,
             flat[true_class] -= 1       # and now the residual P − Y
             RtX += Z.T @ Xb
-            Rt1 += Z.sum(axis=0, dtype=np.float64)
+            Rt1 += ones_rows[:len(Z)] @ Z
         return total, RtX.astype(np.float64), Rt1
 
     def __call__(self, W: np.ndarray, b: np.ndarray):
