@@ -156,15 +156,16 @@ def answer(run_dir: Path, data: bytes, engine: str = "native") -> dict:
     predictor = _predictor(run_dir, engine)
     prediction = predictor.predict_photo(data)
     prepared = prediction.prepared
+    model_input = png_data_uri(prediction.pixels)
     return {
         "run": predictor.name, "class": prediction.class_name, "label": prediction.label,
         "probabilities": {c: float(p) for c, p in zip(predictor.classes, prediction.probabilities)},
         "top": prediction.top(3),
         "image": prediction.pixels.tolist(),
-        "image_png": png_data_uri(prediction.pixels),
+        "image_png": model_input,
         "steps": [{"title": "your photo (grayscale)", "image": jpeg_data_uri(np.round(prepared.gray * 255))},
                   {"title": "object found (green; red: dropped)", "image": jpeg_data_uri(prepared.found())},
-                  {"title": "what the model saw (28×28)", "image": png_data_uri(prediction.pixels)}],
+                  {"title": "what the model saw (28×28)", "image": model_input}],
         "notes": prediction.notes,
         "explanation_png": None if prediction.evidence is None else evidence_png(prediction.evidence),
     }
