@@ -14,7 +14,10 @@ rungs whose median fits it.
 
 Without a CUDA GPU it prints one line and writes nothing (``make bench`` runs it everywhere);
 ``--quick`` is a smoke run of the whole script on subsets with one epoch, on the GPU or, without
-one, on the CPU, and writes nothing. ``--json FILE`` also writes every fit's numbers to FILE.
+one, on the CPU, and writes nothing. ``--json FILE`` also writes every fit's numbers to FILE,
+after every rung (a run cut short keeps what it measured). A recipe whose fit fails is reported
+(the error's one line in the table and the JSON) and the others still run: it is meant to run
+unattended on a lent GPU.
 """
 
 from __future__ import annotations
@@ -78,8 +81,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
-    recipes = {name: (params, list(ladder)) for name, (params, ladder) in json.loads(args.recipes).items()} \
-        if args.recipes else RECIPES
+    recipes = RECIPES
+    if args.recipes:
+        try:
+            recipes = {name: (dict(params), [int(e) for e in ladder])
+                       for name, (params, ladder) in json.loads(args.recipes).items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            parser.error(f"--recipes takes JSON like '{{\"fast\": [{{\"preset\": \"fast\"}}, [4, 8]]}}': {exc}")
     cuda = torch.cuda.is_available()
     if not cuda and not args.quick:
         print("bench_gpu: no CUDA GPU here (torch.cuda.is_available() is False): nothing measured, "
@@ -93,33 +101,42 @@ def main() -> None:
         recipes = {name: (params, [1]) for name, (params, _) in recipes.items()}
     data = flatten_scale(ds.x_train), ds.y_train, flatten_scale(ds.x_test), ds.y_test
     warm_up = data[0][:WARM_UP_IMAGES], data[1][:WARM_UP_IMAGES], data[2][:500], data[3][:500]
-    for params, _ in recipes.values():
-        timed_fit(params, 1, 0, warm_up, device)
+    gpu = torch.cuda.get_device_name() if cuda else "no GPU (CPU smoke run)"
 
     results = {}
-    for name, (params, ladder) in recipes.items():
-        rungs = []
-        for epochs in ladder:
-            fits = [timed_fit(params, epochs, seed, data, device) for seed in range(args.seeds)]
-            seconds, accuracies = [s for s, _ in fits], [a for _, a in fits]
-            rungs.append({"epochs": epochs, "seconds": seconds, "accuracies": accuracies,
-                          "median_seconds": statistics.median(seconds), "accuracy": statistics.mean(accuracies)})
-            print(f"  {name}, {epochs} epochs: accuracy {rungs[-1]['accuracy']:.4f} "
-                  f"({' '.join(f'{a:.4f}' for a in accuracies)}), {rungs[-1]['median_seconds']:.2f} s",
-                  file=sys.stderr, flush=True)
-        results[name] = {"params": params, "rungs": rungs}
 
-    gpu = torch.cuda.get_device_name() if cuda else "no GPU (CPU smoke run)"
-    if args.json:
-        args.json.write_text(json.dumps({"device": gpu, "torch": torch.__version__, "results": results}, indent=1))
+    def save() -> None:
+        if args.json:
+            args.json.write_text(json.dumps({"device": gpu, "torch": torch.__version__, "results": results}, indent=1))
+
+    for name, (params, ladder) in recipes.items():
+        results[name] = {"params": params, "rungs": []}
+        try:  # unattended on a rented GPU: a recipe that fails is reported, and the others still run
+            timed_fit(params, 1, 0, warm_up, device)
+            for epochs in ladder:
+                fits = [timed_fit(params, epochs, seed, data, device) for seed in range(args.seeds)]
+                seconds, accuracies = [s for s, _ in fits], [a for _, a in fits]
+                rung = {"epochs": epochs, "seconds": seconds, "accuracies": accuracies,
+                        "median_seconds": statistics.median(seconds), "accuracy": statistics.mean(accuracies)}
+                results[name]["rungs"].append(rung)
+                print(f"  {name}, {epochs} epochs: accuracy {rung['accuracy']:.4f} "
+                      f"({' '.join(f'{a:.4f}' for a in accuracies)}), {rung['median_seconds']:.2f} s",
+                      file=sys.stderr, flush=True)
+                save()  # after every rung: what was measured survives a run cut short
+        except Exception as exc:  # noqa: BLE001 - any failure of a fit; its message goes in the table
+            results[name]["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())
+            print(f"  {name} failed: {results[name]['error']}", file=sys.stderr, flush=True)
+
+    save()
     rows = []
     for name, result in results.items():
-        settings = {**PRESETS[result["params"]["preset"]], **result["params"]}
+        settings = {**PRESETS.get(result["params"].get("preset", "fast"), {}), **result["params"]}
         described = ", ".join(f"{k}={v}" for k, v in settings.items() if k not in ("preset", "epochs"))
-        for rung in result["rungs"]:
-            rows.append([f"**{name}**: {described}" if rung is result["rungs"][0] else "", rung["epochs"],
-                         f"{rung['accuracy']:.4f}", " ".join(f"{a:.4f}" for a in rung["accuracies"]),
-                         f"{rung['median_seconds']:.2f}"])
+        recipe_rows = [[rung["epochs"], f"{rung['accuracy']:.4f}", " ".join(f"{a:.4f}" for a in rung["accuracies"]),
+                        f"{rung['median_seconds']:.2f}"] for rung in result["rungs"]]
+        if "error" in result:
+            recipe_rows.append(["—", f"failed: {result['error']}", "", ""])
+        rows += [[f"**{name}**: {described}" if i == 0 else "", *row] for i, row in enumerate(recipe_rows)]
     verdicts = []
     for budget, target in BUDGETS.items():
         best = max((best_within(r["rungs"], budget) or {"accuracy": 0.0} for r in results.values()),
