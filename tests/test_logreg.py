@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from mnistlab import DatasetError, load_dataset
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
-from mnistlab.models.linear._loss import CHUNK_ROWS, Objective, SoftmaxLoss, as_pixels
+from mnistlab.models.linear._loss import CHUNK_ROWS, Objective, SoftmaxLoss, pixels_of
 from mnistlab.models.linear._solvers import whitening
 from mnistlab.models.linear.logreg import LogisticRegression
 from mnistlab.data.preprocess import flatten_scale
@@ -98,12 +98,12 @@ def test_scaled_pixels_are_read_as_bytes_with_the_same_loss():
     X = flatten_scale(images)
     y = rng.integers(0, 4, len(X))
     with ThreadPoolExecutor(2) as pool:
-        np.testing.assert_array_equal(as_pixels(X, pool), images)
+        np.testing.assert_array_equal(pixels_of(X, pool), images)
         for other in (X * 1.5, X - 0.5, X.astype(np.float64)):
-            assert as_pixels(other, pool) is None
+            assert pixels_of(other, pool) is None
         off = X.copy()
         off[-1, 3] = np.nextafter(off[-1, 3], np.float32(2))  # one value one ulp off, in the last chunk
-        assert as_pixels(off, pool) is None
+        assert pixels_of(off, pool) is None
         W, b = rng.normal(size=(4, 30)), rng.normal(size=4)
         from_bytes = SoftmaxLoss(X, y, 4, pool, pixels=images)(W, b)
         from_floats = SoftmaxLoss(X.astype(np.float64), y, 4, pool)(W, b)
@@ -197,7 +197,7 @@ def test_sklearn_convergence_warning_becomes_the_message():
 @pytest.mark.parametrize("as_8_bit_pixels", [False, True])
 def test_result_does_not_depend_on_the_number_of_threads(as_8_bit_pixels):
     X, y = overlapping_classes(n_samples=9000)      # several chunks of rows
-    if as_8_bit_pixels:                             # read as bytes (as_pixels)
+    if as_8_bit_pixels:                             # read as bytes (pixels_of)
         X = flatten_scale(np.rint((X - X.min()) / (X.max() - X.min()) * 255).astype(np.uint8))
     with threadpool_limits(limits=1, user_api="blas"):
         one_thread = LogisticRegression().fit(X, y)

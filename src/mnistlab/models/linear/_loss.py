@@ -72,10 +72,10 @@ def softmax_rows(Z: np.ndarray) -> np.ndarray:
     return Z
 
 
-def as_pixels(X: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray | None:
-    """X as 8-bit pixels p (uint8) with X == p / 255 exactly in float32, or None where a value is not
-    a whole number of 255ths in [0, 1]. One pass over X in cache-sized blocks, chunks on the pool's
-    workers (the first alone: data that is not pixels mostly shows it there)."""
+def pixels_of(X: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray | None:
+    """The 8-bit pixels p (uint8) that X was scaled from, X == p / 255 exactly in float32; None where a
+    value is not a whole number of 255ths in [0, 1]. One pass over X in cache-sized blocks, chunks on
+    the pool's workers (the first alone: data that is not pixels mostly shows it there)."""
     if X.dtype != np.float32 or X.ndim != 2:
         return None
     pixels = np.empty(X.shape, dtype=np.uint8)
@@ -105,7 +105,7 @@ class SoftmaxLoss:
     """Σ_i cross-entropy of a linear softmax model, with (P − Y)ᵀX and (P − Y)ᵀ1.
 
     Computed in X's precision: float32 in the estimator, float64 for exact
-    checks; from ``pixels`` (``as_pixels(X)``) where given. The rows
+    checks; from ``pixels`` (``pixels_of(X)``) where given. The rows
     are cut into fixed chunks that idle workers take in turn (so one
     descheduled thread does not hold up the others); each chunk is walked in
     blocks, and the partial sums are added in chunk order, so the result

@@ -27,10 +27,10 @@ from ..params import SEED, Interval, StrOptions
 from ._loss import (
     Objective,
     SoftmaxLoss,
-    as_pixels,
     l1_share,
     objective_value,
     penalty_strengths,
+    pixels_of,
     softmax_rows,
 )
 from ._solvers import WHITENING_MAX_FEATURES, blas_threads, minimize, whitening
@@ -188,7 +188,7 @@ class LogisticRegression(MnistlabModel):
             center = (np.ones(n, dtype=np.float32) @ X / np.float32(n)).astype(np.float64)
             whiten = solver == "whitened-lbfgs" and d <= WHITENING_MAX_FEATURES
             P = whitening(X, center, l2, pool) if whiten else None
-            loss = SoftmaxLoss(X, codes, k, pool, pixels=as_pixels(X, pool))
+            loss = SoftmaxLoss(X, codes, k, pool, pixels=pixels_of(X, pool))
             objective = Objective(loss, center, l1, l2, P)
             theta = np.zeros((k, d + 1))
             log_prior = np.log(np.bincount(codes, minlength=k) / n)
