@@ -116,6 +116,8 @@ class SoftmaxLoss:
                  pixels: np.ndarray | None = None):
         self.X, self.n_classes, self.pool, self.pixels = X, n_classes, pool, pixels
         self.blocks = threading.local()  # each worker's float32 block, where the pixels are converted
+        # sums along the short rows and down the columns as products with ones: numpy's sums loop per row
+        self.ones_classes, self.ones_rows = np.ones(n_classes, X.dtype), np.ones(BLOCK_ROWS, X.dtype)
         self.chunks = [(a, min(a + CHUNK_ROWS, len(X))) for a in range(0, len(X), CHUNK_ROWS)]
         # where each row's true-class logit sits in its flattened block of logits
         self.true_class = (np.arange(len(X)) % BLOCK_ROWS) * n_classes + y
@@ -135,8 +137,6 @@ class SoftmaxLoss:
         total = 0.0
         RtX = np.zeros(W.shape, dtype=self.X.dtype)
         Rt1 = np.zeros(self.n_classes)
-        # sums along the short rows and down the columns as products with ones: numpy's sums loop per row
-        ones_classes, ones_rows = np.ones(self.n_classes, self.X.dtype), np.ones(BLOCK_ROWS, self.X.dtype)
         for a in range(start, stop, BLOCK_ROWS):
             Xb, true_class = self._block(a, min(a + BLOCK_ROWS, stop)), self.true_class[a:min(a + BLOCK_ROWS, stop)]
             Z = Xb @ W.T
@@ -145,12 +145,12 @@ class SoftmaxLoss:
             flat = Z.reshape(-1)
             true_logits = flat[true_class].sum(dtype=np.float64)
             np.exp(Z, out=Z)
-            sums = Z @ ones_classes
+            sums = Z @ self.ones_classes
             total += float(np.log(sums).sum(dtype=np.float64) - true_logits)
             Z /= sums[:, None]          # Z is now P,
             flat[true_class] -= 1       # and now the residual P − Y
             RtX += Z.T @ Xb
-            Rt1 += ones_rows[:len(Z)] @ Z
+            Rt1 += self.ones_rows[:len(Z)] @ Z
         return total, RtX.astype(np.float64), Rt1
 
     def __call__(self, W: np.ndarray, b: np.ndarray):
