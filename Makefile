@@ -33,8 +33,11 @@ test: data
 	@sh scripts/ensure-browser.sh
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
+# Every benchmark with this CPU's kernels, then the two timed against a plain (AVX2-only) machine again.
 bench: data
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/bench_cnn.py --isa avx2
+	$(BIN)/python benchmarks/bench_logreg.py --isa avx2
 
 # The test suite's fuzzers at length (20000 inputs each), and the bombs' peak memory, into BENCHMARKS.md.
 fuzz: data

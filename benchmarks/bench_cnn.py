@@ -16,8 +16,8 @@ training images and tested on the 10 000 test images:
             (seeds 0, 1), no more than the fast preset in one minute.
 
 ``--isa avx2`` shows the plain machine on any x86 CPU: the script restarts
-itself with ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 (PyTorch's
-and oneDNN's kernels then use AVX2 at most) and trains the CNN in float32; it
+itself with every library's kernels capped at AVX2 (``common.avx2_only``:
+PyTorch's, oneDNN's, OpenBLAS's and numpy's) and trains the CNN in float32; it
 writes the section bench_cnn_avx2. ``--isa native`` (the default) uses what
 the CPU has, bfloat16 included where it computes it, and writes bench_cnn.
 
@@ -81,7 +81,6 @@ BENCHES = {
     "cnn-10min": Bench("cnn", {"preset": "fast"}, "preset fast, epochs to fit 10 minutes", "reached in <= 600 s",
                        lambda acc, s: s <= 600, quick={"epochs": 1}, budget=600),
 }
-AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 PROBE_IMAGES = 6000  # the budget probe: one epoch on this many images, scaled up
 
 
@@ -134,9 +133,7 @@ def main() -> None:
     parser.add_argument("--isa", choices=("native", "avx2"), default="native",
                         help="avx2: AVX2 and float32 only, as on most laptops (restarts this script)")
     args = parser.parse_args()
-    if args.isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ONLY.items()):
-        # PyTorch reads these once, when it loads: set them and start again
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ONLY})
+    kernels = common.restart_avx2_only() if args.isa == "avx2" else None
     skip = {name for name in args.skip.split(",") if name}
     anchor_seeds = args.anchor_seeds or args.seeds
     if skip - set(BENCHES) or skip == set(BENCHES) or min(args.seeds, anchor_seeds) < 1:
@@ -176,8 +173,8 @@ def main() -> None:
          "speed vs LeNet", "epochs", "target", ""], rows)
     loads = [load for r in results.values() for load in r["loads"]]
     used_threads = {t for r in results.values() for t in r["threads"] if t is not None}
-    isa = ("**AVX2 and float32 only** (ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, the CNN at "
-           "precision=float32), whatever the CPU below has" if args.isa == "avx2"
+    isa = (f"**AVX2 and float32 only** ({kernels}, the CNN at precision=float32), whatever the CPU below has"
+           if args.isa == "avx2"
            else "the CPU's own kernels (the CNN's precision 'auto': bfloat16 where the CPU computes it, "
                 f"which this one {'does' if computes_bfloat16(torch.device('cpu')) else 'does not'})")
     body = (f"Kernels: {isa}.\n\n"

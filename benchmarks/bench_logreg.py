@@ -26,7 +26,10 @@ lbfgs anchor runs with one BLAS thread or the default, whichever a short
 trial finds faster (see ``fastest_blas_threads``), and the load average is
 recorded because other jobs share the machine.
 ``--quick`` is a smoke run on subsets that prints but does not write
-BENCHMARKS.md.
+BENCHMARKS.md. ``--isa avx2`` shows the plain machine on any x86 CPU: the
+script restarts itself with every library's kernels capped at AVX2
+(``common.avx2_only``; the commands it times inherit them) and writes the
+section bench_logreg_avx2; ``--isa native`` (the default) writes bench_logreg.
 """
 
 from __future__ import annotations
@@ -184,7 +187,10 @@ def verdict(ok: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run on subsets; prints, writes nothing")
+    parser.add_argument("--isa", choices=("native", "avx2"), default="native",
+                        help="avx2: AVX2 kernels only, as on most laptops (restarts this script)")
     args = parser.parse_args()
+    kernels = common.restart_avx2_only() if args.isa == "avx2" else None
     repeats = 1 if args.quick else 3
     load_before = os.getloadavg()
 
@@ -262,6 +268,8 @@ def main() -> None:
         + ")."
     )
     body = "\n\n".join([
+        "Kernels: " + (f"**AVX2 only** ({kernels}), whatever the CPU below has" if kernels
+                       else "the CPU's own (OpenBLAS's for this CPU, numpy's widest)") + ".",
         f"Load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after: the machine was shared "
         "with other jobs, so times are upper bounds. Our solver runs one worker thread per BLAS thread, each "
         "calling single-threaded BLAS; scikit-learn's lbfgs ran with the BLAS thread count (1 or the default) "
@@ -288,7 +296,9 @@ def main() -> None:
     if args.quick:
         print("(--quick: BENCHMARKS.md not written)")
     else:
-        common.write_section("bench_logreg", "Multinomial logistic regression: our solvers vs scikit-learn", body)
+        section, title = (("bench_logreg_avx2", "Logistic regression on a plain CPU: AVX2") if kernels
+                          else ("bench_logreg", "Multinomial logistic regression: our solvers vs scikit-learn"))
+        common.write_section(section, title, body, script=f"bench_logreg.py --isa {args.isa}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import platform
 import re
 import statistics
+import sys
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -53,6 +54,27 @@ def machine() -> str:
             pass
     return (f"{cpu} ({', '.join(vector)}), {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, " + ", ".join(versions))
+
+
+def avx2_only() -> dict[str, str]:
+    """Environment variables that cap each library's kernels at AVX2, float32 (no AVX-512, no bfloat16,
+    no AMX) on any x86 CPU, as on most laptops and cloud VMs: PyTorch's own kernels, oneDNN's (its
+    convolutions), OpenBLAS's (numpy's and scipy's matrix products) and numpy's own loops."""
+    # numpy refuses to disable what it has no kernels for: ask this build which targets it dispatches to.
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    beyond_avx2 = [target for target in __cpu_dispatch__ if target == "X86_V4" or target.startswith("AVX512")]
+    return {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell",
+            "NPY_DISABLE_CPU_FEATURES": " ".join(beyond_avx2)}
+
+
+def restart_avx2_only() -> str:
+    """Make this script run with ``avx2_only()``: each library reads its variable once, when it loads,
+    so the script starts again with them set unless they are set already. Returns them as one line."""
+    env = avx2_only()
+    if any(os.environ.get(name) != value for name, value in env.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
+    return ", ".join(f"{name}={value}" for name, value in env.items())
 
 
 def timed(fn, repeats: int = 3):
