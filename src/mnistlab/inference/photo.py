@@ -380,36 +380,49 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
 
 def _lines(angles: np.ndarray, offsets: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """Every (angle, offset, width) of the grids; offsets are fractions of the distance from the
-    frame's centre to its far corner along the angle, so that every line crosses the frame."""
-    a, o, w = np.meshgrid(angles, offsets, widths, indexing="ij")
-    return np.stack([a.ravel(), (o * (np.abs(np.cos(a)) + np.abs(np.sin(a)))).ravel(), w.ravel()], axis=1)
+    frame's centre to its far corner along the angle, so that every line crosses the frame. Given
+    as rows (one grid per row of each), the grids one after another."""
+    a, o, w = angles[..., :, None, None], offsets[..., None, :, None], widths[..., None, None, :]
+    a, o, w = np.broadcast_arrays(a, o * (np.abs(np.cos(a)) + np.abs(np.sin(a))), w)
+    return np.stack([a.ravel(), o.ravel(), w.ravel()], axis=1)
 
 
-def _step_gains(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarray,
+def _step_gains(x: np.ndarray, y: np.ndarray, residual: np.ndarray, q: np.ndarray,
                 lines: np.ndarray) -> np.ndarray:
-    """For each line, the fraction of the squared error of a least-squares fit of ``values`` by the
-    columns ``known`` that adding the line's step removes.
+    """For each line, the fraction of the squared error left by a least-squares fit that adding the
+    line's step to the fit's columns removes; ``residual`` is what the fit left and ``q`` an
+    orthonormal basis of its columns (``_projected``).
 
-    All candidates at once: with the known columns projected out of the values (v) and of every
-    step (s), a step's gain is (s·v)² / (s·s). s·v is the unprojected step's, as v is orthogonal to
-    the known columns, and s·s its squared length less that of its part along them (Qᵀs).
+    All candidates at once: with the fit's columns projected out of the values (the residual v) and
+    of every step (s), a step's gain is (s·v)² / (s·s). s·v is the unprojected step's, as v is
+    orthogonal to those columns, and s·s its squared length less that of its part along them (Qᵀs).
     """
-    q, _ = np.linalg.qr(known)
-    v = values - q @ (q.T @ values)
     steps = _steps(x, y, lines)
     # A step needs samples on both sides to be fixed: 2 % at least of those in the fit.
     crossed = steps.sum(0)
-    support = np.minimum(crossed, len(values) - crossed) >= max(8, 0.02 * len(values))
+    support = np.minimum(crossed, len(residual) - crossed) >= max(8, 0.02 * len(residual))
     along = q.T @ steps
     squared = np.einsum("ij,ij->j", steps, steps)
     # Of a step the known columns explain, float32's rounding is all that is left: no step at all.
     left = np.maximum(squared - np.einsum("ij,ij->j", along, along), 1e-5 * squared + 1e-12)
-    gain = (steps.T @ v) ** 2 / left * support
-    return gain / max(v @ v, 1e-12)
+    gain = (steps.T @ residual) ** 2 / left * support
+    return gain / max(residual @ residual, 1e-12)
+
+
+def _projected(values: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the least-squares fit of ``values`` by the columns ``known`` leaves, and an orthonormal
+    basis of those columns: ``_step_gains``' arguments, the same for every candidate line."""
+    q, _ = np.linalg.qr(known)
+    return values - q @ (q.T @ values), q
 
 
 COARSE_LINES = _lines(np.linspace(0, np.pi, 12, endpoint=False), np.linspace(-0.9, 0.9, 13),
                       np.array([0.03, 0.15])).astype(np.float32)
+# Around each line refined: angles and offsets (as fractions, see ``_lines``) at this spacing,
+# then at a quarter of it; widths of this list, then of 0.7–1.4 times the best one.
+REFINE_ANGLES = np.linspace(-np.pi / 24, np.pi / 24, 5)
+REFINE_OFFSETS = np.linspace(-0.09, 0.09, 7)
+REFINE_WIDTHS = np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])
 REFINED = 4  # coarse lines refined: the best coarse one is often not the nearest to the true line
 
 
@@ -422,19 +435,18 @@ def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarr
     leaves a wedge of shadow that joins the object). The grid is searched again even when a line
     is given: one found among outliers (an object touching the edge) may be the wrong one.
     Angles span half a turn: the step's sign is free."""
-    starts = COARSE_LINES[np.argsort(_step_gains(x, y, values, known, COARSE_LINES))[-REFINED:]]
+    residual, q = _projected(values, known)
+    starts = COARSE_LINES[np.argsort(_step_gains(x, y, residual, q, COARSE_LINES))[-REFINED:]]
     if near is not None:
         starts = np.vstack([starts[-1:], near])
-    widths = np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])
     for spread in (1, 0.25):
-        fine = []
-        for angle, offset, width in starts:
-            reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
-            fine.append(_lines(angle + spread * np.linspace(-np.pi / 24, np.pi / 24, 5),
-                               offset / reach + spread * np.linspace(-0.09, 0.09, 7),
-                               widths if spread == 1 else width * np.array([0.7, 1, 1.4])))
-        fine = np.concatenate(fine).astype(np.float32)
-        gains = _step_gains(x, y, values, known, fine)
+        angle, offset, width = starts.T
+        reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
+        widths = np.broadcast_to(REFINE_WIDTHS, (len(starts), len(REFINE_WIDTHS))) if spread == 1 \
+            else width[:, None] * np.array([0.7, 1, 1.4])
+        fine = _lines(angle[:, None] + spread * REFINE_ANGLES, (offset / reach)[:, None] + spread * REFINE_OFFSETS,
+                      widths).astype(np.float32)
+        gains = _step_gains(x, y, residual, q, fine)
         best = int(np.argmax(gains))
         starts = fine[best:best + 1]
     return tuple(fine[best]), float(gains[best])
