@@ -13,11 +13,15 @@ rung's mean accuracy and median seconds; a budget's figure is the best mean accu
 rungs whose median fits it.
 
 Without a CUDA GPU it prints one line and writes nothing (``make bench`` runs it everywhere);
-``--quick`` is a smoke run of the whole script on subsets with one epoch, on the GPU or, without
-one, on the CPU, and writes nothing. ``--json FILE`` also writes every fit's numbers to FILE,
-after every rung (a run cut short keeps what it measured). A recipe whose fit fails is reported
-(the error's one line in the table and the JSON) and the others still run: it is meant to run
-unattended on a lent GPU.
+``--quick`` is a smoke run of the whole script on subsets with ladders of 1 and 2 epochs, on the GPU
+or, without one, on the CPU, and writes nothing. ``--json FILE`` also writes every fit's numbers to FILE,
+after every rung (a run cut short keeps what it measured).
+
+It is meant to run unattended on a lent GPU, whose time is short: the recipes climb their ladders
+side by side (every recipe's first rung, then every recipe's second, …), a rung starts only within
+``--time-limit`` seconds of the first (the rest are listed as not run, and BENCHMARKS.md is still
+written), a recipe stops climbing once a rung takes longer than the largest budget, and a recipe
+whose fit fails is reported (the error's one line in the table and the JSON) while the others run on.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ RECIPES = {
                   [15, 30]),
 }
 WARM_UP_IMAGES = 2000
+TIME_LIMIT = 360  # seconds: no rung starts later (a lent GPU's call is limited to 10 minutes, its start and the warm-ups included)
 
 
 def timed_fit(params: dict, epochs: int, seed: int, data, device: str) -> tuple[float, float]:
@@ -80,7 +85,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="fits per rung (seeds 0..N-1)")
     parser.add_argument("--recipes", help="JSON: {name: [CNN parameters, [epochs, ...]]}, instead of the built-in")
     parser.add_argument("--json", type=Path, help="also write every fit's numbers to this file")
-    parser.add_argument("--quick", action="store_true", help="smoke run on subsets, 1 epoch; writes nothing")
+    parser.add_argument("--quick", action="store_true", help="smoke run on subsets, 1 and 2 epochs; writes nothing")
+    parser.add_argument("--time-limit", type=float, default=TIME_LIMIT,
+                        help=f"seconds after the first rung within which a rung may start (default {TIME_LIMIT})")
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
@@ -101,7 +108,7 @@ def main() -> None:
     ds = load_dataset("fashion-mnist")
     if args.quick:
         ds = ds.subset(n=2000, seed=0).subset(n=500, seed=0, split="test")
-        recipes = {name: (params, [1]) for name, (params, _) in recipes.items()}
+        recipes = {name: (params, [1, 2]) for name, (params, _) in recipes.items()}
     data = flatten_scale(ds.x_train), ds.y_train, flatten_scale(ds.x_test), ds.y_test
     warm_up = data[0][:WARM_UP_IMAGES], data[1][:WARM_UP_IMAGES], data[2][:500], data[3][:500]
     gpu = torch.cuda.get_device_name() if cuda else "no GPU (CPU smoke run)"
@@ -112,23 +119,46 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps({"device": gpu, "torch": torch.__version__, "results": results}, indent=1))
 
+    def failed(name: str, exc: Exception) -> None:
+        results[name]["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"  {name} failed: {results[name]['error']}", file=sys.stderr, flush=True)
+
+    ladders = {}  # each recipe's rungs still to run
     for name, (params, ladder) in recipes.items():
-        results[name] = {"params": params, "rungs": []}
-        try:  # unattended on a rented GPU: a recipe that fails is reported, and the others still run
+        results[name] = {"params": params, "rungs": [], "not_run": {}}
+        try:  # unattended on a lent GPU: a recipe that fails is reported, and the others still run
             timed_fit(params, 1, 0, warm_up, device)
-            for epochs in ladder:
-                fits = [timed_fit(params, epochs, seed, data, device) for seed in range(args.seeds)]
-                seconds, accuracies = [s for s, _ in fits], [a for _, a in fits]
-                rung = {"epochs": epochs, "seconds": seconds, "accuracies": accuracies,
-                        "median_seconds": statistics.median(seconds), "accuracy": statistics.mean(accuracies)}
-                results[name]["rungs"].append(rung)
-                print(f"  {name}, {epochs} epochs: accuracy {rung['accuracy']:.4f} "
-                      f"({' '.join(f'{a:.4f}' for a in accuracies)}), {rung['median_seconds']:.2f} s",
-                      file=sys.stderr, flush=True)
-                save()  # after every rung: what was measured survives a run cut short
+            ladders[name] = list(ladder)
         except Exception as exc:  # noqa: BLE001 - any failure of a fit; its message goes in the table
-            results[name]["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())
-            print(f"  {name} failed: {results[name]['error']}", file=sys.stderr, flush=True)
+            failed(name, exc)
+    first_rung = time.perf_counter()
+    while ladders:
+        for name in list(ladders):  # one rung of each recipe in turn: a time limit cuts every ladder short
+            if time.perf_counter() - first_rung > args.time_limit:
+                for left, rungs in ladders.items():
+                    results[left]["not_run"][f"past the {args.time_limit:g} s time limit"] = rungs
+                ladders.clear()
+                break
+            params, epochs = results[name]["params"], ladders[name].pop(0)
+            try:
+                fits = [timed_fit(params, epochs, seed, data, device) for seed in range(args.seeds)]
+            except Exception as exc:  # noqa: BLE001
+                failed(name, exc)
+                del ladders[name]
+                continue
+            seconds, accuracies = [s for s, _ in fits], [a for _, a in fits]
+            rung = {"epochs": epochs, "seconds": seconds, "accuracies": accuracies,
+                    "median_seconds": statistics.median(seconds), "accuracy": statistics.mean(accuracies)}
+            results[name]["rungs"].append(rung)
+            print(f"  {name}, {epochs} epochs: accuracy {rung['accuracy']:.4f} "
+                  f"({' '.join(f'{a:.4f}' for a in accuracies)}), {rung['median_seconds']:.2f} s",
+                  file=sys.stderr, flush=True)
+            save()  # after every rung: what was measured survives a run cut short
+            if ladders[name] and rung["median_seconds"] > max(BUDGETS):
+                results[name]["not_run"][f"the {epochs}-epoch rung took longer than {max(BUDGETS):g} s"] = ladders[name]
+                ladders[name] = []
+            if not ladders[name]:
+                del ladders[name]
 
     save()
     rows = []
@@ -139,6 +169,8 @@ def main() -> None:
                         f"{rung['median_seconds']:.2f}"] for rung in result["rungs"]]
         if "error" in result:
             recipe_rows.append(["—", f"failed: {result['error']}", "", ""])
+        recipe_rows += [[", ".join(map(str, rungs)), f"not run: {why}", "", ""]
+                        for why, rungs in result["not_run"].items()]
         rows += [[f"**{name}**: {described}" if i == 0 else "", *row] for i, row in enumerate(recipe_rows)]
     verdicts = []
     for budget, target in BUDGETS.items():
