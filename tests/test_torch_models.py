@@ -22,7 +22,7 @@ from mnistlab.experiments import pipeline as training
 from mnistlab.errors import ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
-from mnistlab.models.torch.cnn import PRESETS, PooledConv2d, whitening_filters
+from mnistlab.models.torch.cnn import PRESETS, PooledConv2d, random_shift, whitening_filters
 from mnistlab.models.torch.checkpoint import CHECKPOINT_FILE
 from mnistlab.models.torch import device
 from mnistlab.models.torch.device import computes_bfloat16, free_cores
@@ -324,6 +324,24 @@ def test_cnn_presets_and_widths():
     with pytest.raises(ParameterError, match="at most 3 stages"):
         small("cnn", widths=(4, 4, 4, 4), pool="between").validate_params()
     small("cnn", widths=(4, 4, 4, 4), pool="after").validate_params()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_random_shift_moves_each_image_within_its_padded_frame(channels_last):
+    """Every image comes out as one window of itself padded with zeros, offset by at most the
+    pixels asked for; over a batch, every offset occurs."""
+    images = torch.rand(400, 3, 9, 7)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    shifted = random_shift(images, 2, torch.Generator().manual_seed(0))
+    assert shifted.shape == images.shape
+    padded = torch.nn.functional.pad(images, (2,) * 4)
+    offsets = set()
+    for image, out in zip(padded, shifted):
+        matches = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(image[:, dy:dy + 9, dx:dx + 7], out)]
+        assert len(matches) == 1
+        offsets.add(matches[0])
+    assert len(offsets) == 25
 
 
 def test_whitening_filters_whiten_the_patches(data):
