@@ -76,10 +76,14 @@ BENCHES = {
                  lambda acc, s: acc >= 0.930 and s <= 60, quick={"epochs": 1}),
     "cnn-long": Bench("cnn", {"preset": "long"}, "preset long", ">= 0.945 in <= 300 s",
                       lambda acc, s: acc >= 0.945 and s <= 300, quick={"epochs": 1}),
-    "cnn-5min": Bench("cnn", {"preset": "fast"}, "preset fast, epochs to fit 5 minutes", "reached in <= 300 s",
-                      lambda acc, s: s <= 300, quick={"epochs": 1}, budget=300),
-    "cnn-10min": Bench("cnn", {"preset": "fast"}, "preset fast, epochs to fit 10 minutes", "reached in <= 600 s",
-                       lambda acc, s: s <= 600, quick={"epochs": 1}, budget=600),
+    # The best accuracy within 5 and within 10 minutes, against the long preset's 0.945: progress where
+    # that target is not met.
+    "cnn-5min": Bench("cnn", {"preset": "fast"}, "preset fast, epochs to fit 5 minutes",
+                      ">= 0.945 in <= 300 s (the long target)", lambda acc, s: acc >= 0.945 and s <= 300,
+                      quick={"epochs": 1}, budget=300),
+    "cnn-10min": Bench("cnn", {"preset": "fast"}, "preset fast, epochs to fit 10 minutes",
+                       ">= 0.945 in <= 600 s (the long target in twice the time)",
+                       lambda acc, s: acc >= 0.945 and s <= 600, quick={"epochs": 1}, budget=600),
 }
 PROBE_IMAGES = 6000  # the budget probe: one epoch on this many images, scaled up
 
