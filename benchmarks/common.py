@@ -60,7 +60,7 @@ def avx2_only() -> dict[str, str]:
     """Environment variables that cap each library's kernels at AVX2, float32 (no AVX-512, no bfloat16,
     no AMX) on any x86 CPU, as on most laptops and cloud VMs: PyTorch's own kernels, oneDNN's (its
     convolutions), OpenBLAS's (numpy's and scipy's matrix products) and numpy's own loops."""
-    # numpy refuses to disable what it has no kernels for: ask this build which targets it dispatches to.
+    # numpy objects to disabling what it has no kernels for: ask this build which targets it dispatches to.
     from numpy._core._multiarray_umath import __cpu_dispatch__
 
     beyond_avx2 = [target for target in __cpu_dispatch__ if target == "X86_V4" or target.startswith("AVX512")]
