@@ -447,6 +447,17 @@ def test_the_step_search_computes_each_candidates_step_as_one_step_alone():
         np.testing.assert_allclose(together[:, k], _step(x, y, line), atol=1e-4)
 
 
+def test_grids_of_lines_given_as_rows_are_each_rows_grid_in_turn():
+    rng = np.random.default_rng(1)
+    angles, offsets, widths = rng.uniform(0, np.pi, (3, 5)), rng.uniform(-0.9, 0.9, (3, 7)), rng.uniform(0, 0.3, (3, 2))
+    a, o, w = angles[0], offsets[0], widths[0]
+    # one grid: every (angle, offset, width), the offset scaled by the reach along its angle
+    np.testing.assert_allclose(_lines(a, o, w), [(ai, oj * (abs(np.cos(ai)) + abs(np.sin(ai))), wk)
+                                                 for ai in a for oj in o for wk in w])
+    separately = np.concatenate([_lines(a, o, w) for a, o, w in zip(angles, offsets, widths)])
+    np.testing.assert_array_equal(_lines(angles, offsets, widths), separately)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_distance_to_background_is_the_whole_photos_though_computed_on_the_parts_box(seed):
     rng = np.random.default_rng(seed)
