@@ -102,10 +102,7 @@ def describe(family: str, params: dict) -> str:
     """The settings a model actually ran with (the CNN's presets resolved)."""
     if family != "cnn":
         return ""
-    from mnistlab.models.torch.cnn import PRESETS
-
-    resolved = {**PRESETS[params["preset"]], **{k: v for k, v in params.items() if k != "preset"}}
-    return "; " + ", ".join(f"{k}={v}" for k, v in resolved.items())
+    return "; " + ", ".join(f"{k}={v}" for k, v in common.cnn_settings(params).items())
 
 
 def run(bench: Bench, params: dict, seeds: int, data) -> dict:

@@ -38,7 +38,7 @@ import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
 from mnistlab.data.preprocess import flatten_scale  # noqa: E402
-from mnistlab.models.torch.cnn import CNN, PRESETS  # noqa: E402
+from mnistlab.models.torch.cnn import CNN  # noqa: E402
 import torch  # noqa: E402
 
 BUDGETS = {3.0: 0.94, 30.0: 0.95}  # seconds of training: the mean accuracy to reach within them
@@ -163,8 +163,7 @@ def main() -> None:
     save()
     rows = []
     for name, result in results.items():
-        settings = {**PRESETS.get(result["params"].get("preset", "fast"), {}), **result["params"]}
-        described = ", ".join(f"{k}={v}" for k, v in settings.items() if k not in ("preset", "epochs"))
+        described = ", ".join(f"{k}={v}" for k, v in common.cnn_settings(result["params"]).items() if k != "epochs")
         recipe_rows = [[rung["epochs"], f"{rung['accuracy']:.4f}", " ".join(f"{a:.4f}" for a in rung["accuracies"]),
                         f"{rung['median_seconds']:.2f}"] for rung in result["rungs"]]
         if "error" in result:

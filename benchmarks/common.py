@@ -77,6 +77,13 @@ def restart_avx2_only() -> str:
     return ", ".join(f"{name}={value}" for name, value in env.items())
 
 
+def cnn_settings(params: dict) -> dict:
+    """The settings a CNN with ``params`` trains with: its preset (default "fast") resolved, then the overrides."""
+    from mnistlab.models.torch.cnn import PRESETS  # PyTorch: only for the scripts that train a CNN
+
+    return {**PRESETS[params.get("preset", "fast")], **{k: v for k, v in params.items() if k != "preset"}}
+
+
 def timed(fn, repeats: int = 3):
     """Run ``fn`` ``repeats`` times; return (median seconds, all seconds, last result)."""
     times, result = [], None

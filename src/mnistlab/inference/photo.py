@@ -423,6 +423,7 @@ COARSE_LINES = _lines(np.linspace(0, np.pi, 12, endpoint=False), np.linspace(-0.
 REFINE_ANGLES = np.linspace(-np.pi / 24, np.pi / 24, 5)
 REFINE_OFFSETS = np.linspace(-0.09, 0.09, 7)
 REFINE_WIDTHS = np.array([0.005, 0.02, 0.05, 0.1, 0.2, 0.35])
+REFINE_WIDTH_FACTORS = np.array([0.7, 1, 1.4])
 REFINED = 4  # coarse lines refined: the best coarse one is often not the nearest to the true line
 
 
@@ -443,7 +444,7 @@ def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarr
         angle, offset, width = starts.T
         reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
         widths = np.broadcast_to(REFINE_WIDTHS, (len(starts), len(REFINE_WIDTHS))) if spread == 1 \
-            else width[:, None] * np.array([0.7, 1, 1.4])
+            else width[:, None] * REFINE_WIDTH_FACTORS
         fine = _lines(angle[:, None] + spread * REFINE_ANGLES, (offset / reach)[:, None] + spread * REFINE_OFFSETS,
                       widths).astype(np.float32)
         gains = _step_gains(x, y, residual, q, fine)
