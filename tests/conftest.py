@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -58,6 +59,19 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
     full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
     return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+HEAVY_LIBRARIES = {"sklearn", "matplotlib", "torch", "scipy"}
+
+
+def heavy_libraries_imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `mnistlab ARGS` in a fresh interpreter; the result and which HEAVY_LIBRARIES it had imported
+    by the end."""
+    code = ("import sys; from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(set({sorted(HEAVY_LIBRARIES)}) & {{m.split('.')[0] for m in sys.modules}}), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    return result, set(ast.literal_eval(result.stderr.strip().splitlines()[-1]))  # the list printed last
 
 
 class RecordingProgress(FitProgress):

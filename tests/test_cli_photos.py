@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import heavy_libraries_imported, run_cli
 from fixtures.photos import make_photo
 from mnistlab.experiments.pipeline import DataChoice, train
 
@@ -59,6 +59,13 @@ def test_single_photo_table_and_explain(run_and_photos):
     png = out / "predict" / "photos" / "photo0.png"
     with Image.open(png) as image:
         assert image.format == "PNG" and image.width > 800
+
+
+def test_predicting_without_explain_loads_no_matplotlib(run_and_photos):
+    """Nothing is drawn without --explain, so matplotlib (~0.25 s to import) stays out of the command."""
+    out, folder = run_and_photos
+    result, heavy = heavy_libraries_imported("predict", "photos", str(folder / "photo0.jpg"), "--out", str(out))
+    assert "photo0.jpg" in result.stdout and "matplotlib" not in heavy, result.stderr
 
 
 def test_bad_labels_file_is_one_line(run_and_photos, tmp_path):

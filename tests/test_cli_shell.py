@@ -10,7 +10,7 @@ import sys
 import pytest
 import typer.main
 
-from conftest import run_cli
+from conftest import heavy_libraries_imported, run_cli
 from mnistlab.cli import app
 from mnistlab.experiments.pipeline import DataChoice, train
 
@@ -89,10 +89,5 @@ def test_a_library_parameter_is_shown_as_its_flag(tmp_path):
 def test_quick_commands_import_no_heavy_library(out, args):
     """`--help` and `runs list` start fast because they load neither scikit-learn, matplotlib nor PyTorch
     (benchmarks/bench_cli.py times them)."""
-    code = ("import sys; from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(sorted({'sklearn', 'matplotlib', 'torch', 'scipy'} & {m.split('.')[0] for m in sys.modules}),"
-            " file=sys.stderr)")
-    result = subprocess.run([sys.executable, "-c", code, *args, "--out", str(out)] if args != ["--help"]
-                            else [sys.executable, "-c", code, *args], capture_output=True, text=True)
-    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+    result, heavy = heavy_libraries_imported(*args, *(["--out", str(out)] if args != ["--help"] else []))
+    assert heavy == set(), result.stderr

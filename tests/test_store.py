@@ -98,8 +98,8 @@ def test_same_name_at_once_gives_one_clear_error(tmp_path):
 
 def test_killed_run_leaves_nothing_listed_and_is_swept(tmp_path):
     """kill -9 while artifacts are written: the staging folder is never listed, and swept next time."""
-    code = ("import time, mnistlab.experiments.pipeline as p;"
-            "p.write_figures = lambda *a, **k: time.sleep(60);"  # hold the run while its files are written
+    code = ("import time, mnistlab.experiments.pipeline as p, mnistlab.experiments.figures as f;"
+            "f.write_figures = lambda *a, **k: time.sleep(60);"  # hold the run while its files are written
             f"p.train('logreg', {{}}, p.DataChoice(train_size=300, test_size=100), {str(tmp_path)!r}, name='k')")
     victim = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 60

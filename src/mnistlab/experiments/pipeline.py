@@ -31,8 +31,6 @@ from ..models.callbacks import SILENT, FitProgress
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from ..models.temperature import TemperatureScaled, fit_temperature
 from . import metrics as metrics_mod
-from . import report
-from .figures import write_figures
 from .interpret import Interpretation
 from .robustness import robustness
 from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config, write_embedding
@@ -195,6 +193,10 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         interpretation = Interpretation(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test)
         run_metrics.update(interpretation.summary())
         run_metrics["analysis"] = metrics_mod.analysis(run_metrics)
+        # matplotlib comes with these: only writing a run draws (loading one, or predicting with it, does not)
+        from . import report
+        from .figures import write_figures
+
         with writer.staging() as staging:
             save_model(model, staging)
             write_json(staging / CONFIG, config)

@@ -14,7 +14,6 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import confusion_matrix
 
-from .. import plots
 from ..errors import MnistlabError, ParameterError, PhotoError
 from .predictor import Predictor
 
@@ -89,6 +88,8 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
             y_true.append(truth[path.name])
             y_pred.append(prediction.label)
         if explain_dir is not None:
+            from .. import plots  # matplotlib only where something is drawn
+
             result["explanation"] = str(plots.save_png(prediction.explain(), explain_dir / f"{path.stem}.png"))
         results.append(result)
     answer = {"run": predictor.name, "results": results,
