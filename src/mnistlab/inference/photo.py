@@ -378,12 +378,18 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
     return ramp
 
 
+def _reach(angle: np.ndarray | float) -> np.ndarray | float:
+    """The distance from the frame's centre to its far corner along ``angle`` (the frame spans
+    −1…1 each way): the largest offset of a line at that angle that still crosses it."""
+    return np.abs(np.cos(angle)) + np.abs(np.sin(angle))
+
+
 def _lines(angles: np.ndarray, offsets: np.ndarray, widths: np.ndarray) -> np.ndarray:
-    """Every (angle, offset, width) of the grids; offsets are fractions of the distance from the
-    frame's centre to its far corner along the angle, so that every line crosses the frame. Given
-    as rows (one grid per row of each), the grids one after another."""
+    """Every (angle, offset, width) of the grids; offsets are fractions of the ``_reach`` along the
+    angle, so that every line crosses the frame. Given as rows (one grid per row of each), the grids
+    one after another."""
     a, o, w = angles[..., :, None, None], offsets[..., None, :, None], widths[..., None, None, :]
-    a, o, w = np.broadcast_arrays(a, o * (np.abs(np.cos(a)) + np.abs(np.sin(a))), w)
+    a, o, w = np.broadcast_arrays(a, o * _reach(a), w)
     return np.stack([a.ravel(), o.ravel(), w.ravel()], axis=1)
 
 
@@ -442,10 +448,9 @@ def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarr
         starts = np.vstack([starts[-1:], near])
     for spread in (1, 0.25):
         angle, offset, width = starts.T
-        reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
         widths = np.broadcast_to(REFINE_WIDTHS, (len(starts), len(REFINE_WIDTHS))) if spread == 1 \
             else width[:, None] * REFINE_WIDTH_FACTORS
-        fine = _lines(angle[:, None] + spread * REFINE_ANGLES, (offset / reach)[:, None] + spread * REFINE_OFFSETS,
+        fine = _lines(angle[:, None] + spread * REFINE_ANGLES, (offset / _reach(angle))[:, None] + spread * REFINE_OFFSETS,
                       widths).astype(np.float32)
         gains = _step_gains(x, y, residual, q, fine)
         best = int(np.argmax(gains))
@@ -566,8 +571,7 @@ def _place_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, others: np.nda
     background, which the inliers alone cannot tell.
     """
     angle, offset, width = line
-    reach = np.abs(np.cos(angle)) + np.abs(np.sin(angle))
-    candidates = _lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 7), offset / reach + np.linspace(-0.06, 0.06, 5),
+    candidates = _lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 7), offset / _reach(angle) + np.linspace(-0.06, 0.06, 5),
                         width * np.array([0.5, 1, 2])).astype(np.float32)
     every = slice(None, None, 4)  # a quarter of the samples judge well enough
     x, y, values, others, mask = x[every], y[every], values[every], others[every], mask[every]
