@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._system import usable_cores
+from .._system import keep_freed_memory, usable_cores
 from ..errors import ModelFileError, ParameterError
 from ..html import evidence_png, jpeg_data_uri, png_data_uri
 from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
@@ -111,6 +111,7 @@ def _start_worker() -> None:
 
     threadpool_limits(1)  # BLAS, already loaded
     os.environ["OMP_NUM_THREADS"] = "1"  # PyTorch reads it when a CNN run first loads it
+    keep_freed_memory()  # each request reuses the last one's memory instead of faulting in fresh pages
 
 
 def _ready() -> None:
