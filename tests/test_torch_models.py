@@ -24,6 +24,7 @@ from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
 from mnistlab.models.torch.cnn import PRESETS, PooledConv2d, random_shift, whitening_filters
 from mnistlab.models.torch.checkpoint import CHECKPOINT_FILE
+from mnistlab.models.torch.muon import NEWTON_SCHULZ, FilterMuon, orthogonalized
 from mnistlab.models.torch import device
 from mnistlab.models.torch.device import computes_bfloat16, free_cores
 from mnistlab.models.torch.training import TorchClassifier
@@ -372,6 +373,65 @@ def test_whitened_first_layer_stays_fixed_while_the_rest_learns(data):
         small("cnn", widths=(32, 64), whiten=True).validate_params()
     small("cnn", widths=(32, 64), whiten=False).validate_params()
     assert PRESETS["fast"]["whiten"] and not PRESETS["long"]["whiten"]
+
+
+def newton_schulz(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """Muon's iteration as written in its paper: X ← aX + (bA + cA²)X, A = XXᵀ, on the wide side."""
+    a, b, c = NEWTON_SCHULZ
+    x = g.reshape(len(g), -1).double()
+    tall = x.shape[0] > x.shape[1]
+    x = (x.T if tall else x) / x.norm()
+    for _ in range(steps):
+        A = x @ x.T
+        x = a * x + (b * A + c * A @ A) @ x
+    return (x.T if tall else x).reshape(g.shape)
+
+
+@pytest.mark.parametrize("shape", [(16, 8, 3, 3), (128, 32, 3, 3), (40, 6), (6, 40)])
+def test_orthogonalized_is_the_newton_schulz_iteration(shape):
+    g = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * torch.linspace(0.01, 1, shape[-1])
+    x = orthogonalized(g)
+    assert x.shape == g.shape and x.dtype == torch.float32
+    torch.testing.assert_close(x.double(), newton_schulz(g), atol=1e-5, rtol=0)
+    singular = torch.linalg.svdvals(x.reshape(len(x), -1))
+    assert 0.6 < singular.min() and singular.max() < 1.25  # about orthogonal: all its directions alike
+
+
+def test_filter_muon_steps_the_filters_orthogonally_and_the_rest_as_sgd():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8))
+    twin = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8))
+    twin.load_state_dict(network.state_dict())
+    muon = FilterMuon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8, weight_decay=5e-4)
+    sgd = torch.optim.SGD(list(twin[1].parameters()), lr=0.0, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    for step in range(3):
+        for optimizer in (muon, sgd):
+            for group in optimizer.param_groups:
+                group["lr"] = 0.2  # what a schedule sets: the filters then step by 0.2 × 0.06 / 0.4
+        gradients = [torch.randn_like(p) for p in network.parameters()]
+        for model in (network, twin):
+            for p, g in zip(model.parameters(), gradients):
+                p.grad = g.clone()
+        before = network[0].weight.detach().clone()
+        muon.step()
+        sgd.step()
+        filters = network[0].weight.detach()
+        assert filters.norm().item() == pytest.approx(8 ** 0.5, rel=1e-3)  # held at √(out channels) …
+        if step == 0:  # … and moved along the orthogonalised gradient (the first momentum is the gradient)
+            expected = before * 8 ** 0.5 / before.norm() - 0.2 * 0.06 / 0.4 * orthogonalized(gradients[0] * 1.8)
+            torch.testing.assert_close(filters, expected)
+    for mine, reference in zip(network[1].parameters(), twin[1].parameters()):
+        torch.testing.assert_close(mine, reference, rtol=0, atol=0)
+
+
+def test_cnn_optimizer_follows_the_preset():
+    assert PRESETS["fast"]["optimizer"] == "muon" and PRESETS["long"]["optimizer"] == "sgd"
+    network = small("cnn")._build_network(10)
+    assert isinstance(get_family("cnn")()._make_optimizer(network), FilterMuon)
+    assert type(get_family("cnn")(preset="long")._make_optimizer(network)) is torch.optim.SGD
+    assert type(get_family("cnn")(optimizer="sgd")._make_optimizer(network)) is torch.optim.SGD
+    with pytest.raises(ParameterError, match="optimizer"):
+        small("cnn", optimizer="adam").validate_params()
 
 
 @pytest.mark.parametrize("pool", ["after", "between"])
