@@ -174,8 +174,8 @@ class CNN(TorchClassifier):
         minute of training on 2 plain CPU cores (AVX2, float32), "long" about 0.947 in ten
         minutes where the CPU computes bfloat16 (benchmarks/bench_cnn.py). Both are
         tuned for the full 60 000 training images: on a few thousand, the few optimiser steps
-        at a peak learning rate of 0.2–0.4 can diverge (3 000 images, 3 epochs: 0.15 test
-        accuracy); there, lower it (learning_rate=0.1 with batch_size=64: 0.79).
+        at a peak learning rate of 0.2–0.4 can diverge (the fast preset on 3 000 images: 0.18 test
+        accuracy); there, lower it (learning_rate=0.1 with batch_size=64: 0.86).
     epochs : int ≥ 1 or None, default=None
         Passes over the training data.
     widths : sequence of 1 to 4 ints or None, default=None
@@ -193,8 +193,9 @@ class CNN(TorchClassifier):
         Fix the first convolution's filters to whiten the training images' 3×3 patches instead of
         learning them (see the module docstring); the first stage then has at most 18 channels.
     optimizer : {"sgd", "muon"} or None, default=None
-        "sgd": SGD with Nesterov momentum for every parameter. "muon": the convolution filters by
-        Muon (``muon.FilterMuon``: their momentum orthogonalised, their norm fixed), the rest by SGD.
+        What trains the weights: "sgd", SGD with Nesterov momentum, or "muon", Muon for the
+        convolution filters (their momentum orthogonalised, their norm fixed; ``muon.FilterMuon``)
+        and SGD for the rest.
     momentum : float in [0, 1), default=0.9
         SGD's (Nesterov) momentum.
     weight_decay : float ≥ 0, default=5e-4

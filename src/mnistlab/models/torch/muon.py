@@ -73,7 +73,7 @@ class FilterMuon(torch.optim.Optimizer):
         super().__init__([g for g in groups if g["params"]], dict(lr=0.0))
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self) -> None:
         for group in self.param_groups:
             lr, momentum = group["lr"] * group["lr_scale"], group["momentum"]
             for p in group["params"]:
