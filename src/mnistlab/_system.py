@@ -4,7 +4,6 @@ allocator hands back memory."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 # glibc's mallopt parameters (malloc.h)
@@ -28,7 +27,7 @@ def keep_freed_memory(mapped_from: int = 16 << 20, kept: int = 64 << 20) -> bool
     (docs/design/web.md); kept, next to none.
     """
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already has loaded
     except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, mapped_from)) and bool(mallopt(M_TRIM_THRESHOLD, kept))

@@ -14,9 +14,10 @@ as ``torch.optim.SGD`` does.
 
 ``torch.optim.Muon`` takes 2-D weights only and iterates in bfloat16, which a
 CPU without AVX-512 BF16 emulates slowly; here a filter bank (out × in × 3 × 3)
-is a matrix of out rows, the iterations run in float32, and on its out × out
-Gram matrix rather than on the filters themselves (the same polynomial in
-fewer multiplications: out ≤ in · 9 for every convolution of the fast CNN).
+is a matrix of out rows, the iterations run in float32 (the weights' own
+type), and on its out × out Gram matrix rather than on the filters themselves
+(the same polynomial in fewer multiplications: out ≤ in · 9 for every
+convolution of the fast CNN).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def orthogonalized(gradient: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> 
     and X = M X₀ formed once at the end: the same numbers in float32 (to ~1e-6), in 2 products of
     X's size instead of 10.
     """
-    x = gradient.reshape(len(gradient), -1).float()
+    x = gradient.reshape(len(gradient), -1)
     tall = x.shape[0] > x.shape[1]
     if tall:
         x = x.T
@@ -51,7 +52,7 @@ def orthogonalized(gradient: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> 
         total = p @ total
         gram = p @ gram @ p
     x = total @ x
-    return (x.T if tall else x).reshape(gradient.shape).to(gradient.dtype)
+    return (x.T if tall else x).reshape(gradient.shape)
 
 
 class FilterMuon(torch.optim.Optimizer):
