@@ -61,6 +61,15 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+@pytest.fixture
+def one_prediction_thread(monkeypatch):
+    """PyTorch's predictions on one thread whatever else runs: the count can change their last bits,
+    and the tests that compare two models' predictions bit for bit mean the same count for both."""
+    from mnistlab.models.torch import device  # PyTorch: only for the tests that ask for this
+
+    monkeypatch.setattr(device, "free_cores", lambda readings=1: 1)
+
+
 HEAVY_LIBRARIES = {"sklearn", "matplotlib", "torch", "scipy"}
 
 

@@ -235,7 +235,7 @@ def test_fit_progress_chooses_by_where_it_runs(monkeypatch):
 # -- model files -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("family", ["logreg", "numpy-mlp", "lenet"])
-def test_a_model_file_with_the_legacy_verbose_parameter_loads(images, family, tmp_path):
+def test_a_model_file_with_the_legacy_verbose_parameter_loads(images, family, tmp_path, one_prediction_thread):
     X, y = images
     model = quick(family).fit(X, y)
     save_model(model, tmp_path)

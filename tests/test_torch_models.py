@@ -54,13 +54,6 @@ def small(family, **params):
     return get_family(family)(**{**defaults, "random_state": 0, **params})
 
 
-@pytest.fixture
-def one_prediction_thread(monkeypatch):
-    """Predictions on one thread whatever else runs: the count can change their last bits, and the
-    tests that compare two models' predictions bit for bit mean the same count for both."""
-    monkeypatch.setattr(device, "free_cores", lambda readings=1: 1)
-
-
 @pytest.fixture(scope="module")
 def fitted(data):
     """One fitted model per family, shared by the tests that only read it."""
@@ -226,7 +219,7 @@ def test_mlp_through_the_pipeline(tmp_path):
     assert load_model(run).predict(np.zeros((1, 784), dtype=np.float32)).shape == (1,)
 
 
-def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch):
+def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch, one_prediction_thread):
     data = training.DataChoice(train_size=500, test_size=200)
     params = {**SMALL["cnn"], "epochs": 3}
     with monkeypatch.context() as patch:
