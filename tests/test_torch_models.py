@@ -390,6 +390,38 @@ def test_orthogonalized_is_the_newton_schulz_iteration(shape):
     assert 0.6 < singular.min() and singular.max() < 1.25  # about orthogonal: all its directions alike
 
 
+def test_filter_muon_state_round_trips_in_torch_optims_layout():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8))
+    muon = FilterMuon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8, weight_decay=5e-4)
+    for p in network.parameters():
+        p.grad = torch.randn_like(p)
+    muon.step()
+    saved = muon.state_dict()
+    assert sorted(saved["state"]) == [0, 1, 2] and [g["params"] for g in saved["param_groups"]] == [[0], [1, 2]]
+    again = FilterMuon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8, weight_decay=5e-4)
+    again.load_state_dict(saved)
+    for p in network.parameters():
+        torch.testing.assert_close(again.state[p]["momentum_buffer"], muon.state[p]["momentum_buffer"], rtol=0, atol=0)
+    muon.zero_grad()
+    assert all(p.grad is None for p in network.parameters())
+    with pytest.raises(ValueError, match="parameter groups"):
+        FilterMuon(network[1], peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8,
+                   weight_decay=5e-4).load_state_dict(saved)
+
+
+def test_a_fast_preset_fit_does_not_import_the_compiler():
+    """torch.optim's optimisers import torch._dynamo on first use (~0.9 s); the fast preset's does not."""
+    code = ("import sys, numpy as np\n"
+            "from mnistlab.models.torch.cnn import CNN\n"
+            "X = np.random.default_rng(0).random((64, 784), dtype=np.float32)\n"
+            "CNN(epochs=1, batch_size=32, widths=(8, 16, 32), threads=1).fit(X, np.arange(64) % 4)\n"
+            "print('torch._dynamo' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
 def test_filter_muon_steps_the_filters_orthogonally_and_the_rest_as_sgd():
     torch.manual_seed(0)
     network = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8))

@@ -304,7 +304,7 @@ class CNN(TorchClassifier):
                 first.weight.copy_(whitening_filters(images, first.out_channels))
             first.weight.requires_grad_(False)  # no gradient, so the optimiser leaves it (and its decay) alone
 
-    def _make_optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
+    def _make_optimizer(self, network: nn.Module) -> torch.optim.Optimizer | FilterMuon:
         if self._setting("optimizer") == "muon":
             return FilterMuon(network, peak_lr=self._setting("learning_rate"), filter_lr=self.filter_learning_rate,
                               momentum=self.momentum, filter_momentum=self.filter_momentum,

@@ -12,7 +12,9 @@ checkpoint file and ``load_state`` in ``checkpoint``.
 Hooks a model implements (``torch`` is imported only by these modules):
 
 ``_build_network(n_classes)``        -> nn.Module taking N×1×28×28 float32 in [0, 1], giving logits
-``_make_optimizer(network)``         -> torch.optim.Optimizer
+``_make_optimizer(network)``         -> a torch.optim.Optimizer, or what the loop and checkpoints
+                                        use of one: ``param_groups`` (their ``lr`` set per step),
+                                        ``zero_grad``, ``step``, ``state_dict``/``load_state_dict``
 ``_learning_rate(step, total_steps)`` -> learning rate of optimiser step ``step`` (0-based); a pure
                                         function of the step, so a resumed run needs no scheduler
                                         state beyond the epoch counter
