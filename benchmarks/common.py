@@ -60,10 +60,13 @@ def avx2_only() -> dict[str, str]:
     """Environment variables that cap each library's kernels at AVX2, float32 (no AVX-512, no bfloat16,
     no AMX) on any x86 CPU, as on most laptops and cloud VMs: PyTorch's own kernels, oneDNN's (its
     convolutions), OpenBLAS's (numpy's and scipy's matrix products) and numpy's own loops."""
-    # numpy objects to disabling what it has no kernels for: ask this build which targets it dispatches to.
-    from numpy._core._multiarray_umath import __cpu_dispatch__
+    # numpy objects to disabling what it has no kernels for: ask it which targets its functions
+    # dispatch to on this CPU.
+    from numpy.lib.introspect import opt_func_info
 
-    beyond_avx2 = [target for target in __cpu_dispatch__ if target == "X86_V4" or target.startswith("AVX512")]
+    targets = {target for loops in opt_func_info().values() for loop in loops.values()
+               for target in [loop["current"], *loop["available"].split()]}
+    beyond_avx2 = sorted(t for t in targets if t == "X86_V4" or t.startswith("AVX512"))
     return {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell",
             "NPY_DISABLE_CPU_FEATURES": " ".join(beyond_avx2)}
 
