@@ -258,7 +258,7 @@ class TorchClassifier(MnistlabModel):
             with torch.autocast(images.device.type, dtype=autocast, enabled=autocast is not None):
                 logits = network(x)
             loss = self._loss(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()  # gradients dropped, not zero-filled (torch's default)
             loss.backward()
             optimizer.step()
 
