@@ -31,7 +31,7 @@ fewer epochs, and spares that convolution's backward pass.
 
 Training: SGD with Nesterov momentum and weight decay — in the fast preset
 the convolution filters by Muon instead (their momentum orthogonalised,
-``muon.FilterMuon``), which reaches in 3 epochs what SGD needs 4 for — a
+``muon.NesterovSGD``), which reaches in 3 epochs what SGD needs 4 for — a
 one-cycle learning rate (linear warm-up over the first ``warmup`` share of the steps, then
 linear decay to zero), label smoothing, random horizontal flips of the
 training images (right for clothing; wrong for digits and letters, so
@@ -59,7 +59,7 @@ from torch import nn
 from ...errors import ParameterError
 from ..params import Interval, PositiveInts, StrOptions
 from .device import computes_bfloat16
-from .muon import FilterMuon
+from .muon import NesterovSGD
 from .training import TorchClassifier
 
 PRECISIONS = ("auto", "bfloat16", "float32")
@@ -194,7 +194,7 @@ class CNN(TorchClassifier):
         learning them (see the module docstring); the first stage then has at most 18 channels.
     optimizer : {"sgd", "muon"} or None, default=None
         What trains the weights: "sgd", SGD with Nesterov momentum, or "muon", Muon for the
-        convolution filters (their momentum orthogonalised, their norm fixed; ``muon.FilterMuon``)
+        convolution filters (their momentum orthogonalised, their norm fixed; ``muon.NesterovSGD``)
         and SGD for the rest.
     momentum : float in [0, 1), default=0.9
         SGD's (Nesterov) momentum.
@@ -304,13 +304,12 @@ class CNN(TorchClassifier):
                 first.weight.copy_(whitening_filters(images, first.out_channels))
             first.weight.requires_grad_(False)  # no gradient, so the optimiser leaves it (and its decay) alone
 
-    def _make_optimizer(self, network: nn.Module) -> torch.optim.Optimizer | FilterMuon:
+    def _make_optimizer(self, network: nn.Module) -> NesterovSGD:
         if self._setting("optimizer") == "muon":
-            return FilterMuon(network, peak_lr=self._setting("learning_rate"), filter_lr=self.filter_learning_rate,
-                              momentum=self.momentum, filter_momentum=self.filter_momentum,
-                              weight_decay=self.weight_decay)
-        return torch.optim.SGD(network.parameters(), lr=0.0, momentum=self.momentum, nesterov=True,
-                               weight_decay=self.weight_decay)
+            return NesterovSGD.filter_muon(network, peak_lr=self._setting("learning_rate"),
+                                           filter_lr=self.filter_learning_rate, momentum=self.momentum,
+                                           filter_momentum=self.filter_momentum, weight_decay=self.weight_decay)
+        return NesterovSGD.sgd(network, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def _learning_rate(self, step: int, total_steps: int) -> float:
         peak, progress = self._setting("learning_rate"), step / total_steps

@@ -1,4 +1,4 @@
-"""Muon for a network's convolution filters and SGD for the rest, as one optimiser.
+"""Muon for a network's convolution filters and SGD for the rest, as one optimiser (or SGD alone).
 
 Muon (Keller Jordan, 2024; the optimiser of airbench94_muon's CIFAR-10 record)
 moves each convolution's filters along their Nesterov momentum made
@@ -55,31 +55,45 @@ def orthogonalized(gradient: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> 
     return (x.T if tall else x).reshape(gradient.shape)
 
 
-class FilterMuon:
-    """Muon for the 4-D weights (convolution filters) of ``network``, SGD with Nesterov momentum and
-    weight decay for its other parameters; frozen parameters are left out.
+class NesterovSGD:
+    """SGD with Nesterov momentum and weight decay, ``torch.optim.SGD(nesterov=True)``'s arithmetic, in
+    which a group marked ``orthogonal`` moves by Muon instead. ``sgd`` makes one group of all of a
+    network's parameters, as ``torch.optim.SGD(network.parameters())`` does; ``filter_muon`` a Muon
+    group of the 4-D weights (convolution filters) and an SGD group of the other trained parameters.
 
-    ``lr`` is SGD's learning rate and is what a schedule sets (``group["lr"]`` of every group); the
-    filters step by ``lr × filter_lr / peak_lr``, so that they follow the same schedule to a peak of
-    ``filter_lr``.
+    A group steps by ``lr × lr_scale``: ``lr`` is what a schedule sets (``group["lr"]`` of every
+    group), and ``filter_muon`` scales the filters' group so that it follows the same schedule to a
+    peak of ``filter_lr``.
 
     Not a ``torch.optim.Optimizer``: those wrap their methods to keep PyTorch's compiler out, and
     the first call of such a wrapper in a process imports the compiler (``torch._dynamo``: 0.9 s,
     and ~2 ms more in every training step after it, ~2.3 s of the fast preset's ~42 s on AVX2).
     This has what the training loop and checkpoints use of one: ``param_groups``,
     ``zero_grad``, ``step``, and ``state_dict``/``load_state_dict`` in the same layout (each
-    parameter's state under its index in the groups).
+    parameter's state under its index in the groups), so a checkpoint written with
+    ``torch.optim.SGD`` resumes in ``sgd``'s.
     """
 
-    def __init__(self, network: nn.Module, peak_lr: float, filter_lr: float, momentum: float,
-                 filter_momentum: float, weight_decay: float):
-        trained = [p for p in network.parameters() if p.requires_grad]
-        groups = [dict(params=[p for p in trained if p.ndim == 4], orthogonal=True, momentum=filter_momentum,
-                       lr_scale=filter_lr / peak_lr, weight_decay=0.0),
-                  dict(params=[p for p in trained if p.ndim != 4], orthogonal=False, momentum=momentum,
-                       lr_scale=1.0, weight_decay=weight_decay)]
-        self.param_groups = [dict(group, lr=0.0) for group in groups if group["params"]]
+    def __init__(self, param_groups: list[dict]):
+        """Groups of ``params``, ``momentum``, ``weight_decay``, ``lr_scale`` and ``orthogonal``; empty ones dropped."""
+        self.param_groups = [dict(group, lr=0.0) for group in param_groups if group["params"]]
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    @classmethod
+    def sgd(cls, network: nn.Module, momentum: float, weight_decay: float) -> NesterovSGD:
+        return cls([dict(params=list(network.parameters()), orthogonal=False, momentum=momentum, lr_scale=1.0,
+                         weight_decay=weight_decay)])
+
+    @classmethod
+    def filter_muon(cls, network: nn.Module, peak_lr: float, filter_lr: float, momentum: float,
+                    filter_momentum: float, weight_decay: float) -> NesterovSGD:
+        """Muon for the trained 4-D weights (no weight decay: their norm is fixed), SGD for the other
+        trained parameters; frozen parameters are left out."""
+        trained = [p for p in network.parameters() if p.requires_grad]
+        return cls([dict(params=[p for p in trained if p.ndim == 4], orthogonal=True, momentum=filter_momentum,
+                         lr_scale=filter_lr / peak_lr, weight_decay=0.0),
+                    dict(params=[p for p in trained if p.ndim != 4], orthogonal=False, momentum=momentum,
+                         lr_scale=1.0, weight_decay=weight_decay)])
 
     def _parameters(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
