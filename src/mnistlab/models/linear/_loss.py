@@ -39,6 +39,10 @@ import numpy as np
 
 BLOCK_ROWS = 512             # rows of X per matrix product: a block stays in cache for both
 CHUNK_ROWS = 8 * BLOCK_ROWS  # rows per task handed to a worker thread (whole blocks)
+# (P − Y)ᵀ·X is computed with P − Y padded by zero columns to a multiple of this many classes:
+# OpenBLAS's kernels take the narrow side that many columns at a time, and 10 classes padded to 12
+# made a default fit's iteration ~10 % faster (AVX2 EPYC: 44 against 49 ms; padded to 16: 46)
+CLASS_MULTIPLE = 4
 PIXEL_LEVELS = 255           # 8-bit pixels scaled to [0, 1] are whole numbers of 255ths
 
 
@@ -115,7 +119,7 @@ class SoftmaxLoss:
     def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, pool: ThreadPoolExecutor,
                  pixels: np.ndarray | None = None):
         self.X, self.n_classes, self.pool, self.pixels = X, n_classes, pool, pixels
-        self.blocks = threading.local()  # each worker's float32 block, where the pixels are converted
+        self.blocks = threading.local()  # each worker's float32 block (the pixels converted) and padded residual
         # sums along the short rows and down the columns as products with ones: numpy's sums loop per row
         self.ones_classes, self.ones_rows = np.ones(n_classes, X.dtype), np.ones(BLOCK_ROWS, X.dtype)
         self.chunks = [(a, min(a + CHUNK_ROWS, len(X))) for a in range(0, len(X), CHUNK_ROWS)]
@@ -131,6 +135,13 @@ class SoftmaxLoss:
         block = self.blocks.buffer[:z - a]
         block[...] = self.pixels[a:z]
         return block
+
+    def _padded_residual(self, rows: int) -> np.ndarray:
+        """This worker's rows × (n_classes rounded up to CLASS_MULTIPLE) buffer, its extra columns zero."""
+        if not hasattr(self.blocks, "residual"):
+            self.blocks.residual = np.zeros((BLOCK_ROWS, -(-self.n_classes // CLASS_MULTIPLE) * CLASS_MULTIPLE),
+                                            dtype=self.X.dtype)
+        return self.blocks.residual[:rows]
 
     def _chunk(self, W: np.ndarray, b: np.ndarray, start: int, stop: int):
         """The three sums over rows start:stop (with the pixels, RtX is 255 times X's)."""
@@ -149,7 +160,9 @@ class SoftmaxLoss:
             total += float(np.log(sums).sum(dtype=np.float64) - true_logits)
             Z /= sums[:, None]          # Z is now P,
             flat[true_class] -= 1       # and now the residual P − Y
-            RtX += Z.T @ Xb
+            R = self._padded_residual(len(Z))
+            R[:, :self.n_classes] = Z
+            RtX += (R.T @ Xb)[:self.n_classes]
             Rt1 += self.ones_rows[:len(Z)] @ Z
         return total, RtX.astype(np.float64), Rt1
 
