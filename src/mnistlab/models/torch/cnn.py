@@ -31,7 +31,7 @@ fewer epochs, and spares that convolution's backward pass.
 
 Training: SGD with Nesterov momentum and weight decay — in the fast preset
 the convolution filters by Muon instead (their momentum orthogonalised,
-``muon.NesterovSGD``), which reaches in 3 epochs what SGD needs 4 for — a
+``muon.NesterovSGD.filter_muon``), which reaches in 3 epochs what SGD needs 4 for — a
 one-cycle learning rate (linear warm-up over the first ``warmup`` share of the steps, then
 linear decay to zero), label smoothing, random horizontal flips of the
 training images (right for clothing; wrong for digits and letters, so
@@ -194,7 +194,7 @@ class CNN(TorchClassifier):
         learning them (see the module docstring); the first stage then has at most 18 channels.
     optimizer : {"sgd", "muon"} or None, default=None
         What trains the weights: "sgd", SGD with Nesterov momentum, or "muon", Muon for the
-        convolution filters (their momentum orthogonalised, their norm fixed; ``muon.NesterovSGD``)
+        convolution filters (their momentum orthogonalised, their norm fixed; ``muon.NesterovSGD.filter_muon``)
         and SGD for the rest.
     momentum : float in [0, 1), default=0.9
         SGD's (Nesterov) momentum.

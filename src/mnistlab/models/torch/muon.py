@@ -81,6 +81,8 @@ class NesterovSGD:
 
     @classmethod
     def sgd(cls, network: nn.Module, momentum: float, weight_decay: float) -> NesterovSGD:
+        """One SGD group of every parameter, frozen ones too (they keep their index and, having no
+        gradient, do not move), as ``torch.optim.SGD(network.parameters(), nesterov=True)``."""
         return cls([dict(params=list(network.parameters()), orthogonal=False, momentum=momentum, lr_scale=1.0,
                          weight_decay=weight_decay)])
 
