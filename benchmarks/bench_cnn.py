@@ -165,8 +165,8 @@ def main() -> None:
 
     lenet = results.get("lenet")
     rows = []
-    for name, r in sorted(results.items(), key=lambda item: list(BENCHES).index(item[0])):
-        bench = BENCHES[name]
+    for name in (name for name in BENCHES if name in results):  # in BENCHES' order, LeNet first
+        bench, r = BENCHES[name], results[name]
         ratio = (f"{lenet['median_seconds'] / r['median_seconds']:.1f}×" if lenet and bench.family == "cnn"
                  else "anchor" if name == "lenet" else "—")
         met = bench.met(r["accuracy"], r["median_seconds"])

@@ -119,12 +119,13 @@ class SoftmaxLoss:
     def __init__(self, X: np.ndarray, y: np.ndarray, n_classes: int, pool: ThreadPoolExecutor,
                  pixels: np.ndarray | None = None):
         self.X, self.n_classes, self.pool, self.pixels = X, n_classes, pool, pixels
-        self.blocks = threading.local()  # each worker's float32 block (the pixels converted) and padded residual
+        self.blocks = threading.local()  # each worker's float32 block, where the pixels are converted
         # sums along the short rows and down the columns as products with ones: numpy's sums loop per row
         self.ones_classes, self.ones_rows = np.ones(n_classes, X.dtype), np.ones(BLOCK_ROWS, X.dtype)
         self.chunks = [(a, min(a + CHUNK_ROWS, len(X))) for a in range(0, len(X), CHUNK_ROWS)]
         # where each row's true-class logit sits in its flattened block of logits
         self.true_class = (np.arange(len(X)) % BLOCK_ROWS) * n_classes + y
+        self.padded_classes = -(-n_classes // CLASS_MULTIPLE) * CLASS_MULTIPLE
 
     def _block(self, a: int, z: int) -> np.ndarray:
         """Rows a:z of X, or of the pixels (0 … 255) as float32."""
@@ -136,17 +137,11 @@ class SoftmaxLoss:
         block[...] = self.pixels[a:z]
         return block
 
-    def _padded_residual(self, rows: int) -> np.ndarray:
-        """This worker's rows × (n_classes rounded up to CLASS_MULTIPLE) buffer, its extra columns zero."""
-        if not hasattr(self.blocks, "residual"):
-            self.blocks.residual = np.zeros((BLOCK_ROWS, -(-self.n_classes // CLASS_MULTIPLE) * CLASS_MULTIPLE),
-                                            dtype=self.X.dtype)
-        return self.blocks.residual[:rows]
-
     def _chunk(self, W: np.ndarray, b: np.ndarray, start: int, stop: int):
         """The three sums over rows start:stop (with the pixels, RtX is 255 times X's)."""
         total = 0.0
-        RtX = np.zeros(W.shape, dtype=self.X.dtype)
+        RtX = np.zeros((self.padded_classes, W.shape[1]), dtype=self.X.dtype)
+        residual = np.zeros((BLOCK_ROWS, self.padded_classes), dtype=self.X.dtype)  # extra columns stay 0
         Rt1 = np.zeros(self.n_classes)
         for a in range(start, stop, BLOCK_ROWS):
             Xb, true_class = self._block(a, min(a + BLOCK_ROWS, stop)), self.true_class[a:min(a + BLOCK_ROWS, stop)]
@@ -160,11 +155,11 @@ class SoftmaxLoss:
             total += float(np.log(sums).sum(dtype=np.float64) - true_logits)
             Z /= sums[:, None]          # Z is now P,
             flat[true_class] -= 1       # and now the residual P − Y
-            R = self._padded_residual(len(Z))
+            R = residual[:len(Z)]
             R[:, :self.n_classes] = Z
-            RtX += (R.T @ Xb)[:self.n_classes]
+            RtX += R.T @ Xb
             Rt1 += self.ones_rows[:len(Z)] @ Z
-        return total, RtX.astype(np.float64), Rt1
+        return total, RtX[:self.n_classes].astype(np.float64), Rt1
 
     def __call__(self, W: np.ndarray, b: np.ndarray):
         unit = 1.0 if self.pixels is None else 1.0 / PIXEL_LEVELS  # X = unit · blocks
