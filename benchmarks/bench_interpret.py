@@ -1,6 +1,6 @@
 """What a run's figures, report and interpretation cost `train logreg` on 2 cores.
 
-Targets: all figures and the report in at most 1.5 s (issue 14); the interpretation (calibration,
+Targets: all figures and the report, the map's t-SNE included, in at most 1.5 s (issue 14); the interpretation (calibration,
 robustness, the top-loss and confusion tables, their figures and the t-SNE map, on by default) adds at
 most 1 s to `train` (issue 16).
 
@@ -125,7 +125,9 @@ def main() -> None:
         base = phases["without the interpretation's figures", processes][0]
         return computed + phases[label, processes][0] - base
 
-    figures_wall = phases["all figures and the report (map computed before)", 2][0]
+    # as `train` writes them: the map's t-SNE is computed to draw it (bench_logreg counts it too)
+    figures_wall = phases["the same with the map's t-SNE (`train`)", 2][0]
+    figures_wall_map_before = phases["all figures and the report (map computed before)", 2][0]
     figures_cpu = phases["all figures and the report (map computed before)", 1][1]
     with_map, without_map = added("the same with the map's t-SNE (`train`)", 2), added("without the map (`--no-embedding`)", 2)
     serial = (added("the same with the map's t-SNE (`train`)", 1), added("without the map (`--no-embedding`)", 1))
@@ -140,8 +142,10 @@ def main() -> None:
             "Each figure drawn and written alone, in seconds:\n\n" + figures_table
             + "\n\nThe figures and the report together, as `train` writes them:\n\n" + phase_table
             + "\n\nWhat the interpretation computes besides its figures:\n\n" + parts_table
-            + f"\n\nAll figures and the report: {figures_wall:.2f} s in two processes "
-              f"(target ≤ {FIGURES_TARGET:g} s: {verdict(figures_wall, FIGURES_TARGET)}). "
+            + f"\n\nAll figures and the report, as `train` writes them (the map's t-SNE included): "
+              f"{figures_wall:.2f} s in two processes (target ≤ {FIGURES_TARGET:g} s: "
+              f"{verdict(figures_wall, FIGURES_TARGET)}); {figures_wall_map_before:.2f} s with the map "
+              "computed before. "
               f"Added to `train` by the interpretation (what it computes, plus its figures and map over the "
               f"figures without them): {with_map:.2f} s with the map (target ≤ {ADDED_TARGET:g} s: "
               f"{verdict(with_map, ADDED_TARGET)}), {without_map:.2f} s with `--no-embedding`; "
