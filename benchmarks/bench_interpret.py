@@ -1,8 +1,8 @@
 """What a run's figures, report and interpretation cost `train logreg` on 2 cores.
 
-Targets: all figures and the report, the map's t-SNE included, in at most 1.5 s (issue 14); the interpretation (calibration,
-robustness, the top-loss and confusion tables, their figures and the t-SNE map, on by default) adds at
-most 1 s to `train` (issue 16).
+Targets: all figures and the report, the map's t-SNE included, in at most 1.5 s (issue 14); the
+interpretation (calibration, robustness, the top-loss and confusion tables, their figures and the t-SNE
+map, on by default) adds at most 1 s to `train` (issue 16).
 
 Logistic regression is trained once with its defaults on all of Fashion-MNIST through the ordinary
 pipeline (the anchor: what `mnistlab train logreg` costs as a whole). On that run's model and test set,
