@@ -150,7 +150,8 @@ def main() -> None:
               f"figures without them): {with_map:.2f} s with the map (target ≤ {ADDED_TARGET:g} s: "
               f"{verdict(with_map, ADDED_TARGET)}), {without_map:.2f} s with `--no-embedding`; "
               f"drawn in one process: {serial[0]:.2f} s and {serial[1]:.2f} s. In CPU seconds, what they cost "
-              f"where nothing else runs: {figures_cpu:.2f} s for all figures and the report in one process.")
+              f"where nothing else runs: {figures_cpu:.2f} s for all figures and the report in one process, "
+              "the map computed before.")
     common.write_section("bench_interpret", "What figures, report and interpretation cost a run", body)
 
 
