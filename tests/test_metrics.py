@@ -4,9 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn import metrics as skm
 from sklearn.metrics import classification_report, log_loss, precision_recall_fscore_support
 
-from mnistlab.experiments.metrics import analysis, confused_pairs, evaluate, format_classification_report
+from mnistlab.experiments.metrics import analysis, confusion_matrix, confused_pairs, evaluate, format_classification_report
 
 
 def one_hot_proba(pred, k):
@@ -102,3 +103,76 @@ def test_classification_report_text_matches_sklearn():
         expected = classification_report(y_true, proba.argmax(1), labels=range(4),
                                          target_names=names, zero_division=0, digits=digits)
         assert format_classification_report(m, digits=digits) == expected
+
+
+def random_predictions(dtype, normalised, k=10, n=400, seed=0):
+    """Labels without classes 3 and 7, probabilities that never predict class 5 (and give it 0 where true),
+    plus rows of exact 0s and 1s, so both ends of the log-loss's clipping are used."""
+    rng = np.random.default_rng(seed)
+    y_true = rng.choice([c for c in range(k) if c not in (3, 7)], n)
+    proba = rng.dirichlet(np.full(k, 0.3), n)
+    proba[:, 5] = 0
+    proba /= proba.sum(axis=1, keepdims=True)
+    y_true[:3] = [0, 1, 5]
+    proba[:3] = np.eye(k)[[0, 9, 9]]  # certain: once right, twice wrong
+    if not normalised:
+        proba *= rng.uniform(0.5, 1.0, (n, 1))
+    return y_true, proba.astype(dtype)
+
+
+@pytest.mark.parametrize("normalised", [True, False])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_evaluate_matches_sklearn_on_random_predictions(dtype, normalised):
+    k = 10
+    y_true, proba = random_predictions(dtype, normalised, k)
+    y_pred = proba.argmax(axis=1)
+    assert 5 in y_true and 5 not in y_pred
+    labels = range(k)
+    m = evaluate(y_true, proba, [f"c{c}" for c in labels])
+
+    def close(ours, theirs):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=0)
+
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    close([c["precision"] for c in m["per_class"]], p)
+    close([c["recall"] for c in m["per_class"]], r)
+    close([c["f1"] for c in m["per_class"]], f)
+    assert [c["support"] for c in m["per_class"]] == s.tolist()
+    assert s[3] == s[7] == 0 and p[5] == 0
+    for average in ("macro", "weighted"):
+        expected = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average,
+                                                   zero_division=0)[:3]
+        close([m[f"{average}_avg"][name] for name in ("precision", "recall", "f1")], expected)
+        close(m[f"{average}_f1"], expected[2])
+    assert m["confusion_matrix"] == skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    close(m["accuracy"], skm.accuracy_score(y_true, y_pred))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # sklearn's "do not sum to one", for the unnormalised rows
+        close(m["log_loss"], log_loss(y_true, proba, labels=labels))
+
+
+def test_log_loss_clips_at_the_probabilities_own_precision():
+    y_true, proba = [0, 1], np.array([[1.0, 0.0], [1.0, 0.0]])
+    for dtype in (np.float32, np.float64):
+        eps = np.finfo(dtype).eps
+        expected = -(np.log(1 - eps) + np.log(eps)) / 2
+        assert evaluate(y_true, proba.astype(dtype), ["a", "b"])["log_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_confusion_matrix_matches_sklearn():
+    rng = np.random.default_rng(3)
+    y_true, y_pred = rng.integers(0, 4, 100), rng.integers(1, 5, 100)
+    expected = skm.confusion_matrix(y_true, y_pred, labels=range(6))
+    assert np.array_equal(confusion_matrix(y_true, y_pred, 6), expected)
+    assert confusion_matrix([], [], 3).tolist() == [[0] * 3] * 3
+
+
+@pytest.mark.parametrize("y_true, proba, match", [
+    ([0, 2], np.full((2, 2), 0.5), "labels outside"),
+    ([0, -1], np.full((2, 2), 0.5), "labels outside"),
+    ([0, 1], np.array([[1.5, -0.5], [0.5, 0.5]]), r"outside \[0, 1\]"),
+    ([0, 1], np.array([[np.nan, 0.5], [0.5, 0.5]]), r"outside \[0, 1\]"),
+])
+def test_evaluate_rejects_impossible_labels_and_probabilities(y_true, proba, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate(y_true, proba, ["a", "b"])

@@ -90,7 +90,9 @@ def predict_cmd(run: RunArg,
                 console.print(f"  {note}", highlight=False, soft_wrap=True)
             if result.get("explanation"):
                 console.print(f"  explanation: {result['explanation']}", highlight=False, soft_wrap=True)
-        if "accuracy" in answer:
+        if "accuracy" in answer and answer["accuracy"] is None:
+            console.print("accuracy: none of the labelled photos was predicted")
+        elif "accuracy" in answer:
             console.print(f"accuracy on {answer['n_labelled']} labelled photos: {answer['accuracy']:.3f}")
             table = Table(title="Confusion matrix (rows: true class)")
             table.add_column("")

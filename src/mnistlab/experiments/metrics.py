@@ -11,55 +11,64 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    log_loss,
-    precision_recall_fscore_support,
-)
+
+
+def confusion_matrix(y_true, y_pred, k: int) -> np.ndarray:
+    """K×K counts of the labels 0…k-1: row = true class, column = predicted class."""
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    return np.bincount(k * y_true + y_pred, minlength=k * k).reshape(k, k)
+
+
+def _ratio(numerator, denominator) -> np.ndarray:
+    """``numerator / denominator``, 0 where the denominator is 0 (sklearn's ``zero_division=0``)."""
+    return np.divide(numerator, denominator, out=np.zeros(np.shape(numerator)), where=denominator > 0)
 
 
 def evaluate(y_true, proba, class_names) -> dict[str, Any]:
     """Metrics of the predictions ``argmax(proba)`` against ``y_true``.
 
     ``proba`` is N×K over all K classes of ``class_names``; classes absent from
-    ``y_true`` are kept (their scores are 0, their support 0).
+    ``y_true`` are kept (their scores are 0, their support 0). The numbers are
+    those of sklearn.metrics with ``labels=range(K)`` and ``zero_division=0``;
+    rows need not sum to one (like sklearn, the log-loss does not renormalise them).
     """
     y_true = np.asarray(y_true).astype(int)
     proba = np.asarray(proba)
     if not np.issubdtype(proba.dtype, np.floating):
         proba = proba.astype(float)
-    # float32 probabilities stay float32: sklearn checks that rows sum to one with a
-    # tolerance for their own precision, which float64 copies of them would fail.
+    # Float probabilities keep their precision: the log-loss clips them at its eps, as sklearn's
+    # log_loss did, so float64 copies of float32 ones would change the log-loss of stored runs.
     k = len(class_names)
     if proba.ndim != 2 or proba.shape != (len(y_true), k):
         raise ValueError(f"proba has shape {proba.shape}, expected ({len(y_true)}, {k})")
-    labels = list(range(k))
+    if not np.all((0 <= y_true) & (y_true < k)):
+        raise ValueError(f"y_true has labels outside 0…{k - 1}")
+    if not np.all((0 <= proba) & (proba <= 1)):
+        raise ValueError("proba has values outside [0, 1]")
     y_pred = proba.argmax(axis=1)
 
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
-    averages = {}
-    for average in ("macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=average, zero_division=0)
-        averages[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    cm = confusion_matrix(y_true, y_pred, k)
+    right, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    scores = {"precision": _ratio(right, predicted), "recall": _ratio(right, support),
+              "f1": _ratio(2 * right, support + predicted)}
+    averages = {"macro": {name: float(np.mean(s)) for name, s in scores.items()},
+                "weighted": {name: float(np.average(s, weights=support)) for name, s in scores.items()}}
+    cm_normalized = _ratio(cm, support[:, None])
 
-    cm = confusion_matrix(y_true, y_pred, labels=labels)
-    row_sums = cm.sum(axis=1, keepdims=True)
-    cm_normalized = np.divide(cm, row_sums, out=np.zeros(cm.shape), where=row_sums > 0)
+    eps = np.finfo(proba.dtype).eps
+    p_true = np.clip(proba[np.arange(len(y_true)), y_true], eps, 1 - eps)
 
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "accuracy": float(np.mean(y_pred == y_true)),
         "macro_f1": averages["macro"]["f1"],
         "weighted_f1": averages["weighted"]["f1"],
-        "log_loss": float(log_loss(y_true, proba, labels=labels)),
+        "log_loss": float(np.mean(-np.log(p_true))),
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": cm_normalized.tolist(),
         "per_class": [
             {"class": str(name), "precision": float(p), "recall": float(r),
              "f1": float(f), "support": int(s)}
-            for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
+            for name, p, r, f, s in zip(class_names, scores["precision"], scores["recall"], scores["f1"], support)
         ],
         "macro_avg": averages["macro"],
         "weighted_avg": averages["weighted"],

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sklearn.metrics import confusion_matrix
 
 from ..errors import MnistlabError, ParameterError, PhotoError
+from ..experiments.metrics import confusion_matrix
 from .predictor import Predictor
 
 MAX_LABELS_BYTES = 5 * 1024 * 1024
@@ -97,6 +97,5 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
     if labels:
         answer.update(classes=predictor.classes, n_labelled=len(y_true),
                       accuracy=float(np.mean(np.array(y_true) == np.array(y_pred))) if y_true else None,
-                      confusion_matrix=confusion_matrix(y_true, y_pred,
-                                                        labels=range(len(predictor.classes))).tolist())
+                      confusion_matrix=confusion_matrix(y_true, y_pred, len(predictor.classes)).tolist())
     return answer
