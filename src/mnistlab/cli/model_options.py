@@ -29,11 +29,11 @@ from typing import Any
 from ..errors import ParameterError
 from ..models import MnistlabModel
 from ..models.params import (
-    Interval,
     PositiveInts,
-    StrOptions,
     constraint_text,
     either,
+    is_interval,
+    is_string_options,
     satisfies,
 )
 from ..models.params import describe as describe_parameters
@@ -86,11 +86,11 @@ def _reader(constraint) -> Callable[[str], Any] | None:
         return _boolean
     if constraint in ("random_state", "verbose"):  # scikit-learn's names for a seed and a verbosity level
         return int
-    if isinstance(constraint, Interval):
+    if is_interval(constraint):
         return int if constraint.type is Integral else float
     if isinstance(constraint, PositiveInts):
         return _ints
-    if isinstance(constraint, StrOptions) or constraint is str:
+    if is_string_options(constraint) or constraint is str:
         return str
     if isinstance(constraint, type) and issubclass(constraint, Integral):
         return int

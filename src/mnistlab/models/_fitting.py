@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from ..data import preprocess
 from ..errors import ParameterError
@@ -26,6 +25,8 @@ def convergence_warnings() -> Iterator[list[warnings.WarningMessage]]:
     Not converging is a result the family reports (``converged_``, ``fit_message_``), not a
     warning to print; the other warnings are not ours to swallow.
     """
+    from sklearn.exceptions import ConvergenceWarning  # the families that call this fit with scikit-learn
+
     found: list[warnings.WarningMessage] = []
     caught: list[warnings.WarningMessage] = []
     try:

@@ -22,15 +22,22 @@ constraints and says how they are checked), and every ``fit`` starts with
 ``validate_params()``, so a bad value fails before any data is touched. A fit
 reports how it goes through ``fit(X, y, progress=...)`` (``models.callbacks``)
 and never prints.
+
+``MnistlabModel`` speaks scikit-learn's estimator protocol (``get_params``,
+``set_params``, ``score``, ``__sklearn_tags__``) without inheriting it:
+importing any part of scikit-learn costs over a second, which every
+``mnistlab`` command would pay for a logistic regression that does not use
+it. scikit-learn's tools (``clone``, ``Pipeline``, ``GridSearchCV``, its
+estimator checks) need nothing more; ``models.validation`` checks the data.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..errors import ExportError, ParameterError
 from .params import check
@@ -45,7 +52,7 @@ class Curves:
     series: dict[str, list[float]]
 
 
-class MnistlabModel(ClassifierMixin, BaseEstimator):
+class MnistlabModel:
     """Base class of the model families.
 
     Subclasses set ``family`` (the name used on the command line and in model
@@ -66,6 +73,60 @@ class MnistlabModel(ClassifierMixin, BaseEstimator):
     history_per_step: ClassVar[tuple[str, ...]] = ()  # series recorded per optimiser step, not per x
     # parameter name -> list of constraints, one of which a value must meet (see models.params)
     _parameter_constraints: ClassVar[dict[str, list]] = {}
+
+    # -- scikit-learn's estimator protocol ------------------------------------------------
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The hyperparameters: the keyword parameters of ``__init__``, in order."""
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+            raise TypeError(f"{cls.__name__}.__init__ must name its parameters (no *args), as scikit-learn requires")
+        return [p.name for p in parameters if p.kind is not p.VAR_KEYWORD]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The hyperparameters as given; with ``deep``, also those of any estimator among them (``name__param``)."""
+        params = {name: getattr(self, name) for name in self._get_param_names()}
+        if deep:
+            for name, value in list(params.items()):
+                if hasattr(value, "get_params") and not isinstance(value, type):
+                    params.update((f"{name}__{key}", v) for key, v in value.get_params().items())
+        return params
+
+    def set_params(self, **params) -> MnistlabModel:
+        """Set hyperparameters (``name__param`` sets one of a nested estimator's); checked at ``fit``."""
+        valid = self._get_param_names()
+        nested: dict[str, dict] = {}
+        for key, value in params.items():
+            name, _, inner = key.partition("__")
+            if name not in valid:
+                raise ValueError(f"Invalid parameter {name!r} for estimator {self}. Valid parameters are: {valid!r}.")
+            if inner:
+                nested.setdefault(name, {})[inner] = value
+            else:
+                setattr(self, name, value)
+        for name, inner_params in nested.items():
+            getattr(self, name).set_params(**inner_params)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{name}={value!r}" for name, value in self.get_params(deep=False).items()
+                   if repr(value) != repr(defaults.get(name))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy of ``predict(X)`` against ``y`` (weighted by ``sample_weight``)."""
+        return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
+
+    def __sklearn_tags__(self):
+        """A classifier's tags, for scikit-learn's tools (which have imported scikit-learn already)."""
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags())
+
+    # -- what mnistlab adds -------------------------------------------------------------
 
     def validate_params(self) -> None:
         """Check each hyperparameter against ``_parameter_constraints``, before any work is done.

@@ -2,17 +2,22 @@
 
 A family declares ``_parameter_constraints`` as scikit-learn's estimators do
 (``sklearn.utils._param_validation``): parameter name → a list of constraints,
-any one of which a value must satisfy. The constraints are scikit-learn's own —
-``Interval(Integral | Real | RealNotInt, left, right, closed=...)``,
-``StrOptions({...})``, ``"boolean"``, ``None``, a type such as ``str`` — plus
-``PositiveInts`` for layer sizes and channel widths, which scikit-learn can only
-call "array-like".
+any one of which a value must satisfy. The constraints our families use are
+written here, with scikit-learn's names and meaning — ``Interval(Integral |
+Real, left, right, closed=...)``, ``StrOptions({...})``, ``"boolean"``,
+``None``, a type such as ``str`` — plus ``PositiveInts`` for layer sizes and
+channel widths, which scikit-learn can only call "array-like". They are not
+imported from scikit-learn because importing any part of it costs over a
+second, most of ``mnistlab train logreg``'s start-up. The ``sklearn:NAME``
+families declare scikit-learn's own constraint objects, which are read here
+by the same attributes (and any other kind through scikit-learn's
+``make_constraint``, imported only then).
 
 ``check`` tests one parameter and raises ``ParameterError`` naming it. We do not
 use ``BaseEstimator._validate_params``: it checks all parameters in one call and
 words its message for the estimator class ("The 'C' parameter of X must be …"),
 prints string options in a set's arbitrary order, and does not know
-``PositiveInts``. The constraint objects, and so what is allowed, are the same.
+``PositiveInts``.
 
 The same declarations describe a family's parameters (``describe``): the
 allowed values in words and a one-line meaning read from the family's numpydoc
@@ -26,21 +31,44 @@ import inspect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import (
-    Interval,
-    RealNotInt,
-    StrOptions,
-    make_constraint,
-)
 
 from ..errors import ParameterError
 
-__all__ = ["Interval", "RealNotInt", "StrOptions", "PositiveInts", "SEED", "check", "allowed", "describe",
-           "parameter_docs", "ParameterInfo"]
+__all__ = ["Interval", "StrOptions", "PositiveInts", "SEED", "check", "allowed", "describe", "is_interval",
+           "is_string_options", "parameter_docs", "ParameterInfo"]
+
+
+class Interval:
+    """Numbers of ``type`` (``Integral`` or ``Real``) between ``left`` and ``right`` (None: unbounded),
+    ``closed`` on the "left", "right", "both" or "neither" side; NaN is in none."""
+
+    def __init__(self, type, left, right, *, closed):
+        if type not in (Integral, Real) or closed not in ("left", "right", "both", "neither"):
+            raise ValueError(f"Interval({type!r}, closed={closed!r}): type must be Integral or Real, closed "
+                             "one of 'left', 'right', 'both', 'neither'")
+        self.type, self.left, self.right, self.closed = type, left, right, closed
+
+    def is_satisfied_by(self, value) -> bool:
+        if not isinstance(value, self.type) or (not isinstance(value, Integral) and np.isnan(value)):
+            return False
+        above = self.left is None or (value >= self.left if self.closed in ("left", "both") else value > self.left)
+        below = self.right is None or (value <= self.right if self.closed in ("right", "both")
+                                       else value < self.right)
+        return above and below
+
+
+class StrOptions:
+    """One of the strings ``options``."""
+
+    def __init__(self, options):
+        self.options = frozenset(options)
+
+    def is_satisfied_by(self, value) -> bool:
+        return isinstance(value, str) and value in self.options
 
 
 class PositiveInts:
@@ -73,8 +101,19 @@ def _number(value) -> str:
     return str(value) if isinstance(value, Integral) else f"{value:g}"
 
 
-def _interval_text(c: Interval) -> str:
-    kind = {Integral: "an int", RealNotInt: "a float"}.get(c.type, "a number")
+def is_interval(c) -> bool:
+    """An ``Interval``, ours or scikit-learn's (whose ``type`` may also be its ``RealNotInt``, "a float")."""
+    return all(hasattr(c, name) for name in ("type", "left", "right", "closed"))
+
+
+def is_string_options(c) -> bool:
+    """A ``StrOptions``, ours or scikit-learn's."""
+    options = getattr(c, "options", None)
+    return isinstance(options, (set, frozenset)) and all(isinstance(o, str) for o in options)
+
+
+def _interval_text(c) -> str:
+    kind = {"Integral": "an int", "RealNotInt": "a float"}.get(c.type.__name__, "a number")
     closed_left, closed_right = c.closed in ("left", "both"), c.closed in ("right", "both")
     if c.left is None and c.right is None:
         return kind
@@ -92,14 +131,16 @@ def constraint_text(constraint) -> str:
         return "None"
     if constraint == "boolean":
         return "True or False"
-    if isinstance(constraint, Interval):
+    if is_interval(constraint):
         return _interval_text(constraint)
-    if isinstance(constraint, StrOptions):
+    if is_string_options(constraint):
         return "one of " + ", ".join(repr(o) for o in sorted(constraint.options))
     if isinstance(constraint, PositiveInts):
         return str(constraint)
     if isinstance(constraint, type):
         return {str: "a string"}.get(constraint, f"a {constraint.__name__}")
+    from sklearn.utils._param_validation import make_constraint  # only the sklearn:NAME families get here
+
     return str(make_constraint(constraint))
 
 
@@ -121,10 +162,14 @@ def satisfies(value, constraint) -> bool:
         return value is None
     if constraint == "boolean":
         return isinstance(value, (bool, np.bool_))
-    if isinstance(constraint, (Interval, PositiveInts)):
+    if is_interval(constraint) or isinstance(constraint, PositiveInts):
         return not isinstance(value, (bool, np.bool_)) and constraint.is_satisfied_by(value)
     if isinstance(constraint, type):
         return isinstance(value, constraint)
+    if hasattr(constraint, "is_satisfied_by"):
+        return constraint.is_satisfied_by(value)
+    from sklearn.utils._param_validation import make_constraint  # scikit-learn's named constraints ("array-like" …)
+
     return make_constraint(constraint).is_satisfied_by(value)
 
 

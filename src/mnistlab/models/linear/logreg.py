@@ -14,9 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from ...errors import ParameterError
@@ -24,6 +21,7 @@ from .._fitting import convergence_warnings
 from ..base import MnistlabModel
 from ..callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
+from ..validation import check_features, check_fitted, check_labels
 from ._loss import (
     Objective,
     SoftmaxLoss,
@@ -151,8 +149,8 @@ class LogisticRegression(MnistlabModel):
         self.validate_params()
         progress = progress or SILENT
         solver = self._resolved_solver()
-        X, y = validate_data(self, X, y, dtype=np.float32, order="C")
-        check_classification_targets(y)
+        X = check_features(self, X, reset=True)
+        y = check_labels(self, y, len(X))
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ParameterError(None, f"needs samples of at least 2 classes, but the data contains only one "
@@ -210,6 +208,8 @@ class LogisticRegression(MnistlabModel):
 
     def _fit_sklearn(self, X: np.ndarray, codes: np.ndarray, solver: str, progress) -> None:
         """scikit-learn's solver on our objective; it reports no iterations, so progress jumps at the end."""
+        from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
+
         k = len(self.classes_)
         C, l1_ratio = _sklearn_settings(self.penalty, self.C, self.l1_ratio, k)
         estimator = SklearnLogisticRegression(C=C, l1_ratio=l1_ratio, solver=solver, tol=self.tol,
@@ -239,8 +239,8 @@ class LogisticRegression(MnistlabModel):
         return (X - self.mean_.astype(np.float32)) / self.scale_.astype(np.float32)
 
     def _logits(self, X) -> np.ndarray:
-        check_is_fitted(self, "coef_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        check_fitted(self, "coef_")
+        X = check_features(self, X, reset=False)
         return self._model_input(X) @ self.coef_.T + self.intercept_
 
     def decision_function(self, X) -> np.ndarray:
@@ -258,14 +258,14 @@ class LogisticRegression(MnistlabModel):
     def explain(self, X, classes=None) -> np.ndarray:
         """Per-class, per-pixel contributions w_k ⊙ x (input after standardisation), N × classes × n_features,
         for every class or the ``classes`` asked for (indices into ``classes_``)."""
-        check_is_fitted(self, "coef_")
-        X = self._model_input(validate_data(self, X, dtype=np.float32, order="C", reset=False))
+        check_fitted(self, "coef_")
+        X = self._model_input(check_features(self, X, reset=False))
         return X[:, None, :] * self.coef_[self._class_indices(classes)][None, :, :]
 
     def objective(self, X, y) -> float:
         """F(coef_, intercept_) on (X, y): the quantity the solvers minimise, on the scale of ``history_``."""
-        check_is_fitted(self, "coef_")
-        X = self._model_input(validate_data(self, X, dtype=np.float32, order="C", reset=False))
+        check_fitted(self, "coef_")
+        X = self._model_input(check_features(self, X, reset=False))
         return self._objective_value(X, np.searchsorted(self.classes_, y))
 
     def _objective_value(self, X: np.ndarray, codes: np.ndarray) -> float:
@@ -279,7 +279,7 @@ class LogisticRegression(MnistlabModel):
         """Standardisation (when standardize=True), the logits and softmax, as ``_logits`` computes them."""
         from ..onnx_graphs import dense_graph
 
-        check_is_fitted(self, "coef_")
+        check_fitted(self, "coef_")
         standardisation = dict(mean=self.mean_, scale=self.scale_) if self.standardize else {}
         return dense_graph([(self.coef_.T, self.intercept_)], **standardisation)
 

@@ -25,13 +25,13 @@ from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
-from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from ...errors import ParameterError
 from .._fitting import held_out
 from ..base import MnistlabModel
 from ..callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
+from ..validation import check_features, check_fitted, check_labels
 from .optim import OPTIMIZERS, learning_rate_at, make_optimizer
 
 
@@ -162,7 +162,8 @@ class GradientDescentClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
-        X, y = check_X_y(X, y, dtype=np.float32)
+        X = check_features(self, X, reset=True)
+        y = check_labels(self, y, len(X))
         self.classes_, y = np.unique(y, return_inverse=True)
         n_classes = len(self.classes_)
         if self.binary_only and n_classes != 2:
@@ -247,10 +248,11 @@ class GradientDescentClassifier(MnistlabModel):
 
     # -- inference --------------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "classes_")
-        X = check_array(X, dtype=np.float32)
+        check_fitted(self, "classes_")
+        X = check_features(self, X, reset=False)
         logits, _ = self._forward(self._fitted_params(), X)
         return self._proba(logits)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: it says so when the model is not fitted
+        return self.classes_[proba.argmax(axis=1)]

@@ -58,13 +58,13 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from ...errors import ParameterError
 from .._fitting import held_out
 from ..base import MnistlabModel
 from ..callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
+from ..validation import check_features, check_fitted, check_labels
 from .checkpoint import Checkpoint, load_state
 from .device import (DEVICES, available_threads, cpu_threads, derived_seed, prediction_threads, reproducible,
                      resolve_device, seeded)
@@ -162,7 +162,8 @@ class TorchClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
-        X, y = check_X_y(X, y, dtype=np.float32)
+        X = check_features(self, X, reset=True)
+        y = check_labels(self, y, len(X))
         if X.shape[1] != int(np.prod(IMAGE_SHAPE)):
             raise ParameterError(None, f"{self.family} takes 28×28 images as rows of 784 pixels, "
                                        f"got {X.shape[1]} columns")
@@ -298,8 +299,8 @@ class TorchClassifier(MnistlabModel):
 
     # -- inference --------------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "network_")
-        X = check_array(X, dtype=np.float32)
+        check_fitted(self, "network_")
+        X = check_features(self, X, reset=False)
         device = next(self.network_.parameters()).device
         images = self._images(X, device)
         self.network_.eval()
@@ -316,10 +317,10 @@ class TorchClassifier(MnistlabModel):
 
         None for a network that is not an ``nn.Sequential`` ending in its logits layer.
         """
-        check_is_fitted(self, "network_")
+        check_fitted(self, "network_")
         if not isinstance(self.network_, torch.nn.Sequential):
             return None
-        X = check_array(X, dtype=np.float32)
+        X = check_features(self, X, reset=False)
         device = next(self.network_.parameters()).device
         body = self.network_[:-1]
         self.network_.eval()
@@ -335,8 +336,8 @@ class TorchClassifier(MnistlabModel):
         To first order, how much each pixel's value pushes each class's score (of the
         same logits predict uses, test-time augmentation included) up or down.
         """
-        check_is_fitted(self, "network_")
-        X = check_array(X, dtype=np.float32)
+        check_fitted(self, "network_")
+        X = check_features(self, X, reset=False)
         explained = self._class_indices(classes)
         device = next(self.network_.parameters()).device
         self.network_.eval()
@@ -366,7 +367,7 @@ class TorchClassifier(MnistlabModel):
 
         from ..onnx_graphs import INPUT, OPSET, OUTPUT
 
-        check_is_fitted(self, "network_")
+        check_fitted(self, "network_")
         network = copy.deepcopy(self.network_).cpu().float().eval()  # the fitted one stays where it is
         buffer = io.BytesIO()
         with warnings.catch_warnings():
@@ -381,7 +382,7 @@ class TorchClassifier(MnistlabModel):
 
     # -- model files: the state_dict as named arrays ----------------------------------------
     def get_arrays(self) -> dict[str, np.ndarray]:
-        check_is_fitted(self, "network_")
+        check_fitted(self, "network_")
         state = {STATE_PREFIX + key: value.detach().cpu().contiguous().numpy()
                  for key, value in self.network_.state_dict().items()}
         return {"classes_": np.asarray(self.classes_), **state}

@@ -1,0 +1,104 @@
+"""What an estimator checks of the data it is given, without importing scikit-learn.
+
+The rules and the gist of the messages are scikit-learn's (``validate_data``,
+``check_classification_targets``, ``check_is_fitted``), for what our families
+take: dense numeric ``X``, samples × features, and one class label per sample.
+Importing any part of scikit-learn costs over a second (it loads scipy.stats),
+most of ``mnistlab train logreg``'s start-up and of ``mnistlab predict``; so
+scikit-learn is imported only on the two paths where its own classes are the
+contract — the error for a model used before ``fit`` (``NotFittedError``, which
+scikit-learn's tools catch) and the warning for a column-vector ``y``
+(``DataConversionWarning``, which users filter) — and there the second is spent
+on a mistake, not on every run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+
+from ..errors import ParameterError
+
+
+def _name(estimator) -> str:
+    return type(estimator).__name__
+
+
+def check_features(estimator, X, *, reset: bool) -> np.ndarray:
+    """``X`` as a C-contiguous float32 samples × features array (no copy when it is one already).
+
+    ``reset`` (in ``fit``) records ``n_features_in_``; otherwise ``X`` must have that many features
+    where the model knows it (a family whose model file does not hold it finds out from its weights).
+    """
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):  # a scipy.sparse matrix or array, told apart without scipy
+        raise ParameterError(None, f"{_name(estimator)} needs dense data, but sparse data was passed for X; "
+                                   "convert it with X.toarray()")
+    array = np.asarray(X)
+    if np.iscomplexobj(array):
+        raise ParameterError(None, "Complex data not supported")
+    array = np.ascontiguousarray(array, dtype=np.float32)  # a value that is no number raises here
+    if array.ndim != 2:
+        raise ParameterError(None, f"{_name(estimator)} expects a 2-D X (samples × features), got {array.ndim}-D "
+                                   "data. Reshape your data: X.reshape(1, -1) for a single sample")
+    for axis, what in enumerate(("sample", "feature")):
+        if array.shape[axis] == 0:
+            raise ParameterError(None, f"Found array with 0 {what}(s) (shape={array.shape}) while a minimum of 1 "
+                                       f"is required by {_name(estimator)}.")
+    # the sum is finite unless a value is NaN or infinite, or huge ones overflow: then look at each
+    if not np.isfinite(array.sum()) and not np.isfinite(array).all():
+        raise ParameterError(None, "Input X contains NaN or infinity.")
+    if reset:
+        estimator.n_features_in_ = array.shape[1]
+    elif array.shape[1] != getattr(estimator, "n_features_in_", array.shape[1]):
+        raise ParameterError(None, f"X has {array.shape[1]} features, but {_name(estimator)} is expecting "
+                                   f"{estimator.n_features_in_} features as input.")
+    return array
+
+
+def check_labels(estimator, y, n_samples: int) -> np.ndarray:
+    """``y`` as a 1-D array of ``n_samples`` class labels (ints, integral floats or strings)."""
+    if y is None:
+        raise ParameterError(None, f"{_name(estimator)} requires y to be passed, but the target y is None.")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn("A column-vector y was passed when a 1d array was expected; it is read as one.",
+                      DataConversionWarning, stacklevel=3)
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ParameterError(None, f"y should be a 1d array, got an array of shape {y.shape} instead.")
+    if len(y) != n_samples:
+        raise ParameterError(None, f"Found input variables with inconsistent numbers of samples: "
+                                   f"[{n_samples}, {len(y)}]")
+    if not _are_class_labels(y):
+        raise ParameterError(None, f"Unknown label type: {_label_kind(y)}; y must hold class labels "
+                                   "(ints or strings), not measurements")
+    return y
+
+
+def _are_class_labels(y: np.ndarray) -> bool:
+    if y.dtype.kind in "biuU":
+        return True
+    if y.dtype.kind == "f":
+        return bool(np.isfinite(y).all() and (y == np.round(y)).all())
+    if y.dtype.kind == "O":  # all ints or all strings, not a mix
+        return (all(isinstance(v, Integral) for v in y.flat) or all(isinstance(v, str) for v in y.flat))
+    return False
+
+
+def _label_kind(y: np.ndarray) -> str:
+    if y.dtype.kind == "f":
+        return "continuous (values that are not whole numbers)" if np.isfinite(y).all() else "NaN or infinity"
+    return f"values of dtype {y.dtype}"
+
+
+def check_fitted(estimator, attribute: str) -> None:
+    """Raise scikit-learn's ``NotFittedError`` unless ``estimator`` has ``attribute`` (set by ``fit``)."""
+    if not hasattr(estimator, attribute):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(f"This {_name(estimator)} instance is not fitted yet. Call 'fit' with appropriate "
+                             "arguments before using this estimator.")
