@@ -243,7 +243,7 @@ def test_onnx_workers_predict_like_the_model_without_torch_or_sklearn(cnn_run, f
             assert (cnn_run / ONNX_FILE).is_file()  # exported on first use
             assert {"onnxruntime"} <= loaded and not {"torch", "sklearn"} & loaded, sorted(loaded)
         else:
-            assert {"torch", "sklearn"} <= loaded  # the probe does see them where they are
+            assert "torch" in loaded  # the probe does see it where it is
     for onnx_answer, native in zip(answers["onnx"], answers["native"]):
         assert onnx_answer["class"] == native["class"] and onnx_answer["image"] == native["image"]
         assert max(abs(onnx_answer["probabilities"][c] - p) for c, p in native["probabilities"].items()) < 1e-4

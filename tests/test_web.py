@@ -212,6 +212,7 @@ def test_runs_table_report_and_compare(page, server):
     assert "McNemar" in page.locator("#compare-result").inner_text()
     page.click("#runs-table tbody tr:has-text('logreg-small') a")
     page.wait_for_selector("h1")
+    page.wait_for_load_state()  # the figures are inline: under load, the h1 is parsed long before the last one
     assert "logreg" in page.locator("h1").inner_text()
     assert page.locator("img[src^='data:image/png']").count() >= 5
     page.screenshot(path=ARTIFACTS / "web-report.png")
