@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistlab.experiments.compare import class_accuracy_deltas, mcnemar_exact
+from mnistlab.experiments.compare import class_accuracy_deltas, fair_coin_p_value, mcnemar_exact
 
 
 def test_mcnemar_hand_computed():
@@ -17,6 +17,14 @@ def test_mcnemar_hand_computed():
     assert (result["a_only"], result["b_only"]) == (1, 9)
     # two-sided exact binomial: 2 · P(X ≤ 1 | n=10, p=½) = 2 · (1 + 10) / 1024
     assert result["p_value"] == pytest.approx(22 / 1024)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 30, 101, 1000, 10000])
+def test_fair_coin_p_value_is_scipys_binomial_test(n):
+    from scipy.stats import binomtest
+
+    for k in sorted({0, 1, n // 3, n // 2 - 1, n // 2} - {-1}):
+        assert fair_coin_p_value(k, n) == pytest.approx(binomtest(k, n, 0.5).pvalue, rel=1e-9, abs=1e-300)
 
 
 def test_mcnemar_identical_predictions():
