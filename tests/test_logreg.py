@@ -247,10 +247,9 @@ def test_pipeline_and_grid_search():
 
 # Every check of scikit-learn's suite applies and passes (the model works for any
 # number of features, not only 784 pixels), so nothing is marked as expected to fail;
-# the checks skip themselves where pandas or the array API are missing. scikit-learn
-# warns that the model does not inherit its BaseEstimator: it does not, on purpose
-# (``models.base``), and these checks are what shows that nothing is missing.
-@pytest.mark.filterwarnings("ignore:Estimator LogisticRegression does not inherit")
+# the checks skip themselves where pandas or the array API are missing. They also
+# show that the model lacks nothing of scikit-learn's BaseEstimator, which it does not
+# inherit (``models.base``; pyproject.toml quiets scikit-learn's warning about that).
 @parametrize_with_checks([LogisticRegression(), LogisticRegression(penalty="l1", C=1.0, standardize=True),
                           LogisticRegression(solver="lbfgs")])
 def test_sklearn_estimator_checks(estimator, check):
