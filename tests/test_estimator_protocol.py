@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import DataConversionWarning, NotFittedError
+from sklearn.utils.estimator_checks import check_dataframe_column_names_consistency
 
 from conftest import heavy_libraries_imported
 from mnistlab.errors import ParameterError
@@ -55,6 +56,12 @@ def test_data_checks_name_the_problem(family):
     if family is LogisticRegression:  # the families that know their input's width from the fit
         with pytest.raises(ParameterError, match="X has 3 features, but LogisticRegression is expecting 4"):
             model.predict(X[:, :3])
+
+
+@pytest.mark.parametrize("model", [LogisticRegression(), NumpySoftmax(max_epochs=2)], ids=["logreg", "softmax"])
+def test_data_frame_columns_are_checked_as_scikit_learn_checks_them(model):
+    """Kept at fit as ``feature_names_in_``; other names, or the same in another order, are refused at predict."""
+    check_dataframe_column_names_consistency(type(model).__name__, model)
 
 
 def test_a_column_vector_y_warns_as_scikit_learn_does_and_is_read_as_labels():

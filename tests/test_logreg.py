@@ -247,7 +247,7 @@ def test_pipeline_and_grid_search():
 
 # Every check of scikit-learn's suite applies and passes (the model works for any
 # number of features, not only 784 pixels), so nothing is marked as expected to fail;
-# the checks skip themselves where pandas or the array API are missing. They also
+# the checks skip themselves where the array API is missing. They also
 # show that the model lacks nothing of scikit-learn's BaseEstimator, which it does not
 # inherit (``models.base``; pyproject.toml quiets scikit-learn's warning about that).
 @parametrize_with_checks([LogisticRegression(), LogisticRegression(penalty="l1", C=1.0, standardize=True),

@@ -31,7 +31,12 @@ def check_features(estimator, X, *, reset: bool) -> np.ndarray:
 
     ``reset`` (in ``fit``) records ``n_features_in_``; otherwise ``X`` must have that many features
     where the model knows it (a family whose model file does not hold it finds out from its weights).
+    A data frame's column names are checked as scikit-learn checks them (``feature_names_in_``): a
+    frame of the pixel columns of a CSV in another order would otherwise be read wrong, silently.
     """
+    names = _feature_names(X)
+    if not reset:  # first, as scikit-learn does: a frame's columns in the wrong order say more than its values
+        _check_feature_names(estimator, names)
     if hasattr(X, "toarray") and hasattr(X, "nnz"):  # a scipy.sparse matrix or array, told apart without scipy
         raise ParameterError(None, f"{_name(estimator)} needs dense data, but sparse data was passed for X; "
                                    "convert it with X.toarray()")
@@ -51,10 +56,53 @@ def check_features(estimator, X, *, reset: bool) -> np.ndarray:
         raise ParameterError(None, "Input X contains NaN or infinity.")
     if reset:
         estimator.n_features_in_ = array.shape[1]
-    elif array.shape[1] != getattr(estimator, "n_features_in_", array.shape[1]):
+        if names is not None:
+            estimator.feature_names_in_ = names
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+        return array
+    if array.shape[1] != getattr(estimator, "n_features_in_", array.shape[1]):
         raise ParameterError(None, f"X has {array.shape[1]} features, but {_name(estimator)} is expecting "
                                    f"{estimator.n_features_in_} features as input.")
     return array
+
+
+def _feature_names(X) -> np.ndarray | None:
+    """A data frame's column names (pandas, polars …), where they are all strings; else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    return names if len(names) and all(isinstance(n, str) for n in names) else None
+
+
+def _check_feature_names(estimator, names: np.ndarray | None) -> None:
+    """scikit-learn's rules and words: a warning where one side has names and the other not, an error
+    where the names differ."""
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is None and names is None:
+        return
+    if fitted is None or names is None:
+        warnings.warn(f"X has feature names, but {_name(estimator)} was fitted without feature names"
+                      if fitted is None else
+                      f"X does not have valid feature names, but {_name(estimator)} was fitted with feature names",
+                      UserWarning, stacklevel=4)
+        return
+    if list(fitted) == list(names):
+        return
+    unseen, missing = sorted(set(names) - set(fitted)), sorted(set(fitted) - set(names))
+
+    def listed(some):
+        return "".join(f"- {n}\n" for n in some[:5]) + ("- ...\n" if len(some) > 5 else "")
+
+    message = "The feature names should match those that were passed during fit.\n"
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + listed(unseen)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listed(missing)
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ParameterError(None, message)
 
 
 def check_labels(estimator, y, n_samples: int) -> np.ndarray:
