@@ -1,6 +1,6 @@
 """What every model family shares: the contract the pipeline relies on.
 
-A family is a scikit-learn estimator (hyperparameters stored untouched in
+A family is an estimator in scikit-learn's style (hyperparameters stored untouched in
 ``__init__``, work in ``fit``, learned attributes ending in ``_``) that takes
 ``X`` as float32 N×784 in [0, 1] and ``y`` as integer labels, and that can
 give its learned state as named NumPy arrays and take it back. The CLI, runs,
