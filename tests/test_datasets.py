@@ -149,6 +149,41 @@ def test_preprocess_helpers(fashion):
     assert len(x_val) == 120 and np.bincount(y_val, minlength=10).min() >= 10
 
 
+@pytest.mark.parametrize("seed", [0, 1, 7, 2**32 - 1])
+def test_stratified_splits_are_scikit_learns_own(fashion, seed):
+    """The same subsets and validation sets as scikit-learn's train_test_split drew, so runs made before
+    this module replaced it keep their images: uneven classes, ties among remainders, odd sizes."""
+    from sklearn.model_selection import train_test_split
+
+    from mnistlab.data.preprocess import stratified_split, subset_indices, validation_split
+
+    rng = np.random.default_rng(seed)
+    labels = [fashion.y_train, fashion.y_train[:997], rng.integers(0, 3, 50), np.repeat([0, 1, 2, 3], [2, 5, 9, 40]),
+              np.array(["coat", "bag"] * 6 + ["coat"])]
+    for y in labels:
+        rows = np.arange(len(y))
+        k = len(set(y.tolist()))
+        for n_test in sorted({k, k + 3, len(y) // 3, len(y) - k} & set(range(k, len(y) - k + 1))):
+            ours = stratified_split(y, n_test, seed)
+            theirs = train_test_split(rows, test_size=n_test, stratify=y, random_state=seed)
+            assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+        for fraction in (0.1, 0.25):
+            ours = validation_split(rows, y, fraction, seed)
+            theirs = train_test_split(rows, y, test_size=fraction, stratify=y, random_state=seed)
+            assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+    _, expected = train_test_split(np.arange(60000), test_size=5000, stratify=fashion.y_train, random_state=seed)
+    assert np.array_equal(subset_indices(fashion.y_train, n=5000, seed=seed), np.sort(expected))
+
+
+def test_a_split_that_cannot_keep_every_class_is_refused():
+    from mnistlab.data.preprocess import stratified_split
+
+    with pytest.raises(ValueError, match="single member"):
+        stratified_split(np.array([0, 0, 1]), 1, 0)
+    with pytest.raises(ValueError, match="cannot each hold all 3 classes"):
+        stratified_split(np.repeat([0, 1, 2], 4), 2, 0)
+
+
 def gzip_of_size(data: bytes, size: int) -> bytes:
     """A gzip file of exactly ``size`` bytes holding ``data``: the header's optional extra field pads it."""
     import struct

@@ -18,8 +18,8 @@ from mnistlab.models.numpy.softmax import NumpySoftmax
 
 
 def test_train_logreg_imports_neither_scikit_learn_nor_scipy(fashion, tmp_path):
-    """The default command, on all the data (a subset is drawn by scikit-learn's stratified split): fit,
-    interpretation, t-SNE map, figures and report; importing either would cost over a second."""
+    """The default command: fit, interpretation, t-SNE map, figures and report (importing either would
+    cost over a second; a subset, `--train-size`, is drawn without scikit-learn too)."""
     result, heavy = heavy_libraries_imported("train", "logreg", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "runs").is_dir() and heavy == {"matplotlib"}, result.stderr

@@ -6,8 +6,8 @@ import numpy as np
 
 from ..errors import ParameterError
 
-# scikit-learn is imported inside the functions that use it: it costs most of
-# a second, and `mnistlab --help` or a warm data load should not pay it.
+# scikit-learn is imported inside the function that uses it: it costs over a
+# second, and `mnistlab --help` or a warm data load should not pay it.
 
 
 def flatten_scale(images: np.ndarray) -> np.ndarray:
@@ -27,10 +27,55 @@ def standardize(x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, .
 
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float = 0.1,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified ``(x_fit, x_val, y_fit, y_val)``."""
-    from sklearn.model_selection import train_test_split
+    """Stratified ``(x_fit, x_val, y_fit, y_val)``, ``ceil(fraction · n)`` rows held out."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the held-out fraction must be between 0 and 1, got {fraction}")
+    fit, held = stratified_split(y, int(np.ceil(fraction * len(y))), seed)
+    return x[fit], x[held], y[fit], y[held]
 
-    return train_test_split(x, y, test_size=fraction, stratify=y, random_state=seed)
+
+def stratified_split(y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, test)`` of a shuffled split with ``n_test`` test rows and each class's share kept.
+
+    The very split scikit-learn's ``train_test_split(…, test_size=n_test, stratify=y, random_state=seed)``
+    makes (its ``StratifiedShuffleSplit``, step by step, from the same random stream), so that every
+    subset and validation set drawn before is drawn again — without importing scikit-learn for it.
+    Raises ValueError where scikit-learn does: a class of one, fewer train or test rows than classes.
+    """
+    y = np.asarray(y)
+    n_train = len(y) - n_test
+    classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError(f"classes with a single member cannot be split: {classes[counts < 2].tolist()}")
+    if min(n_train, n_test) < len(classes):
+        raise ValueError(f"{n_train} train and {n_test} test rows cannot each hold all {len(classes)} classes")
+    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(seed)  # scikit-learn's generator, for its stream
+    train_counts = _apportion(counts, n_train, rng)
+    test_counts = _apportion(counts - train_counts, n_test, rng)
+    train, test = [], []
+    for rows, n_tr, n_te in zip(members, train_counts, test_counts):
+        shuffled = rows[rng.permutation(len(rows))]
+        train.extend(shuffled[:n_tr])
+        test.extend(shuffled[n_tr:n_tr + n_te])
+    return rng.permutation(train), rng.permutation(test)
+
+
+def _apportion(counts: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
+    """``n`` draws shared among classes in proportion to ``counts``: each its floor, then one more each in
+    order of the largest remainders, ties broken at random (scikit-learn's ``_approximate_mode``)."""
+    exact = counts / counts.sum() * n
+    shares = np.floor(exact)
+    missing = int(n - shares.sum())
+    remainder = exact - shares
+    for value in np.sort(np.unique(remainder))[::-1]:
+        if missing == 0:
+            break
+        tied = np.flatnonzero(remainder == value)
+        chosen = rng.choice(tied, size=min(len(tied), missing), replace=False)
+        shares[chosen] += 1
+        missing -= len(chosen)
+    return shares.astype(int)
 
 
 def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = None,
@@ -56,10 +101,8 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
     if n < n_classes:
         raise ParameterError("n", f"a stratified subset needs at least one image of each of the {n_classes} "
                                   f"classes, got a size of {n}")
-    from sklearn.model_selection import train_test_split
-
     try:
-        _, idx = train_test_split(np.arange(len(y)), test_size=n, stratify=y, random_state=seed)
+        _, idx = stratified_split(y, n, seed)
     except ValueError as exc:  # e.g. a class with a single member cannot be stratified
         raise ParameterError("n", f"cannot take a stratified subset of {n}: {exc}") from None
     return np.sort(idx)
