@@ -133,8 +133,6 @@ def embed(model: MnistlabModel, x: np.ndarray, proba: np.ndarray, max_images: in
     Returns ``{"index": test indices, "xy": len×2 coordinates, "of": what was mapped}``, or None for a
     test set too small to map (t-SNE needs a handful of points).
     """
-    from threadpoolctl import threadpool_limits
-
     if len(x) < MIN_EMBEDDED:
         return None
     index = np.sort(np.random.default_rng(0).permutation(len(x))[:max_images])
@@ -146,8 +144,5 @@ def embed(model: MnistlabModel, x: np.ndarray, proba: np.ndarray, max_images: in
     features = np.asarray(features, dtype=np.float32).reshape(len(index), -1)
     # t-SNE needs perplexity < the number of points
     settings = {**TSNE_SETTINGS, "perplexity": min(TSNE_SETTINGS["perplexity"], max(1.0, (len(index) - 1) / 3))}
-    # one thread: BLAS threads spin when the cores are busy with anything else (another process, the
-    # other figures), and t-SNE's products are too small for them anyway: 10× slower on a loaded 2-core machine
-    with threadpool_limits(1):
-        xy = tsne(features, **settings)
+    xy = tsne(features, **settings)
     return {"index": index, "xy": xy.astype(np.float32), "of": of}

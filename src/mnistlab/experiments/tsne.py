@@ -8,13 +8,15 @@ Where scikit-learn approximates the repulsion between all pairs with a Barnes–
 exactly, as two N×N float32 passes of BLAS and a few of NumPy per iteration: for the hundreds of points
 of a map that is faster than the tree (it is meant for no more than a few thousand).
 
-Call it under ``threadpoolctl.threadpool_limits(1)``: its matrix products are too small for BLAS threads,
-which only wait on each other (or on a busy machine's other work), 10× slower than one thread.
+It runs on one BLAS thread whatever the caller's setting: its matrix products are too small for BLAS
+threads, which only wait on each other (or spin beside a busy machine's other work, the other figures):
+10× slower than one thread on a loaded 2-core machine.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 EXAGGERATION = 12.0  # P is multiplied by this at first, so that clusters form before they spread out
 EXAGGERATED_ITERATIONS = 250
@@ -25,6 +27,7 @@ SEARCH_STEPS = 100  # binary search of each point's Gaussian width
 ENTROPY_TOLERANCE = 1e-5  # nats
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def tsne(features: np.ndarray, perplexity: float = 30.0, iterations: int = 1000) -> np.ndarray:
     """A 2-D t-SNE map of the rows of ``features`` (N×anything), N×2 float32.
 
