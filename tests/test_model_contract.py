@@ -252,6 +252,25 @@ def test_a_model_file_with_the_legacy_verbose_parameter_loads(images, family, tm
         load_model(tmp_path)
 
 
+@pytest.mark.parametrize("family", list(QUICK))
+def test_a_loaded_model_refuses_another_number_of_features_as_the_fitted_one_does(images, family, tmp_path,
+                                                                                one_prediction_thread):
+    X, y = images
+    model = quick(family).fit(X, labels_for(family, y))
+    save_model(model, tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.n_features_in_ == 784
+    for estimator in (model, loaded):
+        with pytest.raises(ValueError, match="783 features"):
+            estimator.predict_proba(X[:, :783])
+
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["n_features_in"] = "784"
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="'n_features_in' must be a positive integer"):
+        load_model(tmp_path)
+
+
 # -- what a family shows: explanations and features ------------------------------------------------
 
 LAYERED = {"numpy-mlp": 8, "mlp": 8, "lenet": 128, "cnn": 8}  # families with hidden layers: their last one's width

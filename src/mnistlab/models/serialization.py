@@ -2,8 +2,9 @@
 
 A model is two files: ``model.npz`` (the learned arrays, loaded with
 ``allow_pickle=False``) and ``model.json`` (format tag, family,
-hyperparameters, array names, and the temperature its probabilities are
-scaled by, when one was fitted: ``temperature``). Loading rebuilds the estimator from its
+hyperparameters, array names, the number of features it was fitted on
+(``n_features_in``) and the temperature its probabilities are scaled by, when
+one was fitted: ``temperature``). Loading rebuilds the estimator from its
 hyperparameters and hands it the arrays, so a model file can hold data
 but never code.
 """
@@ -45,6 +46,8 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
         "params": model.get_params(deep=False),
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
     }
+    if hasattr(model, "n_features_in_"):  # so that a loaded model refuses images of another size as a fitted one does
+        meta["n_features_in"] = int(model.n_features_in_)
     if isinstance(model, TemperatureScaled):
         meta["temperature"] = model.temperature
     atomic_write_bytes(Path(directory) / ARRAYS_FILE, buffer.getvalue())
@@ -108,6 +111,11 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         model.set_arrays(arrays)
     except (ValueError, KeyError, RuntimeError) as exc:
         raise ModelFileError(f"{directory}: {one_line(exc)}") from None
+    if "n_features_in" in meta:  # absent from files written before it was recorded
+        n_features = meta["n_features_in"]
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+            raise ModelFileError(f"{meta_path}: 'n_features_in' must be a positive integer, got {n_features!r}")
+        model.n_features_in_ = n_features
     if "temperature" in meta:
         temperature = meta["temperature"]
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < 1e6:

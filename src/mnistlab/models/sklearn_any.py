@@ -113,7 +113,7 @@ class SklearnClassifier(MnistlabModel):
             raise ParameterError(None, f"{self.family} could not fit this data: {one_line(exc)}") from None
         finally:
             progress.end()
-        self.classes_ = self.estimator_.classes_
+        self.classes_, self.n_features_in_ = self.estimator_.classes_, self.estimator_.n_features_in_
         n_iter = getattr(self._classifier(), "n_iter_", None)
         if n_iter is not None:  # the iterative ones: how long they ran, and whether they stopped by their rule
             self.n_iter_ = int(np.max(n_iter))
@@ -214,6 +214,7 @@ class SklearnClassifier(MnistlabModel):
         if type(final) is not self.estimator_class:
             raise ValueError(f"the file holds a {type(final).__name__}, not a {self.estimator_class.__name__}")
         self.estimator_, self.classes_ = estimator, np.asarray(arrays["classes_"])
+        self.n_features_in_ = estimator.n_features_in_
         return self
 
 

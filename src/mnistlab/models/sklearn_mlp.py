@@ -167,6 +167,7 @@ class MLP(MnistlabModel):
             estimator.progress = SILENT  # the fitted estimator keeps no reference to the caller's display
             progress.end()
         self.estimator_, self.classes_, self.n_iter_ = estimator, estimator.classes_, estimator.n_iter_
+        self.n_features_in_ = estimator.n_features_in_
         self.converged_ = not not_converged
         self.fit_message_ = (f"stopped after {self.n_iter_} epochs: no improvement of at least tol={self.tol} "
                              f"for {self.n_iter_no_change} epochs" if self.converged_ else
@@ -261,5 +262,5 @@ class MLP(MnistlabModel):
         # which only fit sets: scikit-learn has no public way to give a rebuilt model its classes
         # (partial_fit(..., classes=...) would also take a training step), so we set it here.
         estimator._label_binarizer = LabelBinarizer().fit(classes)
-        self.estimator_, self.classes_ = estimator, classes
+        self.estimator_, self.classes_, self.n_features_in_ = estimator, classes, sizes[0]
         return self
