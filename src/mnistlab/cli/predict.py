@@ -90,19 +90,25 @@ def predict_cmd(run: RunArg,
                 console.print(f"  {note}", highlight=False, soft_wrap=True)
             if result.get("explanation"):
                 console.print(f"  explanation: {result['explanation']}", highlight=False, soft_wrap=True)
-        if "accuracy" in answer and answer["accuracy"] is None:
-            console.print("accuracy: none of the labelled photos was predicted")
-        elif "accuracy" in answer:
-            console.print(f"accuracy on {answer['n_labelled']} labelled photos: {answer['accuracy']:.3f}")
-            table = Table(title="Confusion matrix (rows: true class)")
-            table.add_column("")
-            for name in answer["classes"]:
-                table.add_column(name, justify="right")
-            for name, row in zip(answer["classes"], answer["confusion_matrix"]):
-                table.add_row(name, *map(str, row))
-            console.print(table)
+        if "accuracy" in answer:  # labels were given
+            _print_accuracy(answer)
     if answer["n_failed"]:
         raise typer.Exit(1)
+
+
+def _print_accuracy(answer: dict) -> None:
+    """The accuracy on the labelled photos and their confusion matrix, or why there is none."""
+    if answer["accuracy"] is None:
+        console.print("accuracy: none of the labelled photos was predicted")
+        return
+    console.print(f"accuracy on {answer['n_labelled']} labelled photos: {answer['accuracy']:.3f}")
+    table = Table(title="Confusion matrix (rows: true class)")
+    table.add_column("")
+    for name in answer["classes"]:
+        table.add_column(name, justify="right")
+    for name, row in zip(answer["classes"], answer["confusion_matrix"]):
+        table.add_row(name, *map(str, row))
+    console.print(table)
 
 
 def _predict_stored(run, index: int, split: str, top: int, as_json: bool) -> None:
