@@ -72,6 +72,12 @@ MIN_RIM = 50  # pixels: fewer, a cut-out has a hard edge and no rim to read
 BORDER, FRAME = 0.05, 0.1
 MAX_STEPS = 2  # shadow or paper edges fitted across the background: a shadow and the paper's edge
 MIN_STEP_GAIN = 0.25  # a second one must remove this fraction of the error left
+# The first one must remove this fraction; where not even the best line of the coarse grid does, the
+# frame has no shadow or paper edge and the search stops there. On 200 clean and 200 hard photos of
+# Fashion-MNIST test images, 345 model inputs came out identical to a search that always refined the
+# first line, 49 within two grey levels, 6 further off (up to 66 of 255, all hard photos), the logistic
+# regression's accuracy on each set unchanged; the conversion took 18 % less time.
+NO_STEP_GAIN = 0.1
 FRAME_OUTLIERS = 0.01  # at most this fraction of the frame's samples off the first fit: nothing touches the frame
 
 
@@ -441,9 +447,14 @@ def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarr
     then the best of those refined once more at a quarter of the spacing (a line a few degrees off
     leaves a wedge of shadow that joins the object). The grid is searched again even when a line
     is given: one found among outliers (an object touching the edge) may be the wrong one.
-    Angles span half a turn: the step's sign is free."""
+    Without ``near``, where not even the best coarse line removes NO_STEP_GAIN, that line and its
+    gain, unrefined. Angles span half a turn: the step's sign is free."""
     residual, q = _projected(values, known)
-    starts = COARSE_LINES[np.argsort(_step_gains(x, y, residual, q, COARSE_LINES))[-REFINED:]]
+    coarse = _step_gains(x, y, residual, q, COARSE_LINES)
+    if near is None and coarse.max() < NO_STEP_GAIN:  # no line to refine: the caller keeps none
+        best = int(np.argmax(coarse))
+        return tuple(COARSE_LINES[best]), float(coarse[best])
+    starts = COARSE_LINES[np.argsort(coarse)[-REFINED:]]
     if near is not None:
         starts = np.vstack([starts[-1:], near])
     for spread in (1, 0.25):
@@ -491,10 +502,10 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     else:  # a light object on a dark ground: often a dataset's own image, which fills the frame
         frame = border
 
-    # The steps that best explain the frame, with the quadratic terms — the first always (a
-    # useless one gets a coefficient near 0), a second where it removes much of what is left (a
-    # shadow and the paper's edge); then again without the frame's pixels far from that fit (an
-    # object touching the edge).
+    # The steps that best explain the frame, with the quadratic terms — the first where it removes
+    # a little of what they leave (NO_STEP_GAIN; a useless one gets a coefficient near 0), a second
+    # where it removes much of what is left (a shadow and the paper's edge); then again without the
+    # frame's pixels far from that fit (an object touching the edge).
     mask, lines = frame, []
     for attempt in range(2):
         if attempt and (frame & ~mask).sum() <= FRAME_OUTLIERS * frame.sum():
@@ -504,7 +515,7 @@ def _fit_background(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         for k in range(MAX_STEPS):
             line, gain = _find_step(xs[used], ys[used], values[used].astype(np.float32),
                                     known[used].astype(np.float32), near=lines[k] if k < len(lines) else None)
-            if found and gain < MIN_STEP_GAIN:
+            if gain < (MIN_STEP_GAIN if found else NO_STEP_GAIN):
                 break
             found.append(line)
             known = np.column_stack([known, _step(xs, ys, line)])
