@@ -30,7 +30,7 @@ def check_features(estimator, X, *, reset: bool) -> np.ndarray:
     """``X`` as a C-contiguous float32 samples × features array (no copy when it is one already).
 
     ``reset`` (in ``fit``) records ``n_features_in_``; otherwise ``X`` must have that many features
-    where the model knows it (a family whose model file does not hold it finds out from its weights).
+    where the model knows it (one loaded from a file written before files held it finds out from its weights).
     A data frame's column names are checked as scikit-learn checks them (``feature_names_in_``): a
     frame of the pixel columns of a CSV in another order would otherwise be read wrong, silently.
     """
