@@ -29,7 +29,7 @@ NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)  # the quintic's coefficients (Jordan)
 NEWTON_SCHULZ_STEPS = 5
 
 
-def orthogonalized(gradient: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> torch.Tensor:
+def orthogonalized(gradient: torch.Tensor) -> torch.Tensor:
     """About U Vᵀ for ``gradient`` (its first dimension the rows, the rest flattened) = U S Vᵀ, with
     singular values spread over ~0.7–1.2 rather than exactly 1 (Muon needs no more), in its shape.
 
@@ -46,11 +46,12 @@ def orthogonalized(gradient: torch.Tensor, steps: int = NEWTON_SCHULZ_STEPS) -> 
     a, b, c = NEWTON_SCHULZ
     gram = x @ x.T
     identity = torch.eye(len(gram), dtype=gram.dtype, device=gram.device)
-    total = identity
-    for _ in range(steps):
+    total = None
+    for step in range(NEWTON_SCHULZ_STEPS):
         p = torch.addmm(a * identity + b * gram, gram, gram, alpha=c)
-        total = p @ total
-        gram = p @ gram @ p
+        total = p if total is None else p @ total
+        if step < NEWTON_SCHULZ_STEPS - 1:  # the last step's Gram matrix is not read
+            gram = p @ gram @ p
     x = total @ x
     return (x.T if tall else x).reshape(gradient.shape)
 
