@@ -22,14 +22,18 @@ PyTorch's, oneDNN's, OpenBLAS's and numpy's) and trains the CNN in float32; it
 writes the section bench_cnn_avx2. ``--isa native`` (the default) uses what
 the CPU has, bfloat16 included where it computes it, and writes bench_cnn.
 
-LeNet is the anchor the CNN is compared with, in the same process: the
-speed ratio is LeNet's median fit time over the CNN's. It trains last: its
-optimiser (``torch.optim.Adam``) imports PyTorch's compiler, after which every
-training step in the process takes ~2 ms longer, and a ``mnistlab train cnn``
-process never imports it. Each model is fitted
-once per seed (0, 1, …); accuracy is the mean ± standard deviation over the
-seeds, time the median. Libraries keep their default thread counts (and
-mnistlab's OpenMP settings, which make waiting threads spin briefly and then sleep).
+LeNet is the anchor the CNN is compared with, in the same run: the speed
+ratio is LeNet's median fit time over the CNN's. Each model is fitted once
+per seed (0, 1, …), every fit in a fresh process, as ``mnistlab train`` makes
+it (LeNet's optimiser, ``torch.optim.Adam``, imports PyTorch's compiler, after
+which every training step in a process takes ~2 ms longer; a ``mnistlab train
+cnn`` process never imports it). The fits are interleaved: round r fits seed r
+of every row, and rows with fewer seeds (the anchors, with ``--anchor-seeds``)
+fit in the middle rounds, so that the VM's speed, which drifts by 10–25 % within
+the hour this takes, weighs on every row alike. Accuracy is the mean ±
+standard deviation over the seeds, time the median. Libraries keep their
+default thread counts (and mnistlab's OpenMP settings, which make waiting
+threads spin briefly and then sleep).
 
 ``--seeds 1`` and ``--skip mlp,cnn-10min`` shorten a run (mlp takes ~8 min
 per seed, LeNet ~5, the budgeted rows what they say); ``--quick`` is a smoke
@@ -39,10 +43,12 @@ run on subsets with one epoch that prints but does not write BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,17 +104,38 @@ BENCHES = {
 BUDGET_MARGIN = 0.1
 
 
-def epochs_within(params: dict, seconds: float, data) -> int:
+def load_data(quick: bool):
+    """(X, y, X_test, y_test): Fashion-MNIST flattened and scaled, subsets with ``quick``."""
+    ds = load_dataset("fashion-mnist")
+    if quick:
+        ds = ds.subset(n=2000, seed=0).subset(n=500, seed=0, split="test")
+    return flatten_scale(ds.x_train), ds.y_train, flatten_scale(ds.x_test), ds.y_test
+
+
+def fit_and_score(family: str, params: dict, seed: int, quick: bool) -> dict:
+    """One fit on the training images and its test accuracy (run in a fresh process by ``fit``)."""
+    X, y, X_test, y_test = load_data(quick)
+    model = get_family(family)(**params, random_state=seed)
+    start = time.perf_counter()
+    model.fit(X, y)
+    seconds = time.perf_counter() - start
+    return {"accuracy": float(model.score(X_test, y_test)), "seconds": seconds, "epochs": int(model.n_iter_),
+            "threads": getattr(model, "threads_", None), "size": len(y), "test_size": len(y_test)}
+
+
+def fit(family: str, params: dict, seed: int, quick: bool) -> dict:
+    """``fit_and_score`` in a fresh process (spawned: nothing imported or warmed up by earlier fits),
+    with the 1-minute load average after it."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        result = child.submit(fit_and_score, family, params, seed, quick).result()
+    return result | {"load": os.getloadavg()[0]}
+
+
+def epochs_within(params: dict, seconds: float) -> int:
     """How many epochs of ``params`` fit in ``seconds``, BUDGET_MARGIN spared: an epoch is the
     difference between fits of two epochs and of one, and what a fit costs once (start-up, the
     whitening, the first steps' set-up) the rest of the one-epoch fit."""
-    X, y = data[0], data[1]
-    times = []
-    for epochs in (1, 2):
-        model = get_family("cnn")(**params, epochs=epochs, random_state=0)
-        start = time.perf_counter()
-        model.fit(X, y)
-        times.append(time.perf_counter() - start)
+    times = [fit("cnn", {**params, "epochs": epochs}, 0, quick=False)["seconds"] for epochs in (1, 2)]
     epoch = max(times[1] - times[0], 1e-3)
     once = max(times[0] - epoch, 0.0)
     return max(1, int(((1 - BUDGET_MARGIN) * seconds - once) // epoch))
@@ -121,24 +148,26 @@ def describe(family: str, params: dict) -> str:
     return "; " + ", ".join(f"{k}={v}" for k, v in common.cnn_settings(params).items())
 
 
-def run(bench: Bench, params: dict, seeds: int, data) -> dict:
-    X, y, X_test, y_test = data
-    accuracies, seconds, epochs, loads, threads = [], [], [], [], []
-    for seed in range(seeds):
-        model = get_family(bench.family)(**params, random_state=seed)
-        start = time.perf_counter()
-        model.fit(X, y)
-        seconds.append(time.perf_counter() - start)
-        accuracies.append(float(model.score(X_test, y_test)))
-        epochs.append(int(model.n_iter_))
-        loads.append(os.getloadavg()[0])
-        threads.append(getattr(model, "threads_", None))
-        print(f"  {bench.family} {params} seed {seed}: accuracy {accuracies[-1]:.4f}, fit {seconds[-1]:.1f} s, "
-              f"{epochs[-1]} epochs, load {loads[-1]:.1f}", file=sys.stderr, flush=True)
-    return {"accuracies": accuracies, "seconds": seconds, "epochs": epochs, "loads": loads, "threads": threads,
-            "accuracy": statistics.mean(accuracies),
-            "std": statistics.stdev(accuracies) if seeds > 1 else 0.0,
-            "median_seconds": statistics.median(seconds)}
+def summary(fits: list[dict]) -> dict:
+    accuracies = [f["accuracy"] for f in fits]
+    return {"accuracies": accuracies, "accuracy": statistics.mean(accuracies),
+            "std": statistics.stdev(accuracies) if len(fits) > 1 else 0.0,
+            "median_seconds": statistics.median(f["seconds"] for f in fits),
+            "epochs": [f["epochs"] for f in fits], "loads": [f["load"] for f in fits],
+            "threads": [f["threads"] for f in fits]}
+
+
+def rounds(seeds: dict[str, int]) -> list[tuple[str, int]]:
+    """(row, seed) in the order they are fitted: round r fits seed r of every row, a row with fewer
+    seeds than the most in the middle rounds (3 rounds, 1 seed: the second)."""
+    most = max(seeds.values())
+    order = []
+    for r in range(most):
+        for name, count in seeds.items():
+            seed = r - (most - count) // 2
+            if 0 <= seed < count:
+                order.append((name, seed))
+    return order
 
 
 def main() -> None:
@@ -156,24 +185,26 @@ def main() -> None:
     if skip - set(BENCHES) or skip == set(BENCHES) or min(args.seeds, anchor_seeds) < 1:
         parser.error(f"--skip takes some of {', '.join(BENCHES)}; --seeds and --anchor-seeds must be >= 1")
 
-    ds = load_dataset("fashion-mnist")
-    if args.quick:
-        ds = ds.subset(n=2000, seed=0).subset(n=500, seed=0, split="test")
-    data = flatten_scale(ds.x_train), ds.y_train, flatten_scale(ds.x_test), ds.y_test
-
-    results = {}
-    for name in sorted(BENCHES, key=lambda name: name == "lenet"):  # LeNet last (see above)
-        bench = BENCHES[name]
+    params, seeds = {}, {}
+    for name, bench in BENCHES.items():
         if name in skip:
             continue
-        params = {**bench.params, **(bench.quick if args.quick else {})}
+        params[name] = {**bench.params, **(bench.quick if args.quick else {})}
         if args.isa == "avx2" and bench.family == "cnn":
-            params["precision"] = "float32"
+            params[name]["precision"] = "float32"
         if bench.budget and not args.quick:
-            params["epochs"] = epochs_within(params, bench.budget, data)
-        seeds = args.seeds if bench.family == "cnn" else anchor_seeds
-        print(f"{name}: {seeds} seed(s), {params}", file=sys.stderr, flush=True)
-        results[name] = run(bench, params, seeds, data) | {"params": params}
+            params[name]["epochs"] = epochs_within(params[name], bench.budget)
+        seeds[name] = args.seeds if bench.family == "cnn" else anchor_seeds
+        print(f"{name}: {seeds[name]} seed(s), {params[name]}", file=sys.stderr, flush=True)
+
+    fits: dict[str, list[dict]] = {name: [] for name in seeds}
+    for name, seed in rounds(seeds):
+        result = fit(BENCHES[name].family, params[name], seed, args.quick)
+        fits[name].append(result)
+        print(f"  {name} seed {seed}: accuracy {result['accuracy']:.4f}, fit {result['seconds']:.1f} s, "
+              f"{result['epochs']} epochs, load {result['load']:.1f}", file=sys.stderr, flush=True)
+    results = {name: summary(fits[name]) | {"params": params[name]} for name in seeds}
+    sizes = next(iter(fits.values()))[0]
 
     lenet = results.get("lenet")
     rows = []
@@ -196,9 +227,9 @@ def main() -> None:
            else "the CPU's own kernels (the CNN's precision 'auto': bfloat16 where the CPU computes it, "
                 f"which this one {'does' if computes_bfloat16(torch.device('cpu')) else 'does not'})")
     body = (f"Kernels: {isa}.\n\n"
-            f"Fashion-MNIST, {len(data[1])} training and {len(data[3])} test images; "
-            f"seeds 0..{args.seeds - 1} for the CNN rows, 0..{anchor_seeds - 1} for mlp and LeNet; fit times are "
-            f"wall-clock; the PyTorch fits chose {'/'.join(map(str, sorted(used_threads))) or 'no'} of "
+            f"Fashion-MNIST, {sizes['size']} training and {sizes['test_size']} test images; "
+            f"seeds 0..{args.seeds - 1} for the CNN rows, 0..{anchor_seeds - 1} for mlp and LeNet, each fit in a "
+            f"fresh process, the rows interleaved by seed; fit times are wall-clock; the PyTorch fits chose {'/'.join(map(str, sorted(used_threads))) or 'no'} of "
             f"{torch.get_num_threads()} CPU threads (mnistlab's choice: the cores no other process is busy on). "
             f"Load average (1 min) after each fit: {min(loads):.1f}–{max(loads):.1f}"
             f"{' (a busy machine: times are upper bounds)' if max(loads) > 2.5 else ''}.\n\n" + table)
