@@ -43,6 +43,7 @@ run on subsets with one epoch that prints but does not write BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import statistics
@@ -95,12 +96,12 @@ BENCHES = {
                        ">= 0.945 in <= 600 s (the long target in twice the time)",
                        lambda acc, s: acc >= 0.945 and s <= 600, quick={"epochs": 1}, budget=600),
 }
-# The budget probes: fits of one and of two epochs on all the images. A one-epoch probe alone scales
-# up what a fit costs once with the epochs (on a subset: 25 % too dear); the same two fits on a
-# tenth of the images put an epoch 10 % too cheap (36 "10-minute" epochs took 660 s). Even on the
-# same images a longer fit's epochs took up to 7 % more than the probes' difference (22 epochs of
-# 3,000 images: 20.2 s against 19 s foreseen), and this VM's speed drifts by the hour: the epochs
-# chosen leave this fraction of the budget to spare.
+# The budget probes: fits of one and of three epochs on all the images, their difference halved. A
+# one-epoch probe alone scales up what a fit costs once with the epochs (on a subset: 25 % too dear); the
+# same two fits on a tenth of the images put an epoch 10 % too cheap (36 "10-minute" epochs took 660 s);
+# fits of one and two epochs on all the images put it at ≤ 14.6 s once and ≥ 15.8 s minutes before
+# (16.1–16.9 s in the fits: 37 "10-minute" epochs took 590–603 s). This VM's speed also drifts by the
+# hour: the epochs chosen leave this fraction of the budget to spare.
 BUDGET_MARGIN = 0.1
 
 
@@ -131,13 +132,19 @@ def fit(family: str, params: dict, seed: int, quick: bool) -> dict:
     return result | {"load": os.getloadavg()[0]}
 
 
+@functools.cache
+def epoch_cost(settings: tuple) -> tuple[float, float]:
+    """(an epoch, what a fit costs once: start-up, the whitening, the first steps' set-up) in seconds,
+    for the CNN with ``settings`` (its params' items): half the difference between fits of three
+    epochs and of one, and the rest of the one-epoch fit. Rows with the same settings share them."""
+    one, three = (fit("cnn", {**dict(settings), "epochs": epochs}, 0, quick=False)["seconds"] for epochs in (1, 3))
+    epoch = max((three - one) / 2, 1e-3)
+    return epoch, max(one - epoch, 0.0)
+
+
 def epochs_within(params: dict, seconds: float) -> int:
-    """How many epochs of ``params`` fit in ``seconds``, BUDGET_MARGIN spared: an epoch is the
-    difference between fits of two epochs and of one, and what a fit costs once (start-up, the
-    whitening, the first steps' set-up) the rest of the one-epoch fit."""
-    times = [fit("cnn", {**params, "epochs": epochs}, 0, quick=False)["seconds"] for epochs in (1, 2)]
-    epoch = max(times[1] - times[0], 1e-3)
-    once = max(times[0] - epoch, 0.0)
+    """How many epochs of ``params`` fit in ``seconds``, BUDGET_MARGIN spared."""
+    epoch, once = epoch_cost(tuple(sorted(params.items())))
     return max(1, int(((1 - BUDGET_MARGIN) * seconds - once) // epoch))
 
 
