@@ -138,6 +138,8 @@ def test_filter_classes_relabels(fashion):
 
 
 def test_preprocess_helpers(fashion):
+    from sklearn.preprocessing import StandardScaler
+
     from mnistlab.data.preprocess import flatten_scale, standardize, validation_split
 
     x = flatten_scale(fashion.x_train[:600])
@@ -145,6 +147,10 @@ def test_preprocess_helpers(fashion):
     assert x.min() >= 0 and x.max() <= 1
     xs_train, xs_test = standardize(x[:500], x[500:])
     assert abs(float(xs_train.mean())) < 1e-3
+    scaler = StandardScaler().fit(x[:500])  # the same numbers, constant (border) pixels included
+    assert (x[:500].std(axis=0) == 0).any() and xs_train.dtype == xs_test.dtype == np.float32
+    np.testing.assert_allclose(xs_train, scaler.transform(x[:500]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(xs_test, scaler.transform(x[500:]), rtol=1e-5, atol=1e-5)
     x_fit, x_val, y_fit, y_val = validation_split(x, fashion.y_train[:600], fraction=0.2, seed=0)
     assert len(x_val) == 120 and np.bincount(y_val, minlength=10).min() >= 10
 
