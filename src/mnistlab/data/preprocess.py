@@ -20,10 +20,11 @@ def standardize(x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, .
     What scikit-learn's ``StandardScaler`` computes (without importing it, over a second): the
     population standard deviation, and a pixel that (next to) never varies centred but not scaled.
     """
-    fitted = np.asarray(x_train, dtype=np.float64)
-    mean, scale = fitted.mean(axis=0), fitted.std(axis=0)
+    x_train = np.asarray(x_train)
+    mean, scale = x_train.mean(axis=0, dtype=np.float64), x_train.std(axis=0, dtype=np.float64)
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
-    return tuple(((np.asarray(x, dtype=np.float64) - mean) / scale).astype(np.float32) for x in (x_train, *others))
+    # the float64 mean makes each difference float64: no copy converted beforehand
+    return tuple(((np.asarray(x) - mean) / scale).astype(np.float32) for x in (x_train, *others))
 
 
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float = 0.1,
