@@ -415,6 +415,15 @@ def test_a_photo_of_only_a_stray_line_is_refused(points, dataset):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("left, width", [(1, 4), (3, 2), (5, 1)])
+def test_a_noiseless_page_with_only_a_line_at_its_edge_is_refused(left, width):
+    # Without noise, the line's pixels are all that stand out: once it is dropped, nothing is left
+    page = np.full((200, 200), 200, np.uint8)
+    page[:, left:left + width] = 20
+    with pytest.raises(BlankPhotoError, match="only lines near the border"):
+        prepare_photo(encode(Image.fromarray(page)), "fashion-mnist")
+
+
 def test_photos_of_only_a_shadow_and_a_stray_mark_are_refused():
     refused = 0
     for seed in range(8):

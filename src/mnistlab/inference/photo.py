@@ -898,7 +898,10 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     # dropped then was brighter (the table beyond the paper's edge), once more without the marks.
     marks = np.zeros(signal.shape, bool)
     for _ in range(2):
-        bright = np.percentile(signal[(signal > 0) & ~marks], 99.5)
+        candidates = signal[(signal > 0) & ~marks]
+        if not candidates.size:  # all that stood out was marks: nothing is left to look at again
+            break
+        bright = np.percentile(candidates, 99.5)
         foreground = np.minimum(signal / bright, 1).astype(np.float32)
         # A bilevel style cuts the object at half its brightness, where a blurred
         # edge really is; the others keep the shading and trim only the faint rim.
