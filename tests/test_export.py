@@ -161,6 +161,9 @@ def test_a_damaged_foreign_or_tampered_file_is_one_clear_error(exported, tmp_pat
     def classes_renamed(m):
         next(p for p in m.metadata_props if p.key == "classes").value = json.dumps([f"c{i}" for i in range(10)])
 
+    def version_changed(m):
+        next(p for p in m.metadata_props if p.key == "mnistlab.format_version").value = "2\nor so"
+
     def external_data(m):
         weights = next(t for t in m.graph.initializer if t.name == "W1")
         weights.ClearField("raw_data")
@@ -168,8 +171,8 @@ def test_a_damaged_foreign_or_tampered_file_is_one_clear_error(exported, tmp_pat
         weights.external_data.add(key="location", value="/etc/passwd")
 
     def custom_operator(m):
-        m.graph.node[-1].domain = "com.example"
-        m.opset_import.add(domain="com.example", version=1)
+        m.graph.node[-1].domain = "com.example\nnext line"  # quoted in the message, which stays one line
+        m.opset_import.add(domain="com.example\nnext line", version=1)
 
     foreign = dense_graph([(np.zeros((784, 3), np.float32), np.zeros(3, np.float32))]).SerializeToString()
     cases = [
@@ -179,6 +182,7 @@ def test_a_damaged_foreign_or_tampered_file_is_one_clear_error(exported, tmp_pat
         (foreign, "not an ONNX file exported by mnistlab"),
         (variant(weights_changed), "changed after export"),
         (variant(classes_renamed), "changed after export"),
+        (variant(version_changed), r"unsupported mnistlab ONNX format version '2\\nor so' \(this mnistlab reads version "),
         (variant(external_data), "external data"),
         (variant(custom_operator), "outside ONNX's standard set"),
     ]

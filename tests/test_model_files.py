@@ -82,7 +82,7 @@ def test_a_member_whose_header_disagrees_with_model_json_is_refused_before_it_is
     members["coef_"] = npy_bytes((325_000_000,), "<f4", bytes(2**20))
     (copy / "model.npz").write_bytes(npz_bytes(members, compress=True))
     assert peak_traced_bytes(lambda: load_model(copy), ModelFileError) < 4 * 2**20
-    with pytest.raises(ModelFileError, match=r"array 'coef_' is float32 \[325000000\], expected float32 \[10, 784\]"):
+    with pytest.raises(ModelFileError, match=r"array 'coef_' is float32 \[325000000\], expected 'float32' \[10, 784\]"):
         load_model(copy)
 
 
@@ -149,6 +149,21 @@ def test_compressed_arrays_may_not_inflate_far_beyond_the_file(copy):
         load_model(copy)
 
 
+def test_a_dtype_that_numpy_cannot_parse_is_refused(copy):
+    members = run_members(copy)
+    members["coef_"] = npy_bytes((10, 784), "(,)f4", bytes(4 * 7840))  # np.dtype raises SyntaxError for it
+    (copy / "model.npz").write_bytes(npz_bytes(members))
+    with pytest.raises(ModelFileError, match="model.npz: array 'coef_' unreadable"):
+        load_model(copy)
+
+
+def test_a_declared_dtype_cannot_break_a_message_into_lines(copy):
+    edit_meta(copy, lambda meta: meta["arrays"]["coef_"].update(dtype="float32\n"))
+    with pytest.raises(ModelFileError, match=r"array 'coef_' is float32 \[10, 784\], expected 'float32\\n'") as info:
+        load_model(copy)
+    assert "\n" not in str(info.value)
+
+
 def test_an_unbalanced_npy_header_is_refused(copy):
     header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100, 10(, }"
     header += b" " * (117 - len(header)) + b"\n"  # NumPy pads the magic, version, length and dict to 128 bytes
@@ -158,9 +173,13 @@ def test_an_unbalanced_npy_header_is_refused(copy):
         read_predictions(copy)
 
 
-def test_text_from_the_file_cannot_break_a_message_into_lines(copy):
-    edit_meta(copy, lambda meta: meta["params"].update({"two\nlines": 1}))
-    with pytest.raises(ModelFileError, match="bad family or parameters") as info:
+@pytest.mark.parametrize("change, message", [
+    (lambda meta: meta["params"].update({"two\nlines": 1}), "bad family or parameters"),
+    (lambda meta: meta.update(format_version=" \n"), r"unsupported format version ' \\n' \(this mnistlab reads version 1\)"),
+])
+def test_text_from_the_file_cannot_break_a_message_into_lines(copy, change, message):
+    edit_meta(copy, change)
+    with pytest.raises(ModelFileError, match=message) as info:
         load_model(copy)
     assert "\n" not in str(info.value)
 
@@ -179,6 +198,8 @@ def test_config_json_that_nests_too_deep_or_holds_wrong_types(copy, content, mes
     else:
         config = json.loads((copy / "config.json").read_text())
         config["data"][content] = ["not", "this"]
+        config["name"] = "tiny\nrun"  # quoted in the message, which stays one line
         (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(RunDamagedError, match=message):
+    with pytest.raises(RunDamagedError, match=message) as info:
         run_data(read_config(copy))
+    assert "\n" not in str(info.value)

@@ -112,7 +112,7 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
                     offset, shape, dtype = _header(fp)
                     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
                     if expected[name] is not None and [str(dtype), list(shape)] != list(expected[name]):
-                        fail(f"array {name!r} is {dtype} {list(shape)}, expected {expected[name][0]} "
+                        fail(f"array {name!r} is {dtype} {list(shape)}, expected {expected[name][0]!r} "
                              f"{list(expected[name][1])}")
                     total += nbytes
                     if total > max_bytes:
@@ -125,7 +125,9 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
                     fp.read(1)  # to the member's end, where its CRC is checked
             except error:
                 raise
-            except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, tokenize.TokenError) as exc:
-                # TokenError: NumPy tokenizes the header, and lets an unbalanced one's error through
+            except (OSError, EOFError, ValueError, SyntaxError, zipfile.BadZipFile, zlib.error,
+                    tokenize.TokenError) as exc:
+                # NumPy lets two errors of a header through: TokenError from tokenizing an unbalanced one,
+                # SyntaxError from parsing a dtype string such as '(,)f8'.
                 fail(f"array {name!r} unreadable ({one_line(exc)})")
         return arrays

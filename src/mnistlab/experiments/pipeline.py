@@ -295,7 +295,7 @@ def run_data(config: dict) -> DataChoice:
             choice["classes"] = tuple(choice["classes"])
         return DataChoice(**choice)
     except (TypeError, ParameterError) as exc:
-        raise RunDamagedError(f"{config.get('name')}: config.json's data choice is not usable ({one_line(exc)})") from None
+        raise RunDamagedError(f"{config.get('name')!r}: config.json's data choice is not usable ({one_line(exc)})") from None
 
 
 def evaluate_run(run_dir: Path, data: DataChoice | None = None) -> dict:

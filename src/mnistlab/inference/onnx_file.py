@@ -201,7 +201,8 @@ def read_onnx(source: str | os.PathLike | bytes, threads: int | None = None) -> 
     if props.get("mnistlab.format") != FORMAT:
         raise ModelFileError(f"{name}: not an ONNX file exported by mnistlab (no mnistlab metadata)")
     if props.get("mnistlab.format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"{name}: unsupported mnistlab ONNX format version {props.get('mnistlab.format_version')}")
+        raise ModelFileError(f"{name}: unsupported mnistlab ONNX format version "
+                             f"{props.get('mnistlab.format_version')!r} (this mnistlab reads version {FORMAT_VERSION})")
     if props.get(DIGEST) != _digest(model):
         raise ModelFileError(f"{name}: the graph or its metadata changed after export (the digest does not match)")
     classes, dataset = _classes(props, name), props.get("dataset")
@@ -246,7 +247,7 @@ def _check_self_contained(model, name: str) -> None:
                 graphs += [attribute.g, *attribute.graphs] if attribute.HasField("g") else list(attribute.graphs)
     foreign = sorted(domains - set(STANDARD_DOMAINS))
     if foreign:
-        raise ModelFileError(f"{name}: uses operators outside ONNX's standard set ({', '.join(foreign)})")
+        raise ModelFileError(f"{name}: uses operators outside ONNX's standard set ({', '.join(map(repr, foreign))})")
     if any(t.data_location == TensorProto.EXTERNAL or t.external_data for t in tensors):
         raise ModelFileError(f"{name}: refers to tensors in other files (external data); mnistlab writes one file")
 
@@ -295,8 +296,8 @@ class OnnxPredictor:
         self.path = self.run_dir / ONNX_FILE
         self.model = read_onnx(self.path, threads)
         if self.model.classes != self.classes or self.model.dataset != self.dataset:
-            raise ModelFileError(f"{self.path}: exported for {self.model.dataset} classes {self.model.classes}, "
-                                 f"but the run has {self.dataset} classes {self.classes}; export it again")
+            raise ModelFileError(f"{self.path}: exported for {self.model.dataset!r} classes {self.model.classes}, "
+                                 f"but the run has {self.dataset!r} classes {self.classes}; export it again")
 
     def predict_photo(self, source) -> Prediction:
         """A photo (path or bytes) → converted like the training data → its prediction."""

@@ -91,7 +91,8 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{meta_path}: not an mnistlab model file")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ModelFileError(f"{meta_path}: unsupported format version {meta.get('format_version')}")
+        raise ModelFileError(f"{meta_path}: unsupported format version {meta.get('format_version')!r} "
+                             f"(this mnistlab reads version {MODEL_FORMAT_VERSION})")
     try:
         cls = get_family(meta["family"])
         params = dict(meta["params"])
