@@ -153,6 +153,14 @@ def test_real_images_reach_sklearn_lbfgs_objective(fashion):
     assert ours.score(X_test, y_test) > 0.75
 
 
+@pytest.mark.parametrize("penalty, C", [("none", 1.0), ("l2", np.inf), ("l2", 1e9)])
+def test_fewer_images_than_pixels_without_a_penalty(fashion, penalty, C):
+    # The pixels' covariance is singular then, and its float32 products make some zeros negative
+    X, y, _, _ = fashion
+    model = LogisticRegression(penalty=penalty, C=C).fit(X[:200], y[:200])
+    assert model.converged_ and model.score(X[:200], y[:200]) == 1.0
+
+
 def test_two_classes_fit_two_opposite_softmax_rows():
     X, y = overlapping_classes(n_classes=2)
     ours = LogisticRegression(C=0.1, tol=1e-6).fit(X, y)
