@@ -85,6 +85,13 @@ def test_a_library_parameter_is_shown_as_its_flag(tmp_path):
     assert result.returncode == 2 and "--train-size:" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("name", ["[/x]", "[bold]x"])
+def test_what_the_user_typed_is_printed_as_typed_never_as_markup(tmp_path, name):
+    result = run_cli("runs", "show", name, "--out", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: no run '{name}'")
+
+
 @pytest.mark.parametrize("args", [["--help"], ["runs", "list"]])
 def test_quick_commands_import_no_heavy_library(out, args):
     """`--help` and `runs list` start fast because they load neither scikit-learn, matplotlib nor PyTorch

@@ -15,6 +15,7 @@ import traceback
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from ..errors import MnistlabError, ParameterError
 from .common import app, err_console
@@ -44,7 +45,7 @@ def main() -> None:
     try:
         app()  # typer reports usage errors itself, with exit code 2
     except MnistlabError as exc:
-        err_console.print(f"[red]error:[/red] {error_line(exc)}", highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("error:", "red"), f" {error_line(exc)}"), highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -52,7 +53,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, not bad input
         if _options["debug"]:
             traceback.print_exc()
-        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}\n"
-                          "This is a bug in mnistlab, not a problem with your input: please report it, "
-                          "with the traceback that --debug shows.", highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {exc}\n"
+                                        "This is a bug in mnistlab, not a problem with your input: please report "
+                                        "it, with the traceback that --debug shows."), highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -22,8 +22,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-console = Console()
-err_console = Console(stderr=True)
+# What the commands print quotes paths, file names and the contents of files: never read as Rich markup
+# (a name holding "[/x]" would break the line, "[bold]x" would lose its brackets); styles come as ``Text``.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=f"One of: {', '.join(DATASETS)}.")]
 DataDirOpt = Annotated[Optional[Path], typer.Option(

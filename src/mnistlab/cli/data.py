@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..data.registry import DATASETS, DEFAULT_DATASET
 from .common import (
@@ -64,7 +65,7 @@ def data_info(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
     if as_json:
         emit_json(info)
         return
-    console.print(f"[bold]{DATASETS[ds.name].title}[/bold]  ({ds.name})")
+    console.print(Text.assemble((DATASETS[ds.name].title, "bold"), f"  ({ds.name})"))
     console.print(f"source: {ds.source}")
     console.print(f"checksums: {ds.checksum_summary}")
     for key in ("x_train", "y_train", "x_test", "y_test"):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.text import Text
 
 from .common import OUT, JsonOpt, OutOpt, RunArg, app, console, emit_json, err_console
 
@@ -47,7 +48,8 @@ def export_cmd(run: RunArg,
     if as_json:
         emit_json(info)
         return
-    console.print(f"wrote [bold]{path}[/bold] ({info['bytes'] / 1024:,.0f} kB): the {info['family']} model of "
-                  f"{loaded.name}, {len(info['classes'])} classes of {info['dataset']}", highlight=False)
+    console.print(Text.assemble("wrote ", (str(path), "bold"), f" ({info['bytes'] / 1024:,.0f} kB): the "
+                                f"{info['family']} model of {loaded.name}, {len(info['classes'])} classes of "
+                                f"{info['dataset']}"), highlight=False)
     console.print(f"input {info['input']}", highlight=False)
     console.print(f"checked: {info['check']}", highlight=False)

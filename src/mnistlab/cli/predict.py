@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .common import (
     OUT,
@@ -80,11 +81,11 @@ def predict_cmd(run: RunArg,
         for result in answer["results"]:
             if "error" in result:
                 # the library's message names the file already
-                err_console.print(f"[red]{result['error']}[/red]", highlight=False, soft_wrap=True)
+                err_console.print(Text(result["error"], style="red"), highlight=False, soft_wrap=True)
                 continue
             probs = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
             truth = f"  (true: {result['true_class']})" if result.get("true_class") else ""
-            console.print(f"{result['file']}: [bold]{result['class']}[/bold]{truth}  [{probs}]",
+            console.print(Text.assemble(f"{result['file']}: ", (result["class"], "bold"), f"{truth}  [{probs}]"),
                           highlight=False, soft_wrap=True)
             for note in result["notes"]:
                 console.print(f"  {note}", highlight=False, soft_wrap=True)
@@ -119,7 +120,8 @@ def _predict_stored(run, index: int, split: str, top: int, as_json: bool) -> Non
     if as_json:
         emit_json(answer)
         return
-    console.print(f"{split}[{index}]: predicted [bold]{answer['class']}[/bold] (true: {answer['true_class']})")
+    console.print(Text.assemble(f"{split}[{index}]: predicted ", (answer["class"], "bold"),
+                                f" (true: {answer['true_class']})"))
     print_top(answer["top"])
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .common import OUT, DataDirOpt, JsonOpt, OutOpt, app, console, emit_json
 
@@ -82,7 +83,8 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(help="Recipe name 
     else:
         for n, result in results.items():
             if isinstance(result, Exception):
-                console.print(f"[red]{n} failed:[/red] {one_line(result)}", highlight=False, soft_wrap=True)
+                console.print(Text.assemble((f"{n} failed:", "red"), f" {one_line(result)}"), highlight=False,
+                              soft_wrap=True)
             else:
                 _print(result)
     failed = [n for n, r in results.items() if isinstance(r, Exception)]

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .common import OUT, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json
 from .train import print_run_summary
@@ -37,7 +38,7 @@ def runs_list(out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
         table.add_column(col, justify="right" if col in ("accuracy", "macro F1", "fit s") else "left")
     for r in rows:
         if r.damaged:
-            table.add_row(r.name, f"[red]damaged: {r.damaged}[/red]")
+            table.add_row(r.name, Text(f"damaged: {r.damaged}", style="red"))
         else:
             table.add_row(r.name, r.dataset, r.model, f"{r.accuracy:.4f}", f"{r.macro_f1:.4f}",
                           f"{r.fit_seconds:.2f}", r.created)
@@ -64,9 +65,9 @@ def runs_show(run: RunArg, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
         emit_json({"config": config, "metrics": metrics, "files": sorted(
             str(p.relative_to(loaded.path)) for p in loaded.path.rglob("*") if p.is_file())})
         return
-    console.print(f"[bold]{config['name']}[/bold]: {config['model']} on {config['dataset']['name']} "
-                  f"({config['dataset']['n_train']} train / {config['dataset']['n_test']} test), "
-                  f"created {config['created']}")
+    console.print(Text.assemble((config["name"], "bold"), f": {config['model']} on {config['dataset']['name']} "
+                                f"({config['dataset']['n_train']} train / {config['dataset']['n_test']} test), "
+                                f"created {config['created']}"))
     console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in config["params"].items()), highlight=False)
     print_run_summary(loaded, as_json=False)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..data.registry import DEFAULT_DATASET
 from .common import (
@@ -132,8 +133,9 @@ def print_run_summary(run, as_json: bool) -> None:
         return
     if metrics.get("fit_message"):
         console.print(metrics["fit_message"])
-    console.print(f"[bold]test accuracy {metrics['accuracy']:.4f}[/bold]  macro F1 {metrics['macro_f1']:.4f}  "
-                  f"log-loss {metrics['log_loss']:.4f}  fit {metrics['fit_seconds']:.2f} s")
+    console.print(Text.assemble((f"test accuracy {metrics['accuracy']:.4f}", "bold"),
+                                f"  macro F1 {metrics['macro_f1']:.4f}  log-loss {metrics['log_loss']:.4f}  "
+                                f"fit {metrics['fit_seconds']:.2f} s"))
     for line in metrics.get("analysis", []):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.print(f"run: {run.path}")
