@@ -92,6 +92,16 @@ def test_what_the_user_typed_is_printed_as_typed_never_as_markup(tmp_path, name)
     assert result.stderr.startswith(f"error: no run '{name}'")
 
 
+def test_a_warning_is_one_line_and_says_where_only_under_debug(tmp_path):
+    # Adam's second moment overflows float32 at this learning rate: NumPy warns
+    args = ["train", "numpy-mlp", "--learning-rate", "1e9", "--train-size", "100", "--test-size", "50",
+            "--no-embedding", "--out", str(tmp_path)]
+    plain, debug = run_cli(*args, "--name", "plain"), run_cli("--debug", *args, "--name", "debug")
+    assert plain.returncode == debug.returncode == 0
+    assert "warning: overflow encountered in" in plain.stderr and "RuntimeWarning" not in plain.stderr
+    assert "RuntimeWarning: overflow encountered in" in debug.stderr
+
+
 @pytest.mark.parametrize("args", [["--help"], ["runs", "list"]])
 def test_quick_commands_import_no_heavy_library(out, args):
     """`--help` and `runs list` start fast because they load neither scikit-learn, matplotlib nor PyTorch

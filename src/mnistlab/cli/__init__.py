@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
-from ..errors import MnistlabError, ParameterError
+from ..errors import MnistlabError, ParameterError, one_line
 from .common import app, err_console
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
@@ -39,9 +40,22 @@ def error_line(exc: MnistlabError) -> str:
     return str(exc)
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning (a library's, say NumPy's overflow) as one line; where it was raised only under --debug."""
+    if _options["debug"]:
+        _python_showwarning(message, category, filename, lineno, file, line)
+    else:
+        err_console.print(Text.assemble(("warning:", "yellow"), f" {one_line(message)}"), highlight=False,
+                          soft_wrap=True)
+
+
 def main() -> None:
     """Console-script entry: bad input becomes one line and exit code 2; anything else is a bug,
-    said to be one (with its traceback under --debug), exit code 1."""
+    said to be one (with its traceback under --debug), exit code 1. Warnings are one line each."""
+    warnings.showwarning = _show_warning
     try:
         app()  # typer reports usage errors itself, with exit code 2
     except MnistlabError as exc:
