@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 
 import pytest
 from fastapi.testclient import TestClient
@@ -40,6 +41,15 @@ def test_cli_serve_with_unknown_run_is_one_line(out):
     result = run_cli("serve", "--run", "NONEXISTENT", "--out", str(out), timeout=60)
     assert result.returncode == 2 and "no run 'NONEXISTENT'" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_serve_on_a_port_in_use_or_out_of_range_is_one_line(out):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--out", str(out), timeout=60)
+    assert result.returncode == 2 and result.stderr == f"error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
+    result = run_cli("serve", "--port", "99999", "--out", str(out), timeout=60)  # uvicorn alone hung on it
+    assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
 def test_default_run_by_path_is_listed_and_predicts(out, fashion):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated, Optional
 
 import typer
 
+from ..errors import MnistlabError
 from .common import OUT, OutOpt, app, console
 
 
@@ -13,7 +15,7 @@ from .common import OUT, OutOpt, app, console
 def serve_cmd(run: Annotated[Optional[str], typer.Option(
                   help="Run (name or folder) that predicts by default (default: newest).")] = None,
               host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
-              port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+              port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
               workers: Annotated[Optional[int], typer.Option(min=1, help="Processes that compute predictions "
                                                              "(default: one per CPU core).")] = None,
               engine: Annotated[str, typer.Option(
@@ -36,7 +38,21 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
 
     from ..web.app import create_app
 
+    listening = _listening_socket(host, port)  # before anything starts
     # an unknown --run or --engine fails here, before serving (and --engine onnx exports --run's model if need be)
     app_ = create_app(out, default_run=run, workers=workers, engine=engine)
     console.print(f"mnistlab web page on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[listening])
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, listening; a port in use or an address not of this machine is one line."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's: a restart rebinds at once
+        listening.bind((host, port))
+        listening.listen(2048)  # uvicorn's backlog
+    except OSError as exc:
+        listening.close()
+        raise MnistlabError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    return listening
