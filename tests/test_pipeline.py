@@ -175,6 +175,8 @@ def test_compare_two_runs(trained, binary):
     assert "McNemar" in html and html.count("data:image/png;base64,") >= 3
     result = run_cli("compare", "small", "binary", "--out", str(out))
     assert result.returncode == 2 and "same test set" in result.stderr
+    result = run_cli("compare", "small", "small-l1", "--alpha", "5", "--out", str(out))
+    assert result.returncode == 2 and result.stderr.startswith("error: --alpha: the significance level must be")
 
 
 @pytest.mark.parametrize("choice, parameter, message", [

@@ -89,6 +89,8 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     """Write compare.html, compare.json and the PNGs for the runs in ``run_dirs`` (first = baseline)."""
     if len(run_dirs) < 2:
         raise ParameterError(None, "compare needs at least two runs")
+    if not 0 < alpha < 1:  # also NaN
+        raise ParameterError("alpha", f"the significance level must be between 0 and 1, got {alpha!r}")
     loaded = [load_for_comparison(Path(r)) for r in run_dirs]
     base = loaded[0]
     classes = base["config"]["dataset"]["classes"]
