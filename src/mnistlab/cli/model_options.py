@@ -178,6 +178,8 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
         try:
             if multi:
                 params[name] = [convert(v, allowed) for v in value.split(",") if v]
+                if not params[name]:
+                    raise ValueError(f"give one or more comma-separated values, got {value!r}")
             else:
                 params[name] = convert(value, allowed)
         except ValueError as exc:

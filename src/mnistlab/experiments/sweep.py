@@ -39,6 +39,26 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
         yield validation_split(x, y, fraction=val_fraction, seed=seed)
 
 
+def _check_validation(cv: int | None, val_fraction: float) -> None:
+    """``cv`` folds (at least 2), or else one held-out ``val_fraction`` (between 0 and 1)."""
+    if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
+        raise ParameterError("cv", f"k-fold cross-validation needs k ≥ 2 folds, got {cv!r}")
+    if cv is None and not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
+        raise ParameterError("val_fraction", f"must be a fraction between 0 and 1, got {val_fraction!r}")
+
+
+def _check_split_sizes(y: np.ndarray, cv: int | None, val_fraction: float) -> None:
+    """That each of the ``cv`` folds, or both sides of the held-out ``val_fraction``, can hold every class."""
+    counts = np.unique(y, return_counts=True)[1]
+    if cv is not None and cv > counts.min():
+        raise ParameterError("cv", f"{cv} folds need {cv} training images of each class, and one class has "
+                                   f"{counts.min()}")
+    held_out = int(np.ceil(val_fraction * len(y)))
+    if cv is None and not len(counts) <= held_out <= len(y) - len(counts):
+        raise ParameterError("val_fraction", f"{val_fraction:g} of {len(y)} training images holds out {held_out}, "
+                                             f"and each side needs every one of the {len(counts)} classes")
+
+
 @functools.lru_cache(maxsize=1)
 def _training_arrays(data: DataChoice) -> tuple[np.ndarray, np.ndarray]:
     """The training images flattened and scaled, once per process (a sweep's points share them)."""
@@ -51,6 +71,7 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
     """One point of a sweep, ``params`` fitted and scored on validation data (a cluster's task, too):
     its row of the results, and how many training images there were."""
     x, y = _training_arrays(data)
+    _check_split_sizes(y, cv, val_fraction)
     base = build_model(family, params, data.seed)
     accuracies, sparsities, seconds = [], [], []
     for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed):
@@ -79,6 +100,9 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
     for params in points:  # every point's parameters are checked before any work
         build_model(family, params, data.seed)
+    _check_validation(cv, val_fraction)
+    if not cluster:  # where the data is here; a cluster's workers check it in each task
+        _check_split_sizes(_training_arrays(data)[1], cv, val_fraction)
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     if cluster:
         results = run_tasks(cluster, score_point, arguments)
