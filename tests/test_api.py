@@ -125,12 +125,12 @@ def test_compare_and_sweep(run, out):
     (dict(cv=1), "k ≥ 2 folds, got 1"),
     (dict(cv=61), "61 folds need 61 training images of each class, and one class has 60"),
     (dict(val_fraction=1.5), "a fraction between 0 and 1, got 1.5"),
-    (dict(val_fraction=0.01), "0.01 of 600 training images holds out 6, and each side needs every one of the 10"),
+    (dict(val_fraction=0.01), "0.01 of 600 examples cannot be held out stratified: 594 train and 6 test rows"),
 ])
 def test_a_sweeps_validation_that_cannot_be_made_is_refused_before_any_fit(setting, message, out, monkeypatch):
     from mnistlab.experiments import sweep
 
-    monkeypatch.setattr(sweep, "score_point", lambda *args: pytest.fail("a point was fitted"))
+    monkeypatch.setattr(sweep, "clone", lambda *args: pytest.fail("a model was fitted"))
     with pytest.raises(ml.ParameterError, match=message) as info:
         ml.sweep("logreg", {"C": [0.1]}, train_size=600, out=out, progress=False, **setting)
     assert info.value.parameter == next(iter(setting))

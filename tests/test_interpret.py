@@ -326,6 +326,14 @@ def test_train_with_calibrate_fits_a_temperature_on_held_out_images(tmp_path):
     assert "ECE before → after temperature scaling" in run.report_path.read_text()
 
 
+def test_calibrate_on_too_few_images_is_refused_before_the_fit_and_leaves_no_run(tmp_path):
+    import mnistlab as ml
+
+    with pytest.raises(ml.ParameterError, match="0.1 of 20 examples cannot be held out stratified") as error:
+        ml.train("logreg", train_size=20, test_size=10, name="t", out=tmp_path, progress=False, calibrate=True)
+    assert error.value.parameter == "calibrate" and not any((tmp_path / "runs").iterdir())
+
+
 def _small_interpretation(fashion, n: int = 200) -> Interpretation:
     images, y = fashion.x_test[:n], fashion.y_test[:n]
     proba = np.random.default_rng(1).dirichlet(np.ones(10) * 0.3, size=n)

@@ -36,6 +36,17 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float = 0.1,
     return x[fit], x[held], y[fit], y[held]
 
 
+def held_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, parameter: str
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``validation_split``, where a share that cannot be held out stratified (fewer held-out or
+    remaining rows than classes, a class of one) is a ``ParameterError`` of ``parameter``."""
+    try:
+        return validation_split(x, y, fraction=fraction, seed=seed)
+    except ValueError as exc:
+        raise ParameterError(parameter, f"{fraction:g} of {len(y)} examples cannot be held out stratified: "
+                                        f"{exc}") from None
+
+
 def stratified_split(y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, test)`` of a shuffled split with ``n_test`` test rows and each class's share kept.
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._io import write_json
 from ..data.datasets import Dataset, get_spec, load_dataset
-from ..data.preprocess import check_classes, flatten_scale, validation_split
+from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
@@ -138,7 +138,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         ds = data.load()
         x_train, x_test, y_train = flatten_scale(ds.x_train), flatten_scale(ds.x_test), ds.y_train
         if calibrate:
-            x_train, x_val, y_train, y_val = validation_split(x_train, y_train, CALIBRATION_FRACTION, seed=data.seed)
+            x_train, x_val, y_train, y_val = held_out(x_train, y_train, CALIBRATION_FRACTION, data.seed, "calibrate")
 
         start = time.perf_counter()
         model.fit(x_train, y_train, progress=progress)

@@ -22,7 +22,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
-from ..data.preprocess import flatten_scale, validation_split
+from ..data.preprocess import flatten_scale, held_out
 from ..errors import MnistlabError, ParameterError, one_line
 from ..models.callbacks import SILENT, FitProgress
 from .cluster import run_tasks
@@ -32,11 +32,16 @@ SWEEPS = "sweeps"
 
 
 def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
+    """The (fit, validation) pairs: ``cv`` stratified folds, or one held-out ``val_fraction``; a split
+    that cannot keep every class on each side fails before the first pair."""
     if cv:
+        if cv > (fewest := int(np.unique(y, return_counts=True)[1].min())):
+            raise ParameterError("cv", f"{cv} folds need {cv} training images of each class, and one class has "
+                                       f"{fewest}")
         folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed).split(x, y)
         yield from ((x[a], x[b], y[a], y[b]) for a, b in folds)
     else:
-        yield validation_split(x, y, fraction=val_fraction, seed=seed)
+        yield held_out(x, y, val_fraction, seed, "val_fraction")
 
 
 def _check_validation(cv: int | None, val_fraction: float) -> None:
@@ -45,18 +50,6 @@ def _check_validation(cv: int | None, val_fraction: float) -> None:
         raise ParameterError("cv", f"k-fold cross-validation needs k ≥ 2 folds, got {cv!r}")
     if cv is None and not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
         raise ParameterError("val_fraction", f"must be a fraction between 0 and 1, got {val_fraction!r}")
-
-
-def _check_split_sizes(y: np.ndarray, cv: int | None, val_fraction: float) -> None:
-    """That each of the ``cv`` folds, or both sides of the held-out ``val_fraction``, can hold every class."""
-    counts = np.unique(y, return_counts=True)[1]
-    if cv is not None and cv > counts.min():
-        raise ParameterError("cv", f"{cv} folds need {cv} training images of each class, and one class has "
-                                   f"{counts.min()}")
-    held_out = int(np.ceil(val_fraction * len(y)))
-    if cv is None and not len(counts) <= held_out <= len(y) - len(counts):
-        raise ParameterError("val_fraction", f"{val_fraction:g} of {len(y)} training images holds out {held_out}, "
-                                             f"and each side needs every one of the {len(counts)} classes")
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,7 +64,6 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
     """One point of a sweep, ``params`` fitted and scored on validation data (a cluster's task, too):
     its row of the results, and how many training images there were."""
     x, y = _training_arrays(data)
-    _check_split_sizes(y, cv, val_fraction)
     base = build_model(family, params, data.seed)
     accuracies, sparsities, seconds = [], [], []
     for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed):
@@ -101,8 +93,6 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     for params in points:  # every point's parameters are checked before any work
         build_model(family, params, data.seed)
     _check_validation(cv, val_fraction)
-    if not cluster:  # where the data is here; a cluster's workers check it in each task
-        _check_split_sizes(_training_arrays(data)[1], cv, val_fraction)
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     if cluster:
         results = run_tasks(cluster, score_point, arguments)

@@ -1,8 +1,7 @@
 """Pieces of fitting that several families share.
 
 ``convergence_warnings`` turns scikit-learn's ConvergenceWarning into state (for
-logreg's scikit-learn solvers and mlp); ``held_out`` is the validation split of
-the NumPy and PyTorch loops, whose failure names the parameter that caused it.
+logreg's scikit-learn solvers and mlp).
 """
 
 from __future__ import annotations
@@ -10,11 +9,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import numpy as np
-
-from ..data import preprocess
-from ..errors import ParameterError
 
 
 @contextmanager
@@ -39,13 +33,3 @@ def convergence_warnings() -> Iterator[list[warnings.WarningMessage]]:
                 found.append(w)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-def held_out(X: np.ndarray, y: np.ndarray, fraction: float, seed: int):
-    """``preprocess.validation_split``; a share of the data that cannot be split in a stratified way
-    (fewer held-out or remaining rows than classes, a class of one) is ``validation_fraction``'s fault."""
-    try:
-        return preprocess.validation_split(X, y, fraction=fraction, seed=seed)
-    except ValueError as exc:
-        raise ParameterError("validation_fraction", f"{fraction} of {len(y)} examples cannot be held out "
-                                                    f"stratified: {exc}") from None

@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 
 from ...errors import ParameterError
-from .._fitting import held_out
+from ...data.preprocess import held_out
 from ..base import MnistlabModel
 from ..callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
@@ -175,7 +175,7 @@ class GradientDescentClassifier(MnistlabModel):
         if fraction is None:
             fraction = 0.1 if self.early_stopping else 0.0
         if fraction > 0:
-            X, X_val, y, y_val = held_out(X, y, fraction, seed=int(rng.integers(2**31)))
+            X, X_val, y, y_val = held_out(X, y, fraction, int(rng.integers(2**31)), "validation_fraction")
         Y = one_hot(y, n_classes)
         n = len(X)
 

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import ParameterError
-from .._fitting import held_out
+from ...data.preprocess import held_out
 from ..base import MnistlabModel
 from ..callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
@@ -186,8 +186,8 @@ class TorchClassifier(MnistlabModel):
 
         X_val = y_val = None
         if self.validation_fraction > 0:
-            X, X_val, y, y_val = held_out(X, y, self.validation_fraction,
-                                          seed=derived_seed(seed, SPLIT) % 2**32)
+            X, X_val, y, y_val = held_out(X, y, self.validation_fraction, derived_seed(seed, SPLIT) % 2**32,
+                                          "validation_fraction")
             X_val, y_val = self._images(X_val, device), torch.from_numpy(y_val).to(device)
         images, labels = self._images(X, device), torch.from_numpy(y).to(device)
 
