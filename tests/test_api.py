@@ -82,6 +82,10 @@ def test_predict_takes_every_kind_of_input(run, tmp_path):
     assert prediction.probabilities.shape == (10,) and prediction.pixels.shape == (28, 28)
     assert prediction.contributions.shape == (10, 784)
     assert isinstance(prediction.explain(), Figure)
+    assert [t["label"] for t in prediction.top(10)] == list(np.argsort(prediction.probabilities)[::-1])
+    for k in (0, -3):  # a slice would give none, or all but 3
+        with pytest.raises(ml.ParameterError, match="whole number ≥ 1"):
+            prediction.top(k)
     with pytest.raises(ml.ParameterError):
         run.predict(np.zeros((5, 5)))
     with pytest.raises(ml.PhotoError):

@@ -42,7 +42,7 @@ TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified training s
 TestSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified test subset of this size.")]
 IndexOpt = Annotated[int, typer.Option("--index", "-i", help="Image index in the split.")]
 SplitOpt = Annotated[str, typer.Option(help="train or test.")]
-TopOpt = Annotated[int, typer.Option(help="How many classes to list.")]
+TopOpt = Annotated[int, typer.Option(min=1, help="How many classes to list.")]
 OUT = Path(DEFAULT_OUT)
 # `train` and `sweep` take the model's hyperparameters as further `--option value` pairs
 MODEL_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
