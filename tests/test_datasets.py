@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mnistlab import DatasetError, load_dataset
+from mnistlab import DatasetError, ParameterError, load_dataset
 from mnistlab.data.datasets import locate
 from mnistlab.data.registry import DATASETS
 
@@ -125,6 +125,9 @@ def test_subset_is_stratified_and_reproducible(fashion):
     per = fashion.subset(per_class=7, seed=0)
     assert np.bincount(per.y_train).tolist() == [7] * 10
     assert len(per.x_test) == 10000  # the other split is kept
+    for count in (0, -1):
+        with pytest.raises(ParameterError, match="per_class: must be a whole number of images ≥ 1"):
+            fashion.subset(per_class=count)
 
 
 def test_filter_classes_relabels(fashion):
@@ -261,7 +264,6 @@ def test_an_empty_split_is_refused_naming_the_file(tmp_path, mnist_dir):
     ([3], "at least two classes"),
 ])
 def test_filter_classes_refuses_bad_class_lists_by_name(fashion, keep, message):
-    from mnistlab.errors import ParameterError
 
     with pytest.raises(ParameterError, match=message) as info:
         fashion.filter_classes(keep)

@@ -35,7 +35,7 @@ OutOpt = Annotated[Path, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 RunArg = Annotated[str, typer.Argument(help="Run name (under OUT/runs) or path to a run folder.")]
 ModelArg = Annotated[str, typer.Argument(help="Model family, e.g. logreg (see `mnistlab models`).")]
-SeedOpt = Annotated[int, typer.Option(help="Seed for subsets, splits and the model.")]
+SeedOpt = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for subsets, splits and the model.")]
 ClassesOpt = Annotated[Optional[str], typer.Option(
     help="Keep only these class labels, e.g. 0,1 (T-shirt/top vs Trouser); relabelled in order.")]
 TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified training subset of this size.")]

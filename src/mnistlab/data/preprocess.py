@@ -101,6 +101,8 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
     rng = np.random.default_rng(seed)
     y = np.asarray(y)
     if per_class is not None:
+        if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+            raise ParameterError("per_class", f"must be a whole number of images ≥ 1, got {per_class!r}")
         chosen = []
         for c in np.unique(y):
             members = np.flatnonzero(y == c)

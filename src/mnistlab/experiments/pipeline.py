@@ -56,8 +56,9 @@ class DataChoice:
             raise ParameterError("dataset", f"must be a dataset's name, got {self.dataset!r}")
         if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
             raise ParameterError("data_dir", f"must be a folder's path, got {self.data_dir!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ParameterError("seed", f"must be a whole number, got {self.seed!r}")
+        # the seed also becomes the model's random_state, whose range it must keep (params.SEED)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            raise ParameterError("seed", f"must be a whole number in [0, {2**32 - 1}], got {self.seed!r}")
         n_classes = len(get_spec(self.dataset).classes)
         if self.classes:
             n_classes = len(check_classes(self.classes, n_classes))
