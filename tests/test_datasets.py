@@ -264,7 +264,6 @@ def test_an_empty_split_is_refused_naming_the_file(tmp_path, mnist_dir):
     ([3], "at least two classes"),
 ])
 def test_filter_classes_refuses_bad_class_lists_by_name(fashion, keep, message):
-
     with pytest.raises(ParameterError, match=message) as info:
         fashion.filter_classes(keep)
     assert info.value.parameter == "classes"
