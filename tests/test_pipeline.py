@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from mnistlab.errors import ModelFileError
+from mnistlab.errors import MnistlabError, ModelFileError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
 from mnistlab.data.preprocess import flatten_scale
@@ -155,6 +155,14 @@ def test_failed_training_leaves_nothing(tmp_path):
         train("logreg", {"penalty": "bogus"}, DataChoice(train_size=300, test_size=100), tmp_path,
               name="broken")
     assert RunStore(tmp_path).list() == [] and not (tmp_path / "runs" / "broken").exists()
+
+
+def test_a_fit_that_diverges_is_one_clear_error_and_leaves_no_run(tmp_path):
+    with pytest.raises(MnistlabError, match="cnn diverged in training: .* not finite") as error:
+        train("cnn", {"epochs": 3, "learning_rate": 1e12}, DataChoice(train_size=200, test_size=50), tmp_path,
+              name="diverged", embedding=False)
+    assert "\n" not in str(error.value)
+    assert RunStore(tmp_path).list() == [] and not (tmp_path / "runs" / "diverged").exists()
 
 
 def test_compare_two_runs(trained, binary):

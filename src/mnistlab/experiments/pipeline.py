@@ -25,7 +25,7 @@ import numpy as np
 from .._io import write_json
 from ..data.datasets import Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
-from ..errors import ModelFileError, ParameterError, RunDamagedError, one_line
+from ..errors import MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
@@ -149,12 +149,13 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
 
         uncalibrated = None
         if calibrate:
-            uncalibrated = metrics_mod.calibration(ds.y_test, model.predict_proba(x_test))
+            uncalibrated = metrics_mod.calibration(ds.y_test, _finite(model.predict_proba(x_test), family))
             model = TemperatureScaled(model, fit_temperature(model.predict_proba(x_val), y_val))
 
         start = time.perf_counter()
         proba = model.predict_proba(x_test)
         predict_seconds = time.perf_counter() - start
+        _finite(proba, family)
 
         config = {
             "name": name, "model": family, "params": model.get_params(deep=False),
@@ -264,6 +265,14 @@ def run_files(family: str, params: dict, data: DataChoice, name: str, command: s
         folder = train(family, params, data, Path(tmp), name=name, command=command, embedding=embedding)
         return {path.relative_to(folder).as_posix(): path.read_bytes()
                 for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _finite(proba: np.ndarray, family: str) -> np.ndarray:
+    """``proba``, where every value is finite: NaN means the fit diverged, which the settings caused."""
+    if not np.isfinite(proba).all():
+        raise MnistlabError(f"{family} diverged in training: its probabilities for the test images are not finite "
+                            "(NaN or infinity); a lower learning rate is the usual cure")
+    return proba
 
 
 def zero_weight_fraction(model: MnistlabModel) -> float | None:
