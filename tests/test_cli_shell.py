@@ -80,6 +80,18 @@ def test_an_internal_bug_is_not_reported_as_bad_input(out):
         assert ("Traceback" in result.stderr) == bool(debug)
 
 
+@pytest.mark.parametrize("args, what", [
+    (["data", "show"], "the data's pictures"),
+    (["sweep", "logreg", "--C", "0.1", "--train-size", "100"], "sweeps"),
+    (["compare", "{out}/runs/a", "{out}/runs/b"], "comparisons"),
+])
+def test_an_out_folder_that_cannot_be_written_is_said_before_any_work(out, tmp_path, args, what):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    result = run_cli(*[a.format(out=out) for a in args], "--out", str(not_a_folder))
+    assert result.returncode == 2 and result.stderr.startswith(f"error: --out: cannot write {what} in {not_a_folder}/")
+
+
 def test_a_library_parameter_is_shown_as_its_flag(tmp_path):
     result = run_cli("train", "logreg", "--train-size", "0", "--out", str(tmp_path))
     assert result.returncode == 2 and "--train-size:" in result.stderr and "Traceback" not in result.stderr

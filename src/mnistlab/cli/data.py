@@ -98,9 +98,10 @@ def data_show(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
     """
     from .. import plots
     from ..data.preprocess import subset_indices
+    from ..experiments.store import output_folder
 
     ds = _load(dataset, data_dir)
-    folder = out / "data" / ds.name
+    folder = output_folder(out / "data" / ds.name, "the data's pictures")
     idx = subset_indices(ds.y_train, per_class=per_class, seed=seed)
     paths = [
         plots.save_png(plots.sample_grid(ds.x_train[idx], ds.y_train[idx], ds.classes, per_class=per_class),

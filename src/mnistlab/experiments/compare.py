@@ -21,7 +21,7 @@ from .._io import atomic_directory, atomic_write_text, write_json
 from ..errors import ParameterError
 from ..models import get_family
 from . import report
-from .store import read_config, read_metrics, read_predictions
+from .store import output_folder, read_config, read_metrics, read_predictions
 
 
 def mcnemar_exact(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
@@ -91,6 +91,7 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
         raise ParameterError(None, "compare needs at least two runs")
     if not 0 < alpha < 1:  # also NaN
         raise ParameterError("alpha", f"the significance level must be between 0 and 1, got {alpha!r}")
+    output_folder(Path(out) / "compare", "comparisons")
     loaded = [load_for_comparison(Path(r)) for r in run_dirs]
     base = loaded[0]
     classes = base["config"]["dataset"]["classes"]

@@ -57,6 +57,15 @@ def default_out() -> Path:
     return Path(os.environ.get("MNISTLAB_OUT") or DEFAULT_OUT)
 
 
+def output_folder(folder: Path, what: str) -> Path:
+    """``folder``, created if need be: one that cannot be is ``--out``'s fault, said before any work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError("out", f"cannot write {what} in {folder} ({exc.strerror or exc})") from None
+    return folder
+
+
 def validate_name(name: str) -> str:
     """``name`` if it is a valid run name: one path component of NAME_CHARACTERS, at most 100 long."""
     if not isinstance(name, str) or not name:

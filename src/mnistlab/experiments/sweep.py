@@ -27,6 +27,7 @@ from ..errors import MnistlabError, ParameterError, one_line
 from ..models.callbacks import SILENT, FitProgress
 from .cluster import run_tasks
 from .pipeline import DataChoice, build_model, zero_weight_fraction
+from .store import output_folder
 
 SWEEPS = "sweeps"
 
@@ -93,6 +94,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     for params in points:  # every point's parameters are checked before any work
         build_model(family, params, data.seed)
     _check_validation(cv, val_fraction)
+    output_folder(Path(out) / SWEEPS, "sweeps")
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     if cluster:
         results = run_tasks(cluster, score_point, arguments)
