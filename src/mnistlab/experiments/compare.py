@@ -91,7 +91,6 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
         raise ParameterError(None, "compare needs at least two runs")
     if not 0 < alpha < 1:  # also NaN
         raise ParameterError("alpha", f"the significance level must be between 0 and 1, got {alpha!r}")
-    output_folder(Path(out) / "compare", "comparisons")
     loaded = [load_for_comparison(Path(r)) for r in run_dirs]
     base = loaded[0]
     classes = base["config"]["dataset"]["classes"]
@@ -99,6 +98,7 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
         if other["config"]["dataset"]["classes"] != classes or not np.array_equal(other["y_true"], base["y_true"]):
             raise ParameterError(None, f"{other['name']} was tested on other images than {base['name']}: "
                              "compare needs the same test set (dataset, classes and test subset)")
+    output_folder(Path(out) / "compare", "comparisons")  # once the runs are known to be comparable
 
     rows = [{"run": r["name"], "model": r["config"]["model"],
              "accuracy": r["metrics"]["accuracy"], "macro_f1": r["metrics"]["macro_f1"],
