@@ -185,6 +185,8 @@ def test_compare_two_runs(trained, binary):
     assert result.returncode == 2 and "same test set" in result.stderr
     result = run_cli("compare", "small", "small-l1", "--alpha", "5", "--out", str(out))
     assert result.returncode == 2 and result.stderr.startswith("error: --alpha: the significance level must be")
+    result = run_cli("compare", "small", str(out / "runs" / "small"), "--out", str(out))
+    assert result.returncode == 2 and result.stderr == "error: the run 'small' is given twice: compare needs different runs\n"
 
 
 @pytest.mark.parametrize("choice, parameter, message", [

@@ -91,6 +91,10 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
         raise ParameterError(None, "compare needs at least two runs")
     if not 0 < alpha < 1:  # also NaN
         raise ParameterError("alpha", f"the significance level must be between 0 and 1, got {alpha!r}")
+    names = [Path(r).name for r in run_dirs]
+    if repeated := next((n for i, n in enumerate(names) if n in names[:i]), None):
+        # the names label the tables and key the figures' curves, so even two stores' runs of one name would mix
+        raise ParameterError(None, f"the run {repeated!r} is given twice: compare needs different runs")
     loaded = [load_for_comparison(Path(r)) for r in run_dirs]
     base = loaded[0]
     classes = base["config"]["dataset"]["classes"]
