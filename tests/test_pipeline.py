@@ -196,7 +196,8 @@ def test_compare_two_runs(trained, binary):
     (dict(train_size=5), "train_size", "at least the number of classes, 10, got 5"),
     (dict(classes=(0, 1, 2), test_size=2), "test_size", "at least the number of classes, 3, got 2"),
     (dict(resplit_test_fraction=1.5), "resplit_test_fraction", "between 0 and 1"),
-    (dict(seed=-1), "seed", r"a whole number in \[0, 4294967295\], got -1"),
+    (dict(seed=-1), "seed", r"an int in \[0, 4294967295\]; got -1"),
+    (dict(seed=True), "seed", r"an int in \[0, 4294967295\]; got True"),
 ])
 def test_data_choices_are_checked_before_any_data_is_loaded(choice, parameter, message, monkeypatch):
     from mnistlab.errors import ParameterError

@@ -28,6 +28,7 @@ from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, get_family
 from ..models.callbacks import SILENT, FitProgress
+from ..models.params import SEED, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from ..models.temperature import TemperatureScaled, fit_temperature
 from . import metrics as metrics_mod
@@ -56,9 +57,7 @@ class DataChoice:
             raise ParameterError("dataset", f"must be a dataset's name, got {self.dataset!r}")
         if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
             raise ParameterError("data_dir", f"must be a folder's path, got {self.data_dir!r}")
-        # the seed also becomes the model's random_state, whose range it must keep (params.SEED)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
-            raise ParameterError("seed", f"must be a whole number in [0, {2**32 - 1}], got {self.seed!r}")
+        check_parameter("seed", self.seed, SEED[:1])  # it becomes the model's random_state too: a number, not None
         n_classes = len(get_spec(self.dataset).classes)
         if self.classes:
             n_classes = len(check_classes(self.classes, n_classes))
