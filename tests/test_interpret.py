@@ -76,6 +76,7 @@ class Fixed(MnistlabModel):
 
     def __init__(self, proba=None):
         self.proba = proba
+        self.classes_ = np.arange(len(proba))
 
     def predict_proba(self, X):
         return np.tile(np.asarray(self.proba, dtype=float), (len(X), 1))

@@ -294,3 +294,52 @@ def test_each_family_explains_and_gives_features_where_it_has_layers(images, fam
         assert not np.allclose(features[0], features[1])  # of the image, not a constant
     else:
         assert features is None
+
+
+@pytest.mark.parametrize("family", [*QUICK, "sklearn:LogisticRegression"])
+def test_explain_and_features_check_the_images_as_predictions_do(images, family):
+    X, y = images
+    model = (quick(family) if family in QUICK else get_family(family)(max_iter=20)).fit(X, labels_for(family, y))
+    nan = X[:2].copy()
+    nan[0, 0] = np.nan
+    for method in (model.explain, model.features) if family in LAYERED else (model.explain,):
+        with pytest.raises(ParameterError, match="783 features"):
+            method(X[:2, :783])
+        with pytest.raises(ParameterError, match="NaN"):
+            method(nan)
+
+
+@pytest.mark.parametrize("family", [*QUICK, "sklearn:LogisticRegression"])
+def test_what_needs_a_fitted_model_says_it_is_not_fitted(images, family):
+    from sklearn.exceptions import NotFittedError
+
+    model = quick(family) if family in QUICK else get_family(family)()
+    X = images[0][:2]
+    asks = [lambda: model.explain(X), lambda: model.predict_proba(X)]
+    if family in ("logreg", "numpy-logreg", "numpy-softmax", "sklearn:LogisticRegression"):
+        asks.append(model.weight_images)  # one weight per pixel and class; the others have none to show
+    for ask in asks:
+        with pytest.raises(NotFittedError):
+            ask()
+    if family != "sklearn:LogisticRegression":  # its converter is skl2onnx's
+        with pytest.raises(NotFittedError):
+            model.onnx_graph()
+
+
+@pytest.mark.parametrize("family", list(QUICK))
+def test_score_refuses_labels_of_another_length(images, family):
+    X, y = images
+    model = quick(family).fit(X, labels_for(family, y))
+    with pytest.raises(ParameterError, match=r"inconsistent numbers of samples: \[10, 1\]"):
+        model.score(X[:10], y[:1])  # one label would be broadcast against all ten predictions
+
+
+def test_a_refused_fit_leaves_the_model_unfitted(images):
+    from sklearn.exceptions import NotFittedError
+
+    X, y = images
+    model = quick("numpy-logreg")
+    with pytest.raises(ParameterError, match="binary; got 3 classes"):
+        model.fit(X, y)
+    with pytest.raises(NotFittedError):
+        model.predict(X)

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import ExportError, ParameterError
 from .params import check
+from .validation import check_features, check_fitted, check_labels
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class MnistlabModel:
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy of ``predict(X)`` against ``y`` (weighted by ``sample_weight``)."""
-        return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
+        predicted = self.predict(X)
+        return float(np.average(predicted == check_labels(self, y, len(predicted)), weights=sample_weight))
 
     def __sklearn_tags__(self):
         """A classifier's tags, for scikit-learn's tools (which have imported scikit-learn already)."""
@@ -152,8 +154,13 @@ class MnistlabModel:
     def explain(self, X, classes=None) -> np.ndarray:
         """Per-pixel contributions to each of ``classes`` (indices into ``classes_``; default: all),
         N×len(classes)×784; here by occlusion, for families without gradients."""
-        from .occlusion import occlusion_sensitivity
+        from .occlusion import SIDE, occlusion_sensitivity
 
+        check_fitted(self, "classes_")
+        X = check_features(self, X, reset=False)
+        if X.shape[1] != SIDE * SIDE:
+            raise ParameterError(None, f"occlusion covers patches of {SIDE}×{SIDE}-pixel images; X has "
+                                       f"{X.shape[1]} features")
         maps = occlusion_sensitivity(self.predict_proba, X)  # every class's at once
         return maps if classes is None else maps[:, self._class_indices(classes)]
 

@@ -142,6 +142,7 @@ class SklearnClassifier(MnistlabModel):
 
     def weight_images(self) -> np.ndarray | None:
         """A linear classifier's ``coef_`` as weights on raw pixels (one row per class), else None."""
+        check_is_fitted(self, "estimator_")
         coef = getattr(self._classifier(), "coef_", None)
         if coef is None or np.ndim(coef) != 2 or np.shape(coef)[1] != 28 * 28:
             return None

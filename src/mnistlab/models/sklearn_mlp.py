@@ -38,6 +38,7 @@ from .base import MnistlabModel
 from .callbacks import SILENT, FitProgress
 from .onnx_graphs import dense_graph
 from .params import SEED, Interval, PositiveInts, StrOptions
+from .validation import check_features
 
 # d activation / d z, from z (pre-activation) and a = activation(z)
 DERIVATIVES = {
@@ -190,7 +191,7 @@ class MLP(MnistlabModel):
     def features(self, X) -> np.ndarray:
         """The last hidden layer's activations (N×units): what the output layer separates."""
         check_is_fitted(self, "estimator_")
-        a = check_array(X, dtype=np.float32)
+        a = check_features(self, X, reset=False)
         activation = ACTIVATIONS[self.estimator_.activation]
         for W, b in zip(self.estimator_.coefs_[:-1], self.estimator_.intercepts_[:-1]):
             a = activation(a @ W + b)
@@ -205,7 +206,7 @@ class MLP(MnistlabModel):
         class; the maps are then −∂z/∂x·x and ∂z/∂x·x.
         """
         check_is_fitted(self, "estimator_")
-        X = check_array(X, dtype=np.float32)
+        X = check_features(self, X, reset=False)
         coefs, intercepts = self.estimator_.coefs_, self.estimator_.intercepts_
         activation, derivative = ACTIVATIONS[self.estimator_.activation], DERIVATIVES[self.estimator_.activation]
         a, slopes = X, []

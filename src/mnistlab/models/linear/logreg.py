@@ -273,6 +273,7 @@ class LogisticRegression(MnistlabModel):
                                *self._penalty_strengths(len(X)))
 
     def weight_images(self) -> np.ndarray:
+        check_fitted(self, "coef_")
         return self.coef_
 
     def onnx_graph(self):

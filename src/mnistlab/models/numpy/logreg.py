@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..onnx_graphs import dense_graph
+from ..validation import check_fitted
 from .train import GradientDescentClassifier
 
 
@@ -71,12 +72,14 @@ class NumpyLogReg(GradientDescentClassifier):
     def explain(self, X, classes=None) -> np.ndarray:
         """Each pixel's evidence, w ⊙ x: for the second class, and its negative for the first
         (what the first class gains when z falls): (N, 2, 784), or the ``classes`` asked for."""
-        X = np.asarray(X, dtype=np.float32)
+        X = self._fitted_input(X)
         signs = np.array([-1, 1], dtype=np.float32)[self._class_indices(classes)]
         return signs[None, :, None] * (X * self.coef_[0])[:, None, :]
 
     def weight_images(self) -> np.ndarray:
+        check_fitted(self, "classes_")
         return self.coef_
 
     def onnx_graph(self):
+        check_fitted(self, "classes_")
         return dense_graph([(self.coef_.T, self.intercept_)], binary=True)  # [1 − p, p], as _proba

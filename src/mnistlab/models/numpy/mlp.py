@@ -19,6 +19,7 @@ import numpy as np
 
 from ..params import Interval, PositiveInts, StrOptions
 from ..onnx_graphs import dense_graph
+from ..validation import check_fitted
 from .softmax import cross_entropy, softmax
 from .train import GradientDescentClassifier
 
@@ -137,13 +138,14 @@ class NumpyMLP(GradientDescentClassifier):
 
     def features(self, X) -> np.ndarray:
         """The last hidden layer's activations (N×units): what the output layer separates."""
-        _, cache = self._forward(self._fitted_params(), np.asarray(X, dtype=np.float32))
+        X = self._fitted_input(X)  # first: it says so when the model is not fitted
+        _, cache = self._forward(self._fitted_params(), X)
         return cache[-1][0]
 
     def explain(self, X, classes=None) -> np.ndarray:
         """Gradient × input: ∂logit_k/∂x ⊙ x for each class k (of ``classes``; default all), one
         backward pass each: (N, K, 784)."""
-        X = np.asarray(X, dtype=np.float32)
+        X = self._fitted_input(X)
         params = self._fitted_params()
         logits, cache = self._forward(params, X)
         per_class = []
@@ -155,6 +157,7 @@ class NumpyMLP(GradientDescentClassifier):
         return np.stack(per_class, axis=1)
 
     def onnx_graph(self):
+        check_fitted(self, "classes_")
         return dense_graph(list(zip(self.coefs_, self.intercepts_)), activation="relu")
 
     # -- model files: the arrays W1, b1, W2, b2, … ----------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..onnx_graphs import dense_graph
+from ..validation import check_fitted
 from .train import GradientDescentClassifier
 
 
@@ -74,11 +75,13 @@ class NumpySoftmax(GradientDescentClassifier):
 
     def explain(self, X, classes=None) -> np.ndarray:
         """Each pixel's contribution to each class's logit (of ``classes``; default all), w_k ⊙ x: (N, K, 784)."""
-        X = np.asarray(X, dtype=np.float32)
+        X = self._fitted_input(X)
         return X[:, None, :] * self.coef_[self._class_indices(classes)][None, :, :]
 
     def weight_images(self) -> np.ndarray:
+        check_fitted(self, "classes_")
         return self.coef_
 
     def onnx_graph(self):
+        check_fitted(self, "classes_")
         return dense_graph([(self.coef_.T, self.intercept_)])

@@ -164,8 +164,8 @@ class GradientDescentClassifier(MnistlabModel):
         progress = progress or SILENT
         X = check_features(self, X, reset=True)
         y = check_labels(self, y, len(X))
-        self.classes_, y = np.unique(y, return_inverse=True)
-        n_classes = len(self.classes_)
+        classes, y = np.unique(y, return_inverse=True)  # classes_ is set last: a fit that fails leaves none
+        n_classes = len(classes)
         if self.binary_only and n_classes != 2:
             raise ParameterError(None, f"{self.family} is binary; got {n_classes} classes (use numpy-softmax)")
         rng = np.random.default_rng(self.random_state)
@@ -218,7 +218,7 @@ class GradientDescentClassifier(MnistlabModel):
                 if X_val is None:
                     progress.log(summary)
                     continue
-                val_loss, val_accuracy = self._evaluate(params, X_val, y_val)
+                val_loss, val_accuracy = self._evaluate(params, X_val, y_val, n_classes)
                 history["val_loss"].append(val_loss)
                 history["val_accuracy"].append(val_accuracy)
                 progress.log(f"{summary}  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}")
@@ -236,22 +236,27 @@ class GradientDescentClassifier(MnistlabModel):
             progress.end()
 
         self._store_params(best_params if best_params is not None else params)
+        self.classes_ = classes
         self.n_iter_ = len(history["train_loss"])
         self.history_ = history
         return self
 
-    def _evaluate(self, params, X, y) -> tuple[float, float]:
+    def _evaluate(self, params, X, y, n_classes: int) -> tuple[float, float]:
         """Loss and accuracy on held-out data, dropout off."""
         logits, _ = self._forward(params, X)
-        loss = self._loss(params, logits, one_hot(y, len(self.classes_)))
+        loss = self._loss(params, logits, one_hot(y, n_classes))
         return loss, float(np.mean(self._proba(logits).argmax(axis=1) == y))
 
     # -- inference --------------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:
-        check_fitted(self, "classes_")
-        X = check_features(self, X, reset=False)
+        X = self._fitted_input(X)  # first: it says so when the model is not fitted
         logits, _ = self._forward(self._fitted_params(), X)
         return self._proba(logits)
+
+    def _fitted_input(self, X) -> np.ndarray:
+        """``X`` checked against the fitted model, for everything that reads it (predictions, maps, features)."""
+        check_fitted(self, "classes_")
+        return check_features(self, X, reset=False)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)  # first: it says so when the model is not fitted

@@ -66,6 +66,7 @@ PRECISIONS = ("auto", "bfloat16", "float32")
 POOLS = ("after", "between")
 OPTIMIZERS = ("sgd", "muon")
 MAX_STAGES = 4  # 28 → 14 → 7 → 3: one more halving would leave 1×1 (with pool="between", 3 stages)
+MAX_CROP = 14  # half the image: a larger shift moves most of the object out (and costs (2·crop + 1)² copies a batch)
 PRESETS = {
     "fast": dict(epochs=3, widths=(16, 32, 128), pool="between", batch_size=256, learning_rate=0.4, crop=0,
                  whiten=True, optimizer="muon"),
@@ -187,7 +188,7 @@ class CNN(TorchClassifier):
         Examples per optimiser step.
     learning_rate : float > 0 or None, default=None
         The peak of the one-cycle learning rate.
-    crop : int ≥ 0 or None, default=None
+    crop : int in [0, 14] or None, default=None
         Random shifts of up to this many pixels while training (0: none).
     whiten : bool or None, default=None
         Fix the first convolution's filters to whiten the training images' 3×3 patches instead of
@@ -227,7 +228,7 @@ class CNN(TorchClassifier):
         "pool": [StrOptions(set(POOLS)), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither"), None],
-        "crop": [Interval(Integral, 0, None, closed="left"), None],
+        "crop": [Interval(Integral, 0, MAX_CROP, closed="both"), None],
         "whiten": ["boolean", None],
         "optimizer": [StrOptions(set(OPTIMIZERS)), None],
         "momentum": [Interval(Real, 0, 1, closed="left")],

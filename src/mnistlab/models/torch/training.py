@@ -74,6 +74,7 @@ INIT, SPLIT, DATA, DROPOUT = range(4)  # what a derived seed is for
 # Parameters that change where a run is executed, not what it computes:
 # a checkpoint written under other values of these is still resumed.
 NOT_FINGERPRINTED = ("checkpoint_dir", "device", "threads")
+MAX_THREADS = 1024  # more than any CPU has; OpenMP crashed the process at a million
 STATE_PREFIX = "state."
 PREDICT_BATCH = 1024
 PROGRESS_EVERY = 10  # steps between progress reports: reading the loss waits for a GPU
@@ -99,7 +100,7 @@ class TorchClassifier(MnistlabModel):
     checkpoint_dir : str or None, default=None
         Folder for a checkpoint written (atomically) after every epoch. A later ``fit`` with
         the same parameters and data continues from it. None: no checkpoints.
-    threads : int ≥ 1 or None, default=None
+    threads : int in [1, 1024] or None, default=None
         PyTorch's CPU threads while fitting. None: the cores no other process is busy on when
         the fit starts, at most PyTorch's own count (see the module docstring).
 
@@ -120,7 +121,7 @@ class TorchClassifier(MnistlabModel):
         "device": [StrOptions(set(DEVICES))],
         "random_state": SEED,
         "checkpoint_dir": [str, None],
-        "threads": [Interval(Integral, 1, None, closed="left"), None],
+        "threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
     }
 
     # -- hooks (see the module docstring) -------------------------------------------------
