@@ -178,3 +178,74 @@ def test_docstring_examples_run(tmp_path, monkeypatch):
         test.globs = globs
         runner.run(test, clear_globs=False)
     assert runner.failures == 0 and runner.tries >= 8
+
+
+def test_mistaken_arguments_are_refused_before_anything_is_written(run, out, tmp_path, monkeypatch):
+    from mnistlab.experiments import sweep
+
+    before = (run.path / "config.json").read_text()
+    for mistake, parameter in [(dict(overwrite="no"), "overwrite"), (dict(calibrate="x"), "calibrate"),
+                               (dict(embedding=None), "embedding"), (dict(command=5), "command")]:
+        with pytest.raises(ml.ParameterError) as info:  # "no" is truthy: it would have replaced the run
+            ml.train("logreg", name="api", out=out, progress=False, **SMALL, **mistake)
+        assert info.value.parameter == parameter
+    assert (run.path / "config.json").read_text() == before
+    for classes in ([], 0, [3]):  # an empty list is not "every class"
+        with pytest.raises(ml.ParameterError) as info:
+            ml.train("logreg", classes=classes, out=tmp_path, progress=False)
+        assert info.value.parameter == "classes"
+    with pytest.raises(ml.ParameterError, match="unknown model None"):
+        ml.train(None, out=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(sweep, "clone", lambda *args: pytest.fail("a model was fitted"))
+    for name in ("../escaped", "a/b", 5):
+        with pytest.raises(ml.ParameterError, match="sweep name"):
+            ml.sweep("logreg", {"C": [0.1]}, train_size=600, out=tmp_path, name=name, progress=False)
+        with pytest.raises(ml.ParameterError, match="comparison name"):
+            ml.compare(run, run.path, out=tmp_path, name=name)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ml.ParameterError, match="cannot be held out stratified") as info:  # once the data is known
+        ml.train("logreg", test_fraction=1e-6, out=tmp_path, progress=False)
+    assert info.value.parameter == "test_fraction" and list(tmp_path.glob("runs/*")) == []
+
+
+def test_classes_may_be_an_array(tmp_path):
+    binary = ml.train("logreg", classes=np.array([0, 1]), train_size=200, test_size=100, out=tmp_path,
+                      progress=False, embedding=False)
+    assert binary.classes == ["T-shirt/top", "Trouser"] and binary.config["dataset"]["class_subset"] == [0, 1]
+
+
+def test_a_run_without_its_metrics_is_refused_when_loaded(run, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(run.path, damaged)
+    (damaged / "metrics.json").unlink()
+    with pytest.raises(ml.RunDamagedError, match="metrics.json"):
+        ml.load_run(damaged)  # not later, when a notebook shows it
+
+
+def test_interpretation_refuses_counts_and_indices_out_of_range(run):
+    interpretation = run.interpretation
+    for ask, parameter in [(lambda: interpretation.top_losses(-1), "k"), (lambda: interpretation.top_losses(2.5), "k"),
+                           (lambda: interpretation.most_confused(0), "top"),
+                           (lambda: interpretation.confused_examples(99, 0), "true"),
+                           (lambda: interpretation.confused_examples(0, "Shirt"), "predicted"),
+                           (lambda: interpretation.explanations([-1]), "indices"),
+                           (lambda: interpretation.explanations([10**6]), "indices"),
+                           (lambda: interpretation.explanations([0.5]), "indices")]:
+        with pytest.raises(ml.ParameterError) as info:
+            ask()
+        assert info.value.parameter == parameter
+    assert len(interpretation.top_losses(3)) == 3 and interpretation.explanations([]).shape[0] == 0
+
+
+def test_predict_refuses_arrays_it_cannot_read_as_images(run):
+    for array, message in [(np.zeros((28, 28, 3), np.uint8), r"shape \(28, 28, 3\)"),
+                           (np.zeros((28, 28), complex), "real numbers, got an array of complex128"),
+                           (np.full((28, 28), "a"), "real numbers, got an array of <U1")]:
+        with pytest.raises(ml.ParameterError, match=message):
+            run.predict(array)
+    with pytest.raises(ml.PhotoError, match="0×0 pixels: the image is empty"):
+        run.predict(Image.new("L", (0, 0)))

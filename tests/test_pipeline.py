@@ -195,7 +195,7 @@ def test_compare_two_runs(trained, binary):
     (dict(classes=(0, 1, 1)), "classes", "1 listed more than once"),
     (dict(train_size=5), "train_size", "at least the number of classes, 10, got 5"),
     (dict(classes=(0, 1, 2), test_size=2), "test_size", "at least the number of classes, 3, got 2"),
-    (dict(resplit_test_fraction=1.5), "resplit_test_fraction", "between 0 and 1"),
+    (dict(resplit_test_fraction=1.5), "test_fraction", "between 0 and 1"),  # the API's name for it
     (dict(seed=-1), "seed", r"an int in \[0, 4294967295\]; got -1"),
     (dict(seed=True), "seed", r"an int in \[0, 4294967295\]; got True"),
 ])

@@ -157,3 +157,16 @@ def test_an_unwritable_output_folder_is_said_before_anything_is_fitted(tmp_path)
     result = run_cli("train", "cnn", "--preset", "long", "--out", str(blocker / "out"))
     assert result.returncode == 2 and "--out: cannot write runs in" in result.stderr
     assert time.perf_counter() - start < 15  # start-up only: a long CNN fit would take many minutes
+
+
+def test_a_numbered_claim_takes_the_first_free_name(tmp_path):
+    store = RunStore(tmp_path)
+    with store.claim("x") as writer, writer.staging() as staging:
+        (staging / "config.json").write_text("{}")
+    with store.claim("x-2"):  # held by a run training right now
+        with store.claim("x", numbered=True) as writer:
+            assert writer.path.name == "x-3"
+        with pytest.raises(RunExistsError):
+            with store.claim("x"):
+                pass
+    assert not list(tmp_path.glob("runs/.lock*"))

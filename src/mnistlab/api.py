@@ -70,9 +70,11 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # Both read now, so that a damaged run fails here, with the file and the reason (not when shown).
         # config.json: model, hyperparameters, data, seed, versions, how it was made.
-        # Read now, so that a damaged run fails here, with the file and the reason.
         self.config: dict = read_config(self.path)
+        # metrics.json: accuracy, macro F1, log-loss, confusion matrix, per-class scores, history …
+        self.metrics: dict = read_metrics(self.path)
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, model={self.config['model']!r}, accuracy={self.metrics['accuracy']:.4f})"
@@ -81,11 +83,6 @@ class Run:
     def name(self) -> str:
         """The run's name (its folder's)."""
         return self.path.name
-
-    @cached_property
-    def metrics(self) -> dict:
-        """metrics.json: accuracy, macro F1, log-loss, confusion matrix, per-class scores, history …"""
-        return read_metrics(self.path)
 
     @cached_property
     def model(self):
@@ -349,7 +346,7 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     from .progress import fit_progress
 
     data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
-                      classes=tuple(classes) if classes else None, train_size=train_size, test_size=test_size,
+                      classes=classes, train_size=train_size, test_size=test_size,
                       seed=seed, resplit_test_fraction=test_fraction)
     command = command or _call("train", model, **{k: v for k, v in dict(
         dataset=dataset, classes=classes, train_size=train_size, test_size=test_size, test_fraction=test_fraction,
@@ -423,7 +420,7 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
     if not isinstance(grid, dict) or not all(isinstance(v, (list, tuple)) and v for v in grid.values()):
         raise ParameterError("grid", "give a dict of hyperparameter → non-empty list of values")
     data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
-                      classes=tuple(classes) if classes else None, train_size=train_size, seed=seed)
+                      classes=classes, train_size=train_size, seed=seed)
     folder, rows = run_sweep(model, {k: list(v) for k, v in grid.items()}, data, _store(out).out, name=name,
                              cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
                              cluster=cluster_address(cluster))

@@ -151,7 +151,7 @@ class Dataset:
         """Train and test pooled, then split again (stratified), as tutorials with one pool do."""
         x = np.concatenate([self.x_train, self.x_test])
         y = np.concatenate([self.y_train, self.y_test])
-        x_train, x_test, y_train, y_test = preprocess.validation_split(x, y, fraction=test_fraction, seed=seed)
+        x_train, x_test, y_train, y_test = preprocess.held_out(x, y, test_fraction, seed, "test_fraction")
         return replace(self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
     def filter_classes(self, keep: list[int] | tuple[int, ...]) -> Dataset:

@@ -21,7 +21,7 @@ from .._io import atomic_directory, atomic_write_text, write_json
 from ..errors import ParameterError
 from ..models import get_family
 from . import report
-from .store import output_folder, read_config, read_metrics, read_predictions
+from .store import output_folder, read_config, read_metrics, read_predictions, validate_name
 
 
 def mcnemar_exact(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
@@ -89,7 +89,9 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     """Write compare.html, compare.json and the PNGs for the runs in ``run_dirs`` (first = baseline)."""
     if len(run_dirs) < 2:
         raise ParameterError(None, "compare needs at least two runs")
-    if not 0 < alpha < 1:  # also NaN
+    if name is not None:
+        validate_name(name, "comparison")
+    if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:  # also NaN
         raise ParameterError("alpha", f"the significance level must be between 0 and 1, got {alpha!r}")
     names = [Path(r).name for r in run_dirs]
     if repeated := next((n for i, n in enumerate(names) if n in names[:i]), None):

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -59,23 +60,24 @@ class DataChoice:
             raise ParameterError("data_dir", f"must be a folder's path, got {self.data_dir!r}")
         check_parameter("seed", self.seed, SEED[:1])  # it becomes the model's random_state too: a number, not None
         n_classes = len(get_spec(self.dataset).classes)
-        if self.classes:
-            n_classes = len(check_classes(self.classes, n_classes))
+        if self.classes is not None:  # an empty list is a mistake, not "every class"
+            object.__setattr__(self, "classes", check_classes(self.classes, n_classes))  # a tuple of ints
+            n_classes = len(self.classes)
         for name in ("train_size", "test_size"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            if value is not None and (not isinstance(value, Integral) or isinstance(value, bool) or value < 1):
                 raise ParameterError(name, f"must be a whole number of images ≥ 1 (or None for all), got {value!r}")
             if value is not None and value < n_classes:  # a stratified subset holds each class at least once
                 raise ParameterError(name, f"must be at least the number of classes, {n_classes}, got {value}")
         fraction = self.resplit_test_fraction
         if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
-            raise ParameterError("resplit_test_fraction", f"must be a fraction between 0 and 1, got {fraction!r}")
+            raise ParameterError("test_fraction", f"must be a fraction between 0 and 1, got {fraction!r}")
 
     def load(self) -> Dataset:
         ds = load_dataset(self.dataset, data_dir=self.data_dir)
         if self.resplit_test_fraction:
             ds = ds.resplit(self.resplit_test_fraction, seed=self.seed)
-        if self.classes:
+        if self.classes is not None:
             ds = ds.filter_classes(self.classes)
         if self.train_size:
             ds = ds.subset(n=self.train_size, seed=self.seed)
@@ -125,12 +127,20 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     on the rest and fits a temperature on them (``models.temperature``): the model file records it,
     its predictions use it, and metrics.json has the test set's calibration before and after.
     """
+    get_family(family)  # an unknown model is refused before anything is named or created
+    for flag, value in (("overwrite", overwrite), ("resume", resume), ("embedding", embedding),
+                        ("calibrate", calibrate)):
+        check_parameter(flag, value, ["boolean"])  # overwrite="no" is truthy: it would replace a run
+    check_parameter("command", command, [str, None])
     progress = progress or SILENT
     store = RunStore(out)
     created = datetime.now(timezone.utc)
-    # a family's name may hold a colon (sklearn:SVC), which a run's name may not
+    # a family's name may hold a colon (sklearn:SVC), which a run's name may not; runs started in the same
+    # second share a default name, so the store numbers it (-2, -3 …) where it is taken
+    default_name = name is None
     name = name or f"{family.replace(':', '-')}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
-    with store.claim(name, overwrite=overwrite) as writer:
+    with store.claim(name, overwrite=overwrite, numbered=default_name) as writer:
+        name = writer.path.name
         model = build_model(family, params, data.seed)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
         if resume and checkpoints and not any(checkpoints.glob("*")):

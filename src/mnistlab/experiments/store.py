@@ -19,6 +19,7 @@ other runs are unaffected.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -66,14 +67,15 @@ def output_folder(folder: Path, what: str) -> Path:
     return folder
 
 
-def validate_name(name: str) -> str:
-    """``name`` if it is a valid run name: one path component of NAME_CHARACTERS, at most 100 long."""
+def validate_name(name: str, kind: str = "run") -> str:
+    """``name`` if it is a valid name of a run (or a sweep, a comparison: ``kind``): one path component of
+    NAME_CHARACTERS, at most 100 long."""
     if not isinstance(name, str) or not name:
-        raise ParameterError("name", "a run name must be a non-empty string")
+        raise ParameterError("name", f"a {kind} name must be a non-empty string, got {name!r}")
     if len(name) > MAX_NAME_LENGTH:
-        raise ParameterError("name", f"a run name has at most {MAX_NAME_LENGTH} characters, got {len(name)}")
+        raise ParameterError("name", f"a {kind} name has at most {MAX_NAME_LENGTH} characters, got {len(name)}")
     if not NAME_PATTERN.fullmatch(name):
-        raise ParameterError("name", f"{name!r} is not a run name: use {NAME_CHARACTERS}")
+        raise ParameterError("name", f"{name!r} is not a {kind} name: use {NAME_CHARACTERS}")
     return name
 
 
@@ -227,18 +229,26 @@ class RunStore:
                 lock.unlink(missing_ok=True)
 
     @contextmanager
-    def claim(self, name: str, overwrite: bool = False) -> Iterator[RunWriter]:
+    def claim(self, name: str, overwrite: bool = False, numbered: bool = False) -> Iterator[RunWriter]:
         """Hold ``name`` for this process while a run is fitted and written.
 
         Raises RunExistsError at once if the run exists (unless ``overwrite``) or another
         live process holds the name; the claim is released however the block ends.
+        ``numbered`` takes the first free one of ``name``, ``name-2``, ``name-3`` … instead (a default
+        name, which runs started in the same second share); the writer's path says which.
         """
-        final = self.path(name)
-        lock = self.root / f"{LOCK_PREFIX}{name}"
+        validate_name(name)
         try:  # before any fitting: an output folder that cannot be written is said at once
             self.root.mkdir(parents=True, exist_ok=True)
             self.sweep()
-            created = _create_lock(lock)
+            for number in itertools.count(1):
+                candidate = name if number == 1 else f"{name}-{number}"
+                lock = self.root / f"{LOCK_PREFIX}{candidate}"
+                created = _create_lock(lock)
+                if not numbered or (created and not self.path(candidate).exists()):
+                    break
+                if created:
+                    lock.unlink()
         except OSError as exc:
             raise ParameterError("out", f"cannot write runs in {self.root} ({exc.strerror or exc})") from None
         if not created:
@@ -246,12 +256,12 @@ class RunStore:
             raise RunExistsError(f"run {name!r} is being trained right now by process {owner}" if owner
                                  else f"run {name!r} is being claimed by another process")
         try:
+            final = self.path(candidate)
             if final.exists() and not overwrite:
                 raise RunExistsError(f"run {name!r} exists in {self.root}; choose another name or overwrite it")
             yield RunWriter(final)
         finally:
             lock.unlink(missing_ok=True)
-
 
     def put(self, name: str, files: dict[str, bytes], overwrite: bool = False) -> Path:
         """Write a run computed elsewhere (a cluster's worker): ``files`` maps each file's path in the

@@ -27,7 +27,7 @@ from ..errors import MnistlabError, ParameterError, one_line
 from ..models.callbacks import SILENT, FitProgress
 from .cluster import run_tasks
 from .pipeline import DataChoice, build_model, zero_weight_fraction
-from .store import output_folder
+from .store import output_folder, validate_name
 
 SWEEPS = "sweeps"
 
@@ -94,6 +94,8 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     for params in points:  # every point's parameters are checked before any work
         build_model(family, params, data.seed)
     _check_validation(cv, val_fraction)
+    if name is not None:
+        validate_name(name, "sweep")
     output_folder(Path(out) / SWEEPS, "sweeps")
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     if cluster:
