@@ -13,11 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from numbers import Integral
 
 import numpy as np
 
 from ..data.preprocess import flatten_scale
+from ..errors import ParameterError
 from ..models import MnistlabModel
+from ..models.params import Interval
+from ..models.params import check as check_parameter
 from . import metrics as metrics_mod
 from .robustness import robustness
 from .tsne import tsne
@@ -32,6 +36,7 @@ EMBEDDING_IMAGES = 800  # t-SNE (tsne.py): 0.37 s for these on one core (1,000: 
 TSNE_SETTINGS = {"perplexity": 15.0, "iterations": 300}
 MIN_EMBEDDED = 10
 EPS = 1e-12  # the smallest probability a loss is taken of: a model certain and wrong has a finite loss
+COUNT = [Interval(Integral, 1, None, closed="left")]  # how many images or pairs to show
 
 
 @dataclass
@@ -73,14 +78,20 @@ class Interpretation:
 
     def top_losses(self, k: int = TOP_LOSSES) -> np.ndarray:
         """Indices of the ``k`` test images with the highest loss, highest first (ties: lower index first)."""
+        check_parameter("k", k, COUNT)
         return np.argsort(-self.losses, kind="stable")[:k]
 
     def most_confused(self, top: int = 5) -> list[tuple[int, int, int, int]]:
         """The ``top`` class pairs most often confused, as ``(a, b, a→b, b→a)`` with a→b ≥ b→a."""
+        check_parameter("top", top, COUNT)
         return metrics_mod.confused_pairs(self.metrics, top=top)
 
     def confused_examples(self, true: int, predicted: int, k: int = 6) -> np.ndarray:
         """Up to ``k`` test images of class ``true`` predicted as ``predicted``, most confident mistakes first."""
+        a_class = [Interval(Integral, 0, len(self.classes) - 1, closed="both")]  # an index into ``classes``
+        check_parameter("true", true, a_class)
+        check_parameter("predicted", predicted, a_class)
+        check_parameter("k", k, COUNT)
         chosen = np.flatnonzero((self.y_true == true) & (self.y_pred == predicted))
         return chosen[np.argsort(-self.losses[chosen], kind="stable")][:k]
 
@@ -100,7 +111,11 @@ class Interpretation:
     def explanations(self, indices) -> np.ndarray:
         """Per-class, per-pixel contributions of the test images ``indices`` (len×classes×784); each image is
         explained once (a figure and the next ask for the same ones), the missing ones in one call."""
-        indices = [int(i) for i in np.asarray(indices, dtype=int).ravel()]
+        given = np.asarray(indices).ravel()
+        if given.size and (given.dtype.kind not in "iu" or given.min() < 0 or given.max() >= len(self.y_true)):
+            raise ParameterError("indices", f"must be test image indices from 0 to {len(self.y_true) - 1}; "
+                                            f"got {indices!r}")
+        indices = [int(i) for i in given]
         missing = sorted(set(indices) - set(self._explained))
         if missing:
             self._explained.update(zip(missing, self.model.explain(self.x[missing])))

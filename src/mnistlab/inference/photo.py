@@ -334,6 +334,8 @@ def _working_copy(image: Image.Image | np.ndarray) -> np.ndarray:
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)  # uint8/uint16/float, gray or RGB(A): Pillow knows the mode
     gray = Image.fromarray(to_grayscale(image))
+    if 0 in gray.size:  # an image made in code can be; a file cannot
+        raise PhotoError(f"{gray.width}×{gray.height} pixels: the image is empty")
     longest = max(gray.size)
     scale = WORK_SIDE / longest if longest > WORK_SIDE else max(1.0, WORK_SIDE / 2 / longest)
     if scale != 1:

@@ -129,7 +129,7 @@ class Predictor:
         """
         if isinstance(x, (list, tuple)):
             return [self.predict(item) for item in x]
-        if isinstance(x, np.ndarray) and x.ndim == 3:
+        if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[1:] == (SIDE, SIDE):  # not one 28×28×3 image
             return [self.predict(item) for item in x]
         if isinstance(x, (str, os.PathLike, bytes)):
             return self.predict_photo(x)
@@ -148,6 +148,8 @@ def as_pixels(array: np.ndarray) -> np.ndarray:
         raise ParameterError("x", f"an array must hold one 28×28 image (784 values) or N of them as "
                                   f"N×28×28, got shape {array.shape}")
     array = array.reshape(SIDE, SIDE)
+    if array.dtype.kind not in "buif":  # complex numbers, strings, objects
+        raise ParameterError("x", f"pixel values must be real numbers, got an array of {array.dtype}")
     if array.dtype == np.uint8:
         return array
     values = np.asarray(array, dtype=np.float64)
