@@ -170,3 +170,30 @@ def test_a_numbered_claim_takes_the_first_free_name(tmp_path):
             with store.claim("x"):
                 pass
     assert not list(tmp_path.glob("runs/.lock*"))
+
+
+def test_atomic_writes_keep_what_is_not_a_regular_file_and_follow_links(tmp_path):
+    from mnistlab._io import atomic_write_bytes
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(OSError, match="not a regular file"):  # a rename would replace it (as /dev/null once was)
+        atomic_write_bytes(pipe, b"x")
+    assert pipe.is_fifo()
+    target, link = tmp_path / "target", tmp_path / "link"
+    target.write_bytes(b"old")
+    link.symlink_to(target)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+
+
+def test_runs_are_as_readable_as_the_umask_says(tmp_path):
+    from mnistlab._io import FILE_MODE, FOLDER_MODE
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (FILE_MODE, FOLDER_MODE) == (0o666 & ~mask, 0o777 & ~mask)  # not tempfile's private 0600 / 0700
+    folder = train("logreg", {"max_iter": 5}, TINY, tmp_path, name="shared", embedding=False)
+    modes = {str(p.relative_to(folder)): p.stat().st_mode & 0o777 for p in [folder, *folder.rglob("*")]}
+    assert modes["."] == FOLDER_MODE and modes["config.json"] == modes["model.npz"] == FILE_MODE
+    assert set(modes.values()) == {FILE_MODE, FOLDER_MODE}, modes

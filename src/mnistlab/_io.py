@@ -6,6 +6,7 @@ without importing more than the standard library and NumPy's scalar types.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -16,12 +17,30 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+# What open() and mkdir() give new files and folders. tempfile makes them private (0600, 0700), and a rename
+# keeps that: runs, reports and exports would be unreadable by anyone else (a web server, a colleague).
+FILE_MODE, FOLDER_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename."""
-    path = Path(path)
+    """Write ``data`` to ``path`` via a temporary file and a rename (through a symbolic link, to its target).
+
+    Raises OSError for a ``path`` that exists but is no regular file: a rename would replace a device
+    (``/dev/null``), a pipe or a folder rather than write to it.
+    """
+    path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_prefix(path.name), suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -50,6 +69,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
     try:
+        staging.chmod(FOLDER_MODE)
         yield staging
         old = None
         if final.exists():

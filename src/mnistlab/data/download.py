@@ -22,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from .._io import FILE_MODE
 from ..errors import DatasetError
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # the largest official file is ~26 MB
@@ -78,6 +79,7 @@ def fetch_verified(
             url = base.rstrip("/") + "/" + filename
             for attempt in range(attempts):
                 fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
+                os.fchmod(fd, FILE_MODE)  # a shared data folder stays readable by its other users
                 os.close(fd)
                 tmp = Path(tmp_name)
                 try:
