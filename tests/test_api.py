@@ -249,3 +249,12 @@ def test_predict_refuses_arrays_it_cannot_read_as_images(run):
             run.predict(array)
     with pytest.raises(ml.PhotoError, match="0×0 pixels: the image is empty"):
         run.predict(Image.new("L", (0, 0)))
+
+
+def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(out):
+    old = ml.train("logreg", C=0.1, name="api-replaced", out=out, progress=False, embedding=False, **SMALL)
+    ml.train("logreg", C=0.001, name="api-replaced", out=out, progress=False, embedding=False, overwrite=True, **SMALL)
+    for use in (lambda: old.export(check=False), lambda: old.model):
+        with pytest.raises(ml.MnistlabError, match="'api-replaced' was replaced after it was loaded"):
+            use()
+    assert not (out / "runs" / "api-replaced" / "model.onnx").exists()

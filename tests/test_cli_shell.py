@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -120,3 +121,55 @@ def test_quick_commands_import_no_heavy_library(out, args):
     (benchmarks/bench_cli.py times them)."""
     result, heavy = heavy_libraries_imported(*args, *(["--out", str(out)] if args != ["--help"] else []))
     assert heavy == set(), result.stderr
+
+
+@pytest.mark.parametrize("error, expected", [
+    ("OSError(errno.ENOSPC, 'No space left on device', '/x/runs/a/plots/map.png')",
+     (2, "error: No space left on device: /x/runs/a/plots/map.png\n")),
+    ("OSError(errno.EROFS, 'Read-only file system', '/x/runs')", (2, "error: Read-only file system: /x/runs\n")),
+    ("OSError(errno.EBADF, 'Bad file descriptor')", (1, "internal error: OSError: [Errno 9] Bad file descriptor")),
+])
+def test_a_full_or_read_only_disk_is_one_line_not_a_bug(out, error, expected):
+    code = ("import errno, sys, mnistlab.experiments.store as store\n"
+            f"def fail(self): raise {error}\n"
+            "store.RunStore.list = fail\n"
+            "from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]; main()")
+    result = subprocess.run([sys.executable, "-c", code, "runs", "list", "--out", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == expected[0] and result.stderr.startswith(expected[1])
+
+
+def test_json_output_is_strict_json_even_with_an_infinite_setting():
+    result = run_cli("recipes", "list", "--json")  # the tutorial's unpenalised fit is C=inf
+    assert result.returncode == 0, result.stderr
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    answer = json.loads(result.stdout, parse_constant=refuse)
+    assert "inf" in result.stdout and answer
+
+
+def test_runs_show_says_what_is_wrong_with_a_damaged_run(out, tmp_path):
+    import shutil
+
+    for edit, message in [(lambda m: m.pop("log_loss"), "'log_loss' is missing or not float"),
+                          (lambda m: m.update(analysis=123), "'analysis' must be a list of sentences")]:
+        damaged = tmp_path / "runs" / "d"
+        shutil.rmtree(damaged, ignore_errors=True)
+        shutil.copytree(out / "runs" / "a", damaged)
+        metrics = json.loads((damaged / "metrics.json").read_text())
+        edit(metrics)
+        (damaged / "metrics.json").write_text(json.dumps(metrics))
+        result = run_cli("runs", "show", "d", "--out", str(tmp_path))
+        assert result.returncode == 2 and message in result.stderr and result.stdout == ""
+    (damaged / "config.json").unlink()
+    result = run_cli("runs", "show", "d", "--out", str(tmp_path))
+    assert result.returncode == 2 and "config.json: missing (or not a file), so 'd' is not a complete run" in result.stderr
+    piped = tmp_path / "runs" / "p"
+    shutil.copytree(out / "runs" / "a", piped)
+    (piped / "metrics.json").unlink()
+    os.mkfifo(piped / "metrics.json")  # a pipe would block the reading forever
+    result = run_cli("runs", "list", "--out", str(tmp_path), "--json", timeout=60)
+    assert result.returncode == 0, result.stderr
+    listed = {row["name"]: row for row in json.loads(result.stdout)}
+    assert "metrics.json: not a regular file" in listed["p"]["damaged"]

@@ -63,6 +63,9 @@ def test_killed_while_writing_its_artifacts_then_resumed(tmp_path, sig):
     victim.send_signal(sig)
     victim.wait(timeout=60)
     assert victim.returncode != 0
+    if sig == signal.SIGTERM:  # unwound as Ctrl-C is: nothing left for a later command to sweep, no drawing child
+        assert victim.returncode == 128 + signal.SIGTERM and not list(runs.iterdir())
+        assert processes_naming(str(tmp_path)) == []
     assert RunStore(tmp_path).list() == []
     assert not list(runs.iterdir())
 
@@ -71,3 +74,15 @@ def test_killed_while_writing_its_artifacts_then_resumed(tmp_path, sig):
     assert "resuming after epoch 4" in resumed.stderr
     assert len(json.loads((runs / "w" / "metrics.json").read_text())["history"]["train_loss"]) == 4
     assert [r.name for r in RunStore(tmp_path).list()] == ["w"]
+
+
+def processes_naming(text: str) -> list[int]:
+    """The processes whose command line holds ``text`` (a forked child has its parent's)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and text.encode() in open(f"/proc/{entry}/cmdline", "rb").read():
+                found.append(int(entry))
+        except OSError:  # gone meanwhile
+            pass
+    return found

@@ -46,6 +46,9 @@ def test_unknown_and_unbuildable_classifiers_are_refused_by_name():
     with pytest.raises(ParameterError, match="needs estimator"):
         get_family("sklearn:OneVsRestClassifier")
     assert "OneVsRestClassifier" not in classifier_names() and "SVC" in classifier_names()
+    with pytest.raises(ParameterError, match="needs estimator"):  # None by its signature, refused by its fit
+        get_family("sklearn:SelfTrainingClassifier")
+    assert "SelfTrainingClassifier" not in classifier_names() and "BaggingClassifier" in classifier_names()
 
 
 @pytest.mark.parametrize("name, params", [("LogisticRegression", {"max_iter": 50}),

@@ -80,6 +80,8 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
     def fail(problem: str) -> NoReturn:
         raise error(f"{path}: {problem}")
 
+    if Path(path).exists() and not Path(path).is_file():  # a pipe would block the reading, a device never end
+        fail("not a regular file")
     try:
         with open(path, "rb") as f:
             directory = _directory_size(f)

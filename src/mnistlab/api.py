@@ -25,7 +25,7 @@ import numpy as np
 
 from . import html
 from .data.datasets import Dataset
-from .errors import ParameterError
+from .errors import MnistlabError, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, run_data
 from .experiments.store import (
     PLOTS,
@@ -50,6 +50,15 @@ def _call(function: str, *args, **kwargs) -> str:
     return f"mnistlab.{function}({', '.join(shown)})"
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """Which folder ``folder`` is now (device and inode): a rename puts another in its place."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 class Predictions(NamedTuple):
     """A run's test-set predictions."""
 
@@ -70,6 +79,7 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._folder = _identity(self.path)  # what a later read or write checks it still is (see _unchanged)
         # Both read now, so that a damaged run fails here, with the file and the reason (not when shown).
         # config.json: model, hyperparameters, data, seed, versions, how it was made.
         self.config: dict = read_config(self.path)
@@ -84,11 +94,19 @@ class Run:
         """The run's name (its folder's)."""
         return self.path.name
 
+    def _unchanged(self) -> None:
+        """Raise if the run's folder was replaced since this object read it (trained again with overwrite):
+        its model file would no longer be the config's, and the model loaded here no longer the folder's."""
+        if _identity(self.path) != self._folder:
+            raise MnistlabError(f"run {self.name!r} was replaced after it was loaded (trained again with "
+                                "overwrite?): load it again")
+
     @cached_property
     def model(self):
         """The fitted estimator (scikit-learn compatible), loaded from the run's model file."""
         from .models.serialization import load_model
 
+        self._unchanged()
         return load_model(self.path, n_classes=len(self.classes))
 
     @property
@@ -104,6 +122,7 @@ class Run:
     @cached_property
     def predictions(self) -> Predictions:
         """The test set's true labels, predicted labels and probabilities, as saved by the run."""
+        self._unchanged()
         return Predictions(**read_predictions(self.path))
 
     @property
@@ -199,7 +218,8 @@ class Run:
             raise ParameterError("format", f"cannot export as {format!r}; choose one of: onnx")
         return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name,
                            Path(path) if path is not None else self.path / ONNX_FILE,
-                           check_images=self.dataset.x_test if check else None)
+                           check_images=self.dataset.x_test if check else None,
+                           before_write=self._unchanged if path is None else None)
 
     def _repr_html_(self) -> str:
         m, d = self.metrics, self.config["dataset"]

@@ -10,6 +10,8 @@ else is a bug and is reported as one.
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
 import traceback
 import warnings
@@ -52,22 +54,42 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
                           soft_wrap=True)
 
 
+# A machine's state, not a bug: said in one line, like bad input.
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+
+
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds as Ctrl-C does: staging folders, locks and drawing children go
+
+
 def main() -> None:
-    """Console-script entry: bad input becomes one line and exit code 2; anything else is a bug,
-    said to be one (with its traceback under --debug), exit code 1. Warnings are one line each."""
+    """Console-script entry: bad input becomes one line and exit code 2, and so does a full disk or a
+    folder that may not be written; anything else is a bug, said to be one (with its traceback under
+    --debug), exit code 1. Warnings are one line each. Ctrl-C (typer's exit code 130) and SIGTERM
+    (143: timeout, systemd, docker stop) leave nothing half-written."""
     warnings.showwarning = _show_warning
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()  # typer reports usage errors itself, with exit code 2
     except MnistlabError as exc:
-        err_console.print(Text.assemble(("error:", "red"), f" {error_line(exc)}"), highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        _error_line(error_line(exc))
+    except OSError as exc:
+        if exc.errno in MACHINE_ERRNOS:
+            _error_line(f"{exc.strerror}: {exc.filename}" if exc.filename else one_line(exc))
+        _report_bug(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, not bad input
-        if _options["debug"]:
-            traceback.print_exc()
-        err_console.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {exc}\n"
-                                        "This is a bug in mnistlab, not a problem with your input: please report "
-                                        "it, with the traceback that --debug shows."), highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _report_bug(exc)
+
+
+def _error_line(text: str) -> None:
+    err_console.print(Text.assemble(("error:", "red"), f" {text}"), highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _report_bug(exc: Exception) -> None:
+    if _options["debug"]:
+        traceback.print_exc()
+    err_console.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {exc}\n"
+                                    "This is a bug in mnistlab, not a problem with your input: please report "
+                                    "it, with the traceback that --debug shows."), highlight=False, soft_wrap=True)
+    sys.exit(1)

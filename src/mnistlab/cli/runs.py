@@ -65,7 +65,7 @@ def runs_show(run: RunArg, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
         emit_json({"config": config, "metrics": metrics, "files": sorted(
             str(p.relative_to(loaded.path)) for p in loaded.path.rglob("*") if p.is_file())})
         return
-    console.print(Text.assemble((config["name"], "bold"), f": {config['model']} on {config['dataset']['name']} "
+    console.print(Text.assemble((loaded.name, "bold"), f": {config['model']} on {config['dataset']['name']} "
                                 f"({config['dataset']['n_train']} train / {config['dataset']['n_test']} test), "
                                 f"created {config['created']}"))
     console.print("params: " + ", ".join(f"{k}={v!r}" for k, v in config["params"].items()), highlight=False)

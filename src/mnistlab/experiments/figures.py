@@ -225,8 +225,8 @@ def _draw_in_two_processes(results: Interpretation, folder: Path, order: list[Ru
         try:
             while (figure := take(from_front=True)) is not None:
                 _write(results, folder, figure)
-        except Exception:  # noqa: BLE001 (drawn again here, where the error is raised for all to see)
-            sys.exit(1)
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 (drawn again here, where the error is raised for
+            sys.exit(1)  # all to see; Ctrl-C reaches both processes, and this one goes quietly)
 
     results.explanations(explained_images(results))  # computed here, in one call: the child only reads them
     # the objects there are now out of the collector's sight: its passes in the child would otherwise write

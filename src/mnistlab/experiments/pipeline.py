@@ -27,7 +27,7 @@ from .._io import write_json
 from ..data.datasets import Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
-from ..models import MnistlabModel, get_family
+from ..models import MnistlabModel, check_family_name, get_family
 from ..models.callbacks import SILENT, FitProgress
 from ..models.params import SEED, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
@@ -127,7 +127,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     on the rest and fits a temperature on them (``models.temperature``): the model file records it,
     its predictions use it, and metrics.json has the test set's calibration before and after.
     """
-    get_family(family)  # an unknown model is refused before anything is named or created
+    check_family_name(family)  # an unknown model is refused before anything is named or created
     for flag, value in (("overwrite", overwrite), ("resume", resume), ("embedding", embedding),
                         ("calibrate", calibrate)):
         check_parameter(flag, value, ["boolean"])  # overwrite="no" is truthy: it would replace a run

@@ -19,6 +19,7 @@ other runs are unaffected.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -81,6 +82,8 @@ def validate_name(name: str, kind: str = "run") -> str:
 
 def read_json(path: Path) -> Any:
     """A JSON file of a run; any problem is a RunDamagedError naming the file."""
+    if path.exists() and not path.is_file():  # a pipe would block the reading, a device never end
+        raise RunDamagedError(f"{path}: not a regular file")
     try:
         if path.stat().st_size > MAX_JSON_BYTES:
             raise RunDamagedError(f"{path}: larger than {MAX_JSON_BYTES} bytes")
@@ -107,7 +110,7 @@ def read_config(run_dir: Path) -> dict:
     path = Path(run_dir) / CONFIG
     config = _require(path, read_json(path), {"name": str, "model": str, "params": dict, "dataset": dict,
                                               "data": dict, "created": str})
-    _require(path, config["dataset"], {"name": str, "classes": list})
+    _require(path, config["dataset"], {"name": str, "classes": list, "n_train": int, "n_test": int})
     if not all(isinstance(name, str) for name in config["dataset"]["classes"]):
         raise RunDamagedError(f"{path}: the dataset's classes must be names (strings)")
     return config
@@ -116,8 +119,12 @@ def read_config(run_dir: Path) -> dict:
 def read_metrics(run_dir: Path) -> dict:
     """metrics.json, checked for the numbers listings and comparisons show."""
     path = Path(run_dir) / METRICS
-    return _require(path, read_json(path), {"accuracy": float, "macro_f1": float, "fit_seconds": float,
-                                            "confusion_matrix": list, "per_class": list})
+    metrics = _require(path, read_json(path), {"accuracy": float, "macro_f1": float, "log_loss": float,
+                                               "fit_seconds": float, "confusion_matrix": list, "per_class": list})
+    analysis = metrics.get("analysis", [])
+    if not isinstance(analysis, list) or not all(isinstance(line, str) for line in analysis):
+        raise RunDamagedError(f"{path}: 'analysis' must be a list of sentences (strings)")
+    return metrics
 
 
 def read_predictions(run_dir: Path) -> dict:
@@ -210,6 +217,9 @@ class RunStore:
         for path in candidates:
             if path.is_dir() and (path / CONFIG).is_file() and not path.name.startswith("."):
                 return path
+        if len(candidates) == 2 and candidates[0].is_dir():  # a run's folder, as `runs list` shows it: damaged
+            raise RunDamagedError(f"{candidates[0] / CONFIG}: missing (or not a file), so {run!r} is not a "
+                                  "complete run")
         looked = " or ".join(str(p) for p in candidates)
         raise RunNotFoundError(f"no run {str(run)!r} (looked for a run folder at {looked})")
 
@@ -261,7 +271,8 @@ class RunStore:
                 raise RunExistsError(f"run {name!r} exists in {self.root}; choose another name or overwrite it")
             yield RunWriter(final)
         finally:
-            lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder gone read-only: the error that says so is on its way out
+                lock.unlink(missing_ok=True)  # (a lock left behind is swept once this process is gone)
 
     def put(self, name: str, files: dict[str, bytes], overwrite: bool = False) -> Path:
         """Write a run computed elsewhere (a cluster's worker): ``files`` maps each file's path in the

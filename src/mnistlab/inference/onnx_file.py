@@ -28,6 +28,7 @@ import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,13 +117,14 @@ def _seal(model, props: dict[str, str]) -> bytes:
 
 
 def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
-                check_images: np.ndarray | None = None) -> Path:
+                check_images: np.ndarray | None = None, before_write: Callable[[], None] | None = None) -> Path:
     """Write ``model`` (a fitted mnistlab model) as an ONNX file at ``path``; returns the path.
 
     ``check_images`` (uint8 N×28×28, e.g. the run's test images): the file is written only if,
     under onnxruntime, it predicts the model's class for every one of them and probabilities
     within PARITY_TOLERANCE of the model's; else ExportError. A family that cannot describe
-    itself as a graph raises ExportError naming itself.
+    itself as a graph raises ExportError naming itself. ``before_write`` is called last before
+    the file is written (to raise if ``path``'s folder no longer holds that model).
     """
     import mnistlab
 
@@ -138,6 +140,8 @@ def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
     if check_images is not None:
         props["check"] = _check(model, read_onnx(_seal(graph, props)), check_images)
     data = _seal(graph, props)
+    if before_write is not None:
+        before_write()
     try:
         atomic_write_bytes(Path(path), data)
     except OSError as exc:

@@ -27,16 +27,21 @@ def family_names() -> list[str]:
     return list(_FAMILIES)
 
 
+def check_family_name(name) -> str:
+    """``name`` if it can name a family, checked without importing it (PyTorch alone takes seconds);
+    whether scikit-learn has the classifier of a ``sklearn:NAME`` is left to ``get_family``."""
+    if not isinstance(name, str) or (name not in _FAMILIES and not name.startswith(SKLEARN_PREFIX)):
+        raise ParameterError(None, f"unknown model {name!r}; choose one of: {', '.join(_FAMILIES)}, "
+                                   f"or {SKLEARN_PREFIX}NAME for any scikit-learn classifier")
+    return name
+
+
 def get_family(name: str) -> type[MnistlabModel]:
     import importlib
 
-    if isinstance(name, str) and name.startswith(SKLEARN_PREFIX):
+    if check_family_name(name).startswith(SKLEARN_PREFIX):
         from .sklearn_any import family_class
 
         return family_class(name.removeprefix(SKLEARN_PREFIX))
-    try:
-        module_name, class_name = _FAMILIES[name].split(":")
-    except KeyError:
-        raise ParameterError(None, f"unknown model {name!r}; choose one of: {', '.join(_FAMILIES)}, "
-                                   f"or {SKLEARN_PREFIX}NAME for any scikit-learn classifier") from None
+    module_name, class_name = _FAMILIES[name].split(":")
     return getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)

@@ -65,10 +65,16 @@ def classifier_names() -> list[str]:
     return [name for name, cls in all_estimators(type_filter="classifier") if not _required(cls)]
 
 
+# Classifiers whose signature gives ``estimator`` a default of None that fit refuses (unlike bagging's and
+# boosting's, which then use a tree): required in all but name.
+NEEDS_AN_ESTIMATOR = {"SelfTrainingClassifier"}
+
+
 def _required(cls: type) -> list[str]:
-    return [name for name, p in inspect.signature(cls.__init__).parameters.items()
-            if name != "self" and p.default is inspect.Parameter.empty
-            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    required = [name for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return ["estimator", *required] if cls.__name__ in NEEDS_AN_ESTIMATOR else required
 
 
 def _classifier_class(name: str) -> type:
