@@ -258,3 +258,22 @@ def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(out
         with pytest.raises(ml.MnistlabError, match="'api-replaced' was replaced after it was loaded"):
             use()
     assert not (out / "runs" / "api-replaced" / "model.onnx").exists()
+
+
+def test_default_names_of_sweeps_and_comparisons_do_not_replace_others(run, out, tmp_path, monkeypatch):
+    first = ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False)
+    monkeypatch.setattr("time.gmtime", lambda *args: __import__("time").struct_time((2030, 1, 1, 0, 0, 0, 1, 1, 0)))
+    second = ml.sweep("logreg", {"C": [1.0]}, train_size=300, out=tmp_path, progress=False)
+    assert first.path != second.path and first.path.is_dir()  # the same parameter swept: once replaced the other
+    from mnistlab.experiments.compare import _default_name
+
+    long = ["x" * 60, "y" * 58]
+    names = {_default_name([long[0], long[1] + end]) for end in ("ab", "cd")}
+    assert len(names) == 2 and all(len(n) == 100 for n in names)  # cut to a name's length, yet apart
+
+
+def test_a_relative_data_folder_is_kept_as_where_it_was_given(tmp_path, monkeypatch):
+    from mnistlab.experiments.pipeline import DataChoice
+
+    monkeypatch.chdir(tmp_path)
+    assert DataChoice(data_dir="fm").data_dir == str(tmp_path / "fm")  # a cluster's worker starts elsewhere

@@ -115,3 +115,62 @@ def test_recipes_run_on_the_cluster_as_here(cluster, tmp_path, mnist_dir):
     for name in names:
         assert remote[name].reproduced.metrics["accuracy"] == local[name].reproduced.metrics["accuracy"]
         assert remote[name].ours.metrics["accuracy"] == local[name].ours.metrics["accuracy"]
+
+
+@pytest.mark.parametrize("address, parameter", [("tcp://127.0.0.1:notaport", "cluster"), ("tcp://", "cluster"),
+                                                ("foo://127.0.0.1:8786", "cluster")])
+def test_an_address_that_is_no_schedulers_is_a_parameter_error(address, parameter, tmp_path):
+    with pytest.raises(ml.ParameterError, match="is not a scheduler's address") as info:
+        ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False, cluster=address)
+    assert info.value.parameter == parameter
+
+
+def test_a_service_that_speaks_no_dask_is_one_clear_error(tmp_path):
+    import socket
+
+    web = socket.create_server(("127.0.0.1", 0))
+
+    def answer_as_a_web_server_does():
+        while True:
+            connection, _ = web.accept()
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            connection.close()
+    threading.Thread(target=answer_as_a_web_server_does, daemon=True).start()
+    with pytest.raises(ml.MnistlabError, match="cannot reach the Dask scheduler at .*speaks another protocol"):
+        ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False,
+                 cluster=f"tcp://127.0.0.1:{web.getsockname()[1]}")
+    web.close()
+
+
+def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path):
+    if not DASK.exists():
+        pytest.skip(f"{DASK} missing (pip install 'mnistlab[cluster]')")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    worker = _start("worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1", "--no-dashboard")
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=120)
+        failed = {}
+
+        def sweep():
+            try:
+                ml.sweep("logreg", GRID, **DATA, out=tmp_path, progress=False, cluster=address)
+            except ml.MnistlabError as exc:
+                failed["error"] = exc
+        thread = threading.Thread(target=sweep)
+        thread.start()
+        time.sleep(4)
+        assert thread.is_alive(), "the sweep ended before the scheduler could be killed"
+        scheduler.kill()
+        thread.join(timeout=120)
+        assert not thread.is_alive() and str(failed["error"]).startswith(f"lost the Dask scheduler at {address}")
+        assert not list((tmp_path / "sweeps").glob("*"))  # nothing half-written
+    finally:
+        for process in (worker, scheduler):
+            process.kill()
+            process.wait(timeout=20)

@@ -100,8 +100,9 @@ def test_tutorial_aliases_resolve_to_the_familys_names():
 def test_multi_values_for_sweeps():
     assert parse(Toy, ["--C", "0.01,0.1,1", "--penalty", "l1,l2"], multi=True) == {
         "C": [0.01, 0.1, 1.0], "penalty": ["l1", "l2"]}
-    with pytest.raises(ParameterError, match="--C: give one or more comma-separated values, got ','"):
-        parse(Toy, ["--C", ","], multi=True)
+    for value in (",", "0.1,,1", "0.1,"):  # an empty value is a typo, not one fewer
+        with pytest.raises(ParameterError, match=f"--C: give one or more comma-separated values, got '{value}'"):
+            parse(Toy, ["--C", value], multi=True)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -93,8 +93,39 @@ def test_api_errors_and_server_survives(server, trouser_photo):
         assert response.status_code == status, (files["file"][0], response.text)
         assert response.json()["detail"]
     assert httpx.post(f"{server}/api/predict", data={"run": "x"}).status_code == 422  # no file field
-    assert httpx.get(f"{server}/api/runs/nope").status_code == 404
+    response = httpx.post(f"{server}/api/predict", files={"file": ("t.jpg", b"x"), "run": ("r.bin", b"y")})
+    assert response.status_code == 422 and "_file" not in response.text  # said without the upload's internals
+    response = httpx.get(f"{server}/api/runs/nope")
+    assert response.status_code == 404 and response.json() == {"detail": "no run named 'nope'"}  # no folders
+    assert httpx.get(f"{server}/compare/a%00/compare.html").status_code == 404
     assert httpx.get(f"{server}/api/runs").status_code == 200  # still serving
+
+
+def test_a_chunked_upload_is_refused_once_it_passes_the_limit(out):
+    """A body sent in chunks says no length: it is counted as it comes, and nothing past the limit is
+    read (the form parser would have spooled all of it to disk first)."""
+    import asyncio
+
+    from mnistlab.web.app import UPLOAD_LIMIT
+
+    chunk, pulled, answer = 1 << 20, 0, []
+
+    async def receive():  # 1 GB, if it were all read
+        nonlocal pulled
+        pulled += 1
+        head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n' if pulled == 1 else b""
+        return {"type": "http.request", "body": head + b"0" * chunk, "more_body": pulled < 1000}
+
+    async def send(message):
+        answer.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/predict", "raw_path": b"/api/predict",
+             "query_string": b"", "headers": [(b"content-type", b"multipart/form-data; boundary=b")],
+             "http_version": "1.1", "scheme": "http", "root_path": "", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 1)}
+    asyncio.run(create_app(out)(scope, receive, send))
+    assert answer[0]["status"] == 413 and b"upload larger than" in answer[1]["body"]
+    assert pulled * chunk <= UPLOAD_LIMIT + 2 * chunk
 
 
 def test_api_runs_and_openapi(server):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -120,3 +121,19 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def finite_json(value):
+    """``value`` with every infinite or NaN float as the string "inf", "-inf" or "nan".
+
+    A run's files may hold them (C=inf is "no penalty"); strict JSON has no such numbers: Python writes
+    Infinity and NaN, which strict parsers (jq, browsers) refuse, and a web encoder would answer null,
+    which reads as "not set".
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value

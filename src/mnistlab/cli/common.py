@@ -6,7 +6,6 @@ Rich rendering lives here in the shell: the library below never prints.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from .._io import finite_json
 from ..data.registry import DATASETS
 from ..experiments.store import DEFAULT_OUT
 
@@ -50,19 +50,7 @@ MODEL_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def emit_json(obj) -> None:
-    sys.stdout.write(json.dumps(_finite(obj), indent=2, default=str, allow_nan=False) + "\n")
-
-
-def _finite(obj):
-    """``obj`` with each infinite or NaN float as the string 'inf', '-inf' or 'nan': Python writes them as
-    JSON's missing Infinity and NaN (--C inf is a valid setting), which strict parsers (jq, browsers) refuse."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {key: _finite(value) for key, value in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(value) for value in obj]
-    return obj
+    sys.stdout.write(json.dumps(finite_json(obj), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def parse_classes(classes: str | None) -> tuple[int, ...] | None:

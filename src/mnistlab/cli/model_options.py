@@ -177,9 +177,10 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
             raise ParameterError(None, f"option --{key} needs a value")
         try:
             if multi:
-                params[name] = [convert(v, allowed) for v in value.split(",") if v]
-                if not params[name]:
+                values = value.split(",")
+                if "" in values:  # "0.1,,1" is a typo as much as ","
                     raise ValueError(f"give one or more comma-separated values, got {value!r}")
+                params[name] = [convert(v, allowed) for v in values]
             else:
                 params[name] = convert(value, allowed)
         except ValueError as exc:

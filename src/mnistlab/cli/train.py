@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..data.registry import DEFAULT_DATASET
+from ..errors import ParameterError
 from .common import (
     MODEL_OPTIONS,
     OUT,
@@ -172,7 +173,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
 
     grid = model_options.parse(get_family(model), list(ctx.args), multi=True)
     if not grid:
-        raise typer.BadParameter("nothing to sweep: give at least one model option with values, e.g. --C 0.01,0.1,1")
+        raise ParameterError(None, "nothing to sweep: give at least one model option with values, e.g. --C 0.01,0.1,1")
     sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
                       train_size=train_size, seed=seed, cv=cv, val_fraction=val_fraction, name=name, out=out,
                       progress=not as_json, cluster=cluster)

@@ -13,6 +13,7 @@ others go on.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,9 +37,11 @@ def connected(address: str) -> Iterator:
     except ImportError:
         raise ParameterError("cluster", "needs Dask: pip install 'mnistlab[cluster]'") from None
     if address == LOCAL:
-        # one single-threaded worker process per core: the tasks' own libraries would only compete
-        with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                          dashboard_address=None, silence_logs=40) as local, Client(local) as client:
+        # one single-threaded worker process per core: the tasks' own libraries would only compete; the
+        # scheduler's HTTP server (which None does not turn off) on a free port of this machine alone, not 8787
+        # (taken: a warning)
+        with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0", silence_logs=40) as local, Client(local) as client:
             yield client
         return
     if "://" not in address:
@@ -46,10 +49,26 @@ def connected(address: str) -> Iterator:
                                         f"got {address!r}")
     try:
         client = Client(address, timeout=10)
+    except ValueError as exc:  # the address itself: no port, an unknown scheme
+        raise ParameterError("cluster", f"{address!r} is not a scheduler's address ({one_line(exc)})") from None
+    except MemoryError:  # a web server's answer, read as a Dask frame's length, asks for exabytes
+        raise MnistlabError(f"cannot reach the Dask scheduler at {address}: what answers there speaks another "
+                            "protocol") from None
     except (OSError, TimeoutError) as exc:
         raise MnistlabError(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None
-    with client:
+    with client, _quiet("distributed"):  # a lost scheduler is said once, below, not in Dask's log lines
         yield client
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def run_tasks(address: str, task: Callable, arguments: Sequence[tuple]) -> Iterator[tuple[int, object]]:
@@ -64,6 +83,8 @@ def run_tasks(address: str, task: Callable, arguments: Sequence[tuple]) -> Itera
             try:
                 yield futures[future], future.result()
             except Exception as exc:  # noqa: BLE001 (a task's own failure, reported with the rest going on)
+                if client.status != "running":  # the scheduler is gone: every task left fails the same way
+                    raise MnistlabError(f"lost the Dask scheduler at {address} ({one_line(exc)})") from None
                 yield futures[future], exc
 
 

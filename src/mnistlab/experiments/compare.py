@@ -10,6 +10,7 @@ their robustness to shifted images have their curves drawn on shared axes.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .._io import atomic_directory, atomic_write_text, write_json
 from ..errors import ParameterError
 from ..models import get_family
 from . import report
-from .store import output_folder, read_config, read_metrics, read_predictions, validate_name
+from .store import MAX_NAME_LENGTH, output_folder, read_config, read_metrics, read_predictions, validate_name
 
 
 def mcnemar_exact(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
@@ -128,13 +129,21 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
               "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "confidence": CONFIDENCE,
                             "method": "paired percentile bootstrap over each class's test images"}}
 
-    name = name or "-vs-".join(r["name"] for r in loaded)[:120]
+    name = name or _default_name([r["name"] for r in loaded])
     final = Path(out) / "compare" / name
     with atomic_directory(final) as staging:
         figures = _plots(loaded, pairs, classes, staging)
         write_json(staging / "compare.json", result)
         atomic_write_text(staging / "compare.html", _html(result, figures))
     return final, result
+
+
+def _default_name(runs: list[str]) -> str:
+    """``a-vs-b``; one too long for a name is cut, and told apart from others cut the same by a digest of all."""
+    joined = "-vs-".join(runs)
+    if len(joined) <= MAX_NAME_LENGTH:
+        return joined
+    return f"{joined[:MAX_NAME_LENGTH - 9]}-{hashlib.sha256(joined.encode()).hexdigest()[:8]}"
 
 
 def _plots(loaded: list[dict], pairs: list[dict], classes: list[str], folder: Path) -> list[tuple[Path, str]]:

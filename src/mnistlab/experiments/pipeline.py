@@ -58,6 +58,8 @@ class DataChoice:
             raise ParameterError("dataset", f"must be a dataset's name, got {self.dataset!r}")
         if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
             raise ParameterError("data_dir", f"must be a folder's path, got {self.data_dir!r}")
+        if self.data_dir is not None:  # from where it was given: a cluster's worker or a later evaluate starts elsewhere
+            object.__setattr__(self, "data_dir", os.path.abspath(os.path.expanduser(self.data_dir)))
         check_parameter("seed", self.seed, SEED[:1])  # it becomes the model's random_state too: a number, not None
         n_classes = len(get_spec(self.dataset).classes)
         if self.classes is not None:  # an empty list is a mistake, not "every class"

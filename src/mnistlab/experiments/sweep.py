@@ -118,7 +118,9 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     if failures:
         raise MnistlabError(f"{len(failures)} of {len(points)} sweep points failed; the first: {failures[0]}")
 
-    name = name or f"{family}-{data.dataset}-" + "-".join(names)
+    # the time, as in a run's default name: another sweep of the same parameters is not replaced
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    name = name or f"{family.replace(':', '-')}-{data.dataset}-{'-'.join(names)}-{stamp}"
     final = Path(out) / SWEEPS / name
     with atomic_directory(final) as staging:
         write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": data.dataset,

@@ -10,15 +10,16 @@ request sends can stop the server.
 
 from __future__ import annotations
 
-import math
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from .._io import finite_json
 from ..errors import (
     BlankPhotoError,
     MnistlabError,
@@ -67,21 +68,6 @@ class PredictAnswer(BaseModel):
                                         "probabilities only")
 
 
-def finite_json(value):
-    """``value`` with every infinite or NaN float as the string "inf", "-inf" or "nan".
-
-    A run's files may hold them (C=inf is "no penalty"); strict JSON has no such numbers, and the
-    encoder would silently answer null, which reads as "not set".
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite_json(v) for v in value]
-    return value
-
-
 # Most specific first: the first class an error is an instance of sets its status.
 STATUS: list[tuple[type[MnistlabError], int]] = [
     (BlankPhotoError, 422), (PhotoError, 415), (RunNotFoundError, 404), (ParameterError, 422),
@@ -91,6 +77,34 @@ STATUS: list[tuple[type[MnistlabError], int]] = [
 
 def status_of(exc: MnistlabError) -> int:
     return next(code for cls, code in STATUS if isinstance(exc, cls))
+
+
+class UploadLimit:
+    """ASGI middleware: a POST whose body is over ``limit`` bytes is answered 413, at once where its
+    Content-Length says so, else as soon as that much has come (a chunked upload says no length) —
+    nothing beyond the limit is read, or spooled to disk by the form parser."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        too_large = HTTPException(413, f"upload larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            return await JSONResponse({"detail": too_large.detail}, 413)(scope, receive, send)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise too_large  # out of the form's parsing, which passes it on, to the handler that answers
+            return message
+
+        await self.app(scope, counted_receive, send)
 
 
 def create_app(out: Path, default_run: str | Path | None = None, workers: int | None = None,
@@ -112,7 +126,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
             return default_dir.resolve()
         try:
             return store.resolve(store.path(name)).resolve()
-        except ParameterError:
+        except (ParameterError, RunNotFoundError):  # said without the server's folders
             raise RunNotFoundError(f"no run named {name[:100]!r}") from None
 
     def pick_run(run: str | None) -> Path:
@@ -148,14 +162,13 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         return JSONResponse({"detail": f"internal error ({type(exc).__name__}); this is a bug in mnistlab"},
                             status_code=500)
 
-    @app.middleware("http")
-    async def limit_upload_size(request: Request, call_next):
-        # Refuse oversized uploads before reading them; the form parser reads
-        # the body only after this check.
-        length = request.headers.get("content-length")
-        if request.method == "POST" and length and length.isdigit() and int(length) > UPLOAD_LIMIT + 64 * 1024:
-            return JSONResponse({"detail": f"upload larger than {UPLOAD_LIMIT // (1024 * 1024)} MB"}, 413)
-        return await call_next(request)
+    @app.exception_handler(RequestValidationError)
+    async def request_errors(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # what was wrong where, without the input itself (an uploaded file's object, its internals)
+        return JSONResponse({"detail": [{key: e[key] for key in ("type", "loc", "msg") if key in e}
+                                        for e in exc.errors()]}, status_code=422)
+
+    app.add_middleware(UploadLimit, limit=UPLOAD_LIMIT + 64 * 1024)  # the form's own bytes besides the file
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -221,8 +234,8 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
     @app.get("/compare/{name}/compare.html", include_in_schema=False)
     def compare_page(name: str) -> FileResponse:
-        path = (out / "compare" / name / "compare.html").resolve()
-        if not path.is_file() or (out / "compare").resolve() not in path.parents:
+        path = None if "\0" in name else (out / "compare" / name / "compare.html").resolve()
+        if path is None or not path.is_file() or (out / "compare").resolve() not in path.parents:
             raise HTTPException(404, "no such comparison")
         return FileResponse(path, media_type="text/html")
 

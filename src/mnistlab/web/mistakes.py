@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..api import Run
+from ..errors import ModelFileError
 from ..experiments.store import PLOTS
 from ..html import evidence_png, png_data_uri
 from ..models.serialization import ARRAYS_FILE
@@ -18,7 +19,10 @@ _answers: dict[Path, tuple[float, dict]] = {}
 
 def mistakes(run_dir: Path) -> dict:
     """The run's top losses (images, classes, probabilities, evidence maps) and calibration, as plain JSON."""
-    stamp = (run_dir / ARRAYS_FILE).stat().st_mtime
+    try:
+        stamp = (run_dir / ARRAYS_FILE).stat().st_mtime
+    except FileNotFoundError:
+        raise ModelFileError(f"{run_dir / ARRAYS_FILE}: missing") from None
     cached = _answers.get(run_dir)
     if cached is None or cached[0] != stamp:
         cached = _answers[run_dir] = (stamp, _compute(Run(run_dir)))
