@@ -59,8 +59,12 @@ def test_warm_load_comes_from_the_decoded_cache(mnist_dir):
 
 
 def test_explicit_dir_wins_and_must_hold_files(tmp_path, mnist_dir, monkeypatch):
-    with pytest.raises(DatasetError, match="does not hold the four IDX files"):
+    with pytest.raises(DatasetError, match="does not hold mnist's four IDX files; missing .*: train-images-idx3"):
         locate("mnist", data_dir=tmp_path)
+    with pytest.raises(DatasetError, match="no such folder"):
+        locate("mnist", data_dir=tmp_path / "nope")
+    with pytest.raises(DatasetError, match="cannot look in it"):
+        locate("mnist", data_dir=tmp_path / ("x" * 300))
     monkeypatch.setenv("MNISTLAB_DATA_DIR", str(mnist_dir))
     assert locate("mnist")["test_images"].parent == mnist_dir
 
@@ -313,3 +317,27 @@ def test_a_damaged_decoded_cache_is_rebuilt(tmp_path, mnist_dir, monkeypatch, da
         np.save(folder / "test_labels.npy", np.zeros((5, 5), np.uint8))
     again = load_dataset("mnist", data_dir=mnist_dir)
     assert again.checksums == expected.checksums and np.array_equal(again.y_test, expected.y_test)
+
+
+def test_a_folder_of_another_dataset_is_refused(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path))
+    with pytest.raises(DatasetError, match="this is mnist's official test images, not fashion-mnist's"):
+        load_dataset("fashion-mnist", data_dir=mnist_dir)  # digits would be read as clothes
+
+
+def test_a_plain_file_rewritten_with_its_size_and_mtime_kept_is_decoded_again(mnist_dir, tmp_path, monkeypatch):
+    import gzip
+    import os
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    for path in mnist_dir.glob("*.gz"):  # plain files: only sampled for the cache's key
+        (tmp_path / path.stem).write_bytes(gzip.decompress(path.read_bytes()))
+    images = tmp_path / "t10k-images-idx3-ubyte"
+    before = load_dataset("mnist", data_dir=tmp_path).x_test[2988].copy()
+    stat = images.stat()
+    with images.open("r+b") as f:  # as `cp -p` of an edited copy leaves it: same size, same mtime
+        f.seek(16 + 2988 * 784)
+        f.write(bytes([255]) * 784)
+    os.utime(images, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = load_dataset("mnist", data_dir=tmp_path).x_test[2988]
+    assert (after == 255).all() and not (before == 255).all()

@@ -33,7 +33,8 @@ FILES = {
 
 
 class Handler(BaseHTTPRequestHandler):
-    """/good/F serves F; /corrupt/F flips bytes; /truncated/F closes early; anything else 404."""
+    """/good/F serves F; /corrupt/F flips bytes; /truncated/F closes early; /chunked/F breaks off inside a
+    chunk; /garbage/F answers with no HTTP status line; anything else 404."""
 
     hits: list[str] = []
 
@@ -41,8 +42,17 @@ class Handler(BaseHTTPRequestHandler):
         self.hits.append(self.path)
         kind, _, name = self.path.strip("/").partition("/")
         body = FILES.get(name)
-        if body is None or kind not in ("good", "corrupt", "truncated"):
+        if body is None or kind not in ("good", "corrupt", "truncated", "chunked", "garbage"):
             self.send_error(404)
+            return
+        if kind == "garbage":
+            self.wfile.write(b"\x1f\x8bNOT HTTP\r\n\r\n" + body[:100])
+            return
+        if kind == "chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"%x\r\n" % len(body) + body[:10])
             return
         if kind == "corrupt":
             body = body[:-8] + bytes(8)
@@ -88,7 +98,7 @@ def test_good_mirror(server, tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
-@pytest.mark.parametrize("bad", ["corrupt", "truncated", "missing"])
+@pytest.mark.parametrize("bad", ["corrupt", "truncated", "missing", "chunked", "garbage"])
 def test_falls_back_to_next_mirror(server, tmp_path, bad):
     name = "t10k-images-idx3-ubyte.gz"
     path = fetch_verified(name, [f"{server}/{bad}/", f"{server}/good/"], tmp_path, sha(name),
@@ -105,6 +115,7 @@ def test_every_mirror_failing_leaves_nothing(server, tmp_path):
     message = str(info.value)
     assert "checksum mismatch" in message and "HTTP 404" in message
     assert "0 of" in message or "after" in message  # the short read is named
+    assert message.count(f"{server}/truncated/") == 1  # each mirror's URL said once
     assert list(tmp_path.iterdir()) == []
 
 
@@ -129,3 +140,12 @@ def test_load_downloads_when_missing(server, tiny_dataset, monkeypatch):
     monkeypatch.setenv("MNISTLAB_MIRRORS", f"{server}/good/")
     ds = load_dataset("tiny")
     assert ds.y_test.tolist() == list(range(10))
+
+
+def test_no_mirror_and_a_cache_that_is_no_folder_are_said(tmp_path, monkeypatch):
+    with pytest.raises(DatasetError, match="no mirror to download it from"):
+        fetch_verified("x.gz", [], tmp_path, "0" * 64, show_progress=False)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(DatasetError, match="cannot hold the download"):
+        fetch_verified("x.gz", ["http://127.0.0.1:9/"], not_a_folder / "kmnist", "0" * 64, show_progress=False)

@@ -36,8 +36,11 @@ def recipes_list(as_json: JsonOpt = False) -> None:
                    for name, r in RECIPES.items()})
         return
     table = Table(title="Recipes (`mnistlab recipes run NAME`)")
-    for col in ("name", "experiment", "reproduction", "ours", "published"):
-        table.add_column(col, justify="right" if col == "published" else "left")
+    table.add_column("name", no_wrap=True, min_width=max(map(len, RECIPES)))  # whole: `recipes run` takes it
+    table.add_column("experiment")
+    for col in ("reproduction", "ours"):
+        table.add_column(col, overflow="fold")
+    table.add_column("published", justify="right")
     for name, r in RECIPES.items():
         table.add_row(name, r.title, r.reproduction.family, r.ours.family, f"{r.published:.4g}")
     console.print(table)
@@ -105,7 +108,7 @@ def _print(result) -> None:
     table.add_column("result")
     table.add_column("model", no_wrap=True)
     for col in ("accuracy", "vs published", "zero weights", "fit s", "train / test"):
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for r in result.rows():
         table.add_row(r["result"], r["model"], f"{r['accuracy']:.4f}",
                       "" if r["run"] is None else f"{r['accuracy'] - recipe.published:+.4f}",

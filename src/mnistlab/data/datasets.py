@@ -53,7 +53,7 @@ def _mirrors(spec: DatasetSpec) -> list[str]:
     # MNISTLAB_MIRRORS (comma-separated base URLs) replaces the registry's list;
     # tests point it at a server on 127.0.0.1.
     override = os.environ.get("MNISTLAB_MIRRORS")
-    return [m for m in override.split(",") if m] if override else list(spec.mirrors)
+    return [m.strip() for m in override.split(",") if m.strip()] if override else list(spec.mirrors)
 
 
 def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
@@ -62,7 +62,10 @@ def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
     for part in PARTS:
         name = spec.files[part].name
         candidates = [directory / f"{name}.gz", directory / name]
-        path = next((p for p in candidates if p.is_file()), None)
+        try:
+            path = next((p for p in candidates if p.is_file()), None)
+        except OSError as exc:  # a folder's name too long, say
+            raise DatasetError(f"{directory}: cannot look in it ({exc.strerror or exc})") from None
         if path is None:
             return None
         found[part] = path
@@ -193,8 +196,8 @@ def _sampled_sha256(path: Path) -> str:
 
 
 def _cache_key(files: dict[str, Path]) -> str:
-    """Keyed on the files' content (sampled) as well as their size and mtime: a file rewritten
-    with both kept, as ``cp -p`` or an unpacked archive may leave it, is decoded again."""
+    """Keyed on the files' content (sampled) as well as their size, mtime and ctime: a file rewritten
+    with size and mtime kept, as ``cp -p`` or an unpacked archive may leave it, is decoded again."""
     h = hashlib.sha256(str(CACHE_FORMAT).encode())
     for part in PARTS:
         path = files[part]
@@ -203,13 +206,18 @@ def _cache_key(files: dict[str, Path]) -> str:
             content = _sampled_sha256(path)
         except OSError as exc:
             raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{content}\n".encode())
+        # ctime: a write changes it, whatever mtime is set back to (no sample needs to catch the change)
+        h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{content}\n".encode())
     return h.hexdigest()[:20]
 
 
 def _decode(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     def decode_part(part: str) -> tuple[np.ndarray, str]:
         array, payload_sha = read_idx(files[part], ndim=3 if part.endswith("images") else 1)
+        if other := next((o.name for o in DATASETS.values() if o is not spec and o.files[part].sha256 == payload_sha),
+                         None):  # a folder of another dataset: its labels would name the wrong classes
+            raise DatasetError(f"{files[part]}: this is {other}'s official {part.replace('_', ' ')}, not "
+                               f"{spec.name}'s (a --data-dir or MNISTLAB_DATA_DIR for {other}?)")
         return array, _checksum_status(spec, part, files[part], payload_sha)
 
     # zlib and hashlib release the GIL: the four files decode in parallel.
@@ -270,8 +278,12 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
         directory = Path(explicit).expanduser()
         files = find_files(spec, directory)
         if files is None:
-            needed = ", ".join(f.name + "[.gz]" for f in spec.files.values())
-            raise DatasetError(f"{directory}: does not hold the four IDX files ({needed})")
+            if not directory.is_dir():
+                raise DatasetError(f"{directory}: {'not a folder' if directory.exists() else 'no such folder'}")
+            missing = [f.name + "[.gz]" for f in spec.files.values()
+                       if not any((directory / name).is_file() for name in (f.name, f.name + ".gz"))]
+            raise DatasetError(f"{directory}: does not hold {spec.name}'s four IDX files; missing (as files): "
+                               f"{', '.join(missing)}")
         return files
     looked = [cache_root() / spec.name, *map(Path, spec.system_dirs)]
     for directory in looked:

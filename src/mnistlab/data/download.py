@@ -7,6 +7,7 @@ interrupted or corrupted download never looks like a good file.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import time
@@ -14,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -23,33 +25,37 @@ from rich.progress import (
 )
 
 from .._io import FILE_MODE
-from ..errors import DatasetError
+from ..errors import DatasetError, one_line
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # the largest official file is ~26 MB
 CHUNK = 1 << 16
+MAX_SECONDS = 900  # for one file: ~30 kB/s for the largest; each read has its own timeout besides
 
 
 def _fetch_once(url: str, dest: Path, timeout: float, progress: Progress | None) -> str:
     """Stream ``url`` to ``dest``; return the SHA-256 of what was written."""
     digest = hashlib.sha256()
+    deadline = time.monotonic() + MAX_SECONDS
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http(s) mirrors only)
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
         if total is not None and total > MAX_DOWNLOAD_BYTES:
-            raise DatasetError(f"{url}: {total} bytes is over the {MAX_DOWNLOAD_BYTES}-byte limit")
+            raise DatasetError(f"{total} bytes is over the {MAX_DOWNLOAD_BYTES}-byte limit")
         task = progress.add_task(Path(url).name, total=total) if progress else None
         received = 0
         with dest.open("wb") as out:
             while chunk := response.read(CHUNK):
                 received += len(chunk)
                 if received > MAX_DOWNLOAD_BYTES:
-                    raise DatasetError(f"{url}: more than {MAX_DOWNLOAD_BYTES} bytes")
+                    raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")
+                if time.monotonic() > deadline:  # a mirror that trickles is left for the next
+                    raise DatasetError(f"slower than {MAX_SECONDS} s for the file, {received} bytes in")
                 digest.update(chunk)
                 out.write(chunk)
                 if progress is not None:
                     progress.update(task, advance=len(chunk))
         if total is not None and received != total:
-            raise DatasetError(f"{url}: connection closed after {received} of {total} bytes")
+            raise DatasetError(f"connection closed after {received} of {total} bytes")
     return digest.hexdigest()
 
 
@@ -67,12 +73,17 @@ def fetch_verified(
     Any HTTP or network error, a short read or a checksum mismatch moves on:
     first a retry of the same mirror (network errors only), then the next one.
     """
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    if not mirrors:
+        raise DatasetError(f"could not download {filename}: no mirror to download it from")
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"{dest_dir}: cannot hold the download ({exc.strerror or exc})") from None
     final = dest_dir / filename
     failures = []
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        transient=True, disable=not show_progress,
+        transient=True, disable=not show_progress, console=Console(stderr=True),  # stdout is the caller's
     )
     with progress:
         for base in mirrors:
@@ -92,9 +103,11 @@ def fetch_verified(
                 except urllib.error.HTTPError as exc:
                     failures.append(f"{url}: HTTP {exc.code}")
                     break
-                except (urllib.error.URLError, OSError, DatasetError) as exc:
-                    reason = getattr(exc, "reason", exc)
-                    failures.append(f"{url}: {reason}")
+                # HTTPException: a malformed answer (a truncated chunk, a status line of no HTTP);
+                # ValueError: a mirror that is no URL
+                except (urllib.error.URLError, http.client.HTTPException, ValueError, OSError, DatasetError) as exc:
+                    reason = one_line(getattr(exc, "reason", exc))  # may quote what the server sent: cut short
+                    failures.append(f"{url}: {reason[:200]}")
                     if attempt + 1 < attempts:
                         time.sleep(0.5 * (attempt + 1))
                 finally:
