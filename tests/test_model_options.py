@@ -150,3 +150,28 @@ def test_every_option_of_every_family_is_described(family):
     for option in describe(get_family(family)):
         assert option.allowed, f"{family} {option.parameter}: no constraint"
         assert option.meaning and "\n" not in option.meaning, f"{family} {option.parameter}: no meaning"
+
+
+def test_a_whole_number_is_read_as_a_count_where_one_is_allowed():
+    forest = get_family("sklearn:RandomForestClassifier")  # max_samples: a float (share, may exceed 1) or a count
+    assert parse(forest, ["--max-samples", "10"]) == {"max_samples": 10}
+    assert parse(forest, ["--max-samples", "0.5"]) == {"max_samples": 0.5}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--no-standardize", "true"], "unexpected argument 'true'"),  # was standardize=True
+    (["--no-standardize=true"], "--no-standardize takes no value"),
+    (["--no-C", "5"], "has no option --no-C; its options: --penalty, --C, "),  # was C=5
+])
+def test_no_goes_only_before_a_flag_and_takes_no_value(args, message):
+    with pytest.raises(ParameterError, match=message):
+        parse(get_family("logreg"), args)
+    assert parse(get_family("logreg"), ["--no-standardize"]) == {"standardize": False}
+
+
+def test_unknown_options_list_every_option_as_spelt_and_lists_take_no_empty_entry():
+    with pytest.raises(ParameterError, match="its options: --hidden, --init, "):
+        parse(get_family("numpy-mlp"), ["--foo", "1"])
+    with pytest.raises(ParameterError, match="--hidden: expected .*got '8,,8'"):
+        parse(get_family("numpy-mlp"), ["--hidden", "8,,8"])
+    assert parse(get_family("numpy-mlp"), ["--hidden", ""]) == {"hidden": ()}

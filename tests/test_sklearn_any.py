@@ -151,3 +151,16 @@ def test_recipes_run_prints_published_reproduced_and_ours(tmp_path, mnist_dir):
     results = {r["result"]: r for r in answer["results"]}
     assert results["published"]["accuracy"] == 0.9076 and results["reproduced"]["fit_seconds"] > 0
     assert results["ours"]["run"] == "recipe-mnist-logreg-nopenalty-ours"
+
+
+@pytest.mark.parametrize("family, params", [
+    ("sklearn:KNeighborsClassifier", {"n_neighbors": 1000}),  # more neighbours than training images
+    ("sklearn:RadiusNeighborsClassifier", {"radius": 0.1}),   # test images with no neighbour in reach
+    ("mlp", {"hidden_layer_sizes": (4,), "max_iter": 2, "early_stopping": True}),  # a validation set of 1
+])
+def test_a_classifier_refusing_the_data_when_it_fits_or_predicts_is_one_short_line(family, params):
+    rng = np.random.default_rng(0)
+    X, y = rng.random((10, 784), dtype=np.float32), np.arange(10)  # one image of each class
+    with pytest.raises(ParameterError, match="could not (fit|predict) this data") as info:
+        get_family(family)(**params).fit(X, y).predict_proba(rng.random((5, 784), dtype=np.float32))
+    assert len(str(info.value)) < 400 and "\n" not in str(info.value)

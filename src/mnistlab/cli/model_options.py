@@ -75,7 +75,8 @@ def _none(text: str) -> None:
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part.strip())
+    """"8,8" → (8, 8); "" → () (no layers); "8,,8" is a typo, not (8, 8)."""
+    return tuple(int(part) for part in text.split(",")) if text.strip() else ()
 
 
 def _reader(constraint) -> Callable[[str], Any] | None:
@@ -116,6 +117,8 @@ def convert(text: str, constraints) -> Any:
     when no allowed type can read it. Without constraints, the text itself."""
     if not constraints or constraints == "no_validation":
         return text
+    if text.strip().lstrip("+-").isdigit():  # "10" is ten samples where a count is allowed, not 10.0 × n
+        constraints = sorted(constraints, key=lambda c: _reader(c) is not int)
     readings = []
     for constraint in constraints:
         reader = _reader(constraint)
@@ -159,14 +162,17 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
         if not token.startswith("--"):
             raise ParameterError(None, f"unexpected argument {token!r} (model options look like --name value)")
         key, _, inline = token[2:].partition("=")
-        negated = key.lower().startswith("no-") and key.lower()[3:] in by_key
+        negated = (key.lower().startswith("no-") and key.lower()[3:] in by_key
+                   and is_flag(constraints.get(by_key[key.lower()[3:]], [])))  # --no-standardize, not --no-C
         name = by_key.get(key.lower()[3:] if negated else key.lower())
         if name is None:
-            raise ParameterError(None, f"{cls.family} has no option --{key}; "
-                                       f"its options: {', '.join('--' + k for k in by_key if k not in ALIASES)}")
+            options = ", ".join("--" + p.replace("_", "-") for p in parameters(cls))
+            raise ParameterError(None, f"{cls.family} has no option --{key}; its options: {options}")
         allowed = constraints.get(name, [])
-        if is_flag(allowed) and not inline and (i + 1 == len(args) or args[i + 1].startswith("--")):
-            params[name] = not negated
+        if negated and inline:
+            raise ParameterError(None, f"--{key} takes no value (it sets {name} to false)")
+        if negated or (is_flag(allowed) and not inline and (i + 1 == len(args) or args[i + 1].startswith("--"))):
+            params[name] = not negated  # a value after --no-FLAG is then an unexpected argument, not its value
             i += 1
             continue
         if inline:

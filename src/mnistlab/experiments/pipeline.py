@@ -282,7 +282,8 @@ def _finite(proba: np.ndarray, family: str) -> np.ndarray:
     """``proba``, where every value is finite: NaN means the fit diverged, which the settings caused."""
     if not np.isfinite(proba).all():
         raise MnistlabError(f"{family} diverged in training: its probabilities for the test images are not finite "
-                            "(NaN or infinity); a lower learning rate is the usual cure")
+                            "(NaN or infinity); its settings caused it (a learning rate too high is the usual "
+                            "cause, where it has one)")
     return proba
 
 

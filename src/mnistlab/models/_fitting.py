@@ -1,7 +1,8 @@
 """Pieces of fitting that several families share.
 
 ``convergence_warnings`` turns scikit-learn's ConvergenceWarning into state (for
-logreg's scikit-learn solvers and mlp).
+logreg's scikit-learn solvers and mlp); ``refusals_of`` turns a scikit-learn
+estimator's refusal of the data into a ParameterError (mlp, sklearn:NAME).
 """
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import numpy as np
+
+from ..errors import ParameterError, one_line
 
 
 @contextmanager
@@ -33,3 +38,14 @@ def convergence_warnings() -> Iterator[list[warnings.WarningMessage]]:
                 found.append(w)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+@contextmanager
+def refusals_of(family: str, what: str) -> Iterator[None]:
+    """The classifier's own refusal of this data (a validation set too small, k neighbours among fewer
+    images, a radius with none in it, a singular matrix) as a ParameterError, cut short: it may list
+    every image it concerns."""
+    try:
+        yield
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise ParameterError(None, f"{family} could not {what} this data: {one_line(exc)[:300]}") from None

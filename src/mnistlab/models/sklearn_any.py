@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
-from ._fitting import convergence_warnings
+from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
 from .callbacks import SILENT
 
@@ -113,10 +113,8 @@ class SklearnClassifier(MnistlabModel):
         X = check_array(X, dtype=np.float32)
         progress.start(None, "fit")
         try:
-            with convergence_warnings() as not_converged:
+            with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
                 self.estimator_ = self._estimator().fit(X, y)
-        except (ValueError, np.linalg.LinAlgError) as exc:  # the classifier's own verdict on this data
-            raise ParameterError(None, f"{self.family} could not fit this data: {one_line(exc)}") from None
         finally:
             progress.end()
         self.classes_, self.n_features_in_ = self.estimator_.classes_, self.estimator_.n_features_in_
@@ -130,11 +128,16 @@ class SklearnClassifier(MnistlabModel):
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(check_array(X, dtype=np.float32))
+        with refusals_of(self.family, "predict"):
+            return self.estimator_.predict(check_array(X, dtype=np.float32))
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "estimator_")
         X = check_array(X, dtype=np.float32)
+        with refusals_of(self.family, "predict"):
+            return self._proba(X)
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
         if hasattr(self.estimator_, "predict_proba"):  # SVC has it only with probability=True
             return self.estimator_.predict_proba(X)
         if hasattr(self.estimator_, "decision_function"):

@@ -33,7 +33,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._fitting import convergence_warnings
+from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
 from .callbacks import SILENT, FitProgress
 from .onnx_graphs import dense_graph
@@ -160,7 +160,7 @@ class MLP(MnistlabModel):
         estimator.progress = progress
         progress.start(self.max_iter, "epoch" if self.solver != "lbfgs" else "iteration")
         try:
-            with convergence_warnings() as not_converged:
+            with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
                 estimator.fit(X, y)
             if self.solver == "lbfgs":
                 progress.advance(estimator.n_iter_, f"loss {estimator.loss_:.4f}")
