@@ -164,3 +164,10 @@ def test_a_classifier_refusing_the_data_when_it_fits_or_predicts_is_one_short_li
     with pytest.raises(ParameterError, match="could not (fit|predict) this data") as info:
         get_family(family)(**params).fit(X, y).predict_proba(rng.random((5, 784), dtype=np.float32))
     assert len(str(info.value)) < 400 and "\n" not in str(info.value)
+
+
+def test_a_recipes_data_folder_is_for_the_mnist_recipes_alone():
+    from mnistlab.experiments.recipes import _jobs
+
+    assert {job.data.data_dir for job in _jobs("mnist-l1-5000", "/data/mnist")} == {"/data/mnist"}
+    assert {job.data.data_dir for job in _jobs("numpy-binary", "/data/mnist")} == {None}  # Fashion-MNIST's

@@ -510,7 +510,8 @@ class Recipes:
     def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
             progress: bool = True) -> RecipeResult:
         """Run the tutorial's configuration and ours, as the runs ``recipe-<name>-reproduction`` and
-        ``recipe-<name>-ours`` (each replaced if it exists)."""
+        ``recipe-<name>-ours`` (each replaced if it exists). ``data_dir``: MNIST's folder, for the MNIST
+        recipes (the Fashion-MNIST ones find their data as usual)."""
         from .experiments.recipes import run_recipe
         from .progress import fit_progress
 

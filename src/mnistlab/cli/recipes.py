@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import OUT, DataDirOpt, JsonOpt, OutOpt, app, console, emit_json
+from .common import OUT, JsonOpt, OutOpt, app, console, emit_json
 
 recipes_app = typer.Typer(help="The classic tutorial experiments, reproduced on current libraries.",
                           no_args_is_help=True)
@@ -52,7 +53,10 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(help="Recipe name 
                 cluster: Annotated[Optional[str], typer.Option(
                     help="With --all: each run a task on a Dask cluster (a scheduler's address or 'local').",
                     envvar="MNISTLAB_CLUSTER", show_envvar=True)] = None,
-                data_dir: DataDirOpt = None, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
+                data_dir: Annotated[Optional[Path], typer.Option(
+                    "--data-dir", help="Folder of MNIST's four IDX files, for the MNIST recipes (the Fashion-MNIST "
+                                       "ones find their data as usual).")] = None,
+                out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Run a tutorial experiment as the tutorial ran it, and mnistlab's configuration beside it.
 
     Prints the published result, the reproduction's and ours, with each fit's time. The two

@@ -45,6 +45,9 @@ class Recipe:
 
 MNIST_NOTE = ("Needs MNIST: pass --data-dir to a folder of the IDX files (data_dir= in Python) "
               "or run `mnistlab data download --dataset mnist`.")
+# The dataset a recipe's data_dir is for (MNIST_NOTE): the Fashion-MNIST recipes find theirs as usual, and a
+# folder of MNIST's files would be refused as theirs (and was once read as clothes).
+DATA_DIR_DATASET = "mnist"
 FASHION = DataChoice(dataset="fashion-mnist")
 TUTORIAL_POOL = DataChoice(dataset="mnist", resplit_test_fraction=0.25, train_size=7500, test_size=2500)
 MNIST_5000 = DataChoice(dataset="mnist", train_size=5000)
@@ -113,7 +116,9 @@ def _jobs(name: str, data_dir: str | None) -> list[TrainingJob]:
     jobs = []
     for role in ROLES:
         configuration = getattr(recipe, role)
-        data = replace(configuration.data, data_dir=data_dir) if data_dir else configuration.data
+        data = configuration.data
+        if data_dir and data.dataset == DATA_DIR_DATASET:
+            data = replace(data, data_dir=data_dir)
         jobs.append(TrainingJob(configuration.family, dict(configuration.params), data, f"recipe-{name}-{role}",
                                 f"mnistlab recipes run {name}"))
     return jobs
