@@ -117,6 +117,9 @@ def test_every_mirror_failing_leaves_nothing(server, tmp_path):
     assert "0 of" in message or "after" in message  # the short read is named
     assert message.count(f"{server}/truncated/") == 1  # each mirror's URL said once
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DatasetError):
+        fetch_verified(name, mirrors, tmp_path / "cache" / "new", sha(name), show_progress=False)
+    assert not (tmp_path / "cache" / "new").exists()  # a folder it made for nothing is gone too
 
 
 def test_unreachable_host_is_retried_then_reported(tmp_path):

@@ -135,6 +135,7 @@ def test_api_runs_and_openapi(server):
     assert [r["name"] for r in runs if r["default"]] == ["logreg-small"]
     detail = httpx.get(f"{server}/api/runs/logreg-small").json()
     assert detail["config"]["model"] == "logreg" and "accuracy" in detail["metrics"]
+    assert httpx.head(f"{server}/").status_code == 200  # what health checks send
     paths = httpx.get(f"{server}/openapi.json").json()["paths"]
     assert {"/api/predict", "/api/runs", "/api/runs/{name}"} <= set(paths)
 

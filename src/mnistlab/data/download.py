@@ -75,6 +75,7 @@ def fetch_verified(
     """
     if not mirrors:
         raise DatasetError(f"could not download {filename}: no mirror to download it from")
+    created = not dest_dir.exists()
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -112,5 +113,7 @@ def fetch_verified(
                         time.sleep(0.5 * (attempt + 1))
                 finally:
                     tmp.unlink(missing_ok=True)
+    if created and not any(dest_dir.iterdir()):  # an empty cache folder would only say "not found" later
+        dest_dir.rmdir()
     # A retry that failed the same way is said once.
     raise DatasetError(f"could not download {filename}: " + "; ".join(dict.fromkeys(failures)))

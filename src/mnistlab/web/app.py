@@ -170,7 +170,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
     app.add_middleware(UploadLimit, limit=UPLOAD_LIMIT + 64 * 1024)  # the form's own bytes besides the file
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: what health checks send
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
