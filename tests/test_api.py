@@ -262,7 +262,13 @@ def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(out
 
 def test_default_names_of_sweeps_and_comparisons_do_not_replace_others(run, out, tmp_path, monkeypatch):
     first = ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False)
-    monkeypatch.setattr("time.gmtime", lambda *args: __import__("time").struct_time((2030, 1, 1, 0, 0, 0, 1, 1, 0)))
+    from datetime import datetime, timezone
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2030, 1, 1, tzinfo=timezone.utc)
+    monkeypatch.setattr("mnistlab.experiments.sweep.datetime", Later)
     second = ml.sweep("logreg", {"C": [1.0]}, train_size=300, out=tmp_path, progress=False)
     assert first.path != second.path and first.path.is_dir()  # the same parameter swept: once replaced the other
     from mnistlab.experiments.compare import _default_name

@@ -39,6 +39,7 @@ from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config, w
 
 
 CALIBRATION_FRACTION = 0.1  # of the training images, held out to fit a temperature on
+NAME_TIME = "%Y%m%d-%H%M%S"  # the UTC time that ends a run's or a sweep's default name
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     # a family's name may hold a colon (sklearn:SVC), which a run's name may not; runs started in the same
     # second share a default name, so the store numbers it (-2, -3 …) where it is taken
     default_name = name is None
-    name = name or f"{family.replace(':', '-')}-{data.dataset}-{created.strftime('%Y%m%d-%H%M%S')}"
+    name = name or f"{family.replace(':', '-')}-{data.dataset}-{created.strftime(NAME_TIME)}"
     with store.claim(name, overwrite=overwrite, numbered=default_name) as writer:
         name = writer.path.name
         model = build_model(family, params, data.seed)

@@ -13,6 +13,7 @@ import functools
 import io
 import itertools
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from ..data.preprocess import flatten_scale, held_out
 from ..errors import MnistlabError, ParameterError, one_line
 from ..models.callbacks import SILENT, FitProgress
 from .cluster import run_tasks
-from .pipeline import DataChoice, build_model, zero_weight_fraction
+from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction
 from .store import output_folder, validate_name
 
 SWEEPS = "sweeps"
@@ -119,7 +120,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         raise MnistlabError(f"{len(failures)} of {len(points)} sweep points failed; the first: {failures[0]}")
 
     # the time, as in a run's default name: another sweep of the same parameters is not replaced
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    stamp = datetime.now(timezone.utc).strftime(NAME_TIME)
     name = name or f"{family.replace(':', '-')}-{data.dataset}-{'-'.join(names)}-{stamp}"
     final = Path(out) / SWEEPS / name
     with atomic_directory(final) as staging:
