@@ -175,3 +175,14 @@ def test_unknown_options_list_every_option_as_spelt_and_lists_take_no_empty_entr
     with pytest.raises(ParameterError, match="--hidden: expected .*got '8,,8'"):
         parse(get_family("numpy-mlp"), ["--hidden", "8,,8"])
     assert parse(get_family("numpy-mlp"), ["--hidden", ""]) == {"hidden": ()}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--C", "1", "--C", "2"], "--C: C is given twice"),  # was C=2, the first dropped silently
+    (["--standardize", "--no-standardize"], "--no-standardize: standardize is given twice"),
+])
+def test_an_option_given_twice_is_refused(args, message):
+    with pytest.raises(ParameterError, match=message):
+        parse(get_family("logreg"), args)
+    with pytest.raises(ParameterError, match="--learning-rate: learning_rate is given twice"):
+        parse(get_family("numpy-softmax"), ["--lr", "0.1", "--learning-rate", "0.2"])  # an alias and its name

@@ -168,6 +168,8 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
         if name is None:
             options = ", ".join("--" + p.replace("_", "-") for p in parameters(cls))
             raise ParameterError(None, f"{cls.family} has no option --{key}; its options: {options}")
+        if name in params:  # argparse would keep the last silently; one of the two is a mistake
+            raise ParameterError(None, f"--{key}: {name} is given twice")
         allowed = constraints.get(name, [])
         if negated and inline:
             raise ParameterError(None, f"--{key} takes no value (it sets {name} to false)")
