@@ -177,3 +177,36 @@ def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path):
         for process in (worker, scheduler):
             process.kill()
             process.wait(timeout=20)
+
+
+def test_a_sweep_says_it_waits_for_a_worker_and_goes_on_once_one_joins(tmp_path):
+    if not DASK.exists():
+        pytest.skip(f"{DASK} missing (pip install 'mnistlab[cluster]')")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    processes = [scheduler]
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60):  # the scheduler answers; no worker has joined
+            pass
+        log = tmp_path / "stderr.txt"
+        with log.open("w") as stderr:
+            sweep = subprocess.Popen([sys.executable, "-m", "mnistlab", "sweep", "logreg", "--C", "0.1,1",
+                                      "--train-size", "600", "--out", str(tmp_path), "--cluster", address],
+                                     stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "COLUMNS": "200"})
+        processes.append(sweep)
+        waiting = f"waiting for a Dask worker to join the scheduler at {address} (start one with: dask worker {address})"
+        deadline = time.monotonic() + 120
+        while waiting not in log.read_text() and sweep.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)  # it waited without a word
+        assert waiting in log.read_text() and sweep.poll() is None, log.read_text()
+        processes.append(_start("worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
+                                "--no-dashboard"))
+        assert sweep.wait(timeout=180) == 0, log.read_text()
+        assert len(json.loads(next((tmp_path / "sweeps").glob("*/sweep.json")).read_text())["results"]) == 2
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout=20)

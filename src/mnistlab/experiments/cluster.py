@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from ..errors import MnistlabError, ParameterError, one_line
+from ..models.callbacks import SILENT, FitProgress
 
 ENV = "MNISTLAB_CLUSTER"
 LOCAL = "local"
@@ -71,12 +72,17 @@ def _quiet(logger: str) -> Iterator[None]:
         log.setLevel(level)
 
 
-def run_tasks(address: str, task: Callable, arguments: Sequence[tuple]) -> Iterator[tuple[int, object]]:
+def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress: FitProgress = SILENT
+              ) -> Iterator[tuple[int, object]]:
     """``task(*arguments[i])`` for each i on the cluster; yields ``(i, result)`` as each finishes, where a
-    task that raised gives its exception as the result. Each i comes exactly once."""
+    task that raised gives its exception as the result. Each i comes exactly once. A scheduler without
+    workers is said on ``progress`` (the tasks wait for one to join)."""
     from distributed import as_completed
 
     with connected(address) as client:
+        if not client.scheduler_info()["workers"]:  # Dask would wait for one without a word
+            progress.log(f"waiting for a Dask worker to join the scheduler at {address} "
+                         f"(start one with: dask worker {address})")
         futures = {client.submit(_single_threaded, task, *args, pure=False, retries=0): i
                    for i, args in enumerate(arguments)}
         for future in as_completed(futures):

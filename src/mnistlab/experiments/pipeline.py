@@ -241,11 +241,12 @@ class TrainingJob:
     embedding: bool = True  # as train's
 
 
-def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None
+def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None, progress: FitProgress = SILENT
               ) -> Iterator[tuple[int, Path | Exception]]:
     """Train each job (replacing a run of its name), here one after another or as tasks on a Dask
     ``cluster``; yields ``(i, run folder)`` as each ends, or ``(i, exception)`` for one that failed,
-    each i exactly once. On a cluster the run folders come back here (``RunStore.put``)."""
+    each i exactly once. On a cluster the run folders come back here (``RunStore.put``); ``progress``
+    hears of a cluster that has no worker yet."""
     if not cluster:
         for i, job in enumerate(jobs):
             try:
@@ -258,7 +259,7 @@ def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None
 
     store = RunStore(out)
     arguments = [(j.family, j.params, j.data, j.name, j.command, j.embedding) for j in jobs]
-    for i, files in run_tasks(cluster, run_files, arguments):
+    for i, files in run_tasks(cluster, run_files, arguments, progress):
         try:
             if isinstance(files, Exception):
                 raise files

@@ -100,7 +100,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     output_folder(Path(out) / SWEEPS, "sweeps")
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     if cluster:
-        results = run_tasks(cluster, score_point, arguments)
+        results = run_tasks(cluster, score_point, arguments, progress)
     else:
         results = ((i, score_point(*args)) for i, args in enumerate(arguments))
     progress.start(len(points), "fit")

@@ -184,7 +184,7 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
     # no t-SNE map in the runs: the slowest part of a report, and the table does not need it
     jobs = [TrainingJob(SKLEARN_PREFIX + c.classifier, c.params, data, row["run"], command, embedding=False)
             for row, c in pending]
-    for done, (i, result) in enumerate(train_all(jobs, store.out, cluster), start=1):
+    for done, (i, result) in enumerate(train_all(jobs, store.out, cluster, progress), start=1):
         row, configuration = pending[i]
         if isinstance(result, Exception):  # one configuration's failure is recorded; the rest go on
             row.update(status="failed", error=f"{type(result).__name__}: {one_line(result)}")
