@@ -283,3 +283,28 @@ def test_a_relative_data_folder_is_kept_as_where_it_was_given(tmp_path, monkeypa
 
     monkeypatch.chdir(tmp_path)
     assert DataChoice(data_dir="fm").data_dir == str(tmp_path / "fm")  # a cluster's worker starts elsewhere
+
+
+def test_a_sweep_or_comparison_name_given_that_exists_is_refused_before_any_work(run, tmp_path, monkeypatch):
+    from mnistlab.experiments import sweep
+
+    first = ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, name="mine", progress=False)
+    kept = (first.path / "sweep.json").read_bytes()
+    other = ml.train("logreg", C=0.01, name="api-other", out=tmp_path, progress=False, embedding=False, **SMALL)
+    ml.compare(run, other, out=tmp_path, name="mine")
+    compared = (tmp_path / "compare" / "mine" / "compare.json").read_bytes()
+    monkeypatch.setattr(sweep, "clone", lambda *args: pytest.fail("a model was fitted"))
+    with pytest.raises(ml.RunExistsError, match="sweep 'mine' exists in .*; choose another name or overwrite it"):
+        ml.sweep("logreg", {"C": [1.0]}, train_size=300, out=tmp_path, name="mine", progress=False)
+    with pytest.raises(ml.RunExistsError, match="comparison 'mine' exists in "):
+        ml.compare(other, run, out=tmp_path, name="mine")
+    assert (first.path / "sweep.json").read_bytes() == kept  # was replaced silently
+    assert (tmp_path / "compare" / "mine" / "compare.json").read_bytes() == compared
+    with pytest.raises(ml.ParameterError, match="overwrite"):
+        ml.compare(other, run, out=tmp_path, name="mine", overwrite="no")
+    monkeypatch.undo()
+    assert ml.sweep("logreg", {"C": [1.0]}, train_size=300, out=tmp_path, name="mine", progress=False,
+                    overwrite=True).results[0]["C"] == 1.0
+    assert ml.compare(other, run, out=tmp_path, name="mine", overwrite=True).result["runs"][0]["run"] == "api-other"
+    again = ml.compare(run, other, out=tmp_path)  # the default name: the same runs' comparison, brought up to date
+    assert ml.compare(run, other, out=tmp_path).path == again.path

@@ -401,10 +401,12 @@ def runs(out: str | Path | None = None) -> RunList:
 
 
 def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float = 0.05,
-            name: str | None = None) -> Comparison:
+            name: str | None = None, overwrite: bool = False) -> Comparison:
     """Compare runs tested on the same images; the first is the baseline. Writes compare.html.
 
-    Each other run is tested against the baseline with McNemar's exact test.
+    Each other run is tested against the baseline with McNemar's exact test. A ``name`` given that
+    exists is refused unless ``overwrite``; the default name (the runs') is the same runs' comparison
+    brought up to date.
 
     >>> a = ml.train("logreg", C=0.1, train_size=2000, test_size=500, name="doc-a", overwrite=True)
     >>> b = ml.train("logreg", C=0.01, train_size=2000, test_size=500, name="doc-b", overwrite=True)
@@ -415,21 +417,22 @@ def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float
 
     store = _store(out)
     loaded = [r if isinstance(r, Run) else Run(store.resolve(r)) for r in runs]
-    folder, result = compare_runs([r.path for r in loaded], store.out, name=name, alpha=alpha)
+    folder, result = compare_runs([r.path for r in loaded], store.out, name=name, alpha=alpha, overwrite=overwrite)
     return Comparison(folder, result, loaded)
 
 
 def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
           classes: list[int] | None = None, train_size: int | None = None, seed: int = 0, cv: int | None = None,
           val_fraction: float = 0.2, name: str | None = None, out: str | Path | None = None,
-          progress: bool = True, cluster: str | None = None) -> Sweep:
+          progress: bool = True, cluster: str | None = None, overwrite: bool = False) -> Sweep:
     """Fit every combination of ``grid`` (hyperparameter → values); score each on validation data.
 
-    The test set is not touched. ``cv`` uses k-fold cross-validation instead of one split.
+    The test set is not touched. ``cv`` uses k-fold cross-validation instead of one split. A ``name``
+    given that exists is refused before any fit unless ``overwrite``.
     ``cluster`` (a Dask scheduler's address such as ``"tcp://10.0.0.5:8786"``, or ``"local"``;
     default: ``MNISTLAB_CLUSTER``, else none) runs each combination as a task there.
 
-    >>> s = ml.sweep("logreg", {"C": [0.01, 0.1]}, train_size=1000, name="doc-sweep")
+    >>> s = ml.sweep("logreg", {"C": [0.01, 0.1]}, train_size=1000, name="doc-sweep", overwrite=True)
     >>> sorted(r["C"] for r in s.results)
     [0.01, 0.1]
     """
@@ -443,7 +446,7 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
                       classes=classes, train_size=train_size, seed=seed)
     folder, rows = run_sweep(model, {k: list(v) for k, v in grid.items()}, data, _store(out).out, name=name,
                              cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
-                             cluster=cluster_address(cluster))
+                             cluster=cluster_address(cluster), overwrite=overwrite)
     return Sweep(folder, rows, grid)
 
 

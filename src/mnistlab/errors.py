@@ -55,7 +55,8 @@ class RunNotFoundError(MnistlabError, LookupError):
 
 
 class RunExistsError(MnistlabError):
-    """A run of that name exists (and overwriting was not asked for) or is being written right now."""
+    """A run (a sweep, a comparison) of that name exists and overwriting was not asked for, or a run of
+    that name is being written right now."""
 
 
 class RunDamagedError(MnistlabError):

@@ -102,6 +102,7 @@ def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
 def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs; the first is the baseline.")],
                 alpha: Annotated[float, typer.Option(help="Significance level of McNemar's test.")] = 0.05,
                 name: Annotated[Optional[str], typer.Option(help="Folder name under OUT/compare.")] = None,
+                overwrite: Annotated[bool, typer.Option(help="Replace a comparison of the same --name.")] = False,
                 out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Compare runs on the same test set: table, plots, McNemar's exact test, compare.html.
 
@@ -114,7 +115,7 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
     """
     from .. import api
 
-    comparison = api.compare(*runs, out=out, alpha=alpha, name=name)
+    comparison = api.compare(*runs, out=out, alpha=alpha, name=name, overwrite=overwrite)
     result = comparison.result
     if as_json:
         emit_json({"folder": str(comparison.path), **result})

@@ -150,6 +150,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
               cv: Annotated[Optional[int], typer.Option(help="k-fold cross-validation instead of one split.")] = None,
               val_fraction: Annotated[float, typer.Option(help="Validation share when not using --cv.")] = 0.2,
               name: Annotated[Optional[str], typer.Option(help="Sweep name (folder under OUT/sweeps).")] = None,
+              overwrite: Annotated[bool, typer.Option(help="Replace a sweep of the same --name.")] = False,
               cluster: Annotated[Optional[str], typer.Option(
                   help="Run each combination as a task on a Dask cluster: a scheduler's address "
                        "(tcp://HOST:8786) or 'local' (worker processes here).", envvar="MNISTLAB_CLUSTER",
@@ -176,7 +177,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
         raise ParameterError(None, "nothing to sweep: give at least one model option with values, e.g. --C 0.01,0.1,1")
     sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
                       train_size=train_size, seed=seed, cv=cv, val_fraction=val_fraction, name=name, out=out,
-                      progress=not as_json, cluster=cluster)
+                      progress=not as_json, cluster=cluster, overwrite=overwrite)
     rows = sweep.results
     if as_json:
         emit_json({"folder": str(sweep.path), "results": rows})

@@ -21,8 +21,17 @@ from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
 from ..errors import ParameterError
 from ..models import get_family
+from ..models.params import check as check_parameter
 from . import report
-from .store import MAX_NAME_LENGTH, output_folder, read_config, read_metrics, read_predictions, validate_name
+from .store import (
+    MAX_NAME_LENGTH,
+    free_folder,
+    output_folder,
+    read_config,
+    read_metrics,
+    read_predictions,
+    validate_name,
+)
 
 
 def mcnemar_exact(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
@@ -85,11 +94,16 @@ def load_for_comparison(run_dir: Path) -> dict:
             "y_true": predictions["y_true"], "y_pred": predictions["y_pred"]}
 
 
-def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha: float = 0.05
-                 ) -> tuple[Path, dict]:
-    """Write compare.html, compare.json and the PNGs for the runs in ``run_dirs`` (first = baseline)."""
+def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha: float = 0.05,
+                 overwrite: bool = False) -> tuple[Path, dict]:
+    """Write compare.html, compare.json and the PNGs for the runs in ``run_dirs`` (first = baseline).
+
+    A comparison ``name`` that exists is refused before any work unless ``overwrite``; under the
+    default name (the runs' names) the same runs' comparison is brought up to date.
+    """
     if len(run_dirs) < 2:
         raise ParameterError(None, "compare needs at least two runs")
+    check_parameter("overwrite", overwrite, ["boolean"])
     if name is not None:
         validate_name(name, "comparison")
     if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:  # also NaN
@@ -105,7 +119,9 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
         if other["config"]["dataset"]["classes"] != classes or not np.array_equal(other["y_true"], base["y_true"]):
             raise ParameterError(None, f"{other['name']} was tested on other images than {base['name']}: "
                              "compare needs the same test set (dataset, classes and test subset)")
-    output_folder(Path(out) / "compare", "comparisons")  # once the runs are known to be comparable
+    comparisons = output_folder(Path(out) / "compare", "comparisons")  # once the runs are known to be comparable
+    if name is not None:
+        free_folder(comparisons / name, "comparison", overwrite)
 
     rows = [{"run": r["name"], "model": r["config"]["model"],
              "accuracy": r["metrics"]["accuracy"], "macro_f1": r["metrics"]["macro_f1"],
@@ -130,7 +146,7 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
                             "method": "paired percentile bootstrap over each class's test images"}}
 
     name = name or _default_name([r["name"] for r in loaded])
-    final = Path(out) / "compare" / name
+    final = comparisons / name
     with atomic_directory(final) as staging:
         figures = _plots(loaded, pairs, classes, staging)
         write_json(staging / "compare.json", result)

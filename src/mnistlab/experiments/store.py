@@ -80,6 +80,14 @@ def validate_name(name: str, kind: str = "run") -> str:
     return name
 
 
+def free_folder(folder: Path, kind: str, overwrite: bool) -> Path:
+    """``folder`` (a sweep's, a comparison's) unless it exists and ``overwrite`` was not asked for: said
+    before any work, as ``RunStore.claim`` says it of a run."""
+    if folder.exists() and not overwrite:
+        raise RunExistsError(f"{kind} {folder.name!r} exists in {folder.parent}; choose another name or overwrite it")
+    return folder
+
+
 def read_json(path: Path) -> Any:
     """A JSON file of a run; any problem is a RunDamagedError naming the file."""
     if path.exists() and not path.is_file():  # a pipe would block the reading, a device never end

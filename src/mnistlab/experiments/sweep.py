@@ -26,9 +26,10 @@ from .._io import atomic_directory, atomic_write_text, write_json
 from ..data.preprocess import flatten_scale, held_out
 from ..errors import MnistlabError, ParameterError, one_line
 from ..models.callbacks import SILENT, FitProgress
+from ..models.params import check as check_parameter
 from .cluster import run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction
-from .store import output_folder, validate_name
+from .store import free_folder, output_folder, validate_name
 
 SWEEPS = "sweeps"
 
@@ -82,8 +83,11 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
 
 def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, name: str | None = None,
               cv: int | None = None, val_fraction: float = 0.2, progress: FitProgress = SILENT,
-              cluster: str | None = None) -> tuple[Path, list[dict]]:
+              cluster: str | None = None, overwrite: bool = False) -> tuple[Path, list[dict]]:
     """Fit every combination in ``grid``; write sweep.json, sweep.csv and sweep.png.
+
+    A sweep ``name`` that exists is refused before any work unless ``overwrite``; the default name
+    (family, dataset, the parameters and the time) is new each time.
 
     With ``cluster`` (an address, or "local"; see ``cluster.py``) each combination is one task
     on a Dask cluster; the results, and so the files, are the same as without.
@@ -95,9 +99,12 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     for params in points:  # every point's parameters are checked before any work
         build_model(family, params, data.seed)
     _check_validation(cv, val_fraction)
+    check_parameter("overwrite", overwrite, ["boolean"])
     if name is not None:
         validate_name(name, "sweep")
-    output_folder(Path(out) / SWEEPS, "sweeps")
+    sweeps = output_folder(Path(out) / SWEEPS, "sweeps")
+    if name is not None:
+        free_folder(sweeps / name, "sweep", overwrite)
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     if cluster:
         results = run_tasks(cluster, score_point, arguments, progress)
@@ -122,7 +129,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     # the time, as in a run's default name: another sweep of the same parameters is not replaced
     stamp = datetime.now(timezone.utc).strftime(NAME_TIME)
     name = name or f"{family.replace(':', '-')}-{data.dataset}-{'-'.join(names)}-{stamp}"
-    final = Path(out) / SWEEPS / name
+    final = sweeps / name
     with atomic_directory(final) as staging:
         write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": data.dataset,
                                             "n_train": n_train, "cv": cv,
