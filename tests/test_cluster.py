@@ -115,6 +115,16 @@ def test_recipes_run_on_the_cluster_as_here(cluster, tmp_path, mnist_dir):
     for name in names:
         assert remote[name].reproduced.metrics["accuracy"] == local[name].reproduced.metrics["accuracy"]
         assert remote[name].ours.metrics["accuracy"] == local[name].ours.metrics["accuracy"]
+    one = run_cli("recipes", "run", "numpy-binary", "--out", str(tmp_path / "one"), "--cluster", address, "--json")
+    assert one.returncode == 0, one.stderr  # a recipe named goes to the cluster too (it ran here before)
+    runs = ml.runs(out=tmp_path / "one")
+    assert {r.name for r in runs} == {"recipe-numpy-binary-reproduction", "recipe-numpy-binary-ours"}
+    accuracies = {r["result"]: r["accuracy"] for r in json.loads(one.stdout)["results"]}
+    assert accuracies["reproduced"] == local["numpy-binary"].reproduced.metrics["accuracy"]
+    assert accuracies["ours"] == local["numpy-binary"].ours.metrics["accuracy"]
+    dead = run_cli("recipes", "run", "numpy-binary", "--out", str(tmp_path / "dead"),
+                   "--cluster", f"tcp://127.0.0.1:{free_port()}", timeout=120)
+    assert dead.returncode == 2 and "cannot reach the Dask scheduler" in dead.stderr  # not ignored
 
 
 @pytest.mark.parametrize("address, parameter", [("tcp://127.0.0.1:notaport", "cluster"), ("tcp://", "cluster"),

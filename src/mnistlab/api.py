@@ -511,13 +511,20 @@ class Recipes:
         return {name: f"{r.title} — {r.published_note}" for name, r in RECIPES.items()}
 
     def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
-            progress: bool = True) -> RecipeResult:
+            progress: bool = True, cluster: str | None = None) -> RecipeResult:
         """Run the tutorial's configuration and ours, as the runs ``recipe-<name>-reproduction`` and
         ``recipe-<name>-ours`` (each replaced if it exists). ``data_dir``: MNIST's folder, for the MNIST
-        recipes (the Fashion-MNIST ones find their data as usual)."""
+        recipes (the Fashion-MNIST ones find their data as usual). ``cluster``: the two runs as tasks
+        on a Dask cluster (as in ``sweep``)."""
+        from .experiments.cluster import cluster_address
         from .experiments.recipes import run_recipe
         from .progress import fit_progress
 
+        if cluster_address(cluster):
+            result = self.run_all([name], data_dir=data_dir, out=out, cluster=cluster, progress=progress)[name]
+            if isinstance(result, Exception):
+                raise result
+            return result
         folders = run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
                              progress=fit_progress(progress))
         return RecipeResult(name, folders)

@@ -51,7 +51,7 @@ def recipes_list(as_json: JsonOpt = False) -> None:
 def recipes_run(name: Annotated[Optional[str], typer.Argument(help="Recipe name (see `mnistlab recipes list`).")] = None,
                 run_all: Annotated[bool, typer.Option("--all", help="Run every recipe.")] = False,
                 cluster: Annotated[Optional[str], typer.Option(
-                    help="With --all: each run a task on a Dask cluster (a scheduler's address or 'local').",
+                    help="Each run a task on a Dask cluster (a scheduler's address or 'local').",
                     envvar="MNISTLAB_CLUSTER", show_envvar=True)] = None,
                 data_dir: Annotated[Optional[Path], typer.Option(
                     "--data-dir", help="Folder of MNIST's four IDX files, for the MNIST recipes (the Fashion-MNIST "
@@ -81,7 +81,7 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(help="Recipe name 
         recipe = get_recipe(name)
         if recipe.notes and not as_json:
             console.print(recipe.notes, highlight=False, soft_wrap=True)
-        results = {name: api.recipes.run(name, data_dir=data_dir, out=out, progress=not as_json)}
+        results = {name: api.recipes.run(name, data_dir=data_dir, out=out, progress=not as_json, cluster=cluster)}
     else:
         results = api.recipes.run_all(data_dir=data_dir, out=out, cluster=cluster, progress=not as_json)
     answers = {n: {"error": one_line(r)} if isinstance(r, Exception) else _answer(r) for n, r in results.items()}
