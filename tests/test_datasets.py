@@ -289,6 +289,21 @@ def test_a_subset_smaller_than_the_number_of_classes_says_so(fashion):
         fashion.subset(n=5)
 
 
+def test_subset_arguments_are_checked_and_a_subset_of_nearly_all_is_drawn(fashion):
+    from mnistlab.errors import ParameterError
+
+    for arguments, parameter in [(dict(n=99.9), "n"), (dict(n="100"), "n"), (dict(per_class=0), "per_class"),
+                                 (dict(n=100, seed=-1), "seed"), (dict(n=100, seed=1.5), "seed"),
+                                 (dict(n=100, per_class=3), None)]:  # were 99 images, numpy's messages, 30 images
+        with pytest.raises(ParameterError) as info:
+            fashion.subset(**arguments)
+        assert info.value.parameter == parameter
+    n = len(fashion.y_train)
+    nearly_all = fashion.subset(n=n - 5, seed=1)  # was refused: the 5 left out cannot hold all 10 classes
+    assert len(nearly_all.y_train) == n - 5 and np.array_equal(fashion.subset(n=n - 5, seed=1).x_train, nearly_all.x_train)
+    assert np.bincount(nearly_all.y_train).min() >= np.bincount(fashion.y_train).min() - 5
+
+
 def test_the_content_key_reads_little_of_a_large_file(tmp_path, monkeypatch):
     import os
 

@@ -98,11 +98,16 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
     ``per_class`` takes that many of each class; ``n`` takes ``n`` in total
     with the classes' proportions kept. Neither: every index.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ParameterError("seed", f"must be a whole number from 0 to 2**32 - 1, got {seed!r}")
+    for parameter, count in (("n", n), ("per_class", per_class)):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1):
+            raise ParameterError(parameter, f"must be a whole number of images ≥ 1, got {count!r}")
+    if n is not None and per_class is not None:
+        raise ParameterError(None, "give a subset's size n or its images per_class, not both")
     rng = np.random.default_rng(seed)
     y = np.asarray(y)
     if per_class is not None:
-        if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
-            raise ParameterError("per_class", f"must be a whole number of images ≥ 1, got {per_class!r}")
         chosen = []
         for c in np.unique(y):
             members = np.flatnonzero(y == c)
@@ -116,6 +121,8 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
     if n < n_classes:
         raise ParameterError("n", f"a stratified subset needs at least one image of each of the {n_classes} "
                                   f"classes, got a size of {n}")
+    if len(y) - n < n_classes:  # the rows left out cannot hold every class, as a split's other part must:
+        return np.sort(rng.permutation(len(y))[:n])  # leaving out so few keeps the proportions within as many
     try:
         _, idx = stratified_split(y, n, seed)
     except ValueError as exc:  # e.g. a class with a single member cannot be stratified
