@@ -554,3 +554,67 @@ def test_a_cut_out_converts_as_the_photo_it_was_cut_from(fashion):
         brightness.append(cut.mean() / photo.mean())
     assert min(match) > 0.95, match  # measured: 0.978 or more
     assert 0.9 < np.median(brightness) < 1.1, brightness  # measured: 0.96
+
+
+def test_only_photo_formats_are_opened(photos):
+    icon = encode(Image.new("L", (16, 16)), "ICO")  # ICO and ICNS decode whole while opened: no size check first
+    postscript = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"  # Pillow would run Ghostscript
+    for data in (icon, postscript):
+        with pytest.raises(PhotoError, match=r"photo: not an image in a format read here \(JPEG, PNG, WebP"):
+            load_image(data)
+    for fmt in ("WEBP", "GIF", "BMP", "TIFF", "PPM"):
+        assert load_image(encode(Image.open(io.BytesIO(photos["png"])), fmt)).size == Image.open(
+            io.BytesIO(photos["png"])).size
+
+
+def test_a_progressive_jpeg_is_refused_by_the_coefficients_it_holds_and_the_scans_it_makes(scene, monkeypatch):
+    import mnistlab.inference.photo as photo
+
+    big = Image.fromarray(scene[0]).convert("RGB").resize((2000, 2000))
+    baseline = encode(big, "JPEG", subsampling=0)
+    progressive = encode(big, "JPEG", subsampling=0, progressive=True)
+    limit = 16 * 2**20  # the draft of either is 500×500 (1 MB); progressive keeps 2000² × 3 coefficients of 2 bytes
+    assert load_image(baseline, max_decoding_bytes=limit).size == (500, 500)
+    with pytest.raises(PhotoError, match="2000×2000 pixels of mode L take 23.1 MB to decode"):
+        load_image(progressive, max_decoding_bytes=limit)
+    scans = progressive.count(b"\xff\xda")
+    assert scans > 5 and baseline.count(b"\xff\xda") == 1
+    monkeypatch.setattr(photo, "MAX_SCAN_COEFFICIENTS", 2000 * 2000 * 3 * 2)  # 2 passes over them
+    assert load_image(baseline).size == (500, 500)
+    with pytest.raises(PhotoError, match=f"a JPEG of {scans} scans over 2000×2000 pixels takes too long to decode"):
+        load_image(progressive)
+
+
+def test_what_is_not_a_regular_file_is_refused_without_waiting_and_names_print_on_one_line(tmp_path):
+    import os
+    import threading
+
+    pipe = tmp_path / "photo.png"
+    os.mkfifo(pipe)
+    failed = {}
+    reader = threading.Thread(target=lambda: failed.setdefault("error", pytest.raises(PhotoError, load_image, pipe)))
+    reader.daemon = True  # waiting to open the pipe for a writer: the test ends anyway, and fails
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive() and "photo.png: not a regular file" in str(failed["error"].value)
+    with pytest.raises(PhotoError, match="cannot read file"):
+        load_image("a\x00b.png")  # ValueError before
+    odd = tmp_path / "a\nb\x1b[31m.png"
+    odd.write_bytes(b"")
+    with pytest.raises(PhotoError) as error:
+        load_image(odd)
+    assert str(error.value) == f"{tmp_path}/a\\nb\\x1b[31m.png: empty file"
+
+
+def test_sixteen_bit_gray_with_a_transparent_value_and_other_modes_convert(scene, sneaker):
+    gray = Image.fromarray(scene[0]).convert("L")
+    wide = Image.fromarray(np.asarray(gray, dtype=np.uint16) * 257)
+    expected = prepare(load_image(encode(wide)), "fashion-mnist").pixels
+    for size in (wide.size, (wide.width * 4, wide.height * 4)):  # reduced before conversion, or not
+        resized = wide.resize(size)
+        plain = prepare(load_image(encode(resized)), "fashion-mnist").pixels
+        # a value no pixel has: Pillow's conversion to RGBA clipped every value at 255 (all white: "no object")
+        transparent = prepare(load_image(encode(resized, transparency=1)), "fashion-mnist").pixels
+        assert np.abs(transparent.astype(int) - plain).max() <= 2 and corr(plain, expected) > 0.98
+    lab = prepare(gray.convert("RGB").convert("LAB"), "fashion-mnist").pixels  # no conversion from LAB to L
+    assert corr(lab, prepare(gray, "fashion-mnist").pixels) > 0.98 and corr(lab, sneaker) > 0.9

@@ -66,3 +66,9 @@ class RunDamagedError(MnistlabError):
 def one_line(exc: BaseException) -> str:
     """``exc``'s message on one line, for quoting inside ours: it may hold text from the input."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\n``, ``\x1b``), for quoting a name the user
+    gave: a newline would break a message in two, an escape sequence would reach the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

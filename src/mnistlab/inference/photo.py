@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 
@@ -38,13 +39,27 @@ from PIL import Image, ImageMode, ImageOps
 from scipy import ndimage
 
 from ..data.registry import DEFAULT_DATASET
-from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line
+from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line, printable
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 # Decoded, a photo takes 1 to 4 bytes per pixel (by mode) before it is reduced: 128 MB
 # admits 32 megapixels of RGB and keeps a worker under 300 MB whatever it is sent.
 MAX_DECODING_BYTES = 128 * 1024 * 1024
+# The formats photos come in. Not every format Pillow knows: some decode whole while being opened,
+# before any size is checked (ICO, ICNS), and some run other programs (EPS: Ghostscript).
+FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "PPM", "JPEG2000")
+FORMAT_NAMES = "JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF, PPM or JPEG 2000"
+JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a phone's JPEG with a second picture after it (opened as JPEG)
+# Memory a decoder keeps besides the pixels it gives, per pixel of the whole image: AVIF's YUV
+# frames, OpenJPEG's 32-bit plane per component (measured: 9.8 and 20 bytes a pixel in all, with
+# the RGB pixels' 4). A progressive JPEG keeps every DCT coefficient instead (``_coefficients``).
+DECODER_BYTES_PER_PIXEL = {"AVIF": 6, "JPEG2000": 16}
+# Each scan of a progressive JPEG is a pass over all its coefficients, however small the draft, and
+# nothing else bounds how many a file has (one of 2,000 repeated scans, 2.9 MB, took 61 s to decode).
+# Photos have about 10 (libjpeg's progression); this admits 27 over 50 megapixels in colour at full
+# resolution, and takes about a second.
+MAX_SCAN_COEFFICIENTS = 4_000_000_000
 MAX_ASPECT = 10  # longest side over shortest: beyond, the working copy is too thin to find an object in
 WORK_SIDE = 256  # photos are resized to at most this longest side first: 28×28 needs no more
 SIZE = 28
@@ -161,8 +176,8 @@ def _megabytes(n: int) -> str:
 
 
 def _name(source) -> str:
-    """How messages call the photo: its path, or "photo" for bytes."""
-    return str(source) if isinstance(source, (str, os.PathLike)) else "photo"
+    """How messages call the photo: its path (its control characters escaped), or "photo" for bytes."""
+    return printable(str(source)) if isinstance(source, (str, os.PathLike)) else "photo"
 
 
 def _read_bytes(source, name: str, max_bytes: int) -> bytes:
@@ -170,10 +185,14 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
         try:
+            if not stat.S_ISREG(os.stat(source).st_mode):  # opening a pipe would wait for a writer
+                raise PhotoError(f"{name}: not a regular file")
             with open(source, "rb") as f:
                 data = f.read(max_bytes + 1)  # never read more than the cap
         except OSError as exc:
             raise PhotoError(f"{name}: cannot read file ({exc.strerror or one_line(exc)})") from None
+        except ValueError as exc:  # a NUL in the path
+            raise PhotoError(f"{name}: cannot read file ({one_line(exc)})") from None
     else:
         raise TypeError(f"expected a path or bytes, got {type(source).__name__}")
     if not data:
@@ -198,21 +217,46 @@ def _averaging_modes(image: Image.Image) -> tuple[str, ...]:
     return ()
 
 
+def _transparency_as_alpha(image: Image.Image) -> Image.Image:
+    """A 16-bit gray image with a transparent value (PNG's tRNS) as 8-bit gray and alpha: Pillow
+    converts it to RGBA by clipping every value at 255, which turns the photo white."""
+    if not (image.mode.startswith("I;16") and "transparency" in image.info):
+        return image
+    values = np.asarray(image, dtype=np.float32)
+    gray = np.round(values / 257).astype(np.uint8)
+    alpha = np.where(values == image.info["transparency"], 0, 255).astype(np.uint8)
+    return Image.fromarray(np.stack([gray, alpha], axis=-1), "LA")
+
+
+def _coefficients(image: Image.Image, width: int, height: int) -> int:
+    """How many DCT coefficients a JPEG of ``width`` × ``height`` pixels holds, each component at
+    its own sampling (``layer``: id, horizontal and vertical sampling, table)."""
+    h_max = max(h for _, h, _, _ in image.layer)
+    v_max = max(v for _, _, v, _ in image.layer)
+    return round(width * height * sum(h * v for _, h, v, _ in image.layer) / (h_max * v_max))
+
+
 def _bytes_per_pixel(mode: str) -> int:
     """What Pillow stores per pixel: the band's size for one band, four bytes for any number more."""
     info = ImageMode.getmode(mode)
     return 4 if len(info.bands) > 1 else np.dtype(info.typestr).itemsize
 
 
-def _decoding_bytes(image: Image.Image) -> int:
-    """The memory decoding ``image`` (at its draft size) and converting it for ``_shrink`` takes at most."""
+def _decoding_bytes(image: Image.Image, width: int, height: int) -> int:
+    """The memory decoding ``image`` (``width`` × ``height`` pixels, at its draft size now) and
+    converting it for ``_shrink`` takes at most."""
     modes = (image.mode, *_averaging_modes(image))
-    return image.width * image.height * sum(_bytes_per_pixel(mode) for mode in modes)
+    needed = image.width * image.height * sum(_bytes_per_pixel(mode) for mode in modes)
+    needed += width * height * DECODER_BYTES_PER_PIXEL.get(image.format, 0)
+    if image.format in JPEG_FORMATS and image.info.get("progressive"):
+        needed += 2 * _coefficients(image, width, height)  # 16 bits each, held until the last scan
+    return needed
 
 
 def _shrink(image: Image.Image) -> Image.Image:
     """A large photo reduced by a whole factor in its own mode, both sides kept at least WORK_SIDE
     (as JPEG's draft does), before any float copy is made: the working copy needs no more."""
+    image = _transparency_as_alpha(image)
     factor = min(image.size) // WORK_SIDE
     if factor < 2:
         return image
@@ -244,7 +288,7 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
             # its own pixel limit and twice that: refuse those.
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = image.size
             if width * height > max_pixels:
                 raise PhotoError(f"{width}×{height} pixels is more than the "
@@ -252,8 +296,12 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
             if max(width, height) > MAX_ASPECT * min(width, height):
                 raise PhotoError(f"{width}×{height} pixels is more elongated than {MAX_ASPECT}:1, "
                                  "too narrow to show one object")
+            if image.format in JPEG_FORMATS:
+                scans = data.count(b"\xff\xda")  # start-of-scan markers (in the coded data, FF is stuffed as FF 00)
+                if scans * _coefficients(image, width, height) > MAX_SCAN_COEFFICIENTS:
+                    raise PhotoError(f"a JPEG of {scans} scans over {width}×{height} pixels takes too long to decode")
             image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only; other formats ignore it
-            needed = _decoding_bytes(image)
+            needed = _decoding_bytes(image, width, height)
             if needed > max_decoding_bytes:
                 raise PhotoError(f"{width}×{height} pixels of mode {image.mode} take "
                                  f"{_megabytes(needed)} to decode, more than the limit of "
@@ -266,8 +314,8 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoError(f"{name}: too many pixels (possible decompression bomb)") from None
     except Image.UnidentifiedImageError:
-        raise PhotoError(f"{name}: not an image, or a format Pillow cannot read "
-                         "(save it as JPEG or PNG)") from None
+        raise PhotoError(f"{name}: not an image in a format read here ({FORMAT_NAMES}): "
+                         "save it as JPEG or PNG") from None
     except Exception as exc:  # Pillow's decoders raise many types on damaged files
         raise PhotoError(f"{name}: damaged or truncated image ({one_line(exc)})") from None
 
@@ -279,6 +327,7 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     page, unless nearly all the opaque content is light (chalk-like strokes),
     which would vanish on white: then black.
     """
+    image = _transparency_as_alpha(image)
     if image.mode in ("P", "PA") or "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "RGBa", "LA", "La", "PA"):
@@ -300,7 +349,12 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
             raise PhotoError("pixel values are not finite (NaN or infinity)")
         peak = values.max(initial=0)
         return values / (65535 if peak > 255 else 255 if peak > 1 else 1)
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255
+    if image.mode == "LAB":  # no conversion to L: its first band is the lightness
+        return np.asarray(image.getchannel("L"), dtype=np.float32) / 255
+    try:
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255
+    except ValueError:  # a mode Pillow cannot convert (HSV)
+        raise PhotoError(f"pixels of mode {image.mode} cannot be read as gray: save the photo as JPEG or PNG") from None
 
 
 def _cut_surface(luma: np.ndarray, alpha: np.ndarray) -> np.ndarray | float:
