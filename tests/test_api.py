@@ -251,6 +251,26 @@ def test_predict_refuses_arrays_it_cannot_read_as_images(run):
         run.predict(Image.new("L", (0, 0)))
 
 
+def test_predict_reads_what_a_photo_or_an_image_array_comes_as(run):
+    import io
+
+    from fixtures.photos import ORIENTATION_TAG, STORED_FOR_ORIENTATION
+
+    image = run.dataset.x_test[0]
+    floats = image.astype(np.float32) / 255
+    floats[image == 255] = 1.0001  # a resize's overshoot or rounding: one such value made the image 0–255, black
+    assert (image == 255).any() and np.array_equal(run.predict(floats).pixels, image)
+    photo = Image.fromarray(255 - np.kron(image, np.ones((10, 10), np.uint8)))  # dark on light, as photographed
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    stored = io.BytesIO()
+    photo.transpose(STORED_FOR_ORIENTATION[6]).save(stored, "JPEG", exif=exif.tobytes())
+    from_file = run.predict(stored.getvalue())
+    assert np.array_equal(run.predict(Image.open(stored)).pixels, from_file.pixels)  # was not turned upright
+    for data in (bytearray(stored.getvalue()), memoryview(stored.getvalue())):  # were refused
+        assert np.array_equal(run.predict(data).pixels, from_file.pixels)
+
+
 def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(out):
     old = ml.train("logreg", C=0.1, name="api-replaced", out=out, progress=False, embedding=False, **SMALL)
     ml.train("logreg", C=0.001, name="api-replaced", out=out, progress=False, embedding=False, overwrite=True, **SMALL)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .. import html
 from ..data.preprocess import flatten_scale
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the models (and scikit-learn) load with a Predictor: the ON
     from ..models import MnistlabModel
 
 SIDE = 28
+FLOAT_OVERSHOOT = 2.0  # see ``as_pixels``
 
 
 def top_classes(proba: np.ndarray, classes, k: int) -> list[dict]:
@@ -131,10 +132,11 @@ class Predictor:
             return [self.predict(item) for item in x]
         if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[1:] == (SIDE, SIDE):  # not one 28×28×3 image
             return [self.predict(item) for item in x]
-        if isinstance(x, (str, os.PathLike, bytes)):
+        if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)):
             return self.predict_photo(x)
         if isinstance(x, Image.Image):
-            prepared = prepare(x, style=self.dataset)
+            # upright, as a photo's file is read (an image whose tag has been applied has none left)
+            prepared = prepare(ImageOps.exif_transpose(x), style=self.dataset)
             return self.predict_pixels(prepared.pixels, "PIL image", prepared)
         if isinstance(x, np.ndarray):
             return self.predict_pixels(as_pixels(x))
@@ -155,8 +157,10 @@ def as_pixels(array: np.ndarray) -> np.ndarray:
     values = np.asarray(array, dtype=np.float64)
     if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 255:
         raise ParameterError("x", "pixel values must be finite, in [0, 1] (floats) or 0–255")
-    if values.max() <= 1:
-        values = values * 255
+    # Floats up to FLOAT_OVERSHOOT are [0, 1] with rounding or a resize's overshoot (1.0001 read as
+    # 0–255 made the image black); 0–255 values that small would be black anyway.
+    if values.max() <= (FLOAT_OVERSHOOT if array.dtype.kind == "f" else 1):
+        values = np.minimum(values, 1) * 255
     return np.round(values).astype(np.uint8)
 
 
