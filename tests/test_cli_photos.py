@@ -37,7 +37,7 @@ def test_folder_with_labels_json(run_and_photos):
     out, folder = run_and_photos
     result = run_cli("predict", "photos", str(folder), "--labels", str(folder / "labels.csv"),
                      "--out", str(out), "--json")
-    assert result.returncode == 1  # two files failed, the others were predicted
+    assert result.returncode == 2  # two files failed (bad input), the others were predicted
     answer = json.loads(result.stdout)
     errors = {r["file"].rsplit("/", 1)[-1]: r["error"] for r in answer["results"] if "error" in r}
     assert set(errors) == {"notes.txt", "empty.png"} and answer["n_failed"] == 2
@@ -74,6 +74,24 @@ def test_bad_labels_file_is_one_line(run_and_photos, tmp_path):
     labels.write_text("file,label\nphoto0.jpg,Spaceship\n")
     result = run_cli("predict", "photos", str(folder / "photo0.jpg"), "--labels", str(labels), "--out", str(out))
     assert result.returncode == 2 and "Spaceship" in result.stderr and "Traceback" not in result.stderr
+    for text, problem in [("file,label\nphoto0.jpg,²\n", "label '²' is neither"),  # isdigit, yet int() refuses it
+                          ("label,file\n3\n", "labels.csv:2: no file name")]:  # a short row: Path(None)
+        labels.write_text(text)
+        result = run_cli("predict", "photos", str(folder / "photo0.jpg"), "--labels", str(labels), "--out", str(out))
+        assert result.returncode == 2 and problem in result.stderr and "internal error" not in result.stderr
+
+
+def test_explanations_of_photos_with_one_stem_or_a_long_name_are_each_kept(run_and_photos, tmp_path):
+    from mnistlab.inference.batch import predict_files
+
+    out, folder = run_and_photos
+    for name in ("a/photo.jpg", "b/photo.jpg", "a/photo.png", "a/" + "x" * 255):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes((folder / ("photo1.png" if name.endswith("png") else "photo0.jpg")).read_bytes())
+    answer = predict_files(out / "runs" / "photos", [tmp_path / "a", tmp_path / "b"], explain_dir=tmp_path / "why")
+    pictures = [Path(r["explanation"]) for r in answer["results"]]
+    assert answer["n_failed"] == 0 and len(set(pictures)) == 4 and all(p.is_file() for p in pictures)
+    assert [p.name for p in pictures] == ["photo.png", "photo-2.png", "x" * 200 + ".png", "photo-3.png"]
 
 
 def test_one_bad_photo_of_any_kind_does_not_stop_the_batch(run_and_photos, tmp_path, monkeypatch):
@@ -114,7 +132,7 @@ def test_folders_without_photos_are_reported(run_and_photos, tmp_path):
     (album / "shirt.jpg").write_bytes((folder / "photo0.jpg").read_bytes())
     result = run_cli("predict", "photos", str(tmp_path / "emptydir"), str(tmp_path / "emptydir.jpg"), str(album),
                      "--out", str(out))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "emptydir: no photos in this folder" in result.stderr
     assert "emptydir.jpg: no photos in this folder" in result.stderr
     assert "inner.jpg: a folder, not a photo" in result.stderr

@@ -52,7 +52,7 @@ def predict_cmd(run: RunArg,
     background and shadows, contrast, the object apart from stray marks, tilt, crop,
     centring); what was dropped or undone is printed under the photo, and --explain
     draws the steps. A bad file gets a one-line error and the
-    others are still predicted; the exit code is 1 if any file failed.
+    others are still predicted; the exit code is 2 if any file failed.
 
     Examples:
 
@@ -94,7 +94,7 @@ def predict_cmd(run: RunArg,
         if "accuracy" in answer:  # labels were given
             _print_accuracy(answer)
     if answer["n_failed"]:
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # bad input, as everywhere (1 is a bug's)
 
 
 def _print_accuracy(answer: dict) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from ..experiments.metrics import confusion_matrix
 from .predictor import Predictor
 
 MAX_LABELS_BYTES = 5 * 1024 * 1024
+MAX_STEM_BYTES = 200
 
 
 def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
@@ -55,11 +57,13 @@ def read_labels(path: Path, classes: list[str]) -> dict[str, int]:
     by_name = {name.lower(): i for i, name in enumerate(classes)}
     labels = {}
     for line, row in enumerate(rows, start=2):
-        text = (row["label"] or "").strip()
-        if text.isdigit() and int(text) < len(classes):
-            labels[Path(row["file"]).name] = int(text)
+        file, text = ((row[column] or "").strip() for column in ("file", "label"))  # None: the row is short
+        if not file:
+            raise ParameterError("labels", f"{path}:{line}: no file name")
+        if text.isdecimal() and text.isascii() and int(text) < len(classes):  # not "²", which int() refuses
+            labels[Path(file).name] = int(text)
         elif text.lower() in by_name:
-            labels[Path(row["file"]).name] = by_name[text.lower()]
+            labels[Path(file).name] = by_name[text.lower()]
         else:
             raise ParameterError("labels", f"{path}:{line}: label {text!r} is neither a class index nor one of {classes}")
     return labels
@@ -71,6 +75,7 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
     predictor = Predictor(run_dir)
     truth = read_labels(labels, predictor.classes) if labels else {}
     results, y_true, y_pred = [], [], []
+    explanations: set[str] = set()
     for path, problem in expand(paths):
         result: dict = {"file": str(path)}
         try:
@@ -90,7 +95,8 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
         if explain_dir is not None:
             from .. import plots  # matplotlib only where something is drawn
 
-            result["explanation"] = str(plots.save_png(prediction.explain(), explain_dir / f"{path.stem}.png"))
+            result["explanation"] = str(plots.save_png(prediction.explain(),
+                                                       explain_dir / _explanation_name(path, explanations)))
         results.append(result)
     answer = {"run": predictor.name, "results": results,
               "n_failed": sum("error" in r for r in results)}
@@ -99,3 +105,16 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
                       accuracy=float(np.mean(np.array(y_true) == np.array(y_pred))) if y_true else None,
                       confusion_matrix=confusion_matrix(y_true, y_pred, len(predictor.classes)).tolist())
     return answer
+
+
+def _explanation_name(path: Path, taken: set[str]) -> str:
+    """The file name of ``path``'s explanation: its stem, cut to leave room in a file name (255 bytes),
+    numbered where another photo of the batch has it (``a.jpg`` and ``a.png``, or two folders' ``a.png``)."""
+    stem = path.stem.encode()[:MAX_STEM_BYTES].decode(errors="ignore")
+    name = stem
+    for number in itertools.count(2):
+        if name not in taken:
+            break
+        name = f"{stem}-{number}"
+    taken.add(name)
+    return f"{name}.png"
