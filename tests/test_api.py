@@ -296,6 +296,8 @@ def test_default_names_of_sweeps_and_comparisons_do_not_replace_others(run, out,
     long = ["x" * 60, "y" * 58]
     names = {_default_name([long[0], long[1] + end]) for end in ("ab", "cd")}
     assert len(names) == 2 and all(len(n) == 100 for n in names)  # cut to a name's length, yet apart
+    assert _default_name(["a-vs-b", "c"]) != _default_name(["a", "b-vs-c"])  # both were a-vs-b-vs-c
+    assert _default_name(["a", "b"]) == "a-vs-b" and _default_name(["a-vs-b", "c"]).startswith("a-vs-b-vs-c-")
 
 
 def test_a_relative_data_folder_is_kept_as_where_it_was_given(tmp_path, monkeypatch):

@@ -155,11 +155,14 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
 
 
 def _default_name(runs: list[str]) -> str:
-    """``a-vs-b``; one too long for a name is cut, and told apart from others cut the same by a digest of all."""
+    """``a-vs-b``; one too long for a name is cut, and told apart from others cut the same by a digest of
+    the runs, as is one whose runs' own names hold "-vs-" (runs ``a-vs-b`` and ``c`` against ``a`` and
+    ``b-vs-c``): the same name is the same runs' comparison, brought up to date."""
     joined = "-vs-".join(runs)
-    if len(joined) <= MAX_NAME_LENGTH:
+    if len(joined) <= MAX_NAME_LENGTH and not any("-vs-" in run for run in runs):
         return joined
-    return f"{joined[:MAX_NAME_LENGTH - 9]}-{hashlib.sha256(joined.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha256("/".join(runs).encode()).hexdigest()[:8]  # "/" is in no run's name
+    return f"{joined[:MAX_NAME_LENGTH - 9]}-{digest}"
 
 
 def _plots(loaded: list[dict], pairs: list[dict], classes: list[str], folder: Path) -> list[tuple[Path, str]]:
