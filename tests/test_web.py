@@ -242,6 +242,8 @@ def test_runs_table_report_and_compare(page, server):
     page.click("#compare-button")
     page.wait_for_selector("#compare-result a")
     assert "McNemar" in page.locator("#compare-result").inner_text()
+    message = page.evaluate("getJSON('/api/compare', {method: 'POST', body: new FormData()}).catch((e) => e.message)")
+    assert message == "a: Field required; b: Field required"  # a 422's list of problems: "[object Object],…"
     page.click("#runs-table tbody tr:has-text('logreg-small') a")
     page.wait_for_selector("h1")
     page.wait_for_load_state()  # the figures are inline: under load, the h1 is parsed long before the last one

@@ -110,3 +110,31 @@ def test_infinite_parameter_reads_as_inf_not_null(out):
     with client(out) as http:
         response = http.get("/api/runs/unpenalised")
     assert response.status_code == 200 and response.json()["config"]["params"]["C"] == "inf"
+
+
+def test_what_a_damaged_or_linked_run_holds_is_refused_not_served(out, tmp_path):
+    import json
+
+    local = tmp_path / "o"
+    shutil.copytree(out, local, symlinks=True)
+    metrics = json.loads((local / "runs" / "good" / "metrics.json").read_text())
+    shutil.copytree(local / "runs" / "good", local / "runs" / "nan")
+    (local / "runs" / "nan" / "metrics.json").write_text(json.dumps({**metrics, "accuracy": float("nan")}))
+    shutil.copytree(local / "runs" / "good", local / "runs" / "linked")
+    secret = tmp_path / "secret.html"
+    secret.write_text("not the server's to give")
+    (local / "runs" / "linked" / "report.html").unlink()
+    (local / "runs" / "linked" / "report.html").symlink_to(secret)
+    shutil.copytree(local / "runs" / "good", local / "runs" / "badrow")
+    rows = [{"index": 0, "true": 99, "predicted": 0, "p_true": 0.1, "loss": 2.3}]
+    (local / "runs" / "badrow" / "metrics.json").write_text(json.dumps({**metrics, "top_losses": rows}))
+    with client(local) as http:
+        runs = {r["name"]: r for r in http.get("/api/runs").json()}  # NaN made the page's table fail
+        assert "'accuracy' must be a fraction from 0 to 1, got nan" in runs["nan"]["damaged"]
+        response = http.get("/runs/linked/report.html")
+        assert response.status_code == 500 and "not the server's" not in response.text
+        assert response.json()["detail"] == "runs/linked/report.html: a link out of its folder, not served"
+        response = http.get("/api/runs/badrow/mistakes")  # was an IndexError: "a bug in mnistlab"
+        assert response.status_code == 500 and "top_losses entry 0 is not a test image's index" in response.text
+        assert str(local) not in response.text  # the server's folders are not told
+        assert http.get("/compare/" + "a" * 300 + "/compare.html").status_code == 404  # was a 500

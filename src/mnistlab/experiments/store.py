@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import re
 import tempfile
@@ -129,6 +130,12 @@ def read_metrics(run_dir: Path) -> dict:
     path = Path(run_dir) / METRICS
     metrics = _require(path, read_json(path), {"accuracy": float, "macro_f1": float, "log_loss": float,
                                                "fit_seconds": float, "confusion_matrix": list, "per_class": list})
+    for key in ("accuracy", "macro_f1"):  # NaN passes as a float, and listings and pages compute with them
+        if not 0 <= metrics[key] <= 1:
+            raise RunDamagedError(f"{path}: {key!r} must be a fraction from 0 to 1, got {metrics[key]}")
+    for key in ("log_loss", "fit_seconds"):
+        if not 0 <= metrics[key] < math.inf:
+            raise RunDamagedError(f"{path}: {key!r} must be a finite number ≥ 0, got {metrics[key]}")
     analysis = metrics.get("analysis", [])
     if not isinstance(analysis, list) or not all(isinstance(line, str) for line in analysis):
         raise RunDamagedError(f"{path}: 'analysis' must be a list of sentences (strings)")

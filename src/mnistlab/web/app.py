@@ -10,6 +10,7 @@ request sends can stop the server.
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from ..errors import (
     RunDamagedError,
     RunNotFoundError,
 )
-from ..experiments.store import REPORT, RunStore, read_config, read_metrics, summarize
+from ..experiments.store import REPORT, RunStore, read_config, read_metrics, summarize, validate_name
 from ..inference.photo import MAX_BYTES
 from .workers import PhotoWorkers, WorkerStopped
 
@@ -120,6 +121,21 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     if default_dir is not None:
         photo_workers.export_missing(default_dir)
 
+    def without_folders(text: str) -> str:
+        """``text`` with the server's folders cut from the paths it names (runs/NAME/metrics.json)."""
+        for folder in {out, out.resolve(), *([default_dir.parent] if default_dir is not None else [])}:
+            text = text.replace(f"{folder}{os.sep}", "")
+        return text
+
+    def inside(path: Path, folder: Path) -> Path:
+        """``path``, a file to serve, unless it is missing or leads out of ``folder`` (a symbolic link)."""
+        resolved = path.resolve()
+        if not resolved.is_file():
+            raise RunDamagedError(f"{path}: missing")
+        if folder.resolve() not in resolved.parents:
+            raise RunDamagedError(f"{path}: a link out of its folder, not served")
+        return resolved
+
     def find_run(name: str) -> Path:
         """A run under ``<out>/runs`` by plain name (never a path a client chose), or the default run."""
         if default_dir is not None and name == default_dir.name:
@@ -136,7 +152,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
             return default_dir.resolve()
         healthy = [r for r in store.list() if r.damaged is None]
         if not healthy:
-            raise RunNotFoundError(f"no trained runs in {store.root}: train one with `mnistlab train logreg`")
+            raise RunNotFoundError("no trained runs: train one with `mnistlab train logreg`")
         return Path(healthy[0].path).resolve()
 
     @asynccontextmanager
@@ -154,7 +170,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
     @app.exception_handler(MnistlabError)
     async def mnistlab_errors(request: Request, exc: MnistlabError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+        return JSONResponse({"detail": without_folders(str(exc))}, status_code=status_of(exc))
 
     @app.exception_handler(Exception)
     async def internal_errors(request: Request, exc: Exception) -> JSONResponse:
@@ -184,7 +200,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         default = default_dir.name if default_dir is not None else healthy[0] if healthy else None
         for r in rows:
             r["default"] = r["name"] == default
-        return rows
+        return finite_json(rows)
 
     @app.get("/api/runs/{name}", summary="One run's configuration and metrics")
     def run(name: str) -> dict:
@@ -198,14 +214,12 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         class, and the probability of its true class) and the reliability diagram, ECE and Brier score."""
         from .mistakes import mistakes  # loads the model and the test images: only when asked
 
-        return mistakes(find_run(name))
+        return finite_json(mistakes(find_run(name)))
 
     @app.get("/runs/{name}/report.html", include_in_schema=False)
     def report(name: str) -> FileResponse:
         run_dir = find_run(name)
-        if not (run_dir / REPORT).is_file():
-            raise RunDamagedError(f"{run_dir / REPORT}: missing")
-        return FileResponse(run_dir / REPORT, media_type="text/html")
+        return FileResponse(inside(run_dir / REPORT, run_dir), media_type="text/html")
 
     @app.post("/api/predict", summary="Predict the class of an uploaded photo or drawing",
               response_model=PredictAnswer)
@@ -230,14 +244,15 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         from ..experiments.compare import compare_runs
 
         folder, result = compare_runs([find_run(a), find_run(b)], out)
-        return {**result, "report": f"/compare/{folder.name}/compare.html"}
+        return finite_json({**result, "report": f"/compare/{folder.name}/compare.html"})
 
     @app.get("/compare/{name}/compare.html", include_in_schema=False)
     def compare_page(name: str) -> FileResponse:
-        path = None if "\0" in name else (out / "compare" / name / "compare.html").resolve()
-        if path is None or not path.is_file() or (out / "compare").resolve() not in path.parents:
-            raise HTTPException(404, "no such comparison")
-        return FileResponse(path, media_type="text/html")
+        try:
+            return FileResponse(inside(out / "compare" / validate_name(name, "comparison") / "compare.html",
+                                       out / "compare"), media_type="text/html")
+        except (ParameterError, RunDamagedError):  # a name no comparison can have (a NUL, 300 characters)
+            raise HTTPException(404, "no such comparison") from None
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

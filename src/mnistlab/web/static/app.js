@@ -7,8 +7,14 @@ let runs = [];
 async function getJSON(url, options) {
   const response = await fetch(url, options);
   const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+  if (!response.ok) throw new Error(problem(body, response));
   return body;
+}
+
+// An error answer's message: its detail, or each field's problem where the request was malformed (422).
+function problem(body, response) {
+  if (Array.isArray(body.detail)) return body.detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+  return body.detail || response.statusText;
 }
 
 function option(run) {
@@ -103,7 +109,7 @@ async function predict(blob, filename) {
   try {
     const response = await fetch("/api/predict", { method: "POST", body: form });
     const body = await response.json();
-    if (!response.ok) throw new Error(body.detail || response.statusText);
+    if (!response.ok) throw new Error(problem(body, response));
     showAnswer(body);
   } catch (error) {
     showError(error.message);
