@@ -218,3 +218,17 @@ def test_bad_data_options_are_one_line_naming_the_flag(args, message, tmp_path):
     result = run_cli("train", "logreg", *args, "--out", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_sweep_figure_places_every_value_none_and_infinity_too():
+    from mnistlab.experiments.sweep import sweep_figure
+
+    def rows(name, values):
+        return [{name: v, "val_accuracy": 0.5 + i / 10, "sparsity": None} for i, v in enumerate(values)]
+
+    figure = sweep_figure(rows("C", [1.0, 0.1]), ["C"])
+    assert list(figure.axes[0].lines[0].get_xdata()) == [0.1, 1.0] and figure.axes[0].get_xscale() == "log"
+    figure = sweep_figure(rows("C", [0.1, float("inf")]), ["C"])  # inf had no place on the log axis: not drawn
+    assert list(figure.axes[0].lines[0].get_xdata()) == ["0.1", "inf"]
+    figure = sweep_figure(rows("random_state", [None, 1]), ["random_state"])  # None < 1 failed after every fit
+    assert list(figure.axes[0].lines[0].get_xdata()) == ["1", "None"]

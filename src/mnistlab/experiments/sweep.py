@@ -12,6 +12,7 @@ import csv
 import functools
 import io
 import itertools
+import math
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,7 +147,8 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
 def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
     """Validation accuracy (and sparsity) against the first swept parameter, a line per combination of the rest."""
     x_name, others = names[0], names[1:]
-    x_values = sorted({r[x_name] for r in rows})
+    # numbers in order, then the rest (None, text) by name: None and 1 do not compare
+    x_values = sorted({r[x_name] for r in rows}, key=lambda v: (0, v) if _is_number(v) else (1, str(v)))
     series = {}
     for key in sorted({tuple(r[o] for o in others) for r in rows}, key=str):
         label = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or "validation"
@@ -154,4 +156,10 @@ def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
         series[label] = ([chosen[v]["val_accuracy"] for v in x_values],
                          None if chosen[x_values[0]]["sparsity"] is None
                          else [chosen[v]["sparsity"] for v in x_values])
-    return plots.sweep_plot(x_values, series, x_label=x_name)
+    # an axis of numbers where all are finite, else one of the values' names (C=inf has no place on a log axis)
+    finite = all(_is_number(v) and math.isfinite(v) for v in x_values)
+    return plots.sweep_plot(x_values if finite else [str(v) for v in x_values], series, x_label=x_name)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

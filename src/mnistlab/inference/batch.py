@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,7 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
 def _explanation_name(path: Path, taken: set[str]) -> str:
     """The file name of ``path``'s explanation: its stem, cut to leave room in a file name (255 bytes),
     numbered where another photo of the batch has it (``a.jpg`` and ``a.png``, or two folders' ``a.png``)."""
-    stem = path.stem.encode()[:MAX_STEM_BYTES].decode(errors="ignore")
+    stem = os.fsencode(path.stem)[:MAX_STEM_BYTES].decode(errors="ignore")  # the bytes a name has, UTF-8 or not
     name = stem
     for number in itertools.count(2):
         if name not in taken:

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 from .. import html
 from ..data.preprocess import flatten_scale
-from ..errors import ParameterError
+from ..errors import ParameterError, printable
 from ..experiments.store import read_config
 from .photo import Prepared, prepare, prepare_photo
 
@@ -165,4 +165,5 @@ def as_pixels(array: np.ndarray) -> np.ndarray:
 
 
 def _source_name(source) -> str:
-    return Path(source).name if isinstance(source, (str, os.PathLike)) else "photo"
+    """The photo's file name as titles show it (control characters and bytes that are no UTF-8 escaped)."""
+    return printable(Path(source).name) if isinstance(source, (str, os.PathLike)) else "photo"
