@@ -99,3 +99,11 @@ def test_figures_fit_the_report_and_keep_their_labels(tmp_path):
     assert counts == [str(v) for v in CM.ravel()]
     ticks = [t.get_text() for t in plots.confusion_counts_percent(CM, NAMES).axes[0].get_xticklabels()]
     assert ticks == NAMES
+
+
+def test_top_losses_of_a_model_without_mistakes_are_not_called_mistakes():
+    images = np.zeros((2, 28, 28), np.uint8)
+    right = plots.top_losses(images, [0, 1], [0, 1], [0.6, 0.7], [0.5, 0.3], ["a", "b"])
+    wrong = plots.top_losses(images, [0, 1], [1, 1], [0.3, 0.7], [1.2, 0.3], ["a", "b"])
+    assert "no mistakes, the least confident right answers" in right.get_suptitle()
+    assert "the most confident mistakes" in wrong.get_suptitle()

@@ -521,9 +521,11 @@ def top_losses(images, true, pred, p_true, losses, class_names, maps=None, metho
         tiles = [_over(t, _rgb(e, DIVERGING_CMAP, -_symmetric_limit(e), _symmetric_limit(e)))
                  for t, e in zip(tiles, evidence)]
     explained = "" if maps is None else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)"
+    shown = ("the most confident mistakes" if any(p != t for t, p in zip(true, pred))
+             else "no mistakes, the least confident right answers")  # a perfect model's top losses
     return _tiles(tiles, [f"{class_names[p]} / {class_names[t]}\nloss {loss:.2f}, p(true) {q:.2g}"
                           for t, p, q, loss in zip(true, pred, p_true, losses)],
-                  f"Top {n} losses: the most confident mistakes (titles: predicted / true){explained}",
+                  f"Top {n} losses: {shown} (titles: predicted / true){explained}",
                   ncols=5, tile=1.6, title_size=8, colours=["black" if p == t else WRONG for t, p in zip(true, pred)])
 
 
