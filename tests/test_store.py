@@ -197,3 +197,54 @@ def test_runs_are_as_readable_as_the_umask_says(tmp_path):
     modes = {str(p.relative_to(folder)): p.stat().st_mode & 0o777 for p in [folder, *folder.rglob("*")]}
     assert modes["."] == FOLDER_MODE and modes["config.json"] == modes["model.npz"] == FILE_MODE
     assert set(modes.values()) == {FILE_MODE, FOLDER_MODE}, modes
+
+
+def test_a_folder_is_replaced_in_one_step_or_not_at_all(tmp_path, monkeypatch):
+    import os
+
+    from mnistlab import _io
+
+    final = tmp_path / "run"
+    final.mkdir()
+    (final / "version").write_text("old")
+    exchanged = []
+    monkeypatch.setattr(_io, "_exchange", lambda a, b, real=_io._exchange: exchanged.append(real(a, b)) or exchanged[-1])
+    with _io.atomic_directory(final) as staging:
+        (staging / "version").write_text("new")
+    assert (final / "version").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert exchanged == [True]  # Linux: one swap, so no moment without a whole folder for a reader
+    # Where no swap is to be had: interrupted between its two renames, the old folder is put back (it was lost).
+    monkeypatch.setattr(_io, "_exchange", lambda a, b: False)
+    real_replace, calls = os.replace, []
+
+    def interrupted(src, dst):
+        calls.append(src)
+        if len(calls) == 2:  # the staging folder's rename into place
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+    monkeypatch.setattr(_io.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt), _io.atomic_directory(final) as staging:
+        (staging / "version").write_text("newer")
+    monkeypatch.setattr(_io.os, "replace", real_replace)
+    assert (final / "version").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_signals_wait_for_the_end_of_a_deferred_block():
+    import os
+    import signal
+
+    from mnistlab._io import signals_deferred
+
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # a handler would run at any of these steps
+                pass
+            assert received == []
+        for _ in range(1000):
+            pass
+        assert received == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)

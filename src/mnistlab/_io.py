@@ -6,12 +6,15 @@ without importing more than the standard library and NumPy's scalar types.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,10 +64,12 @@ def staging_prefix(name: str) -> str:
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Fill a hidden staging folder beside ``final``; it replaces ``final`` only on success.
 
-    On any error (or Ctrl-C) the staging folder is removed and ``final`` is untouched. An
-    existing ``final`` is moved aside before the rename and deleted after it, so at no
-    moment is there neither the old nor the new folder. A process killed outright leaves its
-    staging folder behind; ``sweep_staging`` removes it once the process is gone.
+    On any error (or Ctrl-C) the staging folder is removed and ``final`` is untouched. An existing
+    ``final`` is swapped with the staging folder in one step where the system can (Linux's
+    ``renameat2``), so that a reader finds the old folder or the new one whole; elsewhere it is moved
+    aside first, and put back if the second rename fails. Ctrl-C and SIGTERM wait for the swap and the
+    old folder's removal (``signals_deferred``), so that neither is cut in two. A process killed outright
+    leaves its staging folder behind; ``sweep_staging`` removes it once the process is gone.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -72,16 +77,63 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     try:
         staging.chmod(FOLDER_MODE)
         yield staging
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
-            os.replace(final, old / final.name)
-        os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    with signals_deferred():
+        old = None
+        try:
+            if final.exists() and _exchange(staging, final):
+                old = staging  # it holds the old folder now
+            else:
+                if final.exists():
+                    old = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
+                    os.replace(final, old / final.name)
+                try:
+                    os.replace(staging, final)
+                except BaseException:
+                    if old is not None:
+                        os.replace(old / final.name, final)
+                    raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+AT_FDCWD, RENAME_EXCHANGE = -100, 2  # renameat2's arguments (fcntl.h, linux/fs.h)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the entries ``a`` and ``b`` of one folder in one step; False, nothing changed, where the C
+    library or the filesystem cannot (not Linux, glibc before 2.28, some network filesystems)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(error, os.strerror(error), str(b))
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back until the block ends, then delivered (in the main thread, where
+    Python runs their handlers; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def process_alive(pid: int) -> bool:

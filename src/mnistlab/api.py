@@ -50,6 +50,9 @@ def _call(function: str, *args, **kwargs) -> str:
     return f"mnistlab.{function}({', '.join(shown)})"
 
 
+READ_ATTEMPTS = 3  # a run replaced while it is read is read again, up to this many times in all
+
+
 def _identity(folder: Path) -> tuple[int, int] | None:
     """Which folder ``folder`` is now (device and inode): a rename puts another in its place."""
     try:
@@ -79,12 +82,15 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._folder = _identity(self.path)  # what a later read or write checks it still is (see _unchanged)
-        # Both read now, so that a damaged run fails here, with the file and the reason (not when shown).
-        # config.json: model, hyperparameters, data, seed, versions, how it was made.
-        self.config: dict = read_config(self.path)
-        # metrics.json: accuracy, macro F1, log-loss, confusion matrix, per-class scores, history …
-        self.metrics: dict = read_metrics(self.path)
+        for attempt in range(READ_ATTEMPTS):
+            self._folder = _identity(self.path)  # what a later read or write checks it still is (see _unchanged)
+            # Both read now, so that a damaged run fails here, with the file and the reason (not when shown).
+            # config.json: model, hyperparameters, data, seed, versions, how it was made.
+            self.config: dict = read_config(self.path)
+            # metrics.json: accuracy, macro F1, log-loss, confusion matrix, per-class scores, history …
+            self.metrics: dict = read_metrics(self.path)
+            if _identity(self.path) == self._folder:
+                break  # else the run was replaced between the two reads (trained again with overwrite): again
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, model={self.config['model']!r}, accuracy={self.metrics['accuracy']:.4f})"
