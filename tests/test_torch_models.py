@@ -561,6 +561,65 @@ def test_resume_says_why_it_starts_afresh(tmp_path):
     assert any("not resuming" in line and "unreadable" in line for line in progress.lines)
 
 
+def _rewritten(path, change) -> None:
+    """The checkpoint at ``path`` with ``change(tensors, meta)`` applied, its fingerprint kept."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+    change(tensors, meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda t, m: t.update({"model.conv1.weight": torch.zeros(3, 3)}), "weights do not fit the network"),
+    (lambda t, m: t.pop("model.fc3.weight"), "weights do not fit the network"),
+    (lambda t, m: m.update(epoch="99"), "epoch '99' of 2"),  # trained nothing, and wrote a run
+    (lambda t, m: m.update(epoch="x"), "epoch 'x' of 2"),
+    (lambda t, m: m.pop("epoch"), "epoch None of 2"),
+    (lambda t, m: m.update(threads="0"), "seed or thread count"),  # trained on another count: not exact
+    (lambda t, m: m.update(history="{bad"), "its history"),
+    (lambda t, m: t.update({"optimizer.999.exp_avg": torch.zeros(1)}), "optimizer state 'optimizer.999.exp_avg'"),
+    (lambda t, m: t.update({"optimizer.x": torch.zeros(1)}), "optimizer state 'optimizer.x'"),
+])
+def test_a_checkpoint_of_the_same_fingerprint_that_does_not_fit_is_not_resumed(data, tmp_path, monkeypatch,
+                                                                               change, problem):
+    """Internal errors before (a ValueError, KeyError, IndexError or JSONDecodeError from restoring it)."""
+    X, y, _, _ = data
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y)
+    _rewritten(tmp_path / CHECKPOINT_FILE, change)
+    progress = RecordingProgress()
+    model = small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y, progress=progress)
+    assert any(line.startswith("not resuming: ") and problem in line for line in progress.lines), progress.lines
+    assert model.n_iter_ == 2 and "not resumed" in model.fit_message_ and problem in model.fit_message_
+
+
+def test_resuming_refuses_another_thread_count_and_what_is_no_checkpoint(data, tmp_path, monkeypatch):
+    X, y, _, _ = data
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            small("lenet", checkpoint_dir=str(tmp_path), threads=1).fit(X, y)
+    with pytest.raises(ParameterError, match="ran on 1 CPU threads, and resuming them exactly needs as many"):
+        small("lenet", checkpoint_dir=str(tmp_path), threads=2).fit(X, y)  # ran on 1, recorded as 2
+    (tmp_path / CHECKPOINT_FILE).unlink()
+    (tmp_path / CHECKPOINT_FILE).mkdir()
+    with pytest.raises(ModelFileError, match="not a file, so no checkpoint can be read or written there"):
+        small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y)  # was a FileExistsError at the first save
+    data_choice = training.DataChoice(train_size=300, test_size=100)
+    with pytest.raises(ParameterError, match="resuming needs the name of the run") as info:
+        training.train("lenet", {"epochs": 1}, data_choice, tmp_path / "o", resume=True)  # trained afresh silently
+    assert info.value.parameter == "resume"
+    (tmp_path / "o" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "o" / "checkpoints" / "r").write_text("")
+    with pytest.raises(ParameterError, match="is not a folder of checkpoints: remove it"):
+        training.train("lenet", {"epochs": 1}, data_choice, tmp_path / "o", name="r")
+
+
 def test_threads_follow_the_free_cores_and_a_resumed_fit_keeps_the_checkpoints(data, tmp_path, monkeypatch):
     """threads=None: the fit takes the cores no one else is busy on, and a resumed fit the count its
     checkpoint was trained with (a seed fixes the weights for a given thread count)."""
@@ -576,7 +635,7 @@ def test_threads_follow_the_free_cores_and_a_resumed_fit_keeps_the_checkpoints(d
     monkeypatch.setattr(device, "free_cores", lambda readings=1: 2)  # the neighbour has gone
     progress = RecordingProgress()
     resumed = small("lenet", **params).fit(X, y, progress=progress)
-    assert resumed.threads_ == 1 and resumed.fit_message_ == "2 epochs on 1 CPU thread"
+    assert resumed.threads_ == 1 and resumed.fit_message_ == "2 epochs on 1 CPU thread, resumed after epoch 1"
     assert any("1 of 2 CPU threads" in line for line in progress.lines)
     fresh = small("lenet", **{**params, "checkpoint_dir": None}).fit(X, y)
     assert fresh.threads_ == 2 and fresh.fit_message_ == "2 epochs on 2 CPU threads"

@@ -141,6 +141,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     # a family's name may hold a colon (sklearn:SVC), which a run's name may not; runs started in the same
     # second share a default name, so the store numbers it (-2, -3 …) where it is taken
     default_name = name is None
+    if resume and default_name:  # a new default name has no checkpoints: it would start afresh without a word
+        raise ParameterError("resume", "resuming needs the name of the run to resume")
     name = name or f"{family.replace(':', '-')}-{data.dataset}-{created.strftime(NAME_TIME)}"
     with store.claim(name, overwrite=overwrite, numbered=default_name) as writer:
         name = writer.path.name
@@ -301,6 +303,8 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path
         if resume:
             raise ParameterError("resume", f"{model.family} does not write checkpoints, so there is nothing to resume")
         return None
+    if folder.is_symlink() or folder.exists() and not folder.is_dir():  # rmtree would leave it, and saving fail
+        raise ParameterError("out", f"{folder} is not a folder of checkpoints: remove it")
     if not resume:
         shutil.rmtree(folder, ignore_errors=True)  # left by an earlier, interrupted run of this name
     model.set_params(checkpoint_dir=str(folder))

@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ..._io import atomic_write_bytes
-from ...errors import one_line
+from ...errors import ModelFileError, one_line
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
@@ -63,9 +63,12 @@ class Checkpoint:
                 "seed": str(seed), "threads": str(threads), "history": json.dumps(history)}
         atomic_write_bytes(self.path, safetensors_bytes(tensors, metadata=meta))
 
-    def load(self) -> Checkpoint | None:
-        """This checkpoint if one for the same fingerprint exists, else None (it will be overwritten);
-        ``unusable`` then says why a file that is there cannot be resumed."""
+    def load(self, epochs: int, shapes: dict[str, tuple[int, ...]], n_parameters: int) -> Checkpoint | None:
+        """This checkpoint if one for the same fingerprint exists and fits a fit of ``epochs`` epochs of a
+        network whose state has ``shapes`` and ``n_parameters`` parameters, else None (it will be
+        overwritten); ``unusable`` then says why a file that is there cannot be resumed."""
+        if self.path.exists() and not self.path.is_file():  # it could not be saved either
+            raise ModelFileError(f"{self.path}: not a file, so no checkpoint can be read or written there: remove it")
         if not self.path.is_file():
             return None
         try:
@@ -82,7 +85,38 @@ class Checkpoint:
             self.unusable = f"{self.path} is unreadable ({one_line(exc)})"  # e.g. truncated
             return None
         self.meta = meta
+        if problem := self._problem(epochs, shapes, n_parameters):  # the same fingerprint, yet not this fit's
+            self.unusable = f"{self.path} is damaged or from another version of this network ({problem})"
+            return None
         return self
+
+    def _problem(self, epochs: int, shapes: dict[str, tuple[int, ...]], n_parameters: int) -> str | None:
+        """What in the file does not fit the fit it would continue, or None."""
+        def whole(key: str, low: int, high: int) -> bool:
+            text = self.meta.get(key, "")
+            return text.isdecimal() and text.isascii() and low <= int(text) <= high
+
+        if not whole("epoch", 1, epochs):
+            return f"epoch {self.meta.get('epoch')!r} of {epochs}"
+        if not whole("seed", 0, 2**32 - 1) or "threads" in self.meta and not whole("threads", 1, 2**16):
+            return "its seed or thread count"
+        try:
+            history = json.loads(self.meta.get("history", ""))
+        except ValueError:
+            history = None
+        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+            return "its history"
+        saved = {k[len("model."):]: tuple(v.shape) for k, v in self.tensors.items() if k.startswith("model.")}
+        if saved != shapes:
+            return "its weights do not fit the network"
+        for key in self.tensors:
+            kind, _, rest = key.partition(".")
+            index, _, name = rest.partition(".")
+            if kind == "optimizer" and not (index.isdecimal() and int(index) < n_parameters and name):
+                return f"optimizer state {key!r}"
+            if kind not in ("model", "optimizer"):
+                return f"tensor {key!r}"
+        return None
 
     @property
     def seed(self) -> int:

@@ -173,10 +173,18 @@ class TorchClassifier(MnistlabModel):
         epochs, batch_size = self._epochs(), self._batch_size()
 
         checkpoint = Checkpoint(self.checkpoint_dir, self._fingerprint(X, y)) if self.checkpoint_dir else None
-        saved = checkpoint.load() if checkpoint else None
+        saved = None
+        if checkpoint:
+            with torch.device("meta"):  # the state's names and shapes, without memory or random numbers
+                shape_of = self._build_network(len(self.classes_))
+            saved = checkpoint.load(epochs, {k: tuple(v.shape) for k, v in shape_of.state_dict().items()},
+                                    len(list(shape_of.parameters())))
         if checkpoint and checkpoint.unusable:
             progress.log(f"not resuming: {checkpoint.unusable}; starting afresh")
         if saved is not None:
+            if self.threads is not None and saved.threads and self.threads != saved.threads:
+                raise ParameterError("threads", f"the checkpointed epochs ran on {saved.threads} CPU threads, and "
+                                                f"resuming them exactly needs as many: give {saved.threads} or none")
             seed, threads = saved.seed, saved.threads or torch.get_num_threads()
         else:
             seed = int(np.random.SeedSequence().generate_state(1)[0] if self.random_state is None
@@ -239,6 +247,10 @@ class TorchClassifier(MnistlabModel):
         self.threads_ = threads
         where = f"{threads} CPU thread{'s' * (threads > 1)}" if device.type == "cpu" else str(device)
         self.fit_message_ = f"{self.n_iter_} epochs on {where}"
+        if first_epoch:
+            self.fit_message_ += f", resumed after epoch {first_epoch}"
+        elif checkpoint and checkpoint.unusable:  # said with the result too: a log line is lost without a bar (--json)
+            self.fit_message_ += f"; not resumed ({checkpoint.unusable}): started afresh"
         return self
 
     def _train_epoch(self, network, optimizer, images, labels, generator, epoch, epochs, batch_size, progress):
