@@ -248,3 +248,27 @@ def test_signals_wait_for_the_end_of_a_deferred_block():
         assert received == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_lock_is_held_by_a_live_process_not_by_whose_id_it_names(tmp_path):
+    store = RunStore(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / ".lock-reused").write_text(str(os.getpid()))  # left by a killed process whose id is reused
+    with store.claim("reused") as writer:  # was "being trained right now by process <this one>"
+        assert writer.path.name == "reused"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from mnistlab.experiments.store import RunStore\n"
+        f"with RunStore({str(tmp_path)!r}).claim('held'):\n"
+        "    print('holding', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        with pytest.raises(RunExistsError, match=f"run 'held' is being trained right now by process {holder.pid}"):
+            with store.claim("held"):
+                pass
+        assert store.list() == [] and (tmp_path / "runs" / ".lock-held").exists()  # a live holder's lock stays
+    finally:
+        holder.kill()
+        holder.wait()
+    with store.claim("held"):  # the kernel let go of it with the process: nothing stale to judge
+        pass
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == []

@@ -20,19 +20,19 @@ other runs are unaffected.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_directory, process_alive, staging_prefix, sweep_staging
+from .._io import FILE_MODE, atomic_directory, sweep_staging
 from ..errors import (
     ParameterError,
     RunDamagedError,
@@ -250,8 +250,9 @@ class RunStore:
         """Remove what interrupted processes left: staging folders and lock files whose process is gone."""
         sweep_staging(self.root)
         for lock in self.root.glob(LOCK_PREFIX + "*"):
-            if _lock_owner(lock) is None:
-                lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not a lock file (a folder of that name): not ours to remove
+                if (held := _hold_lock(lock)) is not None:  # no process holds it: one killed outright left it
+                    _let_go(lock, held)
 
     @contextmanager
     def claim(self, name: str, overwrite: bool = False, numbered: bool = False) -> Iterator[RunWriter]:
@@ -269,14 +270,14 @@ class RunStore:
             for number in itertools.count(1):
                 candidate = name if number == 1 else f"{name}-{number}"
                 lock = self.root / f"{LOCK_PREFIX}{candidate}"
-                created = _create_lock(lock)
-                if not numbered or (created and not self.path(candidate).exists()):
+                held = _hold_lock(lock)
+                if not numbered or (held is not None and not self.path(candidate).exists()):
                     break
-                if created:
-                    lock.unlink()
+                if held is not None:
+                    _let_go(lock, held)
         except OSError as exc:
             raise ParameterError("out", f"cannot write runs in {self.root} ({exc.strerror or exc})") from None
-        if not created:
+        if held is None:
             owner = _lock_owner(lock)
             raise RunExistsError(f"run {name!r} is being trained right now by process {owner}" if owner
                                  else f"run {name!r} is being claimed by another process")
@@ -287,7 +288,7 @@ class RunStore:
             yield RunWriter(final)
         finally:
             with contextlib.suppress(OSError):  # a folder gone read-only: the error that says so is on its way out
-                lock.unlink(missing_ok=True)  # (a lock left behind is swept once this process is gone)
+                _let_go(lock, held)  # (a lock file left behind is swept by the next claim)
 
     def put(self, name: str, files: dict[str, bytes], overwrite: bool = False) -> Path:
         """Write a run computed elsewhere (a cluster's worker): ``files`` maps each file's path in the
@@ -314,28 +315,44 @@ class RunWriter:
             yield folder
 
 
-def _create_lock(lock: Path) -> bool:
-    """Create ``lock`` holding this process's id, atomically; False if it exists.
+def _hold_lock(lock: Path) -> int | None:
+    """A descriptor by which this process holds ``lock`` (an exclusive ``flock`` on the file, with this
+    process's id written in it), or None where another process holds it.
 
-    The id is written to a staging file first and hard-linked into place, so no other
-    process ever sees the lock without its owner.
+    The kernel lets go of a flock when its process ends, however it ends: a lock is never stale, and
+    an id reused by another process does not keep it (a lock judged by the life of the process whose
+    id it held was, and two processes removing a stale one at once could both take the name).
     """
-    fd, tmp = tempfile.mkstemp(dir=lock.parent, prefix=staging_prefix("lock"))
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        os.close(fd)  # its holder removed the file as this process opened it: the lock is whatever is there now
+
+
+def _let_go(lock: Path, fd: int) -> None:
+    """Remove ``lock`` and let go of it; removed while still held, so that no one takes the file on its way out."""
     try:
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        os.link(tmp, lock)
-        return True
-    except FileExistsError:
-        return False
+        lock.unlink(missing_ok=True)
     finally:
-        os.unlink(tmp)
+        os.close(fd)
 
 
 def _lock_owner(lock: Path) -> int | None:
-    """The live process holding ``lock``, or None when the lock is stale or unreadable."""
+    """The id of the process holding ``lock`` (None before it has written it, or where it cannot be read)."""
     try:
         pid = int(lock.read_text() or "0")
     except (OSError, ValueError):
         return None
-    return pid if pid > 0 and process_alive(pid) else None
+    return pid if pid > 0 else None
