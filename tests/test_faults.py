@@ -86,3 +86,37 @@ def processes_naming(text: str) -> list[int]:
         except OSError:  # gone meanwhile
             pass
     return found
+
+
+def test_a_helper_process_ends_with_its_parent_killed_outright(tmp_path):
+    """The child that draws half of a run's figures went on writing into the swept staging folder."""
+    pid_file = tmp_path / "child.pid"
+    code = ("import os, time\n"
+            "from mnistlab._system import end_with_parent\n"
+            "parent = os.getpid()\n"
+            "if os.fork() == 0:\n"
+            "    end_with_parent(parent)\n"
+            f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            "    time.sleep(60)\n"
+            "    os._exit(0)\n"
+            "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 10
+    while _alive(child) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie (reaped by init soon) counts as ended
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
