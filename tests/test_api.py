@@ -330,3 +330,38 @@ def test_a_sweep_or_comparison_name_given_that_exists_is_refused_before_any_work
     assert ml.compare(other, run, out=tmp_path, name="mine", overwrite=True).result["runs"][0]["run"] == "api-other"
     again = ml.compare(run, other, out=tmp_path)  # the default name: the same runs' comparison, brought up to date
     assert ml.compare(run, other, out=tmp_path).path == again.path
+
+
+def test_what_a_notebook_is_handed_is_checked_and_shown_briefly(run, tmp_path):
+    import json
+    import shutil
+
+    from conftest import RecordingProgress
+    from mnistlab.experiments.pipeline import DataChoice
+    from mnistlab.experiments.sweep import run_sweep
+
+    for call, parameter in [(lambda: ml.load_run(5), "run"), (lambda: ml.runs(out=5), "out"),
+                            (lambda: ml.compare(run, None), "run"), (lambda: run.figure(["a"]), "name"),
+                            (lambda: ml.zalando_benchmark(classifiers=[], out=tmp_path), "classifiers"),
+                            (lambda: ml.zalando_benchmark(classifiers="GaussianNB", out=tmp_path), "classifiers")]:
+        with pytest.raises(ml.ParameterError) as info:  # TypeErrors from pathlib or a set; [] ran the whole grid
+            call()
+        assert info.value.parameter == parameter
+    progress = RecordingProgress()
+    with pytest.raises(ml.ParameterError, match="10 folds"):  # found once the points run, after the bar started
+        run_sweep("logreg", {"C": [0.1, 1]}, DataChoice(train_size=50), tmp_path, cv=10, progress=progress)
+    assert progress.starts and progress.ends == 1  # a notebook's bar was left open
+    assert repr(run.predict(run.dataset.x_test[0])).startswith("Prediction(")
+    assert len(repr(run.predict(run.dataset.x_test[:20]))) < 2000 and len(repr(run.interpretation)) < 300
+    for change, problem in [({"calibration": None}, "'calibration' must be an object"),
+                            ({"confusion_matrix": []}, "'confusion_matrix' must be counts"),
+                            ({"confusion_matrix": [[None] * 10] * 10}, "'confusion_matrix' must be counts"),
+                            ({"calibration": {"ece": "x"}}, "'ece' and 'brier' must be numbers"),
+                            ({"history": "x"}, "'history' must be an object")]:
+        damaged = tmp_path / "damaged"
+        shutil.rmtree(damaged, ignore_errors=True)
+        shutil.copytree(run.path, damaged)
+        metrics = json.loads((damaged / "metrics.json").read_text())
+        (damaged / "metrics.json").write_text(json.dumps({**metrics, **change}))
+        with pytest.raises(ml.RunDamagedError, match=problem):  # failed when the notebook showed the run
+            ml.load_run(damaged)

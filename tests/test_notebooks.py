@@ -125,12 +125,10 @@ def _execute(path: Path, workdir: Path, kernel_dir: Path):
     return nb
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, tmp_path, kernel_dir, monkeypatch, request):
+def _kernel_environment(monkeypatch, tmp_path: Path) -> tuple[Path, Path]:
+    """The environment a test's kernel starts in; returns its output folder and its working folder."""
     import mnistlab as ml
 
-    if _needs_mnist(path):
-        monkeypatch.setenv("MNISTLAB_DATA_DIR", str(request.getfixturevalue("mnist_dir")))
     out = tmp_path / "out"
     monkeypatch.setenv("MNISTLAB_OUT", str(out))
     for name, value in SETTINGS.items():
@@ -144,6 +142,16 @@ def test_notebook_runs(path, tmp_path, kernel_dir, monkeypatch, request):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     work = tmp_path / "work"
     work.mkdir()
+    return out, work
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(path, tmp_path, kernel_dir, monkeypatch, request):
+    import mnistlab as ml
+
+    if _needs_mnist(path):
+        monkeypatch.setenv("MNISTLAB_DATA_DIR", str(request.getfixturevalue("mnist_dir")))
+    out, work = _kernel_environment(monkeypatch, tmp_path)
 
     start = time.perf_counter()
     nb = _execute(path, work, kernel_dir)
@@ -177,3 +185,24 @@ def test_notebook_runs(path, tmp_path, kernel_dir, monkeypatch, request):
             or run.name.startswith("recipe-"), f"{run.name} ignored MNISTLAB_NOTEBOOK_TEST_SIZE"
     assert any("McNemar" in h for h in html), f"{path.name}: no comparison card"
     assert any("<img" in h and "%" in h for h in html), f"{path.name}: no prediction card"
+
+
+def test_a_fresh_notebook_shows_figures_short_reprs_and_finished_bars(tmp_path, kernel_dir, monkeypatch):
+    """No pyplot anywhere: IPython shows a Figure as a picture only once something registers it."""
+    _kernel_environment(monkeypatch, tmp_path)
+    cells = ['import mnistlab as ml\nrun = ml.train("logreg", train_size=600, test_size=200, embedding=False)',
+             'run.figure("confusion_matrix")',
+             'run.predict(run.dataset.x_test[:20])',
+             'run.interpretation']
+    path = tmp_path / "fresh.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    nb = _execute(path, tmp_path / "work", kernel_dir)
+    outputs = [[o for o in cell.outputs if o.output_type == "execute_result"] for cell in nb.cells]
+    assert "image/png" in outputs[1][0].data  # was "<Figure size … with 2 Axes>" alone
+    predictions = _text(outputs[2][0].data["text/plain"])
+    assert predictions.count("Prediction(") == 20 and len(predictions) < 2000  # was 102,161 characters
+    assert _text(outputs[3][0].data["text/plain"]).startswith("Interpretation(200 test images, ")
+    bars = [model["state"] for model in nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+            .values() if model["model_name"] == "FloatProgressModel"]
+    # converged before max_iter: the bar was left red, as a failure
+    assert bars and all(bar["value"] == bar["max"] and bar["bar_style"] == "success" for bar in bars), bars

@@ -171,3 +171,13 @@ def test_a_recipes_data_folder_is_for_the_mnist_recipes_alone():
 
     assert {job.data.data_dir for job in _jobs("mnist-l1-5000", "/data/mnist")} == {"/data/mnist"}
     assert {job.data.data_dir for job in _jobs("numpy-binary", "/data/mnist")} == {None}  # Fashion-MNIST's
+
+
+def test_the_progress_of_a_classifier_fitted_in_one_call_counts_that_call():
+    from conftest import RecordingProgress
+
+    rng = np.random.default_rng(0)
+    progress = RecordingProgress()
+    get_family("sklearn:GaussianNB")().fit(rng.random((40, 784), dtype=np.float32), np.arange(40) % 2,
+                                           progress=progress)
+    assert progress.starts == [(None, "fit")] and progress.done == [1] and progress.ends == 1  # read "0/? fit"

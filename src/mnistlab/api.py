@@ -38,6 +38,10 @@ from .experiments.store import (
     read_predictions,
 )
 from .models import family_names, get_family
+from .notebook import show_figures_in_ipython
+
+
+show_figures_in_ipython()  # the figures this API returns, shown in a notebook as pictures
 
 
 def _store(out) -> RunStore:
@@ -166,7 +170,7 @@ class Run:
         """
         from .experiments.figures import FIGURES, draw
 
-        if name not in FIGURES:
+        if not isinstance(name, str) or name not in FIGURES:  # a list is unhashable: a TypeError
             raise ParameterError("name", f"no figure {name!r}; choose one of: {', '.join(FIGURES)}")
         figure = draw(name, self.interpretation)
         if figure is None:
@@ -290,7 +294,7 @@ class Comparison:
 
         figures = comparison_figures([load_for_comparison(r.path) for r in self.runs], self.pairs,
                                      self.result["classes"])
-        if name not in figures:
+        if not isinstance(name, str) or name not in figures:
             raise ParameterError("name", f"no figure {name!r}; choose one of: {', '.join(figures)}")
         return figures[name][0]
 

@@ -31,6 +31,7 @@ from rich.progress import (
 )
 
 from .models.callbacks import SILENT, FitProgress
+from .notebook import in_notebook
 
 BAR_WIDTH = 20
 FIXED_COLUMNS_WIDTH = 48  # "1234/1234 iterations 0:00:00 left 0:00:00" and the gaps
@@ -98,16 +99,16 @@ class NotebookProgress(FitProgress):
             print(line)
 
     def end(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        bar = self._bar
+        if bar is not None:
+            # A fit that converged early is done: tqdm would draw it red, as failed. (In the ``finally`` that
+            # calls this on an error or Ctrl-C, the exception is there to see, and red is right.)
+            if bar.total and 0 < bar.n < bar.total and sys.exc_info()[0] is None:
+                bar.total = bar.n
+                if hasattr(bar, "container"):  # the widget's own maximum (tqdm's notebook bar: text, bar, text)
+                    bar.container.children[1].max = bar.n
+            bar.close()
             self._bar = None
-
-
-def in_notebook() -> bool:
-    """Whether this runs inside a Jupyter kernel (IPython's shell there is a ZMQInteractiveShell)."""
-    ipython = sys.modules.get("IPython")  # a kernel has imported it; importing it here would not help
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return shell is not None and any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
 
 
 def fit_progress(enabled: bool = True) -> FitProgress:

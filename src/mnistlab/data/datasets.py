@@ -300,7 +300,8 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
     raise DatasetError(
         f"{name} not found (looked in {', '.join(map(str, looked))}{reason}). "
         f"Get it with {hint}`mnistlab data download --dataset {name}` on a machine with internet, "
-        "or pass --data-dir DIR holding the four IDX files."
+        "or point data_dir (`--data-dir` on the command line) or MNISTLAB_DATA_DIR at a folder holding the "
+        "four IDX files."
     )
 
 

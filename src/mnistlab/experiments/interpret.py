@@ -61,6 +61,10 @@ class Interpretation:
         """The test images as the model takes them."""
         return flatten_scale(self.images)
 
+    def __repr__(self) -> str:  # the dataclass's would print the model, every probability and all metrics
+        wrong = int((self.y_pred != self.y_true).sum())
+        return f"Interpretation({len(self.y_true)} test images, {wrong} wrong, classes {self.classes})"
+
     @property
     def y_pred(self) -> np.ndarray:
         """The predicted class of each test image."""

@@ -139,9 +139,11 @@ def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluste
     jobs = [(name, role, job) for name in names for role, job in zip(ROLES, _jobs(name, data_dir))]
     results: dict[str, dict[str, Path | Exception]] = {name: {} for name in names}
     progress.start(len(jobs), "run")
-    for done, (i, result) in enumerate(train_all([job for _, _, job in jobs], out, cluster, progress), start=1):
-        name, role, job = jobs[i]
-        results[name][role] = result
-        progress.advance(done, f"{job.name}: " + ("failed" if isinstance(result, Exception) else "done"))
-    progress.end()
+    try:
+        for done, (i, result) in enumerate(train_all([job for _, _, job in jobs], out, cluster, progress), start=1):
+            name, role, job = jobs[i]
+            results[name][role] = result
+            progress.advance(done, f"{job.name}: " + ("failed" if isinstance(result, Exception) else "done"))
+    finally:
+        progress.end()
     return results

@@ -139,6 +139,16 @@ def read_metrics(run_dir: Path) -> dict:
     analysis = metrics.get("analysis", [])
     if not isinstance(analysis, list) or not all(isinstance(line, str) for line in analysis):
         raise RunDamagedError(f"{path}: 'analysis' must be a list of sentences (strings)")
+    matrix, n = metrics["confusion_matrix"], len(metrics["per_class"])  # what a run's card and figures draw
+    if not (n >= 2 and len(matrix) == n and all(isinstance(row, list) and len(row) == n for row in matrix)
+            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for row in matrix for c in row)):
+        raise RunDamagedError(f"{path}: 'confusion_matrix' must be counts, a row and a column per class")
+    if "calibration" in metrics and not isinstance(metrics["calibration"], dict):
+        raise RunDamagedError(f"{path}: 'calibration' must be an object")
+    if metrics.get("history") is not None and not isinstance(metrics["history"], dict):  # None: a fit without epochs
+        raise RunDamagedError(f"{path}: 'history' must be an object")
+    if not all(type(metrics.get("calibration", {}).get(k, 0.0)) in (int, float) for k in ("ece", "brier")):
+        raise RunDamagedError(f"{path}: the calibration's 'ece' and 'brier' must be numbers")
     return metrics
 
 
@@ -210,6 +220,8 @@ class RunStore:
     """The runs under ``<out>/runs``: find, list, claim a name, write a run."""
 
     def __init__(self, out: str | Path):
+        if not isinstance(out, (str, os.PathLike)):
+            raise ParameterError("out", f"must be a folder's path, got {out!r}")
         self.out = Path(out)
         self.root = self.out / RUNS
 
@@ -226,6 +238,8 @@ class RunStore:
 
         A name that is not valid is looked up only as a path, so no name can reach outside ``runs/``.
         """
+        if not isinstance(run, (str, os.PathLike)):
+            raise ParameterError("run", f"a run is given by its name or its folder's path, got {run!r}")
         candidates = [Path(run)]
         if isinstance(run, str) and NAME_PATTERN.fullmatch(run) and len(run) <= MAX_NAME_LENGTH:
             candidates.insert(0, self.root / run)

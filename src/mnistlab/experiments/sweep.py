@@ -115,15 +115,17 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     rows: list[dict | None] = [None] * len(points)
     failures = []
     n_train = 0
-    for done, (i, result) in enumerate(results, start=1):
-        if isinstance(result, Exception):
-            failures.append(f"{points[i]}: {one_line(result)}")
-            progress.log(f"{family} {points[i]} failed: {one_line(result)}")
-            continue
-        row, n_train = result
-        rows[i] = row
-        progress.advance(done, f"{family} {points[i]}: validation accuracy {row['val_accuracy']:.4f}")
-    progress.end()
+    try:  # the bar ends however the points do (an error, Ctrl-C): a notebook's would stay open
+        for done, (i, result) in enumerate(results, start=1):
+            if isinstance(result, Exception):
+                failures.append(f"{points[i]}: {one_line(result)}")
+                progress.log(f"{family} {points[i]} failed: {one_line(result)}")
+                continue
+            row, n_train = result
+            rows[i] = row
+            progress.advance(done, f"{family} {points[i]}: validation accuracy {row['val_accuracy']:.4f}")
+    finally:
+        progress.end()
     if failures:
         raise MnistlabError(f"{len(failures)} of {len(points)} sweep points failed; the first: {failures[0]}")
 

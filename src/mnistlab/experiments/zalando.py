@@ -89,6 +89,9 @@ def configurations(classifiers: list[str] | None = None) -> list[Configuration]:
     """The grid's configurations (of ``classifiers``; default all), in its order; configurations that
     translate to the same run are one, the first kept."""
     grid = _data()["grid"]
+    if classifiers is not None and (isinstance(classifiers, str) or not classifiers):  # "" and [] are not "all"
+        raise ParameterError("classifiers", f"give a non-empty list of the grid's classifiers (or none for all), "
+                                            f"got {classifiers!r}")
     unknown = sorted(set(classifiers or []) - set(grid))
     if unknown:
         raise ParameterError("classifiers", f"{', '.join(unknown)} not in the benchmark's grid; "
@@ -184,16 +187,18 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
     # no t-SNE map in the runs: the slowest part of a report, and the table does not need it
     jobs = [TrainingJob(SKLEARN_PREFIX + c.classifier, c.params, data, row["run"], command, embedding=False)
             for row, c in pending]
-    for done, (i, result) in enumerate(train_all(jobs, store.out, cluster, progress), start=1):
-        row, configuration = pending[i]
-        if isinstance(result, Exception):  # one configuration's failure is recorded; the rest go on
-            row.update(status="failed", error=f"{type(result).__name__}: {one_line(result)}")
-        else:
-            row.update(status="done", **_results(result))
-        progress.advance(done, f"{configuration.classifier} {configuration.original}: "
-                               + (f"{row['accuracy']:.4f}" if row["status"] == "done" else row["status"]))
-        _write_results(folder, dataset, data, rows)
-    progress.end()
+    try:
+        for done, (i, result) in enumerate(train_all(jobs, store.out, cluster, progress), start=1):
+            row, configuration = pending[i]
+            if isinstance(result, Exception):  # one configuration's failure is recorded; the rest go on
+                row.update(status="failed", error=f"{type(result).__name__}: {one_line(result)}")
+            else:
+                row.update(status="done", **_results(result))
+            progress.advance(done, f"{configuration.classifier} {configuration.original}: "
+                                   + (f"{row['accuracy']:.4f}" if row["status"] == "done" else row["status"]))
+            _write_results(folder, dataset, data, rows)
+    finally:
+        progress.end()
     _write_results(folder, dataset, data, rows)
     return folder, rows
 

@@ -86,6 +86,9 @@ class Prediction:
                                        title=title, contributions=self.contributions,
                                        found=self.prepared.found(), notes=self.prepared.notes())
 
+    def __repr__(self) -> str:  # the dataclass's would print all 784 pixels (5 kB, and 100 kB for 20 in a list)
+        return f"Prediction({self.class_name!r}, {self.probabilities[self.label]:.1%}, source={self.source!r})"
+
     def _repr_html_(self) -> str:
         parts = [html.image_tag(html.png_data_uri(self.pixels), 112, "the 28×28 input the model saw")]
         if self.evidence is not None:

@@ -115,6 +115,7 @@ class SklearnClassifier(MnistlabModel):
         try:
             with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
                 self.estimator_ = self._estimator().fit(X, y)
+            progress.advance(1)  # the one fit done (the bar read "0/? fit" at the end)
         finally:
             progress.end()
         self.classes_, self.n_features_in_ = self.estimator_.classes_, self.estimator_.n_features_in_
