@@ -85,14 +85,15 @@ def test_explanations_of_photos_with_one_stem_or_a_long_name_are_each_kept(run_a
     from mnistlab.inference.batch import predict_files
 
     out, folder = run_and_photos
-    for name in ("a/photo.jpg", "b/photo.jpg", "a/photo.png", "a/" + "x" * 255, "b/bad\udcffname.png"):
+    for name in ("a/photo.jpg", "b/photo.jpg", "a/photo.png", "a/" + "x" * 255, "b/bad\udcffname.png", "b/PHOTO.JPG"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes((folder / ("photo1.png" if name.endswith("png") else "photo0.jpg")).read_bytes())
     answer = predict_files(out / "runs" / "photos", [tmp_path / "a", tmp_path / "b"], explain_dir=tmp_path / "why")
     pictures = [Path(r["explanation"]) for r in answer["results"]]
-    assert answer["n_failed"] == 0 and len(set(pictures)) == 5 and all(p.is_file() for p in pictures)
-    # a name that is no UTF-8 (the byte FF) stopped the batch
-    assert [p.name for p in pictures] == ["photo.png", "photo-2.png", "x" * 200 + ".png", "badname.png", "photo-3.png"]
+    assert answer["n_failed"] == 0 and len(set(pictures)) == 6 and all(p.is_file() for p in pictures)
+    # a name that is no UTF-8 (the byte FF) stopped the batch; PHOTO.JPG is photo.jpg where case is ignored
+    assert [p.name for p in pictures] == ["photo.png", "photo-2.png", "x" * 200 + ".png", "PHOTO-3.png",
+                                          "bad\ufffdname.png", "photo-4.png"]
 
 
 def test_one_bad_photo_of_any_kind_does_not_stop_the_batch(run_and_photos, tmp_path, monkeypatch):

@@ -302,6 +302,10 @@ def test_subset_arguments_are_checked_and_a_subset_of_nearly_all_is_drawn(fashio
     nearly_all = fashion.subset(n=n - 5, seed=1)  # was refused: the 5 left out cannot hold all 10 classes
     assert len(nearly_all.y_train) == n - 5 and np.array_equal(fashion.subset(n=n - 5, seed=1).x_train, nearly_all.x_train)
     assert np.bincount(nearly_all.y_train).min() >= np.bincount(fashion.y_train).min() - 5
+    from mnistlab.data.preprocess import subset_indices
+
+    rare = np.repeat([0, 1, 2], [30, 1, 30])  # all but one image: the one of class 1 must stay
+    assert all(1 in rare[subset_indices(rare, n=60, seed=seed)] for seed in range(200))
 
 
 def test_the_content_key_reads_little_of_a_large_file(tmp_path, monkeypatch):

@@ -248,6 +248,13 @@ def test_signals_wait_for_the_end_of_a_deferred_block():
         assert received == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, previous)
+    # SIGTERM's default action, which ends the process, waits too (masking the signal in the main thread
+    # did not: the kernel gave it to a BLAS thread, and the process ended inside the block)
+    code = ("import os, signal, numpy\nfrom mnistlab._io import signals_deferred\n"
+            "with signals_deferred():\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    sum(range(10**6))\n    print('the block ended', flush=True)\nprint('after the block')")
+    ended = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert ended.returncode == -signal.SIGTERM and ended.stdout == "the block ended\n"
 
 
 def test_a_lock_is_held_by_a_live_process_not_by_whose_id_it_names(tmp_path):

@@ -112,7 +112,7 @@ def _exchange(a: Path, b: Path) -> bool:
     library or the filesystem cannot (not Linux, glibc before 2.28, some network filesystems)."""
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows, where CDLL takes no None
         return False
     if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
         return True
@@ -124,16 +124,26 @@ def _exchange(a: Path, b: Path) -> bool:
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back until the block ends, then delivered (in the main thread, where
-    Python runs their handlers; elsewhere nothing changes)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    """Ctrl-C and SIGTERM held back until the block ends, then delivered as they would have been.
+
+    Their handlers are swapped for ones that only take note (Python runs a handler in the main thread,
+    whichever thread the signal reached, so masking the signal there would not do), then restored and
+    the signals raised again. Outside the main thread, where no handler can be set, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda number, frame: received.append(number))
+                for number in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(number) is not None}  # None: set outside Python, and could not be put back
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(received):
+            signal.raise_signal(number)
 
 
 def process_alive(pid: int) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+from collections.abc import Callable
 
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -35,14 +36,19 @@ def keep_freed_memory(mapped_from: int = 16 << 20, kept: int = 64 << 20) -> bool
     return bool(mallopt(M_MMAP_THRESHOLD, mapped_from)) and bool(mallopt(M_TRIM_THRESHOLD, kept))
 
 
-def end_with_parent(parent: int) -> None:
-    """Have the kernel kill this process when its parent (whose id is ``parent``) ends, however it ends
-    (Linux's ``prctl``; elsewhere nothing changes). For a forked helper: with its parent killed outright,
-    it would go on writing into a staging folder that no one will keep, after it has been swept."""
+def ended_with_parent() -> Callable[[], None]:
+    """What a child forked from this process calls first to be killed when this process ends, however it
+    ends (Linux's ``prctl``; elsewhere it does nothing). For a forked helper: with its parent killed
+    outright, it would go on writing into a staging folder that no one will keep, after it was swept.
+    Looked up here, in the parent: loading a library in a child forked from threads is not safe."""
+    parent = os.getpid()
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it ended before the request was made
-        os._exit(1)
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows, where CDLL takes no None
+        return lambda: None
+
+    def end_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # it ended before the request was made
+            os._exit(1)
+    return end_with_parent

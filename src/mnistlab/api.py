@@ -25,7 +25,7 @@ import numpy as np
 
 from . import html
 from .data.datasets import Dataset
-from .errors import MnistlabError, ParameterError
+from .errors import MnistlabError, ParameterError, RunDamagedError
 from .experiments.pipeline import DataChoice, evaluate_run, run_data
 from .experiments.store import (
     PLOTS,
@@ -95,6 +95,8 @@ class Run:
             self.metrics: dict = read_metrics(self.path)
             if _identity(self.path) == self._folder:
                 break  # else the run was replaced between the two reads (trained again with overwrite): again
+        else:
+            raise RunDamagedError(f"{self.path}: replaced while it was read, {READ_ATTEMPTS} times; load it again")
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, model={self.config['model']!r}, accuracy={self.metrics['accuracy']:.4f})"

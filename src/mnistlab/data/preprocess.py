@@ -121,8 +121,11 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
     if n < n_classes:
         raise ParameterError("n", f"a stratified subset needs at least one image of each of the {n_classes} "
                                   f"classes, got a size of {n}")
-    if len(y) - n < n_classes:  # the rows left out cannot hold every class, as a split's other part must:
-        return np.sort(rng.permutation(len(y))[:n])  # leaving out so few keeps the proportions within as many
+    if len(y) - n < n_classes:  # the rows left out cannot hold every class, as a split's other part must;
+        # leaving out so few at random keeps the proportions within as many, and one image of each class stays
+        kept = np.array([rng.choice(np.flatnonzero(y == c)) for c in np.unique(y)])
+        rest = np.setdiff1d(np.arange(len(y)), kept)
+        return np.sort(np.concatenate([kept, rng.choice(rest, n - len(kept), replace=False)]))
     try:
         _, idx = stratified_split(y, n, seed)
     except ValueError as exc:  # e.g. a class with a single member cannot be stratified

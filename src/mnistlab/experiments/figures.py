@@ -10,7 +10,6 @@ the model contract (``models/base.py``); nothing here names a family.
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import warnings
@@ -22,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import plots
-from .._system import end_with_parent, usable_cores
+from .._system import ended_with_parent, usable_cores
 from .interpret import Interpretation
 
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
@@ -223,14 +222,14 @@ def _draw_in_two_processes(results: Interpretation, folder: Path, order: list[Ru
             return order[front if from_front else back - 1]
 
     def child() -> None:
-        end_with_parent(parent)
+        end_with_parent()
         try:
             while (figure := take(from_front=True)) is not None:
                 _write(results, folder, figure)
         except (Exception, KeyboardInterrupt):  # noqa: BLE001 (drawn again here, where the error is raised for
             sys.exit(1)  # all to see; Ctrl-C reaches both processes, and this one goes quietly)
 
-    parent = os.getpid()
+    end_with_parent = ended_with_parent()
     results.explanations(explained_images(results))  # computed here, in one call: the child only reads them
     # the objects there are now out of the collector's sight: its passes in the child would otherwise write
     # to every one of them, copying all the memory the two processes share

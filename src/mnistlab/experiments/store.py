@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -52,6 +53,7 @@ MAX_PREDICTIONS_BYTES = 64 * 1024 * 1024  # a 70000-image test set of 10 classes
 EMBEDDING = "embedding.npz"
 MAX_EMBEDDING_BYTES = 1024 * 1024  # a few thousand images' indices and coordinates take tens of kilobytes
 LOCK_PREFIX = ".lock-"
+LOCK_ATTEMPTS = 3  # a lock found held is tried again twice, 50 ms apart: a sweep holds one for microseconds
 DEFAULT_OUT = "mnistlab-out"
 
 
@@ -337,22 +339,29 @@ def _hold_lock(lock: Path) -> int | None:
     an id reused by another process does not keep it (a lock judged by the life of the process whose
     id it held was, and two processes removing a stale one at once could both take the name).
     """
+    busy = 0
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                return fd
+            os.close(fd)  # its holder removed the file as this process opened it: the lock is what is there now
         except BlockingIOError:
             os.close(fd)
-            return None
-        try:
-            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            current = False
-        if current:
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
-            return fd
-        os.close(fd)  # its holder removed the file as this process opened it: the lock is whatever is there now
+            busy += 1
+            if busy == LOCK_ATTEMPTS:
+                return None
+            time.sleep(0.05)  # another process's sweep may hold it for a moment
+        except BaseException:
+            os.close(fd)  # a full disk, a filesystem without flock: the error is said, and nothing stays held
+            raise
 
 
 def _let_go(lock: Path, fd: int) -> None:

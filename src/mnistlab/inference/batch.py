@@ -110,12 +110,14 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
 
 def _explanation_name(path: Path, taken: set[str]) -> str:
     """The file name of ``path``'s explanation: its stem, cut to leave room in a file name (255 bytes),
-    numbered where another photo of the batch has it (``a.jpg`` and ``a.png``, or two folders' ``a.png``)."""
-    stem = os.fsencode(path.stem)[:MAX_STEM_BYTES].decode(errors="ignore")  # the bytes a name has, UTF-8 or not
+    numbered where another photo of the batch has it (``a.jpg`` and ``a.png``, or two folders' ``a.png``;
+    ``A.JPG`` too, which is the same file on a filesystem that ignores case)."""
+    # the bytes the name has, UTF-8 or not (a byte that is none becomes �); a name of dots alone would hide it
+    stem = os.fsencode(path.stem)[:MAX_STEM_BYTES].decode(errors="replace").lstrip(".") or "photo"
     name = stem
     for number in itertools.count(2):
-        if name not in taken:
+        if name.casefold() not in taken:
             break
         name = f"{stem}-{number}"
-    taken.add(name)
+    taken.add(name.casefold())
     return f"{name}.png"

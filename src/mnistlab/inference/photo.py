@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import warnings
 from dataclasses import dataclass
 
@@ -43,9 +42,10 @@ from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line, prin
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
-# Decoded, a photo takes 1 to 4 bytes per pixel (by mode) before it is reduced: 128 MB
-# admits 32 megapixels of RGB and keeps a worker under 300 MB whatever it is sent.
-MAX_DECODING_BYTES = 128 * 1024 * 1024
+# Decoded, a photo takes 1 to 4 bytes per pixel (by mode) before it is reduced, a progressive JPEG 3 to 6
+# more for its coefficients: 192 MB admits 24 megapixels of progressive JPEG in full colour (4:4:4, as
+# image editors save at high quality) and keeps a worker (~85 MB) under 300 MB whatever it is sent.
+MAX_DECODING_BYTES = 192 * 1024 * 1024
 # The formats photos come in. Not every format Pillow knows: some decode whole while being opened,
 # before any size is checked (ICO, ICNS), and some run other programs (EPS: Ghostscript).
 FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "PPM", "JPEG2000")
@@ -185,9 +185,11 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
         try:
-            if not stat.S_ISREG(os.stat(source).st_mode):  # opening a pipe would wait for a writer
-                raise PhotoError(f"{name}: not a regular file")
-            with open(source, "rb") as f:
+            # Not blocking: opening a named pipe would wait for a writer, for ever if none comes; one
+            # opened so reads as empty. Then blocking again, as /dev/stdin with a photo piped in must.
+            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb") as f:
                 data = f.read(max_bytes + 1)  # never read more than the cap
         except OSError as exc:
             raise PhotoError(f"{name}: cannot read file ({exc.strerror or one_line(exc)})") from None
@@ -303,9 +305,10 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
             image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only; other formats ignore it
             needed = _decoding_bytes(image, width, height)
             if needed > max_decoding_bytes:
-                raise PhotoError(f"{width}×{height} pixels of mode {image.mode} take "
-                                 f"{_megabytes(needed)} to decode, more than the limit of "
-                                 f"{_megabytes(max_decoding_bytes)}")
+                kind = "of a progressive JPEG" if image.format in JPEG_FORMATS and image.info.get("progressive") \
+                    else f"of mode {image.mode}"
+                raise PhotoError(f"{width}×{height} pixels {kind} take {_megabytes(needed)} to decode, more "
+                                 f"than the limit of {_megabytes(max_decoding_bytes)}")
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
             return Image.fromarray(to_grayscale(_shrink(image)))

@@ -182,7 +182,7 @@ class TorchClassifier(MnistlabModel):
         if checkpoint and checkpoint.unusable:
             progress.log(f"not resuming: {checkpoint.unusable}; starting afresh")
         if saved is not None:
-            if self.threads is not None and saved.threads and self.threads != saved.threads:
+            if device.type == "cpu" and self.threads is not None and saved.threads and self.threads != saved.threads:
                 raise ParameterError("threads", f"the checkpointed epochs ran on {saved.threads} CPU threads, and "
                                                 f"resuming them exactly needs as many: give {saved.threads} or none")
             seed, threads = saved.seed, saved.threads or torch.get_num_threads()
