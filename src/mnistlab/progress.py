@@ -68,6 +68,8 @@ class RichProgress(FitProgress):
 
     def end(self) -> None:
         if self._progress is not None:
+            if sys.exc_info()[0] is not None:  # ended by an error: its one line is what is left, not the bar
+                self._progress.live.transient = True
             self._progress.stop()
             self._progress = self._task = None
 
