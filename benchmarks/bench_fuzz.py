@@ -103,15 +103,22 @@ def make_bombs(folder: Path, run_dir: Path) -> list[tuple[str, str, Path, str]]:
          model_bomb(run_dir, folder / "model-400m", (100_000_000,), 100_000_000 * 4),
          "refused: more than 4× the file"),
         ("photo", "50000×1000 bilevel PNG", png(folder / "banner.png", "1", (50000, 1000)), "refused: elongated"),
-        ("photo", "7000×7000 RGB PNG (zeros)", png(folder / "rgb-49mp.png", "RGB", (7000, 7000)),
-         "refused: decoding takes 187 MB"),
+        ("photo", "7000×7000 RGBA PNG (zeros)", png(folder / "rgba-49mp.png", "RGBA", (7000, 7000)),
+         "refused: decoding takes 374 MB"),
+        ("photo", "7000×7000 progressive JPEG in full colour (4:4:4)", progressive_jpeg(folder / "progressive.jpg"),
+         "refused: its coefficients take 281 MB"),
         ("photo", "7000×7000 bilevel PNG (49 MP, the most pixels allowed)", png(folder / "bilevel-49mp.png", "1",
                                                                                (7000, 7000)), "decoded, reduced"),
-        ("photo", "5700×5700 RGB PNG (32 MP, the most RGB allowed)", png(folder / "rgb-32mp.png", "RGB", (5700, 5700)),
-         "decoded, reduced"),
-        ("photo", "4000×4000 RGBA PNG (16 MP, the most RGBA allowed)",
-         png(folder / "rgba-16mp.png", "RGBA", (4000, 4000)), "decoded, reduced"),
+        ("photo", "7000×7000 RGB PNG (49 MP, the most pixels, in RGB)", png(folder / "rgb-49mp.png", "RGB",
+                                                                            (7000, 7000)), "decoded, reduced"),
+        ("photo", "5000×5000 RGBA PNG (25 MP, the most RGBA allowed)",
+         png(folder / "rgba-25mp.png", "RGBA", (5000, 5000)), "decoded, reduced"),
     ]
+
+
+def progressive_jpeg(path: Path) -> Path:
+    Image.new("RGB", (7000, 7000)).save(path, "JPEG", progressive=True, subsampling=0)
+    return path
 
 
 # One reader per kind, run in a fresh interpreter so that its peak is its own.
