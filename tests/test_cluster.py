@@ -34,15 +34,24 @@ def _start(*args: str) -> subprocess.Popen:
                             start_new_session=True)
 
 
-@pytest.fixture
-def cluster():
+def _scheduler() -> tuple[str, subprocess.Popen]:
+    """The address of a `dask scheduler` started on a free port of 127.0.0.1, and its process."""
     if not DASK.exists():
         pytest.skip(f"{DASK} missing (pip install 'mnistlab[cluster]')")
     port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = _start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
-    workers = [_start("worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
-                      "--no-dashboard", "--name", f"w{i}") for i in range(2)]
+    return f"tcp://127.0.0.1:{port}", _start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+
+
+def _worker(address: str, *options: str) -> subprocess.Popen:
+    """A single-threaded `dask worker` of the scheduler at ``address``."""
+    return _start("worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1", "--no-dashboard",
+                  *options)
+
+
+@pytest.fixture
+def cluster():
+    address, scheduler = _scheduler()
+    workers = [_worker(address, "--name", f"w{i}") for i in range(2)]
     from distributed import Client
 
     with Client(address, timeout=60) as client:
@@ -157,12 +166,8 @@ def test_a_service_that_speaks_no_dask_is_one_clear_error(tmp_path):
 
 
 def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path):
-    if not DASK.exists():
-        pytest.skip(f"{DASK} missing (pip install 'mnistlab[cluster]')")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = _start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
-    worker = _start("worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1", "--no-dashboard")
+    address, scheduler = _scheduler()
+    worker = _worker(address)
     try:
         from distributed import Client
 
@@ -190,11 +195,7 @@ def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path):
 
 
 def test_a_sweep_says_it_waits_for_a_worker_and_goes_on_once_one_joins(tmp_path):
-    if not DASK.exists():
-        pytest.skip(f"{DASK} missing (pip install 'mnistlab[cluster]')")
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    scheduler = _start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    address, scheduler = _scheduler()
     processes = [scheduler]
     try:
         from distributed import Client
@@ -212,8 +213,7 @@ def test_a_sweep_says_it_waits_for_a_worker_and_goes_on_once_one_joins(tmp_path)
         while waiting not in log.read_text() and sweep.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)  # it waited without a word
         assert waiting in log.read_text() and sweep.poll() is None, log.read_text()
-        processes.append(_start("worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
-                                "--no-dashboard"))
+        processes.append(_worker(address))
         assert sweep.wait(timeout=180) == 0, log.read_text()
         assert len(json.loads(next((tmp_path / "sweeps").glob("*/sweep.json")).read_text())["results"]) == 2
     finally:
