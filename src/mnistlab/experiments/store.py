@@ -267,7 +267,7 @@ class RunStore:
         sweep_staging(self.root)
         for lock in self.root.glob(LOCK_PREFIX + "*"):
             with contextlib.suppress(OSError):  # not a lock file (a folder of that name): not ours to remove
-                if (held := _hold_lock(lock)) is not None:  # no process holds it: one killed outright left it
+                if (held := _hold_lock(lock, attempts=1)) is not None:  # no one holds it: left by a process killed outright
                     _let_go(lock, held)
 
     @contextmanager
@@ -331,9 +331,9 @@ class RunWriter:
             yield folder
 
 
-def _hold_lock(lock: Path) -> int | None:
+def _hold_lock(lock: Path, attempts: int = LOCK_ATTEMPTS) -> int | None:
     """A descriptor by which this process holds ``lock`` (an exclusive ``flock`` on the file, with this
-    process's id written in it), or None where another process holds it.
+    process's id written in it), or None where another process holds it (``attempts`` times, 50 ms apart).
 
     The kernel lets go of a flock when its process ends, however it ends: a lock is never stale, and
     an id reused by another process does not keep it (a lock judged by the life of the process whose
@@ -356,7 +356,7 @@ def _hold_lock(lock: Path) -> int | None:
         except BlockingIOError:
             os.close(fd)
             busy += 1
-            if busy == LOCK_ATTEMPTS:
+            if busy == attempts:
                 return None
             time.sleep(0.05)  # another process's sweep may hold it for a moment
         except BaseException:
