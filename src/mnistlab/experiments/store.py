@@ -84,8 +84,8 @@ def validate_name(name: str, kind: str = "run") -> str:
 
 
 def free_folder(folder: Path, kind: str, overwrite: bool) -> Path:
-    """``folder`` (a sweep's, a comparison's) unless it exists and ``overwrite`` was not asked for: said
-    before any work, as ``RunStore.claim`` says it of a run."""
+    """``folder`` (a run's, a sweep's, a comparison's) unless it exists and ``overwrite`` was not asked
+    for: said before any work."""
     if folder.exists() and not overwrite:
         raise RunExistsError(f"{kind} {folder.name!r} exists in {folder.parent}; choose another name or overwrite it")
     return folder
@@ -145,13 +145,31 @@ def read_metrics(run_dir: Path) -> dict:
     if not (n >= 2 and len(matrix) == n and all(isinstance(row, list) and len(row) == n for row in matrix)
             and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for row in matrix for c in row)):
         raise RunDamagedError(f"{path}: 'confusion_matrix' must be counts, a row and a column per class")
-    if "calibration" in metrics and not isinstance(metrics["calibration"], dict):
-        raise RunDamagedError(f"{path}: 'calibration' must be an object")
+    calibration = metrics.get("calibration", {})
+    if not (isinstance(calibration, dict) and all(type(calibration.get(k, 0.0)) in (int, float) for k in ("ece", "brier"))):
+        raise RunDamagedError(f"{path}: 'calibration' must be an object, its 'ece' and 'brier' must be numbers")
     if metrics.get("history") is not None and not isinstance(metrics["history"], dict):  # None: a fit without epochs
         raise RunDamagedError(f"{path}: 'history' must be an object")
-    if not all(type(metrics.get("calibration", {}).get(k, 0.0)) in (int, float) for k in ("ece", "brier")):
-        raise RunDamagedError(f"{path}: the calibration's 'ece' and 'brier' must be numbers")
+    n_test = sum(map(sum, matrix))
+    for i, row in enumerate(metrics.get("top_losses", [])):  # the images the page and the report show
+        if not (isinstance(row, dict) and _whole(row.get("index"), n_test)
+                and all(_whole(row.get(k), n) for k in ("true", "predicted"))
+                and all(type(row.get(k)) in (int, float) and math.isfinite(row[k]) for k in ("p_true", "loss"))):
+            raise RunDamagedError(f"{path}: top_losses entry {i} is not a test image's index, its classes and "
+                                  "finite numbers")
     return metrics
+
+
+def _whole(value, n: int) -> bool:
+    """Whether ``value`` is a whole number from 0 to n - 1 (not a bool)."""
+    return type(value) is int and 0 <= value < n
+
+
+def within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is a file inside ``folder``, where it leads (a link out of a run's folder is not
+    the run's: a web page must not serve it)."""
+    resolved = path.resolve()
+    return resolved.is_file() and folder.resolve() in resolved.parents
 
 
 def read_predictions(run_dir: Path) -> dict:
@@ -298,10 +316,7 @@ class RunStore:
             raise RunExistsError(f"run {name!r} is being trained right now by process {owner}" if owner
                                  else f"run {name!r} is being claimed by another process")
         try:
-            final = self.path(candidate)
-            if final.exists() and not overwrite:
-                raise RunExistsError(f"run {name!r} exists in {self.root}; choose another name or overwrite it")
-            yield RunWriter(final)
+            yield RunWriter(free_folder(self.path(candidate), "run", overwrite))
         finally:
             with contextlib.suppress(OSError):  # a folder gone read-only: the error that says so is on its way out
                 _let_go(lock, held)  # (a lock file left behind is swept by the next claim)

@@ -230,6 +230,10 @@ def _transparency_as_alpha(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.stack([gray, alpha], axis=-1), "LA")
 
 
+def _progressive(image: Image.Image) -> bool:
+    return image.format in JPEG_FORMATS and bool(image.info.get("progressive"))
+
+
 def _coefficients(image: Image.Image, width: int, height: int) -> int:
     """How many DCT coefficients a JPEG of ``width`` × ``height`` pixels holds, each component at
     its own sampling (``layer``: id, horizontal and vertical sampling, table)."""
@@ -250,7 +254,7 @@ def _decoding_bytes(image: Image.Image, width: int, height: int) -> int:
     modes = (image.mode, *_averaging_modes(image))
     needed = image.width * image.height * sum(_bytes_per_pixel(mode) for mode in modes)
     needed += width * height * DECODER_BYTES_PER_PIXEL.get(image.format, 0)
-    if image.format in JPEG_FORMATS and image.info.get("progressive"):
+    if _progressive(image):
         needed += 2 * _coefficients(image, width, height)  # 16 bits each, held until the last scan
     return needed
 
@@ -305,8 +309,7 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
             image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only; other formats ignore it
             needed = _decoding_bytes(image, width, height)
             if needed > max_decoding_bytes:
-                kind = "of a progressive JPEG" if image.format in JPEG_FORMATS and image.info.get("progressive") \
-                    else f"of mode {image.mode}"
+                kind = "of a progressive JPEG" if _progressive(image) else f"of mode {image.mode}"
                 raise PhotoError(f"{width}×{height} pixels {kind} take {_megabytes(needed)} to decode, more "
                                  f"than the limit of {_megabytes(max_decoding_bytes)}")
             image.load()

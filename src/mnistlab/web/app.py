@@ -30,7 +30,7 @@ from ..errors import (
     RunDamagedError,
     RunNotFoundError,
 )
-from ..experiments.store import REPORT, RunStore, read_config, read_metrics, summarize, validate_name
+from ..experiments.store import REPORT, RunStore, read_config, read_metrics, summarize, validate_name, within
 from ..inference.photo import MAX_BYTES
 from .workers import PhotoWorkers, WorkerStopped
 
@@ -129,12 +129,9 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
     def inside(path: Path, folder: Path) -> Path:
         """``path``, a file to serve, unless it is missing or leads out of ``folder`` (a symbolic link)."""
-        resolved = path.resolve()
-        if not resolved.is_file():
-            raise RunDamagedError(f"{path}: missing")
-        if folder.resolve() not in resolved.parents:
-            raise RunDamagedError(f"{path}: a link out of its folder, not served")
-        return resolved
+        if not within(path, folder):
+            raise RunDamagedError(f"{path}: {'a link out of its folder, not served' if path.exists() else 'missing'}")
+        return path
 
     def find_run(name: str) -> Path:
         """A run under ``<out>/runs`` by plain name (never a path a client chose), or the default run."""

@@ -4,14 +4,13 @@ its reliability diagram. Computed once per run (and again only when its model fi
 from __future__ import annotations
 
 import base64
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..api import Run
-from ..errors import ModelFileError, RunDamagedError
-from ..experiments.store import METRICS, PLOTS
+from ..errors import ModelFileError
+from ..experiments.store import PLOTS, within
 from ..html import evidence_png, png_data_uri
 from ..models.serialization import ARRAYS_FILE
 
@@ -33,7 +32,6 @@ def mistakes(run_dir: Path) -> dict:
 def _compute(run: Run) -> dict:
     interpretation = run.interpretation
     rows = run.metrics.get("top_losses") or interpretation.summary()["top_losses"]
-    _check_rows(run, rows, len(interpretation.images))
     indices = np.array([row["index"] for row in rows], dtype=int)
     maps = interpretation.explanations(indices) if len(indices) else []
     images = interpretation.images
@@ -52,24 +50,11 @@ def _compute(run: Run) -> dict:
     }
 
 
-def _check_rows(run: Run, rows, n_images: int) -> None:
-    """metrics.json's top losses: test images and classes that exist, numbers for the rest."""
-    def whole(value, n: int) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < n
-
-    for i, row in enumerate(rows if isinstance(rows, list) else [None]):
-        if not (isinstance(row, dict) and whole(row.get("index"), n_images)
-                and all(whole(row.get(k), len(run.classes)) for k in ("true", "predicted"))
-                and all(isinstance(row.get(k), (int, float)) and math.isfinite(row[k]) for k in ("p_true", "loss"))):
-            raise RunDamagedError(f"{run.path / METRICS}: top_losses entry {i} is not a test image's index, its "
-                                  "classes and finite numbers")
-
-
 def _figure_uri(run: Run, name: str) -> str:
     """The run's saved figure ``name`` as a PNG data URI (drawn now for a run from before it existed,
     and for one whose file is a link out of the run's folder, which is not read)."""
     path = run.path / PLOTS / f"{name}.png"
-    if path.is_file() and run.path.resolve() in path.resolve().parents:
+    if within(path, run.path):
         data = path.read_bytes()
     else:
         import io

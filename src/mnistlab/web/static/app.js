@@ -107,10 +107,7 @@ async function predict(blob, filename) {
   form.append("file", blob, filename);
   if ($("run-select").value) form.append("run", $("run-select").value);
   try {
-    const response = await fetch("/api/predict", { method: "POST", body: form });
-    const body = await response.json();
-    if (!response.ok) throw new Error(problem(body, response));
-    showAnswer(body);
+    showAnswer(await getJSON("/api/predict", { method: "POST", body: form }));
   } catch (error) {
     showError(error.message);
   }
