@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._values import is_whole_number
 from ..errors import ParameterError
 
 
@@ -98,10 +99,10 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
     ``per_class`` takes that many of each class; ``n`` takes ``n`` in total
     with the classes' proportions kept. Neither: every index.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+    if not is_whole_number(seed) or not 0 <= seed < 2**32:
         raise ParameterError("seed", f"must be a whole number from 0 to 2**32 - 1, got {seed!r}")
     for parameter, count in (("n", n), ("per_class", per_class)):
-        if count is not None and (isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1):
+        if count is not None and (not is_whole_number(count) or count < 1):
             raise ParameterError(parameter, f"must be a whole number of images ≥ 1, got {count!r}")
     if n is not None and per_class is not None:
         raise ParameterError(None, "give a subset's size n or its images per_class, not both")
@@ -139,7 +140,7 @@ def check_classes(keep, n_classes: int | None = None) -> tuple[int, ...]:
         raise ParameterError("classes", f"must be a list of class labels, got {keep!r}")
     keep = tuple(keep)
     for k in keep:
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        if not is_whole_number(k):
             raise ParameterError("classes", f"class labels are whole numbers, got {k!r}")
         if k < 0:
             raise ParameterError("classes", f"class labels are 0 or more, got {k}")

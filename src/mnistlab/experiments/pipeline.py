@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 
 from .._io import write_json
+from .._values import is_whole_number
 from ..data.datasets import Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
@@ -68,7 +68,7 @@ class DataChoice:
             n_classes = len(self.classes)
         for name in ("train_size", "test_size"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, Integral) or isinstance(value, bool) or value < 1):
+            if value is not None and (not is_whole_number(value) or value < 1):
                 raise ParameterError(name, f"must be a whole number of images ≥ 1 (or None for all), got {value!r}")
             if value is not None and value < n_classes:  # a stratified subset holds each class at least once
                 raise ParameterError(name, f"must be at least the number of classes, {n_classes}, got {value}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text
+from .._values import is_number
 from .figures import FIGURES
 from .metrics import analysis
 from .store import CONFIG, METRICS, PLOTS, REPORT, read_json
@@ -229,8 +230,7 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A plain HTML table; numbers are right-aligned."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{_text(c)}</td>' if isinstance(c, (int, float))
-                         and not isinstance(c, bool) else f"<td>{_text(c)}</td>" for c in row) + "</tr>"
+        "<tr>" + "".join(f'<td class="num">{_text(c)}</td>' if is_number(c) else f"<td>{_text(c)}</td>" for c in row) + "</tr>"
         for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>\n"
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import FILE_MODE, atomic_directory, sweep_staging
+from .._values import is_whole_number
 from ..errors import (
     ParameterError,
     RunDamagedError,
@@ -143,7 +144,7 @@ def read_metrics(run_dir: Path) -> dict:
         raise RunDamagedError(f"{path}: 'analysis' must be a list of sentences (strings)")
     matrix, n = metrics["confusion_matrix"], len(metrics["per_class"])  # what a run's card and figures draw
     if not (n >= 2 and len(matrix) == n and all(isinstance(row, list) and len(row) == n for row in matrix)
-            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for row in matrix for c in row)):
+            and all(is_whole_number(c) and c >= 0 for row in matrix for c in row)):
         raise RunDamagedError(f"{path}: 'confusion_matrix' must be counts, a row and a column per class")
     calibration = metrics.get("calibration", {})
     if not (isinstance(calibration, dict) and all(type(calibration.get(k, 0.0)) in (int, float) for k in ("ece", "brier"))):

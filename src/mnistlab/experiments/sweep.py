@@ -24,6 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
+from .._values import is_number, is_whole_number
 from ..data.preprocess import flatten_scale, held_out
 from ..errors import MnistlabError, ParameterError, one_line
 from ..models.callbacks import SILENT, FitProgress
@@ -50,7 +51,7 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
 
 def _check_validation(cv: int | None, val_fraction: float) -> None:
     """``cv`` folds (at least 2), or else one held-out ``val_fraction`` (between 0 and 1)."""
-    if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
+    if cv is not None and (not is_whole_number(cv) or cv < 2):
         raise ParameterError("cv", f"k-fold cross-validation needs k ≥ 2 folds, got {cv!r}")
     if cv is None and not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
         raise ParameterError("val_fraction", f"must be a fraction between 0 and 1, got {val_fraction!r}")
@@ -150,7 +151,7 @@ def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
     """Validation accuracy (and sparsity) against the first swept parameter, a line per combination of the rest."""
     x_name, others = names[0], names[1:]
     # numbers in order, then the rest (None, text) by name: None and 1 do not compare
-    x_values = sorted({r[x_name] for r in rows}, key=lambda v: (0, v) if _is_number(v) else (1, str(v)))
+    x_values = sorted({r[x_name] for r in rows}, key=lambda v: (0, v) if is_number(v) else (1, str(v)))
     series = {}
     for key in sorted({tuple(r[o] for o in others) for r in rows}, key=str):
         label = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or "validation"
@@ -159,9 +160,6 @@ def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
                          None if chosen[x_values[0]]["sparsity"] is None
                          else [chosen[v]["sparsity"] for v in x_values])
     # an axis of numbers where all are finite, else one of the values' names (C=inf has no place on a log axis)
-    finite = all(_is_number(v) and math.isfinite(v) for v in x_values)
+    finite = all(is_number(v) and math.isfinite(v) for v in x_values)
     return plots.sweep_plot(x_values if finite else [str(v) for v in x_values], series, x_label=x_name)
 
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -39,6 +39,7 @@ from functools import cache
 from pathlib import Path
 
 from .._io import atomic_write_text, write_json
+from .._values import is_number
 from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
 from ..models.callbacks import SILENT, FitProgress
@@ -129,7 +130,7 @@ def _same(a: dict, b: dict) -> bool:
 def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         return float(value)
     return value
 

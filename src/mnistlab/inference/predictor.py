@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .. import html
+from .._values import is_whole_number
 from ..data.preprocess import flatten_scale
 from ..errors import ParameterError, printable
 from ..experiments.store import read_config
@@ -32,7 +33,7 @@ FLOAT_OVERSHOOT = 2.0  # see ``as_pixels``
 
 def top_classes(proba: np.ndarray, classes, k: int) -> list[dict]:
     """The ``k`` most probable classes, most probable first."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_whole_number(k) or k < 1:
         raise ParameterError("k", f"how many classes to list must be a whole number ≥ 1, got {k!r}")
     order = np.argsort(proba)[::-1][:k]
     return [{"class": classes[i], "label": int(i), "probability": float(proba[i])} for i in order]

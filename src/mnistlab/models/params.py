@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._values import is_whole_number
 from ..errors import ParameterError
 
 __all__ = ["Interval", "StrOptions", "PositiveInts", "SEED", "check", "allowed", "describe", "is_interval",
@@ -82,7 +83,7 @@ class PositiveInts:
             return False
         if len(value) < self.min_length or (self.max_length is not None and len(value) > self.max_length):
             return False
-        return all(isinstance(v, Integral) and not isinstance(v, (bool, np.bool_)) and v >= 1 for v in value)
+        return all(is_whole_number(v) and v >= 1 for v in value)
 
     def __str__(self) -> str:
         low, high = self.min_length, self.max_length
