@@ -264,6 +264,9 @@ def test_a_loaded_model_refuses_another_number_of_features_as_the_fitted_one_doe
         with pytest.raises(ValueError, match="783 features"):
             estimator.predict_proba(X[:, :783])
 
+    assert loaded.get_params() == model.get_params()  # as given: a tuple of layer sizes is no list after loading
+    assert [type(v) for v in loaded.get_params().values()] == [type(v) for v in model.get_params().values()]
+
     meta = json.loads((tmp_path / "model.json").read_text())
     meta["n_features_in"] = "784"
     (tmp_path / "model.json").write_text(json.dumps(meta))

@@ -2,8 +2,8 @@
 
 A model is two files: ``model.npz`` (the learned arrays, loaded with
 ``allow_pickle=False``) and ``model.json`` (format tag, family,
-hyperparameters, array names, the number of features it was fitted on
-(``n_features_in``) and the temperature its probabilities are scaled by, when
+hyperparameters and which of them are tuples, array names, the number of
+features it was fitted on (``n_features_in``) and the temperature its probabilities are scaled by, when
 one was fitted: ``temperature``). Loading rebuilds the estimator from its
 hyperparameters and hands it the arrays, so a model file can hold data
 but never code.
@@ -19,6 +19,7 @@ import numpy as np
 
 from .._io import atomic_write_bytes, write_json
 from .._npz import read_npz
+from .._values import is_number, is_whole_number
 from ..errors import ModelFileError, one_line
 from . import MnistlabModel, get_family
 from .temperature import TemperatureScaled
@@ -37,13 +38,16 @@ N_FEATURES = 28 * 28  # what a run's model takes (models/base.py); a model fitte
 def save_model(model: MnistlabModel, directory: Path) -> None:
     """Write ``model.npz`` and ``model.json`` into ``directory``."""
     arrays = model.get_arrays()
+    params = model.get_params(deep=False)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     meta = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
         "family": model.family,
-        "params": model.get_params(deep=False),
+        "params": params,
+        # JSON has no tuples: these are read back as tuples, so that a loaded model's get_params() is the saved one's
+        "tuple_params": sorted(name for name, value in params.items() if isinstance(value, tuple)),
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
     }
     if hasattr(model, "n_features_in_"):  # so that a loaded model refuses images of another size as a fitted one does
@@ -62,7 +66,7 @@ def _declared_arrays(meta: dict, meta_path: Path) -> dict[str, tuple[str, list[i
     for name, spec in declared.items():
         shape = spec.get("shape") if isinstance(spec, dict) else None
         if not (isinstance(spec, dict) and isinstance(spec.get("dtype"), str) and isinstance(shape, list)
-                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+                and all(is_whole_number(d) and d >= 0 for d in shape)):
             raise ModelFileError(f"{meta_path}: array {name!r} must be given as {{\"dtype\": …, \"shape\": [sizes]}}")
     return {name: (spec["dtype"], spec["shape"]) for name, spec in declared.items()}
 
@@ -96,6 +100,9 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
     try:
         cls = get_family(meta["family"])
         params = dict(meta["params"])
+        for name in meta.get("tuple_params", []):  # absent from files written before it was recorded
+            if isinstance(params.get(name), list):
+                params[name] = tuple(params[name])
         # Files written before fits reported progress through fit(progress=...) carry the
         # hyperparameter "verbose" that replaced; it never changed what a model computes.
         params.pop("verbose", None)
@@ -114,12 +121,12 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         raise ModelFileError(f"{directory}: {one_line(exc)}") from None
     if "n_features_in" in meta:  # absent from files written before it was recorded
         n_features = meta["n_features_in"]
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        if not is_whole_number(n_features) or n_features < 1:
             raise ModelFileError(f"{meta_path}: 'n_features_in' must be a positive integer, got {n_features!r}")
         model.n_features_in_ = n_features
     if "temperature" in meta:
         temperature = meta["temperature"]
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < 1e6:
+        if not is_number(temperature) or not 0 < temperature < 1e6:
             raise ModelFileError(f"{meta_path}: 'temperature' must be a positive number, got {temperature!r}")
         model = TemperatureScaled(model, temperature)
     if n_classes is not None and (predicts := predicted_classes(model, arrays_path)) != n_classes:
