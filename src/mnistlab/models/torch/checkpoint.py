@@ -8,6 +8,7 @@ later fit with the same fingerprint continues from it, any other starts afresh.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ class Checkpoint:
     """The state after a completed epoch, in one safetensors file (no pickle), written atomically.
 
     Tensors: ``model.<state_dict key>`` and ``optimizer.<param index>.<state key>``;
-    metadata (strings): format, fingerprint, epochs done, seed, CPU threads and history (JSON).
+    metadata (strings): format, fingerprint, epochs done, seed, CPU threads, seconds those epochs took to
+    train and history (JSON).
     The learning-rate schedule is a function of the step, so the epoch counter is its state.
     """
 
@@ -54,13 +56,13 @@ class Checkpoint:
         self.meta: dict[str, str] = {}
         self.unusable: str | None = None  # why ``load`` found nothing to resume, when a file was there
 
-    def save(self, epoch: int, seed: int, threads: int, history: dict, network, optimizer) -> None:
+    def save(self, epoch: int, seed: int, threads: int, seconds: float, history: dict, network, optimizer) -> None:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
         for index, state in optimizer.state_dict()["state"].items():
             tensors.update({f"optimizer.{index}.{k}": v.detach().cpu().contiguous()
                             for k, v in state.items() if torch.is_tensor(v)})
         meta = {"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, "epoch": str(epoch),
-                "seed": str(seed), "threads": str(threads), "history": json.dumps(history)}
+                "seed": str(seed), "threads": str(threads), "seconds": f"{seconds:.3f}", "history": json.dumps(history)}
         atomic_write_bytes(self.path, safetensors_bytes(tensors, metadata=meta))
 
     def load(self, epochs: int, shapes: dict[str, tuple[int, ...]], n_parameters: int) -> Checkpoint | None:
@@ -100,6 +102,8 @@ class Checkpoint:
             return f"epoch {self.meta.get('epoch')!r} of {epochs}"
         if not whole("seed", 0, 2**32 - 1) or "threads" in self.meta and not whole("threads", 1, 2**16):
             return "its seed or thread count"
+        if "seconds" in self.meta and not 0 <= _float(self.meta["seconds"]) < 1e9:  # NaN fails too
+            return f"seconds {self.meta['seconds']!r}"
         try:
             history = json.loads(self.meta.get("history", ""))
         except ValueError:
@@ -127,6 +131,11 @@ class Checkpoint:
         """The CPU threads the checkpointed epochs ran on (None in a checkpoint from before it was recorded)."""
         return int(self.meta["threads"]) if "threads" in self.meta else None
 
+    @property
+    def seconds(self) -> float | None:
+        """How long the checkpointed epochs took to train (None in a checkpoint from before it was recorded)."""
+        return float(self.meta["seconds"]) if "seconds" in self.meta else None
+
     def restore(self, network, optimizer) -> tuple[int, dict]:
         """Put the saved state into ``network`` and ``optimizer``; return (epochs done, history)."""
         load_state(network, {k[len("model."):]: v for k, v in self.tensors.items() if k.startswith("model.")})
@@ -139,3 +148,10 @@ class Checkpoint:
         optimizer_state["state"] = state
         optimizer.load_state_dict(optimizer_state)
         return int(self.meta["epoch"]), json.loads(self.meta["history"])
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan

@@ -207,9 +207,10 @@ class TorchClassifier(MnistlabModel):
         history = {"train_loss": [], "train_accuracy": []}
         if X_val is not None:
             history.update(val_loss=[], val_accuracy=[])
-        first_epoch = 0
+        first_epoch, trained_seconds = 0, 0.0
         if saved is not None:
             first_epoch, history = saved.restore(network, optimizer)
+            trained_seconds = saved.seconds or 0.0
 
         steps_per_epoch = -(-len(labels) // batch_size)
         progress.start(epochs * steps_per_epoch, "step")
@@ -235,9 +236,11 @@ class TorchClassifier(MnistlabModel):
                         history["val_loss"].append(val_loss)
                         history["val_accuracy"].append(val_accuracy)
                         line += f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}"
+                    seconds = time.perf_counter() - started
+                    trained_seconds += seconds
                     if checkpoint:
-                        checkpoint.save(epoch + 1, seed, threads, history, network, optimizer)
-                    progress.log(f"{line}  ({time.perf_counter() - started:.1f} s)")
+                        checkpoint.save(epoch + 1, seed, threads, trained_seconds, history, network, optimizer)
+                    progress.log(f"{line}  ({seconds:.1f} s)")
         finally:
             progress.end()
 
@@ -247,8 +250,9 @@ class TorchClassifier(MnistlabModel):
         self.threads_ = threads
         where = f"{threads} CPU thread{'s' * (threads > 1)}" if device.type == "cpu" else str(device)
         self.fit_message_ = f"{self.n_iter_} epochs on {where}"
-        if first_epoch:
-            self.fit_message_ += f", resumed after epoch {first_epoch}"
+        if first_epoch:  # the run's fit time is this process's: say what the epochs before it took
+            before = f" ({saved.seconds:.1f} s of training before)" if saved.seconds is not None else ""
+            self.fit_message_ += f", resumed after epoch {first_epoch}{before}"
         elif checkpoint and checkpoint.unusable:  # said with the result too: a log line is lost without a bar (--json)
             self.fit_message_ += f"; not resumed ({checkpoint.unusable}): started afresh"
         return self
