@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab.models.callbacks import FitProgress
+from mnistlab.callbacks import FitProgress
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"

@@ -17,6 +17,8 @@ from mnistlab.data.datasets import download_dataset
 from mnistlab.data.download import fetch_verified
 from mnistlab.data.registry import DATASETS, PARTS, IdxFile
 
+from conftest import RecordingProgress
+
 
 def idx_gz(array: np.ndarray) -> bytes:
     header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
@@ -93,16 +95,19 @@ def sha(name: str) -> str:
 
 def test_good_mirror(server, tmp_path):
     name = "t10k-labels-idx1-ubyte.gz"
-    path = fetch_verified(name, [f"{server}/good/"], tmp_path, sha(name), show_progress=False)
+    progress = RecordingProgress()
+    path = fetch_verified(name, [f"{server}/good/"], tmp_path, sha(name), progress=progress)
     assert path.read_bytes() == FILES[name]
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+    # the bytes, reported to whoever draws them (a Rich bar on the command line, a notebook bar in Jupyter)
+    assert progress.starts == [(len(FILES[name]), "byte")] and progress.done[-1] == len(FILES[name])
+    assert set(progress.descriptions) == {name} and progress.ends == 1
 
 
 @pytest.mark.parametrize("bad", ["corrupt", "truncated", "missing", "chunked", "garbage"])
 def test_falls_back_to_next_mirror(server, tmp_path, bad):
     name = "t10k-images-idx3-ubyte.gz"
-    path = fetch_verified(name, [f"{server}/{bad}/", f"{server}/good/"], tmp_path, sha(name),
-                          show_progress=False)
+    path = fetch_verified(name, [f"{server}/{bad}/", f"{server}/good/"], tmp_path, sha(name))
     assert path.read_bytes() == FILES[name]
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
@@ -111,31 +116,31 @@ def test_every_mirror_failing_leaves_nothing(server, tmp_path):
     name = "t10k-images-idx3-ubyte.gz"
     mirrors = [f"{server}/corrupt/", f"{server}/truncated/", f"{server}/missing/"]
     with pytest.raises(DatasetError) as info:
-        fetch_verified(name, mirrors, tmp_path, sha(name), show_progress=False)
+        fetch_verified(name, mirrors, tmp_path, sha(name))
     message = str(info.value)
     assert "checksum mismatch" in message and "HTTP 404" in message
     assert "0 of" in message or "after" in message  # the short read is named
     assert message.count(f"{server}/truncated/") == 1  # each mirror's URL said once
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DatasetError):
-        fetch_verified(name, mirrors, tmp_path / "cache" / "new", sha(name), show_progress=False)
+        fetch_verified(name, mirrors, tmp_path / "cache" / "new", sha(name))
     assert not (tmp_path / "cache" / "new").exists()  # a folder it made for nothing is gone too
 
 
 def test_unreachable_host_is_retried_then_reported(tmp_path):
     with pytest.raises(DatasetError, match="could not download"):
         fetch_verified("x.gz", ["http://127.0.0.1:9/"], tmp_path, "0" * 64,
-                       attempts=2, timeout=2, show_progress=False)
+                       attempts=2, timeout=2)
 
 
 def test_download_dataset_then_load(server, tiny_dataset, monkeypatch):
     monkeypatch.setenv("MNISTLAB_MIRRORS", f"{server}/missing/,{server}/good/")
-    files = download_dataset("tiny", show_progress=False)
+    files = download_dataset("tiny")
     assert all(p.parent == tiny_dataset for p in files.values())
     ds = load_dataset("tiny")  # found in the cache now, no network needed
     assert ds.x_train.shape == (20, 28, 28) and ds.official
     Handler.hits.clear()
-    download_dataset("tiny", show_progress=False)  # verified files are kept, not re-fetched
+    download_dataset("tiny")  # verified files are kept, not re-fetched
     assert Handler.hits == []
 
 
@@ -147,8 +152,8 @@ def test_load_downloads_when_missing(server, tiny_dataset, monkeypatch):
 
 def test_no_mirror_and_a_cache_that_is_no_folder_are_said(tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="no mirror to download it from"):
-        fetch_verified("x.gz", [], tmp_path, "0" * 64, show_progress=False)
+        fetch_verified("x.gz", [], tmp_path, "0" * 64)
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     with pytest.raises(DatasetError, match="cannot hold the download"):
-        fetch_verified("x.gz", ["http://127.0.0.1:9/"], not_a_folder / "kmnist", "0" * 64, show_progress=False)
+        fetch_verified("x.gz", ["http://127.0.0.1:9/"], not_a_folder / "kmnist", "0" * 64)

@@ -17,11 +17,11 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # the API
-    **{name: "api" for name in ("train", "load_run", "runs", "compare", "sweep", "families", "recipes",
+    **{name: "api" for name in ("load_dataset", "train", "load_run", "runs", "compare", "sweep", "families", "recipes",
                                 "zalando_benchmark", "Run", "RunList", "Comparison", "Sweep", "Predictions",
                                 "RecipeResult", "Benchmark")},
     # data
-    "load_dataset": "data.datasets", "Dataset": "data.datasets", "DATASETS": "data.registry",
+    "Dataset": "data.datasets", "DATASETS": "data.registry",
     # predictions, and the photo conversion they start with
     "Prediction": "inference.predictor", "prepare_photo": "inference.photo",
     # errors

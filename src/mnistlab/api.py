@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import html
+from .data import datasets
 from .data.datasets import Dataset
 from .errors import MnistlabError, ParameterError, RunDamagedError
 from .experiments.pipeline import DataChoice, evaluate_run, run_data
@@ -42,6 +43,20 @@ from .notebook import show_figures_in_ipython
 
 
 show_figures_in_ipython()  # the figures this API returns, shown in a notebook as pictures
+
+
+def load_dataset(name: str = datasets.DEFAULT_DATASET, data_dir: str | Path | None = None, download: bool = True,
+                 progress: bool = True) -> Dataset:
+    """A dataset, found or downloaded and verified: ``x_train`` (uint8 N×28×28), ``y_train``, ``x_test``, ``y_test``,
+    ``classes``; ``progress`` shows a download's bar (a notebook bar in Jupyter).
+
+    >>> ds = ml.load_dataset("fashion-mnist")
+    >>> ds.x_train.shape, ds.classes[0]
+    ((60000, 28, 28), 'T-shirt/top')
+    """
+    from .progress import fit_progress
+
+    return datasets.load_dataset(name, data_dir, download, fit_progress(progress))
 
 
 def _store(out) -> RunStore:
@@ -129,7 +144,9 @@ class Run:
     @cached_property
     def dataset(self) -> Dataset:
         """The data the run was trained and tested on (the same subsets and classes)."""
-        return run_data(self.config).load()
+        from .progress import fit_progress
+
+        return run_data(self.config).load(fit_progress())  # a bar where it must be downloaded
 
     @cached_property
     def predictions(self) -> Predictions:

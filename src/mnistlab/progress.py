@@ -1,12 +1,13 @@
 """Drawing a fit's progress: a Rich bar in a terminal, a tqdm bar in a notebook.
 
 The models never draw anything: ``fit(X, y, progress=...)`` reports to a
-``mnistlab.models.callbacks.FitProgress`` (start, advance, log, end). These are
+``mnistlab.callbacks.FitProgress`` (start, advance, log, end). These are
 the renderers, above the models layer:
 
 * ``RichProgress`` — one bar on stderr (stdout stays clean for results) with
   the latest state, the time spent and the time left; logged lines (epoch
-  summaries, solver reports) print above it and stay.
+  summaries, solver reports) print above it and stay. Bytes (a download) show
+  as sizes and speed, and their bar goes once done.
 * ``NotebookProgress`` — tqdm's bar. ``tqdm.auto`` draws the notebook widget
   in Jupyter (plain text where ipywidgets is missing), so no terminal escape
   codes end up in a cell's output.
@@ -23,14 +24,16 @@ import sys
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
-from .models.callbacks import SILENT, FitProgress
+from .callbacks import SILENT, FitProgress
 from .notebook import in_notebook
 
 BAR_WIDTH = 20
@@ -48,9 +51,11 @@ class RichProgress(FitProgress):
     def start(self, total: int | None, unit: str) -> None:
         self.end()
         # the state last: where the line is too narrow, it is what gets cut (see advance)
-        columns = (BarColumn(bar_width=BAR_WIDTH), MofNCompleteColumn(), TextColumn(f"{unit}s"), TimeElapsedColumn(),
-                   TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.description}"))
-        self._progress = Progress(*columns, console=self.console)
+        counted = (DownloadColumn(), TransferSpeedColumn()) if unit == "byte" else (MofNCompleteColumn(),
+                                                                                   TextColumn(f"{unit}s"))
+        columns = (BarColumn(bar_width=BAR_WIDTH), *counted, TimeElapsedColumn(), TextColumn("left"),
+                   TimeRemainingColumn(), TextColumn("{task.description}"))
+        self._progress = Progress(*columns, console=self.console, transient=unit == "byte")
         self._progress.start()
         self._task = self._progress.add_task("starting", total=total)
 
@@ -85,7 +90,8 @@ class NotebookProgress(FitProgress):
         from tqdm.auto import tqdm  # only a notebook needs it
 
         self.end()
-        self._bar = tqdm(total=total, unit=unit, **self.options)
+        sizes = {"unit": "B", "unit_scale": True, "unit_divisor": 1024} if unit == "byte" else {"unit": unit}
+        self._bar = tqdm(total=total, **sizes, **self.options)
 
     def advance(self, done: int, description: str = "") -> None:
         if self._bar is None:

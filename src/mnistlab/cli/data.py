@@ -29,8 +29,9 @@ app.add_typer(data_app, name="data")
 
 def _load(dataset: str, data_dir: Path | None):
     from ..data.datasets import load_dataset
+    from ..progress import RichProgress
 
-    return load_dataset(dataset, data_dir=data_dir)
+    return load_dataset(dataset, data_dir=data_dir, progress=RichProgress())
 
 
 @data_app.command("info")
@@ -153,6 +154,7 @@ def data_download(dataset: DatasetOpt = DEFAULT_DATASET) -> None:
     ```
     """
     from ..data.datasets import download_dataset
+    from ..progress import RichProgress
 
-    files = download_dataset(dataset)
+    files = download_dataset(dataset, RichProgress())
     console.print(f"{dataset}: verified files in {files['train_images'].parent}")

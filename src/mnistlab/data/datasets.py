@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_directory
+from ..callbacks import SILENT, FitProgress
 from ..errors import DatasetError, ParameterError
 from . import preprocess
 from .download import fetch_verified
@@ -270,8 +271,8 @@ def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, 
 
 
 def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
-           download: bool = True) -> dict[str, Path]:
-    """Paths of the four IDX files, searched in the documented order."""
+           download: bool = True, progress: FitProgress = SILENT) -> dict[str, Path]:
+    """Paths of the four IDX files, searched in the documented order (a download reports to ``progress``)."""
     spec = get_spec(name)
     explicit = data_dir or os.environ.get("MNISTLAB_DATA_DIR")
     if explicit:
@@ -291,7 +292,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
             return files
     if download:
         try:
-            return download_dataset(name)
+            return download_dataset(name, progress)
         except DatasetError as exc:
             reason = f"; download failed: {exc}"
     else:
@@ -305,8 +306,8 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
     )
 
 
-def download_dataset(name: str, show_progress: bool = True) -> dict[str, Path]:
-    """Fetch the official files into the user cache (files already there are kept)."""
+def download_dataset(name: str, progress: FitProgress = SILENT) -> dict[str, Path]:
+    """Fetch the official files into the user cache (files already there are kept), reporting to ``progress``."""
     spec = get_spec(name)
     target = cache_root() / spec.name
     files = {}
@@ -317,12 +318,12 @@ def download_dataset(name: str, show_progress: bool = True) -> dict[str, Path]:
             files[part] = existing
         else:
             files[part] = fetch_verified(f"{ref.name}.gz", _mirrors(spec), target,
-                                         ref.archive_sha256, show_progress=show_progress)
+                                         ref.archive_sha256, progress=progress)
     return files
 
 
 def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
-                 download: bool = True) -> Dataset:
+                 download: bool = True, progress: FitProgress = SILENT) -> Dataset:
     """Load a dataset like ``keras.datasets``: ``x_train`` (uint8 N×28×28), ``y_train``, …
 
     >>> ds = load_dataset("fashion-mnist")
@@ -330,7 +331,7 @@ def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None
     ((60000, 28, 28), 'T-shirt/top')
     """
     spec = get_spec(name)
-    files = locate(name, data_dir, download)
+    files = locate(name, data_dir, download, progress)
     arrays, status = _load_decoded(spec, files)
     return Dataset(
         name=spec.name, classes=spec.classes,

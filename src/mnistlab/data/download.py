@@ -15,16 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TransferSpeedColumn,
-)
-
 from .._io import FILE_MODE
+from ..callbacks import SILENT, FitProgress
 from ..errors import DatasetError, one_line
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # the largest official file is ~26 MB
@@ -32,8 +24,8 @@ CHUNK = 1 << 16
 MAX_SECONDS = 900  # for one file: ~30 kB/s for the largest; each read has its own timeout besides
 
 
-def _fetch_once(url: str, dest: Path, timeout: float, progress: Progress | None) -> str:
-    """Stream ``url`` to ``dest``; return the SHA-256 of what was written."""
+def _fetch_once(url: str, dest: Path, timeout: float, progress: FitProgress) -> str:
+    """Stream ``url`` to ``dest``, reporting the bytes to ``progress``; return the SHA-256 of what was written."""
     digest = hashlib.sha256()
     deadline = time.monotonic() + MAX_SECONDS
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http(s) mirrors only)
@@ -41,7 +33,7 @@ def _fetch_once(url: str, dest: Path, timeout: float, progress: Progress | None)
         total = int(total) if total and total.isdigit() else None
         if total is not None and total > MAX_DOWNLOAD_BYTES:
             raise DatasetError(f"{total} bytes is over the {MAX_DOWNLOAD_BYTES}-byte limit")
-        task = progress.add_task(Path(url).name, total=total) if progress else None
+        progress.start(total, "byte")
         received = 0
         with dest.open("wb") as out:
             while chunk := response.read(CHUNK):
@@ -52,8 +44,7 @@ def _fetch_once(url: str, dest: Path, timeout: float, progress: Progress | None)
                     raise DatasetError(f"slower than {MAX_SECONDS} s for the file, {received} bytes in")
                 digest.update(chunk)
                 out.write(chunk)
-                if progress is not None:
-                    progress.update(task, advance=len(chunk))
+                progress.advance(received, Path(url).name)
         if total is not None and received != total:
             raise DatasetError(f"connection closed after {received} of {total} bytes")
     return digest.hexdigest()
@@ -66,7 +57,7 @@ def fetch_verified(
     sha256: str,
     attempts: int = 2,
     timeout: float = 30.0,
-    show_progress: bool = True,
+    progress: FitProgress = SILENT,
 ) -> Path:
     """Download ``filename`` from the first mirror that serves it with the right checksum.
 
@@ -82,11 +73,7 @@ def fetch_verified(
         raise DatasetError(f"{dest_dir}: cannot hold the download ({exc.strerror or exc})") from None
     final = dest_dir / filename
     failures = []
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        transient=True, disable=not show_progress, console=Console(stderr=True),  # stdout is the caller's
-    )
-    with progress:
+    try:
         for base in mirrors:
             url = base.rstrip("/") + "/" + filename
             for attempt in range(attempts):
@@ -113,6 +100,8 @@ def fetch_verified(
                         time.sleep(0.5 * (attempt + 1))
                 finally:
                     tmp.unlink(missing_ok=True)
+    finally:
+        progress.end()
     if created and not any(dest_dir.iterdir()):  # an empty cache folder would only say "not found" later
         dest_dir.rmdir()
     # A retry that failed the same way is said once.

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from ..errors import MnistlabError, ParameterError, one_line
-from ..models.callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress
 
 ENV = "MNISTLAB_CLUSTER"
 LOCAL = "local"

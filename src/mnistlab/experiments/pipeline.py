@@ -28,7 +28,7 @@ from ..data.datasets import Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, check_family_name, get_family
-from ..models.callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress
 from ..models.params import SEED, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from ..models.temperature import TemperatureScaled, fit_temperature
@@ -76,8 +76,8 @@ class DataChoice:
         if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
             raise ParameterError("test_fraction", f"must be a fraction between 0 and 1, got {fraction!r}")
 
-    def load(self) -> Dataset:
-        ds = load_dataset(self.dataset, data_dir=self.data_dir)
+    def load(self, progress: FitProgress = SILENT) -> Dataset:
+        ds = load_dataset(self.dataset, data_dir=self.data_dir, progress=progress)
         if self.resplit_test_fraction:
             ds = ds.resplit(self.resplit_test_fraction, seed=self.seed)
         if self.classes is not None:
@@ -150,7 +150,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
         if resume and checkpoints and not any(checkpoints.glob("*")):
             progress.log(f"nothing to resume in {checkpoints}: starting afresh")
-        ds = data.load()
+        ds = data.load(progress)
         x_train, x_test, y_train = flatten_scale(ds.x_train), flatten_scale(ds.x_test), ds.y_train
         if calibrate:
             x_train, x_val, y_train, y_val = held_out(x_train, y_train, CALIBRATION_FRACTION, data.seed, "calibrate")

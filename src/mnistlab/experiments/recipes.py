@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ParameterError
-from ..models.callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress
 from .pipeline import DataChoice, TrainingJob, train, train_all
 
 

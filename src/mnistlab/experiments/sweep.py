@@ -27,7 +27,7 @@ from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number, is_whole_number
 from ..data.preprocess import flatten_scale, held_out
 from ..errors import MnistlabError, ParameterError, one_line
-from ..models.callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress
 from ..models.params import check as check_parameter
 from .cluster import run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction

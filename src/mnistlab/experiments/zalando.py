@@ -42,7 +42,7 @@ from .._io import atomic_write_text, write_json
 from .._values import is_number
 from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
-from ..models.callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress
 from .pipeline import DataChoice, TrainingJob, train_all
 from .store import RunStore, read_metrics
 

@@ -20,7 +20,7 @@ Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
 constraints and says how they are checked), and every ``fit`` starts with
 ``validate_params()``, so a bad value fails before any data is touched. A fit
-reports how it goes through ``fit(X, y, progress=...)`` (``models.callbacks``)
+reports how it goes through ``fit(X, y, progress=...)`` (``mnistlab.callbacks``)
 and never prints.
 
 ``MnistlabModel`` speaks scikit-learn's estimator protocol (``get_params``,

@@ -39,7 +39,7 @@ from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
-from .callbacks import SILENT
+from ..callbacks import SILENT
 
 
 # Not in skops's default trusted set, but plain data holders of scikit-learn's own estimators.

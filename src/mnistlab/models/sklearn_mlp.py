@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
-from .callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress
 from .onnx_graphs import dense_graph
 from .params import SEED, Interval, PositiveInts, StrOptions
 from .validation import check_features

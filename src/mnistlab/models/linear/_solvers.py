@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from ..callbacks import FitProgress
+from ...callbacks import FitProgress
 from ._loss import CHUNK_ROWS, Objective
 
 WHITENING_ROWS = 10_000      # rows used to estimate the pixel covariance

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from ...errors import ParameterError
 from .._fitting import convergence_warnings
 from ..base import MnistlabModel
-from ..callbacks import SILENT
+from ...callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from ._loss import (

@@ -1,9 +1,11 @@
-"""How a model tells how its fit is going, without printing anything itself.
+"""How long work tells how it is going, without printing anything itself.
 
 ``fit(X, y, progress=...)`` takes a ``FitProgress``; the model calls ``start``
 once, ``advance`` as units of work (epochs, iterations, optimiser steps)
 complete, ``log`` for a line worth keeping (an epoch's summary, a solver's
-iteration) and ``end`` when it stops. The default does nothing.
+iteration) and ``end`` when it stops. The default does nothing. A dataset's
+download reports to the same object, in bytes. It sits at the bottom of the
+layers so that models and data can both report without knowing who draws.
 ``mnistlab.progress`` draws it: a Rich bar on a terminal (``RichProgress``, what
 the command line uses), a tqdm bar in Jupyter (``NotebookProgress``), and
 ``fit_progress`` picks one.
@@ -16,7 +18,7 @@ class FitProgress:
     """Receives a fit's progress; every method does nothing unless a subclass draws it."""
 
     def start(self, total: int | None, unit: str) -> None:
-        """The fit will take ``total`` units of ``unit`` ("epoch", "iteration", "step"); None: unknown."""
+        """The work will take ``total`` units of ``unit`` ("epoch", "iteration", "step", "byte"); None: unknown."""
 
     def advance(self, done: int, description: str = "") -> None:
         """``done`` units are complete; ``description`` is the latest state (loss, accuracy …), short."""
