@@ -232,3 +232,110 @@ def test_a_sweep_figure_places_every_value_none_and_infinity_too():
     assert list(figure.axes[0].lines[0].get_xdata()) == ["0.1", "inf"]
     figure = sweep_figure(rows("random_state", [None, 1]), ["random_state"])  # None < 1 failed after every fit
     assert list(figure.axes[0].lines[0].get_xdata()) == ["1", "None"]
+
+
+def _copy_run(out, name, copy, change=None):
+    """A copy of run ``name`` as ``copy``, with ``change(metrics)`` applied to its metrics.json."""
+    import shutil
+
+    shutil.copytree(out / "runs" / name, out / "runs" / copy)
+    if change:
+        path = out / "runs" / copy / "metrics.json"
+        metrics = json.loads(path.read_text())
+        change(metrics)
+        path.write_text(json.dumps(metrics))
+
+
+def test_compare_refuses_runs_tested_on_other_images_that_carry_the_same_labels(trained):
+    """Labels alone do not say which images: a paired test on other images would be a wrong p-value."""
+    import hashlib
+
+    from mnistlab.experiments.compare import compare_runs
+    from mnistlab.errors import ParameterError
+
+    out, _ = trained
+    config = json.loads((out / "runs" / "small" / "config.json").read_text())
+    test_images = DataChoice(train_size=1500, test_size=400).load().x_test
+    assert config["dataset"]["test_images_sha256"] == hashlib.sha256(test_images).hexdigest()
+    _copy_run(out, "small", "small-inverted")  # as if tested on the same labels' images inverted
+    path = out / "runs" / "small-inverted" / "config.json"
+    path.write_text(json.dumps({**config, "dataset": {**config["dataset"],
+                                                      "test_images_sha256": hashlib.sha256(255 - test_images).hexdigest()}}))
+    with pytest.raises(ParameterError, match="small-inverted was tested on other images than small"):
+        compare_runs([out / "runs" / "small", out / "runs" / "small-inverted"], out)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["per_class"][0].update(f1="x"), "per_class entry 0 must hold"),
+    (lambda m: m["per_class"][3].pop("f1"), "per_class entry 3 must hold"),
+    (lambda m: m.update(per_class=m["per_class"][:2], confusion_matrix=[[1, 0], [0, 1]], top_losses=[]),
+     "scores 2 classes, but config.json lists 10"),
+])
+def test_a_damaged_metrics_file_is_run_damage_in_comparisons_and_listings(trained, change, message, tmp_path):
+    """Internal errors in compare before (a TypeError, a broadcast ValueError), and healthy in `runs list`."""
+    out, _ = trained
+    copy = f"damaged-{tmp_path.name}"
+    _copy_run(out, "small", copy, change)
+    result = run_cli("compare", "small", copy, "--out", str(out))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    listed = json.loads(run_cli("runs", "list", "--out", str(out), "--json").stdout)
+    assert message in next(r["damaged"] for r in listed if r["name"] == copy)
+
+
+def test_a_run_without_its_predictions_is_listed_as_damaged(trained):
+    out, _ = trained
+    _copy_run(out, "small", "no-predictions")
+    (out / "runs" / "no-predictions" / "predictions.npz").unlink()
+    listed = json.loads(run_cli("runs", "list", "--out", str(out), "--json").stdout)
+    assert "predictions.npz: missing" in next(r["damaged"] for r in listed if r["name"] == "no-predictions")
+
+
+def test_a_sweep_or_comparison_name_in_the_making_is_not_taken_by_another(trained, tmp_path):
+    """Both were checked only at the start and replaced at the end: the second one's results were lost."""
+    import os
+
+    from mnistlab.errors import RunExistsError
+    from mnistlab.experiments.compare import compare_runs
+    from mnistlab.experiments.store import claim_folder
+    from mnistlab.experiments.sweep import run_sweep
+
+    out, _ = trained
+    with claim_folder(tmp_path / "sweeps", "same", "sweep"):  # another sweep of that name, still fitting
+        with pytest.raises(RunExistsError, match=f"sweep 'same' is being written right now by process {os.getpid()}"):
+            run_sweep("logreg", {"C": [0.1]}, DataChoice(train_size=300), tmp_path, name="same")
+    _copy_run(out, "small", "small-twin")
+    with claim_folder(out / "compare", "held", "comparison"):
+        with pytest.raises(RunExistsError, match="comparison 'held' is being written right now"):
+            compare_runs([out / "runs" / "small", out / "runs" / "small-twin"], out, name="held")
+
+
+def test_a_comparison_sweeps_what_a_killed_one_left(trained):
+    import subprocess
+    import sys
+
+    from mnistlab.experiments.compare import compare_runs
+
+    out, _ = trained
+    _copy_run(out, "small", "small-again")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = out / "compare" / f".staging-{int(gone.stdout)}-killed-abc123"
+    left.mkdir(parents=True)
+    (left / "figure.png").write_bytes(b"half")
+    compare_runs([out / "runs" / "small", out / "runs" / "small-again"], out, name="after-a-kill")
+    assert not left.exists() and (out / "compare" / "after-a-kill" / "compare.html").is_file()
+
+
+def test_sweep_values_lists_flags_and_repeats(tmp_path):
+    import mnistlab as ml
+    from mnistlab.errors import ParameterError
+
+    sweep = ml.sweep("numpy-mlp", {"hidden": [[8], [4]], "max_epochs": [1]}, train_size=300, out=tmp_path,
+                     progress=False)  # lists crashed drawing the plot, after every fit
+    assert [r["hidden"] for r in sweep.results] == [(8,), (4,)] and (sweep.path / "sweep.png").is_file()
+    with pytest.raises(ParameterError, match="the value 1 is given twice") as info:
+        ml.sweep("logreg", {"C": [1, 0.1, 1]}, train_size=300, out=tmp_path, progress=False)
+    assert info.value.parameter == "C"
+    result = run_cli("sweep", "logreg", "--C", "0.1,1", "--standardize", "--max-iter", "20", "--train-size", "300",
+                     "--out", str(tmp_path), "--json")  # "--grid: give a dict …" before: a flag is one fixed value
+    assert result.returncode == 0, result.stderr
+    assert [(r["C"], r["standardize"]) for r in json.loads(result.stdout)["results"]] == [(0.1, True), (1.0, True)]

@@ -174,7 +174,8 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
         if negated and inline:
             raise ParameterError(None, f"--{key} takes no value (it sets {name} to false)")
         if negated or (is_flag(allowed) and not inline and (i + 1 == len(args) or args[i + 1].startswith("--"))):
-            params[name] = not negated  # a value after --no-FLAG is then an unexpected argument, not its value
+            # (a value after --no-FLAG is then an unexpected argument, not its value); in a sweep, the one value
+            params[name] = [not negated] if multi else not negated
             i += 1
             continue
         if inline:

@@ -19,16 +19,16 @@ from matplotlib.figure import Figure
 
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
-from ..errors import ParameterError
+from ..errors import ParameterError, RunDamagedError
 from ..models import get_family
 from ..models.params import check as check_parameter
 from . import report
 from .store import (
     MAX_NAME_LENGTH,
-    free_folder,
+    PREDICTIONS,
+    claim_folder,
     output_folder,
-    read_config,
-    read_metrics,
+    read_config_and_metrics,
     read_predictions,
     validate_name,
 )
@@ -89,8 +89,12 @@ def class_accuracy_deltas(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.nda
 
 def load_for_comparison(run_dir: Path) -> dict:
     """What a comparison reads of a run: name, config, metrics, test labels and predictions."""
+    config, metrics = read_config_and_metrics(run_dir)
     predictions = read_predictions(run_dir)
-    return {"name": run_dir.name, "dir": run_dir, "config": read_config(run_dir), "metrics": read_metrics(run_dir),
+    n_classes = len(config["dataset"]["classes"])
+    if any(len(a) and not 0 <= a.min() <= a.max() < n_classes for a in (predictions["y_true"], predictions["y_pred"])):
+        raise RunDamagedError(f"{run_dir / PREDICTIONS}: labels outside the run's {n_classes} classes")
+    return {"name": run_dir.name, "dir": run_dir, "config": config, "metrics": metrics,
             "y_true": predictions["y_true"], "y_pred": predictions["y_pred"]}
 
 
@@ -116,12 +120,22 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     base = loaded[0]
     classes = base["config"]["dataset"]["classes"]
     for other in loaded[1:]:
-        if other["config"]["dataset"]["classes"] != classes or not np.array_equal(other["y_true"], base["y_true"]):
+        # the images' digest where both runs recorded it (runs written before it did: their classes and labels)
+        digests = {r["config"]["dataset"].get("test_images_sha256") for r in (base, other)}
+        if (other["config"]["dataset"]["classes"] != classes or not np.array_equal(other["y_true"], base["y_true"])
+                or None not in digests and len(digests) > 1):
             raise ParameterError(None, f"{other['name']} was tested on other images than {base['name']}: "
                              "compare needs the same test set (dataset, classes and test subset)")
     comparisons = output_folder(Path(out) / "compare", "comparisons")  # once the runs are known to be comparable
-    if name is not None:
-        free_folder(comparisons / name, "comparison", overwrite)
+    if name is None:  # the same runs' comparison, brought up to date
+        name, overwrite = _default_name([r["name"] for r in loaded]), True
+    with claim_folder(comparisons, name, "comparison", overwrite) as final:
+        return final, _write(loaded, alpha, final)
+
+
+def _write(loaded: list[dict], alpha: float, final: Path) -> dict:
+    """The comparison of ``loaded`` (first = baseline) in ``final``: compare.json, compare.html, PNGs."""
+    base, classes = loaded[0], loaded[0]["config"]["dataset"]["classes"]
 
     rows = [{"run": r["name"], "model": r["config"]["model"],
              "accuracy": r["metrics"]["accuracy"], "macro_f1": r["metrics"]["macro_f1"],
@@ -144,14 +158,11 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     result = {"runs": rows, "pairs": pairs, "alpha": alpha, "classes": classes,
               "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "confidence": CONFIDENCE,
                             "method": "paired percentile bootstrap over each class's test images"}}
-
-    name = name or _default_name([r["name"] for r in loaded])
-    final = comparisons / name
     with atomic_directory(final) as staging:
         figures = _plots(loaded, pairs, classes, staging)
         write_json(staging / "compare.json", result)
         atomic_write_text(staging / "compare.html", _html(result, figures))
-    return final, result
+    return result
 
 
 def _default_name(runs: list[str]) -> str:

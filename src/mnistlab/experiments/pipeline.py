@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import inspect
 import os
 import platform
@@ -179,6 +180,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                 "class_subset": list(data.classes) if data.classes else None,
                 "train_size": data.train_size, "test_size": data.test_size,
                 "n_train": int(len(y_train)), "n_test": int(len(ds.y_test)),
+                # which images the run was tested on: comparisons need the same ones, not only the same labels
+                "test_images_sha256": hashlib.sha256(np.ascontiguousarray(ds.x_test)).hexdigest(),
             },
             "calibrate": calibrate,
             "data": dataclasses.asdict(data),

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import FILE_MODE, atomic_directory, sweep_staging
-from .._values import is_whole_number
+from .._values import is_number, is_whole_number
 from ..errors import (
     ParameterError,
     RunDamagedError,
@@ -125,6 +125,8 @@ def read_config(run_dir: Path) -> dict:
     _require(path, config["dataset"], {"name": str, "classes": list, "n_train": int, "n_test": int})
     if not all(isinstance(name, str) for name in config["dataset"]["classes"]):
         raise RunDamagedError(f"{path}: the dataset's classes must be names (strings)")
+    if not isinstance(config["dataset"].get("test_images_sha256", ""), str):  # absent from runs written before
+        raise RunDamagedError(f"{path}: the dataset's 'test_images_sha256' must be a string")
     return config
 
 
@@ -146,6 +148,11 @@ def read_metrics(run_dir: Path) -> dict:
     if not (n >= 2 and len(matrix) == n and all(isinstance(row, list) and len(row) == n for row in matrix)
             and all(is_whole_number(c) and c >= 0 for row in matrix for c in row)):
         raise RunDamagedError(f"{path}: 'confusion_matrix' must be counts, a row and a column per class")
+    for i, row in enumerate(metrics["per_class"]):  # what comparisons subtract and reports show
+        if not (isinstance(row, dict) and isinstance(row.get("class"), str) and is_whole_number(row.get("support"))
+                and all(is_number(row.get(k)) and 0 <= row[k] <= 1 for k in ("precision", "recall", "f1"))):
+            raise RunDamagedError(f"{path}: per_class entry {i} must hold a class name, its support and its "
+                                  "precision, recall and f1 as fractions")
     calibration = metrics.get("calibration", {})
     if not (isinstance(calibration, dict) and all(type(calibration.get(k, 0.0)) in (int, float) for k in ("ece", "brier"))):
         raise RunDamagedError(f"{path}: 'calibration' must be an object, its 'ece' and 'brier' must be numbers")
@@ -226,11 +233,22 @@ class RunSummary:
         return asdict(self)
 
 
+def read_config_and_metrics(run_dir: Path) -> tuple[dict, dict]:
+    """config.json and metrics.json, each checked, and checked to describe the same classes."""
+    config, metrics = read_config(run_dir), read_metrics(run_dir)
+    if len(metrics["per_class"]) != len(config["dataset"]["classes"]):
+        raise RunDamagedError(f"{Path(run_dir) / METRICS}: scores {len(metrics['per_class'])} classes, "
+                              f"but {CONFIG} lists {len(config['dataset']['classes'])}")
+    return config, metrics
+
+
 def summarize(run_dir: Path) -> RunSummary:
     """The listing row of one run folder (damaged, with the reason, if its files are)."""
     run_dir = Path(run_dir)
     try:
-        config, metrics = read_config(run_dir), read_metrics(run_dir)
+        config, metrics = read_config_and_metrics(run_dir)
+        if not (run_dir / PREDICTIONS).is_file():  # what comparisons, pages and interpretations read
+            raise RunDamagedError(f"{run_dir / PREDICTIONS}: missing")
     except RunDamagedError as exc:
         return RunSummary(run_dir.name, str(run_dir), damaged=str(exc))
     return RunSummary(run_dir.name, str(run_dir), config["dataset"]["name"], config["model"], metrics["accuracy"],
@@ -277,50 +295,15 @@ class RunStore:
         """Every run, newest first; damaged ones last, with the reason. Stale staging is swept first."""
         if not self.root.is_dir():
             return []
-        self.sweep()
+        sweep_leftovers(self.root)
         rows = [summarize(p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted(rows, key=lambda r: (r.damaged is None, r.created or "", r.name), reverse=True)
 
-    def sweep(self) -> None:
-        """Remove what interrupted processes left: staging folders and lock files whose process is gone."""
-        sweep_staging(self.root)
-        for lock in self.root.glob(LOCK_PREFIX + "*"):
-            with contextlib.suppress(OSError):  # not a lock file (a folder of that name): not ours to remove
-                if (held := _hold_lock(lock, attempts=1)) is not None:  # no one holds it: left by a process killed outright
-                    _let_go(lock, held)
-
     @contextmanager
     def claim(self, name: str, overwrite: bool = False, numbered: bool = False) -> Iterator[RunWriter]:
-        """Hold ``name`` for this process while a run is fitted and written.
-
-        Raises RunExistsError at once if the run exists (unless ``overwrite``) or another
-        live process holds the name; the claim is released however the block ends.
-        ``numbered`` takes the first free one of ``name``, ``name-2``, ``name-3`` … instead (a default
-        name, which runs started in the same second share); the writer's path says which.
-        """
-        validate_name(name)
-        try:  # before any fitting: an output folder that cannot be written is said at once
-            self.root.mkdir(parents=True, exist_ok=True)
-            self.sweep()
-            for number in itertools.count(1):
-                candidate = name if number == 1 else f"{name}-{number}"
-                lock = self.root / f"{LOCK_PREFIX}{candidate}"
-                held = _hold_lock(lock)
-                if not numbered or (held is not None and not self.path(candidate).exists()):
-                    break
-                if held is not None:
-                    _let_go(lock, held)
-        except OSError as exc:
-            raise ParameterError("out", f"cannot write runs in {self.root} ({exc.strerror or exc})") from None
-        if held is None:
-            owner = _lock_owner(lock)
-            raise RunExistsError(f"run {name!r} is being trained right now by process {owner}" if owner
-                                 else f"run {name!r} is being claimed by another process")
-        try:
-            yield RunWriter(free_folder(self.path(candidate), "run", overwrite))
-        finally:
-            with contextlib.suppress(OSError):  # a folder gone read-only: the error that says so is on its way out
-                _let_go(lock, held)  # (a lock file left behind is swept by the next claim)
+        """Hold the run ``name`` while it is fitted and written (``claim_folder``); the writer stages it."""
+        with claim_folder(self.root, name, "run", overwrite, numbered, activity="trained") as folder:
+            yield RunWriter(folder)
 
     def put(self, name: str, files: dict[str, bytes], overwrite: bool = False) -> Path:
         """Write a run computed elsewhere (a cluster's worker): ``files`` maps each file's path in the
@@ -333,6 +316,50 @@ class RunStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
         return writer.path
+
+
+def sweep_leftovers(root: Path) -> None:
+    """Remove what interrupted processes left in ``root``: staging folders and lock files whose process is gone."""
+    sweep_staging(root)
+    for lock in root.glob(LOCK_PREFIX + "*"):
+        with contextlib.suppress(OSError):  # not a lock file (a folder of that name): not ours to remove
+            if (held := _hold_lock(lock, attempts=1)) is not None:  # no one holds it: left by a process killed outright
+                _let_go(lock, held)
+
+
+@contextmanager
+def claim_folder(root: Path, name: str, kind: str, overwrite: bool = False, numbered: bool = False,
+                 activity: str = "written") -> Iterator[Path]:
+    """Hold the folder ``root/name`` (a run's, a sweep's, a comparison's) for this process while it is made.
+
+    Raises RunExistsError at once if it exists (unless ``overwrite``) or another live process holds the
+    name (a lock file beside it); the claim is released however the block ends. ``numbered`` takes the
+    first free one of ``name``, ``name-2``, ``name-3`` … instead (a default name, which work started in
+    the same second shares); the folder yielded says which.
+    """
+    validate_name(name, kind)
+    try:  # before any work: a folder that cannot be written is said at once
+        root.mkdir(parents=True, exist_ok=True)
+        sweep_leftovers(root)
+        for number in itertools.count(1):
+            candidate = name if number == 1 else f"{name}-{number}"
+            lock = root / f"{LOCK_PREFIX}{candidate}"
+            held = _hold_lock(lock)
+            if not numbered or (held is not None and not (root / candidate).exists()):
+                break
+            if held is not None:
+                _let_go(lock, held)
+    except OSError as exc:
+        raise ParameterError("out", f"cannot write {kind}s in {root} ({exc.strerror or exc})") from None
+    if held is None:
+        owner = _lock_owner(lock)
+        raise RunExistsError(f"{kind} {name!r} is being {activity} right now by process {owner}" if owner
+                             else f"{kind} {name!r} is being claimed by another process")
+    try:
+        yield free_folder(root / candidate, kind, overwrite)
+    finally:
+        with contextlib.suppress(OSError):  # a folder gone read-only: the error that says so is on its way out
+            _let_go(lock, held)  # (a lock file left behind is swept by the next claim)
 
 
 class RunWriter:

@@ -8,6 +8,7 @@ one line per combination of the others.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -31,7 +32,7 @@ from ..callbacks import SILENT, FitProgress
 from ..models.params import check as check_parameter
 from .cluster import run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction
-from .store import free_folder, output_folder, validate_name
+from .store import MAX_NAME_LENGTH, claim_folder, output_folder, validate_name
 
 SWEEPS = "sweeps"
 
@@ -96,6 +97,11 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     """
     if not grid:
         raise ParameterError(None, "nothing to sweep: give at least one hyperparameter with values, e.g. C=[0.01, 0.1, 1]")
+    # layer sizes given as lists are tuples, as the command line's: a value keys the plot's points
+    grid = {parameter: [tuple(v) if isinstance(v, list) else v for v in values] for parameter, values in grid.items()}
+    for parameter, values in grid.items():
+        if (repeated := next((i for i, v in enumerate(values) if v in values[:i]), None)) is not None:
+            raise ParameterError(parameter, f"the value {values[repeated]!r} is given twice")
     names = list(grid)
     points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
     for params in points:  # every point's parameters are checked before any work
@@ -105,8 +111,24 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     if name is not None:
         validate_name(name, "sweep")
     sweeps = output_folder(Path(out) / SWEEPS, "sweeps")
-    if name is not None:
-        free_folder(sweeps / name, "sweep", overwrite)
+    with contextlib.ExitStack() as claims:
+        # a name given is held from before the first fit (another sweep of that name is refused, not
+        # replaced, at its end); a default one, which holds the time, once the results are in
+        final = claims.enter_context(claim_folder(sweeps, name, "sweep", overwrite)) if name is not None else None
+        rows, n_train = _scores(family, points, data, cv, val_fraction, cluster, progress)
+        if final is None:
+            # the time, as in a run's default name: another sweep of the same parameters is not replaced
+            stamp = datetime.now(timezone.utc).strftime(NAME_TIME)
+            described = f"{family.replace(':', '-')}-{data.dataset}-{'-'.join(names)}"
+            default = f"{described[:MAX_NAME_LENGTH - len(stamp) - 4]}-{stamp}"  # room for a number: -2, -3 …
+            final = claims.enter_context(claim_folder(sweeps, default, "sweep", numbered=True))
+        _write(final, family, grid, data, n_train, cv, val_fraction, rows)
+    return final, rows
+
+
+def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, val_fraction: float,
+            cluster: str | None, progress: FitProgress) -> tuple[list[dict], int]:
+    """Each point's row of scores, in order, and the number of training images."""
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     if cluster:
         results = run_tasks(cluster, score_point, arguments, progress)
@@ -129,11 +151,12 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         progress.end()
     if failures:
         raise MnistlabError(f"{len(failures)} of {len(points)} sweep points failed; the first: {failures[0]}")
+    return rows, n_train
 
-    # the time, as in a run's default name: another sweep of the same parameters is not replaced
-    stamp = datetime.now(timezone.utc).strftime(NAME_TIME)
-    name = name or f"{family.replace(':', '-')}-{data.dataset}-{'-'.join(names)}-{stamp}"
-    final = sweeps / name
+
+def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_train: int, cv: int | None,
+           val_fraction: float, rows: list[dict]) -> None:
+    """The sweep's folder: sweep.json, sweep.csv and sweep.png, staged and renamed."""
     with atomic_directory(final) as staging:
         write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": data.dataset,
                                             "n_train": n_train, "cv": cv,
@@ -143,8 +166,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(staging / "sweep.csv", buffer.getvalue())
-        plots.save_png(sweep_figure(rows, names), staging / "sweep.png")
-    return final, rows
+        plots.save_png(sweep_figure(rows, list(grid)), staging / "sweep.png")
 
 
 def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
