@@ -13,6 +13,8 @@ from mnistlab import DatasetError, ParameterError, load_dataset
 from mnistlab.data.datasets import locate
 from mnistlab.data.registry import DATASETS
 
+from conftest import run_cli
+
 
 def plain_decode(path):
     """The reference decoding: np.frombuffer on the decompressed bytes, header skipped."""
@@ -360,3 +362,92 @@ def test_a_plain_file_rewritten_with_its_size_and_mtime_kept_is_decoded_again(mn
     os.utime(images, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     after = load_dataset("mnist", data_dir=tmp_path).x_test[2988]
     assert (after == 255).all() and not (before == 255).all()
+
+
+def test_a_folder_whose_name_is_not_utf8_loads(mnist_dir, tmp_path, monkeypatch):
+    """Its name went into the cache's key as UTF-8: an internal error (UnicodeEncodeError) before."""
+    import os
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / os.fsdecode(b"bad\xffname")
+    shutil.copytree(mnist_dir, folder)
+    assert np.array_equal(load_dataset("mnist", data_dir=folder).y_test, load_dataset("mnist", data_dir=mnist_dir).y_test)
+
+
+def test_the_decoded_cache_keeps_one_copy_of_a_folder_and_sweeps_what_killed_writers_left(mnist_dir, tmp_path,
+                                                                                          monkeypatch):
+    """Each touch of the files (a new ctime) left another whole copy, and a killed writer's staging stayed."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    shutil.copytree(mnist_dir, data)
+    load_dataset("mnist", data_dir=mnist_dir)  # another folder's copy: kept
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / "cache" / "decoded" / f".staging-{int(gone.stdout)}-mnist-killed"
+    left.mkdir()
+    for _ in range(3):
+        for path in data.iterdir():
+            os.utime(path)  # a new ctime: decoded again
+        load_dataset("mnist", data_dir=data)
+    assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 2 and not left.exists()
+
+
+def test_a_cached_checksum_status_follows_the_official_checksums(mnist_dir, tmp_path, monkeypatch):
+    """A release that adds or corrects an official checksum judges cached files again."""
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    official = DATASETS["mnist"]
+    unknown = dataclasses.replace(official.files["test_images"], sha256=None)
+    with monkeypatch.context() as patch:
+        patch.setitem(DATASETS, "mnist", dataclasses.replace(official, files={**official.files, "test_images": unknown}))
+        assert load_dataset("mnist", data_dir=mnist_dir).checksums["test_images"] == "unknown"
+    assert load_dataset("mnist", data_dir=mnist_dir).checksums["test_images"] == "match"
+
+
+def test_an_unreadable_decoded_cache_is_decoded_again(mnist_dir, tmp_path, monkeypatch):
+    """Path.is_file raises on EACCES (a cache folder of mode 000): a PermissionError before."""
+    from pathlib import Path
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    expected = load_dataset("mnist", data_dir=mnist_dir)
+    is_file = Path.is_file
+
+    def unreadable(path):
+        if path.name == "meta.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", unreadable)
+    assert np.array_equal(load_dataset("mnist", data_dir=mnist_dir).x_test, expected.x_test)
+
+
+def test_a_path_quoted_in_an_error_cannot_break_the_line_or_reach_the_terminal(tmp_path):
+    result = run_cli("data", "info", "--data-dir", str(tmp_path / "x\nerror: fake\x1b[31m"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "\x1b" not in result.stderr
+    assert "x\\nerror: fake\\x1b[31m: no such folder" in result.stderr
+
+
+def test_a_data_folder_of_a_link_loop_or_a_bad_type_says_so(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(DatasetError, match="loop: Too many levels of symbolic links"):
+        load_dataset("mnist", data_dir=loop)
+    with pytest.raises(ParameterError, match="must be a folder's path, got 123"):
+        load_dataset("mnist", data_dir=123)
+    with pytest.raises(DatasetError, match=r"unknown dataset \['mnist'\]"):
+        load_dataset(["mnist"])
+
+
+def test_a_subset_larger_than_the_set_is_refused_not_taken_as_all(mnist_dir):
+    """config.json recorded train_size 60000 beside the 5000 images it was trained on."""
+    from mnistlab.experiments.pipeline import DataChoice
+
+    with pytest.raises(ParameterError, match="6000 is more than the 5000 training images in") as info:
+        DataChoice(dataset="mnist", data_dir=str(mnist_dir), train_size=6000).load()
+    assert info.value.parameter == "train_size"
+    with pytest.raises(ParameterError, match="3000 is more than the 2115 test images of these classes"):
+        DataChoice(dataset="mnist", data_dir=str(mnist_dir), classes=(0, 1), test_size=3000).load()
+    assert len(DataChoice(dataset="mnist", data_dir=str(mnist_dir), train_size=5000).load().y_train) == 5000

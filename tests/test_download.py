@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -17,7 +18,7 @@ from mnistlab.data.datasets import download_dataset
 from mnistlab.data.download import fetch_verified
 from mnistlab.data.registry import DATASETS, PARTS, IdxFile
 
-from conftest import RecordingProgress
+from conftest import RecordingProgress, run_cli
 
 
 def idx_gz(array: np.ndarray) -> bytes:
@@ -36,7 +37,7 @@ FILES = {
 
 class Handler(BaseHTTPRequestHandler):
     """/good/F serves F; /corrupt/F flips bytes; /truncated/F closes early; /chunked/F breaks off inside a
-    chunk; /garbage/F answers with no HTTP status line; anything else 404."""
+    chunk; /garbage/F answers with no HTTP status line; /trickle/F sends a byte every 0.1 s; anything else 404."""
 
     hits: list[str] = []
 
@@ -44,7 +45,7 @@ class Handler(BaseHTTPRequestHandler):
         self.hits.append(self.path)
         kind, _, name = self.path.strip("/").partition("/")
         body = FILES.get(name)
-        if body is None or kind not in ("good", "corrupt", "truncated", "chunked", "garbage"):
+        if body is None or kind not in ("good", "corrupt", "truncated", "chunked", "garbage", "trickle"):
             self.send_error(404)
             return
         if kind == "garbage":
@@ -55,6 +56,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.wfile.write(b"%x\r\n" % len(body) + body[:10])
+            return
+        if kind == "trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body[:100]:  # 10 s at most
+                time.sleep(0.1)
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
             return
         if kind == "corrupt":
             body = body[:-8] + bytes(8)
@@ -157,3 +170,23 @@ def test_no_mirror_and_a_cache_that_is_no_folder_are_said(tmp_path, monkeypatch)
     not_a_folder.write_text("")
     with pytest.raises(DatasetError, match="cannot hold the download"):
         fetch_verified("x.gz", ["http://127.0.0.1:9/"], not_a_folder / "kmnist", "0" * 64)
+
+
+def test_a_mirror_that_trickles_is_left_at_the_deadline_for_the_next(server, tmp_path, monkeypatch):
+    """read() waited for a whole chunk, each byte within the socket's timeout: the deadline was never
+    checked (days at a byte every 10 s), and the next mirror never tried."""
+    from mnistlab.data import download
+
+    monkeypatch.setattr(download, "MAX_SECONDS", 1)
+    name = "t10k-images-idx3-ubyte.gz"
+    started = time.monotonic()
+    path = fetch_verified(name, [f"{server}/trickle/", f"{server}/good/"], tmp_path, sha(name), attempts=1)
+    assert path.read_bytes() == FILES[name] and time.monotonic() - started < 5
+
+
+def test_a_failed_download_is_one_line_on_a_pipe(server, tmp_path):
+    """Each attempt's bar, taken away on a file or pipe, left an empty line before the error."""
+    result = run_cli("data", "download", "--dataset", "mnist",
+                     env={"MNISTLAB_CACHE": str(tmp_path), "MNISTLAB_MIRRORS": f"{server}/truncated/,{server}/nothing/"})
+    assert result.returncode == 2 and result.stderr.startswith("error: could not download")
+    assert result.stderr.count("\n") == 1, repr(result.stderr)

@@ -423,7 +423,7 @@ def sample_grid(images, labels, class_names, per_class: int = 10) -> Figure:
             for spine in ax.spines.values():
                 spine.set_visible(False)
         row[0].set_ylabel(str(class_names[c]), rotation=0, ha="right", va="center", fontsize=10)
-    fig.suptitle(f"First {per_class} training images of each class")
+    fig.suptitle(f"{per_class} training images of each class")
     return fig
 
 

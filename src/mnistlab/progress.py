@@ -75,7 +75,11 @@ class RichProgress(FitProgress):
         if self._progress is not None:
             if sys.exc_info()[0] is not None:  # ended by an error: its one line is what is left, not the bar
                 self._progress.live.transient = True
-            self._progress.stop()
+            if self._progress.live.transient and not self.console.is_terminal:
+                with self.console.capture():  # nothing was drawn on a file or a pipe: Rich would write an empty line
+                    self._progress.stop()
+            else:
+                self._progress.stop()
             self._progress = self._task = None
 
 

@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from ..errors import MnistlabError, ParameterError, one_line
+from ..errors import MnistlabError, ParameterError, one_line, printable
 from .common import app, err_console
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
@@ -50,7 +50,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     if _options["debug"]:
         _python_showwarning(message, category, filename, lineno, file, line)
     else:
-        err_console.print(Text.assemble(("warning:", "yellow"), f" {one_line(message)}"), highlight=False,
+        err_console.print(Text.assemble(("warning:", "yellow"), f" {printable(one_line(message))}"), highlight=False,
                           soft_wrap=True)
 
 
@@ -82,14 +82,16 @@ def main() -> None:
 
 
 def _error_line(text: str) -> None:
-    err_console.print(Text.assemble(("error:", "red"), f" {text}"), highlight=False, soft_wrap=True)
+    # printable: a path or name quoted from the input may hold a newline (a second, false "error:" line)
+    # or an escape sequence (it would reach the terminal)
+    err_console.print(Text.assemble(("error:", "red"), f" {printable(text)}"), highlight=False, soft_wrap=True)
     sys.exit(2)
 
 
 def _report_bug(exc: Exception) -> None:
     if _options["debug"]:
         traceback.print_exc()
-    err_console.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {exc}\n"
+    err_console.print(Text.assemble(("internal error:", "red"), f" {type(exc).__name__}: {printable(str(exc))}\n"
                                     "This is a bug in mnistlab, not a problem with your input: please report "
                                     "it, with the traceback that --debug shows."), highlight=False, soft_wrap=True)
     sys.exit(1)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_directory
+from .._io import atomic_directory, sweep_staging
 from ..callbacks import SILENT, FitProgress
 from ..errors import DatasetError, ParameterError
 from . import preprocess
@@ -40,7 +41,7 @@ SPLITS = ("train", "test")
 def get_spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: a list, say, which no dict key is
         raise DatasetError(
             f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}"
         ) from None
@@ -196,10 +197,12 @@ def _sampled_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _cache_key(files: dict[str, Path]) -> str:
+def _cache_key(spec: DatasetSpec, files: dict[str, Path]) -> str:
     """Keyed on the files' content (sampled) as well as their size, mtime and ctime: a file rewritten
-    with size and mtime kept, as ``cp -p`` or an unpacked archive may leave it, is decoded again."""
+    with size and mtime kept, as ``cp -p`` or an unpacked archive may leave it, is decoded again; and on
+    the official checksums the cached status was judged against (a release may add or correct one)."""
     h = hashlib.sha256(str(CACHE_FORMAT).encode())
+    h.update(json.dumps([spec.files[part].sha256 for part in PARTS]).encode())
     for part in PARTS:
         path = files[part]
         try:
@@ -208,7 +211,8 @@ def _cache_key(files: dict[str, Path]) -> str:
         except OSError as exc:
             raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
         # ctime: a write changes it, whatever mtime is set back to (no sample needs to catch the change)
-        h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{content}\n".encode())
+        # os.fsencode: a folder's name need not be UTF-8 (its bytes come back as surrogates)
+        h.update(os.fsencode(path.resolve()) + f"|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{content}\n".encode())
     return h.hexdigest()[:20]
 
 
@@ -246,41 +250,68 @@ def _check_splits(spec: DatasetSpec, files: dict[str, Path], arrays: dict[str, n
 
 def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays from the decoded cache, or decoded now and cached for next time."""
-    folder = cache_root() / "decoded" / f"{spec.name}-{_cache_key(files)}"
+    decoded = cache_root() / "decoded"
+    folder = decoded / f"{spec.name}-{_cache_key(spec, files)}"
     meta_path = folder / "meta.json"
-    if meta_path.is_file():
-        try:
+    try:  # an unreadable cache (is_file raises on EACCES) is decoded again, like a damaged one
+        if meta_path.is_file():
             status = json.loads(meta_path.read_text())["checksums"]
             arrays = {p: np.load(folder / f"{p}.npy", mmap_mode="r") for p in PARTS}
             if isinstance(status, dict) and set(status) == set(PARTS) and all(isinstance(v, str)
                                                                                 for v in status.values()):
                 _check_splits(spec, files, arrays)  # what decoding checked, the cache must still hold
                 return arrays, status
-        except (OSError, ValueError, KeyError, TypeError, DatasetError):
-            pass  # a damaged cache is rebuilt below
+    except (OSError, ValueError, KeyError, TypeError, DatasetError):
+        pass  # a damaged cache is rebuilt below
     arrays, status = _decode(spec, files)
+    source = {p: str(f) for p, f in files.items()}
     try:
+        sweep_staging(decoded)  # what a process killed while writing the cache left
         with atomic_directory(folder) as staging:
             for part in PARTS:
                 np.save(staging / f"{part}.npy", arrays[part])
-            (staging / "meta.json").write_text(json.dumps({"checksums": status,
-                                                           "source": {p: str(f) for p, f in files.items()}}))
+            (staging / "meta.json").write_text(json.dumps({"checksums": status, "source": source}))
+        _remove_superseded(decoded, spec, folder, source)
     except OSError:
         pass  # caching is an optimisation, not a requirement
     return arrays, status
+
+
+def _why_not_a_folder(path: Path) -> str:
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return "no such folder"
+    except OSError as exc:  # a loop of symbolic links, say: no "such folder" to speak of
+        return exc.strerror or str(exc)
+    return "not a folder"
+
+
+def _remove_superseded(decoded: Path, spec: DatasetSpec, folder: Path, source: dict[str, str]) -> None:
+    """Remove the cached copies of the same files that ``folder`` replaces (written before the files were
+    touched, copied over, or by an older cache format): each is a whole decoded dataset."""
+    for other in decoded.glob(f"{spec.name}-*"):
+        try:
+            superseded = other != folder and json.loads((other / "meta.json").read_text())["source"] == source
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # another process's, half-read, or not ours: left alone
+        if superseded:
+            shutil.rmtree(other, ignore_errors=True)  # a reader that mapped its arrays keeps them until it is done
 
 
 def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
            download: bool = True, progress: FitProgress = SILENT) -> dict[str, Path]:
     """Paths of the four IDX files, searched in the documented order (a download reports to ``progress``)."""
     spec = get_spec(name)
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise ParameterError("data_dir", f"must be a folder's path, got {data_dir!r}")
     explicit = data_dir or os.environ.get("MNISTLAB_DATA_DIR")
     if explicit:
-        directory = Path(explicit).expanduser()
+        directory = Path(explicit).expanduser().absolute()  # said and recorded (a run's source) as a full path
         files = find_files(spec, directory)
         if files is None:
             if not directory.is_dir():
-                raise DatasetError(f"{directory}: {'not a folder' if directory.exists() else 'no such folder'}")
+                raise DatasetError(f"{directory}: {_why_not_a_folder(directory)}")
             missing = [f.name + "[.gz]" for f in spec.files.values()
                        if not any((directory / name).is_file() for name in (f.name, f.name + ".gz"))]
             raise DatasetError(f"{directory}: does not hold {spec.name}'s four IDX files; missing (as files): "

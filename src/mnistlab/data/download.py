@@ -36,7 +36,9 @@ def _fetch_once(url: str, dest: Path, timeout: float, progress: FitProgress) -> 
         progress.start(total, "byte")
         received = 0
         with dest.open("wb") as out:
-            while chunk := response.read(CHUNK):
+            # read1: what has arrived, up to CHUNK (read waits for all of CHUNK, and a mirror that sends a byte
+            # now and then, each within the socket's timeout, would pass the deadline unchecked for days)
+            while chunk := response.read1(CHUNK):
                 received += len(chunk)
                 if received > MAX_DOWNLOAD_BYTES:
                     raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")

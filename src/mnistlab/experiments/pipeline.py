@@ -83,6 +83,11 @@ class DataChoice:
             ds = ds.resplit(self.resplit_test_fraction, seed=self.seed)
         if self.classes is not None:
             ds = ds.filter_classes(self.classes)
+        for name, size, labels, split in (("train_size", self.train_size, ds.y_train, "training"),
+                                          ("test_size", self.test_size, ds.y_test, "test")):
+            if size and size > len(labels):  # taken as all of them, while config.json recorded the size asked for
+                which = " of these classes" if self.classes is not None else ""
+                raise ParameterError(name, f"{size} is more than the {len(labels)} {split} images{which} in {ds.source}")
         if self.train_size:
             ds = ds.subset(n=self.train_size, seed=self.seed)
         if self.test_size:
