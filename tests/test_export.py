@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pickle
 import re
 import shutil
@@ -174,8 +175,14 @@ def test_a_damaged_foreign_or_tampered_file_is_one_clear_error(exported, tmp_pat
         m.graph.node[-1].domain = "com.example\nnext line"  # quoted in the message, which stays one line
         m.opset_import.add(domain="com.example\nnext line", version=1)
 
+    def data_type_unknown(m):
+        m.graph.initializer[0].data_type = 35
+
     foreign = dense_graph([(np.zeros((784, 3), np.float32), np.zeros(3, np.float32))]).SerializeToString()
+    at = data.find(b'"object": "bright')
     cases = [
+        (data[:at] + b"\xff" + data[at + 1:], "metadata is not text|not a valid ONNX model"),  # a TypeError before
+        (variant(data_type_unknown), "not a valid ONNX model"),  # a ValueError before
         (b"PK\x03\x04 a zip, say", "not an ONNX file"),
         (data[: len(data) // 2], "not an ONNX file|not a valid ONNX model"),  # cut short
         (b"\x08\x07", "not a valid ONNX model"),  # a protobuf message, but no model: no opset
@@ -208,6 +215,27 @@ def test_cli_export(run_dir, tmp_path):
     bad = run_cli("export", str(run_dir), "--format", "tflite")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "error: --format: cannot export as 'tflite'; choose one of: onnx"]
+    bad = run_cli("export", str(run_dir), "--output", str(run_dir / "model.npz"))  # it replaced the run's model
+    assert bad.returncode == 2 and bad.stderr.endswith("model.npz: an export's file name ends in .onnx\n")
+    assert (run_dir / "model.npz").read_bytes()[:2] == b"PK"
+
+
+def test_another_runs_export_copied_into_a_run_is_refused(run_dir, exported, tmp_path):
+    """It was served as this run's model (another family's probabilities under this run's name)."""
+    import shutil
+
+    from mnistlab.inference.onnx_file import OnnxPredictor
+
+    twin = tmp_path / "twin"
+    shutil.copytree(run_dir, twin)
+    with pytest.raises(ModelFileError, match=r"exported from run 'small' \(logreg\), not from this run"):
+        OnnxPredictor(twin)
+    api.Run(twin).export(check=False)
+    assert OnnxPredictor(twin).model.metadata["run"] == "twin"
+    odd = tmp_path / os.fsdecode(b"bad\xffname")  # a UnicodeEncodeError in protobuf before
+    shutil.copytree(run_dir, odd)
+    api.Run(odd).export(check=False)
+    assert OnnxPredictor(odd).model.metadata["run"] == "bad\\udcffname"
 
 
 def test_readme_onnxruntime_snippet_runs(run_dir, exported, fashion, tmp_path, monkeypatch):

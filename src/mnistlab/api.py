@@ -245,6 +245,8 @@ class Run:
 
         if format != "onnx":
             raise ParameterError("format", f"cannot export as {format!r}; choose one of: onnx")
+        if path is not None and Path(path).suffix != ".onnx":  # it would replace whatever is there: a run's model.npz
+            raise ParameterError(None, f"{path}: an export's file name ends in .onnx")
         return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name,
                            Path(path) if path is not None else self.path / ONNX_FILE,
                            check_images=self.dataset.x_test if check else None,

@@ -36,7 +36,7 @@ import numpy as np
 
 from .._io import atomic_write_bytes
 from ..data.preprocess import flatten_scale
-from ..errors import ExportError, ModelFileError, one_line
+from ..errors import ExportError, ModelFileError, one_line, printable
 from ..experiments.store import read_config
 from .photo import STYLES, prepare_photo
 from .predictor import Prediction, _source_name
@@ -129,6 +129,7 @@ def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
     import mnistlab
 
     require_onnx()
+    run = printable(run)  # a folder's name need not be UTF-8, and protobuf's text must be
     graph = _with_pixel_input(model.onnx_graph())
     graph.doc_string = (f"mnistlab {model.family} model of run {run} ({dataset}): pixels uint8 N×1×28×28 "
                         f"(0–255, object bright on dark) → probabilities of {len(classes)} classes")
@@ -199,8 +200,12 @@ def read_onnx(source: str | os.PathLike | bytes, threads: int | None = None) -> 
     _check_self_contained(model, name)
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+    # ValueError: a tensor of a data type that does not exist; UnicodeDecodeError (a ValueError): text
+    # that is not UTF-8; TypeError: the checker's bindings handed a value of the wrong kind
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError, TypeError) as exc:
         raise ModelFileError(f"{name}: not a valid ONNX model ({one_line(exc)[:300]})") from None
+    if not all(isinstance(p.key, str) and isinstance(p.value, str) for p in model.metadata_props):
+        raise ModelFileError(f"{name}: its metadata is not text (a damaged file)")  # protobuf gives bytes then
     props = {p.key: p.value for p in model.metadata_props}
     if props.get("mnistlab.format") != FORMAT:
         raise ModelFileError(f"{name}: not an ONNX file exported by mnistlab (no mnistlab metadata)")
@@ -302,6 +307,10 @@ class OnnxPredictor:
         if self.model.classes != self.classes or self.model.dataset != self.dataset:
             raise ModelFileError(f"{self.path}: exported for {self.model.dataset!r} classes {self.model.classes}, "
                                  f"but the run has {self.dataset!r} classes {self.classes}; export it again")
+        exported_from = (self.model.metadata.get("run"), self.model.metadata.get("family"))
+        if exported_from != (printable(self.name), config["model"]):  # another run's file, copied in
+            raise ModelFileError(f"{self.path}: exported from run {exported_from[0]!r} ({exported_from[1]}), not "
+                                 f"from this run ({config['model']}); export it again")
 
     def predict_photo(self, source) -> Prediction:
         """A photo (path or bytes) → converted like the training data → its prediction."""
