@@ -349,3 +349,21 @@ def test_a_temperature_scaled_model_exports_with_its_temperature(fashion, tmp_pa
         got, expected = read_onnx(path).predict_proba(x_test), scaled.predict_proba(flatten_scale(x_test))
         assert np.abs(got - expected).max() <= PARITY_TOLERANCE
         assert np.abs(got - model.predict_proba(flatten_scale(x_test))).max() > 0.01  # the temperature is in it
+
+
+def test_serve_exports_checked_where_the_test_images_are_at_hand(run_dir, tmp_path, monkeypatch):
+    """Unchecked before: a float32 graph that computes other probabilities (a temperature sharpening them
+    at float32's resolution) was served as the model."""
+    import shutil
+
+    from mnistlab.web import workers
+
+    copy = tmp_path / "served"
+    shutil.copytree(run_dir, copy)
+    (copy / ONNX_FILE).unlink(missing_ok=True)
+    workers.export(copy)
+    assert read_onnx(copy / ONNX_FILE).metadata["check"].startswith("300 test images under onnxruntime")
+    (copy / ONNX_FILE).unlink()
+    monkeypatch.setenv("MNISTLAB_DATA_DIR", str(tmp_path / "no-data-here"))  # a server without the data
+    workers.export(copy)
+    assert read_onnx(copy / ONNX_FILE).metadata["check"] == "not checked"

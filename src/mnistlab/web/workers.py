@@ -119,10 +119,22 @@ def _ready() -> None:
 
 
 def export(run_dir: Path) -> None:
-    """The run's ONNX export, unchecked (its test images need not be at hand where it is served)."""
+    """The run's ONNX export, checked on its test images where they are at hand (a graph that computes
+    something else, as a float32 graph may where a temperature sharpens probabilities at float32's
+    resolution, is an ExportError, not served); unchecked where they are not (a server without the data)."""
     from ..api import Run
+    from ..data.datasets import locate
+    from ..errors import DatasetError
+    from ..experiments.pipeline import run_data
 
-    Run(run_dir).export(check=False)
+    run = Run(run_dir)
+    data = run_data(run.config)
+    try:
+        locate(data.dataset, data.data_dir, download=False)  # no download: a first request would wait for it
+    except DatasetError:
+        run.export(check=False)
+    else:
+        run.export(check=True)
 
 
 # --- in the worker processes -----------------------------------------------------
