@@ -132,9 +132,9 @@ def test_compare_and_sweep(run, out):
     (dict(val_fraction=0.01), "0.01 of 600 examples cannot be held out stratified: 594 train and 6 test rows"),
 ])
 def test_a_sweeps_validation_that_cannot_be_made_is_refused_before_any_fit(setting, message, out, monkeypatch):
-    from mnistlab.experiments import sweep
+    from mnistlab.models import get_family
 
-    monkeypatch.setattr(sweep, "clone", lambda *args: pytest.fail("a model was fitted"))
+    monkeypatch.setattr(get_family("logreg"), "fit", lambda *args, **kwargs: pytest.fail("a model was fitted"))
     with pytest.raises(ml.ParameterError, match=message) as info:
         ml.sweep("logreg", {"C": [0.1]}, train_size=600, out=out, progress=False, **setting)
     assert info.value.parameter == next(iter(setting))
@@ -308,14 +308,14 @@ def test_a_relative_data_folder_is_kept_as_where_it_was_given(tmp_path, monkeypa
 
 
 def test_a_sweep_or_comparison_name_given_that_exists_is_refused_before_any_work(run, tmp_path, monkeypatch):
-    from mnistlab.experiments import sweep
+    from mnistlab.models import get_family
 
     first = ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, name="mine", progress=False)
     kept = (first.path / "sweep.json").read_bytes()
     other = ml.train("logreg", C=0.01, name="api-other", out=tmp_path, progress=False, embedding=False, **SMALL)
     ml.compare(run, other, out=tmp_path, name="mine")
     compared = (tmp_path / "compare" / "mine" / "compare.json").read_bytes()
-    monkeypatch.setattr(sweep, "clone", lambda *args: pytest.fail("a model was fitted"))
+    monkeypatch.setattr(get_family("logreg"), "fit", lambda *args, **kwargs: pytest.fail("a model was fitted"))
     with pytest.raises(ml.RunExistsError, match="sweep 'mine' exists in .*; choose another name or overwrite it"):
         ml.sweep("logreg", {"C": [1.0]}, train_size=300, out=tmp_path, name="mine", progress=False)
     with pytest.raises(ml.RunExistsError, match="comparison 'mine' exists in "):

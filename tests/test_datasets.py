@@ -190,6 +190,23 @@ def test_stratified_splits_are_scikit_learns_own(fashion, seed):
     assert np.array_equal(subset_indices(fashion.y_train, n=5000, seed=seed), np.sort(expected))
 
 
+@pytest.mark.parametrize("seed", [0, 3, 2**32 - 1])
+def test_stratified_folds_are_scikit_learns_own(fashion, seed):
+    """The folds of a sweep's cross-validation, as StratifiedKFold drew them before this replaced it."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from mnistlab.data.preprocess import stratified_folds
+
+    rng = np.random.default_rng(seed)
+    labels = [fashion.y_train[:3001], rng.integers(0, 3, 50), np.repeat([3, 0, 2, 1], [5, 9, 40, 7]),
+              np.array(["coat", "bag"] * 6 + ["coat"])]
+    for y in labels:
+        for n_folds in (2, 3, 5):
+            theirs = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+            ours = stratified_folds(y, n_folds, seed)
+            assert all(np.array_equal(a, b) for pair, other in zip(ours, theirs) for a, b in zip(pair, other))
+
+
 def test_a_split_that_cannot_keep_every_class_is_refused():
     from mnistlab.data.preprocess import stratified_split
 

@@ -88,3 +88,11 @@ def test_lower_inverse_inverts_a_lower_triangular_matrix(n):
     L = np.linalg.cholesky(A @ A.T + n * np.eye(n))
     inverse = lower_inverse(L)
     assert np.allclose(inverse @ L, np.eye(n), atol=1e-12) and np.array_equal(inverse, np.tril(inverse))
+
+
+def test_a_sweep_of_logreg_imports_neither_scikit_learn_nor_scipy(tmp_path):
+    """Its folds and its fresh estimators were scikit-learn's StratifiedKFold and clone: over a second to import."""
+    result, heavy = heavy_libraries_imported("sweep", "logreg", "--C", "0.1,1", "--max-iter", "20", "--cv", "2",
+                                             "--train-size", "500", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert heavy == {"matplotlib"}, result.stderr

@@ -75,6 +75,29 @@ def stratified_split(y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray,
     return rng.permutation(train), rng.permutation(test)
 
 
+def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Indices ``(train, test)`` of each of ``n_folds`` shuffled folds, each class spread evenly over them.
+
+    The very folds scikit-learn's ``StratifiedKFold(n_folds, shuffle=True, random_state=seed)`` makes (its
+    ``_make_test_folds``, from the same random stream), without importing scikit-learn for it. Each class
+    needs at least ``n_folds`` members (checked by the caller).
+    """
+    y = np.asarray(y)
+    _, first, codes = np.unique(y, return_index=True, return_inverse=True)
+    codes = np.argsort(np.argsort(first))[codes]  # classes numbered in order of first appearance
+    in_order = np.sort(codes)
+    # each fold's count of each class: the sorted labels dealt round-robin to the folds
+    allocation = np.array([np.bincount(in_order[i::n_folds], minlength=len(first)) for i in range(n_folds)])
+    rng = np.random.RandomState(seed)  # scikit-learn's generator, for its stream
+    fold_of = np.empty(len(y), dtype=int)
+    for k in range(len(first)):
+        folds = np.arange(n_folds).repeat(allocation[:, k])
+        rng.shuffle(folds)
+        fold_of[codes == k] = folds
+    rows = np.arange(len(y))
+    return [(rows[fold_of != i], rows[fold_of == i]) for i in range(n_folds)]
+
+
 def _apportion(counts: np.ndarray, n: int, rng: np.random.RandomState) -> np.ndarray:
     """``n`` draws shared among classes in proportion to ``counts``: each its floor, then one more each in
     order of the largest remainders, ties broken at random (scikit-learn's ``_approximate_mode``)."""

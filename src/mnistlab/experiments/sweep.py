@@ -20,13 +20,11 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
 
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number, is_whole_number
-from ..data.preprocess import flatten_scale, held_out
+from ..data.preprocess import flatten_scale, held_out, stratified_folds
 from ..errors import MnistlabError, ParameterError, one_line
 from ..callbacks import SILENT, FitProgress
 from ..models.params import check as check_parameter
@@ -44,8 +42,7 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
         if cv > (fewest := int(np.unique(y, return_counts=True)[1].min())):
             raise ParameterError("cv", f"{cv} folds need {cv} training images of each class, and one class has "
                                        f"{fewest}")
-        folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed).split(x, y)
-        yield from ((x[a], x[b], y[a], y[b]) for a, b in folds)
+        yield from ((x[a], x[b], y[a], y[b]) for a, b in stratified_folds(y, cv, seed))
     else:
         yield held_out(x, y, val_fraction, seed, "val_fraction")
 
@@ -70,11 +67,10 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
     """One point of a sweep, ``params`` fitted and scored on validation data (a cluster's task, too):
     its row of the results, and how many training images there were."""
     x, y = _training_arrays(data)
-    base = build_model(family, params, data.seed)
     accuracies, sparsities, seconds = [], [], []
     for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed):
         start = time.perf_counter()
-        model = clone(base).fit(x_fit, y_fit)
+        model = build_model(family, params, data.seed).fit(x_fit, y_fit)  # a fresh one for each fold
         seconds.append(time.perf_counter() - start)
         accuracies.append(float(model.score(x_val, y_val)))
         sparsities.append(zero_weight_fraction(model))
