@@ -18,8 +18,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from ..errors import MnistlabError, ParameterError, one_line
 from ..callbacks import SILENT, FitProgress
+from ..errors import MnistlabError, ParameterError, one_line
 
 ENV = "MNISTLAB_CLUSTER"
 LOCAL = "local"

@@ -25,11 +25,11 @@ import numpy as np
 
 from .._io import write_json
 from .._values import is_whole_number
+from ..callbacks import SILENT, FitProgress
 from ..data.datasets import Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, check_family_name, get_family
-from ..callbacks import SILENT, FitProgress
 from ..models.params import SEED, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from ..models.temperature import TemperatureScaled, fit_temperature

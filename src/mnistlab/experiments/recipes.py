@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import ParameterError
 from ..callbacks import SILENT, FitProgress
+from ..errors import ParameterError
 from .pipeline import DataChoice, TrainingJob, train, train_all
 
 

@@ -24,9 +24,9 @@ from matplotlib.figure import Figure
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number, is_whole_number
+from ..callbacks import SILENT, FitProgress
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
 from ..errors import MnistlabError, ParameterError, one_line
-from ..callbacks import SILENT, FitProgress
 from ..models.params import check as check_parameter
 from .cluster import run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction

@@ -40,9 +40,9 @@ from pathlib import Path
 
 from .._io import atomic_write_text, write_json
 from .._values import is_number
+from ..callbacks import SILENT, FitProgress
 from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
-from ..callbacks import SILENT, FitProgress
 from .pipeline import DataChoice, TrainingJob, train_all
 from .store import RunStore, read_metrics
 

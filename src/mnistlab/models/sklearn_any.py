@@ -35,11 +35,11 @@ import numpy as np
 from sklearn.utils import all_estimators
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ..callbacks import SILENT
 from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
-from ..callbacks import SILENT
 
 
 # Not in skops's default trusted set, but plain data holders of scikit-learn's own estimators.

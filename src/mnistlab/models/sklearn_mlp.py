@@ -33,9 +33,9 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ..callbacks import SILENT, FitProgress
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
-from ..callbacks import SILENT, FitProgress
 from .onnx_graphs import dense_graph
 from .params import SEED, Interval, PositiveInts, StrOptions
 from .validation import check_features

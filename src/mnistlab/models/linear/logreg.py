@@ -16,10 +16,10 @@ from numbers import Integral, Real
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ...callbacks import SILENT
 from ...errors import ParameterError
 from .._fitting import convergence_warnings
 from ..base import MnistlabModel
-from ...callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from ._loss import (

@@ -26,10 +26,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from ...callbacks import SILENT
 from ...errors import ParameterError
 from ...data.preprocess import held_out
 from ..base import MnistlabModel
-from ...callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from .optim import OPTIMIZERS, learning_rate_at, make_optimizer

@@ -59,10 +59,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...callbacks import SILENT
 from ...errors import ParameterError
 from ...data.preprocess import held_out
 from ..base import MnistlabModel
-from ...callbacks import SILENT
 from ..params import SEED, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from .checkpoint import Checkpoint, load_state
