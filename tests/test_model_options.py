@@ -95,6 +95,18 @@ def test_tutorial_aliases_resolve_to_the_familys_names():
         "learning_rate_init": 0.01, "max_iter": 5}
     with pytest.raises(ParameterError, match="no option --lr"):
         parse(Toy, ["--lr", "1"])
+    # the step size, not the schedule scikit-learn calls learning_rate in these two
+    assert parse(get_family("sklearn:MLPClassifier"), ["--lr", "0.01"]) == {"learning_rate_init": 0.01}
+    assert parse(get_family("sklearn:SGDClassifier"), ["--lr", "0.01"]) == {"eta0": 0.01}
+
+
+def test_scikit_learns_seeds_folds_and_lists_can_be_typed():
+    """"expected an int … or None, got 'none'", and no way at all to give a number of folds or a list."""
+    assert parse(get_family("sklearn:RandomForestClassifier"), ["--random-state", "none"]) == {"random_state": None}
+    assert parse(get_family("sklearn:LogisticRegressionCV"), ["--cv", "3"]) == {"cv": 3}
+    assert parse(get_family("sklearn:MLPClassifier"), ["--hidden-layer-sizes", "16,8"]) == {
+        "hidden_layer_sizes": (16, 8)}
+    assert parse(get_family("sklearn:GaussianNB"), ["--priors", "0.5,0.5"]) == {"priors": (0.5, 0.5)}
 
 
 def test_multi_values_for_sweeps():

@@ -181,3 +181,35 @@ def test_the_progress_of_a_classifier_fitted_in_one_call_counts_that_call():
     get_family("sklearn:GaussianNB")().fit(rng.random((40, 784), dtype=np.float32), np.arange(40) % 2,
                                            progress=progress)
     assert progress.starts == [(None, "fit")] and progress.done == [1] and progress.ends == 1  # read "0/? fit"
+
+
+def test_a_category_the_training_images_never_had_is_a_refusal_not_an_internal_error():
+    model = get_family("sklearn:CategoricalNB")().fit(np.zeros((10, 784), np.float32), np.arange(10))
+    with pytest.raises(ParameterError, match="could not predict this data: index 1 is out of bounds"):
+        model.predict_proba(np.ones((2, 784), np.float32))  # an IndexError of scikit-learn's before
+
+
+def test_pairwise_svm_scores_are_refused_as_probabilities():
+    """decision_function_shape='ovo' gives a score per pair of classes: with 3 classes as many columns as
+    classes, taken as theirs (a run reported 0.22 for a model that scores 0.94)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((30, 784), dtype=np.float32), np.arange(30) % 3
+    for name in ("sklearn:SVC", "sklearn:NuSVC"):
+        with pytest.raises(ParameterError, match="'ovo' scores pairs of classes") as info:
+            get_family(name)(decision_function_shape="ovo").fit(X, y)
+        assert info.value.parameter == "decision_function_shape"
+
+
+def test_a_model_that_could_not_be_loaded_back_is_refused_before_a_run_is_written(tmp_path):
+    """A k-d tree's state is no type mnistlab trusts a file with: the run trained, and then no command
+    could read its model."""
+    with pytest.raises(ParameterError, match="holds types mnistlab does not load from a file.*KDTree"):
+        train("sklearn:KNeighborsClassifier", {"algorithm": "kd_tree"}, DataChoice(train_size=200, test_size=50),
+              tmp_path, name="kd", embedding=False)
+    assert not (tmp_path / "runs" / "kd").exists()
+
+
+def test_too_little_memory_for_what_was_asked_is_one_line(tmp_path):
+    result = run_cli("train", "numpy-mlp", "--hidden", "100000000", "--max-epochs", "1", "--train-size", "200",
+                     "--test-size", "50", "--no-embedding", "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: not enough memory: ")

@@ -63,16 +63,18 @@ def _terminated(signum, frame) -> None:
 
 
 def main() -> None:
-    """Console-script entry: bad input becomes one line and exit code 2, and so does a full disk or a
-    folder that may not be written; anything else is a bug, said to be one (with its traceback under
-    --debug), exit code 1. Warnings are one line each. Ctrl-C (typer's exit code 130) and SIGTERM
-    (143: timeout, systemd, docker stop) leave nothing half-written."""
+    """Console-script entry: bad input becomes one line and exit code 2, and so does a full disk, a
+    folder that may not be written or too little memory; anything else is a bug, said to be one (with
+    its traceback under --debug), exit code 1. Warnings are one line each. Ctrl-C (typer's exit code
+    130) and SIGTERM (143: timeout, systemd, docker stop) leave nothing half-written."""
     warnings.showwarning = _show_warning
     signal.signal(signal.SIGTERM, _terminated)
     try:
         app()  # typer reports usage errors itself, with exit code 2
     except MnistlabError as exc:
         _error_line(error_line(exc))
+    except MemoryError as exc:  # what was asked for (a layer of 10^8 units, say) does not fit this machine
+        _error_line(f"not enough memory: {one_line(exc)}")
     except OSError as exc:
         if exc.errno in MACHINE_ERRNOS:
             _error_line(f"{exc.strerror}: {exc.filename}" if exc.filename else one_line(exc))

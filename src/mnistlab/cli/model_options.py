@@ -39,9 +39,10 @@ from ..models.params import (
 from ..models.params import describe as describe_parameters
 
 # Short names the tutorials use, each resolved to the first of its targets
-# that a family has: `--lr 0.008 --epochs 10` works for every gradient-trained model.
+# that a family has: `--lr 0.008 --epochs 10` works for every gradient-trained model
+# (the step size: scikit-learn's MLPClassifier and SGDClassifier name their schedule learning_rate).
 ALIASES = {
-    "lr": ("learning_rate", "learning_rate_init"),
+    "lr": ("learning_rate_init", "eta0", "learning_rate"),
     "epochs": ("epochs", "max_epochs", "max_iter"),
     "hidden": ("hidden", "hidden_layer_sizes"),
 }
@@ -79,14 +80,29 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",")) if text.strip() else ()
 
 
+def _numbers(text: str) -> tuple[int | float, ...]:
+    """"16,8" → (16, 8); "0.2,0.8" → (0.2, 0.8): a list, as scikit-learn's layer sizes or class priors."""
+    return tuple(int(part) if part.strip().lstrip("+-").isdigit() else float(part) for part in text.split(","))
+
+
+def _seed(text: str) -> int | None:
+    """A seed, or none (a fresh one each time)."""
+    return None if text.lower() == "none" else int(text)
+
+
 def _reader(constraint) -> Callable[[str], Any] | None:
     """How to read text as a value of ``constraint``'s type; None: text cannot give one."""
     if constraint is None:
         return _none
     if constraint == "boolean" or constraint is bool:
         return _boolean
-    if constraint in ("random_state", "verbose"):  # scikit-learn's names for a seed and a verbosity level
+    # scikit-learn's names for a seed, a verbosity level, a number of folds, a list
+    if constraint == "random_state":
+        return _seed
+    if constraint in ("verbose", "cv_object"):
         return int
+    if constraint == "array-like":
+        return _numbers
     if is_interval(constraint):
         return int if constraint.type is Integral else float
     if isinstance(constraint, PositiveInts):

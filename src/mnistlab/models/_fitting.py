@@ -47,5 +47,6 @@ def refusals_of(family: str, what: str) -> Iterator[None]:
     every image it concerns."""
     try:
         yield
-    except (ValueError, np.linalg.LinAlgError) as exc:
+    # IndexError: CategoricalNB meeting a pixel value its training images never had
+    except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
         raise ParameterError(None, f"{family} could not {what} this data: {one_line(exc)[:300]}") from None

@@ -109,6 +109,11 @@ class SklearnClassifier(MnistlabModel):
 
     def fit(self, X, y, progress=None):
         self.validate_params()
+        params = self.get_params(deep=False)
+        # (scikit-learn 1.9's default probability is the string "deprecated": only True gives probabilities)
+        if params.get("decision_function_shape") == "ovo" and params.get("probability") is not True:
+            raise ParameterError("decision_function_shape", "'ovo' scores pairs of classes, not each class, so no "
+                                 "probabilities follow from it: use 'ovr' (the default), or probability=True")
         progress = progress or SILENT
         X = check_array(X, dtype=np.float32)
         progress.start(None, "fit")
@@ -198,6 +203,10 @@ class SklearnClassifier(MnistlabModel):
 
         check_is_fitted(self, "estimator_")
         state = skops.io.dumps(self.estimator_, compression=zipfile.ZIP_DEFLATED)
+        # said before a run is written: one whose model could never be loaded back would be no use
+        if untrusted := [t for t in skops.io.get_untrusted_types(data=state) if t not in TRUSTED_TYPES]:
+            raise ParameterError(None, f"a {self.family} model of these parameters holds types mnistlab does not "
+                                       f"load from a file, so it cannot be kept: {', '.join(untrusted)}")
         return {"classes_": np.asarray(self.classes_), "skops_": np.frombuffer(state, np.uint8)}
 
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> SklearnClassifier:
