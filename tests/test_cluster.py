@@ -165,7 +165,41 @@ def test_a_service_that_speaks_no_dask_is_one_clear_error(tmp_path):
     web.close()
 
 
-def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path):
+def test_a_service_that_takes_the_connection_and_says_nothing_is_left_at_a_deadline(tmp_path, monkeypatch):
+    """Dask's own timeout leaves out the handshake: the sweep waited for ever, without a word."""
+    import socket
+
+    from mnistlab.experiments import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel takes the connection; no one ever answers
+    started = time.monotonic()
+    with pytest.raises(ml.MnistlabError, match="cannot reach the Dask scheduler at .*nothing that speaks Dask answered"):
+        ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False,
+                 cluster=f"tcp://127.0.0.1:{silent.getsockname()[1]}")
+    assert time.monotonic() - started < 30
+    silent.close()
+
+
+@pytest.mark.parametrize("cluster, error, message", [
+    (123, ml.ParameterError, "must be 'local' or a scheduler's address, got 123"),  # a TypeError before
+    ("tls://127.0.0.1:1", ml.MnistlabError, "cannot reach the Dask scheduler at tls://"),  # internal errors before
+])
+def test_a_cluster_of_another_type_or_scheme_is_one_clear_error(cluster, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False, cluster=cluster)
+
+
+def test_the_clients_data_folder_goes_with_the_tasks(tmp_path, monkeypatch):
+    """MNISTLAB_DATA_DIR was read where a task ran: a worker without it used its own data, without a word."""
+    from mnistlab.experiments.pipeline import DataChoice
+
+    monkeypatch.setenv("MNISTLAB_DATA_DIR", str(tmp_path / "data"))
+    assert DataChoice().data_dir == str(tmp_path / "data")
+    assert DataChoice(data_dir=str(tmp_path / "given")).data_dir == str(tmp_path / "given")
+
+
+def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path, capfd):
     address, scheduler = _scheduler()
     worker = _worker(address)
     try:
@@ -188,6 +222,7 @@ def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path):
         thread.join(timeout=120)
         assert not thread.is_alive() and str(failed["error"]).startswith(f"lost the Dask scheduler at {address}")
         assert not list((tmp_path / "sweeps").glob("*"))  # nothing half-written
+        assert "ERROR" not in capfd.readouterr().err  # distributed.client's traceback, before the one line
     finally:
         for process in (worker, scheduler):
             process.kill()

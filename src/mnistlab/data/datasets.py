@@ -32,6 +32,7 @@ from .idx import check_pair, read_idx
 from .registry import DATASETS, DEFAULT_DATASET, PARTS, DatasetSpec
 
 CACHE_FORMAT = 1  # bump when the decoded-cache layout changes
+DATA_DIR_ENV = "MNISTLAB_DATA_DIR"  # a folder of the four IDX files, where none is given
 SAMPLE_BYTES = 64 * 1024  # the cache key hashes this much of each file's start and end…
 SAMPLE_BLOCKS, BLOCK_BYTES = 16, 4096  # …and this many blocks of this size spread between them
 
@@ -305,7 +306,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
     spec = get_spec(name)
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise ParameterError("data_dir", f"must be a folder's path, got {data_dir!r}")
-    explicit = data_dir or os.environ.get("MNISTLAB_DATA_DIR")
+    explicit = data_dir or os.environ.get(DATA_DIR_ENV)
     if explicit:
         directory = Path(explicit).expanduser().absolute()  # said and recorded (a run's source) as a full path
         files = find_files(spec, directory)

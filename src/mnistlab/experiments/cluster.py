@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -25,8 +26,14 @@ ENV = "MNISTLAB_CLUSTER"
 LOCAL = "local"
 
 
+CONNECT_SECONDS = 10  # for the scheduler to answer, handshake included
+WATCH_SECONDS = 2  # how often a running job asks whether the cluster still has a worker
+
+
 def cluster_address(address: str | None) -> str | None:
     """``address``, else ``MNISTLAB_CLUSTER``, else None (no cluster: run here, one after another)."""
+    if address is not None and not isinstance(address, str):
+        raise ParameterError("cluster", f"must be 'local' or a scheduler's address, got {address!r}")
     return address or os.environ.get(ENV) or None
 
 
@@ -49,27 +56,52 @@ def connected(address: str) -> Iterator:
         raise ParameterError("cluster", f"must be 'local' or a scheduler's address such as tcp://10.0.0.5:8786; "
                                         f"got {address!r}")
     try:
-        client = Client(address, timeout=10)
+        client = _client(Client, address)
     except ValueError as exc:  # the address itself: no port, an unknown scheme
         raise ParameterError("cluster", f"{address!r} is not a scheduler's address ({one_line(exc)})") from None
     except MemoryError:  # a web server's answer, read as a Dask frame's length, asks for exabytes
         raise MnistlabError(f"cannot reach the Dask scheduler at {address}: what answers there speaks another "
                             "protocol") from None
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS without its settings, UCX not installed …
         raise MnistlabError(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None
     with client, _quiet("distributed"):  # a lost scheduler is said once, below, not in Dask's log lines
         yield client
 
 
+def _client(Client, address: str):  # noqa: N803 - distributed's class, imported by the caller
+    """``Client(address)``, or TimeoutError where no scheduler has answered in CONNECT_SECONDS: Dask's own
+    timeout leaves out the handshake, and a server that takes the connection and says nothing held it for ever."""
+    outcome: list = []
+
+    def connect():
+        try:
+            outcome.append(Client(address, timeout=CONNECT_SECONDS))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=connect, daemon=True)  # one that never returns is left behind
+    thread.start()
+    thread.join(CONNECT_SECONDS + 5)
+    if not outcome:
+        raise TimeoutError(f"nothing that speaks Dask answered in {CONNECT_SECONDS + 5} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
 @contextmanager
 def _quiet(logger: str) -> Iterator[None]:
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.CRITICAL)
+    """``logger`` and its children (``distributed.client`` has a level of its own) silent but for the critical."""
+    logs = [logging.getLogger(name) for name in [logger, *logging.root.manager.loggerDict]
+            if name == logger or name.startswith(logger + ".")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress: FitProgress = SILENT
@@ -79,10 +111,7 @@ def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress
     workers is said on ``progress`` (the tasks wait for one to join)."""
     from distributed import as_completed
 
-    with connected(address) as client:
-        if not client.scheduler_info()["workers"]:  # Dask would wait for one without a word
-            progress.log(f"waiting for a Dask worker to join the scheduler at {address} "
-                         f"(start one with: dask worker {address})")
+    with connected(address) as client, _workers_watched(client, address, progress):
         futures = {client.submit(_single_threaded, task, *args, pure=False, retries=0): i
                    for i, args in enumerate(arguments)}
         for future in as_completed(futures):
@@ -92,6 +121,35 @@ def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress
                 if client.status != "running":  # the scheduler is gone: every task left fails the same way
                     raise MnistlabError(f"lost the Dask scheduler at {address} ({one_line(exc)})") from None
                 yield futures[future], exc
+
+
+@contextmanager
+def _workers_watched(client, address: str, progress: FitProgress) -> Iterator[None]:
+    """Say on ``progress`` whenever the cluster has no worker, at the start or when its last one has gone:
+    Dask waits for one to join without a word."""
+    done = threading.Event()
+
+    def watch():
+        waiting = False
+        while True:
+            try:
+                empty = not client.scheduler_info()["workers"]
+            except Exception:  # noqa: BLE001 - the scheduler gone: run_tasks says so
+                return
+            if empty and not waiting:
+                progress.log(f"waiting for a Dask worker to join the scheduler at {address} "
+                             f"(start one with: dask worker {address})")
+            waiting = empty
+            if done.wait(WATCH_SECONDS):
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(WATCH_SECONDS)
 
 
 def _single_threaded(task: Callable, *args):

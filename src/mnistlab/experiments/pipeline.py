@@ -26,7 +26,7 @@ import numpy as np
 from .._io import write_json
 from .._values import is_whole_number
 from ..callbacks import SILENT, FitProgress
-from ..data.datasets import Dataset, get_spec, load_dataset
+from ..data.datasets import DATA_DIR_ENV, Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, check_family_name, get_family
@@ -60,6 +60,8 @@ class DataChoice:
             raise ParameterError("dataset", f"must be a dataset's name, got {self.dataset!r}")
         if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
             raise ParameterError("data_dir", f"must be a folder's path, got {self.data_dir!r}")
+        if self.data_dir is None and os.environ.get(DATA_DIR_ENV):  # here: a cluster's worker has its own environment
+            object.__setattr__(self, "data_dir", os.environ[DATA_DIR_ENV])
         if self.data_dir is not None:  # from where it was given: a cluster's worker or a later evaluate starts elsewhere
             object.__setattr__(self, "data_dir", os.path.abspath(os.path.expanduser(self.data_dir)))
         check_parameter("seed", self.seed, SEED[:1])  # it becomes the model's random_state too: a number, not None
