@@ -213,3 +213,11 @@ def test_too_little_memory_for_what_was_asked_is_one_line(tmp_path):
     result = run_cli("train", "numpy-mlp", "--hidden", "100000000", "--max-epochs", "1", "--train-size", "200",
                      "--test-size", "50", "--no-embedding", "--out", str(tmp_path))
     assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: not enough memory: ")
+
+
+def test_an_svm_of_a_callable_kernel_fits():
+    """Its estimator records no n_features_in_: an AttributeError of mnistlab's before."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((30, 784), dtype=np.float32), np.arange(30) % 3
+    model = get_family("sklearn:SVC")(kernel=lambda a, b: a @ b.T).fit(X, y)
+    assert model.n_features_in_ == 784 and model.predict(X).shape == (30,)

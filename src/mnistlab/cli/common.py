@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from .._io import finite_json
+from ..errors import ParameterError
 from ..data.registry import DATASETS
 from ..experiments.store import DEFAULT_OUT
 
@@ -54,13 +55,13 @@ def emit_json(obj) -> None:
 
 
 def parse_classes(classes: str | None) -> tuple[int, ...] | None:
-    """"0,1" → (0, 1): the --classes option."""
-    if not classes:
+    """"0,1" → (0, 1): the --classes option (not given: None, every class; given empty: a mistake)."""
+    if classes is None:
         return None
     try:
         return tuple(int(c) for c in classes.split(","))
     except ValueError:
-        raise typer.BadParameter(f"--classes takes comma-separated class labels, e.g. 0,1; got {classes!r}") from None
+        raise ParameterError("classes", f"takes comma-separated class labels, e.g. 0,1; got {classes!r}") from None
 
 
 def print_top(rows: list[dict]) -> None:

@@ -123,7 +123,8 @@ class SklearnClassifier(MnistlabModel):
             progress.advance(1)  # the one fit done (the bar read "0/? fit" at the end)
         finally:
             progress.end()
-        self.classes_, self.n_features_in_ = self.estimator_.classes_, self.estimator_.n_features_in_
+        # (an SVC of a callable kernel records no n_features_in_ of its own)
+        self.classes_, self.n_features_in_ = self.estimator_.classes_, getattr(self.estimator_, "n_features_in_", X.shape[1])
         n_iter = getattr(self._classifier(), "n_iter_", None)
         if n_iter is not None:  # the iterative ones: how long they ran, and whether they stopped by their rule
             self.n_iter_ = int(np.max(n_iter))
