@@ -94,8 +94,10 @@ def test_predict_evaluate_explain_runs(trained):
 
     result = run_cli("explain", "small", "--index", "3", "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
-    files = json.loads(result.stdout)["files"]
+    explained = json.loads(result.stdout)
+    files = explained["files"]
     assert len(files) == 2 and all(Image.open(f).format == "PNG" for f in files)
+    assert explained["label"] == int(predictions["y_pred"][3]) and explained["true_class"]  # as predict's answer
 
     result = run_cli("runs", "list", "--out", str(out), "--json")
     assert [r["name"] for r in json.loads(result.stdout)] == ["small"]
@@ -236,6 +238,17 @@ def test_a_sweep_figure_places_every_value_none_and_infinity_too():
     assert list(figure.axes[0].lines[0].get_xdata()) == ["1", "None"]
 
 
+@pytest.fixture
+def own_out(trained, tmp_path):
+    """An output folder of this test's own holding a copy of the shared run "small" (the shared folder's
+    listing is what other tests check)."""
+    import shutil
+
+    out, _ = trained
+    shutil.copytree(out / "runs" / "small", tmp_path / "own" / "runs" / "small")
+    return tmp_path / "own"
+
+
 def _copy_run(out, name, copy, change=None):
     """A copy of run ``name`` as ``copy``, with ``change(metrics)`` applied to its metrics.json."""
     import shutil
@@ -248,14 +261,14 @@ def _copy_run(out, name, copy, change=None):
         path.write_text(json.dumps(metrics))
 
 
-def test_compare_refuses_runs_tested_on_other_images_that_carry_the_same_labels(trained):
+def test_compare_refuses_runs_tested_on_other_images_that_carry_the_same_labels(own_out):
     """Labels alone do not say which images: a paired test on other images would be a wrong p-value."""
     import hashlib
 
     from mnistlab.experiments.compare import compare_runs
     from mnistlab.errors import ParameterError
 
-    out, _ = trained
+    out = own_out
     config = json.loads((out / "runs" / "small" / "config.json").read_text())
     test_images = DataChoice(train_size=1500, test_size=400).load().x_test
     assert config["dataset"]["test_images_sha256"] == hashlib.sha256(test_images).hexdigest()
@@ -273,10 +286,10 @@ def test_compare_refuses_runs_tested_on_other_images_that_carry_the_same_labels(
     (lambda m: m.update(per_class=m["per_class"][:2], confusion_matrix=[[1, 0], [0, 1]], top_losses=[]),
      "scores 2 classes, but config.json lists 10"),
 ])
-def test_a_damaged_metrics_file_is_run_damage_in_comparisons_and_listings(trained, change, message, tmp_path):
+def test_a_damaged_metrics_file_is_run_damage_in_comparisons_and_listings(own_out, change, message):
     """Internal errors in compare before (a TypeError, a broadcast ValueError), and healthy in `runs list`."""
-    out, _ = trained
-    copy = f"damaged-{tmp_path.name}"
+    out = own_out
+    copy = "damaged"
     _copy_run(out, "small", copy, change)
     result = run_cli("compare", "small", copy, "--out", str(out))
     assert result.returncode == 2 and message in result.stderr, result.stderr
@@ -284,15 +297,15 @@ def test_a_damaged_metrics_file_is_run_damage_in_comparisons_and_listings(traine
     assert message in next(r["damaged"] for r in listed if r["name"] == copy)
 
 
-def test_a_run_without_its_predictions_is_listed_as_damaged(trained):
-    out, _ = trained
+def test_a_run_without_its_predictions_is_listed_as_damaged(own_out):
+    out = own_out
     _copy_run(out, "small", "no-predictions")
     (out / "runs" / "no-predictions" / "predictions.npz").unlink()
     listed = json.loads(run_cli("runs", "list", "--out", str(out), "--json").stdout)
     assert "predictions.npz: missing" in next(r["damaged"] for r in listed if r["name"] == "no-predictions")
 
 
-def test_a_sweep_or_comparison_name_in_the_making_is_not_taken_by_another(trained, tmp_path):
+def test_a_sweep_or_comparison_name_in_the_making_is_not_taken_by_another(own_out, tmp_path):
     """Both were checked only at the start and replaced at the end: the second one's results were lost."""
     import os
 
@@ -301,7 +314,7 @@ def test_a_sweep_or_comparison_name_in_the_making_is_not_taken_by_another(traine
     from mnistlab.experiments.store import claim_folder
     from mnistlab.experiments.sweep import run_sweep
 
-    out, _ = trained
+    out = own_out
     with claim_folder(tmp_path / "sweeps", "same", "sweep"):  # another sweep of that name, still fitting
         with pytest.raises(RunExistsError, match=f"sweep 'same' is being written right now by process {os.getpid()}"):
             run_sweep("logreg", {"C": [0.1]}, DataChoice(train_size=300), tmp_path, name="same")
@@ -311,13 +324,13 @@ def test_a_sweep_or_comparison_name_in_the_making_is_not_taken_by_another(traine
             compare_runs([out / "runs" / "small", out / "runs" / "small-twin"], out, name="held")
 
 
-def test_a_comparison_sweeps_what_a_killed_one_left(trained):
+def test_a_comparison_sweeps_what_a_killed_one_left(own_out):
     import subprocess
     import sys
 
     from mnistlab.experiments.compare import compare_runs
 
-    out, _ = trained
+    out = own_out
     _copy_run(out, "small", "small-again")
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     left = out / "compare" / f".staging-{int(gone.stdout)}-killed-abc123"

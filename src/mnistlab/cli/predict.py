@@ -146,7 +146,8 @@ def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: Top
     paths = [plots.save_png(fig, out / "explain" / f"{loaded.name}-{split}-{index}_{kind}.png")
              for kind, fig in explanation_figures(prediction, true_label=label).items()]
     if as_json:
-        emit_json({"index": index, "split": split, "top": prediction.top(top), "files": [str(p) for p in paths]})
+        emit_json({"index": index, "split": split, "true_class": loaded.classes[label], "class": prediction.class_name,
+                   "label": prediction.label, "top": prediction.top(top), "files": [str(p) for p in paths]})
         return
     console.print(f"{split}[{index}] (true: {loaded.classes[label]}):")
     print_top(prediction.top(top))
