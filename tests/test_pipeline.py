@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -354,3 +355,22 @@ def test_sweep_values_lists_flags_and_repeats(tmp_path):
                      "--out", str(tmp_path), "--json")  # "--grid: give a dict …" before: a flag is one fixed value
     assert result.returncode == 0, result.stderr
     assert [(r["C"], r["standardize"]) for r in json.loads(result.stdout)["results"]] == [(0.1, True), (1.0, True)]
+
+
+def test_runs_given_by_folders_of_any_name_are_compared_under_a_default_name(own_out):
+    """The runs' names joined were the default name unchecked: a folder "my run" failed the name's check."""
+    import shutil
+
+    from mnistlab.experiments.compare import compare_runs
+
+    elsewhere = own_out / "elsewhere" / "my run"
+    shutil.copytree(own_out / "runs" / "small", elsewhere)
+    folder, _ = compare_runs([own_out / "runs" / "small", elsewhere], own_out)
+    assert re.fullmatch(r"small-vs-my_run-[0-9a-f]{8}", folder.name) and (folder / "compare.html").is_file()
+
+
+def test_the_runs_seed_fills_random_state_unless_one_is_given_none_too():
+    from mnistlab.experiments.pipeline import build_model
+
+    assert build_model("logreg", {}, 3).random_state == 3
+    assert build_model("logreg", {"random_state": None}, 3).random_state is None  # unseeded, as asked

@@ -2,21 +2,21 @@
 
 A bool is an int to ``isinstance`` (``True + True == 2``), and NumPy's scalars
 are not Python's ints and floats; every check of a user's or a file's number
-asks these two instead.
+asks these two instead. (NumPy's bool is registered as neither a Real nor an
+Integral, so it needs no check of its own, and this module no NumPy: the
+command line starts without it.)
 """
 
 from __future__ import annotations
 
 from numbers import Integral, Real
 
-import numpy as np
-
 
 def is_number(value) -> bool:
     """A real number, Python's or NumPy's, and not a bool."""
-    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def is_whole_number(value) -> bool:
     """An integer, Python's or NumPy's, and not a bool."""
-    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, Integral) and not isinstance(value, bool)

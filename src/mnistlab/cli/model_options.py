@@ -38,13 +38,14 @@ from ..models.params import (
 )
 from ..models.params import describe as describe_parameters
 
-# Short names the tutorials use, each resolved to the first of its targets
-# that a family has: `--lr 0.008 --epochs 10` works for every gradient-trained model
-# (the step size: scikit-learn's MLPClassifier and SGDClassifier name their schedule learning_rate).
+# Short names the tutorials use, each resolved to the first of its targets that a family has and
+# that takes a value such as the one beside it: `--lr 0.008 --epochs 10` works for every
+# gradient-trained model (scikit-learn's MLPClassifier names its schedule learning_rate and its step
+# learning_rate_init; SGDClassifier's eta0 is ignored under its default schedule, so it has no --lr).
 ALIASES = {
-    "lr": ("learning_rate_init", "eta0", "learning_rate"),
-    "epochs": ("epochs", "max_epochs", "max_iter"),
-    "hidden": ("hidden", "hidden_layer_sizes"),
+    "lr": (("learning_rate", "learning_rate_init"), 0.01),
+    "epochs": (("epochs", "max_epochs", "max_iter"), 10),
+    "hidden": (("hidden", "hidden_layer_sizes"), (8,)),
 }
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -152,12 +153,18 @@ def convert(text: str, constraints) -> Any:
     raise ValueError(f"expected {_expected(constraints)}, got {text!r}")
 
 
+def _takes(constraints, value) -> bool:
+    """Whether a parameter of ``constraints`` takes ``value`` (one without constraints takes anything)."""
+    return constraints == "no_validation" or any(satisfies(value, c) for c in constraints)
+
+
 def _keys(cls: type[MnistlabModel]) -> dict[str, str]:
     """Lower-cased option key (``max-iter``, ``lr``) → parameter name."""
     names = parameters(cls)
     by_key = {name.lower().replace("_", "-"): name for name in names}
-    for alias, targets in ALIASES.items():
-        target = next((t for t in targets if t in names), None)
+    constraints = getattr(cls, "_parameter_constraints", {})
+    for alias, (targets, example) in ALIASES.items():
+        target = next((t for t in targets if t in names and _takes(constraints.get(t, "no_validation"), example)), None)
         if target is not None:
             by_key.setdefault(alias, target)
     return by_key

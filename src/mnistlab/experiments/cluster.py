@@ -5,10 +5,11 @@ scheduler's address, such as ``tcp://10.0.0.5:8786``; ``local`` starts a
 LocalCluster of worker processes on this machine, one per core. A task is a
 plain function of plain arguments (a family's name, its hyperparameters, a
 DataChoice) that returns plain data; each worker loads the data itself through
-the normal search order, and only the client writes files, so the machines
-need no shared filesystem. A task whose worker dies is run again on another
-(Dask reschedules it); one that fails is reported with its error, and the
-others go on.
+the normal search order (in the client's ``--data-dir`` or ``MNISTLAB_DATA_DIR``
+where one is given, a folder each worker must then have), and only the client
+writes files, so the machines need no shared filesystem. A task whose worker
+dies is run again on another (Dask reschedules it); one that fails is reported
+with its error, and the others go on.
 """
 
 from __future__ import annotations
@@ -72,18 +73,27 @@ def _client(Client, address: str):  # noqa: N803 - distributed's class, imported
     """``Client(address)``, or TimeoutError where no scheduler has answered in CONNECT_SECONDS: Dask's own
     timeout leaves out the handshake, and a server that takes the connection and says nothing held it for ever."""
     outcome: list = []
+    lock, given_up = threading.Lock(), threading.Event()
 
     def connect():
         try:
-            outcome.append(Client(address, timeout=CONNECT_SECONDS))
+            client = Client(address, timeout=CONNECT_SECONDS)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             outcome.append(exc)
+            return
+        with lock:
+            if not given_up.is_set():
+                outcome.append(client)
+                return
+        client.close()  # connected after the caller had given up: it would stay Dask's default client
 
     thread = threading.Thread(target=connect, daemon=True)  # one that never returns is left behind
     thread.start()
     thread.join(CONNECT_SECONDS + 5)
-    if not outcome:
-        raise TimeoutError(f"nothing that speaks Dask answered in {CONNECT_SECONDS + 5} s")
+    with lock:
+        if not outcome:
+            given_up.set()
+            raise TimeoutError(f"nothing that speaks Dask answered in {CONNECT_SECONDS + 5} s")
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]

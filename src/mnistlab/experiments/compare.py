@@ -11,6 +11,7 @@ their robustness to shifted images have their curves drawn on shared axes.
 from __future__ import annotations
 
 import hashlib
+import re
 import html
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ..models.params import check as check_parameter
 from . import report
 from .store import (
     MAX_NAME_LENGTH,
+    NAME_PATTERN,
     PREDICTIONS,
     claim_folder,
     output_folder,
@@ -168,12 +170,14 @@ def _write(loaded: list[dict], alpha: float, final: Path) -> dict:
 def _default_name(runs: list[str]) -> str:
     """``a-vs-b``; one too long for a name is cut, and told apart from others cut the same by a digest of
     the runs, as is one whose runs' own names hold "-vs-" (runs ``a-vs-b`` and ``c`` against ``a`` and
-    ``b-vs-c``): the same name is the same runs' comparison, brought up to date."""
+    ``b-vs-c``) or characters no name has (runs given by the path of a folder named ``my run``, say: its
+    characters become ``_``): the same name is the same runs' comparison, brought up to date."""
     joined = "-vs-".join(runs)
-    if len(joined) <= MAX_NAME_LENGTH and not any("-vs-" in run for run in runs):
+    if len(joined) <= MAX_NAME_LENGTH and not any("-vs-" in run for run in runs) and NAME_PATTERN.fullmatch(joined):
         return joined
-    digest = hashlib.sha256("/".join(runs).encode()).hexdigest()[:8]  # "/" is in no run's name
-    return f"{joined[:MAX_NAME_LENGTH - 9]}-{digest}"
+    named = re.sub(r"[^A-Za-z0-9._+-]", "_", joined).lstrip("._+-")
+    digest = hashlib.sha256("/".join(runs).encode("utf-8", "surrogatepass")).hexdigest()[:8]  # "/" is in no run's name
+    return f"{named[:MAX_NAME_LENGTH - 9]}-{digest}" if named else digest
 
 
 def _plots(loaded: list[dict], pairs: list[dict], classes: list[str], folder: Path) -> list[tuple[Path, str]]:

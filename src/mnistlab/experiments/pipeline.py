@@ -108,14 +108,14 @@ def library_versions() -> dict[str, str]:
 
 
 def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
-    """The family's estimator; the run's seed fills ``random_state`` unless given."""
+    """The family's estimator; the run's seed fills ``random_state`` unless given (None given: unseeded)."""
     cls = get_family(family)
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ParameterError(unknown[0], f"{family} has no such parameter; its parameters: "
                                          f"{', '.join(p for p in accepted if p != 'self')}")
-    if "random_state" in accepted and params.get("random_state") is None:
+    if "random_state" in accepted and "random_state" not in params:
         params = {**params, "random_state": seed}
     model = cls(**params)
     model.validate_params()

@@ -107,13 +107,16 @@ class SklearnClassifier(MnistlabModel):
         """The fitted classifier itself (the last step when standardised)."""
         return self.estimator_[-1] if self.standardize else self.estimator_
 
-    def fit(self, X, y, progress=None):
-        self.validate_params()
+    def validate_params(self) -> None:
+        super().validate_params()
         params = self.get_params(deep=False)
         # (scikit-learn 1.9's default probability is the string "deprecated": only True gives probabilities)
         if params.get("decision_function_shape") == "ovo" and params.get("probability") is not True:
             raise ParameterError("decision_function_shape", "'ovo' scores pairs of classes, not each class, so no "
                                  "probabilities follow from it: use 'ovr' (the default), or probability=True")
+
+    def fit(self, X, y, progress=None):
+        self.validate_params()
         progress = progress or SILENT
         X = check_array(X, dtype=np.float32)
         progress.start(None, "fit")

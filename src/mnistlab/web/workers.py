@@ -124,17 +124,16 @@ def export(run_dir: Path) -> None:
     resolution, is an ExportError, not served); unchecked where they are not (a server without the data)."""
     from ..api import Run
     from ..data.datasets import locate
-    from ..errors import DatasetError
+    from ..errors import DatasetError, ParameterError
     from ..experiments.pipeline import run_data
 
     run = Run(run_dir)
     data = run_data(run.config)
     try:
         locate(data.dataset, data.data_dir, download=False)  # no download: a first request would wait for it
-    except DatasetError:
-        run.export(check=False)
-    else:
         run.export(check=True)
+    except (DatasetError, ParameterError):  # not there, or there but not the run's (a subset it cannot draw)
+        run.export(check=False)
 
 
 # --- in the worker processes -----------------------------------------------------
