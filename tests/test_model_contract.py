@@ -212,6 +212,19 @@ def test_notebook_progress_uses_tqdm(images):
     assert bar._bar is None  # closed
 
 
+def test_a_notebook_bar_completes_an_early_converged_fit_but_not_a_download_cut_short():
+    pytest.importorskip("tqdm")
+    totals = []
+    for unit in ("iteration", "byte"):
+        bar = progress_mod.NotebookProgress(file=io.StringIO())
+        bar.start(100, unit)
+        bar.advance(40)
+        inner = bar._bar
+        bar.end()
+        totals.append(inner.total)
+    assert totals == [40, 100]  # the fit done at 40; the download's 40 of 100 bytes stay that (drawn as failed)
+
+
 def test_fit_progress_chooses_by_where_it_runs(monkeypatch):
     assert progress_mod.fit_progress(False) is SILENT
     monkeypatch.delitem(sys.modules, "IPython", raising=False)

@@ -89,6 +89,7 @@ class NotebookProgress(FitProgress):
     def __init__(self, **tqdm_options):
         self.options = tqdm_options
         self._bar = None
+        self._unit = ""
 
     def start(self, total: int | None, unit: str) -> None:
         from tqdm.auto import tqdm  # only a notebook needs it
@@ -96,6 +97,7 @@ class NotebookProgress(FitProgress):
         self.end()
         sizes = {"unit": "B", "unit_scale": True, "unit_divisor": 1024} if unit == "byte" else {"unit": unit}
         self._bar = tqdm(total=total, **sizes, **self.options)
+        self._unit = unit
 
     def advance(self, done: int, description: str = "") -> None:
         if self._bar is None:
@@ -114,8 +116,9 @@ class NotebookProgress(FitProgress):
         bar = self._bar
         if bar is not None:
             # A fit that converged early is done: tqdm would draw it red, as failed. (In the ``finally`` that
-            # calls this on an error or Ctrl-C, the exception is there to see, and red is right.)
-            if bar.total and 0 < bar.n < bar.total and sys.exc_info()[0] is None:
+            # calls this on an error or Ctrl-C, the exception is there to see, and red is right; so is it for
+            # a download cut short, whose next attempt starts a new bar.)
+            if bar.total and 0 < bar.n < bar.total and sys.exc_info()[0] is None and self._unit != "byte":
                 bar.total = bar.n
                 if hasattr(bar, "container"):  # the widget's own maximum (tqdm's notebook bar: text, bar, text)
                     bar.container.children[1].max = bar.n
