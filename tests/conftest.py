@@ -88,6 +88,7 @@ class RecordingProgress(FitProgress):
 
     def __init__(self):
         self.starts, self.done, self.descriptions, self.lines, self.ends = [], [], [], [], 0
+        self.ended_by_error: list[bool] = []
 
     def start(self, total, unit):
         self.starts.append((total, unit))
@@ -101,3 +102,4 @@ class RecordingProgress(FitProgress):
 
     def end(self):
         self.ends += 1
+        self.ended_by_error.append(sys.exc_info()[0] is not None)  # a renderer draws those as failed

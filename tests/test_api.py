@@ -190,6 +190,12 @@ def test_mistaken_arguments_are_refused_before_anything_is_written(run, out, tmp
             ml.train("logreg", name="api", out=out, progress=False, **SMALL, **mistake)
         assert info.value.parameter == parameter
     assert (run.path / "config.json").read_text() == before
+    with pytest.raises(ml.ParameterError) as info:  # a bar drawn for "no"
+        ml.train("logreg", name="api", out=out, progress="no", **SMALL)
+    assert info.value.parameter == "progress" and (run.path / "config.json").read_text() == before
+    with pytest.raises(ml.ParameterError) as info:  # it downloaded
+        ml.load_dataset("kmnist", download="no")
+    assert info.value.parameter == "download"
     for classes in ([], 0, [3]):  # an empty list is not "every class"
         with pytest.raises(ml.ParameterError) as info:
             ml.train("logreg", classes=classes, out=tmp_path, progress=False)

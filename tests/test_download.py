@@ -120,9 +120,13 @@ def test_good_mirror(server, tmp_path):
 @pytest.mark.parametrize("bad", ["corrupt", "truncated", "missing", "chunked", "garbage"])
 def test_falls_back_to_next_mirror(server, tmp_path, bad):
     name = "t10k-images-idx3-ubyte.gz"
-    path = fetch_verified(name, [f"{server}/{bad}/", f"{server}/good/"], tmp_path, sha(name))
+    progress = RecordingProgress()
+    path = fetch_verified(name, [f"{server}/{bad}/", f"{server}/good/"], tmp_path, sha(name), progress=progress)
     assert path.read_bytes() == FILES[name]
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    # each attempt's bar ends with it, the failed one's as failed (a corrupt file's was a bar of 100 % success)
+    assert progress.ended_by_error[-1] is False and progress.ends == len(progress.starts)
+    assert all(progress.ended_by_error[:-1])
 
 
 def test_every_mirror_failing_leaves_nothing(server, tmp_path):

@@ -54,8 +54,10 @@ def load_dataset(name: str = datasets.DEFAULT_DATASET, data_dir: str | Path | No
     >>> ds.x_train.shape, ds.classes[0]
     ((60000, 28, 28), 'T-shirt/top')
     """
+    from .models.params import check
     from .progress import fit_progress
 
+    check("download", download, ["boolean"])  # "no" is truthy: it downloaded
     return datasets.load_dataset(name, data_dir, download, fit_progress(progress))
 
 
@@ -202,10 +204,12 @@ class Run:
         >>> run.evaluate()["accuracy"] == run.metrics["accuracy"]
         True
         """
+        from .progress import fit_progress
+
         data = run_data(self.config)
         if dataset or data_dir:
             data = replace(data, dataset=dataset or data.dataset, data_dir=str(data_dir) if data_dir else None)
-        return evaluate_run(self.path, data)
+        return evaluate_run(self.path, data, fit_progress())  # a bar where the data must be downloaded
 
     @cached_property
     def _predictor(self):

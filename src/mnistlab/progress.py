@@ -34,6 +34,7 @@ from rich.progress import (
 )
 
 from .callbacks import SILENT, FitProgress
+from .models.params import check
 from .notebook import in_notebook
 
 BAR_WIDTH = 20
@@ -128,6 +129,7 @@ class NotebookProgress(FitProgress):
 
 def fit_progress(enabled: bool = True) -> FitProgress:
     """A renderer for where the code runs: tqdm's in a Jupyter kernel, Rich's elsewhere, or silence."""
+    check("progress", enabled, ["boolean"])  # "no" is truthy
     if not enabled:
         return SILENT
     return NotebookProgress() if in_notebook() else RichProgress()

@@ -24,8 +24,13 @@ CHUNK = 1 << 16
 MAX_SECONDS = 900  # for one file: ~30 kB/s for the largest; each read has its own timeout besides
 
 
-def _fetch_once(url: str, dest: Path, timeout: float, progress: FitProgress) -> str:
-    """Stream ``url`` to ``dest``, reporting the bytes to ``progress``; return the SHA-256 of what was written."""
+class ChecksumMismatch(DatasetError):
+    """A mirror served a file other than the one asked for: retrying it will not help."""
+
+
+def _fetch_once(url: str, dest: Path, timeout: float, progress: FitProgress, sha256: str) -> None:
+    """Stream ``url`` to ``dest``, reporting the bytes to ``progress``; ChecksumMismatch unless what was
+    written has ``sha256``."""
     digest = hashlib.sha256()
     deadline = time.monotonic() + MAX_SECONDS
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http(s) mirrors only)
@@ -34,22 +39,26 @@ def _fetch_once(url: str, dest: Path, timeout: float, progress: FitProgress) -> 
         if total is not None and total > MAX_DOWNLOAD_BYTES:
             raise DatasetError(f"{total} bytes is over the {MAX_DOWNLOAD_BYTES}-byte limit")
         progress.start(total, "byte")
-        received = 0
-        with dest.open("wb") as out:
-            # read1: what has arrived, up to CHUNK (read waits for all of CHUNK, and a mirror that sends a byte
-            # now and then, each within the socket's timeout, would pass the deadline unchecked for days)
-            while chunk := response.read1(CHUNK):
-                received += len(chunk)
-                if received > MAX_DOWNLOAD_BYTES:
-                    raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")
-                if time.monotonic() > deadline:  # a mirror that trickles is left for the next
-                    raise DatasetError(f"slower than {MAX_SECONDS} s for the file, {received} bytes in")
-                digest.update(chunk)
-                out.write(chunk)
-                progress.advance(received, Path(url).name)
-        if total is not None and received != total:
-            raise DatasetError(f"connection closed after {received} of {total} bytes")
-    return digest.hexdigest()
+        try:  # the bar ends with the attempt: drawn as failed where an error is on its way out
+            received = 0
+            with dest.open("wb") as out:
+                # read1: what has arrived, up to CHUNK (read waits for all of CHUNK, and a mirror that sends a
+                # byte now and then, each within the socket's timeout, would pass the deadline unchecked for days)
+                while chunk := response.read1(CHUNK):
+                    received += len(chunk)
+                    if received > MAX_DOWNLOAD_BYTES:
+                        raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")
+                    if time.monotonic() > deadline:  # a mirror that trickles is left for the next
+                        raise DatasetError(f"slower than {MAX_SECONDS} s for the file, {received} bytes in")
+                    digest.update(chunk)
+                    out.write(chunk)
+                    progress.advance(received, Path(url).name)
+            if total is not None and received != total:
+                raise DatasetError(f"connection closed after {received} of {total} bytes")
+            if (got := digest.hexdigest()) != sha256:
+                raise ChecksumMismatch(f"checksum mismatch (got {got[:12]}…)")
+        finally:
+            progress.end()
 
 
 def fetch_verified(
@@ -75,35 +84,32 @@ def fetch_verified(
         raise DatasetError(f"{dest_dir}: cannot hold the download ({exc.strerror or exc})") from None
     final = dest_dir / filename
     failures = []
-    try:
-        for base in mirrors:
-            url = base.rstrip("/") + "/" + filename
-            for attempt in range(attempts):
-                fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
-                os.fchmod(fd, FILE_MODE)  # a shared data folder stays readable by its other users
-                os.close(fd)
-                tmp = Path(tmp_name)
-                try:
-                    got = _fetch_once(url, tmp, timeout, progress)
-                    if got != sha256:
-                        failures.append(f"{url}: checksum mismatch (got {got[:12]}…)")
-                        break  # the mirror serves a different file: retrying won't help
-                    os.replace(tmp, final)
-                    return final
-                except urllib.error.HTTPError as exc:
-                    failures.append(f"{url}: HTTP {exc.code}")
-                    break
-                # HTTPException: a malformed answer (a truncated chunk, a status line of no HTTP);
-                # ValueError: a mirror that is no URL
-                except (urllib.error.URLError, http.client.HTTPException, ValueError, OSError, DatasetError) as exc:
-                    reason = one_line(getattr(exc, "reason", exc))  # may quote what the server sent: cut short
-                    failures.append(f"{url}: {reason[:200]}")
-                    if attempt + 1 < attempts:
-                        time.sleep(0.5 * (attempt + 1))
-                finally:
-                    tmp.unlink(missing_ok=True)
-    finally:
-        progress.end()
+    for base in mirrors:
+        url = base.rstrip("/") + "/" + filename
+        for attempt in range(attempts):
+            fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
+            os.fchmod(fd, FILE_MODE)  # a shared data folder stays readable by its other users
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                _fetch_once(url, tmp, timeout, progress, sha256)
+                os.replace(tmp, final)
+                return final
+            except ChecksumMismatch as exc:
+                failures.append(f"{url}: {exc}")
+                break  # the mirror serves a different file: retrying won't help
+            except urllib.error.HTTPError as exc:
+                failures.append(f"{url}: HTTP {exc.code}")
+                break
+            # HTTPException: a malformed answer (a truncated chunk, a status line of no HTTP);
+            # ValueError: a mirror that is no URL
+            except (urllib.error.URLError, http.client.HTTPException, ValueError, OSError, DatasetError) as exc:
+                reason = one_line(getattr(exc, "reason", exc))  # may quote what the server sent: cut short
+                failures.append(f"{url}: {reason[:200]}")
+                if attempt + 1 < attempts:
+                    time.sleep(0.5 * (attempt + 1))
+            finally:
+                tmp.unlink(missing_ok=True)
     if created and not any(dest_dir.iterdir()):  # an empty cache folder would only say "not found" later
         dest_dir.rmdir()
     # A retry that failed the same way is said once.

@@ -336,10 +336,10 @@ def run_data(config: dict) -> DataChoice:
         raise RunDamagedError(f"{config.get('name')!r}: config.json's data choice is not usable ({one_line(exc)})") from None
 
 
-def evaluate_run(run_dir: Path, data: DataChoice | None = None) -> dict:
-    """Reload a run's model and evaluate it on its own (or another) test set."""
+def evaluate_run(run_dir: Path, data: DataChoice | None = None, progress: FitProgress = SILENT) -> dict:
+    """Reload a run's model and evaluate it on its own (or another) test set (a download reports to ``progress``)."""
     model = load_model(run_dir)
-    ds = (data or run_data(read_config(run_dir))).load()
+    ds = (data or run_data(read_config(run_dir))).load(progress)
     n_model = predicted_classes(model, Path(run_dir) / ARRAYS_FILE)
     if n_model != len(ds.classes):
         problem = f"the model predicts {n_model} classes, the data has {len(ds.classes)}"
