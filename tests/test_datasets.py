@@ -468,3 +468,18 @@ def test_a_subset_larger_than_the_set_is_refused_not_taken_as_all(mnist_dir):
     with pytest.raises(ParameterError, match="3000 is more than the 2115 test images of these classes"):
         DataChoice(dataset="mnist", data_dir=str(mnist_dir), classes=(0, 1), test_size=3000).load()
     assert len(DataChoice(dataset="mnist", data_dir=str(mnist_dir), train_size=5000).load().y_train) == 5000
+
+
+def test_a_folder_reached_by_two_names_keeps_one_cached_copy(mnist_dir, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    shutil.copytree(mnist_dir, data)
+    (tmp_path / "link").symlink_to(data)
+    for folder in (data, tmp_path / "link", data, tmp_path / "link"):
+        for path in data.iterdir():
+            os.utime(path)  # a new ctime: decoded again, the copy before it superseded
+        load_dataset("mnist", data_dir=folder)
+    assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 1

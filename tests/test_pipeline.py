@@ -374,3 +374,29 @@ def test_the_runs_seed_fills_random_state_unless_one_is_given_none_too():
 
     assert build_model("logreg", {}, 3).random_state == 3
     assert build_model("logreg", {"random_state": None}, 3).random_state is None  # unseeded, as asked
+
+
+def test_the_same_comparison_asked_for_at_once_is_brought_up_to_date_not_refused(own_out):
+    """Under its default name it waits for the one being written (three threads: two were refused, as were
+    two browser tabs comparing the same runs)."""
+    import shutil
+    import threading
+
+    from mnistlab.experiments.compare import compare_runs
+
+    shutil.copytree(own_out / "runs" / "small", own_out / "runs" / "other")
+    runs = [own_out / "runs" / "small", own_out / "runs" / "other"]
+    outcomes = []
+
+    def compare():
+        try:
+            outcomes.append(compare_runs(runs, own_out)[0].name)
+        except Exception as exc:  # noqa: BLE001 - what the test looks for
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=compare) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert outcomes == ["small-vs-other"] * 3

@@ -265,7 +265,7 @@ def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, 
     except (OSError, ValueError, KeyError, TypeError, DatasetError):
         pass  # a damaged cache is rebuilt below
     arrays, status = _decode(spec, files)
-    source = {p: str(f) for p, f in files.items()}
+    source = {p: str(f.resolve()) for p, f in files.items()}  # one folder's files, however it was named
     try:
         sweep_staging(decoded)  # what a process killed while writing the cache left
         with atomic_directory(folder) as staging:

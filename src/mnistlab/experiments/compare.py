@@ -129,9 +129,10 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
             raise ParameterError(None, f"{other['name']} was tested on other images than {base['name']}: "
                              "compare needs the same test set (dataset, classes and test subset)")
     comparisons = output_folder(Path(out) / "compare", "comparisons")  # once the runs are known to be comparable
-    if name is None:  # the same runs' comparison, brought up to date
+    wait = name is None  # the same runs' comparison, brought up to date: after one being written, not refused
+    if name is None:
         name, overwrite = _default_name([r["name"] for r in loaded]), True
-    with claim_folder(comparisons, name, "comparison", overwrite) as final:
+    with claim_folder(comparisons, name, "comparison", overwrite, wait=wait) as final:
         return final, _write(loaded, alpha, final)
 
 

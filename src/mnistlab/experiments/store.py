@@ -329,13 +329,14 @@ def sweep_leftovers(root: Path) -> None:
 
 @contextmanager
 def claim_folder(root: Path, name: str, kind: str, overwrite: bool = False, numbered: bool = False,
-                 activity: str = "written") -> Iterator[Path]:
+                 activity: str = "written", wait: bool = False) -> Iterator[Path]:
     """Hold the folder ``root/name`` (a run's, a sweep's, a comparison's) for this process while it is made.
 
-    Raises RunExistsError at once if it exists (unless ``overwrite``) or another live process holds the
-    name (a lock file beside it); the claim is released however the block ends. ``numbered`` takes the
-    first free one of ``name``, ``name-2``, ``name-3`` … instead (a default name, which work started in
-    the same second shares); the folder yielded says which.
+    Raises RunExistsError at once if it exists (unless ``overwrite``) or another live process (or thread)
+    holds the name (a lock file beside it); the claim is released however the block ends. ``numbered``
+    takes the first free one of ``name``, ``name-2``, ``name-3`` … instead (a default name, which work
+    started in the same second shares); the folder yielded says which. ``wait``: a name held is waited
+    for instead (work that brings the same folder up to date, which the holder is writing too).
     """
     validate_name(name, kind)
     try:  # before any work: a folder that cannot be written is said at once
@@ -344,7 +345,7 @@ def claim_folder(root: Path, name: str, kind: str, overwrite: bool = False, numb
         for number in itertools.count(1):
             candidate = name if number == 1 else f"{name}-{number}"
             lock = root / f"{LOCK_PREFIX}{candidate}"
-            held = _hold_lock(lock)
+            held = _hold_lock(lock, block=wait)
             if not numbered or (held is not None and not (root / candidate).exists()):
                 break
             if held is not None:
@@ -374,9 +375,10 @@ class RunWriter:
             yield folder
 
 
-def _hold_lock(lock: Path, attempts: int = LOCK_ATTEMPTS) -> int | None:
+def _hold_lock(lock: Path, attempts: int = LOCK_ATTEMPTS, block: bool = False) -> int | None:
     """A descriptor by which this process holds ``lock`` (an exclusive ``flock`` on the file, with this
-    process's id written in it), or None where another process holds it (``attempts`` times, 50 ms apart).
+    process's id written in it), or None where another process holds it (``attempts`` times, 50 ms apart;
+    ``block``: waiting until it lets go).
 
     The kernel lets go of a flock when its process ends, however it ends: a lock is never stale, and
     an id reused by another process does not keep it (a lock judged by the life of the process whose
@@ -386,7 +388,7 @@ def _hold_lock(lock: Path, attempts: int = LOCK_ATTEMPTS) -> int | None:
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 current = os.stat(lock).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:

@@ -2,8 +2,9 @@
 
 Every answer, errors included, is JSON with a clear ``detail``: an upload over
 the size limit is 413, a file that is not an image 415, a photo with nothing
-in it 422, an unknown run 404, a run whose files are damaged 500, a prediction
-whose worker process died 503 (retryable: the pool is replaced). The status
+in it 422, an unknown run 404, a name another request is writing 409, a run
+whose files are damaged 500, a prediction whose worker process died 503
+(retryable: the pool is replaced). The status
 comes from the error's class (``STATUS``), never from its message. Nothing a
 request sends can stop the server.
 """
@@ -28,6 +29,7 @@ from ..errors import (
     ParameterError,
     PhotoError,
     RunDamagedError,
+    RunExistsError,
     RunNotFoundError,
 )
 from ..experiments.store import REPORT, RunStore, read_config, read_metrics, summarize, validate_name, within
@@ -72,7 +74,7 @@ class PredictAnswer(BaseModel):
 # Most specific first: the first class an error is an instance of sets its status.
 STATUS: list[tuple[type[MnistlabError], int]] = [
     (BlankPhotoError, 422), (PhotoError, 415), (RunNotFoundError, 404), (ParameterError, 422),
-    (RunDamagedError, 500), (ModelFileError, 500), (MnistlabError, 400),
+    (RunDamagedError, 500), (ModelFileError, 500), (RunExistsError, 409), (MnistlabError, 400),
 ]
 
 
