@@ -225,6 +225,31 @@ def test_a_notebook_bar_completes_an_early_converged_fit_but_not_a_download_cut_
     assert totals == [40, 100]  # the fit done at 40; the download's 40 of 100 bytes stay that (drawn as failed)
 
 
+def test_a_notebook_bar_ended_by_an_error_is_drawn_as_failed_even_when_full(monkeypatch):
+    """tqdm's notebook bar judges by its count: a download that failed its checksum had all its bytes, and
+    ended green ("success") above the error."""
+    notebook = pytest.importorskip("tqdm.notebook")
+    pytest.importorskip("ipywidgets")
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", notebook.tqdm)
+    styles = []
+    for fails in (False, True):
+        bar = progress_mod.NotebookProgress(display=False)
+        bar.start(10, "byte")
+        bar.advance(10)
+        widget = bar._bar.container.children[1]
+        try:
+            if fails:
+                raise ValueError("checksum mismatch")
+        except ValueError:
+            bar.end()
+        else:
+            bar.end()
+        styles.append(widget.bar_style)
+    assert styles == ["success", "danger"]
+
+
 def test_fit_progress_chooses_by_where_it_runs(monkeypatch):
     assert progress_mod.fit_progress(False) is SILENT
     monkeypatch.delitem(sys.modules, "IPython", raising=False)

@@ -400,3 +400,18 @@ def test_the_same_comparison_asked_for_at_once_is_brought_up_to_date_not_refused
     for thread in threads:
         thread.join(timeout=300)
     assert outcomes == ["small-vs-other"] * 3
+
+
+def test_a_comparison_waits_for_its_name_a_bounded_while(own_out, monkeypatch):
+    """One held longer (a process stopped with Ctrl-Z) is refused in the end, not waited for for ever."""
+    import shutil
+
+    from mnistlab.errors import RunExistsError
+    from mnistlab.experiments import store
+    from mnistlab.experiments.compare import compare_runs
+
+    shutil.copytree(own_out / "runs" / "small", own_out / "runs" / "held")
+    monkeypatch.setattr(store, "WAIT_ATTEMPTS", 3)
+    with store.claim_folder(own_out / "compare", "small-vs-held", "comparison"):
+        with pytest.raises(RunExistsError, match="comparison 'small-vs-held' is being written right now"):
+            compare_runs([own_out / "runs" / "small", own_out / "runs" / "held"], own_out)

@@ -124,6 +124,9 @@ class NotebookProgress(FitProgress):
                 if hasattr(bar, "container"):  # the widget's own maximum (tqdm's notebook bar: text, bar, text)
                     bar.container.children[1].max = bar.n
             bar.close()
+            if sys.exc_info()[0] is not None and hasattr(bar, "container"):
+                # tqdm's notebook bar judges by its count alone: a download that failed its checksum had all its bytes
+                bar.disp(bar_style="danger", check_delay=False)
             self._bar = None
 
 

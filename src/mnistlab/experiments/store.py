@@ -55,6 +55,7 @@ EMBEDDING = "embedding.npz"
 MAX_EMBEDDING_BYTES = 1024 * 1024  # a few thousand images' indices and coordinates take tens of kilobytes
 LOCK_PREFIX = ".lock-"
 LOCK_ATTEMPTS = 3  # a lock found held is tried again twice, 50 ms apart: a sweep holds one for microseconds
+WAIT_ATTEMPTS = 6000  # 5 minutes of those, for work that waits for a name (the same comparison, brought up to date)
 DEFAULT_OUT = "mnistlab-out"
 
 
@@ -336,7 +337,8 @@ def claim_folder(root: Path, name: str, kind: str, overwrite: bool = False, numb
     holds the name (a lock file beside it); the claim is released however the block ends. ``numbered``
     takes the first free one of ``name``, ``name-2``, ``name-3`` … instead (a default name, which work
     started in the same second shares); the folder yielded says which. ``wait``: a name held is waited
-    for instead (work that brings the same folder up to date, which the holder is writing too).
+    for, up to 5 minutes, instead (work that brings the same folder up to date, which the holder is
+    writing too; one held longer, by a process stopped with Ctrl-Z say, is then a RunExistsError).
     """
     validate_name(name, kind)
     try:  # before any work: a folder that cannot be written is said at once
@@ -345,7 +347,7 @@ def claim_folder(root: Path, name: str, kind: str, overwrite: bool = False, numb
         for number in itertools.count(1):
             candidate = name if number == 1 else f"{name}-{number}"
             lock = root / f"{LOCK_PREFIX}{candidate}"
-            held = _hold_lock(lock, block=wait)
+            held = _hold_lock(lock, WAIT_ATTEMPTS if wait else LOCK_ATTEMPTS)
             if not numbered or (held is not None and not (root / candidate).exists()):
                 break
             if held is not None:
@@ -375,10 +377,9 @@ class RunWriter:
             yield folder
 
 
-def _hold_lock(lock: Path, attempts: int = LOCK_ATTEMPTS, block: bool = False) -> int | None:
+def _hold_lock(lock: Path, attempts: int = LOCK_ATTEMPTS) -> int | None:
     """A descriptor by which this process holds ``lock`` (an exclusive ``flock`` on the file, with this
-    process's id written in it), or None where another process holds it (``attempts`` times, 50 ms apart;
-    ``block``: waiting until it lets go).
+    process's id written in it), or None where another process holds it (``attempts`` times, 50 ms apart).
 
     The kernel lets go of a flock when its process ends, however it ends: a lock is never stale, and
     an id reused by another process does not keep it (a lock judged by the life of the process whose
@@ -388,7 +389,7 @@ def _hold_lock(lock: Path, attempts: int = LOCK_ATTEMPTS, block: bool = False) -
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if block else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 current = os.stat(lock).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
