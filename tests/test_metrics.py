@@ -176,3 +176,14 @@ def test_confusion_matrix_matches_sklearn():
 def test_evaluate_rejects_impossible_labels_and_probabilities(y_true, proba, match):
     with pytest.raises(ValueError, match=match):
         evaluate(y_true, proba, ["a", "b"])
+
+
+def test_analysis_lists_no_class_tied_with_the_worst_among_the_best():
+    """A model of one class: classes of F1 0 were listed as the best, beside others of F1 0 as the worst."""
+    names = [str(i) for i in range(6)]
+    y_true = np.repeat(np.arange(6), 5)
+    lines = analysis(evaluate(y_true, one_hot_proba([0] * 30, 6), names))
+    assert "Best classes by F1: 0 0.286." in lines
+    assert next(line for line in lines if line.startswith("Worst")).count(" 0.000") == 3
+    lines = analysis(evaluate(y_true, one_hot_proba(list(y_true), 6), names))
+    assert "Every class has F1 1.000." in lines and not any(line.startswith("Best") for line in lines)

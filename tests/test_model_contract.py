@@ -385,3 +385,15 @@ def test_a_refused_fit_leaves_the_model_unfitted(images):
         model.fit(X, y)
     with pytest.raises(NotFittedError):
         model.predict(X)
+
+
+def test_the_parameter_count_is_what_the_fit_learned(images):
+    """The standardisation's means and scales and a batch norm's running statistics were counted too."""
+    X, y = images
+    plain = get_family("logreg")(max_iter=5).fit(X, y)
+    standardized = get_family("logreg")(max_iter=5, standardize=True).fit(X, y)
+    assert plain.n_parameters() == standardized.n_parameters() == 784 * 3 + 3
+    cnn = quick("cnn").fit(X, y)
+    stored = sum(a.size for a in cnn.get_arrays().values() if np.issubdtype(a.dtype, np.floating))
+    assert cnn.n_parameters() == sum(p.numel() for p in cnn.network_.parameters()) < stored
+    assert quick("numpy-softmax").fit(X, y).n_parameters() == 784 * 3 + 3

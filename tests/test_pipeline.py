@@ -415,3 +415,21 @@ def test_a_comparison_waits_for_its_name_a_bounded_while(own_out, monkeypatch):
     with store.claim_folder(own_out / "compare", "small-vs-held", "comparison"):
         with pytest.raises(RunExistsError, match="comparison 'small-vs-held' is being written right now"):
             compare_runs([own_out / "runs" / "small", own_out / "runs" / "held"], own_out)
+
+
+def test_a_runs_log_loss_and_top_losses_follow_from_its_predictions_file(tmp_path):
+    """GaussianNB's float64 probabilities of 0 were clipped at float64's epsilon for the log-loss (a loss of 36
+    each), at 1e-12 for the top losses (27.6), and stored as float32 (15.9 from the file)."""
+    from sklearn.metrics import log_loss
+
+    import mnistlab as ml
+
+    run = ml.load_run(train("sklearn:GaussianNB", {}, DataChoice(train_size=500, test_size=200), tmp_path,
+                            name="nb", embedding=False))
+    stored = np.load(run.path / "predictions.npz")
+    expected = log_loss(stored["y_true"], stored["proba"], labels=range(10))
+    assert run.metrics["log_loss"] == pytest.approx(expected, rel=1e-5)
+    assert run.evaluate()["log_loss"] == pytest.approx(expected, rel=1e-5)
+    worst = run.metrics["top_losses"][0]
+    assert worst["loss"] == pytest.approx(-np.log(max(stored["proba"][worst["index"], worst["true"]],
+                                                      np.finfo(np.float32).eps)), rel=1e-5)

@@ -107,7 +107,7 @@ def _most_confused(r: Interpretation) -> Figure:
     rows = []
     for a, b, ab, ba in r.most_confused():
         for true, predicted, n in ((a, b, ab), (b, a, ba)):
-            rows.append((f"{r.classes[true]} → {r.classes[predicted]}\n({n:,} images)",
+            rows.append((f"{r.classes[true]} → {r.classes[predicted]}\n({n:,} image{'s' * (n != 1)})",
                          list(r.confused_examples(true, predicted))))
     return plots.confused_pairs(r.images, rows, title="Most confused pairs: examples each way (true → predicted)")
 

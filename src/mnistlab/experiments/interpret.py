@@ -35,7 +35,7 @@ EMBEDDING_IMAGES = 800  # t-SNE (tsne.py): 0.37 s for these on one core (1,000: 
 # themselves), trustworthiness 0.989. After 250 iterations the map is still exaggerated (65 %).
 TSNE_SETTINGS = {"perplexity": 15.0, "iterations": 300}
 MIN_EMBEDDED = 10
-EPS = 1e-12  # the smallest probability a loss is taken of: a model certain and wrong has a finite loss
+EPS = 1e-12  # the smallest probability the map takes the log of: a probability of 0 has a finite log
 COUNT = [Interval(Integral, 1, None, closed="left")]  # how many images or pairs to show
 
 
@@ -73,7 +73,7 @@ class Interpretation:
     @cached_property
     def losses(self) -> np.ndarray:
         """Each test image's cross-entropy loss: −log of the probability given to its true class."""
-        return -np.log(np.maximum(self.true_probability, EPS))
+        return metrics_mod.true_class_losses(self.y_true, self.proba)  # the log-loss is their mean
 
     @property
     def true_probability(self) -> np.ndarray:

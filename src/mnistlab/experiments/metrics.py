@@ -24,6 +24,15 @@ def _ratio(numerator, denominator) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros(np.shape(numerator)), where=denominator > 0)
 
 
+def true_class_losses(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Each image's cross-entropy: −log of the probability its true class was given, clipped as sklearn's
+    log_loss clips it (at the probabilities' own float epsilon: a model certain and wrong has a finite loss).
+    The log-loss is their mean, and the top losses their largest."""
+    proba = np.asarray(proba)
+    eps = np.finfo(proba.dtype).eps
+    return -np.log(np.clip(proba[np.arange(len(y_true)), y_true], eps, 1 - eps))
+
+
 def evaluate(y_true, proba, class_names) -> dict[str, Any]:
     """Metrics of the predictions ``argmax(proba)`` against ``y_true``.
 
@@ -55,14 +64,11 @@ def evaluate(y_true, proba, class_names) -> dict[str, Any]:
                 "weighted": {name: float(np.average(s, weights=support)) for name, s in scores.items()}}
     cm_normalized = _ratio(cm, support[:, None])
 
-    eps = np.finfo(proba.dtype).eps
-    p_true = np.clip(proba[np.arange(len(y_true)), y_true], eps, 1 - eps)
-
     return {
         "accuracy": float(np.mean(y_pred == y_true)),
         "macro_f1": averages["macro"]["f1"],
         "weighted_f1": averages["weighted"]["f1"],
-        "log_loss": float(np.mean(-np.log(p_true))),
+        "log_loss": float(np.mean(true_class_losses(y_true, proba))),
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": cm_normalized.tolist(),
         "per_class": [
@@ -138,11 +144,14 @@ def analysis(metrics: dict[str, Any]) -> list[str]:
 
     present = sorted((c for c in per_class if c["support"] > 0), key=lambda c: -c["f1"])
     n_show = max(1, min(3, len(present) // 2))
-    if present:
+    if present and present[0]["f1"] == present[-1]["f1"]:  # a model of one class, say: no best, no worst
+        lines.append(f"Every class has F1 {present[0]['f1']:.3f}.")
+    elif present:
         def listing(classes):
             return ", ".join(f"{c['class']} {c['f1']:.3f}" for c in classes)
-        lines.append(f"Best classes by F1: {listing(present[:n_show])}.")
-        lines.append(f"Worst classes by F1: {listing(present[::-1][:n_show])}.")
+        # a class tied with the worst is no best one, nor one tied with the best a worst one
+        lines.append(f"Best classes by F1: {listing([c for c in present[:n_show] if c['f1'] > present[-1]['f1']])}.")
+        lines.append(f"Worst classes by F1: {listing([c for c in present[::-1][:n_show] if c['f1'] < present[0]['f1']])}.")
     absent = [c["class"] for c in per_class if c["support"] == 0]
     if absent:
         lines.append(f"No test images of: {', '.join(absent)} (their scores are 0 by convention).")

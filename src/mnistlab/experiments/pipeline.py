@@ -177,7 +177,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         start = time.perf_counter()
         proba = model.predict_proba(x_test)
         predict_seconds = time.perf_counter() - start
-        _finite(proba, family)
+        # as predictions.npz keeps them: every number of the run (log-loss, top losses) follows from that file
+        proba = _finite(proba, family).astype(np.float32)
 
         config = {
             "name": name, "model": family, "params": model.get_params(deep=False),
@@ -200,9 +201,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         run_metrics.update(
             fit_seconds=fit_seconds,
             predict_seconds_per_10k=predict_seconds * 10000 / max(len(x_test), 1),
-            # None where the state is not float arrays (a scikit-learn model's skops bytes)
-            n_parameters=int(sum(a.size for a in model.get_arrays().values()
-                                 if np.issubdtype(a.dtype, np.floating))) or None,
+            n_parameters=model.n_parameters(),
             n_iter=_as_int(getattr(model, "n_iter_", None)),
             converged=getattr(model, "converged_", None),
             fit_message=getattr(model, "fit_message_", None),
@@ -228,7 +227,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             write_json(staging / CONFIG, config)
             write_json(staging / METRICS, run_metrics)
             np.savez_compressed(staging / PREDICTIONS, y_true=ds.y_test,
-                                y_pred=proba.argmax(axis=1), proba=proba.astype(np.float32))
+                                y_pred=proba.argmax(axis=1), proba=proba)
             # the map (its t-SNE) is computed while drawing its figure, alongside a child drawing others
             write_figures(interpretation, staging / PLOTS, skip=() if embedding else ("embedding",), processes=2)
             if embedding and (mapped := interpretation.embedding()) is not None:
@@ -344,5 +343,5 @@ def evaluate_run(run_dir: Path, data: DataChoice | None = None, progress: FitPro
     if n_model != len(ds.classes):
         problem = f"the model predicts {n_model} classes, the data has {len(ds.classes)}"
         raise ParameterError("data", problem) if data else ModelFileError(f"{run_dir}: {problem}")
-    proba = model.predict_proba(flatten_scale(ds.x_test))
+    proba = model.predict_proba(flatten_scale(ds.x_test)).astype(np.float32)  # as a run's numbers were computed
     return metrics_mod.evaluate(ds.y_test, proba, ds.classes)

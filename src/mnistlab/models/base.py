@@ -143,6 +143,12 @@ class MnistlabModel:
     def get_arrays(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(getattr(self, name)) for name in self.learned_arrays}
 
+    def n_parameters(self) -> int | None:
+        """How many numbers the fit learned; here every float array the model keeps (a family that keeps
+        others, such as what standardises its input, counts its own). None where its state is not float
+        arrays (a scikit-learn model's skops bytes)."""
+        return int(sum(a.size for a in self.get_arrays().values() if np.issubdtype(a.dtype, np.floating))) or None
+
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> MnistlabModel:
         missing = set(self.learned_arrays) - set(arrays)
         if missing:

@@ -286,6 +286,10 @@ class LogisticRegression(MnistlabModel):
 
     # -- model files --------------------------------------------------------------
 
+    def n_parameters(self) -> int:
+        """The weights and intercepts (not the standardisation's means and scales)."""
+        return int(self.coef_.size + self.intercept_.size)
+
     def get_arrays(self) -> dict[str, np.ndarray]:
         arrays = super().get_arrays()
         if self.standardize:

@@ -249,7 +249,7 @@ class TorchClassifier(MnistlabModel):
         self.history_ = history
         self.threads_ = threads
         where = f"{threads} CPU thread{'s' * (threads > 1)}" if device.type == "cpu" else str(device)
-        self.fit_message_ = f"{self.n_iter_} epochs on {where}"
+        self.fit_message_ = f"{self.n_iter_} epoch{'s' * (self.n_iter_ != 1)} on {where}"
         if first_epoch:  # the run's fit time is this process's: say what the epochs before it took
             before = f" ({saved.seconds:.1f} s of training before)" if saved.seconds is not None else ""
             self.fit_message_ += f", resumed after epoch {first_epoch}{before}"
@@ -398,6 +398,11 @@ class TorchClassifier(MnistlabModel):
         return onnx.load_from_string(buffer.getvalue())
 
     # -- model files: the state_dict as named arrays ----------------------------------------
+    def n_parameters(self) -> int:
+        """The network's parameters (not its batch norms' running statistics)."""
+        check_fitted(self, "network_")
+        return int(sum(p.numel() for p in self.network_.parameters()))
+
     def get_arrays(self) -> dict[str, np.ndarray]:
         check_fitted(self, "network_")
         state = {STATE_PREFIX + key: value.detach().cpu().contiguous().numpy()
