@@ -620,7 +620,7 @@ def zalando_benchmark(*, dataset: str = "fashion-mnist", classifiers: list[str] 
     """Zalando's grid of scikit-learn classifiers, each configuration an ordinary run, beside the paper's accuracies.
 
     Resumable (finished configurations are not run again); ``quick`` runs one configuration per
-    classifier (the paper's best) on 2,000 / 1,000 images; ``cluster`` as in ``sweep``.
+    classifier (the paper's best on Fashion-MNIST) on 2,000 / 1,000 images; ``cluster`` as in ``sweep``.
 
     >>> b = ml.zalando_benchmark(quick=True, classifiers=["GaussianNB"], train_size=500, test_size=200,
     ...                          progress=False)

@@ -44,12 +44,13 @@ from ..callbacks import SILENT, FitProgress
 from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
 from .pipeline import DataChoice, TrainingJob, train_all
-from .store import RunStore, read_metrics
+from .store import RunStore, read_config, read_metrics
 
 DATASETS = ("fashion-mnist", "mnist")
 NOT_RUN = {"GaussianProcessClassifier": "its kernel matrix on 60,000 images takes 29 GB"}
 BENCHMARKS = "benchmarks"
 QUICK_SIZES = (2000, 1000)  # training and test images of --quick
+PAPER_SIZES = (60000, 10000)  # the paper's: every training and test image (of either dataset)
 
 
 @cache
@@ -153,9 +154,10 @@ def paper_best(classifier: str, dataset: str) -> tuple[float | None, dict]:
 
 
 def run_name(dataset: str, configuration: Configuration, data: DataChoice) -> str:
-    """A run name that changes whenever what is run does (parameters or data)."""
-    identity = json.dumps([configuration.params, data.train_size, data.test_size, data.seed], sort_keys=True,
-                          default=list)
+    """A run name that changes whenever what is run does (parameters or data, a folder of it too)."""
+    # (the folder only where one is given: names of runs on the data found by the search order stay as they were)
+    identity = json.dumps([configuration.params, data.train_size, data.test_size, data.seed]
+                          + ([data.data_dir] if data.data_dir else []), sort_keys=True, default=list)
     return f"zalando-{dataset}-{configuration.classifier}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
 
 
@@ -179,7 +181,7 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
         if configuration.classifier in NOT_RUN:
             row.update(status="not run", error=NOT_RUN[configuration.classifier])
         elif _finished(store, row["run"]):
-            row.update(status="done (earlier)", **_results(store.path(row["run"])))
+            row.update(_results(store.path(row["run"]), "done (earlier)"))
         else:
             pending.append((row, configuration))
 
@@ -194,9 +196,9 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
             if isinstance(result, Exception):  # one configuration's failure is recorded; the rest go on
                 row.update(status="failed", error=f"{type(result).__name__}: {one_line(result)}")
             else:
-                row.update(status="done", **_results(result))
+                row.update(_results(result, "done"))
             progress.advance(done, f"{configuration.classifier} {configuration.original}: "
-                                   + (f"{row['accuracy']:.4f}" if row["status"] == "done" else row["status"]))
+                                   + (f"{row['accuracy']:.4f}" if row["accuracy"] is not None else row["status"]))
             _write_results(folder, dataset, data, rows)
     finally:
         progress.end()
@@ -210,7 +212,7 @@ def _row(configuration: Configuration, dataset: str, name: str) -> dict:
             "run_params": {k: v for k, v in configuration.params.items() if k != "standardize"},
             "mapping": configuration.mapping, "paper": paper_accuracy(configuration, dataset),
             "paper_best": best, "paper_best_params": best_params, "run": name, "status": "pending",
-            "accuracy": None, "fit_seconds": None, "error": None}
+            "accuracy": None, "fit_seconds": None, "n_train": None, "n_test": None, "error": None}
 
 
 def _finished(store: RunStore, name: str) -> bool:
@@ -221,9 +223,21 @@ def _finished(store: RunStore, name: str) -> bool:
         return False
 
 
-def _results(run_dir: Path) -> dict:
-    metrics = read_metrics(run_dir)
-    return {"accuracy": metrics["accuracy"], "fit_seconds": metrics["fit_seconds"], "error": None}
+def _results(run_dir: Path, status: str) -> dict:
+    """A finished run's row: its accuracy, fit time and sizes, and ``status``, which says where the solver
+    stopped at its iteration limit (the paper's runs converged)."""
+    metrics, dataset = read_metrics(run_dir), read_config(run_dir)["dataset"]
+    return {"status": status + (" (did not converge)" if metrics.get("converged") is False else ""),
+            "accuracy": metrics["accuracy"], "fit_seconds": metrics["fit_seconds"], "n_train": dataset["n_train"],
+            "n_test": dataset["n_test"], "error": None}
+
+
+def sizes_text(rows: list[dict]) -> str:
+    """How many images ours were trained and tested on, beside the paper's (a subset's accuracies are
+    not the paper's to compare with one for one)."""
+    sizes = sorted({(r["n_train"], r["n_test"]) for r in rows if r["n_train"] is not None})
+    ours = "; ".join(f"{train:,} / {test:,}" for train, test in sizes) or "none yet"
+    return f"training / test images: ours {ours}, the paper's {PAPER_SIZES[0]:,} / {PAPER_SIZES[1]:,}"
 
 
 def _write_results(folder: Path, dataset: str, data: DataChoice, rows: list[dict]) -> None:
@@ -244,7 +258,8 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 def results_table(rows: list[dict]) -> str:
     """The rows as a Markdown table: classifier, parameters, ours, the paper's, its best, time."""
-    lines = ["| classifier | parameters (the grid's) | ours | paper | paper's best for the classifier | fit s | "
+    lines = [f"{sizes_text(rows).capitalize()}.", "",
+             "| classifier | parameters (the grid's) | ours | paper | paper's best for the classifier | fit s | "
              "status |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         status = r["status"] + (f": {r['error']}" if r["error"] else "") + (f" ({r['mapping']})" if r["mapping"] else "")
