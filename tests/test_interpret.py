@@ -103,6 +103,16 @@ def test_top_losses_are_in_the_order_of_a_hand_computation():
     assert rows[0]["p_true"] == pytest.approx(0.1) and rows[0]["loss"] == pytest.approx(math.log(10))
 
 
+def test_certain_mistakes_clipped_alike_rank_by_their_own_probability():
+    """Below float32's epsilon every loss is the same clipped one: the surer mistake still comes first."""
+    proba = np.array([[1e-8, 1 - 1e-8], [1e-9, 1 - 1e-9], [0.5, 0.5], [0.0, 1.0]], np.float32)  # as runs keep them
+    y = np.zeros(4, int)
+    r = Interpretation(Fixed(proba[0]), ["a", "b"], y, proba, evaluate(y, proba, ["a", "b"]),
+                       lambda: np.zeros((4, 28, 28), np.uint8))
+    assert r.losses[0] == r.losses[1] == r.losses[3]
+    assert list(r.top_losses(4)) == [3, 1, 0, 2] and list(r.confused_examples(0, 1)) == [3, 1, 0]
+
+
 def test_most_confused_counts_both_ways_and_examples_are_the_most_confident():
     # class 0 is taken for 1 three times (with falling confidence), 1 for 0 once, 2 for 1 once
     proba = np.array([[0.4, 0.6, 0], [0.1, 0.9, 0], [0.3, 0.7, 0], [0.8, 0.2, 0], [0, 0.6, 0.4],

@@ -98,3 +98,14 @@ def test_a_configuration_on_other_data_is_run_again_not_taken_from_earlier(tmp_p
     first, second = benchmark(mnist_dir), benchmark(other)
     assert first["run"] != second["run"] and second["status"] == "done"
     assert benchmark(other)["status"] == "done (earlier)"
+
+
+def test_settings_the_grid_leaves_to_defaults_changed_since_2017_get_2017s_values():
+    """scikit-learn's defaults have moved (SVC's gamma, the SGD-style classifiers' passes and tolerance,
+    Perceptron's elasticnet mix, MLPClassifier's patience, LinearSVC's dual): the grid's runs used the old ones."""
+    expected = {"SVC": {"gamma": "auto"}, "Perceptron": {"max_iter": 5, "tol": None, "l1_ratio": 0.0},
+                "MLPClassifier": {"n_iter_no_change": 2}, "LinearSVC": {"dual": True}}
+    for classifier, values in expected.items():
+        for configuration in zalando.configurations([classifier]):
+            assert values.items() <= configuration.params.items()
+            assert all(f"{k}={v!r}, 2017's default" in configuration.mapping for k, v in values.items())

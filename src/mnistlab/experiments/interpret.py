@@ -83,7 +83,7 @@ class Interpretation:
     def top_losses(self, k: int = TOP_LOSSES) -> np.ndarray:
         """Indices of the ``k`` test images with the highest loss, highest first (ties: lower index first)."""
         check_parameter("k", k, COUNT)
-        return np.argsort(-self.losses, kind="stable")[:k]
+        return self._worst_first(np.arange(len(self.y_true)))[:k]
 
     def most_confused(self, top: int = 5) -> list[tuple[int, int, int, int]]:
         """The ``top`` class pairs most often confused, as ``(a, b, a→b, b→a)`` with a→b ≥ b→a."""
@@ -97,7 +97,12 @@ class Interpretation:
         check_parameter("predicted", predicted, a_class)
         check_parameter("k", k, COUNT)
         chosen = np.flatnonzero((self.y_true == true) & (self.y_pred == predicted))
-        return chosen[np.argsort(-self.losses[chosen], kind="stable")][:k]
+        return self._worst_first(chosen)[:k]
+
+    def _worst_first(self, indices: np.ndarray) -> np.ndarray:
+        """``indices`` by loss, highest first; losses clipped alike by the true class's own probability
+        (a certain mistake of 1e-9 before one of 1e-8), then by index."""
+        return indices[np.lexsort((self.true_probability[indices], -self.losses[indices]))]
 
     def summary(self, k: int = TOP_LOSSES, top: int = 5) -> dict:
         """The top losses and most confused pairs as JSON-able rows, for metrics.json and the report."""

@@ -144,7 +144,7 @@ def analysis(metrics: dict[str, Any]) -> list[str]:
 
     present = sorted((c for c in per_class if c["support"] > 0), key=lambda c: -c["f1"])
     n_show = max(1, min(3, len(present) // 2))
-    if present and present[0]["f1"] == present[-1]["f1"]:  # a model of one class, say: no best, no worst
+    if present and present[0]["f1"] == present[-1]["f1"]:  # a perfect model, say: no best, no worst
         lines.append(f"Every class has F1 {present[0]['f1']:.3f}.")
     elif present:
         def listing(classes):

@@ -171,7 +171,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
 
         uncalibrated = None
         if calibrate:
-            uncalibrated = metrics_mod.calibration(ds.y_test, _finite(model.predict_proba(x_test), family))
+            before = _finite(model.predict_proba(x_test), family).astype(np.float32)  # as the calibrated ones, below
+            uncalibrated = metrics_mod.calibration(ds.y_test, before)
             model = TemperatureScaled(model, fit_temperature(model.predict_proba(x_val), y_val))
 
         start = time.perf_counter()

@@ -21,8 +21,10 @@ computation, saying so in the results:
 - MLPClassifier's ``hidden_layer_sizes`` are given as lists in the grid ("(10,)");
 - settings the grid leaves to defaults that have changed since are given 2017's
   values (``DEFAULTS_2017``): SGDClassifier, Perceptron and
-  PassiveAggressiveClassifier make 5 passes with no tolerance, SVC's gamma is
-  "auto" (1/n_features), LinearSVC solves the dual problem.
+  PassiveAggressiveClassifier make 5 passes with no tolerance (Perceptron's
+  elasticnet penalty all l2), SVC's gamma is "auto" (1/n_features),
+  MLPClassifier stops after 3 epochs without improvement, LinearSVC solves
+  the dual problem.
 
 GaussianProcessClassifier is in the grid but not run: its kernel matrix on
 60,000 images takes 29 GB (and the paper has no result for it either).
@@ -48,7 +50,7 @@ from ..callbacks import SILENT, FitProgress
 from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
 from .pipeline import DataChoice, TrainingJob, train_all
-from .store import RunStore, read_config, read_metrics
+from .store import RunStore, read_config_and_metrics
 
 DATASETS = ("fashion-mnist", "mnist")
 NOT_RUN = {"GaussianProcessClassifier": "its kernel matrix on 60,000 images takes 29 GB"}
@@ -56,12 +58,13 @@ BENCHMARKS = "benchmarks"
 QUICK_SIZES = (2000, 1000)  # training and test images of --quick
 PAPER_SIZES = (60000, 10000)  # the paper's: every training and test image (of either dataset)
 # Defaults of the grid's scikit-learn (0.19) that have changed since, for the settings the grid leaves to
-# them: its runs used these (5 passes and no tolerance; gamma 1/n_features; LinearSVC's dual problem).
+# them: its runs used these.
 DEFAULTS_2017 = {
     "SGDClassifier": {"max_iter": 5, "tol": None},
-    "Perceptron": {"max_iter": 5, "tol": None},
+    "Perceptron": {"max_iter": 5, "tol": None, "l1_ratio": 0.0},  # its elasticnet was l2 then
     "PassiveAggressiveClassifier": {"max_iter": 5, "tol": None},
     "SVC": {"gamma": "auto"},
+    "MLPClassifier": {"n_iter_no_change": 2},  # it stopped after 3 epochs without improvement
     "LinearSVC": {"dual": True},
 }
 
@@ -234,7 +237,7 @@ def _row(configuration: Configuration, dataset: str, name: str) -> dict:
 
 def _finished(store: RunStore, name: str) -> bool:
     try:
-        read_metrics(store.path(name))
+        read_config_and_metrics(store.path(name))  # what its row is made of
         return True
     except RunDamagedError:  # missing or damaged: run it again
         return False
@@ -243,7 +246,8 @@ def _finished(store: RunStore, name: str) -> bool:
 def _results(run_dir: Path, status: str) -> dict:
     """A finished run's row: its accuracy, fit time and sizes, and ``status``, which says where the solver
     stopped at its iteration limit (the paper's runs converged)."""
-    metrics, dataset = read_metrics(run_dir), read_config(run_dir)["dataset"]
+    config, metrics = read_config_and_metrics(run_dir)
+    dataset = config["dataset"]
     return {"status": status + (" (did not converge)" if metrics.get("converged") is False else ""),
             "accuracy": metrics["accuracy"], "fit_seconds": metrics["fit_seconds"], "n_train": dataset["n_train"],
             "n_test": dataset["n_test"], "error": None}

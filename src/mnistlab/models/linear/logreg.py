@@ -288,6 +288,7 @@ class LogisticRegression(MnistlabModel):
 
     def n_parameters(self) -> int:
         """The weights and intercepts (not the standardisation's means and scales)."""
+        check_fitted(self, "coef_")
         return int(self.coef_.size + self.intercept_.size)
 
     def get_arrays(self) -> dict[str, np.ndarray]:
