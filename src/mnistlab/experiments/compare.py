@@ -129,10 +129,11 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
             raise ParameterError(None, f"{other['name']} was tested on other images than {base['name']}: "
                              "compare needs the same test set (dataset, classes and test subset)")
     comparisons = output_folder(Path(out) / "compare", "comparisons")  # once the runs are known to be comparable
-    wait = name is None  # the same runs' comparison, brought up to date: after one being written, not refused
-    if name is None:
+    # under the default name, the same runs' comparison is brought up to date: after one being written, not refused
+    default = name is None
+    if default:
         name, overwrite = _default_name([r["name"] for r in loaded]), True
-    with claim_folder(comparisons, name, "comparison", overwrite, wait=wait) as final:
+    with claim_folder(comparisons, name, "comparison", overwrite, wait=default) as final:
         return final, _write(loaded, alpha, final)
 
 

@@ -200,8 +200,8 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
     for row, configuration in zip(rows, chosen):
         if configuration.classifier in NOT_RUN:
             row.update(status="not run", error=NOT_RUN[configuration.classifier])
-        elif _finished(store, row["run"]):
-            row.update(_results(store.path(row["run"]), "done (earlier)"))
+        elif (earlier := _earlier(store, row["run"])) is not None:
+            row.update(earlier)
         else:
             pending.append((row, configuration))
 
@@ -235,12 +235,12 @@ def _row(configuration: Configuration, dataset: str, name: str) -> dict:
             "accuracy": None, "fit_seconds": None, "n_train": None, "n_test": None, "error": None}
 
 
-def _finished(store: RunStore, name: str) -> bool:
+def _earlier(store: RunStore, name: str) -> dict | None:
+    """The row of the run ``name`` finished by an earlier benchmark, or None to run it (missing or damaged)."""
     try:
-        read_config_and_metrics(store.path(name))  # what its row is made of
-        return True
-    except RunDamagedError:  # missing or damaged: run it again
-        return False
+        return _results(store.path(name), "done (earlier)")
+    except RunDamagedError:
+        return None
 
 
 def _results(run_dir: Path, status: str) -> dict:
