@@ -43,6 +43,7 @@ def connected(address: str) -> Iterator:
     """A ``distributed.Client`` of the scheduler at ``address`` (or of a new LocalCluster for "local")."""
     try:
         from distributed import Client, LocalCluster
+        from distributed.comm import get_address_host
     except ImportError:
         raise ParameterError("cluster", "needs Dask: pip install 'mnistlab[cluster]'") from None
     if address == LOCAL:
@@ -57,6 +58,7 @@ def connected(address: str) -> Iterator:
         raise ParameterError("cluster", f"must be 'local' or a scheduler's address such as tcp://10.0.0.5:8786; "
                                         f"got {address!r}")
     try:
+        get_address_host(address)  # its form, said here: in the connecting thread Dask may fail otherwise (assert)
         client = _client(Client, address)
     except ValueError as exc:  # the address itself: no port, an unknown scheme
         raise ParameterError("cluster", f"{address!r} is not a scheduler's address ({one_line(exc)})") from None
