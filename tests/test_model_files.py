@@ -203,3 +203,17 @@ def test_config_json_that_nests_too_deep_or_holds_wrong_types(copy, content, mes
     with pytest.raises(RunDamagedError, match=message) as info:
         run_data(read_config(copy))
     assert "\n" not in str(info.value)
+
+
+def test_an_infinite_setting_is_written_as_strict_json_and_read_back_as_a_float(tmp_path, fashion):
+    run_dir = train("logreg", {"C": float("inf"), "max_iter": 3}, DataChoice(train_size=300, test_size=100),
+                    tmp_path, name="unpenalised")
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not strict JSON")
+    for name in ("config.json", "metrics.json", "model.json"):  # jq and browsers refuse Infinity
+        json.loads((run_dir / name).read_text(), parse_constant=refuse)
+    assert load_model(run_dir).get_params()["C"] == float("inf")
+    edit_meta(run_dir, lambda meta: (meta["params"].update(C=float("inf")), meta.pop("nonfinite_params")))
+    assert "Infinity" in (run_dir / "model.json").read_text()  # as written before: read as it was
+    assert load_model(run_dir).get_params()["C"] == float("inf")

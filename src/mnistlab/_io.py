@@ -174,12 +174,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """``obj`` as strict JSON (``finite_json``: an infinite or NaN float as a string), written atomically."""
+    atomic_write_text(path, json.dumps(finite_json(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
 
 
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):  # NumPy scalars and arrays, without importing NumPy here
-        return obj.tolist()
+        return finite_json(obj.tolist())
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -2,7 +2,7 @@
 
 A model is two files: ``model.npz`` (the learned arrays, loaded with
 ``allow_pickle=False``) and ``model.json`` (format tag, family,
-hyperparameters and which of them are tuples, array names, the number of
+hyperparameters and which of them are tuples or not finite, array names, the number of
 features it was fitted on (``n_features_in``) and the temperature its probabilities are scaled by, when
 one was fitted: ``temperature``). Loading rebuilds the estimator from its
 hyperparameters and hands it the arrays, so a model file can hold data
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,9 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
         "params": params,
         # JSON has no tuples: these are read back as tuples, so that a loaded model's get_params() is the saved one's
         "tuple_params": sorted(name for name, value in params.items() if isinstance(value, tuple)),
+        # nor infinity: these are written as "inf", "-inf" or "nan" (write_json) and read back as floats
+        "nonfinite_params": sorted(name for name, value in params.items()
+                                   if isinstance(value, float) and not math.isfinite(value)),
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
     }
     if hasattr(model, "n_features_in_"):  # so that a loaded model refuses images of another size as a fitted one does
@@ -103,6 +107,9 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         for name in meta.get("tuple_params", []):  # absent from files written before it was recorded
             if isinstance(params.get(name), list):
                 params[name] = tuple(params[name])
+        for name in meta.get("nonfinite_params", []):  # files written before hold JSON's Infinity, read as floats
+            if params.get(name) in ("inf", "-inf", "nan"):
+                params[name] = float(params[name])
         # Files written before fits reported progress through fit(progress=...) carry the
         # hyperparameter "verbose" that replaced; it never changed what a model computes.
         params.pop("verbose", None)
