@@ -48,6 +48,7 @@ def test_run_folder_is_complete(trained):
             assert image.format == "PNG" and min(image.size) > 100, png
     html = (run / "report.html").read_text()
     assert "data:image/png;base64," in html and "T-shirt/top" in html
+    assert "<h1>logreg on Fashion-MNIST (Zalando Research)</h1>" in html  # the title config.json records
     assert not [p for p in run.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
 

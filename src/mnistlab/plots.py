@@ -20,6 +20,7 @@ from matplotlib.textpath import TextToPath
 from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
 
 from ._io import atomic_write_bytes
+from ._values import is_number
 
 DPI = 110
 REPORT_WIDTH_PX = 1060  # report.html shows a figure at most this wide (its column): more pixels would be scaled away
@@ -476,7 +477,7 @@ def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None
         if with_sparsity:
             axes[1].plot(x_values, sparsity or [0.0] * len(x_values), marker="o", label=label)
     for ax, ylabel in zip(axes, ("validation accuracy", "zero weights")):
-        if all(isinstance(x, (int, float)) and x > 0 for x in x_values):  # a log axis needs positive numbers
+        if all(is_number(x) and x > 0 for x in x_values):  # a log axis needs positive numbers
             ax.set_xscale("log")
         ax.set_xlabel(x_label)
         ax.set_ylabel(ylabel)

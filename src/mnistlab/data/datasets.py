@@ -105,6 +105,11 @@ class Dataset:
     checksums: dict[str, str]  # part -> 'match' | 'differs' | 'unknown'
 
     @property
+    def title(self) -> str:
+        """The dataset's full name and who made it, as its registry entry gives them."""
+        return get_spec(self.name).title
+
+    @property
     def official(self) -> bool:
         return all(status == "match" for status in self.checksums.values())
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
+from .._values import is_number
 from ..errors import ParameterError, RunDamagedError
 from ..models import get_family
 from ..models.params import check as check_parameter
@@ -112,7 +113,7 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     check_parameter("overwrite", overwrite, ["boolean"])
     if name is not None:
         validate_name(name, "comparison")
-    if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:  # also NaN
+    if not is_number(alpha) or not 0 < alpha < 1:  # also NaN
         raise ParameterError("alpha", f"the significance level must be between 0 and 1, got {alpha!r}")
     names = [Path(r).name for r in run_dirs]
     if repeated := next((n for i, n in enumerate(names) if n in names[:i]), None):
@@ -204,14 +205,13 @@ def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]
             plots.metric_bars(classes, list(pair["f1_delta"].values()),
                               title=f"Per-class F1: {pair['b']} − {pair['a']}", ylabel="F1 change"),
             f"Per-class F1 change from {pair['a']} to {pair['b']}.")
-        if deltas := pair.get("class_accuracy_delta"):
-            shown = [(c, d) for c, d in deltas.items() if d["delta"] is not None]
-            figures[f"class_accuracy_delta_{i}"] = (
-                plots.metric_bars([c for c, _ in shown], [d["delta"] for _, d in shown],
-                                  title=f"Per-class accuracy: {pair['b']} − {pair['a']}", ylabel="accuracy change",
-                                  intervals=[(d["low"], d["high"]) for _, d in shown]),
-                f"Per-class accuracy change from {pair['a']} to {pair['b']}, with {CONFIDENCE:.0%} bootstrap "
-                "confidence intervals: a bar whose interval crosses 0 may be chance.")
+        shown = [(c, d) for c, d in pair["class_accuracy_delta"].items() if d["delta"] is not None]
+        figures[f"class_accuracy_delta_{i}"] = (
+            plots.metric_bars([c for c, _ in shown], [d["delta"] for _, d in shown],
+                              title=f"Per-class accuracy: {pair['b']} − {pair['a']}", ylabel="accuracy change",
+                              intervals=[(d["low"], d["high"]) for _, d in shown]),
+            f"Per-class accuracy change from {pair['a']} to {pair['b']}, with {CONFIDENCE:.0%} bootstrap "
+            "confidence intervals: a bar whose interval crosses 0 may be chance.")
     histories = {f"{r['name']}: {key}": values for r in loaded
                  for key, values in get_family(r["config"]["model"]).comparable_curves(
                      r["metrics"].get("history")).items()}
@@ -246,12 +246,10 @@ def _html(result: dict, figures: list[tuple[Path, str]]) -> str:
 
 def _class_accuracy_tables(result: dict) -> str:
     """Per pair, each class's accuracy change with its bootstrap interval."""
-    boot = result.get("bootstrap")
+    boot = result["bootstrap"]
     parts = []
     for pair in result["pairs"]:
-        deltas = pair.get("class_accuracy_delta")
-        if not deltas or not boot:
-            continue
+        deltas = pair["class_accuracy_delta"]
         rows = [[c, d["n"], "—" if d["delta"] is None else f"{d['delta']:+.2%}",
                  "—" if d["delta"] is None else f"[{d['low']:+.2%}, {d['high']:+.2%}]",
                  "" if d["delta"] is None else "yes" if d["low"] > 0 or d["high"] < 0 else "no"]
@@ -259,8 +257,6 @@ def _class_accuracy_tables(result: dict) -> str:
         parts.append(f"<h3>Per-class accuracy, {html.escape(pair['b'])} − {html.escape(pair['a'])}</h3>\n"
                      + report.table(["class", "test images", "accuracy B − A", f"{boot['confidence']:.0%} interval",
                                      "interval excludes 0"], rows))
-    if not parts:
-        return ""
     return (f"<h2>Per-class accuracy differences</h2>\n<p>Intervals: {boot['method']}, "
             f"{boot['resamples']:,} resamples.</p>\n" + "".join(parts))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_json
-from .._values import is_whole_number
+from .._values import is_number, is_whole_number
 from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DATA_DIR_ENV, Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
@@ -76,7 +76,7 @@ class DataChoice:
             if value is not None and value < n_classes:  # a stratified subset holds each class at least once
                 raise ParameterError(name, f"must be at least the number of classes, {n_classes}, got {value}")
         fraction = self.resplit_test_fraction
-        if fraction is not None and not (isinstance(fraction, (int, float)) and 0 < fraction < 1):
+        if fraction is not None and not (is_number(fraction) and 0 < fraction < 1):
             raise ParameterError("test_fraction", f"must be a fraction between 0 and 1, got {fraction!r}")
 
     def load(self, progress: FitProgress = SILENT) -> Dataset:
@@ -184,7 +184,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         config = {
             "name": name, "model": family, "params": model.get_params(deep=False),
             "dataset": {
-                "name": ds.name, "source": ds.source, "checksums": ds.checksums,
+                "name": ds.name, "title": ds.title, "source": ds.source, "checksums": ds.checksums,
                 "checksum_summary": ds.checksum_summary, "classes": list(ds.classes),
                 "class_subset": list(data.classes) if data.classes else None,
                 "train_size": data.train_size, "test_size": data.test_size,

@@ -124,10 +124,11 @@ def _jobs(name: str, data_dir: str | None) -> list[TrainingJob]:
     return jobs
 
 
-def run_recipe(name: str, out: Path, data_dir: str | None = None, overwrite: bool = True,
+def run_recipe(name: str, out: Path, data_dir: str | None = None,
                progress: FitProgress | None = None) -> dict[str, Path]:
-    """Train the recipe's reproduction and ours as ordinary runs; returns each role's run folder."""
-    return {role: train(job.family, job.params, job.data, out, name=job.name, overwrite=overwrite,
+    """Train the recipe's reproduction and ours as ordinary runs (replacing earlier ones); returns each
+    role's run folder."""
+    return {role: train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
                         command=job.command, progress=progress)
             for role, job in zip(ROLES, _jobs(name, data_dir))}
 

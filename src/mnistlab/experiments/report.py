@@ -17,7 +17,6 @@ from typing import Any
 from .._io import atomic_write_text
 from .._values import is_number
 from .figures import FIGURES
-from .metrics import analysis
 from .store import CONFIG, METRICS, PLOTS, REPORT, read_json
 
 CSS = """
@@ -132,8 +131,6 @@ def _temperature_rows(temperature: dict | None) -> list[tuple[str, Any]]:
 
 def _analysis_section(metrics: dict) -> str:
     lines = metrics.get("analysis")
-    if lines is None and "per_class" in metrics:
-        lines = analysis(metrics)
     if not lines:
         return ""
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
@@ -203,20 +200,10 @@ def _history_section(metrics: dict) -> str:
     return f"<h2>Training history</h2>\n<table>{header}{''.join(rows)}</table>\n"
 
 
-def _caption_from_name(path: Path) -> str:
-    return path.stem.replace("_", " ").replace("-", " ").capitalize() + "."
-
-
 def _ordered_plots(plots_dir: Path) -> list[tuple[Path, str]]:
-    """PNGs in ``plots_dir``: known ones in reading order, then the rest by name."""
-    if not plots_dir.is_dir():
-        return []
-    found = {p.name: p for p in plots_dir.glob("*.png") if p.is_file()}
-    captions = {f"{name}.png": figure.caption for name, figure in FIGURES.items()}
-    known = [(found[name], caption) for name, caption in captions.items() if name in found]
-    others = [(found[name], _caption_from_name(found[name]))
-              for name in sorted(found) if name not in captions]
-    return known + others
+    """The run's figures (``write_figures`` wrote those its model has) in reading order, with their captions."""
+    return [(path, figure.caption) for name, figure in FIGURES.items()
+            if (path := plots_dir / f"{name}.png").is_file()]
 
 
 def figure(path: Path, caption: str) -> str:

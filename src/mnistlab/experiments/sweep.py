@@ -51,7 +51,7 @@ def _check_validation(cv: int | None, val_fraction: float) -> None:
     """``cv`` folds (at least 2), or else one held-out ``val_fraction`` (between 0 and 1)."""
     if cv is not None and (not is_whole_number(cv) or cv < 2):
         raise ParameterError("cv", f"k-fold cross-validation needs k ≥ 2 folds, got {cv!r}")
-    if cv is None and not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
+    if cv is None and not (is_number(val_fraction) and 0 < val_fraction < 1):
         raise ParameterError("val_fraction", f"must be a fraction between 0 and 1, got {val_fraction!r}")
 
 

@@ -124,7 +124,7 @@ def export(run_dir: Path) -> None:
     resolution, is an ExportError, not served); unchecked where they are not (a server without the data)."""
     from ..api import Run
     from ..data.datasets import locate
-    from ..errors import DatasetError, ParameterError
+    from ..errors import DatasetError
     from ..experiments.pipeline import run_data
 
     run = Run(run_dir)
