@@ -232,6 +232,21 @@ def test_a_run_without_its_metrics_is_refused_when_loaded(run, tmp_path):
         ml.load_run(damaged)  # not later, when a notebook shows it
 
 
+def test_a_run_is_not_paired_with_test_images_other_than_its_own(run, tmp_path):
+    import json
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(run.path, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["data"]["seed"] += 1  # the same as changed files: another subset is drawn than was tested on
+    (moved / "config.json").write_text(json.dumps(config))
+    other = ml.load_run(moved)
+    for use in (lambda: other.dataset, other.evaluate, lambda: other.figure("wrong")):
+        with pytest.raises(ml.DatasetError, match="not the ones the run 'api' was tested on"):
+            use()
+
+
 def test_interpretation_refuses_counts_and_indices_out_of_range(run):
     interpretation = run.interpretation
     for ask, parameter in [(lambda: interpretation.top_losses(-1), "k"), (lambda: interpretation.top_losses(2.5), "k"),

@@ -27,7 +27,7 @@ from . import html
 from .data import datasets
 from .data.datasets import Dataset
 from .errors import MnistlabError, ParameterError, RunDamagedError
-from .experiments.pipeline import DataChoice, evaluate_run, run_data
+from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
     PLOTS,
     REPORT,
@@ -148,7 +148,7 @@ class Run:
         """The data the run was trained and tested on (the same subsets and classes)."""
         from .progress import fit_progress
 
-        return run_data(self.config).load(fit_progress())  # a bar where it must be downloaded
+        return load_run_data(self.config, fit_progress())  # a bar where it must be downloaded
 
     @cached_property
     def predictions(self) -> Predictions:
@@ -206,8 +206,9 @@ class Run:
         """
         from .progress import fit_progress
 
-        data = run_data(self.config)
+        data = None  # its own: checked to be the images it was tested on
         if dataset or data_dir:
+            data = run_data(self.config)
             data = replace(data, dataset=dataset or data.dataset, data_dir=str(data_dir) if data_dir else None)
         return evaluate_run(self.path, data, fit_progress())  # a bar where the data must be downloaded
 

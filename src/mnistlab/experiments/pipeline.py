@@ -28,7 +28,7 @@ from .._values import is_number, is_whole_number
 from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DATA_DIR_ENV, Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
-from ..errors import MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
+from ..errors import DatasetError, MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, check_family_name, get_family
 from ..models.params import SEED, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
@@ -190,7 +190,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                 "train_size": data.train_size, "test_size": data.test_size,
                 "n_train": int(len(y_train)), "n_test": int(len(ds.y_test)),
                 # which images the run was tested on: comparisons need the same ones, not only the same labels
-                "test_images_sha256": hashlib.sha256(np.ascontiguousarray(ds.x_test)).hexdigest(),
+                "test_images_sha256": test_images_digest(ds),
             },
             "calibrate": calibrate,
             "data": dataclasses.asdict(data),
@@ -336,10 +336,28 @@ def run_data(config: dict) -> DataChoice:
         raise RunDamagedError(f"{config.get('name')!r}: config.json's data choice is not usable ({one_line(exc)})") from None
 
 
+def test_images_digest(ds: Dataset) -> str:
+    """The SHA-256 of ``ds``'s test images: which images a run was tested on (config.json keeps it)."""
+    return hashlib.sha256(np.ascontiguousarray(ds.x_test)).hexdigest()
+
+
+def load_run_data(config: dict, progress: FitProgress = SILENT) -> Dataset:
+    """The data a run was trained and tested on, loaded again (a download reports to ``progress``).
+
+    Refused where the test images are not the ones the run was tested on (the files changed since):
+    its predictions, figures and evaluation would be paired with other images."""
+    ds = run_data(config).load(progress)
+    recorded = config["dataset"].get("test_images_sha256")  # absent from runs written before it was recorded
+    if recorded is not None and test_images_digest(ds) != recorded:
+        raise DatasetError(f"the test images in {ds.source} are not the ones the run {config['name']!r} was tested "
+                           "on: the data files changed since it was trained")
+    return ds
+
+
 def evaluate_run(run_dir: Path, data: DataChoice | None = None, progress: FitProgress = SILENT) -> dict:
     """Reload a run's model and evaluate it on its own (or another) test set (a download reports to ``progress``)."""
     model = load_model(run_dir)
-    ds = (data or run_data(read_config(run_dir))).load(progress)
+    ds = data.load(progress) if data else load_run_data(read_config(run_dir), progress)
     n_model = predicted_classes(model, Path(run_dir) / ARRAYS_FILE)
     if n_model != len(ds.classes):
         problem = f"the model predicts {n_model} classes, the data has {len(ds.classes)}"
