@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import io
+import json
 import subprocess
 import sys
 
@@ -233,7 +234,6 @@ def test_a_run_without_its_metrics_is_refused_when_loaded(run, tmp_path):
 
 
 def test_a_run_is_not_paired_with_test_images_other_than_its_own(run, tmp_path):
-    import json
     import shutil
 
     moved = tmp_path / "moved"
@@ -314,11 +314,20 @@ def test_default_names_of_sweeps_and_comparisons_do_not_replace_others(run, out,
     assert first.path != second.path and first.path.is_dir()  # the same parameter swept: once replaced the other
     from mnistlab.experiments.compare import _default_name
 
-    long = ["x" * 60, "y" * 58]
-    names = {_default_name([long[0], long[1] + end]) for end in ("ab", "cd")}
+    long, none = ["x" * 60, "y" * 58], tmp_path / "no-comparisons"
+    names = {_default_name([long[0], long[1] + end], none) for end in ("ab", "cd")}
     assert len(names) == 2 and all(len(n) == 100 for n in names)  # cut to a name's length, yet apart
-    assert _default_name(["a-vs-b", "c"]) != _default_name(["a", "b-vs-c"])  # both were a-vs-b-vs-c
-    assert _default_name(["a", "b"]) == "a-vs-b" and _default_name(["a-vs-b", "c"]).startswith("a-vs-b-vs-c-")
+    assert _default_name(["a-vs-b", "c"], none) != _default_name(["a", "b-vs-c"], none)  # both were a-vs-b-vs-c
+    assert _default_name(["a", "b"], none) == "a-vs-b"
+    assert _default_name(["a-vs-b", "c"], none).startswith("a-vs-b-vs-c-")
+    other = ml.train("logreg", C=1.0, name="other", out=tmp_path, progress=False, **SMALL)
+    ml.train("logreg", C=0.1, name="api", out=tmp_path, progress=False, **SMALL)
+    named = ml.compare("api", "other", name="api-vs-b", out=tmp_path)  # named by hand as another's default
+    ml.train("logreg", C=0.01, name="b", out=tmp_path, progress=False, **SMALL)
+    default = ml.compare("api", "b", out=tmp_path)
+    assert default.path != named.path and default.path.name.startswith("api-vs-b-")
+    assert json.loads((named.path / "compare.json").read_text())["runs"][1]["run"] == other.name  # not replaced
+    assert ml.compare("api", "b", out=tmp_path).path == default.path  # and the same runs' comparison again
 
 
 def test_a_relative_data_folder_is_kept_as_where_it_was_given(tmp_path, monkeypatch):
@@ -354,7 +363,6 @@ def test_a_sweep_or_comparison_name_given_that_exists_is_refused_before_any_work
 
 
 def test_what_a_notebook_is_handed_is_checked_and_shown_briefly(run, tmp_path):
-    import json
     import shutil
 
     from conftest import RecordingProgress

@@ -32,6 +32,7 @@ from .store import (
     claim_folder,
     output_folder,
     read_config_and_metrics,
+    read_json,
     read_predictions,
     validate_name,
 )
@@ -133,7 +134,7 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     # under the default name, the same runs' comparison is brought up to date: after one being written, not refused
     default = name is None
     if default:
-        name, overwrite = _default_name([r["name"] for r in loaded]), True
+        name, overwrite = _default_name([r["name"] for r in loaded], comparisons), True
     with claim_folder(comparisons, name, "comparison", overwrite, wait=default) as final:
         return final, _write(loaded, alpha, final)
 
@@ -170,17 +171,30 @@ def _write(loaded: list[dict], alpha: float, final: Path) -> dict:
     return result
 
 
-def _default_name(runs: list[str]) -> str:
+def _default_name(runs: list[str], comparisons: Path) -> str:
     """``a-vs-b``; one too long for a name is cut, and told apart from others cut the same by a digest of
     the runs, as is one whose runs' own names hold "-vs-" (runs ``a-vs-b`` and ``c`` against ``a`` and
     ``b-vs-c``) or characters no name has (runs given by the path of a folder named ``my run``, say: its
-    characters become ``_``): the same name is the same runs' comparison, brought up to date."""
+    characters become ``_``), or one that ``comparisons`` holds as a comparison of other runs (named so by
+    hand): the same name is the same runs' comparison, brought up to date."""
     joined = "-vs-".join(runs)
-    if len(joined) <= MAX_NAME_LENGTH and not any("-vs-" in run for run in runs) and NAME_PATTERN.fullmatch(joined):
+    if (len(joined) <= MAX_NAME_LENGTH and not any("-vs-" in run for run in runs) and NAME_PATTERN.fullmatch(joined)
+            and _compared_runs(comparisons / joined) in (None, runs)):
         return joined
     named = re.sub(r"[^A-Za-z0-9._+-]", "_", joined).lstrip("._+-")
     digest = hashlib.sha256("/".join(runs).encode("utf-8", "surrogatepass")).hexdigest()[:8]  # "/" is in no run's name
     return f"{named[:MAX_NAME_LENGTH - 9]}-{digest}" if named else digest
+
+
+def _compared_runs(folder: Path) -> list[str] | None:
+    """The runs the comparison in ``folder`` compares, in order; None where there is none; [] where its
+    compare.json cannot say."""
+    if not folder.exists():
+        return None
+    try:
+        return [row["run"] for row in read_json(folder / "compare.json")["runs"]]
+    except (RunDamagedError, TypeError, KeyError):
+        return []
 
 
 def _plots(loaded: list[dict], pairs: list[dict], classes: list[str], folder: Path) -> list[tuple[Path, str]]:
