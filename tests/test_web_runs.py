@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import run_cli
-from mnistlab.errors import RunNotFoundError
+from mnistlab.errors import ParameterError, RunNotFoundError
 from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.web import app as web_app
 from mnistlab.web.app import create_app
@@ -50,6 +50,8 @@ def test_cli_serve_on_a_port_in_use_or_out_of_range_is_one_line(out):
     assert result.returncode == 2 and result.stderr == f"error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
     result = run_cli("serve", "--port", "99999", "--out", str(out), timeout=60)  # uvicorn alone hung on it
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    result = run_cli("serve", "--host", "", "--out", str(out), timeout=60)  # was every address of the machine
+    assert result.returncode == 2 and result.stderr.startswith("error: --host is empty")
 
 
 def test_default_run_by_path_is_listed_and_predicts(out, fashion):
@@ -138,3 +140,37 @@ def test_what_a_damaged_or_linked_run_holds_is_refused_not_served(out, tmp_path)
         assert response.status_code == 500 and "top_losses entry 0 is not a test image's index" in response.text
         assert str(local) not in response.text  # the server's folders are not told
         assert http.get("/compare/" + "a" * 300 + "/compare.html").status_code == 404  # was a 500
+
+
+def test_a_default_run_of_another_store_may_not_share_a_name_with_one_of_this_store(out, tmp_path):
+    namesake = tmp_path / "runs" / "good"
+    shutil.copytree(out / "runs" / "good", namesake)  # the page would list one and answer with the other
+    with pytest.raises(ParameterError, match="has the name of the run 'good'"):
+        create_app(out, default_run=str(namesake))
+    create_app(out, default_run=str(out / "runs" / "good"))  # itself, given by its path
+
+
+def test_other_web_sites_are_not_answered(out):
+    with client(out) as http:
+        response = http.post("/api/compare", data={"a": "good", "b": "unpenalised"},
+                             headers={"Origin": "http://attacker.example"})
+        assert response.status_code == 403 and not (out / "compare" / "good-vs-unpenalised").exists()
+        assert http.get("/api/runs", headers={"Host": "attacker.example"}).status_code == 200  # not bound locally
+    with client(out, loopback=True) as http:  # as `serve` on 127.0.0.1: a rebound name is refused too
+        assert http.get("/api/runs", headers={"Host": "attacker.example:8000"}).status_code == 403
+        for host in ("127.0.0.1:8000", "localhost", "[::1]:8000"):
+            assert http.get("/api/runs", headers={"Host": host}).status_code == 200, host
+        page = http.post("/api/compare", data={"a": "good", "b": "unpenalised"},  # the page's own request
+                         headers={"Host": "127.0.0.1:8000", "Origin": "http://127.0.0.1:8000"})
+        assert page.status_code == 200, page.text
+
+
+def test_pages_are_whole_files_and_answer_head_and_damage_without_folders(out, tmp_path):
+    local = tmp_path / "o"
+    shutil.copytree(out, local)
+    with client(local) as http:
+        get = http.get("/runs/good/report.html")
+        assert get.status_code == 200 and get.content == (local / "runs" / "good" / "report.html").read_bytes()
+        assert http.head("/runs/good/report.html").status_code == 200
+        broken = next(r for r in http.get("/api/runs").json() if r["name"] == "broken")
+        assert broken["damaged"] == "runs/broken/metrics.json: missing"  # not the server's folders

@@ -36,12 +36,16 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
     """
     import uvicorn
 
-    from ..web.app import create_app
+    from ..web.app import create_app, is_loopback
 
+    if not host.strip():  # the socket would take it as every address of the machine
+        raise MnistlabError("--host is empty: give an address (127.0.0.1 keeps the server on this machine, 0.0.0.0 "
+                            "opens it to the network)")
     listening = _listening_socket(host, port)  # before anything starts
     # an unknown --run or --engine fails here, before serving (and --engine onnx exports --run's model if need be)
-    app_ = create_app(out, default_run=run, workers=workers, engine=engine)
-    console.print(f"mnistlab web page on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
+    app_ = create_app(out, default_run=run, workers=workers, engine=engine, loopback=is_loopback(host))
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"  # an IPv6 address in brackets, as URLs have it
+    console.print(f"mnistlab web page on {url}/  (API docs: {url}/docs; Ctrl-C stops)")
     uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[listening])
 
 

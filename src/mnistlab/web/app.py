@@ -11,13 +11,15 @@ request sends can stop the server.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -110,15 +112,51 @@ class UploadLimit:
         await self.app(scope, counted_receive, send)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) names this machine only."""
+    host = host.strip("[]").lower()
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SameSite:
+    """ASGI middleware against other web sites: a POST whose Origin is another site's is answered 403 (a page
+    anywhere can make the browser send a form here, to write comparisons); with ``loopback`` (a server bound to
+    this machine only), so is any request whose Host is not this machine's, as a site's own name made to
+    resolve to 127.0.0.1 sends (DNS rebinding, which would let it read the answers)."""
+
+    def __init__(self, app, loopback: bool):
+        self.app, self.loopback = app, loopback
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            host, origin = headers.get("host", ""), headers.get("origin")
+            if self.loopback and not is_loopback(urlsplit(f"//{host}").hostname or ""):
+                return await JSONResponse({"detail": "this server answers requests to this machine's own address "
+                                                     "only"}, status_code=403)(scope, receive, send)
+            if scope["method"] == "POST" and origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+                return await JSONResponse({"detail": "a request from another web site; not answered"},
+                                          status_code=403)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 def create_app(out: Path, default_run: str | Path | None = None, workers: int | None = None,
-               engine: str = "native") -> FastAPI:
+               engine: str = "native", loopback: bool = False) -> FastAPI:
     """The application serving runs found under ``out``; ``workers`` processes predict
     (default: one per core) with ``engine`` ("native" or "onnx", see ``workers``). ``default_run``
     (a name or a run folder's path) predicts when a request names none; it must be a run, or
     this raises RunNotFoundError before anything starts (with the onnx engine, it is exported
-    now if it has not been, and a run that cannot be raises ExportError)."""
+    now if it has not been, and a run that cannot be raises ExportError). ``loopback``: the server listens
+    on this machine's own address only, and answers requests made to it only (``SameSite``)."""
     store = RunStore(out)
     default_dir = store.resolve(default_run) if default_run else None
+    if default_dir is not None and (namesake := store.root / default_dir.name).exists() \
+            and namesake.resolve() != default_dir.resolve():  # one name for two runs: the page would mix them
+        raise ParameterError("run", f"{default_dir} has the name of the run {default_dir.name!r} of {store.root}; "
+                                    "serve it with its own --out, or rename one of them")
     photo_workers = PhotoWorkers(workers, engine)
     if default_dir is not None:
         photo_workers.export_missing(default_dir)
@@ -129,11 +167,16 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
             text = text.replace(f"{folder}{os.sep}", "")
         return text
 
-    def inside(path: Path, folder: Path) -> Path:
-        """``path``, a file to serve, unless it is missing or leads out of ``folder`` (a symbolic link)."""
-        if not within(path, folder):
-            raise RunDamagedError(f"{path}: {'a link out of its folder, not served' if path.exists() else 'missing'}")
-        return path
+    def page(path: Path, folder: Path) -> Response:
+        """The HTML file ``path``, unless it is missing or leads out of ``folder`` (a symbolic link). Read at
+        once: a run replaced meanwhile (``--overwrite``) gives the old file or the new one, not one's length
+        and the other's bytes."""
+        if within(path, folder):
+            try:
+                return Response(path.read_bytes(), media_type="text/html")
+            except (FileNotFoundError, NotADirectoryError):  # deleted or replaced since
+                pass
+        raise RunDamagedError(f"{path}: {'a link out of its folder, not served' if path.exists() else 'missing'}")
 
     def find_run(name: str) -> Path:
         """A run under ``<out>/runs`` by plain name (never a path a client chose), or the default run."""
@@ -184,6 +227,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
                                         for e in exc.errors()]}, status_code=422)
 
     app.add_middleware(UploadLimit, limit=UPLOAD_LIMIT + 64 * 1024)  # the form's own bytes besides the file
+    app.add_middleware(SameSite, loopback=loopback)  # added last: the first to see a request
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: what health checks send
     def index() -> FileResponse:
@@ -195,6 +239,9 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         rows = [{k: v for k, v in r.as_dict().items() if k != "path"} for r in store.list()]
         if default_dir is not None and not any(r["name"] == default_dir.name for r in rows):
             rows.insert(0, {k: v for k, v in summarize(default_dir).as_dict().items() if k != "path"})
+        for r in rows:
+            if r["damaged"] is not None:  # as every error answer, without the server's folders
+                r["damaged"] = without_folders(r["damaged"])
         healthy = [r["name"] for r in rows if r["damaged"] is None]
         default = default_dir.name if default_dir is not None else healthy[0] if healthy else None
         for r in rows:
@@ -215,10 +262,10 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
         return finite_json(mistakes(find_run(name)))
 
-    @app.get("/runs/{name}/report.html", include_in_schema=False)
-    def report(name: str) -> FileResponse:
+    @app.api_route("/runs/{name}/report.html", methods=["GET", "HEAD"], include_in_schema=False)
+    def report(name: str) -> Response:
         run_dir = find_run(name)
-        return FileResponse(inside(run_dir / REPORT, run_dir), media_type="text/html")
+        return page(run_dir / REPORT, run_dir)
 
     @app.post("/api/predict", summary="Predict the class of an uploaded photo or drawing",
               response_model=PredictAnswer)
@@ -245,11 +292,10 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         folder, result = compare_runs([find_run(a), find_run(b)], out)
         return finite_json({**result, "report": f"/compare/{folder.name}/compare.html"})
 
-    @app.get("/compare/{name}/compare.html", include_in_schema=False)
-    def compare_page(name: str) -> FileResponse:
+    @app.api_route("/compare/{name}/compare.html", methods=["GET", "HEAD"], include_in_schema=False)
+    def compare_page(name: str) -> Response:
         try:
-            return FileResponse(inside(out / "compare" / validate_name(name, "comparison") / "compare.html",
-                                       out / "compare"), media_type="text/html")
+            return page(out / "compare" / validate_name(name, "comparison") / "compare.html", out / "compare")
         except (ParameterError, RunDamagedError):  # a name no comparison can have (a NUL, 300 characters)
             raise HTTPException(404, "no such comparison") from None
 
