@@ -157,3 +157,55 @@ def test_what_the_conversion_dropped_is_printed_and_drawn(run_and_photos, fashio
         assert figure.width > 800
     answer = json.loads(run_cli("predict", "photos", str(photo), "--json", "--out", str(out)).stdout)
     assert answer["results"][0]["notes"][0].startswith("dropped a line near the border")
+
+
+def test_labels_name_files_by_their_path_and_digits_by_their_class_names(run_and_photos, tmp_path):
+    import os
+
+    from mnistlab.errors import ParameterError
+    from mnistlab.inference.batch import predict_files, read_labels
+
+    out, folder = run_and_photos
+    for sub in ("a", "b"):  # one name in two folders: each its own label
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.png").write_bytes((folder / "photo1.png").read_bytes())
+    (tmp_path / "labels.csv").write_text("file,label\na/x.png,Trouser\nb/x.png,Bag\nnot-here.png,Bag\n")
+    answer = predict_files(out / "runs" / "photos", [tmp_path / "a", tmp_path / "b", tmp_path / "a" / "x.png"],
+                           labels=tmp_path / "labels.csv")
+    truth = {Path(r["file"]).parent.name: r["true_class"] for r in answer["results"]}
+    assert truth == {"a": "Trouser", "b": "Bag"} and answer["n_labelled"] == 2  # a/x.png given twice: once
+    assert answer["n_labels_unmatched"] == 1 and answer["n_labelled_failed"] == 0
+
+    labels = tmp_path / "digits.csv"
+    for rows, expected in [("x.png,1\ny.png,2\n", [0, 1]),  # every label a class name: read as names
+                           ("x.png,0\ny.png,One\n", [0, 0])]:
+        labels.write_text("file,label\n" + rows)
+        assert list(read_labels(labels, ["1", "2"] if "One" not in rows else ["One", "Two"]).values()) == expected
+    for rows, message in [("x.png,0\ny.png,1\n", "label '1' names the class '1' but is the index of '2'"),
+                          ("x.png,0\nx.png,1\n", "x.png is labelled 'One' in an earlier row")]:
+        labels.write_text("file,label\n" + rows)
+        with pytest.raises(ParameterError, match=message):
+            read_labels(labels, ["1", "2"] if "names" in message else ["One", "Two"])
+    with pytest.raises(ParameterError, match="larger than"):
+        read_labels(Path("/dev/zero"), ["1", "2"])  # read up to the cap, not for ever
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(ParameterError, match="needs a header"):
+        read_labels(tmp_path / "pipe.csv", ["1", "2"])  # no writer: read as empty, not waited for
+
+
+def test_a_photo_whose_exif_cannot_be_read_is_predicted_as_stored(run_and_photos, tmp_path):
+    import mnistlab as ml
+
+    out, folder = run_and_photos
+    with Image.open(folder / "photo1.png") as image:
+        image.save(tmp_path / "badexif.png", exif=b"Exif\x00\x00garbage!")
+    result = run_cli("predict", "photos", str(tmp_path / "badexif.png"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "badexif.png") as image:
+        assert ml.load_run("photos", out=out).predict(image).class_name in result.stdout
+
+
+def test_index_with_photos_or_labels_is_a_usage_error(run_and_photos):
+    out, folder = run_and_photos
+    result = run_cli("predict", "photos", str(folder / "photo0.jpg"), "--index", "0", "--out", str(out))
+    assert result.returncode == 2 and "--index predicts a stored image" in result.stderr

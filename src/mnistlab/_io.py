@@ -169,6 +169,17 @@ def sweep_staging(folder: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
+def read_at_most(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The first ``max_bytes + 1`` bytes of the file ``path`` (one more than the cap: a longer file shows
+    itself), its whole content where shorter; a device or a pipe is never read further. Opened without
+    blocking, as a named pipe would wait for a writer, for ever if none comes (one opened so reads as
+    empty); then read blocking, as /dev/stdin with a file piped in must be."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(max_bytes + 1)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -54,8 +54,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
                           soft_wrap=True)
 
 
-# A machine's state, not a bug: said in one line, like bad input.
-MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+# A machine's state, not a bug: said in one line, like bad input (a full disk, a folder that may not be
+# written; a file where a folder must be, or the reverse, under --out or among the photos given).
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
 
 
 def _terminated(signum, frame) -> None:

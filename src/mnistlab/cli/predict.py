@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import printable
+
 from .common import (
     OUT,
     IndexOpt,
@@ -65,6 +67,8 @@ def predict_cmd(run: RunArg,
     """
     from .. import api
 
+    if index is not None and (files or labels or explain):
+        raise typer.BadParameter("--index predicts a stored image: give it without photos, --labels or --explain")
     loaded = api.load_run(run, out=out)
     if index is not None:
         _predict_stored(loaded, index, split, top, as_json)
@@ -85,12 +89,12 @@ def predict_cmd(run: RunArg,
                 continue
             probs = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
             truth = f"  (true: {result['true_class']})" if result.get("true_class") else ""
-            console.print(Text.assemble(f"{result['file']}: ", (result["class"], "bold"), f"{truth}  [{probs}]"),
-                          highlight=False, soft_wrap=True)
+            console.print(Text.assemble(f"{printable(result['file'])}: ", (result["class"], "bold"),
+                                        f"{truth}  [{probs}]"), highlight=False, soft_wrap=True)
             for note in result["notes"]:
                 console.print(f"  {note}", highlight=False, soft_wrap=True)
             if result.get("explanation"):
-                console.print(f"  explanation: {result['explanation']}", highlight=False, soft_wrap=True)
+                console.print(f"  explanation: {printable(result['explanation'])}", highlight=False, soft_wrap=True)
         if "accuracy" in answer:  # labels were given
             _print_accuracy(answer)
     if answer["n_failed"]:
@@ -98,9 +102,14 @@ def predict_cmd(run: RunArg,
 
 
 def _print_accuracy(answer: dict) -> None:
-    """The accuracy on the labelled photos and their confusion matrix, or why there is none."""
+    """The accuracy on the labelled photos and their confusion matrix, or why there is none; and the labels
+    that counted for nothing (rows naming no photo given, labelled photos that could not be predicted)."""
+    left_out = [f"{n} {what}" for n, what in ((answer["n_labels_unmatched"], "label rows named no photo given"),
+                                              (answer["n_labelled_failed"], "labelled photos failed")) if n]
+    if left_out:
+        console.print("not counted: " + "; ".join(left_out))
     if answer["accuracy"] is None:
-        console.print("accuracy: none of the labelled photos was predicted")
+        console.print("accuracy: none of the photos predicted has a label")
         return
     console.print(f"accuracy on {answer['n_labelled']} labelled photos: {answer['accuracy']:.3f}")
     table = Table(title="Confusion matrix (rows: true class)")

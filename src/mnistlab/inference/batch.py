@@ -10,12 +10,14 @@ import csv
 import io
 import itertools
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..errors import MnistlabError, ParameterError, PhotoError
+from .._io import read_at_most
+from ..errors import MnistlabError, ParameterError, PhotoError, printable
 from ..experiments.metrics import confusion_matrix
 from .predictor import Predictor
 
@@ -24,11 +26,12 @@ MAX_STEM_BYTES = 200
 
 
 def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
-    """Each photo to predict, with the reason it cannot be when that is known already.
+    """Each photo to predict, once, with the reason it cannot be when that is known already.
 
     Files are taken as given; a folder stands for its non-hidden files, sorted. Folders inside
     it are not searched: one named like a photo (``shirt.jpg/``) is reported rather than
-    skipped, and so is a folder that holds no file at all.
+    skipped, and so is a folder that holds no file at all or cannot be listed. A photo given
+    twice (by itself and in its folder, say) is predicted once: a labelled one counts once.
     """
     photo_suffixes = set(Image.registered_extensions())
     found = []
@@ -36,37 +39,67 @@ def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
         if not path.is_dir():
             found.append((path, None))
             continue
-        entries = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.suffix.lower() != ".csv")
+        try:
+            entries = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.suffix.lower() != ".csv")
+        except OSError as exc:
+            found.append((path, f"cannot list this folder ({exc.strerror or exc})"))
+            continue
         files = [(p, None) for p in entries if p.is_file()]
         files += [(p, "a folder, not a photo (folders inside folders are not searched)")
                   for p in entries if p.is_dir() and p.suffix.lower() in photo_suffixes]
         found += sorted(files) or [(path, "no photos in this folder")]
-    return found
+    seen: set[str] = set()
+    return [(path, problem) for path, problem in found
+            if not (os.path.abspath(path) in seen or seen.add(os.path.abspath(path)))]
 
 
-def read_labels(path: Path, classes: list[str]) -> dict[str, int]:
-    """``file,label`` rows → file name → class index (label as index or class name)."""
+def read_labels(path: Path, classes: list[str]) -> dict[Path, int]:
+    """``file,label`` rows → each file's path (a relative one from the CSV's folder) → class index.
+
+    A label is a class's name or its index. Where classes are named by digits other than their
+    indices (MNIST's ``--classes 1,2``: index 1 is "2"), a digit is read as a name wherever every
+    label of the file can be; a file that mixes both readings is refused where one label could
+    mean two classes. A file labelled twice with different classes is refused too.
+    """
     try:
-        if path.stat().st_size > MAX_LABELS_BYTES:
-            raise ParameterError("labels", f"{path}: larger than {MAX_LABELS_BYTES} bytes")
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ParameterError("labels", f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        data = read_at_most(path, MAX_LABELS_BYTES)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ParameterError("labels", f"{printable(str(path))}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    if len(data) > MAX_LABELS_BYTES:
+        raise ParameterError("labels", f"{printable(str(path))}: larger than {MAX_LABELS_BYTES} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParameterError("labels", f"{printable(str(path))}: cannot read ({exc})") from None
     rows = csv.DictReader(io.StringIO(text))
     if not rows.fieldnames or not {"file", "label"} <= set(rows.fieldnames):
-        raise ParameterError("labels", f"{path}: needs a header with the columns file,label")
+        raise ParameterError("labels", f"{printable(str(path))}: needs a header with the columns file,label")
     by_name = {name.lower(): i for i, name in enumerate(classes)}
-    labels = {}
+    read = []  # (line, file, label text)
     for line, row in enumerate(rows, start=2):
-        file, text = ((row[column] or "").strip() for column in ("file", "label"))  # None: the row is short
+        file, label = ((row[column] or "").strip() for column in ("file", "label"))  # None: the row is short
         if not file:
-            raise ParameterError("labels", f"{path}:{line}: no file name")
-        if text.isdecimal() and text.isascii() and int(text) < len(classes):  # not "²", which int() refuses
-            labels[Path(file).name] = int(text)
-        elif text.lower() in by_name:
-            labels[Path(file).name] = by_name[text.lower()]
-        else:
-            raise ParameterError("labels", f"{path}:{line}: label {text!r} is neither a class index nor one of {classes}")
+            raise ParameterError("labels", f"{printable(str(path))}:{line}: no file name")
+        read.append((line, file, label))
+
+    def as_index(text: str) -> int | None:
+        return int(text) if text.isdecimal() and text.isascii() and int(text) < len(classes) else None  # not "²"
+    by_names_only = all(label.lower() in by_name for _, _, label in read)
+    labels: dict[Path, int] = {}
+    for line, file, label in read:
+        named, index = by_name.get(label.lower()), as_index(label)
+        if named is None and index is None:
+            raise ParameterError("labels", f"{printable(str(path))}:{line}: label {label!r} is neither a class index "
+                                           f"nor one of {classes}")
+        if not by_names_only and named is not None and index is not None and named != index:
+            raise ParameterError("labels", f"{printable(str(path))}:{line}: label {label!r} names the class "
+                                           f"{classes[named]!r} but is the index of {classes[index]!r}; give every "
+                                           "label as a class name, or every one as an index")
+        key = Path(os.path.abspath(path.parent / file))
+        chosen = named if named is not None and (by_names_only or index is None) else index
+        if labels.setdefault(key, chosen) != chosen:
+            raise ParameterError("labels", f"{printable(str(path))}:{line}: {printable(file)} is labelled "
+                                           f"{classes[labels[key]]!r} in an earlier row")
     return labels
 
 
@@ -75,23 +108,32 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
     """Predict every photo; with ``labels``, also accuracy and the confusion matrix."""
     predictor = Predictor(run_dir)
     truth = read_labels(labels, predictor.classes) if labels else {}
-    results, y_true, y_pred = [], [], []
+    # a row names a file by its path from the CSV's folder; one named alone also labels a photo of that name
+    # elsewhere, where no other row has the name
+    names = Counter(key.name for key in truth)
+    alone = {key.name: key for key in truth if names[key.name] == 1}
+    results, y_true, y_pred, used, failed = [], [], [], set(), 0
     explanations: set[str] = set()
     for path, problem in expand(paths):
         result: dict = {"file": str(path)}
+        key = Path(os.path.abspath(path))
+        key = key if key in truth else alone.get(path.name, key)
+        if key in truth:
+            used.add(key)
         try:
             if problem:
-                raise PhotoError(f"{path}: {problem}")
+                raise PhotoError(f"{printable(str(path))}: {problem}")
             prediction = predictor.predict_photo(path)
         except MnistlabError as exc:  # whatever is wrong with one photo, the others are still predicted
             result["error"] = str(exc)
             results.append(result)
+            failed += key in truth
             continue
         result.update({"class": prediction.class_name, "label": prediction.label,
                        "top": prediction.top(top), "notes": prediction.notes})
-        if path.name in truth:
-            result["true_class"] = predictor.classes[truth[path.name]]
-            y_true.append(truth[path.name])
+        if key in truth:
+            result["true_class"] = predictor.classes[truth[key]]
+            y_true.append(truth[key])
             y_pred.append(prediction.label)
         if explain_dir is not None:
             from .. import plots  # matplotlib only where something is drawn
@@ -102,7 +144,8 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
     answer = {"run": predictor.name, "results": results,
               "n_failed": sum("error" in r for r in results)}
     if labels:
-        answer.update(classes=predictor.classes, n_labelled=len(y_true),
+        answer.update(classes=predictor.classes, n_labelled=len(y_true), n_labelled_failed=failed,
+                      n_labels_unmatched=len(truth) - len(used),
                       accuracy=float(np.mean(np.array(y_true) == np.array(y_pred))) if y_true else None,
                       confusion_matrix=confusion_matrix(y_true, y_pred, len(predictor.classes)).tolist())
     return answer

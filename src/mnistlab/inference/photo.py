@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageMode, ImageOps
 from scipy import ndimage
 
+from .._io import read_at_most
 from ..data.registry import DEFAULT_DATASET
 from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line, printable
 
@@ -185,12 +186,7 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
         try:
-            # Not blocking: opening a named pipe would wait for a writer, for ever if none comes; one
-            # opened so reads as empty. Then blocking again, as /dev/stdin with a photo piped in must.
-            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
-            os.set_blocking(fd, True)
-            with os.fdopen(fd, "rb") as f:
-                data = f.read(max_bytes + 1)  # never read more than the cap
+            data = read_at_most(source, max_bytes)
         except OSError as exc:
             raise PhotoError(f"{name}: cannot read file ({exc.strerror or one_line(exc)})") from None
         except ValueError as exc:  # a NUL in the path
@@ -272,6 +268,16 @@ def _shrink(image: Image.Image) -> Image.Image:
     return image.convert("RGBA") if image.mode == "RGBa" else image
 
 
+def upright(image: Image.Image, in_place: bool = False) -> Image.Image:
+    """``image`` turned as its EXIF orientation tag says (the tag then removed); as stored where the EXIF
+    block cannot be read: damaged metadata takes nothing from the pixels."""
+    try:
+        turned = ImageOps.exif_transpose(image, in_place=in_place)
+    except Exception:  # noqa: BLE001 - Pillow's EXIF parsers raise what they meet (SyntaxError, struct.error …)
+        return image
+    return image if in_place else turned
+
+
 def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
                max_pixels: int = MAX_PIXELS, max_decoding_bytes: int = MAX_DECODING_BYTES) -> Image.Image:
     """Decode a photo, upright, as a grayscale float image (mode "F", values in [0, 1]).
@@ -313,7 +319,7 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
                 raise PhotoError(f"{width}×{height} pixels {kind} take {_megabytes(needed)} to decode, more "
                                  f"than the limit of {_megabytes(max_decoding_bytes)}")
             image.load()
-            ImageOps.exif_transpose(image, in_place=True)
+            upright(image, in_place=True)
             return Image.fromarray(to_grayscale(_shrink(image)))
     except PhotoError as exc:  # raised above and by to_grayscale, without the name
         raise PhotoError(f"{name}: {exc}") from None
