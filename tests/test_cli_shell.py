@@ -181,3 +181,20 @@ def test_runs_show_says_what_is_wrong_with_a_damaged_run(out, tmp_path):
     assert result.returncode == 0, result.stderr
     listed = {row["name"]: row for row in json.loads(result.stdout)}
     assert "metrics.json: not a regular file" in listed["p"]["damaged"]
+
+
+def test_a_usage_error_is_one_line_naming_the_help_to_read(tmp_path):
+    for args, message in [(["data", "pixels", "--index", "1e3"], "Input should be a valid integer"),
+                          (["runs", "show", "--out", str(tmp_path)], "Missing argument 'run'"),
+                          (["bogus"], "No such command 'bogus'")]:
+        result = run_cli(*args)
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("error: ") and message in result.stderr and "--help`)" in result.stderr
+
+
+def test_json_is_the_only_thing_on_stdout_even_where_a_model_prints(tmp_path):
+    result = run_cli("train", "sklearn:LinearSVC", "--verbose", "1", "--max-iter", "50", "--train-size", "300",
+                     "--test-size", "100", "--no-embedding", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["accuracy"] > 0.5  # liblinear's own lines went to stderr
+    assert "[LibLinear]" in result.stderr

@@ -153,7 +153,7 @@ def test_describe_gives_flag_default_allowed_and_meaning():
     assert options["penalty"].allowed == "one of 'l1', 'l2'"
     assert options["penalty"].meaning == "Which penalty, e.g. the sparse one"
     assert options["size"].allowed == "an int ≥ 1 or None"
-    assert options["hidden"].allowed == "a sequence of ints ≥ 1"
+    assert options["hidden"].allowed == "a sequence of ints from 1 to 1,048,576"
     lenet = {o.parameter: o for o in describe(get_family("lenet"))}
     assert lenet["learning_rate"].aliases == ("--lr",) and lenet["epochs"].aliases == ()
 

@@ -333,3 +333,25 @@ def test_binary_logreg_on_tshirt_vs_trouser(fashion):
     assert proba.shape == (len(X_test), 2) and proba.dtype == np.float32
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
     assert model.score(X_test, y_test) > 0.95
+
+
+def test_an_unpenalised_loss_is_finite_where_the_weights_square_past_float32():
+    from mnistlab.models.numpy.softmax import NumpySoftmax, l2_penalty
+
+    W = np.full((2, 3), 1e30, np.float32)  # W·W is inf in float32; alpha 0 times it was NaN
+    assert l2_penalty(0.0, [W]) == 0.0 and math.isfinite(l2_penalty(1.0, [W]))
+    model = NumpySoftmax(alpha=0.0)
+    Y = one_hot(np.array([0, 1]), 2)
+    assert math.isfinite(model._loss({"coef_": W, "intercept_": np.zeros(2, np.float32)},
+                                     np.array([[0.0, 1.0], [1.0, 0.0]], np.float32), Y))
+
+
+def test_parameters_are_counted_without_the_class_labels_and_not_before_fit():
+    from sklearn.exceptions import NotFittedError
+
+    X, y = toy_data()
+    model = get_family("numpy-softmax")(max_epochs=1)
+    with pytest.raises(NotFittedError):
+        model.n_parameters()
+    model.fit(X, y.astype(float))  # float labels are kept as floats, and are no parameters
+    assert model.n_parameters() == model.coef_.size + model.intercept_.size

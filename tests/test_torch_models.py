@@ -677,3 +677,26 @@ def test_free_cores_sees_busy_processes():
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+@pytest.mark.parametrize("family", TORCH_FAMILIES)
+def test_a_refit_that_fails_leaves_the_fitted_model_as_it_was(fitted, data, family):
+    from sklearn.exceptions import NotFittedError
+
+    X, y, X_test, _ = data
+    model = copy.deepcopy(fitted[family])
+    before = model.predict(X_test)
+    relabelled = y.astype(int) + 100
+    relabelled[0] = 999  # a class of one image cannot be split for validation
+    with pytest.raises(ParameterError, match="single member"):
+        model.set_params(validation_fraction=0.5).fit(X, relabelled)
+    assert np.array_equal(model.predict(X_test), before)  # not the old network answering with the new labels
+    with pytest.raises(NotFittedError):
+        small(family).predict(X_test)  # not an AttributeError
+    assert model.n_parameters() == sum(p.numel() for p in model.network_.parameters())
+
+
+def test_an_allocation_pytorch_cannot_make_is_a_memory_error(data):
+    X, y, _, _ = data
+    with pytest.raises(MemoryError):
+        small("cnn", widths=(8, 16, 2**20), epochs=1).fit(X[:64], y[:64])  # 10^12 weights

@@ -18,10 +18,11 @@ import warnings
 from typing import Annotated
 
 import typer
+from typer.exceptions import TyperException
 from rich.text import Text
 
 from ..errors import MnistlabError, ParameterError, one_line, printable
-from .common import app, err_console
+from .common import app, err_console, keep_stdout_for_json
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
 from . import data, train, runs, predict, recipes, benchmark, export, serve  # noqa: E402, F401, I001 isort: skip
@@ -54,9 +55,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
                           soft_wrap=True)
 
 
-# A machine's state, not a bug: said in one line, like bad input (a full disk, a folder that may not be
-# written; a file where a folder must be, or the reverse, under --out or among the photos given).
-MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+# A machine's state or a path given, not a bug: said in one line, like bad input (a full disk, a folder that
+# may not be written; a file where a folder must be, or the reverse; a name too long, a loop of links).
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                  errno.ENAMETOOLONG, errno.ELOOP}
 
 
 def _terminated(signum, frame) -> None:
@@ -70,8 +72,16 @@ def main() -> None:
     130) and SIGTERM (143: timeout, systemd, docker stop) leave nothing half-written."""
     warnings.showwarning = _show_warning
     signal.signal(signal.SIGTERM, _terminated)
+    if "--json" in sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]:
+        keep_stdout_for_json()
     try:
-        app()  # typer reports usage errors itself, with exit code 2
+        code = app(standalone_mode=False)  # returns an Exit's code (130 for Ctrl-C); usage errors are raised
+        if code == 130:
+            err_console.print("interrupted")
+        sys.exit(code or 0)
+    except TyperException as exc:  # a usage error (click's, which typer carries): typer's own is five lines
+        ctx = getattr(exc, "ctx", None)
+        _error_line(exc.format_message() + (f" (see `{ctx.command_path} --help`)" if ctx else ""))
     except MnistlabError as exc:
         _error_line(error_line(exc))
     except MemoryError as exc:  # what was asked for (a layer of 10^8 units, say) does not fit this machine

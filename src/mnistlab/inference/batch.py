@@ -36,13 +36,13 @@ def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
     photo_suffixes = set(Image.registered_extensions())
     found = []
     for path in paths:
-        if not path.is_dir():
-            found.append((path, None))
-            continue
         try:
+            if not path.is_dir():
+                found.append((path, None))
+                continue
             entries = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.suffix.lower() != ".csv")
-        except OSError as exc:
-            found.append((path, f"cannot list this folder ({exc.strerror or exc})"))
+        except OSError as exc:  # a folder that may not be listed, a name too long
+            found.append((path, f"cannot read ({exc.strerror or exc})"))
             continue
         files = [(p, None) for p in entries if p.is_file()]
         files += [(p, "a folder, not a photo (folders inside folders are not searched)")

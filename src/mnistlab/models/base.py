@@ -141,13 +141,16 @@ class MnistlabModel:
                 check(name, value, self._parameter_constraints[name])
 
     def get_arrays(self) -> dict[str, np.ndarray]:
+        for name in self.learned_arrays:  # before fit: scikit-learn's NotFittedError, not an AttributeError
+            check_fitted(self, name)
         return {name: np.asarray(getattr(self, name)) for name in self.learned_arrays}
 
     def n_parameters(self) -> int | None:
-        """How many numbers the fit learned; here every float array the model keeps (a family that keeps
-        others, such as what standardises its input, counts its own). None where its state is not float
-        arrays (a scikit-learn model's skops bytes)."""
-        return int(sum(a.size for a in self.get_arrays().values() if np.issubdtype(a.dtype, np.floating))) or None
+        """How many numbers the fit learned; here every float array the model keeps but its class labels
+        (a family that keeps others, such as what standardises its input, counts its own). None where its
+        state is not float arrays (a scikit-learn model's skops bytes)."""
+        return int(sum(a.size for name, a in self.get_arrays().items()
+                       if name != "classes_" and np.issubdtype(a.dtype, np.floating))) or None
 
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> MnistlabModel:
         missing = set(self.learned_arrays) - set(arrays)

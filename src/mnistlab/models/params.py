@@ -73,7 +73,10 @@ class StrOptions:
 
 
 class PositiveInts:
-    """A tuple or list of ints ≥ 1, of ``min_length`` to ``max_length`` entries: layer sizes, widths."""
+    """A tuple or list of ints from 1 to ``MAX_SIZE``, of ``min_length`` to ``max_length`` entries: layer
+    sizes, widths."""
+
+    MAX_SIZE = 2**20  # units or channels of a layer: beyond it, sizes overflow the libraries' own counts
 
     def __init__(self, min_length: int = 0, max_length: int | None = None):
         self.min_length, self.max_length = min_length, max_length
@@ -83,7 +86,7 @@ class PositiveInts:
             return False
         if len(value) < self.min_length or (self.max_length is not None and len(value) > self.max_length):
             return False
-        return all(is_whole_number(v) and v >= 1 for v in value)
+        return all(is_whole_number(v) and 1 <= v <= self.MAX_SIZE for v in value)
 
     def __str__(self) -> str:
         low, high = self.min_length, self.max_length
@@ -91,7 +94,7 @@ class PositiveInts:
             count = {0: "", 1: "one or more "}.get(low, f"{low} or more ")
         else:
             count = f"{low} " if low == high else f"{low} to {high} "
-        return f"a sequence of {count}ints ≥ 1"
+        return f"a sequence of {count}ints from 1 to {self.MAX_SIZE:,}"
 
 
 SEED = [Interval(Integral, 0, 2**32 - 1, closed="both"), None]

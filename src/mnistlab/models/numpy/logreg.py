@@ -15,6 +15,7 @@ import numpy as np
 
 from ..onnx_graphs import dense_graph
 from ..validation import check_fitted
+from .softmax import l2_penalty
 from .train import GradientDescentClassifier
 
 
@@ -55,7 +56,7 @@ class NumpyLogReg(GradientDescentClassifier):
         w = params["coef_"]
         y = Y[:, 1:]                       # y: (N, 1), 1 for the second class
         data = float(np.mean(np.logaddexp(0, z) - y * z))
-        return data + 0.5 * self.alpha * float(np.sum(w * w))
+        return data + l2_penalty(self.alpha, [w])
 
     # backward: ∂J/∂z = (p − y)/N, then the chain rule through z = X·wᵀ + b
     def _backward(self, params, X, z, Y):

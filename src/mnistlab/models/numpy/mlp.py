@@ -20,7 +20,7 @@ import numpy as np
 from ..params import Interval, PositiveInts, StrOptions
 from ..onnx_graphs import dense_graph
 from ..validation import check_fitted
-from .softmax import cross_entropy, softmax
+from .softmax import cross_entropy, l2_penalty, softmax
 from .train import GradientDescentClassifier
 
 INITS = ("he", "xavier", "small")
@@ -105,8 +105,7 @@ class NumpyMLP(GradientDescentClassifier):
 
     # loss: J = mean cross-entropy of softmax(logits) + alpha/2·Σ_l ‖Wl‖²
     def _loss(self, params, logits, Y):
-        penalty = sum(float(np.sum(w * w)) for name, w in params.items() if name[0] == "W")
-        return cross_entropy(logits, Y) + 0.5 * self.alpha * penalty
+        return cross_entropy(logits, Y) + l2_penalty(self.alpha, [w for name, w in params.items() if name[0] == "W"])
 
     # backward: start from ∂J/∂logits = (P − Y)/N and apply the chain rule layer by layer
     def _backward(self, params, cache, logits, Y):

@@ -34,6 +34,14 @@ def cross_entropy(logits: np.ndarray, Y: np.ndarray) -> float:
     return float(-np.sum(Y * log_softmax(logits)) / len(Y))
 
 
+def l2_penalty(alpha: float, weights) -> float:
+    """alpha/2 · Σ‖W‖² over ``weights``, summed in float64; 0 without a penalty (alpha 0 times a ‖W‖² that
+    overflowed float32 would be NaN, a loss a diverging fit does not have)."""
+    if alpha == 0:
+        return 0.0
+    return 0.5 * alpha * sum(float(np.sum(np.square(w, dtype=np.float64))) for w in weights)
+
+
 class NumpySoftmax(GradientDescentClassifier):
     """Softmax regression: P = softmax(X·Wᵀ + b), trained on mean cross-entropy + alpha/2·‖W‖².
 
@@ -60,7 +68,7 @@ class NumpySoftmax(GradientDescentClassifier):
     # loss: J = −(1/N)·Σ log softmax(Z)[true class] + alpha/2·‖W‖²
     def _loss(self, params, logits, Y):
         W = params["coef_"]
-        return cross_entropy(logits, Y) + 0.5 * self.alpha * float(np.sum(W * W))
+        return cross_entropy(logits, Y) + l2_penalty(self.alpha, [W])
 
     # backward: for softmax + cross-entropy, ∂J/∂Z is simply (P − Y)/N
     def _backward(self, params, X, Z, Y):

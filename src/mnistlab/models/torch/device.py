@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..._system import usable_cores
-from ...errors import ParameterError
+from ...errors import ParameterError, one_line
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -26,6 +26,18 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+@contextmanager
+def allocation_failures_as_memory_error():
+    """PyTorch's failed allocations (a RuntimeError on the CPU, OutOfMemoryError on a GPU) raised as Python's
+    MemoryError: too little memory for what was asked (a layer of 10^8 channels), which shells say as such."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in str(exc):
+            raise MemoryError(one_line(exc)) from None
+        raise
 
 
 def computes_bfloat16(device: torch.device) -> bool:

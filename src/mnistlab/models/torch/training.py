@@ -66,7 +66,7 @@ from ..base import MnistlabModel
 from ..params import SEED, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from .checkpoint import Checkpoint, load_state
-from .device import (DEVICES, available_threads, cpu_threads, derived_seed, prediction_threads, reproducible,
+from .device import (DEVICES, allocation_failures_as_memory_error, available_threads, cpu_threads, derived_seed, prediction_threads, reproducible,
                      resolve_device, seeded)
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -160,6 +160,7 @@ class TorchClassifier(MnistlabModel):
         return self.get_params(deep=False)
 
     # -- training ---------------------------------------------------------------------------
+    @allocation_failures_as_memory_error()
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
@@ -168,15 +169,16 @@ class TorchClassifier(MnistlabModel):
         if X.shape[1] != int(np.prod(IMAGE_SHAPE)):
             raise ParameterError(None, f"{self.family} takes 28×28 images as rows of 784 pixels, "
                                        f"got {X.shape[1]} columns")
-        self.classes_, y = np.unique(y, return_inverse=True)
+        classes, y = np.unique(y, return_inverse=True)  # classes_ is set with the network: a fit that fails
+        # leaves the model as it was, not an earlier network answering with these labels
         device = resolve_device(self.device)
         epochs, batch_size = self._epochs(), self._batch_size()
 
-        checkpoint = Checkpoint(self.checkpoint_dir, self._fingerprint(X, y)) if self.checkpoint_dir else None
+        checkpoint = Checkpoint(self.checkpoint_dir, self._fingerprint(X, y, classes)) if self.checkpoint_dir else None
         saved = None
         if checkpoint:
             with torch.device("meta"):  # the state's names and shapes, without memory or random numbers
-                shape_of = self._build_network(len(self.classes_))
+                shape_of = self._build_network(len(classes))
             saved = checkpoint.load(epochs, {k: tuple(v.shape) for k, v in shape_of.state_dict().items()},
                                     len(list(shape_of.parameters())))
         if checkpoint and checkpoint.unusable:
@@ -201,7 +203,7 @@ class TorchClassifier(MnistlabModel):
         images, labels = self._images(X, device), torch.from_numpy(y).to(device)
 
         with seeded(derived_seed(seed, INIT), device):
-            network = self._network(len(self.classes_), device)
+            network = self._network(len(classes), device)
         self._initialise(network, images)
         optimizer = self._make_optimizer(network)
         history = {"train_loss": [], "train_accuracy": []}
@@ -244,7 +246,7 @@ class TorchClassifier(MnistlabModel):
         finally:
             progress.end()
 
-        self.network_ = network.eval()
+        self.classes_, self.network_ = classes, network.eval()
         self.n_iter_ = len(history["train_loss"])
         self.history_ = history
         self.threads_ = threads
@@ -305,16 +307,17 @@ class TorchClassifier(MnistlabModel):
         images = torch.from_numpy(np.ascontiguousarray(X)).reshape(-1, *IMAGE_SHAPE).to(device)
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
-    def _fingerprint(self, X: np.ndarray, y: np.ndarray) -> str:
+    def _fingerprint(self, X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> str:
         """What a checkpoint must match to be resumed: the family, what its parameters compute, the data."""
         params = {k: v for k, v in self._settings().items() if k not in NOT_FINGERPRINTED}
-        digest = hashlib.blake2b(json.dumps([self.family, params, self.classes_.tolist()],
+        digest = hashlib.blake2b(json.dumps([self.family, params, classes.tolist()],
                                             sort_keys=True, default=str).encode())
         digest.update(np.ascontiguousarray(X).data)
         digest.update(np.ascontiguousarray(y, dtype=np.int64).data)
         return digest.hexdigest()
 
     # -- inference --------------------------------------------------------------------------
+    @allocation_failures_as_memory_error()
     def predict_proba(self, X) -> np.ndarray:
         check_fitted(self, "network_")
         X = check_features(self, X, reset=False)
@@ -327,7 +330,8 @@ class TorchClassifier(MnistlabModel):
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: a model not fitted is NotFittedError, as scikit-learn's
+        return self.classes_[proba.argmax(axis=1)]
 
     def features(self, X) -> np.ndarray | None:
         """What the network's last layer takes (N×features): every layer but the last, on the plain image.
