@@ -238,6 +238,21 @@ def test_another_runs_export_copied_into_a_run_is_refused(run_dir, exported, tmp
     assert OnnxPredictor(odd).model.metadata["run"] == "bad\\udcffname"
 
 
+def test_a_link_planted_in_a_run_folder_is_replaced_not_written_through(run_dir, tmp_path):
+    import shutil
+
+    twin, victim, outside = tmp_path / "twin", tmp_path / "victim.txt", tmp_path / "elsewhere.onnx"
+    shutil.copytree(run_dir, twin)
+    victim.write_text("precious")
+    (twin / ONNX_FILE).unlink(missing_ok=True)
+    (twin / ONNX_FILE).symlink_to(victim)
+    api.Run(twin).export(check=False)
+    assert victim.read_text() == "precious" and not (twin / ONNX_FILE).is_symlink()
+    outside.symlink_to(tmp_path / "target.onnx")  # a path the user gives is theirs: written through
+    api.Run(twin).export(outside, check=False)
+    assert outside.is_symlink() and (tmp_path / "target.onnx").stat().st_size > 1000
+
+
 def test_readme_onnxruntime_snippet_runs(run_dir, exported, fashion, tmp_path, monkeypatch):
     """The README's snippet, as written, predicts a converted photo with the exported file alone."""
     readme = (REPO / "README.md").read_text()

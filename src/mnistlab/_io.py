@@ -32,14 +32,16 @@ def _umask() -> int:
 FILE_MODE, FOLDER_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename (through a symbolic link, to its target).
+def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename (through a symbolic link, to its target;
+    with ``follow_links`` False the link itself is replaced: a run folder's own file, where a link planted
+    must not lead the write elsewhere).
 
     Raises OSError for a ``path`` that exists but is no regular file: a rename would replace a device
     (``/dev/null``), a pipe or a folder rather than write to it.
     """
-    path = Path(os.path.realpath(path))
-    if path.exists() and not path.is_file():
+    path = Path(os.path.realpath(path) if follow_links else os.path.abspath(path))
+    if path.exists() and not path.is_file() and not path.is_symlink():
         raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_prefix(path.name), suffix=".tmp")

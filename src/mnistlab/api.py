@@ -255,7 +255,8 @@ class Run:
         return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name,
                            Path(path) if path is not None else self.path / ONNX_FILE,
                            check_images=self.dataset.x_test if check else None,
-                           before_write=self._unchanged if path is None else None)
+                           before_write=self._unchanged if path is None else None,
+                           follow_links=path is not None)  # a link planted in the run's folder is replaced
 
     def _repr_html_(self) -> str:
         m, d = self.metrics, self.config["dataset"]

@@ -117,8 +117,10 @@ def _seal(model, props: dict[str, str]) -> bytes:
 
 
 def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
-                check_images: np.ndarray | None = None, before_write: Callable[[], None] | None = None) -> Path:
-    """Write ``model`` (a fitted mnistlab model) as an ONNX file at ``path``; returns the path.
+                check_images: np.ndarray | None = None, before_write: Callable[[], None] | None = None,
+                follow_links: bool = True) -> Path:
+    """Write ``model`` (a fitted mnistlab model) as an ONNX file at ``path``; returns the path (a link
+    there is written through, unless ``follow_links`` is False: the run folder's own file).
 
     ``check_images`` (uint8 N×28×28, e.g. the run's test images): the file is written only if,
     under onnxruntime, it predicts the model's class for every one of them and probabilities
@@ -144,7 +146,7 @@ def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
     if before_write is not None:
         before_write()
     try:
-        atomic_write_bytes(Path(path), data)
+        atomic_write_bytes(Path(path), data, follow_links)
     except OSError as exc:
         raise ExportError(f"cannot write {path} ({exc.strerror or exc})") from None
     return Path(path)
