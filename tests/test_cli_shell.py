@@ -161,7 +161,9 @@ def test_runs_show_says_what_is_wrong_with_a_damaged_run(out, tmp_path):
     import shutil
 
     for edit, message in [(lambda m: m.pop("log_loss"), "'log_loss' is missing or not float"),
-                          (lambda m: m.update(analysis=123), "'analysis' must be a list of sentences")]:
+                          (lambda m: m.update(analysis=123), "'analysis' must be a list of sentences"),
+                          (lambda m: m.update(robustness="x"), "'robustness' must hold the clean accuracy"),
+                          (lambda m: m.update(predict_seconds_per_10k="x"), "'predict_seconds_per_10k' must be")]:
         damaged = tmp_path / "runs" / "d"
         shutil.rmtree(damaged, ignore_errors=True)
         shutil.copytree(out / "runs" / "a", damaged)

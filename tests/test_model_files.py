@@ -129,12 +129,32 @@ def test_predictions_that_are_a_bomb_or_inconsistent_are_run_damage(copy):
     (copy / "predictions.npz").write_bytes(npz_bytes({
         "y_true": npy_bytes((10**13,), "|u1", bytes(1000)), "y_pred": npy_bytes((0,), "|u1"),
         "proba": npy_bytes((0, 10), "<f4")}))
-    assert peak_traced_bytes(lambda: read_predictions(copy), RunDamagedError) < 2**20
+    assert peak_traced_bytes(lambda: read_predictions(copy, 10, 100), RunDamagedError) < 2**20
     (copy / "predictions.npz").write_bytes(npz_bytes({
         "y_true": npy_bytes((3,), "|u1", bytes(3)), "y_pred": npy_bytes((2,), "|u1", bytes(2)),
         "proba": npy_bytes((3, 10), "<f4", bytes(120))}))
     with pytest.raises(RunDamagedError, match="predictions.npz: expected integer y_true and y_pred of one length"):
-        read_predictions(copy)
+        read_predictions(copy, 10, 100)
+
+
+def test_predictions_that_contradict_themselves_or_the_metrics_are_run_damage(copy, run):
+    from mnistlab.experiments.compare import compare_runs
+
+    good = dict(np.load(run / "predictions.npz"))
+    for change, message in [(lambda p: p.update(y_pred=(p["y_pred"] + 1) % 10), "not the most probable classes"),
+                            (lambda p: p.update(proba=p["proba"][:, :3]), "a proba row of 10 classes per image"),
+                            (lambda p: p.update({k: v[:50] for k, v in p.items()}), "50 test images, but the run was"),
+                            (lambda p: p["proba"].__setitem__((0, 0), np.nan), "not finite")]:
+        changed = {k: v.copy() for k, v in good.items()}
+        change(changed)
+        np.savez(copy / "predictions.npz", **changed)
+        with pytest.raises(RunDamagedError, match=message):
+            compare_runs([run, copy], copy.parent / "out")  # McNemar's p on made-up predictions, beside true accuracies
+    changed = {k: v.copy() for k, v in good.items()}
+    changed["y_true"] = changed["y_pred"]  # consistent with itself, not with metrics.json's confusion matrix
+    np.savez(copy / "predictions.npz", **changed)
+    with pytest.raises(RunDamagedError, match="not those metrics.json counts"):
+        compare_runs([run, copy], copy.parent / "out")
 
 
 def test_compressed_arrays_may_not_inflate_far_beyond_the_file(copy):
@@ -170,7 +190,7 @@ def test_an_unbalanced_npy_header_is_refused(copy):
     broken = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(4000)
     (copy / "predictions.npz").write_bytes(npz_bytes({"y_true": broken, "y_pred": broken, "proba": broken}))
     with pytest.raises(RunDamagedError, match="predictions.npz: array 'y_true' unreadable"):
-        read_predictions(copy)
+        read_predictions(copy, 10, 100)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -154,7 +154,7 @@ class Run:
     def predictions(self) -> Predictions:
         """The test set's true labels, predicted labels and probabilities, as saved by the run."""
         self._unchanged()
-        return Predictions(**read_predictions(self.path))
+        return Predictions(**read_predictions(self.path, len(self.classes), self.config["dataset"]["n_test"]))
 
     @property
     def report_path(self) -> Path:
@@ -179,7 +179,8 @@ class Run:
 
         p = self.predictions
         return Interpretation(self.model, self.classes, p.y_true, p.proba, self.metrics,
-                              lambda: self.dataset.x_test, lambda: read_embedding(self.path))
+                              lambda: self.dataset.x_test,
+                              lambda: read_embedding(self.path, self.config["dataset"]["n_test"]))
 
     def figure(self, name: str):
         """One of the run's figures as a matplotlib Figure: "confusion_matrix", "top_losses", "reliability" …

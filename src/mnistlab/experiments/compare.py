@@ -94,10 +94,12 @@ def class_accuracy_deltas(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.nda
 def load_for_comparison(run_dir: Path) -> dict:
     """What a comparison reads of a run: name, config, metrics, test labels and predictions."""
     config, metrics = read_config_and_metrics(run_dir)
-    predictions = read_predictions(run_dir)
     n_classes = len(config["dataset"]["classes"])
-    if any(len(a) and not 0 <= a.min() <= a.max() < n_classes for a in (predictions["y_true"], predictions["y_pred"])):
-        raise RunDamagedError(f"{run_dir / PREDICTIONS}: labels outside the run's {n_classes} classes")
+    predictions = read_predictions(run_dir, n_classes, config["dataset"]["n_test"])
+    counts = np.bincount(predictions["y_true"] * n_classes + predictions["y_pred"], minlength=n_classes**2)
+    if counts.reshape(n_classes, n_classes).tolist() != metrics["confusion_matrix"]:  # McNemar's counts from one,
+        # the accuracies from the other: the table would contradict itself
+        raise RunDamagedError(f"{run_dir}: the predictions in {PREDICTIONS} are not those metrics.json counts")
     return {"name": run_dir.name, "dir": run_dir, "config": config, "metrics": metrics,
             "y_true": predictions["y_true"], "y_pred": predictions["y_pred"]}
 
@@ -232,8 +234,11 @@ def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]
     if histories:
         figures["learning_curves"] = (plots.curves(histories, title="Learning curves", xlabel="epoch"),
                                       "Learning curves of the runs, on shared axes.")
-    robust = {r["name"]: r["metrics"]["robustness"] for r in loaded if r["metrics"].get("robustness")}
-    if len(robust) >= 2:  # runs from before robustness was measured are left out
+    measured = [r for r in loaded if r["metrics"].get("robustness")]
+    shifts = set(measured[0]["metrics"]["robustness"]["shifts"]) if measured else set()
+    robust = {r["name"]: r["metrics"]["robustness"] for r in measured
+              if set(r["metrics"]["robustness"]["shifts"]) == shifts}
+    if len(robust) >= 2:  # runs from before robustness was measured, or with other shifts, are left out
         figures["robustness"] = (plots.robustness_curves(robust),
                                  "Accuracy of each run on the same shifted test images: the flatter its curve, the "
                                  "less it depends on exact pixel positions and values.")

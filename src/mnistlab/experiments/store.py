@@ -159,6 +159,12 @@ def read_metrics(run_dir: Path) -> dict:
         raise RunDamagedError(f"{path}: 'calibration' must be an object, its 'ece' and 'brier' must be numbers")
     if metrics.get("history") is not None and not isinstance(metrics["history"], dict):  # None: a fit without epochs
         raise RunDamagedError(f"{path}: 'history' must be an object")
+    for key in ("predict_seconds_per_10k", "n_parameters"):  # optional: listed and compared where present
+        if metrics.get(key) is not None and not (is_number(metrics[key]) and 0 <= metrics[key] < math.inf):
+            raise RunDamagedError(f"{path}: {key!r} must be a finite number ≥ 0")
+    if metrics.get("robustness") is not None and not _is_robustness(metrics["robustness"]):
+        raise RunDamagedError(f"{path}: 'robustness' must hold the clean accuracy and, per shift, its strengths "
+                              "and an accuracy for each")
     n_test = sum(map(sum, matrix))
     for i, row in enumerate(metrics.get("top_losses", [])):  # the images the page and the report show
         if not (isinstance(row, dict) and _whole(row.get("index"), n_test)
@@ -167,6 +173,17 @@ def read_metrics(run_dir: Path) -> dict:
             raise RunDamagedError(f"{path}: top_losses entry {i} is not a test image's index, its classes and "
                                   "finite numbers")
     return metrics
+
+
+def _is_robustness(value) -> bool:
+    """Whether ``value`` has the form ``robustness.robustness`` gives, as its figure reads it."""
+    def numbers(values) -> bool:
+        return isinstance(values, list) and all(is_number(v) for v in values)
+    shifts = value.get("shifts") if isinstance(value, dict) else None
+    return (is_number(value.get("clean") if isinstance(value, dict) else None) and isinstance(shifts, dict)
+            and all(isinstance(s, dict) and is_number(s.get("unshifted")) and numbers(s.get("strengths"))
+                    and numbers(s.get("accuracy")) and len(s["accuracy"]) == len(s["strengths"])
+                    for s in shifts.values()))
 
 
 def _whole(value, n: int) -> bool:
@@ -181,16 +198,27 @@ def within(path: Path, folder: Path) -> bool:
     return resolved.is_file() and folder.resolve() in resolved.parents
 
 
-def read_predictions(run_dir: Path) -> dict:
-    """predictions.npz: the test set's ``y_true``, ``y_pred`` (labels) and ``proba`` (one row per image)."""
+def read_predictions(run_dir: Path, n_classes: int, n_test: int) -> dict:
+    """predictions.npz: the test set's ``y_true``, ``y_pred`` (labels) and ``proba`` (one row per image),
+    checked to be the run's (``n_test`` images, ``n_classes`` columns) and to agree with themselves: every
+    number of a run follows from this file, so a comparison or a figure would contradict the run's own."""
+    import numpy as np
+
     from .._npz import read_npz
 
     path = Path(run_dir) / PREDICTIONS
     arrays = read_npz(path, dict.fromkeys(("y_true", "y_pred", "proba")), MAX_PREDICTIONS_BYTES, RunDamagedError)
     y_true, y_pred, proba = arrays["y_true"], arrays["y_pred"], arrays["proba"]
-    if (y_true.ndim != 1 or y_pred.shape != y_true.shape or proba.ndim != 2 or len(proba) != len(y_true)
+    if (y_true.ndim != 1 or y_pred.shape != y_true.shape or proba.shape != (len(y_true), n_classes)
             or y_true.dtype.kind not in "iu" or y_pred.dtype.kind not in "iu" or proba.dtype.kind != "f"):
-        raise RunDamagedError(f"{path}: expected integer y_true and y_pred of one length and a proba row per image")
+        raise RunDamagedError(f"{path}: expected integer y_true and y_pred of one length and a proba row of "
+                              f"{n_classes} classes per image")
+    if len(y_true) != n_test:
+        raise RunDamagedError(f"{path}: {len(y_true)} test images, but the run was tested on {n_test}")
+    if len(y_true) and not (0 <= y_true.min() and y_true.max() < n_classes and np.isfinite(proba).all()
+                            and np.array_equal(y_pred, proba.argmax(axis=1))):
+        raise RunDamagedError(f"{path}: labels outside the run's {n_classes} classes, probabilities that are not "
+                              "finite, or predictions that are not the most probable classes")
     return arrays
 
 
@@ -202,8 +230,11 @@ def write_embedding(run_dir: Path, embedding: dict) -> None:
                         of=np.array(embedding["of"]))
 
 
-def read_embedding(run_dir: Path) -> dict | None:
-    """embedding.npz, or None for a run without one (trained with the embedding skipped)."""
+def read_embedding(run_dir: Path, n_test: int) -> dict | None:
+    """embedding.npz, or None for a run without one (trained with the embedding skipped); its indices are
+    checked to be of the run's ``n_test`` test images."""
+    import numpy as np
+
     from .._npz import read_npz
 
     path = Path(run_dir) / EMBEDDING
@@ -211,8 +242,10 @@ def read_embedding(run_dir: Path) -> dict | None:
         return None
     arrays = read_npz(path, dict.fromkeys(("index", "xy", "of")), MAX_EMBEDDING_BYTES, RunDamagedError)
     index, xy = arrays["index"], arrays["xy"]
-    if index.ndim != 1 or index.dtype.kind not in "iu" or xy.shape != (len(index), 2) or xy.dtype.kind != "f":
-        raise RunDamagedError(f"{path}: expected integer indices and one x, y pair per index")
+    if (index.ndim != 1 or index.dtype.kind not in "iu" or xy.shape != (len(index), 2) or xy.dtype.kind != "f"
+            or len(index) and not (0 <= index.min() and index.max() < n_test) or not np.isfinite(xy).all()):
+        raise RunDamagedError(f"{path}: expected indices of the run's {n_test} test images and one finite x, y pair "
+                              "per index")
     return {"index": index, "xy": xy, "of": str(arrays["of"])}
 
 
