@@ -200,3 +200,13 @@ def test_json_is_the_only_thing_on_stdout_even_where_a_model_prints(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accuracy"] > 0.5  # liblinear's own lines went to stderr
     assert "[LibLinear]" in result.stderr
+
+
+def test_an_empty_value_given_is_refused_not_taken_for_none(tmp_path):
+    for args, message in [(["train", "logreg", "--name", "", "--train-size", "100"], "--name: a run name must be"),
+                          (["models", ""], "unknown model ''"),
+                          (["benchmark", "zalando", "--classifiers", ""], "--classifiers: give a non-empty list"),
+                          (["sweep", "logreg", "--C", "1", "--cluster", "", "--train-size", "100"], "--cluster: must be")]:
+        result = run_cli(*args, "--out", str(tmp_path)) if args[0] != "models" else run_cli(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "sweeps").exists()

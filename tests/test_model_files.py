@@ -117,6 +117,14 @@ def test_a_model_of_another_class_count_than_the_run_is_refused(copy):
         evaluate_run(copy)
 
 
+def test_class_labels_other_than_the_runs_are_refused(copy):
+    arrays = dict(np.load(copy / "model.npz"))
+    for classes in (arrays["classes_"][::-1], np.r_[arrays["classes_"][:-1], 99]):  # reordered: wrong names shown
+        np.savez(copy / "model.npz", **{**arrays, "classes_": classes})
+        with pytest.raises(ModelFileError, match="classes_ are not the run's labels 0 to 9"):
+            Predictor(copy)
+
+
 def test_arrays_that_agree_with_model_json_but_not_with_each_other_are_refused(copy):
     model = load_model(copy)
     model.coef_ = model.coef_[:, :100].copy()  # a model of 100 pixels, in a run of 28×28 images

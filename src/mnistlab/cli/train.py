@@ -52,7 +52,7 @@ def models_cmd(family: Annotated[Optional[str], typer.Argument(help="Show one fa
     from ..models import family_names, get_family
     from . import model_options
 
-    names = [family] if family else family_names()
+    names = [family] if family is not None else family_names()
     listing = {}
     for name in names:
         cls = get_family(name)

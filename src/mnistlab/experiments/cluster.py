@@ -32,8 +32,9 @@ WATCH_SECONDS = 2  # how often a running job asks whether the cluster still has 
 
 
 def cluster_address(address: str | None) -> str | None:
-    """``address``, else ``MNISTLAB_CLUSTER``, else None (no cluster: run here, one after another)."""
-    if address is not None and not isinstance(address, str):
+    """``address``, else ``MNISTLAB_CLUSTER``, else None (no cluster: run here, one after another); an empty
+    address given is refused, not taken for none (the variable set empty is unset, as a shell's)."""
+    if address is not None and (not isinstance(address, str) or not address.strip()):
         raise ParameterError("cluster", f"must be 'local' or a scheduler's address, got {address!r}")
     return address or os.environ.get(ENV) or None
 

@@ -151,7 +151,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     default_name = name is None
     if resume and default_name:  # a new default name has no checkpoints: it would start afresh without a word
         raise ParameterError("resume", "resuming needs the name of the run to resume")
-    name = name or f"{family.replace(':', '-')}-{data.dataset}-{created.strftime(NAME_TIME)}"
+    if default_name:  # an empty name given is refused as a name, not taken for none
+        name = f"{family.replace(':', '-')}-{data.dataset}-{created.strftime(NAME_TIME)}"
     with store.claim(name, overwrite=overwrite, numbered=default_name) as writer:
         name = writer.path.name
         model = build_model(family, params, data.seed)
@@ -259,7 +260,7 @@ def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None, pr
     ``cluster``; yields ``(i, run folder)`` as each ends, or ``(i, exception)`` for one that failed,
     each i exactly once. On a cluster the run folders come back here (``RunStore.put``); ``progress``
     hears of a cluster that has no worker yet."""
-    if not cluster:
+    if cluster is None:  # an empty address is refused as one, not taken for none
         for i, job in enumerate(jobs):
             try:
                 yield i, train(job.family, job.params, job.data, out, name=job.name, overwrite=True,

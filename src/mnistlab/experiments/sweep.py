@@ -126,7 +126,7 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
             cluster: str | None, progress: FitProgress) -> tuple[list[dict], int]:
     """Each point's row of scores, in order, and the number of training images."""
     arguments = [(family, params, data, cv, val_fraction) for params in points]
-    if cluster:
+    if cluster is not None:
         results = run_tasks(cluster, score_point, arguments, progress)
     else:
         results = ((i, score_point(*args)) for i, args in enumerate(arguments))
