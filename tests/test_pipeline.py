@@ -167,6 +167,12 @@ def test_a_fit_that_diverges_is_one_clear_error_and_leaves_no_run(tmp_path):
               name="diverged", embedding=False)
     assert "\n" not in str(error.value)
     assert RunStore(tmp_path).list() == [] and not (tmp_path / "runs" / "diverged").exists()
+    from mnistlab.experiments.sweep import run_sweep
+
+    with pytest.raises(MnistlabError, match=r"1 of 2 sweep points failed; the first: \{'learning_rate': 1e\+300.*"
+                                            "diverged in training"), np.errstate(all="ignore"):  # not scored as chance
+        run_sweep("numpy-mlp", {"learning_rate": [0.01, 1e300], "max_epochs": [1], "hidden": [(8,)]},
+                  DataChoice(train_size=300), tmp_path)
 
 
 def test_compare_two_runs(trained, binary):

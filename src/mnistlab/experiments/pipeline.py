@@ -172,7 +172,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
 
         uncalibrated = None
         if calibrate:
-            before = _finite(model.predict_proba(x_test), family).astype(np.float32)  # as the calibrated ones, below
+            before = finite_proba(model.predict_proba(x_test), family).astype(np.float32)  # as the calibrated ones, below
             uncalibrated = metrics_mod.calibration(ds.y_test, before)
             model = TemperatureScaled(model, fit_temperature(model.predict_proba(x_val), y_val))
 
@@ -180,7 +180,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         proba = model.predict_proba(x_test)
         predict_seconds = time.perf_counter() - start
         # as predictions.npz keeps them: every number of the run (log-loss, top losses) follows from that file
-        proba = _finite(proba, family).astype(np.float32)
+        proba = finite_proba(proba, family).astype(np.float32)
 
         config = {
             "name": name, "model": family, "params": model.get_params(deep=False),
@@ -293,10 +293,10 @@ def run_files(family: str, params: dict, data: DataChoice, name: str, command: s
                 for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def _finite(proba: np.ndarray, family: str) -> np.ndarray:
+def finite_proba(proba: np.ndarray, family: str) -> np.ndarray:
     """``proba``, where every value is finite: NaN means the fit diverged, which the settings caused."""
     if not np.isfinite(proba).all():
-        raise MnistlabError(f"{family} diverged in training: its probabilities for the test images are not finite "
+        raise MnistlabError(f"{family} diverged in training: its probabilities are not finite "
                             "(NaN or infinity); its settings caused it (a learning rate too high is the usual "
                             "cause, where it has one)")
     return proba

@@ -15,6 +15,7 @@ import io
 import itertools
 import math
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from ..data.preprocess import flatten_scale, held_out, stratified_folds
 from ..errors import MnistlabError, ParameterError, one_line
 from ..models.params import check as check_parameter
 from .cluster import run_tasks
-from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction
+from .pipeline import NAME_TIME, DataChoice, build_model, finite_proba, zero_weight_fraction
 from .store import MAX_NAME_LENGTH, claim_folder, output_folder, validate_name
 
 SWEEPS = "sweeps"
@@ -72,7 +73,8 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
         start = time.perf_counter()
         model = build_model(family, params, data.seed).fit(x_fit, y_fit)  # a fresh one for each fold
         seconds.append(time.perf_counter() - start)
-        accuracies.append(float(model.score(x_val, y_val)))
+        proba = finite_proba(model.predict_proba(x_val), family)  # a diverged fit scores no chance accuracy
+        accuracies.append(float(np.mean(model.classes_[proba.argmax(axis=1)] == y_val)))
         sparsities.append(zero_weight_fraction(model))
     row = {**params, "val_accuracy": float(np.mean(accuracies)), "val_accuracy_std": float(np.std(accuracies)),
            "sparsity": None if sparsities[0] is None else float(np.mean(sparsities)),
@@ -126,10 +128,7 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
             cluster: str | None, progress: FitProgress) -> tuple[list[dict], int]:
     """Each point's row of scores, in order, and the number of training images."""
     arguments = [(family, params, data, cv, val_fraction) for params in points]
-    if cluster is not None:
-        results = run_tasks(cluster, score_point, arguments, progress)
-    else:
-        results = ((i, score_point(*args)) for i, args in enumerate(arguments))
+    results = run_tasks(cluster, score_point, arguments, progress) if cluster is not None else _here(arguments)
     progress.start(len(points), "fit")
     rows: list[dict | None] = [None] * len(points)
     failures = []
@@ -148,6 +147,16 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
     if failures:
         raise MnistlabError(f"{len(failures)} of {len(points)} sweep points failed; the first: {failures[0]}")
     return rows, n_train
+
+
+def _here(arguments: list[tuple]) -> Iterator[tuple[int, tuple[dict, int] | MnistlabError]]:
+    """Each point scored in this process, in order, as a cluster's tasks report them: its row, or the
+    MnistlabError that stopped it (said with the point it stopped)."""
+    for i, args in enumerate(arguments):
+        try:
+            yield i, score_point(*args)
+        except MnistlabError as exc:
+            yield i, exc
 
 
 def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_train: int, cv: int | None,
