@@ -113,6 +113,16 @@ def test_a_classifier_that_cannot_fit_the_data_is_one_clear_error(tmp_path):
         train("sklearn:QuadraticDiscriminantAnalysis", {}, DataChoice(train_size=200, test_size=100), tmp_path)
 
 
+def test_scores_given_as_probabilities_are_said_to_be_scores(tmp_path):
+    X, y = small_xy()
+    assert get_family("sklearn:LogisticRegression")(max_iter=50).fit(X, y).probabilities_note() is None
+    assert "softmax of its decision scores" in get_family("sklearn:LinearSVC")().fit(X, y).probabilities_note()
+    run = train("sklearn:LinearSVC", {}, DataChoice(train_size=300, test_size=100), tmp_path, embedding=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "LinearSVC gives no probabilities" in metrics["probabilities_note"]
+    assert "Probabilities: LinearSVC gives no probabilities" in (run / "report.html").read_text()
+
+
 def test_linear_weights_are_shown_in_pixel_space(tmp_path):
     X, y = small_xy()
     plain = get_family("sklearn:LogisticRegression")(max_iter=50).fit(X, y)

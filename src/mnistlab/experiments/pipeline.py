@@ -210,6 +210,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             history=getattr(model, "history_", None),
             robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
         )
+        if (note := model.probabilities_note()) is not None:  # said beside the log-loss and calibration
+            run_metrics["probabilities_note"] = note
         if (sparsity := zero_weight_fraction(model)) is not None:  # how sparse an L1 penalty made the weights
             run_metrics["zero_weight_fraction"] = sparsity
         if uncalibrated is not None:

@@ -25,6 +25,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #22
 h1 { margin-bottom: 0.2em; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
 .subtitle { color: #666; margin-top: 0; }
+.note { color: #8a5a00; }
 table { border-collapse: collapse; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
@@ -116,7 +117,9 @@ def _results_section(metrics: dict) -> str:
         ("Converged", metrics.get("converged")),
         ("Solver message", metrics.get("fit_message")),
     ])
-    return "<h2>Results</h2>\n" + _key_value_table(rows) if rows else ""
+    note = (f"<p class=\"note\">Probabilities: {html.escape(metrics['probabilities_note'])}.</p>\n"
+            if metrics.get("probabilities_note") else "")
+    return "<h2>Results</h2>\n" + _key_value_table(rows) + note if rows else ""
 
 
 def _temperature_rows(temperature: dict | None) -> list[tuple[str, Any]]:

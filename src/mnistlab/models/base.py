@@ -193,6 +193,11 @@ class MnistlabModel:
         """The penultimate layer's activations (N×features), for maps of the test set; None without layers."""
         return None
 
+    def probabilities_note(self) -> str | None:
+        """None where ``predict_proba`` gives the model's own probabilities; else one sentence on what it
+        gives instead, which a run says beside the numbers computed from them (log-loss, calibration)."""
+        return None
+
     def weight_images(self) -> np.ndarray | None:
         """The fitted weights as one 784-pixel image per class (rows), or None if the model has none.
 

@@ -159,6 +159,19 @@ class SklearnClassifier(MnistlabModel):
             return exp / exp.sum(axis=1, keepdims=True)
         return (self.estimator_.predict(X)[:, None] == self.classes_[None, :]).astype(np.float64)
 
+    def probabilities_note(self) -> str | None:
+        """What ``predict_proba`` gives where the classifier has no probabilities of its own."""
+        check_is_fitted(self, "estimator_")
+        name = type(self._classifier()).__name__
+        if hasattr(self.estimator_, "predict_proba"):
+            return None
+        if hasattr(self.estimator_, "decision_function"):
+            return (f"{name} gives no probabilities: these are the softmax of its decision scores, which rank "
+                    "the classes but have no probabilistic scale, so the log-loss and calibration computed from "
+                    "them say little about the model")
+        return (f"{name} gives no probabilities nor scores: each image's predicted class has probability 1, so "
+                "the log-loss and calibration say little about the model")
+
     def weight_images(self) -> np.ndarray | None:
         """A linear classifier's ``coef_`` as weights on raw pixels (one row per class), else None."""
         check_is_fitted(self, "estimator_")
