@@ -220,7 +220,7 @@ def test_a_model_that_could_not_be_loaded_back_is_refused_before_a_run_is_writte
 
 
 def test_too_little_memory_for_what_was_asked_is_one_line(tmp_path):
-    result = run_cli("train", "numpy-mlp", "--hidden", "100000000", "--max-epochs", "1", "--train-size", "200",
+    result = run_cli("train", "numpy-mlp", "--hidden", "1000000,1000000", "--max-epochs", "1", "--train-size", "200",
                      "--test-size", "50", "--no-embedding", "--out", str(tmp_path))
     assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: not enough memory: ")
 
