@@ -585,6 +585,14 @@ def _rewritten(path, change) -> None:
     (lambda t, m: m.update(seconds="-1"), "seconds '-1'"),
     (lambda t, m: t.update({"optimizer.999.exp_avg": torch.zeros(1)}), "optimizer state 'optimizer.999.exp_avg'"),
     (lambda t, m: t.update({"optimizer.x": torch.zeros(1)}), "optimizer state 'optimizer.x'"),
+    (lambda t, m: t.update({"optimizer.0.exp_avg": torch.zeros(3, 3)}), "'optimizer.0.exp_avg' does not fit"),
+    (lambda t, m: t.update({"optimizer.0.step": torch.tensor(-5.0)}), "'optimizer.0.step' does not fit"),
+    (lambda t, m: t.update({"model.fc3.bias": torch.full_like(t["model.fc3.bias"], float("nan"))}),
+     "'model.fc3.bias' is not finite"),  # blamed the settings: "diverged in training"
+    (lambda t, m: m.update(history=json.dumps({"train_loss": [1.0], "train_accuracy": ["x"]})), "its history"),
+    (lambda t, m: m.update(history=json.dumps({"train_accuracy": [0.5]})), "its history"),
+    (lambda t, m: m.update(history=json.dumps({"train_loss": [1.0] * 5, "train_accuracy": [0.5] * 5})),
+     "its history"),  # "6 epochs" of 2
 ])
 def test_a_checkpoint_of_the_same_fingerprint_that_does_not_fit_is_not_resumed(data, tmp_path, monkeypatch,
                                                                                change, problem):

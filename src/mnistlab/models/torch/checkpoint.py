@@ -65,10 +65,12 @@ class Checkpoint:
                 "seed": str(seed), "threads": str(threads), "seconds": f"{seconds:.3f}", "history": json.dumps(history)}
         atomic_write_bytes(self.path, safetensors_bytes(tensors, metadata=meta))
 
-    def load(self, epochs: int, shapes: dict[str, tuple[int, ...]], n_parameters: int) -> Checkpoint | None:
+    def load(self, epochs: int, shapes: dict[str, tuple[int, ...]], n_parameters: int,
+             history_keys: set[str]) -> Checkpoint | None:
         """This checkpoint if one for the same fingerprint exists and fits a fit of ``epochs`` epochs of a
-        network whose state has ``shapes`` and ``n_parameters`` parameters, else None (it will be
-        overwritten); ``unusable`` then says why a file that is there cannot be resumed."""
+        network whose state has ``shapes`` and ``n_parameters`` parameters, and whose history keeps
+        ``history_keys``, else None (it will be overwritten); ``unusable`` then says why a file that is
+        there cannot be resumed."""
         if self.path.exists() and not self.path.is_file():  # it could not be saved either
             raise ModelFileError(f"{self.path}: not a file, so no checkpoint can be read or written there: remove it")
         if not self.path.is_file():
@@ -87,13 +89,15 @@ class Checkpoint:
             self.unusable = f"{self.path} is unreadable ({one_line(exc)})"  # e.g. truncated
             return None
         self.meta = meta
-        if problem := self._problem(epochs, shapes, n_parameters):  # the same fingerprint, yet not this fit's
+        if problem := self._problem(epochs, shapes, n_parameters, history_keys):  # the same fingerprint, yet not this fit's
             self.unusable = f"{self.path} is damaged or from another version of this network ({problem})"
             return None
         return self
 
-    def _problem(self, epochs: int, shapes: dict[str, tuple[int, ...]], n_parameters: int) -> str | None:
-        """What in the file does not fit the fit it would continue, or None."""
+    def _problem(self, epochs: int, shapes: dict[str, tuple[int, ...]], n_parameters: int,
+                 history_keys: set[str]) -> str | None:
+        """What in the file does not fit the fit it would continue, or None (the optimiser state's shapes
+        are checked by ``restore``, against the optimiser's own parameters)."""
         def whole(key: str, low: int, high: int) -> bool:
             text = self.meta.get(key, "")
             return text.isdecimal() and text.isascii() and low <= int(text) <= high
@@ -108,12 +112,17 @@ class Checkpoint:
             history = json.loads(self.meta.get("history", ""))
         except ValueError:
             history = None
-        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+        epoch = int(self.meta["epoch"])
+        if not (isinstance(history, dict) and set(history) == history_keys
+                and all(isinstance(v, list) and len(v) == epoch and all(type(x) in (int, float) and math.isfinite(x)
+                                                                         for x in v) for v in history.values())):
             return "its history"
         saved = {k[len("model."):]: tuple(v.shape) for k, v in self.tensors.items() if k.startswith("model.")}
         if saved != shapes:
             return "its weights do not fit the network"
-        for key in self.tensors:
+        for key, value in self.tensors.items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                return f"tensor {key!r} is not finite"
             kind, _, rest = key.partition(".")
             index, _, name = rest.partition(".")
             if kind == "optimizer" and not (index.isdecimal() and int(index) < n_parameters and name):
@@ -137,13 +146,19 @@ class Checkpoint:
         return float(self.meta["seconds"]) if "seconds" in self.meta else None
 
     def restore(self, network, optimizer) -> tuple[int, dict]:
-        """Put the saved state into ``network`` and ``optimizer``; return (epochs done, history)."""
-        load_state(network, {k[len("model."):]: v for k, v in self.tensors.items() if k.startswith("model.")})
+        """Put the saved state into ``network`` and ``optimizer``; return (epochs done, history). An optimiser
+        state that does not fit the optimiser's parameters is a ValueError, raised before anything is put."""
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]  # as state_dict numbers them
         state: dict[int, dict] = {}
         for key, value in self.tensors.items():
             if key.startswith("optimizer."):
                 _, index, name = key.split(".", 2)
+                fits = (value.numel() == 1 and value.item() >= 0 if name == "step"  # a step count
+                        else int(index) < len(parameters) and value.shape == parameters[int(index)].shape)
+                if not fits:
+                    raise ValueError(f"optimizer state {key!r} does not fit the optimizer's parameters")
                 state.setdefault(int(index), {})[name] = value
+        load_state(network, {k[len("model."):]: v for k, v in self.tensors.items() if k.startswith("model.")})
         optimizer_state = optimizer.state_dict()
         optimizer_state["state"] = state
         optimizer.load_state_dict(optimizer_state)

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 
 from ...callbacks import SILENT
-from ...errors import ParameterError
+from ...errors import ParameterError, one_line
 from ...data.preprocess import held_out
 from ..base import MnistlabModel
 from ..params import SEED, Interval, StrOptions
@@ -79,6 +79,10 @@ STATE_PREFIX = "state."
 PREDICT_BATCH = 1024
 PROGRESS_EVERY = 10  # steps between progress reports: reading the loss waits for a GPU
 
+
+# what a fit's history keeps, without and with a validation split
+HISTORY_KEYS = {False: ("train_loss", "train_accuracy"),
+                True: ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
 
 class TorchClassifier(MnistlabModel):
     """Base class of the PyTorch models; see the module docstring for the hooks.
@@ -180,7 +184,7 @@ class TorchClassifier(MnistlabModel):
             with torch.device("meta"):  # the state's names and shapes, without memory or random numbers
                 shape_of = self._build_network(len(classes))
             saved = checkpoint.load(epochs, {k: tuple(v.shape) for k, v in shape_of.state_dict().items()},
-                                    len(list(shape_of.parameters())))
+                                    len(list(shape_of.parameters())), set(HISTORY_KEYS[self.validation_fraction > 0]))
         if checkpoint and checkpoint.unusable:
             progress.log(f"not resuming: {checkpoint.unusable}; starting afresh")
         if saved is not None:
@@ -206,13 +210,15 @@ class TorchClassifier(MnistlabModel):
             network = self._network(len(classes), device)
         self._initialise(network, images)
         optimizer = self._make_optimizer(network)
-        history = {"train_loss": [], "train_accuracy": []}
-        if X_val is not None:
-            history.update(val_loss=[], val_accuracy=[])
+        history = {key: [] for key in HISTORY_KEYS[X_val is not None]}
         first_epoch, trained_seconds = 0, 0.0
         if saved is not None:
-            first_epoch, history = saved.restore(network, optimizer)
-            trained_seconds = saved.seconds or 0.0
+            try:
+                first_epoch, history = saved.restore(network, optimizer)
+                trained_seconds = saved.seconds or 0.0
+            except ValueError as exc:  # raised before anything was put: the fit starts afresh from here
+                checkpoint.unusable = f"{checkpoint.path} is damaged ({one_line(exc)})"
+                progress.log(f"not resuming: {checkpoint.unusable}; starting afresh")
 
         steps_per_epoch = -(-len(labels) // batch_size)
         progress.start(epochs * steps_per_epoch, "step")
