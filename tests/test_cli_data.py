@@ -37,6 +37,9 @@ def test_show_writes_pngs(tmp_path, mnist_dir):
         with Image.open(f) as image:
             assert image.format == "PNG" and image.width > 300 and image.height > 200
     assert all(f.startswith(str(tmp_path)) for f in files)
+    result = run_cli("data", "show", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--per-class", "51",
+                     "--out", str(tmp_path))  # a figure of 510 images drew for minutes, past a gigabyte at 300
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
 
 
 def test_pixels_prints_aligned_matrix():

@@ -52,6 +52,8 @@ def test_cli_serve_on_a_port_in_use_or_out_of_range_is_one_line(out):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     result = run_cli("serve", "--host", "", "--out", str(out), timeout=60)  # was every address of the machine
     assert result.returncode == 2 and result.stderr.startswith("error: --host is empty")
+    result = run_cli("serve", "--workers", "1000000", "--out", str(out), timeout=60)  # started them, and hung
+    assert result.returncode == 2 and result.stderr.startswith("error: --workers: must be from 1 to ")
 
 
 def test_default_run_by_path_is_listed_and_predicts(out, fashion):

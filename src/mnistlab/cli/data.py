@@ -85,7 +85,7 @@ def data_info(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
 
 @data_app.command("show")
 def data_show(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None,
-              per_class: Annotated[int, typer.Option(min=1, help="Images per class in the grid.")] = 10,
+              per_class: Annotated[int, typer.Option(min=1, max=50, help="Images per class in the grid.")] = 10,
               seed: Annotated[int, typer.Option(min=0, help="Which images are sampled.")] = 0,
               out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Write the labelled sample grid and the class-distribution chart as PNGs.

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .._system import keep_freed_memory, usable_cores
+from .._values import is_whole_number
 from ..errors import ModelFileError, ParameterError
 from ..html import evidence_png, jpeg_data_uri, png_data_uri
 from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
@@ -54,6 +55,10 @@ class PhotoWorkers:
             raise ParameterError("engine", f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")
         if engine == "onnx":
             require_onnx()
+        if processes is not None and not (is_whole_number(processes) and 1 <= processes <= usable_cores()):
+            # each worker computes on one thread: more than the cores would only make them compete
+            raise ParameterError("workers", f"must be from 1 to {usable_cores()}, the CPU cores this server may use; "
+                                            f"got {processes!r}")
         self.processes = processes or default_processes()
         self.engine = engine
         self._pool: ProcessPoolExecutor | None = None
