@@ -130,7 +130,7 @@ def test_compare_and_sweep(run, out):
     (dict(cv=1), "k ≥ 2 folds, got 1"),
     (dict(cv=61), "61 folds need 61 training images of each class, and one class has 60"),
     (dict(val_fraction=1.5), "a fraction between 0 and 1, got 1.5"),
-    (dict(val_fraction=0.01), "0.01 of 600 examples cannot be held out stratified: 594 train and 6 test rows"),
+    (dict(val_fraction=0.01), "0.01 of 600 examples cannot be held out stratified: parts of 594 and 6 rows"),
 ])
 def test_a_sweeps_validation_that_cannot_be_made_is_refused_before_any_fit(setting, message, out, monkeypatch):
     from mnistlab.models import get_family

@@ -28,41 +28,46 @@ def standardize(x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, .
     return tuple(((np.asarray(x) - mean) / scale).astype(np.float32) for x in (x_train, *others))
 
 
-def validation_split(x: np.ndarray, y: np.ndarray, fraction: float = 0.1,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified ``(x_fit, x_val, y_fit, y_val)``, ``ceil(fraction · n)`` rows held out."""
+def validation_split(x: np.ndarray, y: np.ndarray, fraction: float = 0.1, seed: int = 0, names=None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified ``(x_fit, x_val, y_fit, y_val)``, ``ceil(fraction · n)`` rows held out (``names``: as in
+    ``stratified_split``)."""
     if not 0 < fraction < 1:
         raise ValueError(f"the held-out fraction must be between 0 and 1, got {fraction}")
-    fit, held = stratified_split(y, int(np.ceil(fraction * len(y))), seed)
+    fit, held = stratified_split(y, int(np.ceil(fraction * len(y))), seed, names)
     return x[fit], x[held], y[fit], y[held]
 
 
-def held_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, parameter: str
+def held_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, parameter: str, names=None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``validation_split``, where a share that cannot be held out stratified (fewer held-out or
     remaining rows than classes, a class of one) is a ``ParameterError`` of ``parameter``."""
     try:
-        return validation_split(x, y, fraction=fraction, seed=seed)
+        return validation_split(x, y, fraction=fraction, seed=seed, names=names)
     except ValueError as exc:
         raise ParameterError(parameter, f"{fraction:g} of {len(y)} examples cannot be held out stratified: "
                                         f"{exc}") from None
 
 
-def stratified_split(y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(y: np.ndarray, n_test: int, seed: int, names=None) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, test)`` of a shuffled split with ``n_test`` test rows and each class's share kept.
 
     The very split scikit-learn's ``train_test_split(…, test_size=n_test, stratify=y, random_state=seed)``
     makes (its ``StratifiedShuffleSplit``, step by step, from the same random stream), so that every
     subset and validation set drawn before is drawn again — without importing scikit-learn for it.
-    Raises ValueError where scikit-learn does: a class of one, fewer train or test rows than classes.
+    Raises ValueError where scikit-learn does: a class of one, fewer train or test rows than classes;
+    ``names`` (what each value of ``y`` stands for, where ``y`` holds a model's class codes) name the classes
+    in its message.
     """
     y = np.asarray(y)
     n_train = len(y) - n_test
     classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
     if counts.min() < 2:
-        raise ValueError(f"classes with a single member cannot be split: {classes[counts < 2].tolist()}")
+        single = classes[counts < 2]
+        raise ValueError("classes with a single member cannot be split: "
+                         f"{(single if names is None else np.asarray(names)[single]).tolist()}")
     if min(n_train, n_test) < len(classes):
-        raise ValueError(f"{n_train} train and {n_test} test rows cannot each hold all {len(classes)} classes")
+        raise ValueError(f"parts of {n_train} and {n_test} rows cannot each hold all {len(classes)} classes")
     members = np.split(np.argsort(codes, kind="stable"), np.cumsum(counts)[:-1])
     rng = np.random.RandomState(seed)  # scikit-learn's generator, for its stream
     train_counts = _apportion(counts, n_train, rng)

@@ -151,10 +151,13 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
 
 def _here(arguments: list[tuple]) -> Iterator[tuple[int, tuple[dict, int] | MnistlabError]]:
     """Each point scored in this process, in order, as a cluster's tasks report them: its row, or the
-    MnistlabError that stopped it (said with the point it stopped)."""
+    MnistlabError that stopped it (said with the point it stopped). A ParameterError is raised as itself:
+    a setting of the sweep's own (its validation split, say) that every point would fail alike."""
     for i, args in enumerate(arguments):
         try:
             yield i, score_point(*args)
+        except ParameterError:
+            raise
         except MnistlabError as exc:
             yield i, exc
 

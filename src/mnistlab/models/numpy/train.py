@@ -175,7 +175,7 @@ class GradientDescentClassifier(MnistlabModel):
         if fraction is None:
             fraction = 0.1 if self.early_stopping else 0.0
         if fraction > 0:
-            X, X_val, y, y_val = held_out(X, y, fraction, int(rng.integers(2**31)), "validation_fraction")
+            X, X_val, y, y_val = held_out(X, y, fraction, int(rng.integers(2**31)), "validation_fraction", classes)
         Y = one_hot(y, n_classes)
         n = len(X)
 

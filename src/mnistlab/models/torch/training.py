@@ -202,7 +202,7 @@ class TorchClassifier(MnistlabModel):
         X_val = y_val = None
         if self.validation_fraction > 0:
             X, X_val, y, y_val = held_out(X, y, self.validation_fraction, derived_seed(seed, SPLIT) % 2**32,
-                                          "validation_fraction")
+                                          "validation_fraction", classes)
             X_val, y_val = self._images(X_val, device), torch.from_numpy(y_val).to(device)
         images, labels = self._images(X, device), torch.from_numpy(y).to(device)
 
