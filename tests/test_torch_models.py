@@ -708,3 +708,12 @@ def test_an_allocation_pytorch_cannot_make_is_a_memory_error(data):
     X, y, _, _ = data
     with pytest.raises(MemoryError):
         small("cnn", widths=(8, 16, 2**20), epochs=1).fit(X[:64], y[:64])  # 10^12 weights
+
+
+def test_a_diverging_scikit_learn_mlp_is_said_to_diverge_not_to_refuse_the_data(data):
+    from mnistlab.errors import MnistlabError
+
+    X, y, _, _ = data
+    with pytest.raises(MnistlabError, match="mlp diverged in training") as error, np.errstate(all="ignore"):
+        small("mlp", solver="sgd", learning_rate_init=1e6, max_iter=3).fit(X, y)
+    assert not isinstance(error.value, ParameterError)  # "may contain large values and need to be preprocessed"
