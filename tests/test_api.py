@@ -394,3 +394,13 @@ def test_what_a_notebook_is_handed_is_checked_and_shown_briefly(run, tmp_path):
         (damaged / "metrics.json").write_text(json.dumps({**metrics, **change}))
         with pytest.raises(ml.RunDamagedError, match=problem):  # failed when the notebook showed the run
             ml.load_run(damaged)
+
+
+def test_a_figure_a_run_cannot_draw_says_why(tmp_path):
+    tiny = ml.train("logreg", C=0.1, classes=(0, 1), train_size=200, test_size=4, name="tiny", out=tmp_path,
+                    progress=False)
+    with pytest.raises(ml.ParameterError, match="no 'embedding' figure: its test set is too small for a map"):
+        tiny.figure("embedding")  # said before: "a logreg model has no 'embedding' figure"
+    if (tiny.predictions.y_pred == tiny.predictions.y_true).all():  # T-shirts against trousers: likely
+        with pytest.raises(ml.ParameterError, match="no 'wrong' figure: no test image was misclassified"):
+            tiny.figure("wrong")  # was "First 0 wrong test predictions", drawn empty

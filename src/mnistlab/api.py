@@ -196,7 +196,7 @@ class Run:
             raise ParameterError("name", f"no figure {name!r}; choose one of: {', '.join(FIGURES)}")
         figure = draw(name, self.interpretation)
         if figure is None:
-            raise ParameterError("name", f"a {self.config['model']} model has no {name!r} figure")
+            raise ParameterError("name", f"this run has no {name!r} figure: {FIGURES[name].absent}")
         return figure
 
     def evaluate(self, dataset: str | None = None, data_dir: str | Path | None = None) -> dict:

@@ -32,14 +32,17 @@ CHILD_TIMEOUT_S = 60  # its share is about a CPU second: a child still busy afte
 class RunFigure:
     name: str  # plots/<name>.png
     caption: str
-    draw: Callable[[Interpretation], Figure | None]  # None: this model has nothing to show here
+    draw: Callable[[Interpretation], Figure | None]  # None: this run has nothing to show here
     needs_model: bool = False  # asks the model (weights, features), not only the test results and explanations
+    absent: str = ""  # when ``draw`` gives None, why: said to whoever asks for the figure
 
 
-def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure]:
-    def draw(r: Interpretation) -> Figure:
+def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure | None]:
+    def draw(r: Interpretation) -> Figure | None:
         right = r.y_pred == r.y_true
         idx = np.flatnonzero(right if wanted == "correct" else ~right)[:10]
+        if not len(idx):
+            return None
         return plots.prediction_grid(r.images[idx], r.y_true[idx], r.y_pred[idx], r.classes,
                                      title=f"First {len(idx)} {wanted} test predictions")
     return draw
@@ -127,7 +130,7 @@ def _embedding(r: Interpretation) -> Figure | None:
 
 FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("learning_curves", "Training history: the objective per solver iteration, or loss and accuracy "
-              "after each epoch.", _curves, needs_model=True),
+              "after each epoch.", _curves, needs_model=True, absent="its model keeps no training history"),
     RunFigure("confusion_matrix", "Confusion matrix of the test set (counts; rows are the true classes).",
               lambda r: plots.confusion_matrix_plot(np.array(r.metrics["confusion_matrix"]), r.classes)),
     RunFigure("confusion_matrix_normalized",
@@ -137,9 +140,10 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("confusion_matrix_percent", "Confusion matrix with each cell's count and its share of the true "
               "class's images (rows sum to 100%).",
               lambda r: plots.confusion_counts_percent(np.array(r.metrics["confusion_matrix"]), r.classes)),
-    RunFigure("correct", "The first ten correctly classified test images.", _prediction_grid("correct")),
+    RunFigure("correct", "The first ten correctly classified test images.", _prediction_grid("correct"),
+              absent="no test image was classified correctly"),
     RunFigure("wrong", "The first ten misclassified test images (titles: predicted / true).",
-              _prediction_grid("wrong")),
+              _prediction_grid("wrong"), absent="no test image was misclassified"),
     RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — the most "
               "confident mistakes — with what made the model choose the class it chose.", _top_losses),
     RunFigure("most_confused", "The class pairs most often confused, with the most confident examples of each "
@@ -150,10 +154,12 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               "contrast, at growing strengths.", lambda r: plots.robustness_curves({"test": r.robustness()})),
     RunFigure("embedding", "A 2-D map (t-SNE) of test images as the model sees them, coloured by true class, "
               "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding,
-              needs_model=True),
+              needs_model=True, absent="its test set is too small for a map"),
     RunFigure("coefficients", "The learned weights of each class as 28×28 images: "
-              "blue pixels raise the class score, red ones lower it.", _weights, needs_model=True),
-    RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity, needs_model=True),
+              "blue pixels raise the class score, red ones lower it.", _weights, needs_model=True,
+              absent="its model has no weight per pixel and class"),
+    RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity, needs_model=True,
+              absent="its model has no weights per pixel, or at most 1% of them are zero"),
     RunFigure("sample_probabilities", "Predicted class probabilities for one test image.", _sample_probabilities),
     RunFigure("sample_contributions", "How each pixel of one test image pushes each class score "
               "(gradient × input — for a linear model, weight × pixel — or, for a model without gradients, "
@@ -165,7 +171,7 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
 
 
 def draw(name: str, results: Interpretation) -> Figure | None:
-    """Figure ``name`` of a run, or None where its model has nothing to show for it."""
+    """Figure ``name`` of a run, or None where it has nothing to show for it (``FIGURES[name].absent`` says why)."""
     return FIGURES[name].draw(results)
 
 
