@@ -116,6 +116,29 @@ def test_killed_run_leaves_nothing_listed_and_is_swept(tmp_path):
     assert [r.name for r in RunStore(tmp_path).list()] == ["k"]
 
 
+def test_staging_held_by_a_writer_whose_process_id_means_nothing_here_is_not_swept(tmp_path):
+    """A writer in another container sharing the folder: its id names no process here, its lock is seen."""
+    import fcntl
+
+    from mnistlab._io import atomic_write_bytes, sweep_staging
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folder, file = tmp_path / f".staging-{gone.stdout.strip()}-r-abc", tmp_path / f".staging-{gone.stdout.strip()}-f.tmp"
+    folder.mkdir()
+    file.write_bytes(b"half")
+    held = [os.open(folder, os.O_RDONLY | os.O_DIRECTORY), os.open(file, os.O_RDONLY)]
+    for fd in held:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    sweep_staging(tmp_path)
+    assert folder.is_dir() and file.is_file()  # swept before: the run was written half, then renamed
+    for fd in held:
+        os.close(fd)
+    sweep_staging(tmp_path)
+    assert not folder.exists() and not file.exists()
+    atomic_write_bytes(tmp_path / "x", b"whole")  # the writers hold their own while they write
+    assert (tmp_path / "x").read_bytes() == b"whole" and list(tmp_path.iterdir()) == [tmp_path / "x"]
+
+
 def test_damaged_run_is_listed_as_damaged_and_the_others_stay(out, tmp_path):
     local = tmp_path / "o"
     shutil.copytree(out, local)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import json
 import math
 import os
@@ -46,10 +47,12 @@ def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_prefix(path.name), suffix=".tmp")
     try:
+        _hold(fd)
         os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # held until renamed: ``sweep_staging`` leaves it alone
             f.write(data)
-        os.replace(tmp, path)
+            f.flush()
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -76,34 +79,39 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
+    held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)  # until renamed: ``sweep_staging`` leaves it alone
     try:
-        staging.chmod(FOLDER_MODE)
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    with signals_deferred():
-        old = None
+        _hold(held)
         try:
-            if final.exists() and _exchange(staging, final):
-                old = staging  # it holds the old folder now
-            else:
-                if final.exists():
-                    old = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
-                    os.replace(final, old / final.name)
-                try:
-                    os.replace(staging, final)
-                except BaseException:
-                    if old is not None:
-                        os.replace(old / final.name, final)
-                    raise
+            staging.chmod(FOLDER_MODE)
+            yield staging
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            raise
+        with signals_deferred():
+            old = None
+            try:
+                if final.exists() and _exchange(staging, final):
+                    old = staging  # it holds the old folder now
+                else:
+                    if final.exists():
+                        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
+                        os.replace(final, old / final.name)
+                    try:
+                        os.replace(staging, final)
+                    except BaseException:
+                        if old is not None:
+                            os.replace(old / final.name, final)
+                        raise
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        os.close(held)
 
 
 AT_FDCWD, RENAME_EXCHANGE = -100, 2  # renameat2's arguments (fcntl.h, linux/fs.h)
@@ -159,12 +167,40 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def _hold(fd: int) -> None:
+    """Lock the staging file or folder open at ``fd`` for as long as it is open: the mark of a writer at work
+    that ``sweep_staging`` reads where the writer's process id says nothing (a writer in another container,
+    on another machine sharing the folder). Where the file system has no locks, the id alone tells."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass
+
+
+def _abandoned(path: Path) -> bool:
+    """Whether no writer holds the staging file or folder ``path`` (``_hold``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if path.is_dir() else 0))
+    except OSError:
+        return not path.exists() or path.is_symlink()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # no locks on this file system
+        return True
+    finally:
+        os.close(fd)
+    return True
+
+
 def sweep_staging(folder: Path) -> None:
-    """Delete the staging files and folders in ``folder`` whose writing process is gone."""
+    """Delete the staging files and folders in ``folder`` whose writing process is gone: not running here,
+    and not holding them (``_hold``; a process id from another container's namespace is none of ours)."""
     folder = Path(folder)
     for path in folder.glob(STAGING_PREFIX + "*"):
         pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)) and _abandoned(path):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
