@@ -245,6 +245,10 @@ def test_a_run_is_not_paired_with_test_images_other_than_its_own(run, tmp_path):
     for use in (lambda: other.dataset, other.evaluate, lambda: other.figure("wrong")):
         with pytest.raises(ml.DatasetError, match="not the ones the run 'api' was tested on"):
             use()
+    config["data"]["test_size"] = 10**6  # refused as the user's --test-size before, a flag never given
+    (moved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ml.RunDamagedError, match="its data cannot be drawn again as config.json says"):
+        ml.load_run(moved).dataset
 
 
 def test_interpretation_refuses_counts_and_indices_out_of_range(run):

@@ -159,6 +159,15 @@ def test_damaged_run_is_listed_as_damaged_and_the_others_stay(out, tmp_path):
     assert result.returncode == 0, result.stderr
     listed = {r["name"]: r for r in json.loads(result.stdout)}
     assert listed["b"]["damaged"] is None and listed["a"]["damaged"]
+    broken["created"] = "not a date"  # sorted as the newest: the page's default run
+    config.write_text(json.dumps(broken))
+    shutil.copytree(local / "runs" / "b", local / "runs" / "nomodel")
+    (local / "runs" / "nomodel" / "model.npz").unlink()
+    rows = {r.name: r for r in RunStore(local).list()}
+    assert "'created' must be a date and time" in rows["a"].damaged
+    assert "model.npz: missing" in rows["nomodel"].damaged  # listed as healthy, then failed to predict
+    result = run_cli("runs", "list", "--out", str(config))  # a file: an empty table before
+    assert result.returncode == 2 and "is a file, not a folder of runs" in result.stderr
 
 
 def test_resolve_takes_a_name_or_a_path(out):

@@ -349,7 +349,11 @@ def load_run_data(config: dict, progress: FitProgress = SILENT) -> Dataset:
 
     Refused where the test images are not the ones the run was tested on (the files changed since):
     its predictions, figures and evaluation would be paired with other images."""
-    ds = run_data(config).load(progress)
+    try:
+        ds = run_data(config).load(progress)
+    except ParameterError as exc:  # the run's own choice, not one given now: no flag of the user's to name
+        raise RunDamagedError(f"{config['name']!r}: its data cannot be drawn again as config.json says "
+                              f"({one_line(exc)})") from None
     recorded = config["dataset"].get("test_images_sha256")  # absent from runs written before it was recorded
     if recorded is not None and test_images_digest(ds) != recorded:
         raise DatasetError(f"the test images in {ds.source} are not the ones the run {config['name']!r} was tested "

@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from ..errors import (
 RUNS = "runs"
 CHECKPOINTS = "checkpoints"  # <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains
 CONFIG, METRICS, PREDICTIONS, REPORT, PLOTS = "config.json", "metrics.json", "predictions.npz", "report.html", "plots"
+MODEL_FILES = ("model.npz", "model.json")  # models.serialization's, named here: a listing imports no model code
 NAME_CHARACTERS = "letters, digits and . _ + - (not first)"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 MAX_NAME_LENGTH = 100
@@ -128,6 +130,10 @@ def read_config(run_dir: Path) -> dict:
         raise RunDamagedError(f"{path}: the dataset's classes must be names (strings)")
     if not isinstance(config["dataset"].get("test_images_sha256", ""), str):  # absent from runs written before
         raise RunDamagedError(f"{path}: the dataset's 'test_images_sha256' must be a string")
+    try:  # listings sort by it: any text would do, and be taken for the newest run (the page's default)
+        datetime.fromisoformat(config["created"])
+    except ValueError:
+        raise RunDamagedError(f"{path}: 'created' must be a date and time, got {config['created']!r}") from None
     return config
 
 
@@ -281,8 +287,9 @@ def summarize(run_dir: Path) -> RunSummary:
     run_dir = Path(run_dir)
     try:
         config, metrics = read_config_and_metrics(run_dir)
-        if not (run_dir / PREDICTIONS).is_file():  # what comparisons, pages and interpretations read
-            raise RunDamagedError(f"{run_dir / PREDICTIONS}: missing")
+        for name in (PREDICTIONS, *MODEL_FILES):  # what comparisons, pages, interpretations and predictions read
+            if not (run_dir / name).is_file():
+                raise RunDamagedError(f"{run_dir / name}: missing (or not a file)")
     except RunDamagedError as exc:
         return RunSummary(run_dir.name, str(run_dir), damaged=str(exc))
     return RunSummary(run_dir.name, str(run_dir), config["dataset"]["name"], config["model"], metrics["accuracy"],
@@ -327,6 +334,8 @@ class RunStore:
 
     def list(self) -> list[RunSummary]:
         """Every run, newest first; damaged ones last, with the reason. Stale staging is swept first."""
+        if self.out.exists() and not self.out.is_dir():
+            raise ParameterError("out", f"{self.out} is a file, not a folder of runs")
         if not self.root.is_dir():
             return []
         sweep_leftovers(self.root)
