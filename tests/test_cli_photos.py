@@ -42,6 +42,7 @@ def test_folder_with_labels_json(run_and_photos):
     errors = {r["file"].rsplit("/", 1)[-1]: r["error"] for r in answer["results"] if "error" in r}
     assert set(errors) == {"notes.txt", "empty.png"} and answer["n_failed"] == 2
     assert all("\n" not in e for e in errors.values())
+    assert sorted(result.stderr.splitlines()) == sorted(errors.values())  # said on stderr, as every command's
     predicted = [r for r in answer["results"] if "error" not in r]
     assert len(predicted) == 12 and answer["n_labelled"] == 12
     correct = sum(r["class"] == r["true_class"] for r in predicted)

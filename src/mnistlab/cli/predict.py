@@ -79,13 +79,14 @@ def predict_cmd(run: RunArg,
 
     answer = predict_files(loaded.path, files, top=top, labels=labels,
                            explain_dir=out / "predict" / loaded.name if explain else None)
+    for result in answer["results"]:  # on stderr under --json too, as every command's errors
+        if "error" in result:  # the library's message names the file already
+            err_console.print(Text(result["error"], style="red"), highlight=False, soft_wrap=True)
     if as_json:
         emit_json(answer)
     else:
         for result in answer["results"]:
             if "error" in result:
-                # the library's message names the file already
-                err_console.print(Text(result["error"], style="red"), highlight=False, soft_wrap=True)
                 continue
             probs = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in result["top"])
             truth = f"  (true: {result['true_class']})" if result.get("true_class") else ""

@@ -99,14 +99,15 @@ class TorchClassifier(MnistlabModel):
         Where to train: "auto" is CUDA when present, else the CPU.
     random_state : int or None, default=None
         Seed of everything (see the module docstring); same seed, same result on a given
-        machine (on a GPU too: cuDNN runs its deterministic kernels). None draws a seed,
-        which a checkpoint remembers.
+        machine with the same CPU ``threads`` (on a GPU too: cuDNN runs its deterministic
+        kernels). None draws a seed, which a checkpoint remembers.
     checkpoint_dir : str or None, default=None
         Folder for a checkpoint written (atomically) after every epoch. A later ``fit`` with
         the same parameters and data continues from it. None: no checkpoints.
     threads : int in [1, 1024] or None, default=None
         PyTorch's CPU threads while fitting. None: the cores no other process is busy on when
-        the fit starts, at most PyTorch's own count (see the module docstring).
+        the fit starts, at most PyTorch's own count (see the module docstring); the count taken
+        is ``threads_`` and the fit message's, and a fit repeated exactly gives it.
 
     Attributes
     ----------
