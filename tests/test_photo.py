@@ -109,6 +109,18 @@ def test_every_colour_mode_converts(mode, scene, sneaker):
     assert corr(prepared.pixels, sneaker) > (0.6 if mode == "1" else 0.9)
 
 
+@pytest.mark.parametrize("top", [4095, 200000])  # a 12-bit camera's; 32-bit values past 16 bits' range
+def test_integer_images_of_other_depths_convert_as_their_depth_says(scene, sneaker, top):
+    gray = np.asarray(Image.fromarray(scene[0]).convert("L"), np.float64) / 255
+    data = encode(Image.fromarray(np.round(gray * top).astype(np.int32)), "TIFF")
+    image = load_image(data)
+    if top == 4095:  # as bright as the 8-bit photo, not a sixteenth of it (12 bits read as 16)
+        np.testing.assert_allclose(np.asarray(image), np.asarray(load_image(ENCODINGS["I"](scene))), atol=5e-3)
+    assert np.asarray(image).max() < 1  # nothing past 65535 clipped to white
+    prepared = prepare(image, "fashion-mnist")
+    assert prepared.inverted and corr(prepared.pixels, sneaker) > 0.9
+
+
 def test_light_object_on_transparency_gets_a_dark_background(scene, sneaker):
     rgba = cut_out(scene)
     rgba[..., :3] = np.where(rgba[..., 3:] > 0, 235, 0)  # white chalk-like strokes

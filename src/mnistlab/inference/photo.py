@@ -355,12 +355,14 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     if image.mode.startswith("I;16"):
         return np.asarray(image, dtype=np.float32) / 65535
     if image.mode in ("I", "F"):
-        # No declared range: assume 16-bit, 8-bit or [0, 1] from the values.
-        values = np.asarray(image, dtype=np.float32)
+        # No declared range: [0, 1], or the fewest bits (at least 8) that hold the values (a 12-bit camera's 4095
+        # is white; a 32-bit image's values past 65535 were all white when 16 bits were assumed)
+        values = np.asarray(image, dtype=np.float64)
         if not np.isfinite(values).all():  # a float TIFF can hold them; no scale or threshold survives one
             raise PhotoError("pixel values are not finite (NaN or infinity)")
         peak = values.max(initial=0)
-        return values / (65535 if peak > 255 else 255 if peak > 1 else 1)
+        top = 1 if peak <= 1 else 2 ** max(8, int(np.ceil(peak)).bit_length()) - 1
+        return (values / top).astype(np.float32)
     if image.mode == "LAB":  # no conversion to L: its first band is the lightness
         return np.asarray(image.getchannel("L"), dtype=np.float32) / 255
     try:
