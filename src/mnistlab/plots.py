@@ -151,17 +151,19 @@ def _tiles(tiles, titles, suptitle: str, ncols: int, tile: float = 1.5, title_si
     per_pixel = tile / width  # inches
     lines = max(str(t).count("\n") + 1 for t in titles)
     pitch = max(tile + 0.2, _text_inches(titles, title_size) + 0.15)  # a column's width: tile and title fit
-    gap = round((pitch - tile) / per_pixel)
+    gap = round((pitch - tile) / per_pixel)  # half of it on either side of a column: its title fits there too
     band = math.ceil((_lines_inches(title_size, lines) + 0.1) / per_pixel)  # a title's rows above its tile
-    canvas = np.ones((nrows * (band + height), ncols * width + (ncols - 1) * gap, 3))
-    corners = [((i % ncols) * (width + gap), (i // ncols) * (band + height) + band) for i in range(n)]
+    canvas = np.ones((nrows * (band + height), ncols * (width + gap), 3))
+    corners = [(gap // 2 + (i % ncols) * (width + gap), (i // ncols) * (band + height) + band) for i in range(n)]
     for (x, y), picture in zip(corners, tiles):
         canvas[y:y + height, x:x + width] = picture
     margin, bar = 0.1, (1.3 if colorbar else 0.0)
     top = _lines_inches(12, suptitle.count("\n") + 1) + 0.15
     shown_w, shown_h = canvas.shape[1] * per_pixel, canvas.shape[0] * per_pixel
-    fig = Figure(figsize=(shown_w + 2 * margin + bar, shown_h + top + margin))
-    ax = _axes_at(fig, margin, margin, shown_w, shown_h)
+    width_in = max(shown_w + 2 * margin + bar, _text_inches([suptitle], 12) + 2 * margin)  # the title fits too
+    fig = Figure(figsize=(width_in, shown_h + top + margin))
+    left = (width_in - bar - shown_w) / 2  # the tiles centred under a title wider than they are
+    ax = _axes_at(fig, left, margin, shown_w, shown_h)
     ax.imshow(canvas, interpolation="nearest", aspect="auto")
     ax.set_axis_off()
     ax.add_collection(PatchCollection([Rectangle((x - 0.5, y - 0.5), width, height) for x, y in corners],
@@ -172,7 +174,7 @@ def _tiles(tiles, titles, suptitle: str, ncols: int, tile: float = 1.5, title_si
                 fontweight=weight)
     if colorbar:
         _colorbar(fig, colorbar["cmap"], colorbar["vmin"], colorbar["vmax"],
-                  (margin + shown_w + 0.25, margin + 0.1 * shown_h, 0.2, 0.8 * shown_h), label=colorbar["label"])
+                  (left + shown_w + 0.25, margin + 0.1 * shown_h, 0.2, 0.8 * shown_h), label=colorbar["label"])
     fig.suptitle(suptitle, y=1 - 0.05 / fig.get_figheight(), va="top")
     return fig
 
