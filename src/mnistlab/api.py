@@ -39,7 +39,7 @@ from .experiments.store import (
     read_predictions,
 )
 from .models import family_names, get_family
-from .notebook import show_figures_in_ipython
+from ._ipython import show_figures_in_ipython
 
 
 show_figures_in_ipython()  # the figures this API returns, shown in a notebook as pictures

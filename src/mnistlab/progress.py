@@ -35,7 +35,7 @@ from rich.progress import (
 
 from .callbacks import SILENT, FitProgress
 from .models.params import check
-from .notebook import in_notebook
+from ._ipython import in_notebook
 
 BAR_WIDTH = 20
 FIXED_COLUMNS_WIDTH = 48  # "1234/1234 iterations 0:00:00 left 0:00:00" and the gaps
