@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "mnistlab"
 # Each part of the package and its layer; a module may import only from its own layer or lower ones.
 LAYERS = {
-    "_io": 0, "_values": 0, "callbacks": 0, "errors": 0, "_npz": 0, "_system": 0, "notebook": 0,
+    "_io": 0, "_values": 0, "callbacks": 0, "errors": 0, "_npz": 0, "_system": 0, "_ipython": 0,
     "html": 1, "plots": 1, "data": 1,
     "models": 2,
     "experiments": 3, "inference": 3, "progress": 3,
