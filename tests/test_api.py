@@ -247,7 +247,7 @@ def test_a_run_is_not_paired_with_test_images_other_than_its_own(run, tmp_path):
             use()
     config["data"]["test_size"] = 10**6  # refused as the user's --test-size before, a flag never given
     (moved / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ml.RunDamagedError, match="its data cannot be drawn again as config.json says"):
+    with pytest.raises(ml.DatasetError, match="cannot give the run 'api' its images again"):
         ml.load_run(moved).dataset
 
 

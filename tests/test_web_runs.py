@@ -165,6 +165,13 @@ def test_other_web_sites_are_not_answered(out):
         page = http.post("/api/compare", data={"a": "good", "b": "unpenalised"},  # the page's own request
                          headers={"Host": "127.0.0.1:8000", "Origin": "http://127.0.0.1:8000"})
         assert page.status_code == 200, page.text
+        assert http.get("/api/runs", headers={"Host": "localhost.:8000"}).status_code == 200
+        assert http.get("/api/runs", headers={"Host": "mnist.example.com"}).status_code == 403
+    with client(out, loopback=True, hosts=frozenset({"mnist.example.com"})) as http:  # behind a reverse proxy
+        assert http.get("/api/runs", headers={"Host": "mnist.example.com"}).status_code == 200
+        proxied = http.post("/api/compare", data={"a": "good", "b": "unpenalised"},  # nginx's Host $proxy_host
+                            headers={"Host": "127.0.0.1:8000", "Origin": "https://mnist.example.com"})
+        assert proxied.status_code == 200, proxied.text
 
 
 def test_pages_are_whole_files_and_answer_head_and_damage_without_folders(out, tmp_path):

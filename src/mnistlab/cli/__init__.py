@@ -72,14 +72,16 @@ def main() -> None:
     130) and SIGTERM (143: timeout, systemd, docker stop) leave nothing half-written."""
     warnings.showwarning = _show_warning
     signal.signal(signal.SIGTERM, _terminated)
-    if "--json" in sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]:
-        keep_stdout_for_json()
     try:
+        if "--json" in sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]:
+            keep_stdout_for_json()
         code = app(standalone_mode=False)  # returns an Exit's code (130 for Ctrl-C); usage errors are raised
         if code == 130:
             err_console.print("interrupted")
         sys.exit(code or 0)
     except TyperException as exc:  # a usage error (click's, which typer carries): typer's own is five lines
+        if not exc.format_message():  # a group called bare: its help, printed already, says it all
+            sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
         _error_line(exc.format_message() + (f" (see `{ctx.command_path} --help`)" if ctx else ""))
     except MnistlabError as exc:

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from .._io import finite_json
-from ..errors import ParameterError
+from ..errors import MnistlabError, ParameterError
 from ..data.registry import DATASETS
 from ..experiments.store import DEFAULT_OUT
 
@@ -58,6 +58,8 @@ def keep_stdout_for_json() -> None:
     """Under --json stdout holds the JSON document alone: from here on, whatever else is written to it goes
     to stderr (scikit-learn's verbose fits print to stdout, from Python and from C, so the file descriptor
     itself is redirected), and ``emit_json`` writes to the stdout set apart."""
+    if sys.stdout is None:  # closed by the caller (>&-): nowhere to write the JSON
+        raise MnistlabError("stdout is closed: there is nowhere to write the JSON")
     sys.stdout.flush()
     _json_stdout.append(os.fdopen(os.dup(1), "w", encoding="utf-8"))
     os.dup2(2, 1)

@@ -22,6 +22,9 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
                   help="What predicts: native (the run's own model, with explanation maps) or onnx (its ONNX "
                        "export under onnxruntime, exported on first use: lighter, faster-starting workers, "
                        "no explanation maps).")] = "native",
+              allow_host: Annotated[Optional[list[str]], typer.Option(
+                  help="A name the page is also reached by, through a reverse proxy (repeatable): requests naming "
+                       "another host, and forms posted from another site, are refused (403).")] = None,
               out: OutOpt = OUT) -> None:
     """Start the web page: draw or upload an image, see the prediction and why; browse and compare runs.
 
@@ -32,6 +35,7 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
     mnistlab serve --run my-run --port 8080
     mnistlab serve --workers 1      # one process predicts: least memory
     mnistlab serve --engine onnx    # onnxruntime predicts: no PyTorch or scikit-learn in the workers
+    mnistlab serve --allow-host mnist.example.com   # behind a reverse proxy of that name
     ```
     """
     import uvicorn
@@ -43,7 +47,8 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
                             "opens it to the network)")
     listening = _listening_socket(host, port)  # before anything starts
     # an unknown --run or --engine fails here, before serving (and --engine onnx exports --run's model if need be)
-    app_ = create_app(out, default_run=run, workers=workers, engine=engine, loopback=is_loopback(host))
+    app_ = create_app(out, default_run=run, workers=workers, engine=engine, loopback=is_loopback(host),
+                      hosts=frozenset(allow_host or ()))
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"  # an IPv6 address in brackets, as URLs have it
     console.print(f"mnistlab web page on {url}/  (API docs: {url}/docs; Ctrl-C stops)")
     uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[listening])

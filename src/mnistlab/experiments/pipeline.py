@@ -351,9 +351,10 @@ def load_run_data(config: dict, progress: FitProgress = SILENT) -> Dataset:
     its predictions, figures and evaluation would be paired with other images."""
     try:
         ds = run_data(config).load(progress)
-    except ParameterError as exc:  # the run's own choice, not one given now: no flag of the user's to name
-        raise RunDamagedError(f"{config['name']!r}: its data cannot be drawn again as config.json says "
-                              f"({one_line(exc)})") from None
+    except ParameterError as exc:  # the run's own choice, not one given now (no flag of the user's to name):
+        # the data found here cannot give it (fewer images than the run drew, say)
+        raise DatasetError(f"the data found cannot give the run {config['name']!r} its images again, as "
+                           f"config.json records them ({one_line(exc)})") from None
     recorded = config["dataset"].get("test_images_sha256")  # absent from runs written before it was recorded
     if recorded is not None and test_images_digest(ds) != recorded:
         raise DatasetError(f"the test images in {ds.source} are not the ones the run {config['name']!r} was tested "

@@ -52,6 +52,11 @@ class TemperatureScaled:
     def __repr__(self) -> str:
         return f"TemperatureScaled({self.model!r}, temperature={self.temperature:.4g})"
 
+    def probabilities_note(self) -> str | None:
+        """The model's note on what its probabilities are, and that they are scaled here."""
+        note = self.model.probabilities_note()
+        return None if note is None else f"{note}; here scaled by a temperature fitted on held-out images"
+
     def predict_proba(self, X) -> np.ndarray:
         """The model's probabilities, scaled by the temperature."""
         return scale(self.model.predict_proba(X), self.temperature)

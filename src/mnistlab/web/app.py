@@ -114,7 +114,7 @@ class UploadLimit:
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, IPv6 in brackets or not) names this machine only."""
-    host = host.strip("[]").lower()
+    host = host.strip("[]").lower().removesuffix(".")  # "localhost." is localhost too
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -125,32 +125,40 @@ class SameSite:
     """ASGI middleware against other web sites: a POST whose Origin is another site's is answered 403 (a page
     anywhere can make the browser send a form here, to write comparisons); with ``loopback`` (a server bound to
     this machine only), so is any request whose Host is not this machine's, as a site's own name made to
-    resolve to 127.0.0.1 sends (DNS rebinding, which would let it read the answers)."""
+    resolve to 127.0.0.1 sends (DNS rebinding, which would let it read the answers). ``hosts``: the names it is
+    also reached by (a reverse proxy's), in the Host or the Origin."""
 
-    def __init__(self, app, loopback: bool):
-        self.app, self.loopback = app, loopback
+    def __init__(self, app, loopback: bool, hosts: frozenset[str] = frozenset()):
+        self.app, self.loopback, self.hosts = app, loopback, {h.lower().removesuffix(".") for h in hosts}
+
+    def _named(self, url: str) -> bool:
+        return (urlsplit(url).hostname or "").removesuffix(".") in self.hosts
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             host, origin = headers.get("host", ""), headers.get("origin")
-            if self.loopback and not is_loopback(urlsplit(f"//{host}").hostname or ""):
+            if self.loopback and not (is_loopback(urlsplit(f"//{host}").hostname or "") or self._named(f"//{host}")):
                 return await JSONResponse({"detail": "this server answers requests to this machine's own address "
-                                                     "only"}, status_code=403)(scope, receive, send)
-            if scope["method"] == "POST" and origin is not None and urlsplit(origin).netloc.lower() != host.lower():
-                return await JSONResponse({"detail": "a request from another web site; not answered"},
+                                                     "only (serve --allow-host NAME for a name it is reached by)"},
+                                          status_code=403)(scope, receive, send)
+            if (scope["method"] == "POST" and origin is not None and urlsplit(origin).netloc.lower() != host.lower()
+                    and not self._named(origin)):
+                return await JSONResponse({"detail": "a request from another web site; not answered (serve "
+                                                     "--allow-host NAME for a name the page is reached by)"},
                                           status_code=403)(scope, receive, send)
         await self.app(scope, receive, send)
 
 
 def create_app(out: Path, default_run: str | Path | None = None, workers: int | None = None,
-               engine: str = "native", loopback: bool = False) -> FastAPI:
+               engine: str = "native", loopback: bool = False, hosts: frozenset[str] = frozenset()) -> FastAPI:
     """The application serving runs found under ``out``; ``workers`` processes predict
     (default: one per core) with ``engine`` ("native" or "onnx", see ``workers``). ``default_run``
     (a name or a run folder's path) predicts when a request names none; it must be a run, or
     this raises RunNotFoundError before anything starts (with the onnx engine, it is exported
     now if it has not been, and a run that cannot be raises ExportError). ``loopback``: the server listens
-    on this machine's own address only, and answers requests made to it only (``SameSite``)."""
+    on this machine's own address only, and answers requests made to it only (``SameSite``), or to ``hosts``
+    (other names it is reached by: a reverse proxy's)."""
     store = RunStore(out)
     default_dir = store.resolve(default_run) if default_run else None
     if default_dir is not None and (namesake := store.root / default_dir.name).exists() \
@@ -227,7 +235,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
                                         for e in exc.errors()]}, status_code=422)
 
     app.add_middleware(UploadLimit, limit=UPLOAD_LIMIT + 64 * 1024)  # the form's own bytes besides the file
-    app.add_middleware(SameSite, loopback=loopback)  # added last: the first to see a request
+    app.add_middleware(SameSite, loopback=loopback, hosts=hosts)  # added last: the first to see a request
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: what health checks send
     def index() -> FileResponse:

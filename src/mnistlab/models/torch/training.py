@@ -169,11 +169,11 @@ class TorchClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
+        if np.ndim(X) == 2 and np.shape(X)[1] != int(np.prod(IMAGE_SHAPE)):  # before check_features records them
+            raise ParameterError(None, f"{self.family} takes 28×28 images as rows of 784 pixels, "
+                                       f"got {np.shape(X)[1]} columns")
         X = check_features(self, X, reset=True)
         y = check_labels(self, y, len(X))
-        if X.shape[1] != int(np.prod(IMAGE_SHAPE)):
-            raise ParameterError(None, f"{self.family} takes 28×28 images as rows of 784 pixels, "
-                                       f"got {X.shape[1]} columns")
         classes, y = np.unique(y, return_inverse=True)  # classes_ is set with the network: a fit that fails
         # leaves the model as it was, not an earlier network answering with these labels
         device = resolve_device(self.device)
