@@ -135,8 +135,17 @@ def test_staging_held_by_a_writer_whose_process_id_means_nothing_here_is_not_swe
         os.close(fd)
     sweep_staging(tmp_path)
     assert not folder.exists() and not file.exists()
-    atomic_write_bytes(tmp_path / "x", b"whole")  # the writers hold their own while they write
+    atomic_write_bytes(tmp_path / "x", b"whole")
     assert (tmp_path / "x").read_bytes() == b"whole" and list(tmp_path.iterdir()) == [tmp_path / "x"]
+    from mnistlab._io import atomic_directory
+
+    with atomic_directory(tmp_path / "run") as staging:  # a writer holds its own while it writes
+        (staging / "config.json").write_text("{}")
+        foreign = staging.rename(folder)  # as another container's writer would name it: a pid not alive here
+        sweep_staging(tmp_path)
+        assert (foreign / "config.json").is_file()
+        foreign.rename(staging)
+    assert (tmp_path / "run" / "config.json").is_file()
 
 
 def test_damaged_run_is_listed_as_damaged_and_the_others_stay(out, tmp_path):

@@ -167,28 +167,34 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP}  # a file system without them
+
+
 def _hold(fd: int) -> None:
     """Lock the staging file or folder open at ``fd`` for as long as it is open: the mark of a writer at work
     that ``sweep_staging`` reads where the writer's process id says nothing (a writer in another container,
-    on another machine sharing the folder). Where the file system has no locks, the id alone tells."""
+    on another machine sharing the folder). Shared, so that a folder opened read-only can take it on NFS too
+    (an exclusive lock there needs a file open for writing); waited for, as ``_abandoned`` holds one for an
+    instant. Where the file system has no locks, the id alone tells."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        pass
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError as exc:
+        if exc.errno not in NO_LOCKS:
+            raise
 
 
 def _abandoned(path: Path) -> bool:
-    """Whether no writer holds the staging file or folder ``path`` (``_hold``)."""
+    """Whether no writer holds the staging file or folder ``path`` (``_hold``); where that cannot be told (an
+    exclusive lock refused otherwise than for want of locks), it is taken as held: a leftover stays hidden,
+    a run being written is never deleted."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if path.is_dir() else 0))
     except OSError:
         return not path.exists() or path.is_symlink()
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:  # no locks on this file system
-        return True
+    except OSError as exc:  # BlockingIOError: held
+        return exc.errno in NO_LOCKS
     finally:
         os.close(fd)
     return True
