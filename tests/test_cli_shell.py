@@ -206,7 +206,8 @@ def test_an_empty_value_given_is_refused_not_taken_for_none(tmp_path):
     for args, message in [(["train", "logreg", "--name", "", "--train-size", "100"], "--name: a run name must be"),
                           (["models", ""], "unknown model ''"),
                           (["benchmark", "zalando", "--classifiers", ""], "--classifiers: give a non-empty list"),
-                          (["sweep", "logreg", "--C", "1", "--cluster", "", "--train-size", "100"], "--cluster: must be")]:
+                          (["sweep", "logreg", "--C", "1", "--cluster", "", "--train-size", "100"],
+                           "--cluster: must be")]:
         result = run_cli(*args, "--out", str(tmp_path)) if args[0] != "models" else run_cli(*args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "sweeps").exists()

@@ -123,7 +123,8 @@ def test_staging_held_by_a_writer_whose_process_id_means_nothing_here_is_not_swe
     from mnistlab._io import atomic_write_bytes, sweep_staging
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    folder, file = tmp_path / f".staging-{gone.stdout.strip()}-r-abc", tmp_path / f".staging-{gone.stdout.strip()}-f.tmp"
+    pid = gone.stdout.strip()
+    folder, file = tmp_path / f".staging-{pid}-r-abc", tmp_path / f".staging-{pid}-f.tmp"
     folder.mkdir()
     file.write_bytes(b"half")
     held = [os.open(folder, os.O_RDONLY | os.O_DIRECTORY), os.open(file, os.O_RDONLY)]

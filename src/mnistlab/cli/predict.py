@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import printable
-
 from .common import (
     OUT,
     IndexOpt,

@@ -172,7 +172,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
 
         uncalibrated = None
         if calibrate:
-            before = finite_proba(model.predict_proba(x_test), family).astype(np.float32)  # as the calibrated ones, below
+            # as the calibrated ones, below
+            before = finite_proba(model.predict_proba(x_test), family).astype(np.float32)
             uncalibrated = metrics_mod.calibration(ds.y_test, before)
             model = TemperatureScaled(model, fit_temperature(model.predict_proba(x_val), y_val))
 

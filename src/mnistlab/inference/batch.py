@@ -64,7 +64,8 @@ def read_labels(path: Path, classes: list[str]) -> dict[Path, int]:
     try:
         data = read_at_most(path, MAX_LABELS_BYTES)
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise ParameterError("labels", f"{printable(str(path))}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        raise ParameterError("labels", f"{printable(str(path))}: cannot read "
+                                       f"({getattr(exc, 'strerror', None) or exc})") from None
     if len(data) > MAX_LABELS_BYTES:
         raise ParameterError("labels", f"{printable(str(path))}: larger than {MAX_LABELS_BYTES} bytes")
     try:

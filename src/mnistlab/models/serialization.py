@@ -140,7 +140,8 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         raise ModelFileError(f"{directory}: the model predicts {predicts} classes but the run lists {n_classes}")
     if n_classes is not None and not np.array_equal(getattr(model, "classes_", np.arange(n_classes)),
                                                     np.arange(n_classes)):  # a run's labels are 0 … n - 1
-        raise ModelFileError(f"{directory}: the model's classes_ are not the run's labels 0 to {n_classes - 1}, in order")
+        raise ModelFileError(f"{directory}: the model's classes_ are not the run's labels 0 to {n_classes - 1}, "
+                             "in order")
     return model
 
 

@@ -89,7 +89,8 @@ class Checkpoint:
             self.unusable = f"{self.path} is unreadable ({one_line(exc)})"  # e.g. truncated
             return None
         self.meta = meta
-        if problem := self._problem(epochs, shapes, n_parameters, history_keys):  # the same fingerprint, yet not this fit's
+        # the same fingerprint, yet not this fit's
+        if problem := self._problem(epochs, shapes, n_parameters, history_keys):
             self.unusable = f"{self.path} is damaged or from another version of this network ({problem})"
             return None
         return self

@@ -66,8 +66,8 @@ from ..base import MnistlabModel
 from ..params import SEED, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from .checkpoint import Checkpoint, load_state
-from .device import (DEVICES, allocation_failures_as_memory_error, available_threads, cpu_threads, derived_seed, prediction_threads, reproducible,
-                     resolve_device, seeded)
+from .device import (DEVICES, allocation_failures_as_memory_error, available_threads, cpu_threads, derived_seed,
+                     prediction_threads, reproducible, resolve_device, seeded)
 
 IMAGE_SHAPE = (1, 28, 28)
 INIT, SPLIT, DATA, DROPOUT = range(4)  # what a derived seed is for
@@ -78,11 +78,10 @@ MAX_THREADS = 1024  # more than any CPU has; OpenMP crashed the process at a mil
 STATE_PREFIX = "state."
 PREDICT_BATCH = 1024
 PROGRESS_EVERY = 10  # steps between progress reports: reading the loss waits for a GPU
-
-
 # what a fit's history keeps, without and with a validation split
 HISTORY_KEYS = {False: ("train_loss", "train_accuracy"),
                 True: ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
+
 
 class TorchClassifier(MnistlabModel):
     """Base class of the PyTorch models; see the module docstring for the hooks.
