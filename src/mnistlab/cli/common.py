@@ -27,8 +27,10 @@ app = typer.Typer(
 
 # What the commands print quotes paths, file names and the contents of files: never read as Rich markup
 # (a name holding "[/x]" would break the line, "[bold]x" would lose its brackets); styles come as ``Text``.
-console = Console(markup=False)
-err_console = Console(stderr=True, markup=False)
+# Nor broken by a newline at the terminal's width: a path copied from the output must be whole (the
+# terminal wraps long lines itself).
+console = Console(markup=False, soft_wrap=True)
+err_console = Console(stderr=True, markup=False, soft_wrap=True)
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=f"One of: {', '.join(DATASETS)}.")]
 DataDirOpt = Annotated[Optional[Path], typer.Option(

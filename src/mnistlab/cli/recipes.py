@@ -109,8 +109,8 @@ def _answer(result) -> dict:
 def _print(result) -> None:
     recipe = result.recipe
     table = Table(title=recipe.title, caption=recipe.published_note)
-    table.add_column("result")
-    table.add_column("model", no_wrap=True)
+    table.add_column("result", no_wrap=True, min_width=len("reproduced"))  # which number is which: never cut
+    table.add_column("model", overflow="fold")
     for col in ("accuracy", "vs published", "zero weights", "fit s", "train / test"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for r in result.rows():

@@ -34,14 +34,20 @@ def runs_list(out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
         emit_json([r.as_dict() for r in rows])
         return
     table = Table(title=f"Runs in {store.root}")
-    for col in ("run", "dataset", "model", "accuracy", "macro F1", "fit s", "created"):
-        table.add_column(col, justify="right" if col in ("accuracy", "macro F1", "fit s") else "left")
+    # names whole, which other commands are given: folded onto a second line where the terminal is narrow,
+    # never cut short with an ellipsis
+    table.add_column("run", overflow="fold", min_width=min(max((len(r.name) for r in rows), default=3), 24))
+    for col in ("dataset", "model"):
+        table.add_column(col, overflow="fold")
+    for col in ("accuracy", "macro F1", "fit s"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True)
     for r in rows:
         if r.damaged:
             table.add_row(r.name, Text(f"damaged: {r.damaged}", style="red"))
         else:
             table.add_row(r.name, r.dataset, r.model, f"{r.accuracy:.4f}", f"{r.macro_f1:.4f}",
-                          f"{r.fit_seconds:.2f}", r.created)
+                          f"{r.fit_seconds:.2f}", r.created[:16].replace("T", " "))  # to the minute
     console.print(table)
 
 
