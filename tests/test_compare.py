@@ -41,6 +41,24 @@ def test_class_accuracy_deltas_with_bootstrap_intervals():
     assert worse["delta"] == pytest.approx(-0.5) and worse["n"] == 40
     # the resampled share of B's misses among 40 images: its 95% interval is about ±0.15 around −0.5
     assert -0.7 < worse["low"] < -0.5 < worse["high"] < -0.3
-    assert same == {"delta": 0.0, "low": 0.0, "high": 0.0, "n": 40}  # identical predictions: no uncertainty
+    assert same == {"delta": 0.0, "low": 0.0, "high": 0.0, "n": 40, "p_value": 1.0, "p_holm": 1.0,
+                    "significant": False}  # identical predictions: no uncertainty
     assert absent == {"delta": None, "low": None, "high": None, "n": 0}
+    assert worse["p_value"] == fair_coin_p_value(0, 20) and worse["p_holm"] == 2 * worse["p_value"]  # 2 classes tested
+    assert worse["significant"]
     assert class_accuracy_deltas(y, a, b, 3) == class_accuracy_deltas(y, a, b, 3)  # seeded
+
+
+def test_a_class_where_the_runs_differ_on_a_few_images_is_not_called_significant():
+    """5 of 40 images right for A alone: the bootstrap interval excludes 0, the exact test (p = 1/16) does not."""
+    y = np.zeros(40, dtype=int)
+    a, b = np.zeros(40, dtype=int), np.r_[np.ones(5, dtype=int), np.zeros(35, dtype=int)]
+    (row,) = class_accuracy_deltas(y, a, b, n_classes=1)
+    assert row["high"] < 0 and row["p_value"] == pytest.approx(0.0625) and not row["significant"]
+
+
+def test_holm_adjusts_in_steps_and_keeps_the_order():
+    from mnistlab.experiments.compare import holm
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([]) == [] and holm([0.6]) == [0.6]
