@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import itertools
 import json
 import math
@@ -160,6 +161,9 @@ def read_metrics(run_dir: Path) -> dict:
                 and all(is_number(row.get(k)) and 0 <= row[k] <= 1 for k in ("precision", "recall", "f1"))):
             raise RunDamagedError(f"{path}: per_class entry {i} must hold a class name, its support and its "
                                   "precision, recall and f1 as fractions")
+    if not _follows_from(matrix, metrics):
+        raise RunDamagedError(f"{path}: its accuracy, macro F1 or per-class scores are not those its confusion "
+                              "matrix gives")
     calibration = metrics.get("calibration", {})
     if not (isinstance(calibration, dict) and all(type(calibration.get(k, 0.0)) in (int, float) for k in ("ece", "brier"))):
         raise RunDamagedError(f"{path}: 'calibration' must be an object, its 'ece' and 'brier' must be numbers")
@@ -179,6 +183,21 @@ def read_metrics(run_dir: Path) -> dict:
             raise RunDamagedError(f"{path}: top_losses entry {i} is not a test image's index, its classes and "
                                   "finite numbers")
     return metrics
+
+
+def _follows_from(matrix: list[list[int]], metrics: dict) -> bool:
+    """Whether ``metrics``' accuracy, macro F1 and per-class supports and F1 are the confusion matrix's
+    (``metrics.evaluate``'s formulas): listings and comparisons show them beside counts taken from it."""
+    n = len(matrix)
+    right = [matrix[k][k] for k in range(n)]
+    support = [sum(row) for row in matrix]
+    predicted = [sum(row[k] for row in matrix) for k in range(n)]
+    f1 = [2 * right[k] / (support[k] + predicted[k]) if support[k] + predicted[k] else 0.0 for k in range(n)]
+    close = functools.partial(math.isclose, abs_tol=1e-9)
+    return (close(metrics["accuracy"], sum(right) / sum(support) if sum(support) else 0.0)
+            and close(metrics["macro_f1"], sum(f1) / n)
+            and all(row["support"] == support[k] and close(row["f1"], f1[k])
+                    for k, row in enumerate(metrics["per_class"])))
 
 
 def _is_robustness(value) -> bool:
