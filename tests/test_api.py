@@ -296,10 +296,14 @@ def test_predict_reads_what_a_photo_or_an_image_array_comes_as(run):
         assert np.array_equal(run.predict(data).pixels, from_file.pixels)
 
 
-def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(out):
+def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(run, out):
     old = ml.train("logreg", C=0.1, name="api-replaced", out=out, progress=False, embedding=False, **SMALL)
+    image = old.dataset.x_test[0]
+    old.model  # loaded before the folder is replaced: predictions named the new run's classes
+    comparison = ml.compare(old, run, out=out)
     ml.train("logreg", C=0.001, name="api-replaced", out=out, progress=False, embedding=False, overwrite=True, **SMALL)
-    for use in (lambda: old.export(check=False), lambda: old.model):
+    for use in (lambda: old.export(check=False), lambda: old.predict(image), old.evaluate, old.figure_names,
+                lambda: comparison.figure("accuracy")):
         with pytest.raises(ml.MnistlabError, match="'api-replaced' was replaced after it was loaded"):
             use()
     assert not (out / "runs" / "api-replaced" / "model.onnx").exists()

@@ -165,6 +165,7 @@ class Run:
         """The figures this run's model can show (see ``figure``)."""
         from .experiments.figures import FIGURES
 
+        self._unchanged()
         return [name for name in FIGURES if (self.path / PLOTS / f"{name}.png").is_file()]
 
     @cached_property
@@ -207,6 +208,7 @@ class Run:
         """
         from .progress import fit_progress
 
+        self._unchanged()  # the folder's model is evaluated: this run's, not one trained over it
         data = None  # its own: checked to be the images it was tested on
         if dataset or data_dir:
             data = run_data(self.config)
@@ -228,6 +230,7 @@ class Run:
         >>> [p.label for p in run.predict(run.dataset.x_test[:3])] == list(run.predictions.y_pred[:3])
         True
         """
+        self._unchanged()  # the predictor reads the folder's classes: this run's, not one trained over it
         return self._predictor.predict(x)
 
     def export(self, path: str | Path | None = None, format: str = "onnx", check: bool = True) -> Path:
@@ -320,6 +323,8 @@ class Comparison:
         """"accuracy", "confusion_delta_1", "f1_delta_1" (one per pair) or "learning_curves", as a Figure."""
         from .experiments.compare import comparison_figures, load_for_comparison
 
+        for run in self.runs:  # drawn from the runs' folders: still the runs compared, not others trained over them
+            run._unchanged()
         figures = comparison_figures([load_for_comparison(r.path) for r in self.runs], self.pairs,
                                      self.result["classes"])
         if not isinstance(name, str) or name not in figures:

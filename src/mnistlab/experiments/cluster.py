@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,8 +52,10 @@ def connected(address: str) -> Iterator:
         # one single-threaded worker process per core: the tasks' own libraries would only compete; the
         # scheduler's HTTP server (which None does not turn off) on a free port of this machine alone, not 8787
         # (taken: a warning)
-        with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address="127.0.0.1:0", silence_logs=40) as local, Client(local) as client:
+        with _ctrl_c_for_this_process_only():
+            local = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                                 host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+        with local, Client(local) as client:
             yield client
         return
     if "://" not in address:
@@ -70,6 +73,22 @@ def connected(address: str) -> Iterator:
         raise MnistlabError(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None
     with client, _quiet("distributed"):  # a lost scheduler is said once, below, not in Dask's log lines
         yield client
+
+
+@contextmanager
+def _ctrl_c_for_this_process_only() -> Iterator[None]:
+    """Ctrl-C ignored while child processes start, which keep that (a Python started with SIGINT ignored
+    leaves it so): the terminal sends it to every process of the group, and the local cluster's workers
+    printed tracebacks of their own; this process stops them as it unwinds. (Only the main thread can set
+    handlers; elsewhere nothing changes.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _client(Client, address: str):  # noqa: N803 - distributed's class, imported by the caller
