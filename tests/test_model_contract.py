@@ -212,6 +212,22 @@ def test_notebook_progress_uses_tqdm(images):
     assert bar._bar is None  # closed
 
 
+def test_a_notebook_without_ipywidgets_gets_a_text_bar_on_stdout_and_no_warning(monkeypatch, capsys):
+    import importlib.util
+    import warnings
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ipywidgets" else real(name, *a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm.auto's "IProgress not found. Please update jupyter and ipywidgets"
+        bar = progress_mod.NotebookProgress()
+        bar.start(10, "epoch")
+        bar.advance(10)
+        bar.end()
+    out, err = capsys.readouterr()
+    assert "10/10" in out and err == ""
+
+
 def test_a_notebook_bar_completes_an_early_converged_fit_but_not_a_download_cut_short():
     pytest.importorskip("tqdm")
     totals = []

@@ -9,8 +9,8 @@ the renderers, above the models layer:
   summaries, solver reports) print above it and stay. Bytes (a download) show
   as sizes and speed, and their bar goes once done.
 * ``NotebookProgress`` — tqdm's bar. ``tqdm.auto`` draws the notebook widget
-  in Jupyter (plain text where ipywidgets is missing), so no terminal escape
-  codes end up in a cell's output.
+  in Jupyter (tqdm's text bar on stdout where ipywidgets is missing), so no
+  terminal escape codes end up in a cell's output.
 * ``fit_progress(enabled)`` picks one for where the code runs.
 
     from mnistlab.progress import fit_progress
@@ -93,11 +93,19 @@ class NotebookProgress(FitProgress):
         self._unit = ""
 
     def start(self, total: int | None, unit: str) -> None:
-        from tqdm.auto import tqdm  # only a notebook needs it
+        import importlib.util
 
+        # only a notebook needs it; without ipywidgets (no dependency of mnistlab's) tqdm.auto warns in red
+        # that the notebook is out of date and draws on stderr: its text bar on stdout then, without a word
+        if importlib.util.find_spec("ipywidgets") is not None:
+            from tqdm.auto import tqdm
+            options = self.options
+        else:
+            from tqdm.std import tqdm
+            options = {"file": sys.stdout, **self.options}
         self.end()
         sizes = {"unit": "B", "unit_scale": True, "unit_divisor": 1024} if unit == "byte" else {"unit": unit}
-        self._bar = tqdm(total=total, **sizes, **self.options)
+        self._bar = tqdm(total=total, **sizes, **options)
         self._unit = unit
 
     def advance(self, done: int, description: str = "") -> None:
