@@ -203,6 +203,13 @@ def test_mistaken_arguments_are_refused_before_anything_is_written(run, out, tmp
         assert info.value.parameter == "classes"
     with pytest.raises(ml.ParameterError, match="unknown model None"):
         ml.train(None, out=tmp_path, progress=False)
+    for data_dir in (5, 0, ""):  # read as the folder "5", or as none
+        with pytest.raises(ml.ParameterError, match="data_dir: must be a path"):
+            ml.train("logreg", data_dir=data_dir, out=tmp_path, progress=False)
+    for mistake, parameter in [(dict(path=5), "path"), (dict(check="no"), "check")]:  # pathlib's TypeError; a check
+        with pytest.raises(ml.ParameterError) as info:
+            run.export(**mistake)
+        assert info.value.parameter == parameter
     assert list(tmp_path.iterdir()) == []
 
     monkeypatch.setattr(get_family("logreg"), "fit", lambda *args, **kwargs: pytest.fail("a model was fitted"))

@@ -74,6 +74,15 @@ def _call(function: str, *args, **kwargs) -> str:
 READ_ATTEMPTS = 3  # a run replaced while it is read is read again, up to this many times in all
 
 
+def _path_or_none(name: str, value) -> str | None:
+    """``value``, a path given as a keyword argument ``name``, as text; None where none was given."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value):  # 5 was read as the folder "5", 0 as none
+        raise ParameterError(name, f"must be a path (a str or a pathlib.Path), got {value!r}")
+    return str(value)
+
+
 def _identity(folder: Path) -> tuple[int, int] | None:
     """Which folder ``folder`` is now (device and inode): a rename puts another in its place."""
     try:
@@ -212,7 +221,7 @@ class Run:
         data = None  # its own: checked to be the images it was tested on
         if dataset or data_dir:
             data = run_data(self.config)
-            data = replace(data, dataset=dataset or data.dataset, data_dir=str(data_dir) if data_dir else None)
+            data = replace(data, dataset=dataset or data.dataset, data_dir=_path_or_none("data_dir", data_dir))
         return evaluate_run(self.path, data, fit_progress())  # a bar where the data must be downloaded
 
     @cached_property
@@ -251,9 +260,12 @@ class Run:
         True
         """
         from .inference.onnx_file import ONNX_FILE, export_onnx
+        from .models.params import check as check_parameter  # ``check`` is this method's own argument
 
         if format != "onnx":
             raise ParameterError("format", f"cannot export as {format!r}; choose one of: onnx")
+        check_parameter("check", check, ["boolean"])
+        path = _path_or_none("path", path)
         if path is not None and Path(path).suffix != ".onnx":  # it would replace whatever is there: a run's model.npz
             raise ParameterError(None, f"{path}: an export's file name ends in .onnx")
         return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name,
@@ -408,7 +420,7 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     from .experiments.pipeline import train as train_pipeline
     from .progress import fit_progress
 
-    data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
+    data = DataChoice(dataset=dataset, data_dir=_path_or_none("data_dir", data_dir),
                       classes=classes, train_size=train_size, test_size=test_size,
                       seed=seed, resplit_test_fraction=test_fraction)
     command = command or _call("train", model, **{k: v for k, v in dict(
@@ -485,7 +497,7 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", 
 
     if not isinstance(grid, dict) or not all(isinstance(v, (list, tuple)) and v for v in grid.values()):
         raise ParameterError("grid", "give a dict of hyperparameter → non-empty list of values")
-    data = DataChoice(dataset=dataset, data_dir=str(data_dir) if data_dir else None,
+    data = DataChoice(dataset=dataset, data_dir=_path_or_none("data_dir", data_dir),
                       classes=classes, train_size=train_size, seed=seed)
     folder, rows = run_sweep(model, {k: list(v) for k, v in grid.items()}, data, _store(out).out, name=name,
                              cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
@@ -568,7 +580,7 @@ class Recipes:
             if isinstance(result, Exception):
                 raise result
             return result
-        folders = run_recipe(name, _store(out).out, data_dir=str(data_dir) if data_dir else None,
+        folders = run_recipe(name, _store(out).out, data_dir=_path_or_none("data_dir", data_dir),
                              progress=fit_progress(progress))
         return RecipeResult(name, folders)
 
@@ -582,7 +594,7 @@ class Recipes:
         from .progress import fit_progress
 
         names = list(names or RECIPES)
-        results = run_recipes(names, _store(out).out, data_dir=str(data_dir) if data_dir else None,
+        results = run_recipes(names, _store(out).out, data_dir=_path_or_none("data_dir", data_dir),
                               cluster=cluster_address(cluster), progress=fit_progress(progress))
         return {name: next((r for r in folders.values() if isinstance(r, Exception)), None)
                 or RecipeResult(name, folders) for name, folders in results.items()}
@@ -640,7 +652,7 @@ def zalando_benchmark(*, dataset: str = "fashion-mnist", classifiers: list[str] 
     from .progress import fit_progress
 
     folder, rows = run_benchmark(dataset, _store(out).out, classifiers=classifiers, train_size=train_size,
-                                 test_size=test_size, quick=quick, data_dir=str(data_dir) if data_dir else None,
+                                 test_size=test_size, quick=quick, data_dir=_path_or_none("data_dir", data_dir),
                                  cluster=cluster_address(cluster), progress=fit_progress(progress))
     return Benchmark(folder, rows)
 
