@@ -230,6 +230,11 @@ def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch, one_prediction_
             training.train("cnn", dict(params), data, tmp_path, name="run")
     assert (tmp_path / "checkpoints" / "run" / CHECKPOINT_FILE).is_file()
     assert not (tmp_path / "runs" / "run").exists()
+    with monkeypatch.context() as patch:  # a default name, which nothing can give to resume: nothing kept
+        interrupt_at_epoch(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            training.train("cnn", dict(params), data, tmp_path / "unnamed")
+    assert not list((tmp_path / "unnamed").glob("checkpoints/*"))
 
     epochs_trained = []
     original = TorchClassifier._train_epoch

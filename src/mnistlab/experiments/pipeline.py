@@ -153,10 +153,12 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         raise ParameterError("resume", "resuming needs the name of the run to resume")
     if default_name:  # an empty name given is refused as a name, not taken for none
         name = f"{family.replace(':', '-')}-{data.dataset}-{created.strftime(NAME_TIME)}"
-    with store.claim(name, overwrite=overwrite, numbered=default_name) as writer:
+    with store.claim(name, overwrite=overwrite, numbered=default_name) as writer, contextlib.ExitStack() as leaving:
         name = writer.path.name
         model = build_model(family, params, data.seed)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
+        if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
+            leaving.callback(shutil.rmtree, checkpoints, ignore_errors=True)
         if resume and checkpoints and not any(checkpoints.glob("*")):
             progress.log(f"nothing to resume in {checkpoints}: starting afresh")
         ds = data.load(progress)
