@@ -149,7 +149,9 @@ def test_sweep_writes_table_and_plot(tmp_path):
     l1_strong = next(r for r in answer["results"] if r["penalty"] == "l1" and r["C"] == 0.01)
     l2_weak = next(r for r in answer["results"] if r["penalty"] == "l2" and r["C"] == 1)
     assert l1_strong["sparsity"] > l2_weak["sparsity"]  # stronger L1 → more zero weights
+    assert all(r["val_accuracy_std"] is None for r in answer["results"])  # of one split: none, not 0.0
     folder = answer["folder"]
+    assert json.loads(open(f"{folder}/sweep.json").read())["data"]["train_size"] == 800  # the data, as runs record it
     assert Image.open(f"{folder}/sweep.png").format == "PNG"
     assert open(f"{folder}/sweep.csv").read().startswith("C,penalty,val_accuracy")
 
@@ -291,8 +293,10 @@ def test_compare_refuses_runs_tested_on_other_images_that_carry_the_same_labels(
 @pytest.mark.parametrize("change, message", [
     (lambda m: m["per_class"][0].update(f1="x"), "per_class entry 0 must hold"),
     (lambda m: m["per_class"][3].pop("f1"), "per_class entry 3 must hold"),
-    (lambda m: m.update(per_class=m["per_class"][:2], confusion_matrix=[[1, 0], [0, 1]], top_losses=[]),
-     "scores 2 classes, but config.json lists 10"),
+    (lambda m: m.update(per_class=[{**row, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+                                   for row in m["per_class"][:2]],
+                        confusion_matrix=[[1, 0], [0, 1]], accuracy=1.0, macro_f1=1.0, top_losses=[]),
+     "scores 2 classes, but config.json lists 10"),  # a metrics file consistent in itself, of 2 classes
 ])
 def test_a_damaged_metrics_file_is_run_damage_in_comparisons_and_listings(own_out, change, message):
     """Internal errors in compare before (a TypeError, a broadcast ValueError), and healthy in `runs list`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -32,7 +33,8 @@ def recipes_list(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({name: {"title": r.title, "published": r.published, "published_note": r.published_note,
                           "notes": r.notes,
-                          **{role: {"model": c.family, "params": c.params, "dataset": c.data.dataset}
+                          **{role: {"model": c.family, "params": c.params, "dataset": c.data.dataset,
+                                    "data": dataclasses.asdict(c.data)}
                              for role in ROLES for c in [getattr(r, role)]}}
                    for name, r in RECIPES.items()})
         return
@@ -110,7 +112,7 @@ def _print(result) -> None:
     recipe = result.recipe
     table = Table(title=recipe.title, caption=recipe.published_note)
     table.add_column("result", no_wrap=True, min_width=len("reproduced"))  # which number is which: never cut
-    table.add_column("model", overflow="fold")
+    table.add_column("model", overflow="fold", min_width=len("model"))
     for col in ("accuracy", "vs published", "zero weights", "fit s", "train / test"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for r in result.rows():

@@ -131,7 +131,9 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
         table.add_column(col, justify="left" if col in ("run", "model") else "right")
     for r in result["runs"]:
         table.add_row(r["run"], r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['log_loss']:.4f}",
-                      f"{r['fit_seconds']:.2f}", f"{r['predict_seconds_per_10k'] or 0:.3f}", str(r["n_parameters"]))
+                      f"{r['fit_seconds']:.2f}",
+                      "—" if r["predict_seconds_per_10k"] is None else f"{r['predict_seconds_per_10k']:.3f}",
+                      "—" if r["n_parameters"] is None else f"{r['n_parameters']:,}")
     console.print(table)
     for p in result["pairs"]:
         verdict = "significant" if p["significant"] else "not significant"

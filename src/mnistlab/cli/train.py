@@ -182,11 +182,13 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     if as_json:
         emit_json({"folder": str(sweep.path), "results": rows})
         return
-    table = Table(title=f"{model} sweep on {dataset} ({'%d-fold CV' % cv if cv else 'validation split'})")
+    on = f"{dataset}, classes {classes}" if classes else dataset
+    table = Table(title=f"{model} sweep on {on} ({'%d-fold CV' % cv if cv else 'validation split'})")
     for col in rows[0]:
         table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.values()))
+    for r in rows:  # the scores to 4 places; the swept values as given (C 0.00001 and 0.00004 are two)
+        table.add_row(*("—" if v is None else f"{v:.4f}" if isinstance(v, float) and k not in grid else str(v)
+                        for k, v in r.items()))
     console.print(table)
     best = sweep.best
     console.print("best: " + ", ".join(f"{k}={best[k]}" for k in grid) + f" ({best['val_accuracy']:.4f})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import io
 import itertools
@@ -76,7 +77,8 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
         proba = finite_proba(model.predict_proba(x_val), family)  # a diverged fit scores no chance accuracy
         accuracies.append(float(np.mean(model.classes_[proba.argmax(axis=1)] == y_val)))
         sparsities.append(zero_weight_fraction(model))
-    row = {**params, "val_accuracy": float(np.mean(accuracies)), "val_accuracy_std": float(np.std(accuracies)),
+    row = {**params, "val_accuracy": float(np.mean(accuracies)),
+           "val_accuracy_std": float(np.std(accuracies)) if len(accuracies) > 1 else None,  # of one split: none
            "sparsity": None if sparsities[0] is None else float(np.mean(sparsities)),
            "fit_seconds": float(np.mean(seconds))}
     return row, int(len(y))
@@ -166,8 +168,9 @@ def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_
            val_fraction: float, rows: list[dict]) -> None:
     """The sweep's folder: sweep.json, sweep.csv and sweep.png, staged and renamed."""
     with atomic_directory(final) as staging:
+        # the data as a run's config.json records it: a sweep of three classes is not one of ten
         write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": data.dataset,
-                                            "n_train": n_train, "cv": cv,
+                                            "data": dataclasses.asdict(data), "n_train": n_train, "cv": cv,
                                             "val_fraction": None if cv else val_fraction, "results": rows})
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
