@@ -49,6 +49,8 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
         yield held_out(x, y, val_fraction, seed, "val_fraction")
 
 
+OWN_SETTINGS = ("cv", "val_fraction")  # the sweep's, not a point's: a split they cannot make fails every point
+
 def _check_validation(cv: int | None, val_fraction: float) -> None:
     """``cv`` folds (at least 2), or else one held-out ``val_fraction`` (between 0 and 1)."""
     if cv is not None and (not is_whole_number(cv) or cv < 2):
@@ -137,6 +139,8 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
     n_train = 0
     try:  # the bar ends however the points do (an error, Ctrl-C): a notebook's would stay open
         for done, (i, result) in enumerate(results, start=1):
+            if isinstance(result, ParameterError) and result.parameter in OWN_SETTINGS:
+                raise result  # the sweep's own setting, which every point fails alike: said as itself
             if isinstance(result, Exception):
                 failures.append(f"{points[i]}: {one_line(result)}")
                 progress.log(f"{family} {points[i]} failed: {one_line(result)}")
@@ -153,13 +157,10 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
 
 def _here(arguments: list[tuple]) -> Iterator[tuple[int, tuple[dict, int] | MnistlabError]]:
     """Each point scored in this process, in order, as a cluster's tasks report them: its row, or the
-    MnistlabError that stopped it (said with the point it stopped). A ParameterError is raised as itself:
-    a setting of the sweep's own (its validation split, say) that every point would fail alike."""
+    MnistlabError that stopped it (said with the point it stopped)."""
     for i, args in enumerate(arguments):
         try:
             yield i, score_point(*args)
-        except ParameterError:
-            raise
         except MnistlabError as exc:
             yield i, exc
 
