@@ -116,6 +116,9 @@ def test_multi_values_for_sweeps():
     for value in (",", "0.1,,1", "0.1,"):  # an empty value is a typo, not one fewer
         with pytest.raises(ParameterError, match=f"--C: give one or more comma-separated values, got '{value}'"):
             parse(Toy, ["--C", value], multi=True)
+    mlp = get_family("numpy-mlp")  # layer sizes joined by x: the commas part the networks swept
+    assert parse(mlp, ["--hidden", "64x32,128"], multi=True) == {"hidden": [(64, 32), (128,)]}
+    assert parse(mlp, ["--hidden", "64x32"]) == parse(mlp, ["--hidden", "64,32"]) == {"hidden": (64, 32)}
 
 
 @pytest.mark.parametrize("args, message", [

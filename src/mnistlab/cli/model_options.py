@@ -77,8 +77,9 @@ def _none(text: str) -> None:
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    """"8,8" → (8, 8); "" → () (no layers); "8,,8" is a typo, not (8, 8)."""
-    return tuple(int(part) for part in text.split(",")) if text.strip() else ()
+    """"8,8" or "8x8" → (8, 8); "" → () (no layers); "8,,8" is a typo, not (8, 8). (In a sweep, where commas
+    part the values, "64x32,128" is two networks: of layers 64 and 32, and of one layer of 128.)"""
+    return tuple(int(part) for part in text.replace("x", ",").split(",")) if text.strip() else ()
 
 
 def _numbers(text: str) -> tuple[int | float, ...]:

@@ -158,7 +158,8 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
               out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Fit a grid of hyperparameters; table and plot of validation accuracy (and sparsity).
 
-    Each model option takes comma-separated values; the first one swept is the plot's x axis.
+    Each model option takes comma-separated values; the first one swept is the plot's x axis. Layer sizes
+    are joined by x: --hidden 64x32,128 sweeps a network of two layers (64, 32) and one of one (128).
 
     Examples:
 
@@ -166,6 +167,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     mnistlab sweep logreg --C 0.001,0.01,0.1,1,10 --penalty l1,l2 --train-size 10000
     mnistlab sweep logreg --C 0.01,0.1,1 --cv 5 --train-size 5000 --json
     mnistlab sweep logreg --C 0.001,0.01,0.1,1 --penalty l1,l2 --cluster tcp://10.0.0.5:8786
+    mnistlab sweep numpy-mlp --hidden 256x128,128 --max-epochs 5 --train-size 5000
     ```
     """
     from .. import api
