@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from mnistlab.errors import MnistlabError, ModelFileError
+from mnistlab.errors import MnistlabError, ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
 from mnistlab.data.preprocess import flatten_scale
@@ -175,6 +175,9 @@ def test_a_fit_that_diverges_is_one_clear_error_and_leaves_no_run(tmp_path):
                                             "diverged in training"), np.errstate(all="ignore"):  # not scored as chance
         run_sweep("numpy-mlp", {"learning_rate": [0.01, 1e300], "max_epochs": [1], "hidden": [(8,)]},
                   DataChoice(train_size=300), tmp_path)
+    with pytest.raises(ParameterError, match="is more than the") as info:  # the sweep's data: said once, as itself
+        run_sweep("logreg", {"C": [0.1, 1.0]}, DataChoice(train_size=10**6), tmp_path)
+    assert info.value.parameter == "train_size"
 
 
 def test_compare_two_runs(trained, binary):
@@ -212,7 +215,6 @@ def test_compare_two_runs(trained, binary):
     (dict(seed=True), "seed", r"an int in \[0, 4294967295\]; got True"),
 ])
 def test_data_choices_are_checked_before_any_data_is_loaded(choice, parameter, message, monkeypatch):
-    from mnistlab.errors import ParameterError
     from mnistlab.experiments import pipeline
 
     monkeypatch.setattr(pipeline, "load_dataset", lambda *a, **k: pytest.fail("data was loaded"))

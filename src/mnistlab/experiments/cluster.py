@@ -14,6 +14,7 @@ with its error, and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -52,11 +53,13 @@ def connected(address: str) -> Iterator:
         # one single-threaded worker process per core: the tasks' own libraries would only compete; the
         # scheduler's HTTP server (which None does not turn off) on a free port of this machine alone, not 8787
         # (taken: a warning)
-        with _ctrl_c_for_this_process_only():
-            local = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                                 host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
-        with local, Client(local) as client:
-            yield client
+        with contextlib.ExitStack() as started:
+            with _ctrl_c_held():
+                local = started.enter_context(LocalCluster(
+                    n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
+            # a Ctrl-C pressed meanwhile is raised here, and the cluster stopped as the stack unwinds
+            yield started.enter_context(Client(local))
         return
     if "://" not in address:
         raise ParameterError("cluster", f"must be 'local' or a scheduler's address such as tcp://10.0.0.5:8786; "
@@ -76,19 +79,19 @@ def connected(address: str) -> Iterator:
 
 
 @contextmanager
-def _ctrl_c_for_this_process_only() -> Iterator[None]:
-    """Ctrl-C ignored while child processes start, which keep that (a Python started with SIGINT ignored
-    leaves it so): the terminal sends it to every process of the group, and the local cluster's workers
-    printed tracebacks of their own; this process stops them as it unwinds. (Only the main thread can set
-    handlers; elsewhere nothing changes.)"""
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C held back (blocked, not lost) while child processes start: they inherit the block and never
+    see it (the terminal sends it to every process of the group, and the local cluster's workers printed
+    tracebacks of their own), while this process gets it once the block ends, and stops them as it unwinds.
+    (Only the main thread receives it; elsewhere nothing changes.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _client(Client, address: str):  # noqa: N803 - distributed's class, imported by the caller

@@ -28,7 +28,7 @@ from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number, is_whole_number
 from ..callbacks import SILENT, FitProgress
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
-from ..errors import MnistlabError, ParameterError, one_line
+from ..errors import DatasetError, MnistlabError, ParameterError, one_line
 from ..models.params import check as check_parameter
 from .cluster import run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, finite_proba, zero_weight_fraction
@@ -49,7 +49,9 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
         yield held_out(x, y, val_fraction, seed, "val_fraction")
 
 
-OWN_SETTINGS = ("cv", "val_fraction")  # the sweep's, not a point's: a split they cannot make fails every point
+# the sweep's, not a point's: data they cannot give, or a split they cannot make, fails every point alike
+OWN_SETTINGS = ("cv", "val_fraction", "dataset", "data_dir", "classes", "train_size", "test_size", "seed",
+                "test_fraction")
 
 def _check_validation(cv: int | None, val_fraction: float) -> None:
     """``cv`` folds (at least 2), or else one held-out ``val_fraction`` (between 0 and 1)."""
@@ -139,8 +141,8 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
     n_train = 0
     try:  # the bar ends however the points do (an error, Ctrl-C): a notebook's would stay open
         for done, (i, result) in enumerate(results, start=1):
-            if isinstance(result, ParameterError) and result.parameter in OWN_SETTINGS:
-                raise result  # the sweep's own setting, which every point fails alike: said as itself
+            if isinstance(result, DatasetError) or isinstance(result, ParameterError) and result.parameter in OWN_SETTINGS:
+                raise result  # the sweep's own data or split, which every point fails alike: said as itself
             if isinstance(result, Exception):
                 failures.append(f"{points[i]}: {one_line(result)}")
                 progress.log(f"{family} {points[i]} failed: {one_line(result)}")
