@@ -248,7 +248,8 @@ def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]
                               title=f"Per-class accuracy: {pair['b']} − {pair['a']}", ylabel="accuracy change",
                               intervals=[(d["low"], d["high"]) for _, d in shown]),
             f"Per-class accuracy change from {pair['a']} to {pair['b']}, with {CONFIDENCE:.0%} bootstrap "
-            "confidence intervals: a bar whose interval crosses 0 may be chance.")
+            "intervals, their spread: whether a class's change is a difference at all is its exact test's, "
+            "in the table (an interval clear of 0 may still be chance where the runs differ on a few images).")
     histories = {f"{r['name']}: {key}": values for r in loaded
                  for key, values in get_family(r["config"]["model"]).comparable_curves(
                      r["metrics"].get("history")).items()}
