@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -116,7 +118,7 @@ def test_killed_run_leaves_nothing_listed_and_is_swept(tmp_path):
     assert [r.name for r in RunStore(tmp_path).list()] == ["k"]
 
 
-def test_staging_held_by_a_writer_whose_process_id_means_nothing_here_is_not_swept(tmp_path):
+def test_staging_held_by_a_writer_whose_process_id_means_nothing_here_is_not_swept(tmp_path, monkeypatch):
     """A writer in another container sharing the folder: its id names no process here, its lock is seen."""
     import fcntl
 
@@ -147,6 +149,16 @@ def test_staging_held_by_a_writer_whose_process_id_means_nothing_here_is_not_swe
         assert (foreign / "config.json").is_file()
         foreign.rename(staging)
     assert (tmp_path / "run" / "config.json").is_file()
+    real_flock = fcntl.flock
+
+    def nfs_flock(fd, operation):  # NFS: an exclusive lock needs a file open for writing, which no folder is
+        if operation & fcntl.LOCK_EX and stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return real_flock(fd, operation)
+    folder.mkdir()
+    monkeypatch.setattr(fcntl, "flock", nfs_flock)
+    sweep_staging(tmp_path)  # whether anyone holds it cannot be told: taken as held, never deleted
+    assert folder.is_dir()
 
 
 def test_damaged_run_is_listed_as_damaged_and_the_others_stay(out, tmp_path):
@@ -330,11 +342,15 @@ def test_a_lock_is_held_by_a_live_process_not_by_whose_id_it_names(tmp_path, mon
 def test_metrics_that_do_not_follow_from_their_confusion_matrix_are_damage(out, tmp_path):
     from mnistlab.experiments.store import read_metrics
 
-    for key, value in (("accuracy", 0.95), ("macro_f1", 0.95)):  # a comparison showed +0.155 beside 17 / 18 images
-        local = tmp_path / key
+    def per_class(metrics, **change):
+        return [{**metrics["per_class"][0], **change}, *metrics["per_class"][1:]]
+    for key, edit in (("accuracy", lambda m: {"accuracy": 0.95}), ("macro_f1", lambda m: {"macro_f1": 0.95}),
+                      ("f1", lambda m: {"per_class": per_class(m, f1=0.999)}),
+                      ("support", lambda m: {"per_class": per_class(m, support=1)})):
+        local = tmp_path / key  # a comparison showed an accuracy of +0.155 beside 17 / 18 images
         shutil.copytree(out / "runs" / "b", local)
         metrics = json.loads((local / "metrics.json").read_text())
-        (local / "metrics.json").write_text(json.dumps({**metrics, key: value}))
+        (local / "metrics.json").write_text(json.dumps({**metrics, **edit(metrics)}))
         with pytest.raises(RunDamagedError, match="not those its confusion matrix gives"):
             read_metrics(local)
     read_metrics(out / "runs" / "b")  # a run's own, as written

@@ -47,9 +47,9 @@ def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_prefix(path.name), suffix=".tmp")
     try:
-        _hold(fd)
-        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:  # held until renamed: ``sweep_staging`` leaves it alone
+            _hold(fd)
+            os.fchmod(fd, FILE_MODE)
             f.write(data)
             f.flush()
             os.replace(tmp, path)
@@ -81,8 +81,8 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
     held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)  # until renamed: ``sweep_staging`` leaves it alone
     try:
-        _hold(held)
         try:
+            _hold(held)
             staging.chmod(FOLDER_MODE)
             yield staging
         except BaseException:

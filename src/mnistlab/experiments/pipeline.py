@@ -158,7 +158,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         model = build_model(family, params, data.seed)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
         if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
-            leaving.callback(shutil.rmtree, checkpoints, ignore_errors=True)
+            leaving.callback(_discard, checkpoints)
         if resume and checkpoints and not any(checkpoints.glob("*")):
             progress.log(f"nothing to resume in {checkpoints}: starting afresh")
         ds = data.load(progress)
@@ -241,10 +241,15 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                 write_embedding(staging, mapped)
             report.write_report(staging)
         if checkpoints:
-            shutil.rmtree(checkpoints, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                checkpoints.parent.rmdir()  # <out>/checkpoints, unless other runs are training
+            _discard(checkpoints)
     return writer.path
+
+
+def _discard(checkpoints: Path) -> None:
+    """Remove a run's folder of checkpoints, and ``<out>/checkpoints`` with it unless other runs train there."""
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        checkpoints.parent.rmdir()
 
 
 @dataclass(frozen=True)
