@@ -199,6 +199,17 @@ def test_tampered_model_file_is_rejected(fitted, family, key, tmp_path):
             {**model.get_arrays(), key: np.zeros((3, 3), dtype=np.float32)})
 
 
+def test_settings_in_model_json_that_imply_a_huge_network_are_refused_before_it_is_built(fitted, tmp_path,
+                                                                                        monkeypatch):
+    save_model(fitted["cnn"], tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["params"]["widths"] = [8, 8192, 8192]  # gigabytes of weights, from a file of kilobytes
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(TorchClassifier, "_network", lambda *a: pytest.fail("the network was built"))
+    with pytest.raises(ModelFileError, match="weights do not fit the network"):
+        load_model(tmp_path)
+
+
 def test_mlp_explain_is_gradient_times_input(fitted, data):
     """Our NumPy backpropagation agrees with PyTorch's autograd on the same network."""
     model = fitted["mlp"]

@@ -23,21 +23,25 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
 
 
-def load_state(network: torch.nn.Module, arrays: dict[str, np.ndarray | torch.Tensor]) -> None:
-    """Copy named arrays into ``network``; any missing, extra or misshapen one is a ValueError."""
-    expected = network.state_dict()
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+def check_state(shapes: dict[str, tuple[int, ...]], arrays: dict[str, np.ndarray | torch.Tensor]) -> None:
+    """A ValueError unless ``arrays`` are named and shaped as a network's state of ``shapes``."""
+    missing, extra = sorted(set(shapes) - set(arrays)), sorted(set(arrays) - set(shapes))
     if missing or extra:
         raise ValueError(f"weights do not fit the network: missing {missing or 'none'}, "
                          f"unexpected {extra or 'none'}")
-    state = {}
-    for key, target in expected.items():
-        value = torch.as_tensor(np.asarray(arrays[key]) if not torch.is_tensor(arrays[key]) else arrays[key])
-        if tuple(value.shape) != tuple(target.shape):
-            raise ValueError(f"weights do not fit the network: {key} has shape {tuple(value.shape)}, "
-                             f"expected {tuple(target.shape)}")
-        state[key] = value.to(target.dtype)
-    network.load_state_dict(state)
+    for key, shape in shapes.items():
+        if tuple(np.shape(arrays[key])) != tuple(shape):
+            raise ValueError(f"weights do not fit the network: {key} has shape {tuple(np.shape(arrays[key]))}, "
+                             f"expected {tuple(shape)}")
+
+
+def load_state(network: torch.nn.Module, arrays: dict[str, np.ndarray | torch.Tensor]) -> None:
+    """Copy named arrays into ``network``; any missing, extra or misshapen one is a ValueError."""
+    expected = network.state_dict()
+    check_state({key: tuple(target.shape) for key, target in expected.items()}, arrays)
+    network.load_state_dict({key: torch.as_tensor(np.asarray(arrays[key]) if not torch.is_tensor(arrays[key])
+                                                  else arrays[key]).to(target.dtype)
+                             for key, target in expected.items()})
 
 
 class Checkpoint:

@@ -65,7 +65,7 @@ from ...data.preprocess import held_out
 from ..base import MnistlabModel
 from ..params import SEED, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
-from .checkpoint import Checkpoint, load_state
+from .checkpoint import Checkpoint, check_state, load_state
 from .device import (DEVICES, allocation_failures_as_memory_error, available_threads, cpu_threads, derived_seed,
                      prediction_threads, reproducible, resolve_device, seeded)
 
@@ -423,11 +423,13 @@ class TorchClassifier(MnistlabModel):
         if "classes_" not in arrays:
             raise ValueError("model file lacks arrays: classes_")
         classes = np.asarray(arrays["classes_"])
+        state = {key[len(STATE_PREFIX):]: value for key, value in arrays.items() if key.startswith(STATE_PREFIX)}
+        with torch.device("meta"):  # the shapes model.json's settings imply, checked before any memory is taken
+            check_state({k: tuple(v.shape) for k, v in self._build_network(len(classes)).state_dict().items()}, state)
         # a model trained on a GPU loads onto the CPU where there is none
         device = resolve_device("auto" if self.device == "cuda" else self.device)
         network = self._network(len(classes), device)
-        load_state(network, {key[len(STATE_PREFIX):]: value for key, value in arrays.items()
-                             if key.startswith(STATE_PREFIX)})
+        load_state(network, state)
         self.classes_, self.network_ = classes, network.eval()
         return self
 
