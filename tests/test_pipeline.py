@@ -175,6 +175,8 @@ def test_a_fit_that_diverges_is_one_clear_error_and_leaves_no_run(tmp_path):
                                             "diverged in training"), np.errstate(all="ignore"):  # not scored as chance
         run_sweep("numpy-mlp", {"learning_rate": [0.01, 1e300], "max_epochs": [1], "hidden": [(8,)]},
                   DataChoice(train_size=300), tmp_path)
+    with pytest.raises(ParameterError, match="10,000 combinations to sweep: at most 1,000"):  # counted, not built
+        run_sweep("logreg", {"C": list(range(1, 101)), "tol": list(range(1, 101))}, DataChoice(), tmp_path)
     with pytest.raises(ParameterError, match="is more than the") as info:  # the sweep's data: said once, as itself
         run_sweep("logreg", {"C": [0.1, 1.0]}, DataChoice(train_size=10**6), tmp_path)
     assert info.value.parameter == "train_size"

@@ -49,6 +49,8 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
         yield held_out(x, y, val_fraction, seed, "val_fraction")
 
 
+MAX_POINTS = 1000  # combinations of one sweep: past it a grid is a typo more often than a plan (and hours of fits)
+
 # the sweep's, not a point's: data they cannot give, or a split they cannot make, fails every point alike
 OWN_SETTINGS = ("cv", "val_fraction", "dataset", "data_dir", "classes", "train_size", "test_size", "seed",
                 "test_fraction")
@@ -101,6 +103,13 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     """
     if not grid:
         raise ParameterError(None, "nothing to sweep: give at least one hyperparameter with values, e.g. C=[0.01, 0.1, 1]")
+    _check_validation(cv, val_fraction)
+    check_parameter("overwrite", overwrite, ["boolean"])
+    if name is not None:
+        validate_name(name, "sweep")
+    if (n_points := math.prod(len(values) if isinstance(values, (list, tuple)) else 1 for values in grid.values())) \
+            > MAX_POINTS:  # counted before the grid is built: its list of points alone could fill the memory
+        raise ParameterError(None, f"{n_points:,} combinations to sweep: at most {MAX_POINTS:,} are swept at once")
     # layer sizes given as lists are tuples, as the command line's: a value keys the plot's points
     grid = {parameter: [tuple(v) if isinstance(v, list) else v for v in values] for parameter, values in grid.items()}
     for parameter, values in grid.items():
@@ -110,10 +119,6 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
     for params in points:  # every point's parameters are checked before any work
         build_model(family, params, data.seed)
-    _check_validation(cv, val_fraction)
-    check_parameter("overwrite", overwrite, ["boolean"])
-    if name is not None:
-        validate_name(name, "sweep")
     sweeps = output_folder(Path(out) / SWEEPS, "sweeps")
     with contextlib.ExitStack() as claims:
         # a name given is held from before the first fit (another sweep of that name is refused, not
