@@ -219,6 +219,12 @@ def test_a_model_that_could_not_be_loaded_back_is_refused_before_a_run_is_writte
     assert not (tmp_path / "runs" / "kd").exists()
 
 
+def test_a_count_past_a_c_int_is_one_line(tmp_path):
+    result = run_cli("train", "sklearn:SVC", "--max-iter", str(10**12), "--train-size", "200", "--test-size", "50",
+                     "--no-embedding", "--out", str(tmp_path))  # an OverflowError from libsvm: "a bug" before
+    assert result.returncode == 2 and result.stderr.startswith("error: sklearn:SVC could not fit this data")
+
+
 def test_too_little_memory_for_what_was_asked_is_one_line(tmp_path):
     result = run_cli("train", "numpy-mlp", "--hidden", "1000000,1000000", "--max-epochs", "1", "--train-size", "200",
                      "--test-size", "50", "--no-embedding", "--out", str(tmp_path))

@@ -47,8 +47,9 @@ def refusals_of(family: str, what: str) -> Iterator[None]:
     every image it concerns."""
     try:
         yield
-    # IndexError: CategoricalNB meeting a pixel value its training images never had
-    except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
+    # IndexError: CategoricalNB meeting a pixel value its training images never had; OverflowError: a count
+    # (max_iter) past the C int the classifier's compiled solver keeps it in
+    except (ValueError, IndexError, OverflowError, np.linalg.LinAlgError) as exc:
         if "non-finite parameter weights" in str(exc):  # scikit-learn's MLP: it blames the data, the settings did it
             raise MnistlabError(f"{family} diverged in training: its weights are not finite; its settings caused it "
                                 "(a learning rate too high is the usual cause)") from None

@@ -114,7 +114,7 @@ class LogisticRegression(MnistlabModel):
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "solver": [StrOptions(set(OUR_SOLVERS + SKLEARN_SOLVERS))],
         "tol": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, 2**31 - 1, closed="both")],  # scikit-learn's solvers count in a C int
         "standardize": ["boolean"],
         "random_state": SEED,
     }
