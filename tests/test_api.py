@@ -283,6 +283,15 @@ def test_predict_refuses_arrays_it_cannot_read_as_images(run):
         run.predict(Image.new("L", (0, 0)))
 
 
+def test_a_pil_image_meets_the_limits_a_photo_file_does(run):
+    from PIL import Image
+
+    for image, message in [(Image.new("L", (8000, 7000)), "more than the limit of 50 megapixels"),
+                           (Image.new("L", (3000, 100)), "more elongated than 10:1")]:
+        with pytest.raises(ml.PhotoError, match=message):  # 4.6 GB of float copies for 12000² before
+            run.predict(image)
+
+
 def test_predict_reads_what_a_photo_or_an_image_array_comes_as(run):
     import io
 

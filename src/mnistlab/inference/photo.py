@@ -278,6 +278,22 @@ def upright(image: Image.Image, in_place: bool = False) -> Image.Image:
     return image if in_place else turned
 
 
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    """A PhotoError for a photo of more than ``max_pixels``, or more elongated than MAX_ASPECT:1."""
+    if width * height > max_pixels:
+        raise PhotoError(f"{width}×{height} pixels is more than the limit of {max_pixels / 1e6:g} megapixels")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise PhotoError(f"{width}×{height} pixels is more elongated than {MAX_ASPECT}:1, too narrow to show one "
+                         "object")
+
+
+def decoded_photo(image: Image.Image, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A photo decoded already (a PIL image handed over) as ``load_image`` makes a file's: refused past
+    ``max_pixels`` or MAX_ASPECT:1, upright, reduced before any float copy, grayscale (mode "F")."""
+    _check_size(*image.size, max_pixels)
+    return Image.fromarray(to_grayscale(_shrink(upright(image))))
+
+
 def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
                max_pixels: int = MAX_PIXELS, max_decoding_bytes: int = MAX_DECODING_BYTES) -> Image.Image:
     """Decode a photo, upright, as a grayscale float image (mode "F", values in [0, 1]).
@@ -302,12 +318,7 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = image.size
-            if width * height > max_pixels:
-                raise PhotoError(f"{width}×{height} pixels is more than the "
-                                 f"limit of {max_pixels / 1e6:g} megapixels")
-            if max(width, height) > MAX_ASPECT * min(width, height):
-                raise PhotoError(f"{width}×{height} pixels is more elongated than {MAX_ASPECT}:1, "
-                                 "too narrow to show one object")
+            _check_size(width, height, max_pixels)
             if image.format in JPEG_FORMATS:
                 scans = data.count(b"\xff\xda")  # start-of-scan markers (in the coded data, FF is stuffed as FF 00)
                 if scans * _coefficients(image, width, height) > MAX_SCAN_COEFFICIENTS:

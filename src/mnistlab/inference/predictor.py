@@ -22,7 +22,7 @@ from .._values import is_whole_number
 from ..data.preprocess import flatten_scale
 from ..errors import ParameterError, printable
 from ..experiments.store import read_config
-from .photo import Prepared, prepare, prepare_photo, upright
+from .photo import Prepared, decoded_photo, prepare, prepare_photo
 
 if TYPE_CHECKING:  # the models (and scikit-learn) load with a Predictor: the ONNX engine uses Prediction alone
     from ..models import MnistlabModel
@@ -140,7 +140,7 @@ class Predictor:
             return self.predict_photo(x)
         if isinstance(x, Image.Image):
             # upright, as a photo's file is read (an image whose tag has been applied has none left)
-            prepared = prepare(upright(x), style=self.dataset)
+            prepared = prepare(decoded_photo(x), style=self.dataset)
             return self.predict_pixels(prepared.pixels, "PIL image", prepared)
         if isinstance(x, np.ndarray):
             return self.predict_pixels(as_pixels(x))
