@@ -185,3 +185,11 @@ def test_pages_are_whole_files_and_answer_head_and_damage_without_folders(out, t
         assert http.head("/runs/good/report.html").status_code == 200
         broken = next(r for r in http.get("/api/runs").json() if r["name"] == "broken")
         assert broken["damaged"] == "runs/broken/metrics.json: missing"  # not the server's folders
+
+
+def test_predictions_past_the_waiting_limit_are_told_to_come_back(out, fashion, monkeypatch):
+    monkeypatch.setattr(web_app, "IN_FLIGHT_PER_WORKER", 0)  # as if every place were taken by uploads waiting
+    with client(out) as http:
+        response = http.post("/api/predict", files={"file": ("x.png", _png(fashion.x_test[0]))})
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+        assert "waiting already" in response.json()["detail"]

@@ -40,6 +40,7 @@ from .workers import PhotoWorkers, WorkerStopped
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_LIMIT = MAX_BYTES
+IN_FLIGHT_PER_WORKER = 8  # uploads held while a worker is busy: 8 clients on 2 workers wait ~4 each
 
 
 class TopClass(BaseModel):
@@ -161,11 +162,13 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     (other names it is reached by: a reverse proxy's)."""
     store = RunStore(out)
     default_dir = store.resolve(default_run) if default_run else None
+    in_flight = 0  # predictions read or waiting: past max_in_flight, memory would grow with every upload
     if default_dir is not None and (namesake := store.root / default_dir.name).exists() \
             and namesake.resolve() != default_dir.resolve():  # one name for two runs: the page would mix them
         raise ParameterError("run", f"{default_dir} has the name of the run {default_dir.name!r} of {store.root}; "
                                     "serve it with its own --out, or rename one of them")
     photo_workers = PhotoWorkers(workers, engine)
+    max_in_flight = IN_FLIGHT_PER_WORKER * photo_workers.processes
     if default_dir is not None:
         photo_workers.export_missing(default_dir)
 
@@ -279,15 +282,22 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
               response_model=PredictAnswer)
     async def predict(file: UploadFile = File(..., description="The image (JPEG, PNG, …)"),
                       run: str | None = Form(None, description="Run name; default: the newest run")) -> JSONResponse:
-        data = await file.read(UPLOAD_LIMIT + 1)
-        if len(data) > UPLOAD_LIMIT:
-            raise HTTPException(413, f"upload larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
-        run_dir = pick_run(run)
+        nonlocal in_flight
+        if in_flight >= max_in_flight:  # each holds its upload in memory while it waits for a worker
+            raise HTTPException(503, f"{in_flight} predictions are waiting already; send it again shortly",
+                                headers={"Retry-After": "1"})
+        in_flight += 1  # one thread (the event loop) counts: no lock
         try:
+            data = await file.read(UPLOAD_LIMIT + 1)
+            if len(data) > UPLOAD_LIMIT:
+                raise HTTPException(413, f"upload larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
+            run_dir = pick_run(run)
             answer = await photo_workers.answer(run_dir, data)
         except WorkerStopped as exc:
             # The pool is already replaced: the same request, sent again, is answered.
             raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+        finally:
+            in_flight -= 1
         # Plain JSON types already: FastAPI's generic (slow) encoder is skipped;
         # response_model only documents the answer.
         return JSONResponse(answer)
