@@ -53,22 +53,23 @@ OUT = Path(DEFAULT_OUT)
 MODEL_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-_json_stdout: list = []  # where emit_json writes, once keep_stdout_for_json has set stdout apart
+_json_stdout = None  # where emit_json writes, once keep_stdout_for_json has set stdout apart
 
 
 def keep_stdout_for_json() -> None:
     """Under --json stdout holds the JSON document alone: from here on, whatever else is written to it goes
     to stderr (scikit-learn's verbose fits print to stdout, from Python and from C, so the file descriptor
     itself is redirected), and ``emit_json`` writes to the stdout set apart."""
+    global _json_stdout
     if sys.stdout is None:  # closed by the caller (>&-): nowhere to write the JSON
         raise MnistlabError("stdout is closed: there is nowhere to write the JSON")
     sys.stdout.flush()
-    _json_stdout.append(os.fdopen(os.dup(1), "w", encoding="utf-8"))
+    _json_stdout = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
 
 
 def emit_json(obj) -> None:
-    stdout = _json_stdout[0] if _json_stdout else sys.stdout
+    stdout = _json_stdout or sys.stdout
     stdout.write(json.dumps(finite_json(obj), indent=2, default=str, allow_nan=False) + "\n")
     stdout.flush()
 

@@ -25,6 +25,7 @@ from ..errors import ParameterError, RunDamagedError
 from ..models import get_family
 from ..models.params import check as check_parameter
 from . import report
+from .metrics import confusion_matrix
 from .store import (
     MAX_NAME_LENGTH,
     NAME_PATTERN,
@@ -92,9 +93,9 @@ def class_accuracy_deltas(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.nda
             continue
         resampled = members[rng.integers(0, len(members), (resamples, len(members)))].mean(axis=1)
         low, high = np.percentile(resampled, [tail, 100 - tail])
-        a_only, b_only = int(np.sum(members < 0)), int(np.sum(members > 0))
+        of_k = y_true == k
         rows.append({"delta": float(members.mean()), "low": float(low), "high": float(high), "n": int(len(members)),
-                     "p_value": fair_coin_p_value(min(a_only, b_only), a_only + b_only)})
+                     "p_value": mcnemar_exact(y_true[of_k], pred_a[of_k], pred_b[of_k])["p_value"]})
     tested = [row for row in rows if row["delta"] is not None]
     for row, adjusted in zip(tested, holm([row["p_value"] for row in tested])):
         row["p_holm"], row["significant"] = adjusted, adjusted < alpha
@@ -117,9 +118,9 @@ def load_for_comparison(run_dir: Path) -> dict:
     config, metrics = read_config_and_metrics(run_dir)
     n_classes = len(config["dataset"]["classes"])
     predictions = read_predictions(run_dir, n_classes, config["dataset"]["n_test"])
-    counts = np.bincount(predictions["y_true"] * n_classes + predictions["y_pred"], minlength=n_classes**2)
-    if counts.reshape(n_classes, n_classes).tolist() != metrics["confusion_matrix"]:  # McNemar's counts from one,
-        # the accuracies from the other: the table would contradict itself
+    # McNemar's counts come from the predictions, the accuracies from metrics.json: the table would contradict itself
+    counts = confusion_matrix(predictions["y_true"], predictions["y_pred"], n_classes)
+    if counts.tolist() != metrics["confusion_matrix"]:
         raise RunDamagedError(f"{run_dir}: the predictions in {PREDICTIONS} are not those metrics.json counts")
     return {"name": run_dir.name, "dir": run_dir, "config": config, "metrics": metrics,
             "y_true": predictions["y_true"], "y_pred": predictions["y_pred"]}

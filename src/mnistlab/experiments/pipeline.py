@@ -371,7 +371,8 @@ def load_run_data(config: dict, progress: FitProgress = SILENT) -> Dataset:
 
 
 def evaluate_run(run_dir: Path, data: DataChoice | None = None, progress: FitProgress = SILENT) -> dict:
-    """Reload a run's model and evaluate it on its own (or another) test set (a download reports to ``progress``)."""
+    """Reload a run's model and evaluate it on its own (or another) test set (a download reports to
+    ``progress``)."""
     model = load_model(run_dir)
     ds = data.load(progress) if data else load_run_data(read_config(run_dir), progress)
     n_model = predicted_classes(model, Path(run_dir) / ARRAYS_FILE)

@@ -52,8 +52,8 @@ def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
 MAX_POINTS = 1000  # combinations of one sweep: past it a grid is a typo more often than a plan (and hours of fits)
 
 # the sweep's, not a point's: data they cannot give, or a split they cannot make, fails every point alike
-OWN_SETTINGS = ("cv", "val_fraction", "dataset", "data_dir", "classes", "train_size", "test_size", "seed",
-                "test_fraction")
+# (DataChoice's fields, resplit_test_fraction named test_fraction in its errors, as the API's argument)
+OWN_SETTINGS = {"cv", "val_fraction", "test_fraction", *(field.name for field in dataclasses.fields(DataChoice))}
 
 def _check_validation(cv: int | None, val_fraction: float) -> None:
     """``cv`` folds (at least 2), or else one held-out ``val_fraction`` (between 0 and 1)."""
@@ -146,7 +146,8 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
     n_train = 0
     try:  # the bar ends however the points do (an error, Ctrl-C): a notebook's would stay open
         for done, (i, result) in enumerate(results, start=1):
-            if isinstance(result, DatasetError) or isinstance(result, ParameterError) and result.parameter in OWN_SETTINGS:
+            if isinstance(result, DatasetError) or (isinstance(result, ParameterError)
+                                                     and result.parameter in OWN_SETTINGS):
                 raise result  # the sweep's own data or split, which every point fails alike: said as itself
             if isinstance(result, Exception):
                 failures.append(f"{points[i]}: {one_line(result)}")

@@ -48,9 +48,10 @@ def expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
         files += [(p, "a folder, not a photo (folders inside folders are not searched)")
                   for p in entries if p.is_dir() and p.suffix.lower() in photo_suffixes]
         found += sorted(files) or [(path, "no photos in this folder")]
-    seen: set[str] = set()
-    return [(path, problem) for path, problem in found
-            if not (os.path.abspath(path) in seen or seen.add(os.path.abspath(path)))]
+    once: dict[str, tuple[Path, str | None]] = {}
+    for path, problem in found:
+        once.setdefault(os.path.abspath(path), (path, problem))
+    return list(once.values())
 
 
 def read_labels(path: Path, classes: list[str]) -> dict[Path, int]:

@@ -137,7 +137,7 @@ def export(run_dir: Path) -> None:
     try:
         locate(data.dataset, data.data_dir, download=False)  # no download: a first request would wait for it
         run.export(check=True)
-    except (DatasetError, ParameterError):  # not there, or there but not the run's (a subset it cannot draw)
+    except DatasetError:  # not there, or there but not the run's (a subset it cannot draw: load_run_data)
         run.export(check=False)
 
 
