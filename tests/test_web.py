@@ -252,6 +252,19 @@ def test_runs_table_report_and_compare(page, server):
     page.screenshot(path=ARTIFACTS / "web-report.png")
 
 
+def test_api_reference_needs_nothing_but_the_server(page, server):
+    elsewhere = []  # FastAPI's own /docs fetches Swagger UI from a CDN: blank on a machine without internet
+    page.context.route(lambda url: not url.startswith(server),
+                       lambda route: (elsewhere.append(route.request.url), route.abort()))
+    page.goto(f"{server}/docs")
+    page.wait_for_selector("#endpoints section")
+    titles = page.locator("#endpoints h2").all_inner_texts()
+    assert {"POST /api/predict", "GET /api/runs", "POST /api/compare"} <= set(titles)
+    predict = page.locator("#endpoints section", has_text="POST /api/predict")
+    assert "file" in predict.locator("tbody").inner_text() and "PredictAnswer" in predict.inner_text()
+    assert elsewhere == [] and page.locator("#error").is_hidden()
+
+
 def test_phone_sized_screen(browser, server):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()

@@ -1,12 +1,9 @@
 """The web page and its JSON API (FastAPI): predict a photo or a drawing, browse and compare runs.
 
-Every answer, errors included, is JSON with a clear ``detail``: an upload over
-the size limit is 413, a file that is not an image 415, a photo with nothing
-in it 422, an unknown run 404, a name another request is writing 409, a run
-whose files are damaged 500, a prediction whose worker process died 503
-(retryable: the pool is replaced). The status
-comes from the error's class (``STATUS``), never from its message. Nothing a
-request sends can stop the server.
+Every answer, errors included, is JSON with a clear ``detail``; ``ANSWERS`` lists
+the statuses (the reference page at /docs shows it). The status comes from the
+error's class (``STATUS``), never from its message. Nothing a request sends can
+stop the server.
 """
 
 from __future__ import annotations
@@ -40,6 +37,12 @@ from .workers import PhotoWorkers, WorkerStopped
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_LIMIT = MAX_BYTES
+ANSWERS = ("Every answer, errors included, is JSON; an error's `detail` says what was wrong: 413 for an "
+           f"upload over {UPLOAD_LIMIT // (1024 * 1024)} MB, 415 for a file that is not an image, 422 for a photo "
+           "with nothing in it or a field missing or wrong, 400 for other bad input, 404 for an unknown run, 409 "
+           "for a name another request is writing, 500 for a run whose files are damaged, 403 for a request from "
+           "another web site, and 503 (with Retry-After) when too many predictions wait or a worker died: send "
+           "it again.")
 IN_FLIGHT_PER_WORKER = 8  # uploads held while a worker is busy: 8 clients on 2 workers wait ~4 each
 
 
@@ -215,7 +218,8 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         photo_workers.close()
 
     app = FastAPI(title="mnistlab", summary="Predict photos and drawings; browse and compare training runs.",
-                  version="1", lifespan=lifespan)
+                  description=ANSWERS,
+                  version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.exception_handler(HTTPException)
     async def json_errors(request: Request, exc: HTTPException) -> JSONResponse:
@@ -243,6 +247,11 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: what health checks send
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
+    def api_reference() -> FileResponse:
+        """The API's reference, drawn from /openapi.json by a page of our own: FastAPI's loads from a CDN."""
+        return FileResponse(STATIC / "api.html")
 
     @app.get("/api/runs", summary="All runs: dataset, model, accuracy, macro F1, training time, date")
     def runs() -> list[dict]:
