@@ -13,6 +13,7 @@ import typer.main
 
 from conftest import heavy_libraries_imported, run_cli
 from mnistlab.cli import app
+from mnistlab.cli.common import OnceEach
 from mnistlab.experiments.pipeline import DataChoice, train
 
 
@@ -200,6 +201,20 @@ def test_json_is_the_only_thing_on_stdout_even_where_a_model_prints(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accuracy"] > 0.5  # liblinear's own lines went to stderr
     assert "[LibLinear]" in result.stderr
+
+
+def test_an_option_given_twice_is_refused_as_a_model_option_is(tmp_path):
+    def commands(group):
+        for command in group.commands.values():
+            yield from commands(command) if hasattr(command, "commands") else [command]
+
+    assert all(isinstance(c, OnceEach) for c in commands(typer.main.get_command(app)))  # every command, new ones too
+    for args, message in [(["train", "logreg", "--train-size", "300", "--train-size", "400"], "--train-size is given"),
+                          (["train", "logreg", "-d", "mnist", "--dataset", "fashion"], "--dataset is given twice"),
+                          (["train", "logreg", "--C", "1", "--C", "2"], "--C: C is given twice")]:
+        result = run_cli(*args, "--out", str(tmp_path))  # was: the last --train-size, without a word
+        assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr, args
+    assert not (tmp_path / "runs").exists()
 
 
 def test_an_empty_value_given_is_refused_not_taken_for_none(tmp_path):

@@ -7,9 +7,21 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import OUT, DataDirOpt, DatasetOpt, JsonOpt, OutOpt, TestSizeOpt, TrainSizeOpt, app, console, emit_json
+from .common import (
+    OUT,
+    Commands,
+    DataDirOpt,
+    DatasetOpt,
+    JsonOpt,
+    OutOpt,
+    TestSizeOpt,
+    TrainSizeOpt,
+    app,
+    console,
+    emit_json,
+)
 
-benchmark_app = typer.Typer(help="Published benchmarks, reproduced as ordinary runs.", no_args_is_help=True)
+benchmark_app = Commands(help="Published benchmarks, reproduced as ordinary runs.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
 
 

@@ -8,18 +8,40 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from .._io import finite_json
 from ..errors import MnistlabError, ParameterError
 from ..data.registry import DATASETS
 from ..experiments.store import DEFAULT_OUT
 
-app = typer.Typer(
+class OnceEach(TyperCommand):
+    """A command that refuses an option given twice, as the model options do: click would keep the
+    last value without a word (`--train-size 300 … --train-size 400`), and one of the two is a mistake."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))  # the options in the order given
+        given = Counter(p for p in order if p.param_type_name == "option" and not (p.multiple or p.count))
+        for option, times in given.items():
+            if times > 1:
+                raise ParameterError(None, f"{option.opts[0]} is given twice")
+        return super().parse_args(ctx, args)
+
+
+class Commands(typer.Typer):
+    """typer.Typer whose commands refuse an option given twice (``OnceEach``)."""
+
+    def command(self, *args, cls: type[TyperCommand] = OnceEach, **kwargs):
+        return super().command(*args, cls=cls, **kwargs)
+
+
+app = Commands(
     help="Train, understand, compare and use image classifiers on MNIST-family data.",
     no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
     pretty_exceptions_enable=False,

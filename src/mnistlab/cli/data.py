@@ -12,6 +12,7 @@ from rich.text import Text
 from ..data.registry import DATASETS, DEFAULT_DATASET
 from .common import (
     OUT,
+    Commands,
     DataDirOpt,
     DatasetOpt,
     IndexOpt,
@@ -23,7 +24,7 @@ from .common import (
     emit_json,
 )
 
-data_app = typer.Typer(help="Look at the data: info, sample images, pixels, download.", no_args_is_help=True)
+data_app = Commands(help="Look at the data: info, sample images, pixels, download.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 

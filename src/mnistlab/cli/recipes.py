@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import OUT, JsonOpt, OutOpt, app, console, emit_json
+from .common import OUT, Commands, JsonOpt, OutOpt, app, console, emit_json
 
-recipes_app = typer.Typer(help="The classic tutorial experiments, reproduced on current libraries.",
+recipes_app = Commands(help="The classic tutorial experiments, reproduced on current libraries.",
                           no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
 

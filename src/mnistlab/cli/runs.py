@@ -8,10 +8,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import OUT, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json
+from .common import OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json
 from .train import print_run_summary
 
-runs_app = typer.Typer(help="List and inspect training runs.", no_args_is_help=True)
+runs_app = Commands(help="List and inspect training runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
 
