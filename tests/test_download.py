@@ -6,6 +6,8 @@ import dataclasses
 import gzip
 import hashlib
 import struct
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -194,3 +196,21 @@ def test_a_failed_download_is_one_line_on_a_pipe(server, tmp_path):
                      env={"MNISTLAB_CACHE": str(tmp_path), "MNISTLAB_MIRRORS": f"{server}/truncated/,{server}/nothing/"})
     assert result.returncode == 2 and result.stderr.startswith("error: could not download")
     assert result.stderr.count("\n") == 1, repr(result.stderr)
+
+
+def test_a_download_killed_outright_leaves_nothing_the_next_one_keeps(server, tmp_path):
+    """A SIGKILL (out of memory, a lost node) mid-transfer left a hidden .part file in the cache for good."""
+    name = "t10k-images-idx3-ubyte.gz"
+    code = (f"from pathlib import Path; from mnistlab.data.download import fetch_verified; "
+            f"fetch_verified({name!r}, [{server + '/trickle/'!r}], Path({str(tmp_path)!r}), {sha(name)!r})")
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 30
+        while not any(tmp_path.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the download has begun: its file is made before the first byte comes
+    finally:
+        child.kill()
+        child.wait()
+    assert [p.name for p in tmp_path.iterdir()] != []  # half-written, where a killed process leaves it
+    path = fetch_verified(name, [f"{server}/good/"], tmp_path, sha(name))
+    assert list(tmp_path.iterdir()) == [path] and path.read_bytes() == FILES[name]

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def _umask() -> int:
@@ -45,12 +45,20 @@ def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> No
     if path.exists() and not path.is_file() and not path.is_symlink():
         raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    with staged_file(path) as f:
+        f.write(data)
+
+
+@contextmanager
+def staged_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to fill, staged beside ``path``; it replaces ``path`` when the block ends without an error.
+    Any error (or Ctrl-C) removes it; one left by a process killed outright goes with ``sweep_staging``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:  # held until renamed: ``sweep_staging`` leaves it alone
             _hold(fd)
             os.fchmod(fd, FILE_MODE)
-            f.write(data)
+            yield f
             f.flush()
             os.replace(tmp, path)
     except BaseException:

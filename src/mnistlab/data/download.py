@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 
-from .._io import FILE_MODE
+from .._io import staged_file, sweep_staging
 from ..callbacks import SILENT, FitProgress
 from ..errors import DatasetError, one_line
 
@@ -28,8 +27,8 @@ class ChecksumMismatch(DatasetError):
     """A mirror served a file other than the one asked for: retrying it will not help."""
 
 
-def _fetch_once(url: str, dest: Path, timeout: float, progress: FitProgress, sha256: str) -> None:
-    """Stream ``url`` to ``dest``, reporting the bytes to ``progress``; ChecksumMismatch unless what was
+def _fetch_once(url: str, out: BinaryIO, timeout: float, progress: FitProgress, sha256: str) -> None:
+    """Stream ``url`` to ``out``, reporting the bytes to ``progress``; ChecksumMismatch unless what was
     written has ``sha256``."""
     digest = hashlib.sha256()
     deadline = time.monotonic() + MAX_SECONDS
@@ -41,18 +40,17 @@ def _fetch_once(url: str, dest: Path, timeout: float, progress: FitProgress, sha
         progress.start(total, "byte")
         try:  # the bar ends with the attempt: drawn as failed where an error is on its way out
             received = 0
-            with dest.open("wb") as out:
-                # read1: what has arrived, up to CHUNK (read waits for all of CHUNK, and a mirror that sends a
-                # byte now and then, each within the socket's timeout, would pass the deadline unchecked for days)
-                while chunk := response.read1(CHUNK):
-                    received += len(chunk)
-                    if received > MAX_DOWNLOAD_BYTES:
-                        raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")
-                    if time.monotonic() > deadline:  # a mirror that trickles is left for the next
-                        raise DatasetError(f"slower than {MAX_SECONDS} s for the file, {received} bytes in")
-                    digest.update(chunk)
-                    out.write(chunk)
-                    progress.advance(received, Path(url).name)
+            # read1: what has arrived, up to CHUNK (read waits for all of CHUNK, and a mirror that sends a
+            # byte now and then, each within the socket's timeout, would pass the deadline unchecked for days)
+            while chunk := response.read1(CHUNK):
+                received += len(chunk)
+                if received > MAX_DOWNLOAD_BYTES:
+                    raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")
+                if time.monotonic() > deadline:  # a mirror that trickles is left for the next
+                    raise DatasetError(f"slower than {MAX_SECONDS} s for the file, {received} bytes in")
+                digest.update(chunk)
+                out.write(chunk)
+                progress.advance(received, Path(url).name)
             if total is not None and received != total:
                 raise DatasetError(f"connection closed after {received} of {total} bytes")
             if (got := digest.hexdigest()) != sha256:
@@ -82,18 +80,15 @@ def fetch_verified(
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"{dest_dir}: cannot hold the download ({exc.strerror or exc})") from None
+    sweep_staging(dest_dir)  # what downloads killed outright left half-written
     final = dest_dir / filename
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
         for attempt in range(attempts):
-            fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{filename}.", suffix=".part")
-            os.fchmod(fd, FILE_MODE)  # a shared data folder stays readable by its other users
-            os.close(fd)
-            tmp = Path(tmp_name)
             try:
-                _fetch_once(url, tmp, timeout, progress, sha256)
-                os.replace(tmp, final)
+                with staged_file(final) as out:  # renamed into place only once its checksum matched
+                    _fetch_once(url, out, timeout, progress, sha256)
                 return final
             except ChecksumMismatch as exc:
                 failures.append(f"{url}: {exc}")
@@ -108,8 +103,6 @@ def fetch_verified(
                 failures.append(f"{url}: {reason[:200]}")
                 if attempt + 1 < attempts:
                     time.sleep(0.5 * (attempt + 1))
-            finally:
-                tmp.unlink(missing_ok=True)
     if created and not any(dest_dir.iterdir()):  # an empty cache folder would only say "not found" later
         dest_dir.rmdir()
     # A retry that failed the same way is said once.
