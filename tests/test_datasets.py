@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -483,3 +484,43 @@ def test_a_folder_reached_by_two_names_keeps_one_cached_copy(mnist_dir, tmp_path
             os.utime(path)  # a new ctime: decoded again, the copy before it superseded
         load_dataset("mnist", data_dir=folder)
     assert len(list((tmp_path / "cache" / "decoded").iterdir())) == 1
+
+
+def test_a_folder_whose_training_split_lacks_a_class_is_one_data_error(tmp_path, mnist_dir):
+    """Trained on nine classes and scored on ten: an internal error (predict_proba's shape) after the fit."""
+    from mnistlab.experiments.pipeline import DataChoice
+
+    for f in mnist_dir.glob("*.gz"):
+        shutil.copy(f, tmp_path / f.name)
+    images = gzip.open(tmp_path / "train-images-idx3-ubyte.gz").read()
+    labels = np.frombuffer(gzip.open(tmp_path / "train-labels-idx1-ubyte.gz").read()[8:], np.uint8)
+    kept = np.flatnonzero(labels != 9)
+    pixels = np.frombuffer(images[16:], np.uint8).reshape(-1, 784)[kept]
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(
+        images[:4] + len(kept).to_bytes(4, "big") + images[8:16] + pixels.tobytes()))
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
+        bytes([0, 0, 8, 1]) + len(kept).to_bytes(4, "big") + labels[kept].tobytes()))
+    with pytest.raises(DatasetError, match=r"no training images of class 9 \(9\), and a model cannot learn"):
+        DataChoice(dataset="mnist", data_dir=str(tmp_path)).load()
+    assert len(DataChoice(dataset="mnist", data_dir=str(tmp_path), classes=(3, 8)).load().classes) == 2
+    result = run_cli("train", "logreg", "--dataset", "mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "class 9" in result.stderr
+
+
+def test_a_subset_that_cannot_be_drawn_names_the_size_given_and_the_class(fashion):
+    """It said "--n: … classes with a single member cannot be split: [1]": no such flag, and a class's code."""
+    one_bag = np.concatenate([np.flatnonzero(fashion.y_train != 8), np.flatnonzero(fashion.y_train == 8)[:1]])
+    lonely = dataclasses.replace(fashion, x_train=fashion.x_train[one_bag], y_train=fashion.y_train[one_bag])
+    with pytest.raises(ParameterError, match=r"single member cannot be split: \['Bag'\]") as info:
+        lonely.filter_classes([0, 8]).subset(n=50, parameter="train_size")
+    assert info.value.parameter == "train_size"
+
+
+def test_a_relative_cache_folder_is_taken_from_where_it_was_given(tmp_path, monkeypatch):
+    from mnistlab.data.datasets import cache_root
+
+    monkeypatch.setenv("MNISTLAB_CACHE", "~/cache")
+    assert cache_root() == Path.home() / "cache"  # not a folder named "~" in the working folder
+    monkeypatch.setenv("MNISTLAB_CACHE", "cache")
+    monkeypatch.chdir(tmp_path)
+    assert cache_root() == tmp_path / "cache" and cache_root().is_absolute()

@@ -49,7 +49,8 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("MNISTLAB_CACHE") or Path.home() / ".cache" / "mnistlab")
+    # absolute: a relative cache (or a "~" the shell left unexpanded) would move with the working folder
+    return Path(os.environ.get("MNISTLAB_CACHE") or Path.home() / ".cache" / "mnistlab").expanduser().absolute()
 
 
 def _mirrors(spec: DatasetSpec) -> list[str]:
@@ -150,10 +151,12 @@ class Dataset:
         return (self.x_train, self.y_train) if name == "train" else (self.x_test, self.y_test)
 
     def subset(self, n: int | None = None, per_class: int | None = None,
-               seed: int = 0, split: str = "train") -> Dataset:
-        """A reproducible, stratified subset of one split (the other is kept)."""
+               seed: int = 0, split: str = "train", parameter: str = "n") -> Dataset:
+        """A reproducible, stratified subset of one split (the other is kept); a size that cannot be drawn
+        is a ``ParameterError`` of ``parameter``, the caller's name for ``n``."""
         x, y = self.split(split)
-        idx = preprocess.subset_indices(y, n=n, per_class=per_class, seed=seed)
+        idx = preprocess.subset_indices(y, n=n, per_class=per_class, seed=seed, parameter=parameter,
+                                        names=self.classes)
         if split == "train":
             return replace(self, x_train=x[idx], y_train=y[idx])
         return replace(self, x_test=x[idx], y_test=y[idx])
@@ -162,7 +165,8 @@ class Dataset:
         """Train and test pooled, then split again (stratified), as tutorials with one pool do."""
         x = np.concatenate([self.x_train, self.x_test])
         y = np.concatenate([self.y_train, self.y_test])
-        x_train, x_test, y_train, y_test = preprocess.held_out(x, y, test_fraction, seed, "test_fraction")
+        x_train, x_test, y_train, y_test = preprocess.held_out(x, y, test_fraction, seed, "test_fraction",
+                                                               self.classes)
         return replace(self, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
     def filter_classes(self, keep: list[int] | tuple[int, ...]) -> Dataset:
@@ -170,16 +174,18 @@ class Dataset:
         keep = preprocess.check_classes(keep, len(self.classes))
         x_train, y_train = preprocess.filter_classes(self.x_train, self.y_train, keep)
         x_test, y_test = preprocess.filter_classes(self.x_test, self.y_test, keep)
-        missing = [k for i, k in enumerate(keep) if not np.any(y_train == i)]
-        if missing:  # a model cannot learn a class it never sees
-            raise ParameterError("classes", f"no training images of class {missing[0]} "
-                                            f"({self.classes[missing[0]]}) in {self.source}")
+        kept = replace(self, classes=tuple(self.classes[k] for k in keep),
+                       x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        if missing := kept.untaught_classes():
+            raise ParameterError("classes", f"no training images of class {keep[missing[0]]} "
+                                            f"({kept.classes[missing[0]]}) in {self.source}")
         if len(y_test) == 0:
             raise ParameterError("classes", f"no test images of classes {list(keep)} in {self.source}")
-        return replace(
-            self, classes=tuple(self.classes[k] for k in keep),
-            x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-        )
+        return kept
+
+    def untaught_classes(self) -> list[int]:
+        """The classes without a training image: a model cannot learn a class it never sees."""
+        return np.flatnonzero(np.bincount(self.y_train, minlength=len(self.classes)) == 0).tolist()
 
 
 def _sampled_sha256(path: Path) -> str:

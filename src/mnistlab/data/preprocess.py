@@ -121,17 +121,18 @@ def _apportion(counts: np.ndarray, n: int, rng: np.random.RandomState) -> np.nda
 
 
 def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = None,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, parameter: str = "n", names=None) -> np.ndarray:
     """Sorted indices of a reproducible, class-stratified subset.
 
     ``per_class`` takes that many of each class; ``n`` takes ``n`` in total
-    with the classes' proportions kept. Neither: every index.
+    with the classes' proportions kept. Neither: every index. A size that cannot be drawn is a
+    ``ParameterError`` of ``parameter`` (the caller's name for ``n``); ``names``: as ``stratified_split``'s.
     """
     if not is_whole_number(seed) or not 0 <= seed < 2**32:
         raise ParameterError("seed", f"must be a whole number from 0 to 2**32 - 1, got {seed!r}")
-    for parameter, count in (("n", n), ("per_class", per_class)):
+    for name, count in ((parameter, n), ("per_class", per_class)):
         if count is not None and (not is_whole_number(count) or count < 1):
-            raise ParameterError(parameter, f"must be a whole number of images ≥ 1, got {count!r}")
+            raise ParameterError(name, f"must be a whole number of images ≥ 1, got {count!r}")
     if n is not None and per_class is not None:
         raise ParameterError(None, "give a subset's size n or its images per_class, not both")
     rng = np.random.default_rng(seed)
@@ -148,7 +149,7 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
         return np.arange(len(y))
     n_classes = len(np.unique(y))
     if n < n_classes:
-        raise ParameterError("n", f"a stratified subset needs at least one image of each of the {n_classes} "
+        raise ParameterError(parameter, f"a stratified subset needs at least one image of each of the {n_classes} "
                                   f"classes, got a size of {n}")
     if len(y) - n < n_classes:  # the rows left out cannot hold every class, as a split's other part must;
         # leaving out so few at random keeps the proportions within as many, and one image of each class stays
@@ -156,9 +157,9 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
         rest = np.setdiff1d(np.arange(len(y)), kept)
         return np.sort(np.concatenate([kept, rng.choice(rest, n - len(kept), replace=False)]))
     try:
-        _, idx = stratified_split(y, n, seed)
+        _, idx = stratified_split(y, n, seed, names)
     except ValueError as exc:  # e.g. a class with a single member cannot be stratified
-        raise ParameterError("n", f"cannot take a stratified subset of {n}: {exc}") from None
+        raise ParameterError(parameter, f"cannot take a stratified subset of {n}: {exc}") from None
     return np.sort(idx)
 
 

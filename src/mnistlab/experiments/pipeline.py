@@ -85,15 +85,18 @@ class DataChoice:
             ds = ds.resplit(self.resplit_test_fraction, seed=self.seed)
         if self.classes is not None:
             ds = ds.filter_classes(self.classes)
+        elif missing := ds.untaught_classes():
+            raise DatasetError(f"{ds.source}: no training images of class {missing[0]} ({ds.classes[missing[0]]}), "
+                               "and a model cannot learn a class it never sees (choose the classes to keep)")
         for name, size, labels, split in (("train_size", self.train_size, ds.y_train, "training"),
                                           ("test_size", self.test_size, ds.y_test, "test")):
             if size and size > len(labels):  # taken as all of them, while config.json recorded the size asked for
                 which = " of these classes" if self.classes is not None else ""
                 raise ParameterError(name, f"{size} is more than the {len(labels)} {split} images{which} in {ds.source}")
         if self.train_size:
-            ds = ds.subset(n=self.train_size, seed=self.seed)
+            ds = ds.subset(n=self.train_size, seed=self.seed, parameter="train_size")
         if self.test_size:
-            ds = ds.subset(n=self.test_size, seed=self.seed, split="test")
+            ds = ds.subset(n=self.test_size, seed=self.seed, split="test", parameter="test_size")
         return ds
 
 
@@ -164,7 +167,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         ds = data.load(progress)
         x_train, x_test, y_train = flatten_scale(ds.x_train), flatten_scale(ds.x_test), ds.y_train
         if calibrate:
-            x_train, x_val, y_train, y_val = held_out(x_train, y_train, CALIBRATION_FRACTION, data.seed, "calibrate")
+            x_train, x_val, y_train, y_val = held_out(x_train, y_train, CALIBRATION_FRACTION, data.seed, "calibrate",
+                                                   ds.classes)
 
         start = time.perf_counter()
         model.fit(x_train, y_train, progress=progress)

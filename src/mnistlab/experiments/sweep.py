@@ -37,16 +37,16 @@ from .store import MAX_NAME_LENGTH, claim_folder, output_folder, validate_name
 SWEEPS = "sweeps"
 
 
-def _splits(x, y, cv: int | None, val_fraction: float, seed: int):
+def _splits(x, y, cv: int | None, val_fraction: float, seed: int, names: tuple[str, ...]):
     """The (fit, validation) pairs: ``cv`` stratified folds, or one held-out ``val_fraction``; a split
-    that cannot keep every class on each side fails before the first pair."""
+    that cannot keep every class on each side fails before the first pair, naming it by ``names``."""
     if cv:
         if cv > (fewest := int(np.unique(y, return_counts=True)[1].min())):
             raise ParameterError("cv", f"{cv} folds need {cv} training images of each class, and one class has "
                                        f"{fewest}")
         yield from ((x[a], x[b], y[a], y[b]) for a, b in stratified_folds(y, cv, seed))
     else:
-        yield held_out(x, y, val_fraction, seed, "val_fraction")
+        yield held_out(x, y, val_fraction, seed, "val_fraction", names)
 
 
 MAX_POINTS = 1000  # combinations of one sweep: past it a grid is a typo more often than a plan (and hours of fits)
@@ -64,19 +64,20 @@ def _check_validation(cv: int | None, val_fraction: float) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _training_arrays(data: DataChoice) -> tuple[np.ndarray, np.ndarray]:
-    """The training images flattened and scaled, once per process (a sweep's points share them)."""
+def _training_arrays(data: DataChoice) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The training images flattened and scaled, their labels and the classes' names, once per process (a
+    sweep's points share them)."""
     ds = data.load()
-    return flatten_scale(ds.x_train), np.asarray(ds.y_train)
+    return flatten_scale(ds.x_train), np.asarray(ds.y_train), ds.classes
 
 
 def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val_fraction: float
                 ) -> tuple[dict, int]:
     """One point of a sweep, ``params`` fitted and scored on validation data (a cluster's task, too):
     its row of the results, and how many training images there were."""
-    x, y = _training_arrays(data)
+    x, y, names = _training_arrays(data)
     accuracies, sparsities, seconds = [], [], []
-    for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed):
+    for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed, names):
         start = time.perf_counter()
         model = build_model(family, params, data.seed).fit(x_fit, y_fit)  # a fresh one for each fold
         seconds.append(time.perf_counter() - start)
