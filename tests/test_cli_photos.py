@@ -176,17 +176,32 @@ def test_labels_name_files_by_their_path_and_digits_by_their_class_names(run_and
     truth = {Path(r["file"]).parent.name: r["true_class"] for r in answer["results"]}
     assert truth == {"a": "Trouser", "b": "Bag"} and answer["n_labelled"] == 2  # a/x.png given twice: once
     assert answer["n_labels_unmatched"] == 1 and answer["n_labelled_failed"] == 0
+    # a row with a folder labels that file alone; one without labels a photo of its name elsewhere, but never two
+    (tmp_path / "labels.csv").write_text("file,label\na/x.png,Trouser\nb/y.png,Bag\ny.png,Bag\nz.png,Bag\n")
+    for sub in ("c", "d"):
+        (tmp_path / sub).mkdir()
+        for name in ("x.png", "z.png"):
+            (tmp_path / sub / name).write_bytes((folder / "photo1.png").read_bytes())
+    answer = predict_files(out / "runs" / "photos", [tmp_path / "c", tmp_path / "d", tmp_path / "b" / "x.png"],
+                           labels=tmp_path / "labels.csv")
+    assert [r.get("true_class") for r in answer["results"]] == [None] * 5  # was: c/x.png and d/x.png Trouser
+    assert answer["n_labelled"] == 0 and answer["n_labels_unmatched"] == 4
+    answer = predict_files(out / "runs" / "photos", [tmp_path / "c"], labels=tmp_path / "labels.csv")
+    assert [r.get("true_class") for r in answer["results"]] == [None, "Bag"]  # c/z.png: z.png's, named alone
 
     labels = tmp_path / "digits.csv"
-    for rows, expected in [("x.png,1\ny.png,2\n", [0, 1]),  # every label a class name: read as names
-                           ("x.png,0\ny.png,One\n", [0, 0])]:
+    for rows, classes, expected in [("x.png,1\ny.png,2\n", ["1", "2"], [0, 1]),  # every label a name: names
+                                    ("x.png,0\ny.png,1\n", ["1", "2"], [0, 1]),  # every one an index: indices
+                                    ("x.png,0\ny.png,3\n", ["1", "2", "3"], [0, 2]),  # each has one reading
+                                    ("x.png,0\ny.png,One\n", ["One", "Two"], [0, 0])]:
         labels.write_text("file,label\n" + rows)
-        assert list(read_labels(labels, ["1", "2"] if "One" not in rows else ["One", "Two"]).values()) == expected
-    for rows, message in [("x.png,0\ny.png,1\n", "label '1' names the class '1' but is the index of '2'"),
-                          ("x.png,0\nx.png,1\n", "x.png is labelled 'One' in an earlier row")]:
+        assert list(read_labels(labels, classes).values()) == expected, rows
+    for rows, classes, message in [("x.png,0\ny.png,1\nz.png,3\n", ["1", "2", "3"],
+                                    "label '1' names the class '1' but is the index of '2'"),
+                                   ("x.png,0\nx.png,1\n", ["One", "Two"], "x.png is labelled 'One' in an earlier row")]:
         labels.write_text("file,label\n" + rows)
         with pytest.raises(ParameterError, match=message):
-            read_labels(labels, ["1", "2"] if "names" in message else ["One", "Two"])
+            read_labels(labels, classes)
     with pytest.raises(ParameterError, match="larger than"):
         read_labels(Path("/dev/zero"), ["1", "2"])  # read up to the cap, not for ever
     os.mkfifo(tmp_path / "pipe.csv")

@@ -58,9 +58,9 @@ def read_labels(path: Path, classes: list[str]) -> dict[Path, int]:
     """``file,label`` rows → each file's path (a relative one from the CSV's folder) → class index.
 
     A label is a class's name or its index. Where classes are named by digits other than their
-    indices (MNIST's ``--classes 1,2``: index 1 is "2"), a digit is read as a name wherever every
-    label of the file can be; a file that mixes both readings is refused where one label could
-    mean two classes. A file labelled twice with different classes is refused too.
+    indices (MNIST's ``--classes 1,2``: index 1 is "2"), the file decides: every label a name, all
+    are names; else every label an index, all are indices; else a label that could mean two classes
+    is refused. A file labelled twice with different classes is refused too.
     """
     try:
         data = read_at_most(path, MAX_LABELS_BYTES)
@@ -86,19 +86,20 @@ def read_labels(path: Path, classes: list[str]) -> dict[Path, int]:
 
     def as_index(text: str) -> int | None:
         return int(text) if text.isdecimal() and text.isascii() and int(text) < len(classes) else None  # not "²"
-    by_names_only = all(label.lower() in by_name for _, _, label in read)
+    names_all = all(label.lower() in by_name for _, _, label in read)
+    indices_all = all(as_index(label) is not None for _, _, label in read)
     labels: dict[Path, int] = {}
     for line, file, label in read:
         named, index = by_name.get(label.lower()), as_index(label)
         if named is None and index is None:
             raise ParameterError("labels", f"{printable(str(path))}:{line}: label {label!r} is neither a class index "
                                            f"nor one of {classes}")
-        if not by_names_only and named is not None and index is not None and named != index:
+        if named is not None and index is not None and named != index and not (names_all or indices_all):
             raise ParameterError("labels", f"{printable(str(path))}:{line}: label {label!r} names the class "
                                            f"{classes[named]!r} but is the index of {classes[index]!r}; give every "
                                            "label as a class name, or every one as an index")
+        chosen = named if names_all or index is None or (named is not None and not indices_all) else index
         key = Path(os.path.abspath(path.parent / file))
-        chosen = named if named is not None and (by_names_only or index is None) else index
         if labels.setdefault(key, chosen) != chosen:
             raise ParameterError("labels", f"{printable(str(path))}:{line}: {printable(file)} is labelled "
                                            f"{classes[labels[key]]!r} in an earlier row")
@@ -110,18 +111,12 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
     """Predict every photo; with ``labels``, also accuracy and the confusion matrix."""
     predictor = Predictor(run_dir)
     truth = read_labels(labels, predictor.classes) if labels else {}
-    # a row names a file by its path from the CSV's folder; one named alone also labels a photo of that name
-    # elsewhere, where no other row has the name
-    names = Counter(key.name for key in truth)
-    alone = {key.name: key for key in truth if names[key.name] == 1}
-    results, y_true, y_pred, used, failed = [], [], [], set(), 0
+    photos = expand(paths)
+    rows = _rows_of(photos, truth, Path(os.path.abspath(labels.parent))) if labels else [None] * len(photos)
+    results, y_true, y_pred, failed = [], [], [], 0
     explanations: set[str] = set()
-    for path, problem in expand(paths):
+    for (path, problem), key in zip(photos, rows):
         result: dict = {"file": str(path)}
-        key = Path(os.path.abspath(path))
-        key = key if key in truth else alone.get(path.name, key)
-        if key in truth:
-            used.add(key)
         try:
             if problem:
                 raise PhotoError(f"{printable(str(path))}: {problem}")
@@ -129,11 +124,11 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
         except MnistlabError as exc:  # whatever is wrong with one photo, the others are still predicted
             result["error"] = str(exc)
             results.append(result)
-            failed += key in truth
+            failed += key is not None
             continue
         result.update({"class": prediction.class_name, "label": prediction.label,
                        "top": prediction.top(top), "notes": prediction.notes})
-        if key in truth:
+        if key is not None:
             result["true_class"] = predictor.classes[truth[key]]
             y_true.append(truth[key])
             y_pred.append(prediction.label)
@@ -147,10 +142,21 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
               "n_failed": sum("error" in r for r in results)}
     if labels:
         answer.update(classes=predictor.classes, n_labelled=len(y_true), n_labelled_failed=failed,
-                      n_labels_unmatched=len(truth) - len(used),
+                      n_labels_unmatched=len(truth) - len(set(rows) - {None}),
                       accuracy=float(np.mean(np.array(y_true) == np.array(y_pred))) if y_true else None,
                       confusion_matrix=confusion_matrix(y_true, y_pred, len(predictor.classes)).tolist())
     return answer
+
+
+def _rows_of(photos: list[tuple[Path, str | None]], truth: dict[Path, int], folder: Path) -> list[Path | None]:
+    """Each photo's row of ``truth`` (None: unlabelled). A row names a file by its path from the CSV's
+    ``folder``; one that names a file alone (``x.png``), and names no photo given, labels the photo of that
+    name elsewhere, where no other row and no other unlabelled photo has the name: no row labels two photos."""
+    given = [Path(os.path.abspath(path)) for path, _ in photos]
+    named = Counter(key.name for key in truth)
+    alone = {key.name: key for key in set(truth) - set(given) if key.parent == folder and named[key.name] == 1}
+    unlabelled = Counter(key.name for key in given if key not in truth)
+    return [key if key in truth else alone.get(key.name) if unlabelled[key.name] == 1 else None for key in given]
 
 
 def _explanation_name(path: Path, taken: set[str]) -> str:
