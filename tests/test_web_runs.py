@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 
@@ -12,7 +13,7 @@ from conftest import run_cli
 from mnistlab.errors import ParameterError, RunNotFoundError
 from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.web import app as web_app
-from mnistlab.web.app import create_app
+from mnistlab.web.app import SameSite, create_app
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +175,22 @@ def test_other_web_sites_are_not_answered(out):
         proxied = http.post("/api/compare", data={"a": "good", "b": "unpenalised"},  # nginx's Host $proxy_host
                             headers={"Host": "127.0.0.1:8000", "Origin": "https://mnist.example.com"})
         assert proxied.status_code == 200, proxied.text
+    with client(out, loopback=True, hosts=frozenset({"[2001:db8::1]"})) as http:  # an address, as given to --allow-host
+        assert http.get("/api/runs", headers={"Host": "[2001:db8::1]:8000"}).status_code == 200  # was 403
+        for headers in ({"Host": "["}, {"Host": "127.0.0.1", "Origin": "http://[x"}):  # were 500s: "a bug"
+            assert http.post("/api/compare", data={"a": "good", "b": "unpenalised"}, headers=headers).status_code == 403
+
+
+def test_a_request_without_a_host_is_answered_on_this_machine():
+    """HTTP/1.0 health checks send none; no browser's request lacks one, so there is nothing to rebind."""
+    answered = []
+
+    async def app(scope, receive, send):
+        answered.append(scope["path"])
+
+    scope = {"type": "http", "method": "HEAD", "path": "/", "headers": [], "client": ("127.0.0.1", 1)}
+    asyncio.run(SameSite(app, loopback=True)(scope, None, None))
+    assert answered == ["/"]
 
 
 def test_pages_are_whole_files_and_answer_head_and_damage_without_folders(out, tmp_path):

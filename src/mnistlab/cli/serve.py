@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 from typing import Annotated, Optional
-from urllib.parse import urlsplit
 
 import typer
 
@@ -41,10 +40,10 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
     """
     import uvicorn
 
-    from ..web.app import create_app, is_loopback
+    from ..web.app import create_app, host_of, is_loopback
 
     for name in allow_host or ():  # a port or a scheme would match no request's Host: every one refused
-        if not name or urlsplit(f"//{name}").hostname != name.lower().strip("[]") or "/" in name:
+        if not name or host_of(name) != name.lower().strip("[]").removesuffix(".") or "/" in name:
             raise MnistlabError(f"--allow-host: give a host name alone (mnist.example.com), got {name!r}")
     if not host.strip():  # the socket would take it as every address of the machine
         raise MnistlabError("--host is empty: give an address (127.0.0.1 keeps the server on this machine, 0.0.0.0 "

@@ -125,6 +125,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _netloc(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:  # a malformed Origin: no site's
+        return None
+
+
+def host_of(value: str) -> str | None:
+    """The host a Host header (``name:port``) or an Origin (``scheme://name:port``) names, as compared: lower
+    case, without brackets or a final dot; None where it names none (a malformed one: ``[``, ``http://[x``)."""
+    try:
+        host = urlsplit(value if "//" in value else f"//{value}").hostname
+    except ValueError:
+        return None
+    return host.removesuffix(".") if host else None
+
+
 class SameSite:
     """ASGI middleware against other web sites: a POST whose Origin is another site's is answered 403 (a page
     anywhere can make the browser send a form here, to write comparisons); with ``loopback`` (a server bound to
@@ -133,21 +150,20 @@ class SameSite:
     also reached by (a reverse proxy's), in the Host or the Origin."""
 
     def __init__(self, app, loopback: bool, hosts: frozenset[str] = frozenset()):
-        self.app, self.loopback, self.hosts = app, loopback, {h.lower().removesuffix(".") for h in hosts}
-
-    def _named(self, url: str) -> bool:
-        return (urlsplit(url).hostname or "").removesuffix(".") in self.hosts
+        self.app, self.loopback, self.hosts = app, loopback, {host_of(h) for h in hosts} - {None}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            host, origin = headers.get("host", ""), headers.get("origin")
-            if self.loopback and not (is_loopback(urlsplit(f"//{host}").hostname or "") or self._named(f"//{host}")):
+            host, origin = headers.get("host"), headers.get("origin")
+            # no Host at all (HTTP/1.0, a health check): no browser's request, so no rebinding
+            if self.loopback and host is not None and not (is_loopback(name := host_of(host) or "")
+                                                           or name in self.hosts):
                 return await JSONResponse({"detail": "this server answers requests to this machine's own address "
                                                      "only (serve --allow-host NAME for a name it is reached by)"},
                                           status_code=403)(scope, receive, send)
-            if (scope["method"] == "POST" and origin is not None and urlsplit(origin).netloc.lower() != host.lower()
-                    and not self._named(origin)):
+            if scope["method"] == "POST" and origin is not None and not (
+                    _netloc(origin) == (host or "").lower() or host_of(origin) in self.hosts):
                 return await JSONResponse({"detail": "a request from another web site; not answered (serve "
                                                      "--allow-host NAME for a name the page is reached by)"},
                                           status_code=403)(scope, receive, send)
