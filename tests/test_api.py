@@ -61,6 +61,9 @@ def test_every_figure_is_a_matplotlib_figure(run):
 
 def test_evaluate_reproduces_the_metrics(run):
     assert run.evaluate()["accuracy"] == pytest.approx(run.metrics["accuracy"])
+    for arguments in ({"data_dir": ""}, {"data_dir": 0}, {"dataset": ""}):  # were the run's own data, silently
+        with pytest.raises(ml.ParameterError):
+            run.evaluate(**arguments)
 
 
 def test_predict_takes_every_kind_of_input(run, tmp_path):

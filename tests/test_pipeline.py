@@ -321,6 +321,16 @@ def test_a_run_without_its_predictions_is_listed_as_damaged(own_out):
     assert "predictions.npz: missing" in next(r["damaged"] for r in listed if r["name"] == "no-predictions")
 
 
+def test_the_runs_table_fits_the_terminal_and_names_each_run_whole(own_out):
+    out = own_out
+    _copy_run(out, "small", "sklearn-GaussianNB-fashion-mnist-20261207-004449")  # a default name's length
+    for width in (80, 100):  # a minimum width for names made it 97 and 110 wide: each row wrapped
+        table = run_cli("runs", "list", "--out", str(out), env={"COLUMNS": str(width)}).stdout
+        assert max(map(len, table.splitlines())) <= width, table
+        names = "".join(line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│"))
+        assert "sklearn-GaussianNB-fashion-mnist-20261207-004449" in names and "logreg" in table
+
+
 def test_a_sweep_or_comparison_name_in_the_making_is_not_taken_by_another(own_out, tmp_path):
     """Both were checked only at the start and replaced at the end: the second one's results were lost."""
     import os

@@ -219,9 +219,10 @@ class Run:
 
         self._unchanged()  # the folder's model is evaluated: this run's, not one trained over it
         data = None  # its own: checked to be the images it was tested on
-        if dataset or data_dir:
+        if dataset is not None or data_dir is not None:  # "" or 0 is a mistake, not "its own"
             data = run_data(self.config)
-            data = replace(data, dataset=dataset or data.dataset, data_dir=_path_or_none("data_dir", data_dir))
+            data = replace(data, dataset=data.dataset if dataset is None else dataset,
+                           data_dir=_path_or_none("data_dir", data_dir))
         return evaluate_run(self.path, data, fit_progress())  # a bar where the data must be downloaded
 
     @cached_property

@@ -35,8 +35,8 @@ def runs_list(out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
         return
     table = Table(title=f"Runs in {store.root}")
     # names whole, which other commands are given: folded onto a second line where the terminal is narrow,
-    # never cut short with an ellipsis
-    table.add_column("run", overflow="fold", min_width=min(max((len(r.name) for r in rows), default=3), 24))
+    # never cut short with an ellipsis (a minimum width would widen the table past the terminal)
+    table.add_column("run", overflow="fold")
     for col in ("dataset", "model"):
         table.add_column(col, overflow="fold")
     for col in ("accuracy", "macro F1", "fit s"):

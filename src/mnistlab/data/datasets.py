@@ -273,7 +273,7 @@ def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, 
                                                                                 for v in status.values()):
                 _check_splits(spec, files, arrays)  # what decoding checked, the cache must still hold
                 return arrays, status
-    except (OSError, ValueError, KeyError, TypeError, DatasetError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError, DatasetError):  # EOFError: an emptied .npy
         pass  # a damaged cache is rebuilt below
     arrays, status = _decode(spec, files)
     source = {p: str(f.resolve()) for p, f in files.items()}  # one folder's files, however it was named
