@@ -62,7 +62,7 @@ def test_every_figure_is_a_matplotlib_figure(run):
 def test_evaluate_reproduces_the_metrics(run):
     assert run.evaluate()["accuracy"] == pytest.approx(run.metrics["accuracy"])
     for arguments in ({"data_dir": ""}, {"data_dir": 0}, {"dataset": ""}):  # were the run's own data, silently
-        with pytest.raises(ml.ParameterError):
+        with pytest.raises((ml.ParameterError, ml.DatasetError)):
             run.evaluate(**arguments)
 
 
