@@ -283,6 +283,101 @@ def test_a_folder_is_replaced_in_one_step_or_not_at_all(tmp_path, monkeypatch):
     assert (final / "version").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+def test_a_folder_moved_aside_by_a_writer_killed_between_its_renames_is_put_back(tmp_path):
+    """Where no swap is to be had, the old folder waits aside: swept as staging, it was lost with the new one."""
+    import subprocess
+    import sys
+
+    final = tmp_path / "run"
+    final.mkdir()
+    (final / "version").write_text("old")
+    code = ("import os; from pathlib import Path; from mnistlab import _io\n"
+            "_io._exchange = lambda a, b: False\n"
+            "real, calls = os.replace, []\n"
+            "def replace(src, dst):\n"
+            "    calls.append(src)\n"
+            "    if len(calls) == 2: os._exit(9)  # killed outright between the two renames\n"
+            "    real(src, dst)\n"
+            "_io.os.replace = replace\n"
+            f"with _io.atomic_directory(Path({str(final)!r})) as staging:\n"
+            "    (staging / 'version').write_text('new')\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    assert not final.exists()
+    from mnistlab._io import sweep_staging
+
+    sweep_staging(tmp_path)
+    assert (final / "version").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_full_disk_names_what_could_not_be_written(tmp_path, monkeypatch):
+    """numpy's and a file's writes raise ENOSPC naming no file: the one line said only "No space left"."""
+    import errno
+
+    from mnistlab import _io
+
+    with pytest.raises(OSError) as info, _io.atomic_directory(tmp_path / "run"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.filename == str(tmp_path / "run") and list(tmp_path.iterdir()) == []
+    real_fdopen = _io.os.fdopen
+    monkeypatch.setattr(_io.os, "fdopen", lambda fd, mode: _FullFile(real_fdopen(fd, mode)))
+    with pytest.raises(OSError) as info:
+        _io.atomic_write_bytes(tmp_path / "x.json", b"{}")
+    assert info.value.filename == str(tmp_path / "x.json") and list(tmp_path.iterdir()) == []
+
+
+def test_a_file_written_sweeps_what_writers_killed_outright_left_beside_it(tmp_path):
+    """A run's model.onnx, a predict folder's PNGs: their leftovers stayed for good (only runs/ was swept)."""
+    import subprocess
+    import sys
+
+    from mnistlab._io import STAGING_PREFIX, atomic_write_bytes
+
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    leftover = tmp_path / f"{STAGING_PREFIX}{gone.pid}-model.onnx-q8mae6jk.tmp"
+    leftover.write_bytes(b"half")
+    atomic_write_bytes(tmp_path / "model.onnx", b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+class _FullFile:
+    """A file on a full disk: opened, but no byte can be written."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+    def write(self, data):
+        import errno
+
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_what_follows_a_commit_is_done_even_when_a_signal_comes_during_the_swap(tmp_path, monkeypatch):
+    """A Ctrl-C during the swap was raised just after it: the run was written, its checkpoints left for good."""
+    import os
+    import signal
+
+    from mnistlab import _io
+
+    final = tmp_path / "run"
+    final.mkdir()
+    done = []
+
+    def exchange(a, b, real=_io._exchange):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(a, b)
+    monkeypatch.setattr(_io, "_exchange", exchange)
+    with pytest.raises(KeyboardInterrupt), _io.atomic_directory(final, committed=lambda: done.append(1)) as staging:
+        (staging / "version").write_text("new")
+    assert (final / "version").read_text() == "new" and done == [1]
+
+
 def test_signals_wait_for_the_end_of_a_deferred_block():
     import os
     import signal

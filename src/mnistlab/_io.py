@@ -6,6 +6,7 @@ without importing more than the standard library and NumPy's scalar types.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -16,7 +17,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,8 +46,17 @@ def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> No
     if path.exists() and not path.is_file() and not path.is_symlink():
         raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with staged_file(path) as f:
-        f.write(data)
+    sweep_staging(path.parent)  # what writers killed outright left here: each folder is swept as it is written
+    try:
+        with staged_file(path) as f:
+            f.write(data)
+    except OSError as exc:
+        raise _naming(exc, path) from None
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc``, naming ``path`` where it names no file: a full disk said no more than "No space left"."""
+    return OSError(exc.errno, exc.strerror, str(path)) if exc.filename is None and exc.errno else exc
 
 
 @contextmanager
@@ -74,15 +84,17 @@ def staging_prefix(name: str) -> str:
 
 
 @contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
+def atomic_directory(final: Path, committed: Callable[[], None] | None = None) -> Iterator[Path]:
     """Fill a hidden staging folder beside ``final``; it replaces ``final`` only on success.
 
     On any error (or Ctrl-C) the staging folder is removed and ``final`` is untouched. An existing
     ``final`` is swapped with the staging folder in one step where the system can (Linux's
     ``renameat2``), so that a reader finds the old folder or the new one whole; elsewhere it is moved
-    aside first, and put back if the second rename fails. Ctrl-C and SIGTERM wait for the swap and the
-    old folder's removal (``signals_deferred``), so that neither is cut in two. A process killed outright
-    leaves its staging folder behind; ``sweep_staging`` removes it once the process is gone.
+    aside first (``ASIDE_PREFIX``), and put back if the second rename fails, or by ``sweep_staging`` if the
+    process is killed between the two. Ctrl-C and SIGTERM wait for the swap, ``committed`` (what must follow
+    a commit: removing what the new folder replaces) and the old folder's removal (``signals_deferred``), so
+    that none is cut in two. A process killed outright leaves its staging folder behind; ``sweep_staging``
+    removes it once the process is gone.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -93,18 +105,20 @@ def atomic_directory(final: Path) -> Iterator[Path]:
             _hold(held)
             staging.chmod(FOLDER_MODE)
             yield staging
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise _naming(exc, final) from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        with signals_deferred():
+        with signals_deferred(), contextlib.ExitStack() as aside:
             old = None
             try:
                 if final.exists() and _exchange(staging, final):
                     old = staging  # it holds the old folder now
                 else:
                     if final.exists():
-                        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
-                        os.replace(final, old / final.name)
+                        old = aside.enter_context(_aside(final))
                     try:
                         os.replace(staging, final)
                     except BaseException:
@@ -116,8 +130,29 @@ def atomic_directory(final: Path) -> Iterator[Path]:
                 if old is not None:
                     shutil.rmtree(old, ignore_errors=True)
                 raise
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            try:
+                if committed is not None:
+                    committed()
+            finally:
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+    finally:
+        os.close(held)
+
+
+ASIDE_PREFIX = ".aside-"  # + "<pid>-": a folder moved aside for its replacement, to be put back if that never came
+
+
+@contextmanager
+def _aside(final: Path) -> Iterator[Path]:
+    """``final`` moved into a new folder beside it (``ASIDE_PREFIX``), held like a staging folder while the
+    block runs: a process killed meanwhile lets go of it, and ``sweep_staging`` puts ``final`` back."""
+    aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f"{ASIDE_PREFIX}{os.getpid()}-{final.name}-"))
+    held = os.open(aside, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _hold(held)
+        os.replace(final, aside / final.name)
+        yield aside
     finally:
         os.close(held)
 
@@ -210,11 +245,19 @@ def _abandoned(path: Path) -> bool:
 
 def sweep_staging(folder: Path) -> None:
     """Delete the staging files and folders in ``folder`` whose writing process is gone: not running here,
-    and not holding them (``_hold``; a process id from another container's namespace is none of ours)."""
+    and not holding them (``_hold``; a process id from another container's namespace is none of ours). A
+    folder moved aside for a replacement that never came (the process killed between the two renames) is
+    put back."""
     folder = Path(folder)
-    for path in folder.glob(STAGING_PREFIX + "*"):
-        pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)) and _abandoned(path):
+    for prefix in (STAGING_PREFIX, ASIDE_PREFIX):
+        for path in folder.glob(prefix + "*"):
+            pid = path.name[len(prefix):].split("-", 1)[0]
+            if not (pid.isdigit() and not process_alive(int(pid)) and _abandoned(path)):
+                continue
+            if prefix == ASIDE_PREFIX:
+                for moved in path.iterdir():  # the one folder moved aside, under its own name
+                    if not (folder / moved.name).exists():
+                        os.replace(moved, folder / moved.name)
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import inspect
 import os
@@ -233,7 +234,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         from . import report
         from .figures import write_figures
 
-        with writer.staging() as staging:
+        # the checkpoints go with the run's commit: a Ctrl-C just after it must not leave them
+        with writer.staging(committed=functools.partial(_discard, checkpoints) if checkpoints else None) as staging:
             save_model(model, staging)
             write_json(staging / CONFIG, config)
             write_json(staging / METRICS, run_metrics)
@@ -244,8 +246,6 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             if embedding and (mapped := interpretation.embedding()) is not None:
                 write_embedding(staging, mapped)
             report.write_report(staging)
-        if checkpoints:
-            _discard(checkpoints)
     return writer.path
 
 

@@ -28,7 +28,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -433,8 +433,10 @@ class RunWriter:
         self.path = final
 
     @contextmanager
-    def staging(self) -> Iterator[Path]:
-        with atomic_directory(self.path) as folder:
+    def staging(self, committed: Callable[[], None] | None = None) -> Iterator[Path]:
+        """The run's staging folder, which becomes the run when the block ends without an error; then
+        ``committed`` runs, which neither Ctrl-C nor SIGTERM cuts off (``atomic_directory``)."""
+        with atomic_directory(self.path, committed) as folder:
             yield folder
 
 
