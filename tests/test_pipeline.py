@@ -331,6 +331,28 @@ def test_the_runs_table_fits_the_terminal_and_names_each_run_whole(own_out):
         assert "sklearn-GaussianNB-fashion-mnist-20261207-004449" in names and "logreg" in table
 
 
+def test_a_comparison_reads_each_run_from_one_folder(own_out, monkeypatch):
+    import shutil
+
+    from mnistlab.experiments import compare
+
+    out = own_out
+    _copy_run(out, "small", "b")
+    run, read = out / "runs" / "small", []
+
+    def replaced_first(run_dir, *args):  # as a run trained again with overwrite, just before its predictions
+        read.append(run_dir.name)
+        if read == ["small"]:
+            shutil.copytree(run, out / "again")
+            shutil.rmtree(run)
+            (out / "again").rename(run)
+        return real(run_dir, *args)
+    real = compare.read_predictions
+    monkeypatch.setattr(compare, "read_predictions", replaced_first)
+    compare.compare_runs([run, out / "runs" / "b"], out)
+    assert read == ["small", "small", "b"]  # read again: its config and metrics were the old folder's
+
+
 def test_a_sweep_or_comparison_name_in_the_making_is_not_taken_by_another(own_out, tmp_path):
     """Both were checked only at the start and replaced at the end: the second one's results were lost."""
     import os

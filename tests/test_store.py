@@ -340,6 +340,45 @@ def test_a_file_written_sweeps_what_writers_killed_outright_left_beside_it(tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
 
+def test_a_run_replaced_while_it_is_read_is_read_again_from_one_folder(tmp_path):
+    """A comparison or a listing read config.json of one run and metrics or predictions of the next (trained
+    again with overwrite): the pair was called damaged, or written into a comparison."""
+    import shutil
+
+    from mnistlab.errors import RunDamagedError
+    from mnistlab.experiments.store import READ_ATTEMPTS, read_whole
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "version").write_text("old")
+    reads = []
+
+    def read(folder):
+        reads.append((folder / "version").read_text())
+        if len(reads) == 1:  # trained again over it between two of its files
+            staging = tmp_path / "staging"
+            staging.mkdir()
+            (staging / "version").write_text("new")
+            shutil.rmtree(run)
+            staging.rename(run)
+            raise RunDamagedError("the predictions are not those metrics.json counts")
+        return reads[-1]
+    value, identity = read_whole(run, read)
+    assert value == "new" and reads == ["old", "new"] and identity == (run.stat().st_dev, run.stat().st_ino)
+    with pytest.raises(RunDamagedError, match="really damaged"):  # damage of a folder left alone is damage
+        read_whole(run, lambda folder: (_ for _ in ()).throw(RunDamagedError("really damaged")))
+    attempts = []
+
+    def always_replaced(folder):
+        attempts.append(1)
+        shutil.copytree(run, tmp_path / "copy")
+        shutil.rmtree(run)
+        (tmp_path / "copy").rename(run)
+    with pytest.raises(RunDamagedError, match="replaced while it was read"):
+        read_whole(run, always_replaced)
+    assert len(attempts) == READ_ATTEMPTS
+
+
 class _FullFile:
     """A file on a full disk: opened, but no byte can be written."""
 

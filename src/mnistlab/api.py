@@ -26,7 +26,7 @@ import numpy as np
 from . import html
 from .data import datasets
 from .data.datasets import Dataset
-from .errors import MnistlabError, ParameterError, RunDamagedError
+from .errors import MnistlabError, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
     PLOTS,
@@ -34,9 +34,10 @@ from .experiments.store import (
     RunStore,
     RunSummary,
     default_out,
-    read_config,
-    read_metrics,
+    folder_identity,
+    read_config_and_metrics,
     read_predictions,
+    read_whole,
 )
 from .models import family_names, get_family
 from ._ipython import show_figures_in_ipython
@@ -71,7 +72,6 @@ def _call(function: str, *args, **kwargs) -> str:
     return f"mnistlab.{function}({', '.join(shown)})"
 
 
-READ_ATTEMPTS = 3  # a run replaced while it is read is read again, up to this many times in all
 
 
 def _path_or_none(name: str, value) -> str | None:
@@ -81,15 +81,6 @@ def _path_or_none(name: str, value) -> str | None:
     if not isinstance(value, (str, os.PathLike)) or not str(value):  # 5 was read as the folder "5", 0 as none
         raise ParameterError(name, f"must be a path (a str or a pathlib.Path), got {value!r}")
     return str(value)
-
-
-def _identity(folder: Path) -> tuple[int, int] | None:
-    """Which folder ``folder`` is now (device and inode): a rename puts another in its place."""
-    try:
-        status = os.stat(folder)
-    except OSError:
-        return None
-    return status.st_dev, status.st_ino
 
 
 class Predictions(NamedTuple):
@@ -112,17 +103,11 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        for attempt in range(READ_ATTEMPTS):
-            self._folder = _identity(self.path)  # what a later read or write checks it still is (see _unchanged)
-            # Both read now, so that a damaged run fails here, with the file and the reason (not when shown).
-            # config.json: model, hyperparameters, data, seed, versions, how it was made.
-            self.config: dict = read_config(self.path)
-            # metrics.json: accuracy, macro F1, log-loss, confusion matrix, per-class scores, history …
-            self.metrics: dict = read_metrics(self.path)
-            if _identity(self.path) == self._folder:
-                break  # else the run was replaced between the two reads (trained again with overwrite): again
-        else:
-            raise RunDamagedError(f"{self.path}: replaced while it was read, {READ_ATTEMPTS} times; load it again")
+        # Both read now, so that a damaged run fails here, with the file and the reason (not when shown), and
+        # from one folder; its identity is what a later read or write checks it still is (see _unchanged).
+        # config.json: model, hyperparameters, data, seed, versions, how it was made; metrics.json: accuracy,
+        # macro F1, log-loss, confusion matrix, per-class scores, history …
+        (self.config, self.metrics), self._folder = read_whole(self.path, read_config_and_metrics)
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, model={self.config['model']!r}, accuracy={self.metrics['accuracy']:.4f})"
@@ -135,7 +120,7 @@ class Run:
     def _unchanged(self) -> None:
         """Raise if the run's folder was replaced since this object read it (trained again with overwrite):
         its model file would no longer be the config's, and the model loaded here no longer the folder's."""
-        if _identity(self.path) != self._folder:
+        if folder_identity(self.path) != self._folder:
             raise MnistlabError(f"run {self.name!r} was replaced after it was loaded (trained again with "
                                 "overwrite?): load it again")
 

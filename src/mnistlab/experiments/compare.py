@@ -35,6 +35,7 @@ from .store import (
     read_config_and_metrics,
     read_json,
     read_predictions,
+    read_whole,
     validate_name,
 )
 
@@ -114,7 +115,12 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def load_for_comparison(run_dir: Path) -> dict:
-    """What a comparison reads of a run: name, config, metrics, test labels and predictions."""
+    """What a comparison reads of a run: name, config, metrics, test labels and predictions, all of one
+    folder (``read_whole``: a run trained again meanwhile is read again)."""
+    return read_whole(run_dir, _comparison_files)[0]
+
+
+def _comparison_files(run_dir: Path) -> dict:
     config, metrics = read_config_and_metrics(run_dir)
     n_classes = len(config["dataset"]["classes"])
     predictions = read_predictions(run_dir, n_classes, config["dataset"]["n_test"])

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._io import FILE_MODE, atomic_directory, sweep_staging
 from .._values import is_number, is_whole_number
@@ -60,6 +60,8 @@ LOCK_PREFIX = ".lock-"
 LOCK_ATTEMPTS = 3  # a lock found held is tried again twice, 50 ms apart: a sweep holds one for microseconds
 WAIT_ATTEMPTS = 6000  # 5 minutes of those, for work that waits for a name (the same comparison, brought up to date)
 DEFAULT_OUT = "mnistlab-out"
+READ_ATTEMPTS = 3  # a run replaced while it is read is read again, up to this many times in all
+T = TypeVar("T")
 
 
 def default_out() -> Path:
@@ -301,14 +303,45 @@ def read_config_and_metrics(run_dir: Path) -> tuple[dict, dict]:
     return config, metrics
 
 
+def folder_identity(folder: Path) -> tuple[int, int] | None:
+    """Which folder ``folder`` is now (device and inode): a run trained again over it is another."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def read_whole(run_dir: Path, read: Callable[[Path], T]) -> tuple[T, tuple[int, int] | None]:
+    """``read(run_dir)``, every file of it from one folder, and that folder's identity: where the run was
+    replaced meanwhile (trained again with overwrite), its files may be two runs' (a config with the other's
+    metrics, or predictions that contradict them: "damaged"), so it is read again."""
+    for _ in range(READ_ATTEMPTS):
+        before = folder_identity(run_dir)
+        try:
+            value = read(run_dir)
+        except RunDamagedError:
+            if folder_identity(run_dir) != before:
+                continue
+            raise
+        if folder_identity(run_dir) == before:
+            return value, before
+    raise RunDamagedError(f"{run_dir}: replaced while it was read, {READ_ATTEMPTS} times; read it again")
+
+
+def _summary_files(run_dir: Path) -> tuple[dict, dict]:
+    config, metrics = read_config_and_metrics(run_dir)
+    for name in (PREDICTIONS, *MODEL_FILES):  # what comparisons, pages, interpretations and predictions read
+        if not (run_dir / name).is_file():
+            raise RunDamagedError(f"{run_dir / name}: missing (or not a file)")
+    return config, metrics
+
+
 def summarize(run_dir: Path) -> RunSummary:
     """The listing row of one run folder (damaged, with the reason, if its files are)."""
     run_dir = Path(run_dir)
     try:
-        config, metrics = read_config_and_metrics(run_dir)
-        for name in (PREDICTIONS, *MODEL_FILES):  # what comparisons, pages, interpretations and predictions read
-            if not (run_dir / name).is_file():
-                raise RunDamagedError(f"{run_dir / name}: missing (or not a file)")
+        (config, metrics), _ = read_whole(run_dir, _summary_files)
     except RunDamagedError as exc:
         return RunSummary(run_dir.name, str(run_dir), damaged=str(exc))
     return RunSummary(run_dir.name, str(run_dir), config["dataset"]["name"], config["model"], metrics["accuracy"],
