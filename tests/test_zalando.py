@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_cli
 from mnistlab.experiments import zalando
 from mnistlab.experiments.store import RunStore
@@ -69,6 +71,33 @@ def test_failures_are_recorded_the_rest_go_on_and_a_rerun_skips_what_finished(tm
     again = benchmark()
     assert {r["run"] for r in again if r["status"].startswith("done (earlier)")} == names
     assert [r["status"] for r in again if r["run"] not in names] == [r["status"] for r in rows if r["run"] not in names]
+
+
+def test_a_failure_not_of_a_configuration_stops_the_grid_and_a_failed_one_is_exit_code_2(tmp_path, monkeypatch):
+    """A full disk was recorded as every configuration's failure, and the command exited 0."""
+    import errno
+
+    import mnistlab as ml
+    from mnistlab.experiments import pipeline
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path))
+    monkeypatch.setattr(pipeline, "train", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        ml.zalando_benchmark(quick=True, classifiers=["GaussianNB", "SVC"], train_size=300, test_size=100,
+                             out=tmp_path, progress=False)
+    monkeypatch.undo()
+    # a configuration failed by its own settings is recorded, the rest go on, and the exit code says so
+    from typer.testing import CliRunner
+
+    from mnistlab.cli import app
+
+    [configuration] = zalando.quick_configurations(["LinearSVC"])
+    failed = {**zalando._row(configuration, "fashion-mnist", "x"), "status": "failed", "error": "ParameterError: …"}
+    monkeypatch.setattr(ml.api, "zalando_benchmark", lambda **kwargs: ml.api.Benchmark(tmp_path, [failed]))
+    for json_flag in ([], ["--json"]):
+        result = CliRunner().invoke(app, ["benchmark", "zalando", "--out", str(tmp_path), *json_flag])
+        assert result.exit_code == 2 and "failed" in result.output, result.output
 
 
 def test_the_command_line_prints_the_table_and_json(tmp_path):

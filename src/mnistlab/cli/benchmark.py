@@ -60,6 +60,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
                                    quick=quick, data_dir=data_dir, cluster=cluster, out=out, progress=not as_json)
     if as_json:
         emit_json({"folder": str(result.path), "rows": result.rows})
+        _exit_if_failed(result.rows)
         return
     table = Table(title=f"Zalando's benchmark on {dataset} ({sizes_text(result.rows)})")
     for col in ("classifier", "parameters", "ours", "paper", "paper's best", "fit s", "status"):
@@ -71,3 +72,10 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
                       r["status"] + (f": {r['error']}" if r["error"] else "") + (f" ({r['mapping']})" if r["mapping"] else ""))
     console.print(table)
     console.print(f"table: {result.path / 'results.md'}", highlight=False)
+    _exit_if_failed(result.rows)
+
+
+def _exit_if_failed(rows: list[dict]) -> None:
+    """Exit code 2 where a configuration failed (each says why in its row), as `predict` does for a photo."""
+    if any(r["status"] == "failed" for r in rows):
+        raise typer.Exit(2)

@@ -144,7 +144,7 @@ def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress
     """``task(*arguments[i])`` for each i on the cluster; yields ``(i, result)`` as each finishes, where a
     task that raised gives its exception as the result. Each i comes exactly once. A scheduler without
     workers is said on ``progress`` (the tasks wait for one to join)."""
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     with connected(address) as client, _workers_watched(client, address, progress):
         futures = {client.submit(_single_threaded, task, *args, pure=False, retries=0): i
@@ -155,6 +155,8 @@ def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress
             except Exception as exc:  # noqa: BLE001 (a task's own failure, reported with the rest going on)
                 if client.status != "running":  # the scheduler is gone: every task left fails the same way
                     raise MnistlabError(f"lost the Dask scheduler at {address} ({one_line(exc)})") from None
+                if isinstance(exc, KilledWorker):  # the task's own doing, most likely: memory it could not have
+                    exc = MnistlabError(f"the workers running it died ({one_line(exc)}): out of memory?")
                 yield futures[future], exc
 
 

@@ -268,18 +268,23 @@ class TrainingJob:
     embedding: bool = True  # as train's
 
 
+# A job's own failure: bad settings for its data, a fit that diverged, a model too large for this machine.
+JOB_FAILURES = (MnistlabError, MemoryError)
+
+
 def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None, progress: FitProgress = SILENT
               ) -> Iterator[tuple[int, Path | Exception]]:
     """Train each job (replacing a run of its name), here one after another or as tasks on a Dask
-    ``cluster``; yields ``(i, run folder)`` as each ends, or ``(i, exception)`` for one that failed,
-    each i exactly once. On a cluster the run folders come back here (``RunStore.put``); ``progress``
-    hears of a cluster that has no worker yet."""
+    ``cluster``; yields ``(i, run folder)`` as each ends, or ``(i, exception)`` for one that failed by its
+    own settings or data (``JOB_FAILURES``), each i exactly once. Anything else stops them all: a full disk,
+    a folder that may not be written or a bug would fail every job the same way. On a cluster the run
+    folders come back here (``RunStore.put``); ``progress`` hears of a cluster that has no worker yet."""
     if cluster is None:  # an empty address is refused as one, not taken for none
         for i, job in enumerate(jobs):
             try:
                 yield i, train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
                                command=job.command, embedding=job.embedding)
-            except Exception as exc:  # noqa: BLE001 (reported with its job; the others go on)
+            except JOB_FAILURES as exc:  # reported with its job; the others go on
                 yield i, exc
         return
     from .cluster import run_tasks
@@ -291,7 +296,7 @@ def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None, pr
             if isinstance(files, Exception):
                 raise files
             yield i, store.put(jobs[i].name, files, overwrite=True)
-        except Exception as exc:  # noqa: BLE001
+        except JOB_FAILURES as exc:
             yield i, exc
 
 
