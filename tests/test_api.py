@@ -431,3 +431,21 @@ def test_a_figure_a_run_cannot_draw_says_why(tmp_path):
     if (tiny.predictions.y_pred == tiny.predictions.y_true).all():  # T-shirts against trousers: likely
         with pytest.raises(ml.ParameterError, match="no 'wrong' figure: no test image was misclassified"):
             tiny.figure("wrong")  # was "First 0 wrong test predictions", drawn empty
+
+
+def test_a_sweep_after_the_data_files_changed_scores_the_new_data(mnist_dir, tmp_path):
+    """The training arrays were kept per process by the data's settings alone: a notebook (or a cluster's
+    worker) sweeping again after the labels were fixed scored the old ones."""
+    import gzip
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(mnist_dir, data)
+    settings = dict(dataset="mnist", data_dir=data, train_size=600, out=tmp_path, progress=False)
+    before = ml.sweep("logreg", {"C": [0.1]}, **settings).results[0]["val_accuracy"]
+    path = data / "train-labels-idx1-ubyte.gz"
+    labels = bytearray(gzip.open(path).read())
+    labels[8:] = np.random.default_rng(1).integers(0, 10, len(labels) - 8, dtype=np.uint8).tobytes()  # all noise
+    path.write_bytes(gzip.compress(bytes(labels)))
+    after = ml.sweep("logreg", {"C": [0.1]}, **settings).results[0]["val_accuracy"]
+    assert before > 0.7 and after < 0.3

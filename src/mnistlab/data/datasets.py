@@ -365,6 +365,12 @@ def download_dataset(name: str, progress: FitProgress = SILENT) -> dict[str, Pat
     return files
 
 
+def content_key(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None) -> str:
+    """What tells the data ``load_dataset(name, data_dir)`` loads now from other data: its files' content
+    (sampled), sizes and times, as its decoded cache is keyed (a few milliseconds; downloads where it must)."""
+    return _cache_key(get_spec(name), locate(name, data_dir))
+
+
 def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
                  download: bool = True, progress: FitProgress = SILENT) -> Dataset:
     """Load a dataset like ``keras.datasets``: ``x_train`` (uint8 N×28×28), ``y_train``, …

@@ -27,6 +27,7 @@ from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number, is_whole_number
 from ..callbacks import SILENT, FitProgress
+from ..data.datasets import content_key
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
 from ..errors import DatasetError, MnistlabError, ParameterError, one_line
 from ..models.params import check as check_parameter
@@ -63,10 +64,16 @@ def _check_validation(cv: int | None, val_fraction: float) -> None:
         raise ParameterError("val_fraction", f"must be a fraction between 0 and 1, got {val_fraction!r}")
 
 
-@functools.lru_cache(maxsize=1)
 def _training_arrays(data: DataChoice) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """The training images flattened and scaled, their labels and the classes' names, once per process (a
-    sweep's points share them)."""
+    """The training images flattened and scaled, their labels and the classes' names: once per process for
+    as long as the files are the same (a sweep's points share them; a worker, or a notebook, that sweeps
+    again after the files changed must not score the old ones)."""
+    return _arrays_of(data, content_key(data.dataset, data.data_dir))
+
+
+@functools.lru_cache(maxsize=1)
+def _arrays_of(data: DataChoice, content: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``_training_arrays``, cached by ``content``, the files' (``content_key``)."""
     ds = data.load()
     return flatten_scale(ds.x_train), np.asarray(ds.y_train), ds.classes
 
