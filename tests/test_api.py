@@ -449,3 +449,13 @@ def test_a_sweep_after_the_data_files_changed_scores_the_new_data(mnist_dir, tmp
     path.write_bytes(gzip.compress(bytes(labels)))
     after = ml.sweep("logreg", {"C": [0.1]}, **settings).results[0]["val_accuracy"]
     assert before > 0.7 and after < 0.3
+
+
+def test_a_model_whose_probabilities_are_not_numbers_names_no_class(run):
+    """Weights that overflow gave NaN probabilities, "class 0", and a 500 'bug' from the web page (NaN is no JSON)."""
+    fresh = ml.load_run(run.path)
+    largest = np.finfo(fresh.model.coef_.dtype).max  # finite, as loading asks; its sums are not
+    fresh.model.coef_ = np.where(np.arange(len(fresh.model.coef_))[:, None] % 2, largest, -largest) \
+        * np.ones_like(fresh.model.coef_)
+    with pytest.raises(ml.ModelFileError, match="probabilities for this image are not finite"):
+        fresh.predict(run.dataset.x_test[0])

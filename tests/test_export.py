@@ -94,6 +94,16 @@ def test_the_check_refuses_an_export_that_computes_something_else(fashion, tmp_p
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_the_check_refuses_probabilities_that_are_not_numbers(fashion, tmp_path):
+    """Weights that overflow make NaN of both sides: NaN > tolerance is False, and the export was "checked"."""
+    model, classes, x_test = fitted(fashion, "numpy-softmax")
+    signs = np.where(np.arange(model.coef_.shape[0]) % 2, 1, -1).reshape(-1, *[1] * (model.coef_.ndim - 1))
+    model.coef_ = (3e38 * signs * np.ones_like(model.coef_)).astype(model.coef_.dtype)  # finite, as loading asks
+    with pytest.raises(ExportError, match="probabilities up to nan apart"):
+        export_onnx(model, classes, "fashion-mnist", "r", tmp_path / "m.onnx", check_images=x_test[:50])
+    assert not (tmp_path / "m.onnx").exists()
+
+
 @pytest.mark.parametrize("family, params, reason", [
     ("sklearn:RidgeClassifier", {}, "it has no probabilities of its own"),
     ("sklearn:LabelPropagation", {}, "skl2onnx says Unable to find a shape calculator"),  # no converter

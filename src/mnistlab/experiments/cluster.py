@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from ..callbacks import SILENT, FitProgress
+from .._system import usable_cores
 from ..errors import MnistlabError, ParameterError, one_line
 
 ENV = "MNISTLAB_CLUSTER"
@@ -56,7 +57,7 @@ def connected(address: str) -> Iterator:
         with contextlib.ExitStack() as started:
             with _ctrl_c_held():
                 local = started.enter_context(LocalCluster(
-                    n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    n_workers=usable_cores(), threads_per_worker=1, processes=True, host="127.0.0.1",
                     dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
             # a Ctrl-C pressed meanwhile is raised here, and the cluster stopped as the stack unwinds
             yield started.enter_context(Client(local))
@@ -74,7 +75,8 @@ def connected(address: str) -> Iterator:
                             "protocol") from None
     except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS without its settings, UCX not installed …
         raise MnistlabError(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None
-    with client, _quiet("distributed"):  # a lost scheduler is said once, below, not in Dask's log lines
+    # a lost scheduler is said once, below, not in Dask's log lines: closing the client logs it too
+    with _quiet("distributed"), client:
         yield client
 
 

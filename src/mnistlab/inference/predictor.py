@@ -20,7 +20,7 @@ from PIL import Image
 from .. import html
 from .._values import is_whole_number
 from ..data.preprocess import flatten_scale
-from ..errors import ParameterError, printable
+from ..errors import ModelFileError, ParameterError, printable
 from ..experiments.store import read_config
 from .photo import Prepared, decoded_photo, prepare, prepare_photo
 
@@ -118,6 +118,8 @@ class Predictor:
                        ) -> Prediction:
         """A 28×28 uint8 image like the dataset's (object bright on dark) → its prediction."""
         proba = self.model.predict_proba(flatten_scale(pixels[None]))[0]
+        if not np.all(np.isfinite(proba)):  # weights that overflow: no class could be named honestly
+            raise ModelFileError(f"{self.run_dir}: the model's probabilities for this image are not finite")
         label = int(np.argmax(proba))
         return Prediction(label, self.classes[label], proba, pixels, self.classes, source, prepared, self.model)
 
