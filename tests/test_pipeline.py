@@ -171,9 +171,19 @@ def test_a_fit_that_diverges_is_one_clear_error_and_leaves_no_run(tmp_path):
     assert RunStore(tmp_path).list() == [] and not (tmp_path / "runs" / "diverged").exists()
     from mnistlab.experiments.sweep import run_sweep
 
-    with pytest.raises(MnistlabError, match=r"1 of 2 sweep points failed; the first: \{'learning_rate': 1e\+300.*"
-                                            "diverged in training"), np.errstate(all="ignore"):  # not scored as chance
-        run_sweep("numpy-mlp", {"learning_rate": [0.01, 1e300], "max_epochs": [1], "hidden": [(8,)]},
+    with np.errstate(all="ignore"):  # the diverged point is not scored as chance; the other's score is kept
+        folder, rows = run_sweep("numpy-mlp", {"learning_rate": [0.01, 1e300], "max_epochs": [1], "hidden": [(8,)]},
+                                 DataChoice(train_size=300), tmp_path)
+    assert rows[0]["val_accuracy"] > 0.1 and rows[0]["error"] is None  # it was lost with the failed one's error
+    assert rows[1]["val_accuracy"] is None and "diverged in training" in rows[1]["error"]
+    written = json.loads((folder / "sweep.json").read_text())["results"]
+    assert [r["error"] for r in written] == [r["error"] for r in rows] and (folder / "sweep.png").is_file()
+    result = run_cli("sweep", "numpy-mlp", "--learning-rate", "0.01,1e300", "--max-epochs", "1", "--hidden", "8",
+                     "--train-size", "300", "--out", str(tmp_path))
+    assert result.returncode == 2 and "1 of 2 points failed; the first: numpy-mlp diverged" in result.stderr
+    assert "best: learning_rate=0.01" in result.stdout and "—" in result.stdout  # the failed row, beside the other
+    with pytest.raises(MnistlabError, match=r"all 1 sweep points failed; the first: \{'learning_rate': 1e\+300"):
+        run_sweep("numpy-mlp", {"learning_rate": [1e300], "max_epochs": [1], "hidden": [(8,)]},
                   DataChoice(train_size=300), tmp_path)
     with pytest.raises(ParameterError, match="10,000 combinations to sweep: at most 1,000"):  # counted, not built
         run_sweep("logreg", {"C": list(range(1, 101)), "tol": list(range(1, 101))}, DataChoice(), tmp_path)

@@ -353,8 +353,13 @@ class Sweep:
 
     @property
     def best(self) -> dict:
-        """The row with the highest validation accuracy."""
-        return max(self.results, key=lambda r: r["val_accuracy"])
+        """The row with the highest validation accuracy (of the points that did not fail)."""
+        return max((r for r in self.results if r["val_accuracy"] is not None), key=lambda r: r["val_accuracy"])
+
+    @property
+    def failed(self) -> list[dict]:
+        """The rows of the points that failed, each with its ``error`` (their settings, for their data)."""
+        return [r for r in self.results if r.get("error")]
 
     def figure(self):
         """Validation accuracy (and sparsity, for per-pixel weights) against the first swept parameter."""

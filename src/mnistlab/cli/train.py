@@ -183,6 +183,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     rows = sweep.results
     if as_json:
         emit_json({"folder": str(sweep.path), "results": rows})
+        _exit_if_points_failed(sweep)
         return
     on = f"{dataset}, classes {classes}" if classes else dataset
     table = Table(title=f"{model} sweep on {on} ({'%d-fold CV' % cv if cv else 'validation split'})")
@@ -195,3 +196,12 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     best = sweep.best
     console.print("best: " + ", ".join(f"{k}={best[k]}" for k in grid) + f" ({best['val_accuracy']:.4f})")
     console.print(f"table: {sweep.path / 'sweep.csv'}\nplot: {sweep.path / 'sweep.png'}")
+    _exit_if_points_failed(sweep)
+
+
+def _exit_if_points_failed(sweep) -> None:
+    """One line and exit code 2 where points failed (the others' results are written, each failure in its row)."""
+    if sweep.failed:
+        err_console.print(f"{len(sweep.failed)} of {len(sweep.results)} points failed; the first: "
+                          f"{sweep.failed[0]['error']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)

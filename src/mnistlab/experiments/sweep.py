@@ -145,12 +145,14 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
 
 def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, val_fraction: float,
             cluster: str | None, progress: FitProgress) -> tuple[list[dict], int]:
-    """Each point's row of scores, in order, and the number of training images."""
+    """Each point's row of scores, in order, and the number of training images. A point that failed by its
+    own settings has a row too, without scores and with its ``error``: the others' hours are kept (every row
+    has an ``error`` then, None where none); where every point failed, there is nothing to keep."""
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     results = run_tasks(cluster, score_point, arguments, progress) if cluster is not None else _here(arguments)
     progress.start(len(points), "fit")
     rows: list[dict | None] = [None] * len(points)
-    failures = []
+    errors: dict[int, str] = {}
     n_train = 0
     try:  # the bar ends however the points do (an error, Ctrl-C): a notebook's would stay open
         for done, (i, result) in enumerate(results, start=1):
@@ -158,17 +160,23 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
                                                      and result.parameter in OWN_SETTINGS):
                 raise result  # the sweep's own data or split, which every point fails alike: said as itself
             if isinstance(result, Exception):
-                failures.append(f"{points[i]}: {one_line(result)}")
-                progress.log(f"{family} {points[i]} failed: {one_line(result)}")
+                errors[i] = one_line(result)
+                progress.log(f"{family} {points[i]} failed: {errors[i]}")
                 continue
             row, n_train = result
             rows[i] = row
             progress.advance(done, f"{family} {points[i]}: validation accuracy {row['val_accuracy']:.4f}")
     finally:
         progress.end()
-    if failures:
-        raise MnistlabError(f"{len(failures)} of {len(points)} sweep points failed; the first: {failures[0]}")
+    if len(errors) == len(points):
+        raise MnistlabError(f"all {len(points)} sweep points failed; the first: {points[0]}: {errors[0]}")
+    if errors:
+        rows = [{**(row or {**points[i], **dict.fromkeys(SCORES)}), "error": errors.get(i)}
+                for i, row in enumerate(rows)]
     return rows, n_train
+
+
+SCORES = ("val_accuracy", "val_accuracy_std", "sparsity", "fit_seconds")  # what a point's row holds besides its values
 
 
 def _here(arguments: list[tuple]) -> Iterator[tuple[int, tuple[dict, int] | MnistlabError]]:
@@ -197,6 +205,10 @@ def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_
         plots.save_png(sweep_figure(rows, list(grid)), staging / "sweep.png")
 
 
+def _gap(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
     """Validation accuracy (and sparsity) against the first swept parameter, a line per combination of the rest."""
     x_name, others = names[0], names[1:]
@@ -206,9 +218,9 @@ def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
     for key in sorted({tuple(r[o] for o in others) for r in rows}, key=str):
         label = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or "validation"
         chosen = {r[x_name]: r for r in rows if tuple(r[o] for o in others) == key}
-        series[label] = ([chosen[v]["val_accuracy"] for v in x_values],
-                         None if chosen[x_values[0]]["sparsity"] is None
-                         else [chosen[v]["sparsity"] for v in x_values])
+        sparsity = [chosen[v]["sparsity"] for v in x_values]
+        series[label] = ([_gap(chosen[v]["val_accuracy"]) for v in x_values],  # a failed point: a gap in its line
+                         None if all(value is None for value in sparsity) else [_gap(value) for value in sparsity])
     # an axis of numbers where all are finite, else one of the values' names (C=inf has no place on a log axis)
     finite = all(is_number(v) and math.isfinite(v) for v in x_values)
     return plots.sweep_plot(x_values if finite else [str(v) for v in x_values], series, x_label=x_name)
