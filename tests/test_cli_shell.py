@@ -195,6 +195,11 @@ def test_a_usage_error_is_one_line_naming_the_help_to_read(tmp_path):
         assert result.stderr.startswith("error: ") and message in result.stderr and "--help`)" in result.stderr
 
 
+def test_help_asked_for_beside_json_is_printed_on_stdout():
+    result = run_cli("runs", "list", "--json", "--help")  # it went to stderr, set apart for the JSON
+    assert result.returncode == 0 and "Usage:" in result.stdout and result.stderr == ""
+
+
 def test_json_is_the_only_thing_on_stdout_even_where_a_model_prints(tmp_path):
     result = run_cli("train", "sklearn:LinearSVC", "--verbose", "1", "--max-iter", "50", "--train-size", "300",
                      "--test-size", "100", "--no-embedding", "--out", str(tmp_path), "--json")

@@ -73,7 +73,8 @@ def main() -> None:
     warnings.showwarning = _show_warning
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        if "--json" in sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]:
+        given = sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]
+        if "--json" in given and not {"--help", "-h"} & set(given):  # help is no JSON: it stays on stdout
             keep_stdout_for_json()
         code = app(standalone_mode=False)  # returns an Exit's code (130 for Ctrl-C); usage errors are raised
         if code == 130:
