@@ -145,7 +145,8 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("wrong", "The first ten misclassified test images (titles: predicted / true).",
               _prediction_grid("wrong"), absent="no test image was misclassified"),
     RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — the most "
-              "confident mistakes — with what made the model choose the class it chose.", _top_losses),
+              "confident mistakes (and, for a model with fewer, its least confident right answers) — with what made "
+              "the model choose the class it chose.", _top_losses),
     RunFigure("most_confused", "The class pairs most often confused, with the most confident examples of each "
               "direction.", _most_confused),
     RunFigure("reliability", "Reliability diagram: how often the predicted class is right against the probability "
