@@ -392,3 +392,25 @@ def test_serve_exports_checked_where_the_test_images_are_at_hand(run_dir, tmp_pa
     monkeypatch.setenv("MNISTLAB_DATA_DIR", str(tmp_path / "no-data-here"))  # a server without the data
     workers.export(copy)
     assert read_onnx(copy / ONNX_FILE).metadata["check"] == "not checked"
+
+
+def test_a_run_whose_export_was_refused_is_refused_again_without_another_try(tmp_path, monkeypatch):
+    """serve --engine onnx started a process of its own for every request to such a run (4 s each), one
+    after another, holding up every other run's export."""
+    from mnistlab.web import workers
+
+    run_dir = train("sklearn:RidgeClassifier", {}, DataChoice(train_size=300, test_size=100), tmp_path,
+                    name="ridge", embedding=False)
+    started = []
+    real = workers.ProcessPoolExecutor
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", lambda *args, **kwargs: started.append(1) or real(*args, **kwargs))
+    pool = PhotoWorkers(1, "onnx")
+    for _ in range(2):
+        with pytest.raises(ExportError, match="it has no probabilities of its own"):
+            pool.export_missing(run_dir)
+    assert started == [1]
+    train("sklearn:RidgeClassifier", {}, DataChoice(train_size=300, test_size=100), tmp_path, name="ridge",
+          embedding=False, overwrite=True)
+    with pytest.raises(ExportError):  # trained again: another run, tried again
+        pool.export_missing(run_dir)
+    assert started == [1, 1]

@@ -29,7 +29,8 @@ import numpy as np
 
 from .._system import keep_freed_memory, usable_cores
 from .._values import is_whole_number
-from ..errors import ModelFileError, ParameterError
+from ..errors import MnistlabError, ModelFileError, ParameterError
+from ..experiments.store import folder_identity
 from ..html import evidence_png, jpeg_data_uri, png_data_uri
 from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
 from ..inference.predictor import Predictor
@@ -64,6 +65,9 @@ class PhotoWorkers:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._export_lock = threading.Lock()
+        # runs whose export was refused, by folder (a run trained again is another): refused again at once, as
+        # each try takes seconds in a fresh process and holds up every other run's export behind it
+        self._refused: dict[tuple[Path, tuple[int, int] | None], MnistlabError] = {}
 
     def _current(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -83,10 +87,17 @@ class PhotoWorkers:
         """With the onnx engine, export the run to ONNX unless it has been (in a process of its own)."""
         if self.engine != "onnx" or (run_dir / ONNX_FILE).is_file():
             return
+        key = (run_dir, folder_identity(run_dir))
         with self._export_lock:  # one export at a time; the requests for a run being exported wait for it
+            if key in self._refused:
+                raise self._refused[key]
             if not (run_dir / ONNX_FILE).is_file():
                 with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as exporter:
-                    exporter.submit(export, run_dir).result()
+                    try:
+                        exporter.submit(export, run_dir).result()
+                    except MnistlabError as exc:
+                        self._refused[key] = exc
+                        raise
 
     async def answer(self, run_dir: Path, data: bytes) -> dict:
         """``answer(run_dir, data, engine)`` in a worker process."""
