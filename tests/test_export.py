@@ -403,7 +403,8 @@ def test_a_run_whose_export_was_refused_is_refused_again_without_another_try(tmp
                     name="ridge", embedding=False)
     started = []
     real = workers.ProcessPoolExecutor
-    monkeypatch.setattr(workers, "ProcessPoolExecutor", lambda *args, **kwargs: started.append(1) or real(*args, **kwargs))
+    monkeypatch.setattr(workers, "ProcessPoolExecutor",
+                        lambda *args, **kwargs: started.append(1) or real(*args, **kwargs))
     pool = PhotoWorkers(1, "onnx")
     for _ in range(2):
         with pytest.raises(ExportError, match="it has no probabilities of its own"):
