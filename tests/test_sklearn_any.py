@@ -121,6 +121,11 @@ def test_scores_given_as_probabilities_are_said_to_be_scores(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert "LinearSVC gives no probabilities" in metrics["probabilities_note"]
     assert "Probabilities: LinearSVC gives no probabilities" in (run / "report.html").read_text()
+    from mnistlab.experiments.pipeline import evaluate_run
+
+    assert "LinearSVC gives no probabilities" in evaluate_run(run)["probabilities_note"]  # evaluate's log-loss too
+    result = run_cli("evaluate", str(run))
+    assert result.returncode == 0 and "probabilities: LinearSVC gives no probabilities" in result.stdout
 
 
 def test_linear_weights_are_shown_in_pixel_space(tmp_path):

@@ -101,6 +101,8 @@ def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
         return
     console.print(f"{loaded.name} on {dataset or loaded.config['dataset']['name']}: accuracy {result['accuracy']:.4f}, "
                   f"macro F1 {result['macro_f1']:.4f}, log-loss {result['log_loss']:.4f}")
+    if result.get("probabilities_note"):
+        console.print(f"  probabilities: {result['probabilities_note']}", highlight=False, soft_wrap=True)
     console.print(format_classification_report(result), highlight=False)
 
 

@@ -127,7 +127,8 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
 def print_run_summary(run, as_json: bool) -> None:
     metrics = run.metrics
     summary = {key: metrics.get(key) for key in
-               ("accuracy", "macro_f1", "log_loss", "fit_seconds", "n_iter", "converged", "fit_message")}
+               ("accuracy", "macro_f1", "log_loss", "probabilities_note", "fit_seconds", "n_iter", "converged",
+                "fit_message")}
     summary.update(run=run.name, run_dir=str(run.path), report=str(run.report_path))
     if as_json:
         emit_json(summary)
@@ -137,6 +138,8 @@ def print_run_summary(run, as_json: bool) -> None:
     console.print(Text.assemble((f"test accuracy {metrics['accuracy']:.4f}", "bold"),
                                 f"  macro F1 {metrics['macro_f1']:.4f}  log-loss {metrics['log_loss']:.4f}  "
                                 f"fit {metrics['fit_seconds']:.2f} s"))
+    if metrics.get("probabilities_note"):
+        console.print(f"  probabilities: {metrics['probabilities_note']}", highlight=False, soft_wrap=True)
     for line in metrics.get("analysis", []):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.print(f"run: {run.path}")

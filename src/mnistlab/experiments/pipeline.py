@@ -207,7 +207,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             "created": created.isoformat(timespec="seconds"),
             "command": command,
         }
-        run_metrics = metrics_mod.evaluate(ds.y_test, proba, ds.classes)
+        run_metrics = _scores(model, ds.y_test, proba, ds.classes)
         run_metrics.update(
             fit_seconds=fit_seconds,
             predict_seconds_per_10k=predict_seconds * 10000 / max(len(x_test), 1),
@@ -218,8 +218,6 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             history=getattr(model, "history_", None),
             robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
         )
-        if (note := model.probabilities_note()) is not None:  # said beside the log-loss and calibration
-            run_metrics["probabilities_note"] = note
         if (sparsity := zero_weight_fraction(model)) is not None:  # how sparse an L1 penalty made the weights
             run_metrics["zero_weight_fraction"] = sparsity
         if uncalibrated is not None:
@@ -389,4 +387,13 @@ def evaluate_run(run_dir: Path, data: DataChoice | None = None, progress: FitPro
         problem = f"the model predicts {n_model} classes, the data has {len(ds.classes)}"
         raise ParameterError("data", problem) if data else ModelFileError(f"{run_dir}: {problem}")
     proba = model.predict_proba(flatten_scale(ds.x_test)).astype(np.float32)  # as a run's numbers were computed
-    return metrics_mod.evaluate(ds.y_test, proba, ds.classes)
+    return _scores(model, ds.y_test, proba, ds.classes)
+
+
+def _scores(model: MnistlabModel, y_true: np.ndarray, proba: np.ndarray, classes) -> dict:
+    """``metrics.evaluate``, and what the model's probabilities are where they are not its own (said beside
+    the log-loss and calibration they give)."""
+    scores = metrics_mod.evaluate(y_true, proba, classes)
+    if (note := model.probabilities_note()) is not None:
+        scores["probabilities_note"] = note
+    return scores
