@@ -107,6 +107,9 @@ def test_scikit_learns_seeds_folds_and_lists_can_be_typed():
     assert parse(get_family("sklearn:LogisticRegressionCV"), ["--cv", "3"]) == {"cv": 3}
     assert parse(get_family("sklearn:MLPClassifier"), ["--hidden-layer-sizes", "16,8"]) == {
         "hidden_layer_sizes": (16, 8)}
+    # a sweep parts its values by commas: layer sizes joined by x, as every family's (it refused "8x4")
+    assert parse(get_family("sklearn:MLPClassifier"), ["--hidden-layer-sizes", "8x4,8"], multi=True) == {
+        "hidden_layer_sizes": [(8, 4), 8]}  # 8: one layer of 8, as scikit-learn reads an int
     assert parse(get_family("sklearn:GaussianNB"), ["--priors", "0.5,0.5"]) == {"priors": (0.5, 0.5)}
 
 

@@ -76,15 +76,20 @@ def _none(text: str) -> None:
     return None
 
 
+def _parts(text: str) -> list[str]:
+    """A list's items, parted by commas or x: "8,8" or "8x8". (In a sweep, where commas part the values,
+    "64x32,128" is two lists: 64 and 32, and 128 alone.)"""
+    return text.replace("x", ",").split(",")
+
+
 def _ints(text: str) -> tuple[int, ...]:
-    """"8,8" or "8x8" → (8, 8); "" → () (no layers); "8,,8" is a typo, not (8, 8). (In a sweep, where commas
-    part the values, "64x32,128" is two networks: of layers 64 and 32, and of one layer of 128.)"""
-    return tuple(int(part) for part in text.replace("x", ",").split(",")) if text.strip() else ()
+    """"8,8" or "8x8" → (8, 8); "" → () (no layers); "8,,8" is a typo, not (8, 8)."""
+    return tuple(int(part) for part in _parts(text)) if text.strip() else ()
 
 
 def _numbers(text: str) -> tuple[int | float, ...]:
-    """"16,8" → (16, 8); "0.2,0.8" → (0.2, 0.8): a list, as scikit-learn's layer sizes or class priors."""
-    return tuple(int(part) if part.strip().lstrip("+-").isdigit() else float(part) for part in text.split(","))
+    """"16,8" or "16x8" → (16, 8); "0.2,0.8" → (0.2, 0.8): a list, as scikit-learn's layer sizes or class priors."""
+    return tuple(int(part) if part.strip().lstrip("+-").isdigit() else float(part) for part in _parts(text))
 
 
 def _seed(text: str) -> int | None:
