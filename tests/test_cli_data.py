@@ -42,6 +42,27 @@ def test_show_writes_pngs(tmp_path, mnist_dir):
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
 
 
+def test_show_draws_a_small_dataset_of_ones_own_without_being_told_how_many(tmp_path, mnist_dir):
+    """Its default of 10 a class refused a set with 3 of each: "--per-class: class 0 has 3 examples, fewer than 10"."""
+    import gzip
+    import shutil
+
+    import numpy as np
+
+    data = tmp_path / "data"
+    shutil.copytree(mnist_dir, data)
+    images = gzip.open(data / "train-images-idx3-ubyte.gz").read()
+    labels = np.frombuffer(gzip.open(data / "train-labels-idx1-ubyte.gz").read()[8:], np.uint8)
+    kept = np.concatenate([np.flatnonzero(labels == k)[:3] for k in range(10)])
+    pixels = np.frombuffer(images[16:], np.uint8).reshape(-1, 784)[kept]
+    (data / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(
+        images[:4] + len(kept).to_bytes(4, "big") + images[8:16] + pixels.tobytes()))
+    (data / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
+        bytes([0, 0, 8, 1]) + len(kept).to_bytes(4, "big") + labels[kept].tobytes()))
+    result = run_cli("data", "show", "--dataset", "mnist", "--data-dir", str(data), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
 def test_pixels_prints_aligned_matrix():
     result = run_cli("data", "pixels", "--index", "0")
     assert result.returncode == 0, result.stderr

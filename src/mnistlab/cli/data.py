@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -86,7 +86,9 @@ def data_info(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
 
 @data_app.command("show")
 def data_show(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None,
-              per_class: Annotated[int, typer.Option(min=1, max=50, help="Images per class in the grid.")] = 10,
+              per_class: Annotated[Optional[int], typer.Option(
+                  min=1, max=50, help="Images per class in the grid [default: 10, or as many as the smallest "
+                                      "class has]")] = None,
               seed: Annotated[int, typer.Option(min=0, help="Which images are sampled.")] = 0,
               out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Write the labelled sample grid and the class-distribution chart as PNGs.
@@ -98,12 +100,16 @@ def data_show(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
     mnistlab data show --dataset mnist --per-class 8 --out /tmp/look
     ```
     """
+    import numpy as np
+
     from .. import plots
     from ..data.preprocess import subset_indices
     from ..experiments.store import output_folder
 
     ds = _load(dataset, data_dir)
     folder = output_folder(out / "data" / ds.name, "the data's pictures")
+    if per_class is None:  # a small dataset of one's own is shown too, not refused for a number not given
+        per_class = min(10, int(np.unique(ds.y_train, return_counts=True)[1].min()))
     idx = subset_indices(ds.y_train, per_class=per_class, seed=seed)
     paths = [
         plots.save_png(plots.sample_grid(ds.x_train[idx], ds.y_train[idx], ds.classes, per_class=per_class),
