@@ -379,6 +379,37 @@ def test_a_run_replaced_while_it_is_read_is_read_again_from_one_folder(tmp_path)
     assert len(attempts) == READ_ATTEMPTS
 
 
+def test_a_sweep_follows_no_link_opens_no_pipe_and_never_fails_the_write(tmp_path, monkeypatch):
+    """Entries named like leftovers, planted in a shared folder: a link's target was moved into the folder,
+    a pipe hung every write there, and one that could not be removed failed it as an internal error."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mnistlab import _io
+
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "notes.txt").write_text("precious")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / f"{_io.ASIDE_PREFIX}{gone.pid}-old-x").symlink_to(victim)
+    os.mkfifo(shared / f"{_io.STAGING_PREFIX}{gone.pid}-x.json-abc.tmp")
+    (shared / f"{_io.ASIDE_PREFIX}{gone.pid}-a-file").write_text("not a folder moved aside")
+    _io.sweep_staging(shared)  # returns: the pipe is never opened
+    assert (victim / "notes.txt").read_text() == "precious" and not (shared / "notes.txt").exists()
+    leftover = shared / f"{_io.STAGING_PREFIX}{gone.pid}-y.json-abc.tmp"
+    leftover.write_text("half")
+    real_unlink = Path.unlink
+    monkeypatch.setattr(Path, "unlink", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(1, "not ours"))
+                        if self == leftover else real_unlink(self, *a, **k))
+    _io.atomic_write_bytes(shared / "mine.txt", b"written")  # another user's leftover stays; the write is done
+    assert (shared / "mine.txt").read_bytes() == b"written" and leftover.exists()
+
+
 class _FullFile:
     """A file on a full disk: opened, but no byte can be written."""
 

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -46,17 +47,24 @@ def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> No
     if path.exists() and not path.is_file() and not path.is_symlink():
         raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_staging(path.parent)  # what writers killed outright left here: each folder is swept as it is written
+    if str(path.parent) not in _swept:  # what writers killed outright left here: once a process, as a folder
+        _swept.add(str(path.parent))    # of many files written one by one would be read through for each
+        sweep_staging(path.parent)
     try:
         with staged_file(path) as f:
             f.write(data)
     except OSError as exc:
-        raise _naming(exc, path) from None
+        _name(exc, path)
+        raise
 
 
-def _naming(exc: OSError, path: Path) -> OSError:
-    """``exc``, naming ``path`` where it names no file: a full disk said no more than "No space left"."""
-    return OSError(exc.errno, exc.strerror, str(path)) if exc.filename is None and exc.errno else exc
+_swept: set[str] = set()  # the folders ``atomic_write_bytes`` has swept in this process
+
+
+def _name(exc: OSError, path: Path) -> None:
+    """Have ``exc`` name ``path`` where it names no file: a full disk said no more than "No space left"."""
+    if exc.filename is None and exc.errno:
+        exc.filename = str(path)
 
 
 @contextmanager
@@ -107,7 +115,8 @@ def atomic_directory(final: Path, committed: Callable[[], None] | None = None) -
             yield staging
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise _naming(exc, final) from None
+            _name(exc, final)
+            raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -231,9 +240,9 @@ def _abandoned(path: Path) -> bool:
     exclusive lock refused otherwise than for want of locks), it is taken as held: a leftover stays hidden,
     a run being written is never deleted."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if path.is_dir() else 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_DIRECTORY if path.is_dir() else 0))
     except OSError:
-        return not path.exists() or path.is_symlink()
+        return not path.exists()
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:  # BlockingIOError: held
@@ -247,21 +256,32 @@ def sweep_staging(folder: Path) -> None:
     """Delete the staging files and folders in ``folder`` whose writing process is gone: not running here,
     and not holding them (``_hold``; a process id from another container's namespace is none of ours). A
     folder moved aside for a replacement that never came (the process killed between the two renames) is
-    put back."""
+    put back. Housekeeping only: what is not a plain file or folder of that name (a link, a pipe) is left
+    alone, never opened or followed, and what cannot be removed (another user's) stays."""
     folder = Path(folder)
     for prefix in (STAGING_PREFIX, ASIDE_PREFIX):
         for path in folder.glob(prefix + "*"):
             pid = path.name[len(prefix):].split("-", 1)[0]
-            if not (pid.isdigit() and not process_alive(int(pid)) and _abandoned(path)):
+            try:
+                kind = stat.S_IFMT(path.lstat().st_mode)
+                if kind not in (stat.S_IFREG, stat.S_IFDIR) or not (
+                        pid.isdigit() and not process_alive(int(pid)) and _abandoned(path)):
+                    continue
+                if kind == stat.S_IFDIR:
+                    if prefix == ASIDE_PREFIX:
+                        _put_back(path, folder)
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:  # gone meanwhile (another sweep), or not ours to remove
                 continue
-            if prefix == ASIDE_PREFIX:
-                for moved in path.iterdir():  # the one folder moved aside, under its own name
-                    if not (folder / moved.name).exists():
-                        os.replace(moved, folder / moved.name)
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+
+
+def _put_back(aside: Path, folder: Path) -> None:
+    """The folder moved aside into ``aside`` (``_aside``), renamed back into ``folder`` unless replaced there."""
+    for moved in aside.iterdir():
+        if moved.is_dir() and not moved.is_symlink() and not (folder / moved.name).exists():
+            os.replace(moved, folder / moved.name)
 
 
 def read_at_most(path: str | os.PathLike, max_bytes: int) -> bytes:
