@@ -926,23 +926,37 @@ _PLACE = {"box": _centre_box, "mass": _centre_mass}
 DARK_FRAME = 0.1  # a dataset image's outer pixels are black, but where its object reaches them
 
 
-def _in_dataset_form(image: Image.Image | np.ndarray) -> Prepared | None:
-    """The image as it is, where it already is one like the datasets' (28×28, the object bright and the
-    frame, mostly, black: a dataset image saved to a file), else None. Converting it would damage it: the
-    background fitted to a frame that the object touches runs through the object (a Fashion-MNIST test set
-    saved as PNG files got 84 % of the model's own predictions back)."""
+def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared | None:
+    """The image as it is, where it already is one of ``spec``'s dataset's: 28×28, gray, the object bright
+    on a mostly black frame, at full brightness, as large and as centred as the dataset's conversion makes
+    it (a dataset image saved to a file); else None. Converting one would damage it: the background fitted
+    to a frame that the object touches runs through the object (a Fashion-MNIST test set saved as PNG files
+    got 84 % of the model's own predictions back). A drawing of one's own at 28×28 (small, dim, coloured)
+    is converted as any photo is."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     if image.size != (SIZE, SIZE):
         return None
+    if image.mode not in ("1", "L", "LA", "I", "I;16", "F", "P"):
+        channels = np.asarray(image.convert("RGB"), dtype=np.int16)
+        if np.ptp(channels, axis=2).max() > 8:  # colour: a drawing of one's own, not a dataset's gray image
+            return None
     gray = to_grayscale(image)
     frame = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    if np.median(frame) > DARK_FRAME or gray.max() < MIN_CONTRAST:
+    lit = gray > 0.5 / 255
+    if np.median(frame) > DARK_FRAME or gray.max() < 250 / 255:
+        return None
+    left, top, right, bottom = _box_of(lit)
+    if not spec.fit - 1 <= max(right - left, bottom - top) <= spec.fit:  # resampling may leave a rim at 0
+        return None
+    rows, cols = np.indices(gray.shape)
+    centre = ((gray * rows).sum() / gray.sum(), (gray * cols).sum() / gray.sum()) if spec.centre == "mass" \
+        else ((top + bottom - 1) / 2, (left + right - 1) / 2)
+    if max(abs(c - (SIZE - 1) / 2) for c in centre) > 1:
         return None
     pixels = np.round(gray * 255).astype(np.uint8)
-    lit = pixels > 0
     return Prepared(pixels=pixels, gray=gray, background=np.zeros_like(gray), foreground=gray,
-                    box=_box_of(lit), inverted=False, tilt=0.0, object_mask=lit, dropped=(),
+                    box=(left, top, right, bottom), inverted=False, tilt=0.0, object_mask=lit, dropped=(),
                     dropped_mask=np.zeros_like(lit))
 
 
@@ -955,8 +969,8 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     ``style``: a key of ``STYLES`` (the dataset name).
     ``invert``: whether the object is darker than its background; None detects
     it by comparing the object's pixels with the background fitted from the border.
-    An image already like the datasets' (28×28, bright on a black frame) is taken as it is, unless
-    ``invert`` is True.
+    An image already in the dataset's form (28×28, gray, bright on a black frame, placed as the dataset's
+    are) is taken as it is, unless ``invert`` is True.
     ``upright``: whether to undo the photo's tilt (up to MAX_TILT degrees, see ``_tilt``); None
     follows the style: yes for Fashion-MNIST, whose products were photographed upright; no for
     handwriting, whose slant is the writer's (measured: undoing it costs MNIST accuracy, see
@@ -971,7 +985,7 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     except KeyError:
         raise ParameterError("style", f"unknown style {style!r}; choose one of: {', '.join(STYLES)}") from None
     low, high = contrast_percentiles
-    if not invert and (as_is := _in_dataset_form(image)) is not None:
+    if not invert and (as_is := _in_dataset_form(image, spec)) is not None:
         return as_is
 
     gray = _working_copy(image)
