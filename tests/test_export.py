@@ -415,3 +415,15 @@ def test_a_run_whose_export_was_refused_is_refused_again_without_another_try(tmp
     with pytest.raises(ExportError):  # trained again: another run, tried again
         pool.export_missing(run_dir)
     assert started == [1, 1]
+
+
+def test_the_onnx_engine_names_no_class_for_probabilities_that_are_not_numbers(run_dir, exported, fashion, tmp_path):
+    """Served by the ONNX engine, NaN probabilities were answered as 'class 0' and a 500 'bug' (NaN is no JSON)."""
+    from mnistlab.inference.onnx_file import OnnxPredictor
+
+    predictor = OnnxPredictor(run_dir)
+    predictor.model.predict_proba = lambda pixels: np.full((len(pixels), len(predictor.classes)), np.nan, np.float32)
+    photo = tmp_path / "shirt.jpg"
+    photo.write_bytes(make_photo(fashion.x_test[0], np.random.default_rng(0), "jpeg"))
+    with pytest.raises(ModelFileError, match="shirt.jpg: the probabilities of the model of .* are not finite"):
+        predictor.predict_photo(photo)

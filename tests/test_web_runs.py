@@ -177,6 +177,9 @@ def test_other_web_sites_are_not_answered(out):
         assert proxied.status_code == 200, proxied.text
     with client(out, loopback=True, hosts=frozenset({"[2001:db8::1]"})) as http:  # an address, as given to --allow-host
         assert http.get("/api/runs", headers={"Host": "[2001:db8::1]:8000"}).status_code == 200  # was 403
+    with client(out, loopback=True, hosts=frozenset({"2001:0db8:0:0::1"})) as http:  # as typed; as a browser sends it
+        assert http.get("/api/runs", headers={"Host": "[2001:db8::1]:8000"}).status_code == 200
+    with client(out, loopback=True) as http:
         for headers in ({"Host": "["}, {"Host": "127.0.0.1", "Origin": "http://[x"}):  # were 500s: "a bug"
             assert http.post("/api/compare", data={"a": "good", "b": "unpenalised"}, headers=headers).status_code == 403
 

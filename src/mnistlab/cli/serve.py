@@ -40,11 +40,14 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
     """
     import uvicorn
 
-    from ..web.app import create_app, host_of, is_loopback
+    from ..web.app import create_app, host_of, is_address, is_loopback
 
     for name in allow_host or ():  # a port or a scheme would match no request's Host: every one refused
-        if not name or host_of(name) != name.lower().strip("[]").removesuffix(".") or "/" in name:
-            raise MnistlabError(f"--allow-host: give a host name alone (mnist.example.com), got {name!r}")
+        # alone: no port, no scheme (a name with either would match no request's Host, and every one be refused)
+        alone = host_of(name) == name.lower().removesuffix(".") or is_address(name.strip("[]"))
+        if not name or "/" in name or host_of(name) is None or not alone:
+            raise MnistlabError(f"--allow-host: give a host name or an address alone (mnist.example.com, "
+                                f"10.0.0.5, 2001:db8::1), got {name!r}")
     if not host.strip():  # the socket would take it as every address of the machine
         raise MnistlabError("--host is empty: give an address (127.0.0.1 keeps the server on this machine, 0.0.0.0 "
                             "opens it to the network)")

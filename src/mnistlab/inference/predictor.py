@@ -117,9 +117,7 @@ class Predictor:
     def predict_pixels(self, pixels: np.ndarray, source: str = "28×28 image", prepared: Prepared | None = None
                        ) -> Prediction:
         """A 28×28 uint8 image like the dataset's (object bright on dark) → its prediction."""
-        proba = self.model.predict_proba(flatten_scale(pixels[None]))[0]
-        if not np.all(np.isfinite(proba)):  # weights that overflow: no class could be named honestly
-            raise ModelFileError(f"{self.run_dir}: the model's probabilities for this image are not finite")
+        proba = finite_probabilities(self.model.predict_proba(flatten_scale(pixels[None]))[0], self.run_dir, source)
         label = int(np.argmax(proba))
         return Prediction(label, self.classes[label], proba, pixels, self.classes, source, prepared, self.model)
 
@@ -148,6 +146,14 @@ class Predictor:
             return self.predict_pixels(as_pixels(x))
         raise ParameterError("x", f"cannot predict a {type(x).__name__}: give a photo's path or bytes, a PIL "
                                   "image, a 28×28 array or a list of these")
+
+
+def finite_probabilities(proba: np.ndarray, run_dir: Path, source: str) -> np.ndarray:
+    """``proba``, where every one is a number: weights that overflow give NaN, and no class then (argmax would
+    say the first)."""
+    if not np.all(np.isfinite(proba)):
+        raise ModelFileError(f"{source}: the probabilities of the model of {run_dir} are not finite")
+    return proba
 
 
 def as_pixels(array: np.ndarray) -> np.ndarray:

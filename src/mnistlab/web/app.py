@@ -133,13 +133,28 @@ def _netloc(url: str) -> str | None:
 
 
 def host_of(value: str) -> str | None:
-    """The host a Host header (``name:port``) or an Origin (``scheme://name:port``) names, as compared: lower
-    case, without brackets or a final dot; None where it names none (a malformed one: ``[``, ``http://[x``)."""
+    """The host a Host header (``name:port``), an Origin (``scheme://name:port``) or an address alone names, as
+    compared: lower case, without brackets or a final dot, an address in its one canonical spelling
+    (``[2001:0db8::0:1]`` is ``2001:db8::1``, as a browser sends it); None where it names none (``[``)."""
+    if (address := _address(value.strip("[]"))) is not None:
+        return address
     try:
         host = urlsplit(value if "//" in value else f"//{value}").hostname
     except ValueError:
         return None
-    return host.removesuffix(".") if host else None
+    return (_address(host) or host.removesuffix(".")) if host else None
+
+
+def _address(text: str) -> str | None:
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return None
+
+
+def is_address(text: str) -> bool:
+    """Whether ``text`` is an IP address (IPv6 without brackets)."""
+    return _address(text) is not None
 
 
 class SameSite:
