@@ -104,9 +104,10 @@ def test_figures_fit_the_report_and_keep_their_labels(tmp_path):
 def test_top_losses_of_a_model_without_mistakes_are_not_called_mistakes():
     images = np.zeros((2, 28, 28), np.uint8)
     right = plots.top_losses(images, [0, 1], [0, 1], [0.6, 0.7], [0.5, 0.3], ["a", "b"])
-    some = plots.top_losses(images, [0, 1], [1, 1], [0.3, 0.7], [1.2, 0.3], ["a", "b"])
+    some = plots.top_losses(np.zeros((3, 28, 28), np.uint8), np.array([0, 1, 1]), np.array([1, 1, 0]),
+                            [0.3, 0.7, 0.2], [1.2, 0.3, 1.6], ["a", "b"])  # arrays, as a run's are
     wrong = plots.top_losses(images, [0, 1], [1, 0], [0.3, 0.2], [1.2, 1.6], ["a", "b"])
     assert "no mistakes, the least confident right answers" in right.get_suptitle()
     # one of two wrong: "the most confident mistakes" titled a right answer too
-    assert "the 1 mistake, then the least confident right answers" in some.get_suptitle()
+    assert "the 2 mistakes, then the least confident right answers" in some.get_suptitle()
     assert "the most confident mistakes" in wrong.get_suptitle()

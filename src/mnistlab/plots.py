@@ -526,10 +526,10 @@ def top_losses(images, true, pred, p_true, losses, class_names, maps=None, metho
         tiles = [_over(t, _rgb(e, DIVERGING_CMAP, -_symmetric_limit(e), _symmetric_limit(e)))
                  for t, e in zip(tiles, evidence)]
     explained = "" if maps is None else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)"
-    wrong = sum(p != t for t, p in zip(true, pred))  # the highest losses are the mistakes while there are any
+    wrong = int(sum(p != t for t, p in zip(true, pred)))  # the highest losses are the mistakes while there are any
     shown = ("the most confident mistakes" if wrong == n
              else "no mistakes, the least confident right answers" if not wrong
-             else f"the {wrong} mistake{'s' * (wrong > 1)}, then the least confident right answers")
+             else f"the {wrong} mistake{'s' if wrong > 1 else ''}, then the least confident right answers")
     return _tiles(tiles, [f"{class_names[p]} / {class_names[t]}\nloss {loss:.2f}, p(true) {q:.2g}"
                           for t, p, q, loss in zip(true, pred, p_true, losses)],
                   f"Top {n} losses: {shown} (titles: predicted / true){explained}",
