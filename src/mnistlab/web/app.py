@@ -31,7 +31,15 @@ from ..errors import (
     RunExistsError,
     RunNotFoundError,
 )
-from ..experiments.store import REPORT, RunStore, read_config, read_metrics, summarize, validate_name, within
+from ..experiments.store import (
+    REPORT,
+    RunStore,
+    read_config_and_metrics,
+    read_whole,
+    summarize,
+    validate_name,
+    within,
+)
 from ..inference.photo import MAX_BYTES
 from .workers import PhotoWorkers, WorkerStopped
 
@@ -302,8 +310,9 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     @app.get("/api/runs/{name}", summary="One run's configuration and metrics")
     def run(name: str) -> dict:
         run_dir = find_run(name)
-        return {"name": run_dir.name, "config": finite_json(read_config(run_dir)),
-                "metrics": finite_json(read_metrics(run_dir)), "report": f"/runs/{run_dir.name}/report.html"}
+        (config, metrics), _ = read_whole(run_dir, read_config_and_metrics)  # of one run, if trained over meanwhile
+        return {"name": run_dir.name, "config": finite_json(config), "metrics": finite_json(metrics),
+                "report": f"/runs/{run_dir.name}/report.html"}
 
     @app.get("/api/runs/{name}/mistakes", summary="Where a run's model is wrong: top losses and calibration")
     def run_mistakes(name: str) -> dict:
