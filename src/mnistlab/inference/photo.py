@@ -924,6 +924,8 @@ _PLACE = {"box": _centre_box, "mass": _centre_mass}
 
 
 DARK_FRAME = 0.1  # a dataset image's outer pixels are black, but where its object reaches them
+FULL_BRIGHTNESS = 0.9  # a dataset image's brightest pixel is white (255), a JPEG copy's nearly
+OBJECT_LEVEL = 0.15  # where a dataset image's object is measured (its box, its centre): above JPEG's ringing
 
 
 def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared | None:
@@ -943,11 +945,12 @@ def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared |
             return None
     gray = to_grayscale(image)
     frame = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    lit = gray > 0.5 / 255
-    if np.median(frame) > DARK_FRAME or gray.max() < 250 / 255:
+    if np.median(frame) > DARK_FRAME or gray.max() < FULL_BRIGHTNESS:
         return None
+    # the object where it is at least faintly lit: a JPEG's ringing spreads traces to its 8×8 blocks' edges
+    lit = gray > OBJECT_LEVEL
     left, top, right, bottom = _box_of(lit)
-    if not spec.fit - 1 <= max(right - left, bottom - top) <= spec.fit:  # resampling may leave a rim at 0
+    if not spec.fit - 2 <= max(right - left, bottom - top) <= spec.fit:  # a faint rim is not counted
         return None
     rows, cols = np.indices(gray.shape)
     centre = ((gray * rows).sum() / gray.sum(), (gray * cols).sum() / gray.sum()) if spec.centre == "mass" \
