@@ -180,7 +180,8 @@ def test_a_fit_that_diverges_is_one_clear_error_and_leaves_no_run(tmp_path):
     assert [r["error"] for r in written] == [r["error"] for r in rows] and (folder / "sweep.png").is_file()
     result = run_cli("sweep", "numpy-mlp", "--learning-rate", "0.01,1e300", "--max-epochs", "1", "--hidden", "8",
                      "--train-size", "300", "--out", str(tmp_path))
-    assert result.returncode == 2 and "1 of 2 points failed; the first: numpy-mlp diverged" in result.stderr
+    assert result.returncode == 2 and "1 of 2 points failed; the first, learning_rate=1e+300, max_epochs=1, " \
+                                      "hidden=(8,): numpy-mlp diverged" in result.stderr
     assert "best: learning_rate=0.01" in result.stdout and "—" in result.stdout  # the failed row, beside the other
     with pytest.raises(MnistlabError, match=r"all 1 sweep points failed; the first: \{'learning_rate': 1e\+300"):
         run_sweep("numpy-mlp", {"learning_rate": [1e300], "max_epochs": [1], "hidden": [(8,)]},
@@ -260,6 +261,12 @@ def test_a_sweep_figure_places_every_value_none_and_infinity_too():
     assert list(figure.axes[0].lines[0].get_xdata()) == ["0.1", "inf"]
     figure = sweep_figure(rows("random_state", [None, 1]), ["random_state"])  # None < 1 failed after every fit
     assert list(figure.axes[0].lines[0].get_xdata()) == ["1", "None"]
+    # a line whose every point failed is no line of zeros beside the others' sparsity: nothing was measured
+    failed = [{"C": c, "solver": solver, "val_accuracy": None if solver == "lbfgs" else 0.8,
+               "sparsity": None if solver == "lbfgs" else 0.3, "error": "x" if solver == "lbfgs" else None}
+              for c in (0.1, 1.0) for solver in ("lbfgs", "saga")]
+    sparsity = sweep_figure(failed, ["C", "solver"]).axes[1]
+    assert [np.isnan(line.get_ydata()).all() for line in sparsity.lines] == [True, False]
 
 
 @pytest.fixture

@@ -479,7 +479,7 @@ def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None
     for label, (accuracy, sparsity) in series.items():
         ax_acc.plot(x_values, accuracy, marker="o", label=label)
         if with_sparsity:
-            axes[1].plot(x_values, sparsity or [0.0] * len(x_values), marker="o", label=label)
+            axes[1].plot(x_values, sparsity or [math.nan] * len(x_values), marker="o", label=label)  # none measured
     for ax, ylabel in zip(axes, ("validation accuracy", "zero weights")):
         if all(is_number(x) and x > 0 for x in x_values):  # a log axis needs positive numbers
             ax.set_xscale("log")

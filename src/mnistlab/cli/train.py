@@ -186,25 +186,27 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     rows = sweep.results
     if as_json:
         emit_json({"folder": str(sweep.path), "results": rows})
-        _exit_if_points_failed(sweep)
+        _exit_if_points_failed(sweep, grid)
         return
     on = f"{dataset}, classes {classes}" if classes else dataset
     table = Table(title=f"{model} sweep on {on} ({'%d-fold CV' % cv if cv else 'validation split'})")
     for col in rows[0]:
         table.add_column(col, justify="right")
     for r in rows:  # the scores to 4 places; the swept values as given (C 0.00001 and 0.00004 are two)
-        table.add_row(*("—" if v is None else f"{v:.4f}" if isinstance(v, float) and k not in grid else str(v)
-                        for k, v in r.items()))
+        table.add_row(*("—" if v is None else "failed" if k == "error"  # the error itself: below, and in the files
+                        else f"{v:.4f}" if isinstance(v, float) and k not in grid else str(v) for k, v in r.items()))
     console.print(table)
     best = sweep.best
     console.print("best: " + ", ".join(f"{k}={best[k]}" for k in grid) + f" ({best['val_accuracy']:.4f})")
     console.print(f"table: {sweep.path / 'sweep.csv'}\nplot: {sweep.path / 'sweep.png'}")
-    _exit_if_points_failed(sweep)
+    _exit_if_points_failed(sweep, grid)
 
 
-def _exit_if_points_failed(sweep) -> None:
+def _exit_if_points_failed(sweep, grid: dict) -> None:
     """One line and exit code 2 where points failed (the others' results are written, each failure in its row)."""
     if sweep.failed:
-        err_console.print(f"{len(sweep.failed)} of {len(sweep.results)} points failed; the first: "
-                          f"{sweep.failed[0]['error']}", highlight=False, soft_wrap=True)
+        first = sweep.failed[0]
+        err_console.print(f"{len(sweep.failed)} of {len(sweep.results)} points failed; the first, "
+                          f"{', '.join(f'{k}={first[k]}' for k in grid)}: {first['error']}",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(2)

@@ -162,6 +162,7 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
             if isinstance(result, Exception):
                 errors[i] = one_line(result)
                 progress.log(f"{family} {points[i]} failed: {errors[i]}")
+                progress.advance(done, f"{family} {points[i]}: failed")
                 continue
             row, n_train = result
             rows[i] = row
@@ -215,12 +216,12 @@ def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
     # numbers in order, then the rest (None, text) by name: None and 1 do not compare
     x_values = sorted({r[x_name] for r in rows}, key=lambda v: (0, v) if is_number(v) else (1, str(v)))
     series = {}
+    sparse = any(r["sparsity"] is not None for r in rows)  # the family's weights can be zero (failed points: none)
     for key in sorted({tuple(r[o] for o in others) for r in rows}, key=str):
         label = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or "validation"
         chosen = {r[x_name]: r for r in rows if tuple(r[o] for o in others) == key}
-        sparsity = [chosen[v]["sparsity"] for v in x_values]
         series[label] = ([_gap(chosen[v]["val_accuracy"]) for v in x_values],  # a failed point: a gap in its line
-                         None if all(value is None for value in sparsity) else [_gap(value) for value in sparsity])
+                         [_gap(chosen[v]["sparsity"]) for v in x_values] if sparse else None)
     # an axis of numbers where all are finite, else one of the values' names (C=inf has no place on a log axis)
     finite = all(is_number(v) and math.isfinite(v) for v in x_values)
     return plots.sweep_plot(x_values if finite else [str(v) for v in x_values], series, x_label=x_name)
