@@ -171,13 +171,11 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
         progress.end()
     if len(errors) == len(points):
         raise MnistlabError(f"all {len(points)} sweep points failed; the first: {points[0]}: {errors[0]}")
-    if errors:
-        rows = [{**(row or {**points[i], **dict.fromkeys(SCORES)}), "error": errors.get(i)}
+    if errors:  # a failed point's row: its values, and no scores (those a finished point's row has)
+        scores = [key for key in next(row for row in rows if row) if key not in points[0]]
+        rows = [{**(row or {**points[i], **dict.fromkeys(scores)}), "error": errors.get(i)}
                 for i, row in enumerate(rows)]
     return rows, n_train
-
-
-SCORES = ("val_accuracy", "val_accuracy_std", "sparsity", "fit_seconds")  # what a point's row holds besides its values
 
 
 def _here(arguments: list[tuple]) -> Iterator[tuple[int, tuple[dict, int] | MnistlabError]]:

@@ -935,10 +935,10 @@ def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared |
     to a frame that the object touches runs through the object (a Fashion-MNIST test set saved as PNG files
     got 84 % of the model's own predictions back). A drawing of one's own at 28×28 (small, dim, coloured)
     is converted as any photo is."""
+    if (image.shape[1::-1] if isinstance(image, np.ndarray) else image.size) != (SIZE, SIZE):
+        return None  # before any copy: most photos are large
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
-    if image.size != (SIZE, SIZE):
-        return None
     if image.mode not in ("1", "L", "LA", "I", "I;16", "F", "P"):
         channels = np.asarray(image.convert("RGB"), dtype=np.int16)
         if np.ptp(channels, axis=2).max() > 8:  # colour: a drawing of one's own, not a dataset's gray image

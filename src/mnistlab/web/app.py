@@ -144,25 +144,21 @@ def host_of(value: str) -> str | None:
     """The host a Host header (``name:port``), an Origin (``scheme://name:port``) or an address alone names, as
     compared: lower case, without brackets or a final dot, an address in its one canonical spelling
     (``[2001:0db8::0:1]`` is ``2001:db8::1``, as a browser sends it); None where it names none (``[``)."""
-    if (address := _address(value.strip("[]"))) is not None:
+    if (address := canonical_address(value.strip("[]"))) is not None:
         return address
     try:
         host = urlsplit(value if "//" in value else f"//{value}").hostname
     except ValueError:
         return None
-    return (_address(host) or host.removesuffix(".")) if host else None
+    return (canonical_address(host) or host.removesuffix(".")) if host else None
 
 
-def _address(text: str) -> str | None:
+def canonical_address(text: str) -> str | None:
+    """The IP address ``text`` (IPv6 without brackets) in its one canonical spelling; None if it is none."""
     try:
         return ipaddress.ip_address(text).compressed
     except ValueError:
         return None
-
-
-def is_address(text: str) -> bool:
-    """Whether ``text`` is an IP address (IPv6 without brackets)."""
-    return _address(text) is not None
 
 
 class SameSite:
