@@ -397,6 +397,7 @@ def test_what_a_notebook_is_handed_is_checked_and_shown_briefly(run, tmp_path):
     from mnistlab.experiments.sweep import run_sweep
 
     for call, parameter in [(lambda: ml.load_run(5), "run"), (lambda: ml.runs(out=5), "out"),
+                            (lambda: ml.runs(out=""), "out"),  # was: the current folder's runs
                             (lambda: ml.compare(run, None), "run"), (lambda: run.figure(["a"]), "name"),
                             (lambda: ml.zalando_benchmark(classifiers=[], out=tmp_path), "classifiers"),
                             (lambda: ml.zalando_benchmark(classifiers="GaussianNB", out=tmp_path), "classifiers")]:

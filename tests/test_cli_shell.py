@@ -13,7 +13,7 @@ import typer.main
 
 from conftest import heavy_libraries_imported, run_cli
 from mnistlab.cli import app
-from mnistlab.cli.common import OnceEach
+from mnistlab.cli.common import StrictCommand
 from mnistlab.experiments.pipeline import DataChoice, train
 
 
@@ -213,13 +213,23 @@ def test_an_option_given_twice_is_refused_as_a_model_option_is(tmp_path):
         for command in group.commands.values():
             yield from commands(command) if hasattr(command, "commands") else [command]
 
-    assert all(isinstance(c, OnceEach) for c in commands(typer.main.get_command(app)))  # every command, new ones too
+    assert all(isinstance(c, StrictCommand) for c in commands(typer.main.get_command(app)))  # every command, new ones too
     for args, message in [(["train", "logreg", "--train-size", "300", "--train-size", "400"], "--train-size is given"),
                           (["train", "logreg", "-d", "mnist", "--dataset", "fashion"], "--dataset is given twice"),
                           (["train", "logreg", "--C", "1", "--C", "2"], "--C: C is given twice")]:
         result = run_cli(*args, "--out", str(tmp_path))  # was: the last --train-size, without a word
         assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr, args
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path):
+    for args, message in [(["train", "logreg", "--train-size", "100", "--out", ""], "--out: an empty path"),
+                          (["train", "logreg", "--train-size", "100", "--out="], "--out: an empty path"),
+                          (["data", "info", "--data-dir", ""], "--data-dir: an empty path"),
+                          (["predict", "some-run", "a.png", ""], "an empty path among the files")]:
+        result = run_cli(*args, cwd=tmp_path)  # was: a run written into the current folder's runs/
+        assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr, args
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_empty_value_given_is_refused_not_taken_for_none(tmp_path):

@@ -10,7 +10,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args, get_type_hints
 
 import typer
 from rich.console import Console
@@ -21,23 +21,42 @@ from ..errors import MnistlabError, ParameterError
 from ..data.registry import DATASETS
 from ..experiments.store import DEFAULT_OUT
 
-class OnceEach(TyperCommand):
+class StrictCommand(TyperCommand):
     """A command that refuses an option given twice, as the model options do: click would keep the
-    last value without a word (`--train-size 300 … --train-size 400`), and one of the two is a mistake."""
+    last value without a word (`--train-size 300 … --train-size 400`), and one of the two is a mistake.
+    It refuses an empty path too: `--out ""` would be read as the current folder."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
-        _, _, order = self.make_parser(ctx).parse_args(args=list(args))  # the options in the order given
+        values, _, order = self.make_parser(ctx).parse_args(args=list(args))  # raw values; options in order
         given = Counter(p for p in order if p.param_type_name == "option" and not (p.multiple or p.count))
         for option, times in given.items():
             if times > 1:
                 raise ParameterError(None, f"{option.opts[0]} is given twice")
+        paths = _path_parameters(self.callback)
+        for param in self.params:
+            value = values.get(param.name)
+            if param.name in paths and (value == "" or (isinstance(value, (list, tuple)) and "" in value)):
+                if param.param_type_name == "option":
+                    raise ParameterError(param.name, "an empty path; give a file or folder (. for this one)")
+                raise ParameterError(None, f"an empty path among the {param.name}; give a file or folder")
         return super().parse_args(ctx, args)
 
 
-class Commands(typer.Typer):
-    """typer.Typer whose commands refuse an option given twice (``OnceEach``)."""
+def _path_parameters(command) -> list[str]:
+    """The parameters of a command's function that take a path, or several."""
+    hints = get_type_hints(command) if command else {}
+    return [name for name, hint in hints.items() if _takes_path(hint)]
 
-    def command(self, *args, cls: type[TyperCommand] = OnceEach, **kwargs):
+
+def _takes_path(hint) -> bool:
+    """Path, Optional[Path], list[Path] and the like."""
+    return hint is Path or any(_takes_path(argument) for argument in get_args(hint))
+
+
+class Commands(typer.Typer):
+    """typer.Typer whose commands refuse an option given twice and an empty path (``StrictCommand``)."""
+
+    def command(self, *args, cls: type[TyperCommand] = StrictCommand, **kwargs):
         return super().command(*args, cls=cls, **kwargs)
 
 

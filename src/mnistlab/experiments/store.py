@@ -352,7 +352,7 @@ class RunStore:
     """The runs under ``<out>/runs``: find, list, claim a name, write a run."""
 
     def __init__(self, out: str | Path):
-        if not isinstance(out, (str, os.PathLike)):
+        if not isinstance(out, (str, os.PathLike)) or not str(out):  # "" would be the current folder
             raise ParameterError("out", f"must be a folder's path, got {out!r}")
         self.out = Path(out)
         self.root = self.out / RUNS
