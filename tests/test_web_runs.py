@@ -13,7 +13,7 @@ from conftest import run_cli
 from mnistlab.errors import ParameterError, RunNotFoundError
 from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.web import app as web_app
-from mnistlab.web.app import SameSite, create_app
+from mnistlab.web.app import SameSite, allowed_host, create_app
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +183,15 @@ def test_other_web_sites_are_not_answered(out):
     with client(out, loopback=True) as http:
         for headers in ({"Host": "["}, {"Host": "127.0.0.1", "Origin": "http://[x"}):  # were 500s: "a bug"
             assert http.post("/api/compare", data={"a": "good", "b": "unpenalised"}, headers=headers).status_code == 403
+
+
+def test_a_name_to_allow_is_a_host_name_or_an_address_alone():
+    for given, compared in [("Mnist.Example.com.", "mnist.example.com"), ("[2001:0db8::0:1]", "2001:db8::1"),
+                            ("10.0.0.5", "10.0.0.5"), ("my_box", "my_box")]:
+        assert allowed_host(given) == compared
+    for given in [".", "[2001:db8::1", "mnist.example.com:8443", "https://mnist.example.com", "", "a..b", "-x.com"]:
+        with pytest.raises(ParameterError, match="give a host name or an address alone"):  # "." and "[…" matched
+            allowed_host(given)  # no request, so every one would have been refused
 
 
 def test_a_request_without_a_host_is_answered_on_this_machine():

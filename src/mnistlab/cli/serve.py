@@ -40,14 +40,10 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
     """
     import uvicorn
 
-    from ..web.app import canonical_address, create_app, host_of, is_loopback
+    from ..web.app import allowed_host, create_app, is_loopback
 
-    for name in allow_host or ():  # a port or a scheme would match no request's Host: every one refused
-        # alone: no port, no scheme (a name with either would match no request's Host, and every one be refused)
-        alone = host_of(name) == name.lower().removesuffix(".") or canonical_address(name.strip("[]")) is not None
-        if not name or "/" in name or host_of(name) is None or not alone:
-            raise MnistlabError(f"--allow-host: give a host name or an address alone (mnist.example.com, "
-                                f"10.0.0.5, 2001:db8::1), got {name!r}")
+    for name in allow_host or ():  # before anything starts
+        allowed_host(name)
     if not host.strip():  # the socket would take it as every address of the machine
         raise MnistlabError("--host is empty: give an address (127.0.0.1 keeps the server on this machine, 0.0.0.0 "
                             "opens it to the network)")

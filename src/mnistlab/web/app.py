@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -153,6 +154,23 @@ def host_of(value: str) -> str | None:
     return (canonical_address(host) or host.removesuffix(".")) if host else None
 
 
+# a DNS name: dot-separated labels of letters, digits, - (not at either end) and _ (as container names have)
+HOST_NAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?", re.IGNORECASE)
+
+
+def allowed_host(text: str) -> str:
+    """A name the server is also reached by (``serve --allow-host``) as the Host checks compare it; a
+    ParameterError where ``text`` is not a host name or an address alone: with a port, a scheme, a path or
+    nothing of a name in it (``.``), it would match no request, and every one would be refused."""
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if (address := canonical_address(inner)) is not None:
+        return address
+    if HOST_NAME.fullmatch(text):
+        return text.lower().removesuffix(".")
+    raise ParameterError("allow_host", f"give a host name or an address alone (mnist.example.com, 10.0.0.5, "
+                                       f"2001:db8::1), got {text!r}")
+
+
 def canonical_address(text: str) -> str | None:
     """The IP address ``text`` (IPv6 without brackets) in its one canonical spelling; None if it is none."""
     try:
@@ -169,7 +187,7 @@ class SameSite:
     also reached by (a reverse proxy's), in the Host or the Origin."""
 
     def __init__(self, app, loopback: bool, hosts: frozenset[str] = frozenset()):
-        self.app, self.loopback, self.hosts = app, loopback, {host_of(h) for h in hosts} - {None}
+        self.app, self.loopback, self.hosts = app, loopback, {allowed_host(h) for h in hosts}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
