@@ -39,7 +39,8 @@ FILES = {
 
 class Handler(BaseHTTPRequestHandler):
     """/good/F serves F; /corrupt/F flips bytes; /truncated/F closes early; /chunked/F breaks off inside a
-    chunk; /garbage/F answers with no HTTP status line; /trickle/F sends a byte every 0.1 s; anything else 404."""
+    chunk; /garbage/F answers with no HTTP status line; /trickle/F sends a byte every 0.1 s, /slow-headers/F a
+    byte of its headers every 0.1 s; anything else 404."""
 
     hits: list[str] = []
 
@@ -47,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
         self.hits.append(self.path)
         kind, _, name = self.path.strip("/").partition("/")
         body = FILES.get(name)
-        if body is None or kind not in ("good", "corrupt", "truncated", "chunked", "garbage", "trickle"):
+        if body is None or kind not in ("good", "corrupt", "truncated", "chunked", "garbage", "trickle", "slow-headers"):
             self.send_error(404)
             return
         if kind == "garbage":
@@ -58,6 +59,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             self.wfile.write(b"%x\r\n" % len(body) + body[:10])
+            return
+        if kind == "slow-headers":
+            for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 100:  # 10 s at most
+                time.sleep(0.1)
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:
+                    return
             return
         if kind == "trickle":
             self.send_response(200)
@@ -188,6 +198,20 @@ def test_a_mirror_that_trickles_is_left_at_the_deadline_for_the_next(server, tmp
     started = time.monotonic()
     path = fetch_verified(name, [f"{server}/trickle/", f"{server}/good/"], tmp_path, sha(name), attempts=1)
     assert path.read_bytes() == FILES[name] and time.monotonic() - started < 5
+
+
+def test_a_mirror_that_trickles_its_headers_is_left_at_the_deadline_too(server, tmp_path, monkeypatch):
+    """urllib reads the headers itself, each byte within the socket's timeout: the deadline was not
+    looked at until the body, and a mirror could hold the download for days before it."""
+    from mnistlab.data import download
+
+    monkeypatch.setattr(download, "MAX_SECONDS", 1)
+    name = "t10k-images-idx3-ubyte.gz"
+    started = time.monotonic()
+    path = fetch_verified(name, [f"{server}/slow-headers/", f"{server}/good/"], tmp_path, sha(name), attempts=1)
+    assert path.read_bytes() == FILES[name] and time.monotonic() - started < 5
+    with pytest.raises(DatasetError, match="slow-headers/t10k-images-idx3-ubyte.gz: slower than 1 s for the file"):
+        fetch_verified(name, [f"{server}/slow-headers/"], tmp_path / "alone", sha(name), attempts=1)
 
 
 def test_a_failed_download_is_one_line_on_a_pipe(server, tmp_path):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,19 +22,82 @@ from ..errors import DatasetError, one_line
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # the largest official file is ~26 MB
 CHUNK = 1 << 16
-MAX_SECONDS = 900  # for one file: ~30 kB/s for the largest; each read has its own timeout besides
+MAX_SECONDS = 900  # for one file, headers and body: ~30 kB/s for the largest; each read has its own timeout besides
 
 
 class ChecksumMismatch(DatasetError):
     """A mirror served a file other than the one asked for: retrying it will not help."""
 
 
+class _Deadline:
+    """Shuts the connections of one download when its time is up. Each read has its own timeout, but a
+    mirror that sends a byte now and then, each within it, would hold a download for days: in the headers,
+    which urllib reads, as in the body."""
+
+    def __init__(self, seconds: float):
+        self.sockets, self.passed = [], False
+        self._timer = threading.Timer(seconds, self._shut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def _shut(self) -> None:
+        self.passed = True
+        for sock in self.sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # a read blocked on it returns at once; closing stays with its owner
+            except OSError:
+                pass
+
+    def _watched(self, connection: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        deadline = self
+
+        class Watched(connection):
+            def connect(self):
+                super().connect()
+                deadline.sockets.append(self.sock)
+                if deadline.passed:
+                    deadline._shut()
+
+        return Watched
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """urllib's opener, whose every connection (a redirect's too) is shut at the deadline."""
+        http_connection, https_connection = self._watched(http.client.HTTPConnection), self._watched(
+            http.client.HTTPSConnection)
+
+        class HTTP(urllib.request.HTTPHandler):
+            def http_open(self, req):
+                return self.do_open(http_connection, req)
+
+        class HTTPS(urllib.request.HTTPSHandler):
+            def https_open(self, req):
+                return self.do_open(https_connection, req)  # the default context: certificates checked
+
+        return urllib.request.build_opener(HTTP, HTTPS)
+
+
 def _fetch_once(url: str, out: BinaryIO, timeout: float, progress: FitProgress, sha256: str) -> None:
     """Stream ``url`` to ``out``, reporting the bytes to ``progress``; ChecksumMismatch unless what was
     written has ``sha256``."""
+    with _Deadline(MAX_SECONDS) as deadline:
+        try:
+            _stream(deadline.opener(), url, out, timeout, progress, sha256)
+        except (OSError, http.client.HTTPException, DatasetError):
+            if deadline.passed:  # whatever the shut connection looked like: no status line, a short read
+                raise DatasetError(f"slower than {MAX_SECONDS} s for the file") from None
+            raise
+
+
+def _stream(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, timeout: float, progress: FitProgress,
+            sha256: str) -> None:
     digest = hashlib.sha256()
-    deadline = time.monotonic() + MAX_SECONDS
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http(s) mirrors only)
+    with opener.open(url, timeout=timeout) as response:
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
         if total is not None and total > MAX_DOWNLOAD_BYTES:
@@ -40,14 +105,11 @@ def _fetch_once(url: str, out: BinaryIO, timeout: float, progress: FitProgress, 
         progress.start(total, "byte")
         try:  # the bar ends with the attempt: drawn as failed where an error is on its way out
             received = 0
-            # read1: what has arrived, up to CHUNK (read waits for all of CHUNK, and a mirror that sends a
-            # byte now and then, each within the socket's timeout, would pass the deadline unchecked for days)
+            # read1: what has arrived, up to CHUNK (read would wait for all of CHUNK)
             while chunk := response.read1(CHUNK):
                 received += len(chunk)
                 if received > MAX_DOWNLOAD_BYTES:
                     raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")
-                if time.monotonic() > deadline:  # a mirror that trickles is left for the next
-                    raise DatasetError(f"slower than {MAX_SECONDS} s for the file, {received} bytes in")
                 digest.update(chunk)
                 out.write(chunk)
                 progress.advance(received, Path(url).name)
