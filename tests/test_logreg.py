@@ -243,6 +243,18 @@ def test_bad_settings_are_refused():
         LogisticRegression().fit(X, np.zeros(len(X)))
 
 
+def test_a_fit_that_fails_leaves_the_fitted_model_whole():
+    """classes_ and the standardisation were set before the checks and the solver: a refused refit left
+    the old weights answering with the new labels."""
+    X, y = overlapping_classes()
+    model = LogisticRegression(standardize=True).fit(X, y)
+    before = model.predict(X)
+    model.set_params(solver="liblinear")
+    with pytest.raises(ValueError, match="'liblinear' fits two classes only"):
+        model.fit(X * 3 + 1, y + 5)
+    assert list(model.classes_) == [0, 1, 2] and np.array_equal(model.predict(X), before)
+
+
 # -- scikit-learn compatibility ------------------------------------------------------------
 
 def test_pipeline_and_grid_search():

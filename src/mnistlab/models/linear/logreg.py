@@ -58,6 +58,11 @@ def _sklearn_settings(penalty: str, C: float, l1_ratio: float, n_classes: int) -
     return C, rho
 
 
+def _standardized(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """X (float32) less the features' means, over their scales."""
+    return (X - mean.astype(np.float32)) / scale.astype(np.float32)
+
+
 class LogisticRegression(MnistlabModel):
     """Multinomial (softmax) logistic regression.
 
@@ -151,35 +156,36 @@ class LogisticRegression(MnistlabModel):
         solver = self._resolved_solver()
         X = check_features(self, X, reset=True)
         y = check_labels(self, y, len(X))
-        self.classes_, codes = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
             raise ParameterError(None, f"needs samples of at least 2 classes, but the data contains only one "
-                                       f"class: {self.classes_[0]!r}")
-        if solver == "liblinear" and len(self.classes_) > 2:
+                                       f"class: {classes[0]!r}")
+        if solver == "liblinear" and len(classes) > 2:
             raise ParameterError("solver", f"'liblinear' fits two classes only, and the data has "
-                                           f"{len(self.classes_)}; 'auto' and 'saga' fit any number")
+                                           f"{len(classes)}; 'auto' and 'saga' fit any number")
+        # every learned attribute is set at the end: a fit that fails leaves the model it had whole
+        learned = {"classes_": classes}
         if self.standardize:
-            self.mean_ = X.mean(axis=0, dtype=np.float64)
             std = X.std(axis=0, dtype=np.float64)
-            self.scale_ = np.where(std < 10 * np.finfo(np.float32).eps, 1.0, std)
-        X = self._model_input(X)
+            learned |= {"mean_": X.mean(axis=0, dtype=np.float64),
+                        "scale_": np.where(std < 10 * np.finfo(np.float32).eps, 1.0, std)}
+            X = _standardized(X, learned["mean_"], learned["scale_"])
         progress.start(self.max_iter, "iteration")
         try:
-            if solver in SKLEARN_SOLVERS:
-                self._fit_sklearn(X, codes, solver, progress)
-            else:
-                self._fit_ours(X, codes, solver, progress)
+            fit = self._fit_sklearn if solver in SKLEARN_SOLVERS else self._fit_ours
+            learned |= fit(X, codes, len(classes), solver, progress)
         finally:
             progress.end()
+        for name, value in learned.items():
+            setattr(self, name, value)
         return self
 
     def _penalty_strengths(self, n: int) -> tuple[float, float]:
         """(λ₁, λ₂) on the mean-loss scale."""
         return penalty_strengths(self.penalty, self.C, self.l1_ratio, n)
 
-    def _fit_ours(self, X: np.ndarray, codes: np.ndarray, solver: str, progress) -> None:
+    def _fit_ours(self, X: np.ndarray, codes: np.ndarray, k: int, solver: str, progress) -> dict:
         n, d = X.shape
-        k = len(self.classes_)
         l1, l2 = self._penalty_strengths(n)
         workers = blas_threads()  # read before the limit below, which would make it 1
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
@@ -193,24 +199,25 @@ class LogisticRegression(MnistlabModel):
             theta[:, -1] = log_prior - log_prior.mean()     # the optimum of F for W = 0
             result = minimize(objective, theta, self.tol, self.max_iter, progress)
         W, b = objective.to_model(result.theta)
-        self.coef_, self.intercept_ = W.astype(np.float32), b.astype(np.float32)
-        self.n_iter_ = np.array([result.n_iter], dtype=np.int32)
-        self.history_ = {"objective": result.objective}
-        self.converged_ = result.stop == "converged"
         norm = f"gradient norm {result.grad_norm:.1e}"
-        self.fit_message_ = {
-            "converged": f"converged after {result.n_iter} iterations ({norm} ≤ tol={self.tol:g})",
-            "max_iter": f"stopped at max_iter={self.max_iter} with {norm} > tol={self.tol:g}; "
-                        "raise max_iter or tol",
-            "line_search": f"stopped after {result.n_iter} iterations at the limit of float32 precision "
-                           f"({norm} > tol={self.tol:g}); raise tol",
-        }[result.stop]
+        return {
+            "coef_": W.astype(np.float32), "intercept_": b.astype(np.float32),
+            "n_iter_": np.array([result.n_iter], dtype=np.int32),
+            "history_": {"objective": result.objective},
+            "converged_": result.stop == "converged",
+            "fit_message_": {
+                "converged": f"converged after {result.n_iter} iterations ({norm} ≤ tol={self.tol:g})",
+                "max_iter": f"stopped at max_iter={self.max_iter} with {norm} > tol={self.tol:g}; "
+                            "raise max_iter or tol",
+                "line_search": f"stopped after {result.n_iter} iterations at the limit of float32 precision "
+                               f"({norm} > tol={self.tol:g}); raise tol",
+            }[result.stop],
+        }
 
-    def _fit_sklearn(self, X: np.ndarray, codes: np.ndarray, solver: str, progress) -> None:
+    def _fit_sklearn(self, X: np.ndarray, codes: np.ndarray, k: int, solver: str, progress) -> dict:
         """scikit-learn's solver on our objective; it reports no iterations, so progress jumps at the end."""
         from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
-        k = len(self.classes_)
         C, l1_ratio = _sklearn_settings(self.penalty, self.C, self.l1_ratio, k)
         estimator = SklearnLogisticRegression(C=C, l1_ratio=l1_ratio, solver=solver, tol=self.tol,
                                               max_iter=self.max_iter, random_state=self.random_state)
@@ -219,24 +226,24 @@ class LogisticRegression(MnistlabModel):
         coef, intercept = estimator.coef_, estimator.intercept_
         if k == 2:
             coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
-        self.coef_, self.intercept_ = coef.astype(np.float32), intercept.astype(np.float32)
-        self.n_iter_ = np.asarray(estimator.n_iter_, dtype=np.int32).reshape(1)
-        self.converged_ = not not_converged
-        self.history_ = {"objective": [self._objective_value(X, codes)]}
-        n_iter = int(self.n_iter_[0])
-        progress.advance(n_iter, f"objective {self.history_['objective'][0]:.8f}")
-        self.fit_message_ = (
-            f"scikit-learn {solver} converged after {n_iter} iterations (tol={self.tol:g})" if self.converged_
-            else f"scikit-learn {solver} stopped after {n_iter} iterations without reaching tol={self.tol:g}; "
-                 "raise max_iter or tol")
+        coef, intercept = coef.astype(np.float32), intercept.astype(np.float32)
+        value = objective_value(X, codes, k, coef, intercept, *self._penalty_strengths(len(X)))
+        n_iter = int(np.max(estimator.n_iter_))
+        progress.advance(n_iter, f"objective {value:.8f}")
+        return {
+            "coef_": coef, "intercept_": intercept, "n_iter_": np.array([n_iter], dtype=np.int32),
+            "converged_": not not_converged, "history_": {"objective": [value]},
+            "fit_message_": (
+                f"scikit-learn {solver} converged after {n_iter} iterations (tol={self.tol:g})" if not not_converged
+                else f"scikit-learn {solver} stopped after {n_iter} iterations without reaching tol={self.tol:g}; "
+                     "raise max_iter or tol"),
+        }
 
     # -- using a fitted model -------------------------------------------------
 
     def _model_input(self, X: np.ndarray) -> np.ndarray:
         """X as the coefficients see it: float32, standardised when standardize=True."""
-        if not self.standardize:
-            return X
-        return (X - self.mean_.astype(np.float32)) / self.scale_.astype(np.float32)
+        return _standardized(X, self.mean_, self.scale_) if self.standardize else X
 
     def _logits(self, X) -> np.ndarray:
         check_fitted(self, "coef_")
