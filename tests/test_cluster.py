@@ -124,6 +124,7 @@ def test_recipes_run_on_the_cluster_as_here(cluster, tmp_path, mnist_dir):
     for name in names:
         assert remote[name].reproduced.metrics["accuracy"] == local[name].reproduced.metrics["accuracy"]
         assert remote[name].ours.metrics["accuracy"] == local[name].ours.metrics["accuracy"]
+    assert local[names[0]].ours.config["command"] == f"mnistlab.recipes.run_all({names!r})"  # as it was made
     one = run_cli("recipes", "run", "numpy-binary", "--out", str(tmp_path / "one"), "--cluster", address, "--json")
     assert one.returncode == 0, one.stderr  # a recipe named goes to the cluster too (it ran here before)
     runs = ml.runs(out=tmp_path / "one")

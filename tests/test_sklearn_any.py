@@ -166,6 +166,9 @@ def test_recipes_run_prints_published_reproduced_and_ours(tmp_path, mnist_dir):
     results = {r["result"]: r for r in answer["results"]}
     assert results["published"]["accuracy"] == 0.9076 and results["reproduced"]["fit_seconds"] > 0
     assert results["ours"]["run"] == "recipe-mnist-logreg-nopenalty-ours"
+    import mnistlab as ml  # how the runs were made: the command as typed (it was made up in the library)
+    assert ml.load_run("recipe-mnist-logreg-nopenalty-ours", out=tmp_path).config["command"].endswith(
+        " ".join(["recipes", "run", *args[2:], "--json"]))
 
 
 @pytest.mark.parametrize("family, params", [

@@ -126,6 +126,9 @@ def test_a_configuration_on_other_data_is_run_again_not_taken_from_earlier(tmp_p
 
     first, second = benchmark(mnist_dir), benchmark(other)
     assert first["run"] != second["run"] and second["status"] == "done"
+    assert ml.load_run(first["run"], out=tmp_path / "out").config["command"] == (  # the CLI's, made up, before
+        "mnistlab.zalando_benchmark(dataset='mnist', classifiers=['GaussianNB'], train_size=300, test_size=100, "
+        "quick=True)")
     assert benchmark(other)["status"] == "done (earlier)"
 
 

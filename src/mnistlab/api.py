@@ -72,8 +72,6 @@ def _call(function: str, *args, **kwargs) -> str:
     return f"mnistlab.{function}({', '.join(shown)})"
 
 
-
-
 def _path_or_none(name: str, value) -> str | None:
     """``value``, a path given as a keyword argument ``name``, as text; None where none was given."""
     if value is None:
@@ -557,36 +555,40 @@ class Recipes:
         return {name: f"{r.title} — {r.published_note}" for name, r in RECIPES.items()}
 
     def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
-            progress: bool = True, cluster: str | None = None) -> RecipeResult:
+            progress: bool = True, cluster: str | None = None, command: str | None = None) -> RecipeResult:
         """Run the tutorial's configuration and ours, as the runs ``recipe-<name>-reproduction`` and
         ``recipe-<name>-ours`` (each replaced if it exists). ``data_dir``: MNIST's folder, for the MNIST
         recipes (the Fashion-MNIST ones find their data as usual). ``cluster``: the two runs as tasks
-        on a Dask cluster (as in ``sweep``)."""
+        on a Dask cluster (as in ``sweep``). ``command``: what the runs' config.json records as how they
+        were made (default: this call)."""
         from .experiments.cluster import cluster_address
         from .experiments.recipes import run_recipe
         from .progress import fit_progress
 
+        command = command or _call("recipes.run", name)
         if cluster_address(cluster):
-            result = self.run_all([name], data_dir=data_dir, out=out, cluster=cluster, progress=progress)[name]
+            result = self.run_all([name], data_dir=data_dir, out=out, cluster=cluster, progress=progress,
+                                  command=command)[name]
             if isinstance(result, Exception):
                 raise result
             return result
         folders = run_recipe(name, _store(out).out, data_dir=_path_or_none("data_dir", data_dir),
-                             progress=fit_progress(progress))
+                             progress=fit_progress(progress), command=command)
         return RecipeResult(name, folders)
 
     def run_all(self, names: list[str] | None = None, data_dir: str | Path | None = None,
                 out: str | Path | None = None, cluster: str | None = None,
-                progress: bool = True) -> dict[str, RecipeResult | Exception]:
+                progress: bool = True, command: str | None = None) -> dict[str, RecipeResult | Exception]:
         """Run several recipes (default: all), here or as tasks on a Dask ``cluster`` (as in ``sweep``):
-        name → its RecipeResult, or the exception that stopped one of its runs."""
+        name → its RecipeResult, or the exception that stopped one of its runs. ``command`` as in ``run``."""
         from .experiments.cluster import cluster_address
         from .experiments.recipes import RECIPES, run_recipes
         from .progress import fit_progress
 
+        command = command or _call("recipes.run_all", *([names] if names else []))
         names = list(names or RECIPES)
         results = run_recipes(names, _store(out).out, data_dir=_path_or_none("data_dir", data_dir),
-                              cluster=cluster_address(cluster), progress=fit_progress(progress))
+                              cluster=cluster_address(cluster), progress=fit_progress(progress), command=command)
         return {name: next((r for r in folders.values() if isinstance(r, Exception)), None)
                 or RecipeResult(name, folders) for name, folders in results.items()}
 
@@ -627,11 +629,12 @@ class Benchmark:
 def zalando_benchmark(*, dataset: str = "fashion-mnist", classifiers: list[str] | None = None,
                       train_size: int | None = None, test_size: int | None = None, quick: bool = False,
                       data_dir: str | Path | None = None, cluster: str | None = None, out: str | Path | None = None,
-                      progress: bool = True) -> Benchmark:
+                      progress: bool = True, command: str | None = None) -> Benchmark:
     """Zalando's grid of scikit-learn classifiers, each configuration an ordinary run, beside the paper's accuracies.
 
     Resumable (finished configurations are not run again); ``quick`` runs one configuration per
-    classifier (the paper's best on Fashion-MNIST) on 2,000 / 1,000 images; ``cluster`` as in ``sweep``.
+    classifier (the paper's best on Fashion-MNIST) on 2,000 / 1,000 images; ``cluster`` as in ``sweep``;
+    ``command``: what the runs' config.json records as how they were made (default: this call).
 
     >>> b = ml.zalando_benchmark(quick=True, classifiers=["GaussianNB"], train_size=500, test_size=200,
     ...                          progress=False)
@@ -642,9 +645,12 @@ def zalando_benchmark(*, dataset: str = "fashion-mnist", classifiers: list[str] 
     from .experiments.zalando import run_benchmark
     from .progress import fit_progress
 
+    command = command or _call("zalando_benchmark", **{k: v for k, v in dict(
+        dataset=dataset, classifiers=classifiers, train_size=train_size, test_size=test_size,
+        quick=quick or None).items() if v is not None})
     folder, rows = run_benchmark(dataset, _store(out).out, classifiers=classifiers, train_size=train_size,
                                  test_size=test_size, quick=quick, data_dir=_path_or_none("data_dir", data_dir),
-                                 cluster=cluster_address(cluster), progress=fit_progress(progress))
+                                 cluster=cluster_address(cluster), progress=fit_progress(progress), command=command)
     return Benchmark(folder, rows)
 
 __all__ = ["Benchmark", "Comparison", "Predictions", "RecipeResult", "Recipes", "Run", "RunList", "Sweep", "compare",

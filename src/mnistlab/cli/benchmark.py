@@ -17,6 +17,7 @@ from .common import (
     TestSizeOpt,
     TrainSizeOpt,
     app,
+    command_line,
     console,
     emit_json,
 )
@@ -57,7 +58,8 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
 
     chosen = [c.strip() for c in classifiers.split(",") if c.strip()] if classifiers is not None else None
     result = api.zalando_benchmark(dataset=dataset, classifiers=chosen, train_size=train_size, test_size=test_size,
-                                   quick=quick, data_dir=data_dir, cluster=cluster, out=out, progress=not as_json)
+                                   quick=quick, data_dir=data_dir, cluster=cluster, out=out, progress=not as_json,
+                                   command=command_line())
     if as_json:
         emit_json({"folder": str(result.path), "rows": result.rows})
         _exit_if_failed(result.rows)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections import Counter
 from pathlib import Path
@@ -92,6 +93,11 @@ TopOpt = Annotated[int, typer.Option(min=1, help="How many classes to list.")]
 OUT = Path(DEFAULT_OUT)
 # `train` and `sweep` take the model's hyperparameters as further `--option value` pairs
 MODEL_OPTIONS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def command_line() -> str:
+    """This command as typed, for config.json."""
+    return " ".join(shlex.quote(a) for a in ["mnistlab", *sys.argv[1:]])
 
 
 _json_stdout = None  # where emit_json writes, once keep_stdout_for_json has set stdout apart

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import OUT, Commands, JsonOpt, OutOpt, app, console, emit_json
+from .common import OUT, Commands, JsonOpt, OutOpt, app, command_line, console, emit_json
 
 recipes_app = Commands(help="The classic tutorial experiments, reproduced on current libraries.",
                           no_args_is_help=True)
@@ -83,9 +83,11 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(help="Recipe name 
         recipe = get_recipe(name)
         if recipe.notes and not as_json:
             console.print(recipe.notes, highlight=False, soft_wrap=True)
-        results = {name: api.recipes.run(name, data_dir=data_dir, out=out, progress=not as_json, cluster=cluster)}
+        results = {name: api.recipes.run(name, data_dir=data_dir, out=out, progress=not as_json, cluster=cluster,
+                                         command=command_line())}
     else:
-        results = api.recipes.run_all(data_dir=data_dir, out=out, cluster=cluster, progress=not as_json)
+        results = api.recipes.run_all(data_dir=data_dir, out=out, cluster=cluster, progress=not as_json,
+                                      command=command_line())
     answers = {n: {"error": one_line(r)} if isinstance(r, Exception) else _answer(r) for n, r in results.items()}
     if as_json:
         emit_json(answers[name] if name is not None else answers)

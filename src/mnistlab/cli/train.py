@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from typing import Annotated, Optional
 
 import typer
@@ -25,16 +23,12 @@ from .common import (
     TestSizeOpt,
     TrainSizeOpt,
     app,
+    command_line,
     console,
     emit_json,
     err_console,
     parse_classes,
 )
-
-
-def command_line() -> str:
-    """This command as typed, for config.json."""
-    return " ".join(shlex.quote(a) for a in ["mnistlab", *sys.argv[1:]])
 
 
 @app.command("models")

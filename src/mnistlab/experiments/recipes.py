@@ -110,8 +110,9 @@ def get_recipe(name: str) -> Recipe:
         raise ParameterError(None, f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
 
 
-def _jobs(name: str, data_dir: str | None) -> list[TrainingJob]:
-    """The recipe's two runs, ``recipe-<name>-reproduction`` and ``recipe-<name>-ours``."""
+def _jobs(name: str, data_dir: str | None, command: str | None) -> list[TrainingJob]:
+    """The recipe's two runs, ``recipe-<name>-reproduction`` and ``recipe-<name>-ours``; ``command``: how
+    they were asked for (config.json)."""
     recipe = get_recipe(name)
     jobs = []
     for role in ROLES:
@@ -120,24 +121,24 @@ def _jobs(name: str, data_dir: str | None) -> list[TrainingJob]:
         if data_dir and data.dataset == DATA_DIR_DATASET:
             data = replace(data, data_dir=data_dir)
         jobs.append(TrainingJob(configuration.family, dict(configuration.params), data, f"recipe-{name}-{role}",
-                                f"mnistlab recipes run {name}"))
+                                command))
     return jobs
 
 
-def run_recipe(name: str, out: Path, data_dir: str | None = None,
-               progress: FitProgress | None = None) -> dict[str, Path]:
+def run_recipe(name: str, out: Path, data_dir: str | None = None, progress: FitProgress | None = None,
+               command: str | None = None) -> dict[str, Path]:
     """Train the recipe's reproduction and ours as ordinary runs (replacing earlier ones); returns each
     role's run folder."""
     return {role: train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
                         command=job.command, progress=progress)
-            for role, job in zip(ROLES, _jobs(name, data_dir))}
+            for role, job in zip(ROLES, _jobs(name, data_dir, command))}
 
 
 def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluster: str | None = None,
-                progress: FitProgress = SILENT) -> dict[str, dict[str, Path | Exception]]:
+                progress: FitProgress = SILENT, command: str | None = None) -> dict[str, dict[str, Path | Exception]]:
     """Every run of ``names`` (here, or as tasks on a Dask ``cluster``): recipe → role → its run folder,
     or the exception that stopped it (the other runs go on)."""
-    jobs = [(name, role, job) for name in names for role, job in zip(ROLES, _jobs(name, data_dir))]
+    jobs = [(name, role, job) for name in names for role, job in zip(ROLES, _jobs(name, data_dir, command))]
     results: dict[str, dict[str, Path | Exception]] = {name: {} for name in names}
     progress.start(len(jobs), "run")
     try:

@@ -183,10 +183,12 @@ def run_name(dataset: str, configuration: Configuration, data: DataChoice) -> st
 
 def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None, train_size: int | None = None,
                   test_size: int | None = None, quick: bool = False, data_dir: str | None = None,
-                  cluster: str | None = None, progress: FitProgress = SILENT) -> tuple[Path, list[dict]]:
+                  cluster: str | None = None, progress: FitProgress = SILENT,
+                  command: str | None = None) -> tuple[Path, list[dict]]:
     """Run the grid (or, ``quick``, one configuration per classifier on a few thousand images);
     write ``<out>/benchmarks/zalando-<dataset>/results.json`` and ``results.md`` after each
-    configuration. Returns that folder and the rows."""
+    configuration. Returns that folder and the rows. ``command``: how it was asked for (each run's
+    config.json)."""
     if dataset not in DATASETS:
         raise ParameterError("dataset", f"must be one of {', '.join(DATASETS)}; got {dataset!r}")
     if quick:
@@ -206,7 +208,6 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
             pending.append((row, configuration))
 
     progress.start(len(pending), "configuration")
-    command = f"mnistlab benchmark zalando --dataset {dataset}"
     # no t-SNE map in the runs: the slowest part of a report, and the table does not need it
     jobs = [TrainingJob(SKLEARN_PREFIX + c.classifier, c.params, data, row["run"], command, embedding=False)
             for row, c in pending]
