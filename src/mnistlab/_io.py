@@ -295,6 +295,27 @@ def read_at_most(path: str | os.PathLike, max_bytes: int) -> bytes:
         return f.read(max_bytes + 1)
 
 
+def read_regular_file(path: Path, max_bytes: int, error: type[Exception]) -> bytes:
+    """The whole of ``path``, a regular file of at most ``max_bytes`` (a file of a run or a model); anything
+    else raises ``error`` naming the file and why: missing, not a regular file (a pipe opened would wait
+    for a writer, a device never end), larger, unreadable."""
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            status = os.fstat(f.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise error(f"{path}: not a regular file")
+            if status.st_size > max_bytes:
+                raise error(f"{path}: larger than {max_bytes} bytes")
+            data = f.read(status.st_size + 1)  # one more byte shows a file that grew (not max_bytes: allocated)
+    except FileNotFoundError:
+        raise error(f"{path}: missing") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) != status.st_size:
+        raise error(f"{path}: changed while it was read")
+    return data
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 

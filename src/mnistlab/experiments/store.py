@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._io import FILE_MODE, atomic_directory, sweep_staging
+from .._io import FILE_MODE, atomic_directory, read_regular_file, sweep_staging
 from .._values import is_number, is_whole_number
 from ..errors import (
     ParameterError,
@@ -100,16 +100,9 @@ def free_folder(folder: Path, kind: str, overwrite: bool) -> Path:
 
 def read_json(path: Path) -> Any:
     """A JSON file of a run; any problem is a RunDamagedError naming the file."""
-    if path.exists() and not path.is_file():  # a pipe would block the reading, a device never end
-        raise RunDamagedError(f"{path}: not a regular file")
+    data = read_regular_file(path, MAX_JSON_BYTES, RunDamagedError)
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise RunDamagedError(f"{path}: larger than {MAX_JSON_BYTES} bytes")
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunDamagedError(f"{path}: missing") from None
-    except OSError as exc:
-        raise RunDamagedError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        return json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
         raise RunDamagedError(f"{path}: not valid JSON ({one_line(exc)})") from None
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, read_regular_file
 from ..data.preprocess import flatten_scale
 from ..errors import ExportError, ModelFileError, one_line, printable
 from ..experiments.store import read_config
@@ -194,7 +194,7 @@ def read_onnx(source: str | os.PathLike | bytes, threads: int | None = None) -> 
     from google.protobuf.message import DecodeError
 
     name = "ONNX model" if isinstance(source, bytes) else str(source)
-    data = source if isinstance(source, bytes) else _read_bytes(Path(source))
+    data = source if isinstance(source, bytes) else read_regular_file(Path(source), MAX_ONNX_BYTES, ModelFileError)
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError) as exc:
@@ -228,17 +228,6 @@ def read_onnx(source: str | os.PathLike | bytes, threads: int | None = None) -> 
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors share no base class of their own
         raise ModelFileError(f"{name}: onnxruntime cannot run it ({one_line(exc)[:300]})") from None
     return OnnxModel(session, classes, dataset, props)
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        if path.stat().st_size > MAX_ONNX_BYTES:
-            raise ModelFileError(f"{path}: larger than {MAX_ONNX_BYTES} bytes")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: missing") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _check_self_contained(model, name: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, write_json
+from .._io import atomic_write_bytes, read_regular_file, write_json
 from .._npz import read_npz
 from .._values import is_number, is_whole_number
 from ..errors import ModelFileError, one_line
@@ -87,13 +87,11 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
     """
     directory = Path(directory)
     meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
-    for path in (meta_path, arrays_path):
-        if not path.is_file():
-            raise ModelFileError(f"{path}: missing")
-    if meta_path.stat().st_size > MAX_META_BYTES:
-        raise ModelFileError(f"{meta_path}: larger than {MAX_META_BYTES} bytes")
+    if not arrays_path.is_file():
+        raise ModelFileError(f"{arrays_path}: missing")
+    data = read_regular_file(meta_path, MAX_META_BYTES, ModelFileError)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ModelFileError(f"{meta_path}: not valid JSON ({one_line(exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
