@@ -252,6 +252,22 @@ def test_runs_table_report_and_compare(page, server):
     page.screenshot(path=ARTIFACTS / "web-report.png")
 
 
+def test_a_script_planted_in_a_run_s_report_does_not_run(page, out, tmp_path):
+    """A run folder handed over with a script in its report.html: served as the page's own, the script read
+    every run and posted comparisons (the same-site check saw this server's own Origin)."""
+    import shutil
+
+    planted = tmp_path / "runs" / "planted"
+    shutil.copytree(out / "runs" / "logreg-small", planted)
+    report = planted / "report.html"
+    report.write_text(report.read_text().replace("</body>", "<script>document.title = 'ran';</script></body>"))
+    with live_server(create_app(tmp_path)) as url:
+        page.goto(f"{url}/runs/planted/report.html")
+        page.wait_for_load_state()
+        assert page.title() != "ran" and "logreg" in page.locator("h1").inner_text()
+        assert page.locator("img[src^='data:image/png']").count() >= 5  # the figures still show
+
+
 def test_api_reference_needs_nothing_but_the_server(page, server):
     elsewhere = []  # FastAPI's own /docs fetches Swagger UI from a CDN: blank on a machine without internet
     page.context.route(lambda url: not url.startswith(server),

@@ -52,6 +52,11 @@ ANSWERS = ("Every answer, errors included, is JSON; an error's `detail` says wha
            "for a name another request is writing, 500 for a run whose files are damaged, 403 for a request from "
            "another web site, and 503 (with Retry-After) when too many predictions wait or a worker died: send "
            "it again.")
+# A run's report and a comparison's page are files anyone can hand over with a run folder: served as
+# documents that run no script and load nothing (their figures are data: URIs, their style inline). A
+# script planted in one would otherwise run as this page's own, read every answer and post forms here.
+FILE_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox",
+                     "X-Content-Type-Options": "nosniff"}
 IN_FLIGHT_PER_WORKER = 8  # uploads held while a worker is busy: 8 clients on 2 workers wait ~4 each
 
 
@@ -240,7 +245,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         and the other's bytes."""
         if within(path, folder):
             try:
-                return Response(path.read_bytes(), media_type="text/html")
+                return Response(path.read_bytes(), media_type="text/html", headers=FILE_PAGE_HEADERS)
             except (FileNotFoundError, NotADirectoryError):  # deleted or replaced since
                 pass
         raise RunDamagedError(f"{path}: {'a link out of its folder, not served' if path.exists() else 'missing'}")
