@@ -315,6 +315,14 @@ def test_photos_are_refused_by_the_memory_their_mode_needs_and_their_shape_befor
         load_image(png_header(*size, colour_type))
 
 
+def test_a_webp_is_refused_by_what_its_decoder_takes_besides_the_pixels():
+    """Pillow's WebP decoder holds two RGBA canvases and a copy: a 1 kB WebP of 4000×4000 took 250 MB
+    (16 bytes a pixel), where 4 a pixel were counted."""
+    flat = encode(Image.new("RGB", (4000, 4000), (128, 128, 128)), "WEBP", lossless=True)
+    with pytest.raises(PhotoError, match="4000×4000 pixels of mode RGB take 244 MB to decode, more than the limit"):
+        load_image(flat)
+
+
 @pytest.mark.parametrize("mode", ["L", "RGBA"])
 def test_a_large_png_is_reduced_in_its_own_mode_with_the_same_result(scene, sneaker, mode):
     photo = Image.fromarray(cut_out(scene) if mode == "RGBA" else scene[0]).convert(mode)

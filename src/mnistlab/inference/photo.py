@@ -53,9 +53,10 @@ FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "PPM", "JPEG2000
 FORMAT_NAMES = "JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF, PPM or JPEG 2000"
 JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a phone's JPEG with a second picture after it (opened as JPEG)
 # Memory a decoder keeps besides the pixels it gives, per pixel of the whole image: AVIF's YUV
-# frames, OpenJPEG's 32-bit plane per component (measured: 9.8 and 20 bytes a pixel in all, with
-# the RGB pixels' 4). A progressive JPEG keeps every DCT coefficient instead (``_coefficients``).
-DECODER_BYTES_PER_PIXEL = {"AVIF": 6, "JPEG2000": 16}
+# frames, OpenJPEG's 32-bit plane per component, Pillow's WebP decoder's two RGBA canvases and a copy
+# (measured: 9.8, 20 and 16.2-16.5 bytes a pixel in all, with the RGB pixels' 4; WebP's allows a
+# 12-megapixel phone photo). A progressive JPEG keeps every DCT coefficient instead (``_coefficients``).
+DECODER_BYTES_PER_PIXEL = {"AVIF": 6, "JPEG2000": 16, "WEBP": 12}
 # Each scan of a progressive JPEG is a pass over all its coefficients, however small the draft, and
 # nothing else bounds how many a file has (one of 2,000 repeated scans, 2.9 MB, took 61 s to decode).
 # Photos have about 10 (libjpeg's progression); this admits 27 over 50 megapixels in colour at full
