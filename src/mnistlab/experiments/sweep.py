@@ -107,7 +107,9 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     (family, dataset, the parameters and the time) is new each time.
 
     With ``cluster`` (an address, or "local"; see ``cluster.py``) each combination is one task
-    on a Dask cluster; the results, and so the files, are the same as without.
+    on a Dask cluster, fitted on one thread there (a worker is one core's share): the results are those
+    of fits on one thread here, the same as without but for the last bits of the families whose sums
+    depend on the thread count.
     """
     if not grid:
         raise ParameterError(None, "nothing to sweep: give at least one hyperparameter with values, e.g. C=[0.01, 0.1, 1]")

@@ -80,7 +80,8 @@ class GradientDescentClassifier(MnistlabModel):
     patience : int ≥ 1, default=3
         Epochs without improvement of the validation loss that early stopping waits.
     random_state : int or None, default=None
-        Seed of initialisation, split, shuffling and dropout; same seed, same bits.
+        Seed of initialisation, split, shuffling and dropout; same seed, same bits on the same
+        number of BLAS threads (their sums round by how they are shared).
 
     Attributes
     ----------
