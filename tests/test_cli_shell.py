@@ -200,6 +200,14 @@ def test_help_asked_for_beside_json_is_printed_on_stdout():
     assert result.returncode == 0 and "Usage:" in result.stdout and result.stderr == ""
 
 
+def test_json_training_says_it_started_once_the_checks_passed(tmp_path):
+    refused = run_cli("train", "logreg", "--C", "-1", "--out", str(tmp_path), "--json")
+    assert refused.returncode == 2 and refused.stderr == "error: --C: must be a number > 0; got -1.0\n"  # one line
+    trained = run_cli("train", "logreg", "--train-size", "300", "--test-size", "100", "--no-embedding",
+                      "--out", str(tmp_path), "--json")
+    assert trained.returncode == 0 and trained.stderr == "training logreg on fashion-mnist…\n"
+
+
 def test_json_is_the_only_thing_on_stdout_even_where_a_model_prints(tmp_path):
     result = run_cli("train", "sklearn:LinearSVC", "--verbose", "1", "--max-iter", "50", "--train-size", "300",
                      "--test-size", "100", "--no-embedding", "--out", str(tmp_path), "--json")

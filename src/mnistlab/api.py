@@ -26,6 +26,7 @@ import numpy as np
 from . import html
 from .data import datasets
 from .data.datasets import Dataset
+from .callbacks import FitProgress
 from .errors import MnistlabError, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
@@ -380,7 +381,8 @@ class Sweep:
 def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
           classes: list[int] | tuple[int, ...] | None = None, train_size: int | None = None,
           test_size: int | None = None, test_fraction: float | None = None, seed: int = 0, name: str | None = None,
-          out: str | Path | None = None, overwrite: bool = False, resume: bool = False, progress: bool = True,
+          out: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+          progress: bool | FitProgress = True,
           command: str | None = None, embedding: bool = True, calibrate: bool = False,
           **hyperparameters: Any) -> Run:
     """Train a model family on a dataset and write a run folder (model, metrics, figures, report.html).
@@ -390,7 +392,8 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     order); ``test_fraction`` pools the training and test images and splits them again with
     this test share (stratified, seeded), as tutorials with one pool of images do;
     ``train_size`` / ``test_size`` take stratified subsets; ``out`` defaults to
-    ``$MNISTLAB_OUT`` or ./mnistlab-out; ``progress`` shows a bar (a notebook bar in Jupyter);
+    ``$MNISTLAB_OUT`` or ./mnistlab-out; ``progress`` shows a bar (a notebook bar in Jupyter), or
+    reports to a ``mnistlab.callbacks.FitProgress`` given;
     ``resume`` continues an interrupted run of the same name from its last checkpoint; ``command``
     is what config.json records as how the run was made (default: this call); ``embedding`` False
     skips the 2-D map of the test set (a t-SNE, the slowest part of a fast model's report); ``calibrate``

@@ -138,9 +138,25 @@ class NotebookProgress(FitProgress):
             self._bar = None
 
 
-def fit_progress(enabled: bool = True) -> FitProgress:
-    """A renderer for where the code runs: tqdm's in a Jupyter kernel, Rich's elsewhere, or silence."""
-    check("progress", enabled, ["boolean"])  # "no" is truthy
+class StatusLine(FitProgress):
+    """One line on ``console`` once the work starts, and nothing more: where a bar is not wanted
+    (``--json``), a sign of life that comes after every check, so bad input still ends in one line."""
+
+    def __init__(self, line: str, console: Console):
+        self.line, self.console = line, console
+
+    def start(self, total: int | None, unit: str) -> None:
+        if self.line:
+            self.console.print(self.line, markup=False, highlight=False, soft_wrap=True)
+            self.line = ""
+
+
+def fit_progress(enabled: bool | FitProgress = True) -> FitProgress:
+    """A renderer for where the code runs: tqdm's in a Jupyter kernel, Rich's elsewhere, or silence;
+    a ``FitProgress`` given is used as it is."""
+    check("progress", enabled, ["boolean", FitProgress])  # "no" is truthy
+    if isinstance(enabled, FitProgress):
+        return enabled
     if not enabled:
         return SILENT
     return NotebookProgress() if in_notebook() else RichProgress()

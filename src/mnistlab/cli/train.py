@@ -101,19 +101,19 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     """
     from .. import api
     from ..models import get_family
+    from ..progress import StatusLine
     from . import model_options
 
     if resume and not name:
         raise typer.BadParameter("--resume needs the --name of the interrupted run")
     params = model_options.parse(get_family(model), list(ctx.args))
-    # A progress bar on stderr, unless --json asked for quiet; then one line there. Not a spinner: its
-    # drawing thread would keep the figures from being drawn in two processes (pipeline.write_figures),
-    # which took the command 1 s longer.
-    if as_json:
-        err_console.print(f"training {model} on {dataset}…", highlight=False)
+    # A progress bar on stderr, unless --json asked for quiet; then one line there once the checks have
+    # passed. Not a spinner: its drawing thread would keep the figures from being drawn in two processes
+    # (pipeline.write_figures), which took the command 1 s longer.
+    progress = StatusLine(f"training {model} on {dataset}…", err_console) if as_json else True
     run = api.train(model, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
                     train_size=train_size, test_size=test_size, seed=seed, name=name, out=out,
-                    overwrite=overwrite, resume=resume, progress=not as_json, command=command_line(),
+                    overwrite=overwrite, resume=resume, progress=progress, command=command_line(),
                     embedding=embedding, calibrate=calibrate, **params)
     print_run_summary(run, as_json)
 
