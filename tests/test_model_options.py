@@ -111,6 +111,8 @@ def test_scikit_learns_seeds_folds_and_lists_can_be_typed():
     assert parse(get_family("sklearn:MLPClassifier"), ["--hidden-layer-sizes", "8x4,8"], multi=True) == {
         "hidden_layer_sizes": [(8, 4), 8]}  # 8: one layer of 8, as scikit-learn reads an int
     assert parse(get_family("sklearn:GaussianNB"), ["--priors", "0.5,0.5"]) == {"priors": (0.5, 0.5)}
+    mlp = get_family("sklearn:MLPClassifier")  # a verbosity is a level or a flag, as scikit-learn takes it
+    assert parse(mlp, ["--verbose", "2"]) == {"verbose": 2} and parse(mlp, ["--verbose", "true"]) == {"verbose": True}
 
 
 def test_multi_values_for_sweeps():

@@ -97,6 +97,14 @@ def _seed(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
 
 
+def _verbosity(text: str) -> int | bool:
+    """scikit-learn's verbosity: a level, or true or false."""
+    try:
+        return int(text)
+    except ValueError:
+        return _boolean(text)
+
+
 def _reader(constraint) -> Callable[[str], Any] | None:
     """How to read text as a value of ``constraint``'s type; None: text cannot give one."""
     if constraint is None:
@@ -106,7 +114,9 @@ def _reader(constraint) -> Callable[[str], Any] | None:
     # scikit-learn's names for a seed, a verbosity level, a number of folds, a list
     if constraint == "random_state":
         return _seed
-    if constraint in ("verbose", "cv_object"):
+    if constraint == "verbose":
+        return _verbosity
+    if constraint == "cv_object":
         return int
     if constraint == "array-like":
         return _numbers
