@@ -319,3 +319,24 @@ def test_a_worker_killed_mid_request_is_one_retryable_error(out, fashion):
         assert "can be retried" in killed.json()["detail"]
         again = httpx.post(f"{url}/api/predict", files=files, timeout=60)
         assert again.status_code == 200, again.text
+
+
+def test_a_prediction_that_does_not_end_is_stopped_with_its_worker(out, fashion, monkeypatch):
+    """A worker stuck in one answer (a model file whose graph loops) held every later request, and the
+    server could not be stopped: it waited for the worker."""
+    from mnistlab.web import workers
+
+    big = np.full((7000, 7000), 200, np.uint8)  # about 0.3 s of decoding in the worker: past the deadline below
+    big[2000:4996, 2000:4996] = 255 - fashion.x_test[0].repeat(107, 0).repeat(107, 1)
+    files = {"file": ("big.png", png(big))}
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    with live_server(create_app(out, default_run="logreg-small", workers=1)) as url:
+        (worker,) = [c for c in psutil.Process().children(recursive=True)
+                     if c.pid not in before and "spawn_main" in " ".join(c.cmdline())]
+        monkeypatch.setattr(workers, "ANSWER_SECONDS", 0.1)
+        stopped = httpx.post(f"{url}/api/predict", files=files, timeout=60)
+        assert stopped.status_code == 503 and "retry-after" not in stopped.headers  # it would take as long again
+        assert stopped.json()["detail"] == "the prediction took longer than 0.1 s and was stopped"
+        assert worker.wait(10) is not None or not worker.is_running()  # killed, not left computing
+        monkeypatch.setattr(workers, "ANSWER_SECONDS", 60)
+        assert httpx.post(f"{url}/api/predict", files=files, timeout=60).status_code == 200  # a new worker

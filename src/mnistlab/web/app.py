@@ -42,7 +42,7 @@ from ..experiments.store import (
     within,
 )
 from ..inference.photo import MAX_BYTES
-from .workers import PhotoWorkers, WorkerStopped
+from .workers import AnswerTimedOut, PhotoWorkers, WorkerStopped
 
 STATIC = Path(__file__).parent / "static"
 UPLOAD_LIMIT = MAX_BYTES
@@ -51,7 +51,7 @@ ANSWERS = ("Every answer, errors included, is JSON; an error's `detail` says wha
            "with nothing in it or a field missing or wrong, 400 for other bad input, 404 for an unknown run, 409 "
            "for a name another request is writing, 500 for a run whose files are damaged, 403 for a request from "
            "another web site, and 503 (with Retry-After) when too many predictions wait or a worker died: send "
-           "it again.")
+           "it again; 503 without it for a prediction stopped after a minute.")
 # A run's report and a comparison's page are files anyone can hand over with a run folder: served as
 # documents that run no script and load nothing (their figures are data: URIs, their style inline). A
 # script planted in one would otherwise run as this page's own, read every answer and post forms here.
@@ -361,6 +361,8 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
                 raise HTTPException(413, f"upload larger than {UPLOAD_LIMIT // (1024 * 1024)} MB")
             run_dir = pick_run(run)
             answer = await photo_workers.answer(run_dir, data)
+        except AnswerTimedOut as exc:  # the same request would take as long again
+            raise HTTPException(503, str(exc)) from None
         except WorkerStopped as exc:
             # The pool is already replaced: the same request, sent again, is answered.
             raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None

@@ -36,6 +36,10 @@ from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
 from ..inference.predictor import Predictor
 
 ENGINES = ("native", "onnx")
+# An answer takes tens of milliseconds, a worker's first load of a model a few seconds; one that takes this
+# long will not end (a model file whose graph loops), and its worker is stopped so the others are answered.
+ANSWER_SECONDS = 60
+CLOSE_SECONDS = 5  # what a worker is given to finish when the server stops, before it is killed
 
 
 def default_processes() -> int:
@@ -45,6 +49,10 @@ def default_processes() -> int:
 
 class WorkerStopped(RuntimeError):
     """The worker process computing a prediction died (the pool has been replaced)."""
+
+
+class AnswerTimedOut(WorkerStopped):
+    """A prediction took longer than ANSWER_SECONDS and its worker was stopped (the pool has been replaced)."""
 
 
 class PhotoWorkers:
@@ -106,19 +114,40 @@ class PhotoWorkers:
             await loop.run_in_executor(None, self.export_missing, run_dir)
         pool = self._current()
         try:
-            return await loop.run_in_executor(pool, answer, run_dir, data, self.engine)
+            return await asyncio.wait_for(loop.run_in_executor(pool, answer, run_dir, data, self.engine),
+                                          ANSWER_SECONDS)
         except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._replace(pool)
             raise WorkerStopped("the process computing this prediction stopped; the request can be retried") from None
+        except TimeoutError:
+            self._replace(pool)
+            raise AnswerTimedOut(f"the prediction took longer than {ANSWER_SECONDS} s and was stopped") from None
+
+    def _replace(self, pool: ProcessPoolExecutor) -> None:
+        """Stop ``pool`` (its other requests end as WorkerStopped); the next request starts a new one."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        _stop(pool, 0)
 
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            _stop(pool, CLOSE_SECONDS)
+
+
+def _stop(pool: ProcessPoolExecutor, seconds: float) -> None:
+    """Shut ``pool`` down, killing a worker still busy after ``seconds``: shutdown(wait=True) would wait
+    for one that never ends. ProcessPoolExecutor names its processes publicly only from Python 3.14
+    (terminate_workers)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(seconds)
+        if process.is_alive():
+            process.kill()
+            process.join(1)  # reaped, not left a zombie
 
 
 def _start_worker() -> None:
