@@ -188,6 +188,13 @@ def test_a_damaged_foreign_or_tampered_file_is_one_clear_error(exported, tmp_pat
     def data_type_unknown(m):
         m.graph.initializer[0].data_type = 35
 
+    def resealed(**changes) -> bytes:  # as anyone can: the digest guards against accidents, not intent
+        from mnistlab.inference.onnx_file import DIGEST, _seal
+
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        return _seal(copy, {**{p.key: p.value for p in model.metadata_props if p.key != DIGEST}, **changes})
+
     foreign = dense_graph([(np.zeros((784, 3), np.float32), np.zeros(3, np.float32))]).SerializeToString()
     at = data.find(b'"object": "bright')
     cases = [
@@ -202,6 +209,7 @@ def test_a_damaged_foreign_or_tampered_file_is_one_clear_error(exported, tmp_pat
         (variant(version_changed), r"unsupported mnistlab ONNX format version '2\\nor so' \(this mnistlab reads version "),
         (variant(external_data), "external data"),
         (variant(custom_operator), "outside ONNX's standard set"),
+        (resealed(classes="[" * 100_000), "'classes' must be a JSON list"),  # a RecursionError, a 500 on the web
     ]
     for content, expected in cases:
         path = tmp_path / "x.onnx"

@@ -214,6 +214,7 @@ def test_text_from_the_file_cannot_break_a_message_into_lines(copy, change, mess
 
 @pytest.mark.parametrize("content, message", [
     ("[" * 100_000, "config.json: not valid JSON"),
+    ("[" * 500 + "]" * 500, "config.json: not valid JSON \\(nested deeper than 100\\)"),  # parsed, then overflowed
     ("seed", "data choice is not usable .*seed: must be an int in \\[0, 4294967295\\]"),
     ("data_dir", "data choice is not usable .*data_dir: must be a folder's path"),
 ])

@@ -597,6 +597,7 @@ def _rewritten(path, change) -> None:
     (lambda t, m: m.pop("epoch"), "epoch None of 2"),
     (lambda t, m: m.update(threads="0"), "seed or thread count"),  # trained on another count: not exact
     (lambda t, m: m.update(history="{bad"), "its history"),
+    (lambda t, m: m.update(history="[" * 100_000), "its history"),  # a RecursionError
     (lambda t, m: m.update(seconds="nan"), "seconds 'nan'"),
     (lambda t, m: m.update(seconds="-1"), "seconds '-1'"),
     (lambda t, m: t.update({"optimizer.999.exp_avg": torch.zeros(1)}), "optimizer state 'optimizer.999.exp_avg'"),

@@ -333,6 +333,27 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+MAX_JSON_DEPTH = 100  # lists and objects one within another: a run's files nest a few deep
+
+
+def parse_json(text: str) -> Any:
+    """The JSON document ``text``; a ValueError where it is none, or where it nests deeper than
+    MAX_JSON_DEPTH (a file handed over may nest thousands deep: json.loads then raises RecursionError,
+    or, a little shallower, what reads the value recursively does, as ``finite_json`` would)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH}") from None
+    containers = [(value, 1)] if isinstance(value, (list, dict)) else []
+    while containers:
+        container, depth = containers.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH}")
+        items = container.values() if isinstance(container, dict) else container
+        containers.extend((item, depth + 1) for item in items if isinstance(item, (list, dict)))
+    return value
+
+
 def finite_json(value):
     """``value`` with every infinite or NaN float as the string "inf", "-inf" or "nan".
 

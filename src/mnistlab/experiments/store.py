@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import functools
 import itertools
-import json
 import math
 import os
 import re
@@ -35,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._io import FILE_MODE, atomic_directory, read_regular_file, sweep_staging
+from .._io import FILE_MODE, atomic_directory, parse_json, read_regular_file, sweep_staging
 from .._values import is_number, is_whole_number
 from ..errors import (
     ParameterError,
@@ -102,8 +101,8 @@ def read_json(path: Path) -> Any:
     """A JSON file of a run; any problem is a RunDamagedError naming the file."""
     data = read_regular_file(path, MAX_JSON_BYTES, RunDamagedError)
     try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
+        return parse_json(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError is one
         raise RunDamagedError(f"{path}: not valid JSON ({one_line(exc)})") from None
 
 

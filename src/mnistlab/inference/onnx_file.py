@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, read_regular_file
+from .._io import atomic_write_bytes, parse_json, read_regular_file
 from ..data.preprocess import flatten_scale
 from ..errors import ExportError, ModelFileError, one_line, printable
 from ..experiments.store import read_config
@@ -254,7 +254,7 @@ def _check_self_contained(model, name: str) -> None:
 
 def _classes(props: dict[str, str], name: str) -> list[str]:
     try:
-        classes = json.loads(props.get("classes", ""))
+        classes = parse_json(props.get("classes", ""))
     except ValueError:
         classes = None
     if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):

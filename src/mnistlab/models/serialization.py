@@ -12,13 +12,12 @@ but never code.
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, read_regular_file, write_json
+from .._io import atomic_write_bytes, parse_json, read_regular_file, write_json
 from .._npz import read_npz
 from .._values import is_number, is_whole_number
 from ..errors import ModelFileError, one_line
@@ -91,8 +90,8 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         raise ModelFileError(f"{arrays_path}: missing")
     data = read_regular_file(meta_path, MAX_META_BYTES, ModelFileError)
     try:
-        meta = json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        meta = parse_json(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError is one
         raise ModelFileError(f"{meta_path}: not valid JSON ({one_line(exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{meta_path}: not an mnistlab model file")

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from ..._io import atomic_write_bytes
+from ..._io import atomic_write_bytes, parse_json
 from ...errors import ModelFileError, one_line
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -114,7 +114,7 @@ class Checkpoint:
         if "seconds" in self.meta and not 0 <= _float(self.meta["seconds"]) < 1e9:  # NaN fails too
             return f"seconds {self.meta['seconds']!r}"
         try:
-            history = json.loads(self.meta.get("history", ""))
+            history = parse_json(self.meta.get("history", ""))
         except ValueError:
             history = None
         epoch = int(self.meta["epoch"])
@@ -167,7 +167,7 @@ class Checkpoint:
         optimizer_state = optimizer.state_dict()
         optimizer_state["state"] = state
         optimizer.load_state_dict(optimizer_state)
-        return int(self.meta["epoch"]), json.loads(self.meta["history"])
+        return int(self.meta["epoch"]), parse_json(self.meta["history"])
 
 
 def _float(text: str) -> float:
