@@ -94,6 +94,35 @@ def test_a_file_holding_an_untrusted_type_or_another_classifier_is_refused(tmp_p
         load_model(tmp_path)
 
 
+def test_an_array_in_the_state_declaring_more_than_it_holds_is_refused_before_numpy_allocates_it(tmp_path):
+    """NumPy allocated the 10^12 float64 values an array's header declared: "not enough memory: 7.28 TiB",
+    blamed on the machine (a 500 "bug" on the web), where the file is at fault."""
+    import io
+    import zipfile
+
+    X, y = small_xy()
+    save_model(get_family("sklearn:LogisticRegression")(max_iter=20).fit(X, y), tmp_path)
+    with np.load(tmp_path / ARRAYS_FILE) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(arrays["skops_"].tobytes())) as state, zipfile.ZipFile(bomb, "w") as out:
+        for member in state.infolist():
+            content = state.read(member)
+            if member.filename.endswith(".npy") and b"'shape': (3, 784)" in content:  # the coefficients
+                header = io.BytesIO()
+                np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                              "shape": (10**12,)})
+                content = header.getvalue() + content[-3 * 784 * 8:]
+            out.writestr(member, content)
+    arrays["skops_"] = np.frombuffer(bomb.getvalue(), np.uint8)
+    np.savez(tmp_path / ARRAYS_FILE, **arrays)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["arrays"]["skops_"]["shape"] = [arrays["skops_"].size]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="the scikit-learn model's array .* which its .* bytes do not hold"):
+        load_model(tmp_path)
+
+
 def test_a_run_of_any_classifier_from_the_command_line(tmp_path):
     result = run_cli("train", "sklearn:SVC", "--C", "10", "--kernel", "rbf", "--train-size", "1000",
                      "--test-size", "300", "--out", str(tmp_path), "--json")

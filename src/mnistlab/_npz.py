@@ -46,8 +46,9 @@ def _directory_size(f) -> int:
     return _END.unpack_from(tail, at)[5]
 
 
-def _header(fp) -> tuple[int, tuple[int, ...], np.dtype]:
-    """The length, shape and dtype that an .npy member's header declares (fp at its start)."""
+def npy_header(fp) -> tuple[int, tuple[int, ...], np.dtype]:
+    """The length, shape and dtype that an .npy member's header declares (fp at its start); any dtype
+    NumPy can describe, records too (as scikit-learn's trees are saved)."""
     version = np.lib.format.read_magic(fp)
     if version not in ((1, 0), (2, 0)):
         raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
@@ -64,8 +65,6 @@ def _header(fp) -> tuple[int, tuple[int, ...], np.dtype]:
     shape, _, dtype = read(fp)
     if any(d < 0 for d in shape):
         raise ValueError(f"negative dimension in shape {shape}")
-    if dtype.hasobject or dtype.fields is not None or dtype.kind not in _KINDS:
-        raise ValueError(f"dtype {dtype} is not a plain numeric type")
     return fp.tell(), shape, dtype
 
 
@@ -111,7 +110,9 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
                 fail(f"array {name!r} is encrypted or compressed in a way NumPy never writes")
             try:
                 with archive.open(member) as fp:
-                    offset, shape, dtype = _header(fp)
+                    offset, shape, dtype = npy_header(fp)
+                    if dtype.hasobject or dtype.fields is not None or dtype.kind not in _KINDS:
+                        raise ValueError(f"dtype {dtype} is not a plain numeric type")
                     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
                     if expected[name] is not None and [str(dtype), list(shape)] != list(expected[name]):
                         fail(f"array {name!r} is {dtype} {list(shape)}, expected {expected[name][0]!r} "

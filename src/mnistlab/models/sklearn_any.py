@@ -28,13 +28,17 @@ import copy
 import functools
 import inspect
 import io
+import math
+import tokenize
 import zipfile
+import zlib
 from typing import ClassVar
 
 import numpy as np
 from sklearn.utils import all_estimators
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .._npz import npy_header
 from ..callbacks import SILENT
 from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
@@ -236,6 +240,7 @@ class SklearnClassifier(MnistlabModel):
         try:
             with zipfile.ZipFile(io.BytesIO(state)) as archive:  # sizes as declared: reading stops there
                 inflated = sum(member.file_size for member in archive.infolist())
+                _check_array_sizes(archive)
         except zipfile.BadZipFile as exc:
             raise ValueError(f"the scikit-learn model is not a skops file ({exc})") from None
         if inflated > MAX_STATE_BYTES:
@@ -253,6 +258,23 @@ class SklearnClassifier(MnistlabModel):
         self.estimator_, self.classes_ = estimator, np.asarray(arrays["classes_"])
         self.n_features_in_ = estimator.n_features_in_
         return self
+
+
+def _check_array_sizes(archive: zipfile.ZipFile) -> None:
+    """Every array of a skops file holds what its header declares: NumPy allocates the declared size
+    before reading (a header of 10^12 elements was a MemoryError, blamed on the machine)."""
+    for member in archive.infolist():
+        if not member.filename.endswith(".npy"):
+            continue
+        try:
+            with archive.open(member) as fp:
+                offset, shape, dtype = npy_header(fp)
+        except (ValueError, SyntaxError, EOFError, tokenize.TokenError, zlib.error) as exc:
+            raise ValueError(f"the scikit-learn model's array {member.filename!r} is unreadable ({one_line(exc)})") \
+                from None
+        if member.file_size != offset + math.prod(shape) * dtype.itemsize:  # Python ints: no overflow
+            raise ValueError(f"the scikit-learn model's array {member.filename!r} declares {list(shape)} of {dtype}, "
+                             f"which its {member.file_size} bytes do not hold")
 
 
 @functools.cache
