@@ -110,7 +110,7 @@ def get_recipe(name: str) -> Recipe:
         raise ParameterError(None, f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
 
 
-def _jobs(name: str, data_dir: str | None, command: str | None) -> list[TrainingJob]:
+def _jobs(name: str, data_dir: str | None, command: str | None = None) -> list[TrainingJob]:
     """The recipe's two runs, ``recipe-<name>-reproduction`` and ``recipe-<name>-ours``; ``command``: how
     they were asked for (config.json)."""
     recipe = get_recipe(name)
