@@ -7,6 +7,7 @@ section, so scripts can be run one at a time or all together.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import re
@@ -17,7 +18,12 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from mnistlab._io import atomic_write_text
+
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+# Held while a script reads, changes and writes BENCHMARKS.md: scripts run side by side would each
+# write back the file as they read it, and one's section would be lost.
+BENCHMARKS_LOCK = BENCHMARKS_MD.with_name("BENCHMARKS.md.lock")
 HEADER = (
     "# Benchmarks\n\n"
     "Every number below is written by a script in `benchmarks/` (`make bench` runs them all),\n"
@@ -97,18 +103,26 @@ def timed(fn, repeats: int = 3):
     return statistics.median(times), times, result
 
 
-def write_section(name: str, title: str, body: str, script: str | None = None) -> None:
-    """Replace (or append) the section ``name`` of BENCHMARKS.md, written by ``script`` (default: ``name``.py)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def now() -> str:
+    """The time a section says it was run at."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def write_section(name: str, title: str, body: str, script: str | None = None, *,
+                  stamp: str | None = None, on: str | None = None) -> None:
+    """Replace (or append) the section ``name`` of BENCHMARKS.md, written by ``script`` (default: ``name``.py).
+
+    ``stamp`` and ``on`` say when and on what the numbers were measured (default: now, here), for a
+    section built from results measured on another machine."""
     block = (f"<!-- bench:{name} -->\n## {title}\n\n"
-             f"Run {stamp} by `benchmarks/{script or name + '.py'}` on: {machine()}\n\n"
+             f"Run {stamp or now()} by `benchmarks/{script or name + '.py'}` on: {on or machine()}\n\n"
              f"{body.strip()}\n<!-- /bench:{name} -->")
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    tmp = BENCHMARKS_MD.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, BENCHMARKS_MD)
+    with open(BENCHMARKS_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, by the process's end at the latest
+        text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
+        text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+        atomic_write_text(BENCHMARKS_MD, text)  # a temporary file of its own: never a half-written BENCHMARKS.md
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
