@@ -18,7 +18,7 @@ training images and tested on the 10 000 test images:
 
 ``--isa avx2`` shows the plain machine on any x86 CPU: the script restarts
 itself with every library's kernels capped at AVX2 (``common.avx2_only``:
-PyTorch's, oneDNN's, OpenBLAS's and numpy's) and trains the CNN in float32; it
+PyTorch's, oneDNN's, MKL's, OpenBLAS's and numpy's) and trains the CNN in float32; it
 writes the section bench_cnn_avx2. ``--isa native`` (the default) uses what
 the CPU has, bfloat16 included where it computes it, and writes bench_cnn.
 

@@ -33,23 +33,22 @@ HEADER = (
 
 
 def machine() -> str:
-    """One line: CPU, cores, OS, Python and key library versions."""
-    cpu = platform.processor() or platform.machine()
+    """One line: CPU (model name, family and model numbers, vector features), cores, OS, Python and key
+    library versions."""
+    fields = {}  # the first processor's /proc/cpuinfo fields
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            if not line.strip():
                 break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
     except OSError:
         pass
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    # A name such as "AMD EPYC" covers generations as far apart as Zen 2 (family 23) and Zen 4 (25, 17).
+    if "cpu family" in fields and "model" in fields:
+        cpu += f", family {fields['cpu family']} model {fields['model']}"
+    flags = set(fields.get("flags", "").split())
     vector = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
                                       ("amx_bf16", "AMX-BF16")) if flag in flags] or ["no AVX2"]
     versions = []
@@ -65,7 +64,8 @@ def machine() -> str:
 def avx2_only() -> dict[str, str]:
     """Environment variables that cap each library's kernels at AVX2, float32 (no AVX-512, no bfloat16,
     no AMX) on any x86 CPU, as on most laptops and cloud VMs: PyTorch's own kernels, oneDNN's (its
-    convolutions), OpenBLAS's (numpy's and scipy's matrix products) and numpy's own loops."""
+    convolutions), MKL's (PyTorch's float32 matrix products), OpenBLAS's (numpy's and scipy's matrix
+    products) and numpy's own loops."""
     # numpy objects to disabling what it has no kernels for: ask it which targets its functions
     # dispatch to on this CPU.
     from numpy.lib.introspect import opt_func_info
@@ -73,8 +73,8 @@ def avx2_only() -> dict[str, str]:
     targets = {target for loops in opt_func_info().values() for loop in loops.values()
                for target in [loop["current"], *loop["available"].split()]}
     beyond_avx2 = sorted(t for t in targets if t == "X86_V4" or t.startswith("AVX512"))
-    return {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell",
-            "NPY_DISABLE_CPU_FEATURES": " ".join(beyond_avx2)}
+    return {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+            "OPENBLAS_CORETYPE": "Haswell", "NPY_DISABLE_CPU_FEATURES": " ".join(beyond_avx2)}
 
 
 def restart_avx2_only() -> str:
