@@ -2,7 +2,8 @@
 
 Each command runs as a user runs it, a fresh process, 5 times; the median is
 reported. The anchor is the interpreter itself (`python -c pass`), the floor
-no command can beat. `runs list` reads an output folder holding 20 runs.
+no command can beat. `runs list` reads an output folder holding 20 runs. ``--quick`` runs each
+command once and prints, without writing BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ TARGET = 0.5
 MNISTLAB = [sys.executable, "-m", "mnistlab"]
 
 
-def median_seconds(command: list[str]) -> tuple[float, list[float]]:
+def median_seconds(command: list[str], repeats: int) -> tuple[float, list[float]]:
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
@@ -35,6 +36,10 @@ def median_seconds(command: list[str]) -> tuple[float, list[float]]:
 
 
 def main() -> None:
+    parser = common.parser(__doc__)
+    parser.add_argument("--quick", action="store_true", help="each command once; print, do not write")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else REPEATS
     out = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     try:
         train("logreg", {}, DataChoice(train_size=500, test_size=100), out, name="run-00")
@@ -44,15 +49,18 @@ def main() -> None:
         for label, command in (("python -c pass (anchor: interpreter start-up)", [sys.executable, "-c", "pass"]),
                                ("mnistlab --help", [*MNISTLAB, "--help"]),
                                ("mnistlab runs list (20 runs)", [*MNISTLAB, "runs", "list", "--out", str(out)])):
-            median, times = median_seconds(command)
+            median, times = median_seconds(command, repeats)
             verdict = "" if "anchor" in label else ("met" if median < TARGET else "NOT met")
             rows.append([f"`{label}`", f"{median:.3f}", ", ".join(f"{t:.3f}" for t in times), verdict])
             print(label, f"{median:.3f} s")
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    body = (f"Each command in a fresh process, {REPEATS} times; median in seconds. "
+    body = (f"Each command in a fresh process, {repeats} times; median in seconds. "
             f"Target: under {TARGET} s for `--help` and `runs list`.\n\n"
             + common.markdown_table(["command", "median s", "all runs s", f"< {TARGET} s"], rows))
+    if why := common.partial_run(parser, args):
+        print(body, why, sep="\n\n")
+        return
     common.write_section("bench_cli", "Command-line start-up", body)
 
 

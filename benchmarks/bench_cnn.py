@@ -42,7 +42,6 @@ run on subsets with one epoch that prints but does not write BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import multiprocessing
 import os
@@ -178,7 +177,7 @@ def rounds(seeds: dict[str, int]) -> list[tuple[str, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run on subsets; do not write")
     parser.add_argument("--seeds", type=int, default=3, help="fits per model (seeds 0..N-1)")
     parser.add_argument("--anchor-seeds", type=int, help="fits of mlp and lenet (default: --seeds)")

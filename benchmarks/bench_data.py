@@ -2,6 +2,7 @@
 
 Anchor: the notebooks' way, gzip + np.frombuffer on the same files, in the same run.
 Targets: warm load of Fashion-MNIST under 0.1 s, cold load under 1 s.
+``--quick`` loads once each way and prints, without writing BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ def notebook_load(files):
     return arrays
 
 
-def main(repeats: int = 5) -> None:
+def main() -> None:
+    parser = common.parser(__doc__)
+    parser.add_argument("--quick", action="store_true", help="one load each way; print, do not write")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else 5
     files = locate("fashion-mnist")
     rows = []
     anchor, _, _ = common.timed(lambda: notebook_load(files), repeats)
@@ -49,8 +54,11 @@ def main(repeats: int = 5) -> None:
     rows.append(["mnistlab warm load (memory-mapped cache)", f"{warm_s:.4f}", "< 0.1 s"])
     body = (f"Fashion-MNIST from `{files['train_images'].parent}`, medians of {repeats} runs.\n\n"
             + common.markdown_table(["load", "median seconds", "target"], rows))
-    common.write_section("bench_data", "Loading Fashion-MNIST", body)
     print(body)
+    if why := common.partial_run(parser, args):
+        print(why)
+        return
+    common.write_section("bench_data", "Loading Fashion-MNIST", body)
 
 
 if __name__ == "__main__":

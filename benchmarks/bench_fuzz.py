@@ -15,7 +15,6 @@ each and prints without writing BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -181,7 +180,7 @@ def run_fuzzers(examples: int, workdir: Path, sneaker: np.ndarray, run_dir: Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--examples", type=int, default=20000)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()

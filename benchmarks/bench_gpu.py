@@ -26,7 +26,6 @@ whose fit fails is reported (the error's one line in the table and the JSON) whi
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -83,7 +82,7 @@ def best_within(rungs: list[dict], budget: float) -> dict | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="fits per rung (seeds 0..N-1)")
     parser.add_argument("--recipes", help="JSON: {name: [CNN parameters, [epochs, ...]]}, instead of the built-in")
     parser.add_argument("--json", type=Path, help="also write every fit's numbers to this file")

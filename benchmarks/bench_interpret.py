@@ -10,6 +10,7 @@ each figure is drawn and written alone, then the figures and the report together
 them, in one process and in two (`write_figures(processes=2)`, what `train` uses), each the median of
 3 runs, from fresh test results so that nothing drawn before is reused. Wall and CPU seconds (this
 process and its children): the CPU seconds say what the work costs where other processes share the cores.
+``--quick`` trains on 5,000 images, times everything once and prints, without writing BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def timed(fn, repeats: int = REPEATS) -> tuple[float, float, list[float]]:
+def timed(fn, repeats: int) -> tuple[float, float, list[float]]:
     """Median wall seconds, median CPU seconds and every wall time of ``fn()``."""
     walls, cpus = [], []
     for _ in range(repeats):
@@ -57,10 +58,15 @@ def timed(fn, repeats: int = REPEATS) -> tuple[float, float, list[float]]:
 
 
 def main() -> None:
+    parser = common.parser(__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="5,000 training images, everything once; print, do not write")
+    args = parser.parse_args()
+    repeats, data = (1, DataChoice(train_size=5000)) if args.quick else (REPEATS, DataChoice())
     out = Path(tempfile.mkdtemp(prefix="bench-interpret-"))
     load_before = os.getloadavg()
     try:
-        total, _, path = common.timed(lambda: train("logreg", {}, DataChoice(), out, name="logreg", overwrite=True),
+        total, _, path = common.timed(lambda: train("logreg", {}, data, out, name="logreg", overwrite=True),
                                       repeats=1)
         run = Run(path)
         model, ds, proba = run.model, run.dataset, run.predictions.proba
@@ -76,7 +82,7 @@ def main() -> None:
         for name, figure in FIGURES.items():
             if figure.draw(results()) is None:
                 continue
-            wall, cpu, walls = timed(lambda f=figure: plots.save_png(f.draw(results()), out / f"{f.name}.png"))
+            wall, cpu, walls = timed(lambda f=figure: plots.save_png(f.draw(results()), out / f"{f.name}.png"), repeats)
             rows.append([name, "interpretation" if name in ADDED_FIGURES else "", f"{wall:.3f}", f"{cpu:.3f}",
                          ", ".join(f"{t:.3f}" for t in walls)])
             print(f"{name}: {wall:.3f} s")
@@ -90,7 +96,7 @@ def main() -> None:
                     shutil.copy(path / name, folder / name)
                 write_figures(results(with_map), folder / "plots", skip=skip, processes=processes)
                 report.write_report(folder)
-            return timed(run_once)
+            return timed(run_once, repeats)
 
         phases = {}
         settings = [("all figures and the report (map computed before)", {"with_map": True}),
@@ -113,7 +119,7 @@ def main() -> None:
                  (f"t-SNE map of {EMBEDDING_IMAGES:,} test images (alone)", lambda: embed(model, results().x, proba))]
         part_rows, computed = [], 0.0
         for label, fn in parts:
-            wall, cpu, walls = timed(fn)
+            wall, cpu, walls = timed(fn, repeats)
             if not label.startswith("t-SNE"):  # the map's cost is inside the figures' phase
                 computed += wall
             part_rows.append([label, f"{wall:.3f}", f"{cpu:.3f}", ", ".join(f"{t:.3f}" for t in walls)])
@@ -138,7 +144,8 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in load_before) + " → " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (f"Load average (1, 5, 15 min) at the start → the end: {load} on {os.cpu_count()} cores "
             "(other processes slow every wall time here down; CPU seconds less so).\n\n"
-            f"Anchor: `train logreg` (defaults, all 60,000 / 10,000 images) took {total:.1f} s in all.\n\n"
+            f"Anchor: `train logreg` (defaults, {len(ds.y_train):,} / {len(ds.y_test):,} images) took "
+            f"{total:.1f} s in all.\n\n"
             "Each figure drawn and written alone, in seconds:\n\n" + figures_table
             + "\n\nThe figures and the report together, as `train` writes them:\n\n" + phase_table
             + "\n\nWhat the interpretation computes besides its figures:\n\n" + parts_table
@@ -152,6 +159,9 @@ def main() -> None:
               f"drawn in one process: {serial[0]:.2f} s and {serial[1]:.2f} s. In CPU seconds, what they cost "
               f"where nothing else runs: {figures_cpu:.2f} s for all figures and the report in one process, "
               "the map computed before.")
+    if why := common.partial_run(parser, args):
+        print(body, why, sep="\n\n")
+        return
     common.write_section("bench_interpret", "What figures, report and interpretation cost a run", body)
 
 

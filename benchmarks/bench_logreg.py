@@ -34,7 +34,6 @@ section bench_logreg_avx2; ``--isa native`` (the default) writes bench_logreg.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -57,8 +56,6 @@ import common  # noqa: E402
 from mnistlab import load_dataset  # noqa: E402
 from mnistlab.models.linear.logreg import LogisticRegression  # noqa: E402
 from mnistlab.data.preprocess import flatten_scale  # noqa: E402
-
-MNIST_DIR = os.environ.get("MNISTLAB_MNIST_DIR", "/work/shared/data/mnist")  # official test set + 5k training subset
 
 HEADERS = ["model", "fit s", "iterations", "test accuracy", "objective", "objective vs anchor",
            "zero coefs", "speed-up vs anchor"]
@@ -190,11 +187,13 @@ def verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run on subsets; prints, writes nothing")
     parser.add_argument("--isa", choices=("native", "avx2"), default="native",
                         help="avx2: AVX2 kernels only, as on most laptops (restarts this script)")
+    common.add_mnist_dir(parser)
     args = parser.parse_args()
+    mnist_dir = common.mnist_dir(parser, args)
     kernels = common.restart_avx2_only() if args.isa == "avx2" else None
     repeats = 1 if args.quick else 3
     load_before = os.getloadavg()
@@ -224,7 +223,7 @@ def main() -> None:
     speed_b = lbfgs["seconds"] / ours_b["seconds"]
     met_b = gap_b <= 1e-3 and speed_b >= 10
 
-    mnist = load_dataset("mnist", data_dir=MNIST_DIR)
+    mnist = load_dataset("mnist", data_dir=mnist_dir)
     X_m, y_m = flatten_scale(mnist.x_train), np.asarray(mnist.y_train)
     l1 = dict(penalty="l1", C=50 / len(X_m))
     print(f"c. L1 on MNIST, {len(X_m)} training images, standardised, C=50/{len(X_m)}")

@@ -16,7 +16,6 @@ threads slow a busy 2-core box down many times over (--blas-threads to change).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -139,7 +138,7 @@ def exercise_task(X, y, X_test, y_test, exercise: dict):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run on subsets; do not write")
     parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args()

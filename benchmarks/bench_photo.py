@@ -18,7 +18,8 @@ each accuracy is compared with the same model's on the same raw test images.
 
 Models: our ``logreg`` with its defaults, and a quick ``cnn`` (preset fast, ``--cnn-epochs``
 epochs, learning rate 0.1 for the smaller training sets), trained on Fashion-MNIST (a stratified subset, to keep the run short) and on the
-5,000-image MNIST subset in /work/shared/data/mnist. For MNIST the harder photos are also
+5,000-image MNIST subset (``--mnist-dir``; default ``$MNISTLAB_MNIST_DIR``, else
+``shared/data/mnist`` beside the checkout). For MNIST the harder photos are also
 converted with ``upright=True`` (the tilt undone as for Fashion-MNIST) to show why handwriting
 is left as it is. BLAS and PyTorch run on one thread (see bench_numpy.py). ``--quick`` is a
 smoke run on a few images; ``--families`` and ``--datasets`` narrow a run for iterating (e.g.
@@ -27,7 +28,6 @@ smoke run on a few images; ``--families`` and ``--datasets`` narrow a run for it
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -47,7 +47,6 @@ from mnistlab.errors import PhotoError
 from mnistlab.inference.photo import prepare_photo
 from mnistlab.models import get_family
 
-MNIST_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 CLEAN_PP, HARD_PP, TARGET_MS = 2.0, 5.0, 30.0
 FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "rgba": "RGBA PNG, transparent background",
                 "exif": "JPEG stored rotated, EXIF orientation"}
@@ -173,7 +172,7 @@ def evaluate(name: str, data_dir: Path | None, n_images: int, train_size: int | 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     # With 500 images a Δ's standard error was 0.5–1.5 points (these photos and models, measured):
     # too close to the clean photos' 2-point target to tell a conversion's change from chance.
     parser.add_argument("--images", type=int, default=1000, help="test images per dataset")
@@ -185,10 +184,12 @@ def main() -> None:
     parser.add_argument("--datasets", default="fashion-mnist,mnist",
                         help="datasets, comma-separated; fewer print but do not write")
     parser.add_argument("--quick", action="store_true", help="40 images, 2 CNN epochs; print, do not write")
+    common.add_mnist_dir(parser)
     args = parser.parse_args()
     families = tuple(args.families.split(","))
     datasets = tuple(args.datasets.split(","))
-    partial = args.quick or set(families) != {"logreg", "cnn"} or set(datasets) != {"fashion-mnist", "mnist"}
+    mnist = common.mnist_dir(parser, args) if "mnist" in datasets else None
+    why = common.partial_run(parser, args, "families", "datasets")
     n_images = 40 if args.quick else args.images
     epochs = 2 if args.quick else args.cnn_epochs
 
@@ -196,13 +197,14 @@ def main() -> None:
     torch.set_num_threads(1)
     with threadpool_limits(1):
         for name, data_dir, train_size in (("fashion-mnist", None, args.fashion_train),
-                                           ("mnist", MNIST_DIR, None)):
+                                           ("mnist", mnist, None)):
             if name not in datasets:
                 continue
             text, dataset_met = evaluate(name, data_dir, n_images, train_size, epochs, families)
             sections.append(text)
             met = {k: met[k] and dataset_met[k] for k in met}
-    if partial:
+    if why:
+        print(why)
         return
     verdict = {k: "met" if v else "not met" for k, v in met.items()}
     summary = (

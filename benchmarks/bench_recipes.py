@@ -2,16 +2,16 @@
 
 Each recipe is run as `mnistlab recipes run NAME` runs it (``run_recipe``):
 two ordinary training runs in a temporary output folder. MNIST recipes need
-MNIST: ``--mnist-dir`` (default: the test fixture folder beside the
-checkout, which holds the official test set and a 5,000-image training
-subset — the recipes say where that differs from the tutorial's data).
+MNIST: ``--mnist-dir`` (default: ``$MNISTLAB_MNIST_DIR``, else the test
+fixture folder beside the checkout, which holds the official test set and a
+5,000-image training subset — the recipes say where that differs from the
+tutorial's data).
 Target: every reproduction within 0.01 of the published figure, or meeting
 its published bound ("over 0.8").
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -23,21 +23,25 @@ import common  # noqa: E402
 
 from mnistlab.experiments.recipes import RECIPES, ROLES, run_recipe  # noqa: E402
 
-FIXTURE_MNIST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 BOUNDS = {"mnist-l1-5000"}  # published as a bound ("over 0.8"), not a figure
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipe names")
-    parser.add_argument("--mnist-dir", default=str(FIXTURE_MNIST))
+    common.add_mnist_dir(parser)
     args = parser.parse_args()
+    names = args.recipes.split(",")
+    if unknown := [name for name in names if name not in RECIPES]:
+        parser.error(f"no recipe {', '.join(unknown)} (there are {', '.join(RECIPES)})")
+    mnist = str(common.mnist_dir(parser, args)) if any(
+        RECIPES[name].reproduction.data.dataset == "mnist" for name in names) else None
 
     rows, met = [], True
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.recipes.split(","):
+        for name in names:
             recipe = RECIPES[name]
-            data_dir = args.mnist_dir if recipe.reproduction.data.dataset == "mnist" else None
+            data_dir = mnist if recipe.reproduction.data.dataset == "mnist" else None
             start = time.perf_counter()
             folders = run_recipe(name, Path(tmp), data_dir=data_dir)
             metrics = {role: json.loads((folders[role] / "metrics.json").read_text()) for role in ROLES}
@@ -53,7 +57,7 @@ def main() -> None:
             rows.append([name, recipe.published_note, cell("reproduction"), cell("ours"),
                          "yes" if ok else "**no**", f"{time.perf_counter() - start:.0f}"])
             print(rows[-1], flush=True)
-    skipped = [n for n in RECIPES if n not in args.recipes.split(",")]
+    skipped = [n for n in RECIPES if n not in names]
     body = ("`run_recipe` for each recipe, as `mnistlab recipes run NAME` runs it; test accuracy (family; fit "
             "time). MNIST: the official test set and a 5,000-image training subset (the tutorial pooled 10,000 "
             "digits; the recipe draws its 7,500/2,500 from the 15,000 here). Target: each reproduction within "

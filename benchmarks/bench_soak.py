@@ -11,7 +11,6 @@ the server's memory (its process and its workers') flat from start to end.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import io
 import random
@@ -108,7 +107,7 @@ def soak(url: str, mix: list, clients: int, seconds: float, seed: int) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=180)
     args = parser.parse_args()

@@ -16,7 +16,6 @@ compare moments.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -118,7 +117,7 @@ def measure(rounds: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = common.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every setting; medians are compared")
     rounds = parser.parse_args().rounds
     results = measure(rounds)

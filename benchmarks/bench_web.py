@@ -10,11 +10,15 @@ server started until its first prediction is answered) and the memory (RSS)
 of each worker process once it has answered the load, and the CPU time a
 request costs the workers, the server and the clients (what decides the
 latency when the clients keep every core busy).
+
+A run with other settings than the defaults (fewer models, clients, requests,
+seconds or repeats) prints its table but leaves the section in BENCHMARKS.md to
+the full run; ``--quick`` is such a run: logreg trained on 5,000 images, 2
+clients of 5 requests, one load test per engine.
 """
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import io
 import os
@@ -140,13 +144,19 @@ def workers_of(server: psutil.Process) -> list[psutil.Process]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = common.parser(__doc__)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=50, help="per client")
     parser.add_argument("--seconds", type=float, default=60, help="time limit per load test")
     parser.add_argument("--repeats", type=int, default=3, help="load tests per run; medians are reported")
     parser.add_argument("--models", default="logreg,cnn", help="comma-separated families to serve")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: logreg on 5,000 images, 2 clients, 5 requests, 1 load test; writes nothing")
     args = parser.parse_args()
+    why = common.partial_run(parser, args, "clients", "requests", "seconds", "repeats", "models")
+    if args.quick:
+        args.models, args.clients, args.requests, args.repeats = "logreg", 2, 5, 1
+    data = DataChoice(train_size=5000) if args.quick else DataChoice()
 
     ds = load_dataset("fashion-mnist")
     rng = np.random.default_rng(0)
@@ -156,7 +166,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for family in args.models.split(","):
             params = {"C": 0.1} if family == "logreg" else {}
-            train(family, params, DataChoice(), Path(tmp), name=family)
+            train(family, params, data, Path(tmp), name=family)
             started = time.perf_counter()  # exported (and checked on the test set) before serving
             subprocess.run([sys.executable, "-m", "mnistlab", "export", family, "--out", tmp], check=True,
                            stdout=subprocess.DEVNULL)
@@ -210,8 +220,11 @@ def main() -> None:
             + common.markdown_table(["run", "engine", "start-up s", "worker RSS MB", "server RSS MB", "clients",
                                      "requests", "errors", "p50 ms", "p99 ms", "p99 ms of each test",
                                      "requests/s", "CPU ms per request"], rows))
-    common.write_section("bench_web", "Web API under load", body)
     print(body)
+    if why:
+        print(why)
+        return
+    common.write_section("bench_web", "Web API under load", body)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ section, so scripts can be run one at a time or all together.
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import platform
@@ -24,6 +25,9 @@ BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 # Held while a script reads, changes and writes BENCHMARKS.md: scripts run side by side would each
 # write back the file as they read it, and one's section would be lost.
 BENCHMARKS_LOCK = BENCHMARKS_MD.with_name("BENCHMARKS.md.lock")
+# MNIST as the tests have it (the official test set and a 5,000-image training subset), beside the checkout
+MNIST_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+MNIST_DIR_ENV = "MNISTLAB_MNIST_DIR"
 HEADER = (
     "# Benchmarks\n\n"
     "Every number below is written by a script in `benchmarks/` (`make bench` runs them all),\n"
@@ -59,6 +63,39 @@ def machine() -> str:
             pass
     return (f"{cpu} ({', '.join(vector)}), {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, " + ", ".join(versions))
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A script's parser, its docstring the help. Every script parses its options before any work: a
+    misspelled option or ``--help`` would otherwise run the whole benchmark and replace its section."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_mnist_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mnist-dir", type=Path,
+                        help=f"MNIST's folder (default: ${MNIST_DIR_ENV}, else {MNIST_DIR})")
+
+
+def mnist_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """The MNIST folder ``--mnist-dir``, ``$MNISTLAB_MNIST_DIR`` or the default names, checked to hold
+    MNIST's four files before any work: one found missing half-way cost the work before it."""
+    from mnistlab.data.datasets import locate
+    from mnistlab.errors import MnistlabError
+
+    folder = args.mnist_dir or Path(os.environ.get(MNIST_DIR_ENV) or MNIST_DIR)
+    try:
+        locate("mnist", folder)
+    except MnistlabError as exc:
+        parser.error(f"MNIST (--mnist-dir, ${MNIST_DIR_ENV}): {exc}")
+    return folder
+
+
+def partial_run(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> str | None:
+    """Why ``args`` ask for less than the full run (``--quick``, or options among ``names`` other than
+    their defaults), or None: such a run prints its results but leaves the full run's section alone."""
+    changed = ["--quick"] if getattr(args, "quick", False) else []
+    changed += [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) != parser.get_default(name)]
+    return f"{', '.join(changed)}: not the full run, BENCHMARKS.md left as it is" if changed else None
 
 
 def avx2_only() -> dict[str, str]:
