@@ -14,14 +14,21 @@ rungs whose median fits it.
 
 Without a CUDA GPU it prints one line and writes nothing (``make bench`` runs it everywhere);
 ``--quick`` is a smoke run of the whole script on subsets with ladders of 1 and 2 epochs, on the GPU
-or, without one, on the CPU, and writes nothing. ``--json FILE`` also writes every fit's numbers to FILE,
-after every rung (a run cut short keeps what it measured).
+or, without one, on the CPU, and writes nothing. ``--json FILE`` also writes the results to FILE:
+once before the first fit (a FILE that cannot be written ends the script before any GPU time is
+spent), then after every rung and every failure, each time whole (a run cut short keeps what it
+measured). ``--from-json FILE`` writes the section from such a file, on any machine: a lent GPU's
+call gives back only the files it wrote, so a call cut short never returns BENCHMARKS.md; the
+section names the rungs the file lacks.
 
 It is meant to run unattended on a lent GPU, whose time is short: the recipes climb their ladders
-side by side (every recipe's first rung, then every recipe's second, …), a rung starts only within
-``--time-limit`` seconds of the first (the rest are listed as not run, and BENCHMARKS.md is still
-written), a recipe stops climbing once a rung takes longer than the largest budget, and a recipe
-whose fit fails is reported (the error's one line in the table and the JSON) while the others run on.
+side by side (every recipe's first rung, then every recipe's second, …), a rung starts only if it
+is predicted to end within ``--time-limit`` seconds of the first rung's start (its seeds at the
+recipe's last median fit time scaled by the epochs, plus the last rung's time besides the fits:
+building and evaluating; a recipe's first rung, with nothing to predict from, starts if the limit
+has not passed), the rungs not started are listed as not run, a recipe stops climbing once a rung
+takes longer than the largest budget, and a recipe whose fit fails is reported (the error's one
+line in the table and the JSON) while the others run on.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from mnistlab import load_dataset  # noqa: E402
+from mnistlab._io import atomic_write_text, read_regular_file  # noqa: E402
 from mnistlab.data.preprocess import flatten_scale  # noqa: E402
-from mnistlab.models.torch.cnn import CNN  # noqa: E402
+from mnistlab.models.torch.cnn import CNN, PRESETS  # noqa: E402
 import torch  # noqa: E402
 
 BUDGETS = {3.0: 0.94, 30.0: 0.95}  # seconds of training: the mean accuracy to reach within them
@@ -54,7 +62,11 @@ RECIPES = {
                   [15, 30]),
 }
 WARM_UP_IMAGES = 2000
-TIME_LIMIT = 360  # seconds: no rung starts later (a lent GPU's call is limited to 10 minutes, its start and the warm-ups included)
+# seconds after the first rung's start: no rung is started that is predicted to end later (a lent GPU's call
+# is limited to 10 minutes, its start and the warm-ups included)
+TIME_LIMIT = 360
+RESULTS_KEYS = ("device", "torch", "cuda_version", "timer", "machine", "started", "quick", "seeds", "train_images",
+                "test_images", "finished", "results")
 
 
 def timed_fit(params: dict, epochs: int, seed: int, data, device: str) -> tuple[float, float]:
@@ -81,24 +93,123 @@ def best_within(rungs: list[dict], budget: float) -> dict | None:
     return max(fitting, key=lambda rung: rung["accuracy"], default=None)
 
 
+def parse_recipes(text: str) -> dict:
+    """``--recipes``' JSON as {name: (CNN parameters, epochs)}; ValueError says what is wrong."""
+    try:
+        given = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(given, dict) or not given:
+        raise ValueError("not a JSON object of recipes")
+    recipes = {}
+    for name, recipe in given.items():
+        if not (isinstance(recipe, list) and len(recipe) == 2 and isinstance(recipe[0], dict)
+                and isinstance(recipe[1], list)):
+            raise ValueError(f"{name}: not [{{CNN parameters}}, [epochs, ...]]")
+        params, ladder = recipe
+        if not ladder or not all(type(e) is int and e >= 1 for e in ladder):
+            raise ValueError(f"{name}: the epochs must be a non-empty list of whole numbers >= 1, got {ladder}")
+        if params.get("preset", "fast") not in PRESETS:
+            raise ValueError(f"{name}: no preset {params['preset']!r} (there are {', '.join(PRESETS)})")
+        recipes[name] = (params, ladder)
+    return recipes
+
+
+def read_results(path: Path) -> dict:
+    """The results ``--json`` saved in ``path``; ValueError says why they cannot be read."""
+    data = read_regular_file(path, 2**24, ValueError)  # its message names the file
+    try:
+        saved = json.loads(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    missing = [key for key in RESULTS_KEYS if not isinstance(saved, dict) or key not in saved]
+    if missing:
+        raise ValueError(f"{path}: not bench_gpu's --json results (no {', '.join(missing)})")
+    if saved["quick"]:
+        raise ValueError(f"{path}: the results of a --quick smoke run, not for BENCHMARKS.md")
+    return saved
+
+
+def section_body(saved: dict, source: str | None = None) -> str:
+    """The section's text from the results, whole or cut short (``source``: the file they were read from)."""
+    rows, missing = [], []
+    for name, result in saved["results"].items():
+        described = ", ".join(f"{k}={v}" for k, v in common.cnn_settings(result["params"]).items() if k != "epochs")
+        recipe_rows = [[rung["epochs"], f"{rung['accuracy']:.4f}", " ".join(f"{a:.4f}" for a in rung["accuracies"]),
+                        f"{rung['median_seconds']:.2f}"] for rung in result["rungs"]]
+        if "error" in result:
+            recipe_rows.append(["—", f"failed: {result['error']}", "", ""])
+        recipe_rows += [[", ".join(map(str, rungs)), f"not run: {why}", "", ""]
+                        for why, rungs in result["not_run"].items()]
+        accounted = {rung["epochs"] for rung in result["rungs"]}
+        accounted |= {epochs for rungs in result["not_run"].values() for epochs in rungs}
+        if lacking := [] if "error" in result else [e for e in result["ladder"] if e not in accounted]:
+            recipe_rows.append([", ".join(map(str, lacking)), "missing: the run was cut short", "", ""])
+            missing.append(f"{name} ({', '.join(map(str, lacking))} epochs)")
+        rows += [[f"**{name}**: {described}" if i == 0 else "", *row] for i, row in enumerate(recipe_rows)]
+    verdicts = []
+    for budget, target in BUDGETS.items():
+        best = max((best_within(r["rungs"], budget) or {"accuracy": 0.0} for r in saved["results"].values()),
+                   key=lambda rung: rung["accuracy"])
+        reached = f"{best['accuracy']:.4f}" if best["accuracy"] else "nothing finished"
+        verdicts.append(f"within {budget:g} s: {reached} (>= {target}: "
+                        f"{'met' if best['accuracy'] >= target else 'NOT met'})")
+    cut_short = ""
+    if not saved["finished"]:
+        cut_short = ("**The run was cut short**" + (f": missing {'; '.join(missing)}" if missing else "")
+                     + ". The verdicts below are on the rungs it finished.\n\n")
+    return (cut_short + f"GPU: **{saved['device']}**, PyTorch {saved['torch']} (CUDA {saved['cuda_version']}). "
+            f"Fashion-MNIST, {saved['train_images']} training and {saved['test_images']} test images; seeds "
+            f"0..{saved['seeds'] - 1}; seconds: {saved['timer']} around `fit` (data to the device, whitening, "
+            f"every epoch), median over the seeds, after a warm-up fit of each recipe. Best mean accuracy "
+            f"{'; '.join(verdicts)}."
+            + (f" Written from `{source}` (`--from-json`)." if source else "") + "\n\n"
+            + common.markdown_table(["recipe", "epochs", "test accuracy (mean)", "per seed", "fit s (median)"],
+                                    rows))
+
+
+def write_section(saved: dict, body: str) -> None:
+    """BENCHMARKS.md's section, saying when and on what machine the results were measured."""
+    common.write_section("bench_gpu", "Our CNN on a GPU: accuracy within 3 and 30 seconds", body,
+                         stamp=saved["started"], on=saved["machine"])
+
+
 def main() -> None:
     parser = common.parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="fits per rung (seeds 0..N-1)")
     parser.add_argument("--recipes", help="JSON: {name: [CNN parameters, [epochs, ...]]}, instead of the built-in")
-    parser.add_argument("--json", type=Path, help="also write every fit's numbers to this file")
+    parser.add_argument("--json", type=Path, help="also write the results to this file, after every rung")
+    parser.add_argument("--from-json", type=Path, metavar="FILE",
+                        help="measure nothing: write the section from the results --json saved in FILE")
     parser.add_argument("--quick", action="store_true", help="smoke run on subsets, 1 and 2 epochs; writes nothing")
     parser.add_argument("--time-limit", type=float, default=TIME_LIMIT,
-                        help=f"seconds after the first rung within which a rung may start (default {TIME_LIMIT})")
+                        help=f"seconds after the first rung's start by which every rung must be predicted to end "
+                             f"(default {TIME_LIMIT})")
     args = parser.parse_args()
+    if args.from_json:
+        if args.quick or args.json or args.recipes:
+            parser.error("--from-json measures nothing: it takes no --quick, --json or --recipes")
+        try:
+            saved = read_results(args.from_json)
+            body = section_body(saved, str(args.from_json))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            parser.error(str(exc) if type(exc) is ValueError
+                         else f"{args.from_json}: not bench_gpu's --json results ({type(exc).__name__}: {exc})")
+        print(body)
+        write_section(saved, body)
+        return
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
+    if not args.time_limit > 0:
+        parser.error("--time-limit must be > 0")
     recipes = RECIPES
     if args.recipes:
         try:
-            recipes = {name: (dict(params), [int(e) for e in ladder])
-                       for name, (params, ladder) in json.loads(args.recipes).items()}
-        except (ValueError, TypeError, AttributeError) as exc:
+            recipes = parse_recipes(args.recipes)
+        except ValueError as exc:
             parser.error(f"--recipes takes JSON like '{{\"fast\": [{{\"preset\": \"fast\"}}, [4, 8]]}}': {exc}")
+    if args.json and not args.json.parent.is_dir():
+        parser.error(f"--json {args.json}: no folder {args.json.parent}")
     cuda = torch.cuda.is_available()
     if not cuda and not args.quick:
         print("bench_gpu: no CUDA GPU here (torch.cuda.is_available() is False): nothing measured, "
@@ -112,35 +223,50 @@ def main() -> None:
         recipes = {name: (params, [1, 2]) for name, (params, _) in recipes.items()}
     data = flatten_scale(ds.x_train), ds.y_train, flatten_scale(ds.x_test), ds.y_test
     warm_up = data[0][:WARM_UP_IMAGES], data[1][:WARM_UP_IMAGES], data[2][:500], data[3][:500]
-    gpu = torch.cuda.get_device_name() if cuda else "no GPU (CPU smoke run)"
 
-    results = {}
+    results = {name: {"params": params, "ladder": list(ladder), "rungs": [], "not_run": {}}
+               for name, (params, ladder) in recipes.items()}
+    saved = {"device": torch.cuda.get_device_name() if cuda else "no GPU (CPU smoke run)", "torch": torch.__version__,
+             "cuda_version": torch.version.cuda, "timer": "CUDA events" if cuda else "wall-clock",
+             "machine": common.machine(), "started": common.now(), "quick": args.quick, "seeds": args.seeds,
+             "train_images": len(data[1]), "test_images": len(data[3]), "finished": False, "results": results}
 
     def save() -> None:
-        if args.json:
-            args.json.write_text(json.dumps({"device": gpu, "torch": torch.__version__, "results": results}, indent=1))
+        if args.json:  # whole each time, through a temporary file: a run killed while saving keeps the last
+            atomic_write_text(args.json, json.dumps(saved, indent=1))
+
+    try:
+        save()  # before any fit: a file that cannot be written costs no GPU time
+    except OSError as exc:
+        parser.error(f"--json {args.json}: {exc.strerror or exc}")
 
     def failed(name: str, exc: Exception) -> None:
         results[name]["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())
         print(f"  {name} failed: {results[name]['error']}", file=sys.stderr, flush=True)
+        save()
 
     ladders = {}  # each recipe's rungs still to run
     for name, (params, ladder) in recipes.items():
-        results[name] = {"params": params, "rungs": [], "not_run": {}}
         try:  # unattended on a lent GPU: a recipe that fails is reported, and the others still run
             timed_fit(params, 1, 0, warm_up, device)
             ladders[name] = list(ladder)
         except Exception as exc:  # noqa: BLE001 - any failure of a fit; its message goes in the table
             failed(name, exc)
+    paces = {}  # recipe: (epochs, median fit seconds, seconds besides the fits) of its last rung
     first_rung = time.perf_counter()
     while ladders:
         for name in list(ladders):  # one rung of each recipe in turn: a time limit cuts every ladder short
-            if time.perf_counter() - first_rung > args.time_limit:
-                for left, rungs in ladders.items():
-                    results[left]["not_run"][f"past the {args.time_limit:g} s time limit"] = rungs
-                ladders.clear()
-                break
-            params, epochs = results[name]["params"], ladders[name].pop(0)
+            params, epochs = results[name]["params"], ladders[name][0]
+            predicted = 0.0
+            if name in paces:
+                last_epochs, last_median, besides = paces[name]
+                predicted = args.seeds * last_median * epochs / last_epochs + besides
+            if time.perf_counter() - first_rung + predicted > args.time_limit:
+                results[name]["not_run"][f"it would end past the {args.time_limit:g} s time limit"] = ladders.pop(name)
+                save()
+                continue
+            ladders[name].pop(0)
+            began = time.perf_counter()
             try:
                 fits = [timed_fit(params, epochs, seed, data, device) for seed in range(args.seeds)]
             except Exception as exc:  # noqa: BLE001
@@ -150,45 +276,24 @@ def main() -> None:
             seconds, accuracies = [s for s, _ in fits], [a for _, a in fits]
             rung = {"epochs": epochs, "seconds": seconds, "accuracies": accuracies,
                     "median_seconds": statistics.median(seconds), "accuracy": statistics.mean(accuracies)}
+            paces[name] = epochs, rung["median_seconds"], time.perf_counter() - began - sum(seconds)
             results[name]["rungs"].append(rung)
             print(f"  {name}, {epochs} epochs: accuracy {rung['accuracy']:.4f} "
                   f"({' '.join(f'{a:.4f}' for a in accuracies)}), {rung['median_seconds']:.2f} s",
                   file=sys.stderr, flush=True)
-            save()  # after every rung: what was measured survives a run cut short
             if ladders[name] and rung["median_seconds"] > max(BUDGETS):
                 results[name]["not_run"][f"the {epochs}-epoch rung took longer than {max(BUDGETS):g} s"] = ladders[name]
                 ladders[name] = []
             if not ladders[name]:
                 del ladders[name]
+            save()  # after every rung: what was measured survives a run cut short
 
+    saved["finished"] = True
     save()
-    rows = []
-    for name, result in results.items():
-        described = ", ".join(f"{k}={v}" for k, v in common.cnn_settings(result["params"]).items() if k != "epochs")
-        recipe_rows = [[rung["epochs"], f"{rung['accuracy']:.4f}", " ".join(f"{a:.4f}" for a in rung["accuracies"]),
-                        f"{rung['median_seconds']:.2f}"] for rung in result["rungs"]]
-        if "error" in result:
-            recipe_rows.append(["—", f"failed: {result['error']}", "", ""])
-        recipe_rows += [[", ".join(map(str, rungs)), f"not run: {why}", "", ""]
-                        for why, rungs in result["not_run"].items()]
-        rows += [[f"**{name}**: {described}" if i == 0 else "", *row] for i, row in enumerate(recipe_rows)]
-    verdicts = []
-    for budget, target in BUDGETS.items():
-        best = max((best_within(r["rungs"], budget) or {"accuracy": 0.0} for r in results.values()),
-                   key=lambda rung: rung["accuracy"])
-        reached = f"{best['accuracy']:.4f}" if best["accuracy"] else "nothing finished"
-        verdicts.append(f"within {budget:g} s: {reached} (>= {target}: "
-                        f"{'met' if best['accuracy'] >= target else 'NOT met'})")
-    body = (f"GPU: **{gpu}**, PyTorch {torch.__version__} (CUDA {torch.version.cuda}). Fashion-MNIST, "
-            f"{len(data[1])} training and {len(data[3])} test images; seeds 0..{args.seeds - 1}; seconds: "
-            f"{'CUDA events' if cuda else 'wall-clock'} around `fit` (data to the device, whitening, every epoch), "
-            f"median over the seeds, after a warm-up fit of each recipe. Best mean accuracy "
-            f"{'; '.join(verdicts)}.\n\n"
-            + common.markdown_table(["recipe", "epochs", "test accuracy (mean)", "per seed", "fit s (median)"],
-                                    rows))
+    body = section_body(saved)
     print(body)
     if not args.quick:
-        common.write_section("bench_gpu", "Our CNN on a GPU: accuracy within 3 and 30 seconds", body)
+        write_section(saved, body)
 
 
 if __name__ == "__main__":
