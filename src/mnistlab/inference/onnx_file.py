@@ -38,14 +38,15 @@ from .._io import atomic_write_bytes, parse_json, read_regular_file
 from ..data.preprocess import flatten_scale
 from ..errors import ExportError, ModelFileError, one_line, printable
 from ..experiments.store import read_config
+from ..models.base import IMAGE_SIDE
+from ..models.serialization import MAX_MODEL_BYTES
 from .photo import STYLES, prepare_photo
 from .predictor import Prediction, _source_name, finite_probabilities
 
 FORMAT, FORMAT_VERSION = "mnistlab-onnx", "1"
 ONNX_FILE = "model.onnx"  # in the run folder, unless the export is written elsewhere
-INPUT, SIDE = "pixels", 28
+INPUT = "pixels"
 DIGEST = "mnistlab.sha256"
-MAX_ONNX_BYTES = 512 * 1024 * 1024  # as load_model's MAX_MODEL_BYTES
 PARITY_TOLERANCE = 1e-4  # the largest difference of a probability allowed between the export and the model
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")  # ONNX's operators, and ONNX-ML's (trees, SVMs, scalers …)
 INPUT_TEXT = (f"{INPUT}: uint8 N×1×28×28, 0–255, the object bright on a dark background like the dataset's "
@@ -87,8 +88,8 @@ def _with_pixel_input(family_model):
              helper.make_node("Div", ["mnistlab/float", "mnistlab/255"], [scaled]),  # as flatten_scale
              helper.make_node("Reshape", [scaled, "mnistlab/rows"], [graph.input[0].name])]
     constants = [numpy_helper.from_array(np.array(255, np.float32), "mnistlab/255"),
-                 numpy_helper.from_array(np.array([-1, SIDE * SIDE], np.int64), "mnistlab/rows")]
-    pixels = helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["N", 1, SIDE, SIDE])
+                 numpy_helper.from_array(np.array([-1, IMAGE_SIDE * IMAGE_SIDE], np.int64), "mnistlab/rows")]
+    pixels = helper.make_tensor_value_info(INPUT, TensorProto.UINT8, ["N", 1, IMAGE_SIDE, IMAGE_SIDE])
     combined = helper.make_graph(front + list(graph.node), "mnistlab", [pixels], list(graph.output),
                                  initializer=constants + list(graph.initializer), value_info=list(graph.value_info))
     opsets: dict[str, int] = {}  # each domain once (a converter may list one twice), at its highest version
@@ -179,7 +180,7 @@ class OnnxModel:
 
     def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 images (N×28×28 or N×1×28×28, object bright on dark) → float32 N×classes."""
-        pixels = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1, 1, SIDE, SIDE)
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
         return self.session.run(None, {INPUT: pixels})[0]
 
 
@@ -194,7 +195,7 @@ def read_onnx(source: str | os.PathLike | bytes, threads: int | None = None) -> 
     from google.protobuf.message import DecodeError
 
     name = "ONNX model" if isinstance(source, bytes) else str(source)
-    data = source if isinstance(source, bytes) else read_regular_file(Path(source), MAX_ONNX_BYTES, ModelFileError)
+    data = source if isinstance(source, bytes) else read_regular_file(Path(source), MAX_MODEL_BYTES, ModelFileError)
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError) as exc:
@@ -272,7 +273,7 @@ def _check_signature(graph, n_classes: int, name: str) -> None:
 
     inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
     if (len(inputs) != 1 or inputs[0].name != INPUT or inputs[0].type.tensor_type.elem_type != TensorProto.UINT8
-            or _dims(inputs[0])[1:] != [1, SIDE, SIDE]):
+            or _dims(inputs[0])[1:] != [1, IMAGE_SIDE, IMAGE_SIDE]):
         raise ModelFileError(f"{name}: its input is not {INPUT!r}, uint8 N×1×28×28")
     outputs = list(graph.output)
     if (len(outputs) != 1 or outputs[0].type.tensor_type.elem_type != TensorProto.FLOAT

@@ -40,6 +40,7 @@ from scipy import ndimage
 from .._io import read_at_most
 from ..data.registry import DEFAULT_DATASET
 from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line, printable
+from ..models.base import IMAGE_SIDE
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
@@ -64,7 +65,6 @@ DECODER_BYTES_PER_PIXEL = {"AVIF": 6, "JPEG2000": 16, "WEBP": 12}
 MAX_SCAN_COEFFICIENTS = 4_000_000_000
 MAX_ASPECT = 10  # longest side over shortest: beyond, the working copy is too thin to find an object in
 WORK_SIDE = 256  # photos are resized to at most this longest side first: 28×28 needs no more
-SIZE = 28
 MAX_TILT = 15  # degrees: a photo tilted more is taken as it is (the object may lie that way)
 # Degrees: a smaller tilt is left alone. Fashion-MNIST's own products are not all exactly upright
 # (on clean photos of its test images the estimate is 3° or more in 10 %, 4° or more in 6 %), so
@@ -882,7 +882,7 @@ def _centre_box(source: np.ndarray, box: tuple[int, int, int, int], style: Style
     """
     left, top, right, bottom = box
     scale = style.fit / max(right - left, bottom - top)  # output pixels per source pixel
-    window = SIZE / scale
+    window = IMAGE_SIDE / scale
     x0 = (left + right) / 2 - window / 2
     y0 = (top + bottom) / 2 - window / 2
     # Copy out the window plus the filter's reach (3 output pixels for Lanczos),
@@ -896,7 +896,7 @@ def _centre_box(source: np.ndarray, box: tuple[int, int, int, int], style: Style
     cols = slice(max(left0, 0), min(left0 + size, w))
     patch[rows.start - top0:rows.stop - top0, cols.start - left0:cols.stop - left0] = source[rows, cols]
     x0, y0 = x0 - left0, y0 - top0
-    field = Image.fromarray(patch).resize((SIZE, SIZE), style.resample,
+    field = Image.fromarray(patch).resize((IMAGE_SIDE, IMAGE_SIDE), style.resample,
                                           box=(x0, y0, x0 + window, y0 + window))
     return np.asarray(field, dtype=np.float32).clip(0, None)
 
@@ -914,9 +914,9 @@ def _centre_mass(source: np.ndarray, box: tuple[int, int, int, int], style: Styl
     h, w = small.shape
     cy, cx = ndimage.center_of_mass(small) if small.any() else ((h - 1) / 2, (w - 1) / 2)
     # Keep the whole object in view even when its mass is far off its middle.
-    dy = min(max(round(SIZE // 2 - cy), 0), SIZE - h)
-    dx = min(max(round(SIZE // 2 - cx), 0), SIZE - w)
-    field = np.zeros((SIZE, SIZE), np.float32)
+    dy = min(max(round(IMAGE_SIDE // 2 - cy), 0), IMAGE_SIDE - h)
+    dx = min(max(round(IMAGE_SIDE // 2 - cx), 0), IMAGE_SIDE - w)
+    field = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32)
     field[dy:dy + h, dx:dx + w] = small
     return field
 
@@ -936,7 +936,7 @@ def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared |
     to a frame that the object touches runs through the object (a Fashion-MNIST test set saved as PNG files
     got 84 % of the model's own predictions back). A drawing of one's own at 28×28 (small, dim, coloured)
     is converted as any photo is."""
-    if (image.shape[1::-1] if isinstance(image, np.ndarray) else image.size) != (SIZE, SIZE):
+    if (image.shape[1::-1] if isinstance(image, np.ndarray) else image.size) != (IMAGE_SIDE, IMAGE_SIDE):
         return None  # before any copy: most photos are large
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
@@ -956,7 +956,7 @@ def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared |
     rows, cols = np.indices(gray.shape)
     centre = ((gray * rows).sum() / gray.sum(), (gray * cols).sum() / gray.sum()) if spec.centre == "mass" \
         else ((top + bottom - 1) / 2, (left + right - 1) / 2)
-    if max(abs(c - (SIZE - 1) / 2) for c in centre) > 1:
+    if max(abs(c - (IMAGE_SIDE - 1) / 2) for c in centre) > 1:
         return None
     pixels = np.round(gray * 255).astype(np.uint8)
     return Prepared(pixels=pixels, gray=gray, background=np.zeros_like(gray), foreground=gray,

@@ -22,12 +22,12 @@ from .._values import is_whole_number
 from ..data.preprocess import flatten_scale
 from ..errors import ModelFileError, ParameterError, printable
 from ..experiments.store import read_config
+from ..models.base import IMAGE_SIDE
 from .photo import Prepared, decoded_photo, prepare, prepare_photo
 
 if TYPE_CHECKING:  # the models (and scikit-learn) load with a Predictor: the ONNX engine uses Prediction alone
     from ..models import MnistlabModel
 
-SIDE = 28
 FLOAT_OVERSHOOT = 2.0  # see ``as_pixels``
 
 
@@ -134,7 +134,7 @@ class Predictor:
         """
         if isinstance(x, (list, tuple)):
             return [self.predict(item) for item in x]
-        if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[1:] == (SIDE, SIDE):  # not one 28×28×3 image
+        if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):  # not one 28×28×3 image
             return [self.predict(item) for item in x]
         if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)):
             return self.predict_photo(x)
@@ -158,10 +158,10 @@ def finite_probabilities(proba: np.ndarray, run_dir: Path, source: str) -> np.nd
 
 def as_pixels(array: np.ndarray) -> np.ndarray:
     """A 28×28 (or 784) array, uint8 or floats in [0, 1], as the dataset's uint8 28×28."""
-    if array.size != SIDE * SIDE:
+    if array.size != IMAGE_SIDE * IMAGE_SIDE:
         raise ParameterError("x", f"an array must hold one 28×28 image (784 values) or N of them as "
                                   f"N×28×28, got shape {array.shape}")
-    array = array.reshape(SIDE, SIDE)
+    array = array.reshape(IMAGE_SIDE, IMAGE_SIDE)
     if array.dtype.kind not in "buif":  # complex numbers, strings, objects
         raise ParameterError("x", f"pixel values must be real numbers, got an array of {array.dtype}")
     if array.dtype == np.uint8:

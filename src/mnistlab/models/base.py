@@ -16,6 +16,11 @@ other family explains itself by occlusion sensitivity, which needs nothing but
 reads (``history_x_label``, ``history_per_step``), and ``onnx_graph`` (itself
 as an ONNX graph, for export).
 
+Besides ``classes_`` and ``history_``, a fit may set ``n_iter_``, ``converged_``
+and ``fit_message_``, which runs record where they are set; and a family that
+takes ``checkpoint_dir`` writes a checkpoint there after every epoch, which a
+run points at a folder of its own and resumes from.
+
 Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
 constraints and says how they are checked), and every ``fit`` starts with
@@ -42,6 +47,9 @@ import numpy as np
 from ..errors import ExportError, ParameterError
 from .params import check
 from .validation import check_features, check_fitted, check_labels
+
+IMAGE_SIDE = 28  # MNIST-family images are 28×28: a run's model takes their N_FEATURES pixels in a row
+N_FEATURES = IMAGE_SIDE * IMAGE_SIDE
 
 
 @dataclass(frozen=True)
@@ -163,12 +171,12 @@ class MnistlabModel:
     def explain(self, X, classes=None) -> np.ndarray:
         """Per-pixel contributions to each of ``classes`` (indices into ``classes_``; default: all),
         N×len(classes)×784; here by occlusion, for families without gradients."""
-        from .occlusion import SIDE, occlusion_sensitivity
+        from .occlusion import occlusion_sensitivity
 
         check_fitted(self, "classes_")
         X = check_features(self, X, reset=False)
-        if X.shape[1] != SIDE * SIDE:
-            raise ParameterError(None, f"occlusion covers patches of {SIDE}×{SIDE}-pixel images; X has "
+        if X.shape[1] != N_FEATURES:
+            raise ParameterError(None, f"occlusion covers patches of {IMAGE_SIDE}×{IMAGE_SIDE}-pixel images; X has "
                                        f"{X.shape[1]} features")
         maps = occlusion_sensitivity(self.predict_proba, X)  # every class's at once
         return maps if classes is None else maps[:, self._class_indices(classes)]

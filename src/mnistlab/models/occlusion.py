@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-SIDE = 28
+from .base import IMAGE_SIDE
+
 PATCH = 4  # pixels on a side: about a stroke's width, so that hiding one patch changes something
 STRIDE = 2  # patches overlap, so that the map is not a coarse 4-pixel checkerboard
 
@@ -23,9 +24,9 @@ STRIDE = 2  # patches overlap, so that the map is not a coarse 4-pixel checkerbo
 def occlusion_sensitivity(predict_proba: Callable[[np.ndarray], np.ndarray], X, patch: int = PATCH,
                           stride: int = STRIDE) -> np.ndarray:
     """Per-class, per-pixel contributions (N×classes×784) of ``X`` (N×784 in [0, 1]) by occluding patches."""
-    X = np.asarray(X, dtype=np.float32).reshape(-1, SIDE * SIDE)
-    starts = range(0, SIDE - patch + 1, stride)
-    masks = np.zeros((len(starts) ** 2, SIDE, SIDE), dtype=bool)
+    X = np.asarray(X, dtype=np.float32).reshape(-1, IMAGE_SIDE * IMAGE_SIDE)
+    starts = range(0, IMAGE_SIDE - patch + 1, stride)
+    masks = np.zeros((len(starts) ** 2, IMAGE_SIDE, IMAGE_SIDE), dtype=bool)
     for m, (r, c) in enumerate((r, c) for r in starts for c in starts):
         masks[m, r:r + patch, c:c + patch] = True
     masks = masks.reshape(len(masks), -1)
@@ -36,4 +37,4 @@ def occlusion_sensitivity(predict_proba: Callable[[np.ndarray], np.ndarray], X, 
         proba = np.asarray(predict_proba(np.vstack([x[None], occluded])), dtype=np.float64)
         fall = proba[0] - proba[1:]  # patches × classes
         maps.append((fall.T @ masks) / np.maximum(coverage, 1))
-    return np.asarray(maps).reshape(len(X), -1, SIDE * SIDE)
+    return np.asarray(maps).reshape(len(X), -1, IMAGE_SIDE * IMAGE_SIDE)

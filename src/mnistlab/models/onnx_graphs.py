@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .base import N_FEATURES
+
 INPUT, OUTPUT = "x", "probabilities"
 OPSET = 17  # read by onnxruntime (onnxruntime-web too) and written by PyTorch's exporter
 IR_VERSION = 8  # the IR version that goes with opset 17, so that older runtimes read the file
-N_FEATURES = 28 * 28
 # onnx operator of each hidden-layer activation, by the names the families use
 ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": "Identity"}
 

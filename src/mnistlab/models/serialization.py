@@ -22,6 +22,7 @@ from .._npz import read_npz
 from .._values import is_number, is_whole_number
 from ..errors import ModelFileError, one_line
 from . import MnistlabModel, get_family
+from .base import N_FEATURES
 from .temperature import TemperatureScaled
 
 MODEL_FORMAT = "mnistlab-model"
@@ -32,7 +33,6 @@ MAX_MODEL_BYTES = 512 * 1024 * 1024  # the learned arrays, in all
 # compressed elsewhere may inflate to this many times its size, so that a small file stays small.
 MAX_INFLATION = 4
 MAX_META_BYTES = 16 * 1024 * 1024  # model.json: a few kilobytes in practice
-N_FEATURES = 28 * 28  # what a run's model takes (models/base.py); a model fitted by hand may take other sizes
 
 
 def save_model(model: MnistlabModel, directory: Path) -> None:

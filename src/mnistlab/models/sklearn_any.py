@@ -43,7 +43,7 @@ from ..callbacks import SILENT
 from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
 from ._fitting import convergence_warnings, refusals_of
-from .base import MnistlabModel
+from .base import N_FEATURES, MnistlabModel
 
 
 # Not in skops's default trusted set, but plain data holders of scikit-learn's own estimators.
@@ -180,7 +180,7 @@ class SklearnClassifier(MnistlabModel):
         """A linear classifier's ``coef_`` as weights on raw pixels (one row per class), else None."""
         check_is_fitted(self, "estimator_")
         coef = getattr(self._classifier(), "coef_", None)
-        if coef is None or np.ndim(coef) != 2 or np.shape(coef)[1] != 28 * 28:
+        if coef is None or np.ndim(coef) != 2 or np.shape(coef)[1] != N_FEATURES:
             return None
         if self.standardize:  # a weight on (x − mean) / scale is weight / scale on the pixel x
             return np.asarray(coef) / self.estimator_[0].scale_
@@ -201,7 +201,7 @@ class SklearnClassifier(MnistlabModel):
             from skl2onnx.common.data_types import FloatTensorType
         except ImportError:
             raise ExportError(f"exporting {self.family} needs skl2onnx: pip install 'mnistlab[onnx]'") from None
-        from .onnx_graphs import INPUT, N_FEATURES, OPSET, OUTPUT
+        from .onnx_graphs import INPUT, OPSET, OUTPUT
 
         estimator = copy.deepcopy(self.estimator_)
         final = estimator[-1] if self.standardize else estimator

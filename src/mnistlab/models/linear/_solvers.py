@@ -25,13 +25,13 @@ gradient with respect to (W, b), so ``tol`` means much the same for both.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_info
 
+from ..._system import usable_cores
 from ...callbacks import FitProgress
 from ._loss import CHUNK_ROWS, Objective
 
@@ -50,7 +50,7 @@ MAX_BACKTRACKS = 20
 def blas_threads() -> int:
     """How many threads BLAS would use now (honours OPENBLAS_NUM_THREADS and the like)."""
     counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
-    return max(counts) if counts else (os.cpu_count() or 1)
+    return max(counts) if counts else usable_cores()
 
 
 def whitening(X: np.ndarray, center: np.ndarray, l2: float, pool: ThreadPoolExecutor) -> np.ndarray:

@@ -62,14 +62,14 @@ import torch.nn.functional as F
 from ...callbacks import SILENT
 from ...errors import ParameterError, one_line
 from ...data.preprocess import held_out
-from ..base import MnistlabModel
+from ..base import IMAGE_SIDE, MnistlabModel
 from ..params import SEED, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from .checkpoint import Checkpoint, check_state, load_state
 from .device import (DEVICES, allocation_failures_as_memory_error, available_threads, cpu_threads, derived_seed,
                      prediction_threads, reproducible, resolve_device, seeded)
 
-IMAGE_SHAPE = (1, 28, 28)
+IMAGE_SHAPE = (1, IMAGE_SIDE, IMAGE_SIDE)
 INIT, SPLIT, DATA, DROPOUT = range(4)  # what a derived seed is for
 # Parameters that change where a run is executed, not what it computes:
 # a checkpoint written under other values of these is still resumed.
