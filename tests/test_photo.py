@@ -315,6 +315,21 @@ def test_photos_are_refused_by_the_memory_their_mode_needs_and_their_shape_befor
         load_image(png_header(*size, colour_type))
 
 
+def test_a_large_bmp_compressed_by_runs_is_refused_before_its_slow_decoding():
+    """Pillow decodes BMP's RLE8 in Python: 3000×3000 runs of one pixel (18 MB) held a worker 2.6-6.4 s."""
+    import struct
+
+    side = 1500
+    row = b"".join(bytes([1, x % 256]) for x in range(side)) + b"\x00\x00"  # runs of one pixel, end of line
+    pixels = row * side + b"\x00\x01"
+    palette = bytes(b for i in range(256) for b in (i, i, i, 0))
+    start = 14 + 40 + len(palette)
+    bmp = (struct.pack("<2sIHHI", b"BM", start + len(pixels), 0, 0, start)
+           + struct.pack("<IiiHHIIiiII", 40, side, side, 1, 8, 1, len(pixels), 2835, 2835, 256, 0) + palette + pixels)
+    with pytest.raises(PhotoError, match="a BMP compressed by runs of 1500×1500 pixels takes too long to decode"):
+        load_image(bmp)
+
+
 def test_a_webp_is_refused_by_what_its_decoder_takes_besides_the_pixels():
     """Pillow's WebP decoder holds two RGBA canvases and a copy: a 1 kB WebP of 4000×4000 took 250 MB
     (16 bytes a pixel), where 4 a pixel were counted."""

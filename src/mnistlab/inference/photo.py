@@ -63,6 +63,11 @@ DECODER_BYTES_PER_PIXEL = {"AVIF": 6, "JPEG2000": 16, "WEBP": 12}
 # Photos have about 10 (libjpeg's progression); this admits 27 over 50 megapixels in colour at full
 # resolution, and takes about a second.
 MAX_SCAN_COEFFICIENTS = 4_000_000_000
+# Pillow decodes a BMP compressed by runs (RLE8, RLE4) in Python, ~0.55 µs a pixel at worst (runs of one
+# pixel): a 20 MB upload of them would hold a worker ~5 s. This admits what such a file holds in ~1 s;
+# cameras and phones never write them.
+MAX_RLE_PIXELS = 2_000_000
+BMP_RLE = (1, 2)  # the BMP header's compression field: BI_RLE8, BI_RLE4
 MAX_ASPECT = 10  # longest side over shortest: beyond, the working copy is too thin to find an object in
 WORK_SIDE = 256  # photos are resized to at most this longest side first: 28×28 needs no more
 MAX_TILT = 15  # degrees: a photo tilted more is taken as it is (the object may lie that way)
@@ -324,6 +329,9 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
                 scans = data.count(b"\xff\xda")  # start-of-scan markers (in the coded data, FF is stuffed as FF 00)
                 if scans * _coefficients(image, width, height) > MAX_SCAN_COEFFICIENTS:
                     raise PhotoError(f"a JPEG of {scans} scans over {width}×{height} pixels takes too long to decode")
+            if image.format == "BMP" and image.info.get("compression") in BMP_RLE and width * height > MAX_RLE_PIXELS:
+                raise PhotoError(f"a BMP compressed by runs of {width}×{height} pixels takes too long to decode "
+                                 f"(over {MAX_RLE_PIXELS:,} pixels); save it as PNG")
             image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only; other formats ignore it
             needed = _decoding_bytes(image, width, height)
             if needed > max_decoding_bytes:
