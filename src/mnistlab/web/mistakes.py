@@ -9,24 +9,17 @@ from pathlib import Path
 import numpy as np
 
 from ..api import Run
-from ..errors import ModelFileError
 from ..experiments.store import PLOTS, within
 from ..html import evidence_png, png_data_uri
 from ..models.serialization import ARRAYS_FILE
+from .workers import while_unchanged
 
 _answers: dict[Path, tuple[float, dict]] = {}
 
 
 def mistakes(run_dir: Path) -> dict:
     """The run's top losses (images, classes, probabilities, evidence maps) and calibration, as plain JSON."""
-    try:
-        stamp = (run_dir / ARRAYS_FILE).stat().st_mtime
-    except FileNotFoundError:
-        raise ModelFileError(f"{run_dir / ARRAYS_FILE}: missing") from None
-    cached = _answers.get(run_dir)
-    if cached is None or cached[0] != stamp:
-        cached = _answers[run_dir] = (stamp, _compute(Run(run_dir)))
-    return cached[1]
+    return while_unchanged(_answers, run_dir, run_dir / ARRAYS_FILE, lambda: _compute(Run(run_dir)))
 
 
 def _compute(run: Run) -> dict:

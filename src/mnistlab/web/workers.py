@@ -23,7 +23,9 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -36,6 +38,7 @@ from ..inference.onnx_file import ONNX_FILE, OnnxPredictor, require_onnx
 from ..inference.predictor import Predictor
 
 ENGINES = ("native", "onnx")
+T = TypeVar("T")
 # An answer takes tens of milliseconds, a worker's first load of a model a few seconds; one that takes this
 # long will not end (a model file whose graph loops), and its worker is stopped so the others are answered.
 ANSWER_SECONDS = 60
@@ -187,6 +190,19 @@ _predictors: dict[tuple[Path, str], tuple[float, Predictor | OnnxPredictor]] = {
 ONNX_THREADS = 1  # as _start_worker's: one request at a time, a core each
 
 
+def while_unchanged(cache: dict[Hashable, tuple[float, T]], key: Hashable, path: Path, load: Callable[[], T]) -> T:
+    """``load()``, kept in ``cache`` under ``key`` while the file ``path`` keeps its modification time (a
+    run trained again rewrites it); a ModelFileError where it is missing."""
+    try:
+        stamp = path.stat().st_mtime
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: missing") from None
+    cached = cache.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = cache[key] = (stamp, load())
+    return cached[1]
+
+
 def _predictor(run_dir: Path, engine: str) -> Predictor | OnnxPredictor:
     """The run's predictor for ``engine``, loaded again when the file it predicts with changes."""
     if engine == "onnx":
@@ -195,14 +211,7 @@ def _predictor(run_dir: Path, engine: str) -> Predictor | OnnxPredictor:
         from ..models.serialization import ARRAYS_FILE  # the models, and scikit-learn, only for this engine
 
         path, load = run_dir / ARRAYS_FILE, lambda: Predictor(run_dir)
-    try:
-        stamp = path.stat().st_mtime
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: missing") from None
-    cached = _predictors.get((run_dir, engine))
-    if cached is None or cached[0] != stamp:
-        cached = _predictors[run_dir, engine] = (stamp, load())
-    return cached[1]
+    return while_unchanged(_predictors, (run_dir, engine), path, load)
 
 
 def answer(run_dir: Path, data: bytes, engine: str = "native") -> dict:
