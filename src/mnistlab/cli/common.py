@@ -121,6 +121,14 @@ def emit_json(obj) -> None:
     stdout.flush()
 
 
+def stored_image(dataset, index: int, split: str):
+    """Image ``index`` (``--index``) of the dataset's ``split`` and its label."""
+    x, y = dataset.split(split)
+    if not 0 <= index < len(x):
+        raise typer.BadParameter(f"--index must be in 0..{len(x) - 1}")
+    return x[index], int(y[index])
+
+
 def parse_classes(classes: str | None) -> tuple[int, ...] | None:
     """"0,1" → (0, 1): the --classes option (not given: None, every class; given empty: a mistake)."""
     if classes is None:

@@ -22,6 +22,7 @@ from .common import (
     app,
     console,
     emit_json,
+    stored_image,
 )
 
 data_app = Commands(help="Look at the data: info, sample images, pixels, download.", no_args_is_help=True)
@@ -136,10 +137,7 @@ def data_pixels(index: IndexOpt, split: SplitOpt = "train", dataset: DatasetOpt 
     ```
     """
     ds = _load(dataset, data_dir)
-    x, y = ds.split(split)
-    if not 0 <= index < len(x):
-        raise typer.BadParameter(f"--index must be in 0..{len(x) - 1}")
-    image, label = x[index], int(y[index])
+    image, label = stored_image(ds, index, split)
     if as_json:
         emit_json({"index": index, "split": split, "label": label, "class": ds.classes[label],
                    "pixels": image.tolist()})

@@ -23,15 +23,8 @@ from .common import (
     emit_json,
     err_console,
     print_top,
+    stored_image,
 )
-
-
-def _stored_image(run, index: int, split: str):
-    """Image ``index`` of the run's dataset's ``split`` and its label."""
-    x, y = run.dataset.split(split)
-    if not 0 <= index < len(x):
-        raise typer.BadParameter(f"--index must be in 0..{len(x) - 1}")
-    return x[index], int(y[index])
 
 
 @app.command("predict")
@@ -122,7 +115,7 @@ def _print_accuracy(answer: dict) -> None:
 
 
 def _predict_stored(run, index: int, split: str, top: int, as_json: bool) -> None:
-    image, label = _stored_image(run, index, split)
+    image, label = stored_image(run.dataset, index, split)
     prediction = run.predict(image)
     answer = {"index": index, "split": split, "true_class": run.classes[label],
               "class": prediction.class_name, "label": prediction.label, "top": prediction.top(top)}
@@ -150,7 +143,7 @@ def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: Top
     from ..experiments.figures import explanation_figures
 
     loaded = api.load_run(run, out=out)
-    image, label = _stored_image(loaded, index, split)
+    image, label = stored_image(loaded.dataset, index, split)
     prediction = loaded.predict(image)
     paths = [plots.save_png(fig, out / "explain" / f"{loaded.name}-{split}-{index}_{kind}.png")
              for kind, fig in explanation_figures(prediction, true_label=label).items()]
