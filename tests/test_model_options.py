@@ -9,7 +9,7 @@ import pytest
 from mnistlab.cli.model_options import convert, describe, parse
 from mnistlab.errors import ParameterError
 from mnistlab.models import MnistlabModel, family_names, get_family
-from mnistlab.models.params import SEED, Interval, PositiveInts, StrOptions
+from mnistlab.models.params import SEED_OR_NONE, Interval, PositiveInts, StrOptions
 
 
 class Toy(MnistlabModel):
@@ -41,7 +41,7 @@ class Toy(MnistlabModel):
         "standardize": ["boolean"],
         "hidden": [PositiveInts()],
         "size": [Interval(Integral, 1, None, closed="left"), None],
-        "random_state": SEED,
+        "random_state": SEED_OR_NONE,
     }
 
     def __init__(self, C=1.0, max_iter=100, penalty="l2", standardize=False, hidden=(8,), size=None,

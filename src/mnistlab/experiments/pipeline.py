@@ -31,7 +31,7 @@ from ..data.datasets import DATA_DIR_ENV, Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import DatasetError, MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, check_family_name, get_family
-from ..models.params import SEED, check as check_parameter
+from ..models.params import SEED_OR_NONE, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from ..models.temperature import TemperatureScaled, fit_temperature
 from . import metrics as metrics_mod
@@ -65,7 +65,7 @@ class DataChoice:
             object.__setattr__(self, "data_dir", os.environ[DATA_DIR_ENV])
         if self.data_dir is not None:  # from where it was given: a cluster's worker or a later evaluate starts elsewhere
             object.__setattr__(self, "data_dir", os.path.abspath(os.path.expanduser(self.data_dir)))
-        check_parameter("seed", self.seed, SEED[:1])  # it becomes the model's random_state too: a number, not None
+        check_parameter("seed", self.seed, SEED_OR_NONE[:1])  # it becomes the model's random_state too: a number, not None
         n_classes = len(get_spec(self.dataset).classes)
         if self.classes is not None:  # an empty list is a mistake, not "every class"
             object.__setattr__(self, "classes", check_classes(self.classes, n_classes))  # a tuple of ints
@@ -212,7 +212,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             fit_seconds=fit_seconds,
             predict_seconds_per_10k=predict_seconds * 10000 / max(len(x_test), 1),
             n_parameters=model.n_parameters(),
-            n_iter=_as_int(getattr(model, "n_iter_", None)),
+            n_iter=_iterations(getattr(model, "n_iter_", None)),
             converged=getattr(model, "converged_", None),
             fit_message=getattr(model, "fit_message_", None),
             history=getattr(model, "history_", None),
@@ -339,8 +339,9 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path
     return folder
 
 
-def _as_int(value) -> int | None:
-    return None if value is None else int(np.max(value))
+def _iterations(n_iter) -> int | None:
+    """A fit's ``n_iter_`` as one count: scikit-learn's is an array where it fits a model per class (the most)."""
+    return None if n_iter is None else int(np.max(n_iter))
 
 
 def run_data(config: dict) -> DataChoice:

@@ -39,7 +39,7 @@ import numpy as np
 from .._values import is_whole_number
 from ..errors import ParameterError
 
-__all__ = ["Interval", "StrOptions", "PositiveInts", "SEED", "check", "allowed", "describe", "is_interval",
+__all__ = ["Interval", "StrOptions", "PositiveInts", "SEED_OR_NONE", "check", "allowed", "describe", "is_interval",
            "is_string_options", "parameter_docs", "ParameterInfo"]
 
 
@@ -97,7 +97,7 @@ class PositiveInts:
         return f"a sequence of {count}ints from 1 to {self.MAX_SIZE:,}"
 
 
-SEED = [Interval(Integral, 0, 2**32 - 1, closed="both"), None]
+SEED_OR_NONE = [Interval(Integral, 0, 2**32 - 1, closed="both"), None]
 """``random_state``: a seed scikit-learn, NumPy and PyTorch all take (or None: fresh entropy)."""
 
 

@@ -37,7 +37,7 @@ from ..callbacks import SILENT, FitProgress
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
 from .onnx_graphs import dense_graph
-from .params import SEED, Interval, PositiveInts, StrOptions
+from .params import SEED_OR_NONE, Interval, PositiveInts, StrOptions
 from .validation import check_features
 
 # d activation / d z, from z (pre-activation) and a = activation(z)
@@ -128,7 +128,7 @@ class MLP(MnistlabModel):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "random_state": SEED,
+        "random_state": SEED_OR_NONE,
     }
 
     def __init__(self, hidden_layer_sizes=(256, 128), activation="relu", solver="adam", alpha=1e-4,

@@ -20,7 +20,7 @@ from ...callbacks import SILENT
 from ...errors import ParameterError
 from .._fitting import convergence_warnings
 from ..base import MnistlabModel
-from ..params import SEED, Interval, StrOptions
+from ..params import SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from ._loss import (
     Objective,
@@ -121,7 +121,7 @@ class LogisticRegression(MnistlabModel):
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 0, 2**31 - 1, closed="both")],  # scikit-learn's solvers count in a C int
         "standardize": ["boolean"],
-        "random_state": SEED,
+        "random_state": SEED_OR_NONE,
     }
 
     def __init__(self, penalty="l2", C=0.1, l1_ratio=0.5, solver="auto", tol=1e-4, max_iter=500,

@@ -30,7 +30,7 @@ from ...callbacks import SILENT
 from ...errors import ParameterError
 from ...data.preprocess import held_out
 from ..base import MnistlabModel
-from ..params import SEED, Interval, StrOptions
+from ..params import SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from .optim import OPTIMIZERS, learning_rate_at, make_optimizer
 
@@ -107,7 +107,7 @@ class GradientDescentClassifier(MnistlabModel):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
         "patience": [Interval(Integral, 1, None, closed="left")],
-        "random_state": SEED,
+        "random_state": SEED_OR_NONE,
     }
 
     def __init__(self, optimizer="adam", learning_rate=0.01, lr_decay=0.0, batch_size=128,

@@ -63,7 +63,7 @@ from ...callbacks import SILENT
 from ...errors import ParameterError, one_line
 from ...data.preprocess import held_out
 from ..base import IMAGE_SIDE, MnistlabModel
-from ..params import SEED, Interval, StrOptions
+from ..params import SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels
 from .checkpoint import Checkpoint, check_state, load_state
 from .device import (DEVICES, allocation_failures_as_memory_error, available_threads, cpu_threads, derived_seed,
@@ -123,7 +123,7 @@ class TorchClassifier(MnistlabModel):
     _parameter_constraints = {
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "device": [StrOptions(set(DEVICES))],
-        "random_state": SEED,
+        "random_state": SEED_OR_NONE,
         "checkpoint_dir": [str, None],
         "threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
     }
