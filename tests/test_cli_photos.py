@@ -62,6 +62,18 @@ def test_single_photo_table_and_explain(run_and_photos):
         assert image.format == "PNG" and image.width > 800
 
 
+def test_an_explanation_that_cannot_be_written_leaves_the_predictions_printed(run_and_photos, tmp_path):
+    """A full disk (here: a file where the explanations' folder goes) ended the command in one error line,
+    and none of the predictions, all computed, was printed."""
+    out, folder = run_and_photos
+    (tmp_path / "predict").write_text("not a folder")
+    photos = [str(folder / "photo0.jpg"), str(folder / "photo1.png")]
+    result = run_cli("predict", str(out / "runs" / "photos"), *photos, "--explain", "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stdout.count("explanation:") == 0
+    assert "photo0.jpg: " in result.stdout and "photo1.png: " in result.stdout
+    assert result.stderr.count("its explanation could not be written") == 2 and "Traceback" not in result.stderr
+
+
 def test_predicting_without_explain_loads_no_matplotlib(run_and_photos):
     """Nothing is drawn without --explain, so matplotlib (~0.25 s to import) stays out of the command."""
     out, folder = run_and_photos

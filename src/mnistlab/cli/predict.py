@@ -72,8 +72,9 @@ def predict_cmd(run: RunArg,
     answer = predict_files(loaded.path, files, top=top, labels=labels,
                            explain_dir=out / "predict" / loaded.name if explain else None)
     for result in answer["results"]:  # on stderr under --json too, as every command's errors
-        if "error" in result:  # the library's message names the file already
-            err_console.print(Text(result["error"], style="red"), highlight=False, soft_wrap=True)
+        for problem in ("error", "explanation_error"):  # the library's message names the file already
+            if problem in result:
+                err_console.print(Text(result[problem], style="red"), highlight=False, soft_wrap=True)
     if as_json:
         emit_json(answer)
     else:
@@ -90,8 +91,8 @@ def predict_cmd(run: RunArg,
                 console.print(f"  explanation: {printable(result['explanation'])}", highlight=False, soft_wrap=True)
         if "accuracy" in answer:  # labels were given
             _print_accuracy(answer)
-    if answer["n_failed"]:
-        raise typer.Exit(2)  # bad input, as everywhere (1 is a bug's)
+    if answer["n_failed"] or answer["n_explanations_failed"]:
+        raise typer.Exit(2)  # bad input or a full disk, as everywhere (1 is a bug's)
 
 
 def _print_accuracy(answer: dict) -> None:

@@ -135,11 +135,16 @@ def predict_files(run_dir: Path, paths: list[Path], top: int = 3, labels: Path |
         if explain_dir is not None:
             from .. import plots  # matplotlib only where something is drawn
 
-            result["explanation"] = str(plots.save_png(prediction.explain(),
-                                                       explain_dir / _explanation_name(path, explanations)))
+            picture = explain_dir / _explanation_name(path, explanations)
+            try:
+                result["explanation"] = str(plots.save_png(prediction.explain(), picture))
+            except OSError as exc:  # a full disk: the prediction is still the answer
+                result["explanation_error"] = (f"{printable(str(path))}: its explanation could not be written to "
+                                               f"{printable(str(picture))} ({exc.strerror or exc})")
         results.append(result)
     answer = {"run": predictor.name, "results": results,
-              "n_failed": sum("error" in r for r in results)}
+              "n_failed": sum("error" in r for r in results),
+              "n_explanations_failed": sum("explanation_error" in r for r in results)}
     if labels:
         answer.update(classes=predictor.classes, n_labelled=len(y_true), n_labelled_failed=failed,
                       n_labels_unmatched=len(truth) - len(set(rows) - {None}),
