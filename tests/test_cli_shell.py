@@ -228,6 +228,8 @@ def test_an_option_given_twice_is_refused_as_a_model_option_is(tmp_path):
         result = run_cli(*args, "--out", str(tmp_path))  # was: the last --train-size, without a word
         assert result.returncode == 2 and result.stderr.startswith("error: ") and message in result.stderr, args
     assert not (tmp_path / "runs").exists()
+    twice = run_cli("train", "--help", "--help")  # the same help, asked twice
+    assert twice.returncode == 0 and "Usage:" in twice.stdout and "train" in twice.stdout
 
 
 def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path):

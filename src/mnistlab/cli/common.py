@@ -29,7 +29,9 @@ class StrictCommand(TyperCommand):
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         values, _, order = self.make_parser(ctx).parse_args(args=list(args))  # raw values; options in order
-        given = Counter(p for p in order if p.param_type_name == "option" and not (p.multiple or p.count))
+        # --help (eager) twice asks for the same help
+        given = Counter(p for p in order
+                        if p.param_type_name == "option" and not (p.multiple or p.count or p.is_eager))
         for option, times in given.items():
             if times > 1:
                 raise ParameterError(None, f"{option.opts[0]} is given twice")
