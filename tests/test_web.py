@@ -279,6 +279,7 @@ def test_api_reference_needs_nothing_but_the_server(page, server):
     predict = page.locator("#endpoints section", has_text="POST /api/predict")
     assert "file" in predict.locator("tbody").inner_text() and "PredictAnswer" in predict.inner_text()
     assert elsewhere == [] and page.locator("#error").is_hidden()
+    assert "`" not in page.locator("body").inner_text() and page.locator("code", has_text="detail").count()  # Markdown
 
 
 def test_phone_sized_screen(browser, server):

@@ -2,9 +2,23 @@
 // from a CDN and stays blank on a machine without internet.
 "use strict";
 
+// The descriptions are the docstrings' Markdown: `code` is shown as code, the rest as plain text (never HTML).
+function fill(node, text) {
+  String(text).split("`").forEach((part, i) => {
+    if (!part) return;
+    if (i % 2) {
+      const code = document.createElement("code");
+      code.textContent = part;
+      node.append(code);
+    } else {
+      node.append(part);
+    }
+  });
+}
+
 function element(tag, text, className) {
   const e = document.createElement(tag);
-  if (text) e.textContent = text;
+  if (text) fill(e, text);
   if (className) e.className = className;
   return e;
 }
@@ -31,7 +45,7 @@ function table(titles, rows) {
   const body = table.createTBody();
   for (const row of rows) {
     const tr = body.insertRow();
-    for (const value of row) tr.insertCell().textContent = value;
+    for (const value of row) fill(tr.insertCell(), value);
   }
   const wrap = element("div", "", "table-wrap");
   wrap.append(table);
