@@ -127,6 +127,8 @@ def read_results(path: Path) -> dict:
         raise ValueError(f"{path}: not bench_gpu's --json results (no {', '.join(missing)})")
     if saved["quick"]:
         raise ValueError(f"{path}: the results of a --quick smoke run, not for BENCHMARKS.md")
+    if not isinstance(saved["results"], dict) or not saved["results"]:
+        raise ValueError(f"{path}: holds no recipe's results")
     return saved
 
 
@@ -187,14 +189,18 @@ def main() -> None:
                              f"(default {TIME_LIMIT})")
     args = parser.parse_args()
     if args.from_json:
-        if args.quick or args.json or args.recipes:
-            parser.error("--from-json measures nothing: it takes no --quick, --json or --recipes")
+        measuring = [f"--{name.replace('_', '-')}" for name in ("quick", "json", "recipes", "seeds", "time_limit")
+                     if getattr(args, name) != parser.get_default(name)]
+        if measuring:
+            parser.error(f"--from-json measures nothing: it takes no {', '.join(measuring)}")
         try:
-            saved = read_results(args.from_json)
-            body = section_body(saved, str(args.from_json))
+            saved = read_results(args.from_json)  # its errors name the file
+        except ValueError as exc:
+            parser.error(str(exc))
+        try:
+            body = section_body(saved, args.from_json.name)  # the name alone: a local download folder means nothing
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            parser.error(str(exc) if type(exc) is ValueError
-                         else f"{args.from_json}: not bench_gpu's --json results ({type(exc).__name__}: {exc})")
+            parser.error(f"{args.from_json}: not bench_gpu's --json results ({type(exc).__name__}: {exc})")
         print(body)
         write_section(saved, body)
         return

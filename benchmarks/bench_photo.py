@@ -186,8 +186,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="40 images, 2 CNN epochs; print, do not write")
     common.add_mnist_dir(parser)
     args = parser.parse_args()
-    families = tuple(args.families.split(","))
-    datasets = tuple(args.datasets.split(","))
+    families = tuple(common.names(parser, "--families", args.families, ("logreg", "cnn")))
+    datasets = tuple(common.names(parser, "--datasets", args.datasets, ("fashion-mnist", "mnist")))
     mnist = common.mnist_dir(parser, args) if "mnist" in datasets else None
     why = common.partial_run(parser, args, "families", "datasets")
     n_images = 40 if args.quick else args.images

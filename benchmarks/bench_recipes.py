@@ -31,9 +31,7 @@ def main() -> None:
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipe names")
     common.add_mnist_dir(parser)
     args = parser.parse_args()
-    names = args.recipes.split(",")
-    if unknown := [name for name in names if name not in RECIPES]:
-        parser.error(f"no recipe {', '.join(unknown)} (there are {', '.join(RECIPES)})")
+    names = common.names(parser, "--recipes", args.recipes, RECIPES)
     mnist = str(common.mnist_dir(parser, args)) if any(
         RECIPES[name].reproduction.data.dataset == "mnist" for name in names) else None
 

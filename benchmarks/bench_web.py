@@ -44,6 +44,7 @@ from mnistlab import load_dataset  # noqa: E402
 from fixtures.photos import FORMATS, make_photo  # noqa: E402
 from fixtures.server import free_port  # noqa: E402
 from mnistlab.experiments.pipeline import DataChoice, train  # noqa: E402
+from mnistlab.models import family_names  # noqa: E402
 
 
 BOUNDARY = "mnistlab-bench-7f3c2a9e51d84b06"
@@ -154,8 +155,9 @@ def main() -> None:
                         help="smoke run: logreg on 5,000 images, 2 clients, 5 requests, 1 load test; writes nothing")
     args = parser.parse_args()
     why = common.partial_run(parser, args, "clients", "requests", "seconds", "repeats", "models")
+    models = common.names(parser, "--models", args.models, family_names())
     if args.quick:
-        args.models, args.clients, args.requests, args.repeats = "logreg", 2, 5, 1
+        models, args.clients, args.requests, args.repeats = ["logreg"], 2, 5, 1
     data = DataChoice(train_size=5000) if args.quick else DataChoice()
 
     ds = load_dataset("fashion-mnist")
@@ -164,7 +166,7 @@ def main() -> None:
     sides = [side for photo in photos for side in Image.open(io.BytesIO(photo)).size]
     rows, exports = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for family in args.models.split(","):
+        for family in models:
             params = {"C": 0.1} if family == "logreg" else {}
             train(family, params, data, Path(tmp), name=family)
             started = time.perf_counter()  # exported (and checked on the test set) before serving

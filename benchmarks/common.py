@@ -77,17 +77,27 @@ def add_mnist_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def mnist_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
-    """The MNIST folder ``--mnist-dir``, ``$MNISTLAB_MNIST_DIR`` or the default names, checked to hold
-    MNIST's four files before any work: one found missing half-way cost the work before it."""
-    from mnistlab.data.datasets import locate
+    """The MNIST folder ``--mnist-dir``, ``$MNISTLAB_MNIST_DIR`` or the default names, loaded once before
+    any work (which checks its files are MNIST's and whole, and leaves them decoded in the cache for the
+    script): one found wrong half-way cost the work before it."""
+    from mnistlab.data.datasets import load_dataset
     from mnistlab.errors import MnistlabError
 
     folder = args.mnist_dir or Path(os.environ.get(MNIST_DIR_ENV) or MNIST_DIR)
     try:
-        locate("mnist", folder)
+        load_dataset("mnist", data_dir=folder, download=False)
     except MnistlabError as exc:
         parser.error(f"MNIST (--mnist-dir, ${MNIST_DIR_ENV}): {exc}")
     return folder
+
+
+def names(parser: argparse.ArgumentParser, option: str, text: str, allowed) -> list[str]:
+    """The comma-separated ``text`` of ``option`` as a list, each among ``allowed``; else one error line
+    before any work (a misspelled one was found after the others had run, or silently left out)."""
+    given = [name.strip() for name in text.split(",")]
+    if unknown := [name for name in given if name not in allowed]:
+        parser.error(f"{option}: no {', '.join(map(repr, unknown))} (there are {', '.join(allowed)})")
+    return given
 
 
 def partial_run(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> str | None:
