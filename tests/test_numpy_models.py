@@ -355,3 +355,15 @@ def test_parameters_are_counted_without_the_class_labels_and_not_before_fit():
         model.n_parameters()
     model.fit(X, y.astype(float))  # float labels are kept as floats, and are no parameters
     assert model.n_parameters() == model.coef_.size + model.intercept_.size
+
+
+def test_a_refused_refit_leaves_the_fitted_model_whole():
+    """The features were recorded before the labels were checked: a refit refused for its labels left a
+    model that refused images of the 20 features it was fitted on."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 20), dtype=np.float32), np.arange(60) % 3
+    model = get_family("numpy-softmax")(max_epochs=2, random_state=0).fit(X, y)
+    before = model.predict(X)
+    with pytest.raises(ParameterError, match="Unknown label type"):
+        model.fit(X[:, :5], np.full(60, np.nan))
+    assert model.n_features_in_ == 20 and np.array_equal(model.predict(X), before)

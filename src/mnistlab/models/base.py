@@ -174,7 +174,7 @@ class MnistlabModel:
         from .occlusion import occlusion_sensitivity
 
         check_fitted(self, "classes_")
-        X = check_features(self, X, reset=False)
+        X = check_features(self, X)
         if X.shape[1] != N_FEATURES:
             raise ParameterError(None, f"occlusion covers patches of {IMAGE_SIDE}×{IMAGE_SIDE}-pixel images; X has "
                                        f"{X.shape[1]} features")

@@ -191,7 +191,7 @@ class MLP(MnistlabModel):
     def features(self, X) -> np.ndarray:
         """The last hidden layer's activations (N×units): what the output layer separates."""
         check_is_fitted(self, "estimator_")
-        a = check_features(self, X, reset=False)
+        a = check_features(self, X)
         activation = ACTIVATIONS[self.estimator_.activation]
         for W, b in zip(self.estimator_.coefs_[:-1], self.estimator_.intercepts_[:-1]):
             a = activation(a @ W + b)
@@ -206,7 +206,7 @@ class MLP(MnistlabModel):
         class; the maps are then −∂z/∂x·x and ∂z/∂x·x.
         """
         check_is_fitted(self, "estimator_")
-        X = check_features(self, X, reset=False)
+        X = check_features(self, X)
         coefs, intercepts = self.estimator_.coefs_, self.estimator_.intercepts_
         activation, derivative = ACTIVATIONS[self.estimator_.activation], DERIVATIVES[self.estimator_.activation]
         a, slopes = X, []

@@ -26,17 +26,40 @@ def _name(estimator) -> str:
     return type(estimator).__name__
 
 
-def check_features(estimator, X, *, reset: bool) -> np.ndarray:
-    """``X`` as a C-contiguous float32 samples × features array (no copy when it is one already).
+def check_features(estimator, X) -> np.ndarray:
+    """``X`` as a C-contiguous float32 samples × features array (no copy when it is one already), with as
+    many features as the fitted model knows (one loaded from a file written before files held it finds out
+    from its weights). A data frame's column names are checked as scikit-learn checks them
+    (``feature_names_in_``): a frame of the pixel columns of a CSV in another order would otherwise be read
+    wrong, silently."""
+    _check_feature_names(estimator, _feature_names(X))  # first, as scikit-learn does: a frame's columns in
+    # the wrong order say more than its values
+    array = _numeric_samples(estimator, X)
+    if array.shape[1] != getattr(estimator, "n_features_in_", array.shape[1]):
+        raise ParameterError(None, f"X has {array.shape[1]} features, but {_name(estimator)} is expecting "
+                                   f"{estimator.n_features_in_} features as input.")
+    return array
 
-    ``reset`` (in ``fit``) records ``n_features_in_``; otherwise ``X`` must have that many features
-    where the model knows it (one loaded from a file written before files held it finds out from its weights).
-    A data frame's column names are checked as scikit-learn checks them (``feature_names_in_``): a
-    frame of the pixel columns of a CSV in another order would otherwise be read wrong, silently.
-    """
+
+def fit_features(estimator, X) -> tuple[np.ndarray, dict]:
+    """``X`` checked as ``check_features`` does, for ``fit``: with what the fit learns of the features
+    (``n_features_in_``; ``feature_names_in_``, None for none), for ``set_learned`` once the fit is done."""
     names = _feature_names(X)
-    if not reset:  # first, as scikit-learn does: a frame's columns in the wrong order say more than its values
-        _check_feature_names(estimator, names)
+    array = _numeric_samples(estimator, X)
+    return array, {"n_features_in_": array.shape[1], "feature_names_in_": names}
+
+
+def set_learned(estimator, learned: dict) -> None:
+    """Set a fit's learned attributes at once, at its end, so that a fit that fails leaves the model it had
+    whole; an attribute learned as None (no feature names) is removed."""
+    for name, value in learned.items():
+        if value is not None:
+            setattr(estimator, name, value)
+        elif hasattr(estimator, name):
+            delattr(estimator, name)
+
+
+def _numeric_samples(estimator, X) -> np.ndarray:
     if hasattr(X, "toarray") and hasattr(X, "nnz"):  # a scipy.sparse matrix or array, told apart without scipy
         raise ParameterError(None, f"{_name(estimator)} needs dense data, but sparse data was passed for X; "
                                    "convert it with X.toarray()")
@@ -54,16 +77,6 @@ def check_features(estimator, X, *, reset: bool) -> np.ndarray:
     # the sum is finite unless a value is NaN or infinite, or huge ones overflow: then look at each
     if not np.isfinite(array.sum()) and not np.isfinite(array).all():
         raise ParameterError(None, "Input X contains NaN or infinity.")
-    if reset:
-        estimator.n_features_in_ = array.shape[1]
-        if names is not None:
-            estimator.feature_names_in_ = names
-        elif hasattr(estimator, "feature_names_in_"):
-            del estimator.feature_names_in_
-        return array
-    if array.shape[1] != getattr(estimator, "n_features_in_", array.shape[1]):
-        raise ParameterError(None, f"X has {array.shape[1]} features, but {_name(estimator)} is expecting "
-                                   f"{estimator.n_features_in_} features as input.")
     return array
 
 

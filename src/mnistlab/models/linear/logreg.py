@@ -21,7 +21,7 @@ from ...errors import ParameterError
 from .._fitting import convergence_warnings
 from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
-from ..validation import check_features, check_fitted, check_labels
+from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
 from ._loss import (
     Objective,
     SoftmaxLoss,
@@ -154,7 +154,7 @@ class LogisticRegression(MnistlabModel):
         self.validate_params()
         progress = progress or SILENT
         solver = self._resolved_solver()
-        X = check_features(self, X, reset=True)
+        X, features = fit_features(self, X)
         y = check_labels(self, y, len(X))
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
@@ -164,7 +164,7 @@ class LogisticRegression(MnistlabModel):
             raise ParameterError("solver", f"'liblinear' fits two classes only, and the data has "
                                            f"{len(classes)}; 'auto' and 'saga' fit any number")
         # every learned attribute is set at the end: a fit that fails leaves the model it had whole
-        learned = {"classes_": classes}
+        learned = {**features, "classes_": classes}
         if self.standardize:
             std = X.std(axis=0, dtype=np.float64)
             learned |= {"mean_": X.mean(axis=0, dtype=np.float64),
@@ -176,8 +176,7 @@ class LogisticRegression(MnistlabModel):
             learned |= fit(X, codes, len(classes), solver, progress)
         finally:
             progress.end()
-        for name, value in learned.items():
-            setattr(self, name, value)
+        set_learned(self, learned)
         return self
 
     def _penalty_strengths(self, n: int) -> tuple[float, float]:
@@ -247,7 +246,7 @@ class LogisticRegression(MnistlabModel):
 
     def _logits(self, X) -> np.ndarray:
         check_fitted(self, "coef_")
-        X = check_features(self, X, reset=False)
+        X = check_features(self, X)
         return self._model_input(X) @ self.coef_.T + self.intercept_
 
     def decision_function(self, X) -> np.ndarray:
@@ -266,13 +265,13 @@ class LogisticRegression(MnistlabModel):
         """Per-class, per-pixel contributions w_k ⊙ x (input after standardisation), N × classes × n_features,
         for every class or the ``classes`` asked for (indices into ``classes_``)."""
         check_fitted(self, "coef_")
-        X = self._model_input(check_features(self, X, reset=False))
+        X = self._model_input(check_features(self, X))
         return X[:, None, :] * self.coef_[self._class_indices(classes)][None, :, :]
 
     def objective(self, X, y) -> float:
         """F(coef_, intercept_) on (X, y): the quantity the solvers minimise, on the scale of ``history_``."""
         check_fitted(self, "coef_")
-        X = self._model_input(check_features(self, X, reset=False))
+        X = self._model_input(check_features(self, X))
         return self._objective_value(X, np.searchsorted(self.classes_, y))
 
     def _objective_value(self, X: np.ndarray, codes: np.ndarray) -> float:

@@ -31,7 +31,7 @@ from ...errors import ParameterError
 from ...data.preprocess import held_out
 from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
-from ..validation import check_features, check_fitted, check_labels
+from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
 from .optim import OPTIMIZERS, learning_rate_at, make_optimizer
 
 
@@ -163,7 +163,7 @@ class GradientDescentClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
-        X = check_features(self, X, reset=True)
+        X, features = fit_features(self, X)
         y = check_labels(self, y, len(X))
         classes, y = np.unique(y, return_inverse=True)  # classes_ is set last: a fit that fails leaves none
         n_classes = len(classes)
@@ -237,9 +237,8 @@ class GradientDescentClassifier(MnistlabModel):
             progress.end()
 
         self._store_params(best_params if best_params is not None else params)
-        self.classes_ = classes
-        self.n_iter_ = len(history["train_loss"])
-        self.history_ = history
+        set_learned(self, {**features, "classes_": classes, "n_iter_": len(history["train_loss"]),
+                           "history_": history})
         return self
 
     def _evaluate(self, params, X, y, n_classes: int) -> tuple[float, float]:
@@ -257,7 +256,7 @@ class GradientDescentClassifier(MnistlabModel):
     def _fitted_input(self, X) -> np.ndarray:
         """``X`` checked against the fitted model, for everything that reads it (predictions, maps, features)."""
         check_fitted(self, "classes_")
-        return check_features(self, X, reset=False)
+        return check_features(self, X)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)  # first: it says so when the model is not fitted

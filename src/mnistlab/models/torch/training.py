@@ -64,7 +64,7 @@ from ...errors import ParameterError, one_line
 from ...data.preprocess import held_out
 from ..base import IMAGE_SIDE, MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
-from ..validation import check_features, check_fitted, check_labels
+from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
 from .checkpoint import Checkpoint, check_state, load_state
 from .device import (DEVICES, allocation_failures_as_memory_error, available_threads, cpu_threads, derived_seed,
                      prediction_threads, reproducible, resolve_device, seeded)
@@ -168,10 +168,10 @@ class TorchClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
-        if np.ndim(X) == 2 and np.shape(X)[1] != int(np.prod(IMAGE_SHAPE)):  # before check_features records them
+        if np.ndim(X) == 2 and np.shape(X)[1] != int(np.prod(IMAGE_SHAPE)):  # said in the network's own terms
             raise ParameterError(None, f"{self.family} takes 28×28 images as rows of 784 pixels, "
                                        f"got {np.shape(X)[1]} columns")
-        X = check_features(self, X, reset=True)
+        X, features = fit_features(self, X)
         y = check_labels(self, y, len(X))
         classes, y = np.unique(y, return_inverse=True)  # classes_ is set with the network: a fit that fails
         # leaves the model as it was, not an earlier network answering with these labels
@@ -252,7 +252,7 @@ class TorchClassifier(MnistlabModel):
         finally:
             progress.end()
 
-        self.classes_, self.network_ = classes, network.eval()
+        set_learned(self, {**features, "classes_": classes, "network_": network.eval()})
         self.n_iter_ = len(history["train_loss"])
         self.history_ = history
         self.threads_ = threads
@@ -326,7 +326,7 @@ class TorchClassifier(MnistlabModel):
     @allocation_failures_as_memory_error()
     def predict_proba(self, X) -> np.ndarray:
         check_fitted(self, "network_")
-        X = check_features(self, X, reset=False)
+        X = check_features(self, X)
         device = next(self.network_.parameters()).device
         images = self._images(X, device)
         self.network_.eval()
@@ -347,7 +347,7 @@ class TorchClassifier(MnistlabModel):
         check_fitted(self, "network_")
         if not isinstance(self.network_, torch.nn.Sequential):
             return None
-        X = check_features(self, X, reset=False)
+        X = check_features(self, X)
         device = next(self.network_.parameters()).device
         body = self.network_[:-1]
         self.network_.eval()
@@ -364,7 +364,7 @@ class TorchClassifier(MnistlabModel):
         same logits predict uses, test-time augmentation included) up or down.
         """
         check_fitted(self, "network_")
-        X = check_features(self, X, reset=False)
+        X = check_features(self, X)
         explained = self._class_indices(classes)
         device = next(self.network_.parameters()).device
         self.network_.eval()
