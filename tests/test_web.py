@@ -335,9 +335,27 @@ def test_a_prediction_that_does_not_end_is_stopped_with_its_worker(out, fashion,
         (worker,) = [c for c in psutil.Process().children(recursive=True)
                      if c.pid not in before and "spawn_main" in " ".join(c.cmdline())]
         monkeypatch.setattr(workers, "ANSWER_SECONDS", 0.1)
-        stopped = httpx.post(f"{url}/api/predict", files=files, timeout=60)
-        assert stopped.status_code == 503 and "retry-after" not in stopped.headers  # it would take as long again
-        assert stopped.json()["detail"] == "the prediction took longer than 0.1 s and was stopped"
+        answers = []
+        senders = [threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/api/predict", files=files,
+                                                                             timeout=60))) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(60)
+        # the one being computed (and the next in line, whose clock may run out as well) would take as long
+        # again: said without Retry-After; those waiting behind them can be sent again (they were 500s, not JSON)
+        stopped = [a for a in answers if "retry-after" not in a.headers]
+        assert len(answers) == 4 and 1 <= len(stopped) <= 2 and all(a.status_code == 503 for a in answers)
+        assert all(a.json()["detail"] == "the prediction took longer than 0.1 s and was stopped" for a in stopped)
+        assert all(a.headers["retry-after"] == "1" and "can be retried" in a.json()["detail"]
+                   for a in answers if a not in stopped)
         assert worker.wait(10) is not None or not worker.is_running()  # killed, not left computing
-        monkeypatch.setattr(workers, "ANSWER_SECONDS", 60)
-        assert httpx.post(f"{url}/api/predict", files=files, timeout=60).status_code == 200  # a new worker
+        monkeypatch.setattr(workers, "ANSWER_SECONDS", 1)  # ~4 times what one takes; the last waits 7 of them
+        answers.clear()
+        senders = [threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/api/predict", files=files,
+                                                                             timeout=60))) for _ in range(8)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(60)
+        assert [a.status_code for a in answers] == [200] * 8  # a new worker; the time waiting is not counted

@@ -51,7 +51,7 @@ ANSWERS = ("Every answer, errors included, is JSON; an error's `detail` says wha
            "with nothing in it or a field missing or wrong, 400 for other bad input, 404 for an unknown run, 409 "
            "for a name another request is writing, 500 for a run whose files are damaged, 403 for a request from "
            "another web site, and 503 (with Retry-After) when too many predictions wait or a worker died: send "
-           "it again; 503 without it for a prediction stopped after a minute.")
+           "it again; 503 without it for a prediction stopped after a minute of computing.")
 # A run's report and a comparison's page are files anyone can hand over with a run folder: served as
 # documents that run no script and load nothing (their figures are data: URIs, their style inline). A
 # script planted in one would otherwise run as this page's own, read every answer and post forms here.

@@ -21,6 +21,7 @@ import asyncio
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Callable, Hashable
@@ -42,7 +43,8 @@ T = TypeVar("T")
 # An answer takes tens of milliseconds, a worker's first load of a model a few seconds; one that takes this
 # long will not end (a model file whose graph loops), and its worker is stopped so the others are answered.
 ANSWER_SECONDS = 60
-CLOSE_SECONDS = 5  # what a worker is given to finish when the server stops, before it is killed
+CLOSE_SECONDS = 5  # what the workers are given to finish when the server stops, before they are killed
+QUEUE_POLL_SECONDS = 0.05  # how often a request waiting for a worker looks whether one has taken it
 
 
 def default_processes() -> int:
@@ -117,8 +119,17 @@ class PhotoWorkers:
             await loop.run_in_executor(None, self.export_missing, run_dir)
         pool = self._current()
         try:
-            return await asyncio.wait_for(loop.run_in_executor(pool, answer, run_dir, data, self.engine),
-                                          ANSWER_SECONDS)
+            future = pool.submit(answer, run_dir, data, self.engine)
+        except RuntimeError:  # broken, or shut down by another request meanwhile (BrokenProcessPool is one)
+            self._replace(pool)
+            raise WorkerStopped("the worker processes were being replaced; the request can be retried") from None
+        waiting = asyncio.wrap_future(future)
+        try:
+            # the clock runs from when a worker takes the request (or it is next: the pool queues one more than
+            # its workers), not from when it began to wait behind others
+            while not (future.running() or future.done()):
+                await asyncio.wait([waiting], timeout=QUEUE_POLL_SECONDS)
+            return await asyncio.wait_for(waiting, ANSWER_SECONDS)
         except BrokenProcessPool:
             self._replace(pool)
             raise WorkerStopped("the process computing this prediction stopped; the request can be retried") from None
@@ -127,27 +138,29 @@ class PhotoWorkers:
             raise AnswerTimedOut(f"the prediction took longer than {ANSWER_SECONDS} s and was stopped") from None
 
     def _replace(self, pool: ProcessPoolExecutor) -> None:
-        """Stop ``pool`` (its other requests end as WorkerStopped); the next request starts a new one."""
+        """Stop ``pool``; the next request starts a new one. The requests waiting for it end as the pool
+        breaks (WorkerStopped: send them again), not cancelled (which no handler answers)."""
         with self._lock:
             if self._pool is pool:
                 self._pool = None
-        _stop(pool, 0)
+        _stop(pool, 0, cancel_waiting=False)
 
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            _stop(pool, CLOSE_SECONDS)
+            _stop(pool, CLOSE_SECONDS, cancel_waiting=True)
 
 
-def _stop(pool: ProcessPoolExecutor, seconds: float) -> None:
-    """Shut ``pool`` down, killing a worker still busy after ``seconds``: shutdown(wait=True) would wait
-    for one that never ends. ProcessPoolExecutor names its processes publicly only from Python 3.14
-    (terminate_workers)."""
+def _stop(pool: ProcessPoolExecutor, seconds: float, cancel_waiting: bool) -> None:
+    """Shut ``pool`` down, killing the workers still busy after ``seconds`` in all: shutdown(wait=True)
+    would wait for one that never ends. ProcessPoolExecutor names its processes publicly only from Python
+    3.14 (terminate_workers)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(wait=False, cancel_futures=cancel_waiting)
+    end = time.monotonic() + seconds
     for process in processes:
-        process.join(seconds)
+        process.join(max(0.0, end - time.monotonic()))
         if process.is_alive():
             process.kill()
             process.join(1)  # reaped, not left a zombie
