@@ -214,6 +214,35 @@ def test_a_mirror_that_trickles_its_headers_is_left_at_the_deadline_too(server, 
         fetch_verified(name, [f"{server}/slow-headers/"], tmp_path / "alone", sha(name), attempts=1)
 
 
+def test_a_mirror_that_trickles_its_tls_handshake_is_left_at_the_deadline_too(tmp_path, monkeypatch):
+    """The connection was watched only once connected, after the TLS handshake: a server that sent its
+    handshake a byte at a time held the download past the deadline (27 s for a deadline of 1 s)."""
+    import socket
+
+    from mnistlab.data import download
+
+    monkeypatch.setattr(download, "MAX_SECONDS", 1)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def trickle():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(4096)  # the ClientHello
+            for byte in b"\x16\x03\x03\x3f\xff" + bytes(100):  # a handshake record of 16 kB, begun: 10 s at most
+                time.sleep(0.1)
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:  # the client gave up
+                    return
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(DatasetError, match="slower than 1 s for the file"):
+        fetch_verified("x.gz", [f"https://127.0.0.1:{listener.getsockname()[1]}/"], tmp_path, "0" * 64, attempts=1)
+    assert time.monotonic() - started < 5
+    listener.close()
+
+
 def test_a_failed_download_is_one_line_on_a_pipe(server, tmp_path):
     """Each attempt's bar, taken away on a file or pipe, left an empty line before the error."""
     result = run_cli("data", "download", "--dataset", "mnist",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import socket
 import threading
 import time
@@ -31,11 +32,14 @@ class ChecksumMismatch(DatasetError):
 
 class _Deadline:
     """Shuts the connections of one download when its time is up. Each read has its own timeout, but a
-    mirror that sends a byte now and then, each within it, would hold a download for days: in the headers,
-    which urllib reads, as in the body."""
+    mirror that sends a byte now and then, each within it, would hold a download for days: in a TLS
+    handshake and the headers, which urllib reads, as in the body.
+
+    It keeps a duplicate of each connection's descriptor: wrapping a socket in TLS detaches the socket
+    object before the handshake, but a shutdown through any descriptor ends the connection itself."""
 
     def __init__(self, seconds: float):
-        self.sockets, self.passed = [], False
+        self.passed, self._descriptors, self._lock = False, [], threading.Lock()
         self._timer = threading.Timer(seconds, self._shut)
         self._timer.daemon = True
 
@@ -45,39 +49,48 @@ class _Deadline:
 
     def __exit__(self, *exc) -> None:
         self._timer.cancel()
+        with self._lock:  # not while the timer shuts them
+            for descriptor in self._descriptors:
+                os.close(descriptor)
+            self._descriptors.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._descriptors.append(os.dup(sock.fileno()))
+        if self.passed:
+            self._shut()
 
     def _shut(self) -> None:
         self.passed = True
-        for sock in self.sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # a read blocked on it returns at once; closing stays with its owner
-            except OSError:
-                pass
-
-    def _watched(self, connection: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
-        deadline = self
-
-        class Watched(connection):
-            def connect(self):
-                super().connect()
-                deadline.sockets.append(self.sock)
-                if deadline.passed:
-                    deadline._shut()
-
-        return Watched
+        with self._lock:
+            for descriptor in self._descriptors:
+                connection = socket.socket(fileno=descriptor)
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)  # a read blocked on the connection returns at once
+                except OSError:
+                    pass
+                finally:
+                    connection.detach()  # the descriptor is closed by __exit__
 
     def opener(self) -> urllib.request.OpenerDirector:
-        """urllib's opener, whose every connection (a redirect's too) is shut at the deadline."""
-        http_connection, https_connection = self._watched(http.client.HTTPConnection), self._watched(
-            http.client.HTTPSConnection)
+        """urllib's opener, whose every connection (a redirect's too) is watched from its TCP connect on."""
+        deadline = self
+
+        class Watched(http.client.HTTPConnection):
+            def connect(self):
+                super().connect()  # TCP only: for HTTPS, before the handshake (WatchedTLS's order of classes)
+                deadline.watch(self.sock)
+
+        class WatchedTLS(http.client.HTTPSConnection, Watched):
+            pass
 
         class HTTP(urllib.request.HTTPHandler):
             def http_open(self, req):
-                return self.do_open(http_connection, req)
+                return self.do_open(Watched, req)
 
         class HTTPS(urllib.request.HTTPSHandler):
             def https_open(self, req):
-                return self.do_open(https_connection, req)  # the default context: certificates checked
+                return self.do_open(WatchedTLS, req)  # the default context: certificates checked
 
         return urllib.request.build_opener(HTTP, HTTPS)
 
