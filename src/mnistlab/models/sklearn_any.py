@@ -36,7 +36,7 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.utils import all_estimators
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from .._npz import npy_header
 from ..callbacks import SILENT
@@ -44,6 +44,7 @@ from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
 from ._fitting import convergence_warnings, refusals_of
 from .base import N_FEATURES, MnistlabModel
+from .validation import check_features, fit_features, set_learned
 
 
 # Not in skops's default trusted set, but plain data holders of scikit-learn's own estimators.
@@ -122,16 +123,15 @@ class SklearnClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
-        X = check_array(X, dtype=np.float32)
+        X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
         progress.start(None, "fit")
         try:
             with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
-                self.estimator_ = self._estimator().fit(X, y)
+                estimator = self._estimator().fit(X, y)
             progress.advance(1)  # the one fit done (the bar read "0/? fit" at the end)
         finally:
             progress.end()
-        # (an SVC of a callable kernel records no n_features_in_ of its own)
-        self.classes_, self.n_features_in_ = self.estimator_.classes_, getattr(self.estimator_, "n_features_in_", X.shape[1])
+        set_learned(self, {**features, "estimator_": estimator, "classes_": estimator.classes_})
         n_iter = getattr(self._classifier(), "n_iter_", None)
         if n_iter is not None:  # the iterative ones: how long they ran, and whether they stopped by their rule
             self.n_iter_ = int(np.max(n_iter))
@@ -142,12 +142,13 @@ class SklearnClassifier(MnistlabModel):
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self, "estimator_")
+        X = check_features(self, X)
         with refusals_of(self.family, "predict"):
-            return self.estimator_.predict(check_array(X, dtype=np.float32))
+            return self.estimator_.predict(X)
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "estimator_")
-        X = check_array(X, dtype=np.float32)
+        X = check_features(self, X)
         with refusals_of(self.family, "predict"):
             return self._proba(X)
 

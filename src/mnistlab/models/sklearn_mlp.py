@@ -31,14 +31,14 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ..callbacks import SILENT, FitProgress
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
 from .onnx_graphs import dense_graph
 from .params import SEED_OR_NONE, Interval, PositiveInts, StrOptions
-from .validation import check_features
+from .validation import check_features, fit_features, set_learned
 
 # d activation / d z, from z (pre-activation) and a = activation(z)
 DERIVATIVES = {
@@ -155,7 +155,7 @@ class MLP(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
-        X = check_array(X, dtype=np.float32)
+        X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
         estimator = self._estimator(_ReportingMLPClassifier)
         estimator.progress = progress
         progress.start(self.max_iter, "epoch" if self.solver != "lbfgs" else "iteration")
@@ -167,8 +167,8 @@ class MLP(MnistlabModel):
         finally:
             estimator.progress = SILENT  # the fitted estimator keeps no reference to the caller's display
             progress.end()
-        self.estimator_, self.classes_, self.n_iter_ = estimator, estimator.classes_, estimator.n_iter_
-        self.n_features_in_ = estimator.n_features_in_
+        set_learned(self, {**features, "estimator_": estimator, "classes_": estimator.classes_,
+                           "n_iter_": estimator.n_iter_})
         self.converged_ = not not_converged
         self.fit_message_ = (f"stopped after {self.n_iter_} epochs: no improvement of at least tol={self.tol} "
                              f"for {self.n_iter_no_change} epochs" if self.converged_ else
@@ -182,11 +182,11 @@ class MLP(MnistlabModel):
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(check_array(X, dtype=np.float32))
+        return self.estimator_.predict_proba(check_features(self, X))
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(check_array(X, dtype=np.float32))
+        return self.estimator_.predict(check_features(self, X))
 
     def features(self, X) -> np.ndarray:
         """The last hidden layer's activations (N×units): what the output layer separates."""
