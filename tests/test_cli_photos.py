@@ -236,4 +236,6 @@ def test_a_photo_whose_exif_cannot_be_read_is_predicted_as_stored(run_and_photos
 def test_index_with_photos_or_labels_is_a_usage_error(run_and_photos):
     out, folder = run_and_photos
     result = run_cli("predict", "photos", str(folder / "photo0.jpg"), "--index", "0", "--out", str(out))
-    assert result.returncode == 2 and "--index predicts a stored image" in result.stderr
+    assert result.returncode == 2 and result.stderr.startswith("error: --index: predicts a stored image")
+    beyond = run_cli("predict", "photos", "--index", "100000", "--out", str(out))  # "error: Invalid value: --index"
+    assert beyond.returncode == 2 and beyond.stderr == "error: --index: must be in 0..299\n"  # the run's 300 test images

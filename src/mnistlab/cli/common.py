@@ -127,7 +127,7 @@ def stored_image(dataset, index: int, split: str):
     """Image ``index`` (``--index``) of the dataset's ``split`` and its label."""
     x, y = dataset.split(split)
     if not 0 <= index < len(x):
-        raise typer.BadParameter(f"--index must be in 0..{len(x) - 1}")
+        raise ParameterError("index", f"must be in 0..{len(x) - 1}")
     return x[index], int(y[index])
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import printable
+from ..errors import ParameterError, printable
 from .common import (
     OUT,
     IndexOpt,
@@ -60,13 +60,13 @@ def predict_cmd(run: RunArg,
     from .. import api
 
     if index is not None and (files or labels or explain):
-        raise typer.BadParameter("--index predicts a stored image: give it without photos, --labels or --explain")
+        raise ParameterError("index", "predicts a stored image: give it without photos, --labels or --explain")
     loaded = api.load_run(run, out=out)
     if index is not None:
         _predict_stored(loaded, index, split, top, as_json)
         return
     if not files:
-        raise typer.BadParameter("give photo files or folders, or --index for a stored image")
+        raise ParameterError(None, "give photo files or folders, or --index for a stored image")
     from ..inference.batch import predict_files
 
     answer = predict_files(loaded.path, files, top=top, labels=labels,

@@ -105,7 +105,7 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     from . import model_options
 
     if resume and not name:
-        raise typer.BadParameter("--resume needs the --name of the interrupted run")
+        raise ParameterError("resume", "needs the --name of the interrupted run")
     params = model_options.parse(get_family(model), list(ctx.args))
     # A progress bar on stderr, unless --json asked for quiet; then one line there once the checks have
     # passed. Not a spinner: its drawing thread would keep the figures from being drawn in two processes
