@@ -187,3 +187,8 @@ def test_analysis_lists_no_class_tied_with_the_worst_among_the_best():
     assert next(line for line in lines if line.startswith("Worst")).count(" 0.000") == 3
     lines = analysis(evaluate(y_true, one_hot_proba(list(y_true), 6), names))
     assert "Every class has F1 1.000." in lines and not any(line.startswith("Best") for line in lines)
+    metrics = evaluate(y_true, one_hot_proba(list(y_true), 6), names)
+    for row, f1 in zip(metrics["per_class"], [0.98604, 0.98596] + [0.98601] * 4):  # all "0.986" as shown
+        row["f1"] = f1
+    lines = analysis(metrics)  # were the best and the worst class, both "0.986"
+    assert "Every class has F1 0.986." in lines and not any(line.startswith("Best") for line in lines)
