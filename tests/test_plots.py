@@ -111,3 +111,19 @@ def test_top_losses_of_a_model_without_mistakes_are_not_called_mistakes():
     # one of two wrong: "the most confident mistakes" titled a right answer too
     assert "the 2 mistakes, then the least confident right answers" in some.get_suptitle()
     assert "the most confident mistakes" in wrong.get_suptitle()
+
+
+@pytest.mark.parametrize("k", [10, 2])
+def test_a_photo_s_class_maps_fill_the_bottom_of_its_figure(k):
+    """Ten maps filled one of two rows set aside for them: a third of the figure was blank, and the bars'
+    labels widened the column under them (the maps split 6, a gap, 4)."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, 784)
+    fig = plots.photo_explanation(rng.random((40, 30)), pixels, rng.dirichlet(np.ones(k)), [f"c{i}" for i in range(k)],
+                                  "a photo", contributions=rng.normal(size=(k, 784)))
+    fig.canvas.draw()
+    maps = [ax for ax in fig.get_children()[-1].axes if ax.get_visible() and ax.images and ax.get_title()]
+    boxes = [ax.get_window_extent() for ax in maps]  # in pixels
+    assert len(maps) == k and max(box.y0 for box in boxes) < 0.1 * fig.bbox.height  # one row, at the bottom
+    gaps = np.diff(sorted(box.x0 for box in boxes))
+    assert gaps.max() < 1.5 * gaps.min()  # evenly spaced

@@ -374,14 +374,18 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
     can explain itself, each class's per-pixel contribution map."""
     proba = np.asarray(proba, dtype=float).ravel()
     k = len(class_names)
-    top = int(proba.argmax())
-    fig = Figure(figsize=(13, 7.5 if contributions is not None else 4), layout="constrained")
-    grid = fig.add_gridspec(3 if contributions is not None else 1, max(k, 6 if found is None else 8) // 2 * 2)
+    top_class = int(proba.argmax())
+    ncols = max(k, 6 if found is None else 8) // 2 * 2
+    map_rows = 0 if contributions is None else -(-k // ncols)  # as many as the class maps fill
+    fig = Figure(figsize=(13, 4 + 2.4 * map_rows), layout="constrained")
+    # the maps in a figure of their own below: in one grid, the bars' labels widened the column under them
+    top, bottom = fig.subfigures(2, 1, height_ratios=[4, 2.4 * map_rows]) if map_rows else (fig, None)
+    grid = top.add_gridspec(1, ncols)
     # The steps, two columns each, then the probabilities.
     steps = 2 if found is None else 3
     half = grid.ncols // 2 if found is None else 2 * steps
-    axes = [fig.add_subplot(grid[0, half // steps * i: half // steps * (i + 1)]) for i in range(steps)]
-    ax_bars = fig.add_subplot(grid[0, half:])
+    axes = [top.add_subplot(grid[0, half // steps * i: half // steps * (i + 1)]) for i in range(steps)]
+    ax_bars = top.add_subplot(grid[0, half:])
     axes[0].imshow(np.asarray(photo), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("your photo (grayscale)", fontsize=10)
     if found is not None:
@@ -391,7 +395,7 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
     axes[-1].set_title("what the model sees (28×28)", fontsize=10)
     for ax in axes:
         _bare(ax)
-    ax_bars.barh(range(k), proba, color=[HIGHLIGHT if i == top else MUTED for i in range(k)])
+    ax_bars.barh(range(k), proba, color=[HIGHLIGHT if i == top_class else MUTED for i in range(k)])
     ax_bars.set_yticks(range(k), class_names)
     ax_bars.invert_yaxis()
     ax_bars.set_xlim(0, 1)
@@ -399,14 +403,16 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
     if contributions is not None:
         maps = np.asarray(contributions, dtype=float).reshape(k, 28, 28)
         vmax = _symmetric_limit(maps)
-        per_row = grid.ncols
-        for i, contribution in enumerate(maps):
-            ax = fig.add_subplot(grid[1 + i // per_row, i % per_row])
-            shown = ax.imshow(contribution, cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
+        map_axes = bottom.subplots(map_rows, ncols, squeeze=False).ravel()
+        for i, ax in enumerate(map_axes):
             _bare(ax)
+            if i >= k:
+                ax.set_visible(False)
+                continue
+            shown = ax.imshow(maps[i], cmap=DIVERGING_CMAP, vmin=-vmax, vmax=vmax)
             ax.set_title(f"{class_names[i]}\n{proba[i]:.1%}", fontsize=9,
-                         fontweight="bold" if i == top else "normal")
-        fig.colorbar(shown, ax=fig.axes[len(axes) + 1:], shrink=0.8, label="blue for, red against")
+                         fontweight="bold" if i == top_class else "normal")
+        bottom.colorbar(shown, ax=list(map_axes), shrink=0.8, label="blue for, red against")
     fig.suptitle("\n".join([title, *notes]))
     return fig
 
