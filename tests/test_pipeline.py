@@ -130,7 +130,7 @@ def test_binary_task_and_existing_name(trained, binary):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "nosuchmodel"], "unknown model"),
-    (["train", "logreg", "--gamma", "1"], "no option --gamma"),
+    (["train", "logreg", "--gamma", "1"], "has an option --gamma"),
     (["train", "logreg", "--C", "x"], "--C"),
     (["predict", "no-such-run", "--index", "0"], "no run"),
 ])

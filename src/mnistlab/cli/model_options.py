@@ -206,7 +206,9 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
         name = by_key.get(key.lower()[3:] if negated else key.lower())
         if name is None:
             options = ", ".join("--" + p.replace("_", "-") for p in parameters(cls))
-            raise ParameterError(None, f"{cls.family} has no option --{key}; its options: {options}")
+            # nor has the command: `sweep --test-size` (a sweep scores on a validation split) came here
+            raise ParameterError(None, f"neither the command nor {cls.family} has an option --{key} (see the "
+                                       f"command's --help); {cls.family}'s options: {options}")
         if name in params:  # argparse would keep the last silently; one of the two is a mistake
             raise ParameterError(None, f"--{key}: {name} is given twice")
         allowed = constraints.get(name, [])
