@@ -238,4 +238,5 @@ def test_index_with_photos_or_labels_is_a_usage_error(run_and_photos):
     result = run_cli("predict", "photos", str(folder / "photo0.jpg"), "--index", "0", "--out", str(out))
     assert result.returncode == 2 and result.stderr.startswith("error: --index: predicts a stored image")
     beyond = run_cli("predict", "photos", "--index", "100000", "--out", str(out))  # "error: Invalid value: --index"
-    assert beyond.returncode == 2 and beyond.stderr == "error: --index: must be in 0..299\n"  # the run's 300 test images
+    # the run's 300 test images
+    assert beyond.returncode == 2 and beyond.stderr == "error: --index: must be in 0..299\n"

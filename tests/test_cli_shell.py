@@ -221,7 +221,8 @@ def test_an_option_given_twice_is_refused_as_a_model_option_is(tmp_path):
         for command in group.commands.values():
             yield from commands(command) if hasattr(command, "commands") else [command]
 
-    assert all(isinstance(c, StrictCommand) for c in commands(typer.main.get_command(app)))  # every command, new ones too
+    # every command, new ones too
+    assert all(isinstance(c, StrictCommand) for c in commands(typer.main.get_command(app)))
     for args, message in [(["train", "logreg", "--train-size", "300", "--train-size", "400"], "--train-size is given"),
                           (["train", "logreg", "-d", "mnist", "--dataset", "fashion"], "--dataset is given twice"),
                           (["train", "logreg", "--C", "1", "--C", "2"], "--C: C is given twice")]:

@@ -48,7 +48,8 @@ class Handler(BaseHTTPRequestHandler):
         self.hits.append(self.path)
         kind, _, name = self.path.strip("/").partition("/")
         body = FILES.get(name)
-        if body is None or kind not in ("good", "corrupt", "truncated", "chunked", "garbage", "trickle", "slow-headers"):
+        kinds = ("good", "corrupt", "truncated", "chunked", "garbage", "trickle", "slow-headers")
+        if body is None or kind not in kinds:
             self.send_error(404)
             return
         if kind == "garbage":

@@ -134,7 +134,8 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
         table.add_column(col, justify="left" if col in ("run", "model") else "right",
                          overflow="fold" if col == "run" else "ellipsis")
     for number, r in enumerate(result["runs"], start=1):
-        table.add_row(str(number), r["run"], r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['log_loss']:.4f}",
+        table.add_row(str(number), r["run"], r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+                      f"{r['log_loss']:.4f}",
                       f"{r['fit_seconds']:.2f}",
                       "—" if r["predict_seconds_per_10k"] is None else f"{r['predict_seconds_per_10k']:.3f}",
                       "—" if r["n_parameters"] is None else f"{r['n_parameters']:,}")

@@ -65,7 +65,8 @@ class DataChoice:
             object.__setattr__(self, "data_dir", os.environ[DATA_DIR_ENV])
         if self.data_dir is not None:  # from where it was given: a cluster's worker or a later evaluate starts elsewhere
             object.__setattr__(self, "data_dir", os.path.abspath(os.path.expanduser(self.data_dir)))
-        check_parameter("seed", self.seed, SEED_OR_NONE[:1])  # it becomes the model's random_state too: a number, not None
+        # it becomes the model's random_state too: a number, not None
+        check_parameter("seed", self.seed, SEED_OR_NONE[:1])
         n_classes = len(get_spec(self.dataset).classes)
         if self.classes is not None:  # an empty list is a mistake, not "every class"
             object.__setattr__(self, "classes", check_classes(self.classes, n_classes))  # a tuple of ints

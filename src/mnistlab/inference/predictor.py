@@ -134,7 +134,8 @@ class Predictor:
         """
         if isinstance(x, (list, tuple)):
             return [self.predict(item) for item in x]
-        if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):  # not one 28×28×3 image
+        # a stack of 28×28 images, not one 28×28×3 image
+        if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):
             return [self.predict(item) for item in x]
         if isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)):
             return self.predict_photo(x)
