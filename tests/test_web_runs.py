@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 
@@ -97,6 +98,9 @@ def test_errors_are_json_with_status_by_class(out, tmp_path, monkeypatch):
             assert response.status_code == 404 and response.json()["detail"], path
         response = http.get("/runs/good/report.html")
         assert response.status_code == 500 and "report.html: missing" in response.json()["detail"]
+        os.mkfifo(local / "runs" / "good" / "report.html")  # a pipe read would hold the request for ever
+        response = http.get("/runs/good/report.html")
+        assert response.status_code == 500 and "report.html: not a regular file" in response.json()["detail"]
         response = http.post("/api/compare", data={"a": "good", "b": "nope"})
         assert response.status_code == 404 and "nope" in response.json()["detail"]
     # an injected bug is a JSON 500 that says so, not "bad input"

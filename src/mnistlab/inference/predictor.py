@@ -22,7 +22,7 @@ from .._values import is_whole_number
 from ..data.preprocess import flatten_scale
 from ..errors import ModelFileError, ParameterError, printable
 from ..experiments.store import read_config
-from ..models.base import IMAGE_SIDE
+from ..models.base import IMAGE_SIDE, N_FEATURES
 from .photo import Prepared, decoded_photo, prepare, prepare_photo
 
 if TYPE_CHECKING:  # the models (and scikit-learn) load with a Predictor: the ONNX engine uses Prediction alone
@@ -159,7 +159,7 @@ def finite_probabilities(proba: np.ndarray, run_dir: Path, source: str) -> np.nd
 
 def as_pixels(array: np.ndarray) -> np.ndarray:
     """A 28×28 (or 784) array, uint8 or floats in [0, 1], as the dataset's uint8 28×28."""
-    if array.size != IMAGE_SIDE * IMAGE_SIDE:
+    if array.size != N_FEATURES:
         raise ParameterError("x", f"an array must hold one 28×28 image (784 values) or N of them as "
                                   f"N×28×28, got shape {array.shape}")
     array = array.reshape(IMAGE_SIDE, IMAGE_SIDE)

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from .._io import finite_json
+from .._io import finite_json, read_regular_file
 from ..errors import (
     BlankPhotoError,
     MnistlabError,
@@ -57,6 +57,7 @@ ANSWERS = ("Every answer, errors included, is JSON; an error's `detail` says wha
 # script planted in one would otherwise run as this page's own, read every answer and post forms here.
 FILE_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox",
                      "X-Content-Type-Options": "nosniff"}
+MAX_PAGE_BYTES = 64 * 1024 * 1024  # a report's figures are inline: a few MB
 IN_FLIGHT_PER_WORKER = 8  # uploads held while a worker is busy: 8 clients on 2 workers wait ~4 each
 
 
@@ -240,15 +241,13 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         return text
 
     def page(path: Path, folder: Path) -> Response:
-        """The HTML file ``path``, unless it is missing or leads out of ``folder`` (a symbolic link). Read at
-        once: a run replaced meanwhile (``--overwrite``) gives the old file or the new one, not one's length
-        and the other's bytes."""
-        if within(path, folder):
-            try:
-                return Response(path.read_bytes(), media_type="text/html", headers=FILE_PAGE_HEADERS)
-            except (FileNotFoundError, NotADirectoryError):  # deleted or replaced since
-                pass
-        raise RunDamagedError(f"{path}: {'a link out of its folder, not served' if path.exists() else 'missing'}")
+        """The HTML file ``path``, unless it leads out of ``folder`` (a symbolic link) or is no regular file of
+        at most MAX_PAGE_BYTES (a named pipe would hold the request for ever). Read at once: a run replaced
+        meanwhile (``--overwrite``) gives the old file or the new one, not one's length and the other's bytes."""
+        if path.resolve().is_file() and not within(path, folder):  # a link, of the file or of a folder above it
+            raise RunDamagedError(f"{path}: a link out of its folder, not served")
+        return Response(read_regular_file(path, MAX_PAGE_BYTES, RunDamagedError), media_type="text/html",
+                        headers=FILE_PAGE_HEADERS)
 
     def find_run(name: str) -> Path:
         """A run under ``<out>/runs`` by plain name (never a path a client chose), or the default run."""
