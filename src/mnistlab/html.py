@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from .data.registry import IMAGE_SIDE
+
 CARD_CSS = (
     "font-family:system-ui,sans-serif;font-size:13px;line-height:1.4;border:1px solid #ddd;"
     "border-radius:6px;padding:10px 14px;max-width:760px;display:inline-block;vertical-align:top"
@@ -52,7 +54,7 @@ def evidence_png(values: np.ndarray) -> str:
     """A signed map of 28×28 values (e.g. one class's pixel contributions) as a PNG data URI:
     blue for, red against, white 0."""
     scale = float(np.abs(values).max()) or 1.0
-    t = np.clip(np.asarray(values, dtype=float).reshape(28, 28) / scale, -1, 1)[..., None]
+    t = np.clip(np.asarray(values, dtype=float).reshape(IMAGE_SIDE, IMAGE_SIDE) / scale, -1, 1)[..., None]
     white = np.ones(3)
     rgb = np.where(t >= 0, white + t * (FOR - white), white - t * (AGAINST - white))
     return png_data_uri((rgb * 255).round())

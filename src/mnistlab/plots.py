@@ -21,6 +21,7 @@ from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
 
 from ._io import atomic_write_bytes
 from ._values import is_number
+from .data.registry import IMAGE_SIDE
 
 DPI = 110
 REPORT_WIDTH_PX = 1060  # report.html shows a figure at most this wide (its column): more pixels would be scaled away
@@ -56,7 +57,7 @@ def save_png(fig: Figure, path) -> Path:
 
 def _as_images(images) -> np.ndarray:
     """N×28×28 from N×28×28 or N×784 (any dtype)."""
-    return np.asarray(images).reshape(-1, 28, 28)
+    return np.asarray(images).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
 
 
 def _bare(ax) -> None:
@@ -186,7 +187,7 @@ def _weight_rows(coef, class_names) -> tuple[np.ndarray, list[str]]:
         titles = [f"{class_names[1]} vs {class_names[0]}"]
     else:
         titles = [str(name) for name in class_names]
-    return coef.reshape(-1, 28, 28), titles
+    return coef.reshape(-1, IMAGE_SIDE, IMAGE_SIDE), titles
 
 
 def _matrix_axes(k: int, class_names, title: str, cell: float = 0.62, bar_label: bool = True):
@@ -346,7 +347,7 @@ def probability_bars(proba, class_names, title: str) -> Figure:
 def contribution_maps(contributions, image, class_names, proba=None, method: str = "gradient × input") -> Figure:
     """The input image and, per class, its pixel contributions (``method``: gradient × input, which for a
     linear model is weight × pixel, or occlusion sensitivity) on a shared symmetric scale."""
-    maps = np.asarray(contributions, dtype=float).reshape(len(class_names), 28, 28)
+    maps = np.asarray(contributions, dtype=float).reshape(len(class_names), IMAGE_SIDE, IMAGE_SIDE)
     vmax = _symmetric_limit(maps)
     top = int(np.argmax(proba)) if proba is not None else int(maps.sum(axis=(1, 2)).argmax())
     labels = [str(name) if proba is None else f"{name}\n{proba[k]:.1%}" for k, name in enumerate(class_names)]
@@ -391,7 +392,7 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
     if found is not None:
         axes[1].imshow(np.asarray(found))
         axes[1].set_title("object found" + (" (red: dropped)" if notes else ""), fontsize=10)
-    axes[-1].imshow(np.asarray(pixels).reshape(28, 28), cmap="gray", vmin=0, vmax=255)
+    axes[-1].imshow(np.asarray(pixels).reshape(IMAGE_SIDE, IMAGE_SIDE), cmap="gray", vmin=0, vmax=255)
     axes[-1].set_title("what the model sees (28×28)", fontsize=10)
     for ax in axes:
         _bare(ax)
@@ -401,7 +402,7 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
     ax_bars.set_xlim(0, 1)
     ax_bars.xaxis.set_major_formatter(PercentFormatter(xmax=1))
     if contributions is not None:
-        maps = np.asarray(contributions, dtype=float).reshape(k, 28, 28)
+        maps = np.asarray(contributions, dtype=float).reshape(k, IMAGE_SIDE, IMAGE_SIDE)
         vmax = _symmetric_limit(maps)
         map_axes = bottom.subplots(map_rows, ncols, squeeze=False).ravel()
         for i, ax in enumerate(map_axes):
@@ -421,11 +422,11 @@ def sample_grid(images, labels, class_names, per_class: int = 10) -> Figure:
     """The first ``per_class`` images of each class, one labelled row per class: one picture of them all
     (an axes per image took seconds, and a gigabyte, for a few hundred)."""
     images, labels = _as_images(images), np.asarray(labels)
-    k, step = len(class_names), 28 + 2  # a 2-pixel gap between images
+    k, step = len(class_names), IMAGE_SIDE + 2  # a 2-pixel gap between images
     canvas = np.full((k * step - 2, per_class * step - 2), np.nan)  # NaN: not drawn, the page shows through
     for c in range(k):
         for j, index in enumerate(np.flatnonzero(labels == c)[:per_class]):
-            canvas[c * step:c * step + 28, j * step:j * step + 28] = images[index]
+            canvas[c * step:c * step + IMAGE_SIDE, j * step:j * step + IMAGE_SIDE] = images[index]
     fig = Figure(figsize=(0.75 * per_class + 1.4, 0.75 * k + 0.6), layout="constrained")
     ax = fig.subplots()
     ax.imshow(canvas, cmap=IMAGE_CMAP, vmin=0, vmax=255, interpolation="nearest")
@@ -528,7 +529,7 @@ def top_losses(images, true, pred, p_true, losses, class_names, maps=None, metho
         return fig
     tiles = [_gray(image) for image in images]
     if maps is not None:
-        evidence = np.asarray(maps, dtype=float).reshape(n, 28, 28)
+        evidence = np.asarray(maps, dtype=float).reshape(n, IMAGE_SIDE, IMAGE_SIDE)
         tiles = [_over(t, _rgb(e, DIVERGING_CMAP, -_symmetric_limit(e), _symmetric_limit(e)))
                  for t, e in zip(tiles, evidence)]
     explained = "" if maps is None else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)"
@@ -557,14 +558,14 @@ def confused_pairs(images, rows: list[tuple[str, list[int]]], title: str = "Most
         return fig
     width = max(max(len(idx) for _, idx in rows), 1)
     thumb, gap, row_gap = 0.9, 3, 6  # a thumbnail's width in inches; gaps in pixels
-    per_pixel = thumb / 28
-    canvas = np.zeros((len(rows) * (28 + row_gap) - row_gap, width * (28 + gap) - gap))  # 0: white
+    per_pixel = thumb / IMAGE_SIDE
+    canvas = np.zeros((len(rows) * (IMAGE_SIDE + row_gap) - row_gap, width * (IMAGE_SIDE + gap) - gap))  # 0: white
     frames = []
     for r, (_, idx) in enumerate(rows):
         for slot, i in enumerate(idx):
-            x, y = slot * (28 + gap), r * (28 + row_gap)
-            canvas[y:y + 28, x:x + 28] = images[i]
-            frames.append(Rectangle((x - 0.5, y - 0.5), 28, 28))
+            x, y = slot * (IMAGE_SIDE + gap), r * (IMAGE_SIDE + row_gap)
+            canvas[y:y + IMAGE_SIDE, x:x + IMAGE_SIDE] = images[i]
+            frames.append(Rectangle((x - 0.5, y - 0.5), IMAGE_SIDE, IMAGE_SIDE))
     labels = [label for label, _ in rows]
     left, top = _text_inches(labels, 9) + 0.25, _lines_inches(12, title.count("\n") + 1) + 0.25
     shown_w, shown_h = canvas.shape[1] * per_pixel, canvas.shape[0] * per_pixel
@@ -574,7 +575,7 @@ def confused_pairs(images, rows: list[tuple[str, list[int]]], title: str = "Most
     ax.set_axis_off()
     ax.add_collection(PatchCollection(frames, facecolor="none", edgecolor="0.75", linewidth=0.6, clip_on=False))
     for r, label in enumerate(labels):
-        ax.text(-4, r * (28 + row_gap) + 13.5, label, ha="right", va="center", fontsize=9)
+        ax.text(-4, r * (IMAGE_SIDE + row_gap) + (IMAGE_SIDE - 1) / 2, label, ha="right", va="center", fontsize=9)
     fig.suptitle(title, y=1 - 0.08 / fig.get_figheight(), va="top")
     return fig
 

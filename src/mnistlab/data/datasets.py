@@ -29,7 +29,7 @@ from ..errors import DatasetError, ParameterError
 from . import preprocess
 from .download import fetch_verified
 from .idx import check_pair, read_idx
-from .registry import DATASETS, DEFAULT_DATASET, PARTS, DatasetSpec
+from .registry import DATASETS, DEFAULT_DATASET, IMAGE_SIDE, PARTS, DatasetSpec
 
 CACHE_FORMAT = 1  # bump when the decoded-cache layout changes
 DATA_DIR_ENV = "MNISTLAB_DATA_DIR"  # a folder of the four IDX files, where none is given
@@ -137,7 +137,8 @@ class Dataset:
         counts = [np.bincount(y, minlength=len(self.classes)) for y in (self.y_train, self.y_test)]
         rows = [[f"{k} {name}", int(counts[0][k]), int(counts[1][k])] for k, name in enumerate(self.classes)]
         firsts = [np.flatnonzero(self.y_train == k)[:1] for k in range(len(self.classes))]
-        strip = np.hstack([self.x_train[i[0]] if len(i) else np.zeros((28, 28), np.uint8) for i in firsts])
+        blank = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.uint8)
+        strip = np.hstack([self.x_train[i[0]] if len(i) else blank for i in firsts])
         image = (f'<img src="{html.png_data_uri(255 - strip)}" height="56" style="image-rendering:pixelated" '
                  f'title="the first training image of each class">')
         return html.card(f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test images, "
@@ -256,7 +257,7 @@ def _check_splits(spec: DatasetSpec, files: dict[str, Path], arrays: dict[str, n
         check_pair(images, labels, len(spec.classes), where)
         if len(images) == 0:
             raise DatasetError(f"{files[f'{split}_images']}: holds no images (an empty {split} split)")
-        if images.shape[1:] != (28, 28):
+        if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
             raise DatasetError(f"{files[f'{split}_images']}: images are {images.shape[1:]}, expected 28×28")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PARTS = ("train_images", "train_labels", "test_images", "test_labels")
+IMAGE_SIDE = 28  # every MNIST-family image is 28×28 pixels, one byte each
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.preprocess import flatten_scale
+from ..data.registry import IMAGE_SIDE
 
 MAX_IMAGES = 1000
 SEED = 0
@@ -115,7 +116,7 @@ def robustness(predict_proba: Callable[[np.ndarray], np.ndarray], images: np.nda
     (JSON-able; ``clean`` is the accuracy at every shift's ``unshifted`` strength).
     """
     idx = sample(len(images), max_images)
-    x = flatten_scale(images[idx]).reshape(-1, 28, 28)
+    x = flatten_scale(images[idx]).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     y = np.asarray(y_true)[idx]
 
     def accuracy(shifted: np.ndarray) -> float:

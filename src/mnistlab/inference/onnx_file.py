@@ -36,9 +36,9 @@ import numpy as np
 
 from .._io import atomic_write_bytes, parse_json, read_regular_file
 from ..data.preprocess import flatten_scale
+from ..data.registry import IMAGE_SIDE
 from ..errors import ExportError, ModelFileError, one_line, printable
 from ..experiments.store import read_config
-from ..models.base import IMAGE_SIDE
 from ..models.serialization import MAX_MODEL_BYTES
 from .photo import STYLES, prepare_photo
 from .predictor import Prediction, _source_name, finite_probabilities

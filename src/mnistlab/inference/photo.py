@@ -38,9 +38,8 @@ from PIL import Image, ImageMode, ImageOps
 from scipy import ndimage
 
 from .._io import read_at_most
-from ..data.registry import DEFAULT_DATASET
+from ..data.registry import DEFAULT_DATASET, IMAGE_SIDE
 from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line, printable
-from ..models.base import IMAGE_SIDE
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000

@@ -20,9 +20,10 @@ from PIL import Image
 from .. import html
 from .._values import is_whole_number
 from ..data.preprocess import flatten_scale
+from ..data.registry import IMAGE_SIDE
 from ..errors import ModelFileError, ParameterError, printable
 from ..experiments.store import read_config
-from ..models.base import IMAGE_SIDE, N_FEATURES
+from ..models.base import N_FEATURES
 from .photo import Prepared, decoded_photo, prepare, prepare_photo
 
 if TYPE_CHECKING:  # the models (and scikit-learn) load with a Predictor: the ONNX engine uses Prediction alone

@@ -44,12 +44,12 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..data.registry import IMAGE_SIDE
 from ..errors import ExportError, ParameterError
 from .params import check
 from .validation import check_features, check_fitted, check_labels
 
-IMAGE_SIDE = 28  # MNIST-family images are 28×28: a run's model takes their N_FEATURES pixels in a row
-N_FEATURES = IMAGE_SIDE * IMAGE_SIDE
+N_FEATURES = IMAGE_SIDE * IMAGE_SIDE  # a run's model takes an image's pixels in a row
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .base import IMAGE_SIDE
+from ..data.registry import IMAGE_SIDE
 
 PATCH = 4  # pixels on a side: about a stroke's width, so that hiding one patch changes something
 STRIDE = 2  # patches overlap, so that the map is not a coarse 4-pixel checkerboard

@@ -62,7 +62,8 @@ import torch.nn.functional as F
 from ...callbacks import SILENT
 from ...errors import ParameterError, one_line
 from ...data.preprocess import held_out
-from ..base import IMAGE_SIDE, MnistlabModel
+from ...data.registry import IMAGE_SIDE
+from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
 from .checkpoint import Checkpoint, check_state, load_state
