@@ -22,6 +22,7 @@ from ..errors import ParameterError
 from ..models import MnistlabModel
 from ..models.params import Interval
 from ..models.params import check as check_parameter
+from ..models.temperature import log_probabilities
 from . import metrics as metrics_mod
 from .robustness import robustness
 from .tsne import tsne
@@ -35,7 +36,6 @@ EMBEDDING_IMAGES = 800  # t-SNE (tsne.py): 0.37 s for these on one core (1,000: 
 # themselves), trustworthiness 0.989. After 250 iterations the map is still exaggerated (65 %).
 TSNE_SETTINGS = {"perplexity": 15.0, "iterations": 300}
 MIN_EMBEDDED = 10
-EPS = 1e-12  # the smallest probability the map takes the log of: a probability of 0 has a finite log
 COUNT = [Interval(Integral, 1, None, closed="left")]  # how many images or pairs to show
 
 
@@ -163,7 +163,7 @@ def embed(model: MnistlabModel, x: np.ndarray, proba: np.ndarray, max_images: in
     features = model.features(x[index])
     of = "penultimate features"
     if features is None:  # log-probabilities less each image's mean: its logits, as softmax cannot tell them apart
-        logp = np.log(np.maximum(np.asarray(proba, dtype=np.float64)[index], EPS))
+        logp = log_probabilities(np.asarray(proba)[index])
         features, of = logp - logp.mean(axis=1, keepdims=True), "log-probabilities"
     features = np.asarray(features, dtype=np.float32).reshape(len(index), -1)
     # t-SNE needs perplexity < the number of points

@@ -17,9 +17,14 @@ BOUNDS = (0.05, 20.0)  # temperatures searched: from 20× sharper to 20× softer
 EPS = 1e-12  # the smallest probability taken the log of: a zero probability has a finite log
 
 
+def log_probabilities(proba) -> np.ndarray:
+    """log ``proba`` in float64, each probability floored at ``EPS``."""
+    return np.log(np.maximum(np.asarray(proba, dtype=np.float64), EPS))
+
+
 def scale(proba, temperature: float) -> np.ndarray:
     """``proba`` (N×classes) as softmax(log proba / temperature)."""
-    logits = np.log(np.maximum(np.asarray(proba, dtype=np.float64), EPS)) / temperature
+    logits = log_probabilities(proba) / temperature
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
     return e / e.sum(axis=1, keepdims=True)
@@ -32,7 +37,7 @@ def fit_temperature(proba, y) -> float:
     y = np.asarray(y, dtype=int)
 
     def loss(log_t: float) -> float:
-        return float(-np.mean(np.log(np.maximum(scale(proba, np.exp(log_t))[np.arange(len(y)), y], EPS))))
+        return float(-np.mean(log_probabilities(scale(proba, np.exp(log_t))[np.arange(len(y)), y])))
 
     found = minimize_scalar(loss, bounds=np.log(BOUNDS), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(found.x))
