@@ -124,6 +124,20 @@ def test_quick_commands_import_no_heavy_library(out, args):
     assert heavy == set(), result.stderr
 
 
+def test_ctrl_c_while_the_command_line_loads_is_one_word_not_a_traceback():
+    # Ctrl-C that arrives while typer loads, a tenth of a second into `mnistlab ...`, as Ctrl-C later does
+    code = ("import builtins, sys\n"
+            "real_import = builtins.__import__\n"
+            "def interrupted(name, *args, **kwargs):\n"
+            "    if name == 'typer':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real_import(name, *args, **kwargs)\n"
+            "builtins.__import__ = interrupted\n"
+            "from mnistlab.__main__ import main; sys.argv = ['mnistlab', '--help']; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (130, "interrupted\n")
+
+
 def test_help_starts_without_numpy():
     """36 ms more at every start once a module every command imports (store, through _values) loaded it."""
     code = ("import sys; from mnistlab.cli import main; sys.argv = ['mnistlab', '--help']\n"

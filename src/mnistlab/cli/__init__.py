@@ -80,6 +80,9 @@ def main() -> None:
         if code == 130:
             err_console.print("interrupted")
         sys.exit(code or 0)
+    except KeyboardInterrupt:  # Ctrl-C before typer runs the command (while it builds it), where typer cannot see it
+        err_console.print("interrupted")
+        sys.exit(130)
     except TyperException as exc:  # a usage error (click's, which typer carries): typer's own is five lines
         if not exc.format_message():  # a group called bare: its help, printed already, says it all
             sys.exit(exc.exit_code)
