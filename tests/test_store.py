@@ -188,6 +188,12 @@ def test_damaged_run_is_listed_as_damaged_and_the_others_stay(out, tmp_path):
     rows = {r.name: r for r in RunStore(local).list()}
     assert "'created' must be a date and time" in rows["a"].damaged
     assert "model.npz: missing" in rows["nomodel"].damaged  # listed as healthy, then failed to predict
+    for dataset in ("nope", "mnist"):  # converted photos by an unknown style: "--style: unknown style 'nope'"
+        broken = json.loads((local / "runs" / "b" / "config.json").read_text())
+        broken["dataset"]["name"] = dataset  # "mnist": its data choice still says fashion-mnist
+        (local / "runs" / "a" / "config.json").write_text(json.dumps(broken))
+        damaged = {r.name: r.damaged for r in RunStore(local).list()}["a"]
+        assert "config.json: the dataset must be one of fashion-mnist, mnist" in damaged and repr(dataset) in damaged
     result = run_cli("runs", "list", "--out", str(config))  # a file: an empty table before
     assert result.returncode == 2 and "is a file, not a folder of runs" in result.stderr
 

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from .._io import FILE_MODE, atomic_directory, parse_json, read_regular_file, sweep_staging
 from .._values import is_number, is_whole_number
+from ..data.registry import DATASETS
 from ..errors import (
     ParameterError,
     RunDamagedError,
@@ -123,6 +124,10 @@ def read_config(run_dir: Path) -> dict:
     _require(path, config["dataset"], {"name": str, "classes": list, "n_train": int, "n_test": int})
     if not all(isinstance(name, str) for name in config["dataset"]["classes"]):
         raise RunDamagedError(f"{path}: the dataset's classes must be names (strings)")
+    dataset = config["dataset"]["name"]  # how its photos are converted; which data evaluation loads again
+    if dataset not in DATASETS or config["data"].get("dataset", dataset) != dataset:
+        raise RunDamagedError(f"{path}: the dataset must be one of {', '.join(DATASETS)}, the same in 'dataset' "
+                              f"and 'data', got {dataset!r} and {config['data'].get('dataset')!r}")
     if not isinstance(config["dataset"].get("test_images_sha256", ""), str):  # absent from runs written before
         raise RunDamagedError(f"{path}: the dataset's 'test_images_sha256' must be a string")
     try:  # listings sort by it: any text would do, and be taken for the newest run (the page's default)
