@@ -161,6 +161,16 @@ def test_fewer_images_than_pixels_without_a_penalty(fashion, penalty, C):
     assert model.converged_ and model.score(X[:200], y[:200]) == 1.0
 
 
+def test_without_a_penalty_fewer_images_than_weights_end_where_sklearn_ends(fashion):
+    # Fitted perfectly by many weights: the default solver's path must not end on far worse ones
+    X, y, X_test, y_test = fashion
+    with threadpool_limits(limits=1, user_api="blas"):
+        theirs = LogisticRegression(penalty="none", solver="lbfgs").fit(X, y).score(X_test, y_test)
+    for penalty, C in (("none", 1.0), ("l2", np.inf)):
+        ours = LogisticRegression(penalty=penalty, C=C).fit(X, y)
+        assert ours.score(X, y) == 1.0 and ours.score(X_test, y_test) >= theirs - 0.02
+
+
 def test_two_classes_fit_two_opposite_softmax_rows():
     X, y = overlapping_classes(n_classes=2)
     ours = LogisticRegression(C=0.1, tol=1e-6).fit(X, y)

@@ -11,11 +11,15 @@ backtracking Armijo line search) on ``_loss.Objective``:
   ~2.5x fewer iterations than on the centred pixels (Fashion-MNIST, C=1: ~175
   to come within 0.05 % of the optimum, where scikit-learn's lbfgs takes
   ~1,400 to converge). Only the coordinates change, not the objective.
-* ``"owlqn"`` (any penalty, meant for l1/elasticnet) is orthant-wise L-BFGS
-  (Andrew & Gao, 2007): it steps along the pseudo-gradient of F, keeps each
-  step inside one orthant and sets coefficients that would cross zero to
-  exactly zero, so L1 solutions are truly sparse. Whitening would mix
-  coordinates and break that, so it works on W directly.
+* ``"owlqn"`` (any penalty) is orthant-wise L-BFGS (Andrew & Gao, 2007): it
+  steps along the pseudo-gradient of F, keeps each step inside one orthant and
+  sets coefficients that would cross zero to exactly zero, so L1 solutions are
+  truly sparse. Whitening would mix coordinates and break that, so it works on
+  W directly. Without an L1 part it is L-BFGS on W, from zero: without any
+  penalty, where fewer images than weights are fitted perfectly by many
+  weights, its path ends on ones that predict new images as scikit-learn's
+  lbfgs does, and the whitened path does not (``LogisticRegression``'s
+  ``solver="auto"``).
 
 Stopping rule (ours): the largest absolute entry of the gradient of F with
 respect to (W, b') — for L1, of the minimum-norm subgradient — is at most

@@ -83,7 +83,7 @@ class LogisticRegression(MnistlabModel):
         The L1 share ρ of the elastic-net penalty (used only with penalty="elasticnet").
     solver : str, default="auto"
         Which solver minimises the objective. Ours: ``"auto"``
-        (``"whitened-lbfgs"`` for none/l2, ``"owlqn"`` for l1/elasticnet),
+        (``"whitened-lbfgs"`` for l2, ``"owlqn"`` for none, C=inf and l1/elasticnet),
         ``"whitened-lbfgs"`` (none/l2 only), ``"owlqn"`` (any penalty). A name
         equal to one of scikit-learn's — ``"lbfgs"``, ``"newton-cg"``,
         ``"newton-cholesky"``, ``"sag"`` (none/l2), ``"saga"`` (any),
@@ -147,7 +147,11 @@ class LogisticRegression(MnistlabModel):
 
     def _resolved_solver(self) -> str:
         if self.solver == "auto":
-            return "whitened-lbfgs" if self.penalty in SMOOTH else "owlqn"
+            # Without a penalty (none, or C=inf) images fewer than the weights can be fitted perfectly, by
+            # many weights: which a fit ends at is the solver's path. Whitened, without a penalty's damping,
+            # the path stretches rarely lit pixels and ends on weights that lean on them: Fashion-MNIST,
+            # 2,000 images, 0.60 test accuracy, where L-BFGS from zero (and scikit-learn's) ends at 0.78.
+            return "whitened-lbfgs" if self.penalty == "l2" and np.isfinite(self.C) else "owlqn"
         return self.solver
 
     def fit(self, X, y, progress=None):
