@@ -321,6 +321,27 @@ def test_the_model_file_records_the_temperature_and_predictions_use_it(tmp_path)
             load_model(tmp_path)
 
 
+def test_a_calibrated_model_is_cloned_as_scikit_learn_clones_a_wrapper_and_refuses_a_fit(tmp_path):
+    from sklearn.base import clone
+
+    from mnistlab.errors import MnistlabError
+    from mnistlab.models import get_family
+    from mnistlab.models.serialization import load_model, save_model
+    from mnistlab.models.temperature import TemperatureScaled
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 784), dtype=np.float32), np.arange(60) % 3
+    scaled = TemperatureScaled(get_family("logreg")(C=0.5, max_iter=5).fit(X, y), 2.5)
+    copy = clone(scaled)  # was a TypeError: the model's own parameters were passed to the wrapper
+    assert isinstance(copy, TemperatureScaled) and copy.temperature == 2.5 and copy.model is not scaled.model
+    assert copy.get_params()["model__C"] == 0.5 and not hasattr(copy.model, "coef_")
+    assert copy.set_params(model__C=2.0, temperature=1.5).model.C == 2.0 and copy.temperature == 1.5
+    with pytest.raises(MnistlabError, match="calibrate=True"):  # refitted alone, the old temperature stayed
+        scaled.fit(X, y)
+    save_model(scaled, tmp_path)  # the family's parameters, not the wrapper's
+    assert load_model(tmp_path).model.get_params() == scaled.model.get_params()
+
+
 def test_train_with_calibrate_fits_a_temperature_on_held_out_images(tmp_path):
     import mnistlab as ml
     from mnistlab.models.temperature import scale

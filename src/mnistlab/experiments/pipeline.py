@@ -177,6 +177,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         fit_seconds = time.perf_counter() - start
         if checkpoints:
             model.set_params(checkpoint_dir=None)  # where it trained is not a hyperparameter of the model
+        model_params = model.get_params(deep=False)  # the family's hyperparameters, before any calibration wraps it
 
         uncalibrated = None
         if calibrate:
@@ -192,7 +193,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         proba = finite_proba(proba, family).astype(np.float32)
 
         config = {
-            "name": name, "model": family, "params": model.get_params(deep=False),
+            "name": name, "model": family, "params": model_params,
             "dataset": {
                 "name": ds.name, "title": ds.title, "source": ds.source, "checksums": ds.checksums,
                 "checksum_summary": ds.checksum_summary, "classes": list(ds.classes),

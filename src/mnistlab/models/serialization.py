@@ -38,7 +38,7 @@ MAX_META_BYTES = 16 * 1024 * 1024  # model.json: a few kilobytes in practice
 def save_model(model: MnistlabModel, directory: Path) -> None:
     """Write ``model.npz`` and ``model.json`` into ``directory``."""
     arrays = model.get_arrays()
-    params = model.get_params(deep=False)
+    params = (model.model if isinstance(model, TemperatureScaled) else model).get_params(deep=False)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     meta = {

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import MnistlabError, ParameterError
+
 BOUNDS = (0.05, 20.0)  # temperatures searched: from 20× sharper to 20× softer
 EPS = 1e-12  # the smallest probability taken the log of: a zero probability has a finite log
 
@@ -44,15 +46,44 @@ def fit_temperature(proba, y) -> float:
 
 
 class TemperatureScaled:
-    """A fitted model whose probabilities are ``scale``d by ``temperature``; everything else is the model's own."""
+    """A fitted model whose probabilities are ``scale``d by ``temperature``; everything else is the model's own.
+
+    Its parameters are scikit-learn's wrapper's (``model``, ``temperature``, and ``model__NAME`` its model's),
+    so that ``sklearn.base.clone`` copies it. It cannot be fitted: the temperature is the fitted model's, found
+    on images held out from its training (``ml.train(..., calibrate=True)``), and would not fit another fit.
+    """
 
     def __init__(self, model, temperature: float):
-        self.model, self.temperature = model, float(temperature)
+        self.model, self.temperature = model, temperature
 
     def __getattr__(self, name):
         if name == "model":  # not yet set: no delegation loop
             raise AttributeError(name)
         return getattr(self.model, name)
+
+    def get_params(self, deep: bool = True) -> dict:
+        """``model`` and ``temperature``; with ``deep``, the model's own as ``model__NAME`` too."""
+        params = {"model": self.model, "temperature": self.temperature}
+        if deep:
+            params.update({f"model__{name}": value for name, value in self.model.get_params(deep=True).items()})
+        return params
+
+    def set_params(self, **params) -> TemperatureScaled:
+        """Set ``model``, ``temperature`` or the model's ``model__NAME``; returns self."""
+        for name in ("model", "temperature"):
+            if name in params:
+                setattr(self, name, params.pop(name))
+        inner = {name.removeprefix("model__"): value for name, value in params.items() if name.startswith("model__")}
+        if unknown := sorted(set(params) - {f"model__{name}" for name in inner}):
+            raise ParameterError(unknown[0], "a calibrated model's parameters are model, temperature and the "
+                                             "model's own as model__NAME")
+        self.model.set_params(**inner)
+        return self
+
+    def fit(self, X, y, progress=None):
+        """Refused: see the class's docstring."""
+        raise MnistlabError("a calibrated model is fitted with its temperature by ml.train(..., calibrate=True), "
+                            "on images held out from its training; to refit the model alone, fit its .model")
 
     def __repr__(self) -> str:
         return f"TemperatureScaled({self.model!r}, temperature={self.temperature:.4g})"
