@@ -93,6 +93,17 @@ def test_training_loss_decreases(data, family):
     assert history["train_loss"][-1] < history["train_loss"][0]
 
 
+def test_the_training_loss_recorded_is_the_cross_entropy_not_the_objective(data):
+    # The CNN's objective adds label smoothing: recorded, it drew the training loss above the validation loss
+    X, y, _, _ = data
+    plain = small("lenet", epochs=2).fit(X, y)
+    def objective(self, logits, labels):
+        return torch.nn.functional.cross_entropy(logits, labels) + 100
+    offset = type("Offset", (type(plain),), {"_loss": objective})
+    shifted = offset(**plain.get_params()).fit(X, y)  # the same gradients, an objective 100 higher
+    assert shifted.history_["train_loss"] == plain.history_["train_loss"] and plain.history_["train_loss"][-1] < 3
+
+
 @pytest.mark.parametrize("family", TORCH_FAMILIES)
 def test_same_seed_same_weights(fitted, data, family):
     X, y, _, _ = data

@@ -117,8 +117,8 @@ class TorchClassifier(MnistlabModel):
     ``classes_``, ``network_`` (the torch module), ``n_iter_`` (epochs), ``threads_`` (the CPU
     threads the fit used), ``fit_message_`` (epochs and where they ran) and
     ``history_`` with per-epoch "train_loss", "train_accuracy" (running means over the
-    epoch's batches, with augmentation and dropout on; the loss is the training objective)
-    and "val_loss" (cross-entropy), "val_accuracy".
+    epoch's batches, with augmentation and dropout on) and "val_loss", "val_accuracy"; both
+    losses are the cross-entropy (without the objective's label smoothing).
     In model files the weights are the arrays ``state.<state_dict key>``.
     """
 
@@ -273,7 +273,7 @@ class TorchClassifier(MnistlabModel):
         return self
 
     def _train_epoch(self, network, optimizer, images, labels, generator, epoch, epochs, batch_size, progress):
-        """One pass over the shuffled, augmented data; returns (mean loss, accuracy)."""
+        """One pass over the shuffled, augmented data; returns (mean cross-entropy, accuracy)."""
         n = len(labels)
         order = torch.randperm(n, generator=generator).to(images.device)
         epoch_images = self._augment(images, generator)
@@ -295,7 +295,8 @@ class TorchClassifier(MnistlabModel):
             loss.backward()
             optimizer.step()
 
-            loss_sum += loss.detach() * len(batch)
+            # the cross-entropy, as val_loss is: the objective's label smoothing alone keeps it above ~0.5
+            loss_sum += F.cross_entropy(logits.detach().float(), y, reduction="sum")
             correct += (logits.detach().argmax(dim=1) == y).sum()
             # .item() waits for a GPU: only every few steps, and only when someone is listening
             if progress is not SILENT and (step % PROGRESS_EVERY == 0 or step == steps - 1):
