@@ -229,6 +229,9 @@ def test_early_stopping_stops_and_keeps_the_best_weights():
     _, X_val, _, y_val = preprocess.validation_split(X, y, fraction=0.2, seed=seed)
     logits, _ = model._forward(model._fitted_params(), X_val)
     assert model._loss(model._fitted_params(), logits, one_hot(y_val, 3)) == pytest.approx(min(val_loss))
+    best = int(np.argmin(val_loss)) + 1  # the run's report said how many epochs ran, not whose weights it kept
+    assert model.fit_message_.startswith(f"stopped early after {model.n_iter_} epochs; the weights kept are "
+                                         f"epoch {best}'s")
 
 
 def test_early_stopping_needs_a_validation_split():
@@ -289,6 +292,14 @@ def test_progress_reports_steps_and_epochs():
     assert recorder.starts == [(steps, "step")] and recorder.ends == 1
     assert recorder.done == list(range(1, steps + 1))
     assert "epoch 2/2" in recorder.lines[-1] and "val_acc" in recorder.lines[-1]
+
+
+def test_a_long_fit_logs_a_line_for_a_few_epochs_only():
+    X, y = toy_data()
+    recorder = RecordingProgress()
+    NumpyMLP(hidden=(8,), max_epochs=300, batch_size=48, random_state=0).fit(X, y, progress=recorder)
+    # 300 lines before: the 1,000 steps of a recipe's gradient descent printed 1,000
+    assert [int(line.split()[1].split("/")[0]) for line in recorder.lines] == [1, 2, 5, 10, 20, 50, 100, 200, 300]
 
 
 # -- model files and the family contract ----------------------------------------------------

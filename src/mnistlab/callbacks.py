@@ -31,3 +31,13 @@ class FitProgress:
 
 
 SILENT = FitProgress()
+
+EVERY_LINE_UP_TO = 20  # a fit of at most this many epochs or iterations logs a line for each
+
+
+def worth_a_line(number: int, total: int | None) -> bool:
+    """Whether epoch or iteration ``number`` of ``total`` gets a ``log`` line: each of a short fit's; of a
+    longer one's, 0, 1, 2, 5, 10, 20, 50, 100, … and the last, so that the log stays short however long."""
+    if total is not None and (total <= EVERY_LINE_UP_TO or number == total):
+        return True
+    return number == 0 or number / 10 ** (len(str(number)) - 1) in (1, 2, 5)

@@ -33,7 +33,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
-from ..callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress, worth_a_line
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
 from .onnx_graphs import dense_graph
@@ -69,7 +69,8 @@ class _ReportingMLPClassifier(MLPClassifier):
         if self.early_stopping and self.validation_scores_:
             line += f"  val_acc {self.validation_scores_[-1]:.4f}"
         self.progress.advance(self.n_iter_, line)
-        self.progress.log(line)
+        if worth_a_line(self.n_iter_, self.max_iter):
+            self.progress.log(line)
 
 
 class MLP(MnistlabModel):

@@ -36,7 +36,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from ..._system import usable_cores
-from ...callbacks import FitProgress
+from ...callbacks import FitProgress, worth_a_line
 from ._loss import CHUNK_ROWS, Objective
 
 WHITENING_ROWS = 10_000      # rows used to estimate the pixel covariance
@@ -113,15 +113,10 @@ def two_loop(grad: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, float]]
     return q
 
 
-def _worth_a_line(iteration: int) -> bool:
-    """Iterations 0, 1, 2, 5, 10, 20, 50, 100, …: a log that stays short however long the fit."""
-    return iteration == 0 or iteration / 10 ** (len(str(iteration)) - 1) in (1, 2, 5)
-
-
 def minimize(objective: Objective, theta: np.ndarray, tol: float, max_iter: int, progress: FitProgress) -> Result:
     """L-BFGS, orthant-wise (OWL-QN) when the objective has an L1 part.
 
-    Each iteration advances ``progress``; iterations 0, 1, 2, 5, 10, 20, 50, … are logged.
+    Each iteration advances ``progress``; iterations 0, 1, 2, 5, 10, 20, 50, … are logged (``worth_a_line``).
     """
     f, grad, g_model = objective.smooth(theta)
     F = f + objective.l1_value(theta)
@@ -133,7 +128,7 @@ def minimize(objective: Objective, theta: np.ndarray, tol: float, max_iter: int,
         result.grad_norm = float(np.abs(pg if orthant_wise else g_model).max())
         state = f"objective {F:.8f}  gradient norm {result.grad_norm:.2e}"
         progress.advance(iteration, state)
-        if _worth_a_line(iteration):
+        if worth_a_line(iteration, max_iter):
             progress.log(f"iteration {iteration:4d}  {state}")
         if result.grad_norm <= tol:
             result.stop = "converged"

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...callbacks import SILENT
+from ...callbacks import SILENT, worth_a_line
 from ...errors import ParameterError
 from ...data.preprocess import held_out
 from ..base import MnistlabModel
@@ -88,7 +88,8 @@ class GradientDescentClassifier(MnistlabModel):
     classes_, the model's weights, ``n_iter_`` (epochs run) and ``history_``:
     per-epoch "train_loss", "train_accuracy" (running means over the epoch's
     mini-batches, as Keras reports them), "val_loss", "val_accuracy" (when there
-    is a validation split), and per-step "step_loss".
+    is a validation split), and per-step "step_loss"; ``fit_message_``: with early
+    stopping, the epoch whose weights were kept (None without it).
     """
 
     history_per_step = ("step_loss",)
@@ -189,7 +190,7 @@ class GradientDescentClassifier(MnistlabModel):
         history = {"train_loss": [], "train_accuracy": [], "step_loss": []}
         if X_val is not None:
             history.update(val_loss=[], val_accuracy=[])
-        best_loss, best_params, waited = np.inf, None, 0
+        best_loss, best_params, best_epoch, waited = np.inf, None, 0, 0
 
         progress.start(self.max_epochs * n_steps, "step")
         try:
@@ -215,18 +216,17 @@ class GradientDescentClassifier(MnistlabModel):
                 history["train_loss"].append(loss_sum / n)
                 history["train_accuracy"].append(correct / n)
                 summary = f"{title}  loss {loss_sum / n:.4f}  acc {correct / n:.4f}"
-
-                if X_val is None:
+                if X_val is not None:
+                    val_loss, val_accuracy = self._evaluate(params, X_val, y_val, n_classes)
+                    history["val_loss"].append(val_loss)
+                    history["val_accuracy"].append(val_accuracy)
+                    summary += f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}"
+                if worth_a_line(epoch + 1, self.max_epochs):
                     progress.log(summary)
-                    continue
-                val_loss, val_accuracy = self._evaluate(params, X_val, y_val, n_classes)
-                history["val_loss"].append(val_loss)
-                history["val_accuracy"].append(val_accuracy)
-                progress.log(f"{summary}  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}")
-                if not self.early_stopping:
+                if X_val is None or not self.early_stopping:
                     continue
                 if val_loss < best_loss:
-                    best_loss, waited = val_loss, 0
+                    best_loss, best_epoch, waited = val_loss, epoch + 1, 0
                     best_params = {name: w.copy() for name, w in params.items()}
                 else:
                     waited += 1
@@ -236,9 +236,14 @@ class GradientDescentClassifier(MnistlabModel):
         finally:
             progress.end()
 
+        ran = len(history["train_loss"])
+        message = None
+        if best_params is not None:  # early stopping keeps the best epoch's weights, which need not be the last's
+            message = (f"{'stopped early after' if waited >= self.patience else 'ran'} {ran} epochs; the weights "
+                       f"kept are epoch {best_epoch}'s, of the lowest validation loss ({best_loss:.4f})")
         self._store_params(best_params if best_params is not None else params)
-        set_learned(self, {**features, "classes_": classes, "n_iter_": len(history["train_loss"]),
-                           "history_": history})
+        set_learned(self, {**features, "classes_": classes, "n_iter_": ran, "history_": history,
+                           "fit_message_": message})
         return self
 
     def _evaluate(self, params, X, y, n_classes: int) -> tuple[float, float]:

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...callbacks import SILENT
+from ...callbacks import SILENT, worth_a_line
 from ...errors import ParameterError, one_line
 from ...data.preprocess import held_out
 from ...data.registry import IMAGE_SIDE
@@ -252,7 +252,8 @@ class TorchClassifier(MnistlabModel):
                     trained_seconds += seconds
                     if checkpoint:
                         checkpoint.save(epoch + 1, seed, threads, trained_seconds, history, network, optimizer)
-                    progress.log(f"{line}  ({seconds:.1f} s)")
+                    if worth_a_line(epoch + 1, epochs):
+                        progress.log(f"{line}  ({seconds:.1f} s)")
         finally:
             progress.end()
 
