@@ -80,10 +80,13 @@ RECIPES: dict[str, Recipe] = {
         notes="The 5,000 training digits are a stratified sample (seed 0) of MNIST's training set, "
               "tested on its 10,000 test digits. " + MNIST_NOTE),
     "numpy-binary": Recipe(
-        title="NumPy logistic regression by gradient descent: T-shirt/top vs Trouser",
-        reproduction=Configuration("numpy-logreg", {}, T_SHIRT_VS_TROUSER),
+        title="NumPy logistic regression by full-batch gradient descent (lr 0.1, 1,000 steps): T-shirt/top vs Trouser",
+        reproduction=Configuration("numpy-logreg", {"optimizer": "gd", "learning_rate": 0.1, "max_epochs": 1000},
+                                   T_SHIRT_VS_TROUSER),
         ours=Configuration("logreg", {}, T_SHIRT_VS_TROUSER),
-        published=0.98, published_note="exercise: 98 % test accuracy, cost 0.075"),
+        published=0.98, published_note="exercise: 98 % test accuracy, cost 0.075",
+        notes="The exercise does not give its learning rate or number of steps; these are mnistlab's. "
+              "(A learning rate of 0.005 for 2,000 steps reached 0.971, cost 0.086.)"),
     "numpy-2layer": Recipe(
         title="NumPy 2-layer ReLU/softmax network, Adam (lr 0.008, batch 128), 10 epochs",
         reproduction=Configuration("numpy-mlp", NUMPY_2LAYER, FASHION),
