@@ -118,21 +118,22 @@ def test_benchmark_runs_come_back_from_the_workers_as_ordinary_runs(cluster, tmp
 
 def test_recipes_run_on_the_cluster_as_here(cluster, tmp_path, mnist_dir):
     address, _ = cluster
-    names = ["mnist-logreg-nopenalty", "numpy-binary"]
+    names = ["mnist-logreg-nopenalty", "mnist-l1-5000"]  # each fit takes about a second
     remote = ml.recipes.run_all(names, data_dir=mnist_dir, out=tmp_path / "remote", cluster=address, progress=False)
     local = ml.recipes.run_all(names, data_dir=mnist_dir, out=tmp_path / "local", progress=False)
     for name in names:
         assert remote[name].reproduced.metrics["accuracy"] == local[name].reproduced.metrics["accuracy"]
         assert remote[name].ours.metrics["accuracy"] == local[name].ours.metrics["accuracy"]
     assert local[names[0]].ours.config["command"] == f"mnistlab.recipes.run_all({names!r})"  # as it was made
-    one = run_cli("recipes", "run", "numpy-binary", "--out", str(tmp_path / "one"), "--cluster", address, "--json")
+    one = run_cli("recipes", "run", "mnist-l1-5000", "--data-dir", str(mnist_dir), "--out", str(tmp_path / "one"),
+                  "--cluster", address, "--json")
     assert one.returncode == 0, one.stderr  # a recipe named goes to the cluster too (it ran here before)
     runs = ml.runs(out=tmp_path / "one")
-    assert {r.name for r in runs} == {"recipe-numpy-binary-reproduction", "recipe-numpy-binary-ours"}
+    assert {r.name for r in runs} == {"recipe-mnist-l1-5000-reproduction", "recipe-mnist-l1-5000-ours"}
     accuracies = {r["result"]: r["accuracy"] for r in json.loads(one.stdout)["results"]}
-    assert accuracies["reproduced"] == local["numpy-binary"].reproduced.metrics["accuracy"]
-    assert accuracies["ours"] == local["numpy-binary"].ours.metrics["accuracy"]
-    dead = run_cli("recipes", "run", "numpy-binary", "--out", str(tmp_path / "dead"),
+    assert accuracies["reproduced"] == local["mnist-l1-5000"].reproduced.metrics["accuracy"]
+    assert accuracies["ours"] == local["mnist-l1-5000"].ours.metrics["accuracy"]
+    dead = run_cli("recipes", "run", "mnist-l1-5000", "--data-dir", str(mnist_dir), "--out", str(tmp_path / "dead"),
                    "--cluster", f"tcp://127.0.0.1:{free_port()}", timeout=120)
     assert dead.returncode == 2 and "cannot reach the Dask scheduler" in dead.stderr  # not ignored
 
