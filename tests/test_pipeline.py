@@ -14,6 +14,7 @@ from mnistlab.errors import MnistlabError, ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
 from mnistlab.data.preprocess import flatten_scale
+from mnistlab.experiments.compare import holm
 from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.experiments.store import RunStore
 
@@ -211,6 +212,14 @@ def test_compare_two_runs(trained, binary):
     assert "McNemar" in html and html.count("data:image/png;base64,") >= 3
     result = run_cli("compare", "small", "binary", "--out", str(out))
     assert result.returncode == 2 and "same test set" in result.stderr
+    result = run_cli("train", "logreg", *SMALL, "--C", "0.003", "--name", "small-c", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    result = run_cli("compare", "small", "small-l1", "small-c", "--out", str(out), "--json")
+    pairs = json.loads(result.stdout)["pairs"]  # each pair a test: judged as one of two, by Holm's adjustment
+    assert [p["p_holm"] for p in pairs] == holm([p["p_value"] for p in pairs]) != [p["p_value"] for p in pairs]
+    assert [p["significant"] for p in pairs] == [p["p_holm"] < 0.05 for p in pairs]
+    result = run_cli("compare", "small", "small-l1", "small-c", "--out", str(out), "--overwrite", "--name", "three")
+    assert result.stdout.count("adjusted for 2 pairs (Holm)") == 2, result.stdout
     result = run_cli("compare", "small", "small-l1", "--alpha", "5", "--out", str(out))
     assert result.returncode == 2 and result.stderr.startswith("error: --alpha: the significance level must be")
     result = run_cli("compare", "small", str(out / "runs" / "small"), "--out", str(out))

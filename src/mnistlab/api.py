@@ -309,7 +309,8 @@ class Comparison:
 
     @property
     def pairs(self) -> list[dict]:
-        """Per pair (baseline A, other run B): accuracy_delta, a_only, b_only, p_value, significant."""
+        """Per pair (baseline A, other run B): accuracy_delta, a_only, b_only, p_value, p_holm (adjusted for
+        testing every pair at once) and significant (by p_holm)."""
         return self.result["pairs"]
 
     @property
@@ -337,9 +338,10 @@ class Comparison:
         runs = html.table(["run", "model", "accuracy", "macro F1", "fit s"],
                           [[r["run"], r["model"], r["accuracy"], r["macro_f1"], r["fit_seconds"]]
                            for r in self.result["runs"]])
-        tests = html.table(["B vs A", "accuracy B − A", "only A right", "only B right", "McNemar p", "verdict"],
+        tests = html.table(["B vs A", "accuracy B − A", "only A right", "only B right", "McNemar p", "p (Holm)",
+                            "verdict"],
                            [[f"{p['b']} vs {p['a']}", p["accuracy_delta"], p["a_only"], p["b_only"],
-                             p["p_value"], verdict(p, self.result["alpha"])] for p in self.pairs])
+                             p["p_value"], p["p_holm"], verdict(p, self.result["alpha"])] for p in self.pairs])
         return html.card(f"Comparison of {len(self.runs)} runs", runs, tests,
                          html.link(_href(self.report_path), "compare.html"))
 

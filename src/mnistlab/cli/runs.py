@@ -108,7 +108,9 @@ def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
 
 @app.command("compare")
 def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs; the first is the baseline.")],
-                alpha: Annotated[float, typer.Option(help="Significance level of McNemar's test.")] = 0.05,
+                alpha: Annotated[float, typer.Option(
+                    help="Significance level of McNemar's test (with several pairs, of p adjusted by Holm's method)."
+                )] = 0.05,
                 name: Annotated[Optional[str], typer.Option(help="Folder name under OUT/compare.")] = None,
                 overwrite: Annotated[bool, typer.Option(help="Replace a comparison of the same --name.")] = False,
                 out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
@@ -122,6 +124,7 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
     ```
     """
     from .. import api
+    from ..experiments.compare import p_text
 
     comparison = api.compare(*runs, out=out, alpha=alpha, name=name, overwrite=overwrite)
     result = comparison.result
@@ -143,6 +146,6 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
     for p in result["pairs"]:
         verdict = "significant" if p["significant"] else "not significant"
         console.print(f"{p['b']} vs {p['a']}: accuracy {p['accuracy_delta']:+.4f}; only A right {p['a_only']}, "
-                      f"only B right {p['b_only']}; McNemar p = {p['p_value']:.3g} ({verdict} at {alpha:g})",
+                      f"only B right {p['b_only']}; {p_text(p, len(result['pairs']))} ({verdict} at {alpha:g})",
                       highlight=False, soft_wrap=True)
     console.print(f"report: {comparison.report_path}")

@@ -184,13 +184,15 @@ def _write(loaded: list[dict], alpha: float, final: Path) -> dict:
         f1_a = [c["f1"] for c in base["metrics"]["per_class"]]
         f1_b = [c["f1"] for c in other["metrics"]["per_class"]]
         pairs.append({"a": base["name"], "b": other["name"], **test,
-                      "significant": test["p_value"] < alpha,
                       "accuracy_delta": other["metrics"]["accuracy"] - base["metrics"]["accuracy"],
                       "f1_delta": {c: b - a for c, a, b in zip(classes, f1_a, f1_b)},
                       "class_accuracy_delta": dict(zip(classes, class_accuracy_deltas(
                           base["y_true"], base["y_pred"], other["y_pred"], len(classes), alpha))),
                       "confusion_delta": (np.array(other["metrics"]["confusion_matrix"])
                                           - np.array(base["metrics"]["confusion_matrix"])).tolist()})
+    # Each pair is a test: with several, one would find a "difference" by chance, as with classes (above)
+    for pair, adjusted in zip(pairs, holm([pair["p_value"] for pair in pairs])):
+        pair["p_holm"], pair["significant"] = adjusted, adjusted < alpha
     result = {"runs": rows, "pairs": pairs, "alpha": alpha, "classes": classes,
               "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "confidence": CONFIDENCE,
                             "method": "paired percentile bootstrap over each class's test images"}}
@@ -280,13 +282,14 @@ def _html(result: dict, figures: list[tuple[Path, str]]) -> str:
         [[r["run"], r["model"], r["accuracy"], r["macro_f1"], r["log_loss"], r["fit_seconds"],
           r["predict_seconds_per_10k"], r["n_parameters"]] for r in result["runs"]])
     tests = report.table(
-        ["A (baseline)", "B", "accuracy B − A", "only A right", "only B right", "McNemar p", "verdict"],
-        [[p["a"], p["b"], p["accuracy_delta"], p["a_only"], p["b_only"], p["p_value"], verdict(p, result["alpha"])]
-         for p in result["pairs"]])
+        ["A (baseline)", "B", "accuracy B − A", "only A right", "only B right", "McNemar p", "p (Holm)", "verdict"],
+        [[p["a"], p["b"], p["accuracy_delta"], p["a_only"], p["b_only"], p["p_value"], p["p_holm"],
+          verdict(p, result["alpha"])] for p in result["pairs"]])
     body = (f"<h1>Comparison of {len(result['runs'])} runs</h1>\n<h2>Runs</h2>\n{runs_table}"
             f"<h2>Is the difference significant?</h2>\n{tests}"
             "<p>McNemar's exact test looks only at the test images that exactly one of the two runs "
-            "classifies correctly; if both were equally good, each of those would be a coin toss.</p>\n"
+            "classifies correctly; if both were equally good, each of those would be a coin toss. The verdict "
+            "goes by p adjusted for testing every pair at once (Holm; with one pair, p itself).</p>\n"
             + _class_accuracy_tables(result)
             + "<h2>Figures</h2>\n" + "".join(report.figure(path, caption) for path, caption in figures))
     return report.page("mnistlab comparison", body)
@@ -310,6 +313,12 @@ def _class_accuracy_tables(result: dict) -> str:
             f"{boot['resamples']:,} resamples (their spread, too narrow to judge by where the runs differ on few "
             "images). Significance: McNemar's exact test on each class's images, its p-values adjusted for "
             "testing every class at once (Holm).</p>\n" + "".join(parts))
+
+
+def p_text(pair: dict, n_pairs: int) -> str:
+    """The pair's McNemar p, and where there are several pairs, its Holm-adjusted p that decides."""
+    return f"McNemar p = {pair['p_value']:.3g}" + (f", {pair['p_holm']:.3g} adjusted for {n_pairs} pairs (Holm)"
+                                                   if n_pairs > 1 else "")
 
 
 def verdict(pair: dict, alpha: float) -> str:
