@@ -209,6 +209,9 @@ class MnistlabModel:
     def weight_images(self) -> np.ndarray | None:
         """The fitted weights as one 784-pixel image per class (rows), or None if the model has none.
 
+        A standardising model's are its weights on the standardised pixels, each a pixel's effect per
+        its usual variation: on raw pixels, a rarely lit pixel's small spread makes its weight huge.
+
         A binary model with one weight vector gives one row: the second class against the first.
         """
         return None

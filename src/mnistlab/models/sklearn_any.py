@@ -178,13 +178,12 @@ class SklearnClassifier(MnistlabModel):
                 "the log-loss and calibration say little about the model")
 
     def weight_images(self) -> np.ndarray | None:
-        """A linear classifier's ``coef_`` as weights on raw pixels (one row per class), else None."""
+        """A linear classifier's ``coef_`` (one row per class; with ``standardize``, on the standardised
+        pixels, as ``logreg``'s), else None."""
         check_is_fitted(self, "estimator_")
         coef = getattr(self._classifier(), "coef_", None)
         if coef is None or np.ndim(coef) != 2 or np.shape(coef)[1] != N_FEATURES:
             return None
-        if self.standardize:  # a weight on (x − mean) / scale is weight / scale on the pixel x
-            return np.asarray(coef) / self.estimator_[0].scale_
         return np.asarray(coef)
 
     def onnx_graph(self):
