@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import mnistlab as ml
+from conftest import run_cli
 from fixtures.photos import make_photo
 
 SMALL = dict(train_size=1000, test_size=300)
@@ -57,6 +58,17 @@ def test_every_figure_is_a_matplotlib_figure(run):
         assert isinstance(run.figure(name), Figure), name
     with pytest.raises(ml.ParameterError, match="no figure"):
         run.figure("nonsense")
+
+
+def test_a_fit_that_did_not_converge_is_warned_of_and_shown_on_the_card(out):
+    # the command line printed the fit message; a notebook showed a finished bar and a card without it
+    with pytest.warns(ml.NotConvergedWarning, match=r"^short: stopped at max_iter=3 "):
+        run = ml.train("logreg", max_iter=3, train_size=500, test_size=100, name="short", out=out,
+                       progress=False, embedding=False)
+    assert "not converged: stopped at max_iter=3" in run._repr_html_()
+    result = run_cli("train", "logreg", "--max-iter", "3", "--train-size", "500", "--test-size", "100",
+                     "--no-embedding", "--name", "short-cli", "--out", str(out))
+    assert result.returncode == 0 and "stopped at max_iter=3" in result.stdout and "warning" not in result.stderr
 
 
 def test_evaluate_reproduces_the_metrics(run):

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -27,7 +28,7 @@ from . import html
 from .data import datasets
 from .data.datasets import Dataset
 from .callbacks import FitProgress
-from .errors import MnistlabError, ParameterError
+from .errors import MnistlabError, NotConvergedWarning, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
     PLOTS,
@@ -264,7 +265,11 @@ class Run:
         numbers = html.table(["accuracy", "macro F1", "log-loss", "ECE", "fit s", "train / test images"],
                              [[m["accuracy"], m["macro_f1"], m.get("log_loss"), m.get("calibration", {}).get("ece"),
                                m["fit_seconds"], f"{d.get('n_train', '?'):,} / {d.get('n_test', '?'):,}"]])
+        message = html.escape(m.get("fit_message") or "")
+        if message and m.get("converged") is False:
+            message = f'<span style="color:#b45309">not converged: {message}</span>'
         return html.card(f"{self.name}: {self.config['model']} on {d['name']}", numbers,
+                         *([message] if message else []),
                          html.confusion_table(m["confusion_matrix"], self.classes),
                          html.link(_href(self.report_path), "report.html"))
 
@@ -423,7 +428,11 @@ def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | 
     path = train_pipeline(model, hyperparameters, data, _store(out).out, name=name, overwrite=overwrite,
                           command=command, resume=resume, progress=fit_progress(progress), embedding=embedding,
                           calibrate=calibrate)
-    return Run(path)
+    run = Run(path)
+    if run.metrics.get("converged") is False:  # a notebook shows it: the run's card and bar would not
+        warnings.warn(f"{run.name}: {run.metrics.get('fit_message') or 'the fit did not converge'}",
+                      NotConvergedWarning, stacklevel=2)
+    return run
 
 
 train.__doc__ = train.__doc__.format(families="\n    ".join(

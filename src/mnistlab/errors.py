@@ -72,3 +72,8 @@ def printable(text: str) -> str:
     """``text`` with its control characters escaped (``\n``, ``\x1b``), for quoting a name the user
     gave: a newline would break a message in two, an escape sequence would reach the terminal."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class NotConvergedWarning(UserWarning):
+    """A fit stopped before its solver converged (at its iteration limit, say): its fit message says where.
+    Warned by ``mnistlab.train``, as scikit-learn warns its ConvergenceWarning; the command line prints it."""

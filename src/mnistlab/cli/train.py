@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, Optional
 
 import typer
@@ -9,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..data.registry import DEFAULT_DATASET
-from ..errors import ParameterError
+from ..errors import NotConvergedWarning, ParameterError
 from .common import (
     MODEL_OPTIONS,
     OUT,
@@ -111,10 +112,12 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     # passed. Not a spinner: its drawing thread would keep the figures from being drawn in two processes
     # (pipeline.write_figures), which took the command 1 s longer.
     progress = StatusLine(f"training {model} on {dataset}…", err_console) if as_json else True
-    run = api.train(model, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
-                    train_size=train_size, test_size=test_size, seed=seed, name=name, out=out,
-                    overwrite=overwrite, resume=resume, progress=progress, command=command_line(),
-                    embedding=embedding, calibrate=calibrate, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotConvergedWarning)  # the summary says it: the fit message comes first
+        run = api.train(model, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
+                        train_size=train_size, test_size=test_size, seed=seed, name=name, out=out,
+                        overwrite=overwrite, resume=resume, progress=progress, command=command_line(),
+                        embedding=embedding, calibrate=calibrate, **params)
     print_run_summary(run, as_json)
 
 
