@@ -158,6 +158,8 @@ def test_a_sweeps_validation_that_cannot_be_made_is_refused_before_any_fit(setti
 
 def test_models_and_recipes_listings():
     assert {"logreg", "cnn", "numpy-mlp"} <= set(ml.families())
+    # a docstring's first paragraph, whole: its first line stopped at "trained on mean"
+    assert ml.families()["numpy-logreg"].endswith("trained on mean binary cross-entropy + alpha/2·‖w‖².")
     assert "fashion-logreg-saga" in ml.recipes.list()
     assert "logreg" in ml.train.__doc__ and "cnn" in ml.train.__doc__
 

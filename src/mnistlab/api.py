@@ -41,7 +41,7 @@ from .experiments.store import (
     read_predictions,
     read_whole,
 )
-from .models import family_names, get_family
+from .models import family_names, family_summary
 from ._ipython import show_figures_in_ipython
 
 
@@ -514,7 +514,7 @@ def families() -> dict[str, str]:
     >>> "logreg" in ml.families()
     True
     """
-    return {f: (get_family(f).__doc__ or "").strip().splitlines()[0] for f in family_names()}
+    return {f: family_summary(f) for f in family_names()}
 
 
 class RecipeResult:

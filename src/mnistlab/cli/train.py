@@ -44,14 +44,14 @@ def models_cmd(family: Annotated[Optional[str], typer.Argument(help="Show one fa
     mnistlab models logreg
     ```
     """
-    from ..models import family_names, get_family
+    from ..models import family_names, family_summary, get_family
     from . import model_options
 
     names = [family] if family is not None else family_names()
     listing = {}
     for name in names:
         cls = get_family(name)
-        listing[name] = {"summary": (cls.__doc__ or "").strip().splitlines()[0],
+        listing[name] = {"summary": family_summary(name),
                          "options": [option.as_dict() for option in model_options.describe(cls)]}
     if as_json:
         emit_json(listing)

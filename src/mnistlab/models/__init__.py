@@ -36,6 +36,12 @@ def check_family_name(name) -> str:
     return name
 
 
+def family_summary(name: str) -> str:
+    """The first paragraph of the family's docstring, on one line: what ``mnistlab models`` lists."""
+    doc = (get_family(name).__doc__ or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def get_family(name: str) -> type[MnistlabModel]:
     import importlib
 
