@@ -179,6 +179,7 @@ def test_a_fit_that_diverges_is_one_clear_error_and_leaves_no_run(tmp_path):
     assert rows[1]["val_accuracy"] is None and "diverged in training" in rows[1]["error"]
     written = json.loads((folder / "sweep.json").read_text())["results"]
     assert [r["error"] for r in written] == [r["error"] for r in rows] and (folder / "sweep.png").is_file()
+    assert [line.split(",")[2] for line in (folder / "sweep.csv").read_text().splitlines()] == ["hidden", "8", "8"]
     result = run_cli("sweep", "numpy-mlp", "--learning-rate", "0.01,1e300", "--max-epochs", "1", "--hidden", "8",
                      "--train-size", "300", "--out", str(tmp_path))
     assert result.returncode == 2 and "1 of 2 points failed; the first, learning_rate=1e+300, max_epochs=1, " \
