@@ -110,7 +110,10 @@ def test_predict_takes_every_kind_of_input(run, tmp_path):
 
 def test_displays_render_with_their_key_numbers(run, out):
     card = run._repr_html_()
-    assert f"{run.metrics['accuracy']:.4g}" in card and "report.html" in card and "T-shirt/top" in card
+    assert f"{run.metrics['accuracy']:#.4g}" in card and "report.html" in card and "T-shirt/top" in card
+    from mnistlab import html
+
+    assert ">0.7300<" in html.table(["accuracy"], [[0.73]])  # as many digits as 0.7633 beside it: not "0.73"
     prediction = run.predict(run.dataset.x_test[0])
     card = prediction._repr_html_()
     assert prediction.class_name in card and f"{prediction.probabilities.max():.1%}" in card
