@@ -20,7 +20,7 @@ from mnistlab import DatasetError, load_dataset
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
 from mnistlab.models.linear._loss import CHUNK_ROWS, Objective, SoftmaxLoss, pixels_of
-from mnistlab.models.linear._solvers import whitening
+from mnistlab.models.linear._solvers import pixel_covariance, whitening
 from mnistlab.models.linear.logreg import LogisticRegression
 from mnistlab.data.preprocess import flatten_scale
 
@@ -70,7 +70,7 @@ def test_gradient_matches_central_differences(whiten):
     center = X.mean(axis=0)
     l2 = 0.05
     with ThreadPoolExecutor(1) as pool:
-        P = whitening(X, center, l2, pool) if whiten else None
+        P = whitening(pixel_covariance(X, center, pool), l2) if whiten else None
         objective = Objective(SoftmaxLoss(X, y, k, pool), center, l1=0.0, l2=l2, P=P)
         theta = np.random.default_rng(0).normal(scale=0.3, size=(k, d + 1))
         value, grad, _ = objective.smooth(theta)
@@ -153,11 +153,12 @@ def test_real_images_reach_sklearn_lbfgs_objective(fashion):
     assert ours.score(X_test, y_test) > 0.75
 
 
+@pytest.mark.parametrize("solver", ["auto", "whitened-lbfgs"])
 @pytest.mark.parametrize("penalty, C", [("none", 1.0), ("l2", np.inf), ("l2", 1e9)])
-def test_fewer_images_than_pixels_without_a_penalty(fashion, penalty, C):
-    # The pixels' covariance is singular then, and its float32 products make some zeros negative
+def test_fewer_images_than_pixels_without_a_penalty(fashion, penalty, C, solver):
+    # Whitened, the pixels' covariance is singular then, and its float32 products make some zeros negative
     X, y, _, _ = fashion
-    model = LogisticRegression(penalty=penalty, C=C).fit(X[:200], y[:200])
+    model = LogisticRegression(penalty=penalty, C=C, solver=solver).fit(X[:200], y[:200])
     assert model.converged_ and model.score(X[:200], y[:200]) == 1.0
 
 
@@ -166,7 +167,7 @@ def test_without_a_penalty_fewer_images_than_weights_end_where_sklearn_ends(fash
     X, y, X_test, y_test = fashion
     with threadpool_limits(limits=1, user_api="blas"):
         theirs = LogisticRegression(penalty="none", solver="lbfgs").fit(X, y).score(X_test, y_test)
-    for penalty, C in (("none", 1.0), ("l2", np.inf)):
+    for penalty, C in (("none", 1.0), ("l2", np.inf), ("l2", 1e6)):
         ours = LogisticRegression(penalty=penalty, C=C).fit(X, y)
         assert ours.score(X, y) == 1.0 and ours.score(X_test, y_test) >= theirs - 0.02
 

@@ -57,17 +57,27 @@ def blas_threads() -> int:
     return max(counts) if counts else usable_cores()
 
 
-def whitening(X: np.ndarray, center: np.ndarray, l2: float, pool: ThreadPoolExecutor) -> np.ndarray:
-    """P = L⁻ᵀ with L Lᵀ = Σ + εI, Σ the covariance of (a sample of) the rows of X."""
+def pixel_covariance(X: np.ndarray, center: np.ndarray, pool: ThreadPoolExecutor) -> np.ndarray:
+    """Σ, the covariance of (a sample of) the rows of X, in float64."""
     step = -(-len(X) // WHITENING_ROWS)
     sample = X[::step] - center.astype(np.float32)
     chunks = [sample[a:a + CHUNK_ROWS] for a in range(0, len(sample), CHUNK_ROWS)]
     parts = [pool.submit(lambda rows: rows.T @ rows, rows) for rows in chunks]
-    cov = sum(part.result() for part in parts).astype(np.float64) / len(sample)
+    return sum(part.result() for part in parts).astype(np.float64) / len(sample)
+
+
+def penalty_damps(cov: np.ndarray, l2: float) -> bool:
+    """Whether the L2 penalty, rather than the floor, sets the whitening's damping ε. Where it does not (no
+    penalty, or one so weak it is next to none) and fewer images than weights are fitted perfectly, the
+    whitened path ends on weights that lean on rarely lit pixels (docs/design/logreg.md)."""
+    return l2 / TYPICAL_CURVATURE > DAMPING_FLOOR * float(np.trace(cov))
+
+
+def whitening(cov: np.ndarray, l2: float) -> np.ndarray:
+    """P = L⁻ᵀ with L Lᵀ = Σ + εI, Σ = ``cov`` (``pixel_covariance``)."""
     # ε damps directions the penalty already controls; the floor keeps L invertible without one
     epsilon = max(l2 / TYPICAL_CURVATURE, DAMPING_FLOOR * float(np.trace(cov)))
-    cov[np.diag_indices_from(cov)] += epsilon
-    return lower_inverse(np.linalg.cholesky(cov)).T
+    return lower_inverse(np.linalg.cholesky(cov + epsilon * np.eye(len(cov)))).T
 
 
 def lower_inverse(L: np.ndarray) -> np.ndarray:

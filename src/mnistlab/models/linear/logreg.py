@@ -31,7 +31,7 @@ from ._loss import (
     pixels_of,
     softmax_rows,
 )
-from ._solvers import WHITENING_MAX_FEATURES, blas_threads, minimize, whitening
+from ._solvers import WHITENING_MAX_FEATURES, blas_threads, minimize, penalty_damps, pixel_covariance, whitening
 
 PENALTIES = ("none", "l2", "l1", "elasticnet")
 OUR_SOLVERS = ("auto", "whitened-lbfgs", "owlqn")
@@ -83,7 +83,11 @@ class LogisticRegression(MnistlabModel):
         The L1 share ρ of the elastic-net penalty (used only with penalty="elasticnet").
     solver : str, default="auto"
         Which solver minimises the objective. Ours: ``"auto"``
-        (``"whitened-lbfgs"`` for l2, ``"owlqn"`` for none, C=inf and l1/elasticnet),
+        (``"whitened-lbfgs"`` for l2, but L-BFGS on the weights as ``"owlqn"`` runs it
+        where the penalty is too weak to damp the whitening — none, C=inf or next to it:
+        fewer images than weights are fitted perfectly by many weights, and the
+        whitened path ends on ones that lean on rarely lit pixels; ``"owlqn"`` for
+        l1/elasticnet),
         ``"whitened-lbfgs"`` (none/l2 only), ``"owlqn"`` (any penalty). A name
         equal to one of scikit-learn's — ``"lbfgs"``, ``"newton-cg"``,
         ``"newton-cholesky"``, ``"sag"`` (none/l2), ``"saga"`` (any),
@@ -147,11 +151,8 @@ class LogisticRegression(MnistlabModel):
 
     def _resolved_solver(self) -> str:
         if self.solver == "auto":
-            # Without a penalty (none, or C=inf) images fewer than the weights can be fitted perfectly, by
-            # many weights: which a fit ends at is the solver's path. Whitened, without a penalty's damping,
-            # the path stretches rarely lit pixels and ends on weights that lean on them: Fashion-MNIST,
-            # 2,000 images, 0.60 test accuracy, where L-BFGS from zero (and scikit-learn's) ends at 0.78.
-            return "whitened-lbfgs" if self.penalty == "l2" and np.isfinite(self.C) else "owlqn"
+            # whitened unless the penalty is too weak to damp the whitening (_fit_ours: penalty_damps)
+            return "whitened-lbfgs" if self.penalty in SMOOTH else "owlqn"
         return self.solver
 
     def fit(self, X, y, progress=None):
@@ -193,8 +194,11 @@ class LogisticRegression(MnistlabModel):
         workers = blas_threads()  # read before the limit below, which would make it 1
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
             center = (np.ones(n, dtype=np.float32) @ X / np.float32(n)).astype(np.float64)
-            whiten = solver == "whitened-lbfgs" and d <= WHITENING_MAX_FEATURES
-            P = whitening(X, center, l2, pool) if whiten else None
+            P = None
+            if solver == "whitened-lbfgs" and d <= WHITENING_MAX_FEATURES:
+                cov = pixel_covariance(X, center, pool)
+                if self.solver != "auto" or penalty_damps(cov, l2):  # else L-BFGS on W, as "owlqn" runs it
+                    P = whitening(cov, l2)
             loss = SoftmaxLoss(X, codes, k, pool, pixels=pixels_of(X, pool))
             objective = Objective(loss, center, l1, l2, P)
             theta = np.zeros((k, d + 1))
