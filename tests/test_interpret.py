@@ -324,7 +324,7 @@ def test_the_model_file_records_the_temperature_and_predictions_use_it(tmp_path)
 def test_a_calibrated_model_is_cloned_as_scikit_learn_clones_a_wrapper_and_refuses_a_fit(tmp_path):
     from sklearn.base import clone
 
-    from mnistlab.errors import MnistlabError
+    from mnistlab.errors import MnistlabError, ParameterError
     from mnistlab.models import get_family
     from mnistlab.models.serialization import load_model, save_model
     from mnistlab.models.temperature import TemperatureScaled
@@ -336,6 +336,12 @@ def test_a_calibrated_model_is_cloned_as_scikit_learn_clones_a_wrapper_and_refus
     assert isinstance(copy, TemperatureScaled) and copy.temperature == 2.5 and copy.model is not scaled.model
     assert copy.get_params()["model__C"] == 0.5 and not hasattr(copy.model, "coef_")
     assert copy.set_params(model__C=2.0, temperature=1.5).model.C == 2.0 and copy.temperature == 1.5
+    for bad in ({"temperature": -1.0}, {"temperature": 0}, {"temperature": "2"}, {"temperature": 3.0, "C": 2.0}):
+        with pytest.raises(ParameterError):  # were set: inverted or NaN probabilities, a file load refused
+            copy.set_params(**bad)
+        assert copy.temperature == 1.5 and copy.model.C == 2.0  # nothing changed
+    with pytest.raises(ParameterError, match="temperature"):
+        TemperatureScaled(scaled.model, float("nan"))
     with pytest.raises(MnistlabError, match="calibrate=True"):  # refitted alone, the old temperature stayed
         scaled.fit(X, y)
     save_model(scaled, tmp_path)  # the family's parameters, not the wrapper's

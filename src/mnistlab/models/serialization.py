@@ -19,8 +19,8 @@ import numpy as np
 
 from .._io import atomic_write_bytes, parse_json, read_regular_file, write_json
 from .._npz import read_npz
-from .._values import is_number, is_whole_number
-from ..errors import ModelFileError, one_line
+from .._values import is_whole_number
+from ..errors import ModelFileError, ParameterError, one_line
 from . import MnistlabModel, get_family
 from .base import N_FEATURES
 from .temperature import TemperatureScaled
@@ -129,10 +129,10 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
             raise ModelFileError(f"{meta_path}: 'n_features_in' must be a positive integer, got {n_features!r}")
         model.n_features_in_ = n_features
     if "temperature" in meta:
-        temperature = meta["temperature"]
-        if not is_number(temperature) or not 0 < temperature < 1e6:
-            raise ModelFileError(f"{meta_path}: 'temperature' must be a positive number, got {temperature!r}")
-        model = TemperatureScaled(model, temperature)
+        try:
+            model = TemperatureScaled(model, meta["temperature"])
+        except ParameterError as exc:
+            raise ModelFileError(f"{meta_path}: 'temperature' {exc.problem}") from None
     if n_classes is not None and (predicts := predicted_classes(model, arrays_path)) != n_classes:
         raise ModelFileError(f"{directory}: the model predicts {predicts} classes but the run lists {n_classes}")
     if n_classes is not None and not np.array_equal(getattr(model, "classes_", np.arange(n_classes)),

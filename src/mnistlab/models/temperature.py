@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._values import is_number
 from ..errors import MnistlabError, ParameterError
 
 BOUNDS = (0.05, 20.0)  # temperatures searched: from 20× sharper to 20× softer
+MAX_TEMPERATURE = 1e6  # of one given (a model file's, set_params'): 0 or less would be no temperature
 EPS = 1e-12  # the smallest probability taken the log of: a zero probability has a finite log
 
 
@@ -45,6 +47,13 @@ def fit_temperature(proba, y) -> float:
     return float(np.exp(found.x))
 
 
+def checked_temperature(value) -> float:
+    """``value`` as a float, where it is a number above 0 and under ``MAX_TEMPERATURE``."""
+    if not is_number(value) or not 0 < value < MAX_TEMPERATURE:  # also NaN
+        raise ParameterError("temperature", f"must be a number above 0 and under {MAX_TEMPERATURE:g}, got {value!r}")
+    return float(value)
+
+
 class TemperatureScaled:
     """A fitted model whose probabilities are ``scale``d by ``temperature``; everything else is the model's own.
 
@@ -54,7 +63,7 @@ class TemperatureScaled:
     """
 
     def __init__(self, model, temperature: float):
-        self.model, self.temperature = model, temperature
+        self.model, self.temperature = model, checked_temperature(temperature)
 
     def __getattr__(self, name):
         if name == "model":  # not yet set: no delegation loop
@@ -69,14 +78,16 @@ class TemperatureScaled:
         return params
 
     def set_params(self, **params) -> TemperatureScaled:
-        """Set ``model``, ``temperature`` or the model's ``model__NAME``; returns self."""
-        for name in ("model", "temperature"):
-            if name in params:
-                setattr(self, name, params.pop(name))
+        """Set ``model``, ``temperature`` or the model's ``model__NAME``, each checked first; returns self."""
+        own = {name: params.pop(name) for name in ("model", "temperature") if name in params}
         inner = {name.removeprefix("model__"): value for name, value in params.items() if name.startswith("model__")}
         if unknown := sorted(set(params) - {f"model__{name}" for name in inner}):
             raise ParameterError(unknown[0], "a calibrated model's parameters are model, temperature and the "
                                              "model's own as model__NAME")
+        if "temperature" in own:
+            own["temperature"] = checked_temperature(own["temperature"])
+        for name, value in own.items():
+            setattr(self, name, value)
         self.model.set_params(**inner)
         return self
 
