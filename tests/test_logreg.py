@@ -190,10 +190,14 @@ def test_two_classes_fit_two_opposite_softmax_rows():
 # -- what the fit records --------------------------------------------------------------
 
 def test_history_decreases_and_message_is_one_line():
+    from conftest import RecordingProgress
+
     X, y = overlapping_classes()
-    model = LogisticRegression(C=1.0).fit(X, y)
+    recorder = RecordingProgress()
+    model = LogisticRegression(C=1.0).fit(X, y, progress=recorder)
     objective = model.history_["objective"]
     assert len(objective) == model.n_iter_[0] + 1
+    assert recorder.lines[-1].startswith(f"iteration {model.n_iter_[0]:4d}")  # where it stopped, not just 20 or 50
     assert all(b <= a for a, b in zip(objective, objective[1:]))
     assert model.converged_ and model.fit_message_.startswith("converged after")
     assert objective[-1] == pytest.approx(model.objective(X, y), rel=1e-6)

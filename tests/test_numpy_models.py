@@ -215,10 +215,14 @@ def test_same_seed_gives_identical_runs():
     assert not np.array_equal(a.coefs_[0], c.coefs_[0])
 
 
-def test_early_stopping_stops_and_keeps_the_best_weights():
+def random_labels():
+    """300 rows of 20 features with random labels: a validation loss soon rises."""
     rng = np.random.default_rng(0)
-    X = rng.random((300, 20), dtype=np.float32)
-    y = rng.integers(0, 3, 300)  # random labels: the validation loss soon rises
+    return rng.random((300, 20), dtype=np.float32), rng.integers(0, 3, 300)
+
+
+def test_early_stopping_stops_and_keeps_the_best_weights():
+    X, y = random_labels()
     model = NumpyMLP(hidden=(64,), learning_rate=0.01, max_epochs=200, early_stopping=True,
                      validation_fraction=0.2, patience=3, random_state=0).fit(X, y)
     val_loss = model.history_["val_loss"]
@@ -300,6 +304,10 @@ def test_a_long_fit_logs_a_line_for_a_few_epochs_only():
     NumpyMLP(hidden=(8,), max_epochs=300, batch_size=48, random_state=0).fit(X, y, progress=recorder)
     # 300 lines before: the 1,000 steps of a recipe's gradient descent printed 1,000
     assert [int(line.split()[1].split("/")[0]) for line in recorder.lines] == [1, 2, 5, 10, 20, 50, 100, 200, 300]
+    recorder = RecordingProgress()  # stopped early, at epoch 13 of 100: that epoch's line too, before the stop's
+    model = NumpyMLP(hidden=(64,), max_epochs=100, early_stopping=True, validation_fraction=0.25, patience=3,
+                     random_state=0).fit(*random_labels(), progress=recorder)
+    assert recorder.lines[-2].startswith(f"epoch {model.n_iter_}/100") and "early stopping" in recorder.lines[-1]
 
 
 # -- model files and the family contract ----------------------------------------------------

@@ -41,3 +41,26 @@ def worth_a_line(number: int, total: int | None) -> bool:
     if total is not None and (total <= EVERY_LINE_UP_TO or number == total):
         return True
     return number == 0 or number / 10 ** (len(str(number)) - 1) in (1, 2, 5)
+
+
+class ThinnedLog:
+    """A fit's epoch or iteration lines, logged to ``progress`` where ``worth_a_line`` picks them. The latest
+    line left out is kept for ``flush`` (at the fit's end, or before a line of another kind): a fit that
+    stops before its last epoch or iteration still shows where it stopped."""
+
+    def __init__(self, progress: FitProgress, total: int | None):
+        self.progress, self.total, self.held = progress, total, None
+
+    def add(self, number: int, line: str) -> None:
+        """Epoch or iteration ``number``'s line."""
+        if worth_a_line(number, self.total):
+            self.progress.log(line)
+            self.held = None
+        else:
+            self.held = line
+
+    def flush(self) -> None:
+        """Log the line kept back, if any."""
+        if self.held is not None:
+            self.progress.log(self.held)
+            self.held = None

@@ -33,7 +33,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
-from ..callbacks import SILENT, FitProgress, worth_a_line
+from ..callbacks import SILENT, FitProgress, ThinnedLog
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
 from .onnx_graphs import dense_graph
@@ -57,9 +57,10 @@ SOLVERS = ("adam", "sgd", "lbfgs")
 
 
 class _ReportingMLPClassifier(MLPClassifier):
-    """MLPClassifier that tells ``progress`` (an attribute, not a parameter) about each epoch."""
+    """MLPClassifier that tells ``progress`` and ``log`` (attributes, not parameters) about each epoch."""
 
     progress: FitProgress = SILENT
+    log: ThinnedLog | None = None
 
     # Private in scikit-learn (see the module docstring): called once per sgd/adam epoch,
     # after loss_curve_ (and, with early stopping, validation_scores_) got the epoch's value.
@@ -69,8 +70,8 @@ class _ReportingMLPClassifier(MLPClassifier):
         if self.early_stopping and self.validation_scores_:
             line += f"  val_acc {self.validation_scores_[-1]:.4f}"
         self.progress.advance(self.n_iter_, line)
-        if worth_a_line(self.n_iter_, self.max_iter):
-            self.progress.log(line)
+        if self.log is not None:
+            self.log.add(self.n_iter_, line)
 
 
 class MLP(MnistlabModel):
@@ -158,15 +159,16 @@ class MLP(MnistlabModel):
         progress = progress or SILENT
         X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
         estimator = self._estimator(_ReportingMLPClassifier)
-        estimator.progress = progress
+        estimator.progress, estimator.log = progress, ThinnedLog(progress, self.max_iter)
         progress.start(self.max_iter, "epoch" if self.solver != "lbfgs" else "iteration")
         try:
             with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
                 estimator.fit(X, y)
+            estimator.log.flush()
             if self.solver == "lbfgs":
                 progress.advance(estimator.n_iter_, f"loss {estimator.loss_:.4f}")
         finally:
-            estimator.progress = SILENT  # the fitted estimator keeps no reference to the caller's display
+            estimator.progress, estimator.log = SILENT, None  # it keeps no reference to the caller's display
             progress.end()
         set_learned(self, {**features, "estimator_": estimator, "classes_": estimator.classes_,
                            "n_iter_": estimator.n_iter_})

@@ -36,7 +36,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 from ..._system import usable_cores
-from ...callbacks import FitProgress, worth_a_line
+from ...callbacks import FitProgress, ThinnedLog
 from ._loss import CHUNK_ROWS, Objective
 
 WHITENING_ROWS = 10_000      # rows used to estimate the pixel covariance
@@ -126,20 +126,20 @@ def two_loop(grad: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, float]]
 def minimize(objective: Objective, theta: np.ndarray, tol: float, max_iter: int, progress: FitProgress) -> Result:
     """L-BFGS, orthant-wise (OWL-QN) when the objective has an L1 part.
 
-    Each iteration advances ``progress``; iterations 0, 1, 2, 5, 10, 20, 50, … are logged (``worth_a_line``).
+    Each iteration advances ``progress``; iterations 0, 1, 2, 5, 10, 20, 50, … and the last are logged.
     """
     f, grad, g_model = objective.smooth(theta)
     F = f + objective.l1_value(theta)
     result = Result(theta, 0, 0.0, "max_iter", [F])
     pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
     orthant_wise = objective.l1 > 0
+    log = ThinnedLog(progress, max_iter)
     for iteration in range(max_iter + 1):
         pg = objective.pseudo_gradient(theta, grad)
         result.grad_norm = float(np.abs(pg if orthant_wise else g_model).max())
         state = f"objective {F:.8f}  gradient norm {result.grad_norm:.2e}"
         progress.advance(iteration, state)
-        if worth_a_line(iteration, max_iter):
-            progress.log(f"iteration {iteration:4d}  {state}")
+        log.add(iteration, f"iteration {iteration:4d}  {state}")
         if result.grad_norm <= tol:
             result.stop = "converged"
             break
@@ -169,5 +169,6 @@ def minimize(objective: Objective, theta: np.ndarray, tol: float, max_iter: int,
         theta, grad, g_model, F = trial, grad_trial, g_model_trial, F_trial
         result.objective.append(F)
         result.n_iter = iteration + 1
+    log.flush()
     result.theta = theta
     return result

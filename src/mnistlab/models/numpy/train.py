@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...callbacks import SILENT, worth_a_line
+from ...callbacks import SILENT, ThinnedLog
 from ...errors import ParameterError
 from ...data.preprocess import held_out
 from ..base import MnistlabModel
@@ -193,6 +193,7 @@ class GradientDescentClassifier(MnistlabModel):
         best_loss, best_params, best_epoch, waited = np.inf, None, 0, 0
 
         progress.start(self.max_epochs * n_steps, "step")
+        log = ThinnedLog(progress, self.max_epochs)
         try:
             for epoch in range(self.max_epochs):
                 lr = learning_rate_at(epoch, self.learning_rate, self.lr_decay)
@@ -221,8 +222,7 @@ class GradientDescentClassifier(MnistlabModel):
                     history["val_loss"].append(val_loss)
                     history["val_accuracy"].append(val_accuracy)
                     summary += f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}"
-                if worth_a_line(epoch + 1, self.max_epochs):
-                    progress.log(summary)
+                log.add(epoch + 1, summary)
                 if X_val is None or not self.early_stopping:
                     continue
                 if val_loss < best_loss:
@@ -231,8 +231,10 @@ class GradientDescentClassifier(MnistlabModel):
                 else:
                     waited += 1
                     if waited >= self.patience:
+                        log.flush()
                         progress.log(f"early stopping: no better validation loss for {self.patience} epochs")
                         break
+            log.flush()
         finally:
             progress.end()
 

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...callbacks import SILENT, worth_a_line
+from ...callbacks import SILENT, ThinnedLog
 from ...errors import ParameterError, one_line
 from ...data.preprocess import held_out
 from ...data.registry import IMAGE_SIDE
@@ -233,6 +233,7 @@ class TorchClassifier(MnistlabModel):
             if device.type == "cpu" and self.threads is None and threads < torch.get_num_threads():
                 why = "as the checkpointed epochs did" if first_epoch else "other processes are busy"
                 progress.log(f"training on {threads} of {torch.get_num_threads()} CPU threads ({why})")
+            log = ThinnedLog(progress, epochs)
             with reproducible(), cpu_threads(threads):
                 for epoch in range(first_epoch, epochs):
                     started = time.perf_counter()
@@ -252,8 +253,8 @@ class TorchClassifier(MnistlabModel):
                     trained_seconds += seconds
                     if checkpoint:
                         checkpoint.save(epoch + 1, seed, threads, trained_seconds, history, network, optimizer)
-                    if worth_a_line(epoch + 1, epochs):
-                        progress.log(f"{line}  ({seconds:.1f} s)")
+                    log.add(epoch + 1, f"{line}  ({seconds:.1f} s)")
+                log.flush()
         finally:
             progress.end()
 
