@@ -65,7 +65,7 @@ def test_a_fit_that_did_not_converge_is_warned_of_and_shown_on_the_card(out):
     with pytest.warns(ml.NotConvergedWarning, match=r"^short: stopped at max_iter=3 "):
         run = ml.train("logreg", max_iter=3, train_size=500, test_size=100, name="short", out=out,
                        progress=False, embedding=False)
-    assert "not converged: stopped at max_iter=3" in run._repr_html_()
+    assert '<span style="color:#b45309">stopped at max_iter=3' in run._repr_html_()
     result = run_cli("train", "logreg", "--max-iter", "3", "--train-size", "500", "--test-size", "100",
                      "--no-embedding", "--name", "short-cli", "--out", str(out))
     assert result.returncode == 0 and "stopped at max_iter=3" in result.stdout and "warning" not in result.stderr
@@ -114,6 +114,7 @@ def test_displays_render_with_their_key_numbers(run, out):
     from mnistlab import html
 
     assert ">0.7300<" in html.table(["accuracy"], [[0.73]])  # as many digits as 0.7633 beside it: not "0.73"
+    assert ">1523<" in html.table(["fit s"], [[1523.0]])  # not "1523."
     prediction = run.predict(run.dataset.x_test[0])
     card = prediction._repr_html_()
     assert prediction.class_name in card and f"{prediction.probabilities.max():.1%}" in card
@@ -140,6 +141,7 @@ def test_compare_and_sweep(run, out):
                      progress=False)
     assert len(sweep.results) == 4 and sweep.best["val_accuracy"] == max(r["val_accuracy"] for r in sweep.results)
     assert "★" in sweep._repr_html_() and isinstance(sweep.figure(), Figure)
+    assert "0.01</td>" in sweep._repr_html_() and "0.01000" not in sweep._repr_html_()  # as given, in every column
     with pytest.raises(ml.ParameterError):
         ml.sweep("logreg", {"C": []}, out=out)
 

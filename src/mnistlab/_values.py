@@ -20,3 +20,13 @@ def is_number(value) -> bool:
 def is_whole_number(value) -> bool:
     """An integer, Python's or NumPy's, and not a bool."""
     return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def setting_text(value) -> str:
+    """A hyperparameter's value as the command line takes it: layer sizes (a tuple) as 64x32, the rest as str."""
+    return "x".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def settings_text(settings: dict) -> str:
+    """``name=value, …``, each value as ``setting_text`` writes it."""
+    return ", ".join(f"{name}={setting_text(value)}" for name, value in settings.items())

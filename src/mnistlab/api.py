@@ -27,6 +27,7 @@ import numpy as np
 from . import html
 from .data import datasets
 from .data.datasets import Dataset
+from ._values import setting_text
 from .callbacks import FitProgress
 from .errors import MnistlabError, NotConvergedWarning, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
@@ -266,8 +267,8 @@ class Run:
                              [[m["accuracy"], m["macro_f1"], m.get("log_loss"), m.get("calibration", {}).get("ece"),
                                m["fit_seconds"], f"{d.get('n_train', '?'):,} / {d.get('n_test', '?'):,}"]])
         message = html.escape(m.get("fit_message") or "")
-        if message and m.get("converged") is False:
-            message = f'<span style="color:#b45309">not converged: {message}</span>'
+        if message and m.get("converged") is False:  # the message says how it stopped
+            message = f'<span style="color:#b45309">{message}</span>'
         return html.card(f"{self.name}: {self.config['model']} on {d['name']}", numbers,
                          *([message] if message else []),
                          html.confusion_table(m["confusion_matrix"], self.classes),
@@ -335,7 +336,8 @@ class Comparison:
         return figures[name][0]
 
     def __repr__(self) -> str:
-        return f"Comparison({[r['run'] for r in self.result['runs']]}, p={[p['p_value'] for p in self.pairs]})"
+        return (f"Comparison({[r['run'] for r in self.result['runs']]}, p={[p['p_value'] for p in self.pairs]}, "
+                f"p_holm={[p['p_holm'] for p in self.pairs]})")
 
     def _repr_html_(self) -> str:
         from .experiments.compare import verdict
@@ -379,8 +381,9 @@ class Sweep:
     def _repr_html_(self) -> str:
         columns = list(self.results[0])
         best = self.best
-        rows = [[("★ " if r is best else "") + str(r[columns[0]]), *(r[c] for c in columns[1:])]
-                for r in self.results]
+        # the swept values as the command line takes them (C=1000 is not "1000.", (64,) is 64); the scores as numbers
+        rows = [[("★ " if r is best and c == columns[0] else "") + setting_text(r[c]) if c in self.grid else r[c]
+                 for c in columns] for r in self.results]
         return html.card(f"Sweep of {', '.join(self.grid)}: best validation accuracy {best['val_accuracy']:.4f}",
                          html.table(columns, rows))
 

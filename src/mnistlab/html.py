@@ -104,7 +104,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A plain HTML table; floats shown with 4 significant digits, trailing zeros kept (0.7300 beside 0.7633)."""
     def cell(value) -> str:
         if isinstance(value, float):
-            return f'<td style="text-align:right;padding:1px 8px">{value:#.4g}</td>'
+            text = f"{value:#.4g}".removesuffix(".")  # 1523.0 is "1523", not "1523."
+            return f'<td style="text-align:right;padding:1px 8px">{text}</td>'
         return f'<td style="padding:1px 8px">{"—" if value is None else escape(value)}</td>'
     head = "".join(f'<th style="text-align:left;padding:1px 8px">{escape(h)}</th>' for h in headers)
     body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from .._values import setting_text, settings_text
 from ..data.registry import DEFAULT_DATASET
 from ..errors import NotConvergedWarning, ParameterError
 from .common import (
@@ -191,10 +192,11 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
         table.add_column(col, justify="right")
     for r in rows:  # the scores to 4 places; the swept values as given (C 0.00001 and 0.00004 are two)
         table.add_row(*("—" if v is None else "failed" if k == "error"  # the error itself: below, and in the files
-                        else f"{v:.4f}" if isinstance(v, float) and k not in grid else str(v) for k, v in r.items()))
+                        else f"{v:.4f}" if isinstance(v, float) and k not in grid else setting_text(v)
+                        for k, v in r.items()))
     console.print(table)
     best = sweep.best
-    console.print("best: " + ", ".join(f"{k}={best[k]}" for k in grid) + f" ({best['val_accuracy']:.4f})")
+    console.print(f"best: {settings_text({k: best[k] for k in grid})} ({best['val_accuracy']:.4f})")
     console.print(f"table: {sweep.path / 'sweep.csv'}\nplot: {sweep.path / 'sweep.png'}")
     _exit_if_points_failed(sweep, grid)
 
@@ -204,6 +206,6 @@ def _exit_if_points_failed(sweep, grid: dict) -> None:
     if sweep.failed:
         first = sweep.failed[0]
         err_console.print(f"{len(sweep.failed)} of {len(sweep.results)} points failed; the first, "
-                          f"{', '.join(f'{k}={first[k]}' for k in grid)}: {first['error']}",
+                          f"{settings_text({k: first[k] for k in grid})}: {first['error']}",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(2)

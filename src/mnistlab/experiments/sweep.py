@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
-from .._values import is_number, is_whole_number
+from .._values import is_number, is_whole_number, setting_text, settings_text
 from ..callbacks import SILENT, FitProgress
 from ..data.datasets import content_key
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
@@ -163,16 +163,18 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
                 raise result  # the sweep's own data or split, which every point fails alike: said as itself
             if isinstance(result, Exception):
                 errors[i] = one_line(result)
-                progress.log(f"{family} {points[i]} failed: {errors[i]}")
-                progress.advance(done, f"{family} {points[i]}: failed")
+                progress.log(f"{family} {settings_text(points[i])} failed: {errors[i]}")
+                progress.advance(done, f"{family} {settings_text(points[i])}: failed")
                 continue
             row, n_train = result
             rows[i] = row
-            progress.advance(done, f"{family} {points[i]}: validation accuracy {row['val_accuracy']:.4f}")
+            progress.advance(done, f"{family} {settings_text(points[i])}: validation accuracy "
+                                   f"{row['val_accuracy']:.4f}")
     finally:
         progress.end()
     if len(errors) == len(points):
-        raise MnistlabError(f"all {len(points)} sweep points failed; the first: {points[0]}: {errors[0]}")
+        raise MnistlabError(f"all {len(points)} sweep points failed; the first, {settings_text(points[0])}: "
+                            f"{errors[0]}")
     if errors:  # a failed point's row: its values, and no scores (those a finished point's row has)
         scores = [key for key in next(row for row in rows if row) if key not in points[0]]
         rows = [{**(row or {**points[i], **dict.fromkeys(scores)}), "error": errors.get(i)}
@@ -202,7 +204,7 @@ def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         # a tuple (layer sizes) as 64x32, as the command line takes it: str() wrote Python's "(64,)"
-        writer.writerows({key: "x".join(map(str, value)) if isinstance(value, (tuple, list)) else value
+        writer.writerows({key: setting_text(value) if isinstance(value, (tuple, list)) else value
                           for key, value in row.items()} for row in rows)
         atomic_write_text(staging / "sweep.csv", buffer.getvalue())
         plots.save_png(sweep_figure(rows, list(grid)), staging / "sweep.png")
