@@ -258,7 +258,8 @@ def _check_splits(spec: DatasetSpec, files: dict[str, Path], arrays: dict[str, n
         if len(images) == 0:
             raise DatasetError(f"{files[f'{split}_images']}: holds no images (an empty {split} split)")
         if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-            raise DatasetError(f"{files[f'{split}_images']}: images are {images.shape[1:]}, expected {IMAGE_SIDE}×{IMAGE_SIDE}")
+            raise DatasetError(f"{files[f'{split}_images']}: images are {images.shape[1:]}, "
+                               f"expected {IMAGE_SIDE}×{IMAGE_SIDE}")
 
 
 def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
