@@ -109,7 +109,8 @@ def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
 @app.command("compare")
 def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs; the first is the baseline.")],
                 alpha: Annotated[float, typer.Option(
-                    help="Significance level of McNemar's test (of Holm-adjusted p where more than two runs are compared)."
+                    help="Significance level of McNemar's test (of Holm-adjusted p where more than two runs "
+                         "are compared)."
                 )] = 0.05,
                 name: Annotated[Optional[str], typer.Option(help="Folder name under OUT/compare.")] = None,
                 overwrite: Annotated[bool, typer.Option(help="Replace a comparison of the same --name.")] = False,
