@@ -141,10 +141,10 @@ class SklearnClassifier(MnistlabModel):
         return self
 
     def predict(self, X) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        X = check_features(self, X)
-        with refusals_of(self.family, "predict"):
-            return self.estimator_.predict(X)
+        """The class of the highest probability (``predict_proba``), which a run's numbers and every shell
+        use: it can differ from the classifier's own ``predict`` (SVC's one-vs-one vote breaks a tie by the
+        first class, and its Platt probabilities need not follow the vote)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "estimator_")

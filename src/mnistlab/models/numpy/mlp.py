@@ -135,9 +135,11 @@ class NumpyMLP(GradientDescentClassifier):
     def _proba(self, logits):
         return softmax(logits)
 
-    def features(self, X) -> np.ndarray:
-        """The last hidden layer's activations (N×units): what the output layer separates."""
+    def features(self, X) -> np.ndarray | None:
+        """The last hidden layer's activations (N×units): what the output layer separates; None without one."""
         X = self._fitted_input(X)  # first: it says so when the model is not fitted
+        if len(self.coefs_) == 1:  # no hidden layer: the output layer's input is the pixels themselves
+            return None
         _, cache = self._forward(self._fitted_params(), X)
         return cache[-1][0]
 
