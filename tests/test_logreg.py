@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from mnistlab import DatasetError, load_dataset
+from mnistlab.errors import ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
 from mnistlab.models.linear._loss import CHUNK_ROWS, Objective, SoftmaxLoss, pixels_of
@@ -246,6 +247,14 @@ def test_model_file_round_trip_is_bit_identical(tmp_path, settings):
     assert type(loaded) is get_family("logreg")
     assert set(loaded.get_arrays()) == set(model.get_arrays())
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_the_objective_refuses_labels_the_fit_did_not_see():
+    X, y = overlapping_classes(n_classes=2)
+    model = LogisticRegression().fit(X, np.where(y == 1, 7, 3))
+    for unseen in (np.where(y == 1, 7, 0), np.full(len(y), 9), np.array(["a"] * len(y))):  # were read as 3, or
+        with pytest.raises(ParameterError, match="labels the fit did not see"):  # as the next row's logit
+            model.objective(X, unseen)
 
 
 def test_bad_settings_are_refused():

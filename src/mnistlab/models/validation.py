@@ -140,6 +140,22 @@ def check_labels(estimator, y, n_samples: int) -> np.ndarray:
     return y
 
 
+def class_codes(estimator, y, n_samples: int) -> np.ndarray:
+    """``y``'s labels as indices into the fitted ``classes_``; a label the fit did not see is refused."""
+    y = check_labels(estimator, y, n_samples)
+    classes = estimator.classes_
+    try:
+        codes = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+        seen = classes[codes] == y
+    except TypeError:  # strings against numbers: none of them seen
+        seen = np.zeros(len(y), dtype=bool)
+    if not np.all(seen):
+        unseen = ", ".join(map(repr, np.unique(y[~seen])[:5].tolist()))
+        raise ParameterError("y", f"labels the fit did not see ({unseen}); {_name(estimator)} knows "
+                                  f"{len(classes)} classes: {', '.join(map(repr, classes[:10].tolist()))}")
+    return codes
+
+
 def _are_class_labels(y: np.ndarray) -> bool:
     if y.dtype.kind in "biuU":
         return True

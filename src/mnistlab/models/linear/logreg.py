@@ -21,7 +21,7 @@ from ...errors import ParameterError
 from .._fitting import convergence_warnings
 from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
-from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
+from ..validation import check_features, check_fitted, check_labels, class_codes, fit_features, set_learned
 from ._loss import (
     Objective,
     SoftmaxLoss,
@@ -280,7 +280,7 @@ class LogisticRegression(MnistlabModel):
         """F(coef_, intercept_) on (X, y): the quantity the solvers minimise, on the scale of ``history_``."""
         check_fitted(self, "coef_")
         X = self._model_input(check_features(self, X))
-        return self._objective_value(X, np.searchsorted(self.classes_, y))
+        return self._objective_value(X, class_codes(self, y, len(X)))
 
     def _objective_value(self, X: np.ndarray, codes: np.ndarray) -> float:
         return objective_value(X, codes, len(self.classes_), self.coef_, self.intercept_,
