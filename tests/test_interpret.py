@@ -348,6 +348,20 @@ def test_a_calibrated_model_is_cloned_as_scikit_learn_clones_a_wrapper_and_refus
     assert load_model(tmp_path).model.get_params() == scaled.model.get_params()
 
 
+def test_a_calibrated_models_occlusion_maps_are_of_the_probabilities_it_gives():
+    from mnistlab.models import get_family
+    from mnistlab.models.occlusion import occlusion_sensitivity
+    from mnistlab.models.temperature import TemperatureScaled
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 784), dtype=np.float32), np.arange(60) % 3
+    scaled = TemperatureScaled(get_family("sklearn:GaussianNB")().fit(X, y), 5.0)
+    # were the unscaled probabilities' (the model's own explain, reached through the wrapper)
+    np.testing.assert_allclose(scaled.explain(X[:2]), occlusion_sensitivity(scaled.predict_proba, X[:2]))
+    logreg = TemperatureScaled(get_family("logreg")(max_iter=5).fit(X, y), 5.0)
+    np.testing.assert_array_equal(logreg.explain(X[:2], classes=[1]), logreg.model.explain(X[:2], classes=[1]))
+
+
 def test_train_with_calibrate_fits_a_temperature_on_held_out_images(tmp_path):
     import mnistlab as ml
     from mnistlab.models.temperature import scale

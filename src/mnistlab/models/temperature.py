@@ -15,6 +15,7 @@ import numpy as np
 
 from .._values import is_number
 from ..errors import MnistlabError, ParameterError
+from .base import MnistlabModel
 
 BOUNDS = (0.05, 20.0)  # temperatures searched: from 20× sharper to 20× softer
 MAX_TEMPERATURE = 1e6  # of one given (a model file's, set_params'): 0 or less would be no temperature
@@ -107,6 +108,13 @@ class TemperatureScaled:
     def predict_proba(self, X) -> np.ndarray:
         """The model's probabilities, scaled by the temperature."""
         return scale(self.model.predict_proba(X), self.temperature)
+
+    def explain(self, X, classes=None) -> np.ndarray:
+        """The model's own maps where it has them (of its logits, which the temperature only divides); else
+        occlusion of the scaled probabilities, which the run shows (the model's own occluded the unscaled)."""
+        if self.model.can_explain:
+            return self.model.explain(X, classes)
+        return MnistlabModel.explain(self, X, classes)
 
     def onnx_graph(self):
         """The model's graph followed by ``scale``: softmax(log max(p, EPS) / temperature)."""
