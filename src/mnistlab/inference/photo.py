@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -342,8 +343,10 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
             return Image.fromarray(to_grayscale(_shrink(image)))
     except PhotoError as exc:  # raised above and by to_grayscale, without the name
         raise PhotoError(f"{name}: {exc}") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PhotoError(f"{name}: too many pixels (possible decompression bomb)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own, past ~89 MP
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found[1]) / 1e6:.0f} megapixels" if found else "its size"
+        raise PhotoError(f"{name}: {size} is more than the limit of {max_pixels / 1e6:g} megapixels") from None
     except Image.UnidentifiedImageError:
         raise PhotoError(f"{name}: not an image in a format read here ({FORMAT_NAMES}): "
                          "save it as JPEG or PNG") from None
