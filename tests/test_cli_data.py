@@ -53,14 +53,21 @@ def test_show_draws_a_small_dataset_of_ones_own_without_being_told_how_many(tmp_
     shutil.copytree(mnist_dir, data)
     images = gzip.open(data / "train-images-idx3-ubyte.gz").read()
     labels = np.frombuffer(gzip.open(data / "train-labels-idx1-ubyte.gz").read()[8:], np.uint8)
-    kept = np.concatenate([np.flatnonzero(labels == k)[:3] for k in range(10)])
-    pixels = np.frombuffer(images[16:], np.uint8).reshape(-1, 784)[kept]
-    (data / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(
-        images[:4] + len(kept).to_bytes(4, "big") + images[8:16] + pixels.tobytes()))
-    (data / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
-        bytes([0, 0, 8, 1]) + len(kept).to_bytes(4, "big") + labels[kept].tobytes()))
-    result = run_cli("data", "show", "--dataset", "mnist", "--data-dir", str(data), "--out", str(tmp_path))
+
+    def keep(classes):
+        kept = np.concatenate([np.flatnonzero(labels == k)[:3] for k in classes])
+        pixels = np.frombuffer(images[16:], np.uint8).reshape(-1, 784)[kept]
+        (data / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(
+            images[:4] + len(kept).to_bytes(4, "big") + images[8:16] + pixels.tobytes()))
+        (data / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(
+            bytes([0, 0, 8, 1]) + len(kept).to_bytes(4, "big") + labels[kept].tobytes()))
+        return run_cli("data", "show", "--dataset", "mnist", "--data-dir", str(data), "--out", str(tmp_path))
+
+    result = keep(range(10))
     assert result.returncode == 0, result.stderr
+    result = keep(range(9))  # no 9 at all: drawn with an empty row under "3 training images of each class"
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "no training image of class 9 (9)" \
+        in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_pixels_prints_aligned_matrix():

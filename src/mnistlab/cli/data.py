@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..data.registry import DATASETS, DEFAULT_DATASET
+from ..errors import DatasetError
 from .common import (
     OUT,
     Commands,
@@ -109,8 +110,12 @@ def data_show(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
 
     ds = _load(dataset, data_dir)
     folder = output_folder(out / "data" / ds.name, "the data's pictures")
+    counts = np.bincount(ds.y_train, minlength=len(ds.classes))
+    if (missing := np.flatnonzero(counts == 0)).size:  # its row would be left empty under "N images of each class"
+        raise DatasetError(f"{ds.source}: no training image of class {missing[0]} ({ds.classes[missing[0]]}), "
+                           "so there is no grid of each class's images to draw")
     if per_class is None:  # a small dataset of one's own is shown too, not refused for a number not given
-        per_class = min(10, int(np.unique(ds.y_train, return_counts=True)[1].min()))
+        per_class = min(10, int(counts.min()))
     idx = subset_indices(ds.y_train, per_class=per_class, seed=seed)
     paths = [
         plots.save_png(plots.sample_grid(ds.x_train[idx], ds.y_train[idx], ds.classes, per_class=per_class),
