@@ -236,6 +236,47 @@ def test_drawing_gets_a_prediction(page, server):
     page.screenshot(path=ARTIFACTS / "web-drawing.png", full_page=True)
 
 
+def test_only_the_latest_answer_is_shown_and_a_run_change_clears_it(page, server, tmp_path):
+    """A slow upload's answer, arriving after a drawing's, replaced it; the model select left the other run's
+    answer, and a run whose mistakes failed to load kept the last run's top losses under its name."""
+    page.goto(server)
+    page.wait_for_selector("#top-losses button")  # the default run's
+    page.evaluate("""() => {
+        const realFetch = window.fetch;
+        let first = true;
+        window.fetch = async (url, options) => {
+            const response = await realFetch(url, options);
+            if (url === "/api/predict" && first) {
+                first = false;
+                await new Promise((done) => setTimeout(done, 2000));  // a slow upload's answer
+            }
+            if (String(url).includes("/mistakes") && !String(url).includes("logreg-small")) {
+                return new Response(JSON.stringify({detail: "its test data are gone"}), {status: 400});
+            }
+            return response;
+        };
+    }""")
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("not an image")
+    page.set_input_files("#file-input", str(not_an_image))  # its error answer comes late
+    assert page.locator("#pending").inner_text().startswith("Predicting notes.png with logreg-small")
+    page.click("#predict-drawing")  # a white canvas: "no object found", at once
+    page.wait_for_selector("#error:not([hidden])")
+    first_shown = page.locator("#error").inner_text()
+    page.wait_for_timeout(3000)
+    assert page.locator("#error").inner_text() == first_shown and "no object" in first_shown  # not "notes.png: …"
+    values = page.locator("#run-select option").evaluate_all("options => options.map((o) => o.value)")
+    other = next(value for value in values if value != "logreg-small")  # the server's --run: the one shown
+    page.select_option("#run-select", other)
+    assert page.locator("#result").is_hidden()  # the other run's answer: gone
+    page.wait_for_selector(f"#mistakes-status:has-text('{other}: its test data are gone')")
+    assert page.locator("#top-losses button").count() == 0 and page.locator("#calibration-text").inner_text() == ""
+    page.focus("#choose-file")  # a photo chosen by the keyboard: the label was not focusable
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    assert chooser.value is not None
+
+
 def test_runs_table_report_and_compare(page, server):
     page.goto(server)
     page.wait_for_selector("#runs-table tbody tr")

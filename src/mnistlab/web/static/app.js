@@ -61,18 +61,21 @@ async function loadRuns() {
   document.querySelector("#runs-table tbody").replaceChildren(...rows);
 }
 
-function showError(message) {
+// One part of the result at a time: "pending" (its text), "error" (its text) or "answer".
+function showResult(part, text) {
   $("result").hidden = false;
-  $("answer").hidden = true;
-  $("error").hidden = false;
-  $("error").textContent = message;
+  for (const id of ["pending", "error", "answer"]) $(id).hidden = id !== part;
+  if (text !== undefined) $(part).textContent = text;
+}
+
+function showError(message) {
+  showResult("error", message);
 }
 
 function showAnswer(answer) {
-  $("result").hidden = false;
-  $("error").hidden = true;
-  $("answer").hidden = false;
+  showResult("answer");
   $("predicted-class").textContent = answer.class;
+  $("predicted-by").textContent = `by ${answer.run}`;
   // How the photo became the input: a failure is usually visible here (a shadow taken for the object).
   $("steps").replaceChildren(...answer.steps.map((step) => {
     const figure = document.createElement("figure");
@@ -102,20 +105,30 @@ function showAnswer(answer) {
   }));
 }
 
+// Only the latest request's answer is shown: a slow upload's, arriving after a drawing's, would replace it.
+let latestPrediction = 0;
+
 async function predict(blob, filename) {
+  const request = ++latestPrediction;
+  const run = $("run-select").value;
   const form = new FormData();
   form.append("file", blob, filename);
-  if ($("run-select").value) form.append("run", $("run-select").value);
+  if (run) form.append("run", run);
+  const what = filename === "drawing.png" ? "the drawing" : filename;
+  showResult("pending", `Predicting ${what}${run ? ` with ${run}` : ""}…`);
   try {
-    showAnswer(await getJSON("/api/predict", { method: "POST", body: form }));
+    const answer = await getJSON("/api/predict", { method: "POST", body: form });
+    if (request === latestPrediction) showAnswer(answer);
   } catch (error) {
-    showError(error.message);
+    if (request === latestPrediction) showError(error.message);
   }
 }
 
-// Upload and drag-and-drop.
+// Upload: a button (reached by the keyboard too), and drag-and-drop.
+$("choose-file").addEventListener("click", () => $("file-input").click());
 $("file-input").addEventListener("change", (e) => {
   const file = e.target.files[0];
+  e.target.value = "";  // the same file chosen again is predicted again
   if (file) predict(file, file.name);
 });
 const zone = $("drop-zone");
@@ -185,15 +198,22 @@ $("compare-button").addEventListener("click", async () => {
 });
 
 // Where the chosen run's model is wrong: its top losses (click one for its explanation) and calibration.
+// The last run chosen is shown, or nothing: never another run's, under its name.
+let latestMistakes = 0;
+
 async function loadMistakes() {
+  const request = ++latestMistakes;
   const name = $("run-select").value;
   const status = $("mistakes-status");
   $("loss-detail").hidden = true;
+  $("top-losses").replaceChildren();
+  $("calibration-text").textContent = "";
+  $("reliability-image").hidden = true;
   if (!name) return;
   status.textContent = `Loading ${name}…`;
   try {
     const answer = await getJSON(`/api/runs/${encodeURIComponent(name)}/mistakes`);
-    if (answer.run !== $("run-select").value) return;  // another run was chosen meanwhile
+    if (request !== latestMistakes) return;  // another run was chosen meanwhile
     status.textContent = "";
     $("top-losses").replaceChildren(...answer.top_losses.map((loss) => {
       const button = document.createElement("button");
@@ -213,8 +233,9 @@ async function loadMistakes() {
     $("calibration-text").textContent =
       `Expected calibration error ${c.ece.toFixed(3)} (${c.ece_binning}), Brier score ${c.brier.toFixed(3)}.`;
     $("reliability-image").src = answer.reliability_png;
+    $("reliability-image").hidden = false;
   } catch (error) {
-    status.textContent = error.message;
+    if (request === latestMistakes) status.textContent = `${name}: ${error.message}`;
   }
 }
 
@@ -227,6 +248,10 @@ function showLoss(loss, method) {
   $("loss-why").textContent = `Why ${loss.predicted_class} (${method}): blue pixels for, red against`;
 }
 
-$("run-select").addEventListener("change", loadMistakes);
+$("run-select").addEventListener("change", () => {
+  latestPrediction++;  // an answer on its way, or shown, is the other run's
+  $("result").hidden = true;
+  loadMistakes();
+});
 
 loadRuns().then(loadMistakes).catch((error) => showError(error.message));
