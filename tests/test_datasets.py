@@ -326,6 +326,8 @@ def test_subset_arguments_are_checked_and_a_subset_of_nearly_all_is_drawn(fashio
 
     rare = np.repeat([0, 1, 2], [30, 1, 30])  # all but one image: the one of class 1 must stay
     assert all(1 in rare[subset_indices(rare, n=60, seed=seed)] for seed in range(200))
+    with pytest.raises(ParameterError, match="class 2 has 0 examples"):  # was left out of "2 of each class"
+        subset_indices(np.repeat([0, 1], 5), per_class=2, names=["a", "b", "c"])
 
 
 def test_the_content_key_reads_little_of_a_large_file(tmp_path, monkeypatch):

@@ -381,9 +381,15 @@ class Sweep:
     def _repr_html_(self) -> str:
         columns = list(self.results[0])
         best = self.best
-        # the swept values as the command line takes them (C=1000 is not "1000.", (64,) is 64); the scores as numbers
-        rows = [[("★ " if r is best and c == columns[0] else "") + setting_text(r[c]) if c in self.grid else r[c]
-                 for c in columns] for r in self.results]
+
+        def cells(row: dict) -> list:
+            """The swept values as the command line takes them (C=1000, not "1000."; 64, not (64,)), the best
+            row's starred; the scores as numbers."""
+            values = [setting_text(row[c]) if c in self.grid else row[c] for c in columns]
+            values[0] = ("★ " if row is best else "") + values[0]
+            return values
+
+        rows = [cells(r) for r in self.results]
         return html.card(f"Sweep of {', '.join(self.grid)}: best validation accuracy {best['val_accuracy']:.4f}",
                          html.table(columns, rows))
 

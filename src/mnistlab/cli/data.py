@@ -116,7 +116,7 @@ def data_show(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
                            "so there is no grid of each class's images to draw")
     if per_class is None:  # a small dataset of one's own is shown too, not refused for a number not given
         per_class = min(10, int(counts.min()))
-    idx = subset_indices(ds.y_train, per_class=per_class, seed=seed)
+    idx = subset_indices(ds.y_train, per_class=per_class, seed=seed, names=ds.classes)
     paths = [
         plots.save_png(plots.sample_grid(ds.x_train[idx], ds.y_train[idx], ds.classes, per_class=per_class),
                        folder / "samples.png"),

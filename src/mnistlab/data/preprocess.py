@@ -139,7 +139,8 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
     y = np.asarray(y)
     if per_class is not None:
         chosen = []
-        for c in np.unique(y):
+        # with names, every class they name: one without examples is refused, not left out
+        for c in range(len(names)) if names is not None else np.unique(y):
             members = np.flatnonzero(y == c)
             if per_class > len(members):
                 raise ParameterError("per_class", f"class {c} has {len(members)} examples, fewer than {per_class}")

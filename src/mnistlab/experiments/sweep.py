@@ -203,9 +203,9 @@ def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
-        # a tuple (layer sizes) as 64x32, as the command line takes it: str() wrote Python's "(64,)"
-        writer.writerows({key: setting_text(value) if isinstance(value, (tuple, list)) else value
-                          for key, value in row.items()} for row in rows)
+        # as the command line takes them (layer sizes as 64x32, not Python's "(64,)"); None stays an empty cell
+        writer.writerows({key: None if value is None else setting_text(value) for key, value in row.items()}
+                         for row in rows)
         atomic_write_text(staging / "sweep.csv", buffer.getvalue())
         plots.save_png(sweep_figure(rows, list(grid)), staging / "sweep.png")
 

@@ -61,6 +61,20 @@ class Curves:
     series: dict[str, list[float]]
 
 
+def occlusion_maps(model, X, classes=None) -> np.ndarray:
+    """``model.explain`` by occlusion: how much covering each patch lowers each class's ``predict_proba``
+    (of ``classes``, indices into ``classes_``; default: all), N×len(classes)×784."""
+    from .occlusion import occlusion_sensitivity
+
+    check_fitted(model, "classes_")
+    X = check_features(model, X)
+    if X.shape[1] != N_FEATURES:
+        raise ParameterError(None, f"occlusion covers patches of {IMAGE_SIDE}×{IMAGE_SIDE}-pixel images; X has "
+                                   f"{X.shape[1]} features")
+    maps = occlusion_sensitivity(model.predict_proba, X)  # every class's at once
+    return maps if classes is None else maps[:, model._class_indices(classes)]
+
+
 class MnistlabModel:
     """Base class of the model families.
 
@@ -171,15 +185,7 @@ class MnistlabModel:
     def explain(self, X, classes=None) -> np.ndarray:
         """Per-pixel contributions to each of ``classes`` (indices into ``classes_``; default: all),
         N×len(classes)×784; here by occlusion, for families without gradients."""
-        from .occlusion import occlusion_sensitivity
-
-        check_fitted(self, "classes_")
-        X = check_features(self, X)
-        if X.shape[1] != N_FEATURES:
-            raise ParameterError(None, f"occlusion covers patches of {IMAGE_SIDE}×{IMAGE_SIDE}-pixel images; X has "
-                                       f"{X.shape[1]} features")
-        maps = occlusion_sensitivity(self.predict_proba, X)  # every class's at once
-        return maps if classes is None else maps[:, self._class_indices(classes)]
+        return occlusion_maps(self, X, classes)
 
     def _class_indices(self, classes) -> np.ndarray:
         """``explain``'s ``classes`` as an array of indices into ``classes_`` (None: all of them)."""

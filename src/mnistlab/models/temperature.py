@@ -15,7 +15,7 @@ import numpy as np
 
 from .._values import is_number
 from ..errors import MnistlabError, ParameterError
-from .base import MnistlabModel
+from .base import occlusion_maps
 
 BOUNDS = (0.05, 20.0)  # temperatures searched: from 20× sharper to 20× softer
 MAX_TEMPERATURE = 1e6  # of one given (a model file's, set_params'): 0 or less would be no temperature
@@ -114,7 +114,7 @@ class TemperatureScaled:
         occlusion of the scaled probabilities, which the run shows (the model's own occluded the unscaled)."""
         if self.model.can_explain:
             return self.model.explain(X, classes)
-        return MnistlabModel.explain(self, X, classes)
+        return occlusion_maps(self, X, classes)
 
     def onnx_graph(self):
         """The model's graph followed by ``scale``: softmax(log max(p, EPS) / temperature)."""
