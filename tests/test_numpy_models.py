@@ -310,6 +310,25 @@ def test_a_long_fit_logs_a_line_for_a_few_epochs_only():
     assert recorder.lines[-2].startswith(f"epoch {model.n_iter_}/100") and "early stopping" in recorder.lines[-1]
 
 
+def test_a_fit_that_diverges_stops_at_the_epoch_with_one_error_and_no_numpy_warnings():
+    import pickle
+    import warnings
+
+    from mnistlab.errors import DivergedError
+
+    X, y = toy_data()
+    recorder = RecordingProgress()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's "overflow encountered in matmul" reached a notebook, line and all
+        with pytest.raises(DivergedError, match=r"^numpy-mlp diverged in training: its loss at epoch 2 is not "
+                                                r"finite") as error:
+            NumpyMLP(hidden=(8,), optimizer="gd", learning_rate=1e200, max_epochs=50, random_state=0).fit(
+                X, y, progress=recorder)
+    assert recorder.done == [1] and recorder.ended_by_error == [True]  # stopped there; the bar ended
+    copy = pickle.loads(pickle.dumps(error.value))  # as it comes back from a worker process
+    assert type(copy) is DivergedError and str(copy) == str(error.value)
+
+
 # -- model files and the family contract ----------------------------------------------------
 
 @pytest.mark.parametrize("family, params", [

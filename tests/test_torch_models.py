@@ -742,6 +742,17 @@ def test_an_allocation_pytorch_cannot_make_is_a_memory_error(data):
         small("cnn", widths=(8, 16, 2**20), epochs=1).fit(X[:64], y[:64])  # 10^12 weights
 
 
+@pytest.mark.parametrize("learning_rate", [1e30, 1e38])  # 1e38: Adam's first step, lr / 0.1, is past float32
+def test_a_torch_fit_that_diverges_stops_at_that_epoch_with_one_error(data, learning_rate):
+    from mnistlab.errors import DivergedError
+
+    X, y, _, _ = data
+    recorder = RecordingProgress()
+    with pytest.raises(DivergedError, match="^lenet diverged in training: its loss at epoch 1 is not finite"):
+        small("lenet", learning_rate=learning_rate, epochs=4, batch_size=128).fit(X, y, progress=recorder)
+    assert max(recorder.done, default=0) <= 512 // 128 and recorder.ended_by_error == [True]  # not the 3 epochs after
+
+
 def test_a_diverging_scikit_learn_mlp_is_said_to_diverge_not_to_refuse_the_data(data):
     from mnistlab.errors import MnistlabError
 

@@ -27,7 +27,7 @@ _EXPORTS = {
     # errors
     **{name: "errors" for name in ("MnistlabError", "DatasetError", "ParameterError", "ModelFileError",
                                    "PhotoError", "BlankPhotoError", "RunNotFoundError", "RunExistsError",
-                                   "RunDamagedError", "NotConvergedWarning")},
+                                   "RunDamagedError", "DivergedError", "NotConvergedWarning")},
 }
 __all__ = [*_EXPORTS, "__version__"]
 

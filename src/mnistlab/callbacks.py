@@ -13,6 +13,9 @@ the command line uses), a tqdm bar in Jupyter (``NotebookProgress``), and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class FitProgress:
     """Receives a fit's progress; every method does nothing unless a subclass draws it."""
@@ -31,6 +34,17 @@ class FitProgress:
 
 
 SILENT = FitProgress()
+
+
+@contextmanager
+def started(progress: FitProgress, total: int | None, unit: str) -> Iterator[FitProgress]:
+    """``progress`` started, and ended however the work inside ends (an error, Ctrl-C): a notebook's bar
+    would otherwise stay open."""
+    progress.start(total, unit)
+    try:
+        yield progress
+    finally:
+        progress.end()
 
 EVERY_LINE_UP_TO = 20  # a fit of at most this many epochs or iterations logs a line for each
 

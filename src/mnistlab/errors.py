@@ -42,6 +42,19 @@ class ExportError(MnistlabError):
     what the model computes (it is then not written), or the packages an export needs are missing."""
 
 
+class DivergedError(MnistlabError):
+    """A fit whose numbers overflowed to NaN or infinity: its settings caused it, not the data. ``what``
+    says which numbers, and where they were found ("its loss at epoch 3 is")."""
+
+    def __init__(self, family: str, what: str):
+        self.family, self.what = family, what
+        super().__init__(f"{family} diverged in training: {what} not finite (NaN or infinity); its settings caused "
+                         "it (a learning rate too high is the usual cause, where it has one)")
+
+    def __reduce__(self):  # so that it crosses from a worker process as itself
+        return type(self), (self.family, self.what)
+
+
 class PhotoError(MnistlabError, ValueError):
     """A photo that cannot be used: unreadable, damaged or too large."""
 

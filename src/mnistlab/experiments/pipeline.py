@@ -29,7 +29,7 @@ from .._values import is_number, is_whole_number
 from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DATA_DIR_ENV, Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
-from ..errors import DatasetError, MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
+from ..errors import DatasetError, DivergedError, MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
 from ..models import MnistlabModel, check_family_name, get_family
 from ..models.params import SEED_OR_NONE, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
@@ -315,9 +315,7 @@ def run_files(family: str, params: dict, data: DataChoice, name: str, command: s
 def finite_proba(proba: np.ndarray, family: str) -> np.ndarray:
     """``proba``, where every value is finite: NaN means the fit diverged, which the settings caused."""
     if not np.isfinite(proba).all():
-        raise MnistlabError(f"{family} diverged in training: its probabilities are not finite "
-                            "(NaN or infinity); its settings caused it (a learning rate too high is the usual "
-                            "cause, where it has one)")
+        raise DivergedError(family, "its probabilities are")
     return proba
 
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import MnistlabError, ParameterError, one_line
+from ..errors import DivergedError, ParameterError, one_line
 
 
 @contextmanager
@@ -51,6 +51,5 @@ def refusals_of(family: str, what: str) -> Iterator[None]:
     # (max_iter) past the C int the classifier's compiled solver keeps it in
     except (ValueError, IndexError, OverflowError, np.linalg.LinAlgError) as exc:
         if "non-finite parameter weights" in str(exc):  # scikit-learn's MLP: it blames the data, the settings did it
-            raise MnistlabError(f"{family} diverged in training: its weights are not finite; its settings caused it "
-                                "(a learning rate too high is the usual cause)") from None
+            raise DivergedError(family, "its weights are") from None
         raise ParameterError(None, f"{family} could not {what} this data: {one_line(exc)[:300]}") from None

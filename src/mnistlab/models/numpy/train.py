@@ -21,13 +21,14 @@ one-hot target, (batch, classes)):
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
 
-from ...callbacks import SILENT, ThinnedLog
-from ...errors import ParameterError
+from ...callbacks import SILENT, ThinnedLog, started
+from ...errors import DivergedError, ParameterError
 from ...data.preprocess import held_out
 from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
@@ -192,9 +193,11 @@ class GradientDescentClassifier(MnistlabModel):
             history.update(val_loss=[], val_accuracy=[])
         best_loss, best_params, best_epoch, waited = np.inf, None, 0, 0
 
-        progress.start(self.max_epochs * n_steps, "step")
         log = ThinnedLog(progress, self.max_epochs)
-        try:
+        # A fit that overflows stops at the first step whose loss is not finite, with one error that says
+        # so, not with NumPy's warnings from the lines where it overflowed.
+        with started(progress, self.max_epochs * n_steps, "step"), \
+                np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for epoch in range(self.max_epochs):
                 lr = learning_rate_at(epoch, self.learning_rate, self.lr_decay)
                 order = rng.permutation(n)
@@ -205,6 +208,8 @@ class GradientDescentClassifier(MnistlabModel):
                     X_batch, Y_batch = X[batch], Y[batch]
                     logits, cache = self._forward(params, X_batch, rng)
                     loss = self._loss(params, logits, Y_batch)
+                    if not math.isfinite(loss):
+                        raise DivergedError(self.family, f"its loss at epoch {epoch + 1} is")
                     grads = self._backward(params, cache, logits, Y_batch)
                     optimizer.step(params, grads, lr)
 
@@ -235,15 +240,16 @@ class GradientDescentClassifier(MnistlabModel):
                         progress.log(f"early stopping: no better validation loss for {self.patience} epochs")
                         break
             log.flush()
-        finally:
-            progress.end()
 
+        kept = best_params if best_params is not None else params
+        if not all(np.isfinite(w).all() for w in kept.values()):  # the last step's, which no loss has seen
+            raise DivergedError(self.family, "its weights after the last step are")
         ran = len(history["train_loss"])
         message = None
         if best_params is not None:  # early stopping keeps the best epoch's weights, which need not be the last's
             message = (f"{'stopped early after' if waited >= self.patience else 'ran'} {ran} epochs; the weights "
                        f"kept are epoch {best_epoch}'s, of the lowest validation loss ({best_loss:.4f})")
-        self._store_params(best_params if best_params is not None else params)
+        self._store_params(kept)
         set_learned(self, {**features, "classes_": classes, "n_iter_": ran, "history_": history,
                            "fit_message_": message})
         return self

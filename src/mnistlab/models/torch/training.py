@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from numbers import Integral, Real
 
@@ -60,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from ...callbacks import SILENT, ThinnedLog
-from ...errors import ParameterError, one_line
+from ...errors import DivergedError, ParameterError, one_line
 from ...data.preprocess import held_out
 from ...data.registry import IMAGE_SIDE
 from ..base import MnistlabModel
@@ -238,9 +239,16 @@ class TorchClassifier(MnistlabModel):
                 for epoch in range(first_epoch, epochs):
                     started = time.perf_counter()
                     generator = torch.Generator().manual_seed(derived_seed(seed, DATA, epoch))
-                    with seeded(derived_seed(seed, DROPOUT, epoch), device):
-                        loss, accuracy = self._train_epoch(network, optimizer, images, labels, generator,
-                                                           epoch, epochs, batch_size, progress)
+                    try:
+                        with seeded(derived_seed(seed, DROPOUT, epoch), device):
+                            loss, accuracy = self._train_epoch(network, optimizer, images, labels, generator,
+                                                               epoch, epochs, batch_size, progress)
+                    except RuntimeError as exc:  # a step past float32's range: Adam's lr / (1 − β₁ᵗ), say
+                        if "without overflow" not in str(exc):
+                            raise
+                        loss = math.inf
+                    if not math.isfinite(loss):  # no later epoch would bring it back
+                        raise DivergedError(self.family, f"its loss at epoch {epoch + 1} is")
                     history["train_loss"].append(loss)
                     history["train_accuracy"].append(accuracy)
                     line = f"epoch {epoch + 1}/{epochs}  loss {loss:.4f}  acc {accuracy:.4f}"
