@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._io import staged_file, sweep_staging
-from ..callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress, started
 from ..errors import DatasetError, one_line
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # the largest official file is ~26 MB
@@ -115,8 +115,8 @@ def _stream(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, time
         total = int(total) if total and total.isdigit() else None
         if total is not None and total > MAX_DOWNLOAD_BYTES:
             raise DatasetError(f"{total} bytes is over the {MAX_DOWNLOAD_BYTES}-byte limit")
-        progress.start(total, "byte")
-        try:  # the bar ends with the attempt: drawn as failed where an error is on its way out
+        # the bar ends with the attempt: drawn as failed where an error is on its way out
+        with started(progress, total, "byte"):
             received = 0
             # read1: what has arrived, up to CHUNK (read would wait for all of CHUNK)
             while chunk := response.read1(CHUNK):
@@ -130,8 +130,6 @@ def _stream(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, time
                 raise DatasetError(f"connection closed after {received} of {total} bytes")
             if (got := digest.hexdigest()) != sha256:
                 raise ChecksumMismatch(f"checksum mismatch (got {got[:12]}…)")
-        finally:
-            progress.end()
 
 
 def fetch_verified(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress, started
 from ..errors import ParameterError
 from .pipeline import DataChoice, TrainingJob, train, train_all
 
@@ -143,12 +143,9 @@ def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluste
     or the exception that stopped it (the other runs go on)."""
     jobs = [(name, role, job) for name in names for role, job in zip(ROLES, _jobs(name, data_dir, command))]
     results: dict[str, dict[str, Path | Exception]] = {name: {} for name in names}
-    progress.start(len(jobs), "run")
-    try:
+    with started(progress, len(jobs), "run"):
         for done, (i, result) in enumerate(train_all([job for _, _, job in jobs], out, cluster, progress), start=1):
             name, role, job = jobs[i]
             results[name][role] = result
             progress.advance(done, f"{job.name}: " + ("failed" if isinstance(result, Exception) else "done"))
-    finally:
-        progress.end()
     return results

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number, is_whole_number, setting_text, settings_text
-from ..callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress, started
 from ..data.datasets import content_key
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
 from ..errors import DatasetError, MnistlabError, ParameterError, one_line
@@ -152,11 +152,10 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
     has an ``error`` then, None where none); where every point failed, there is nothing to keep."""
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     results = run_tasks(cluster, score_point, arguments, progress) if cluster is not None else _here(arguments)
-    progress.start(len(points), "fit")
     rows: list[dict | None] = [None] * len(points)
     errors: dict[int, str] = {}
     n_train = 0
-    try:  # the bar ends however the points do (an error, Ctrl-C): a notebook's would stay open
+    with started(progress, len(points), "fit"):
         for done, (i, result) in enumerate(results, start=1):
             if isinstance(result, DatasetError) or (isinstance(result, ParameterError)
                                                      and result.parameter in OWN_SETTINGS):
@@ -170,8 +169,6 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
             rows[i] = row
             progress.advance(done, f"{family} {settings_text(points[i])}: validation accuracy "
                                    f"{row['val_accuracy']:.4f}")
-    finally:
-        progress.end()
     if len(errors) == len(points):
         raise MnistlabError(f"all {len(points)} sweep points failed; the first, {settings_text(points[0])}: "
                             f"{errors[0]}")

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from .._io import atomic_write_text, write_json
 from .._values import is_number
-from ..callbacks import SILENT, FitProgress
+from ..callbacks import SILENT, FitProgress, started
 from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
 from .pipeline import DataChoice, TrainingJob, train_all
@@ -207,11 +207,10 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
         else:
             pending.append((row, configuration))
 
-    progress.start(len(pending), "configuration")
     # no t-SNE map in the runs: the slowest part of a report, and the table does not need it
     jobs = [TrainingJob(SKLEARN_PREFIX + c.classifier, c.params, data, row["run"], command, embedding=False)
             for row, c in pending]
-    try:
+    with started(progress, len(pending), "configuration"):
         for done, (i, result) in enumerate(train_all(jobs, store.out, cluster, progress), start=1):
             row, configuration = pending[i]
             if isinstance(result, Exception):  # one configuration's failure is recorded; the rest go on
@@ -221,8 +220,6 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
             progress.advance(done, f"{configuration.classifier} {configuration.original}: "
                                    + (f"{row['accuracy']:.4f}" if row["accuracy"] is not None else row["status"]))
             _write_results(folder, dataset, data, rows)
-    finally:
-        progress.end()
     _write_results(folder, dataset, data, rows)
     return folder, rows
 

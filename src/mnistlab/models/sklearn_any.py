@@ -39,7 +39,7 @@ from sklearn.utils import all_estimators
 from sklearn.utils.validation import check_is_fitted
 
 from .._npz import npy_header
-from ..callbacks import SILENT
+from ..callbacks import SILENT, started
 from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
 from ._fitting import convergence_warnings, refusals_of
@@ -124,13 +124,10 @@ class SklearnClassifier(MnistlabModel):
         self.validate_params()
         progress = progress or SILENT
         X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
-        progress.start(None, "fit")
-        try:
+        with started(progress, None, "fit"):
             with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
                 estimator = self._estimator().fit(X, y)
             progress.advance(1)  # the one fit done (the bar read "0/? fit" at the end)
-        finally:
-            progress.end()
         set_learned(self, {**features, "estimator_": estimator, "classes_": estimator.classes_})
         n_iter = getattr(self._classifier(), "n_iter_", None)
         if n_iter is not None:  # the iterative ones: how long they ran, and whether they stopped by their rule

@@ -33,7 +33,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
-from ..callbacks import SILENT, FitProgress, ThinnedLog
+from ..callbacks import SILENT, FitProgress, ThinnedLog, started
 from ._fitting import convergence_warnings, refusals_of
 from .base import MnistlabModel
 from .onnx_graphs import dense_graph
@@ -160,16 +160,15 @@ class MLP(MnistlabModel):
         X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
         estimator = self._estimator(_ReportingMLPClassifier)
         estimator.progress, estimator.log = progress, ThinnedLog(progress, self.max_iter)
-        progress.start(self.max_iter, "epoch" if self.solver != "lbfgs" else "iteration")
-        try:
-            with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
-                estimator.fit(X, y)
-            estimator.log.flush()
-            if self.solver == "lbfgs":
-                progress.advance(estimator.n_iter_, f"loss {estimator.loss_:.4f}")
-        finally:
-            estimator.progress, estimator.log = SILENT, None  # it keeps no reference to the caller's display
-            progress.end()
+        with started(progress, self.max_iter, "epoch" if self.solver != "lbfgs" else "iteration"):
+            try:
+                with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
+                    estimator.fit(X, y)
+                estimator.log.flush()
+                if self.solver == "lbfgs":
+                    progress.advance(estimator.n_iter_, f"loss {estimator.loss_:.4f}")
+            finally:
+                estimator.progress, estimator.log = SILENT, None  # it keeps no reference to the caller's display
         set_learned(self, {**features, "estimator_": estimator, "classes_": estimator.classes_,
                            "n_iter_": estimator.n_iter_})
         self.converged_ = not not_converged

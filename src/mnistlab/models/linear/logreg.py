@@ -16,7 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ...callbacks import SILENT
+from ...callbacks import SILENT, started
 from ...errors import ParameterError
 from .._fitting import convergence_warnings
 from ..base import MnistlabModel
@@ -175,12 +175,9 @@ class LogisticRegression(MnistlabModel):
             learned |= {"mean_": X.mean(axis=0, dtype=np.float64),
                         "scale_": np.where(std < 10 * np.finfo(np.float32).eps, 1.0, std)}
             X = _standardized(X, learned["mean_"], learned["scale_"])
-        progress.start(self.max_iter, "iteration")
-        try:
+        with started(progress, self.max_iter, "iteration"):
             fit = self._fit_sklearn if solver in SKLEARN_SOLVERS else self._fit_ours
             learned |= fit(X, codes, len(classes), solver, progress)
-        finally:
-            progress.end()
         set_learned(self, learned)
         return self
 

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...callbacks import SILENT, ThinnedLog
+from ...callbacks import SILENT, ThinnedLog, started
 from ...errors import DivergedError, ParameterError, one_line
 from ...data.preprocess import held_out
 from ...data.registry import IMAGE_SIDE
@@ -226,8 +226,7 @@ class TorchClassifier(MnistlabModel):
                 progress.log(f"not resuming: {checkpoint.unusable}; starting afresh")
 
         steps_per_epoch = -(-len(labels) // batch_size)
-        progress.start(epochs * steps_per_epoch, "step")
-        try:
+        with started(progress, epochs * steps_per_epoch, "step"):
             if first_epoch:
                 progress.advance(first_epoch * steps_per_epoch, f"resumed after epoch {first_epoch}")
                 progress.log(f"resuming after epoch {first_epoch} from {checkpoint.path}")
@@ -237,7 +236,7 @@ class TorchClassifier(MnistlabModel):
             log = ThinnedLog(progress, epochs)
             with reproducible(), cpu_threads(threads):
                 for epoch in range(first_epoch, epochs):
-                    started = time.perf_counter()
+                    epoch_start = time.perf_counter()
                     generator = torch.Generator().manual_seed(derived_seed(seed, DATA, epoch))
                     try:
                         with seeded(derived_seed(seed, DROPOUT, epoch), device):
@@ -257,14 +256,12 @@ class TorchClassifier(MnistlabModel):
                         history["val_loss"].append(val_loss)
                         history["val_accuracy"].append(val_accuracy)
                         line += f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}"
-                    seconds = time.perf_counter() - started
+                    seconds = time.perf_counter() - epoch_start
                     trained_seconds += seconds
                     if checkpoint:
                         checkpoint.save(epoch + 1, seed, threads, trained_seconds, history, network, optimizer)
                     log.add(epoch + 1, f"{line}  ({seconds:.1f} s)")
                 log.flush()
-        finally:
-            progress.end()
 
         set_learned(self, {**features, "classes_": classes, "network_": network.eval()})
         self.n_iter_ = len(history["train_loss"])
