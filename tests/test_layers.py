@@ -10,10 +10,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "mnistlab"
 # Each part of the package and its layer; a module may import only from its own layer or lower ones.
 LAYERS = {
-    "_io": 0, "_values": 0, "callbacks": 0, "errors": 0, "_npz": 0, "_system": 0, "_ipython": 0,
+    "_io": 0, "_values": 0, "callbacks": 0, "errors": 0, "_npz": 0, "_system": 0, "_ipython": 0, "_version": 0,
     "html": 1, "plots": 1, "data": 1,
     "models": 2,
-    "experiments": 3, "inference": 3, "progress": 3,
+    "experiments": 3, "inference": 3, "progress": 3.5,  # what draws progress (Rich, tqdm) is for the API and shells
     "api": 4, "__init__": 4, "__main__": 5,
     "cli": 5, "web": 5,
 }
@@ -30,13 +30,25 @@ def imports(path: Path) -> list[str]:
     package = package.removesuffix(".__init__")
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+        if isinstance(node, ast.Import):  # import mnistlab, import mnistlab.cli
+            found += [alias.name for alias in node.names if alias.name.split(".")[0] == "mnistlab"]
+        elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == "mnistlab"):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else []))
-            found += [target] if node.module else [f"{target}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mnistlab"):
-            found.append(node.module)
+            # from .x import y, from mnistlab.x import y: the module x; from .. import x, from mnistlab import x: x
+            found += [target] if target != "mnistlab" and node.module else [f"{target}.{a.name}" for a in node.names]
     return found
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level names of the packages outside mnistlab that ``path`` imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.add(node.module.split(".")[0])
+    return found - {"mnistlab"}
 
 
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py"))
@@ -47,7 +59,15 @@ def test_imports_point_downward(path):
     own = part("mnistlab." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
     for target in imports(path):
         other = part(target)
-        if other == own or target == "mnistlab":
+        if other == own:
             continue
         assert LAYERS[other] <= LAYERS[own], f"{path.relative_to(PACKAGE)} (layer {LAYERS[own]}) imports {target} " \
                                              f"(layer {LAYERS[other]})"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_api_and_shells_draw(path):
+    """Below ``progress``, nothing imports what draws or parses a command line: estimators and runs never print."""
+    own = part("mnistlab." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+    if LAYERS[own] < LAYERS["progress"]:
+        assert not third_party_imports(path) & {"rich", "tqdm", "argparse", "click", "typer"}, path

@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from .._io import write_json
+from .._version import __version__
 from .._values import is_number, is_whole_number
 from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DATA_DIR_ENV, Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
-from ..errors import DatasetError, DivergedError, MnistlabError, ModelFileError, ParameterError, RunDamagedError, one_line
+from ..errors import (DatasetError, DivergedError, MnistlabError, ModelFileError, ParameterError, RunDamagedError,
+                      one_line)
 from ..models import MnistlabModel, check_family_name, get_family
 from ..models.params import SEED_OR_NONE, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
@@ -103,8 +105,8 @@ class DataChoice:
 
 
 def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for dist in ("mnistlab", "numpy", "scikit-learn", "scipy", "torch"):
+    versions = {"python": platform.python_version(), "mnistlab": __version__}
+    for dist in ("numpy", "scikit-learn", "scipy", "torch"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_bytes, parse_json, read_regular_file
+from .._version import __version__
 from ..data.preprocess import flatten_scale
 from ..data.registry import IMAGE_SIDE
 from ..errors import ExportError, ModelFileError, one_line, printable
@@ -129,8 +130,6 @@ def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
     itself as a graph raises ExportError naming itself. ``before_write`` is called last before
     the file is written (to raise if ``path``'s folder no longer holds that model).
     """
-    import mnistlab
-
     require_onnx()
     run = printable(run)  # a folder's name need not be UTF-8, and protobuf's text must be
     graph = _with_pixel_input(model.onnx_graph())
@@ -139,7 +138,7 @@ def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
     props = {"mnistlab.format": FORMAT, "mnistlab.format_version": FORMAT_VERSION,
              "classes": json.dumps(list(classes)), "dataset": dataset,
              "photo_convention": json.dumps(photo_convention(dataset)), "input": INPUT_TEXT,
-             "family": model.family, "run": run, "mnistlab_version": mnistlab.__version__,
+             "family": model.family, "run": run, "mnistlab_version": __version__,
              "check": "not checked"}
     if check_images is not None:
         props["check"] = _check(model, read_onnx(_seal(graph, props)), check_images)
