@@ -394,7 +394,7 @@ class Sweep:
                          html.table(columns, rows))
 
 
-def train(model: str, *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
+def train(model: str, *, dataset: str = datasets.DEFAULT_DATASET, data_dir: str | Path | None = None,
           classes: list[int] | tuple[int, ...] | None = None, train_size: int | None = None,
           test_size: int | None = None, test_fraction: float | None = None, seed: int = 0, name: str | None = None,
           out: str | Path | None = None, overwrite: bool = False, resume: bool = False,
@@ -488,8 +488,9 @@ def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float
     return Comparison(folder, result, loaded)
 
 
-def sweep(model: str, grid: dict[str, list], *, dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
-          classes: list[int] | None = None, train_size: int | None = None, seed: int = 0, cv: int | None = None,
+def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_DATASET,
+          data_dir: str | Path | None = None, classes: list[int] | None = None, train_size: int | None = None,
+          seed: int = 0, cv: int | None = None,
           val_fraction: float = 0.2, name: str | None = None, out: str | Path | None = None,
           progress: bool = True, cluster: str | None = None, overwrite: bool = False) -> Sweep:
     """Fit every combination of ``grid`` (hyperparameter → values); score each on validation data.
@@ -677,4 +678,4 @@ def zalando_benchmark(*, dataset: str = "fashion-mnist", classifiers: list[str] 
     return Benchmark(folder, rows)
 
 __all__ = ["Benchmark", "Comparison", "Predictions", "RecipeResult", "Recipes", "Run", "RunList", "Sweep", "compare",
-           "families", "load_run", "recipes", "runs", "sweep", "train", "zalando_benchmark"]
+           "families", "load_dataset", "load_run", "recipes", "runs", "sweep", "train", "zalando_benchmark"]

@@ -28,7 +28,7 @@ from .._io import write_json
 from .._version import __version__
 from .._values import is_number, is_whole_number
 from ..callbacks import SILENT, FitProgress
-from ..data.datasets import DATA_DIR_ENV, Dataset, get_spec, load_dataset
+from ..data.datasets import DATA_DIR_ENV, DEFAULT_DATASET, Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import (DatasetError, DivergedError, MnistlabError, ModelFileError, ParameterError, RunDamagedError,
                       one_line)
@@ -50,7 +50,7 @@ NAME_TIME = "%Y%m%d-%H%M%S"  # the UTC time that ends a run's or a sweep's defau
 class DataChoice:
     """Which data a run uses: a dataset, optionally re-split, some classes, subsets."""
 
-    dataset: str = "fashion-mnist"
+    dataset: str = DEFAULT_DATASET
     data_dir: str | None = None
     classes: tuple[int, ...] | None = None
     train_size: int | None = None
