@@ -508,3 +508,11 @@ def test_a_runs_log_loss_and_top_losses_follow_from_its_predictions_file(tmp_pat
     worst = run.metrics["top_losses"][0]
     assert worst["loss"] == pytest.approx(-np.log(max(stored["proba"][worst["index"], worst["true"]],
                                                       np.finfo(np.float32).eps)), rel=1e-5)
+
+
+def test_a_sparse_model_draws_its_zero_weights_and_a_dense_one_does_not(tmp_path):
+    for penalty, C, drawn in (("l1", 0.05, True), ("l2", 1.0, False)):
+        folder = train("logreg", {"penalty": penalty, "C": C}, DataChoice(train_size=500, test_size=100), tmp_path,
+                       name=penalty, embedding=False)
+        fraction = json.loads((folder / "metrics.json").read_text())["zero_weight_fraction"]
+        assert (fraction > 0.01) is drawn and any(folder.rglob("sparsity.png")) is drawn, (penalty, fraction)

@@ -59,10 +59,10 @@ def _weights(r: Interpretation) -> Figure | None:
 
 
 def _sparsity(r: Interpretation) -> Figure | None:
-    weights = r.model.weight_images()
-    if weights is None or np.mean(np.asarray(weights) == 0) <= 0.01:  # a sparse (L1) model, not a few dead pixels
+    fraction = r.metrics.get("zero_weight_fraction")  # of a model with weight images (the pipeline's)
+    if fraction is None or fraction <= 0.01:  # a sparse (L1) model, not a few dead pixels
         return None
-    return plots.sparsity_mask(weights, r.classes)
+    return plots.sparsity_mask(r.model.weight_images(), r.classes)
 
 
 def sample_title(proba: np.ndarray, classes, true_label: int | None = None) -> str:
