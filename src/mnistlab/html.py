@@ -47,7 +47,12 @@ def jpeg_data_uri(array: np.ndarray) -> str:
 def _data_uri(array: np.ndarray, image_format: str, **options) -> str:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format=image_format, **options)
-    return f"data:image/{image_format.lower()};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(buffer.getvalue(), image_format)
+
+
+def data_uri(data: bytes, image_format: str = "PNG") -> str:
+    """An image file's bytes (a PNG: a saved figure, say) as a data URI."""
+    return f"data:image/{image_format.lower()};base64," + base64.b64encode(data).decode("ascii")
 
 
 def evidence_png(values: np.ndarray) -> str:

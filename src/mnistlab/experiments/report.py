@@ -8,7 +8,6 @@ mailed or opened offline. Every piece is optional; what is missing is left out.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from .._io import atomic_write_text
 from .._values import is_number
+from ..html import data_uri
 from .figures import FIGURES
 from .store import CONFIG, METRICS, PLOTS, REPORT, read_json
 
@@ -211,8 +211,7 @@ def _ordered_plots(plots_dir: Path) -> list[tuple[Path, str]]:
 
 def figure(path: Path, caption: str) -> str:
     """A PNG embedded as a data URI, with its caption."""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+    return (f'<figure><img src="{data_uri(Path(path).read_bytes())}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>\n")
 
 

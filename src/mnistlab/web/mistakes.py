@@ -3,14 +3,13 @@ its reliability diagram. Computed once per run (and again only when its model fi
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import numpy as np
 
 from ..api import Run
 from ..experiments.store import PLOTS, within
-from ..html import evidence_png, png_data_uri
+from ..html import data_uri, evidence_png, png_data_uri
 from ..models.serialization import ARRAYS_FILE
 from .workers import while_unchanged
 
@@ -48,11 +47,7 @@ def _figure_uri(run: Run, name: str) -> str:
     and for one whose file is a link out of the run's folder, which is not read)."""
     path = run.path / PLOTS / f"{name}.png"
     if within(path, run.path):
-        data = path.read_bytes()
-    else:
-        import io
+        return data_uri(path.read_bytes())
+    from ..plots import png_bytes
 
-        buffer = io.BytesIO()
-        run.figure(name).savefig(buffer, format="png")
-        data = buffer.getvalue()
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return data_uri(png_bytes(run.figure(name)))
