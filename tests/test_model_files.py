@@ -216,7 +216,7 @@ def test_text_from_the_file_cannot_break_a_message_into_lines(copy, change, mess
     ("[" * 100_000, "config.json: not valid JSON"),
     ("[" * 500 + "]" * 500, "config.json: not valid JSON \\(nested deeper than 100\\)"),  # parsed, then overflowed
     ("seed", "data choice is not usable .*seed: must be an int in \\[0, 4294967295\\]"),
-    ("data_dir", "data choice is not usable .*data_dir: must be a folder's path"),
+    ("data_dir", "data choice is not usable .*data_dir: must be a path"),
 ])
 def test_config_json_that_nests_too_deep_or_holds_wrong_types(copy, content, message):
     from mnistlab.experiments.pipeline import run_data

@@ -516,3 +516,8 @@ def test_a_sparse_model_draws_its_zero_weights_and_a_dense_one_does_not(tmp_path
                        name=penalty, embedding=False)
         fraction = json.loads((folder / "metrics.json").read_text())["zero_weight_fraction"]
         assert (fraction > 0.01) is drawn and any(folder.rglob("sparsity.png")) is drawn, (penalty, fraction)
+
+
+def test_a_data_choice_refuses_an_empty_data_dir_as_the_api_does():
+    with pytest.raises(ParameterError, match="data_dir: must be a path"):  # it became the current folder
+        DataChoice(data_dir="")

@@ -9,7 +9,10 @@ command line starts without it.)
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
+
+from .errors import ParameterError
 
 
 def is_number(value) -> bool:
@@ -20,6 +23,14 @@ def is_number(value) -> bool:
 def is_whole_number(value) -> bool:
     """An integer, Python's or NumPy's, and not a bool."""
     return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def path_text(parameter: str, value) -> str:
+    """``value``, a path (a str or an os.PathLike), as text; a ParameterError naming ``parameter`` for anything
+    else, and for "" (it would be the current folder, or read as none given): 5 would be the folder "5"."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ParameterError(parameter, f"must be a path (a str or a pathlib.Path), got {value!r}")
+    return str(value)
 
 
 def setting_text(value) -> str:

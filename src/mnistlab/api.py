@@ -27,7 +27,7 @@ import numpy as np
 from . import html
 from .data import datasets
 from .data.datasets import Dataset
-from ._values import setting_text
+from ._values import path_text, setting_text
 from .callbacks import FitProgress
 from .errors import MnistlabError, NotConvergedWarning, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
@@ -77,11 +77,7 @@ def _call(function: str, *args, **kwargs) -> str:
 
 def _path_or_none(name: str, value) -> str | None:
     """``value``, a path given as a keyword argument ``name``, as text; None where none was given."""
-    if value is None:
-        return None
-    if not isinstance(value, (str, os.PathLike)) or not str(value):  # 5 was read as the folder "5", 0 as none
-        raise ParameterError(name, f"must be a path (a str or a pathlib.Path), got {value!r}")
-    return str(value)
+    return None if value is None else path_text(name, value)
 
 
 class Predictions(NamedTuple):

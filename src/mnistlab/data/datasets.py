@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_directory, sweep_staging
+from .._values import path_text
 from ..callbacks import SILENT, FitProgress
 from ..errors import DatasetError, ParameterError
 from . import preprocess
@@ -317,9 +318,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
            download: bool = True, progress: FitProgress = SILENT) -> dict[str, Path]:
     """Paths of the four IDX files, searched in the documented order (a download reports to ``progress``)."""
     spec = get_spec(name)
-    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
-        raise ParameterError("data_dir", f"must be a folder's path, got {data_dir!r}")
-    explicit = data_dir or os.environ.get(DATA_DIR_ENV)
+    explicit = os.environ.get(DATA_DIR_ENV) if data_dir is None else path_text("data_dir", data_dir)
     if explicit:
         directory = Path(explicit).expanduser().absolute()  # said and recorded (a run's source) as a full path
         files = find_files(spec, directory)

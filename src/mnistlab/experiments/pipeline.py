@@ -26,7 +26,7 @@ import numpy as np
 
 from .._io import write_json
 from .._version import __version__
-from .._values import is_number, is_whole_number
+from .._values import is_number, is_whole_number, path_text
 from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DATA_DIR_ENV, DEFAULT_DATASET, Dataset, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
@@ -61,8 +61,8 @@ class DataChoice:
     def __post_init__(self):
         if not isinstance(self.dataset, str):
             raise ParameterError("dataset", f"must be a dataset's name, got {self.dataset!r}")
-        if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
-            raise ParameterError("data_dir", f"must be a folder's path, got {self.data_dir!r}")
+        if self.data_dir is not None:
+            path_text("data_dir", self.data_dir)
         if self.data_dir is None and os.environ.get(DATA_DIR_ENV):  # here: a cluster's worker has its own environment
             object.__setattr__(self, "data_dir", os.environ[DATA_DIR_ENV])
         if self.data_dir is not None:  # from where it was given: a cluster's worker or a later evaluate starts elsewhere

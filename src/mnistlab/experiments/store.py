@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._io import FILE_MODE, atomic_directory, parse_json, read_regular_file, sweep_staging
-from .._values import is_number, is_whole_number
+from .._values import is_number, is_whole_number, path_text
 from ..data.registry import DATASETS
 from ..errors import (
     ParameterError,
@@ -349,9 +349,7 @@ class RunStore:
     """The runs under ``<out>/runs``: find, list, claim a name, write a run."""
 
     def __init__(self, out: str | Path):
-        if not isinstance(out, (str, os.PathLike)) or not str(out):  # "" would be the current folder
-            raise ParameterError("out", f"must be a folder's path, got {out!r}")
-        self.out = Path(out)
+        self.out = Path(path_text("out", out))
         self.root = self.out / RUNS
 
     def path(self, name: str) -> Path:
