@@ -107,13 +107,22 @@ def test_what_the_user_typed_is_printed_as_typed_never_as_markup(tmp_path, name)
 
 
 def test_a_warning_is_one_line_and_says_where_only_under_debug(tmp_path):
-    # Adam's second moment overflows float32 at this learning rate: NumPy warns
-    args = ["train", "numpy-mlp", "--learning-rate", "1e9", "--train-size", "100", "--test-size", "50",
-            "--no-embedding", "--out", str(tmp_path)]
+    # scikit-learn warns that it raises an alpha of 0, and fits
+    args = ["train", "sklearn:BernoulliNB", "--alpha", "0", "--force-alpha", "false", "--train-size", "100",
+            "--test-size", "50", "--no-embedding", "--out", str(tmp_path)]
     plain, debug = run_cli(*args, "--name", "plain"), run_cli("--debug", *args, "--name", "debug")
     assert plain.returncode == debug.returncode == 0
-    assert "warning: overflow encountered in" in plain.stderr and "RuntimeWarning" not in plain.stderr
-    assert "RuntimeWarning: overflow encountered in" in debug.stderr
+    assert "warning: alpha too small" in plain.stderr and "UserWarning" not in plain.stderr
+    assert "naive_bayes.py" in debug.stderr and "UserWarning: alpha too small" in debug.stderr
+
+
+def test_numbers_past_float32_end_a_numpy_fit_in_one_line_not_warnings_and_a_run(tmp_path):
+    # Adam's squared gradients overflow float32 at this learning rate: it warned and went on, exit code 0
+    result = run_cli("train", "numpy-mlp", "--learning-rate", "1e9", "--train-size", "100", "--test-size", "50",
+                     "--no-embedding", "--out", str(tmp_path))
+    assert result.returncode == 2 and "warning" not in result.stderr
+    assert "error: numpy-mlp diverged in training: its numbers went past float32's range in epoch" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 @pytest.mark.parametrize("args", [["--help"], ["runs", "list"]])

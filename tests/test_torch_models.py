@@ -748,7 +748,7 @@ def test_a_torch_fit_that_diverges_stops_at_that_epoch_with_one_error(data, lear
 
     X, y, _, _ = data
     recorder = RecordingProgress()
-    with pytest.raises(DivergedError, match="^lenet diverged in training: its loss at epoch 1 is not finite"):
+    with pytest.raises(DivergedError, match="^lenet diverged in training: its loss in epoch 1 is not finite"):
         small("lenet", learning_rate=learning_rate, epochs=4, batch_size=128).fit(X, y, progress=recorder)
     assert max(recorder.done, default=0) <= 512 // 128 and recorder.ended_by_error == [True]  # not the 3 epochs after
 

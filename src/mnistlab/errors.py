@@ -43,16 +43,16 @@ class ExportError(MnistlabError):
 
 
 class DivergedError(MnistlabError):
-    """A fit whose numbers overflowed to NaN or infinity: its settings caused it, not the data. ``what``
-    says which numbers, and where they were found ("its loss at epoch 3 is")."""
+    """A fit whose numbers went past their type's range, to infinity or NaN: its settings caused it, not the
+    data. ``reason`` says which numbers, and where ("its loss at epoch 3 is not finite")."""
 
-    def __init__(self, family: str, what: str):
-        self.family, self.what = family, what
-        super().__init__(f"{family} diverged in training: {what} not finite (NaN or infinity); its settings caused "
-                         "it (a learning rate too high is the usual cause, where it has one)")
+    def __init__(self, family: str, reason: str):
+        self.family, self.reason = family, reason
+        super().__init__(f"{family} diverged in training: {reason}; its settings caused it (a learning rate too "
+                         "high is the usual cause, where it has one)")
 
     def __reduce__(self):  # so that it crosses from a worker process as itself
-        return type(self), (self.family, self.what)
+        return type(self), (self.family, self.reason)
 
 
 class PhotoError(MnistlabError, ValueError):

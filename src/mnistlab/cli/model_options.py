@@ -20,7 +20,6 @@ docstring.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
@@ -30,6 +29,7 @@ from ..errors import ParameterError
 from ..models import MnistlabModel
 from ..models.params import (
     PositiveInts,
+    allows,
     constraint_text,
     either,
     is_interval,
@@ -48,12 +48,6 @@ ALIASES = {
     "hidden": (("hidden", "hidden_layer_sizes"), (8,)),
 }
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def parameters(cls: type[MnistlabModel]) -> dict[str, Any]:
-    """Hyperparameter name → default, in signature order."""
-    signature = inspect.signature(cls.__init__)
-    return {name: p.default for name, p in signature.parameters.items() if name != "self"}
 
 
 def flag(name: str) -> str:
@@ -169,18 +163,13 @@ def convert(text: str, constraints) -> Any:
     raise ValueError(f"expected {_expected(constraints)}, got {text!r}")
 
 
-def _takes(constraints, value) -> bool:
-    """Whether a parameter of ``constraints`` takes ``value`` (one without constraints takes anything)."""
-    return constraints == "no_validation" or any(satisfies(value, c) for c in constraints)
-
-
 def _keys(cls: type[MnistlabModel]) -> dict[str, str]:
     """Lower-cased option key (``max-iter``, ``lr``) → parameter name."""
-    names = parameters(cls)
+    names = cls._get_param_names()
     by_key = {name.lower().replace("_", "-"): name for name in names}
     constraints = getattr(cls, "_parameter_constraints", {})
     for alias, (targets, example) in ALIASES.items():
-        target = next((t for t in targets if t in names and _takes(constraints.get(t, "no_validation"), example)), None)
+        target = next((t for t in targets if t in names and allows(constraints.get(t, "no_validation"), example)), None)
         if target is not None:
             by_key.setdefault(alias, target)
     return by_key
@@ -205,7 +194,7 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
                    and is_flag(constraints.get(by_key[key.lower()[3:]], [])))  # --no-standardize, not --no-C
         name = by_key.get(key.lower()[3:] if negated else key.lower())
         if name is None:
-            options = ", ".join("--" + p.replace("_", "-") for p in parameters(cls))
+            options = ", ".join(map(flag, cls._get_param_names()))
             # nor has the command: `sweep --test-size` (a sweep scores on a validation split) came here
             raise ParameterError(None, f"neither the command nor {cls.family} has an option --{key} (see the "
                                        f"command's --help); {cls.family}'s options: {options}")

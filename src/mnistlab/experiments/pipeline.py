@@ -317,7 +317,7 @@ def run_files(family: str, params: dict, data: DataChoice, name: str, command: s
 def finite_proba(proba: np.ndarray, family: str) -> np.ndarray:
     """``proba``, where every value is finite: NaN means the fit diverged, which the settings caused."""
     if not np.isfinite(proba).all():
-        raise DivergedError(family, "its probabilities are")
+        raise DivergedError(family, "its probabilities are not finite (NaN or infinity)")
     return proba
 
 

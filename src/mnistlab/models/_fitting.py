@@ -51,5 +51,5 @@ def refusals_of(family: str, what: str) -> Iterator[None]:
     # (max_iter) past the C int the classifier's compiled solver keeps it in
     except (ValueError, IndexError, OverflowError, np.linalg.LinAlgError) as exc:
         if "non-finite parameter weights" in str(exc):  # scikit-learn's MLP: it blames the data, the settings did it
-            raise DivergedError(family, "its weights are") from None
+            raise DivergedError(family, "its weights are not finite") from None
         raise ParameterError(None, f"{family} could not {what} this data: {one_line(exc)[:300]}") from None

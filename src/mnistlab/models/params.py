@@ -177,11 +177,15 @@ def satisfies(value, constraint) -> bool:
     return make_constraint(constraint).is_satisfied_by(value)
 
 
+def allows(constraints, value) -> bool:
+    """Whether ``value`` satisfies one of ``constraints`` (``"no_validation"`` allows anything)."""
+    return constraints == "no_validation" or any(satisfies(value, c) for c in constraints)
+
+
 def check(name: str, value, constraints) -> None:
     """Raise ``ParameterError(name, …)`` unless ``value`` satisfies one of ``constraints``."""
-    if constraints == "no_validation" or any(satisfies(value, c) for c in constraints):
-        return
-    raise ParameterError(name, f"must be {allowed(constraints)}; got {value!r}")
+    if not allows(constraints, value):
+        raise ParameterError(name, f"must be {allowed(constraints)}; got {value!r}")
 
 
 # -- descriptions -----------------------------------------------------------------------------

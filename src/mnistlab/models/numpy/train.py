@@ -21,7 +21,6 @@ one-hot target, (batch, classes)):
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -194,41 +193,28 @@ class GradientDescentClassifier(MnistlabModel):
         best_loss, best_params, best_epoch, waited = np.inf, None, 0, 0
 
         log = ThinnedLog(progress, self.max_epochs)
-        # A fit that overflows stops at the first step whose loss is not finite, with one error that says
-        # so, not with NumPy's warnings from the lines where it overflowed.
+        # Numbers past float32's range (Adam's squared gradients, a product of weights) leave every later step
+        # meaningless: the fit stops there, with one error, where NumPy would warn and go on.
         with started(progress, self.max_epochs * n_steps, "step"), \
-                np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                np.errstate(over="raise", invalid="raise", divide="raise"):
             for epoch in range(self.max_epochs):
-                lr = learning_rate_at(epoch, self.learning_rate, self.lr_decay)
-                order = rng.permutation(n)
-                title = f"epoch {epoch + 1}/{self.max_epochs}"
-                loss_sum, correct = 0.0, 0
-                for step, start in enumerate(range(0, n, batch_size)):
-                    batch = order[start:start + batch_size]
-                    X_batch, Y_batch = X[batch], Y[batch]
-                    logits, cache = self._forward(params, X_batch, rng)
-                    loss = self._loss(params, logits, Y_batch)
-                    if not math.isfinite(loss):
-                        raise DivergedError(self.family, f"its loss at epoch {epoch + 1} is")
-                    grads = self._backward(params, cache, logits, Y_batch)
-                    optimizer.step(params, grads, lr)
-
-                    history["step_loss"].append(loss)
-                    loss_sum += loss * len(batch)
-                    correct += int(np.sum(self._proba(logits).argmax(axis=1) == y[batch]))
-                    seen = min(start + batch_size, n)
-                    progress.advance(epoch * n_steps + step + 1,
-                                     f"{title}  loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}")
-                history["train_loss"].append(loss_sum / n)
-                history["train_accuracy"].append(correct / n)
-                summary = f"{title}  loss {loss_sum / n:.4f}  acc {correct / n:.4f}"
-                if X_val is not None:
-                    val_loss, val_accuracy = self._evaluate(params, X_val, y_val, n_classes)
+                try:
+                    loss, accuracy = self._train_epoch(params, optimizer, X, Y, y, rng, epoch, batch_size,
+                                                       history["step_loss"], progress)
+                    validation = None if X_val is None else self._evaluate(params, X_val, y_val, n_classes)
+                except FloatingPointError as exc:
+                    raise DivergedError(self.family, f"its numbers went past float32's range in epoch {epoch + 1} "
+                                                     f"({exc})") from None
+                history["train_loss"].append(loss)
+                history["train_accuracy"].append(accuracy)
+                summary = f"epoch {epoch + 1}/{self.max_epochs}  loss {loss:.4f}  acc {accuracy:.4f}"
+                if validation is not None:
+                    val_loss, val_accuracy = validation
                     history["val_loss"].append(val_loss)
                     history["val_accuracy"].append(val_accuracy)
                     summary += f"  val_loss {val_loss:.4f}  val_acc {val_accuracy:.4f}"
                 log.add(epoch + 1, summary)
-                if X_val is None or not self.early_stopping:
+                if validation is None or not self.early_stopping:
                     continue
                 if val_loss < best_loss:
                     best_loss, best_epoch, waited = val_loss, epoch + 1, 0
@@ -241,18 +227,39 @@ class GradientDescentClassifier(MnistlabModel):
                         break
             log.flush()
 
-        kept = best_params if best_params is not None else params
-        if not all(np.isfinite(w).all() for w in kept.values()):  # the last step's, which no loss has seen
-            raise DivergedError(self.family, "its weights after the last step are")
         ran = len(history["train_loss"])
         message = None
         if best_params is not None:  # early stopping keeps the best epoch's weights, which need not be the last's
             message = (f"{'stopped early after' if waited >= self.patience else 'ran'} {ran} epochs; the weights "
                        f"kept are epoch {best_epoch}'s, of the lowest validation loss ({best_loss:.4f})")
-        self._store_params(kept)
+        self._store_params(best_params if best_params is not None else params)
         set_learned(self, {**features, "classes_": classes, "n_iter_": ran, "history_": history,
                            "fit_message_": message})
         return self
+
+    def _train_epoch(self, params, optimizer, X, Y, y, rng, epoch: int, batch_size: int, step_losses: list[float],
+                     progress) -> tuple[float, float]:
+        """One pass over ``X`` in shuffled batches, a step of ``optimizer`` each: the epoch's mean loss and
+        accuracy (each step's loss is appended to ``step_losses``)."""
+        n = len(X)
+        lr = learning_rate_at(epoch, self.learning_rate, self.lr_decay)
+        order = rng.permutation(n)
+        first_step, title = epoch * -(-n // batch_size), f"epoch {epoch + 1}/{self.max_epochs}"
+        loss_sum, correct = 0.0, 0
+        for step, start in enumerate(range(0, n, batch_size)):
+            batch = order[start:start + batch_size]
+            X_batch, Y_batch = X[batch], Y[batch]
+            logits, cache = self._forward(params, X_batch, rng)
+            loss = self._loss(params, logits, Y_batch)
+            grads = self._backward(params, cache, logits, Y_batch)
+            optimizer.step(params, grads, lr)
+
+            step_losses.append(loss)
+            loss_sum += loss * len(batch)
+            correct += int(np.sum(self._proba(logits).argmax(axis=1) == y[batch]))
+            seen = min(start + batch_size, n)
+            progress.advance(first_step + step + 1, f"{title}  loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}")
+        return loss_sum / n, correct / n
 
     def _evaluate(self, params, X, y, n_classes: int) -> tuple[float, float]:
         """Loss and accuracy on held-out data, dropout off."""

@@ -247,7 +247,7 @@ class TorchClassifier(MnistlabModel):
                             raise
                         loss = math.inf
                     if not math.isfinite(loss):  # no later epoch would bring it back
-                        raise DivergedError(self.family, f"its loss at epoch {epoch + 1} is")
+                        raise DivergedError(self.family, f"its loss in epoch {epoch + 1} is not finite")
                     history["train_loss"].append(loss)
                     history["train_accuracy"].append(accuracy)
                     line = f"epoch {epoch + 1}/{epochs}  loss {loss:.4f}  acc {accuracy:.4f}"
