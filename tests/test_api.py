@@ -78,6 +78,14 @@ def test_evaluate_reproduces_the_metrics(run):
             run.evaluate(**arguments)
 
 
+def test_evaluate_on_a_dataset_of_other_classes_is_refused(run, mnist_dir):
+    # scored the model's T-shirt/top against the digit 0: "accuracy 0.0668", exit code 0
+    with pytest.raises(ml.ParameterError, match=r"^dataset: mnist's classes \(0, 1, 2, …\) are not the run's "
+                                                r"\(T-shirt/top, Trouser, Pullover, …\)"):
+        run.evaluate(dataset="mnist", data_dir=mnist_dir)
+    assert run.evaluate(dataset="fashion-mnist")["accuracy"] == pytest.approx(run.metrics["accuracy"])
+
+
 def test_predict_takes_every_kind_of_input(run, tmp_path):
     image = run.dataset.x_test[0]
     expected = run.predictions.y_pred[0]

@@ -80,7 +80,7 @@ DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=f"One of: {', '
 DataDirOpt = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="Folder with the four IDX files (.gz or raw); env MNISTLAB_DATA_DIR.")]
 OutOpt = Annotated[Path, typer.Option(
-    "--out", envvar="MNISTLAB_OUT", help="Folder for everything this command writes.")]
+    "--out", envvar="MNISTLAB_OUT", help="Folder of the runs (OUT/runs) and of what this command writes.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 RunArg = Annotated[str, typer.Argument(help="Run name (under OUT/runs) or path to a run folder.")]
 ModelArg = Annotated[str, typer.Argument(help="Model family, e.g. logreg (see `mnistlab models`).")]

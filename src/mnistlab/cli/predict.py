@@ -137,7 +137,7 @@ def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: Top
 
     ```
     mnistlab explain my-run --index 0
-    mnistlab explain my-run --index 7 --out /tmp/why
+    mnistlab explain mnistlab-out/runs/my-run --index 7 --out /tmp/why
     ```
     """
     from .. import api, plots

@@ -80,7 +80,8 @@ def runs_show(run: RunArg, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
 
 @app.command("evaluate")
 def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
-                     "--dataset", "-d", help="Evaluate on another dataset's test set.")] = None,
+                     "--dataset", "-d",
+                     help="Evaluate on the test set of another dataset of the run's classes.")] = None,
                  data_dir: DataDirOpt = None, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Reload a run's saved model and evaluate it on the test set.
 
@@ -89,6 +90,7 @@ def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
     ```
     mnistlab evaluate logreg-fashion-mnist-20261125-101500
     mnistlab evaluate my-run --json
+    mnistlab evaluate my-run --data-dir ~/other-copy    # another copy of its data
     ```
     """
     from .. import api

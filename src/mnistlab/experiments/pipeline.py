@@ -381,16 +381,24 @@ def load_run_data(config: dict, progress: FitProgress = SILENT) -> Dataset:
 
 
 def evaluate_run(run_dir: Path, data: DataChoice | None = None, progress: FitProgress = SILENT) -> dict:
-    """Reload a run's model and evaluate it on its own (or another) test set (a download reports to
-    ``progress``)."""
+    """Reload a run's model and evaluate it on its own test set, or on another of the same classes (another
+    copy, another dataset of them; a download reports to ``progress``)."""
     model = load_model(run_dir)
-    ds = data.load(progress) if data else load_run_data(read_config(run_dir), progress)
+    config = read_config(run_dir)
+    ds = data.load(progress) if data else load_run_data(config, progress)
+    if data and list(ds.classes) != list(config["dataset"]["classes"]):  # its class 0 scored against another's
+        raise ParameterError("dataset", f"{data.dataset}'s classes ({_names(ds.classes)}) are not the run's "
+                                        f"({_names(config['dataset']['classes'])}): an accuracy would mean nothing")
     n_model = predicted_classes(model, Path(run_dir) / ARRAYS_FILE)
     if n_model != len(ds.classes):
         problem = f"the model predicts {n_model} classes, the data has {len(ds.classes)}"
         raise ParameterError("data", problem) if data else ModelFileError(f"{run_dir}: {problem}")
     proba = model.predict_proba(flatten_scale(ds.x_test)).astype(np.float32)  # as a run's numbers were computed
     return _scores(model, ds.y_test, proba, ds.classes)
+
+
+def _names(classes, shown: int = 3) -> str:
+    return ", ".join(classes[:shown]) + (", …" if len(classes) > shown else "")
 
 
 def _scores(model: MnistlabModel, y_true: np.ndarray, proba: np.ndarray, classes) -> dict:
