@@ -32,7 +32,7 @@ def recipes_list(as_json: JsonOpt = False) -> None:
 
     if as_json:
         emit_json({name: {"title": r.title, "published": r.published, "published_note": r.published_note,
-                          "notes": r.notes,
+                          "notes": " ".join(filter(None, [r.notes, r.data_note])),
                           **{role: {"model": c.family, "params": c.params, "dataset": c.data.dataset,
                                     "data": dataclasses.asdict(c.data)}
                              for role in ROLES for c in [getattr(r, role)]}}
@@ -81,8 +81,9 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(help="Recipe name 
         raise ParameterError(None, "give one recipe's name or --all")
     if name is not None:
         recipe = get_recipe(name)
-        if recipe.notes and not as_json:
-            console.print(recipe.notes, highlight=False, soft_wrap=True)
+        notes = [recipe.notes, recipe.data_note if data_dir is None else ""]  # said where no data_dir was given
+        if any(notes) and not as_json:
+            console.print(" ".join(filter(None, notes)), highlight=False, soft_wrap=True)
         results = {name: api.recipes.run(name, data_dir=data_dir, out=out, progress=not as_json, cluster=cluster,
                                          command=command_line())}
     else:

@@ -43,6 +43,7 @@ def models_cmd(family: Annotated[Optional[str], typer.Argument(help="Show one fa
     ```
     mnistlab models
     mnistlab models logreg
+    mnistlab models sklearn:SVC       # any scikit-learn classifier, as sklearn:NAME
     ```
     """
     from ..models import family_names, family_summary, get_family
@@ -67,6 +68,9 @@ def models_cmd(family: Annotated[Optional[str], typer.Argument(help="Show one fa
             flags = " ".join([option["flag"], *option["aliases"]])
             table.add_row(flags, repr(option["default"]), option["allowed"], option["meaning"])
         console.print(table)
+    if family is None:
+        console.print("And any scikit-learn classifier as sklearn:NAME (`mnistlab models sklearn:SVC`: its options).",
+                      highlight=False)
 
 
 @app.command("train", context_settings=MODEL_OPTIONS)

@@ -40,12 +40,17 @@ class Recipe:
     ours: Configuration  # what mnistlab recommends for the same task
     published: float  # the tutorial's test accuracy (or its bound)
     published_note: str  # where it comes from / how it is phrased there
-    notes: str = ""  # where our data differ from the tutorial's, and what to pass to get them
+    notes: str = ""  # where our data or settings differ from the tutorial's
+
+    @property
+    def data_note(self) -> str:
+        """How to give the recipe its data where it is not found as usual (MNIST's: a data_dir); else ""."""
+        return MNIST_NOTE if self.reproduction.data.dataset == DATA_DIR_DATASET else ""
 
 
 MNIST_NOTE = ("Needs MNIST: pass --data-dir to a folder of the IDX files (data_dir= in Python) "
               "or run `mnistlab data download --dataset mnist`.")
-# The dataset a recipe's data_dir is for (MNIST_NOTE): the Fashion-MNIST recipes find theirs as usual, and a
+# The dataset a recipe's data_dir is for (its data_note): the Fashion-MNIST recipes find theirs as usual, and a
 # folder of MNIST's files would be refused as theirs (and was once read as clothes).
 DATA_DIR_DATASET = "mnist"
 FASHION = DataChoice(dataset="fashion-mnist")
@@ -69,7 +74,7 @@ RECIPES: dict[str, Recipe] = {
         ours=Configuration("logreg", {}, TUTORIAL_POOL),
         published=0.9076, published_note="tutorial: 0.9076 on 7,500 training / 2,500 test digits",
         notes="The tutorial drew its 10,000 digits from MNIST; here they are drawn (stratified, seed 0) "
-              "from all the digits found, pooled. " + MNIST_NOTE),
+              "from all the digits found, pooled."),
     "mnist-l1-5000": Recipe(
         title="MNIST L1 logistic regression on 5,000 training digits (C = 50/5000, standardised, saga, tol 0.1)",
         reproduction=Configuration("sklearn:LogisticRegression",
@@ -78,7 +83,7 @@ RECIPES: dict[str, Recipe] = {
         ours=Configuration("logreg", {"penalty": "l1", "C": 50 / 5000, "standardize": True}, MNIST_5000),
         published=0.8, published_note="tutorial: test score 'over 0.8' with high sparsity",
         notes="The 5,000 training digits are a stratified sample (seed 0) of MNIST's training set, "
-              "tested on its 10,000 test digits. " + MNIST_NOTE),
+              "tested on its 10,000 test digits."),
     "numpy-binary": Recipe(
         title="NumPy logistic regression by full-batch gradient descent (lr 0.1, 1,000 steps): T-shirt/top vs Trouser",
         reproduction=Configuration("numpy-logreg", {"optimizer": "gd", "learning_rate": 0.1, "max_epochs": 1000},

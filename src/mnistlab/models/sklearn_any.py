@@ -133,7 +133,8 @@ class SklearnClassifier(MnistlabModel):
         if n_iter is not None:  # the iterative ones: how long they ran, and whether they stopped by their rule
             self.n_iter_ = int(np.max(n_iter))
             self.converged_ = not not_converged
-            self.fit_message_ = (f"stopped after {self.n_iter_} iterations" if self.converged_ else
+            self.fit_message_ = (f"converged after {'at most ' if np.size(n_iter) > 1 else ''}{self.n_iter_} "
+                                 "iterations" if self.converged_ else
                                  f"did not converge: {one_line(not_converged[0].message)}")
         return self
 

@@ -162,7 +162,8 @@ def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
 
 
 class CNN(TorchClassifier):
-    """Our fast CNN: 4 stages of 2 conv-BN-ReLU, one-cycle SGD (or Muon), flips; presets fast/long.
+    """Our fast CNN: stages of 2 conv-BN-ReLU, one-cycle schedule, flips; presets fast (3 stages, a whitened
+    first layer, Muon) and long (4 stages, SGD).
 
     Its own parameters are below; the others are TorchClassifier's. Those that default to
     None take the preset's value.
