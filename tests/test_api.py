@@ -86,6 +86,22 @@ def test_evaluate_on_a_dataset_of_other_classes_is_refused(run, mnist_dir):
     assert run.evaluate(dataset="fashion-mnist")["accuracy"] == pytest.approx(run.metrics["accuracy"])
 
 
+def test_an_opened_photo_is_predicted_as_its_file_is_and_left_as_it_was(run, tmp_path):
+    from PIL import ImageFilter
+
+    big = Image.fromarray(255 - run.dataset.x_test[1]).resize((1400, 1400), Image.BICUBIC)
+    photo = Image.new("RGB", (2400, 1800), (228, 222, 210))
+    photo.paste(Image.merge("RGB", [big.filter(ImageFilter.GaussianBlur(3))] * 3), (500, 200))
+    path = tmp_path / "big.jpg"
+    photo.save(path, quality=90)
+    from_file = run.predict(path).pixels
+    # decoded in full and reduced here, where the file's JPEG is reduced by its decoder: 7 grey levels apart
+    for opened in (Image.open(path), Image.open(io.BytesIO(path.read_bytes()))):
+        assert np.array_equal(run.predict(opened).pixels, from_file)
+        opened.load()  # the caller's image is still the whole photo
+        assert opened.size == (2400, 1800) and opened.mode == "RGB"
+
+
 def test_predict_takes_every_kind_of_input(run, tmp_path):
     image = run.dataset.x_test[0]
     expected = run.predictions.y_pred[0]

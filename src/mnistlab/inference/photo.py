@@ -293,10 +293,19 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
                          "object")
 
 
-def decoded_photo(image: Image.Image, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """A photo decoded already (a PIL image handed over) as ``load_image`` makes a file's: refused past
-    ``max_pixels`` or MAX_ASPECT:1, upright, reduced before any float copy, grayscale (mode "F")."""
-    _check_size(*image.size, max_pixels)
+def decoded_photo(image: Image.Image) -> Image.Image:
+    """A PIL image handed over, as ``load_image`` makes a file's (grayscale, mode "F").
+
+    One that ``Image.open`` has not decoded yet is decoded from its file by ``load_image`` itself: a large
+    JPEG at a reduced scale by its decoder, as its path or bytes would be (decoded in full and reduced here,
+    its 28×28 pixels differed by up to 14 grey levels, and a class now and then). One decoded already is
+    refused past MAX_PIXELS or MAX_ASPECT:1, turned upright, reduced before any float copy, and made grayscale.
+    """
+    # an image in memory has neither; Image.open read the file from its start
+    if getattr(image, "tile", None) and getattr(image, "fp", None) is not None:
+        image.fp.seek(0)
+        return load_image(image.fp.read(MAX_BYTES + 1))  # one byte more: load_image refuses a file past the limit
+    _check_size(*image.size, MAX_PIXELS)
     return Image.fromarray(to_grayscale(_shrink(upright(image))))
 
 
