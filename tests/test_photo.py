@@ -680,3 +680,20 @@ def test_sixteen_bit_gray_with_a_transparent_value_and_other_modes_convert(scene
         assert np.abs(transparent.astype(int) - plain).max() <= 2 and corr(plain, expected) > 0.98
     lab = prepare(gray.convert("RGB").convert("LAB"), "fashion-mnist").pixels  # no conversion from LAB to L
     assert corr(lab, prepare(gray, "fashion-mnist").pixels) > 0.98 and corr(lab, sneaker) > 0.9
+
+
+def test_a_test_image_saved_losslessly_is_taken_as_it_is(fashion, mnist):
+    # measured only where lit above 0.15, 50 of Fashion-MNIST's (dark clothes) were converted as photos, their
+    # background fitted through the object: 19 changed class, and one was refused as showing nothing
+    for ds, at_most in ((fashion, 7), (mnist, 0)):  # the 7: objects that fill the frame (a bag), left as before
+        changed = [i for i, x in enumerate(ds.x_test) if not taken_as_it_is(x, ds.name)]
+        assert len(changed) <= at_most, (ds.name, changed[:10])
+
+
+def taken_as_it_is(image: np.ndarray, style: str) -> bool:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    try:
+        return np.array_equal(prepare(Image.open(buffer), style).pixels, image)
+    except BlankPhotoError:
+        return False
