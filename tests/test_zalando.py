@@ -130,6 +130,12 @@ def test_a_configuration_on_other_data_is_run_again_not_taken_from_earlier(tmp_p
         "mnistlab.zalando_benchmark(dataset='mnist', classifiers=['GaussianNB'], train_size=300, test_size=100, "
         "quick=True)")
     assert benchmark(other)["status"] == "done (earlier)"
+    for part in ("images-idx3", "labels-idx1"):  # another test set in the same folder: its training images
+        shutil.copyfile(other / f"train-{part}-ubyte.gz", other / f"t10k-{part}-ubyte.gz")
+    changed = benchmark(other)  # was "done (earlier)", with the accuracy on the test set the files held before
+    assert changed["status"] == "done" and changed["run"] != second["run"]
+    assert ml.load_run(changed["run"], out=tmp_path / "out").config["dataset"]["test_images_sha256"] != \
+        ml.load_run(second["run"], out=tmp_path / "out").config["dataset"]["test_images_sha256"]
 
 
 def test_settings_the_grid_leaves_to_defaults_changed_since_2017_get_2017s_values():
@@ -141,3 +147,11 @@ def test_settings_the_grid_leaves_to_defaults_changed_since_2017_get_2017s_value
         for configuration in zalando.configurations([classifier]):
             assert values.items() <= configuration.params.items()
             assert all(f"{k}={v!r}, 2017's default" in configuration.mapping for k, v in values.items())
+
+
+def test_a_quick_benchmark_refuses_a_size_of_0_as_the_full_one_does(tmp_path):
+    import mnistlab as ml
+
+    for sizes in ({"train_size": 0}, {"test_size": 0}):  # taken for "not given": 2,000 / 1,000 images
+        with pytest.raises(ml.ParameterError, match=f"{next(iter(sizes))}: "):
+            ml.zalando_benchmark(quick=True, classifiers=["GaussianNB"], out=tmp_path, progress=False, **sizes)

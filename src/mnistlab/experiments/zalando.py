@@ -47,6 +47,7 @@ from pathlib import Path
 from .._io import atomic_write_text, write_json
 from .._values import is_number
 from ..callbacks import SILENT, FitProgress, started
+from ..data.datasets import content_key
 from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
 from .pipeline import DataChoice, TrainingJob, train_all
@@ -173,11 +174,11 @@ def paper_best(classifier: str, dataset: str) -> tuple[float | None, dict]:
     return top[dataset], top["params"]
 
 
-def run_name(dataset: str, configuration: Configuration, data: DataChoice) -> str:
-    """A run name that changes whenever what is run does (parameters or data, a folder of it too)."""
-    # (the folder only where one is given: names of runs on the data found by the search order stay as they were)
-    identity = json.dumps([configuration.params, data.train_size, data.test_size, data.seed]
-                          + ([data.data_dir] if data.data_dir else []), sort_keys=True, default=list)
+def run_name(dataset: str, configuration: Configuration, data: DataChoice, data_key: str) -> str:
+    """A run name that changes whenever what is run does: its parameters, sizes and seed, or the data's content
+    (``data_key``, its ``content_key``), so that a run is reused only on the data it was trained on."""
+    identity = json.dumps([configuration.params, data.train_size, data.test_size, data.seed, data_key],
+                          sort_keys=True, default=list)
     return f"zalando-{dataset}-{configuration.classifier}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
 
 
@@ -192,12 +193,14 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
     if dataset not in DATASETS:
         raise ParameterError("dataset", f"must be one of {', '.join(DATASETS)}; got {dataset!r}")
     if quick:
-        train_size, test_size = train_size or QUICK_SIZES[0], test_size or QUICK_SIZES[1]
+        train_size = QUICK_SIZES[0] if train_size is None else train_size  # 0 is refused, not "not given"
+        test_size = QUICK_SIZES[1] if test_size is None else test_size
     data = DataChoice(dataset=dataset, data_dir=data_dir, train_size=train_size, test_size=test_size)
     chosen = quick_configurations(classifiers) if quick else configurations(classifiers)
     store = RunStore(out)
     folder = Path(out) / BENCHMARKS / f"zalando-{dataset}"
-    rows = [_row(c, dataset, run_name(dataset, c, data)) for c in chosen]
+    data_key = content_key(dataset, data.data_dir)
+    rows = [_row(c, dataset, run_name(dataset, c, data, data_key)) for c in chosen]
     pending = []
     for row, configuration in zip(rows, chosen):
         if configuration.classifier in NOT_RUN:
