@@ -292,3 +292,12 @@ def test_a_frame_s_columns_in_another_order_are_refused_as_the_other_families_re
         np.testing.assert_array_equal(model.predict(frame), model.predict(X))
     with pytest.raises(ParameterError, match="The feature names should match those that were passed during fit"):
         model.predict(frame[columns[::-1]])
+
+
+def test_n_jobs_is_bounded_before_any_work_as_threads_are():
+    # scikit-learn takes any int: 100,000 threads failed inside the fit, an AttributeError taken for a bug
+    model = get_family("sklearn:RandomForestClassifier")(n_jobs=100_000)
+    with pytest.raises(ParameterError, match=r"^n_jobs: must be an int in \[-1024, 1024\]"):
+        model.fit(np.zeros((4, 784)), [0, 1, 0, 1])
+    assert get_family("sklearn:RandomForestClassifier")(n_jobs=-1, n_estimators=2).fit(
+        np.zeros((4, 784)), [0, 1, 0, 1]).n_jobs == -1

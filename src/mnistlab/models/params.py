@@ -100,6 +100,10 @@ class PositiveInts:
 SEED_OR_NONE = [Interval(Integral, 0, 2**32 - 1, closed="both"), None]
 """``random_state``: a seed scikit-learn, NumPy and PyTorch all take (or None: fresh entropy)."""
 
+MAX_THREADS = 1024
+"""The most threads a fit may ask for: more than any CPU has (OpenMP crashed the process at a million
+threads, and a pool of 100,000 failed to start inside scikit-learn's fit)."""
+
 
 def _number(value) -> str:
     return str(value) if isinstance(value, Integral) else f"{value:g}"

@@ -32,6 +32,7 @@ import math
 import tokenize
 import zipfile
 import zlib
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
@@ -44,6 +45,7 @@ from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
 from ._fitting import convergence_warnings, refusals_of
 from .base import N_FEATURES, MnistlabModel
+from .params import MAX_THREADS, Interval
 from .validation import check_features, fit_features, set_learned
 
 
@@ -275,6 +277,15 @@ def _check_array_sizes(archive: zipfile.ZipFile) -> None:
                              f"which its {member.file_size} bytes do not hold")
 
 
+def _constraints(classifier_constraints: dict) -> dict:
+    """The classifier's own parameter constraints, ``standardize``'s, and a bound on ``n_jobs`` (of which
+    scikit-learn takes any int: 100,000 threads failed inside the fit, after the data was loaded)."""
+    constraints = {**classifier_constraints, "standardize": ["boolean"]}
+    if "n_jobs" in constraints:  # -1: every core, -2: all but one, …
+        constraints["n_jobs"] = [Interval(Integral, -MAX_THREADS, MAX_THREADS, closed="both"), None]
+    return constraints
+
+
 @functools.cache
 def family_class(name: str) -> type[SklearnClassifier]:
     """The family ``sklearn:<name>``: scikit-learn's classifier ``name`` with its own hyperparameters."""
@@ -308,6 +319,5 @@ def family_class(name: str) -> type[SklearnClassifier]:
     return type(f"Sklearn{name}", (SklearnClassifier,), {
         "family": SKLEARN_PREFIX + name, "estimator_class": classifier, "__init__": __init__, "__doc__": doc,
         "__module__": __name__, "__qualname__": f"Sklearn{name}",
-        "_parameter_constraints": {**getattr(classifier, "_parameter_constraints", {}),
-                                   "standardize": ["boolean"]},
+        "_parameter_constraints": _constraints(getattr(classifier, "_parameter_constraints", {})),
     })

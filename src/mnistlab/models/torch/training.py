@@ -65,7 +65,7 @@ from ...errors import DivergedError, ParameterError, one_line
 from ...data.preprocess import held_out
 from ...data.registry import IMAGE_SIDE
 from ..base import MnistlabModel
-from ..params import SEED_OR_NONE, Interval, StrOptions
+from ..params import MAX_THREADS, SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
 from .checkpoint import Checkpoint, check_state, load_state
 from .device import (DEVICES, allocation_failures_as_memory_error, available_threads, cpu_threads, derived_seed,
@@ -76,7 +76,6 @@ INIT, SPLIT, DATA, DROPOUT = range(4)  # what a derived seed is for
 # Parameters that change where a run is executed, not what it computes:
 # a checkpoint written under other values of these is still resumed.
 NOT_FINGERPRINTED = ("checkpoint_dir", "device", "threads")
-MAX_THREADS = 1024  # more than any CPU has; OpenMP crashed the process at a million
 STATE_PREFIX = "state."
 PREDICT_BATCH = 1024
 PROGRESS_EVERY = 10  # steps between progress reports: reading the loss waits for a GPU
