@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import run_cli
-from mnistlab.errors import ParameterError, RunNotFoundError
+from mnistlab.errors import ParameterError, RunDamagedError, RunNotFoundError
 from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.web import app as web_app
 from mnistlab.web.app import SameSite, allowed_host, create_app
@@ -37,6 +37,8 @@ def client(out, **kwargs) -> TestClient:
 def test_unknown_default_run_fails_before_serving(out):
     with pytest.raises(RunNotFoundError, match="nope"):
         create_app(out, default_run="nope")
+    with pytest.raises(RunDamagedError, match="broken/metrics.json"):  # it served, answering every photo 500
+        create_app(out, default_run="broken")
 
 
 def test_cli_serve_with_unknown_run_is_one_line(out):
