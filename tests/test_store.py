@@ -247,6 +247,26 @@ def test_atomic_writes_keep_what_is_not_a_regular_file_and_follow_links(tmp_path
     assert link.is_symlink() and target.read_bytes() == b"new"
 
 
+def test_files_written_together_are_all_written_or_none(tmp_path, monkeypatch):
+    from mnistlab import _io
+
+    first, second = tmp_path / "a_probabilities.png", tmp_path / "a_contributions.png"
+    real = _io.staged_file
+
+    def full_disk_at_the_second(path):
+        if path.name == second.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path)
+
+    monkeypatch.setattr(_io, "staged_file", full_disk_at_the_second)
+    with pytest.raises(OSError, match="No space left on device: .*a_contributions.png"):
+        _io.atomic_write_all({first: b"1", second: b"2"})  # explain left the first of its pair
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    _io.atomic_write_all({first: b"1", second: b"2"})
+    assert first.read_bytes() == b"1" and second.read_bytes() == b"2"
+
+
 def test_runs_are_as_readable_as_the_umask_says(tmp_path):
     from mnistlab._io import FILE_MODE, FOLDER_MODE
 
@@ -514,6 +534,23 @@ def test_a_lock_is_held_by_a_live_process_not_by_whose_id_it_names(tmp_path, mon
     with store.claim("held"):  # the kernel let go of it with the process: nothing stale to judge
         pass
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == []
+
+
+def test_a_claim_the_disk_is_too_full_for_leaves_no_lock(tmp_path, monkeypatch):
+    from mnistlab.experiments import store as store_module
+
+    write = os.write
+
+    def full_disk(fd, data):  # for the lock's file only: os.write is every module's
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".lock-full"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(fd, data)
+
+    monkeypatch.setattr(store_module.os, "write", full_disk)
+    with pytest.raises(ParameterError, match="No space left on device"):
+        with RunStore(tmp_path).claim("full"):
+            pass
+    assert list((tmp_path / "runs").iterdir()) == []  # an empty .lock-full stayed
 
 
 def test_metrics_that_do_not_follow_from_their_confusion_matrix_are_damage(out, tmp_path):

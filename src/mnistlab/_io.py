@@ -43,22 +43,38 @@ def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> No
     Raises OSError for a ``path`` that exists but is no regular file: a rename would replace a device
     (``/dev/null``), a pipe or a folder rather than write to it.
     """
+    atomic_write_all({path: data}, follow_links)
+
+
+def atomic_write_all(files: dict[Path, bytes], follow_links: bool = True) -> None:
+    """Write each ``path: data`` of ``files`` as ``atomic_write_bytes`` does, all or none: each is staged
+    beside its path, and they replace theirs once every one is written (one by one, a full disk left the
+    first of a pair written and the second not)."""
+    path = None
+    try:
+        with contextlib.ExitStack() as staged:
+            for target, data in files.items():
+                path = _writable(Path(target), follow_links)
+                staged.enter_context(staged_file(path)).write(data)
+    except OSError as exc:
+        if path is not None:
+            _name(exc, path)
+        raise
+
+
+_swept: set[str] = set()  # the folders ``_writable`` has swept in this process
+
+
+def _writable(path: Path, follow_links: bool) -> Path:
+    """``path`` as the atomic writes write it, its folder made and swept of what writers killed outright left."""
     path = Path(os.path.realpath(path) if follow_links else os.path.abspath(path))
     if path.exists() and not path.is_file() and not path.is_symlink():
         raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    if str(path.parent) not in _swept:  # what writers killed outright left here: once a process, as a folder
-        _swept.add(str(path.parent))    # of many files written one by one would be read through for each
+    if str(path.parent) not in _swept:  # once a process, as a folder of many files written one by one
+        _swept.add(str(path.parent))    # would be read through for each
         sweep_staging(path.parent)
-    try:
-        with staged_file(path) as f:
-            f.write(data)
-    except OSError as exc:
-        _name(exc, path)
-        raise
-
-
-_swept: set[str] = set()  # the folders ``atomic_write_bytes`` has swept in this process
+    return path
 
 
 def _name(exc: OSError, path: Path) -> None:

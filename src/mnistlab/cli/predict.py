@@ -141,13 +141,16 @@ def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: Top
     ```
     """
     from .. import api, plots
+    from .._io import atomic_write_all
     from ..experiments.figures import explanation_figures
 
     loaded = api.load_run(run, out=out)
     image, label = stored_image(loaded.dataset, index, split)
     prediction = loaded.predict(image)
-    paths = [plots.save_png(fig, out / "explain" / f"{loaded.name}-{split}-{index}_{kind}.png")
-             for kind, fig in explanation_figures(prediction, true_label=label).items()]
+    pictures = {out / "explain" / f"{loaded.name}-{split}-{index}_{kind}.png": plots.png_bytes(fig)
+                for kind, fig in explanation_figures(prediction, true_label=label).items()}
+    atomic_write_all(pictures)  # both or neither
+    paths = list(pictures)
     if as_json:
         emit_json({"index": index, "split": split, "true_class": loaded.classes[label], "class": prediction.class_name,
                    "label": prediction.label, "top": prediction.top(top), "files": [str(p) for p in paths]})

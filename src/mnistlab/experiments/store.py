@@ -486,8 +486,12 @@ def _hold_lock(lock: Path, attempts: int = LOCK_ATTEMPTS) -> int | None:
             except FileNotFoundError:
                 current = False
             if current:
-                os.ftruncate(fd, 0)
-                os.write(fd, str(os.getpid()).encode())
+                try:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, str(os.getpid()).encode())
+                except OSError:  # a full disk: the file held, made for this claim or swept by it, goes too
+                    lock.unlink(missing_ok=True)
+                    raise
                 return fd
             os.close(fd)  # its holder removed the file as this process opened it: the lock is what is there now
         except BlockingIOError:
