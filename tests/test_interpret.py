@@ -14,7 +14,7 @@ from mnistlab.experiments.figures import FIGURES, write_figures
 from mnistlab.experiments.interpret import Interpretation, embed
 from mnistlab.experiments.metrics import calibration, evaluate
 from mnistlab.experiments.robustness import SHIFTS, robustness
-from mnistlab.models import MnistlabModel
+from mnistlab.models.base import MnistlabModel
 from mnistlab.models.occlusion import occlusion_sensitivity
 
 NEW_FIGURES = ("confusion_matrix_percent", "top_losses", "most_confused", "reliability", "robustness", "embedding")

@@ -8,7 +8,8 @@ import pytest
 
 from mnistlab.cli.model_options import convert, describe, parse
 from mnistlab.errors import ParameterError
-from mnistlab.models import MnistlabModel, family_names, get_family
+from mnistlab.models import family_names, get_family
+from mnistlab.models.base import MnistlabModel
 from mnistlab.models.params import SEED_OR_NONE, Interval, PositiveInts, StrOptions
 
 

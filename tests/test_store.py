@@ -194,6 +194,11 @@ def test_damaged_run_is_listed_as_damaged_and_the_others_stay(out, tmp_path):
         (local / "runs" / "a" / "config.json").write_text(json.dumps(broken))
         damaged = {r.name: r.damaged for r in RunStore(local).list()}["a"]
         assert "config.json: the dataset must be one of fashion-mnist, mnist" in damaged and repr(dataset) in damaged
+    broken = json.loads((local / "runs" / "b" / "config.json").read_text())
+    broken["model"] = "nosuch"  # listed as healthy; compare said "unknown model 'nosuch'", naming no file
+    (local / "runs" / "a" / "config.json").write_text(json.dumps(broken))
+    damaged = {r.name: r.damaged for r in RunStore(local).list()}["a"]
+    assert "config.json: 'model' must be a model family, got 'nosuch'" in damaged
     result = run_cli("runs", "list", "--out", str(config))  # a file: an empty table before
     assert result.returncode == 2 and "is a file, not a folder of runs" in result.stderr
 

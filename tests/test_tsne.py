@@ -8,7 +8,7 @@ import pytest
 from mnistlab.experiments import tsne as tsne_mod
 from mnistlab.experiments.interpret import MIN_EMBEDDED, embed
 from mnistlab.experiments.tsne import tsne
-from mnistlab.models import MnistlabModel
+from mnistlab.models.base import MnistlabModel
 
 
 def clusters(n: int = 400, k: int = 8, dims: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from ..errors import ParameterError
-from ..models import MnistlabModel
+from ..models.base import MnistlabModel
 from ..models.params import (
     PositiveInts,
     allows,

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.preprocess import flatten_scale
 from ..errors import ParameterError
-from ..models import MnistlabModel
+from ..models.base import MnistlabModel
 from ..models.params import Interval
 from ..models.params import check as check_parameter
 from ..models.temperature import log_probabilities

@@ -32,7 +32,8 @@ from ..data.datasets import DATA_DIR_ENV, DEFAULT_DATASET, Dataset, get_spec, lo
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import (DatasetError, DivergedError, MnistlabError, ModelFileError, ParameterError, RunDamagedError,
                       one_line)
-from ..models import MnistlabModel, check_family_name, get_family
+from ..models import check_family_name, get_family
+from ..models.base import MnistlabModel
 from ..models.params import SEED_OR_NONE, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from ..models.temperature import TemperatureScaled, fit_temperature

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from .._io import FILE_MODE, atomic_directory, parse_json, read_regular_file, sweep_staging
 from .._values import is_number, is_whole_number, path_text
 from ..data.registry import DATASETS
+from ..models import check_family_name
 from ..errors import (
     ParameterError,
     RunDamagedError,
@@ -124,6 +125,10 @@ def read_config(run_dir: Path) -> dict:
     _require(path, config["dataset"], {"name": str, "classes": list, "n_train": int, "n_test": int})
     if not all(isinstance(name, str) for name in config["dataset"]["classes"]):
         raise RunDamagedError(f"{path}: the dataset's classes must be names (strings)")
+    try:  # compare and the listings read it as the family
+        check_family_name(config["model"])
+    except ParameterError:
+        raise RunDamagedError(f"{path}: 'model' must be a model family, got {config['model']!r}") from None
     dataset = config["dataset"]["name"]  # how its photos are converted; which data evaluation loads again
     if dataset not in DATASETS or config["data"].get("dataset", dataset) != dataset:
         raise RunDamagedError(f"{path}: the dataset must be one of {', '.join(DATASETS)}, the same in 'dataset' "

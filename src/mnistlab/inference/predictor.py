@@ -27,7 +27,7 @@ from ..models.base import N_FEATURES
 from .photo import Prepared, decoded_photo, prepare, prepare_photo
 
 if TYPE_CHECKING:  # the models (and scikit-learn) load with a Predictor: the ONNX engine uses Prediction alone
-    from ..models import MnistlabModel
+    from ..models.base import MnistlabModel
 
 FLOAT_OVERSHOOT = 2.0  # see ``as_pixels``
 

@@ -6,8 +6,12 @@ Besides the families below, ``sklearn:NAME`` is scikit-learn's classifier NAME
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ParameterError
-from .base import MnistlabModel
+
+if TYPE_CHECKING:  # not imported here: a run's config.json is checked against the names without NumPy
+    from .base import MnistlabModel
 
 _FAMILIES: dict[str, str] = {
     # name -> "module:Class", imported on first use so that PyTorch is loaded

@@ -21,7 +21,8 @@ from .._io import atomic_write_bytes, parse_json, read_regular_file, write_json
 from .._npz import read_npz
 from .._values import is_whole_number
 from ..errors import ModelFileError, ParameterError, one_line
-from . import MnistlabModel, get_family
+from . import get_family
+from .base import MnistlabModel
 from .base import N_FEATURES
 from .temperature import TemperatureScaled
 
