@@ -697,3 +697,10 @@ def taken_as_it_is(image: np.ndarray, style: str) -> bool:
         return np.array_equal(prepare(Image.open(buffer), style).pixels, image)
     except BlankPhotoError:
         return False
+
+
+def test_a_source_that_is_no_photo_is_a_parameter_error():
+    from mnistlab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="^source: must be a photo's path or bytes, got int"):  # a TypeError
+        prepare_photo(5, "mnist")

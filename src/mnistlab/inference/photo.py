@@ -198,7 +198,7 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
         except ValueError as exc:  # a NUL in the path
             raise PhotoError(f"{name}: cannot read file ({one_line(exc)})") from None
     else:
-        raise TypeError(f"expected a path or bytes, got {type(source).__name__}")
+        raise ParameterError("source", f"must be a photo's path or bytes, got {type(source).__name__}")
     if not data:
         raise PhotoError(f"{name}: empty file")
     if len(data) > max_bytes:
