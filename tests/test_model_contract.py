@@ -204,6 +204,16 @@ def test_rich_progress_draws_a_bar_and_keeps_the_logged_lines(images):
     assert "epoch 1/2" in text and "epoch 2/2" in text and "steps" in text
 
 
+def test_a_rich_bar_of_work_that_ended_early_ends_full_and_without_its_first_words():
+    for total, done, description in ((500, 68, "objective 0.39"), (None, 1, "")):  # converged; a fit of unknown length
+        buffer = io.StringIO()
+        bar = progress_mod.RichProgress(Console(file=buffer, width=100))
+        bar.start(total, "iteration")
+        bar.advance(done, description)
+        bar.end()  # "68/500 iterations … left 0:00:38"; "1/? iterations … left  starting"
+        assert f"{done}/{done} iterations" in buffer.getvalue() and "starting" not in buffer.getvalue()
+
+
 def test_notebook_progress_uses_tqdm(images):
     pytest.importorskip("tqdm")
     X, y = images

@@ -39,6 +39,7 @@ from ._ipython import in_notebook
 
 BAR_WIDTH = 20
 FIXED_COLUMNS_WIDTH = 48  # "1234/1234 iterations 0:00:00 left 0:00:00" and the gaps
+STARTING = "starting"  # the state before the first advance
 
 
 class RichProgress(FitProgress):
@@ -58,7 +59,7 @@ class RichProgress(FitProgress):
                    TimeRemainingColumn(), TextColumn("{task.description}"))
         self._progress = Progress(*columns, console=self.console, transient=unit == "byte")
         self._progress.start()
-        self._task = self._progress.add_task("starting", total=total)
+        self._task = self._progress.add_task(STARTING, total=total)
 
     def advance(self, done: int, description: str = "") -> None:
         if self._progress is None:
@@ -76,6 +77,10 @@ class RichProgress(FitProgress):
         if self._progress is not None:
             if sys.exc_info()[0] is not None:  # ended by an error: its one line is what is left, not the bar
                 self._progress.live.transient = True
+            else:  # a fit that converged early is done, not "68/500 iterations … left 0:00:38", as tqdm's below
+                task = self._progress.tasks[0]
+                self._progress.update(self._task, total=task.completed,
+                                      description="" if task.description == STARTING else task.description)
             if self._progress.live.transient and not self.console.is_terminal:
                 with self.console.capture():  # nothing was drawn on a file or a pipe: Rich would write an empty line
                     self._progress.stop()
