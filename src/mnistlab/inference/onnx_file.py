@@ -42,7 +42,7 @@ from ..errors import ExportError, ModelFileError, one_line, printable
 from ..experiments.store import read_config
 from ..models.serialization import MAX_MODEL_BYTES
 from .photo import STYLES, prepare_photo
-from .predictor import Prediction, _source_name, finite_probabilities
+from .predictor import Prediction, _source_name, prediction_of
 
 FORMAT, FORMAT_VERSION = "mnistlab-onnx", "1"
 ONNX_FILE = "model.onnx"  # in the run folder, unless the export is written elsewhere
@@ -306,8 +306,5 @@ class OnnxPredictor:
     def predict_photo(self, source) -> Prediction:
         """A photo (path or bytes) → converted like the training data → its prediction."""
         prepared = prepare_photo(source, self.dataset)
-        proba = finite_probabilities(self.model.predict_proba(prepared.pixels[None])[0], self.run_dir,
-                                     _source_name(source))
-        label = int(np.argmax(proba))
-        return Prediction(label, self.classes[label], proba, prepared.pixels, self.classes,
-                          _source_name(source), prepared)
+        return prediction_of(self.model.predict_proba(prepared.pixels[None])[0], self.run_dir, self.classes,
+                             prepared.pixels, _source_name(source), prepared)

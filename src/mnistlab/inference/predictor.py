@@ -118,9 +118,8 @@ class Predictor:
     def predict_pixels(self, pixels: np.ndarray, source: str = "28×28 image", prepared: Prepared | None = None
                        ) -> Prediction:
         """A 28×28 uint8 image like the dataset's (object bright on dark) → its prediction."""
-        proba = finite_probabilities(self.model.predict_proba(flatten_scale(pixels[None]))[0], self.run_dir, source)
-        label = int(np.argmax(proba))
-        return Prediction(label, self.classes[label], proba, pixels, self.classes, source, prepared, self.model)
+        return prediction_of(self.model.predict_proba(flatten_scale(pixels[None]))[0], self.run_dir, self.classes,
+                             pixels, source, prepared, self.model)
 
     def predict_photo(self, source, **overrides) -> Prediction:
         """A photo (path or bytes) → converted like the training data → its prediction."""
@@ -148,6 +147,14 @@ class Predictor:
             return self.predict_pixels(as_pixels(x))
         raise ParameterError("x", f"cannot predict a {type(x).__name__}: give a photo's path or bytes, a PIL "
                                   "image, a 28×28 array or a list of these")
+
+
+def prediction_of(proba: np.ndarray, run_dir: Path, classes: list[str], pixels: np.ndarray, source: str,
+                  prepared: Prepared | None = None, model: MnistlabModel | None = None) -> Prediction:
+    """The prediction of run ``run_dir`` whose probabilities are ``proba``, checked (``finite_probabilities``)."""
+    proba = finite_probabilities(proba, run_dir, source)
+    label = int(np.argmax(proba))
+    return Prediction(label, classes[label], proba, pixels, classes, source, prepared, model)
 
 
 def finite_probabilities(proba: np.ndarray, run_dir: Path, source: str) -> np.ndarray:
