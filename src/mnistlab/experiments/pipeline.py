@@ -195,36 +195,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         # as predictions.npz keeps them: every number of the run (log-loss, top losses) follows from that file
         proba = finite_proba(proba, family).astype(np.float32)
 
-        config = {
-            "name": name, "model": family, "params": model_params,
-            "dataset": {
-                "name": ds.name, "title": ds.title, "source": ds.source, "checksums": ds.checksums,
-                "checksum_summary": ds.checksum_summary, "classes": list(ds.classes),
-                "class_subset": list(data.classes) if data.classes else None,
-                "train_size": data.train_size, "test_size": data.test_size,
-                "n_train": int(len(y_train)), "n_test": int(len(ds.y_test)),
-                # which images the run was tested on: comparisons need the same ones, not only the same labels
-                "test_images_sha256": test_images_digest(ds),
-            },
-            "calibrate": calibrate,
-            "data": dataclasses.asdict(data),
-            "seed": data.seed, "versions": library_versions(),
-            "created": created.isoformat(timespec="seconds"),
-            "command": command,
-        }
-        run_metrics = _scores(model, ds.y_test, proba, ds.classes)
-        run_metrics.update(
-            fit_seconds=fit_seconds,
-            predict_seconds_per_10k=predict_seconds * 10000 / max(len(x_test), 1),
-            n_parameters=model.n_parameters(),
-            n_iter=_iterations(getattr(model, "n_iter_", None)),
-            converged=getattr(model, "converged_", None),
-            fit_message=getattr(model, "fit_message_", None),
-            history=getattr(model, "history_", None),
-            robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
-        )
-        if (sparsity := zero_weight_fraction(model)) is not None:  # how sparse an L1 penalty made the weights
-            run_metrics["zero_weight_fraction"] = sparsity
+        config = _run_config(name, family, model_params, data, ds, int(len(y_train)), calibrate, created, command)
+        run_metrics = _run_metrics(model, ds, proba, fit_seconds, predict_seconds)
         if uncalibrated is not None:
             after = run_metrics["calibration"]
             run_metrics["temperature"] = {"value": model.temperature, "n_validation": int(len(y_val)),
@@ -250,6 +222,48 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                 write_embedding(staging, mapped)
             report.write_report(staging)
     return writer.path
+
+
+def _run_config(name: str, family: str, model_params: dict, data: DataChoice, ds: Dataset, n_train: int,
+                calibrate: bool, created: datetime, command: str | None) -> dict:
+    """config.json: what was trained, on which data (the test images' digest too), when, and how it was asked for."""
+    return {
+        "name": name, "model": family, "params": model_params,
+        "dataset": {
+            "name": ds.name, "title": ds.title, "source": ds.source, "checksums": ds.checksums,
+            "checksum_summary": ds.checksum_summary, "classes": list(ds.classes),
+            "class_subset": list(data.classes) if data.classes else None,
+            "train_size": data.train_size, "test_size": data.test_size,
+            "n_train": n_train, "n_test": int(len(ds.y_test)),
+            # which images the run was tested on: comparisons need the same ones, not only the same labels
+            "test_images_sha256": test_images_digest(ds),
+        },
+        "calibrate": calibrate,
+        "data": dataclasses.asdict(data),
+        "seed": data.seed, "versions": library_versions(),
+        "created": created.isoformat(timespec="seconds"),
+        "command": command,
+    }
+
+
+def _run_metrics(model: MnistlabModel, ds: Dataset, proba: np.ndarray, fit_seconds: float,
+                 predict_seconds: float) -> dict:
+    """metrics.json's numbers of the test set's probabilities ``proba``, and of the fit (time, size, history),
+    robustness and sparsity; the interpretation's summary is added by the caller."""
+    run_metrics = _scores(model, ds.y_test, proba, ds.classes)
+    run_metrics.update(
+        fit_seconds=fit_seconds,
+        predict_seconds_per_10k=predict_seconds * 10000 / max(len(ds.y_test), 1),
+        n_parameters=model.n_parameters(),
+        n_iter=_iterations(getattr(model, "n_iter_", None)),
+        converged=getattr(model, "converged_", None),
+        fit_message=getattr(model, "fit_message_", None),
+        history=getattr(model, "history_", None),
+        robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
+    )
+    if (sparsity := zero_weight_fraction(model)) is not None:  # how sparse an L1 penalty made the weights
+        run_metrics["zero_weight_fraction"] = sparsity
+    return run_metrics
 
 
 def _discard(checkpoints: Path) -> None:
