@@ -175,6 +175,7 @@ def test_compare_and_sweep(run, out):
     (dict(cv=61), "61 folds need 61 training images of each class, and one class has 60"),
     (dict(val_fraction=1.5), "a fraction between 0 and 1, got 1.5"),
     (dict(val_fraction=0.01), "0.01 of 600 examples cannot be held out stratified: parts of 594 and 6 rows"),
+    (dict(val_fraction=0.5, cv=3), "a cross-validated sweep \\(cv\\) holds out no share"),  # it was ignored
 ])
 def test_a_sweeps_validation_that_cannot_be_made_is_refused_before_any_fit(setting, message, out, monkeypatch):
     from mnistlab.models import get_family

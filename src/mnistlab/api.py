@@ -487,11 +487,12 @@ def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float
 def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_DATASET,
           data_dir: str | Path | None = None, classes: list[int] | None = None, train_size: int | None = None,
           seed: int = 0, cv: int | None = None,
-          val_fraction: float = 0.2, name: str | None = None, out: str | Path | None = None,
+          val_fraction: float | None = None, name: str | None = None, out: str | Path | None = None,
           progress: bool = True, cluster: str | None = None, overwrite: bool = False) -> Sweep:
     """Fit every combination of ``grid`` (hyperparameter → values); score each on validation data.
 
-    The test set is not touched. ``cv`` uses k-fold cross-validation instead of one split. A ``name``
+    The test set is not touched. ``cv`` uses k-fold cross-validation instead of one split, which holds out
+    ``val_fraction`` of the training images (default 0.2). A ``name``
     given that exists is refused before any fit unless ``overwrite``.
     ``cluster`` (a Dask scheduler's address such as ``"tcp://10.0.0.5:8786"``, or ``"local"``;
     default: ``MNISTLAB_CLUSTER``, else none) runs each combination as a task there.

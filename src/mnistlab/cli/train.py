@@ -153,7 +153,8 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
               dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None,
               classes: ClassesOpt = None, train_size: TrainSizeOpt = None, seed: SeedOpt = 0,
               cv: Annotated[Optional[int], typer.Option(help="k-fold cross-validation instead of one split.")] = None,
-              val_fraction: Annotated[float, typer.Option(help="Validation share when not using --cv.")] = 0.2,
+              val_fraction: Annotated[Optional[float], typer.Option(
+                  help="Validation share, where not using --cv (default: 0.2).")] = None,
               name: Annotated[Optional[str], typer.Option(help="Sweep name (folder under OUT/sweeps).")] = None,
               overwrite: Annotated[bool, typer.Option(help="Replace a sweep of the same --name.")] = False,
               cluster: Annotated[Optional[str], typer.Option(

@@ -38,7 +38,7 @@ from .store import MAX_NAME_LENGTH, claim_folder, output_folder, validate_name
 SWEEPS = "sweeps"
 
 
-def _splits(x, y, cv: int | None, val_fraction: float, seed: int, names: tuple[str, ...]):
+def _splits(x, y, cv: int | None, val_fraction: float | None, seed: int, names: tuple[str, ...]):
     """The (fit, validation) pairs: ``cv`` stratified folds, or one held-out ``val_fraction``; a split
     that cannot keep every class on each side fails before the first pair, naming it by ``names``."""
     if cv:
@@ -56,12 +56,24 @@ MAX_POINTS = 1000  # combinations of one sweep: past it a grid is a typo more of
 # (DataChoice's fields, resplit_test_fraction named test_fraction in its errors, as the API's argument)
 OWN_SETTINGS = {"cv", "val_fraction", "test_fraction", *(field.name for field in dataclasses.fields(DataChoice))}
 
-def _check_validation(cv: int | None, val_fraction: float) -> None:
-    """``cv`` folds (at least 2), or else one held-out ``val_fraction`` (between 0 and 1)."""
+VAL_FRACTION = 0.2  # the share held out for validation where neither cv nor a share is given
+
+
+def _validation(cv: int | None, val_fraction: float | None) -> float | None:
+    """The share held out: None for ``cv`` folds (at least 2), else ``val_fraction`` (between 0 and 1, by
+    default ``VAL_FRACTION``). Both given is refused: a cross-validated sweep ignored the share."""
     if cv is not None and (not is_whole_number(cv) or cv < 2):
         raise ParameterError("cv", f"k-fold cross-validation needs k ≥ 2 folds, got {cv!r}")
-    if cv is None and not (is_number(val_fraction) and 0 < val_fraction < 1):
+    if cv is not None:
+        if val_fraction is not None:
+            raise ParameterError("val_fraction", "a cross-validated sweep (cv) holds out no share: give one of the "
+                                                 "two")
+        return None
+    if val_fraction is None:
+        return VAL_FRACTION
+    if not (is_number(val_fraction) and 0 < val_fraction < 1):
         raise ParameterError("val_fraction", f"must be a fraction between 0 and 1, got {val_fraction!r}")
+    return val_fraction
 
 
 def _training_arrays(data: DataChoice) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -78,7 +90,7 @@ def _arrays_of(data: DataChoice, content: str) -> tuple[np.ndarray, np.ndarray, 
     return flatten_scale(ds.x_train), np.asarray(ds.y_train), ds.classes
 
 
-def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val_fraction: float
+def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val_fraction: float | None
                 ) -> tuple[dict, int]:
     """One point of a sweep, ``params`` fitted and scored on validation data (a cluster's task, too):
     its row of the results, and how many training images there were."""
@@ -99,7 +111,7 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
 
 
 def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, name: str | None = None,
-              cv: int | None = None, val_fraction: float = 0.2, progress: FitProgress = SILENT,
+              cv: int | None = None, val_fraction: float | None = None, progress: FitProgress = SILENT,
               cluster: str | None = None, overwrite: bool = False) -> tuple[Path, list[dict]]:
     """Fit every combination in ``grid``; write sweep.json, sweep.csv and sweep.png.
 
@@ -112,8 +124,9 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     depend on the thread count.
     """
     if not grid:
-        raise ParameterError(None, "nothing to sweep: give at least one hyperparameter with values, e.g. C=[0.01, 0.1, 1]")
-    _check_validation(cv, val_fraction)
+        raise ParameterError(None, "nothing to sweep: give at least one hyperparameter with values, "
+                                   "e.g. C=[0.01, 0.1, 1]")
+    val_fraction = _validation(cv, val_fraction)
     check_parameter("overwrite", overwrite, ["boolean"])
     if name is not None:
         validate_name(name, "sweep")
@@ -145,7 +158,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     return final, rows
 
 
-def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, val_fraction: float,
+def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, val_fraction: float | None,
             cluster: str | None, progress: FitProgress) -> tuple[list[dict], int]:
     """Each point's row of scores, in order, and the number of training images. A point that failed by its
     own settings has a row too, without scores and with its ``error``: the others' hours are kept (every row
@@ -190,13 +203,13 @@ def _here(arguments: list[tuple]) -> Iterator[tuple[int, tuple[dict, int] | Mnis
 
 
 def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_train: int, cv: int | None,
-           val_fraction: float, rows: list[dict]) -> None:
+           val_fraction: float | None, rows: list[dict]) -> None:
     """The sweep's folder: sweep.json, sweep.csv and sweep.png, staged and renamed."""
     with atomic_directory(final) as staging:
         # the data as a run's config.json records it: a sweep of three classes is not one of ten
         write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": data.dataset,
                                             "data": dataclasses.asdict(data), "n_train": n_train, "cv": cv,
-                                            "val_fraction": None if cv else val_fraction, "results": rows})
+                                            "val_fraction": val_fraction, "results": rows})
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
