@@ -266,17 +266,26 @@ class TorchClassifier(MnistlabModel):
         self.n_iter_ = len(history["train_loss"])
         self.history_ = history
         self.threads_ = threads
-        where = f"{threads} CPU thread{'s' * (threads > 1)}" if device.type == "cpu" else str(device)
-        self.fit_message_ = f"{self.n_iter_} epoch{'s' * (self.n_iter_ != 1)} on {where}"
-        if first_epoch:  # the run's fit time is this process's: say what the epochs before it took
-            before = f" ({saved.seconds:.1f} s of training before)" if saved.seconds is not None else ""
-            self.fit_message_ += f", resumed after epoch {first_epoch}{before}"
-        elif checkpoint and checkpoint.unusable:  # said with the result too: a log line is lost without a bar (--json)
-            self.fit_message_ += f"; not resumed ({checkpoint.unusable}): started afresh"
-        if (steps := self.n_iter_ * steps_per_epoch) < FEW_STEPS:
-            self.fit_message_ += (f"; only {steps} optimiser steps, too few to learn much: more images or epochs, "
-                                  "or a smaller batch_size")
+        self.fit_message_ = self._fit_message(device, threads, steps_per_epoch, first_epoch,
+                                              saved.seconds if first_epoch else None,
+                                              checkpoint.unusable if checkpoint else None)
         return self
+
+    def _fit_message(self, device: torch.device, threads: int, steps_per_epoch: int, first_epoch: int,
+                     seconds_before: float | None, not_resumed: str | None) -> str:
+        """How many epochs ran, where, whether they resumed (after ``first_epoch``) or could not (why:
+        ``not_resumed``), and whether the steps were too few to learn much."""
+        where = f"{threads} CPU thread{'s' * (threads > 1)}" if device.type == "cpu" else str(device)
+        message = f"{self.n_iter_} epoch{'s' * (self.n_iter_ != 1)} on {where}"
+        if first_epoch:  # the run's fit time is this process's: say what the epochs before it took
+            before = f" ({seconds_before:.1f} s of training before)" if seconds_before is not None else ""
+            message += f", resumed after epoch {first_epoch}{before}"
+        elif not_resumed:  # said with the result too: a log line is lost without a bar (--json)
+            message += f"; not resumed ({not_resumed}): started afresh"
+        if (steps := self.n_iter_ * steps_per_epoch) < FEW_STEPS:
+            message += (f"; only {steps} optimiser steps, too few to learn much: more images or epochs, "
+                        "or a smaller batch_size")
+        return message
 
     def _train_epoch(self, network, optimizer, images, labels, generator, epoch, epochs, batch_size, progress):
         """One pass over the shuffled, augmented data; returns (mean cross-entropy, accuracy)."""
