@@ -521,3 +521,16 @@ def test_a_sparse_model_draws_its_zero_weights_and_a_dense_one_does_not(tmp_path
 def test_a_data_choice_refuses_an_empty_data_dir_as_the_api_does():
     with pytest.raises(ParameterError, match="data_dir: must be a path"):  # it became the current folder
         DataChoice(data_dir="")
+
+
+def test_runs_of_long_names_are_compared_with_their_names_shortened_in_the_figures_only(own_out):
+    long_a, long_b = "a" * 89 + "-20261207-1", "a" * 89 + "-20261207-2"  # 100 characters, the most allowed
+    for name, C in ((long_a, 0.1), (long_b, 1.0)):
+        train("logreg", {"C": C}, DataChoice(train_size=300, test_size=100), own_out, name=name, embedding=False)
+    result = run_cli("compare", long_a, long_b, "--out", str(own_out), "--json")
+    # 100 characters left the figures no room: "constrained_layout not applied because axes sizes collapsed"
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+    assert json.loads(result.stdout)["pairs"][0]["a"] == long_a  # whole where there is room
+    from mnistlab.experiments.compare import _label
+
+    assert len(_label(long_a)) <= 40 and _label(long_a) != _label(long_b) and _label(long_a).endswith("20261207-1")

@@ -235,8 +235,23 @@ def _plots(loaded: list[dict], pairs: list[dict], classes: list[str], folder: Pa
             for name, (fig, caption) in comparison_figures(loaded, pairs, classes).items()]
 
 
+LABEL_LENGTH = 40  # of a run's name in a figure: a default name (family, dataset, time) fits whole
+
+
+def _label(name: str) -> str:
+    """A run's name as a figure shows it: shortened in the middle, where 100 characters left no room for the
+    plot (the time that ends a default name, which tells runs apart, stays); the tables have it whole."""
+    half = (LABEL_LENGTH - 1) // 2
+    return name if len(name) <= LABEL_LENGTH else f"{name[:half]}…{name[-half:]}"
+
+
 def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]) -> dict[str, tuple[Figure, str]]:
     """The comparison's figures by name, with their captions, in reading order."""
+    labels = {r["name"]: _label(r["name"]) for r in loaded}
+    if len(set(labels.values())) < len(labels):  # two shortened alike: each figure keys its runs by name
+        labels = {name: name for name in labels}
+    loaded = [{**r, "name": labels[r["name"]]} for r in loaded]
+    pairs = [{**pair, "a": labels[pair["a"]], "b": labels[pair["b"]]} for pair in pairs]
     names = [r["name"] for r in loaded]
     figures = {"accuracy": (plots.metric_bars(names, [r["metrics"]["accuracy"] for r in loaded],
                                               title="Test accuracy", ylabel="accuracy"),
