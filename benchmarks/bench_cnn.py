@@ -232,13 +232,16 @@ def main() -> None:
            if args.isa == "avx2"
            else "the CPU's own kernels (the CNN's precision 'auto': bfloat16 where the CPU computes it, "
                 f"which this one {'does' if computes_bfloat16(torch.device('cpu')) else 'does not'})")
+    skipped = [f"{name} (target: {BENCHES[name].target})" for name in BENCHES if name in skip]
     body = (f"Kernels: {isa}.\n\n"
             f"Fashion-MNIST, {sizes['size']} training and {sizes['test_size']} test images; "
             f"seeds 0..{args.seeds - 1} for the CNN rows, 0..{anchor_seeds - 1} for mlp and LeNet, each fit in a "
             f"fresh process, the rows interleaved by seed; fit times are wall-clock; the PyTorch fits chose {'/'.join(map(str, sorted(used_threads))) or 'no'} of "
             f"{torch.get_num_threads()} CPU threads (mnistlab's choice: the cores no other process is busy on). "
             f"Load average (1 min) after each fit: {min(loads):.1f}–{max(loads):.1f}"
-            f"{' (a busy machine: times are upper bounds)' if max(loads) > 2.5 else ''}.\n\n" + table)
+            f"{' (a busy machine: times are upper bounds)' if max(loads) > 2.5 else ''}.\n\n"
+            + (f"Not run this time (--skip), so not in the table: {', '.join(skipped)}.\n\n" if skipped else "")
+            + table)
     print(body)
     if not args.quick:
         section, title = (("bench_cnn_avx2", "Neural networks on a plain CPU: AVX2, float32") if args.isa == "avx2"

@@ -9,7 +9,8 @@ has loaded and reloads one when its run's model file changes.
 Two engines compute the predictions. "native": the run's own model (NumPy,
 scikit-learn or PyTorch), with explanation maps. "onnx": the run's ONNX export
 (``model.onnx``) under onnxruntime, probabilities only; its workers import
-neither scikit-learn nor PyTorch, so they start faster and take less memory. A
+neither scikit-learn nor PyTorch (a CNN's take half the memory; a logistic
+regression's, which import neither anyway, take more for onnxruntime). A
 run that has no export yet is exported once, in a process of its own that
 ends afterwards, so that those libraries never enter the server's processes
 that stay.

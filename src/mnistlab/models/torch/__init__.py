@@ -1,13 +1,12 @@
 """PyTorch models: the shared training loop, the tutorial's LeNet and our CNN.
 
 Thread settings. PyTorch's OpenMP threads wait for work at the end of every
-operation. Spinning while they wait makes a quiet machine fastest, but beside
-another busy process two spinning threads on two cores fight it and a step gets
-several times slower than with one thread (a LeNet step on a 2-core VM: 61 ms
-quiet, 790 ms beside one busy process; 1 thread: 90 and 189 ms). Sleeping at
-once (``OMP_WAIT_POLICY=PASSIVE``) is safe beside a busy process but cost the
-fast CNN preset's fit a sixth of its speed on a quiet one (AVX2, 2 threads:
-73–76 s instead of 62). So waiting threads spin briefly, then sleep: on Linux,
+operation. Spinning while they wait, two threads on two cores fight another
+busy process, and train slower than one thread (bench_threads, LeNet on the
+2-core AVX2 EPYC: 0.72× one thread's speed). Sleeping at once
+(``OMP_WAIT_POLICY=PASSIVE``) is safe beside a busy process but cost the fast
+CNN preset's fit a sixth of its speed on a quiet 2-core Xeon held to AVX2
+(73–76 s instead of 62; docs/design/cnn.md). So waiting threads spin briefly, then sleep: on Linux,
 where PyTorch's wheels use GNU OpenMP, ``GOMP_SPINCOUNT=10000`` (about half a
 millisecond), which trained as fast as spinning (benchmarks/bench_threads.py
 measures the rest); elsewhere ``OMP_WAIT_POLICY=PASSIVE``. And a fit trains,

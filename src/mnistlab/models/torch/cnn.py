@@ -173,8 +173,8 @@ class CNN(TorchClassifier):
     preset : {"fast", "long"}, default="fast"
         The recipe that sets epochs, widths, pool, batch_size, learning_rate, crop, whiten and optimizer,
         each of which can be given to override it. "fast" reaches about 0.93 on Fashion-MNIST in about a
-        minute of training on 2 plain CPU cores (AVX2, float32), "long" about 0.947 in ten
-        minutes where the CPU computes bfloat16 (benchmarks/bench_cnn.py). Both are
+        minute of training on 2 plain CPU cores (AVX2, float32; benchmarks/bench_cnn.py); "long" trains
+        20 epochs of a wider network with SGD (not in BENCHMARKS.md: not measured on this network). Both are
         tuned for the full 60 000 training images: on a few thousand, the few optimiser steps
         at a peak learning rate of 0.2–0.4 can diverge (the fast preset on 3 000 images: 0.18 test
         accuracy); there, lower it (learning_rate=0.1 with batch_size=64: 0.86).

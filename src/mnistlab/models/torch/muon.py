@@ -68,7 +68,8 @@ class NesterovSGD:
 
     Not a ``torch.optim.Optimizer``: those wrap their methods to keep PyTorch's compiler out, and
     the first call of such a wrapper in a process imports the compiler (``torch._dynamo``: 0.9 s,
-    and ~2 ms more in every training step after it, ~2.3 s of the fast preset's ~42 s on AVX2).
+    and ~2 ms more in every training step after it: ~2.3 s of the fast preset's ~42 s on a Xeon held
+    to AVX2, docs/design/cnn.md).
     This has what the training loop and checkpoints use of one: ``param_groups``,
     ``zero_grad``, ``step``, and ``state_dict``/``load_state_dict`` in the same layout (each
     parameter's state under its index in the groups), so a checkpoint written with
