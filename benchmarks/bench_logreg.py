@@ -266,7 +266,8 @@ def main() -> None:
         f"(<= +0.1 % and >= 10x: {verdict(met_b)}); "
         f"c. objective {gap_c:+.2%} vs saga's, {ours_c['zeros']:.1%} vs {saga_l1['zeros']:.1%} zero coefficients, "
         f"{speed_c:.1f}x faster (<= +0.5 % and faster: {verdict(met_c)}); "
-        f"d. `train logreg` {command_s:.1f} s in all, fit {ours_a['seconds']:.2f} s, figures and report "
+        f"d. `train logreg` {command_s:.1f} s in all, fit {ours_a['seconds']:.2f} s (a.; {command_fit:.2f} s in the "
+        f"command), figures and report "
         f"{drawing:.2f} s, imports {imports:.2f} s; {speed_fit:.1f}x faster than saga by fit, {speed_command:.1f}x "
         f"for the whole command ({verdict(met_d)}: " + ", ".join(f"{check} {verdict(ok)}" for check, ok in checks_d.items())
         + ")."
