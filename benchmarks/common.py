@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import mnistlab
 from mnistlab._io import atomic_write_text
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -56,11 +57,12 @@ def machine() -> str:
     vector = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
                                       ("amx_bf16", "AMX-BF16")) if flag in flags] or ["no AVX2"]
     versions = []
-    for dist in ("numpy", "scikit-learn", "torch", "mnistlab"):
+    for dist in ("numpy", "scikit-learn", "torch"):
         try:
             versions.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             pass
+    versions.append(f"mnistlab {mnistlab.__version__}")  # the code that ran, not an install's metadata
     return (f"{cpu} ({', '.join(vector)}), {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, " + ", ".join(versions))
 

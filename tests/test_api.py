@@ -100,6 +100,19 @@ def test_an_opened_photo_is_predicted_as_its_file_is_and_left_as_it_was(run, tmp
         assert np.array_equal(run.predict(opened).pixels, from_file)
         opened.load()  # the caller's image is still the whole photo
         assert opened.size == (2400, 1800) and opened.mode == "RGB"
+    frames = [Image.fromarray(255 - run.dataset.x_test[i]).resize((280, 280)) for i in (0, 1)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    second = Image.open(buffer)
+    second.seek(1)  # the frame asked for, not the file's first
+    assert np.array_equal(run.predict(second).pixels, run.predict(frames[1].convert("P").convert("L")).pixels)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "TGA")  # a format of Pillow's that photos are not read in: taken as an image
+    assert run.predict(Image.open(buffer)).label == run.predict(frames[0]).label
+    with Image.open(path) as closed:
+        pass
+    with pytest.raises(ml.PhotoError, match="file was closed before it was decoded"):  # Pillow's AssertionError
+        run.predict(closed)
 
 
 def test_predict_takes_every_kind_of_input(run, tmp_path):

@@ -46,6 +46,7 @@ def started(progress: FitProgress, total: int | None, unit: str) -> Iterator[Fit
     finally:
         progress.end()
 
+
 EVERY_LINE_UP_TO = 20  # a fit of at most this many epochs or iterations logs a line for each
 
 

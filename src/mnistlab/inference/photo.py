@@ -296,14 +296,18 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 def decoded_photo(image: Image.Image) -> Image.Image:
     """A PIL image handed over, as ``load_image`` makes a file's (grayscale, mode "F").
 
-    One that ``Image.open`` has not decoded yet is decoded from its file by ``load_image`` itself: a large
-    JPEG at a reduced scale by its decoder, as its path or bytes would be (decoded in full and reduced here,
-    its 28×28 pixels differed by up to 14 grey levels, and a class now and then). One decoded already is
-    refused past MAX_PIXELS or MAX_ASPECT:1, turned upright, reduced before any float copy, and made grayscale.
+    One that ``Image.open`` has not decoded yet, at its first frame and in a format read here, is decoded from
+    its file by ``load_image`` itself: a large JPEG at a reduced scale by its decoder, as its path or bytes
+    would be (decoded in full and reduced here, its 28×28 pixels differed by up to 14 grey levels, and a class
+    now and then). Any other (decoded already, another frame, a format of the caller's Pillow only) is refused
+    past MAX_PIXELS or MAX_ASPECT:1, turned upright, reduced before any float copy, and made grayscale.
     """
-    # an image in memory has neither; Image.open read the file from its start
-    if getattr(image, "tile", None) and getattr(image, "fp", None) is not None:
-        image.fp.seek(0)
+    undecoded = bool(getattr(image, "tile", None))  # an image in memory has no tiles left to decode
+    if undecoded and getattr(image, "fp", None) is None:
+        raise PhotoError("a PIL image whose file was closed before it was decoded: load() it inside its with "
+                         "block, or give the file's path")
+    if undecoded and image.tell() == 0 and image.format in (*FORMATS, *JPEG_FORMATS):
+        image.fp.seek(0)  # Image.open read the file from its start
         return load_image(image.fp.read(MAX_BYTES + 1))  # one byte more: load_image refuses a file past the limit
     _check_size(*image.size, MAX_PIXELS)
     return Image.fromarray(to_grayscale(_shrink(upright(image))))

@@ -21,6 +21,7 @@ one-hot target, (batch, classes)):
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -227,12 +228,16 @@ class GradientDescentClassifier(MnistlabModel):
                         break
             log.flush()
 
+        kept = best_params if best_params is not None else params
+        # a product's overflow in BLAS's other threads raises no floating-point error: the last step's is seen here
+        if not all(np.isfinite(w).all() for w in kept.values()):
+            raise DivergedError(self.family, "its weights after the last step are not finite")
         ran = len(history["train_loss"])
         message = None
         if best_params is not None:  # early stopping keeps the best epoch's weights, which need not be the last's
             message = (f"{'stopped early after' if waited >= self.patience else 'ran'} {ran} epochs; the weights "
                        f"kept are epoch {best_epoch}'s, of the lowest validation loss ({best_loss:.4f})")
-        self._store_params(best_params if best_params is not None else params)
+        self._store_params(kept)
         set_learned(self, {**features, "classes_": classes, "n_iter_": ran, "history_": history,
                            "fit_message_": message})
         return self
@@ -251,6 +256,8 @@ class GradientDescentClassifier(MnistlabModel):
             X_batch, Y_batch = X[batch], Y[batch]
             logits, cache = self._forward(params, X_batch, rng)
             loss = self._loss(params, logits, Y_batch)
+            if not math.isfinite(loss):  # an overflow in BLAS's other threads raises nothing itself
+                raise FloatingPointError("the loss is not finite")
             grads = self._backward(params, cache, logits, Y_batch)
             optimizer.step(params, grads, lr)
 
