@@ -47,11 +47,11 @@ from pathlib import Path
 from .._io import atomic_write_text, write_json
 from .._values import is_number
 from ..callbacks import SILENT, FitProgress, started
-from ..data.datasets import content_key
-from ..errors import ParameterError, RunDamagedError, one_line
+from ..data.datasets import locate
+from ..errors import DatasetError, ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
-from .pipeline import DataChoice, TrainingJob, train_all
-from .store import RunStore, read_config_and_metrics
+from .pipeline import DataChoice, TrainingJob, test_images_digest, train_all
+from .store import RunStore, read_config, read_config_and_metrics
 
 DATASETS = ("fashion-mnist", "mnist")
 NOT_RUN = {"GaussianProcessClassifier": "its kernel matrix on 60,000 images takes 29 GB"}
@@ -174,11 +174,12 @@ def paper_best(classifier: str, dataset: str) -> tuple[float | None, dict]:
     return top[dataset], top["params"]
 
 
-def run_name(dataset: str, configuration: Configuration, data: DataChoice, data_key: str) -> str:
-    """A run name that changes whenever what is run does: its parameters, sizes and seed, or the data's content
-    (``data_key``, its ``content_key``), so that a run is reused only on the data it was trained on."""
-    identity = json.dumps([configuration.params, data.train_size, data.test_size, data.seed, data_key],
-                          sort_keys=True, default=list)
+def run_name(dataset: str, configuration: Configuration, data: DataChoice) -> str:
+    """A run name that changes whenever what is run does (parameters or data, a folder of it too); an earlier
+    run of the name is reused only where it was tested on the images the data holds now (``_earlier``)."""
+    # (the folder only where one is given: names of runs on the data found by the search order stay as they were)
+    identity = json.dumps([configuration.params, data.train_size, data.test_size, data.seed]
+                          + ([data.data_dir] if data.data_dir else []), sort_keys=True, default=list)
     return f"zalando-{dataset}-{configuration.classifier}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
 
 
@@ -199,13 +200,13 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
     chosen = quick_configurations(classifiers) if quick else configurations(classifiers)
     store = RunStore(out)
     folder = Path(out) / BENCHMARKS / f"zalando-{dataset}"
-    data_key = content_key(dataset, data.data_dir)
-    rows = [_row(c, dataset, run_name(dataset, c, data, data_key)) for c in chosen]
+    rows = [_row(c, dataset, run_name(dataset, c, data)) for c in chosen]
+    tested_on = _test_images_here(data)
     pending = []
     for row, configuration in zip(rows, chosen):
         if configuration.classifier in NOT_RUN:
             row.update(status="not run", error=NOT_RUN[configuration.classifier])
-        elif (earlier := _earlier(store, row["run"])) is not None:
+        elif (earlier := _earlier(store, row["run"], tested_on)) is not None:
             row.update(earlier)
         else:
             pending.append((row, configuration))
@@ -236,12 +237,26 @@ def _row(configuration: Configuration, dataset: str, name: str) -> dict:
             "accuracy": None, "fit_seconds": None, "n_train": None, "n_test": None, "error": None}
 
 
-def _earlier(store: RunStore, name: str) -> dict | None:
-    """The row of the run ``name`` finished by an earlier benchmark, or None to run it (missing or damaged)."""
+def _test_images_here(data: DataChoice) -> str | None:
+    """The digest a run on ``data`` records of its test images (``test_images_sha256``), or None where the
+    data is not found here without a download: a cluster's client need not have it (its workers do)."""
     try:
-        return _results(store.path(name), "done (earlier)")
+        locate(data.dataset, data.data_dir, download=False)
+    except DatasetError:
+        return None
+    return test_images_digest(data.load())
+
+
+def _earlier(store: RunStore, name: str, tested_on: str | None) -> dict | None:
+    """The row of the run ``name`` finished by an earlier benchmark, or None to run it: missing, damaged, or
+    tested on other images than the data's now (``tested_on``; the files changed since: its accuracy would be
+    of the old ones)."""
+    try:
+        row = _results(store.path(name), "done (earlier)")
     except RunDamagedError:
         return None
+    recorded = read_config(store.path(name))["dataset"].get("test_images_sha256")
+    return None if tested_on is not None and recorded not in (None, tested_on) else row
 
 
 def _results(run_dir: Path, status: str) -> dict:
