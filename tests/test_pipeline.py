@@ -534,3 +534,17 @@ def test_runs_of_long_names_are_compared_with_their_names_shortened_in_the_figur
     from mnistlab.experiments.compare import _label
 
     assert len(_label(long_a)) <= 40 and _label(long_a) != _label(long_b) and _label(long_a).endswith("20261207-1")
+
+
+def test_a_run_of_a_scikit_learn_classifier_that_is_gone_is_damage_in_a_comparison(own_out):
+    import shutil
+
+    from mnistlab.errors import RunDamagedError
+    from mnistlab.experiments.compare import compare_runs
+
+    shutil.copytree(own_out / "runs" / "small", own_out / "runs" / "gone")
+    config = json.loads((own_out / "runs" / "gone" / "config.json").read_text())
+    config["model"] = "sklearn:NoSuchClassifier"  # trained with a classifier a later scikit-learn removed
+    (own_out / "runs" / "gone" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunDamagedError, match="gone/config.json: .*NoSuchClassifier"):  # named no file
+        compare_runs([own_out / "runs" / "small", own_out / "runs" / "gone"], own_out)

@@ -39,6 +39,13 @@ def test_unknown_default_run_fails_before_serving(out):
         create_app(out, default_run="nope")
     with pytest.raises(RunDamagedError, match="broken/metrics.json"):  # it served, answering every photo 500
         create_app(out, default_run="broken")
+    shutil.copytree(out / "runs" / "good", out / "runs" / "nomodel")
+    (out / "runs" / "nomodel" / "model.npz").unlink()
+    try:
+        with pytest.raises(RunDamagedError, match="nomodel/model.npz: missing"):  # a listing calls it damaged
+            create_app(out, default_run="nomodel")
+    finally:
+        shutil.rmtree(out / "runs" / "nomodel")
 
 
 def test_cli_serve_with_unknown_run_is_one_line(out):

@@ -55,7 +55,9 @@ def atomic_write_all(files: dict[Path, bytes], follow_links: bool = True) -> Non
         with contextlib.ExitStack() as staged:
             for target, data in files.items():
                 path = _writable(Path(target), follow_links)
-                staged.enter_context(staged_file(path)).write(data)
+                staged_copy = staged.enter_context(staged_file(path))
+                staged_copy.write(data)
+                staged_copy.flush()  # a full disk is met here, naming its file, before any file is renamed
     except OSError as exc:
         if path is not None:
             _name(exc, path)

@@ -21,12 +21,13 @@ from matplotlib.figure import Figure
 from .. import plots
 from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number
-from ..errors import ParameterError, RunDamagedError
+from ..errors import ParameterError, RunDamagedError, one_line
 from ..models import get_family
 from ..models.params import check as check_parameter
 from . import report
 from .metrics import confusion_matrix
 from .store import (
+    CONFIG,
     MAX_NAME_LENGTH,
     NAME_PATTERN,
     PREDICTIONS,
@@ -128,7 +129,11 @@ def _comparison_files(run_dir: Path) -> dict:
     counts = confusion_matrix(predictions["y_true"], predictions["y_pred"], n_classes)
     if counts.tolist() != metrics["confusion_matrix"]:
         raise RunDamagedError(f"{run_dir}: the predictions in {PREDICTIONS} are not those metrics.json counts")
-    return {"name": run_dir.name, "dir": run_dir, "config": config, "metrics": metrics,
+    try:
+        family = get_family(config["model"])
+    except ParameterError as exc:  # a classifier that this scikit-learn no longer has, say
+        raise RunDamagedError(f"{run_dir / CONFIG}: {one_line(exc)}") from None
+    return {"name": run_dir.name, "dir": run_dir, "config": config, "metrics": metrics, "family": family,
             "y_true": predictions["y_true"], "y_pred": predictions["y_pred"]}
 
 
@@ -275,7 +280,7 @@ def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]
             "intervals, their spread: whether a class's change is a difference at all is its exact test's, "
             "in the table (an interval clear of 0 may still be chance where the runs differ on a few images).")
     histories = {f"{r['name']}: {key}": values for r in loaded
-                 for key, values in get_family(r["config"]["model"]).comparable_curves(
+                 for key, values in r["family"].comparable_curves(
                      r["metrics"].get("history")).items()}
     if histories:
         figures["learning_curves"] = (plots.curves(histories, title="Learning curves", xlabel="epoch"),

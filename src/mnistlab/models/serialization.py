@@ -22,8 +22,7 @@ from .._npz import read_npz
 from .._values import is_whole_number
 from ..errors import ModelFileError, ParameterError, one_line
 from . import get_family
-from .base import MnistlabModel
-from .base import N_FEATURES
+from .base import N_FEATURES, MnistlabModel
 from .temperature import TemperatureScaled
 
 MODEL_FORMAT = "mnistlab-model"

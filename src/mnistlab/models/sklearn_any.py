@@ -281,8 +281,9 @@ def _constraints(classifier_constraints: dict) -> dict:
     """The classifier's own parameter constraints, ``standardize``'s, and a bound on ``n_jobs`` (of which
     scikit-learn takes any int: 100,000 threads failed inside the fit, after the data was loaded)."""
     constraints = {**classifier_constraints, "standardize": ["boolean"]}
-    if "n_jobs" in constraints:  # -1: every core, -2: all but one, …
-        constraints["n_jobs"] = [Interval(Integral, -MAX_THREADS, MAX_THREADS, closed="both"), None]
+    if "n_jobs" in constraints:  # -1: every core, -2: all but one, …; 0 means nothing (joblib refuses it in the fit)
+        constraints["n_jobs"] = [Interval(Integral, -MAX_THREADS, -1, closed="both"),
+                                 Interval(Integral, 1, MAX_THREADS, closed="both"), None]
     return constraints
 
 

@@ -224,8 +224,8 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     (other names it is reached by: a reverse proxy's)."""
     store = RunStore(out)
     default_dir = store.resolve(default_run) if default_run is not None else None  # "" is refused, as elsewhere
-    if default_dir is not None:  # a damaged run is refused now, as every command refuses it, not at each request
-        read_config_and_metrics(default_dir)
+    if default_dir is not None and (damage := summarize(default_dir).damaged) is not None:
+        raise RunDamagedError(damage)  # now, as a listing says it and every command refuses it; not at each request
     in_flight = 0  # predictions read or waiting: past max_in_flight, memory would grow with every upload
     if default_dir is not None and (namesake := store.root / default_dir.name).exists() \
             and namesake.resolve() != default_dir.resolve():  # one name for two runs: the page would mix them
