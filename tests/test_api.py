@@ -135,7 +135,13 @@ def test_predict_takes_every_kind_of_input(run, tmp_path):
     assert prediction.probabilities.shape == (10,) and prediction.pixels.shape == (28, 28)
     assert prediction.contributions.shape == (10, 784)
     assert isinstance(prediction.explain(), Figure)
-    assert [t["label"] for t in prediction.top(10)] == list(np.argsort(prediction.probabilities)[::-1])
+    assert [t["label"] for t in prediction.top(10)] == list(np.argsort(-prediction.probabilities, kind="stable"))
+    from mnistlab.inference.predictor import top_classes
+
+    tied = np.array([0.5, 0.0, 0.0, 0.5])  # KNN's two neighbours: argmax, the prediction, picks class 0
+    assert [t["label"] for t in top_classes(tied, list("abcd"), 2)] == [0, 3]  # [3, 0]: led by another class
+    card = ml.Prediction(0, "a", tied, prediction.pixels, list("abcd"), "tie")._repr_html_()
+    assert card.index(">a<") < card.index(">d<")  # the bar drawn as the prediction's is the prediction's
     for k in (0, -3):  # a slice would give none, or all but 3
         with pytest.raises(ml.ParameterError, match="whole number ≥ 1"):
             prediction.top(k)

@@ -71,9 +71,16 @@ def image_tag(uri: str, size: int, title: str = "") -> str:
             'style="image-rendering:pixelated;border:1px solid #ccc">')
 
 
+def most_probable_first(probabilities: Sequence[float]) -> np.ndarray:
+    """The classes' indices, most probable first, and tied ones in class order, as argmax picks the first
+    (reversing an ascending sort put a tie's higher class first: a top list led by another class than the
+    prediction)."""
+    return np.argsort(-np.asarray(probabilities, dtype=np.float64), kind="stable")
+
+
 def probability_bars(probabilities: Sequence[float], classes: Sequence[str], top: int | None = None) -> str:
     """Horizontal bars of class probabilities, most probable first (``top`` of them)."""
-    order = np.argsort(probabilities)[::-1][:top]
+    order = most_probable_first(probabilities)[:top]
     rows = []
     for rank, i in enumerate(order):
         p = float(probabilities[i])

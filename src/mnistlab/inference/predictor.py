@@ -36,7 +36,7 @@ def top_classes(proba: np.ndarray, classes, k: int) -> list[dict]:
     """The ``k`` most probable classes, most probable first."""
     if not is_whole_number(k) or k < 1:
         raise ParameterError("k", f"how many classes to list must be a whole number ≥ 1, got {k!r}")
-    order = np.argsort(proba)[::-1][:k]
+    order = html.most_probable_first(proba)[:k]
     return [{"class": classes[i], "label": int(i), "probability": float(proba[i])} for i in order]
 
 
