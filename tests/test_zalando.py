@@ -99,6 +99,9 @@ def test_a_failure_not_of_a_configuration_stops_the_grid_and_a_failed_one_is_exi
     for json_flag in ([], ["--json"]):
         result = CliRunner().invoke(app, ["benchmark", "zalando", "--out", str(tmp_path), *json_flag])
         assert result.exit_code == 2 and "failed" in result.output, result.output
+        # exit code 2 with nothing on stderr said why: the reasons were in the table, or the JSON, alone
+        assert "1 of 1 configurations failed; the first, LinearSVC " in result.stderr and \
+            result.stderr.rstrip().endswith(": ParameterError: …"), result.stderr
 
 
 def test_the_command_line_prints_the_table_and_json(tmp_path):

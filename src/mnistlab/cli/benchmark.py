@@ -20,6 +20,7 @@ from .common import (
     command_line,
     console,
     emit_json,
+    exit_if_some_failed,
 )
 
 benchmark_app = Commands(help="Published benchmarks, reproduced as ordinary runs.", no_args_is_help=True)
@@ -78,6 +79,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
 
 
 def _exit_if_failed(rows: list[dict]) -> None:
-    """Exit code 2 where a configuration failed (each says why in its row), as `predict` does for a photo."""
-    if any(r["status"] == "failed" for r in rows):
-        raise typer.Exit(2)
+    from ..experiments.zalando import params_text
+
+    exit_if_some_failed([(f"{r['classifier']} {params_text(r['params'])}", r["error"]) for r in rows
+                         if r["status"] == "failed"], len(rows), "configurations")

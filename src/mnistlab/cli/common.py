@@ -123,6 +123,17 @@ def emit_json(obj) -> None:
     stdout.flush()
 
 
+def exit_if_some_failed(failures: list[tuple[str, str]], total: int, what: str) -> None:
+    """One line on stderr and exit code 2 where some of ``total`` items (``what``: "points", "configurations")
+    failed by their own settings: how many, and the first's (name, error). Each is in its row too, and the
+    others' results are written."""
+    if failures:
+        name, error = failures[0]
+        err_console.print(f"{len(failures)} of {total} {what} failed; the first, {name}: {error}",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
 def stored_image(dataset, index: int, split: str):
     """Image ``index`` (``--index``) of the dataset's ``split`` and its label."""
     x, y = dataset.split(split)

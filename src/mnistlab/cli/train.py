@@ -29,6 +29,7 @@ from .common import (
     console,
     emit_json,
     err_console,
+    exit_if_some_failed,
     parse_classes,
 )
 
@@ -207,10 +208,5 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
 
 
 def _exit_if_points_failed(sweep, grid: dict) -> None:
-    """One line and exit code 2 where points failed (the others' results are written, each failure in its row)."""
-    if sweep.failed:
-        first = sweep.failed[0]
-        err_console.print(f"{len(sweep.failed)} of {len(sweep.results)} points failed; the first, "
-                          f"{settings_text({k: first[k] for k in grid})}: {first['error']}",
-                          highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
+    exit_if_some_failed([(settings_text({k: r[k] for k in grid}), r["error"]) for r in sweep.failed],
+                        len(sweep.results), "points")
