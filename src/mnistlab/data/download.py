@@ -6,10 +6,12 @@ interrupted or corrupted download never looks like a good file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
 import socket
+import tempfile
 import threading
 import time
 import urllib.error
@@ -28,6 +30,14 @@ MAX_SECONDS = 900  # for one file, headers and body: ~30 kB/s for the largest; e
 
 class ChecksumMismatch(DatasetError):
     """A mirror served a file other than the one asked for: retrying it will not help."""
+
+
+class TooSlow(DatasetError):
+    """A mirror that did not serve the file within MAX_SECONDS: retrying it would take as long again."""
+
+
+class CannotWrite(DatasetError):
+    """The download cannot be written here (a full disk, a read-only folder): no mirror will help."""
 
 
 class _Deadline:
@@ -103,7 +113,7 @@ def _fetch_once(url: str, out: BinaryIO, timeout: float, progress: FitProgress, 
             _stream(deadline.opener(), url, out, timeout, progress, sha256)
         except (OSError, http.client.HTTPException, DatasetError):
             if deadline.passed:  # whatever the shut connection looked like: no status line, a short read
-                raise DatasetError(f"slower than {MAX_SECONDS} s for the file") from None
+                raise TooSlow(f"slower than {MAX_SECONDS} s for the file") from None
             raise
 
 
@@ -124,12 +134,21 @@ def _stream(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, time
                 if received > MAX_DOWNLOAD_BYTES:
                     raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")
                 digest.update(chunk)
-                out.write(chunk)
+                _write(out, chunk)
                 progress.advance(received, Path(url).name)
             if total is not None and received != total:
                 raise DatasetError(f"connection closed after {received} of {total} bytes")
             if (got := digest.hexdigest()) != sha256:
                 raise ChecksumMismatch(f"checksum mismatch (got {got[:12]}…)")
+            _write(out, b"")  # flushed: a full disk is met here, not taken for the mirror's failure when renamed
+
+
+def _write(out: BinaryIO, data: bytes) -> None:
+    """``data`` written to the staged download (and flushed, where there is none), a local failure as CannotWrite."""
+    try:
+        out.write(data) if data else out.flush()
+    except OSError as exc:
+        raise CannotWrite(exc.strerror or str(exc)) from None
 
 
 def fetch_verified(
@@ -155,6 +174,12 @@ def fetch_verified(
         raise DatasetError(f"{dest_dir}: cannot hold the download ({exc.strerror or exc})") from None
     sweep_staging(dest_dir)  # what downloads killed outright left half-written
     final = dest_dir / filename
+    try:  # a folder where the file should be, or one that takes no new file: said once, no mirror asked
+        if final.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a folder is there")
+        tempfile.TemporaryFile(dir=dest_dir).close()
+    except OSError as exc:
+        raise DatasetError(f"{final}: cannot hold the download ({exc.strerror or exc})") from None
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
@@ -163,9 +188,11 @@ def fetch_verified(
                 with staged_file(final) as out:  # renamed into place only once its checksum matched
                     _fetch_once(url, out, timeout, progress, sha256)
                 return final
-            except ChecksumMismatch as exc:
+            except CannotWrite as exc:  # no mirror will help
+                raise DatasetError(f"{final}: cannot write the download ({exc})") from None
+            except (ChecksumMismatch, TooSlow) as exc:
                 failures.append(f"{url}: {exc}")
-                break  # the mirror serves a different file: retrying won't help
+                break  # the mirror serves a different file, or as slowly again: retrying won't help
             except urllib.error.HTTPError as exc:
                 failures.append(f"{url}: HTTP {exc.code}")
                 break
