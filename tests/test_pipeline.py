@@ -35,6 +35,9 @@ def test_run_folder_is_complete(trained):
     out, summary = trained
     run = out / "runs" / "small"
     assert summary["run_dir"] == str(run) and 0.7 < summary["accuracy"] <= 1
+    assert summary["analysis"] and summary["analysis"][0].startswith("Test accuracy")  # the text's lines, too
+    shown = json.loads(run_cli("runs", "show", "small", "--out", str(out), "--json").stdout)
+    assert shown["run_dir"] == str(run) and shown["report"] == str(run / "report.html")  # files were relative to?
     for name in ("model.npz", "model.json", "config.json", "metrics.json", "predictions.npz", "report.html"):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .common import OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json
-from .train import print_run_summary
+from .train import print_run_summary, run_paths
 
 runs_app = Commands(help="List and inspect training runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -68,7 +68,7 @@ def runs_show(run: RunArg, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     config = loaded.config
     if as_json:
         metrics = {k: v for k, v in loaded.metrics.items() if k != "history"}
-        emit_json({"config": config, "metrics": metrics, "files": sorted(
+        emit_json({**run_paths(loaded), "config": config, "metrics": metrics, "files": sorted(  # files: in run_dir
             str(p.relative_to(loaded.path)) for p in loaded.path.rglob("*") if p.is_file())})
         return
     console.print(Text.assemble((loaded.name, "bold"), f": {config['model']} on {config['dataset']['name']} "

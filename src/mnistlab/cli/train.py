@@ -127,12 +127,17 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     print_run_summary(run, as_json)
 
 
+def run_paths(run) -> dict:
+    """Where a run is, as --json says it: its name, folder and report."""
+    return {"run": run.name, "run_dir": str(run.path), "report": str(run.report_path)}
+
+
 def print_run_summary(run, as_json: bool) -> None:
     metrics = run.metrics
     summary = {key: metrics.get(key) for key in
                ("accuracy", "macro_f1", "log_loss", "probabilities_note", "fit_seconds", "n_iter", "converged",
-                "fit_message")}
-    summary.update(run=run.name, run_dir=str(run.path), report=str(run.report_path))
+                "fit_message", "analysis")}  # every number the text below shows
+    summary.update(run_paths(run))
     if as_json:
         emit_json(summary)
         return
