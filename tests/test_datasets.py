@@ -529,3 +529,17 @@ def test_a_relative_cache_folder_is_taken_from_where_it_was_given(tmp_path, monk
     monkeypatch.setenv("MNISTLAB_CACHE", "cache")
     monkeypatch.chdir(tmp_path)
     assert cache_root() == tmp_path / "cache" and cache_root().is_absolute()
+
+
+def test_a_datasets_methods_refuse_what_they_cannot_use_as_subset_does(mnist):
+    # a raw TypeError, an error naming test_fraction for the seed, an unseeded split, the whole split for 10**9
+    for call, parameter in [(lambda: mnist.resplit(0.2, seed=-1), "seed"),
+                            (lambda: mnist.resplit(0.2, seed=1.5), "seed"),
+                            (lambda: mnist.resplit(0.2, seed=None), "seed"),
+                            (lambda: mnist.resplit("0.2"), "test_fraction"),
+                            (lambda: mnist.filter_classes(np.array(3)), "classes"),
+                            (lambda: mnist.subset(n=10**9), "n")]:
+        with pytest.raises(ParameterError) as error:
+            call()
+        assert error.value.parameter == parameter
+    assert len(mnist.subset(n=len(mnist.y_train)).y_train) == len(mnist.y_train)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._values import is_whole_number
+from .._values import is_number, is_whole_number
 from ..errors import ParameterError
 
 
@@ -41,7 +41,11 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float = 0.1, seed: 
 def held_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, parameter: str, names=None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``validation_split``, where a share that cannot be held out stratified (fewer held-out or
-    remaining rows than classes, a class of one) is a ``ParameterError`` of ``parameter``."""
+    remaining rows than classes, a class of one) is a ``ParameterError`` of ``parameter``, as is one that is
+    no fraction; a seed that is no whole number from 0 to 2**32 - 1, of ``seed``."""
+    check_seed(seed)
+    if not is_number(fraction) or not 0 < fraction < 1:
+        raise ParameterError(parameter, f"must be a fraction between 0 and 1, got {fraction!r}")
     try:
         return validation_split(x, y, fraction=fraction, seed=seed, names=names)
     except ValueError as exc:
@@ -120,6 +124,12 @@ def _apportion(counts: np.ndarray, n: int, rng: np.random.RandomState) -> np.nda
     return shares.astype(int)
 
 
+def check_seed(seed) -> None:
+    """A ParameterError of ``seed`` unless it is a whole number from 0 to 2**32 - 1 (NumPy's seeds)."""
+    if not is_whole_number(seed) or not 0 <= seed < 2**32:
+        raise ParameterError("seed", f"must be a whole number from 0 to 2**32 - 1, got {seed!r}")
+
+
 def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = None,
                    seed: int = 0, parameter: str = "n", names=None) -> np.ndarray:
     """Sorted indices of a reproducible, class-stratified subset.
@@ -128,8 +138,7 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
     with the classes' proportions kept. Neither: every index. A size that cannot be drawn is a
     ``ParameterError`` of ``parameter`` (the caller's name for ``n``); ``names``: as ``stratified_split``'s.
     """
-    if not is_whole_number(seed) or not 0 <= seed < 2**32:
-        raise ParameterError("seed", f"must be a whole number from 0 to 2**32 - 1, got {seed!r}")
+    check_seed(seed)
     for name, count in ((parameter, n), ("per_class", per_class)):
         if count is not None and (not is_whole_number(count) or count < 1):
             raise ParameterError(name, f"must be a whole number of images ≥ 1, got {count!r}")
@@ -146,7 +155,9 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
                 raise ParameterError("per_class", f"class {c} has {len(members)} examples, fewer than {per_class}")
             chosen.append(rng.choice(members, per_class, replace=False))
         return np.sort(np.concatenate(chosen))
-    if n is None or n >= len(y):
+    if n is not None and n > len(y):  # taken as all of them, silently
+        raise ParameterError(parameter, f"{n} is more than the {len(y)} examples")
+    if n is None or n == len(y):
         return np.arange(len(y))
     n_classes = len(np.unique(y))
     if n < n_classes:
@@ -166,7 +177,7 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
 
 def check_classes(keep, n_classes: int | None = None) -> tuple[int, ...]:
     """``keep`` as a tuple of at least two distinct class labels, each in 0..n_classes-1 (when given)."""
-    if isinstance(keep, (str, bytes)) or not hasattr(keep, "__iter__"):
+    if isinstance(keep, (str, bytes)) or not hasattr(keep, "__iter__") or np.ndim(keep) == 0:  # np.array(3) too
         raise ParameterError("classes", f"must be a list of class labels, got {keep!r}")
     keep = tuple(keep)
     for k in keep:
