@@ -136,7 +136,8 @@ class Run:
 
     @cached_property
     def dataset(self) -> Dataset:
-        """The data the run was trained and tested on (the same subsets and classes)."""
+        """The data the run was trained and tested on (the same subsets and classes; a calibrated run's training
+        images include the share it held out for its temperature)."""
         from .progress import fit_progress
 
         return load_run_data(self.config, fit_progress())  # a bar where it must be downloaded
@@ -320,7 +321,9 @@ class Comparison:
         return self.path / "compare.html"
 
     def figure(self, name: str):
-        """"accuracy", "confusion_delta_1", "f1_delta_1" (one per pair) or "learning_curves", as a Figure."""
+        """One of the comparison's figures, as a Figure: "accuracy"; per pair N, "confusion_delta_N", "f1_delta_N"
+        and "class_accuracy_delta_N"; "learning_curves" where the runs kept a history, "robustness" where two
+        or more measured it (an error lists the names there are)."""
         from .experiments.compare import comparison_figures, load_for_comparison
 
         for run in self.runs:  # drawn from the runs' folders: still the runs compared, not others trained over them
