@@ -523,3 +523,13 @@ def test_a_model_whose_probabilities_are_not_numbers_names_no_class(run):
         * np.ones_like(fresh.model.coef_)
     with pytest.raises(ml.ModelFileError, match="28×28 image: the probabilities of the model of .* are not finite"):
         fresh.predict(run.dataset.x_test[0])
+
+
+def test_a_sweep_says_which_points_stopped_before_converging(out):
+    # a sweep over C with a tight max_iter could call best a fit that never converged, without a word
+    with pytest.warns(ml.NotConvergedWarning, match=r"^1 of 2 points stopped before their fit converged \(the "
+                                                    r"first, max_iter=3\)"):
+        sweep = ml.sweep("logreg", {"max_iter": [3, 500]}, train_size=500, out=out, progress=False)
+    assert [r["converged"] for r in sweep.results] == [False, True]
+    assert ml.sweep("sklearn:GaussianNB", {"var_smoothing": [1e-9]}, train_size=500, out=out,
+                    progress=False).results[0]["converged"] is None  # a family that says nothing of it

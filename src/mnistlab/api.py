@@ -27,7 +27,7 @@ import numpy as np
 from . import html
 from .data import datasets
 from .data.datasets import Dataset
-from ._values import path_text, setting_text
+from ._values import path_text, setting_text, settings_text
 from .callbacks import FitProgress
 from .errors import MnistlabError, NotConvergedWarning, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
@@ -515,6 +515,10 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     folder, rows = run_sweep(model, {k: list(v) for k, v in grid.items()}, data, _store(out).out, name=name,
                              cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
                              cluster=cluster_address(cluster), overwrite=overwrite)
+    if unfinished := [row for row in rows if row.get("converged") is False]:  # as train warns of its run
+        warnings.warn(f"{len(unfinished)} of {len(rows)} points stopped before their fit converged (the first, "
+                      f"{settings_text({k: unfinished[0][k] for k in grid})}): their scores are of unfinished fits; "
+                      "raise max_iter (or tol)", NotConvergedWarning, stacklevel=2)
     return Sweep(folder, rows, grid)
 
 

@@ -95,7 +95,7 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
     """One point of a sweep, ``params`` fitted and scored on validation data (a cluster's task, too):
     its row of the results, and how many training images there were."""
     x, y, names = _training_arrays(data)
-    accuracies, sparsities, seconds = [], [], []
+    accuracies, sparsities, seconds, converged = [], [], [], []
     for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed, names):
         start = time.perf_counter()
         model = build_model(family, params, data.seed).fit(x_fit, y_fit)  # a fresh one for each fold
@@ -103,10 +103,13 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
         proba = finite_proba(model.predict_proba(x_val), family)  # a diverged fit scores no chance accuracy
         accuracies.append(float(np.mean(model.classes_[proba.argmax(axis=1)] == y_val)))
         sparsities.append(zero_weight_fraction(model))
+        converged.append(getattr(model, "converged_", None))  # None: a family that says nothing of it
     row = {**params, "val_accuracy": float(np.mean(accuracies)),
            "val_accuracy_std": float(np.std(accuracies)) if len(accuracies) > 1 else None,  # of one split: none
            "sparsity": None if sparsities[0] is None else float(np.mean(sparsities)),
-           "fit_seconds": float(np.mean(seconds))}
+           "fit_seconds": float(np.mean(seconds)),
+           # False where a fold's fit stopped at its limit before converging: its score is of an unfinished fit
+           "converged": None if converged[0] is None else all(converged)}
     return row, int(len(y))
 
 
