@@ -44,7 +44,7 @@ class ExportError(MnistlabError):
 
 class DivergedError(MnistlabError):
     """A fit whose numbers went past their type's range, to infinity or NaN: its settings caused it, not the
-    data. ``reason`` says which numbers, and where ("its loss at epoch 3 is not finite")."""
+    data. ``reason`` says which numbers, and where ("its loss in epoch 3 is not finite")."""
 
     def __init__(self, family: str, reason: str):
         self.family, self.reason = family, reason
