@@ -543,3 +543,12 @@ def test_a_datasets_methods_refuse_what_they_cannot_use_as_subset_does(mnist):
             call()
         assert error.value.parameter == parameter
     assert len(mnist.subset(n=len(mnist.y_train)).y_train) == len(mnist.y_train)
+
+
+def test_a_folder_with_a_file_both_packed_and_unpacked_is_refused(mnist_dir, tmp_path):
+    for path in mnist_dir.glob("*.gz"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    labels = tmp_path / "t10k-labels-idx1-ubyte"  # `gunzip -k`, then the unpacked copy edited
+    labels.write_bytes(gzip.decompress((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes())[:8] + bytes(10_000))
+    with pytest.raises(DatasetError, match=r"both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz are here"):
+        load_dataset("mnist", data_dir=tmp_path)  # read the .gz and called it the official files

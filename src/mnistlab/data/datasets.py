@@ -66,14 +66,16 @@ def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
     found = {}
     for part in PARTS:
         name = spec.files[part].name
-        candidates = [directory / f"{name}.gz", directory / name]
         try:
-            path = next((p for p in candidates if p.is_file()), None)
+            present = [p for p in (directory / f"{name}.gz", directory / name) if p.is_file()]
         except OSError as exc:  # a folder's name too long, say
             raise DatasetError(f"{directory}: cannot look in it ({exc.strerror or exc})") from None
-        if path is None:
+        if not present:
             return None
-        found[part] = path
+        if len(present) == 2:  # after `gunzip -k`: the .gz was read, and an edit to the other went unseen
+            raise DatasetError(f"{directory}: both {name} and {name}.gz are here; keep one of them (which one is "
+                               "meant would be a guess)")
+        found[part] = present[0]
     return found
 
 
