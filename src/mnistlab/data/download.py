@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from .._io import staged_file, sweep_staging
+from .._io import staged_file, staging_prefix, sweep_staging
 from ..callbacks import SILENT, FitProgress, started
 from ..errors import DatasetError, one_line
 
@@ -174,12 +174,30 @@ def fetch_verified(
         raise DatasetError(f"{dest_dir}: cannot hold the download ({exc.strerror or exc})") from None
     sweep_staging(dest_dir)  # what downloads killed outright left half-written
     final = dest_dir / filename
-    try:  # a folder where the file should be, or one that takes no new file: said once, no mirror asked
+    try:
+        _check_writable(final)
+        return _from_mirrors(final, mirrors, attempts, timeout, progress, sha256)
+    finally:
+        if created and not any(dest_dir.iterdir()):  # an empty cache folder would only say "not found" later
+            dest_dir.rmdir()
+
+
+def _check_writable(final: Path) -> None:
+    """A DatasetError, before any mirror is asked, where ``final`` cannot be written (a folder is there, or its
+    folder takes no new file), as the download will write it: a staged file created, closed and removed."""
+    try:
         if final.is_dir():
             raise IsADirectoryError(errno.EISDIR, "a folder is there")
-        tempfile.TemporaryFile(dir=dest_dir).close()
+        fd, probe = tempfile.mkstemp(dir=final.parent, prefix=staging_prefix(final.name), suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise DatasetError(f"{final}: cannot hold the download ({exc.strerror or exc})") from None
+
+
+def _from_mirrors(final: Path, mirrors, attempts: int, timeout: float, progress: FitProgress, sha256: str) -> Path:
+    """``final`` downloaded from the first mirror that serves it with ``sha256`` (``fetch_verified``'s loop)."""
+    filename = final.name
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
@@ -203,7 +221,5 @@ def fetch_verified(
                 failures.append(f"{url}: {reason[:200]}")
                 if attempt + 1 < attempts:
                     time.sleep(0.5 * (attempt + 1))
-    if created and not any(dest_dir.iterdir()):  # an empty cache folder would only say "not found" later
-        dest_dir.rmdir()
     # A retry that failed the same way is said once.
     raise DatasetError(f"could not download {filename}: " + "; ".join(dict.fromkeys(failures)))
