@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -51,7 +52,7 @@ from ..data.datasets import locate
 from ..errors import DatasetError, ParameterError, RunDamagedError, one_line
 from ..models import SKLEARN_PREFIX
 from .pipeline import DataChoice, TrainingJob, test_images_digest, train_all
-from .store import RunStore, read_config, read_config_and_metrics
+from .store import RunStore, read_config_and_metrics
 
 DATASETS = ("fashion-mnist", "mnist")
 NOT_RUN = {"GaussianProcessClassifier": "its kernel matrix on 60,000 images takes 29 GB"}
@@ -201,7 +202,7 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
     store = RunStore(out)
     folder = Path(out) / BENCHMARKS / f"zalando-{dataset}"
     rows = [_row(c, dataset, run_name(dataset, c, data)) for c in chosen]
-    tested_on = _test_images_here(data)
+    tested_on = cache(lambda: _test_images_here(data))  # loaded only where an earlier run asks for it
     pending = []
     for row, configuration in zip(rows, chosen):
         if configuration.classifier in NOT_RUN:
@@ -220,7 +221,7 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
             if isinstance(result, Exception):  # one configuration's failure is recorded; the rest go on
                 row.update(status="failed", error=f"{type(result).__name__}: {one_line(result)}")
             else:
-                row.update(_results(result, "done"))
+                row.update(_results(*read_config_and_metrics(result), "done"))
             progress.advance(done, f"{configuration.classifier} {configuration.original}: "
                                    + (f"{row['accuracy']:.4f}" if row["accuracy"] is not None else row["status"]))
             _write_results(folder, dataset, data, rows)
@@ -247,22 +248,23 @@ def _test_images_here(data: DataChoice) -> str | None:
     return test_images_digest(data.load())
 
 
-def _earlier(store: RunStore, name: str, tested_on: str | None) -> dict | None:
+def _earlier(store: RunStore, name: str, tested_on: Callable[[], str | None]) -> dict | None:
     """The row of the run ``name`` finished by an earlier benchmark, or None to run it: missing, damaged, or
-    tested on other images than the data's now (``tested_on``; the files changed since: its accuracy would be
-    of the old ones)."""
+    tested on other images than the data's now (``tested_on()``, None where it cannot be told; the files
+    changed since: its accuracy would be of the old ones)."""
     try:
-        row = _results(store.path(name), "done (earlier)")
+        config, metrics = read_config_and_metrics(store.path(name))
     except RunDamagedError:
         return None
-    recorded = read_config(store.path(name))["dataset"].get("test_images_sha256")
-    return None if tested_on is not None and recorded not in (None, tested_on) else row
+    recorded = config["dataset"].get("test_images_sha256")  # absent from runs written before it was recorded
+    if recorded is not None and tested_on() not in (None, recorded):
+        return None
+    return _results(config, metrics, "done (earlier)")
 
 
-def _results(run_dir: Path, status: str) -> dict:
+def _results(config: dict, metrics: dict, status: str) -> dict:
     """A finished run's row: its accuracy, fit time and sizes, and ``status``, which says where the solver
     stopped at its iteration limit (the paper's runs converged)."""
-    config, metrics = read_config_and_metrics(run_dir)
     dataset = config["dataset"]
     return {"status": status + (" (did not converge)" if metrics.get("converged") is False else ""),
             "accuracy": metrics["accuracy"], "fit_seconds": metrics["fit_seconds"], "n_train": dataset["n_train"],
