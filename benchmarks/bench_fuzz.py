@@ -147,8 +147,8 @@ LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).return
 
 
 def measure(kind: str, path: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent / "src"),
-                                                                     os.environ.get("PYTHONPATH")]))}
+    source = str(Path(__file__).resolve().parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, "-c", PROBE, kind, str(path)],
                           capture_output=True, text=True, env=env, check=True, timeout=600)
     return json.loads(done.stdout.strip().splitlines()[-1])

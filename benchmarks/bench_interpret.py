@@ -135,7 +135,8 @@ def main() -> None:
     figures_wall = phases["the same with the map's t-SNE (`train`)", 2][0]
     figures_wall_map_before = phases["all figures and the report (map computed before)", 2][0]
     figures_cpu = phases["all figures and the report (map computed before)", 1][1]
-    with_map, without_map = added("the same with the map's t-SNE (`train`)", 2), added("without the map (`--no-embedding`)", 2)
+    with_map = added("the same with the map's t-SNE (`train`)", 2)
+    without_map = added("without the map (`--no-embedding`)", 2)
     serial = (added("the same with the map's t-SNE (`train`)", 1), added("without the map (`--no-embedding`)", 1))
 
     def verdict(value: float, target: float) -> str:

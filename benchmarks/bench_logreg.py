@@ -269,8 +269,8 @@ def main() -> None:
         f"d. `train logreg` {command_s:.1f} s in all, fit {ours_a['seconds']:.2f} s (a.; {command_fit:.2f} s in the "
         f"command), figures and report "
         f"{drawing:.2f} s, imports {imports:.2f} s; {speed_fit:.1f}x faster than saga by fit, {speed_command:.1f}x "
-        f"for the whole command ({verdict(met_d)}: " + ", ".join(f"{check} {verdict(ok)}" for check, ok in checks_d.items())
-        + ")."
+        f"for the whole command ({verdict(met_d)}: "
+        + ", ".join(f"{check} {verdict(ok)}" for check, ok in checks_d.items()) + ")."
     )
     body = "\n\n".join([
         "Kernels: " + (f"**AVX2 only** ({kernels}), whatever the CPU below has" if kernels
@@ -293,7 +293,8 @@ def main() -> None:
         "From starting the process to report.html written (data load, fit, evaluation, interpretation, "
         f"figures, report), median of {repeats} (the anchor once). Imports alone (Python's start-up "
         f"subtracted): {imports:.2f} s, of which {start_up_imports:.2f} s before the data is loaded and the rest "
-        "the figures' (matplotlib), imported once the model is fitted. Figures and report (the pipeline's `write_figures`, which also "
+        "the figures' (matplotlib), imported once the model is fitted. Figures and report (the pipeline's "
+        "`write_figures`, which also "
         f"computes the map's t-SNE, and `write_report`, timed inside the same runs): "
         f"{drawing:.2f} s.\n\n"
         + common.markdown_table(["command", "whole s", "fit s", "test accuracy", "speed-up"], d_rows),

@@ -17,9 +17,9 @@ each accuracy is compared with the same model's on the same raw test images.
   machine, and where they differ the machine was shared (a run under ``nice`` was slowed fifteenfold).
 
 Models: our ``logreg`` with its defaults, and a quick ``cnn`` (preset fast, ``--cnn-epochs``
-epochs, learning rate 0.1 for the smaller training sets), trained on Fashion-MNIST (a stratified subset, to keep the run short) and on the
-5,000-image MNIST subset (``--mnist-dir``; default ``$MNISTLAB_MNIST_DIR``, else
-``shared/data/mnist`` beside the checkout). For MNIST the harder photos are also
+epochs, learning rate 0.1 for the smaller training sets), trained on Fashion-MNIST (a stratified
+subset, to keep the run short) and on the 5,000-image MNIST subset (``--mnist-dir``; default
+``$MNISTLAB_MNIST_DIR``, else ``shared/data/mnist`` beside the checkout). For MNIST the harder photos are also
 converted with ``upright=True`` (the tilt undone as for Fashion-MNIST) to show why handwriting
 is left as it is. BLAS and PyTorch run on one thread (see bench_numpy.py). ``--quick`` is a
 smoke run on a few images; ``--families`` and ``--datasets`` narrow a run for iterating (e.g.
@@ -68,7 +68,8 @@ def paired_se(right: np.ndarray, raw_right: np.ndarray) -> float:
     return 100 * float(np.sqrt(max(np.mean(d * d) - np.mean(d) ** 2, 0.0) / n))
 
 
-def convert(photos: list[bytes], name: str, seconds: list[tuple[float, float]], **overrides) -> tuple[list[np.ndarray], int]:
+def convert(photos: list[bytes], name: str, seconds: list[tuple[float, float]],
+            **overrides) -> tuple[list[np.ndarray], int]:
     """Each photo's 28×28 input (a refused photo counts as a blank input, hence wrong), and the refusals;
     each conversion's (wall-clock, CPU) seconds are appended to ``seconds``."""
     pixels, refused = [], 0
@@ -163,7 +164,8 @@ def evaluate(name: str, data_dir: Path | None, n_images: int, train_size: int | 
     fitted = ", ".join(f"{described[f]} in {fit_seconds[f]:.1f} s" for f in models)
     text = (f"### {name}: {n_images} test images\n\n"
             f"Fitted on {trained}: {fitted}. `prepare_photo`: median "
-            f"{median_ms:.1f} ms per photo ({median_cpu_ms:.1f} ms CPU time) over {len(seconds)} photos (decode + preparation). "
+            f"{median_ms:.1f} ms per photo ({median_cpu_ms:.1f} ms CPU time) over {len(seconds)} photos "
+            "(decode + preparation). "
             f"Standard error of a Δ (paired: from the images one side gets right and the other wrong): "
             f"{min(errors):.1f}–{max(errors):.1f} points.\n\n"
             + clean_table + "\n\n" + hard_table)

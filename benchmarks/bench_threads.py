@@ -118,7 +118,8 @@ def measure(rounds: int) -> dict:
 
 def main() -> None:
     parser = common.parser(__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every setting; medians are compared")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of every setting; medians are compared")
     rounds = parser.parse_args().rounds
     results = measure(rounds)
     rows, met = [], True
@@ -127,7 +128,8 @@ def main() -> None:
         row = [label, f"{quiet['threads']} / {busy['threads']}", quiet["waiting"]]
         for kind in ("train_ms", "predict_ms"):
             one = results["1 thread", False][kind], results["1 thread", True][kind]
-            row += [f"{quiet[kind]:.0f}", f"{busy[kind]:.0f}", f"{one[0] / quiet[kind]:.2f}× / {one[1] / busy[kind]:.2f}×"]
+            row += [f"{quiet[kind]:.0f}", f"{busy[kind]:.0f}",
+                    f"{one[0] / quiet[kind]:.2f}× / {one[1] / busy[kind]:.2f}×"]
             if label == "mnistlab's choice":
                 met &= quiet[kind] <= one[0] * 1.05 and busy[kind] <= one[1] * 1.05
         rows.append(row)
@@ -135,7 +137,8 @@ def main() -> None:
             f"{os.cpu_count()} cores. Training: median of 60 steps of batch 64 after 20 warm-up steps. "
             "Prediction: median of 30 forward passes of 1024 images. \"Busy\": one other process "
             f"spinning on a core. Every setting ran {rounds} times, quiet and busy, the rounds interleaved; "
-            "the table gives the median of its rounds. Target: mnistlab's choice never slower than 1 thread (5 % tolerance), "
+            "the table gives the median of its rounds. Target: mnistlab's choice never slower than 1 thread "
+            "(5 % tolerance), "
             f"training and prediction, quiet and busy: {'met' if met else 'NOT met'}.\n\n"
             + common.markdown_table(["setting", "threads (quiet / busy)", "OpenMP's waiting",
                                      "train ms, quiet", "busy", "vs 1 thread (quiet / busy)",

@@ -202,7 +202,8 @@ def main() -> None:
                              f"{server_mb:.0f}", args.clients, sum(r["requests"] for r in results),
                              sum(r["errors"] for r in results), f"{median('p50_ms'):.1f}", f"{median('p99_ms'):.1f}",
                              ", ".join(f"{r['p99_ms']:.0f}" for r in results), f"{median('throughput'):.1f}",
-                             f"{sum(cpu.values()):.1f} ({cpu['workers']:.1f} / {cpu['server']:.1f} / {cpu['clients']:.1f})"])
+                             f"{sum(cpu.values()):.1f} "
+                             f"({cpu['workers']:.1f} / {cpu['server']:.1f} / {cpu['clients']:.1f})"])
     cores = os.cpu_count()
     body = (f"`POST /api/predict` with {len(photos)} photos built from Fashion-MNIST test images by "
             f"`tests/fixtures/photos.py` ({min(sides)}–{max(sides)} px; JPEG, PNG, cut-out RGBA PNG and "

@@ -78,7 +78,8 @@ def heavy_libraries_imported(*args: str) -> tuple[subprocess.CompletedProcess, s
     by the end."""
     code = ("import sys; from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            f"print(sorted(set({sorted(HEAVY_LIBRARIES)}) & {{m.split('.')[0] for m in sys.modules}}), file=sys.stderr)")
+            f"print(sorted(set({sorted(HEAVY_LIBRARIES)}) & {{m.split('.')[0] for m in sys.modules}}), "
+            "file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     return result, set(ast.literal_eval(result.stderr.strip().splitlines()[-1]))  # the list printed last
 

@@ -130,8 +130,9 @@ def test_one_bad_photo_of_any_kind_does_not_stop_the_batch(run_and_photos, tmp_p
         return real(source, *args, **kwargs)
 
     monkeypatch.setattr(predictor, "prepare_photo", prepare_photo)
-    answer = predict_files(out / "runs" / "photos", [folder / "photo0.jpg", tmp_path / "banner.png",
-                                                     tmp_path / "nan.tiff", tmp_path / "odd.png", folder / "photo1.png"])
+    files = [folder / "photo0.jpg", tmp_path / "banner.png", tmp_path / "nan.tiff", tmp_path / "odd.png",
+             folder / "photo1.png"]
+    answer = predict_files(out / "runs" / "photos", files)
     errors = {Path(r["file"]).name: r["error"] for r in answer["results"] if "error" in r}
     assert set(errors) == {"banner.png", "nan.tiff", "odd.png"}
     assert "more elongated than 10:1" in errors["banner.png"] and "not finite" in errors["nan.tiff"]

@@ -198,7 +198,8 @@ def test_runs_show_says_what_is_wrong_with_a_damaged_run(out, tmp_path):
         assert result.returncode == 2 and message in result.stderr and result.stdout == ""
     (damaged / "config.json").unlink()
     result = run_cli("runs", "show", "d", "--out", str(tmp_path))
-    assert result.returncode == 2 and "config.json: missing (or not a file), so 'd' is not a complete run" in result.stderr
+    assert result.returncode == 2
+    assert "config.json: missing (or not a file), so 'd' is not a complete run" in result.stderr
     piped = tmp_path / "runs" / "p"
     shutil.copytree(out / "runs" / "a", piped)
     (piped / "metrics.json").unlink()

@@ -176,7 +176,8 @@ def test_a_service_that_takes_the_connection_and_says_nothing_is_left_at_a_deadl
     monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
     silent = socket.create_server(("127.0.0.1", 0))  # the kernel takes the connection; no one ever answers
     started = time.monotonic()
-    with pytest.raises(ml.MnistlabError, match="cannot reach the Dask scheduler at .*nothing that speaks Dask answered"):
+    with pytest.raises(ml.MnistlabError,
+                       match="cannot reach the Dask scheduler at .*nothing that speaks Dask answered"):
         ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False,
                  cluster=f"tcp://127.0.0.1:{silent.getsockname()[1]}")
     assert time.monotonic() - started < 30
@@ -245,7 +246,8 @@ def test_a_sweep_says_it_waits_for_a_worker_and_goes_on_once_one_joins(tmp_path)
                                       "--train-size", "600", "--out", str(tmp_path), "--cluster", address],
                                      stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "COLUMNS": "200"})
         processes.append(sweep)
-        waiting = f"waiting for a Dask worker to join the scheduler at {address} (start one with: dask worker {address})"
+        waiting = (f"waiting for a Dask worker to join the scheduler at {address} "
+                   f"(start one with: dask worker {address})")
         deadline = time.monotonic() + 120
         while waiting not in log.read_text() and sweep.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)  # it waited without a word

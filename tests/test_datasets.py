@@ -274,7 +274,8 @@ def test_an_empty_split_is_refused_naming_the_file(tmp_path, mnist_dir):
 
     for f in mnist_dir.glob("*.gz"):
         shutil.copy(f, tmp_path / f.name)
-    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28)))
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28)))
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", 0)))
     with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte.gz: holds no images \(an empty test split\)"):
         load_dataset("mnist", data_dir=tmp_path)
@@ -320,7 +321,8 @@ def test_subset_arguments_are_checked_and_a_subset_of_nearly_all_is_drawn(fashio
         assert info.value.parameter == parameter
     n = len(fashion.y_train)
     nearly_all = fashion.subset(n=n - 5, seed=1)  # was refused: the 5 left out cannot hold all 10 classes
-    assert len(nearly_all.y_train) == n - 5 and np.array_equal(fashion.subset(n=n - 5, seed=1).x_train, nearly_all.x_train)
+    assert len(nearly_all.y_train) == n - 5
+    assert np.array_equal(fashion.subset(n=n - 5, seed=1).x_train, nearly_all.x_train)
     assert np.bincount(nearly_all.y_train).min() >= np.bincount(fashion.y_train).min() - 5
     from mnistlab.data.preprocess import subset_indices
 
@@ -393,7 +395,8 @@ def test_a_folder_whose_name_is_not_utf8_loads(mnist_dir, tmp_path, monkeypatch)
     monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / os.fsdecode(b"bad\xffname")
     shutil.copytree(mnist_dir, folder)
-    assert np.array_equal(load_dataset("mnist", data_dir=folder).y_test, load_dataset("mnist", data_dir=mnist_dir).y_test)
+    assert np.array_equal(load_dataset("mnist", data_dir=folder).y_test,
+                          load_dataset("mnist", data_dir=mnist_dir).y_test)
 
 
 def test_the_decoded_cache_keeps_one_copy_of_a_folder_and_sweeps_what_killed_writers_left(mnist_dir, tmp_path,
@@ -424,7 +427,8 @@ def test_a_cached_checksum_status_follows_the_official_checksums(mnist_dir, tmp_
     official = DATASETS["mnist"]
     unknown = dataclasses.replace(official.files["test_images"], sha256=None)
     with monkeypatch.context() as patch:
-        patch.setitem(DATASETS, "mnist", dataclasses.replace(official, files={**official.files, "test_images": unknown}))
+        patch.setitem(DATASETS, "mnist",
+                      dataclasses.replace(official, files={**official.files, "test_images": unknown}))
         assert load_dataset("mnist", data_dir=mnist_dir).checksums["test_images"] == "unknown"
     assert load_dataset("mnist", data_dir=mnist_dir).checksums["test_images"] == "match"
 

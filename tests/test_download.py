@@ -272,7 +272,8 @@ def test_a_mirror_that_trickles_its_tls_handshake_is_left_at_the_deadline_too(tm
 def test_a_failed_download_is_one_line_on_a_pipe(server, tmp_path):
     """Each attempt's bar, taken away on a file or pipe, left an empty line before the error."""
     result = run_cli("data", "download", "--dataset", "mnist",
-                     env={"MNISTLAB_CACHE": str(tmp_path), "MNISTLAB_MIRRORS": f"{server}/truncated/,{server}/nothing/"})
+                     env={"MNISTLAB_CACHE": str(tmp_path),
+                          "MNISTLAB_MIRRORS": f"{server}/truncated/,{server}/nothing/"})
     assert result.returncode == 2 and result.stderr.startswith("error: could not download")
     assert result.stderr.count("\n") == 1, repr(result.stderr)
 

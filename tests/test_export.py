@@ -206,7 +206,8 @@ def test_a_damaged_foreign_or_tampered_file_is_one_clear_error(exported, tmp_pat
         (foreign, "not an ONNX file exported by mnistlab"),
         (variant(weights_changed), "changed after export"),
         (variant(classes_renamed), "changed after export"),
-        (variant(version_changed), r"unsupported mnistlab ONNX format version '2\\nor so' \(this mnistlab reads version "),
+        (variant(version_changed),
+         r"unsupported mnistlab ONNX format version '2\\nor so' \(this mnistlab reads version "),
         (variant(external_data), "external data"),
         (variant(custom_operator), "outside ONNX's standard set"),
         (resealed(classes="[" * 100_000), "'classes' must be a JSON list"),  # a RecursionError, a 500 on the web

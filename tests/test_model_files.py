@@ -203,7 +203,8 @@ def test_an_unbalanced_npy_header_is_refused(copy):
 
 @pytest.mark.parametrize("change, message", [
     (lambda meta: meta["params"].update({"two\nlines": 1}), "bad family or parameters"),
-    (lambda meta: meta.update(format_version=" \n"), r"unsupported format version ' \\n' \(this mnistlab reads version 1\)"),
+    (lambda meta: meta.update(format_version=" \n"),
+     r"unsupported format version ' \\n' \(this mnistlab reads version 1\)"),
 ])
 def test_text_from_the_file_cannot_break_a_message_into_lines(copy, change, message):
     edit_meta(copy, change)

@@ -227,7 +227,8 @@ def test_compare_two_runs(trained, binary):
     result = run_cli("compare", "small", "small-l1", "--alpha", "5", "--out", str(out))
     assert result.returncode == 2 and result.stderr.startswith("error: --alpha: the significance level must be")
     result = run_cli("compare", "small", str(out / "runs" / "small"), "--out", str(out))
-    assert result.returncode == 2 and result.stderr == "error: the run 'small' is given twice: compare needs different runs\n"
+    assert result.returncode == 2
+    assert result.stderr == "error: the run 'small' is given twice: compare needs different runs\n"
 
 
 @pytest.mark.parametrize("choice, parameter, message", [
@@ -318,8 +319,8 @@ def test_compare_refuses_runs_tested_on_other_images_that_carry_the_same_labels(
     assert config["dataset"]["test_images_sha256"] == hashlib.sha256(test_images).hexdigest()
     _copy_run(out, "small", "small-inverted")  # as if tested on the same labels' images inverted
     path = out / "runs" / "small-inverted" / "config.json"
-    path.write_text(json.dumps({**config, "dataset": {**config["dataset"],
-                                                      "test_images_sha256": hashlib.sha256(255 - test_images).hexdigest()}}))
+    inverted_digest = hashlib.sha256(255 - test_images).hexdigest()
+    path.write_text(json.dumps({**config, "dataset": {**config["dataset"], "test_images_sha256": inverted_digest}}))
     with pytest.raises(ParameterError, match="small-inverted was tested on other images than small"):
         compare_runs([out / "runs" / "small", out / "runs" / "small-inverted"], out)
 

@@ -293,7 +293,8 @@ def test_a_folder_is_replaced_in_one_step_or_not_at_all(tmp_path, monkeypatch):
     final.mkdir()
     (final / "version").write_text("old")
     exchanged = []
-    monkeypatch.setattr(_io, "_exchange", lambda a, b, real=_io._exchange: exchanged.append(real(a, b)) or exchanged[-1])
+    monkeypatch.setattr(_io, "_exchange",
+                        lambda a, b, real=_io._exchange: exchanged.append(real(a, b)) or exchanged[-1])
     with _io.atomic_directory(final) as staging:
         (staging / "version").write_text("new")
     assert (final / "version").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -110,8 +110,8 @@ def test_same_seed_same_weights(fitted, data, family):
     again, other = small(family).fit(X, y), small(family, random_state=1).fit(X, y)
     for name, array in fitted[family].get_arrays().items():
         np.testing.assert_array_equal(again.get_arrays()[name], array, err_msg=name)
-    assert not np.array_equal(other.get_arrays()["state.head.weight" if family == "cnn" else "state.fc3.weight"],
-                              fitted[family].get_arrays()["state.head.weight" if family == "cnn" else "state.fc3.weight"])
+    last = "state.head.weight" if family == "cnn" else "state.fc3.weight"
+    assert not np.array_equal(other.get_arrays()[last], fitted[family].get_arrays()[last])
 
 
 def interrupt_at_epoch(monkeypatch, epoch):
@@ -422,13 +422,15 @@ def test_orthogonalized_is_the_newton_schulz_iteration(shape):
 def test_filter_muon_state_round_trips_in_torch_optims_layout():
     torch.manual_seed(0)
     network = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8))
-    muon = NesterovSGD.filter_muon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8, weight_decay=5e-4)
+    muon = NesterovSGD.filter_muon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8,
+                                   weight_decay=5e-4)
     for p in network.parameters():
         p.grad = torch.randn_like(p)
     muon.step()
     saved = muon.state_dict()
     assert sorted(saved["state"]) == [0, 1, 2] and [g["params"] for g in saved["param_groups"]] == [[0], [1, 2]]
-    again = NesterovSGD.filter_muon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8, weight_decay=5e-4)
+    again = NesterovSGD.filter_muon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8,
+                                    weight_decay=5e-4)
     again.load_state_dict(saved)
     for p in network.parameters():
         torch.testing.assert_close(again.state[p]["momentum_buffer"], muon.state[p]["momentum_buffer"], rtol=0, atol=0)
@@ -446,7 +448,8 @@ def test_a_cnn_fit_does_not_import_the_compiler():
             "from mnistlab.models.torch.cnn import CNN\n"
             "X = np.random.default_rng(0).random((64, 784), dtype=np.float32)\n"
             "for optimizer in ('muon', 'sgd'):\n"
-            "    CNN(epochs=1, batch_size=32, widths=(8, 16, 32), threads=1, optimizer=optimizer).fit(X, np.arange(64) % 4)\n"
+            "    CNN(epochs=1, batch_size=32, widths=(8, 16, 32), threads=1, optimizer=optimizer)"
+            ".fit(X, np.arange(64) % 4)\n"
             "print('torch._dynamo' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -458,7 +461,8 @@ def test_filter_muon_steps_the_filters_orthogonally_and_the_rest_as_sgd():
     network = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8))
     twin = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8))
     twin.load_state_dict(network.state_dict())
-    muon = NesterovSGD.filter_muon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8, weight_decay=5e-4)
+    muon = NesterovSGD.filter_muon(network, peak_lr=0.4, filter_lr=0.06, momentum=0.9, filter_momentum=0.8,
+                                   weight_decay=5e-4)
     sgd = torch.optim.SGD(list(twin[1].parameters()), lr=0.0, momentum=0.9, nesterov=True, weight_decay=5e-4)
     for step in range(3):
         for optimizer in (muon, sgd):
@@ -483,8 +487,10 @@ def test_filter_muon_steps_the_filters_orthogonally_and_the_rest_as_sgd():
 def test_cnn_optimizer_follows_the_preset():
     assert PRESETS["fast"]["optimizer"] == "muon" and PRESETS["long"]["optimizer"] == "sgd"
     network = small("cnn")._build_network(10)
-    orthogonal = {name: [group["orthogonal"] for group in get_family("cnn")(**params)._make_optimizer(network).param_groups]
-                  for name, params in {"fast": {}, "long": {"preset": "long"}, "sgd": {"optimizer": "sgd"}}.items()}
+    settings = {"fast": {}, "long": {"preset": "long"}, "sgd": {"optimizer": "sgd"}}
+    orthogonal = {name: [group["orthogonal"]
+                         for group in get_family("cnn")(**params)._make_optimizer(network).param_groups]
+                  for name, params in settings.items()}
     assert orthogonal == {"fast": [True, False], "long": [False], "sgd": [False]}
     with pytest.raises(ParameterError, match="optimizer"):
         small("cnn", optimizer="adam").validate_params()

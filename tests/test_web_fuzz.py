@@ -41,7 +41,8 @@ def test_no_request_gets_a_5xx_and_every_error_is_json(api_schema, mode):
         operation = result.ok()
         strategies.append((operation, operation.as_strategy(generation_mode=mode)))
         if "{name}" in operation.path:  # random names are all unknown: fuzz the rest of a real run's request too
-            strategies.append((operation, operation.as_strategy(generation_mode=mode, path_parameters={"name": "alpha"})))
+            strategy = operation.as_strategy(generation_mode=mode, path_parameters={"name": "alpha"})
+            strategies.append((operation, strategy))
     for operation, strategy in strategies:
 
         @given(case=strategy)

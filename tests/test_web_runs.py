@@ -21,7 +21,8 @@ from mnistlab.web.app import SameSite, allowed_host, create_app
 def out(tmp_path_factory):
     out = tmp_path_factory.mktemp("web-runs")
     data = DataChoice(train_size=600, test_size=200)
-    train("sklearn:LogisticRegression", {"C": float("inf"), "max_iter": 5}, data, out, name="unpenalised")  # older than the rest: not the default
+    # older than the rest: not the default
+    train("sklearn:LogisticRegression", {"C": float("inf"), "max_iter": 5}, data, out, name="unpenalised")
     train("logreg", {}, data, out, name="good")
     train("logreg", {}, data, out, name="broken")
     (out / "runs" / "broken" / "metrics.json").unlink()
@@ -60,7 +61,8 @@ def test_cli_serve_on_a_port_in_use_or_out_of_range_is_one_line(out):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         result = run_cli("serve", "--port", str(port), "--out", str(out), timeout=60)
-    assert result.returncode == 2 and result.stderr == f"error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
+    assert result.returncode == 2
+    assert result.stderr == f"error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
     result = run_cli("serve", "--port", "99999", "--out", str(out), timeout=60)  # uvicorn alone hung on it
     assert result.returncode == 2 and "Traceback" not in result.stderr
     result = run_cli("serve", "--host", "", "--out", str(out), timeout=60)  # was every address of the machine

@@ -645,11 +645,10 @@ class Benchmark:
         return f"Benchmark({self.path.name!r}: {done} of {len(self.rows)} configurations done)"
 
     def _repr_html_(self) -> str:
-        from .experiments.zalando import params_text, sizes_text
+        from .experiments.zalando import number_text, params_text, sizes_text, status_text
 
-        rows = [[r["classifier"], params_text(r["params"]),
-                 "" if r["accuracy"] is None else f"{r['accuracy']:.3f}", "" if r["paper"] is None else f"{r['paper']:.3f}",
-                 r["status"] + (f" ({r['mapping']})" if r["mapping"] else "")] for r in self.rows]
+        rows = [[r["classifier"], params_text(r["params"]), number_text(r["accuracy"]), number_text(r["paper"]),
+                 status_text(r)] for r in self.rows]
         return html.card(f"Zalando's benchmark: {self.path.name} ({sizes_text(self.rows)})",
                          html.table(["classifier", "parameters", "ours", "paper", "status"], rows))
 

@@ -254,7 +254,8 @@ def prediction_grid(images, true, pred, class_names, title: str) -> Figure:
         _note(fig.subplots(), "None")
         fig.suptitle(title)
         return fig
-    return _tiles([_gray(image) for image in images], [f"{class_names[p]} / {class_names[t]}" for t, p in zip(true, pred)],
+    return _tiles([_gray(image) for image in images],
+                  [f"{class_names[p]} / {class_names[t]}" for t, p in zip(true, pred)],
                   f"{title}\n(titles: predicted / true)", ncols=5, tile=1.6,
                   colours=["black" if p == t else WRONG for t, p in zip(true, pred)])
 
@@ -358,7 +359,8 @@ def contribution_maps(contributions, image, class_names, proba=None, method: str
     labels = [str(name) if proba is None else f"{name}\n{proba[k]:.1%}" for k, name in enumerate(class_names)]
     return _tiles([_gray(_as_images(image)[0]), *(_rgb(m, DIVERGING_CMAP, -vmax, vmax) for m in maps)],
                   ["input", *labels], f"Pixel contributions to each class score ({method}; blue for, red against)",
-                  ncols=6, title_size=10, weights=["normal", *("bold" if k == top else "normal" for k in range(len(maps)))],
+                  ncols=6, title_size=10,
+                  weights=["normal", *("bold" if k == top else "normal" for k in range(len(maps)))],
                   colorbar={"cmap": DIVERGING_CMAP, "vmin": -vmax, "vmax": vmax, "label": "contribution"})
 
 
@@ -366,7 +368,8 @@ def class_saliency(images, maps, true, pred, class_names, method: str = "gradien
     """One test image per class over its ``method`` map for its true class; each map on its own
     symmetric scale, since their magnitudes differ."""
     images, maps = _as_images(images), _as_images(np.asarray(maps, dtype=float))
-    tiles = [_over(_gray(image), _rgb(saliency, DIVERGING_CMAP, -_symmetric_limit(saliency), _symmetric_limit(saliency)))
+    tiles = [_over(_gray(image), _rgb(saliency, DIVERGING_CMAP, -_symmetric_limit(saliency),
+                                      _symmetric_limit(saliency)))
              for image, saliency in zip(images, maps)]
     return _tiles(tiles, [f"{class_names[t]}\npredicted: {class_names[p]}" for t, p in zip(true, pred)],
                   f"Saliency per class: {method} of the true class's score\n(under each image; blue for, red against)",
@@ -537,7 +540,8 @@ def top_losses(images, true, pred, p_true, losses, class_names, maps=None, metho
         evidence = np.asarray(maps, dtype=float).reshape(n, IMAGE_SIDE, IMAGE_SIDE)
         tiles = [_over(t, _rgb(e, DIVERGING_CMAP, -_symmetric_limit(e), _symmetric_limit(e)))
                  for t, e in zip(tiles, evidence)]
-    explained = "" if maps is None else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)"
+    explained = ("" if maps is None
+                 else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)")
     wrong = int(sum(p != t for t, p in zip(true, pred)))  # the highest losses are the mistakes while there are any
     shown = ("the most confident mistakes" if wrong == n
              else "no mistakes, the least confident right answers" if not wrong

@@ -33,7 +33,8 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
                 help="Only these classifiers, comma-separated (e.g. SVC,RandomForestClassifier).")] = None,
             train_size: TrainSizeOpt = None, test_size: TestSizeOpt = None,
             quick: Annotated[bool, typer.Option(
-                "--quick", help="One configuration per classifier (the paper's best on Fashion-MNIST) on 2,000 / 1,000 images.")] = False,
+                "--quick", help="One configuration per classifier (the paper's best on Fashion-MNIST) on "
+                                "2,000 / 1,000 images.")] = False,
             cluster: Annotated[Optional[str], typer.Option(
                 help="Run each configuration as a task on a Dask cluster: a scheduler's address or 'local'.",
                 envvar="MNISTLAB_CLUSTER", show_envvar=True)] = None,
@@ -55,7 +56,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
     ```
     """
     from .. import api
-    from ..experiments.zalando import params_text, sizes_text
+    from ..experiments.zalando import number_text, params_text, sizes_text, status_text
 
     chosen = [c.strip() for c in classifiers.split(",") if c.strip()] if classifiers is not None else None
     result = api.zalando_benchmark(dataset=dataset, classifiers=chosen, train_size=train_size, test_size=test_size,
@@ -70,9 +71,8 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
         table.add_column(col, justify="right" if col in ("ours", "paper", "paper's best", "fit s") else "left")
     for r in result.rows:
         table.add_row(r["classifier"], params_text(r["params"]),
-                      *("" if v is None else f"{v:.3f}" for v in (r["accuracy"], r["paper"], r["paper_best"])),
-                      "" if r["fit_seconds"] is None else f"{r['fit_seconds']:.1f}",
-                      r["status"] + (f": {r['error']}" if r["error"] else "") + (f" ({r['mapping']})" if r["mapping"] else ""))
+                      *(number_text(r[key]) for key in ("accuracy", "paper", "paper_best")),
+                      number_text(r["fit_seconds"], 1), status_text(r))
     console.print(table)
     console.print(f"table: {result.path / 'results.md'}", highlight=False)
     _exit_if_failed(result.rows)

@@ -50,7 +50,8 @@ def recipes_list(as_json: JsonOpt = False) -> None:
 
 
 @recipes_app.command("run")
-def recipes_run(name: Annotated[Optional[str], typer.Argument(help="Recipe name (see `mnistlab recipes list`).")] = None,
+def recipes_run(name: Annotated[Optional[str], typer.Argument(
+                    help="Recipe name (see `mnistlab recipes list`).")] = None,
                 run_all: Annotated[bool, typer.Option("--all", help="Run every recipe.")] = False,
                 cluster: Annotated[Optional[str], typer.Option(
                     help="Each run a task on a Dask cluster (a scheduler's address or 'local').",

@@ -14,7 +14,8 @@ from .common import OUT, OutOpt, app, console
 @app.command("serve")
 def serve_cmd(run: Annotated[Optional[str], typer.Option(
                   help="Run (name or folder) that predicts by default (default: newest).")] = None,
-              host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+              host: Annotated[str, typer.Option(
+                  help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
               port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
               workers: Annotated[Optional[int], typer.Option(min=1, help="Processes that compute predictions "
                                                              "(default: one per CPU core).")] = None,

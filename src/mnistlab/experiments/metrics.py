@@ -151,8 +151,10 @@ def analysis(metrics: dict[str, Any]) -> list[str]:
         def listing(classes):
             return ", ".join(f"{c['class']} {c['f1']:.3f}" for c in classes)
         # a class tied with the worst is no best one, nor one tied with the best a worst one
-        lines.append(f"Best classes by F1: {listing([c for c in present[:n_show] if c['f1'] > present[-1]['f1']])}.")
-        lines.append(f"Worst classes by F1: {listing([c for c in present[::-1][:n_show] if c['f1'] < present[0]['f1']])}.")
+        best = [c for c in present[:n_show] if c["f1"] > present[-1]["f1"]]
+        worst = [c for c in present[::-1][:n_show] if c["f1"] < present[0]["f1"]]
+        lines.append(f"Best classes by F1: {listing(best)}.")
+        lines.append(f"Worst classes by F1: {listing(worst)}.")
     absent = [c["class"] for c in per_class if c["support"] == 0]
     if absent:
         lines.append(f"No test images of: {', '.join(absent)} (their scores are 0 by convention).")

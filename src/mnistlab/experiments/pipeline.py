@@ -66,7 +66,7 @@ class DataChoice:
             path_text("data_dir", self.data_dir)
         if self.data_dir is None and os.environ.get(DATA_DIR_ENV):  # here: a cluster's worker has its own environment
             object.__setattr__(self, "data_dir", os.environ[DATA_DIR_ENV])
-        if self.data_dir is not None:  # from where it was given: a cluster's worker or a later evaluate starts elsewhere
+        if self.data_dir is not None:  # from where it was given: a cluster's worker, a later evaluate start elsewhere
             object.__setattr__(self, "data_dir", os.path.abspath(os.path.expanduser(self.data_dir)))
         # it becomes the model's random_state too: a number, not None
         check_parameter("seed", self.seed, SEED_OR_NONE[:1])
@@ -97,7 +97,8 @@ class DataChoice:
                                           ("test_size", self.test_size, ds.y_test, "test")):
             if size and size > len(labels):  # taken as all of them, while config.json recorded the size asked for
                 which = " of these classes" if self.classes is not None else ""
-                raise ParameterError(name, f"{size} is more than the {len(labels)} {split} images{which} in {ds.source}")
+                raise ParameterError(name, f"{size} is more than the {len(labels)} {split} images{which} "
+                                           f"in {ds.source}")
         if self.train_size:
             ds = ds.subset(n=self.train_size, seed=self.seed, parameter="train_size")
         if self.test_size:
@@ -369,7 +370,8 @@ def run_data(config: dict) -> DataChoice:
             choice["classes"] = tuple(choice["classes"])
         return DataChoice(**choice)
     except (TypeError, ParameterError) as exc:
-        raise RunDamagedError(f"{config.get('name')!r}: config.json's data choice is not usable ({one_line(exc)})") from None
+        raise RunDamagedError(f"{config.get('name')!r}: config.json's data choice is not usable "
+                              f"({one_line(exc)})") from None
 
 
 def test_images_digest(ds: Dataset) -> str:

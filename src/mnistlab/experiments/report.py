@@ -218,9 +218,8 @@ def figure(path: Path, caption: str) -> str:
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A plain HTML table; numbers are right-aligned."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{_text(c)}</td>' if is_number(c) else f"<td>{_text(c)}</td>" for c in row) + "</tr>"
-        for row in rows)
+    body = "".join("<tr>" + "".join(f'<td class="num">{_text(c)}</td>' if is_number(c) else f"<td>{_text(c)}</td>"
+                                    for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>\n"
 
 

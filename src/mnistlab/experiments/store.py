@@ -5,9 +5,10 @@
 ``predictions.npz`` (the test predictions, for compare), ``embedding.npz``
 (a 2-D map of test images, unless skipped), ``plots/`` and ``report.html``,
 and ``model.onnx`` once the model is exported (``inference.onnx_file``).
-Everything else under ``runs/`` is hidden bookkeeping that is never listed: ``.lock-<name>`` (the process training that name) and
-``.staging-<pid>-…`` folders (a run being written; renamed into place when
-complete, swept away once their process is gone).
+Everything else under ``runs/`` is hidden bookkeeping that is never listed:
+``.lock-<name>`` (the process training that name) and ``.staging-<pid>-…``
+folders (a run being written; renamed into place when complete, swept away
+once their process is gone).
 
 The store never loses or invents a run: a name is one path component, checked
 before anything is done; it is claimed (an exclusive lock file) before
@@ -169,7 +170,8 @@ def read_metrics(run_dir: Path) -> dict:
         raise RunDamagedError(f"{path}: its accuracy, macro F1 or per-class scores are not those its confusion "
                               "matrix gives")
     calibration = metrics.get("calibration", {})
-    if not (isinstance(calibration, dict) and all(type(calibration.get(k, 0.0)) in (int, float) for k in ("ece", "brier"))):
+    if not (isinstance(calibration, dict)
+            and all(type(calibration.get(k, 0.0)) in (int, float) for k in ("ece", "brier"))):
         raise RunDamagedError(f"{path}: 'calibration' must be an object, its 'ece' and 'brier' must be numbers")
     if metrics.get("history") is not None and not isinstance(metrics["history"], dict):  # None: a fit without epochs
         raise RunDamagedError(f"{path}: 'history' must be an object")

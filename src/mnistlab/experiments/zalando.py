@@ -291,8 +291,15 @@ def params_text(params: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _number(value: float | None, digits: int = 3) -> str:
+def number_text(value: float | None, digits: int = 3) -> str:
+    """An accuracy or a time as the tables print it; empty where there is none."""
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def status_text(row: dict) -> str:
+    """A row's status with its error, and how the paper's parameters were mapped to today's scikit-learn."""
+    error = f": {row['error']}" if row["error"] else ""
+    return row["status"] + error + (f" ({row['mapping']})" if row["mapping"] else "")
 
 
 def results_table(rows: list[dict]) -> str:
@@ -301,8 +308,8 @@ def results_table(rows: list[dict]) -> str:
              "| classifier | parameters (the grid's) | ours | paper | paper's best for the classifier | fit s | "
              "status |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        status = r["status"] + (f": {r['error']}" if r["error"] else "") + (f" ({r['mapping']})" if r["mapping"] else "")
-        lines.append(f"| {r['classifier']} | {params_text(r['params'])} | {_number(r['accuracy'])} | {_number(r['paper'])} "
-                     f"| {_number(r['paper_best'])} ({params_text(r['paper_best_params'])}) | {_number(r['fit_seconds'], 1)} "
-                     f"| {status} |")
+        lines.append(f"| {r['classifier']} | {params_text(r['params'])} | {number_text(r['accuracy'])} "
+                     f"| {number_text(r['paper'])} | {number_text(r['paper_best'])} "
+                     f"({params_text(r['paper_best_params'])}) | {number_text(r['fit_seconds'], 1)} "
+                     f"| {status_text(r)} |")
     return "\n".join(lines) + "\n"

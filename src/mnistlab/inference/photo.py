@@ -575,8 +575,8 @@ def _find_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, known: np.ndarr
         angle, offset, width = starts.T
         widths = np.broadcast_to(REFINE_WIDTHS, (len(starts), len(REFINE_WIDTHS))) if spread == 1 \
             else width[:, None] * REFINE_WIDTH_FACTORS
-        fine = _lines(angle[:, None] + spread * REFINE_ANGLES, (offset / _reach(angle))[:, None] + spread * REFINE_OFFSETS,
-                      widths).astype(np.float32)
+        fine = _lines(angle[:, None] + spread * REFINE_ANGLES,
+                      (offset / _reach(angle))[:, None] + spread * REFINE_OFFSETS, widths).astype(np.float32)
         gains = _step_gains(x, y, residual, q, fine)
         best = int(np.argmax(gains))
         starts = fine[best:best + 1]
@@ -696,7 +696,8 @@ def _place_step(x: np.ndarray, y: np.ndarray, values: np.ndarray, others: np.nda
     background, which the inliers alone cannot tell.
     """
     angle, offset, width = line
-    candidates = _lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 7), offset / _reach(angle) + np.linspace(-0.06, 0.06, 5),
+    candidates = _lines(angle + np.linspace(-np.pi / 24, np.pi / 24, 7),
+                        offset / _reach(angle) + np.linspace(-0.06, 0.06, 5),
                         width * np.array([0.5, 1, 2])).astype(np.float32)
     every = slice(None, None, 4)  # a quarter of the samples judge well enough
     x, y, values, others, mask = x[every], y[every], values[every], others[every], mask[every]
@@ -1061,12 +1062,11 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
         signal = residual
     black = np.percentile(signal[is_background], low) if is_background.any() else 0.0
     signal = np.clip(signal - black, 0, None)
-    # The object's bright end, for the thresholds below; a few hot pixels don't move it. Once the
-    # object is found, its own bright end: a dark mark beside it must not dim it.
     if not (signal > 0).any():
         raise BlankPhotoError("no object found: nothing stands out from the background")
     # The object's bright end sets the thresholds below; a few hot pixels don't move it. If a mark
-    # dropped then was brighter (the table beyond the paper's edge), once more without the marks.
+    # dropped then was brighter (the table beyond the paper's edge), once more without the marks: the
+    # object's own bright end, which a dark mark beside it must not dim.
     marks = np.zeros(signal.shape, bool)
     for _ in range(2):
         candidates = signal[(signal > 0) & ~marks]
@@ -1106,7 +1106,8 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     white = np.percentile(field[lit], high) if lit.any() else 1.0
     pixels = np.round(np.clip(field / max(white, 1e-6), 0, 1) * 255).astype(np.uint8)
     return Prepared(pixels=pixels, gray=gray, background=background, foreground=foreground,
-                    box=box, inverted=invert, tilt=angle, object_mask=kept, dropped=tuple(dropped), dropped_mask=dropped_mask)
+                    box=box, inverted=invert, tilt=angle, object_mask=kept, dropped=tuple(dropped),
+                    dropped_mask=dropped_mask)
 
 
 def prepare_photo(source: str | os.PathLike | bytes, dataset_name: str,

@@ -193,7 +193,8 @@ class MnistlabModel:
         if classes is None:
             return np.arange(n)
         indices = np.asarray(classes)
-        in_range = indices.ndim == 1 and np.issubdtype(indices.dtype, np.integer) and ((0 <= indices) & (indices < n)).all()
+        in_range = (indices.ndim == 1 and np.issubdtype(indices.dtype, np.integer)
+                    and ((0 <= indices) & (indices < n)).all())
         if not in_range:
             raise ParameterError("classes", f"a list of class indices from 0 to {n - 1}; got {classes!r}")
         return indices

@@ -243,8 +243,8 @@ class CNN(TorchClassifier):
         "precision": [StrOptions(set(PRECISIONS))],
     }
 
-    def __init__(self, preset="fast", epochs=None, widths=None, pool=None, batch_size=None, learning_rate=None, crop=None,
-                 whiten=None, optimizer=None, momentum=0.9, weight_decay=5e-4, filter_learning_rate=0.06,
+    def __init__(self, preset="fast", epochs=None, widths=None, pool=None, batch_size=None, learning_rate=None,
+                 crop=None, whiten=None, optimizer=None, momentum=0.9, weight_decay=5e-4, filter_learning_rate=0.06,
                  filter_momentum=0.8, warmup=0.2, label_smoothing=0.1, flip=True, tta=True, precision="auto",
                  validation_fraction=0.0, device="auto", random_state=None, checkpoint_dir=None, threads=None):
         self.preset = preset
