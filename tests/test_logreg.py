@@ -236,6 +236,13 @@ def test_explain_adds_up_to_the_logits():
     assert contributions.shape == (5, 3, X.shape[1])
     np.testing.assert_allclose(contributions.sum(axis=2) + model.intercept_, model.decision_function(X[:5]),
                                rtol=1e-5, atol=1e-5)
+    # so a pixel at 0 has a part too: the maps are not "gradient × input", which would give it none
+    gradient_times_input = X[:5, None, :] * (model.coef_ / model.scale_)[None]
+    assert not np.allclose(contributions, gradient_times_input, atol=1e-3)
+    np.testing.assert_allclose(contributions, (X[:5] - model.mean_)[:, None, :] * (model.coef_ / model.scale_)[None],
+                               rtol=1e-4, atol=1e-5)
+    assert model.explanation_method == "gradient × (input − mean image)"
+    assert LogisticRegression().fit(X, y).explanation_method == "gradient × input"
 
 
 @pytest.mark.parametrize("settings", [dict(), dict(penalty="l1", C=1.0, standardize=True)])

@@ -108,9 +108,11 @@ def test_top_losses_of_a_model_without_mistakes_are_not_called_mistakes():
                             [0.3, 0.7, 0.2], [1.2, 0.3, 1.6], ["a", "b"])  # arrays, as a run's are
     wrong = plots.top_losses(images, [0, 1], [1, 0], [0.3, 0.2], [1.2, 1.6], ["a", "b"])
     assert "no mistakes, the least confident right answers" in right.get_suptitle()
-    # one of two wrong: "the most confident mistakes" titled a right answer too
-    assert "the 2 mistakes, then the least confident right answers" in some.get_suptitle()
-    assert "the most confident mistakes" in wrong.get_suptitle()
+    # one of three right: "the most confident mistakes" titled a right answer too; and "the 2 mistakes, then the
+    # least confident right answers" is not what three classes show: a right answer at p(true) 0.34 loses more
+    # than a mistake at 0.45
+    assert "2 of them mistakes (titles in red)" in some.get_suptitle()
+    assert "then" not in some.get_suptitle() and "all mistakes" in wrong.get_suptitle()
 
 
 @pytest.mark.parametrize("k", [10, 2])
@@ -127,3 +129,12 @@ def test_a_photo_s_class_maps_fill_the_bottom_of_its_figure(k):
     assert len(maps) == k and max(box.y0 for box in boxes) < 0.1 * fig.bbox.height  # one row, at the bottom
     gaps = np.diff(sorted(box.x0 for box in boxes))
     assert gaps.max() < 1.5 * gaps.min()  # evenly spaced
+
+
+def test_weights_are_drawn_only_as_one_row_per_class():
+    names = [str(k) for k in range(10)]
+    assert len(plots.coefficient_images(np.ones((10, 784)), names).axes) >= 1
+    with pytest.raises(ValueError, match="45 rows of weights for 10 classes"):  # pairs: 35 tiles went untitled
+        plots.coefficient_images(np.ones((45, 784)), names)
+    with pytest.raises(ValueError, match="3 rows of weights for 2 classes"):
+        plots.sparsity_mask(np.ones((3, 784)), names[:2])

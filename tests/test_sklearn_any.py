@@ -170,6 +170,16 @@ def test_linear_weights_are_shown_on_the_pixels_the_model_is_given_as_logregs_ar
         np.testing.assert_allclose(ours - ours[0], theirs - theirs[0], rtol=1e-3, atol=1e-3)
 
 
+def test_weights_of_pairs_of_classes_are_not_shown_as_each_classs():
+    X, y = small_xy()
+    # one against one: 3 rows for 3 classes (T-shirt vs Trouser …) were titled T-shirt, Trouser and Pullover
+    assert get_family("sklearn:SVC")(kernel="linear").fit(X, y).weight_images() is None
+    assert get_family("sklearn:SVC")(kernel="linear").fit(X, y % 2).weight_images().shape == (1, 784)
+    assert get_family("sklearn:LinearSVC")().fit(X, y).weight_images().shape == (3, 784)
+    assert get_family("sklearn:LinearSVC")(standardize=True).fit(X, y).weight_images().shape == (3, 784)
+    assert get_family("sklearn:SVC")(kernel="linear").fit(X, np.arange(len(y)) % 10).weight_images() is None
+
+
 @pytest.mark.parametrize("name", ["mnist-logreg-nopenalty", "mnist-l1-5000"])
 def test_mnist_recipes_reproduce_the_tutorials(tmp_path, mnist_dir, name):
     folders = run_recipe(name, tmp_path, data_dir=str(mnist_dir))

@@ -192,6 +192,8 @@ def _weight_rows(coef, class_names) -> tuple[np.ndarray, list[str]]:
         titles = [f"{class_names[1]} vs {class_names[0]}"]
     else:
         titles = [str(name) for name in class_names]
+    if len(coef) != len(titles):  # rows of something else (pairs of classes …) must not pass for the classes'
+        raise ValueError(f"{len(coef)} rows of weights for {len(class_names)} classes")
     return coef.reshape(-1, IMAGE_SIDE, IMAGE_SIDE), titles
 
 
@@ -542,10 +544,11 @@ def top_losses(images, true, pred, p_true, losses, class_names, maps=None, metho
                  for t, e in zip(tiles, evidence)]
     explained = ("" if maps is None
                  else f"\n(under each: evidence for the predicted class, {method}; blue for, red against)")
-    wrong = int(sum(p != t for t, p in zip(true, pred)))  # the highest losses are the mistakes while there are any
-    shown = ("the most confident mistakes" if wrong == n
-             else "no mistakes, the least confident right answers" if not wrong
-             else f"the {wrong} mistake{'s' if wrong > 1 else ''}, then the least confident right answers")
+    # not "the mistakes, then the right answers": with three classes or more, a right answer at p(true) 0.34
+    # has a higher loss than a mistake at 0.45
+    wrong = int(sum(p != t for t, p in zip(true, pred)))
+    shown = ("all mistakes" if wrong == n else "no mistakes, the least confident right answers" if not wrong
+             else f"{wrong} of them mistake{'s' if wrong > 1 else ''} (titles in red)")
     return _tiles(tiles, [f"{class_names[p]} / {class_names[t]}\nloss {loss:.2f}, p(true) {q:.2g}"
                           for t, p, q, loss in zip(true, pred, p_true, losses)],
                   f"Top {n} losses: {shown} (titles: predicted / true){explained}",

@@ -144,9 +144,9 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               absent="no test image was classified correctly"),
     RunFigure("wrong", "The first ten misclassified test images (titles: predicted / true).",
               _prediction_grid("wrong"), absent="no test image was misclassified"),
-    RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — the most "
-              "confident mistakes (and, for a model with fewer, its least confident right answers) — with what made "
-              "the model choose the class it chose.", _top_losses),
+    RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — mostly "
+              "the most confident mistakes (titled in red), and any right answer less sure of its class — with what "
+              "made the model choose the class it chose.", _top_losses),
     RunFigure("most_confused", "The class pairs most often confused, with the most confident examples of each "
               "direction.", _most_confused),
     RunFigure("reliability", "Reliability diagram: how often the predicted class is right against the probability "
@@ -163,7 +163,8 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               absent="its model has no weights per pixel, or at most 1% of them are zero"),
     RunFigure("sample_probabilities", "Predicted class probabilities for one test image.", _sample_probabilities),
     RunFigure("sample_contributions", "How each pixel of one test image pushes each class score "
-              "(gradient × input — for a linear model, weight × pixel — or, for a model without gradients, "
+              "(gradient × input — for a linear model, weight × pixel, or × the pixel's difference from the "
+              "training images' mean where it standardises them — or, for a model without gradients, "
               "occlusion sensitivity: how much hiding it lowers the class's probability).", _sample_contributions),
     RunFigure("class_saliency", "Per class, the first test image of that class and the pixels that raise (blue) "
               "or lower (red) its true class's score (gradient × input, or occlusion sensitivity).",

@@ -30,6 +30,7 @@ import inspect
 import io
 import math
 import tokenize
+import warnings
 import zipfile
 import zlib
 from numbers import Integral
@@ -178,13 +179,25 @@ class SklearnClassifier(MnistlabModel):
                 "the log-loss and calibration say little about the model")
 
     def weight_images(self) -> np.ndarray | None:
-        """A linear classifier's ``coef_`` (one row per class; with ``standardize``, on the standardised
-        pixels, as ``logreg``'s), else None."""
+        """A linear classifier's ``coef_`` where its rows are the classes' own (one per class, or one for two):
+        its scores are the linear functions they define (with ``standardize``, of the standardised pixels, as
+        ``logreg``'s). Else None: a linear SVC's rows, for one, weigh pairs of classes (one against one), 45
+        for 10 classes, and 3 for 3 classes that would pass for theirs."""
         check_is_fitted(self, "estimator_")
-        coef = getattr(self._classifier(), "coef_", None)
+        classifier = self._classifier()
+        coef = getattr(classifier, "coef_", None)
         if coef is None or np.ndim(coef) != 2 or np.shape(coef)[1] != N_FEATURES:
             return None
-        return np.asarray(coef)
+        coef = np.asarray(coef)
+        if len(coef) != (1 if len(self.classes_) == 2 else len(self.classes_)) \
+                or not hasattr(classifier, "decision_function"):
+            return None
+        probe = np.random.default_rng(0).standard_normal((2, N_FEATURES))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fitted on a frame's named columns, it notes an array has none
+            scores = np.asarray(classifier.decision_function(probe), dtype=float).reshape(len(probe), -1)
+        linear = probe @ coef.T + np.asarray(getattr(classifier, "intercept_", 0.0), dtype=float)
+        return coef if np.allclose(scores, linear, rtol=1e-4, atol=1e-6) else None
 
     def onnx_graph(self):
         """skl2onnx's converter of the fitted estimator (its StandardScaler too), where it has one.

@@ -268,10 +268,17 @@ class LogisticRegression(MnistlabModel):
 
     def explain(self, X, classes=None) -> np.ndarray:
         """Per-class, per-pixel contributions w_k ⊙ x (input after standardisation), N × classes × n_features,
-        for every class or the ``classes`` asked for (indices into ``classes_``)."""
+        for every class or the ``classes`` asked for (indices into ``classes_``); they add up to the class
+        scores less the intercepts. Standardised, a black pixel has a part too (``explanation_method``)."""
         check_fitted(self, "coef_")
         X = self._model_input(check_features(self, X))
         return X[:, None, :] * self.coef_[self._class_indices(classes)][None, :, :]
+
+    @property
+    def explanation_method(self) -> str:
+        """Gradient × input; with ``standardize``, the weights times the standardised pixels are the gradient
+        times each pixel's difference from the training images' mean."""
+        return "gradient × (input − mean image)" if self.standardize else super().explanation_method
 
     def objective(self, X, y) -> float:
         """F(coef_, intercept_) on (X, y): the quantity the solvers minimise, on the scale of ``history_``."""
