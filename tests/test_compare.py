@@ -43,7 +43,8 @@ def test_class_accuracy_deltas_with_bootstrap_intervals():
     assert -0.7 < worse["low"] < -0.5 < worse["high"] < -0.3
     assert same == {"delta": 0.0, "low": 0.0, "high": 0.0, "n": 40, "p_value": 1.0, "p_holm": 1.0,
                     "significant": False}  # identical predictions: no uncertainty
-    assert absent == {"delta": None, "low": None, "high": None, "n": 0}
+    assert absent == {"delta": None, "low": None, "high": None, "n": 0, "p_value": None, "p_holm": None,
+                      "significant": None}  # every row has the same keys
     assert worse["p_value"] == fair_coin_p_value(0, 20) and worse["p_holm"] == 2 * worse["p_value"]  # 2 classes tested
     assert worse["significant"]
     assert class_accuracy_deltas(y, a, b, 3) == class_accuracy_deltas(y, a, b, 3)  # seeded
@@ -55,6 +56,9 @@ def test_a_class_where_the_runs_differ_on_a_few_images_is_not_called_significant
     a, b = np.zeros(40, dtype=int), np.r_[np.ones(5, dtype=int), np.zeros(35, dtype=int)]
     (row,) = class_accuracy_deltas(y, a, b, n_classes=1)
     assert row["high"] < 0 and row["p_value"] == pytest.approx(0.0625) and not row["significant"]
+    # at the level itself it is: p ≤ α rejects, as scipy's and statsmodels' tests do (it was p < α)
+    (row,) = class_accuracy_deltas(y, a, b, n_classes=1, alpha=0.0625)
+    assert row["significant"]
 
 
 def test_holm_adjusts_in_steps_and_keeps_the_order():

@@ -91,17 +91,23 @@ def class_accuracy_deltas(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.nda
     for k in range(n_classes):
         members = gain[y_true == k]
         if len(members) == 0:
-            rows.append({"delta": None, "low": None, "high": None, "n": 0})
+            rows.append({"delta": None, "low": None, "high": None, "n": 0, "p_value": None, "p_holm": None,
+                         "significant": None})
             continue
         resampled = members[rng.integers(0, len(members), (resamples, len(members)))].mean(axis=1)
         low, high = np.percentile(resampled, [tail, 100 - tail])
         of_k = y_true == k
         rows.append({"delta": float(members.mean()), "low": float(low), "high": float(high), "n": int(len(members)),
                      "p_value": mcnemar_exact(y_true[of_k], pred_a[of_k], pred_b[of_k])["p_value"]})
-    tested = [row for row in rows if row["delta"] is not None]
-    for row, adjusted in zip(tested, holm([row["p_value"] for row in tested])):
-        row["p_holm"], row["significant"] = adjusted, adjusted < alpha
+    judge([row for row in rows if row["delta"] is not None], alpha)
     return rows
+
+
+def judge(tests: list[dict], alpha: float) -> None:
+    """Set each test's ``p_holm`` (its ``p_value`` Holm-adjusted over ``tests``) and whether it is
+    ``significant`` at ``alpha``: p ≤ α, as scipy's and statsmodels' tests reject."""
+    for test, adjusted in zip(tests, holm([test["p_value"] for test in tests])):
+        test["p_holm"], test["significant"] = adjusted, adjusted <= alpha
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -196,8 +202,7 @@ def _write(loaded: list[dict], alpha: float, final: Path) -> dict:
                       "confusion_delta": (np.array(other["metrics"]["confusion_matrix"])
                                           - np.array(base["metrics"]["confusion_matrix"])).tolist()})
     # Each pair is a test: with several, one would find a "difference" by chance, as with classes (above)
-    for pair, adjusted in zip(pairs, holm([pair["p_value"] for pair in pairs])):
-        pair["p_holm"], pair["significant"] = adjusted, adjusted < alpha
+    judge(pairs, alpha)
     result = {"runs": rows, "pairs": pairs, "alpha": alpha, "classes": classes,
               "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "confidence": CONFIDENCE,
                             "method": "paired percentile bootstrap over each class's test images"}}
