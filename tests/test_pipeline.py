@@ -436,6 +436,19 @@ def test_sweep_values_lists_flags_and_repeats(tmp_path):
     assert [(r["C"], r["standardize"]) for r in json.loads(result.stdout)["results"]] == [(0.1, True), (1.0, True)]
 
 
+def test_a_swept_none_is_shown_as_a_setting_not_as_a_gap(tmp_path):
+    """max_depth=None was "—" in the table and an empty cell in sweep.csv, as a missing score is."""
+    result = run_cli("sweep", "sklearn:DecisionTreeClassifier", "--max-depth", "None,2", "--train-size", "300",
+                     "--out", str(tmp_path), "--name", "depth")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "│" in line and "0." in line]
+    assert len(rows) == 2 and [row.split("│")[1].strip() for row in rows] == ["None", "2"], result.stdout
+    assert rows[0].split("│")[3].strip() == "—"  # the spread of one split's score: none
+    lines = (tmp_path / "sweeps" / "depth" / "sweep.csv").read_text().splitlines()
+    assert lines[0].startswith("max_depth,val_accuracy,val_accuracy_std,")
+    assert lines[1].startswith("None,0.") and lines[2].startswith("2,0.") and ",," in lines[1]
+
+
 def test_runs_given_by_folders_of_any_name_are_compared_under_a_default_name(own_out):
     """The runs' names joined were the default name unchecked: a folder "my run" failed the name's check."""
     import shutil

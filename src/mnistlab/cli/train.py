@@ -202,8 +202,9 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     for col in rows[0]:
         table.add_column(col, justify="right")
     for r in rows:  # the scores to 4 places; the swept values as given (C 0.00001 and 0.00004 are two)
-        table.add_row(*("—" if v is None else "failed" if k == "error"  # the error itself: below, and in the files
-                        else f"{v:.4f}" if isinstance(v, float) and k not in grid else setting_text(v)
+        table.add_row(*(setting_text(v) if k in grid  # None too: max_depth=None is a setting, not a gap
+                        else "—" if v is None else "failed" if k == "error"  # the error itself: below, and in files
+                        else f"{v:.4f}" if isinstance(v, float) else setting_text(v)
                         for k, v in r.items()))
     console.print(table)
     best = sweep.best

@@ -216,9 +216,10 @@ def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
-        # as the command line takes them (layer sizes as 64x32, not Python's "(64,)"); None stays an empty cell
-        writer.writerows({key: None if value is None else setting_text(value) for key, value in row.items()}
-                         for row in rows)
+        # as the command line takes them (layer sizes as 64x32, not Python's "(64,)", a swept None as None); a
+        # score that is None stays an empty cell
+        writer.writerows({key: None if value is None and key not in grid else setting_text(value)
+                          for key, value in row.items()} for row in rows)
         atomic_write_text(staging / "sweep.csv", buffer.getvalue())
         plots.save_png(sweep_figure(rows, list(grid)), staging / "sweep.png")
 
