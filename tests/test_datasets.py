@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -70,6 +71,24 @@ def test_explicit_dir_wins_and_must_hold_files(tmp_path, mnist_dir, monkeypatch)
         locate("mnist", data_dir=tmp_path / ("x" * 300))
     monkeypatch.setenv("MNISTLAB_DATA_DIR", str(mnist_dir))
     assert locate("mnist")["test_images"].parent == mnist_dir
+
+
+def test_the_variable_set_for_one_dataset_sends_no_other_there(mnist_dir, monkeypatch):
+    """MNISTLAB_DATA_DIR set to MNIST's folder sent every Fashion-MNIST run there, each refused ("this is mnist's
+    official test images, not fashion-mnist's"): recipes, and a later evaluate or export of an earlier run."""
+    from mnistlab.experiments.pipeline import DataChoice
+
+    elsewhere = locate("fashion-mnist")
+    monkeypatch.setenv("MNISTLAB_DATA_DIR", str(mnist_dir))
+    assert locate("fashion-mnist") == elsewhere and locate("mnist")["test_images"].parent == mnist_dir
+    assert DataChoice(dataset="fashion-mnist").data_dir is None and DataChoice().data_dir is None
+    assert DataChoice(dataset="mnist").data_dir == str(mnist_dir)
+    recipes = json.loads(run_cli("recipes", "list", "--json", env={"MNISTLAB_DATA_DIR": str(mnist_dir)}).stdout)
+    assert recipes["numpy-binary"]["reproduction"]["data"]["data_dir"] is None
+    assert recipes["mnist-l1-5000"]["reproduction"]["data"]["data_dir"] == str(mnist_dir)
+    # given for the dataset, its folder is still checked
+    with pytest.raises(DatasetError, match="this is mnist's official test images, not fashion-mnist's"):
+        load_dataset("fashion-mnist", data_dir=mnist_dir)
 
 
 def test_user_cache_is_searched_before_system_dirs(tmp_path, monkeypatch, fashion):

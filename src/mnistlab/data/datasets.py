@@ -2,7 +2,8 @@
 
 Where a dataset is looked for, in order:
 
-1. an explicit directory (``data_dir`` / ``--data-dir`` / ``MNISTLAB_DATA_DIR``);
+1. an explicit directory (``data_dir`` / ``--data-dir``), else ``MNISTLAB_DATA_DIR`` unless it holds
+   another dataset's official files (``data_dir_from_env``);
 2. the user cache, ``~/.cache/mnistlab/<name>`` (root set by ``MNISTLAB_CACHE``);
 3. system directories (Debian's ``dataset-fashion-mnist`` package);
 4. the official mirrors, downloaded into the user cache.
@@ -77,6 +78,28 @@ def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
                                "meant would be a guess)")
         found[part] = present[0]
     return found
+
+
+def data_dir_from_env(name: str) -> str | None:
+    """``MNISTLAB_DATA_DIR``, for dataset ``name``: None where it is unset or holds another dataset's official
+    files (its test labels tell), as a variable set once for MNIST's folder would send every Fashion-MNIST run
+    and recipe there, to be refused. Its files' other faults are the load's to report."""
+    folder = os.environ.get(DATA_DIR_ENV)
+    if not folder:
+        return None
+    spec = get_spec(name)
+    try:
+        files = find_files(spec, Path(folder).expanduser())
+        if files is not None and _official_elsewhere(spec, "test_labels", read_idx(files["test_labels"], ndim=1)[1]):
+            return None
+    except (DatasetError, OSError, ValueError):  # as the load will find it
+        pass
+    return folder
+
+
+def _official_elsewhere(spec: DatasetSpec, part: str, payload_sha: str) -> str | None:
+    """The other dataset whose official ``part`` these are (by their payload's SHA-256), if any."""
+    return next((o.name for o in DATASETS.values() if o is not spec and o.files[part].sha256 == payload_sha), None)
 
 
 def _archive_sha256(path: Path) -> str:
@@ -235,8 +258,7 @@ def _cache_key(spec: DatasetSpec, files: dict[str, Path]) -> str:
 def _decode(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     def decode_part(part: str) -> tuple[np.ndarray, str]:
         array, payload_sha = read_idx(files[part], ndim=3 if part.endswith("images") else 1)
-        if other := next((o.name for o in DATASETS.values() if o is not spec and o.files[part].sha256 == payload_sha),
-                         None):  # a folder of another dataset: its labels would name the wrong classes
+        if other := _official_elsewhere(spec, part, payload_sha):  # its labels would name the wrong classes
             raise DatasetError(f"{files[part]}: this is {other}'s official {part.replace('_', ' ')}, not "
                                f"{spec.name}'s (a --data-dir or MNISTLAB_DATA_DIR for {other}?)")
         return array, _checksum_status(spec, part, files[part], payload_sha)
@@ -320,7 +342,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
            download: bool = True, progress: FitProgress = SILENT) -> dict[str, Path]:
     """Paths of the four IDX files, searched in the documented order (a download reports to ``progress``)."""
     spec = get_spec(name)
-    explicit = os.environ.get(DATA_DIR_ENV) if data_dir is None else path_text("data_dir", data_dir)
+    explicit = data_dir_from_env(name) if data_dir is None else path_text("data_dir", data_dir)
     if explicit:
         directory = Path(explicit).expanduser().absolute()  # said and recorded (a run's source) as a full path
         files = find_files(spec, directory)

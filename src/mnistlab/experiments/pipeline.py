@@ -28,7 +28,7 @@ from .._io import write_json
 from .._version import __version__
 from .._values import is_number, is_whole_number, path_text
 from ..callbacks import SILENT, FitProgress
-from ..data.datasets import DATA_DIR_ENV, DEFAULT_DATASET, Dataset, get_spec, load_dataset
+from ..data.datasets import DEFAULT_DATASET, Dataset, data_dir_from_env, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import (DatasetError, DivergedError, MnistlabError, ModelFileError, ParameterError, RunDamagedError,
                       one_line)
@@ -64,8 +64,8 @@ class DataChoice:
             raise ParameterError("dataset", f"must be a dataset's name, got {self.dataset!r}")
         if self.data_dir is not None:
             path_text("data_dir", self.data_dir)
-        if self.data_dir is None and os.environ.get(DATA_DIR_ENV):  # here: a cluster's worker has its own environment
-            object.__setattr__(self, "data_dir", os.environ[DATA_DIR_ENV])
+        if self.data_dir is None:  # read here: a cluster's worker has its own environment
+            object.__setattr__(self, "data_dir", data_dir_from_env(self.dataset))
         if self.data_dir is not None:  # from where it was given: a cluster's worker, a later evaluate start elsewhere
             object.__setattr__(self, "data_dir", os.path.abspath(os.path.expanduser(self.data_dir)))
         # it becomes the model's random_state too: a number, not None
