@@ -52,4 +52,6 @@ def refusals_of(family: str, what: str) -> Iterator[None]:
     except (ValueError, IndexError, OverflowError, np.linalg.LinAlgError) as exc:
         if "non-finite parameter weights" in str(exc):  # scikit-learn's MLP: it blames the data, the settings did it
             raise DivergedError(family, "its weights are not finite") from None
-        raise ParameterError(None, f"{family} could not {what} this data: {one_line(exc)[:300]}") from None
+        # its settings, the data, or the two together (a solver that refuses a penalty says so in its own words)
+        raise ParameterError(None, f"{family} could not {what} this data with these settings: "
+                                   f"{one_line(exc)[:300]}") from None
