@@ -66,7 +66,7 @@ class DataChoice:
             path_text("data_dir", self.data_dir)
         if self.data_dir is None:  # read here: a cluster's worker has its own environment
             object.__setattr__(self, "data_dir", data_dir_from_env(self.dataset))
-        if self.data_dir is not None:  # from where it was given: a cluster's worker, a later evaluate start elsewhere
+        if self.data_dir is not None:  # as given: a cluster's worker or a later evaluate starts elsewhere
             object.__setattr__(self, "data_dir", os.path.abspath(os.path.expanduser(self.data_dir)))
         # it becomes the model's random_state too: a number, not None
         check_parameter("seed", self.seed, SEED_OR_NONE[:1])
