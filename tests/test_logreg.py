@@ -216,6 +216,10 @@ def test_sklearn_convergence_warning_becomes_the_message():
     assert not model.converged_
     assert model.fit_message_.startswith("scikit-learn saga stopped after 1 iterations")
     assert "\n" not in model.fit_message_ and len(model.history_["objective"]) == 1
+    # given no iteration, saga returns its zero start without a warning: it was called converged
+    for family in (LogisticRegression, get_family("sklearn:LogisticRegression")):
+        untrained = family(solver="saga", max_iter=0).fit(X, y)
+        assert not untrained.converged_ and "converged" not in untrained.fit_message_.replace("not converge", "")
 
 
 @pytest.mark.parametrize("as_8_bit_pixels", [False, True])

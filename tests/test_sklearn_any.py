@@ -170,6 +170,20 @@ def test_linear_weights_are_shown_on_the_pixels_the_model_is_given_as_logregs_ar
         np.testing.assert_allclose(ours - ours[0], theirs - theirs[0], rtol=1e-3, atol=1e-3)
 
 
+def test_the_mlps_message_says_how_its_solver_stopped():
+    """lbfgs has no epochs, and early stopping watches the validation accuracy: the message said "stopped
+    after 176 epochs: no improvement …" for every solver."""
+    X, y = small_xy()
+    mlp = get_family("mlp")
+    assert mlp(solver="lbfgs", max_iter=300, hidden_layer_sizes=(8,)).fit(X, y).fit_message_.startswith(
+        "lbfgs converged after ")
+    assert mlp(solver="lbfgs", max_iter=2, hidden_layer_sizes=(8,)).fit(X, y).fit_message_.startswith(
+        "lbfgs reached max_iter=2 iterations")
+    early = mlp(early_stopping=True, max_iter=200, hidden_layer_sizes=(8,), random_state=0).fit(X, y)
+    assert early.converged_ and "the validation accuracy did not improve" in early.fit_message_
+    assert "the training loss did not improve" in mlp(tol=0.1, hidden_layer_sizes=(8,)).fit(X, y).fit_message_
+
+
 def test_weights_of_pairs_of_classes_are_not_shown_as_each_classs():
     X, y = small_xy()
     # one against one: 3 rows for 3 classes (T-shirt vs Trouser …) were titled T-shirt, Trouser and Pullover

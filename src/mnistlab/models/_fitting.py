@@ -1,7 +1,7 @@
 """Pieces of fitting that several families share.
 
 ``convergence_warnings`` turns scikit-learn's ConvergenceWarning into state (for
-logreg's scikit-learn solvers and mlp); ``refusals_of`` turns a scikit-learn
+logreg's scikit-learn solvers and mlp), which ``converged`` reads; ``refusals_of`` turns a scikit-learn
 estimator's refusal of the data into a ParameterError (mlp, sklearn:NAME).
 """
 
@@ -38,6 +38,13 @@ def convergence_warnings() -> Iterator[list[warnings.WarningMessage]]:
                 found.append(w)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def converged(not_converged: list[warnings.WarningMessage], max_iter) -> bool:
+    """Whether a scikit-learn fit stopped by its own rule: it raised no ``ConvergenceWarning`` (those
+    ``convergence_warnings`` recorded), and ``max_iter`` let it iterate (sag and saga, given 0, return their
+    zero start without one: "converged", at a tenth's accuracy)."""
+    return not not_converged and max_iter != 0
 
 
 @contextmanager
