@@ -295,6 +295,30 @@ def test_runs_table_report_and_compare(page, server):
     page.screenshot(path=ARTIFACTS / "web-report.png")
 
 
+def test_the_onnx_engine_s_answer_shows_no_empty_explanation(page, out, tmp_path, trouser_photo):
+    """The ONNX engine draws no explanation map: its picture was hidden, its caption ("Why: …") left alone."""
+    import shutil
+
+    import mnistlab as ml
+
+    shutil.copytree(out / "runs" / "logreg-small", tmp_path / "runs" / "exported")
+    ml.load_run(tmp_path / "runs" / "exported").export()
+    with live_server(create_app(tmp_path, workers=1, engine="onnx")) as url:
+        page.goto(url)
+        page.wait_for_selector("#run-select option", state="attached")
+        page.set_input_files("#file-input", str(trouser_photo))
+        page.wait_for_selector("#answer:not([hidden]) #predicted-class:has-text('Trouser')", timeout=20000)
+        assert page.locator("#explanation-image").is_hidden() and page.get_by_text("Why: blue pixels").is_hidden()
+
+
+def test_compare_without_two_runs_says_so(page, tmp_path):
+    """With no run to choose, the page showed the server's form check: "a: Field required; b: Field required"."""
+    with live_server(create_app(tmp_path)) as url:
+        page.goto(url)
+        page.click("#compare-button")
+        assert page.locator("#compare-result").inner_text().startswith("No two runs to compare yet")
+
+
 def test_a_script_planted_in_a_run_s_report_does_not_run(page, out, tmp_path):
     """A run folder handed over with a script in its report.html: served as the page's own, the script read
     every run and posted comparisons (the same-site check saw this server's own Origin)."""
@@ -325,15 +349,29 @@ def test_api_reference_needs_nothing_but_the_server(page, server):
     assert "`" not in page.locator("body").inner_text() and page.locator("code", has_text="detail").count()  # Markdown
 
 
-def test_phone_sized_screen(browser, server):
+def test_phone_sized_screen(browser, server, fashion, tmp_path):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()
     page.goto(server)
     page.wait_for_selector("#runs-table tbody tr")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     assert page.locator("#canvas").bounding_box()["width"] <= 390
+    # a wide photo's steps keep its shape in the phone's square boxes (they were stretched to 128×128)
+    wide = tmp_path / "wide.jpg"
+    photo = Image.new("L", (600, 200), 215)
+    photo.paste(Image.fromarray(255 - fashion.x_test[1]).resize((170, 170)), (215, 15))
+    photo.save(wide)
+    page.set_input_files("#file-input", str(wide))
+    page.wait_for_selector("#answer:not([hidden]) #steps img", timeout=20000)
+    shown = page.locator("#steps img").evaluate_all(
+        "imgs => Promise.all(imgs.map(img => img.decode().then(() => [img.naturalWidth / img.naturalHeight, "
+        "img.clientWidth / img.clientHeight, getComputedStyle(img).objectFit])))")
+    assert shown[0][0] > 1.5 and all(fit == "contain" or abs(box - ratio) < 0.05 for ratio, box, fit in shown)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "web-phone.png", full_page=True)
+    page.goto(f"{server}/runs/logreg-small/report.html")  # its tables scroll within themselves
+    page.wait_for_load_state()  # (a page wider than the screen widens a phone's window: measured against 390)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 391
     context.close()
 
 

@@ -92,7 +92,7 @@ function showAnswer(answer) {
     li.textContent = note;
     return li;
   }));
-  $("explanation-image").hidden = !answer.explanation_png;
+  $("explanation-image").closest("figure").hidden = !answer.explanation_png;  // its caption too
   if (answer.explanation_png) $("explanation-image").src = answer.explanation_png;
   $("top-classes").replaceChildren(...answer.top.map((t) => {
     const li = document.createElement("li");
@@ -179,6 +179,10 @@ $("predict-drawing").addEventListener("click", () => {
 $("compare-button").addEventListener("click", async () => {
   const a = $("compare-a").value, b = $("compare-b").value;
   const out = $("compare-result");
+  if (!a || !b) {  // the server would answer with its form checks' words ("a: Field required")
+    out.textContent = "No two runs to compare yet: train another (mnistlab train …).";
+    return;
+  }
   try {
     const form = new FormData();
     form.append("a", a);
