@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from mnistlab.inference.photo import STYLES, WORK_SIDE, load_image, prepare, prepare_photo, to_grayscale
@@ -477,8 +477,19 @@ def test_a_noiseless_page_with_only_a_line_at_its_edge_is_refused(left, width):
     # Without noise, the line's pixels are all that stand out: once it is dropped, nothing is left
     page = np.full((200, 200), 200, np.uint8)
     page[:, left:left + width] = 20
-    with pytest.raises(BlankPhotoError, match="only lines near the border"):
+    with pytest.raises(BlankPhotoError, match="only lines or marks near the border"):
         prepare_photo(encode(Image.fromarray(page)), "fashion-mnist")
+
+
+@pytest.mark.parametrize("y", [5, 20])
+def test_a_drawing_of_a_line_along_its_top_is_no_object(y):
+    """The background fitted the line, and the paper beside its end, 5×14 pixels at the frame's edge, was
+    the object: the web page's drawing read as an 8 (83 %)."""
+    drawing = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(drawing).line([(5, y), (275, y)], fill="black", width=18)
+    for style in ("mnist", "fashion-mnist"):
+        with pytest.raises(BlankPhotoError, match="only lines or marks near the border"):
+            prepare_photo(encode(drawing), style)
 
 
 def test_photos_of_only_a_shadow_and_a_stray_mark_are_refused():

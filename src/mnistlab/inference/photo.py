@@ -795,8 +795,14 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
         # A piece of a line along the border (what a slightly misplaced paper edge leaves) is too
         # short to be line-like, but lies along the border.
         along = (in_band[0] and width >= PIECE * height) or (in_band[1] and height >= PIECE * width)
+        # A small part stuck to the frame's edge: the paper beside a border line's end, where the background
+        # fitted the line (a stroke along the top of a drawing became a 5×14-pixel "object", read as an 8)
+        stuck = max(height, width) <= band and (rows.start == 0 or cols.start == 0 or rows.stop == h
+                                                 or cols.stop == w)
         if (length >= LINE * 2 * half[i] and any(in_band)) or along:
             reasons[i] = "line near the border"
+        elif stuck:
+            reasons[i] = "mark at the border"
     candidates = [i for i in range(count) if i not in reasons]
     if not candidates:  # the caller says so
         return np.zeros(foreground.shape, bool), _marks(boxes, reasons), np.isin(labels, [i + 1 for i in reasons])
@@ -1085,8 +1091,8 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
             break
         marks = dropped_mask
     if not kept.any():
-        raise BlankPhotoError("no object found: only lines near the border (a stray stroke, the paper's "
-                              "or a shadow's edge) stand out from the background")
+        raise BlankPhotoError("no object found: only lines or marks near the border (a stray stroke, the "
+                              "paper's or a shadow's edge) stand out from the background")
     contrast = np.percentile(signal[kept], 99.5)
     if contrast < MIN_CONTRAST:
         raise BlankPhotoError(f"no object found: what stands out most is only {contrast:.0%} darker or lighter "
