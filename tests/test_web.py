@@ -209,6 +209,8 @@ def test_upload_shows_prediction(page, server, trouser_photo):
     page.set_input_files("#file-input", str(trouser_photo))
     page.wait_for_selector("#answer:not([hidden]) #predicted-class:has-text('Trouser')", timeout=20000)
     assert page.locator("#top-classes li").count() == 3
+    # listed without rank numbers: an MNIST answer read "1. 7 92.8%"
+    assert page.locator("#top-classes").evaluate("list => getComputedStyle(list).listStyleType") == "none"
     # the steps: the photo, the object found, the 28×28 input
     steps = page.locator("#steps figure")
     assert steps.count() == 3
