@@ -237,6 +237,16 @@ def test_cli_export(run_dir, tmp_path):
     bad = run_cli("export", str(run_dir), "--output", str(run_dir / "model.npz"))  # it replaced the run's model
     assert bad.returncode == 2 and bad.stderr.endswith("model.npz: an export's file name ends in .onnx\n")
     assert (run_dir / "model.npz").read_bytes()[:2] == b"PK"
+    # into another run's folder: it replaced that run's model.onnx, which serve then refused (a 500 for each photo)
+    import shutil
+
+    other = tmp_path / "runs" / "other"
+    shutil.copytree(run_dir, other)
+    before = (other / "model.onnx").read_bytes() if (other / "model.onnx").exists() else None
+    bad = run_cli("export", str(run_dir), "--output", str(other / "model.onnx"))
+    assert bad.returncode == 2 and "in the folder of run 'other', which is not 'small'" in bad.stderr
+    assert ((other / "model.onnx").read_bytes() if (other / "model.onnx").exists() else None) == before
+    assert run_cli("export", str(run_dir), "--output", str(run_dir / "mine.onnx")).returncode == 0  # its own folder
 
 
 def test_another_runs_export_copied_into_a_run_is_refused(run_dir, exported, tmp_path):

@@ -32,6 +32,7 @@ from .callbacks import FitProgress
 from .errors import MnistlabError, NotConvergedWarning, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
+    CONFIG,
     PLOTS,
     REPORT,
     RunStore,
@@ -252,6 +253,10 @@ class Run:
         path = _path_or_none("path", path)
         if path is not None and Path(path).suffix != ".onnx":  # it would replace whatever is there: a run's model.npz
             raise ParameterError(None, f"{path}: an export's file name ends in .onnx")
+        folder = Path(path).expanduser().absolute().parent if path is not None else self.path
+        if (folder / CONFIG).is_file() and folder.resolve() != self.path.resolve():  # serve reads its model.onnx
+            raise ParameterError(None, f"{path}: in the folder of run {folder.name!r}, which is not {self.name!r}: "
+                                       "write it elsewhere, or export that run")
         return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name,
                            Path(path) if path is not None else self.path / ONNX_FILE,
                            check_images=self.dataset.x_test if check else None,
