@@ -209,8 +209,8 @@ def test_resolve_takes_a_name_or_a_path(out):
     assert store.resolve(str(out / "runs" / "b")) == out / "runs" / "b"
     with pytest.raises(RunNotFoundError):
         store.resolve("nope")
-    with pytest.raises(RunNotFoundError):
-        store.resolve(str(out))  # a folder, but not a run
+    with pytest.raises(RunNotFoundError, match=r": a folder, but not a run's \(it has no config.json\)$"):
+        store.resolve(str(out))  # a sweep's folder, say: "no run …" read as a typo in the path
     with pytest.raises(RunNotFoundError):
         store.resolve("../store")  # not a valid name, and not a run folder as a path either
 

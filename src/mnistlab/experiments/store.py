@@ -383,6 +383,8 @@ class RunStore:
         if len(candidates) == 2 and candidates[0].is_dir():  # a run's folder, as `runs list` shows it: damaged
             raise RunDamagedError(f"{candidates[0] / CONFIG}: missing (or not a file), so {run!r} is not a "
                                   "complete run")
+        if str(run) and len(candidates) == 1 and candidates[0].is_dir():  # a sweep's: "no run" read as a typo
+            raise RunNotFoundError(f"{candidates[0]}: a folder, but not a run's (it has no {CONFIG})")
         looked = " or ".join(str(p) for p in candidates)
         raise RunNotFoundError(f"no run {str(run)!r} (looked for a run folder at {looked})")
 
