@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistlab.experiments.compare import class_accuracy_deltas, fair_coin_p_value, mcnemar_exact
+from mnistlab.experiments.compare import class_accuracy_deltas, fair_coin_p_value, judge, mcnemar_exact, verdict
 
 
 def test_mcnemar_hand_computed():
@@ -59,6 +59,9 @@ def test_a_class_where_the_runs_differ_on_a_few_images_is_not_called_significant
     # at the level itself it is: p ≤ α rejects, as scipy's and statsmodels' tests do (it was p < α)
     (row,) = class_accuracy_deltas(y, a, b, n_classes=1, alpha=0.0625)
     assert row["significant"]
+    pair = {"a": "A", "b": "B", **mcnemar_exact(y, b, a)}  # the same for a pair of runs, and said so
+    judge([pair], 0.0625)
+    assert pair["significant"] and verdict(pair, 0.0625) == "B is better (p ≤ 0.0625)"
 
 
 def test_holm_adjusts_in_steps_and_keeps_the_order():

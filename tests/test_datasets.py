@@ -73,7 +73,7 @@ def test_explicit_dir_wins_and_must_hold_files(tmp_path, mnist_dir, monkeypatch)
     assert locate("mnist")["test_images"].parent == mnist_dir
 
 
-def test_the_variable_set_for_one_dataset_sends_no_other_there(mnist_dir, monkeypatch):
+def test_the_variable_set_for_one_dataset_sends_no_other_there(mnist_dir, monkeypatch, tmp_path):
     """MNISTLAB_DATA_DIR set to MNIST's folder sent every Fashion-MNIST run there, each refused ("this is mnist's
     official test images, not fashion-mnist's"): recipes, and a later evaluate or export of an earlier run."""
     from mnistlab.experiments.pipeline import DataChoice
@@ -89,6 +89,10 @@ def test_the_variable_set_for_one_dataset_sends_no_other_there(mnist_dir, monkey
     # given for the dataset, its folder is still checked
     with pytest.raises(DatasetError, match="this is mnist's official test images, not fashion-mnist's"):
         load_dataset("fashion-mnist", data_dir=mnist_dir)
+    # a dataset found nowhere else: the variable, set, is said to be passed over (it seemed unread)
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path))
+    with pytest.raises(DatasetError, match=rf"; MNISTLAB_DATA_DIR \({mnist_dir}\) holds another dataset's files\)"):
+        locate("kmnist", download=False)
 
 
 def test_user_cache_is_searched_before_system_dirs(tmp_path, monkeypatch, fashion):

@@ -220,6 +220,7 @@ def test_sklearn_convergence_warning_becomes_the_message():
     for family in (LogisticRegression, get_family("sklearn:LogisticRegression")):
         untrained = family(solver="saga", max_iter=0).fit(X, y)
         assert not untrained.converged_ and "converged" not in untrained.fit_message_.replace("not converge", "")
+        assert "max_iter=0" in untrained.fit_message_ and "raise" not in untrained.fit_message_
 
 
 @pytest.mark.parametrize("as_8_bit_pixels", [False, True])

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from mnistlab.inference.photo import STYLES, WORK_SIDE, load_image, prepare, prepare_photo, to_grayscale
+from mnistlab.inference.photo import (STYLES, WORK_SIDE, decoded_photo, load_image, prepare, prepare_photo,
+                                      to_grayscale)
 from mnistlab.inference.photo import _distance_to_background, _lines, _step, _steps
 
 from mnistlab.errors import BlankPhotoError, PhotoError
@@ -492,6 +493,19 @@ def test_a_drawing_of_a_line_along_its_top_is_no_object(y):
             prepare_photo(encode(drawing), style)
 
 
+def test_a_small_drawing_against_the_edge_is_the_object(mnist):
+    """Without a line along the border, a small part at the frame's edge is no mark (review: a 40-pixel 7
+    against the canvas's left edge was refused, and a 5 there dropped for a 5×2-pixel scrap of it)."""
+    for index in (0, 45):
+        digit = np.asarray(Image.fromarray(mnist.x_test[index]).resize((40, 40), Image.Resampling.BILINEAR))
+        rows, cols = np.nonzero(digit > 30)
+        digit = digit[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        canvas = np.full((280, 280), 255, np.uint8)
+        canvas[120:120 + digit.shape[0], :digit.shape[1]] = 255 - digit
+        prepared = prepare_photo(encode(Image.fromarray(canvas)), "mnist")
+        assert prepared.box[0] == 0 and prepared.box[2] - prepared.box[0] >= 15 and not prepared.dropped
+
+
 def test_photos_of_only_a_shadow_and_a_stray_mark_are_refused():
     refused = 0
     for seed in range(8):
@@ -703,6 +717,9 @@ def test_a_test_image_saved_losslessly_is_taken_as_it_is_and_a_small_drawing_is_
     assert len(dim) == 10
     for x in dim:
         assert np.array_equal(prepare_photo(encode(Image.fromarray(x)), "fashion-mnist").pixels, x)
+        loaded = Image.open(io.BytesIO(encode(Image.fromarray(x))))
+        loaded.load()  # handed over decoded, as a notebook's Image.open(...) inside a with block is
+        assert np.array_equal(prepare(decoded_photo(loaded), "fashion-mnist").pixels, x)
     # measured where lit at all, a JPEG's ringing or a dim canvas took drawings of 20–24 pixels for the dataset's 28
     for x in fashion.x_test[:100]:
         small = np.zeros((28, 28), np.uint8)

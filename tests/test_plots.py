@@ -111,7 +111,7 @@ def test_top_losses_of_a_model_without_mistakes_are_not_called_mistakes():
     # one of three right: "the most confident mistakes" titled a right answer too; and "the 2 mistakes, then the
     # least confident right answers" is not what three classes show: a right answer at p(true) 0.34 loses more
     # than a mistake at 0.45
-    assert "2 of them mistakes (titles in red)" in some.get_suptitle()
+    assert "2 mistakes among them (titles in red)" in some.get_suptitle()
     assert "then" not in some.get_suptitle() and "all mistakes" in wrong.get_suptitle()
 
 

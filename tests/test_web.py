@@ -318,7 +318,7 @@ def test_compare_without_two_runs_says_so(page, tmp_path):
     with live_server(create_app(tmp_path)) as url:
         page.goto(url)
         page.click("#compare-button")
-        assert page.locator("#compare-result").inner_text().startswith("No two runs to compare yet")
+        assert page.locator("#compare-result").inner_text().startswith("No runs to compare yet: train two")
 
 
 def test_a_script_planted_in_a_run_s_report_does_not_run(page, out, tmp_path):

@@ -548,7 +548,7 @@ def top_losses(images, true, pred, p_true, losses, class_names, maps=None, metho
     # has a higher loss than a mistake at 0.45
     wrong = int(sum(p != t for t, p in zip(true, pred)))
     shown = ("all mistakes" if wrong == n else "no mistakes, the least confident right answers" if not wrong
-             else f"{wrong} of them mistake{'s' if wrong > 1 else ''} (titles in red)")
+             else f"{wrong} mistake{'s' if wrong > 1 else ''} among them (titles in red)")
     return _tiles(tiles, [f"{class_names[p]} / {class_names[t]}\nloss {loss:.2f}, p(true) {q:.2g}"
                           for t, p, q, loss in zip(true, pred, p_true, losses)],
                   f"Top {n} losses: {shown} (titles: predicted / true){explained}",

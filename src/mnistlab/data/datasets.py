@@ -366,6 +366,8 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
     else:
         reason = ""
     hint = f"`apt-get install {spec.apt_package}` (Debian/Ubuntu), or " if spec.apt_package else ""
+    if data_dir is None and os.environ.get(DATA_DIR_ENV):  # set, and passed over: said, or it seems unread
+        reason += f"; {DATA_DIR_ENV} ({os.environ[DATA_DIR_ENV]}) holds another dataset's files"
     raise DatasetError(
         f"{name} not found (looked in {', '.join(map(str, looked))}{reason}). "
         f"Get it with {hint}`mnistlab data download --dataset {name}` on a machine with internet, "

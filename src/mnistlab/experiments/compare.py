@@ -112,8 +112,8 @@ def judge(tests: list[dict], alpha: float) -> None:
 
 def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjustment of ``p_values`` (in their order): the smallest times m, the next times
-    m − 1 …, each at least the one before it, at most 1; rejecting where the adjusted p < α keeps the chance
-    of any false finding among them under α."""
+    m − 1 …, each at least the one before it, at most 1; rejecting where the adjusted p ≤ α keeps the chance
+    of any false finding among them at most α."""
     m, adjusted, running = len(p_values), [0.0] * len(p_values), 0.0
     for rank, i in enumerate(sorted(range(m), key=p_values.__getitem__)):
         running = max(running, min(1.0, (m - rank) * p_values[i]))
@@ -350,4 +350,4 @@ def verdict(pair: dict, alpha: float) -> str:
     if not pair["significant"]:
         return f"not significant at {alpha:g}"
     better = pair["b"] if pair["b_only"] > pair["a_only"] else pair["a"]
-    return f"{better} is better (p < {alpha:g})"
+    return f"{better} is better (p ≤ {alpha:g})"

@@ -60,9 +60,10 @@ def _weights(r: Interpretation) -> Figure | None:
 
 def _sparsity(r: Interpretation) -> Figure | None:
     fraction = r.metrics.get("zero_weight_fraction")  # of a model with weight images (the pipeline's)
-    if fraction is None or fraction <= 0.01:  # a sparse (L1) model, not a few dead pixels
+    weights = r.model.weight_images()  # None for a run that recorded a fraction of rows that are not the classes'
+    if fraction is None or fraction <= 0.01 or weights is None:  # a sparse (L1) model, not a few dead pixels
         return None
-    return plots.sparsity_mask(r.model.weight_images(), r.classes)
+    return plots.sparsity_mask(weights, r.classes)
 
 
 def sample_title(proba: np.ndarray, classes, true_label: int | None = None) -> str:
@@ -167,7 +168,8 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               "training images' mean where it standardises them — or, for a model without gradients, "
               "occlusion sensitivity: how much hiding it lowers the class's probability).", _sample_contributions),
     RunFigure("class_saliency", "Per class, the first test image of that class and the pixels that raise (blue) "
-              "or lower (red) its true class's score (gradient × input, or occlusion sensitivity).",
+              "or lower (red) its true class's score (as its title says: gradient × input, or occlusion "
+              "sensitivity).",
               _class_saliency),
 ]}
 

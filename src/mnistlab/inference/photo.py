@@ -53,7 +53,8 @@ MAX_DECODING_BYTES = 192 * 1024 * 1024
 FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "PPM", "JPEG2000")
 FORMAT_NAMES = "JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF, PPM or JPEG 2000"
 JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a phone's JPEG with a second picture after it (opened as JPEG)
-LOSSLESS_FORMATS = ("PNG", "GIF", "BMP", "PPM")  # formats that give back every pixel as it was saved
+# Formats that give back every pixel as it was saved (not TIFF or WebP, which may hold lossy data)
+LOSSLESS_FORMATS = ("PNG", "GIF", "BMP", "PPM")
 # Memory a decoder keeps besides the pixels it gives, per pixel of the whole image: AVIF's YUV
 # frames, OpenJPEG's 32-bit plane per component, Pillow's WebP decoder's two RGBA canvases and a copy
 # (measured: 9.8, 20 and 16.2-16.5 bytes a pixel in all, with the RGB pixels' 4; WebP's allows a
@@ -311,14 +312,14 @@ def decoded_photo(image: Image.Image) -> Image.Image:
         image.fp.seek(0)  # Image.open read the file from its start
         return load_image(image.fp.read(MAX_BYTES + 1))  # one byte more: load_image refuses a file past the limit
     _check_size(*image.size, MAX_PIXELS)
-    return _grayscale_of(upright(image))
+    return _grayscale_of(upright(image), image.format)  # the turned copy has no format
 
 
-def _grayscale_of(image: Image.Image) -> Image.Image:
-    """``image`` reduced (``_shrink``) and made grayscale (mode "F"), keeping the ``format`` it was read from:
-    whether its pixels are exactly as saved decides how a dataset image is recognised (``_in_dataset_form``)."""
+def _grayscale_of(image: Image.Image, source_format: str | None) -> Image.Image:
+    """``image`` reduced (``_shrink``) and made grayscale (mode "F"), its ``format`` that of the file it was read
+    from: whether its pixels are exactly as saved decides how a dataset image is recognised (``_in_dataset_form``)."""
     gray = Image.fromarray(to_grayscale(_shrink(image)))
-    gray.format = image.format
+    gray.format = source_format
     return gray
 
 
@@ -362,7 +363,7 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
                                  f"than the limit of {_megabytes(max_decoding_bytes)}")
             image.load()
             upright(image, in_place=True)
-            return _grayscale_of(image)
+            return _grayscale_of(image, image.format)
     except PhotoError as exc:  # raised above and by to_grayscale, without the name
         raise PhotoError(f"{name}: {exc}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own, past ~89 MP
@@ -787,6 +788,7 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     h, w = foreground.shape
     band = BORDER_BAND * min(h, w)
     reasons: dict[int, str] = {}
+    stuck = set()  # small parts touching the frame's edge
     for i, (rows, cols) in enumerate(boxes):
         height, width = rows.stop - rows.start, cols.stop - cols.start
         length = np.hypot(height, width)
@@ -795,15 +797,18 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
         # A piece of a line along the border (what a slightly misplaced paper edge leaves) is too
         # short to be line-like, but lies along the border.
         along = (in_band[0] and width >= PIECE * height) or (in_band[1] and height >= PIECE * width)
-        # A small part stuck to the frame's edge: the paper beside a border line's end, where the background
-        # fitted the line (a stroke along the top of a drawing became a 5×14-pixel "object", read as an 8)
-        stuck = max(height, width) <= band and (rows.start == 0 or cols.start == 0 or rows.stop == h
-                                                 or cols.stop == w)
         if (length >= LINE * 2 * half[i] and any(in_band)) or along:
             reasons[i] = "line near the border"
-        elif stuck:
-            reasons[i] = "mark at the border"
+        elif max(height, width) <= band and (rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w):
+            stuck.add(i)
     candidates = [i for i in range(count) if i not in reasons]
+    # Where the background fitted a border line, the paper beside its end stands out: small parts stuck to the
+    # frame's edge. With nothing else left they are marks too, not the object (a stroke along the top of a
+    # drawing became a 5×14-pixel "object", read as an 8); a small object at the edge of a photo without such a
+    # line is kept.
+    if reasons and candidates and stuck.issuperset(candidates):
+        reasons.update({i: "mark at the border" for i in candidates})
+        candidates = []
     if not candidates:  # the caller says so
         return np.zeros(foreground.shape, bool), _marks(boxes, reasons), np.isin(labels, [i + 1 for i in reasons])
     # The object is the part with the most strong pixels, not the largest: what the background's fit

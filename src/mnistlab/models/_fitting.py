@@ -1,7 +1,7 @@
 """Pieces of fitting that several families share.
 
 ``convergence_warnings`` turns scikit-learn's ConvergenceWarning into state (for
-logreg's scikit-learn solvers and mlp), which ``converged`` reads; ``refusals_of`` turns a scikit-learn
+logreg's scikit-learn solvers and mlp), which ``why_not_converged`` reads; ``refusals_of`` turns a scikit-learn
 estimator's refusal of the data into a ParameterError (mlp, sklearn:NAME).
 """
 
@@ -40,11 +40,13 @@ def convergence_warnings() -> Iterator[list[warnings.WarningMessage]]:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def converged(not_converged: list[warnings.WarningMessage], max_iter) -> bool:
-    """Whether a scikit-learn fit stopped by its own rule: it raised no ``ConvergenceWarning`` (those
-    ``convergence_warnings`` recorded), and ``max_iter`` let it iterate (sag and saga, given 0, return their
-    zero start without one: "converged", at a tenth's accuracy)."""
-    return not not_converged and max_iter != 0
+def why_not_converged(not_converged: list[warnings.WarningMessage], max_iter) -> str | None:
+    """None where a scikit-learn fit stopped by its own rule; else why not: its ``ConvergenceWarning`` (those
+    ``convergence_warnings`` recorded), or a ``max_iter`` of 0 (sag and saga return their zero start without a
+    warning: "converged", at a tenth's accuracy)."""
+    if not_converged:
+        return one_line(not_converged[0].message)
+    return "max_iter=0 allows no iteration" if max_iter == 0 else None
 
 
 @contextmanager
@@ -60,5 +62,5 @@ def refusals_of(family: str, what: str) -> Iterator[None]:
         if "non-finite parameter weights" in str(exc):  # scikit-learn's MLP: it blames the data, the settings did it
             raise DivergedError(family, "its weights are not finite") from None
         # its settings, the data, or the two together (a solver that refuses a penalty says so in its own words)
-        raise ParameterError(None, f"{family} could not {what} this data with these settings: "
+        raise ParameterError(None, f"{family} could not {what} this data, or not with these settings: "
                                    f"{one_line(exc)[:300]}") from None

@@ -44,7 +44,7 @@ from .._npz import npy_header
 from ..callbacks import SILENT, started
 from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
-from ._fitting import converged, convergence_warnings, refusals_of
+from ._fitting import convergence_warnings, refusals_of, why_not_converged
 from .base import N_FEATURES, MnistlabModel
 from .params import MAX_THREADS, Interval
 from .validation import check_features, fit_features, set_learned
@@ -135,12 +135,10 @@ class SklearnClassifier(MnistlabModel):
         n_iter = getattr(self._classifier(), "n_iter_", None)
         if n_iter is not None:  # the iterative ones: how long they ran, and whether they stopped by their rule
             self.n_iter_ = int(np.max(n_iter))
-            max_iter = self.get_params(deep=False).get("max_iter")
-            self.converged_ = converged(not_converged, max_iter)
+            reason = why_not_converged(not_converged, self.get_params(deep=False).get("max_iter"))
+            self.converged_ = reason is None
             self.fit_message_ = (f"converged after {'at most ' if np.size(n_iter) > 1 else ''}{self.n_iter_} "
-                                 "iterations" if self.converged_ else
-                                 "did not converge: " + (one_line(not_converged[0].message) if not_converged
-                                                         else f"max_iter={max_iter} allows no iteration"))
+                                 "iterations" if self.converged_ else f"did not converge: {reason}")
         return self
 
     def predict(self, X) -> np.ndarray:

@@ -34,7 +34,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
 from ..callbacks import SILENT, FitProgress, ThinnedLog, started
-from ._fitting import converged, convergence_warnings, refusals_of
+from ._fitting import convergence_warnings, refusals_of, why_not_converged
 from .base import MnistlabModel
 from .onnx_graphs import dense_graph
 from .params import SEED_OR_NONE, Interval, PositiveInts, StrOptions
@@ -171,8 +171,9 @@ class MLP(MnistlabModel):
                 estimator.progress, estimator.log = SILENT, None  # it keeps no reference to the caller's display
         set_learned(self, {**features, "estimator_": estimator, "classes_": estimator.classes_,
                            "n_iter_": estimator.n_iter_})
-        self.converged_ = converged(not_converged, self.max_iter)
-        self.fit_message_ = self._fit_message()
+        reason = why_not_converged(not_converged, self.max_iter)
+        self.converged_ = reason is None
+        self.fit_message_ = self._fit_message(reason)
         self.history_ = {}
         if getattr(estimator, "loss_curve_", None):  # lbfgs records none
             self.history_["train_loss"] = [float(v) for v in estimator.loss_curve_]
@@ -180,13 +181,14 @@ class MLP(MnistlabModel):
             self.history_["val_accuracy"] = [float(v) for v in estimator.validation_scores_]
         return self
 
-    def _fit_message(self) -> str:
-        """How the fit stopped, in its solver's terms: lbfgs counts iterations (it has no epochs), and early
-        stopping watches the validation accuracy where the others watch the training loss."""
+    def _fit_message(self, not_converged: str | None) -> str:
+        """How the fit stopped, in its solver's terms: lbfgs counts iterations (it has no epochs, and stops by
+        scipy's rules, its warning saying which it missed), and early stopping watches the validation accuracy
+        where the others watch the training loss."""
         if self.solver == "lbfgs":
-            return (f"lbfgs converged after {self.n_iter_} iterations (tol={self.tol})" if self.converged_
-                    else f"lbfgs reached max_iter={self.max_iter} iterations before converging (tol={self.tol})")
-        if not self.converged_:
+            return (f"lbfgs converged after {self.n_iter_} iterations" if not_converged is None
+                    else f"did not converge: {not_converged}")  # scikit-learn's: "lbfgs failed to converge after …"
+        if not_converged is not None:
             return f"reached max_iter={self.max_iter} epochs before the stopping rule was met"
         watched = "the validation accuracy" if self.early_stopping else "the training loss"
         return (f"stopped after {self.n_iter_} epochs: {watched} did not improve by at least tol={self.tol} "

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from ...callbacks import SILENT, started
 from ...errors import ParameterError
-from .._fitting import converged, convergence_warnings
+from .._fitting import convergence_warnings, why_not_converged
 from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels, class_codes, fit_features, set_learned
@@ -234,12 +234,13 @@ class LogisticRegression(MnistlabModel):
         value = objective_value(X, codes, k, coef, intercept, *self._penalty_strengths(len(X)))
         n_iter = int(np.max(estimator.n_iter_))
         progress.advance(n_iter, f"objective {value:.8f}")
-        done = converged(not_converged, self.max_iter)
+        done = why_not_converged(not_converged, self.max_iter) is None
         return {
             "coef_": coef, "intercept_": intercept, "n_iter_": np.array([n_iter], dtype=np.int32),
             "converged_": done, "history_": {"objective": [value]},
             "fit_message_": (
                 f"scikit-learn {solver} converged after {n_iter} iterations (tol={self.tol:g})" if done
+                else f"scikit-learn {solver} ran no iteration (max_iter=0)" if self.max_iter == 0
                 else f"scikit-learn {solver} stopped after {n_iter} iterations without reaching tol={self.tol:g}; "
                      "raise max_iter or tol"),
         }

@@ -179,8 +179,8 @@ $("predict-drawing").addEventListener("click", () => {
 $("compare-button").addEventListener("click", async () => {
   const a = $("compare-a").value, b = $("compare-b").value;
   const out = $("compare-result");
-  if (!a || !b) {  // the server would answer with its form checks' words ("a: Field required")
-    out.textContent = "No two runs to compare yet: train another (mnistlab train …).";
+  if (!a || !b) {  // no run at all: the server would answer with its form checks' words ("a: Field required")
+    out.textContent = "No runs to compare yet: train two (mnistlab train …).";
     return;
   }
   try {
