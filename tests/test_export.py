@@ -243,10 +243,18 @@ def test_cli_export(run_dir, tmp_path):
     other = tmp_path / "runs" / "other"
     shutil.copytree(run_dir, other)
     before = (other / "model.onnx").read_bytes() if (other / "model.onnx").exists() else None
-    bad = run_cli("export", str(run_dir), "--output", str(other / "model.onnx"))
-    assert bad.returncode == 2 and "in the folder of run 'other', which is not 'small'" in bad.stderr
+    link = tmp_path / "latest.onnx"
+    link.symlink_to(other / "model.onnx")
+    for target in (other / "model.onnx", link):  # a link too: the export writes through it
+        bad = run_cli("export", str(run_dir), "--output", str(target))
+        assert bad.returncode == 2 and "that is run 'other''s export, not 'small''s" in bad.stderr, bad.stderr
     assert ((other / "model.onnx").read_bytes() if (other / "model.onnx").exists() else None) == before
-    assert run_cli("export", str(run_dir), "--output", str(run_dir / "mine.onnx")).returncode == 0  # its own folder
+    # its own folder, another name there, or a folder that merely holds a config.json: written
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.json").write_text("{}")
+    for target in (run_dir / "model.onnx", other / "mine.onnx", project / "model.onnx"):
+        assert run_cli("export", str(run_dir), "--output", str(target)).returncode == 0 and target.is_file()
 
 
 def test_another_runs_export_copied_into_a_run_is_refused(run_dir, exported, tmp_path):

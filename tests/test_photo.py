@@ -504,6 +504,17 @@ def test_a_small_drawing_against_the_edge_is_the_object(mnist):
         canvas[120:120 + digit.shape[0], :digit.shape[1]] = 255 - digit
         prepared = prepare_photo(encode(Image.fromarray(canvas)), "mnist")
         assert prepared.box[0] == 0 and prepared.box[2] - prepared.box[0] >= 15 and not prepared.dropped
+    # nor where a stray line along another edge was dropped (review: a 2 against the bottom edge was refused)
+    digit = np.asarray(Image.fromarray(mnist.x_test[1]).resize((40, 40), Image.Resampling.BILINEAR))
+    rows, cols = np.nonzero(digit > 30)
+    digit = digit[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    canvas = np.full((280, 280), 255, np.uint8)
+    canvas[280 - digit.shape[0]:, 120:120 + digit.shape[1]] = 255 - digit
+    drawing = Image.fromarray(canvas)
+    ImageDraw.Draw(drawing).line([(10, 8), (270, 8)], fill=0, width=3)
+    prepared = prepare_photo(encode(drawing), "mnist")
+    assert prepared.box[3] == 256 and prepared.box[3] - prepared.box[1] >= 20
+    assert [mark.reason for mark in prepared.dropped] == ["line near the border"]
 
 
 def test_photos_of_only_a_shadow_and_a_stray_mark_are_refused():

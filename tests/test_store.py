@@ -211,6 +211,7 @@ def test_resolve_takes_a_name_or_a_path(out):
         store.resolve("nope")
     with pytest.raises(RunNotFoundError, match=r": a folder, but not a run's \(it has no config.json\)$"):
         store.resolve(str(out))  # a sweep's folder, say: "no run …" read as a typo in the path
+    assert store.resolve(str(out / "runs" / "a" / "plots" / "..")) == out / "runs" / "a" / "plots" / ".."
     with pytest.raises(RunNotFoundError):
         store.resolve("../store")  # not a valid name, and not a run folder as a path either
 

@@ -32,13 +32,13 @@ from .callbacks import FitProgress
 from .errors import MnistlabError, NotConvergedWarning, ParameterError
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
-    CONFIG,
     PLOTS,
     REPORT,
     RunStore,
     RunSummary,
     default_out,
     folder_identity,
+    is_run_folder,
     read_config_and_metrics,
     read_predictions,
     read_whole,
@@ -253,12 +253,13 @@ class Run:
         path = _path_or_none("path", path)
         if path is not None and Path(path).suffix != ".onnx":  # it would replace whatever is there: a run's model.npz
             raise ParameterError(None, f"{path}: an export's file name ends in .onnx")
-        folder = Path(path).expanduser().absolute().parent if path is not None else self.path
-        if (folder / CONFIG).is_file() and folder.resolve() != self.path.resolve():  # serve reads its model.onnx
-            raise ParameterError(None, f"{path}: in the folder of run {folder.name!r}, which is not {self.name!r}: "
+        target = Path(path).expanduser() if path is not None else self.path / ONNX_FILE
+        written = target.resolve()  # through links, as the export writes
+        if written.name == ONNX_FILE and is_run_folder(written.parent) and written.parent != self.path.resolve():
+            # another run's own export, which serve would refuse for this run's model
+            raise ParameterError(None, f"{path}: that is run {written.parent.name!r}'s export, not {self.name!r}'s: "
                                        "write it elsewhere, or export that run")
-        return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name,
-                           Path(path) if path is not None else self.path / ONNX_FILE,
+        return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name, target,
                            check_images=self.dataset.x_test if check else None,
                            before_write=self._unchanged if path is None else None,
                            follow_links=path is not None)  # a link planted in the run's folder is replaced

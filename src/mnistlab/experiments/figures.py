@@ -60,10 +60,10 @@ def _weights(r: Interpretation) -> Figure | None:
 
 def _sparsity(r: Interpretation) -> Figure | None:
     fraction = r.metrics.get("zero_weight_fraction")  # of a model with weight images (the pipeline's)
-    weights = r.model.weight_images()  # None for a run that recorded a fraction of rows that are not the classes'
-    if fraction is None or fraction <= 0.01 or weights is None:  # a sparse (L1) model, not a few dead pixels
+    if fraction is None or fraction <= 0.01:  # a sparse (L1) model, not a few dead pixels
         return None
-    return plots.sparsity_mask(weights, r.classes)
+    weights = r.model.weight_images()  # None for a run that recorded a fraction of rows that are not the classes'
+    return None if weights is None else plots.sparsity_mask(weights, r.classes)
 
 
 def sample_title(proba: np.ndarray, classes, true_label: int | None = None) -> str:

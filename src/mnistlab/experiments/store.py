@@ -100,6 +100,11 @@ def free_folder(folder: Path, kind: str, overwrite: bool) -> Path:
     return folder
 
 
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a run: its config, metrics and model files (many folders hold a config.json)."""
+    return all((folder / name).is_file() for name in (CONFIG, METRICS, *MODEL_FILES))
+
+
 def read_json(path: Path) -> Any:
     """A JSON file of a run; any problem is a RunDamagedError naming the file."""
     data = read_regular_file(path, MAX_JSON_BYTES, RunDamagedError)
@@ -377,13 +382,14 @@ class RunStore:
         candidates = [Path(run)]
         if isinstance(run, str) and NAME_PATTERN.fullmatch(run) and len(run) <= MAX_NAME_LENGTH:
             candidates.insert(0, self.root / run)
-        for path in candidates:
-            if path.is_dir() and (path / CONFIG).is_file() and not path.name.startswith("."):
+        for path in candidates:  # not a hidden one (a run being written): by its real name, ".." is a folder's
+            if path.is_dir() and (path / CONFIG).is_file() and not path.resolve().name.startswith("."):
                 return path
         if len(candidates) == 2 and candidates[0].is_dir():  # a run's folder, as `runs list` shows it: damaged
             raise RunDamagedError(f"{candidates[0] / CONFIG}: missing (or not a file), so {run!r} is not a "
                                   "complete run")
-        if str(run) and len(candidates) == 1 and candidates[0].is_dir():  # a sweep's: "no run" read as a typo
+        if str(run) and len(candidates) == 1 and candidates[0].is_dir() and not (candidates[0] / CONFIG).exists():
+            # a sweep's, say: "no run" read as a typo in the path
             raise RunNotFoundError(f"{candidates[0]}: a folder, but not a run's (it has no {CONFIG})")
         looked = " or ".join(str(p) for p in candidates)
         raise RunNotFoundError(f"no run {str(run)!r} (looked for a run folder at {looked})")

@@ -788,7 +788,7 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     h, w = foreground.shape
     band = BORDER_BAND * min(h, w)
     reasons: dict[int, str] = {}
-    stuck = set()  # small parts touching the frame's edge
+    stuck = set()  # specks touching the frame's edge: no more pixels than a square a third of the band wide
     for i, (rows, cols) in enumerate(boxes):
         height, width = rows.stop - rows.start, cols.stop - cols.start
         length = np.hypot(height, width)
@@ -799,13 +799,13 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
         along = (in_band[0] and width >= PIECE * height) or (in_band[1] and height >= PIECE * width)
         if (length >= LINE * 2 * half[i] and any(in_band)) or along:
             reasons[i] = "line near the border"
-        elif max(height, width) <= band and (rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w):
+        elif area[i] <= (band / 3) ** 2 and (rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w):
             stuck.add(i)
     candidates = [i for i in range(count) if i not in reasons]
-    # Where the background fitted a border line, the paper beside its end stands out: small parts stuck to the
+    # Where the background fitted a border line, the paper beside its ends stands out: specks stuck to the
     # frame's edge. With nothing else left they are marks too, not the object (a stroke along the top of a
-    # drawing became a 5×14-pixel "object", read as an 8); a small object at the edge of a photo without such a
-    # line is kept.
+    # drawing became a 5×14-pixel "object", read as an 8: 68–94 pixels); a small object at the edge (a 40-pixel
+    # digit has ~200) is kept, and so is anything at the edge of a photo without such a line.
     if reasons and candidates and stuck.issuperset(candidates):
         reasons.update({i: "mark at the border" for i in candidates})
         candidates = []

@@ -44,8 +44,8 @@ def why_not_converged(not_converged: list[warnings.WarningMessage], max_iter) ->
     """None where a scikit-learn fit stopped by its own rule; else why not: its ``ConvergenceWarning`` (those
     ``convergence_warnings`` recorded), or a ``max_iter`` of 0 (sag and saga return their zero start without a
     warning: "converged", at a tenth's accuracy)."""
-    if not_converged:
-        return one_line(not_converged[0].message)
+    if not_converged:  # its first paragraph: the advice after it (a link, scaling the data) is not for our models
+        return one_line(str(not_converged[0].message).split("\n\n")[0])
     return "max_iter=0 allows no iteration" if max_iter == 0 else None
 
 

@@ -234,15 +234,15 @@ class LogisticRegression(MnistlabModel):
         value = objective_value(X, codes, k, coef, intercept, *self._penalty_strengths(len(X)))
         n_iter = int(np.max(estimator.n_iter_))
         progress.advance(n_iter, f"objective {value:.8f}")
-        done = why_not_converged(not_converged, self.max_iter) is None
+        reason = why_not_converged(not_converged, self.max_iter)
         return {
             "coef_": coef, "intercept_": intercept, "n_iter_": np.array([n_iter], dtype=np.int32),
-            "converged_": done, "history_": {"objective": [value]},
+            "converged_": reason is None, "history_": {"objective": [value]},
             "fit_message_": (
-                f"scikit-learn {solver} converged after {n_iter} iterations (tol={self.tol:g})" if done
-                else f"scikit-learn {solver} ran no iteration (max_iter=0)" if self.max_iter == 0
+                f"scikit-learn {solver} converged after {n_iter} iterations (tol={self.tol:g})" if reason is None
                 else f"scikit-learn {solver} stopped after {n_iter} iterations without reaching tol={self.tol:g}; "
-                     "raise max_iter or tol"),
+                     "raise max_iter or tol" if not_converged
+                else f"scikit-learn {solver} did not converge: {reason}"),
         }
 
     # -- using a fitted model -------------------------------------------------
