@@ -757,6 +757,7 @@ SPECK = 0.05  # parts smaller than this fraction of the object's area are noise 
 LINE = 6.0  # a part longer than this many times its thickness is line-like
 BORDER_BAND = 0.15  # a line lying within this fraction of the short side from an edge is a border mark
 PIECE = 3.0  # a part in that band this many times longer along the border than across is a border mark too
+EDGE_SPECK = 1 / 3  # a part touching the frame's edge with at most (this fraction of the band)² pixels is a speck
 THIN = 0.3  # a line thinner than this fraction of the object's thickest part is a stray stroke
 CORE = 0.6  # the object's strong pixels: at least this fraction of the brightest
 NEAR = 0.3  # a part farther from the object than this fraction of its size is something else
@@ -788,7 +789,7 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     h, w = foreground.shape
     band = BORDER_BAND * min(h, w)
     reasons: dict[int, str] = {}
-    stuck = set()  # specks touching the frame's edge: no more pixels than a square a third of the band wide
+    stuck = set()  # specks touching the frame's edge (EDGE_SPECK)
     for i, (rows, cols) in enumerate(boxes):
         height, width = rows.stop - rows.start, cols.stop - cols.start
         length = np.hypot(height, width)
@@ -799,7 +800,8 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
         along = (in_band[0] and width >= PIECE * height) or (in_band[1] and height >= PIECE * width)
         if (length >= LINE * 2 * half[i] and any(in_band)) or along:
             reasons[i] = "line near the border"
-        elif area[i] <= (band / 3) ** 2 and (rows.start == 0 or cols.start == 0 or rows.stop == h or cols.stop == w):
+        elif area[i] <= (EDGE_SPECK * band) ** 2 and (rows.start == 0 or cols.start == 0 or rows.stop == h
+                                                       or cols.stop == w):
             stuck.add(i)
     candidates = [i for i in range(count) if i not in reasons]
     # Where the background fitted a border line, the paper beside its ends stands out: specks stuck to the
