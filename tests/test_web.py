@@ -318,7 +318,52 @@ def test_compare_without_two_runs_says_so(page, tmp_path):
     with live_server(create_app(tmp_path)) as url:
         page.goto(url)
         page.click("#compare-button")
-        assert page.locator("#compare-result").inner_text().startswith("No runs to compare yet: train two")
+        assert page.get_by_role("alert").filter(has_text="No runs to compare yet: train two").is_visible()
+
+
+def test_a_failed_comparison_is_an_alert_and_leaves_no_earlier_answer(page, server):
+    """A comparison's failure was plain text in place of the answer: screen readers were not told."""
+    page.goto(server)
+    page.wait_for_selector("#runs-table tbody tr")
+    page.click("#compare-button")
+    page.wait_for_selector("#compare-result a")
+    page.evaluate("""() => { window.fetch = async () =>
+        new Response(JSON.stringify({detail: "run 'b' has no test predictions"}), {status: 400}); }""")
+    page.click("#compare-button")
+    page.get_by_role("alert").filter(has_text="run 'b' has no test predictions").wait_for()
+    assert page.locator("#compare-result").is_hidden()
+
+
+def _drop(page, selector, files):
+    """Drops files (name, content) on an element, as a file manager would; returns whether the page took it."""
+    return page.evaluate("""([selector, files]) => {
+        const data = new DataTransfer();
+        for (const [name, content] of files) data.items.add(new File([content], name, {type: "image/png"}));
+        const event = new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true});
+        document.querySelector(selector).dispatchEvent(event);
+        return event.defaultPrevented;
+    }""", [selector, files])
+
+
+def test_what_is_dropped_is_predicted_or_refused_aloud(page, server, trouser_photo):
+    """Two files dropped predicted the first one, silently; a link dropped on the box did nothing; a photo dropped
+    beside the box was opened by the browser in the page's place."""
+    page.goto(server)
+    page.wait_for_selector("#run-select option", state="attached")
+    assert _drop(page, "#drop-zone", [["a.png", "x"], ["b.png", "y"]])
+    assert page.locator("#error").inner_text() == "Drop one image at a time: 2 files were dropped."
+    assert _drop(page, "#drop-zone p", [])  # a link: no file
+    assert page.locator("#error").inner_text().startswith("What was dropped is not a file")
+    photo = list(trouser_photo.read_bytes())
+    assert page.evaluate("""([photo]) => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(photo)], "trouser.jpg", {type: "image/jpeg"}));
+        const event = new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true});
+        document.querySelector("#runs-title").dispatchEvent(event);
+        return event.defaultPrevented;
+    }""", [photo])
+    page.wait_for_selector("#answer:not([hidden]) #predicted-class:has-text('Trouser')", timeout=20000)
+    assert not _drop(page, "#runs-title", [])  # text dragged within the page, dropped beside the box: left alone
 
 
 def test_a_script_planted_in_a_run_s_report_does_not_run(page, out, tmp_path):

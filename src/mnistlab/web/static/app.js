@@ -131,14 +131,25 @@ $("file-input").addEventListener("change", (e) => {
   e.target.value = "";  // the same file chosen again is predicted again
   if (file) predict(file, file.name);
 });
+// A file dropped anywhere on the page is taken (beside the box, the browser would open it in the page's
+// place); what is dropped on the box is always answered: one file is predicted, several or none said so.
 const zone = $("drop-zone");
-zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
-zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-zone.addEventListener("drop", (e) => {
+const takesDrop = (e) => zone.contains(e.target) || e.dataTransfer.types.includes("Files");
+document.addEventListener("dragover", (e) => {
+  if (!takesDrop(e)) return;
+  e.preventDefault();
+  zone.classList.toggle("over", zone.contains(e.target));
+});
+zone.addEventListener("dragleave", (e) => { if (!zone.contains(e.relatedTarget)) zone.classList.remove("over"); });
+document.addEventListener("drop", (e) => {
+  if (!takesDrop(e)) return;
   e.preventDefault();
   zone.classList.remove("over");
-  const file = e.dataTransfer.files[0];
-  if (file) predict(file, file.name);
+  const files = e.dataTransfer.files;
+  if (files.length === 1) predict(files[0], files[0].name);
+  else if (files.length > 1) showError(`Drop one image at a time: ${files.length} files were dropped.`);
+  else showError("What was dropped is not a file (a link, or a picture from another page?): " +
+                 "save the image, then drop the file.");
 });
 
 // Drawing: dark strokes on white, like ink on paper; the server's photo
@@ -176,28 +187,34 @@ $("predict-drawing").addEventListener("click", () => {
   canvas.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
 });
 
+// The comparison's answer, or its failure as an alert.
+function showComparison(text, failed) {
+  $("compare-result").hidden = failed;
+  $("compare-error").hidden = !failed;
+  $(failed ? "compare-error" : "compare-result").replaceChildren(...text);
+}
+
 $("compare-button").addEventListener("click", async () => {
   const a = $("compare-a").value, b = $("compare-b").value;
-  const out = $("compare-result");
   if (!a || !b) {  // no run at all: the server would answer with its form checks' words ("a: Field required")
-    out.textContent = "No runs to compare yet: train two (mnistlab train …).";
+    showComparison(["No runs to compare yet: train two (mnistlab train …)."], true);
     return;
   }
+  showComparison([`Comparing ${b} with ${a}…`], false);
   try {
     const form = new FormData();
     form.append("a", a);
     form.append("b", b);
     const result = await getJSON("/api/compare", { method: "POST", body: form });
     const pair = result.pairs[0];
-    out.replaceChildren();
-    out.append(`${pair.b} vs ${pair.a}: accuracy ${(pair.accuracy_delta * 100).toFixed(2)} points, ` +
-               `McNemar p = ${pair.p_value.toPrecision(3)} (${pair.significant ? "significant" : "not significant"}). `);
     const link = document.createElement("a");
     link.href = result.report;
     link.textContent = "Full comparison";
-    out.append(link);
+    showComparison([`${pair.b} vs ${pair.a}: accuracy ${(pair.accuracy_delta * 100).toFixed(2)} points, ` +
+                    `McNemar p = ${pair.p_value.toPrecision(3)} (${pair.significant ? "significant" : "not significant"}). `,
+                    link], false);
   } catch (error) {
-    out.textContent = error.message;
+    showComparison([error.message], true);
   }
 });
 
