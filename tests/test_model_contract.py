@@ -214,6 +214,20 @@ def test_a_rich_bar_of_work_that_ended_early_ends_full_and_without_its_first_wor
         assert f"{done}/{done} iterations" in buffer.getvalue() and "starting" not in buffer.getvalue()
 
 
+def test_a_bar_that_cannot_be_drawn_says_how_far_it_got_now_and_then():
+    """On a file or a pipe Rich draws no bar until the end: a benchmark of many hours said nothing in its log."""
+    for terminal, said in ((False, ["2/137 configurations, 0:00:00 elapsed: SVC C=1: accuracy 0.81"]), (True, [])):
+        buffer = io.StringIO()
+        bar = progress_mod.RichProgress(Console(file=buffer, width=100, force_terminal=terminal))
+        bar.start(137, "configuration")
+        bar.advance(1, "SVC C=1: accuracy 0.81")  # under a minute in: nothing said
+        bar._last_line -= progress_mod.QUIET_LINE_SECONDS  # a minute on
+        bar.advance(2, "SVC C=1: accuracy 0.81")
+        bar.advance(3, "SVC C=1: accuracy 0.81")  # said a moment ago: not again
+        bar._progress.stop()  # not end(): its last drawing of the bar is not in question
+        assert [line for line in buffer.getvalue().splitlines() if "elapsed" in line] == said
+
+
 def test_notebook_progress_uses_tqdm(images):
     pytest.importorskip("tqdm")
     X, y = images

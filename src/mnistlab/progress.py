@@ -7,7 +7,9 @@ the renderers, above the models layer:
 * ``RichProgress`` — one bar on stderr (stdout stays clean for results) with
   the latest state, the time spent and the time left; logged lines (epoch
   summaries, solver reports) print above it and stay. Bytes (a download) show
-  as sizes and speed, and their bar goes once done.
+  as sizes and speed, and their bar goes once done. On a file or a pipe (a log,
+  a cluster job), where no bar is drawn, a line says how far the work got
+  every ``QUIET_LINE_SECONDS``.
 * ``NotebookProgress`` — tqdm's bar. ``tqdm.auto`` draws the notebook widget
   in Jupyter (tqdm's text bar on stdout where ipywidgets is missing), so no
   terminal escape codes end up in a cell's output.
@@ -20,6 +22,8 @@ the renderers, above the models layer:
 from __future__ import annotations
 
 import sys
+import time
+from datetime import timedelta
 
 from rich.console import Console
 from rich.progress import (
@@ -40,6 +44,7 @@ from ._ipython import in_notebook
 BAR_WIDTH = 20
 FIXED_COLUMNS_WIDTH = 48  # "1234/1234 iterations 0:00:00 left 0:00:00" and the gaps
 STARTING = "starting"  # the state before the first advance
+QUIET_LINE_SECONDS = 60  # how often a bar that cannot be drawn says how far it got instead
 
 
 class RichProgress(FitProgress):
@@ -49,6 +54,8 @@ class RichProgress(FitProgress):
         self.console = console or Console(stderr=True)
         self._progress: Progress | None = None
         self._task = None
+        self._unit = ""
+        self._last_line = 0.0  # time.monotonic() of the last line said instead of the bar
 
     def start(self, total: int | None, unit: str) -> None:
         self.end()
@@ -60,14 +67,29 @@ class RichProgress(FitProgress):
         self._progress = Progress(*columns, console=self.console, transient=unit == "byte")
         self._progress.start()
         self._task = self._progress.add_task(STARTING, total=total)
+        self._unit, self._last_line = unit, time.monotonic()
 
     def advance(self, done: int, description: str = "") -> None:
         if self._progress is None:
             return
+        if not self.console.is_terminal and time.monotonic() - self._last_line >= QUIET_LINE_SECONDS:
+            self._say_how_far(done, description)
         room = self.console.width - BAR_WIDTH - FIXED_COLUMNS_WIDTH
         if len(description) > room:  # Rich would squeeze every column instead
             description = description[:max(room - 1, 0)] + "…"
         self._progress.update(self._task, completed=done, **({"description": description} if description else {}))
+
+    def _say_how_far(self, done: int, description: str) -> None:
+        """The bar's count, time and state as a line: Rich draws no bar on a file or a pipe until the end,
+        and a benchmark of many hours said nothing in its log until then."""
+        task = self._progress.tasks[0]
+        if self._unit == "byte":
+            count = f"{done / 1e6:.1f}" + (f" of {task.total / 1e6:.1f}" if task.total else "") + " MB"
+        else:
+            count = f"{done}" + (f"/{task.total:.0f}" if task.total else "") + f" {self._unit}s"
+        elapsed = timedelta(seconds=int(task.elapsed or 0))
+        self.log(f"{count}, {elapsed} elapsed" + (f": {description}" if description else ""))
+        self._last_line = time.monotonic()
 
     def log(self, line: str) -> None:
         console = self._progress.console if self._progress is not None else self.console
