@@ -37,6 +37,10 @@ def test_show_writes_pngs(tmp_path, mnist_dir):
         with Image.open(f) as image:
             assert image.format == "PNG" and image.width > 300 and image.height > 200
     assert all(f.startswith(str(tmp_path)) for f in files)
+    result = run_cli("data", "show", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--per-class", "50",
+                     "--out", str(tmp_path), "--json")
+    with Image.open(json.loads(result.stdout)["files"][0]) as image:
+        assert image.width > 50 * 28 * 1.5  # each image over its 28 pixels: 20 each, narrowed to a report's column
     result = run_cli("data", "show", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--per-class", "51",
                      "--out", str(tmp_path))  # a figure of 510 images drew for minutes, past a gigabyte at 300
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1

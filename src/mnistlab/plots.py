@@ -43,20 +43,20 @@ def png_dpi(fig: Figure) -> float:
     return min(DPI, REPORT_WIDTH_PX / fig.get_figwidth())
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """``fig`` rendered as a PNG file's bytes, at ``png_dpi``."""
+def png_bytes(fig: Figure, dpi: float | None = None) -> bytes:
+    """``fig`` rendered as a PNG file's bytes, at ``dpi`` (default: ``png_dpi``)."""
     buffer = io.BytesIO()
     # unhinted glyphs look the same at these sizes and render a sixth faster; compression level 1 is 1.5×
     # as fast as the default 6, for files 11 % larger
     with rc_context({"text.hinting": "none"}):
-        fig.savefig(buffer, format="png", dpi=png_dpi(fig), pil_kwargs={"compress_level": 1})
+        fig.savefig(buffer, format="png", dpi=dpi or png_dpi(fig), pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
-def save_png(fig: Figure, path) -> Path:
-    """Render ``fig`` as a PNG at ``path`` (atomically); return the path."""
+def save_png(fig: Figure, path, dpi: float | None = None) -> Path:
+    """Render ``fig`` as a PNG at ``path`` (atomically), at ``dpi`` (default: ``png_dpi``); return the path."""
     path = Path(path)
-    atomic_write_bytes(path, png_bytes(fig))
+    atomic_write_bytes(path, png_bytes(fig, dpi))
     return path
 
 

@@ -117,9 +117,10 @@ def data_show(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
     if per_class is None:  # a small dataset of one's own is shown too, not refused for a number not given
         per_class = min(10, int(counts.min()))
     idx = subset_indices(ds.y_train, per_class=per_class, seed=seed, names=ds.classes)
+    grid = plots.sample_grid(ds.x_train[idx], ds.y_train[idx], ds.classes, per_class=per_class)
     paths = [
-        plots.save_png(plots.sample_grid(ds.x_train[idx], ds.y_train[idx], ds.classes, per_class=per_class),
-                       folder / "samples.png"),
+        # a picture of its own, not narrowed to a report's column: 50 images a row were drawn 20 pixels wide each
+        plots.save_png(grid, folder / "samples.png", dpi=plots.DPI),
         plots.save_png(plots.class_distribution(ds.y_train, ds.y_test, ds.classes), folder / "class_distribution.png"),
     ]
     if as_json:
