@@ -517,6 +517,17 @@ def test_a_small_drawing_against_the_edge_is_the_object(mnist):
     assert [mark.reason for mark in prepared.dropped] == ["line near the border"]
 
 
+@pytest.mark.parametrize("left, top, bottom", [(0, 90, 190), (6, 90, 190), (262, 90, 190), (0, 40, 240), (6, 40, 240)])
+def test_a_1_drawn_at_the_side_of_the_canvas_is_the_object(left, top, bottom):
+    """A 1 drawn against the side of the web page's canvas (its 18-pixel stroke) was refused as a line near the
+    border: "no object found: only lines or marks near the border"."""
+    drawing = Image.new("RGB", (280, 280), "white")
+    ImageDraw.Draw(drawing).line([(left + 9, top), (left + 9, bottom)], fill="black", width=18)
+    prepared = prepare_photo(encode(drawing), "mnist")
+    assert not prepared.dropped
+    assert prepared.box[3] - prepared.box[1] > 0.9 * (bottom - top) * 256 / 280  # all of it, at the working size
+
+
 def test_photos_of_only_a_shadow_and_a_stray_mark_are_refused():
     refused = 0
     for seed in range(8):

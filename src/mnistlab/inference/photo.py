@@ -758,6 +758,8 @@ LINE = 6.0  # a part longer than this many times its thickness is line-like
 BORDER_BAND = 0.15  # a line lying within this fraction of the short side from an edge is a border mark
 PIECE = 3.0  # a part in that band this many times longer along the border than across is a border mark too
 EDGE_SPECK = 1 / 3  # a part touching the frame's edge with at most (this fraction of the band)² pixels is a speck
+STROKE = 0.05  # a line at least this fraction of the short side thick is drawn, not a pen's stray stroke
+SPAN = 0.75  # a line along more than this fraction of its side is ruled along the border, not drawn
 THIN = 0.3  # a line thinner than this fraction of the object's thickest part is a stray stroke
 CORE = 0.6  # the object's strong pixels: at least this fraction of the brightest
 NEAR = 0.3  # a part farther from the object than this fraction of its size is something else
@@ -790,6 +792,7 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
     band = BORDER_BAND * min(h, w)
     reasons: dict[int, str] = {}
     stuck = set()  # specks touching the frame's edge (EDGE_SPECK)
+    apart = []  # border lines that may have been drawn: the object, where nothing else is (see below)
     for i, (rows, cols) in enumerate(boxes):
         height, width = rows.stop - rows.start, cols.stop - cols.start
         length = np.hypot(height, width)
@@ -800,10 +803,22 @@ def _select_object(foreground: np.ndarray, threshold: float) -> tuple[np.ndarray
         along = (in_band[0] and width >= PIECE * height) or (in_band[1] and height >= PIECE * width)
         if (length >= LINE * 2 * half[i] and any(in_band)) or along:
             reasons[i] = "line near the border"
+            # apart from the frame's ends, which a paper's or a shadow's edge crosses to, and along less
+            # than most of its side (a line ruled along the border)
+            if ((not in_band[1] or 0 < rows.start and rows.stop < h and height < SPAN * h)
+                    and (not in_band[0] or 0 < cols.start and cols.stop < w and width < SPAN * w)):
+                apart.append(i)
         elif area[i] <= (EDGE_SPECK * band) ** 2 and (rows.start == 0 or cols.start == 0 or rows.stop == h
                                                        or cols.stop == w):
             stuck.add(i)
     candidates = [i for i in range(count) if i not in reasons]
+    # With nothing else there, a thick line apart from the frame's ends is the object: a 1 drawn at the edge of
+    # the web page's canvas. A pen's stray stroke is thin, and the strip of table beyond a paper's edge is
+    # thick only where the frame's edge is counted as its inside.
+    if apart and stuck.issuperset(candidates):
+        drawn = [i for i in apart if _stroke(labels[boxes[i]] == i + 1) >= STROKE * min(h, w)]
+        candidates += drawn
+        reasons = {i: reason for i, reason in reasons.items() if i not in drawn}
     # Where the background fitted a border line, the paper beside its ends stands out: specks stuck to the
     # frame's edge. With nothing else left they are marks too, not the object (a stroke along the top of a
     # drawing became a 5×14-pixel "object", read as an 8: 68–94 pixels); a small object at the edge (a 40-pixel
@@ -847,6 +862,11 @@ def _distance_to_background(parts: np.ndarray) -> np.ndarray:
     distance = np.zeros(parts.shape)
     distance[top:bottom, left:right] = ndimage.distance_transform_edt(parts[top:bottom, left:right])
     return distance
+
+
+def _stroke(part: np.ndarray) -> float:
+    """How thick a part is at its thickest (``part``: its box's pixels), the frame's edge counted as outside."""
+    return 2 * float(ndimage.distance_transform_edt(np.pad(part, 1)).max())
 
 
 def _per_part(reduce: np.ufunc, values: np.ndarray, labels: np.ndarray, count: int, start: float) -> np.ndarray:
