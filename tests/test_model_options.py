@@ -165,6 +165,7 @@ def test_describe_gives_flag_default_allowed_and_meaning():
     assert options["hidden"].allowed == "a sequence of ints from 1 to 1,048,576"
     lenet = {o.parameter: o for o in describe(get_family("lenet"))}
     assert lenet["learning_rate"].aliases == ("--lr",) and lenet["epochs"].aliases == ()
+    assert "checkpoint_dir" not in lenet  # the run sets it (a train or a sweep refuses it): not offered
 
 
 @pytest.mark.parametrize("family", family_names())

@@ -144,19 +144,24 @@ def test_resumed_run_ends_with_the_same_weights(fitted, data, family, tmp_path, 
     np.testing.assert_array_equal(resumed.predict_proba(X_test), uninterrupted.predict_proba(X_test))
 
 
-def test_checkpoint_of_other_settings_is_not_resumed(data, tmp_path, monkeypatch):
+def test_checkpoint_of_other_settings_is_neither_resumed_nor_replaced(data, tmp_path, monkeypatch):
+    """A fit with other settings started afresh and overwrote it after its first epoch: `--resume` with one
+    setting changed lost the epochs it was asked to resume."""
     X, y, _, _ = data
     with monkeypatch.context() as patch:
         interrupt_at_epoch(patch, 1)
         with pytest.raises(KeyboardInterrupt):
             small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y)
-    other = small("lenet", learning_rate=3e-3, checkpoint_dir=str(tmp_path)).fit(X, y)
-    fresh = small("lenet", learning_rate=3e-3).fit(X, y)
-    np.testing.assert_array_equal(other.get_arrays()["state.fc3.weight"], fresh.get_arrays()["state.fc3.weight"])
+    saved = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    with pytest.raises(ModelFileError, match="a fit with other parameters or data: only that fit resumes it"):
+        small("lenet", learning_rate=3e-3, checkpoint_dir=str(tmp_path)).fit(X, y)
+    assert (tmp_path / CHECKPOINT_FILE).read_bytes() == saved
+    resumed = small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y)  # its own fit still resumes it
+    assert resumed.n_iter_ == 2 and "resumed after epoch 1" in resumed.fit_message_
 
 
 def test_checkpoint_of_a_changed_preset_is_not_resumed(data, tmp_path, monkeypatch):
-    """A preset's name is not enough: a checkpoint from an older definition starts afresh."""
+    """A preset's name is not enough: a checkpoint from an older definition is not resumed."""
     X, y, _, _ = data
     params = dict(preset="fast", epochs=2, batch_size=64, random_state=0, checkpoint_dir=str(tmp_path), threads=1)
     with monkeypatch.context() as patch:
@@ -165,8 +170,8 @@ def test_checkpoint_of_a_changed_preset_is_not_resumed(data, tmp_path, monkeypat
         with pytest.raises(KeyboardInterrupt):
             get_family("cnn")(**params).fit(X, y)
     monkeypatch.setitem(PRESETS, "fast", {**PRESETS["fast"], "widths": (8, 8, 16)})
-    model = get_family("cnn")(**params).fit(X, y)  # the old weights would not even fit
-    assert model.n_iter_ == 2 and len(model.history_["train_loss"]) == 2
+    with pytest.raises(ModelFileError, match="other parameters or data"):  # the old weights would not even fit
+        get_family("cnn")(**params).fit(X, y)
 
 
 @pytest.mark.parametrize("family", ["mlp", *TORCH_FAMILIES])
@@ -269,6 +274,8 @@ def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch, one_prediction_
 
     whole = training.train("cnn", dict(params), data, tmp_path / "again", name="run")
     assert epochs_trained == [2, 0, 1, 2]
+    with pytest.raises(ParameterError, match="checkpoint_dir: set by the run itself"):  # sweeps' points resumed
+        training.train("cnn", {**params, "checkpoint_dir": str(tmp_path / "mine")}, data, tmp_path, name="mine")
     with np.load(resumed / "predictions.npz") as a, np.load(whole / "predictions.npz") as b:
         np.testing.assert_array_equal(a["proba"], b["proba"])
     report = (whole / "report.html").read_text()
@@ -579,14 +586,37 @@ def test_resumed_fit_reports_where_it_resumes(data, tmp_path, monkeypatch):
     assert recorder.lines[0].startswith("resuming after epoch 1")
 
 
+def test_a_rerun_without_resume_keeps_the_interrupted_run_s_checkpoint(tmp_path, monkeypatch):
+    """It was deleted before the data was loaded: even a re-run that then failed (a data folder mistyped)
+    lost the interrupted run's epochs, without a word."""
+    data = training.DataChoice(train_size=300, test_size=100)
+    params = {**SMALL["lenet"], "epochs": 2}
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            training.train("lenet", dict(params), data, tmp_path, name="lost")
+    checkpoint = tmp_path / "checkpoints" / "lost" / CHECKPOINT_FILE
+    saved = checkpoint.read_bytes()
+    result = run_cli("train", "lenet", "--name", "lost", "--epochs", "2", "--train-size", "300", "--test-size", "100",
+                     "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "run 'lost' was interrupted" in result.stderr and "resume it, or overwrite it" in result.stderr
+    assert checkpoint.read_bytes() == saved and not (tmp_path / "runs" / "lost").exists()
+    overwritten = training.train("lenet", dict(params), data, tmp_path, name="lost", overwrite=True)
+    assert "resumed" not in json.loads((overwritten / "metrics.json").read_text())["fit_message"]
+    assert not checkpoint.parent.exists()
+
+
 def test_resume_says_why_it_starts_afresh(tmp_path):
     from conftest import RecordingProgress
 
     data = training.DataChoice(train_size=300, test_size=100)
     params = {"preset": "fast", "epochs": 1, "batch_size": 64, "learning_rate": 0.05, "widths": (4, 8)}
     progress = RecordingProgress()
-    training.train("cnn", dict(params), data, tmp_path, name="r", resume=True, progress=progress)
+    run = training.train("cnn", dict(params), data, tmp_path, name="r", resume=True, progress=progress)
     assert any("nothing to resume" in line for line in progress.lines)
+    # and with the result: the line logged was all, and --json drops it
+    assert "nothing to resume in " in json.loads((run / "metrics.json").read_text())["fit_message"]
     folder = tmp_path / "checkpoints" / "r2"
     folder.mkdir(parents=True)
     (folder / CHECKPOINT_FILE).write_bytes(b"truncated")

@@ -26,7 +26,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from ..errors import ParameterError
-from ..models.base import MnistlabModel
+from ..models.base import RUN_SET_PARAMETERS, MnistlabModel
 from ..models.params import (
     PositiveInts,
     allows,
@@ -250,4 +250,4 @@ def describe(cls: type[MnistlabModel]) -> list[Option]:
         if key in ALIASES and key != name.lower().replace("_", "-"):
             aliases.setdefault(name, []).append("--" + key)
     return [Option(flag(p.name), p.name, p.default, p.allowed, p.meaning, tuple(aliases.get(p.name, ())))
-            for p in describe_parameters(cls)]
+            for p in describe_parameters(cls) if p.name not in RUN_SET_PARAMETERS]

@@ -31,9 +31,9 @@ from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DEFAULT_DATASET, Dataset, data_dir_from_env, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import (DatasetError, DivergedError, MnistlabError, ModelFileError, ParameterError, RunDamagedError,
-                      one_line)
+                      RunExistsError, one_line)
 from ..models import check_family_name, get_family
-from ..models.base import MnistlabModel
+from ..models.base import RUN_SET_PARAMETERS, MnistlabModel
 from ..models.params import SEED_OR_NONE, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
 from ..models.temperature import TemperatureScaled, fit_temperature
@@ -123,7 +123,10 @@ def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ParameterError(unknown[0], f"{family} has no such parameter; its parameters: "
-                                         f"{', '.join(p for p in accepted if p != 'self')}")
+                                         f"{', '.join(p for p in accepted if p not in {'self', *RUN_SET_PARAMETERS})}")
+    if run_set := sorted(set(params) & RUN_SET_PARAMETERS):
+        raise ParameterError(run_set[0], "set by the run itself: its checkpoints go in <out>/checkpoints/<name>, "
+                                         "where resume finds them")
     if "random_state" in accepted and "random_state" not in params:
         params = {**params, "random_state": seed}
     model = cls(**params)
@@ -141,7 +144,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     A family that can checkpoint (it takes ``checkpoint_dir``) writes one every epoch
     into ``<out>/checkpoints/<name>``, deleted once the run is complete. With ``resume``,
     training continues from the checkpoint an interrupted run of the same name and
-    settings left there; without, any such checkpoint is discarded first.
+    settings left there; without, such a checkpoint is discarded where the run is overwritten,
+    and else kept and the run refused.
     ``embedding`` False skips the 2-D map of the test set (its t-SNE is the slowest part of the report).
     ``calibrate`` holds out ``CALIBRATION_FRACTION`` of the training images (stratified, seeded), fits
     on the rest and fits a temperature on them (``models.temperature``): the model file records it,
@@ -165,11 +169,13 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     with store.claim(name, overwrite=overwrite, numbered=default_name) as writer, contextlib.ExitStack() as leaving:
         name = writer.path.name
         model = build_model(family, params, data.seed)
-        checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume)
+        checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume, overwrite)
         if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
             leaving.callback(_discard, checkpoints)
-        if resume and checkpoints and not any(checkpoints.glob("*")):
-            progress.log(f"nothing to resume in {checkpoints}: starting afresh")
+        nothing_to_resume = f"nothing to resume in {checkpoints}" if resume and checkpoints and not any(
+            checkpoints.glob("*")) else None
+        if nothing_to_resume:
+            progress.log(f"{nothing_to_resume}: starting afresh")
         ds = data.load(progress)
         x_train, x_test, y_train = flatten_scale(ds.x_train), flatten_scale(ds.x_test), ds.y_train
         if calibrate:
@@ -198,6 +204,9 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
 
         config = _run_config(name, family, model_params, data, ds, int(len(y_train)), calibrate, created, command)
         run_metrics = _run_metrics(model, ds, proba, fit_seconds, predict_seconds)
+        if nothing_to_resume:  # said with the result too: the line logged is lost without a bar (--json)
+            run_metrics["fit_message"] = "; ".join(filter(None, [run_metrics["fit_message"],
+                                                                 f"{nothing_to_resume}: started afresh"]))
         if uncalibrated is not None:
             after = run_metrics["calibration"]
             run_metrics["temperature"] = {"value": model.temperature, "n_validation": int(len(y_val)),
@@ -343,16 +352,21 @@ def zero_weight_fraction(model: MnistlabModel) -> float | None:
     return None if weights is None else float(np.mean(np.asarray(weights) == 0))
 
 
-def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path | None:
-    """Point a model that can checkpoint at ``folder``; None for one that cannot."""
+def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, overwrite: bool) -> Path | None:
+    """Point a model that can checkpoint at ``folder``; None for one that cannot. What an interrupted run of
+    this name left there is resumed, or discarded where the run is overwritten; else it is kept, and the
+    run refused (a re-run without resume deleted it, even where it then failed)."""
     if "checkpoint_dir" not in model.get_params(deep=False):
         if resume:
             raise ParameterError("resume", f"{model.family} does not write checkpoints, so there is nothing to resume")
         return None
     if folder.is_symlink() or folder.exists() and not folder.is_dir():  # rmtree would leave it, and saving fail
         raise ParameterError("out", f"{folder} is not a folder of checkpoints: remove it")
-    if not resume:
-        shutil.rmtree(folder, ignore_errors=True)  # left by an earlier, interrupted run of this name
+    if not resume and folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise RunExistsError(f"run {folder.name!r} was interrupted, and its checkpoint in {folder} is kept: "
+                                 "resume it, or overwrite it to start afresh")
+        shutil.rmtree(folder, ignore_errors=True)
     model.set_params(checkpoint_dir=str(folder))
     return folder
 

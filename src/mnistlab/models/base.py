@@ -50,6 +50,9 @@ from .params import check
 from .validation import check_features, check_fitted, check_labels
 
 N_FEATURES = IMAGE_SIDE * IMAGE_SIDE  # a run's model takes an image's pixels in a row
+# Where a run's checkpoints go is the run's to choose (the folder its resume looks in), not its user's: given
+# to a sweep, its points resumed one another's checkpoints.
+RUN_SET_PARAMETERS = frozenset({"checkpoint_dir"})
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class Checkpoint:
         """This checkpoint if one for the same fingerprint exists and fits a fit of ``epochs`` epochs of a
         network whose state has ``shapes`` and ``n_parameters`` parameters, and whose history keeps
         ``history_keys``, else None (it will be overwritten); ``unusable`` then says why a file that is
-        there cannot be resumed."""
+        there cannot be resumed. A file written for another fit (parameters or data) is refused, not replaced."""
         if self.path.exists() and not self.path.is_file():  # it could not be saved either
             raise ModelFileError(f"{self.path}: not a file, so no checkpoint can be read or written there: remove it")
         if not self.path.is_file():
@@ -85,9 +85,10 @@ class Checkpoint:
                 if meta.get("format") != CHECKPOINT_FORMAT:
                     self.unusable = f"{self.path} is not an mnistlab checkpoint"
                     return None
-                if meta.get("fingerprint") != self.fingerprint:
-                    self.unusable = f"{self.path} was written for other parameters or data"
-                    return None
+                if meta.get("fingerprint") != self.fingerprint:  # its epochs, overwritten by another fit's, were lost
+                    raise ModelFileError(f"{self.path} holds the epochs of a fit with other parameters or data: only "
+                                         "that fit resumes it, and no other replaces it; give the settings it was "
+                                         "written with, or remove it to start afresh")
                 self.tensors = {key: f.get_tensor(key) for key in f.keys()}
         except (OSError, SafetensorError) as exc:
             self.unusable = f"{self.path} is unreadable ({one_line(exc)})"  # e.g. truncated
