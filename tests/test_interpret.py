@@ -291,11 +291,28 @@ def test_a_temperature_is_recovered_and_undoes_over_confidence():
     truth = scale(np.exp(logits), 1.0)  # the probabilities labels are drawn from: calibrated by construction
     y = np.array([rng.choice(5, p=p) for p in truth])
     over_confident = scale(truth, 1 / 3)  # logits three times too large
-    t = fit_temperature(over_confident, y)
-    assert t == pytest.approx(3.0, rel=0.1)
+    t, unfitted = fit_temperature(over_confident, y)
+    assert t == pytest.approx(3.0, rel=0.1) and unfitted is None
     before, after = calibration(y, over_confident)["ece"], calibration(y, scale(over_confident, t))["ece"]
     assert after < 0.03 < 0.1 < before
     assert np.array_equal(scale(over_confident, t).argmax(1), over_confident.argmax(1))  # same predictions
+
+
+def test_no_temperature_is_fitted_where_the_held_out_images_cannot_set_one():
+    """A model right on every held-out image was given the bound, 0.05: its binary test mistakes made certain
+    (T-shirt/top vs Trouser, 2,000 images: test log-loss 0.044 → 0.232 "calibrated")."""
+    from mnistlab.models.temperature import BOUNDS, fit_temperature
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    proba = np.where(np.eye(2, dtype=bool)[y], rng.uniform(0.6, 0.99, (200, 1)), 0)
+    proba = proba + (1 - proba.sum(1, keepdims=True)) * (proba == 0)  # each right, at 0.6 to 0.99
+    t, unfitted = fit_temperature(proba, y)
+    assert t == 1.0 and unfitted == "no temperature fits the 200 held-out images (200 predicted right): the " \
+                                     "probabilities are left as they are"
+    y[:20] = 1 - y[:20]  # 20 mistakes: a temperature fits again
+    t, unfitted = fit_temperature(proba, y)
+    assert 1.01 * BOUNDS[0] < t < BOUNDS[1] and t != 1.0 and unfitted is None
 
 
 def test_the_model_file_records_the_temperature_and_predictions_use_it(tmp_path):

@@ -172,10 +172,10 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume, overwrite)
         if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
             leaving.callback(_discard, checkpoints)
-        nothing_to_resume = f"nothing to resume in {checkpoints}" if resume and checkpoints and not any(
-            checkpoints.glob("*")) else None
-        if nothing_to_resume:
-            progress.log(f"{nothing_to_resume}: starting afresh")
+        notes = []  # said with the fit's message too: a line logged is lost without a bar (--json)
+        if resume and checkpoints and not any(checkpoints.glob("*")):
+            progress.log(f"nothing to resume in {checkpoints}: starting afresh")
+            notes.append(f"nothing to resume in {checkpoints}: started afresh")
         ds = data.load(progress)
         x_train, x_test, y_train = flatten_scale(ds.x_train), flatten_scale(ds.x_test), ds.y_train
         if calibrate:
@@ -194,7 +194,9 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             # as the calibrated ones, below
             before = finite_proba(model.predict_proba(x_test), family).astype(np.float32)
             uncalibrated = metrics_mod.calibration(ds.y_test, before)
-            model = TemperatureScaled(model, fit_temperature(model.predict_proba(x_val), y_val))
+            temperature, unfitted = fit_temperature(model.predict_proba(x_val), y_val)
+            model = TemperatureScaled(model, temperature)
+            notes += [unfitted] if unfitted else []
 
         start = time.perf_counter()
         proba = model.predict_proba(x_test)
@@ -204,14 +206,14 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
 
         config = _run_config(name, family, model_params, data, ds, int(len(y_train)), calibrate, created, command)
         run_metrics = _run_metrics(model, ds, proba, fit_seconds, predict_seconds)
-        if nothing_to_resume:  # said with the result too: the line logged is lost without a bar (--json)
-            run_metrics["fit_message"] = "; ".join(filter(None, [run_metrics["fit_message"],
-                                                                 f"{nothing_to_resume}: started afresh"]))
+        if notes:
+            run_metrics["fit_message"] = "; ".join(filter(None, [run_metrics["fit_message"], *notes]))
         if uncalibrated is not None:
             after = run_metrics["calibration"]
             run_metrics["temperature"] = {"value": model.temperature, "n_validation": int(len(y_val)),
                                           "ece_before": uncalibrated["ece"], "ece_after": after["ece"],
-                                          "brier_before": uncalibrated["brier"], "brier_after": after["brier"]}
+                                          "brier_before": uncalibrated["brier"], "brier_after": after["brier"],
+                                          **({"not_fitted": unfitted} if unfitted else {})}
         interpretation = Interpretation(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test)
         run_metrics.update(interpretation.summary())
         run_metrics["analysis"] = metrics_mod.analysis(run_metrics)

@@ -126,7 +126,7 @@ def _temperature_rows(temperature: dict | None) -> list[tuple[str, Any]]:
     if not temperature:
         return []
     return [(f"Temperature (fitted on {temperature['n_validation']:,} held-out training images)",
-             f"{temperature['value']:.4f}"),
+             f"{temperature['value']:.4f}" + (f" ({note})" if (note := temperature.get("not_fitted")) else "")),
             ("ECE before → after temperature scaling",
              f"{temperature['ece_before']:.4f} → {temperature['ece_after']:.4f}"),
             ("Brier score before → after", f"{temperature['brier_before']:.4f} → {temperature['brier_after']:.4f}")]

@@ -35,8 +35,10 @@ def scale(proba, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(proba, y) -> float:
-    """The temperature in ``BOUNDS`` that minimises the mean cross-entropy of ``scale(proba, T)`` against ``y``."""
+def fit_temperature(proba, y) -> tuple[float, str | None]:
+    """The temperature in ``BOUNDS`` that minimises the mean cross-entropy of ``scale(proba, T)`` against ``y``,
+    and None; or, where the minimum is at a bound, 1.0 and why: the images cannot set a temperature (every one
+    right, the cross-entropy falls on as T goes to 0, and the bound made a binary model's mistakes certain)."""
     from scipy.optimize import minimize_scalar
 
     y = np.asarray(y, dtype=int)
@@ -45,7 +47,11 @@ def fit_temperature(proba, y) -> float:
         return float(-np.mean(log_probabilities(scale(proba, np.exp(log_t))[np.arange(len(y)), y])))
 
     found = minimize_scalar(loss, bounds=np.log(BOUNDS), method="bounded", options={"xatol": 1e-4})
-    return float(np.exp(found.x))
+    if np.isclose(found.x, np.log(BOUNDS), atol=1e-3).any():
+        right = int(np.sum(np.argmax(proba, axis=1) == y))
+        return 1.0, (f"no temperature fits the {len(y):,} held-out images ({right:,} predicted right): the "
+                     "probabilities are left as they are")
+    return float(np.exp(found.x)), None
 
 
 def checked_temperature(value) -> float:
