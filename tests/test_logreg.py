@@ -307,7 +307,7 @@ def test_pipeline_and_grid_search():
 # show that the model lacks nothing of scikit-learn's BaseEstimator, which it does not
 # inherit (``models.base``; pyproject.toml quiets scikit-learn's warning about that).
 @parametrize_with_checks([LogisticRegression(), LogisticRegression(penalty="l1", C=1.0, standardize=True),
-                          LogisticRegression(solver="lbfgs")])
+                          LogisticRegression(solver="lbfgs"), get_family("numpy-logreg")(max_epochs=5)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 

@@ -130,6 +130,12 @@ class GradientDescentClassifier(MnistlabModel):
         self.patience = patience
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        """The classifier's tags, saying where it takes two classes only (scikit-learn's tools read them)."""
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = not self.binary_only
+        return tags
+
     def validate_params(self) -> None:
         """The constraints, and that early stopping has a validation split to watch."""
         super().validate_params()
@@ -170,7 +176,9 @@ class GradientDescentClassifier(MnistlabModel):
         classes, y = np.unique(y, return_inverse=True)  # classes_ is set last: a fit that fails leaves none
         n_classes = len(classes)
         if self.binary_only and n_classes != 2:
-            raise ParameterError(None, f"{self.family} is binary; got {n_classes} classes (use numpy-softmax)")
+            # scikit-learn's words for it, which its checks of a binary-only classifier look for
+            raise ParameterError(None, f"Only binary classification is supported: {self.family} takes 2 classes, "
+                                       f"not {n_classes} class{'es' * (n_classes != 1)} (numpy-softmax takes more)")
         rng = np.random.default_rng(self.random_state)
 
         X_val = y_val = None
