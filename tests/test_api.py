@@ -134,7 +134,11 @@ def test_predict_takes_every_kind_of_input(run, tmp_path):
     assert prediction.class_name == run.classes[prediction.label]
     assert prediction.probabilities.shape == (10,) and prediction.pixels.shape == (28, 28)
     assert prediction.contributions.shape == (10, 784)
-    assert isinstance(prediction.explain(), Figure)
+    titles = [ax.get_title() for ax in prediction.explain().axes]
+    assert "your photo (grayscale)" in titles and "object found" in titles
+    # an image given as the input: shown once, as what the model sees, not also as "your photo"
+    titles = [ax.get_title() for ax in run.predict(image).explain().axes]
+    assert "your photo (grayscale)" not in titles and "what the model sees (28×28)" in titles
     assert [t["label"] for t in prediction.top(10)] == list(np.argsort(-prediction.probabilities, kind="stable"))
     from mnistlab.inference.predictor import top_classes
 

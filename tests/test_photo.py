@@ -269,6 +269,8 @@ def test_file_problems_name_the_file(tmp_path):
     missing = tmp_path / "missing.jpg"
     with pytest.raises(PhotoError, match="missing.jpg: cannot read file"):
         load_image(missing)
+    with pytest.raises(PhotoError, match="^'': cannot read file"):  # an empty path: the message began ": cannot"
+        prepare_photo("", "mnist")
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     with pytest.raises(PhotoError, match="empty.png: empty file"):

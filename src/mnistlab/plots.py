@@ -380,9 +380,9 @@ def class_saliency(images, maps, true, pred, class_names, method: str = "gradien
 
 def photo_explanation(photo, pixels, proba, class_names, title: str, contributions=None, found=None,
                       notes=()) -> Figure:
-    """One photo's story: the original, the object found in it (``found``: RGB, with what was
-    dropped, and ``notes`` saying what), the 28×28 input, the probabilities and, when the model
-    can explain itself, each class's per-pixel contribution map."""
+    """One photo's story: the original (None for an image given as the 28×28 input), the object found in it
+    (``found``: RGB, with what was dropped, and ``notes`` saying what), the 28×28 input, the probabilities and,
+    when the model can explain itself, each class's per-pixel contribution map."""
     proba = np.asarray(proba, dtype=float).ravel()
     k = len(class_names)
     top_class = int(proba.argmax())
@@ -393,12 +393,13 @@ def photo_explanation(photo, pixels, proba, class_names, title: str, contributio
     top, bottom = fig.subfigures(2, 1, height_ratios=[4, 2.4 * map_rows]) if map_rows else (fig, None)
     grid = top.add_gridspec(1, ncols)
     # The steps, two columns each, then the probabilities.
-    steps = 2 if found is None else 3
+    steps = 1 + (photo is not None) + (found is not None)
     half = grid.ncols // 2 if found is None else 2 * steps
     axes = [top.add_subplot(grid[0, half // steps * i: half // steps * (i + 1)]) for i in range(steps)]
     ax_bars = top.add_subplot(grid[0, half:])
-    axes[0].imshow(np.asarray(photo), cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title("your photo (grayscale)", fontsize=10)
+    if photo is not None:  # an image given as the input was shown twice, the first titled "your photo"
+        axes[0].imshow(np.asarray(photo), cmap="gray", vmin=0, vmax=1)
+        axes[0].set_title("your photo (grayscale)", fontsize=10)
     if found is not None:
         axes[1].imshow(np.asarray(found))
         axes[1].set_title("object found" + (" (red: dropped)" if notes else ""), fontsize=10)

@@ -185,8 +185,9 @@ def _megabytes(n: int) -> str:
 
 
 def _name(source) -> str:
-    """How messages call the photo: its path (its control characters escaped), or "photo" for bytes."""
-    return printable(str(source)) if isinstance(source, (str, os.PathLike)) else "photo"
+    """How messages call the photo: its path (its control characters escaped; '' for an empty one, which
+    began a message with a bare colon), or "photo" for bytes."""
+    return (printable(str(source)) or "''") if isinstance(source, (str, os.PathLike)) else "photo"
 
 
 def _read_bytes(source, name: str, max_bytes: int) -> bytes:

@@ -82,7 +82,7 @@ class Prediction:
 
         title = f"{self.source}: {self.class_name} ({self.probabilities[self.label]:.1%})"
         if self.prepared is None:
-            return plots.photo_explanation(self.pixels / 255.0, self.pixels, self.probabilities, self.classes,
+            return plots.photo_explanation(None, self.pixels, self.probabilities, self.classes,
                                            title=title, contributions=self.contributions)
         return plots.photo_explanation(self.prepared.gray, self.pixels, self.probabilities, self.classes,
                                        title=title, contributions=self.contributions,
