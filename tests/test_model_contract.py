@@ -78,6 +78,9 @@ def bad_values(constraints):
             if c.right is not None:
                 closed = c.closed in ("right", "both")
                 candidates.append(("out of range", c.right + step if closed else c.right))
+            if c.type is not Integral and not c.infinite:  # an epsilon of inf was taken: accuracy 0.1
+                candidates += [("out of range", inf) for inf, side in ((np.inf, c.right), (-np.inf, c.left))
+                               if side is None]
         elif isinstance(c, StrOptions):
             candidates.append(("unknown option", "no-such-option"))
         elif isinstance(c, PositiveInts):
@@ -438,7 +441,7 @@ def test_a_refused_fit_leaves_the_model_unfitted(images):
 
     X, y = images
     model = quick("numpy-logreg")
-    with pytest.raises(ParameterError, match="binary; got 3 classes"):
+    with pytest.raises(ParameterError, match="Only binary classification is supported: .* not 3 classes"):
         model.fit(X, y)
     with pytest.raises(NotFittedError):
         model.predict(X)
