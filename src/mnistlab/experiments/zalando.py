@@ -212,6 +212,8 @@ def run_benchmark(dataset: str, out: Path, classifiers: list[str] | None = None,
         else:
             pending.append((row, configuration))
 
+    if pending and cluster is None:  # (a cluster's workers find the data on their own machines)
+        data.load()  # checked once, before any fit: a wrong folder or size failed each configuration, one by one
     # no t-SNE map in the runs: the slowest part of a report, and the table does not need it
     jobs = [TrainingJob(SKLEARN_PREFIX + c.classifier, c.params, data, row["run"], command, embedding=False)
             for row, c in pending]
