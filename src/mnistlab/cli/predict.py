@@ -12,6 +12,7 @@ from rich.text import Text
 from ..errors import ParameterError, printable
 from .common import (
     OUT,
+    INDEX_HELP,
     IndexOpt,
     JsonOpt,
     OutOpt,
@@ -32,7 +33,7 @@ def predict_cmd(run: RunArg,
                 files: Annotated[Optional[list[Path]], typer.Argument(
                     help="Photos or folders of photos (JPEG, PNG, …).", show_default=False)] = None,
                 index: Annotated[Optional[int], typer.Option(
-                    "--index", "-i", help="Predict a stored image of the run's dataset instead.")] = None,
+                    "--index", "-i", help=f"Predict a stored image instead. {INDEX_HELP}")] = None,
                 split: SplitOpt = "test", top: TopOpt = 3,
                 explain: Annotated[bool, typer.Option(
                     help="Write a PNG per photo: its steps (photo, object found, what was dropped, 28×28), "
