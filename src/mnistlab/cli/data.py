@@ -91,7 +91,7 @@ def data_show(dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None
               per_class: Annotated[Optional[int], typer.Option(
                   min=1, max=50, help="Images per class in the grid [default: 10, or as many as the smallest "
                                       "class has]")] = None,
-              seed: Annotated[int, typer.Option(min=0, help="Which images are sampled.")] = 0,
+              seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Which images are sampled.")] = 0,
               out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Write the labelled sample grid and the class-distribution chart as PNGs.
 
