@@ -298,21 +298,31 @@ def test_a_temperature_is_recovered_and_undoes_over_confidence():
     assert np.array_equal(scale(over_confident, t).argmax(1), over_confident.argmax(1))  # same predictions
 
 
-def test_no_temperature_is_fitted_where_the_held_out_images_cannot_set_one():
+def test_no_temperature_is_fitted_where_the_held_out_images_cannot_set_one(tmp_path):
     """A model right on every held-out image was given the bound, 0.05: its binary test mistakes made certain
-    (T-shirt/top vs Trouser, 2,000 images: test log-loss 0.044 → 0.232 "calibrated")."""
+    (T-shirt/top vs Trouser, 2,000 images: test log-loss 0.047 → 0.194). A bound reached with mistakes is kept."""
     from mnistlab.models.temperature import BOUNDS, fit_temperature
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
     proba = np.where(np.eye(2, dtype=bool)[y], rng.uniform(0.6, 0.99, (200, 1)), 0)
     proba = proba + (1 - proba.sum(1, keepdims=True)) * (proba == 0)  # each right, at 0.6 to 0.99
-    t, unfitted = fit_temperature(proba, y)
-    assert t == 1.0 and unfitted == "no temperature fits the 200 held-out images (200 predicted right): the " \
-                                     "probabilities are left as they are"
+    assert fit_temperature(proba, y) == (1.0, "not fitted: the model is right on all 200 held-out images, which "
+                                              "set no temperature")
     y[:20] = 1 - y[:20]  # 20 mistakes: a temperature fits again
     t, unfitted = fit_temperature(proba, y)
-    assert 1.01 * BOUNDS[0] < t < BOUNDS[1] and t != 1.0 and unfitted is None
+    assert BOUNDS[0] < t < BOUNDS[1] and t != 1.0 and unfitted is None
+    # sure of class 0 where the labels are a coin's toss: the softest temperature allowed is the best
+    coin = rng.integers(0, 2, 200)
+    assert fit_temperature(np.tile([0.99, 0.01], (200, 1)), coin) == (pytest.approx(BOUNDS[1], rel=1e-3), None)
+    # a run: its metrics and report say so
+    import mnistlab as ml
+
+    run = ml.train("logreg", classes=[0, 1], calibrate=True, train_size=600, test_size=200, embedding=False,
+                   progress=False, out=tmp_path)
+    assert run.metrics["temperature"]["value"] == 1.0
+    assert run.metrics["temperature"]["not_fitted"].startswith("not fitted: the model is right on all 60 held-out")
+    assert "not fitted: the model is right on all 60" in (run.path / "report.html").read_text()
 
 
 def test_the_model_file_records_the_temperature_and_predictions_use_it(tmp_path):

@@ -196,7 +196,6 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             uncalibrated = metrics_mod.calibration(ds.y_test, before)
             temperature, unfitted = fit_temperature(model.predict_proba(x_val), y_val)
             model = TemperatureScaled(model, temperature)
-            notes += [unfitted] if unfitted else []
 
         start = time.perf_counter()
         proba = model.predict_proba(x_test)

@@ -125,8 +125,10 @@ def _results_section(metrics: dict) -> str:
 def _temperature_rows(temperature: dict | None) -> list[tuple[str, Any]]:
     if not temperature:
         return []
+    if note := temperature.get("not_fitted"):
+        return [("Temperature", f"{temperature['value']:.4f} ({note})")]
     return [(f"Temperature (fitted on {temperature['n_validation']:,} held-out training images)",
-             f"{temperature['value']:.4f}" + (f" ({note})" if (note := temperature.get("not_fitted")) else "")),
+             f"{temperature['value']:.4f}"),
             ("ECE before → after temperature scaling",
              f"{temperature['ece_before']:.4f} → {temperature['ece_after']:.4f}"),
             ("Brier score before → after", f"{temperature['brier_before']:.4f} → {temperature['brier_after']:.4f}")]

@@ -37,20 +37,18 @@ def scale(proba, temperature: float) -> np.ndarray:
 
 def fit_temperature(proba, y) -> tuple[float, str | None]:
     """The temperature in ``BOUNDS`` that minimises the mean cross-entropy of ``scale(proba, T)`` against ``y``,
-    and None; or, where the minimum is at a bound, 1.0 and why: the images cannot set a temperature (every one
-    right, the cross-entropy falls on as T goes to 0, and the bound made a binary model's mistakes certain)."""
+    and None; or, where the model is right on every image, 1.0 and why: the cross-entropy then falls on as T
+    goes to 0, and its bound made a binary model's test mistakes certain."""
     from scipy.optimize import minimize_scalar
 
     y = np.asarray(y, dtype=int)
+    if (np.argmax(proba, axis=1) == y).all():
+        return 1.0, f"not fitted: the model is right on all {len(y):,} held-out images, which set no temperature"
 
     def loss(log_t: float) -> float:
         return float(-np.mean(log_probabilities(scale(proba, np.exp(log_t))[np.arange(len(y)), y])))
 
     found = minimize_scalar(loss, bounds=np.log(BOUNDS), method="bounded", options={"xatol": 1e-4})
-    if np.isclose(found.x, np.log(BOUNDS), atol=1e-3).any():
-        right = int(np.sum(np.argmax(proba, axis=1) == y))
-        return 1.0, (f"no temperature fits the {len(y):,} held-out images ({right:,} predicted right): the "
-                     "probabilities are left as they are")
     return float(np.exp(found.x)), None
 
 
