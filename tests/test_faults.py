@@ -120,3 +120,36 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+STUCK_COMMAND = '''
+import ctypes, signal, sys
+import mnistlab.cli as cli
+from mnistlab.cli.common import app
+cli.STOP_GRACE = 1.0
+
+@app.command("stuck")
+def stuck():
+    print("started", flush=True)
+    # a C call that lets other threads run and goes on past a signal, as libsvm's solver does
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    ctypes.CDLL(None).sleep(60)
+
+sys.argv = ["mnistlab", "stuck"]
+cli.main()
+'''
+
+
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_command_stuck_in_c_code_ends_soon_after_a_signal(tmp_path, sig, code, line):
+    """Python runs a signal's handler between bytecodes only: `train sklearn:SVC` went on 65 s past a SIGTERM,
+    and `benchmark zalando --classifiers SVC` past one for ever."""
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK_COMMAND)
+    victim = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert victim.stdout.readline() == "started\n"
+    time.sleep(0.2)
+    sent = time.monotonic()
+    victim.send_signal(sig)
+    _, err = victim.communicate(timeout=30)
+    assert victim.returncode == code and err == f"{line}\n" and time.monotonic() - sent < 15

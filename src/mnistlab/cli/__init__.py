@@ -11,8 +11,11 @@ else is a bug and is reported as one.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
+import threading
+import time
 import traceback
 import warnings
 from typing import Annotated
@@ -65,6 +68,27 @@ def _terminated(signum, frame) -> None:
     raise SystemExit(128 + signum)  # unwinds as Ctrl-C does: staging folders, locks and drawing children go
 
 
+STOP_GRACE = 10.0  # seconds a Ctrl-C or SIGTERM has to unwind the command before it is ended outright
+
+
+def _end_if_stuck() -> None:
+    """End the process ``STOP_GRACE`` seconds after a Ctrl-C or SIGTERM that has not ended it: Python runs a
+    signal's handler between bytecodes only, and a fit inside C code runs on (libsvm's solver went on 65 s
+    past a SIGTERM, a Zalando grid for ever). What it leaves half-made is swept as a killed command's is."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)  # written by the C handler, whatever Python is doing
+
+    def watch() -> None:
+        while (signum := os.read(read, 1)[0]) not in (signal.SIGINT, signal.SIGTERM):
+            pass
+        time.sleep(STOP_GRACE)
+        err_console.print("interrupted" if signum == signal.SIGINT else "terminated")
+        os._exit(128 + signum)
+
+    threading.Thread(target=watch, name="end-if-stuck", daemon=True).start()
+
+
 def main() -> None:
     """Console-script entry: bad input becomes one line and exit code 2, and so does a full disk, a
     folder that may not be written or too little memory; anything else is a bug, said to be one (with
@@ -72,6 +96,7 @@ def main() -> None:
     130) and SIGTERM (143: timeout, systemd, docker stop) leave nothing half-written."""
     warnings.showwarning = _show_warning
     signal.signal(signal.SIGTERM, _terminated)
+    _end_if_stuck()
     try:
         given = sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]
         if "--json" in given and not {"--help", "-h"} & set(given):  # help is no JSON: it stays on stdout
