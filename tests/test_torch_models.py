@@ -21,7 +21,7 @@ import torch
 from mnistlab.data import preprocess
 
 from mnistlab.experiments import pipeline as training
-from mnistlab.errors import ModelFileError, ParameterError
+from mnistlab.errors import DatasetError, ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
 from mnistlab.models.torch.cnn import PRESETS, PooledConv2d, random_shift, whitening_filters
@@ -158,6 +158,10 @@ def test_checkpoint_of_other_settings_is_neither_resumed_nor_replaced(data, tmp_
     assert (tmp_path / CHECKPOINT_FILE).read_bytes() == saved
     resumed = small("lenet", checkpoint_dir=str(tmp_path)).fit(X, y)  # its own fit still resumes it
     assert resumed.n_iter_ == 2 and "resumed after epoch 1" in resumed.fit_message_
+    # finished, it is replaced: nothing of it is lost (review: a cross-validation's second fold was refused)
+    progress = RecordingProgress()
+    other = small("lenet", checkpoint_dir=str(tmp_path)).fit(X[:150], y[:150], progress=progress)
+    assert other.n_iter_ == 2 and any("another fit's, which it finished" in line for line in progress.lines)
 
 
 def test_checkpoint_of_a_changed_preset_is_not_resumed(data, tmp_path, monkeypatch):
@@ -274,7 +278,7 @@ def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch, one_prediction_
 
     whole = training.train("cnn", dict(params), data, tmp_path / "again", name="run")
     assert epochs_trained == [2, 0, 1, 2]
-    with pytest.raises(ParameterError, match="checkpoint_dir: set by the run itself"):  # sweeps' points resumed
+    with pytest.raises(ParameterError, match="checkpoint_dir: set by mnistlab, not given"):  # sweeps' points resumed
         training.train("cnn", {**params, "checkpoint_dir": str(tmp_path / "mine")}, data, tmp_path, name="mine")
     with np.load(resumed / "predictions.npz") as a, np.load(whole / "predictions.npz") as b:
         np.testing.assert_array_equal(a["proba"], b["proba"])
@@ -602,9 +606,21 @@ def test_a_rerun_without_resume_keeps_the_interrupted_run_s_checkpoint(tmp_path,
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "run 'lost' was interrupted" in result.stderr and "resume it, or overwrite it" in result.stderr
     assert checkpoint.read_bytes() == saved and not (tmp_path / "runs" / "lost").exists()
+    elsewhere = training.DataChoice(train_size=300, test_size=100, data_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(DatasetError):  # overwritten, but failing on its data: kept (review)
+        training.train("lenet", dict(params), elsewhere, tmp_path, name="lost", overwrite=True)
+    assert checkpoint.read_bytes() == saved
     overwritten = training.train("lenet", dict(params), data, tmp_path, name="lost", overwrite=True)
     assert "resumed" not in json.loads((overwritten / "metrics.json").read_text())["fit_message"]
     assert not checkpoint.parent.exists()
+    # what a process killed while writing one leaves is no checkpoint: nothing refused, nothing to resume
+    checkpoint.parent.mkdir(parents=True)
+    (checkpoint.parent / ".staging-99999-checkpoint.safetensors-x.tmp").write_bytes(b"half")
+    training.train("lenet", dict(params), data, tmp_path / "again", name="lost")
+    (tmp_path / "again" / "checkpoints" / "lost").mkdir(parents=True)
+    (tmp_path / "again" / "checkpoints" / "lost" / ".staging-99999-checkpoint.safetensors-x.tmp").write_bytes(b"h")
+    run = training.train("lenet", dict(params), data, tmp_path / "again", name="lost", overwrite=True, resume=True)
+    assert "nothing to resume" in json.loads((run / "metrics.json").read_text())["fit_message"]
 
 
 def test_resume_says_why_it_starts_afresh(tmp_path):

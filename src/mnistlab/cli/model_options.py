@@ -163,9 +163,14 @@ def convert(text: str, constraints) -> Any:
     raise ValueError(f"expected {_expected(constraints)}, got {text!r}")
 
 
+def _settable(cls: type[MnistlabModel]) -> list[str]:
+    """The parameters a command line may set: all but those a run sets itself."""
+    return [name for name in cls._get_param_names() if name not in RUN_SET_PARAMETERS]
+
+
 def _keys(cls: type[MnistlabModel]) -> dict[str, str]:
     """Lower-cased option key (``max-iter``, ``lr``) → parameter name."""
-    names = cls._get_param_names()
+    names = _settable(cls)
     by_key = {name.lower().replace("_", "-"): name for name in names}
     constraints = getattr(cls, "_parameter_constraints", {})
     for alias, (targets, example) in ALIASES.items():
@@ -194,7 +199,7 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
                    and is_flag(constraints.get(by_key[key.lower()[3:]], [])))  # --no-standardize, not --no-C
         name = by_key.get(key.lower()[3:] if negated else key.lower())
         if name is None:
-            options = ", ".join(map(flag, cls._get_param_names()))
+            options = ", ".join(map(flag, _settable(cls)))
             # nor has the command: `sweep --test-size` (a sweep scores on a validation split) came here
             raise ParameterError(None, f"neither the command nor {cls.family} has an option --{key} (see the "
                                        f"command's --help); {cls.family}'s options: {options}")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import write_json
+from .._io import STAGING_PREFIX, write_json
 from .._version import __version__
 from .._values import is_number, is_whole_number, path_text
 from ..callbacks import SILENT, FitProgress
@@ -125,8 +125,8 @@ def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
         raise ParameterError(unknown[0], f"{family} has no such parameter; its parameters: "
                                          f"{', '.join(p for p in accepted if p not in {'self', *RUN_SET_PARAMETERS})}")
     if run_set := sorted(set(params) & RUN_SET_PARAMETERS):
-        raise ParameterError(run_set[0], "set by the run itself: its checkpoints go in <out>/checkpoints/<name>, "
-                                         "where resume finds them")
+        raise ParameterError(run_set[0], "set by mnistlab, not given: a run keeps its checkpoints in "
+                                         "<out>/checkpoints/<name>, where resume finds them")
     if "random_state" in accepted and "random_state" not in params:
         params = {**params, "random_state": seed}
     model = cls(**params)
@@ -172,8 +172,9 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume, overwrite)
         if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
             leaving.callback(_discard, checkpoints)
+        kept = checkpoints is not None and _holds_checkpoint(checkpoints)
         notes = []  # said with the fit's message too: a line logged is lost without a bar (--json)
-        if resume and checkpoints and not any(checkpoints.glob("*")):
+        if resume and checkpoints and not kept:
             progress.log(f"nothing to resume in {checkpoints}: starting afresh")
             notes.append(f"nothing to resume in {checkpoints}: started afresh")
         ds = data.load(progress)
@@ -181,6 +182,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         if calibrate:
             x_train, x_val, y_train, y_val = held_out(x_train, y_train, CALIBRATION_FRACTION, data.seed, "calibrate",
                                                    ds.classes)
+        if kept and not resume:  # overwritten: discarded only now (a re-run that failed on its data lost it)
+            shutil.rmtree(checkpoints, ignore_errors=True)
 
         start = time.perf_counter()
         model.fit(x_train, y_train, progress=progress)
@@ -355,21 +358,25 @@ def zero_weight_fraction(model: MnistlabModel) -> float | None:
 
 def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, overwrite: bool) -> Path | None:
     """Point a model that can checkpoint at ``folder``; None for one that cannot. What an interrupted run of
-    this name left there is resumed, or discarded where the run is overwritten; else it is kept, and the
-    run refused (a re-run without resume deleted it, even where it then failed)."""
+    this name left there is resumed, or discarded where the run is overwritten (by the caller, once the data
+    is there); else it is kept, and the run refused (a re-run without resume deleted it, even where it then
+    failed)."""
     if "checkpoint_dir" not in model.get_params(deep=False):
         if resume:
             raise ParameterError("resume", f"{model.family} does not write checkpoints, so there is nothing to resume")
         return None
     if folder.is_symlink() or folder.exists() and not folder.is_dir():  # rmtree would leave it, and saving fail
         raise ParameterError("out", f"{folder} is not a folder of checkpoints: remove it")
-    if not resume and folder.is_dir() and any(folder.iterdir()):
-        if not overwrite:
-            raise RunExistsError(f"run {folder.name!r} was interrupted, and its checkpoint in {folder} is kept: "
-                                 "resume it, or overwrite it to start afresh")
-        shutil.rmtree(folder, ignore_errors=True)
+    if not resume and not overwrite and _holds_checkpoint(folder):
+        raise RunExistsError(f"run {folder.name!r} was interrupted, and its checkpoint in {folder} is kept: "
+                             "resume it, or overwrite it to start afresh")
     model.set_params(checkpoint_dir=str(folder))
     return folder
+
+
+def _holds_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` holds a checkpoint: a file, not what a process killed while writing one left."""
+    return folder.is_dir() and any(not path.name.startswith(STAGING_PREFIX) for path in folder.iterdir())
 
 
 def _iterations(n_iter) -> int | None:

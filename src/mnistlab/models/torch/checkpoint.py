@@ -2,7 +2,9 @@
 
 A checkpoint is the state after a completed epoch in one safetensors file (no
 pickle), written atomically, with a fingerprint of what the fit computes: a
-later fit with the same fingerprint continues from it, any other starts afresh.
+later fit with the same fingerprint continues from it. Another fit replaces it
+only where it is finished; an unfinished one is refused (its epochs are what a
+resume of its own fit needs).
 """
 
 from __future__ import annotations
@@ -60,13 +62,15 @@ class Checkpoint:
         self.meta: dict[str, str] = {}
         self.unusable: str | None = None  # why ``load`` found nothing to resume, when a file was there
 
-    def save(self, epoch: int, seed: int, threads: int, seconds: float, history: dict, network, optimizer) -> None:
+    def save(self, epoch: int, epochs: int, seed: int, threads: int, seconds: float, history: dict, network,
+             optimizer) -> None:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
         for index, state in optimizer.state_dict()["state"].items():
             tensors.update({f"optimizer.{index}.{k}": v.detach().cpu().contiguous()
                             for k, v in state.items() if torch.is_tensor(v)})
         meta = {"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, "epoch": str(epoch),
-                "seed": str(seed), "threads": str(threads), "seconds": f"{seconds:.3f}", "history": json.dumps(history)}
+                "epochs": str(epochs), "seed": str(seed), "threads": str(threads), "seconds": f"{seconds:.3f}",
+                "history": json.dumps(history)}
         atomic_write_bytes(self.path, safetensors_bytes(tensors, metadata=meta))
 
     def load(self, epochs: int, shapes: dict[str, tuple[int, ...]], n_parameters: int,
@@ -74,7 +78,7 @@ class Checkpoint:
         """This checkpoint if one for the same fingerprint exists and fits a fit of ``epochs`` epochs of a
         network whose state has ``shapes`` and ``n_parameters`` parameters, and whose history keeps
         ``history_keys``, else None (it will be overwritten); ``unusable`` then says why a file that is
-        there cannot be resumed. A file written for another fit (parameters or data) is refused, not replaced."""
+        there cannot be resumed. Another fit's (other parameters or data) is refused where it is unfinished."""
         if self.path.exists() and not self.path.is_file():  # it could not be saved either
             raise ModelFileError(f"{self.path}: not a file, so no checkpoint can be read or written there: remove it")
         if not self.path.is_file():
@@ -84,6 +88,9 @@ class Checkpoint:
                 meta = f.metadata() or {}
                 if meta.get("format") != CHECKPOINT_FORMAT:
                     self.unusable = f"{self.path} is not an mnistlab checkpoint"
+                    return None
+                if meta.get("fingerprint") != self.fingerprint and meta.get("epoch") == meta.get("epochs"):
+                    self.unusable = f"{self.path} is another fit's, which it finished"  # nothing of it is lost
                     return None
                 if meta.get("fingerprint") != self.fingerprint:  # its epochs, overwritten by another fit's, were lost
                     raise ModelFileError(f"{self.path} holds the epochs of a fit with other parameters or data: only "

@@ -258,7 +258,7 @@ class TorchClassifier(MnistlabModel):
                     seconds = time.perf_counter() - epoch_start
                     trained_seconds += seconds
                     if checkpoint:
-                        checkpoint.save(epoch + 1, seed, threads, trained_seconds, history, network, optimizer)
+                        checkpoint.save(epoch + 1, epochs, seed, threads, trained_seconds, history, network, optimizer)
                     log.add(epoch + 1, f"{line}  ({seconds:.1f} s)")
                 log.flush()
 
