@@ -219,9 +219,11 @@ def test_a_rich_bar_of_work_that_ended_early_ends_full_and_without_its_first_wor
 
 def test_a_bar_that_cannot_be_drawn_says_how_far_it_got_now_and_then():
     """On a file or a pipe Rich draws no bar until the end: a benchmark of many hours said nothing in its log."""
-    for terminal, said in ((False, ["2/137 configurations, 0:00:00 elapsed: SVC C=1: accuracy 0.81"]), (True, [])):
+    said = ["2/137 configurations, 0:00:00 elapsed: SVC C=1: accuracy 0.81"]
+    for terminal, dumb, said in ((False, False, said), (True, True, said), (True, False, [])):  # TERM=dumb draws none
         buffer = io.StringIO()
-        bar = progress_mod.RichProgress(Console(file=buffer, width=100, force_terminal=terminal))
+        console = Console(file=buffer, width=100, force_terminal=terminal, _environ={"TERM": "dumb"} if dumb else {})
+        bar = progress_mod.RichProgress(console)
         bar.start(137, "configuration")
         bar.advance(1, "SVC C=1: accuracy 0.81")  # under a minute in: nothing said
         bar._last_line -= progress_mod.QUIET_LINE_SECONDS  # a minute on

@@ -355,14 +355,17 @@ def test_what_is_dropped_is_predicted_or_refused_aloud(page, server, trouser_pho
     assert _drop(page, "#drop-zone p", [])  # a link: no file
     assert page.locator("#error").inner_text().startswith("What was dropped is not a file")
     photo = list(trouser_photo.read_bytes())
+    page.set_viewport_size({"width": 1100, "height": 500})
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # far from the box (review: answered unseen)
     assert page.evaluate("""([photo]) => {
         const data = new DataTransfer();
         data.items.add(new File([new Uint8Array(photo)], "trouser.jpg", {type: "image/jpeg"}));
         const event = new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true});
-        document.querySelector("#runs-title").dispatchEvent(event);
+        document.querySelector("#mistakes-title").dispatchEvent(event);
         return event.defaultPrevented;
     }""", [photo])
     page.wait_for_selector("#answer:not([hidden]) #predicted-class:has-text('Trouser')", timeout=20000)
+    assert 0 <= page.evaluate("document.getElementById('try').getBoundingClientRect().top") < 100
     assert not _drop(page, "#runs-title", [])  # text dragged within the page, dropped beside the box: left alone
 
 

@@ -72,12 +72,16 @@ class RichProgress(FitProgress):
     def advance(self, done: int, description: str = "") -> None:
         if self._progress is None:
             return
-        if not self.console.is_terminal and time.monotonic() - self._last_line >= QUIET_LINE_SECONDS:
+        if not self._draws() and time.monotonic() - self._last_line >= QUIET_LINE_SECONDS:
             self._say_how_far(done, description)
         room = self.console.width - BAR_WIDTH - FIXED_COLUMNS_WIDTH
         if len(description) > room:  # Rich would squeeze every column instead
             description = description[:max(room - 1, 0)] + "…"
         self._progress.update(self._task, completed=done, **({"description": description} if description else {}))
+
+    def _draws(self) -> bool:
+        """Whether Rich draws the bar as it goes: on a terminal that is not a dumb one (TERM=dumb: Emacs's shell)."""
+        return self.console.is_terminal and not self.console.is_dumb_terminal
 
     def _say_how_far(self, done: int, description: str) -> None:
         """The bar's count, time and state as a line: Rich draws no bar on a file or a pipe until the end,
@@ -103,7 +107,7 @@ class RichProgress(FitProgress):
                 task = self._progress.tasks[0]
                 self._progress.update(self._task, total=task.completed,
                                       description="" if task.description == STARTING else task.description)
-            if self._progress.live.transient and not self.console.is_terminal:
+            if self._progress.live.transient and not self._draws():
                 with self.console.capture():  # nothing was drawn on a file or a pipe: Rich would write an empty line
                     self._progress.stop()
             else:

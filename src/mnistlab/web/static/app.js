@@ -146,6 +146,7 @@ document.addEventListener("drop", (e) => {
   e.preventDefault();
   zone.classList.remove("over");
   const files = e.dataTransfer.files;
+  if (!zone.contains(e.target)) $("try").scrollIntoView({ block: "start" });  // where the answer will show
   if (files.length === 1) predict(files[0], files[0].name);
   else if (files.length > 1) showError(`Drop one image at a time: ${files.length} files were dropped.`);
   else showError("What was dropped is not a file (a link, or a picture from another page?): " +
