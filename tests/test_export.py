@@ -104,6 +104,66 @@ def test_the_check_refuses_probabilities_that_are_not_numbers(fashion, tmp_path)
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.parametrize("family", ["sklearn:GaussianNB", "sklearn:MultinomialNB", "sklearn:ComplementNB",
+                                    "sklearn:BernoulliNB"])
+def test_a_naive_bayes_export_computes_probabilities_summing_to_1_as_the_model_does(mnist, family, tmp_path):
+    """Converted in float32, a GaussianNB's log-likelihoods (about -3e9, in steps of 128-256) gave rows
+    summing to 2 on a few digits and on a few bright pixels on black, the model's own too; the other
+    naive Bayes' exports were refused, 2e-4 to 8e-4 from the model."""
+    x, y = mnist.x_train[::5], mnist.y_train[::5]  # 100 of each digit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # BernoulliNB: the pixels' default binarisation threshold
+        model = get_family(family)().fit(flatten_scale(x), y)
+    path = export_onnx(model, list(mnist.classes), "mnist", "nb", tmp_path / "m.onnx", check_images=mnist.x_test[:300])
+    sparse = np.zeros((1, 28, 28), np.uint8)
+    sparse[0, [3, 10, 20], [5, 14, 22]] = 255  # a few bright pixels on black
+    images = np.concatenate([mnist.x_test, sparse])
+    got, expected = read_onnx(path).predict_proba(images), model.predict_proba(flatten_scale(images))
+    assert np.abs(got.sum(axis=1) - 1).max() <= PARITY_TOLERANCE
+    assert np.abs(expected.sum(axis=1) - 1).max() <= 1e-9
+    assert np.abs(got - expected).max() <= PARITY_TOLERANCE
+    assert read_onnx(path).session.get_outputs()[0].type == "tensor(float)"  # the file's contract as before
+
+
+def test_the_check_refuses_probabilities_that_do_not_sum_to_1_even_off_the_test_images(fashion, tmp_path):
+    """A graph that agrees with the model on the test images but doubles a nearly black image's
+    probabilities, as GaussianNB's float32 graph did: the probe images catch it."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mnistlab.models.onnx_graphs import INPUT as X, OUTPUT, model_of
+
+    weights = np.random.default_rng(0).normal(0, 0.01, (784, 10)).astype(np.float32)
+
+    class Doubling(MnistlabModel):
+        family = "doubling"
+
+        def predict_proba(self, x):
+            z = np.exp(x @ weights)
+            return z / z.sum(axis=1, keepdims=True)
+
+        def onnx_graph(self):
+            nodes = [helper.make_node("MatMul", [X, "W"], ["z"]), helper.make_node("Softmax", ["z"], ["p"], axis=1),
+                     helper.make_node("ReduceSum", [X, "axis"], ["ink"], keepdims=1),
+                     helper.make_node("Less", ["ink", "five"], ["dark"]),
+                     helper.make_node("Cast", ["dark"], ["extra"], to=TensorProto.FLOAT),
+                     helper.make_node("Add", ["extra", "one"], ["factor"]),
+                     helper.make_node("Mul", ["p", "factor"], [OUTPUT])]
+            constants = [numpy_helper.from_array(weights, "W"), numpy_helper.from_array(np.array([1]), "axis"),
+                         numpy_helper.from_array(np.array(5, np.float32), "five"),
+                         numpy_helper.from_array(np.array(1, np.float32), "one")]
+            return model_of(helper.make_graph(
+                nodes, "doubling", [helper.make_tensor_value_info(X, TensorProto.FLOAT, ["N", 784])],
+                [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N", 10])], initializer=constants))
+
+    with pytest.raises(ExportError) as caught:
+        export_onnx(Doubling(), list(fashion.classes), "fashion-mnist", "r", tmp_path / "m.onnx",
+                    check_images=fashion.x_test[:300])
+    assert str(caught.value) == (
+        "the ONNX graph of the doubling model gives probabilities that do not sum to 1: 1 of 304 rows "
+        "(300 test images, 4 probe images), up to 1 off (allowed: 0.0001); nothing was written")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 @pytest.mark.parametrize("family, params, reason", [
     ("sklearn:RidgeClassifier", {}, "it has no probabilities of its own"),
     ("sklearn:LabelPropagation", {}, "skl2onnx says Unable to find a shape calculator"),  # no converter
@@ -148,7 +208,8 @@ def test_run_export_writes_a_checked_file_with_its_metadata(run_dir, exported):
     assert json.loads(meta["classes"])[1] == "Trouser"
     assert json.loads(meta["photo_convention"])["dataset"] == "fashion-mnist"
     assert re.fullmatch(r"300 test images under onnxruntime: the model's class for every one, probabilities "
-                        r"at most \S+ from the model's", meta["check"])
+                        r"at most \S+ from the model's; probabilities summing to 1 for them and 4 probe images",
+                        meta["check"])
     run = api.Run(run_dir)
     assert list(model.predict_proba(run.dataset.x_test).argmax(axis=1)) == list(run.predictions.y_pred)
 

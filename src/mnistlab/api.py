@@ -235,7 +235,8 @@ class Run:
         ``classes``, which, with the dataset and its photo convention, are in its metadata.
         ``path``: default ``model.onnx`` in the run's folder. ``check``: first run the export
         under onnxruntime on the run's test images; it is written only if it predicts the model's
-        class for each and probabilities within 1e-4 of the model's (else ExportError).
+        class for each and probabilities within 1e-4 of the model's, summing to 1 (so too for a few
+        probe images: noise, sparse, inverted, grey), else ExportError.
 
         >>> path = run.export()                             # checked on the run's test images
         >>> import onnxruntime

@@ -25,7 +25,7 @@ def export_cmd(run: RunArg,
     photo converted by mnistlab) and gives the probabilities of the run's classes; the class names,
     the dataset and its photo convention are in the file's metadata. With --check (the default) the
     file is written only if, under onnxruntime, it predicts the model's class for every test image
-    and probabilities within 1e-4 of the model's.
+    and probabilities within 1e-4 of the model's, summing to 1 (so too for a few probe images).
 
     Examples:
 

@@ -126,9 +126,10 @@ def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
 
     ``check_images`` (uint8 N×28×28, e.g. the run's test images): the file is written only if,
     under onnxruntime, it predicts the model's class for every one of them and probabilities
-    within PARITY_TOLERANCE of the model's; else ExportError. A family that cannot describe
-    itself as a graph raises ExportError naming itself. ``before_write`` is called last before
-    the file is written (to raise if ``path``'s folder no longer holds that model).
+    within PARITY_TOLERANCE of the model's, summing to 1 (so too for ``probe_images``); else
+    ExportError. A family that cannot describe itself as a graph raises ExportError naming
+    itself. ``before_write`` is called last before the file is written (to raise if ``path``'s
+    folder no longer holds that model).
     """
     require_onnx()
     run = printable(run)  # a folder's name need not be UTF-8, and protobuf's text must be
@@ -152,8 +153,22 @@ def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
     return Path(path)
 
 
+def probe_images() -> np.ndarray:
+    """uint8 images unlike a dataset's, on which an export's arithmetic can break where the test images
+    pass: noise, a few bright pixels on black, a dark bar on white (a photo not inverted), flat grey."""
+    noise = np.random.default_rng(0).integers(0, 256, (IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
+    sparse = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.uint8)
+    sparse[[3, 10, 20], [5, 14, 22]] = 255
+    inverted = np.full((IMAGE_SIDE, IMAGE_SIDE), 255, np.uint8)
+    inverted[4:24, 12:16] = 0
+    return np.stack([noise, sparse, inverted, np.full((IMAGE_SIDE, IMAGE_SIDE), 128, np.uint8)])
+
+
 def _check(model, exported: OnnxModel, images: np.ndarray) -> str:
-    """What the export gives ``images`` against what the model gives them (ExportError if they differ)."""
+    """What the export gives ``images`` against what the model gives them (ExportError if they differ),
+    and that its probabilities sum to 1 for them and for ``probe_images`` (ExportError if not): a float32
+    GaussianNB graph gave rows summing to 2 on MNIST digits the test images it was checked on did not
+    include, and on a few bright pixels on black."""
     expected = np.asarray(model.predict_proba(flatten_scale(images)), dtype=np.float64)
     got = exported.predict_proba(images).astype(np.float64)
     other_class = int(np.sum(got.argmax(axis=1) != expected.argmax(axis=1)))
@@ -162,8 +177,16 @@ def _check(model, exported: OnnxModel, images: np.ndarray) -> str:
         raise ExportError(f"the ONNX graph does not compute what the {model.family} model does: another class for "
                           f"{other_class} of {len(images)} images, probabilities up to {difference:.2g} apart "
                           f"(allowed: {PARITY_TOLERANCE:g}); nothing was written")
+    probes = probe_images()
+    off = np.abs(np.concatenate([got, exported.predict_proba(probes)]).sum(axis=1) - 1)
+    if not off.max() <= PARITY_TOLERANCE:
+        raise ExportError(f"the ONNX graph of the {model.family} model gives probabilities that do not sum to 1: "
+                          f"{int(np.sum(~(off <= PARITY_TOLERANCE)))} of {len(off)} rows ({len(images)} test images, "
+                          f"{len(probes)} probe images), up to {off.max():.2g} off (allowed: {PARITY_TOLERANCE:g}); "
+                          "nothing was written")
     return (f"{len(images)} test images under onnxruntime: the model's class for every one, probabilities "
-            f"at most {difference:.1e} from the model's")
+            f"at most {difference:.1e} from the model's; probabilities summing to 1 for them and "
+            f"{len(probes)} probe images")
 
 
 # --- reading ---------------------------------------------------------------------------

@@ -148,8 +148,11 @@ class SklearnClassifier(MnistlabModel):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def predict_proba(self, X) -> np.ndarray:
+        """In float64, as the export's graph computes (``onnx_graph``): a GaussianNB fitted on float32 pixels
+        keeps float32 means and variances, and its joint log-likelihoods (about -3e9, where float32's step is
+        128–256) normalised in float32 gave two classes a probability of 1 each."""
         check_is_fitted(self, "estimator_")
-        X = check_features(self, X)
+        X = check_features(self, X).astype(np.float64)
         with refusals_of(self.family, "predict"):
             return self._proba(X)
 
@@ -203,33 +206,40 @@ class SklearnClassifier(MnistlabModel):
         """skl2onnx's converter of the fitted estimator (its StandardScaler too), where it has one.
 
         Only a classifier with probabilities of its own: those mnistlab makes from decision scores
-        (or predictions) are computed by no converter.
+        (or predictions) are computed by no converter. Converted for float64, as ``predict_proba``
+        computes, between a Cast of the float32 input and one of the probabilities to float32: in
+        float32, an MNIST GaussianNB's graph gave rows summing to 2 (two classes exp(0) = 1), and the
+        other naive Bayes' graphs were 1.9e-4 to 7.7e-4 from the model, so their exports were refused.
+        Converted for float32 where skl2onnx's float64 graph is not valid ONNX (AdaBoost's: its Where
+        mixes float and double).
         """
         check_is_fitted(self, "estimator_")
         if not hasattr(self.estimator_, "predict_proba"):
             raise ExportError(f"a {self.family} model cannot be exported to ONNX: it has no probabilities of its "
                               "own (mnistlab's are the softmax of its decision scores), which skl2onnx does not give")
         try:
+            import onnx
             from skl2onnx import convert_sklearn
-            from skl2onnx.common.data_types import FloatTensorType
+            from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
         except ImportError:
             raise ExportError(f"exporting {self.family} needs skl2onnx: pip install 'mnistlab[onnx]'") from None
-        from .onnx_graphs import INPUT, OPSET, OUTPUT
+        from .onnx_graphs import INPUT, OPSET
 
         estimator = copy.deepcopy(self.estimator_)
         final = estimator[-1] if self.standardize else estimator
         with contextlib.suppress(AttributeError):  # skl2onnx's label output cannot index uint8 class labels
             final.classes_ = np.asarray(final.classes_, np.int64)
-        try:
-            model = convert_sklearn(estimator, initial_types=[(INPUT, FloatTensorType([None, N_FEATURES]))],
-                                    target_opset={"": OPSET, "ai.onnx.ml": 3}, options={id(final): {"zipmap": False}})
-        except Exception as exc:  # noqa: BLE001 - skl2onnx's refusals (no converter, a setting it lacks) share no base
-            raise ExportError(f"a {self.family} model cannot be exported to ONNX: skl2onnx says "
-                              f"{one_line(exc)[:200]}") from None
-        probabilities = [output for output in model.graph.output if output.name == OUTPUT]
-        del model.graph.output[:]  # the predicted label is not part of the contract: the probabilities are
-        model.graph.output.extend(probabilities)
-        return model
+        for tensor_type in (DoubleTensorType, FloatTensorType):
+            try:
+                model = convert_sklearn(estimator, initial_types=[(INPUT, tensor_type([None, N_FEATURES]))],
+                                        target_opset={"": OPSET, "ai.onnx.ml": 3},
+                                        options={id(final): {"zipmap": False}})
+                onnx.checker.check_model(model, full_check=True)
+                return _with_float32_ends(model)
+            except Exception as exc:  # noqa: BLE001 - skl2onnx's refusals (no converter, a setting it lacks),
+                refusal = exc  # and a graph the checker refuses, share no base
+        raise ExportError(f"a {self.family} model cannot be exported to ONNX: skl2onnx says "
+                          f"{one_line(refusal)[:200]}")
 
     # -- model files --------------------------------------------------------------------------
     def get_arrays(self) -> dict[str, np.ndarray]:
@@ -271,6 +281,30 @@ class SklearnClassifier(MnistlabModel):
         self.estimator_, self.classes_ = estimator, np.asarray(arrays["classes_"])
         self.n_features_in_ = estimator.n_features_in_
         return self
+
+
+def _with_float32_ends(model):
+    """skl2onnx's graph behind a Cast of the float32 input ``x`` to its own input's type, and with its
+    probabilities cast to float32: the contract of a family's graph. The predicted label, no part of it,
+    is left out."""
+    from onnx import TensorProto, helper
+
+    from .onnx_graphs import INPUT, OUTPUT
+
+    graph = model.graph
+    (converted,) = graph.input
+    own = {INPUT: f"{INPUT}_converted", OUTPUT: f"{OUTPUT}_converted"}
+    for node in graph.node:
+        node.input[:] = [own.get(name, name) for name in node.input]
+        node.output[:] = [own.get(name, name) for name in node.output]
+    graph.node.insert(0, helper.make_node("Cast", [INPUT], [own[INPUT]], to=converted.type.tensor_type.elem_type))
+    graph.node.append(helper.make_node("Cast", [own[OUTPUT]], [OUTPUT], to=TensorProto.FLOAT))
+    probabilities = [output for output in graph.output if output.name == OUTPUT]
+    for value in (converted, *probabilities):
+        value.type.tensor_type.elem_type = TensorProto.FLOAT
+    del graph.output[:]
+    graph.output.extend(probabilities)
+    return model
 
 
 def _check_array_sizes(archive: zipfile.ZipFile) -> None:
