@@ -318,6 +318,22 @@ def test_cli_export(run_dir, tmp_path):
         assert run_cli("export", str(run_dir), "--output", str(target)).returncode == 0 and target.is_file()
 
 
+def test_a_link_named_onnx_to_another_runs_model_file_is_refused_not_written_through(run_dir, tmp_path):
+    """The .onnx rule read the name given, and the export wrote through the link: the other run's model.npz
+    was replaced by the ONNX file, and that run could not be loaded any more."""
+    other = tmp_path / "runs" / "other"
+    shutil.copytree(run_dir, other)
+    model_file = (other / "model.npz").read_bytes()
+    link = tmp_path / "odd" / "link.onnx"
+    link.parent.mkdir()
+    link.symlink_to(other / "model.npz")
+    result = run_cli("export", str(run_dir), "--output", str(link), "--no-check")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {link}: an export's file name ends in .onnx (a link to {link.resolve()})"], result.stderr
+    assert (other / "model.npz").read_bytes() == model_file and link.is_symlink()
+    assert api.Run(other).model.family == "logreg"
+
+
 def test_another_runs_export_copied_into_a_run_is_refused(run_dir, exported, tmp_path):
     """It was served as this run's model (another family's probabilities under this run's name)."""
     import shutil

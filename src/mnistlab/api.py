@@ -252,10 +252,12 @@ class Run:
             raise ParameterError("format", f"cannot export as {format!r}; choose one of: onnx")
         check_parameter("check", check, ["boolean"])
         path = _path_or_none("path", path)
-        if path is not None and Path(path).suffix != ".onnx":  # it would replace whatever is there: a run's model.npz
-            raise ParameterError(None, f"{path}: an export's file name ends in .onnx")
         target = Path(path).expanduser() if path is not None else self.path / ONNX_FILE
         written = target.resolve()  # through links, as the export writes
+        if path is not None and written.suffix != ".onnx":  # it would replace whatever is there: a run's model.npz,
+            # through a link named .onnx too (the name given was checked before, and another run lost its model)
+            through = f" (a link to {written})" if target.suffix == ".onnx" else ""
+            raise ParameterError(None, f"{path}: an export's file name ends in .onnx{through}")
         if written.name == ONNX_FILE and is_run_folder(written.parent) and written.parent != self.path.resolve():
             # another run's own export, which serve would refuse for this run's model
             raise ParameterError(None, f"{path}: that is run {written.parent.name!r}'s export, not {self.name!r}'s: "
