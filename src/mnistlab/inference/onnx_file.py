@@ -171,7 +171,11 @@ def _check(model, exported: OnnxModel, images: np.ndarray) -> str:
     include, and on a few bright pixels on black."""
     expected = np.asarray(model.predict_proba(flatten_scale(images)), dtype=np.float64)
     got = exported.predict_proba(images).astype(np.float64)
-    other_class = int(np.sum(got.argmax(axis=1) != expected.argmax(axis=1)))
+    # another class only where the model's own probability of the graph's class is below its highest: a tie of
+    # the model's (a forest of 20 trees: .35 and .35) that float32's rounding broke the other way was refused
+    # ("another class for 22 of 10000 images, probabilities up to 1.2e-07 apart")
+    chosen = expected[np.arange(len(images)), got.argmax(axis=1)]
+    other_class = int(np.sum(chosen < expected.max(axis=1) - PARITY_TOLERANCE))
     difference = float(np.abs(got - expected).max()) if len(images) else 0.0
     if other_class or not difference <= PARITY_TOLERANCE:  # NaN (overflowing weights) is no agreement
         raise ExportError(f"the ONNX graph does not compute what the {model.family} model does: another class for "
