@@ -184,6 +184,15 @@ def test_a_tie_of_the_models_broken_the_other_way_by_rounding_is_the_same_answer
     assert read_onnx(path).metadata["check"].startswith("50 test images under onnxruntime: the model's class")
 
 
+def test_onnxruntime_writes_nothing_on_stderr_when_it_reads_an_export(fashion, tmp_path, capfd):
+    """Its warnings are coloured lines on stderr: a ComplementNB's export gave one at every read."""
+    model = get_family("sklearn:ComplementNB")().fit(flatten_scale(fashion.x_train[:300]), fashion.y_train[:300])
+    path = export_onnx(model, list(fashion.classes), "fashion-mnist", "r", tmp_path / "m.onnx",
+                       check_images=fashion.x_test[:50])
+    read_onnx(path).predict_proba(fashion.x_test[:5])
+    assert "onnxruntime" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("family, params, reason", [
     ("sklearn:RidgeClassifier", {}, "it has no probabilities of its own"),
     ("sklearn:LabelPropagation", {}, "skl2onnx says Unable to find a shape calculator"),  # no converter

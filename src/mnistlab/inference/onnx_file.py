@@ -248,6 +248,9 @@ def read_onnx(source: str | os.PathLike | bytes, threads: int | None = None) -> 
         raise ModelFileError(f"{name}: the metadata names no dataset")
     _check_signature(model.graph, len(classes), name)
     options = onnxruntime.SessionOptions()
+    # errors only: its warnings are coloured lines on stderr, around one-line errors ("Removing initializer
+    # 'class_log_prior'. It is not used by any node" for every ComplementNB export)
+    options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = options.inter_op_num_threads = threads
     try:
