@@ -252,19 +252,22 @@ def test_mlp_through_the_pipeline(tmp_path):
     assert load_model(run).predict(np.zeros((1, 784), dtype=np.float32)).shape == (1,)
 
 
+def interrupted_run(monkeypatch, family, params, data, out, name, epoch) -> None:
+    """Train run ``name`` into ``out`` until it is interrupted as epoch ``epoch`` (0-based) starts."""
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, epoch)
+        with pytest.raises(KeyboardInterrupt):
+            training.train(family, dict(params), data, out, name=name)
+
+
 def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch, one_prediction_thread):
     data = training.DataChoice(train_size=500, test_size=200)
     params = {**SMALL["cnn"], "epochs": 3}
-    with monkeypatch.context() as patch:
-        interrupt_at_epoch(patch, 2)
-        with pytest.raises(KeyboardInterrupt):
-            training.train("cnn", dict(params), data, tmp_path, name="run")
+    interrupted_run(monkeypatch, "cnn", params, data, tmp_path, "run", 2)
     assert (tmp_path / "checkpoints" / "run" / CHECKPOINT_FILE).is_file()
     assert not (tmp_path / "runs" / "run").exists()
-    with monkeypatch.context() as patch:  # a default name, which nothing can give to resume: nothing kept
-        interrupt_at_epoch(patch, 2)
-        with pytest.raises(KeyboardInterrupt):
-            training.train("cnn", dict(params), data, tmp_path / "unnamed")
+    # a default name, which nothing can give to resume: nothing kept
+    interrupted_run(monkeypatch, "cnn", params, data, tmp_path / "unnamed", None, 2)
     assert not (tmp_path / "unnamed" / "checkpoints").exists()
 
     epochs_trained = []
@@ -595,10 +598,7 @@ def test_a_rerun_without_resume_keeps_the_interrupted_run_s_checkpoint(tmp_path,
     lost the interrupted run's epochs, without a word."""
     data = training.DataChoice(train_size=300, test_size=100)
     params = {**SMALL["lenet"], "epochs": 2}
-    with monkeypatch.context() as patch:
-        interrupt_at_epoch(patch, 1)
-        with pytest.raises(KeyboardInterrupt):
-            training.train("lenet", dict(params), data, tmp_path, name="lost")
+    interrupted_run(monkeypatch, "lenet", params, data, tmp_path, "lost", 1)
     checkpoint = tmp_path / "checkpoints" / "lost" / CHECKPOINT_FILE
     saved = checkpoint.read_bytes()
     result = run_cli("train", "lenet", "--name", "lost", "--epochs", "2", "--train-size", "300", "--test-size", "100",
