@@ -345,6 +345,10 @@ def test_cli_export(run_dir, tmp_path):
     (project / "config.json").write_text("{}")
     for target in (run_dir / "model.onnx", other / "mine.onnx", project / "model.onnx"):
         assert run_cli("export", str(run_dir), "--output", str(target)).returncode == 0 and target.is_file()
+    # a folder of its own among the runs: it was made, and listed as a damaged run
+    bad = run_cli("export", str(run_dir), "--output", str(run_dir.parent / "ghost" / "model.onnx"))
+    assert bad.returncode == 2 and "'ghost' is none; write it elsewhere" in bad.stderr, bad.stderr
+    assert not (run_dir.parent / "ghost").exists()
 
 
 def test_a_link_named_onnx_to_another_runs_model_file_is_refused_not_written_through(run_dir, tmp_path):

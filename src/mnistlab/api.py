@@ -262,6 +262,10 @@ class Run:
             # another run's own export, which serve would refuse for this run's model
             raise ParameterError(None, f"{path}: that is run {written.parent.name!r}'s export, not {self.name!r}'s: "
                                        "write it elsewhere, or export that run")
+        if written.parent.parent == self.path.parent.resolve() and not is_run_folder(written.parent):
+            # every folder there is a run's: one made for the export was listed as a damaged run
+            raise ParameterError(None, f"{path}: every folder in {self.path.parent} is a run's, and "
+                                       f"{written.parent.name!r} is none; write it elsewhere")
         return export_onnx(self.model, self.classes, self.config["dataset"]["name"], self.name, target,
                            check_images=self.dataset.x_test if check else None,
                            before_write=self._unchanged if path is None else None,
