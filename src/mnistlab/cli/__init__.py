@@ -108,6 +108,10 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C before typer runs the command (while it builds it), where typer cannot see it
         err_console.print("interrupted")
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:  # said as Ctrl-C's "interrupted" is (and as _end_if_stuck says it)
+            err_console.print("terminated")
+        raise
     except TyperException as exc:  # a usage error (click's, which typer carries): typer's own is five lines
         if not exc.format_message():  # a group called bare: its help, printed already, says it all
             sys.exit(exc.exit_code)
