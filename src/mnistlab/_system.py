@@ -6,6 +6,8 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import threading
+import weakref
 from collections.abc import Callable
 
 # glibc's mallopt parameters (malloc.h)
@@ -52,3 +54,20 @@ def ended_with_parent() -> Callable[[], None]:
         if os.getppid() != parent:  # it ended before the request was made
             os._exit(1)
     return end_with_parent
+
+
+_WAITING: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # started by start_waiting_thread
+
+
+def start_waiting_thread(target: Callable[[], None], name: str) -> None:
+    """Start ``target`` in a daemon thread that waits on a descriptor and holds no lock while it waits: a
+    child forked beside it inherits nothing held (``other_threads`` leaves it out)."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    _WAITING.add(thread)
+    thread.start()
+
+
+def other_threads() -> int:
+    """How many Python threads besides the caller's a child forked now would inherit the locks of (held by a
+    notebook's or a server's threads): all but those of ``start_waiting_thread``."""
+    return sum(thread is not threading.current_thread() and thread not in _WAITING for thread in threading.enumerate())

@@ -14,7 +14,6 @@ import errno
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 import warnings
@@ -24,6 +23,7 @@ import typer
 from typer.exceptions import TyperException
 from rich.text import Text
 
+from .._system import start_waiting_thread
 from ..errors import MnistlabError, ParameterError, one_line, printable
 from .common import app, err_console, keep_stdout_for_json
 
@@ -74,10 +74,16 @@ STOP_GRACE = 10.0  # seconds a Ctrl-C or SIGTERM has to unwind the command befor
 def _end_if_stuck() -> None:
     """End the process ``STOP_GRACE`` seconds after a Ctrl-C or SIGTERM that has not ended it: Python runs a
     signal's handler between bytecodes only, and a fit inside C code runs on (libsvm's solver went on 65 s
-    past a SIGTERM, a Zalando grid for ever). What it leaves half-made is swept as a killed command's is."""
-    read, write = os.pipe()
-    os.set_blocking(write, False)
-    signal.set_wakeup_fd(write, warn_on_full_buffer=False)  # written by the C handler, whatever Python is doing
+    past a SIGTERM, a Zalando grid for ever). What it leaves half-made is swept as a killed command's is.
+    (Not for serve, whose event loop takes the wakeup descriptor over; nor where Python has none of this.)"""
+    try:
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)  # written by the C handler, whatever Python does
+    except (AttributeError, OSError, ValueError):
+        return
+    # a forked child's signals are its own: written to this pipe, one sent to the child would end this process
+    os.register_at_fork(after_in_child=lambda: signal.set_wakeup_fd(-1))
 
     def watch() -> None:
         while (signum := os.read(read, 1)[0]) not in (signal.SIGINT, signal.SIGTERM):
@@ -86,7 +92,7 @@ def _end_if_stuck() -> None:
         err_console.print("interrupted" if signum == signal.SIGINT else "terminated")
         os._exit(128 + signum)
 
-    threading.Thread(target=watch, name="end-if-stuck", daemon=True).start()
+    start_waiting_thread(watch, "end-if-stuck")  # figures still draw in a forked child beside it
 
 
 def main() -> None:

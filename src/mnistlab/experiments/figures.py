@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import plots
-from .._system import ended_with_parent, usable_cores
+from .._system import ended_with_parent, other_threads, usable_cores
 from .interpret import Interpretation
 
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
@@ -211,7 +210,7 @@ def _can_fork() -> bool:
     inherit held, and not a daemonic worker (of a ``multiprocessing.Pool``), which may have no children."""
     import multiprocessing
 
-    return (sys.platform == "linux" and usable_cores() > 1 and threading.active_count() == 1
+    return (sys.platform == "linux" and usable_cores() > 1 and other_threads() == 0
             and not multiprocessing.current_process().daemon)
 
 
