@@ -149,9 +149,12 @@ def test_a_command_stuck_in_c_code_ends_soon_after_a_signal(tmp_path, sig, code,
     script = tmp_path / "stuck.py"
     script.write_text(STUCK_COMMAND)
     victim = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert victim.stdout.readline() == "started\n"
-    time.sleep(0.2)
-    sent = time.monotonic()
-    victim.send_signal(sig)
-    _, err = victim.communicate(timeout=30)
-    assert victim.returncode == code and err == f"{line}\n" and time.monotonic() - sent < 15
+    try:
+        assert victim.stdout.readline() == "started\n"
+        time.sleep(0.2)
+        sent = time.monotonic()
+        victim.send_signal(sig)
+        _, err = victim.communicate(timeout=30)
+        assert victim.returncode == code and err == f"{line}\n" and time.monotonic() - sent < 15
+    finally:
+        victim.kill()  # it blocks both signals: where the test fails, nothing else would end it

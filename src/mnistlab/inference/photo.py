@@ -764,7 +764,7 @@ STROKE = 0.05  # a line at least this fraction of the short side thick is drawn,
 # A digital drawing's background is one grey: 98 % of its pixels within this of one another (on 60 photos,
 # noise and light put them 0.24–0.71 apart): no paper's edge nor shadow can be in it.
 FLAT = 2 / 255
-SPAN = 0.75  # a line along more than this fraction of its side is ruled along the border, not drawn
+SPAN = 0.9  # a line along more than this fraction of its side is ruled along the border, not drawn
 THIN = 0.3  # a line thinner than this fraction of the object's thickest part is a stray stroke
 CORE = 0.6  # the object's strong pixels: at least this fraction of the brightest
 NEAR = 0.3  # a part farther from the object than this fraction of its size is something else
@@ -1121,7 +1121,7 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
         else:
             source, threshold = foreground, 0.1
         kept, dropped, dropped_mask = _select_object(
-            source, threshold, lambda: np.ptp(np.percentile(gray[is_background], [1, 99])) < FLAT)
+            source, threshold, lambda: np.ptp(gray[is_background]) < FLAT)
         if not dropped_mask.any() or (kept.any() and np.percentile(signal[kept], 99.5) >= 0.8 * bright):
             break
         marks = dropped_mask
