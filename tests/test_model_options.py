@@ -166,9 +166,15 @@ def test_describe_gives_flag_default_allowed_and_meaning():
     lenet = {o.parameter: o for o in describe(get_family("lenet"))}
     assert lenet["learning_rate"].aliases == ("--lr",) and lenet["epochs"].aliases == ()
     assert "checkpoint_dir" not in lenet  # the run sets it (a train or a sweep refuses it): not offered
-    with pytest.raises(ParameterError, match="has an option --checkpoint-dir") as error:
-        parse(get_family("lenet"), ["--checkpoint-dir", "x"])
-    assert "--threads" in str(error.value) and "--checkpoint-dir," not in str(error.value)
+    with pytest.raises(ParameterError, match="has an option --nope") as error:
+        parse(get_family("lenet"), ["--nope", "1"])
+    assert "--threads" in str(error.value) and "--checkpoint-dir" not in str(error.value)
+    from mnistlab.experiments.pipeline import build_model
+
+    given = parse(get_family("lenet"), ["--checkpoint-dir", "x"])  # read, then refused by the run, saying why
+    with pytest.raises(ParameterError, match="set by mnistlab, not given") as error:
+        build_model("lenet", given, 0)
+    assert error.value.parameter == "checkpoint_dir"
 
 
 @pytest.mark.parametrize("family", family_names())

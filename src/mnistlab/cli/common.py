@@ -89,9 +89,10 @@ ClassesOpt = Annotated[Optional[str], typer.Option(
     help="Keep only these class labels, e.g. 0,1 (T-shirt/top vs Trouser); relabelled in order.")]
 TrainSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified training subset of this size.")]
 TestSizeOpt = Annotated[Optional[int], typer.Option(help="Stratified test subset of this size.")]
+IndexOpt = Annotated[int, typer.Option("--index", "-i", help="Image index in the split.")]
 # an index into the run's own images, as the report's and the top losses' are: a subset where it took one
-INDEX_HELP = "Image index in the run's images of the split (its subset, where it was trained on one)."
-IndexOpt = Annotated[int, typer.Option("--index", "-i", help=INDEX_HELP)]
+RUN_INDEX_HELP = "Image index in the run's images of the split (its subset, where it was trained on one)."
+RunIndexOpt = Annotated[int, typer.Option("--index", "-i", help=RUN_INDEX_HELP)]
 SplitOpt = Annotated[str, typer.Option(help="train or test.")]
 TopOpt = Annotated[int, typer.Option(min=1, help="How many classes to list.")]
 OUT = Path(DEFAULT_OUT)

@@ -169,8 +169,9 @@ def _settable(cls: type[MnistlabModel]) -> list[str]:
 
 
 def _keys(cls: type[MnistlabModel]) -> dict[str, str]:
-    """Lower-cased option key (``max-iter``, ``lr``) → parameter name."""
-    names = _settable(cls)
+    """Lower-cased option key (``max-iter``, ``lr``) → parameter name (one a run sets itself too: the run
+    refuses it, and says why)."""
+    names = cls._get_param_names()
     by_key = {name.lower().replace("_", "-"): name for name in names}
     constraints = getattr(cls, "_parameter_constraints", {})
     for alias, (targets, example) in ALIASES.items():

@@ -12,8 +12,8 @@ from rich.text import Text
 from ..errors import ParameterError, printable
 from .common import (
     OUT,
-    INDEX_HELP,
-    IndexOpt,
+    RUN_INDEX_HELP,
+    RunIndexOpt,
     JsonOpt,
     OutOpt,
     RunArg,
@@ -33,7 +33,7 @@ def predict_cmd(run: RunArg,
                 files: Annotated[Optional[list[Path]], typer.Argument(
                     help="Photos or folders of photos (JPEG, PNG, …).", show_default=False)] = None,
                 index: Annotated[Optional[int], typer.Option(
-                    "--index", "-i", help=f"Predict a stored image instead. {INDEX_HELP}")] = None,
+                    "--index", "-i", help=f"Predict a stored image instead. {RUN_INDEX_HELP}")] = None,
                 split: SplitOpt = "test", top: TopOpt = 3,
                 explain: Annotated[bool, typer.Option(
                     help="Write a PNG per photo: its steps (photo, object found, what was dropped, 28×28), "
@@ -130,7 +130,7 @@ def _predict_stored(run, index: int, split: str, top: int, as_json: bool) -> Non
 
 
 @app.command("explain")
-def explain_cmd(run: RunArg, index: IndexOpt, split: SplitOpt = "test", top: TopOpt = 3,
+def explain_cmd(run: RunArg, index: RunIndexOpt, split: SplitOpt = "test", top: TopOpt = 3,
                 out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Why a run's model predicts what it does for one image: probabilities and per-pixel maps.
 
