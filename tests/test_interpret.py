@@ -322,6 +322,7 @@ def test_no_temperature_is_fitted_where_the_held_out_images_cannot_set_one(tmp_p
                    progress=False, out=tmp_path)
     assert run.metrics["temperature"]["value"] == 1.0
     assert run.metrics["temperature"]["not_fitted"].startswith("not fitted: the model is right on all 60 held-out")
+    assert "not fitted" not in run.metrics["fit_message"]  # the temperature's row says it, not a "solver message"
     assert "not fitted: the model is right on all 60" in (run.path / "report.html").read_text()
 
 
