@@ -36,7 +36,7 @@ class Toy(MnistlabModel):
 
     family = "toy"
     _parameter_constraints = {
-        "C": [Interval(Real, 0, None, closed="neither", infinite=True)],  # as logreg's (inf: no penalty)
+        "C": [Interval(Real, 0, None, closed="right")],  # as logreg's (inf: no penalty)
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "penalty": [StrOptions({"l1", "l2"})],
         "standardize": ["boolean"],

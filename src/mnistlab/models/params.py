@@ -45,20 +45,22 @@ __all__ = ["Interval", "StrOptions", "PositiveInts", "SEED_OR_NONE", "check", "a
 
 class Interval:
     """Numbers of ``type`` (``Integral`` or ``Real``) between ``left`` and ``right`` (None: unbounded),
-    ``closed`` on the "left", "right", "both" or "neither" side; NaN is in none, and ±infinity only where
-    ``infinite`` (C=inf, no penalty): an epsilon of inf was taken, and the fit learnt nothing (accuracy 0.1)."""
+    ``closed`` on the "left", "right", "both" or "neither" side; NaN is in none. As in scikit-learn, an
+    unbounded side is ±infinity, in the interval only where that side is closed (C=inf, no penalty: closed
+    on the right); an epsilon of inf had been taken, and the fit learnt nothing (accuracy 0.1)."""
 
-    def __init__(self, type, left, right, *, closed, infinite: bool = False):
+    def __init__(self, type, left, right, *, closed):
         if type not in (Integral, Real) or closed not in ("left", "right", "both", "neither"):
             raise ValueError(f"Interval({type!r}, closed={closed!r}): type must be Integral or Real, closed "
                              "one of 'left', 'right', 'both', 'neither'")
-        self.type, self.left, self.right, self.closed, self.infinite = type, left, right, closed, infinite
+        self.type, self.left, self.right, self.closed = type, left, right, closed
 
     def is_satisfied_by(self, value) -> bool:
-        if not isinstance(value, self.type):
+        if not isinstance(value, self.type) or (not isinstance(value, Integral) and np.isnan(value)):
             return False
-        if not isinstance(value, Integral) and (np.isnan(value) or np.isinf(value) and not self.infinite):
-            return False
+        if not isinstance(value, Integral) and np.isinf(value):
+            return value > 0 and self.right is None and self.closed in ("right", "both") or \
+                value < 0 and self.left is None and self.closed in ("left", "both")
         above = self.left is None or (value >= self.left if self.closed in ("left", "both") else value > self.left)
         below = self.right is None or (value <= self.right if self.closed in ("right", "both")
                                        else value < self.right)
@@ -125,9 +127,9 @@ def is_string_options(c) -> bool:
 
 def _interval_text(c) -> str:
     kind = {"Integral": "an int", "RealNotInt": "a float"}.get(c.type.__name__, "a number")
-    if c.type is Real and not getattr(c, "infinite", True) and (c.left is None or c.right is None):
-        kind = f"a finite {kind[2:]}"  # (scikit-learn's own take infinity where unbounded)
     closed_left, closed_right = c.closed in ("left", "both"), c.closed in ("right", "both")
+    if c.type is not Integral and (c.right is None and not closed_right or c.left is None and not closed_left):
+        kind = f"a finite {kind[2:]}"  # an unbounded side open: infinity is not in it
     if c.left is None and c.right is None:
         return kind
     if c.right is None:

@@ -119,7 +119,7 @@ class LogisticRegression(MnistlabModel):
     history_x_label = "iteration"
     _parameter_constraints = {
         "penalty": [StrOptions(set(PENALTIES))],
-        "C": [Interval(Real, 0, None, closed="neither", infinite=True)],  # inf: no penalty
+        "C": [Interval(Real, 0, None, closed="right")],  # up to and with inf: no penalty
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "solver": [StrOptions(set(OUR_SOLVERS + SKLEARN_SOLVERS))],
         "tol": [Interval(Real, 0, None, closed="neither")],
