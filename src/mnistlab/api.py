@@ -254,15 +254,17 @@ class Run:
         path = _path_or_none("path", path)
         target = Path(path).expanduser() if path is not None else self.path / ONNX_FILE
         written = target.resolve()  # through links, as the export writes
-        if path is not None and written.suffix != ".onnx":  # it would replace whatever is there: a run's model.npz,
-            # through a link named .onnx too (the name given was checked before, and another run lost its model)
+        if path is not None and (target.suffix, written.suffix) != (".onnx", ".onnx"):  # it would replace what is
+            # there: a run's model.npz, through a link named .onnx too (only the name given was checked, and another
+            # run lost its model)
             through = f" (a link to {written})" if target.suffix == ".onnx" else ""
             raise ParameterError(None, f"{path}: an export's file name ends in .onnx{through}")
         if written.name == ONNX_FILE and is_run_folder(written.parent) and written.parent != self.path.resolve():
             # another run's own export, which serve would refuse for this run's model
             raise ParameterError(None, f"{path}: that is run {written.parent.name!r}'s export, not {self.name!r}'s: "
                                        "write it elsewhere, or export that run")
-        if written.parent.parent == self.path.parent.resolve() and not is_run_folder(written.parent):
+        if (written.parent.parent == self.path.parent.resolve() and written.parent != self.path.resolve()
+                and not is_run_folder(written.parent)):
             # every folder there is a run's: one made for the export was listed as a damaged run
             raise ParameterError(None, f"{path}: every folder in {self.path.parent} is a run's, and "
                                        f"{written.parent.name!r} is none; write it elsewhere")

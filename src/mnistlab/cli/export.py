@@ -24,7 +24,7 @@ def export_cmd(run: RunArg,
     The graph takes uint8 pixels N×1×28×28 (0–255, object bright on dark: the dataset's images, or a
     photo converted by mnistlab) and gives the probabilities of the run's classes; the class names,
     the dataset and its photo convention are in the file's metadata. With --check (the default) the
-    file is written only if, under onnxruntime, it predicts the model's class for every test image
+    file is written only if, under onnxruntime, it predicts the model's class (or a tie) for every test image
     and probabilities within 1e-4 of the model's, summing to 1 (so too for a few probe images).
 
     Examples:

@@ -125,7 +125,7 @@ def export_onnx(model, classes: list[str], dataset: str, run: str, path: Path,
     there is written through, unless ``follow_links`` is False: the run folder's own file).
 
     ``check_images`` (uint8 N×28×28, e.g. the run's test images): the file is written only if,
-    under onnxruntime, it predicts the model's class for every one of them and probabilities
+    under onnxruntime, it predicts the model's class (or one it ties with) for every one of them and probabilities
     within PARITY_TOLERANCE of the model's, summing to 1 (so too for ``probe_images``); else
     ExportError. A family that cannot describe itself as a graph raises ExportError naming
     itself. ``before_write`` is called last before the file is written (to raise if ``path``'s
@@ -188,7 +188,8 @@ def _check(model, exported: OnnxModel, images: np.ndarray) -> str:
                           f"{int(np.sum(~(off <= PARITY_TOLERANCE)))} of {len(off)} rows ({len(images)} test images, "
                           f"{len(probes)} probe images), up to {off.max():.2g} off (allowed: {PARITY_TOLERANCE:g}); "
                           "nothing was written")
-    return (f"{len(images)} test images under onnxruntime: the model's class for every one, probabilities "
+    return (f"{len(images)} test images under onnxruntime: the model's class (or one it ties with within "
+            f"{PARITY_TOLERANCE:g}) for every one, probabilities "
             f"at most {difference:.1e} from the model's; probabilities summing to 1 for them and "
             f"{len(probes)} probe images")
 
