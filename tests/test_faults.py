@@ -129,6 +129,9 @@ import ctypes, signal, sys
 import mnistlab.cli as cli
 from mnistlab.cli.common import app
 cli.STOP_GRACE = 1.0
+# as started from a terminal: a test runner's worker may have handed down Ctrl-C ignored (as a shell's
+# background job is), and an ignored signal reaches no handler at all
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 @app.command("stuck")
 def stuck():
