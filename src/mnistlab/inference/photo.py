@@ -761,8 +761,8 @@ BORDER_BAND = 0.15  # a line lying within this fraction of the short side from a
 PIECE = 3.0  # a part in that band this many times longer along the border than across is a border mark too
 EDGE_SPECK = 1 / 3  # a part touching the frame's edge with at most (this fraction of the band)² pixels is a speck
 STROKE = 0.05  # a line at least this fraction of the short side thick is drawn, not a pen's stray stroke
-# A digital drawing's background is one grey: 98 % of its pixels within this of one another (on 60 photos,
-# noise and light put them 0.24–0.71 apart): no paper's edge nor shadow can be in it.
+# A digital drawing's background is one grey: all its pixels within this of one another (on 60 photos, noise
+# and light put 98 % of them 0.24–0.71 apart): no paper's edge nor shadow can be in it.
 FLAT = 2 / 255
 SPAN = 0.9  # a line along more than this fraction of its side is ruled along the border, not drawn
 THIN = 0.3  # a line thinner than this fraction of the object's thickest part is a stray stroke
