@@ -129,6 +129,52 @@ def test_rules_across_parameters_are_checked_up_front(family, params, name):
     assert error.value.parameter == name
 
 
+def test_every_switched_off_parameter_is_declared_against_real_parameters_and_values():
+    for family in family_names():
+        cls = get_family(family)
+        for name, conditions in cls._used_only_when.items():
+            assert name in cls._parameter_constraints, (family, name)
+            for other, values in conditions.items():
+                assert all(any(satisfies(v, c) for c in cls._parameter_constraints[other]) for v in values), \
+                    (family, name, other)
+
+
+@pytest.mark.parametrize("family, params, unused", [
+    ("logreg", dict(l1_ratio=0.2), "l1_ratio"),  # an L2 penalty has no L1 share
+    ("logreg", dict(penalty="none", C=1.0), "C"),
+    ("numpy-softmax", dict(optimizer="sgd", beta1=0.5), "beta1"),
+    ("numpy-mlp", dict(optimizer="gd", batch_size=32), "batch_size"),  # a full batch
+    ("numpy-softmax", dict(patience=5), "patience"),  # without early stopping
+    ("mlp", dict(solver="lbfgs", learning_rate_init=0.1), "learning_rate_init"),
+    ("mlp", dict(solver="lbfgs", early_stopping=True, validation_fraction=0.2), "early_stopping validation_fraction"),
+    ("cnn", dict(preset="long", filter_momentum=0.5), "filter_momentum"),  # the long preset trains by SGD
+    ("cnn", dict(flip=False, tta=True), None),  # tta=True is the default: not given, not warned
+])
+def test_a_parameter_other_settings_switch_off_is_warned_of_by_name(family, params, unused, recwarn):
+    import warnings
+
+    from mnistlab.errors import UnusedParameterWarning
+
+    warnings.simplefilter("always")
+    get_family(family)(**params).validate_params()
+    warned = [w.message for w in recwarn if w.category is UnusedParameterWarning]
+    assert [w.parameter for w in warned] == (unused.split() if unused else []), [str(w) for w in warned]
+    assert all("ignored (used only when" in str(w) for w in warned)
+
+
+def test_a_parameter_in_use_is_not_warned_of(recwarn):
+    import warnings
+
+    warnings.simplefilter("always")
+    for family, params in [("logreg", dict(penalty="elasticnet", l1_ratio=0.2)), ("logreg", dict(C=1.0)),
+                           ("numpy-softmax", dict(optimizer="momentum", momentum=0.5)),
+                           ("numpy-softmax", dict(early_stopping=True, patience=5)),
+                           ("cnn", dict(filter_momentum=0.5)),  # the fast preset trains its filters by Muon
+                           ("mlp", dict(solver="sgd", early_stopping=True, validation_fraction=0.2))]:
+        get_family(family)(**params).validate_params()
+    assert not [str(w.message) for w in recwarn]
+
+
 def test_data_dependent_refusals_are_parameter_errors(images):
     X, y = images
     with pytest.raises(ParameterError, match="two classes"):
@@ -148,6 +194,13 @@ def test_the_command_line_shows_a_parameter_as_its_flag(tmp_path):
     assert result.returncode == 2 and "--C: must be a number > 0; got -1.0" in result.stderr
     result = run_cli("train", "cnn", "--widths", "8,x", "--out", str(tmp_path))
     assert result.returncode == 2 and "--widths: expected" in result.stderr
+    result = run_cli("train", "logreg", "--l1-ratio", "0.2", "--max-iter", "-1", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--max-iter" in result.stderr and "l1-ratio" not in result.stderr
+    result = run_cli("train", "logreg", "--l1-ratio", "0.2", "--max-iter", "5", "--train-size", "300", "--test-size",
+                     "100", "--no-embedding", "--out", str(tmp_path))  # said once, though checked twice
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("warning: --l1-ratio: ignored (used only when penalty is 'elasticnet')") == 1, \
+        result.stderr
 
 
 # -- progress, never printing ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import RecordingProgress, run_cli
 from mnistlab.errors import MnistlabError, ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import get_family
@@ -434,6 +434,31 @@ def test_sweep_values_lists_flags_and_repeats(tmp_path):
                      "--out", str(tmp_path), "--json")  # "--grid: give a dict …" before: a flag is one fixed value
     assert result.returncode == 0, result.stderr
     assert [(r["C"], r["standardize"]) for r in json.loads(result.stdout)["results"]] == [(0.1, True), (1.0, True)]
+
+
+def test_points_that_differ_only_in_values_they_do_not_use_are_one_fit(tmp_path):
+    """l1_ratio is used only with an elastic net: with l1 or l2 its values were fitted apart, and the sweep
+    picked a "best" among identical fits."""
+    import mnistlab as ml
+    from mnistlab.errors import ParameterError
+
+    progress = RecordingProgress()
+    sweep = ml.sweep("logreg", {"penalty": ["l2", "elasticnet"], "l1_ratio": [0.2, 0.8], "max_iter": [10]},
+                     train_size=300, out=tmp_path, progress=progress)
+    assert progress.starts == [(3, "fit")]  # l2 once, each elastic net
+    l2 = [r for r in sweep.results if r["penalty"] == "l2"]
+    assert [r["unused"] for r in sweep.results] == ["l1_ratio", "l1_ratio", None, None]
+    assert {k: v for k, v in l2[0].items() if k != "l1_ratio"} == {k: v for k, v in l2[1].items() if k != "l1_ratio"}
+    csv = (sweep.path / "sweep.csv").read_text().splitlines()
+    assert csv[0].endswith(",unused") and csv[1].endswith(",l1_ratio") and csv[3].endswith(",")
+    with pytest.raises(ParameterError, match="used only when penalty is 'elasticnet', which no point") as info:
+        ml.sweep("logreg", {"penalty": ["l1", "l2"], "l1_ratio": [0.2, 0.8]}, train_size=300, out=tmp_path,
+                 progress=False)
+    assert info.value.parameter == "l1_ratio"
+    result = run_cli("sweep", "numpy-softmax", "--optimizer", "sgd,adam", "--beta1", "0.5,0.9", "--max-epochs", "1",
+                     "--train-size", "300", "--out", str(tmp_path))
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr  # the table says it
+    assert re.search(r"best: optimizer=sgd \(|best: optimizer=adam, beta1=0\.\d \(", result.stdout), result.stdout
 
 
 def test_a_swept_none_is_shown_as_a_setting_not_as_a_gap(tmp_path):

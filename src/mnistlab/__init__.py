@@ -27,7 +27,8 @@ _EXPORTS = {
     # errors
     **{name: "errors" for name in ("MnistlabError", "DatasetError", "ParameterError", "ModelFileError",
                                    "PhotoError", "BlankPhotoError", "RunNotFoundError", "RunExistsError",
-                                   "RunDamagedError", "DivergedError", "NotConvergedWarning")},
+                                   "RunDamagedError", "DivergedError", "NotConvergedWarning",
+                                   "UnusedParameterWarning")},
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -87,6 +87,16 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+class UnusedParameterWarning(UserWarning):
+    """A hyperparameter given that the family's other settings switch off (``l1_ratio`` without an elastic
+    net): the fit runs as without it. ``parameter`` names it, as ``ParameterError`` does; warned as
+    scikit-learn warns of an ``l1_ratio`` its penalty does not use."""
+
+    def __init__(self, parameter: str, problem: str):
+        self.parameter, self.problem = parameter, problem
+        super().__init__(f"{parameter}: {problem}")
+
+
 class NotConvergedWarning(UserWarning):
     """A fit stopped before its solver converged (at its iteration limit, say): its fit message says where.
     Warned by ``mnistlab.train``, as scikit-learn warns its ConvergenceWarning; the command line prints it."""

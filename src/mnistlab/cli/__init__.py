@@ -24,7 +24,7 @@ from typer.exceptions import TyperException
 from rich.text import Text
 
 from .._system import start_waiting_thread
-from ..errors import MnistlabError, ParameterError, one_line, printable
+from ..errors import MnistlabError, ParameterError, UnusedParameterWarning, one_line, printable
 from .common import app, err_console, keep_stdout_for_json
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
@@ -39,9 +39,9 @@ def _global_options(debug: Annotated[bool, typer.Option(
     _options["debug"] = debug
 
 
-def error_line(exc: MnistlabError) -> str:
-    """The one line a user sees for bad input; a parameter is named by its flag."""
-    if isinstance(exc, ParameterError) and exc.parameter:
+def error_line(exc: MnistlabError | UnusedParameterWarning) -> str:
+    """The one line a user sees for bad input (or a setting given in vain); a parameter is named by its flag."""
+    if isinstance(exc, (ParameterError, UnusedParameterWarning)) and exc.parameter:
         return f"--{exc.parameter.replace('_', '-')}: {exc.problem}"
     return str(exc)
 
@@ -54,7 +54,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     if _options["debug"]:
         _python_showwarning(message, category, filename, lineno, file, line)
     else:
-        err_console.print(Text.assemble(("warning:", "yellow"), f" {printable(one_line(message))}"), highlight=False,
+        text = error_line(message) if isinstance(message, UnusedParameterWarning) else message
+        err_console.print(Text.assemble(("warning:", "yellow"), f" {printable(one_line(text))}"), highlight=False,
                           soft_wrap=True)
 
 

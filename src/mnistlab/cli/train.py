@@ -208,7 +208,9 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
                         for k, v in r.items()))
     console.print(table)
     best = sweep.best
-    console.print(f"best: {settings_text({k: best[k] for k in grid})} ({best['val_accuracy']:.4f})")
+    unused = (best.get("unused") or "").split(", ")  # values the best fit did not use: not what made it best
+    console.print(f"best: {settings_text({k: best[k] for k in grid if k not in unused})} "
+                  f"({best['val_accuracy']:.4f})")
     console.print(f"table: {sweep.path / 'sweep.csv'}\nplot: {sweep.path / 'sweep.png'}")
     _exit_if_points_failed(sweep, grid)
 

@@ -16,6 +16,7 @@ import io
 import itertools
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +30,7 @@ from .._values import is_number, is_whole_number, setting_text, settings_text
 from ..callbacks import SILENT, FitProgress, started
 from ..data.datasets import content_key
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
-from ..errors import DatasetError, MnistlabError, ParameterError, one_line
+from ..errors import DatasetError, MnistlabError, ParameterError, UnusedParameterWarning, one_line
 from ..models.params import check as check_parameter
 from .cluster import run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, finite_proba, zero_weight_fraction
@@ -98,7 +99,9 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
     accuracies, sparsities, seconds, converged = [], [], [], []
     for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed, names):
         start = time.perf_counter()
-        model = build_model(family, params, data.seed).fit(x_fit, y_fit)  # a fresh one for each fold
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnusedParameterWarning)  # the sweep's table says so (its "unused")
+            model = build_model(family, params, data.seed).fit(x_fit, y_fit)  # a fresh one for each fold
         seconds.append(time.perf_counter() - start)
         proba = finite_proba(model.predict_proba(x_val), family)  # a diverged fit scores no chance accuracy
         accuracies.append(float(np.mean(model.classes_[proba.argmax(axis=1)] == y_val)))
@@ -143,14 +146,21 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
             raise ParameterError(parameter, f"the value {values[repeated]!r} is given twice")
     names = list(grid)
     points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
-    for params in points:  # every point's parameters are checked before any work
-        build_model(family, params, data.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedParameterWarning)
+        models = [build_model(family, params, data.seed) for params in points]  # all checked before any work
+    unused = [{n: why for n, why in model.unused_parameters().items() if n in grid} for model in models]
+    fits, same_fit = _distinct_fits(points, unused, grid)
     sweeps = output_folder(Path(out) / SWEEPS, "sweeps")
     with contextlib.ExitStack() as claims:
         # a name given is held from before the first fit (another sweep of that name is refused, not
         # replaced, at its end); a default one, which holds the time, once the results are in
         final = claims.enter_context(claim_folder(sweeps, name, "sweep", overwrite)) if name is not None else None
-        rows, n_train = _scores(family, points, data, cv, val_fraction, cluster, progress)
+        scores, n_train = _scores(family, [points[i] for i in fits], data, cv, val_fraction, cluster, progress)
+        rows = [{**points[i], **{k: v for k, v in scores[same_fit[i]].items() if k not in grid}} for i in
+                range(len(points))]
+        if any(unused):  # which swept values a point did not use: its scores are those of the fit it repeats
+            rows = [{**row, "unused": ", ".join(u) or None} for row, u in zip(rows, unused)]
         if final is None:
             # the time, as in a run's default name: another sweep of the same parameters is not replaced
             stamp = datetime.now(timezone.utc).strftime(NAME_TIME)
@@ -159,6 +169,27 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
             final = claims.enter_context(claim_folder(sweeps, default, "sweep", numbered=True))
         _write(final, family, grid, data, n_train, cv, val_fraction, rows)
     return final, rows
+
+
+def _distinct_fits(points: list[dict], unused: list[dict[str, str]], grid: dict[str, list]
+                   ) -> tuple[list[int], list[int]]:
+    """Which points to fit, and for each point the index among those of the fit it is (points that differ
+    only in values they do not use are one fit: l1_ratio 0.2 and 0.8 with penalty l2). A swept parameter
+    that no point uses is refused: all its values would be the same fits."""
+    for name, values in grid.items():
+        if len(values) > 1 and all(name in u for u in unused):
+            raise ParameterError(name, f"{unused[0][name]}, which no point of this sweep has: all its values would "
+                                       "be one fit")
+    fits: list[int] = []
+    same_fit: list[int] = []
+    seen: dict[tuple, int] = {}
+    for i, (params, u) in enumerate(zip(points, unused)):
+        key = tuple((name, value) for name, value in params.items() if name not in u)
+        if key not in seen:
+            seen[key] = len(fits)
+            fits.append(i)
+        same_fit.append(seen[key])
+    return fits, same_fit
 
 
 def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, val_fraction: float | None,

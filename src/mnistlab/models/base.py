@@ -24,7 +24,9 @@ run points at a folder of its own and resumes from.
 Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
 constraints and says how they are checked), and every ``fit`` starts with
-``validate_params()``, so a bad value fails before any data is touched. A fit
+``validate_params()``, so a bad value fails before any data is touched; a parameter that
+other settings switch off it declares in ``_used_only_when``, and a fit warns where one is
+given in vain. A fit
 reports how it goes through ``fit(X, y, progress=...)`` (``mnistlab.callbacks``)
 and never prints.
 
@@ -39,14 +41,15 @@ estimator checks) need nothing more; ``models.validation`` checks the data.
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from ..data.registry import IMAGE_SIDE
-from ..errors import ExportError, ParameterError
-from .params import check
+from ..errors import ExportError, ParameterError, UnusedParameterWarning
+from .params import check, unused
 from .validation import check_features, check_fitted, check_labels
 
 N_FEATURES = IMAGE_SIDE * IMAGE_SIDE  # a run's model takes an image's pixels in a row
@@ -99,6 +102,9 @@ class MnistlabModel:
     history_per_step: ClassVar[tuple[str, ...]] = ()  # series recorded per optimiser step, not per x
     # parameter name -> list of constraints, one of which a value must meet (see models.params)
     _parameter_constraints: ClassVar[dict[str, list]] = {}
+    # parameter name -> {another parameter: the values with which the first is used}: one that other settings
+    # switch off (l1_ratio is used only with an elastic net), which a fit warns of and a sweep does not vary
+    _used_only_when: ClassVar[dict[str, dict[str, frozenset]]] = {}
 
     # -- scikit-learn's estimator protocol ------------------------------------------------
 
@@ -159,11 +165,24 @@ class MnistlabModel:
         """Check each hyperparameter against ``_parameter_constraints``, before any work is done.
 
         Raises ``ParameterError`` naming the offending parameter. A family with rules that
-        relate parameters (which one constraint cannot express) extends this.
+        relate parameters (which one constraint cannot express) extends this. Warns
+        (``UnusedParameterWarning``) of each parameter given that the others switch off.
         """
         for name, value in self.get_params(deep=False).items():
             if name in self._parameter_constraints:
                 check(name, value, self._parameter_constraints[name])
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        for name, why in self.unused_parameters().items():
+            if repr(getattr(self, name)) != repr(defaults[name]):  # given, not left at its default
+                warnings.warn(UnusedParameterWarning(name, f"ignored ({why})"))
+
+    def _settings(self) -> dict:
+        """The hyperparameters as the fit uses them (a family with presets resolves them here)."""
+        return self.get_params(deep=False)
+
+    def unused_parameters(self) -> dict[str, str]:
+        """The hyperparameters that the others switch off (``_used_only_when``), each with why."""
+        return unused(self._settings(), self._used_only_when)
 
     def get_arrays(self) -> dict[str, np.ndarray]:
         for name in self.learned_arrays:  # before fit: scikit-learn's NotFittedError, not an AttributeError

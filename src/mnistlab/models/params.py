@@ -40,7 +40,7 @@ from .._values import is_whole_number
 from ..errors import ParameterError
 
 __all__ = ["Interval", "StrOptions", "PositiveInts", "SEED_OR_NONE", "check", "allowed", "describe", "is_interval",
-           "is_string_options", "parameter_docs", "ParameterInfo"]
+           "is_string_options", "parameter_docs", "ParameterInfo", "unused"]
 
 
 class Interval:
@@ -191,6 +191,20 @@ def satisfies(value, constraint) -> bool:
 def allows(constraints, value) -> bool:
     """Whether ``value`` satisfies one of ``constraints`` (``"no_validation"`` allows anything)."""
     return constraints == "no_validation" or any(satisfies(value, c) for c in constraints)
+
+
+def unused(settings: dict, used_only_when: dict[str, dict[str, frozenset]]) -> dict[str, str]:
+    """The parameters that ``settings`` switch off, each with why ("used only when penalty is
+    'elasticnet'"). ``used_only_when``: parameter → {another parameter: the values with which the first
+    is used}; where it names several, the first is used only with all of them."""
+    why = {}
+    for name, conditions in used_only_when.items():
+        for other, values in conditions.items():
+            if settings[other] not in values:
+                options = either([repr(v) for v in sorted(values, key=str)])
+                why[name] = f"used only when {other} is {options}"
+                break
+    return why
 
 
 def check(name: str, value, constraints) -> None:

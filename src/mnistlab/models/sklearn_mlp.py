@@ -132,6 +132,11 @@ class MLP(MnistlabModel):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "random_state": SEED_OR_NONE,
     }
+    # what scikit-learn's lbfgs, which has no epochs, leaves unused
+    _used_only_when = {**dict.fromkeys(("batch_size", "learning_rate_init", "n_iter_no_change", "early_stopping"),
+                                       {"solver": frozenset({"adam", "sgd"})}),
+                       "validation_fraction": {"solver": frozenset({"adam", "sgd"}),
+                                               "early_stopping": frozenset({True})}}
 
     def __init__(self, hidden_layer_sizes=(256, 128), activation="relu", solver="adam", alpha=1e-4,
                  batch_size=200, learning_rate_init=1e-3, max_iter=200, tol=1e-4, n_iter_no_change=10,

@@ -127,6 +127,8 @@ class LogisticRegression(MnistlabModel):
         "standardize": ["boolean"],
         "random_state": SEED_OR_NONE,
     }
+    _used_only_when = {"C": {"penalty": frozenset({"l2", "l1", "elasticnet"})},
+                       "l1_ratio": {"penalty": frozenset({"elasticnet"})}}
 
     def __init__(self, penalty="l2", C=0.1, l1_ratio=0.5, solver="auto", tol=1e-4, max_iter=500,
                  standardize=False, random_state=None):

@@ -111,6 +111,10 @@ class GradientDescentClassifier(MnistlabModel):
         "patience": [Interval(Integral, 1, None, closed="left")],
         "random_state": SEED_OR_NONE,
     }
+    _used_only_when = {"batch_size": {"optimizer": frozenset({"sgd", "momentum", "adam"})},
+                       "momentum": {"optimizer": frozenset({"momentum"})},
+                       **dict.fromkeys(("beta1", "beta2", "epsilon"), {"optimizer": frozenset({"adam"})}),
+                       "patience": {"early_stopping": frozenset({True})}}
 
     def __init__(self, optimizer="adam", learning_rate=0.01, lr_decay=0.0, batch_size=128,
                  max_epochs=20, momentum=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, alpha=0.0,

@@ -242,6 +242,9 @@ class CNN(TorchClassifier):
         "tta": ["boolean"],
         "precision": [StrOptions(set(PRECISIONS))],
     }
+    _used_only_when = {**dict.fromkeys(("filter_learning_rate", "filter_momentum"),
+                                       {"optimizer": frozenset({"muon"})}),  # the preset's optimizer, if not given
+                       "tta": {"flip": frozenset({True})}}
 
     def __init__(self, preset="fast", epochs=None, widths=None, pool=None, batch_size=None, learning_rate=None,
                  crop=None, whiten=None, optimizer=None, momentum=0.9, weight_decay=5e-4, filter_learning_rate=0.06,

@@ -163,10 +163,6 @@ class TorchClassifier(MnistlabModel):
     def _autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         return None
 
-    def _settings(self) -> dict:
-        """The parameters as training uses them (a family with presets resolves them here)."""
-        return self.get_params(deep=False)
-
     # -- training ---------------------------------------------------------------------------
     @allocation_failures_as_memory_error()
     def fit(self, X, y, progress=None):
