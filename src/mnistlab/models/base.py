@@ -24,9 +24,9 @@ run points at a folder of its own and resumes from.
 Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
 constraints and says how they are checked), and every ``fit`` starts with
-``validate_params()``, so a bad value fails before any data is touched; a parameter that
-other settings switch off it declares in ``_used_only_when``, and a fit warns where one is
-given in vain. A fit
+``validate_params()``, so a bad value fails before any data is touched. Which
+parameters other settings switch off a family declares in ``_used_only_when`` (a fit
+warns of one given in vain; a sweep does not fit its values apart). A fit
 reports how it goes through ``fit(X, y, progress=...)`` (``mnistlab.callbacks``)
 and never prints.
 
@@ -141,8 +141,12 @@ class MnistlabModel:
             getattr(self, name).set_params(**inner_params)
         return self
 
+    @classmethod
+    def _defaults(cls) -> dict:
+        return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()}
+
     def __repr__(self) -> str:
-        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        defaults = self._defaults()
         changed = [f"{name}={value!r}" for name, value in self.get_params(deep=False).items()
                    if repr(value) != repr(defaults.get(name))]
         return f"{type(self).__name__}({', '.join(changed)})"
@@ -171,7 +175,7 @@ class MnistlabModel:
         for name, value in self.get_params(deep=False).items():
             if name in self._parameter_constraints:
                 check(name, value, self._parameter_constraints[name])
-        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        defaults = self._defaults()
         for name, why in self.unused_parameters().items():
             if repr(getattr(self, name)) != repr(defaults[name]):  # given, not left at its default
                 warnings.warn(UnusedParameterWarning(name, f"ignored ({why})"))
