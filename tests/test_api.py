@@ -217,6 +217,22 @@ def test_models_and_recipes_listings():
     assert "logreg" in ml.train.__doc__ and "cnn" in ml.train.__doc__
 
 
+@pytest.mark.parametrize("names, message", [
+    ([], "a non-empty list of recipe names"),  # was every recipe: 14 full-size trainings
+    ("lenet", "a non-empty list of recipe names"),  # was its letters, 'l' unknown
+    (["lenet", "lenet"], "named twice"),
+    ([["lenet"]], "unknown recipe"),
+])
+def test_recipes_to_run_are_a_list_of_distinct_names(names, message, out, monkeypatch):
+    from mnistlab.experiments import recipes
+
+    monkeypatch.setattr(recipes, "train_all", lambda *args, **kwargs: pytest.fail("a recipe was run"))
+    with pytest.raises(ml.ParameterError, match=message):
+        ml.recipes.run_all(names, out=out, progress=False)
+    with pytest.raises(ml.ParameterError, match="unknown recipe"):
+        ml.recipes.run(["lenet"], out=out, progress=False)  # a bare TypeError (unhashable) before
+
+
 def test_test_fraction_pools_and_splits_again(out):
     run = ml.train("logreg", train_size=800, test_fraction=0.25, name="api-pool", out=out, progress=False)
     assert run.config["data"]["resplit_test_fraction"] == 0.25

@@ -628,8 +628,8 @@ class Recipes:
         from .experiments.recipes import RECIPES, run_recipes
         from .progress import fit_progress
 
-        command = command or _call("recipes.run_all", *([names] if names else []))
-        names = list(names or RECIPES)
+        command = command or _call("recipes.run_all", *([] if names is None else [names]))
+        names = list(RECIPES) if names is None else names  # an empty list is no list of all: hours of training
         results = run_recipes(names, _store(out).out, data_dir=_path_or_none("data_dir", data_dir),
                               cluster=cluster_address(cluster), progress=fit_progress(progress), command=command)
         return {name: next((r for r in folders.values() if isinstance(r, Exception)), None)

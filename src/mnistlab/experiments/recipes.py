@@ -112,10 +112,9 @@ ROLES = ("reproduction", "ours")
 
 
 def get_recipe(name: str) -> Recipe:
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise ParameterError(None, f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
+    if not isinstance(name, str) or name not in RECIPES:  # a list given for a name was a bare TypeError
+        raise ParameterError(None, f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
+    return RECIPES[name]
 
 
 def _jobs(name: str, data_dir: str | None, command: str | None = None) -> list[TrainingJob]:
@@ -146,6 +145,10 @@ def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluste
                 progress: FitProgress = SILENT, command: str | None = None) -> dict[str, dict[str, Path | Exception]]:
     """Every run of ``names`` (here, or as tasks on a Dask ``cluster``): recipe → role → its run folder,
     or the exception that stopped it (the other runs go on)."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:  # a string's letters are no names
+        raise ParameterError("names", f"a non-empty list of recipe names; got {names!r}")
+    if len(set(map(str, names))) < len(names):
+        raise ParameterError("names", f"a recipe is named twice in {names!r}: its runs would be trained twice")
     jobs = [(name, role, job) for name in names for role, job in zip(ROLES, _jobs(name, data_dir, command))]
     results: dict[str, dict[str, Path | Exception]] = {name: {} for name in names}
     with started(progress, len(jobs), "run"):
