@@ -486,6 +486,27 @@ def test_runs_given_by_folders_of_any_name_are_compared_under_a_default_name(own
     assert re.fullmatch(r"small-vs-my_run-[0-9a-f]{8}", folder.name) and (folder / "compare.html").is_file()
 
 
+def test_runs_of_the_same_names_in_other_folders_do_not_replace_their_comparison(own_out):
+    """The default name knew the runs by name only: comparing another store's runs "a" and "b" replaced the
+    comparison of this store's "a" and "b" in silence."""
+    import shutil
+
+    from mnistlab.experiments.compare import compare_runs
+
+    _copy_run(own_out, "small", "other", lambda m: m.update(probabilities_note="these are scores"))
+    other_store = own_out / "other-store" / "runs"
+    for name, copy in (("small", "other"), ("other", "small")):  # the same names, the runs swapped
+        shutil.copytree(own_out / "runs" / name, other_store / copy)
+    first, result = compare_runs([own_out / "runs" / "small", own_out / "runs" / "other"], own_out)
+    second, _ = compare_runs([other_store / "small", other_store / "other"], own_out)
+    again, _ = compare_runs([own_out / "runs" / "small", own_out / "runs" / "other"], own_out)
+    assert first.name == again.name == "small-vs-other" and re.fullmatch(r"small-vs-other-[0-9a-f]{8}", second.name)
+    assert json.loads((first / "compare.json").read_text())["runs"][0]["run_dir"] == str(own_out / "runs" / "small")
+    # a log-loss of scores, not probabilities, is marked and its note said beside the table
+    assert [r["probabilities_note"] for r in result["runs"]] == [None, "these are scores"]
+    assert "* other: these are scores." in (first / "compare.html").read_text()
+
+
 def test_the_runs_seed_fills_random_state_unless_one_is_given_none_too():
     from mnistlab.experiments.pipeline import build_model
 

@@ -127,7 +127,7 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
     ```
     """
     from .. import api
-    from ..experiments.compare import p_text
+    from ..experiments.compare import log_loss_text, p_text, probabilities_notes
 
     comparison = api.compare(*runs, out=out, alpha=alpha, name=name, overwrite=overwrite)
     result = comparison.result
@@ -141,11 +141,13 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
                          overflow="fold" if col == "run" else "ellipsis")
     for number, r in enumerate(result["runs"], start=1):
         table.add_row(str(number), r["run"], r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
-                      f"{r['log_loss']:.4f}",
+                      log_loss_text(r),
                       f"{r['fit_seconds']:.2f}",
                       "—" if r["predict_seconds_per_10k"] is None else f"{r['predict_seconds_per_10k']:.3f}",
                       "—" if r["n_parameters"] is None else f"{r['n_parameters']:,}")
     console.print(table)
+    for note in probabilities_notes(result):
+        console.print(note, highlight=False, soft_wrap=True)
     for p in result["pairs"]:
         verdict = "significant" if p["significant"] else "not significant"
         console.print(f"{p['b']} vs {p['a']}: accuracy {p['accuracy_delta']:+.4f}; only A right {p['a_only']}, "

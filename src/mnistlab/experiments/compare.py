@@ -175,7 +175,7 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     # under the default name, the same runs' comparison is brought up to date: after one being written, not refused
     default = name is None
     if default:
-        name, overwrite = _default_name([r["name"] for r in loaded], comparisons), True
+        name, overwrite = _default_name(loaded, comparisons), True
     with claim_folder(comparisons, name, "comparison", overwrite, wait=default) as final:
         return final, _write(loaded, alpha, final)
 
@@ -188,7 +188,10 @@ def _write(loaded: list[dict], alpha: float, final: Path) -> dict:
              "accuracy": r["metrics"]["accuracy"], "macro_f1": r["metrics"]["macro_f1"],
              "log_loss": r["metrics"]["log_loss"], "fit_seconds": r["metrics"]["fit_seconds"],
              "predict_seconds_per_10k": r["metrics"].get("predict_seconds_per_10k"),
-             "n_parameters": r["metrics"].get("n_parameters")} for r in loaded]
+             "n_parameters": r["metrics"].get("n_parameters"),
+             # where the probabilities are not the model's own (a ridge's softmaxed scores), its log-loss says little
+             "probabilities_note": r["metrics"].get("probabilities_note"),
+             "run_dir": str(Path(r["dir"]).resolve())} for r in loaded]  # which runs: two stores hold runs of one name
     pairs = []
     for other in loaded[1:]:
         test = mcnemar_exact(base["y_true"], base["y_pred"], other["y_pred"])
@@ -213,30 +216,37 @@ def _write(loaded: list[dict], alpha: float, final: Path) -> dict:
     return result
 
 
-def _default_name(runs: list[str], comparisons: Path) -> str:
-    """``a-vs-b``; one too long for a name is cut, and told apart from others cut the same by a digest of
-    the runs, as is one whose runs' own names hold "-vs-" (runs ``a-vs-b`` and ``c`` against ``a`` and
-    ``b-vs-c``) or characters no name has (runs given by the path of a folder named ``my run``, say: its
-    characters become ``_``), or one that ``comparisons`` holds as a comparison of other runs (named so by
-    hand): the same name is the same runs' comparison, brought up to date."""
+def _default_name(loaded: list[dict], comparisons: Path) -> str:
+    """``a-vs-b`` of the runs' names; one too long for a name is cut, and told apart from others cut the same
+    by a digest of the runs' folders, as is one whose runs' own names hold "-vs-" (runs ``a-vs-b`` and ``c``
+    against ``a`` and ``b-vs-c``) or characters no name has (runs given by the path of a folder named
+    ``my run``, say: its characters become ``_``), or one that ``comparisons`` holds as a comparison of other
+    runs (named so by hand, or runs of the same names in another folder): the same name is the same runs'
+    comparison, brought up to date."""
+    runs = [r["name"] for r in loaded]
+    folders = [str(Path(r["dir"]).resolve()) for r in loaded]
     joined = "-vs-".join(runs)
     if (len(joined) <= MAX_NAME_LENGTH and not any("-vs-" in run for run in runs) and NAME_PATTERN.fullmatch(joined)
-            and _compared_runs(comparisons / joined) in (None, runs)):
+            and _compares_other_runs(comparisons / joined, runs, folders) is False):
         return joined
     named = re.sub(r"[^A-Za-z0-9._+-]", "_", joined).lstrip("._+-")
-    digest = hashlib.sha256("/".join(runs).encode("utf-8", "surrogatepass")).hexdigest()[:8]  # "/" is in no run's name
+    # NUL is in no path: the folders joined are told apart
+    digest = hashlib.sha256("\0".join(folders).encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{named[:MAX_NAME_LENGTH - 9]}-{digest}" if named else digest
 
 
-def _compared_runs(folder: Path) -> list[str] | None:
-    """The runs the comparison in ``folder`` compares, in order; None where there is none; [] where its
-    compare.json cannot say."""
+def _compares_other_runs(folder: Path, runs: list[str], folders: list[str]) -> bool:
+    """Whether the comparison in ``folder`` (if any) is of other runs than ``runs`` in ``folders``: other
+    names, or other folders where its compare.json records them (those written before it did: by name),
+    or a compare.json that cannot say."""
     if not folder.exists():
-        return None
+        return False
     try:
-        return [row["run"] for row in read_json(folder / "compare.json")["runs"]]
-    except (RunDamagedError, TypeError, KeyError):
-        return []
+        rows = read_json(folder / "compare.json")["runs"]
+        return ([row["run"] for row in rows] != runs
+                or any(row.get("run_dir", here) != here for row, here in zip(rows, folders)))
+    except (RunDamagedError, TypeError, KeyError, AttributeError):
+        return True
 
 
 def _plots(loaded: list[dict], pairs: list[dict], classes: list[str], folder: Path) -> list[tuple[Path, str]]:
@@ -304,8 +314,9 @@ def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]
 def _html(result: dict, figures: list[tuple[Path, str]]) -> str:
     runs_table = report.table(
         ["run", "model", "accuracy", "macro F1", "log-loss", "fit s", "predict s / 10k", "parameters"],
-        [[r["run"], r["model"], r["accuracy"], r["macro_f1"], r["log_loss"], r["fit_seconds"],
+        [[r["run"], r["model"], r["accuracy"], r["macro_f1"], log_loss_text(r), r["fit_seconds"],
           r["predict_seconds_per_10k"], r["n_parameters"]] for r in result["runs"]])
+    runs_table += "".join(f"<p class=\"note\">{html.escape(note)}</p>\n" for note in probabilities_notes(result))
     tests = report.table(
         ["A (baseline)", "B", "accuracy B − A", "only A right", "only B right", "McNemar p", "p (Holm)", "verdict"],
         [[p["a"], p["b"], p["accuracy_delta"], p["a_only"], p["b_only"], p["p_value"], p["p_holm"],
@@ -338,6 +349,16 @@ def _class_accuracy_tables(result: dict) -> str:
             f"{boot['resamples']:,} resamples (their spread, too narrow to judge by where the runs differ on few "
             "images). Significance: McNemar's exact test on each class's images, its p-values adjusted for "
             "testing every class at once (Holm).</p>\n" + "".join(parts))
+
+
+def log_loss_text(row: dict) -> str:
+    """A run's log-loss to 4 places, marked * where its probabilities are not the model's own."""
+    return f"{row['log_loss']:.4f}" + ("*" if row.get("probabilities_note") else "")
+
+
+def probabilities_notes(result: dict) -> list[str]:
+    """What the * beside a run's log-loss means, one line a marked run."""
+    return [f"* {r['run']}: {r['probabilities_note']}." for r in result["runs"] if r.get("probabilities_note")]
 
 
 def p_text(pair: dict, n_pairs: int) -> str:
