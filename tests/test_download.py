@@ -294,3 +294,32 @@ def test_a_download_killed_outright_leaves_nothing_the_next_one_keeps(server, tm
     assert [p.name for p in tmp_path.iterdir()] != []  # half-written, where a killed process leaves it
     path = fetch_verified(name, [f"{server}/good/"], tmp_path, sha(name))
     assert list(tmp_path.iterdir()) == [path] and path.read_bytes() == FILES[name]
+
+
+def test_a_download_beside_an_unpacked_file_leaves_the_folder_loadable(server, tiny_dataset, monkeypatch):
+    """After a `gunzip` in the cache, `data download` fetched the .gz beside the unpacked file and said "verified";
+    from then on every load was refused (both … are here; keep one)."""
+    from mnistlab.data.idx import read_idx
+
+    monkeypatch.setenv("MNISTLAB_MIRRORS", f"{server}/good/")
+    download_dataset("tiny")
+    packed = tiny_dataset / "t10k-labels-idx1-ubyte.gz"
+    labels = tiny_dataset / packed.stem
+    labels.write_bytes(gzip.decompress(packed.read_bytes()))
+    packed.unlink()
+    Handler.hits.clear()
+    with pytest.raises(DatasetError, match=f"^{labels}: unpacked, and no official checksum of the unpacked file"):
+        download_dataset("tiny")  # none to check it by: refused, before anything is fetched
+    assert Handler.hits == [] and not packed.exists()
+    # where the registry knows the unpacked file's checksum, a copy that has it is kept and loads
+    tiny = DATASETS["tiny"]
+    official = dataclasses.replace(tiny.files["test_labels"], sha256=read_idx(labels)[1])
+    monkeypatch.setitem(DATASETS, "tiny", dataclasses.replace(tiny, files={**tiny.files, "test_labels": official}))
+    assert download_dataset("tiny")["test_labels"] == labels and not packed.exists()
+    assert load_dataset("tiny").y_test.tolist() == list(range(10))
+    labels.write_bytes(labels.read_bytes()[:-1] + b"\x00")  # one label changed
+    with pytest.raises(DatasetError, match=f"^{labels}: unpacked, and not the official file"):
+        download_dataset("tiny")
+    packed.write_bytes(FILES[packed.name])
+    with pytest.raises(DatasetError, match=f"^{tiny_dataset}: both {labels.name} and {packed.name} are here"):
+        download_dataset("tiny")

@@ -74,10 +74,14 @@ def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
         if not present:
             return None
         if len(present) == 2:  # after `gunzip -k`: the .gz was read, and an edit to the other went unseen
-            raise DatasetError(f"{directory}: both {name} and {name}.gz are here; keep one of them (which one is "
-                               "meant would be a guess)")
+            raise _two_copies(directory, name)
         found[part] = present[0]
     return found
+
+
+def _two_copies(directory: Path, name: str) -> DatasetError:
+    return DatasetError(f"{directory}: both {name} and {name}.gz are here; keep one of them (which one is meant "
+                        "would be a guess)")
 
 
 def data_dir_from_env(name: str) -> str | None:
@@ -380,8 +384,9 @@ def download_dataset(name: str, progress: FitProgress = SILENT) -> dict[str, Pat
     """Fetch the official files into the user cache (files already there are kept), reporting to ``progress``."""
     spec = get_spec(name)
     target = cache_root() / spec.name
-    files = {}
-    for part in PARTS:
+    # all checked before any is fetched: a refusal after a 26 MB download would waste it
+    files = {part: _unpacked_copy(spec, part, target) for part in PARTS if (target / spec.files[part].name).is_file()}
+    for part in (p for p in PARTS if p not in files):
         ref = spec.files[part]
         existing = target / f"{ref.name}.gz"
         if existing.is_file() and _archive_sha256(existing) == ref.archive_sha256:
@@ -390,6 +395,23 @@ def download_dataset(name: str, progress: FitProgress = SILENT) -> dict[str, Pat
             files[part] = fetch_verified(f"{ref.name}.gz", _mirrors(spec), target,
                                          ref.archive_sha256, progress=progress)
     return files
+
+
+def _unpacked_copy(spec: DatasetSpec, part: str, target: Path) -> Path:
+    """``part`` unpacked in the download's folder (a ``gunzip`` there), kept where it is the official file. A .gz
+    fetched beside it would leave two copies, which no load takes (``find_files``): refused before, not after."""
+    name = spec.files[part].name
+    if (target / f"{name}.gz").is_file():
+        raise _two_copies(target, name)
+    plain, official = target / name, spec.files[part].sha256
+    if official is None:  # only the .gz's checksum is known: the unpacked bytes cannot be checked
+        why = "no official checksum of the unpacked file to check it by"
+    elif read_idx(plain, ndim=3 if part.endswith("images") else 1)[1] != official:
+        why = "not the official file (its checksum differs)"
+    else:
+        return plain
+    raise DatasetError(f"{plain}: unpacked, and {why}; a download would put {name}.gz beside it: remove it, then "
+                       "download again")
 
 
 def content_key(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None) -> str:
