@@ -579,3 +579,23 @@ def test_a_folder_with_a_file_both_packed_and_unpacked_is_refused(mnist_dir, tmp
     labels.write_bytes(gzip.decompress((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes())[:8] + bytes(10_000))
     with pytest.raises(DatasetError, match=r"both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz are here"):
         load_dataset("mnist", data_dir=tmp_path)  # read the .gz and called it the official files
+
+
+def test_a_cache_folder_that_cannot_be_used_does_not_stop_the_search(mnist_dir, tmp_path, monkeypatch):
+    """A file both packed and unpacked in the cache folder ended the search there: every load refused, though the
+    system folder after it held the files intact."""
+    monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path))
+    cache = tmp_path / "mnist"
+    shutil.copytree(mnist_dir, cache)
+    (cache / "t10k-labels-idx1-ubyte").write_bytes(gzip.open(cache / "t10k-labels-idx1-ubyte.gz").read())
+    intact = dataclasses.replace(DATASETS["mnist"], system_dirs=(str(mnist_dir),))
+    monkeypatch.setitem(DATASETS, "mnist", intact)
+    with pytest.warns(UserWarning, match=f"^{cache}: both t10k-labels-idx1-ubyte and .*; loading {mnist_dir} inst"):
+        assert locate("mnist", download=False)["test_labels"].parent == mnist_dir
+    monkeypatch.setitem(DATASETS, "mnist", dataclasses.replace(intact, system_dirs=()))
+    with pytest.raises(DatasetError, match=f"mnist not found \\(looked in {cache}; {cache}: both t10k-labels"):
+        locate("mnist", download=False)  # nowhere else: the reason is part of the "not found"
+    monkeypatch.setenv("MNISTLAB_MIRRORS", "http://127.0.0.1:9/")
+    with pytest.raises(DatasetError, match=r"keep one of them \(which one is meant would be a guess\); download "
+                                           r"failed\)"):
+        locate("mnist")  # the download into that folder refused for it: said once

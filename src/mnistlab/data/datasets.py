@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -359,16 +360,23 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
                                f"{', '.join(missing)}")
         return files
     looked = [cache_root() / spec.name, *map(Path, spec.system_dirs)]
+    passed = []  # a place searched by default that cannot be used (a file both packed and unpacked there)…
     for directory in looked:
-        if (files := find_files(spec, directory)) is not None:
+        try:
+            files = find_files(spec, directory)
+        except DatasetError as exc:  # …is said, and does not stop the search: a later place may hold it intact
+            passed.append(str(exc))
+            continue
+        if files is not None:
+            for problem in passed:
+                warnings.warn(f"{problem}; loading {directory} instead", stacklevel=2)
             return files
+    reason = "".join(f"; {problem}" for problem in passed)
     if download:
         try:
             return download_dataset(name, progress)
         except DatasetError as exc:
-            reason = f"; download failed: {exc}"
-    else:
-        reason = ""
+            reason += "; download failed" + ("" if str(exc) in passed else f": {exc}")  # the cache's fault: said
     hint = f"`apt-get install {spec.apt_package}` (Debian/Ubuntu), or " if spec.apt_package else ""
     if data_dir is None and os.environ.get(DATA_DIR_ENV):  # set, and passed over: said, or it seems unread
         reason += f"; {DATA_DIR_ENV} ({os.environ[DATA_DIR_ENV]}) holds another dataset's files"
