@@ -599,3 +599,27 @@ def test_a_cache_folder_that_cannot_be_used_does_not_stop_the_search(mnist_dir, 
     with pytest.raises(DatasetError, match=r"keep one of them \(which one is meant would be a guess\); download "
                                            r"failed\)"):
         locate("mnist")  # the download into that folder refused for it: said once
+
+
+def test_without_a_home_folder_data_loads_and_the_cache_is_named(mnist_dir, monkeypatch):
+    """A user with no $HOME and no passwd entry (a container's uid): "internal error: RuntimeError: Could not
+    determine home directory", even with a data folder given."""
+    import pwd
+
+    from mnistlab.data.datasets import download_dataset
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.delenv("MNISTLAB_CACHE")
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    assert load_dataset("mnist", data_dir=mnist_dir).x_train.shape == (5000, 28, 28)  # decoded, not cached
+    no_cache = r"^~/.cache/mnistlab: no home folder for its ~ \(no \$HOME, and no passwd entry for user \d+\); set M"
+    with pytest.raises(DatasetError, match=no_cache):
+        download_dataset("kmnist")
+    monkeypatch.setitem(DATASETS, "mnist", dataclasses.replace(DATASETS["mnist"], system_dirs=(str(mnist_dir),)))
+    with pytest.warns(UserWarning, match=no_cache[1:] + f".*; loading {mnist_dir} instead"):
+        assert locate("mnist", download=False)["test_labels"].parent == mnist_dir  # a system folder still searched
+    with pytest.raises(DatasetError, match=r"^~/data: no home folder for its ~"):
+        locate("mnist", data_dir="~/data")

@@ -51,9 +51,23 @@ def get_spec(name: str) -> DatasetSpec:
         ) from None
 
 
+def _expanded(path: str) -> Path:
+    """``path``, its "~" expanded, made absolute (a relative path, or a "~" the shell left unexpanded, would move with
+    the working folder); a DatasetError where the "~" names no home folder here."""
+    try:
+        return Path(path).expanduser().absolute()
+    except RuntimeError:  # from Path.home: a user with no $HOME and no passwd entry (a container's arbitrary uid)
+        user = path[1:].partition("/")[0]
+        why = f"no user {user}" if user else f"no $HOME, and no passwd entry for user {os.getuid()}"
+        raise DatasetError(f"{path}: no home folder for its ~ ({why})") from None
+
+
 def cache_root() -> Path:
-    # absolute: a relative cache (or a "~" the shell left unexpanded) would move with the working folder
-    return Path(os.environ.get("MNISTLAB_CACHE") or Path.home() / ".cache" / "mnistlab").expanduser().absolute()
+    """The cache's folder; a DatasetError where it would be in a home folder there is none of."""
+    try:
+        return _expanded(os.environ.get("MNISTLAB_CACHE") or "~/.cache/mnistlab")
+    except DatasetError as exc:
+        raise DatasetError(f"{exc}; set MNISTLAB_CACHE to a full path for the cache") from None
 
 
 def _mirrors(spec: DatasetSpec) -> list[str]:
@@ -94,7 +108,7 @@ def data_dir_from_env(name: str) -> str | None:
         return None
     spec = get_spec(name)
     try:
-        files = find_files(spec, Path(folder).expanduser())
+        files = find_files(spec, _expanded(folder))
         if files is not None and _official_elsewhere(spec, "test_labels", read_idx(files["test_labels"], ndim=1)[1]):
             return None
     except (DatasetError, OSError, ValueError):  # as the load will find it
@@ -294,7 +308,10 @@ def _check_splits(spec: DatasetSpec, files: dict[str, Path], arrays: dict[str, n
 
 def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays from the decoded cache, or decoded now and cached for next time."""
-    decoded = cache_root() / "decoded"
+    try:
+        decoded = cache_root() / "decoded"
+    except DatasetError:  # no folder for it: decoded each time, as caching is an optimisation
+        return _decode(spec, files)
     folder = decoded / f"{spec.name}-{_cache_key(spec, files)}"
     meta_path = folder / "meta.json"
     try:  # an unreadable cache (is_file raises on EACCES) is decoded again, like a damaged one
@@ -349,7 +366,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
     spec = get_spec(name)
     explicit = data_dir_from_env(name) if data_dir is None else path_text("data_dir", data_dir)
     if explicit:
-        directory = Path(explicit).expanduser().absolute()  # said and recorded (a run's source) as a full path
+        directory = _expanded(explicit)  # said and recorded (a run's source) as a full path
         files = find_files(spec, directory)
         if files is None:
             if not directory.is_dir():
@@ -359,12 +376,16 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
             raise DatasetError(f"{directory}: does not hold {spec.name}'s four IDX files; missing (as files): "
                                f"{', '.join(missing)}")
         return files
-    looked = [cache_root() / spec.name, *map(Path, spec.system_dirs)]
-    passed = []  # a place searched by default that cannot be used (a file both packed and unpacked there)…
+    looked, passed = [*map(Path, spec.system_dirs)], []  # passed: a place searched by default that cannot be used…
+    try:
+        looked.insert(0, cache_root() / spec.name)
+    except DatasetError as exc:  # no home folder: the system folders may hold the files still
+        passed.append(str(exc))
     for directory in looked:
         try:
             files = find_files(spec, directory)
-        except DatasetError as exc:  # …is said, and does not stop the search: a later place may hold it intact
+        except DatasetError as exc:  # …(a file both packed and unpacked there) is said, and does not stop the
+            # search: a later place may hold the files intact
             passed.append(str(exc))
             continue
         if files is not None:
@@ -381,7 +402,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
     if data_dir is None and os.environ.get(DATA_DIR_ENV):  # set, and passed over: said, or it seems unread
         reason += f"; {DATA_DIR_ENV} ({os.environ[DATA_DIR_ENV]}) holds another dataset's files"
     raise DatasetError(
-        f"{name} not found (looked in {', '.join(map(str, looked))}{reason}). "
+        f"{name} not found (looked in {', '.join(map(str, looked)) or 'no folder'}{reason}). "
         f"Get it with {hint}`mnistlab data download --dataset {name}` on a machine with internet, "
         "or point data_dir (`--data-dir` on the command line) or MNISTLAB_DATA_DIR at a folder holding the "
         "four IDX files."
