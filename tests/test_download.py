@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import os
 import struct
 import subprocess
 import sys
@@ -323,3 +324,33 @@ def test_a_download_beside_an_unpacked_file_leaves_the_folder_loadable(server, t
     packed.write_bytes(FILES[packed.name])
     with pytest.raises(DatasetError, match=f"^{tiny_dataset}: both {labels.name} and {packed.name} are here"):
         download_dataset("tiny")
+
+
+def test_ensure_data_stops_at_data_it_cannot_use_and_fetches_what_is_missing(server, tmp_path):
+    """scripts/ensure-data.sh (make data) took any error of the search for "not present", hid it, ran apt-get
+    install and a download, and exited 0 with MNISTLAB_DATA_DIR naming no folder: make demo failed after it."""
+    from conftest import REPO
+
+    (tmp_path / "bin").mkdir()
+    apt_get = tmp_path / "bin" / "apt-get"  # asked only where we are root: it records that it was
+    apt_get.write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path}/apt.log\nexit 1\n")
+    apt_get.chmod(0o755)
+    # Fashion-MNIST nowhere but on the server: the registry's entry, with this file's checksums and no system folder
+    archives = {part: sha(f"{DATASETS['fashion-mnist'].files[part].name}.gz") for part in PARTS}
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(
+        "import dataclasses\nfrom mnistlab.data.registry import DATASETS\nspec = DATASETS['fashion-mnist']\n"
+        f"archives = {archives!r}\nDATASETS['fashion-mnist'] = dataclasses.replace(spec, system_dirs=(), files={{"
+        "p: dataclasses.replace(f, sha256=None, archive_sha256=archives[p]) for p, f in spec.files.items()})\n")
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), *sys.path]),
+           "MNISTLAB_CACHE": str(tmp_path / "cache"), "MNISTLAB_MIRRORS": f"{server}/good/"}
+    script = ["sh", str(REPO / "scripts" / "ensure-data.sh"), sys.executable]
+    result = subprocess.run(script, env={**env, "MNISTLAB_DATA_DIR": str(tmp_path / "nonexistent")},
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"error: {tmp_path / 'nonexistent'}: no such folder\n"
+    assert not (tmp_path / "apt.log").exists() and not (tmp_path / "cache").exists()
+    result = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)  # not found: fetched
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "cache" / "fashion-mnist").iterdir()) == sorted(FILES)

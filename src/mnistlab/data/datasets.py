@@ -42,6 +42,11 @@ SAMPLE_BLOCKS, BLOCK_BYTES = 16, 4096  # …and this many blocks of this size sp
 SPLITS = ("train", "test")
 
 
+class NotFound(DatasetError):
+    """The dataset is in none of the places searched: installing or downloading it may help, where it would not
+    mend any other DatasetError (a data folder named that does not exist, a damaged file)."""
+
+
 def get_spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
@@ -401,7 +406,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
     hint = f"`apt-get install {spec.apt_package}` (Debian/Ubuntu), or " if spec.apt_package else ""
     if data_dir is None and os.environ.get(DATA_DIR_ENV):  # set, and passed over: said, or it seems unread
         reason += f"; {DATA_DIR_ENV} ({os.environ[DATA_DIR_ENV]}) holds another dataset's files"
-    raise DatasetError(
+    raise NotFound(
         f"{name} not found (looked in {', '.join(map(str, looked)) or 'no folder'}{reason}). "
         f"Get it with {hint}`mnistlab data download --dataset {name}` on a machine with internet, "
         "or point data_dir (`--data-dir` on the command line) or MNISTLAB_DATA_DIR at a folder holding the "
