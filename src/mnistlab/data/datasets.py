@@ -355,11 +355,14 @@ def _why_not_a_folder(path: Path) -> str:
 
 def _remove_superseded(decoded: Path, spec: DatasetSpec, folder: Path, source: dict[str, str]) -> None:
     """Remove the cached copies of the same files that ``folder`` replaces (written before the files were
-    touched, copied over, or by an older cache format): each is a whole decoded dataset."""
+    touched, copied over, or by an older cache format), and those of files that are gone (a folder loaded
+    once, then deleted): each is a whole decoded dataset, which no load would use again."""
     for other in decoded.glob(f"{spec.name}-*"):
         try:
-            superseded = other != folder and json.loads((other / "meta.json").read_text())["source"] == source
-        except (OSError, ValueError, KeyError, TypeError):
+            cached = json.loads((other / "meta.json").read_text())["source"]
+            # Path.exists raises where it cannot tell (a folder on the way that cannot be looked in): left alone
+            superseded = other != folder and (cached == source or not all(Path(p).exists() for p in cached.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # AttributeError: a source of no dict
             continue  # another process's, half-read, or not ours: left alone
         if superseded:
             shutil.rmtree(other, ignore_errors=True)  # a reader that mapped its arrays keeps them until it is done
