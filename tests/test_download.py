@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import hashlib
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -41,13 +42,34 @@ FILES = {
 class Handler(BaseHTTPRequestHandler):
     """/good/F serves F; /corrupt/F flips bytes; /truncated/F closes early; /chunked/F breaks off inside a
     chunk; /garbage/F answers with no HTTP status line; /trickle/F sends a byte every 0.1 s, /slow-headers/F a
-    byte of its headers every 0.1 s; anything else 404."""
+    byte of its headers every 0.1 s; /loop/F redirects to itself, /to-file/F to a file:// URL; /portal/F is a
+    captive portal's HTML page; /endless/F sends 4 MB of no stated length, /huge/F announces 3 MB; anything else
+    404."""
 
     hits: list[str] = []
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self.hits.append(self.path)
         kind, _, name = self.path.strip("/").partition("/")
+        if kind in ("loop", "to-file"):
+            self.send_response(302)
+            self.send_header("Location", self.path if kind == "loop" else "file:///etc/passwd")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if kind in ("portal", "endless", "huge"):
+            page = b"<html><body>Log in to use the Wi-Fi</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html" if kind == "portal" else "application/gzip")
+            if kind != "endless":
+                self.send_header("Content-Length", str(len(page) if kind == "portal" else 3 << 20))
+            self.end_headers()
+            for chunk in [page] if kind == "portal" else [bytes(1 << 16)] * (64 if kind == "endless" else 0):
+                try:
+                    self.wfile.write(chunk)
+                except OSError:  # the client gave up
+                    return
+            return
         body = FILES.get(name)
         kinds = ("good", "corrupt", "truncated", "chunked", "garbage", "trickle", "slow-headers")
         if body is None or kind not in kinds:
@@ -354,3 +376,26 @@ def test_ensure_data_stops_at_data_it_cannot_use_and_fetches_what_is_missing(ser
     result = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)  # not found: fetched
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "cache" / "fashion-mnist").iterdir()) == sorted(FILES)
+
+
+def test_a_failed_download_says_what_the_mirror_did_and_one_past_the_limit_is_asked_once(server, tmp_path,
+                                                                                        monkeypatch):
+    """A redirect loop, or one to a file:// URL, was said as "HTTP 302" alone; a captive portal's page as "checksum
+    mismatch" alone; a mirror that sent or announced more than the limit was asked twice, the limit said in bytes."""
+    from mnistlab.data import download
+
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 1 << 20)
+    name = "t10k-labels-idx1-ubyte.gz"
+    kinds = ("loop", "to-file", "portal", "endless", "huge")
+    Handler.hits.clear()
+    with pytest.raises(DatasetError) as info:
+        fetch_verified(name, [f"{server}/{kind}/" for kind in kinds], tmp_path, sha(name))
+    message = str(info.value)
+    assert f"/loop/{name}: HTTP 302 (The HTTP server returned a redirect error that would lead to an inf" in message
+    assert f"/to-file/{name}: HTTP 302 (Found - Redirection to url 'file:///etc/passwd' is not allowed)" in message
+    assert re.search(f"/portal/{name}: checksum mismatch \\(got [0-9a-f]{{12}}…; a 49-byte text/html page, not the "
+                     "file\\)", message)
+    assert f"/endless/{name}: sent more than the 1 MB limit;" in message
+    assert f"/huge/{name}: announced 3.0 MB, more than the 1 MB limit" in message
+    assert [hit for hit in Handler.hits if not hit.startswith("/loop/")] == [f"/{kind}/{name}" for kind in kinds[1:]]
+    assert list(tmp_path.iterdir()) == []

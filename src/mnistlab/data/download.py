@@ -36,6 +36,10 @@ class TooSlow(DatasetError):
     """A mirror that did not serve the file within MAX_SECONDS: retrying it would take as long again."""
 
 
+class TooLarge(DatasetError):
+    """A mirror that sends (or announces) more than MAX_DOWNLOAD_BYTES: it would again."""
+
+
 class CannotWrite(DatasetError):
     """The download cannot be written here (a full disk, a read-only folder): no mirror will help."""
 
@@ -124,7 +128,7 @@ def _stream(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, time
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
         if total is not None and total > MAX_DOWNLOAD_BYTES:
-            raise DatasetError(f"{total} bytes is over the {MAX_DOWNLOAD_BYTES}-byte limit")
+            raise TooLarge(f"announced {total / 2**20:.1f} MB, more than the {MAX_DOWNLOAD_BYTES >> 20} MB limit")
         # the bar ends with the attempt: drawn as failed where an error is on its way out
         with started(progress, total, "byte"):
             received = 0
@@ -132,14 +136,17 @@ def _stream(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, time
             while chunk := response.read1(CHUNK):
                 received += len(chunk)
                 if received > MAX_DOWNLOAD_BYTES:
-                    raise DatasetError(f"more than {MAX_DOWNLOAD_BYTES} bytes")
+                    raise TooLarge(f"sent more than the {MAX_DOWNLOAD_BYTES >> 20} MB limit")
                 digest.update(chunk)
                 _write(out, chunk)
                 progress.advance(received, Path(url).name)
             if total is not None and received != total:
                 raise DatasetError(f"connection closed after {received} of {total} bytes")
             if (got := digest.hexdigest()) != sha256:
-                raise ChecksumMismatch(f"checksum mismatch (got {got[:12]}…)")
+                # a text page (a captive portal's login, a host's error page) served as if it were the file
+                kind = response.headers.get_content_type()
+                page = f"; a {received}-byte {kind} page, not the file" if kind.startswith("text/") else ""
+                raise ChecksumMismatch(f"checksum mismatch (got {got[:12]}…{page})")
             _write(out, b"")  # flushed: a full disk is met here, not taken for the mirror's failure when renamed
 
 
@@ -208,11 +215,13 @@ def _from_mirrors(final: Path, mirrors, attempts: int, timeout: float, progress:
                 return final
             except CannotWrite as exc:  # no mirror will help
                 raise DatasetError(f"{final}: cannot write the download ({exc})") from None
-            except (ChecksumMismatch, TooSlow) as exc:
+            except (ChecksumMismatch, TooSlow, TooLarge) as exc:
                 failures.append(f"{url}: {exc}")
-                break  # the mirror serves a different file, or as slowly again: retrying won't help
+                break  # the mirror serves a different file, as slowly or as much again: retrying won't help
             except urllib.error.HTTPError as exc:
-                failures.append(f"{url}: HTTP {exc.code}")
+                # a redirect's code alone says nothing of why it failed: a loop, or to a file:// URL
+                why = f" ({one_line(exc.reason)[:200]})" if 300 <= exc.code < 400 and exc.reason else ""
+                failures.append(f"{url}: HTTP {exc.code}{why}")
                 break
             # HTTPException: a malformed answer (a truncated chunk, a status line of no HTTP);
             # ValueError: a mirror that is no URL
