@@ -324,7 +324,8 @@ def test_a_fit_that_diverges_stops_at_the_epoch_with_one_error_and_no_numpy_warn
             with pytest.raises(DivergedError, match=rf"^numpy-mlp diverged in training: its numbers went past "
                                                     rf"float32's range in epoch {epoch} \(overflow ") as error:
                 # on Fashion-MNIST at 1e9, Adam's squared gradients overflowed and the fit went on with a warning
-                NumpyMLP(hidden=(8,), optimizer=optimizer, learning_rate=learning_rate, batch_size=16,
+                NumpyMLP(hidden=(8,), optimizer=optimizer, learning_rate=learning_rate,
+                         **({} if optimizer == "gd" else {"batch_size": 16}),  # gd takes the whole batch
                          max_epochs=50, random_state=0).fit(X, y, progress=recorder)
         assert len(recorder.done) < 8 and recorder.ended_by_error == [True]  # stopped there; the bar ended
     copy = pickle.loads(pickle.dumps(error.value))  # as it comes back from a worker process
