@@ -175,6 +175,41 @@ def test_a_parameter_in_use_is_not_warned_of(recwarn):
     assert not [str(w.message) for w in recwarn]
 
 
+@pytest.mark.parametrize("family, params, name, needed", [
+    ("numpy-mlp", dict(hidden=(4096, 4096)), "hidden", "0.3 GiB"),  # 20,037,642 weights × 16 bytes (adam)
+    ("numpy-mlp", dict(hidden=(4096, 4096), optimizer="sgd"), "hidden", "0.1 GiB"),  # × 8
+    ("mlp", dict(hidden_layer_sizes=(4096, 4096)), "hidden_layer_sizes", "0.4 GiB"),  # × 20
+    ("mlp", dict(hidden_layer_sizes=(4096,), solver="lbfgs"), "hidden_layer_sizes", "0.7 GiB"),  # 3,256,330 × 244
+    ("cnn", dict(widths=(16, 4096), pool="after"), "widths", "1.7 GiB"),  # 151,644,624 weights × 12
+])
+def test_a_network_too_large_for_the_free_memory_is_refused_by_name_before_the_data(family, params, name, needed,
+                                                                                   monkeypatch):
+    # each of its arrays was less than the machine's memory, which Linux grants: the OOM killer ended the fit
+    monkeypatch.setattr("mnistlab.models.base.available_memory", lambda: 2**26)
+    with pytest.raises(ParameterError) as error:
+        get_family(family)(**params).fit(None, None)
+    assert error.value.parameter == name
+    assert f"needs at least {needed} to fit" in str(error.value)
+    assert "0.1 GiB available (MemAvailable)" in str(error.value)
+
+
+def test_the_free_memory_is_not_asked_of_a_model_file_nor_of_a_small_network(images, tmp_path, monkeypatch):
+    model = quick("numpy-mlp").fit(*images)
+    save_model(model, tmp_path / "model")
+    monkeypatch.setattr("mnistlab.models.base.available_memory", lambda: 1)  # its weights are loaded, not fitted
+    assert load_model(tmp_path / "model").predict(images[0]).shape == (len(images[0]),)
+    monkeypatch.setattr("mnistlab.models.base.available_memory", lambda: 2**26)
+    quick("numpy-mlp").fit(*images)
+
+
+def test_the_command_line_refuses_layers_too_large_before_loading_data(tmp_path):
+    result = run_cli("train", "numpy-mlp", "--hidden", "1048576x1048576", "--out", str(tmp_path),
+                     env={"MNISTLAB_DATA_DIR": str(tmp_path / "no-data")})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--hidden: a network of 1,100,346,294,282 weights needs at least 16,396.4 GiB to fit" in result.stderr
+    assert "MemAvailable" in result.stderr
+
+
 def test_data_dependent_refusals_are_parameter_errors(images):
     X, y = images
     with pytest.raises(ParameterError, match="two classes"):

@@ -1,5 +1,5 @@
-"""What this machine gives the process, at the bottom of the package: its cores, and how its C
-allocator hands back memory."""
+"""What this machine gives the process, at the bottom of the package: its cores, its free memory, and how
+its C allocator hands back memory."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ PR_SET_PDEATHSIG = 1  # prctl's option (linux/prctl.h)
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity where the OS has one, else all)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """The bytes this machine can give a process now without swapping (Linux's MemAvailable, in
+    /proc/meminfo); None where the OS does not say."""
+    try:
+        with open("/proc/meminfo", "rb") as meminfo:
+            for line in meminfo:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def keep_freed_memory(mapped_from: int = 16 << 20, kept: int = 64 << 20) -> bool:

@@ -131,6 +131,7 @@ def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
         params = {**params, "random_state": seed}
     model = cls(**params)
     model.validate_params()
+    model.check_fit_memory()  # before the data is loaded
     return model
 
 

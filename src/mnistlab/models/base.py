@@ -26,7 +26,9 @@ Every family declares its hyperparameters' allowed values in
 constraints and says how they are checked), and every ``fit`` starts with
 ``validate_params()``, so a bad value fails before any data is touched. Which
 parameters other settings switch off a family declares in ``_used_only_when`` (a fit
-warns of one given in vain; a sweep does not fit its values apart). A fit
+warns of one given in vain; a sweep does not fit its values apart). A family whose
+network a parameter sizes says what its fit needs (``_fit_memory``), and a fit or a run
+refuses a network beyond the machine's free memory first (``check_fit_memory``). A fit
 reports how it goes through ``fit(X, y, progress=...)`` (``mnistlab.callbacks``)
 and never prints.
 
@@ -47,6 +49,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._system import available_memory
 from ..data.registry import IMAGE_SIDE
 from ..errors import ExportError, ParameterError, UnusedParameterWarning
 from .params import check, unused
@@ -56,6 +59,12 @@ N_FEATURES = IMAGE_SIDE * IMAGE_SIDE  # a run's model takes an image's pixels in
 # Where a run's checkpoints go is the run's to choose (the folder its resume looks in), not its user's: given
 # to a sweep, its points resumed one another's checkpoints.
 RUN_SET_PARAMETERS = frozenset({"checkpoint_dir"})
+N_CLASSES = 10  # what a fit's memory is reckoned for before its data is seen: every dataset mnistlab knows has 10
+
+
+def dense_weights(sizes) -> int:
+    """The weights and biases of fully connected layers of ``sizes`` units, input first."""
+    return sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,31 @@ class MnistlabModel:
     def unused_parameters(self) -> dict[str, str]:
         """The hyperparameters that the others switch off (``_used_only_when``), each with why."""
         return unused(self._settings(), self._used_only_when)
+
+    def _fit_memory(self) -> tuple[str, int, int] | None:
+        """The parameter that sizes the network (layer sizes, channel widths), how many weights it makes for a
+        run's 784 pixels and 10 classes, and the bytes a fit holds for each (the weight, its gradient and the
+        optimiser's state); None for a family no parameter makes large."""
+        return None
+
+    def check_fit_memory(self) -> None:
+        """Refuse a network whose fit cannot fit in the memory this machine has free, naming the parameter that
+        sizes it, before any data is loaded or any weight allocated. Called with ``validate_params`` by a fit
+        and by a run, not by a model file's loading, which holds the weights alone.
+
+        Without it a fit allocated its arrays one at a time, each less than the machine's memory (which
+        Linux grants, however little is free), and the kernel's OOM killer ended the process without a word
+        once they were written to (numpy-mlp with hidden=(20000, 20000): exit 137 in a 4 GiB cgroup)."""
+        sized, available = self._fit_memory(), available_memory()
+        if sized is None or available is None:
+            return
+        name, weights, per_weight = sized
+        if weights * per_weight > available:
+            raise ParameterError(name, f"a network of {weights:,} weights needs at least "
+                                       f"{weights * per_weight / 2**30:,.1f} GiB to fit ({per_weight} bytes a "
+                                       "weight: the weight, its gradient and the optimiser's state), and this "
+                                       f"machine has {available / 2**30:,.1f} GiB available (MemAvailable); "
+                                       "give smaller sizes")
 
     def get_arrays(self) -> dict[str, np.ndarray]:
         for name in self.learned_arrays:  # before fit: scikit-learn's NotFittedError, not an AttributeError

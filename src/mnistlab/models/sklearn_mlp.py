@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..callbacks import SILENT, FitProgress, ThinnedLog, started
 from ._fitting import convergence_warnings, refusals_of, why_not_converged
-from .base import MnistlabModel
+from .base import N_CLASSES, N_FEATURES, MnistlabModel, dense_weights
 from .onnx_graphs import dense_graph
 from .params import SEED_OR_NONE, Interval, PositiveInts, StrOptions
 from .validation import check_features, fit_features, set_learned
@@ -54,6 +54,9 @@ ACTIVATIONS = {
     "identity": lambda z: z,
 }
 SOLVERS = ("adam", "sgd", "lbfgs")
+# the bytes a fit holds per weight: MLPClassifier's float32 weights, a copy of the best and gradients, with adam's
+# two moments or sgd's velocities; lbfgs's scipy L-BFGS-B, 10 float64 pairs of corrections and 9 other vectors
+FIT_BYTES = {"adam": 4 * 5, "sgd": 4 * 4, "lbfgs": 4 * 3 + 8 * (2 * 10 + 9)}
 
 
 class _ReportingMLPClassifier(MLPClassifier):
@@ -154,6 +157,10 @@ class MLP(MnistlabModel):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
 
+    def _fit_memory(self):
+        sizes = (N_FEATURES, *map(int, self.hidden_layer_sizes), N_CLASSES)
+        return "hidden_layer_sizes", dense_weights(sizes), FIT_BYTES[self.solver]
+
     def _estimator(self, kind: type[MLPClassifier] = MLPClassifier) -> MLPClassifier:
         params = self.get_params(deep=False)
         params["hidden_layer_sizes"] = tuple(int(h) for h in self.hidden_layer_sizes)
@@ -161,6 +168,7 @@ class MLP(MnistlabModel):
 
     def fit(self, X, y, progress=None):
         self.validate_params()
+        self.check_fit_memory()
         progress = progress or SILENT
         X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
         estimator = self._estimator(_ReportingMLPClassifier)

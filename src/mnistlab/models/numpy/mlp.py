@@ -17,9 +17,11 @@ from numbers import Real
 
 import numpy as np
 
+from ..base import N_CLASSES, N_FEATURES, dense_weights
 from ..params import Interval, PositiveInts, StrOptions
 from ..onnx_graphs import dense_graph
 from ..validation import check_fitted
+from .optim import STATE_ARRAYS
 from .softmax import cross_entropy, l2_penalty, softmax
 from .train import GradientDescentClassifier
 
@@ -71,6 +73,11 @@ class NumpyMLP(GradientDescentClassifier):
                          beta1=beta1, beta2=beta2, epsilon=epsilon, alpha=alpha,
                          early_stopping=early_stopping, validation_fraction=validation_fraction,
                          patience=patience, random_state=random_state)
+
+    def _fit_memory(self):
+        # float32 weights and gradients, the optimiser's arrays, and the best weights early stopping keeps
+        copies = 2 + STATE_ARRAYS[self.optimizer] + bool(self.early_stopping)
+        return "hidden", dense_weights((N_FEATURES, *map(int, self.hidden), N_CLASSES)), 4 * copies
 
     # parameters: random weights (zeros would make every unit of a layer identical), zero biases
     def _init_params(self, n_features, n_classes, rng):

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
+STATE_ARRAYS = {"gd": 0, "sgd": 0, "momentum": 1, "adam": 2}  # what each keeps of the weights' size: v; m and s
 
 
 def learning_rate_at(epoch: int, learning_rate: float, lr_decay: float) -> float:

@@ -174,6 +174,7 @@ class GradientDescentClassifier(MnistlabModel):
     # -- training ---------------------------------------------------------------------------
     def fit(self, X, y, progress=None):
         self.validate_params()
+        self.check_fit_memory()
         progress = progress or SILENT
         X, features = fit_features(self, X)
         y = check_labels(self, y, len(X))

@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ParameterError
+from ..base import N_CLASSES
 from ..params import Interval, PositiveInts, StrOptions
 from .device import computes_bfloat16
 from .muon import NesterovSGD
@@ -298,6 +299,15 @@ class CNN(TorchClassifier):
             raise ParameterError("whiten", f"whitening fixes at most {2 * PATCH_DIRECTIONS} filters (a 3×3 patch's "
                                            f"directions and their negatives), and the first stage has {widths[0]} "
                                            "channels; pass whiten=False or a first width of at most 18")
+
+    def _fit_memory(self):
+        # a stage's two 3×3 convolutions and two batch norms' scales and shifts, then the head; each weight's
+        # float32 value, gradient and momentum
+        widths, channels, weights = self._widths(), 1, 0
+        for width in widths:
+            weights += 9 * channels * width + 9 * width * width + 4 * width
+            channels = width
+        return "widths", weights + channels * N_CLASSES, 4 * 3
 
     def _build_network(self, n_classes: int) -> nn.Module:
         return network(self._widths(), n_classes, self._setting("pool"))

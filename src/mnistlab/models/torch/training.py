@@ -167,6 +167,7 @@ class TorchClassifier(MnistlabModel):
     @allocation_failures_as_memory_error()
     def fit(self, X, y, progress=None):
         self.validate_params()
+        self.check_fit_memory()
         progress = progress or SILENT
         if np.ndim(X) == 2 and np.shape(X)[1] != int(np.prod(IMAGE_SHAPE)):  # said in the network's own terms
             raise ParameterError(None, f"{self.family} takes 28×28 images as rows of 784 pixels, "
