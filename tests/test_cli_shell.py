@@ -270,7 +270,7 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path):
 def test_an_empty_value_given_is_refused_not_taken_for_none(tmp_path):
     for args, message in [(["train", "logreg", "--name", "", "--train-size", "100"], "--name: a run name must be"),
                           (["models", ""], "unknown model ''"),
-                          (["benchmark", "zalando", "--classifiers", ""], "--classifiers: give a non-empty list"),
+                          (["benchmark", "zalando", "--classifiers", ""], "--classifiers: an empty name among them"),
                           (["sweep", "logreg", "--C", "1", "--cluster", "", "--train-size", "100"],
                            "--cluster: must be")]:
         result = run_cli(*args, "--out", str(tmp_path)) if args[0] != "models" else run_cli(*args)

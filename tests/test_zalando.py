@@ -114,6 +114,24 @@ def test_the_command_line_prints_the_table_and_json(tmp_path):
     assert row["status"] == "done (earlier)" and row["paper"] == 0.511
 
 
+@pytest.mark.parametrize("names, message", [
+    ("", "--classifiers: an empty name among them; the grid's classifiers: PassiveAggressiveClassifier, "),
+    ("SVC,,LinearSVC", "--classifiers: an empty name among them"),  # was run as SVC,LinearSVC
+    ("SVC, SVC", "--classifiers: 'SVC' is given twice"),  # was run once
+])
+def test_the_command_line_refuses_an_empty_classifier_and_one_given_twice(tmp_path, names, message):
+    result = run_cli("benchmark", "zalando", "--quick", "--classifiers", names, "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "benchmarks").exists()
+
+
+def test_a_classifier_given_twice_is_refused_by_the_api():
+    import mnistlab as ml
+
+    with pytest.raises(ml.ParameterError, match="^classifiers: 'GaussianNB' is given twice$"):
+        zalando.configurations(["GaussianNB", "SVC", "GaussianNB"])
+
+
 def test_a_configuration_on_other_data_is_run_again_not_taken_from_earlier(tmp_path, mnist_dir):
     """Its run's name held the parameters and sizes alone: a benchmark on another folder of the dataset
     reported the earlier folder's accuracy as "done (earlier)"."""

@@ -58,7 +58,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
     from .. import api
     from ..experiments.zalando import number_text, params_text, sizes_text, status_text
 
-    chosen = [c.strip() for c in classifiers.split(",") if c.strip()] if classifiers is not None else None
+    chosen = [c.strip() for c in classifiers.split(",")] if classifiers is not None else None  # "" is a mistake
     result = api.zalando_benchmark(dataset=dataset, classifiers=chosen, train_size=train_size, test_size=test_size,
                                    quick=quick, data_dir=data_dir, cluster=cluster, out=out, progress=not as_json,
                                    command=command_line())

@@ -116,7 +116,14 @@ def configurations(classifiers: list[str] | None = None) -> list[Configuration]:
     if classifiers is not None and (isinstance(classifiers, str) or not classifiers):  # "" and [] are not "all"
         raise ParameterError("classifiers", f"give a non-empty list of the grid's classifiers (or none for all), "
                                             f"got {classifiers!r}")
-    unknown = sorted(set(classifiers or []) - set(grid))
+    # an empty name and one given twice are mistakes, refused as a sweep refuses its values': the command line
+    # had dropped an empty name without a word (SVC,,LinearSVC), and a name given twice was run once
+    named = list(classifiers or [])
+    if "" in named:
+        raise ParameterError("classifiers", f"an empty name among them; the grid's classifiers: {', '.join(grid)}")
+    if (repeated := next((c for i, c in enumerate(named) if c in named[:i]), None)) is not None:
+        raise ParameterError("classifiers", f"{repeated!r} is given twice")
+    unknown = sorted(set(named) - set(grid))
     if unknown:
         raise ParameterError("classifiers", f"{', '.join(unknown)} not in the benchmark's grid; "
                                             f"its classifiers: {', '.join(grid)}")
