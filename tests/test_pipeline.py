@@ -254,6 +254,8 @@ def test_data_choices_are_checked_before_any_data_is_loaded(choice, parameter, m
     (["--classes", "0,10"], "--classes: 10 is out of range"),
     (["--classes", "99999999999,1"], "--classes: 99999999999 is out of range"),
     (["--train-size", "5"], "--train-size: must be at least the number of classes"),
+    # "(or None for all)": Python's word, where the flag takes no none
+    (["--test-size", "0"], "--test-size: must be a whole number of images ≥ 1, got 0; leave it out for all of them"),
     (["--classes", ""], "--classes: takes comma-separated class labels, e.g. 0,1; got ''"),  # was every class
     (["--classes", "0,x"], "--classes: takes comma-separated class labels"),  # was a box of typer's
 ])

@@ -76,8 +76,10 @@ class DataChoice:
             n_classes = len(self.classes)
         for name in ("train_size", "test_size"):
             value = getattr(self, name)
-            if value is not None and (not is_whole_number(value) or value < 1):
-                raise ParameterError(name, f"must be a whole number of images ≥ 1 (or None for all), got {value!r}")
+            if value is not None and (not is_whole_number(value) or value < 1):  # said for the API and the CLI
+                # alike: "(or None for all)" was Python's word on the command line, where --train-size takes no none
+                raise ParameterError(name, f"must be a whole number of images ≥ 1, got {value!r}; leave it out for "
+                                           "all of them")
             if value is not None and value < n_classes:  # a stratified subset holds each class at least once
                 raise ParameterError(name, f"must be at least the number of classes, {n_classes}, got {value}")
         fraction = self.resplit_test_fraction
