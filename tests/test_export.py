@@ -350,6 +350,18 @@ def test_cli_export(run_dir, tmp_path):
     assert not (run_dir.parent / "ghost").exists()
 
 
+def test_a_file_where_the_export_needs_a_folder_is_named_as_one(run_dir, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    for target in (notes / "model.onnx", notes / "sub" / "model.onnx"):  # were "(File exists)", "(Not a directory)"
+        bad = run_cli("export", str(run_dir), "--output", str(target), "--no-check")
+        assert bad.returncode == 2 and bad.stderr == f"error: cannot write {target} ({notes} is a file, not a folder)\n"
+    bad = run_cli("train", "logreg", "--out", str(notes / "out"))  # the same words for every folder made
+    assert bad.returncode == 2
+    assert bad.stderr == f"error: --out: cannot write runs in {notes}/out/runs ({notes} is a file, not a folder)\n"
+    assert notes.read_text() == "mine"
+
+
 def test_a_link_named_onnx_to_another_runs_model_file_is_refused_not_written_through(run_dir, tmp_path):
     """The .onnx rule read the name given, and the export wrote through the link: the other run's model.npz
     was replaced by the ONNX file, and that run could not be loaded any more."""

@@ -35,6 +35,19 @@ def _umask() -> int:
 FILE_MODE, FOLDER_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
 
 
+def make_folder(folder: Path) -> None:
+    """``folder`` made, with the folders above it, where missing. Where a file stands in the way, the OSError
+    names that file: mkdir's own "File exists" or "Not a directory", of the path asked for, did not say which
+    (`mnistlab export --output notes.txt/model.onnx` said "cannot write notes.txt/model.onnx (File exists)")."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if in_the_way is None:
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, f"{in_the_way} is a file, not a folder", str(folder)) from None
+
+
 def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename (through a symbolic link, to its target;
     with ``follow_links`` False the link itself is replaced: a run folder's own file, where a link planted
@@ -72,7 +85,7 @@ def _writable(path: Path, follow_links: bool) -> Path:
     path = Path(os.path.realpath(path) if follow_links else os.path.abspath(path))
     if path.exists() and not path.is_file() and not path.is_symlink():
         raise OSError(errno.EEXIST, "it exists and is not a regular file", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     if str(path.parent) not in _swept:  # once a process, as a folder of many files written one by one
         _swept.add(str(path.parent))    # would be read through for each
         sweep_staging(path.parent)
@@ -123,7 +136,7 @@ def atomic_directory(final: Path, committed: Callable[[], None] | None = None) -
     removes it once the process is gone.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(final.parent)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=staging_prefix(final.name)))
     held = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)  # until renamed: ``sweep_staging`` leaves it alone
     try:

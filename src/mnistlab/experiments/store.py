@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._io import FILE_MODE, atomic_directory, parse_json, read_regular_file, sweep_staging
+from .._io import FILE_MODE, atomic_directory, make_folder, parse_json, read_regular_file, sweep_staging
 from .._values import is_number, is_whole_number, path_text
 from ..data.registry import DATASETS
 from ..models import check_family_name
@@ -74,7 +74,7 @@ def default_out() -> Path:
 def output_folder(folder: Path, what: str) -> Path:
     """``folder``, created if need be: one that cannot be is ``--out``'s fault, said before any work."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
     except OSError as exc:
         raise ParameterError("out", f"cannot write {what} in {folder} ({exc.strerror or exc})") from None
     return folder
@@ -446,7 +446,7 @@ def claim_folder(root: Path, name: str, kind: str, overwrite: bool = False, numb
     """
     validate_name(name, kind)
     try:  # before any work: a folder that cannot be written is said at once
-        root.mkdir(parents=True, exist_ok=True)
+        make_folder(root)
         sweep_leftovers(root)
         for number in itertools.count(1):
             candidate = name if number == 1 else f"{name}-{number}"
