@@ -267,6 +267,19 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_empty_path_is_refused_in_the_words_of_what_the_option_takes(tmp_path):
+    # --output and --labels take a file: "give a file or folder (. for this one)", and '.' was then no file name
+    for args, message in [(["export", "some-run", "--output", ""], "--output: an empty path; give a file"),
+                          (["predict", "some-run", "a.png", "--labels", ""], "--labels: an empty path; give a file"),
+                          (["train", "logreg", "--out", ""], "--out: an empty path; give a folder (. for this one)"),
+                          # a run named '' was looked for as the folder '.'
+                          (["export", ""], "an empty run name; give a run's name or its folder's path"),
+                          (["evaluate", ""], "an empty run name; give a run's name or its folder's path")]:
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr == f"error: {message}\n", (args, result.stderr)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_empty_value_given_is_refused_not_taken_for_none(tmp_path):
     for args, message in [(["train", "logreg", "--name", "", "--train-size", "100"], "--name: a run name must be"),
                           (["models", ""], "unknown model ''"),

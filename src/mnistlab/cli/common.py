@@ -39,8 +39,11 @@ class StrictCommand(TyperCommand):
         for param in self.params:
             value = values.get(param.name)
             if param.name in paths and (value == "" or (isinstance(value, (list, tuple)) and "" in value)):
-                if param.param_type_name == "option":
-                    raise ParameterError(param.name, "an empty path; give a file or folder (. for this one)")
+                if param.param_type_name == "option":  # in the words of what it takes (its metavar): --output
+                    # FILE had been told "give a file or folder (. for this one)", and then '.' was no file name
+                    what = {"FILE": "a file", "FOLDER": "a folder (. for this one)"}.get(param.metavar,
+                                                                                        "a file or folder")
+                    raise ParameterError(param.name, f"an empty path; give {what}")
                 raise ParameterError(None, f"an empty path among the {param.name}; give a file or folder")
         return super().parse_args(ctx, args)
 
@@ -78,9 +81,10 @@ err_console = Console(stderr=True, markup=False, soft_wrap=True)
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help=f"One of: {', '.join(DATASETS)}.")]
 DataDirOpt = Annotated[Optional[Path], typer.Option(
-    "--data-dir", help="Folder with the four IDX files (.gz or raw); env MNISTLAB_DATA_DIR.")]
+    "--data-dir", metavar="FOLDER", help="Folder with the four IDX files (.gz or raw); env MNISTLAB_DATA_DIR.")]
 OutOpt = Annotated[Path, typer.Option(
-    "--out", envvar="MNISTLAB_OUT", help="Folder of the runs (OUT/runs) and of what this command writes.")]
+    "--out", metavar="FOLDER", envvar="MNISTLAB_OUT",
+    help="Folder of the runs (OUT/runs) and of what this command writes.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 RunArg = Annotated[str, typer.Argument(help="Run name (under OUT/runs) or path to a run folder.")]
 ModelArg = Annotated[str, typer.Argument(help="Model family, e.g. logreg (see `mnistlab models`).")]

@@ -15,7 +15,8 @@ from .common import OUT, JsonOpt, OutOpt, RunArg, app, console, emit_json, err_c
 def export_cmd(run: RunArg,
                file_format: Annotated[str, typer.Option("--format", help="File format: onnx.")] = "onnx",
                output: Annotated[Optional[Path], typer.Option(
-                   "--output", "-o", help="File to write (default: model.onnx in the run's folder).")] = None,
+                   "--output", "-o", metavar="FILE",
+                   help="File to write (default: model.onnx in the run's folder).")] = None,
                check: Annotated[bool, typer.Option(
                    help="First check the export against the model on the run's test images.")] = True,
                out: OutOpt = OUT, as_json: JsonOpt = False) -> None:

@@ -39,7 +39,7 @@ def predict_cmd(run: RunArg,
                     help="Write a PNG per photo: its steps (photo, object found, what was dropped, 28×28), "
                          "the probabilities and why.")] = False,
                 labels: Annotated[Optional[Path], typer.Option(
-                    help="CSV with columns file,label (class index or name): report accuracy.")] = None,
+                    metavar="FILE", help="CSV with columns file,label (class index or name): report accuracy.")] = None,
                 out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Predict your own photos, or a stored image, with a run's saved model.
 

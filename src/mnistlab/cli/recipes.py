@@ -57,8 +57,9 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(
                     help="Each run a task on a Dask cluster (a scheduler's address or 'local').",
                     envvar="MNISTLAB_CLUSTER", show_envvar=True)] = None,
                 data_dir: Annotated[Optional[Path], typer.Option(
-                    "--data-dir", help="Folder of MNIST's four IDX files, for the MNIST recipes (the Fashion-MNIST "
-                                       "ones find their data as usual).")] = None,
+                    "--data-dir", metavar="FOLDER",
+                    help="Folder of MNIST's four IDX files, for the MNIST recipes (the Fashion-MNIST ones find their "
+                         "data as usual).")] = None,
                 out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Run a tutorial experiment as the tutorial ran it, and mnistlab's configuration beside it.
 

@@ -379,6 +379,8 @@ class RunStore:
         """
         if not isinstance(run, (str, os.PathLike)):
             raise ParameterError("run", f"a run is given by its name or its folder's path, got {run!r}")
+        if run == "":  # it had been looked for as the folder '.' ("no run '' (looked for a run folder at .)")
+            raise ParameterError(None, "an empty run name; give a run's name or its folder's path")
         candidates = [Path(run)]
         if isinstance(run, str) and NAME_PATTERN.fullmatch(run) and len(run) <= MAX_NAME_LENGTH:
             candidates.insert(0, self.root / run)
@@ -388,7 +390,7 @@ class RunStore:
         if len(candidates) == 2 and candidates[0].is_dir():  # a run's folder, as `runs list` shows it: damaged
             raise RunDamagedError(f"{candidates[0] / CONFIG}: missing (or not a file), so {run!r} is not a "
                                   "complete run")
-        if str(run) and len(candidates) == 1 and candidates[0].is_dir() and not (candidates[0] / CONFIG).exists():
+        if len(candidates) == 1 and candidates[0].is_dir() and not (candidates[0] / CONFIG).exists():
             # a sweep's, say: "no run" read as a typo in the path
             raise RunNotFoundError(f"{candidates[0]}: a folder, but not a run's (it has no {CONFIG})")
         looked = " or ".join(str(p) for p in candidates)
