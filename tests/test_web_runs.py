@@ -74,6 +74,15 @@ def test_cli_serve_on_a_port_in_use_or_out_of_range_is_one_line(out):
     assert result.stderr.startswith("error: --allow-host: give a host name or an address alone")
 
 
+def test_serve_help_says_the_workers_upper_limit_that_it_enforces(out):
+    from mnistlab._system import usable_cores
+
+    help_text = run_cli("serve", "--help", env={"COLUMNS": "400"}).stdout  # was "[x>=1]" alone
+    assert f"Processes that compute predictions: 1 to {usable_cores()}, the CPU cores this server may use" in help_text
+    result = run_cli("serve", "--workers", str(usable_cores() + 1), "--out", str(out), timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: --workers: must be from 1 to {usable_cores()}")
+
+
 def test_default_run_by_path_is_listed_and_predicts(out, fashion):
     outside = out.parent / f"{out.name}-elsewhere" / "runs" / "outside"
     with client(out, default_run=str(outside)) as http:

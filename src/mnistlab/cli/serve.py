@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .._system import usable_cores
 from ..errors import MnistlabError
 from .common import OUT, OutOpt, app, console
 
@@ -17,8 +18,10 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
               host: Annotated[str, typer.Option(
                   help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
               port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-              workers: Annotated[Optional[int], typer.Option(min=1, help="Processes that compute predictions "
-                                                             "(default: one per CPU core).")] = None,
+              # the upper limit said as the server enforces it (its message, for 0 too): the help said x>=1
+              workers: Annotated[Optional[int], typer.Option(
+                  help=f"Processes that compute predictions: 1 to {usable_cores()}, the CPU cores this server may "
+                       "use (default: one per core).")] = None,
               engine: Annotated[str, typer.Option(
                   help="What predicts: native (the run's own model, with explanation maps) or onnx (its ONNX "
                        "export under onnxruntime, exported on first use: lighter, faster-starting workers, "
