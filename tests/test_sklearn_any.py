@@ -249,6 +249,18 @@ def test_a_classifier_refusing_the_data_when_it_fits_or_predicts_is_one_short_li
     assert len(str(info.value)) < 400 and "\n" not in str(info.value)
 
 
+def test_a_long_refusal_is_cut_after_a_whole_value_and_says_so():
+    """HistGradientBoosting lists the values of monotonic_cst it refuses; cut at 300 characters, the message ended
+    mid-number ("…, -356, -355, -35")."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((20, 784), dtype=np.float32), np.arange(20) % 2
+    hgb = get_family("sklearn:HistGradientBoostingClassifier")(monotonic_cst=list(range(-392, 392)), max_iter=1)
+    with pytest.raises(ParameterError, match="could not fit this data") as info:
+        hgb.fit(X, y)
+    message = str(info.value)
+    assert "Observed values: [-392, -391, " in message and message.endswith(", -356, -355, …"), message
+
+
 def test_a_recipes_data_folder_is_for_the_mnist_recipes_alone():
     from mnistlab.experiments.recipes import _jobs
 

@@ -76,9 +76,14 @@ class RunDamagedError(MnistlabError):
     """A run folder whose files are missing or unreadable; the message names the file."""
 
 
-def one_line(exc: BaseException) -> str:
-    """``exc``'s message on one line, for quoting inside ours: it may hold text from the input."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """``exc``'s message on one line, for quoting inside ours: it may hold text from the input. With ``limit``, at
+    most that many characters, cut after a whole word and marked " …": cut mid-word, a message listing values
+    ended in a false one (HistGradientBoosting's monotonic_cst refusal "Observed values: [-392, …, -356, -35")."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if limit is None or len(text) <= limit:
+        return text
+    return text[:limit - 1].rsplit(" ", 1)[0] + " …"
 
 
 def printable(text: str) -> str:

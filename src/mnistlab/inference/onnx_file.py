@@ -233,7 +233,7 @@ def read_onnx(source: str | os.PathLike | bytes, threads: int | None = None) -> 
     # ValueError: a tensor of a data type that does not exist; UnicodeDecodeError (a ValueError): text
     # that is not UTF-8; TypeError: the checker's bindings handed a value of the wrong kind
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError, TypeError) as exc:
-        raise ModelFileError(f"{name}: not a valid ONNX model ({one_line(exc)[:300]})") from None
+        raise ModelFileError(f"{name}: not a valid ONNX model ({one_line(exc, 300)})") from None
     if not all(isinstance(p.key, str) and isinstance(p.value, str) for p in model.metadata_props):
         raise ModelFileError(f"{name}: its metadata is not text (a damaged file)")  # protobuf gives bytes then
     props = {p.key: p.value for p in model.metadata_props}
@@ -257,7 +257,7 @@ def read_onnx(source: str | os.PathLike | bytes, threads: int | None = None) -> 
     try:
         session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors share no base class of their own
-        raise ModelFileError(f"{name}: onnxruntime cannot run it ({one_line(exc)[:300]})") from None
+        raise ModelFileError(f"{name}: onnxruntime cannot run it ({one_line(exc, 300)})") from None
     return OnnxModel(session, classes, dataset, props)
 
 

@@ -63,4 +63,4 @@ def refusals_of(family: str, what: str) -> Iterator[None]:
             raise DivergedError(family, "its weights are not finite") from None
         # its settings, the data, or the two together (a solver that refuses a penalty says so in its own words)
         raise ParameterError(None, f"{family} could not {what} this data, or not with these settings: "
-                                   f"{one_line(exc)[:300]}") from None
+                                   f"{one_line(exc, 300)}") from None

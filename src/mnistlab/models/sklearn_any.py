@@ -233,7 +233,7 @@ class SklearnClassifier(MnistlabModel):
                                     target_opset={"": OPSET, "ai.onnx.ml": 3}, options={id(final): {"zipmap": False}})
         except Exception as exc:  # noqa: BLE001 - skl2onnx's refusals (no converter, a setting it lacks) share no base
             raise ExportError(f"a {self.family} model cannot be exported to ONNX: skl2onnx says "
-                              f"{one_line(exc)[:200]}") from None
+                              f"{one_line(exc, 200)}") from None
         return _with_float32_ends(model)
 
     # -- model files --------------------------------------------------------------------------
