@@ -348,3 +348,20 @@ def test_n_jobs_is_bounded_before_any_work_as_threads_are():
             model.fit(np.zeros((4, 784)), [0, 1, 0, 1])
     assert get_family("sklearn:RandomForestClassifier")(n_jobs=-1, n_estimators=2).fit(
         np.zeros((4, 784)), [0, 1, 0, 1]).n_jobs == -1
+
+
+def test_a_model_that_cannot_be_saved_leaves_the_folder_as_it_was(tmp_path):
+    """model.npz was written before the parameters met JSON: a RandomState (no JSON value) raised a raw
+    TypeError, and the new arrays beside the old model.json made a pair that no longer loaded."""
+    X, y = small_xy()
+    forest = get_family("sklearn:RandomForestClassifier")
+    kept = forest(n_estimators=2, max_depth=2, random_state=0).fit(X, y)
+    save_model(kept, tmp_path / "kept")
+    unsaveable = forest(n_estimators=3, random_state=np.random.RandomState(1)).fit(X, y)
+    for folder in (tmp_path / "kept", tmp_path / "new"):
+        with pytest.raises(ParameterError, match="^random_state: cannot be saved in a model file, .*RandomState") \
+                as info:
+            save_model(unsaveable, folder)
+        assert info.value.parameter == "random_state"
+    np.testing.assert_array_equal(load_model(tmp_path / "kept").predict_proba(X[:20]), kept.predict_proba(X[:20]))
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())

@@ -352,8 +352,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """``obj`` as strict JSON (``finite_json``: an infinite or NaN float as a string), written atomically."""
-    atomic_write_text(path, json.dumps(finite_json(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
+    """``obj`` as strict JSON (``json_text``), written atomically."""
+    atomic_write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as strict JSON (``finite_json``: an infinite or NaN float as a string), the text ``write_json``
+    writes; a TypeError for a value JSON cannot hold (before anything is written, for a writer of several files)."""
+    return json.dumps(finite_json(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
 
 
 def _json_default(obj: Any) -> Any:

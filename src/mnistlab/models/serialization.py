@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes, parse_json, read_regular_file, write_json
+from .._io import atomic_write_all, json_text, parse_json, read_regular_file
 from .._npz import read_npz
 from .._values import is_whole_number
 from ..errors import ModelFileError, ParameterError, one_line
@@ -36,9 +36,16 @@ MAX_META_BYTES = 16 * 1024 * 1024  # model.json: a few kilobytes in practice
 
 
 def save_model(model: MnistlabModel, directory: Path) -> None:
-    """Write ``model.npz`` and ``model.json`` into ``directory``."""
+    """Write ``model.npz`` and ``model.json`` into ``directory``, both or neither: a model that cannot be
+    written (a parameter JSON cannot hold) is a ``ParameterError``, and leaves a pair already there as it was."""
     arrays = model.get_arrays()
     params = (model.model if isinstance(model, TemperatureScaled) else model).get_params(deep=False)
+    for name, value in params.items():
+        try:
+            json_text(value)
+        except (TypeError, ValueError) as exc:  # ValueError: a list that holds itself
+            raise ParameterError(name, "cannot be saved in a model file, which keeps parameters as JSON: "
+                                       f"{one_line(exc)}") from None
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     meta = {
@@ -48,7 +55,7 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
         "params": params,
         # JSON has no tuples: these are read back as tuples, so that a loaded model's get_params() is the saved one's
         "tuple_params": sorted(name for name, value in params.items() if isinstance(value, tuple)),
-        # nor infinity: these are written as "inf", "-inf" or "nan" (write_json) and read back as floats
+        # nor infinity: these are written as "inf", "-inf" or "nan" (json_text) and read back as floats
         "nonfinite_params": sorted(name for name, value in params.items()
                                    if isinstance(value, float) and not math.isfinite(value)),
         "arrays": {name: {"dtype": str(a.dtype), "shape": list(a.shape)} for name, a in arrays.items()},
@@ -57,8 +64,10 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
         meta["n_features_in"] = int(model.n_features_in_)
     if isinstance(model, TemperatureScaled):
         meta["temperature"] = model.temperature
-    atomic_write_bytes(Path(directory) / ARRAYS_FILE, buffer.getvalue())
-    write_json(Path(directory) / META_FILE, meta)
+    # the JSON text is made before either file is written, and the two replace theirs together: written one
+    # after the other, a parameter JSON could not hold left the new model.npz beside the old model.json
+    atomic_write_all({Path(directory) / ARRAYS_FILE: buffer.getvalue(),
+                      Path(directory) / META_FILE: json_text(meta).encode("utf-8")})
 
 
 def _declared_arrays(meta: dict, meta_path: Path) -> dict[str, tuple[str, list[int]]]:
