@@ -12,7 +12,7 @@ import pytest
 
 from fixtures.files import npy_bytes, npz_bytes
 from mnistlab.api import Run
-from mnistlab.errors import ModelFileError, RunDamagedError
+from mnistlab.errors import ModelFileError, ParameterError, RunDamagedError
 from mnistlab.experiments.pipeline import DataChoice, evaluate_run, train
 from mnistlab.experiments.store import read_predictions
 from mnistlab.inference.predictor import Predictor
@@ -247,3 +247,28 @@ def test_an_infinite_setting_is_written_as_strict_json_and_read_back_as_a_float(
     edit_meta(run_dir, lambda meta: (meta["params"].update(C=float("inf")), meta.pop("nonfinite_params")))
     assert "Infinity" in (run_dir / "model.json").read_text()  # as written before: read as it was
     assert load_model(run_dir).get_params()["C"] == float("inf")
+
+
+STRINGS, INTS = np.array(["T-shirt", "Trouser", "Bag"], object), np.array([3, 7, 9], object)
+
+
+@pytest.mark.parametrize("family, labels, dtype", [("logreg", STRINGS, "<U7"), ("sklearn:SVC", STRINGS, "<U7"),
+                                                   ("logreg", INTS, "int64")])  # (scikit-learn refuses object ints)
+def test_labels_of_an_object_column_are_saved_as_text_or_ints_and_load(tmp_path, family, labels, dtype):
+    """A frame's column of strings (dtype object) left an object classes_, which np.savez pickled into model.npz:
+    the file saved, and load_model refused it (dtype object is not a plain numeric type)."""
+    X = np.random.default_rng(0).random((60, 784), dtype=np.float32)
+    model = get_family(family)().fit(X, labels[np.arange(60) % 3])
+    assert model.classes_.dtype == object
+    save_model(model, tmp_path)
+    again = load_model(tmp_path)
+    assert again.classes_.dtype == dtype and again.classes_.tolist() == model.classes_.tolist()
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+
+
+def test_an_array_of_other_objects_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    model = get_family("logreg")(max_iter=5).fit(np.zeros((4, 784), np.float32), [0, 1, 0, 1])
+    monkeypatch.setattr(model, "classes_", np.array([0, None], object))
+    with pytest.raises(ParameterError, match="array 'classes_' holds object values cannot be kept in a model file"):
+        save_model(model, tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -31,6 +31,11 @@ MAX_DIRECTORY_BYTES = 1 << 20
 _END = struct.Struct("<4s4H2LH")  # end of central directory: signature, 4 counts, size, offset, comment length
 
 
+def plain_dtype(dtype: np.dtype) -> bool:
+    """Whether ``read_npz`` reads arrays of ``dtype``: no Python objects (a pickle), no records."""
+    return not dtype.hasobject and dtype.fields is None and dtype.kind in _KINDS
+
+
 def _directory_size(f) -> int:
     """The size of the zip's central directory as its end record says; zip64 archives (which
     NumPy writes only past 4 GB or 65535 arrays) are refused, as their record can say more."""
@@ -111,7 +116,7 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
             try:
                 with archive.open(member) as fp:
                     offset, shape, dtype = npy_header(fp)
-                    if dtype.hasobject or dtype.fields is not None or dtype.kind not in _KINDS:
+                    if not plain_dtype(dtype):
                         raise ValueError(f"dtype {dtype} is not a plain numeric type")
                     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
                     if expected[name] is not None and [str(dtype), list(shape)] != list(expected[name]):

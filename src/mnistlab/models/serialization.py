@@ -11,14 +11,16 @@ but never code.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 
 from .._io import atomic_write_all, json_text, parse_json, read_regular_file
-from .._npz import read_npz
+from .._npz import plain_dtype, read_npz
 from .._values import is_whole_number
 from ..errors import ModelFileError, ParameterError, one_line
 from . import get_family
@@ -38,7 +40,7 @@ MAX_META_BYTES = 16 * 1024 * 1024  # model.json: a few kilobytes in practice
 def save_model(model: MnistlabModel, directory: Path) -> None:
     """Write ``model.npz`` and ``model.json`` into ``directory``, both or neither: a model that cannot be
     written (a parameter JSON cannot hold) is a ``ParameterError``, and leaves a pair already there as it was."""
-    arrays = model.get_arrays()
+    arrays = {name: _plain(model, name, a) for name, a in model.get_arrays().items()}
     params = (model.model if isinstance(model, TemperatureScaled) else model).get_params(deep=False)
     for name, value in params.items():
         try:
@@ -47,6 +49,8 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
             raise ParameterError(name, "cannot be saved in a model file, which keeps parameters as JSON: "
                                        f"{one_line(exc)}") from None
     buffer = io.BytesIO()
+    # every array is plain (``_plain``), so nothing is pickled; savez's allow_pickle=False would not do here: the
+    # NumPy 1.26 this package takes has no such keyword, and stores it as one more array
     np.savez(buffer, **arrays)
     meta = {
         "format": MODEL_FORMAT,
@@ -68,6 +72,22 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
     # after the other, a parameter JSON could not hold left the new model.npz beside the old model.json
     atomic_write_all({Path(directory) / ARRAYS_FILE: buffer.getvalue(),
                       Path(directory) / META_FILE: json_text(meta).encode("utf-8")})
+
+
+def _plain(model: MnistlabModel, name: str, a: np.ndarray) -> np.ndarray:
+    """``a`` in a dtype ``read_npz`` reads: labels given as a frame's column of strings (or of ints) leave an object
+    array as ``classes_``, which np.savez pickled (its default allow_pickle=True): the file saved, and no
+    load_model read it back. Its strings are stored as text (its ints as int64); any other object is refused."""
+    values = a.ravel().tolist() if a.dtype == object else None
+    if values is not None and all(isinstance(v, str) for v in values):
+        a = a.astype(str)
+    elif values is not None and all(isinstance(v, Integral) and not isinstance(v, bool) for v in values):
+        with contextlib.suppress(OverflowError):  # past int64: refused below
+            a = a.astype(np.int64)
+    if not plain_dtype(a.dtype):
+        raise ParameterError(None, f"a {model.family} model whose array {name!r} holds {a.dtype} values cannot be "
+                                   "kept in a model file, which holds numbers and text only (never a pickle)")
+    return a
 
 
 def _declared_arrays(meta: dict, meta_path: Path) -> dict[str, tuple[str, list[int]]]:
