@@ -376,6 +376,26 @@ def test_a_calibrated_model_is_cloned_as_scikit_learn_clones_a_wrapper_and_refus
     assert load_model(tmp_path).model.get_params() == scaled.model.get_params()
 
 
+def test_a_calibrated_model_is_fitted_to_scikit_learn_as_its_model_is():
+    """check_is_fitted found no attribute ending in "_" on the wrapper: a calibrated run's model counted as
+    unfitted, and FrozenEstimator (CalibratedClassifierCV, VotingClassifier of fitted models) refused it."""
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.utils.validation import check_is_fitted
+
+    from mnistlab.models import get_family
+    from mnistlab.models.temperature import TemperatureScaled
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 784), dtype=np.float32), np.arange(60) % 3
+    scaled = TemperatureScaled(get_family("logreg")(max_iter=5).fit(X, y), 2.5)
+    check_is_fitted(scaled)
+    np.testing.assert_array_equal(FrozenEstimator(scaled).predict_proba(X), scaled.predict_proba(X))
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clone(scaled))  # its model unfitted
+
+
 def test_a_calibrated_models_occlusion_maps_are_of_the_probabilities_it_gives():
     from mnistlab.models import get_family
     from mnistlab.models.occlusion import occlusion_sensitivity

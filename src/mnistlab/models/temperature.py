@@ -101,6 +101,18 @@ class TemperatureScaled:
         raise MnistlabError("a calibrated model is fitted with its temperature by ml.train(..., calibrate=True), "
                             "on images held out from its training; to refit the model alone, fit its .model")
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether its model is fitted: this wrapper learns nothing of its own, and scikit-learn, finding none of
+        its attributes ending in "_", took a calibrated run's model for unfitted (FrozenEstimator refused it)."""
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+
+        try:
+            check_is_fitted(self.model)
+        except NotFittedError:
+            return False
+        return True
+
     def __repr__(self) -> str:
         return f"TemperatureScaled({self.model!r}, temperature={self.temperature:.4g})"
 
