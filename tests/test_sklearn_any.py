@@ -365,3 +365,18 @@ def test_a_model_that_cannot_be_saved_leaves_the_folder_as_it_was(tmp_path):
         assert info.value.parameter == "random_state"
     np.testing.assert_array_equal(load_model(tmp_path / "kept").predict_proba(X[:20]), kept.predict_proba(X[:20]))
     assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
+
+
+def test_warm_start_goes_on_from_the_fitted_classifier_as_scikit_learns_does():
+    """Each fit built a new classifier: warm_start=True was accepted and did nothing (a forest grown from 2 to
+    4 trees kept none of its first 2)."""
+    X, y = small_xy()
+    forest = get_family("sklearn:RandomForestClassifier")(n_estimators=2, warm_start=True, random_state=0,
+                                                          standardize=True).fit(X[:150], y[:150])
+    first = [tree.tree_.threshold.copy() for tree in forest.estimator_[-1].estimators_]
+    forest.set_params(n_estimators=4).fit(X[150:], y[150:])
+    trees = forest.estimator_[-1].estimators_
+    assert len(trees) == 4 and all(np.array_equal(tree.tree_.threshold, kept) for tree, kept in zip(trees, first))
+    sgd = get_family("sklearn:SGDClassifier")(max_iter=1, tol=None, warm_start=True, random_state=0)
+    coefs = [sgd.fit(X, y).estimator_.coef_.copy() for _ in range(2)]
+    assert not np.array_equal(*coefs)  # the second fit went on from the first one's weights
