@@ -380,3 +380,18 @@ def test_warm_start_goes_on_from_the_fitted_classifier_as_scikit_learns_does():
     sgd = get_family("sklearn:SGDClassifier")(max_iter=1, tol=None, warm_start=True, random_state=0)
     coefs = [sgd.fit(X, y).estimator_.coef_.copy() for _ in range(2)]
     assert not np.array_equal(*coefs)  # the second fit went on from the first one's weights
+
+
+def test_a_class_weight_of_int_labels_comes_back_with_int_keys(tmp_path):
+    """JSON writes a dict's keys as strings: class_weight={0: 2.0} came back as {'0': 2.0}, and the loaded model,
+    refitted, refused its own classes ("The classes, [0, 1, 2], are not in class_weight")."""
+    from sklearn.base import clone
+
+    X, y = small_xy()
+    model = get_family("sklearn:SVC")(class_weight={0: 2.0, np.int64(1): 1.0}).fit(X, y)
+    save_model(model, tmp_path)
+    again = load_model(tmp_path)
+    assert again.class_weight == {0: 2.0, 1: 1.0} and all(type(key) is int for key in again.class_weight)
+    np.testing.assert_array_equal(clone(again).fit(X, y).predict(X), model.predict(X))
+    with pytest.raises(ParameterError, match="^class_weight: cannot be saved in a model file, .*all strings or all"):
+        save_model(model.set_params(class_weight={0: 2.0, "1": 1.0}), tmp_path / "mixed")  # as {'0': …, '1': …}

@@ -2,7 +2,7 @@
 
 A model is two files: ``model.npz`` (the learned arrays, loaded with
 ``allow_pickle=False``) and ``model.json`` (format tag, family,
-hyperparameters and which of them are tuples or not finite, array names, the number of
+hyperparameters and which of them are tuples, dicts of int keys or not finite, array names, the number of
 features it was fitted on (``n_features_in``) and the temperature its probabilities are scaled by, when
 one was fitted: ``temperature``). Loading rebuilds the estimator from its
 hyperparameters and hands it the arrays, so a model file can hold data
@@ -42,8 +42,15 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
     written (a parameter JSON cannot hold) is a ``ParameterError``, and leaves a pair already there as it was."""
     arrays = {name: _plain(model, name, a) for name, a in model.get_arrays().items()}
     params = (model.model if isinstance(model, TemperatureScaled) else model).get_params(deep=False)
-    for name, value in params.items():
+    # JSON's keys are strings: a dict of int keys (class_weight={0: 2.0}) is written with them as strings and read
+    # back as ints (int_key_params); read back as strings, the loaded model refused its own classes when refitted
+    int_keyed = sorted(name for name, value in params.items() if _int_keyed(value))
+    written = {name: {str(int(k)): v for k, v in value.items()} if name in int_keyed else value
+               for name, value in params.items()}
+    for name, value in written.items():
         try:
+            if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+                raise TypeError("a dict's keys must be all strings or all ints, which JSON can tell apart")
             json_text(value)
         except (TypeError, ValueError) as exc:  # ValueError: a list that holds itself
             raise ParameterError(name, "cannot be saved in a model file, which keeps parameters as JSON: "
@@ -56,7 +63,8 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
         "family": model.family,
-        "params": params,
+        "params": written,
+        "int_key_params": int_keyed,
         # JSON has no tuples: these are read back as tuples, so that a loaded model's get_params() is the saved one's
         "tuple_params": sorted(name for name, value in params.items() if isinstance(value, tuple)),
         # nor infinity: these are written as "inf", "-inf" or "nan" (json_text) and read back as floats
@@ -72,6 +80,12 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
     # after the other, a parameter JSON could not hold left the new model.npz beside the old model.json
     atomic_write_all({Path(directory) / ARRAYS_FILE: buffer.getvalue(),
                       Path(directory) / META_FILE: json_text(meta).encode("utf-8")})
+
+
+def _int_keyed(value) -> bool:
+    """Whether ``value`` is a dict whose keys are all ints (NumPy's too), as a class_weight of int labels is."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(k, Integral) and not isinstance(k, bool)
+                                                           for k in value)
 
 
 def _plain(model: MnistlabModel, name: str, a: np.ndarray) -> np.ndarray:
@@ -133,6 +147,9 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         for name in meta.get("tuple_params", []):  # absent from files written before it was recorded
             if isinstance(params.get(name), list):
                 params[name] = tuple(params[name])
+        for name in meta.get("int_key_params", []):  # absent from files written before it was recorded
+            if isinstance(params.get(name), dict):
+                params[name] = {int(key): value for key, value in params[name].items()}
         for name in meta.get("nonfinite_params", []):  # files written before hold JSON's Infinity, read as floats
             if params.get(name) in ("inf", "-inf", "nan"):
                 params[name] = float(params[name])
