@@ -249,6 +249,13 @@ def test_an_infinite_setting_is_written_as_strict_json_and_read_back_as_a_float(
     assert load_model(run_dir).get_params()["C"] == float("inf")
 
 
+@pytest.mark.parametrize("names", [["a"] * 783, "pixel0", [0] * 784])
+def test_feature_names_that_are_not_one_string_per_feature_are_refused(copy, names):
+    edit_meta(copy, lambda meta: meta.update(feature_names_in=names))
+    with pytest.raises(ModelFileError, match="model.json: 'feature_names_in' must list one name"):
+        load_model(copy)
+
+
 STRINGS, INTS = np.array(["T-shirt", "Trouser", "Bag"], object), np.array([3, 7, 9], object)
 
 

@@ -340,6 +340,20 @@ def test_a_frame_s_columns_in_another_order_are_refused_as_the_other_families_re
         model.predict(frame[columns[::-1]])
 
 
+@pytest.mark.parametrize("family, params", [("logreg", {"max_iter": 5}), ("sklearn:GaussianNB", {})])
+def test_a_loaded_model_checks_a_frame_s_column_names_as_the_fitted_one_did(tmp_path, family, params):
+    """Model files kept the number of features but not their names: loaded, a model read a frame's columns in
+    another order as they came, with a warning only."""
+    pandas = pytest.importorskip("pandas")
+    X, y = small_xy()
+    columns = [f"pixel{i}" for i in range(X.shape[1])]
+    save_model(get_family(family)(**params).fit(pandas.DataFrame(X, columns=columns), y), tmp_path)
+    loaded = load_model(tmp_path)
+    assert list(loaded.feature_names_in_) == columns
+    with pytest.raises(ParameterError, match="The feature names should match those that were passed during fit"):
+        loaded.predict(pandas.DataFrame(X, columns=columns)[columns[::-1]])
+
+
 def test_n_jobs_is_bounded_before_any_work_as_threads_are():
     # scikit-learn takes any int: 100,000 threads failed inside the fit, an AttributeError taken for a bug
     for n_jobs in (100_000, 0):  # 0: refused by joblib inside the fit, after the data was loaded

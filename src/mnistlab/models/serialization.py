@@ -1,12 +1,13 @@
 """Models as arrays plus JSON — never pickle.
 
 A model is two files: ``model.npz`` (the learned arrays, loaded with
-``allow_pickle=False``) and ``model.json`` (format tag, family,
-hyperparameters and which of them are tuples, dicts of int keys or not finite, array names, the number of
-features it was fitted on (``n_features_in``) and the temperature its probabilities are scaled by, when
-one was fitted: ``temperature``). Loading rebuilds the estimator from its
-hyperparameters and hands it the arrays, so a model file can hold data
-but never code.
+``allow_pickle=False``) and ``model.json`` (format tag, family, hyperparameters
+and which of them are tuples, dicts of int keys or not finite, array names, the
+number of features it was fitted on (``n_features_in``) and their names where
+it was fitted on a data frame (``feature_names_in``), and the temperature its
+probabilities are scaled by, when one was fitted: ``temperature``). Loading
+rebuilds the estimator from its hyperparameters and hands it the arrays, so a
+model file can hold data but never code.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
     }
     if hasattr(model, "n_features_in_"):  # so that a loaded model refuses images of another size as a fitted one does
         meta["n_features_in"] = int(model.n_features_in_)
+    if hasattr(model, "feature_names_in_"):  # and a frame's columns in another order (read wrong, with a warning)
+        meta["feature_names_in"] = [str(name) for name in model.feature_names_in_]
     if isinstance(model, TemperatureScaled):
         meta["temperature"] = model.temperature
     # the JSON text is made before either file is written, and the two replace theirs together: written one
@@ -174,6 +177,12 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         if not is_whole_number(n_features) or n_features < 1:
             raise ModelFileError(f"{meta_path}: 'n_features_in' must be a positive integer, got {n_features!r}")
         model.n_features_in_ = n_features
+    if "feature_names_in" in meta:  # a frame's column names, where the model was fitted on a frame
+        names = meta["feature_names_in"]
+        if not (isinstance(names, list) and all(isinstance(name, str) for name in names)
+                and len(names) == getattr(model, "n_features_in_", len(names))):
+            raise ModelFileError(f"{meta_path}: 'feature_names_in' must list one name (a string) per feature")
+        model.feature_names_in_ = np.asarray(names, dtype=object)  # as scikit-learn keeps them
     if "temperature" in meta:
         try:
             model = TemperatureScaled(model, meta["temperature"])
