@@ -409,3 +409,12 @@ def test_a_class_weight_of_int_labels_comes_back_with_int_keys(tmp_path):
     np.testing.assert_array_equal(clone(again).fit(X, y).predict(X), model.predict(X))
     with pytest.raises(ParameterError, match="^class_weight: cannot be saved in a model file, .*all strings or all"):
         save_model(model.set_params(class_weight={0: 2.0, "1": 1.0}), tmp_path / "mixed")  # as {'0': …, '1': …}
+
+
+def test_labels_of_several_outputs_are_refused_when_fitting_as_the_other_families_refuse_them():
+    """scikit-learn's forests and neighbours fit a 2-D y (one column per output): predict then failed inside
+    NumPy ('setting an array element with a sequence … inhomogeneous shape')."""
+    X, y = small_xy()
+    for family in ("sklearn:RandomForestClassifier", "sklearn:KNeighborsClassifier", "logreg"):
+        with pytest.raises(ParameterError, match=r"^y should be a 1d array, got an array of shape \(300, 2\)"):
+            get_family(family)().fit(X, np.stack([y, y % 2], axis=1))

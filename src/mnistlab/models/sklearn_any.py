@@ -47,7 +47,7 @@ from . import SKLEARN_PREFIX
 from ._fitting import convergence_warnings, refusals_of, why_not_converged
 from .base import N_FEATURES, MnistlabModel
 from .params import MAX_THREADS, Interval
-from .validation import check_features, fit_features, set_learned
+from .validation import check_features, check_labels, fit_features, set_learned
 
 
 # Not in skops's default trusted set, but plain data holders of scikit-learn's own estimators.
@@ -135,6 +135,9 @@ class SklearnClassifier(MnistlabModel):
         self.validate_params()
         progress = progress or SILENT
         X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
+        # one label per image, as our other families take: scikit-learn's classifiers also fit a 2-D y (several
+        # outputs), after which predict_proba gives a list of arrays, and predict failed inside NumPy
+        y = check_labels(self, y, len(X))
         with started(progress, None, "fit"):
             with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
                 estimator = self._estimator().fit(X, y)
