@@ -418,3 +418,10 @@ def test_labels_of_several_outputs_are_refused_when_fitting_as_the_other_familie
     for family in ("sklearn:RandomForestClassifier", "sklearn:KNeighborsClassifier", "logreg"):
         with pytest.raises(ParameterError, match=r"^y should be a 1d array, got an array of shape \(300, 2\)"):
             get_family(family)().fit(X, np.stack([y, y % 2], axis=1))
+
+
+def test_predicting_before_fitting_is_scikit_learns_not_fitted_error():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):  # was an AttributeError ('classes_'), which scikit-learn's tools do not catch
+        get_family("sklearn:RandomForestClassifier")().predict(np.zeros((1, 784)))

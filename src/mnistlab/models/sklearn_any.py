@@ -156,7 +156,10 @@ class SklearnClassifier(MnistlabModel):
         """The class of the highest probability (``predict_proba``), which a run's numbers and every shell
         use: it can differ from the classifier's own ``predict`` (SVC's one-vs-one vote breaks a tie by the
         first class, and its Platt probabilities need not follow the vote)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        # predict_proba first: before a fit, classes_ (read first in one expression) raised an AttributeError
+        # where scikit-learn's tools expect predict_proba's NotFittedError
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def predict_proba(self, X) -> np.ndarray:
         """The classifier's probabilities; a naive Bayes' computed in float64 (``computes_in_float64``)."""
