@@ -268,20 +268,21 @@ def test_bad_data_options_are_one_line_naming_the_flag(args, message, tmp_path):
 def test_a_sweep_figure_places_every_value_none_and_infinity_too():
     from mnistlab.experiments.sweep import sweep_figure
 
-    def rows(name, values):
-        return [{name: v, "val_accuracy": 0.5 + i / 10, "sparsity": None} for i, v in enumerate(values)]
+    def swept(name, values):
+        """The rows of a sweep of ``name`` over ``values``, and its grid."""
+        return [{name: v, "val_accuracy": 0.5 + i / 10, "sparsity": None} for i, v in enumerate(values)], {name: values}
 
-    figure = sweep_figure(rows("C", [1.0, 0.1]), ["C"])
+    figure = sweep_figure(*swept("C", [1.0, 0.1]))
     assert list(figure.axes[0].lines[0].get_xdata()) == [0.1, 1.0] and figure.axes[0].get_xscale() == "log"
-    figure = sweep_figure(rows("C", [0.1, float("inf")]), ["C"])  # inf had no place on the log axis: not drawn
+    figure = sweep_figure(*swept("C", [0.1, float("inf")]))  # inf had no place on the log axis: not drawn
     assert list(figure.axes[0].lines[0].get_xdata()) == ["0.1", "inf"]
-    figure = sweep_figure(rows("random_state", [None, 1]), ["random_state"])  # None < 1 failed after every fit
+    figure = sweep_figure(*swept("random_state", [None, 1]))  # None < 1 failed after every fit
     assert list(figure.axes[0].lines[0].get_xdata()) == ["1", "None"]
     # a line whose every point failed is no line of zeros beside the others' sparsity: nothing was measured
     failed = [{"C": c, "solver": solver, "val_accuracy": None if solver == "lbfgs" else 0.8,
                "sparsity": None if solver == "lbfgs" else 0.3, "error": "x" if solver == "lbfgs" else None}
               for c in (0.1, 1.0) for solver in ("lbfgs", "saga")]
-    sparsity = sweep_figure(failed, ["C", "solver"]).axes[1]
+    sparsity = sweep_figure(failed, {"C": [0.1, 1.0], "solver": ["lbfgs", "saga"]}).axes[1]
     assert [np.isnan(line.get_ydata()).all() for line in sparsity.lines] == [True, False]
 
 
@@ -461,6 +462,18 @@ def test_points_that_differ_only_in_values_they_do_not_use_are_one_fit(tmp_path)
                      "--train-size", "300", "--out", str(tmp_path))
     assert result.returncode == 0 and "warning" not in result.stderr, result.stderr  # the table says it
     assert re.search(r"best: optimizer=(sgd|adam, beta1=0\.\d), max_epochs=1 \(", result.stdout), result.stdout
+
+
+def test_a_sweep_takes_values_that_are_no_dict_keys(tmp_path):
+    """class_weight={0: 5.0}, as GridSearchCV takes it: every point was fitted, then the sweep failed on
+    "unhashable type: 'dict'" (its values keyed the fits and the plot) and wrote nothing."""
+    import mnistlab as ml
+
+    sweep = ml.sweep("sklearn:DecisionTreeClassifier", {"class_weight": [None, {0: 5.0}], "max_depth": [2, 3]},
+                     train_size=300, out=tmp_path, progress=False)
+    assert [(r["class_weight"], r["max_depth"]) for r in sweep.results] == [(None, 2), (None, 3), ({0: 5.0}, 2),
+                                                                            ({0: 5.0}, 3)]
+    assert (sweep.path / "sweep.png").is_file() and len(sweep.figure().axes[0].lines) == 2
 
 
 def test_a_swept_none_is_shown_as_a_setting_not_as_a_gap(tmp_path):

@@ -387,7 +387,7 @@ class Sweep:
         """Validation accuracy (and sparsity, for per-pixel weights) against the first swept parameter."""
         from .experiments.sweep import sweep_figure
 
-        return sweep_figure(self.results, list(self.grid))
+        return sweep_figure(self.results, self.grid)
 
     def __repr__(self) -> str:
         return f"Sweep({self.grid}, best={self.best})"

@@ -145,12 +145,13 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         if (repeated := next((i for i, v in enumerate(values) if v in values[:i]), None)) is not None:
             raise ParameterError(parameter, f"the value {values[repeated]!r} is given twice")
     names = list(grid)
-    points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+    positions = _positions(grid)
+    points = [{n: grid[n][j] for n, j in zip(names, at)} for at in positions]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedParameterWarning)
         models = [build_model(family, params, data.seed) for params in points]  # all checked before any work
     unused = [{n: why for n, why in model.unused_parameters().items() if n in grid} for model in models]
-    fits, same_fit = _distinct_fits(points, unused, grid)
+    fits, same_fit = _distinct_fits(positions, unused, grid)
     sweeps = output_folder(Path(out) / SWEEPS, "sweeps")
     with contextlib.ExitStack() as claims:
         # a name given is held from before the first fit (another sweep of that name is refused, not
@@ -171,11 +172,19 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     return final, rows
 
 
-def _distinct_fits(points: list[dict], unused: list[dict[str, str]], grid: dict[str, list]
+def _positions(grid: dict[str, list]) -> list[tuple[int, ...]]:
+    """Each point of ``grid`` as the positions of its values in the grid's lists, in the order of the points
+    (itertools.product's): what tells points apart, as their values cannot (class_weight={0: 5.0} is no
+    dict key or set member, as GridSearchCV takes it)."""
+    return list(itertools.product(*(range(len(values)) for values in grid.values())))
+
+
+def _distinct_fits(positions: list[tuple[int, ...]], unused: list[dict[str, str]], grid: dict[str, list]
                    ) -> tuple[list[int], list[int]]:
     """Which points to fit, and for each point the index among those of the fit it is (points that differ
     only in values they do not use are one fit: l1_ratio 0.2 and 0.8 with penalty l2). A swept parameter
-    that no point uses is refused: all its values would be the same fits."""
+    that no point uses is refused: all its values would be the same fits. Points are known by ``positions``,
+    their values' in ``grid``."""
     for name, values in grid.items():
         if len(values) > 1 and all(name in u for u in unused):
             raise ParameterError(name, f"{unused[0][name]}, which no point of this sweep has: all its values would "
@@ -183,8 +192,8 @@ def _distinct_fits(points: list[dict], unused: list[dict[str, str]], grid: dict[
     fits: list[int] = []
     same_fit: list[int] = []
     seen: dict[tuple, int] = {}
-    for i, (params, u) in enumerate(zip(points, unused)):
-        key = tuple((name, value) for name, value in params.items() if name not in u)
+    for i, (at, u) in enumerate(zip(positions, unused)):
+        key = tuple((name, j) for name, j in zip(grid, at) if name not in u)
         if key not in seen:
             seen[key] = len(fits)
             fits.append(i)
@@ -252,26 +261,33 @@ def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_
         writer.writerows({key: None if value is None and key not in grid else setting_text(value)
                           for key, value in row.items()} for row in rows)
         atomic_write_text(staging / "sweep.csv", buffer.getvalue())
-        plots.save_png(sweep_figure(rows, list(grid)), staging / "sweep.png")
+        plots.save_png(sweep_figure(rows, grid), staging / "sweep.png")
 
 
 def _gap(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def sweep_figure(rows: list[dict], names: list[str]) -> Figure:
-    """Validation accuracy (and sparsity) against the first swept parameter, a line per combination of the rest."""
-    x_name, others = names[0], names[1:]
+def sweep_figure(rows: list[dict], grid: dict[str, list]) -> Figure:
+    """Validation accuracy (and sparsity) against the first swept parameter, a line per combination of the rest.
+
+    ``rows`` are the points of ``grid`` in its order (``run_sweep``'s): each is placed by its values' positions
+    in the grid, not by the values, which may be neither hashable nor ordered (class_weight={0: 5.0}).
+    """
+    names = list(grid)
+    x_name, x_options = names[0], grid[names[0]]
+    at = dict(zip(_positions(grid), rows))  # a point's row by its values' positions
     # numbers in order, then the rest (None, text) by name: None and 1 do not compare
-    x_values = sorted({r[x_name] for r in rows}, key=lambda v: (0, v) if is_number(v) else (1, str(v)))
+    x_order = sorted(range(len(x_options)),
+                     key=lambda j: (0, x_options[j]) if is_number(x_options[j]) else (1, str(x_options[j])))
+    x_values = [x_options[j] for j in x_order]
     series = {}
     sparse = any(r["sparsity"] is not None for r in rows)  # the family's weights can be zero (failed points: none)
-    for key in sorted({tuple(r[o] for o in others) for r in rows}, key=str):
-        label = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or "validation"
-        chosen = {r[x_name]: r for r in rows if tuple(r[o] for o in others) == key}
-        series[label] = ([_gap(chosen[v]["val_accuracy"]) for v in x_values],  # a failed point: a gap in its line
-                         [_gap(chosen[v]["sparsity"]) for v in x_values] if sparse else None)
+    for others in itertools.product(*(range(len(grid[o])) for o in names[1:])):
+        label = ", ".join(f"{o}={grid[o][j]}" for o, j in zip(names[1:], others)) or "validation"
+        line = [at[(j, *others)] for j in x_order]
+        series[label] = ([_gap(r["val_accuracy"]) for r in line],  # a failed point: a gap in its line
+                         [_gap(r["sparsity"]) for r in line] if sparse else None)
     # an axis of numbers where all are finite, else one of the values' names (C=inf has no place on a log axis)
     finite = all(is_number(v) and math.isfinite(v) for v in x_values)
     return plots.sweep_plot(x_values if finite else [str(v) for v in x_values], series, x_label=x_name)
-
