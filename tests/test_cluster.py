@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import mnistlab as ml
-from conftest import run_cli
+from conftest import RecordingProgress, run_cli
 from fixtures.server import free_port
 
 DASK = Path(sys.executable).parent / "dask"
@@ -202,7 +202,9 @@ def test_the_clients_data_folder_goes_with_the_tasks(tmp_path, monkeypatch):
     assert DataChoice(data_dir=str(tmp_path / "given")).data_dir == str(tmp_path / "given")
 
 
-def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path, capfd):
+def test_a_scheduler_lost_mid_sweep_keeps_the_finished_points(tmp_path, capfd):
+    """The finished points were thrown away with the lost scheduler: now they are written, and the rest are
+    failed points, each with one line of why (not one of Dask's tracebacks)."""
     address, scheduler = _scheduler()
     worker = _worker(address)
     try:
@@ -210,21 +212,20 @@ def test_a_scheduler_lost_mid_sweep_is_one_error_not_one_per_point(tmp_path, cap
 
         with Client(address, timeout=60) as client:
             client.wait_for_workers(1, timeout=120)
-        failed = {}
 
-        def sweep():
-            try:
-                ml.sweep("logreg", GRID, **DATA, out=tmp_path, progress=False, cluster=address)
-            except ml.MnistlabError as exc:
-                failed["error"] = exc
-        thread = threading.Thread(target=sweep)
-        thread.start()
-        time.sleep(4)
-        assert thread.is_alive(), "the sweep ended before the scheduler could be killed"
-        scheduler.kill()
-        thread.join(timeout=120)
-        assert not thread.is_alive() and str(failed["error"]).startswith(f"lost the Dask scheduler at {address}")
-        assert not list((tmp_path / "sweeps").glob("*"))  # nothing half-written
+        class SchedulerKilled(RecordingProgress):
+            def advance(self, done, description=""):
+                super().advance(done, description)
+                if done == 2:  # two points finished: the scheduler goes
+                    scheduler.kill()
+                    scheduler.wait(timeout=20)
+
+        sweep = ml.sweep("logreg", {"C": [0.01, 0.1, 1.0, 10.0]}, train_size=600, out=tmp_path,
+                         progress=SchedulerKilled(), cluster=address)
+        assert sum(r["error"] is None and r["val_accuracy"] is not None for r in sweep.results) >= 2
+        assert sweep.failed and all(r["error"].startswith(f"not finished: lost the Dask scheduler at {address} (")
+                                    for r in sweep.failed)
+        assert len(json.loads((sweep.path / "sweep.json").read_text())["results"]) == 4
         assert "ERROR" not in capfd.readouterr().err  # distributed.client's traceback, before the one line
     finally:
         for process in (worker, scheduler):

@@ -34,6 +34,10 @@ CONNECT_SECONDS = 10  # for the scheduler to answer, handshake included
 WATCH_SECONDS = 2  # how often a running job asks whether the cluster still has a worker
 
 
+class SchedulerLostError(MnistlabError):
+    """The scheduler went away while tasks ran: none of the tasks left can finish (those done have)."""
+
+
 def cluster_address(address: str | None) -> str | None:
     """``address``, else ``MNISTLAB_CLUSTER``, else None (no cluster: run here, one after another); an empty
     address given is refused, not taken for none (the variable set empty is unset, as a shell's)."""
@@ -144,8 +148,9 @@ def _quiet(logger: str) -> Iterator[None]:
 def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress: FitProgress = SILENT
               ) -> Iterator[tuple[int, object]]:
     """``task(*arguments[i])`` for each i on the cluster; yields ``(i, result)`` as each finishes, where a
-    task that raised gives its exception as the result. Each i comes exactly once. A scheduler without
-    workers is said on ``progress`` (the tasks wait for one to join)."""
+    task that raised gives its exception as the result. Each i comes at most once: a scheduler lost raises
+    SchedulerLostError in place of the tasks left. A scheduler without workers is said on ``progress`` (the
+    tasks wait for one to join)."""
     from distributed import KilledWorker, as_completed
 
     with connected(address) as client, _workers_watched(client, address, progress):
@@ -156,7 +161,7 @@ def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress
                 yield futures[future], future.result()
             except Exception as exc:  # noqa: BLE001 (a task's own failure, reported with the rest going on)
                 if client.status != "running":  # the scheduler is gone: every task left fails the same way
-                    raise MnistlabError(f"lost the Dask scheduler at {address} ({one_line(exc)})") from None
+                    raise SchedulerLostError(f"lost the Dask scheduler at {address} ({one_line(exc)})") from None
                 if isinstance(exc, KilledWorker):  # the task's own doing, most likely: memory it could not have
                     exc = MnistlabError(f"the workers running it died ({one_line(exc)}): out of memory?")
                 yield futures[future], exc

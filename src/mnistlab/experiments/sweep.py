@@ -32,7 +32,7 @@ from ..data.datasets import content_key
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
 from ..errors import DatasetError, MnistlabError, ParameterError, UnusedParameterWarning, one_line
 from ..models.params import check as check_parameter
-from .cluster import run_tasks
+from .cluster import SchedulerLostError, run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, finite_proba, zero_weight_fraction
 from .store import MAX_NAME_LENGTH, claim_folder, output_folder, validate_name
 
@@ -205,26 +205,33 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
             cluster: str | None, progress: FitProgress) -> tuple[list[dict], int]:
     """Each point's row of scores, in order, and the number of training images. A point that failed by its
     own settings has a row too, without scores and with its ``error``: the others' hours are kept (every row
-    has an ``error`` then, None where none); where every point failed, there is nothing to keep."""
+    has an ``error`` then, None where none); where every point failed, there is nothing to keep. So too where
+    a cluster's scheduler is lost: the points it had not finished are failed points."""
     arguments = [(family, params, data, cv, val_fraction) for params in points]
     results = run_tasks(cluster, score_point, arguments, progress) if cluster is not None else _here(arguments)
     rows: list[dict | None] = [None] * len(points)
     errors: dict[int, str] = {}
     n_train = 0
-    with started(progress, len(points), "fit"):
-        for done, (i, result) in enumerate(results, start=1):
-            if isinstance(result, DatasetError) or (isinstance(result, ParameterError)
-                                                     and result.parameter in OWN_SETTINGS):
-                raise result  # the sweep's own data or split, which every point fails alike: said as itself
-            if isinstance(result, Exception):
-                errors[i] = one_line(result)
-                progress.log(f"{family} {settings_text(points[i])} failed: {errors[i]}")
-                progress.advance(done, f"{family} {settings_text(points[i])}: failed")
-                continue
-            row, n_train = result
-            rows[i] = row
-            progress.advance(done, f"{family} {settings_text(points[i])}: validation accuracy "
-                                   f"{row['val_accuracy']:.4f}")
+    try:  # outside the bar: one the lost scheduler ended is no bar of finished fits ("1/1")
+        with started(progress, len(points), "fit"):
+            for done, (i, result) in enumerate(results, start=1):
+                if isinstance(result, DatasetError) or (isinstance(result, ParameterError)
+                                                         and result.parameter in OWN_SETTINGS):
+                    raise result  # the sweep's own data or split, which every point fails alike: said as itself
+                if isinstance(result, Exception):
+                    errors[i] = one_line(result)
+                    progress.log(f"{family} {settings_text(points[i])} failed: {errors[i]}")
+                    progress.advance(done, f"{family} {settings_text(points[i])}: failed")
+                    continue
+                row, n_train = result
+                rows[i] = row
+                progress.advance(done, f"{family} {settings_text(points[i])}: validation accuracy "
+                                       f"{row['val_accuracy']:.4f}")
+    except SchedulerLostError as exc:
+        if all(row is None for row in rows):
+            raise  # nothing finished: said as itself
+        # the finished points' fits are kept, as where some points fail: the rest are failed points
+        errors.update({i: f"not finished: {exc}" for i, row in enumerate(rows) if row is None and i not in errors})
     if len(errors) == len(points):
         raise MnistlabError(f"all {len(points)} sweep points failed; the first, {settings_text(points[0])}: "
                             f"{errors[0]}")
