@@ -476,6 +476,20 @@ def test_a_sweep_takes_values_that_are_no_dict_keys(tmp_path):
     assert (sweep.path / "sweep.png").is_file() and len(sweep.figure().axes[0].lines) == 2
 
 
+def test_a_count_and_a_fraction_of_the_same_number_are_two_settings(tmp_path):
+    """max_features 1 (one feature) and 1.0 (all of them) were refused as "given twice"; True and 1, which
+    scikit-learn reads alike, still are."""
+    import mnistlab as ml
+    from mnistlab.errors import ParameterError
+
+    sweep = ml.sweep("sklearn:DecisionTreeClassifier", {"max_features": [1, 1.0]}, train_size=300, out=tmp_path,
+                     progress=False)
+    assert [type(r["max_features"]) for r in sweep.results] == [int, float]
+    assert list(sweep.figure().axes[0].lines[0].get_xdata()) == ["1", "1.0"]  # not one place on an axis of numbers
+    with pytest.raises(ParameterError, match="the value 1 is given twice"):
+        ml.sweep("logreg", {"fit_intercept": [True, 1]}, train_size=300, out=tmp_path, progress=False)
+
+
 def test_a_swept_none_is_shown_as_a_setting_not_as_a_gap(tmp_path):
     """max_depth=None was "—" in the table and an empty cell in sweep.csv, as a missing score is."""
     result = run_cli("sweep", "sklearn:DecisionTreeClassifier", "--max-depth", "None,2", "--train-size", "300",

@@ -142,7 +142,8 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     # layer sizes given as lists are tuples, as the command line's: a value keys the plot's points
     grid = {parameter: [tuple(v) if isinstance(v, list) else v for v in values] for parameter, values in grid.items()}
     for parameter, values in grid.items():
-        if (repeated := next((i for i, v in enumerate(values) if v in values[:i]), None)) is not None:
+        if (repeated := next((i for i, v in enumerate(values) if any(_same(v, w) for w in values[:i])), None)) \
+                is not None:
             raise ParameterError(parameter, f"the value {values[repeated]!r} is given twice")
     names = list(grid)
     positions = _positions(grid)
@@ -170,6 +171,16 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
             final = claims.enter_context(claim_folder(sweeps, default, "sweep", numbered=True))
         _write(final, family, grid, data, n_train, cv, val_fraction, rows)
     return final, rows
+
+
+def _same(a, b) -> bool:
+    """Whether two values of a parameter are one setting: equal, and both fractions (floats) or neither, as
+    scikit-learn reads them (max_features=1 is one feature, 1.0 all of them; True is 1 to its checks)."""
+    return bool(a == b) and _is_fraction(a) == _is_fraction(b)
+
+
+def _is_fraction(value) -> bool:
+    return is_number(value) and not is_whole_number(value)
 
 
 def _positions(grid: dict[str, list]) -> list[tuple[int, ...]]:
@@ -295,6 +306,7 @@ def sweep_figure(rows: list[dict], grid: dict[str, list]) -> Figure:
         line = [at[(j, *others)] for j in x_order]
         series[label] = ([_gap(r["val_accuracy"]) for r in line],  # a failed point: a gap in its line
                          [_gap(r["sparsity"]) for r in line] if sparse else None)
-    # an axis of numbers where all are finite, else one of the values' names (C=inf has no place on a log axis)
-    finite = all(is_number(v) and math.isfinite(v) for v in x_values)
+    # an axis of numbers where all are finite, else one of the values' names (C=inf has no place on a log axis),
+    # and where no two are the same number (max_features 1 and 1.0 would be one place)
+    finite = all(is_number(v) and math.isfinite(v) for v in x_values) and len(set(x_values)) == len(x_values)
     return plots.sweep_plot(x_values if finite else [str(v) for v in x_values], series, x_label=x_name)
