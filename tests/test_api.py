@@ -193,6 +193,19 @@ def test_compare_and_sweep(run, out):
         ml.sweep("logreg", {"C": []}, out=out)
 
 
+def test_a_grid_takes_an_array_or_a_range_as_parameter_grid_does(out):
+    """np.logspace(-2, 0, 3) and range(…) were refused as "give a dict of hyperparameter → non-empty list of
+    values"; NumPy's numbers are swept as Python's (0.01 in sweep.json, not np.float64(0.01))."""
+    sweep = ml.sweep("logreg", {"C": np.logspace(-2, 0, 3), "max_iter": range(500, 501)}, train_size=300, out=out,
+                     progress=False)
+    assert [(type(r["C"]), r["C"], r["max_iter"]) for r in sweep.results] == [(float, 0.01, 500), (float, 0.1, 500),
+                                                                               (float, 1.0, 500)]
+    for values, got in [(0.1, "a float"), ("0.1", "a str"), ({0.1, 1.0}, "a set"), (np.ones((2, 2)), "a 2-D array"),
+                        (np.array([]), "empty")]:
+        with pytest.raises(ml.ParameterError, match=f"non-empty list of values; C's is {got}$"):
+            ml.sweep("logreg", {"C": values}, out=out)
+
+
 @pytest.mark.parametrize("setting, message", [
     (dict(cv=1), "k ≥ 2 folds, got 1"),
     (dict(cv=61), "61 folds need 61 training images of each class, and one class has 60"),

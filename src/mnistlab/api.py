@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -507,7 +508,8 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
           seed: int = 0, cv: int | None = None,
           val_fraction: float | None = None, name: str | None = None, out: str | Path | None = None,
           progress: bool = True, cluster: str | None = None, overwrite: bool = False) -> Sweep:
-    """Fit every combination of ``grid`` (hyperparameter → values); score each on validation data.
+    """Fit every combination of ``grid`` (hyperparameter → values: a list, tuple, range or 1-D array, as
+    scikit-learn's ParameterGrid takes them); score each on validation data.
 
     The test set is not touched. ``cv`` uses k-fold cross-validation instead of one split, which holds out
     ``val_fraction`` of the training images (default 0.2). A ``name``
@@ -523,11 +525,12 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     from .experiments.sweep import run_sweep
     from .progress import fit_progress
 
-    if not isinstance(grid, dict) or not all(isinstance(v, (list, tuple)) and v for v in grid.values()):
+    if not isinstance(grid, dict):
         raise ParameterError("grid", "give a dict of hyperparameter → non-empty list of values")
+    grid = {name: _swept_values(name, values) for name, values in grid.items()}
     data = DataChoice(dataset=dataset, data_dir=_path_or_none("data_dir", data_dir),
                       classes=classes, train_size=train_size, seed=seed)
-    folder, rows = run_sweep(model, {k: list(v) for k, v in grid.items()}, data, _store(out).out, name=name,
+    folder, rows = run_sweep(model, grid, data, _store(out).out, name=name,
                              cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
                              cluster=cluster_address(cluster), overwrite=overwrite)
     if unfinished := [row for row in rows if row.get("converged") is False]:  # as train warns of its run
@@ -535,6 +538,19 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
                       f"{settings_text({k: unfinished[0][k] for k in grid})}): their scores are of unfinished fits; "
                       "raise max_iter (or tol)", NotConvergedWarning, stacklevel=2)
     return Sweep(folder, rows, grid)
+
+
+def _swept_values(name, values) -> list:
+    """The values of ``grid[name]`` as a list: any sequence but text, or a 1-D array, as scikit-learn's
+    ParameterGrid takes them (np.logspace(-2, 0, 3), range(10, 31, 10)); NumPy's scalars as Python's, which
+    sweep.json, the table and an error show as 0.1, not np.float64(0.1). A set has no order to plot."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        values = values.tolist()
+    if (one := isinstance(values, (str, bytes)) or not isinstance(values, Sequence)) or not values:
+        got = (f"a {values.ndim}-D array" if isinstance(values, np.ndarray) else
+               f"a {type(values).__name__}" if one else "empty")
+        raise ParameterError("grid", f"give a dict of hyperparameter → non-empty list of values; {name}'s is {got}")
+    return [value.item() if isinstance(value, np.generic) else value for value in values]
 
 
 def families() -> dict[str, str]:
