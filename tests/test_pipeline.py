@@ -278,6 +278,15 @@ def test_a_sweep_figure_places_every_value_none_and_infinity_too():
     assert list(figure.axes[0].lines[0].get_xdata()) == ["0.1", "inf"]
     figure = sweep_figure(*swept("random_state", [None, 1]))  # None < 1 failed after every fit
     assert list(figure.axes[0].lines[0].get_xdata()) == ["1", "None"]
+    # the x axis is the first parameter of two or more values (max_iter=50 was one x, C three one-dot "lines"),
+    # one of one value a fixed setting, in the title
+    rows = [{"max_iter": 50, "C": c, "val_accuracy": 0.5, "sparsity": None} for c in (1.0, 0.01, 0.1)]
+    axes = sweep_figure(rows, {"max_iter": [50], "C": [1.0, 0.01, 0.1]}).axes[0]
+    assert [list(line.get_xdata()) for line in axes.lines] == [[0.01, 0.1, 1.0]]
+    assert axes.get_title() == "Validation accuracy against C\nmax_iter=50"
+    # layer sizes as the command line writes them, in the order given (not "(32, 16)", "(64,)", "(8,)" as text)
+    figure = sweep_figure(*swept("hidden", [(32, 16), (64,), (8,)]))
+    assert list(figure.axes[0].lines[0].get_xdata()) == ["32x16", "64", "8"]
     # a line whose every point failed is no line of zeros beside the others' sparsity: nothing was measured
     failed = [{"C": c, "solver": solver, "val_accuracy": None if solver == "lbfgs" else 0.8,
                "sparsity": None if solver == "lbfgs" else 0.3, "error": "x" if solver == "lbfgs" else None}

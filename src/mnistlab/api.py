@@ -385,7 +385,8 @@ class Sweep:
         return [r for r in self.results if r.get("error")]
 
     def figure(self):
-        """Validation accuracy (and sparsity, for per-pixel weights) against the first swept parameter."""
+        """Validation accuracy (and sparsity, for per-pixel weights) against the first parameter swept over two
+        or more values, a line per combination of the other such."""
         from .experiments.sweep import sweep_figure
 
         return sweep_figure(self.results, self.grid)

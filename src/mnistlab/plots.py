@@ -484,11 +484,13 @@ def metric_bars(names, values, title: str, ylabel: str, intervals=None) -> Figur
     return fig
 
 
-def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None]], x_label: str) -> Figure:
+def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None]], x_label: str,
+               fixed: str = "") -> Figure:
     """Validation accuracy (and, for models with per-pixel weights, sparsity; both fractions
     0–1) against the swept hyperparameter, on a log x axis where its values are positive.
 
-    ``series`` maps a label (e.g. the penalty) to ``(accuracies, sparsities or None)``, one value per x.
+    ``series`` maps a label (e.g. the penalty) to ``(accuracies, sparsities or None)``, one value per x;
+    ``fixed`` says the settings every point shares (max_iter=50), in the titles.
     """
     with_sparsity = any(sparsity is not None for _, sparsity in series.values())
     fig = Figure(figsize=(11 if with_sparsity else 6, 4.2), layout="constrained")
@@ -506,9 +508,10 @@ def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    ax_acc.set_title(f"Validation accuracy against {x_label}")
+    at = f"\n{fixed}" if fixed else ""
+    ax_acc.set_title(f"Validation accuracy against {x_label}{at}")
     if with_sparsity:
-        axes[1].set_title(f"Sparsity against {x_label}")
+        axes[1].set_title(f"Sparsity against {x_label}{at}")
     return fig
 
 

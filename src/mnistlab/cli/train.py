@@ -170,7 +170,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
               out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Fit a grid of hyperparameters; table and plot of validation accuracy (and sparsity).
 
-    Each model option takes comma-separated values; the first one swept is the plot's x axis. Layer sizes
+    Each model option takes comma-separated values; the first given two or more is the plot's x axis. Layer sizes
     are joined by x: --hidden 64x32,128 sweeps a network of two layers (64, 32) and one of one (128).
 
     Examples:

@@ -2,8 +2,9 @@
 
 Every combination of the given values is fitted on the training data and
 scored on a stratified validation split (or by k-fold cross-validation);
-the test set is not touched. The first swept parameter is the plot's x axis,
-one line per combination of the others.
+the test set is not touched. The first parameter given two or more values is
+the plot's x axis, one line per combination of the other such; those of one
+value are fixed settings, said in the plot's title.
 """
 
 from __future__ import annotations
@@ -287,26 +288,37 @@ def _gap(value: float | None) -> float:
 
 
 def sweep_figure(rows: list[dict], grid: dict[str, list]) -> Figure:
-    """Validation accuracy (and sparsity) against the first swept parameter, a line per combination of the rest.
+    """Validation accuracy (and sparsity) against the first parameter swept over two or more values, a line per
+    combination of the other such; a parameter of one value is a fixed setting, said in the title.
 
     ``rows`` are the points of ``grid`` in its order (``run_sweep``'s): each is placed by its values' positions
     in the grid, not by the values, which may be neither hashable nor ordered (class_weight={0: 5.0}).
     """
     names = list(grid)
-    x_name, x_options = names[0], grid[names[0]]
+    swept = [n for n in names if len(grid[n]) > 1] or names[:1]  # one point alone: the first, at one x
+    x_name, others = swept[0], swept[1:]
+    fixed = settings_text({n: grid[n][0] for n in names if n not in swept})
     at = dict(zip(_positions(grid), rows))  # a point's row by its values' positions
-    # numbers in order, then the rest (None, text) by name: None and 1 do not compare
-    x_order = sorted(range(len(x_options)),
-                     key=lambda j: (0, x_options[j]) if is_number(x_options[j]) else (1, str(x_options[j])))
-    x_values = [x_options[j] for j in x_order]
+
+    def order(name: str) -> list[int]:
+        """The positions of ``name``'s values: numbers by value, then the rest (None, text, layer sizes) as
+        given (None and 1 do not compare, and layer sizes sorted as text put 8 after 64)."""
+        return sorted(range(len(grid[name])), key=lambda j: (0, grid[name][j], j) if is_number(grid[name][j])
+                      else (1, j))
+
+    x_order = order(x_name)
+    x_values = [grid[x_name][j] for j in x_order]
     series = {}
     sparse = any(r["sparsity"] is not None for r in rows)  # the family's weights can be zero (failed points: none)
-    for others in itertools.product(*(range(len(grid[o])) for o in names[1:])):
-        label = ", ".join(f"{o}={grid[o][j]}" for o, j in zip(names[1:], others)) or "validation"
-        line = [at[(j, *others)] for j in x_order]
+    for line_at in itertools.product(*(order(o) for o in others)):
+        label = settings_text({o: grid[o][j] for o, j in zip(others, line_at)}) or "validation"
+        place = dict.fromkeys(names, 0) | dict(zip(others, line_at))  # a fixed setting's one value: position 0
+        line = [at[tuple({**place, x_name: j}[n] for n in names)] for j in x_order]
         series[label] = ([_gap(r["val_accuracy"]) for r in line],  # a failed point: a gap in its line
                          [_gap(r["sparsity"]) for r in line] if sparse else None)
     # an axis of numbers where all are finite, else one of the values' names (C=inf has no place on a log axis),
-    # and where no two are the same number (max_features 1 and 1.0 would be one place)
+    # and where no two are the same number (max_features 1 and 1.0 would be one place); names as the command
+    # line writes them (64x32)
     finite = all(is_number(v) and math.isfinite(v) for v in x_values) and len(set(x_values)) == len(x_values)
-    return plots.sweep_plot(x_values if finite else [str(v) for v in x_values], series, x_label=x_name)
+    return plots.sweep_plot(x_values if finite else [setting_text(v) for v in x_values], series, x_label=x_name,
+                            fixed=fixed)
