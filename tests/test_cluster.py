@@ -233,6 +233,23 @@ def test_a_scheduler_lost_mid_sweep_keeps_the_finished_points(tmp_path, capfd):
             process.wait(timeout=20)
 
 
+def test_a_local_cluster_asked_for_outside_the_main_guard_is_one_error(tmp_path):
+    """A script without if __name__ == "__main__": failed with 311 lines of tracebacks (each worker process,
+    importing the script again, tried to start a cluster of its own), and no MnistlabError."""
+    if not DASK.exists():
+        pytest.skip(f"{DASK} missing (pip install 'mnistlab[cluster]')")
+    script = tmp_path / "unguarded.py"
+    script.write_text("import mnistlab as ml\n"
+                      f"ml.sweep('logreg', {{'C': [0.1, 1]}}, train_size=300, out={str(tmp_path)!r}, progress=False, "
+                      "cluster='local')\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 1 and result.stderr.count("Traceback") == 1, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("mnistlab.errors.MnistlabError: cannot start a local Dask "
+                                                     "cluster (Nanny failed to start.); from a script, call it under "
+                                                     "if __name__ == \"__main__\":"), result.stderr
+
+
 def test_a_sweep_says_it_waits_for_a_worker_and_goes_on_once_one_joins(tmp_path):
     address, scheduler = _scheduler()
     processes = [scheduler]

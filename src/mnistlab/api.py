@@ -516,7 +516,9 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     ``val_fraction`` of the training images (default 0.2). A ``name``
     given that exists is refused before any fit unless ``overwrite``.
     ``cluster`` (a Dask scheduler's address such as ``"tcp://10.0.0.5:8786"``, or ``"local"``;
-    default: ``MNISTLAB_CLUSTER``, else none) runs each combination as a task there.
+    default: ``MNISTLAB_CLUSTER``, else none) runs each combination as a task there; from a script,
+    ``"local"`` must be asked for under ``if __name__ == "__main__":``, as with multiprocessing (its worker
+    processes import the script again).
 
     >>> s = ml.sweep("logreg", {"C": [0.01, 0.1]}, train_size=1000, name="doc-sweep", overwrite=True)
     >>> sorted(r["C"] for r in s.results)

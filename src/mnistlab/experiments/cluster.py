@@ -2,7 +2,9 @@
 
 ``--cluster ADDRESS`` (or ``MNISTLAB_CLUSTER``) is a ``dask.distributed``
 scheduler's address, such as ``tcp://10.0.0.5:8786``; ``local`` starts a
-LocalCluster of worker processes on this machine, one per core. A task is a
+LocalCluster of worker processes on this machine, one per core (which import
+a script that asks for one again: it must do so under
+``if __name__ == "__main__":``, as for multiprocessing). A task is a
 plain function of plain arguments (a family's name, its hyperparameters, a
 DataChoice) that returns plain data; each worker loads the data itself through
 the normal search order (in the client's ``--data-dir`` or ``MNISTLAB_DATA_DIR``
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -55,14 +58,24 @@ def connected(address: str) -> Iterator:
     except ImportError:
         raise ParameterError("cluster", "needs Dask: pip install 'mnistlab[cluster]'") from None
     if address == LOCAL:
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # a worker process importing a script that asks for a local cluster outside if __name__ == "__main__":
+            # it could start none (multiprocessing's traceback, 150 lines for each worker), and the script's
+            # process says why, once, below
+            raise SystemExit(1)
         # one single-threaded worker process per core: the tasks' own libraries would only compete; the
         # scheduler's HTTP server (which None does not turn off) on a free port of this machine alone, not 8787
         # (taken: a warning)
         with contextlib.ExitStack() as started:
             with _ctrl_c_held():
-                local = started.enter_context(LocalCluster(
-                    n_workers=usable_cores(), threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
+                try:
+                    local = started.enter_context(LocalCluster(
+                        n_workers=usable_cores(), threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
+                except RuntimeError as exc:  # "Nanny failed to start.": its worker processes ended as they began
+                    raise MnistlabError(f"cannot start a local Dask cluster ({one_line(exc)}); from a script, call "
+                                        "it under if __name__ == \"__main__\": (its worker processes import the "
+                                        "script again)") from None
             # a Ctrl-C pressed meanwhile is raised here, and the cluster stopped as the stack unwinds
             yield started.enter_context(Client(local))
         return
