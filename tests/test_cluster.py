@@ -139,11 +139,34 @@ def test_recipes_run_on_the_cluster_as_here(cluster, tmp_path, mnist_dir):
 
 
 @pytest.mark.parametrize("address, parameter", [("tcp://127.0.0.1:notaport", "cluster"), ("tcp://", "cluster"),
-                                                ("foo://127.0.0.1:8786", "cluster")])
+                                                ("foo://127.0.0.1:8786", "cluster"),
+                                                # these two waited 10 s for "Timed out trying to connect"
+                                                ("tcp://127.0.0.1:99999", "cluster"),
+                                                ("tcp://999.1.1.1:8786", "cluster")])
 def test_an_address_that_is_no_schedulers_is_a_parameter_error(address, parameter, tmp_path):
     with pytest.raises(ml.ParameterError, match="is not a scheduler's address") as info:
         ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False, cluster=address)
     assert info.value.parameter == parameter
+
+
+def test_an_unknown_host_is_said_at_once_and_a_bad_variable_is_the_variables(tmp_path, monkeypatch):
+    """An unknown host waited 10 s and said "Timed out trying to connect"; MNISTLAB_CLUSTER=bogus was blamed on
+    a --cluster not given."""
+    started = time.monotonic()
+    with pytest.raises(ml.MnistlabError, match=r"scheduler at tcp://no-such-host\.invalid:8786: its host is not known"):
+        ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False,
+                 cluster="tcp://no-such-host.invalid:8786")
+    assert time.monotonic() - started < 8
+    from mnistlab.experiments import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    with pytest.raises(ml.MnistlabError, match=r"Timed out trying to connect .* after 1 s \(Connection refused\)$"):
+        ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False,
+                 cluster=f"tcp://127.0.0.1:{free_port()}")  # no one listens: the timeout's cause, said
+    monkeypatch.setenv("MNISTLAB_CLUSTER", "bogus")
+    result = run_cli("sweep", "logreg", "--C", "0.1", "--train-size", "300", "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.startswith("error: MNISTLAB_CLUSTER: must be 'local' or a "
+                                                               "scheduler's address"), result.stderr
 
 
 def test_a_service_that_speaks_no_dask_is_one_clear_error(tmp_path):

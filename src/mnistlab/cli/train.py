@@ -164,9 +164,9 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
               name: Annotated[Optional[str], typer.Option(help="Sweep name (folder under OUT/sweeps).")] = None,
               overwrite: Annotated[bool, typer.Option(help="Replace a sweep of the same --name.")] = False,
               cluster: Annotated[Optional[str], typer.Option(
+                  # the variable read by the API, not by Typer: an error in its value names it, not --cluster
                   help="Run each combination as a task on a Dask cluster: a scheduler's address "
-                       "(tcp://HOST:8786) or 'local' (worker processes here).", envvar="MNISTLAB_CLUSTER",
-                  show_envvar=True)] = None,
+                       "(tcp://HOST:8786) or 'local' (worker processes here). Default: $MNISTLAB_CLUSTER.")] = None,
               out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Fit a grid of hyperparameters; table and plot of validation accuracy (and sparsity).
 

@@ -17,10 +17,13 @@ with its error, and the others go on.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import multiprocessing
 import os
+import re
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,7 +49,38 @@ def cluster_address(address: str | None) -> str | None:
     address given is refused, not taken for none (the variable set empty is unset, as a shell's)."""
     if address is not None and (not isinstance(address, str) or not address.strip()):
         raise ParameterError("cluster", f"must be 'local' or a scheduler's address, got {address!r}")
-    return address or os.environ.get(ENV) or None
+    if address or not (address := os.environ.get(ENV)):
+        return address or None
+    try:  # the variable's form, said as the variable's (it was blamed on a --cluster not given)
+        _check_form(address)
+    except ParameterError as exc:
+        raise ParameterError(None, f"{ENV}: {exc.problem}") from None
+    return address
+
+
+def _check_form(address: str) -> None:
+    """A ParameterError for an ``address`` that no connection could reach: not "local" nor a URL, no port or
+    an unknown scheme (Dask's checks), a port past 65535, an IP address of numbers past 255."""
+    if address == LOCAL:
+        return
+    if "://" not in address:
+        raise ParameterError("cluster", f"must be 'local' or a scheduler's address such as tcp://10.0.0.5:8786; "
+                                        f"got {address!r}")
+    try:
+        from distributed.comm import get_address_host, parse_address, parse_host_port
+    except ImportError:
+        raise ParameterError("cluster", "needs Dask: pip install 'mnistlab[cluster]'") from None
+    try:
+        get_address_host(address)  # its form, said here: in the connecting thread Dask may fail otherwise (assert)
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):  # a host and a port (Dask's other schemes have their own forms)
+            host, port = parse_host_port(location)
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} is not one of 1–65535")
+            if re.fullmatch(r"[0-9.]+", host):
+                ipaddress.ip_address(host)  # 999.1.1.1 waited out the 10 s timeout: no DNS name, and no IP address
+    except ValueError as exc:  # the address itself: no port, an unknown scheme
+        raise ParameterError("cluster", f"{address!r} is not a scheduler's address ({one_line(exc)})") from None
 
 
 @contextmanager
@@ -54,7 +88,7 @@ def connected(address: str) -> Iterator:
     """A ``distributed.Client`` of the scheduler at ``address`` (or of a new LocalCluster for "local")."""
     try:
         from distributed import Client, LocalCluster
-        from distributed.comm import get_address_host
+        from distributed.comm import parse_address, parse_host_port
     except ImportError:
         raise ParameterError("cluster", "needs Dask: pip install 'mnistlab[cluster]'") from None
     if address == LOCAL:
@@ -79,22 +113,34 @@ def connected(address: str) -> Iterator:
             # a Ctrl-C pressed meanwhile is raised here, and the cluster stopped as the stack unwinds
             yield started.enter_context(Client(local))
         return
-    if "://" not in address:
-        raise ParameterError("cluster", f"must be 'local' or a scheduler's address such as tcp://10.0.0.5:8786; "
-                                        f"got {address!r}")
+    _check_form(address)
     try:
-        get_address_host(address)  # its form, said here: in the connecting thread Dask may fail otherwise (assert)
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):  # a host no one knows, said at once, not as 10 s of trying
+            socket.getaddrinfo(parse_host_port(location)[0], None, type=socket.SOCK_STREAM)
         client = _client(Client, address)
-    except ValueError as exc:  # the address itself: no port, an unknown scheme
-        raise ParameterError("cluster", f"{address!r} is not a scheduler's address ({one_line(exc)})") from None
+    except socket.gaierror as exc:
+        raise MnistlabError(f"cannot reach the Dask scheduler at {address}: its host is not known "
+                            f"({exc.strerror})") from None
     except MemoryError:  # a web server's answer, read as a Dask frame's length, asks for exabytes
         raise MnistlabError(f"cannot reach the Dask scheduler at {address}: what answers there speaks another "
                             "protocol") from None
     except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS without its settings, UCX not installed …
-        raise MnistlabError(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None
+        raise MnistlabError(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}{_why(exc)}") from None
     # a lost scheduler is said once, below, not in Dask's log lines: closing the client logs it too
     with _quiet("distributed"), client:
         yield client
+
+
+def _why(exc: BaseException) -> str:
+    """What Dask's "Timed out trying to connect" was timed out by, where its causes say (" (Connection
+    refused)"): the system's error of the last try; else ""."""
+    cause, seen = exc.__cause__ or exc.__context__, 0
+    while cause is not None and seen < 20:  # a chain, not a cycle
+        if isinstance(cause, OSError) and cause.errno is not None and cause.strerror:
+            return "" if cause.strerror in str(exc) else f" ({cause.strerror})"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return ""
 
 
 @contextmanager
