@@ -437,12 +437,15 @@ def test_default_names_of_sweeps_and_comparisons_do_not_replace_others(run, out,
     assert first.path != second.path and first.path.is_dir()  # the same parameter swept: once replaced the other
     from mnistlab.experiments.compare import _default_name
 
+    def default_name(runs):  # of runs of these names in a store's folder
+        return _default_name([{"name": name, "dir": tmp_path / "runs" / name} for name in runs], none)
+
     long, none = ["x" * 60, "y" * 58], tmp_path / "no-comparisons"
-    names = {_default_name([long[0], long[1] + end], none) for end in ("ab", "cd")}
+    names = {default_name([long[0], long[1] + end]) for end in ("ab", "cd")}
     assert len(names) == 2 and all(len(n) == 100 for n in names)  # cut to a name's length, yet apart
-    assert _default_name(["a-vs-b", "c"], none) != _default_name(["a", "b-vs-c"], none)  # both were a-vs-b-vs-c
-    assert _default_name(["a", "b"], none) == "a-vs-b"
-    assert _default_name(["a-vs-b", "c"], none).startswith("a-vs-b-vs-c-")
+    assert default_name(["a-vs-b", "c"]) != default_name(["a", "b-vs-c"])  # both were a-vs-b-vs-c
+    assert default_name(["a", "b"]) == "a-vs-b"
+    assert default_name(["a-vs-b", "c"]).startswith("a-vs-b-vs-c-")
     other = ml.train("logreg", C=1.0, name="other", out=tmp_path, progress=False, **SMALL)
     ml.train("logreg", C=0.1, name="api", out=tmp_path, progress=False, **SMALL)
     named = ml.compare("api", "other", name="api-vs-b", out=tmp_path)  # named by hand as another's default

@@ -539,7 +539,8 @@ def test_runs_of_the_same_names_in_other_folders_do_not_replace_their_comparison
     second, _ = compare_runs([other_store / "small", other_store / "other"], own_out)
     again, _ = compare_runs([own_out / "runs" / "small", own_out / "runs" / "other"], own_out)
     assert first.name == again.name == "small-vs-other" and re.fullmatch(r"small-vs-other-[0-9a-f]{8}", second.name)
-    assert json.loads((first / "compare.json").read_text())["runs"][0]["run_dir"] == str(own_out / "runs" / "small")
+    assert json.loads((first / "compare.json").read_text())["runs"][0]["run_dir"] == str(
+        (own_out / "runs" / "small").resolve())
     # a log-loss of scores, not probabilities, is marked and its note said beside the table
     assert [r["probabilities_note"] for r in result["runs"]] == [None, "these are scores"]
     assert "* other: these are scores." in (first / "compare.html").read_text()

@@ -195,6 +195,7 @@ def test_other_web_sites_are_not_answered(out):
         page = http.post("/api/compare", data={"a": "good", "b": "unpenalised"},  # the page's own request
                          headers={"Host": "127.0.0.1:8000", "Origin": "http://127.0.0.1:8000"})
         assert page.status_code == 200, page.text
+        assert str(out) not in page.text  # the server's folders are not said (compare.json records the runs')
         assert http.get("/api/runs", headers={"Host": "localhost.:8000"}).status_code == 200
         assert http.get("/api/runs", headers={"Host": "mnist.example.com"}).status_code == 403
     with client(out, loopback=True, hosts=frozenset({"mnist.example.com"})) as http:  # behind a reverse proxy

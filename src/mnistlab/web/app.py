@@ -379,7 +379,8 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         from ..experiments.compare import compare_runs
 
         folder, result = compare_runs([find_run(a), find_run(b)], out)
-        return finite_json({**result, "report": f"/compare/{folder.name}/compare.html"})
+        runs = [{k: v for k, v in r.items() if k != "run_dir"} for r in result["runs"]]  # as /api/runs: no folders
+        return finite_json({**result, "runs": runs, "report": f"/compare/{folder.name}/compare.html"})
 
     @app.api_route("/compare/{name}/compare.html", methods=["GET", "HEAD"], include_in_schema=False)
     def compare_page(name: str) -> Response:
