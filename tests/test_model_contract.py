@@ -162,6 +162,39 @@ def test_a_parameter_other_settings_switch_off_is_warned_of_by_name(family, para
     assert all("ignored (used only when" in str(w) for w in warned)
 
 
+def test_a_refused_setting_comes_without_a_warning_of_another_and_a_model_file_loads_without_one(images, tmp_path,
+                                                                                                 recwarn):
+    """The warning came before a family's own rules refused the settings, and again at every load of a model
+    file fitted with such a setting (evaluate, predict, export, serve)."""
+    import pickle
+    import warnings
+
+    from mnistlab.errors import UnusedParameterWarning
+
+    warnings.simplefilter("always")
+    for family, params in [("logreg", dict(penalty="l1", solver="lbfgs", l1_ratio=0.3)),
+                           ("numpy-softmax", dict(optimizer="sgd", beta1=0.5, early_stopping=True,
+                                                  validation_fraction=0.0))]:
+        with pytest.raises(ParameterError):
+            get_family(family)(**params).validate_params()
+    assert not [str(w.message) for w in recwarn]
+    with pytest.warns(UnusedParameterWarning):
+        model = get_family("logreg")(l1_ratio=0.2, max_iter=5).fit(*images)
+    save_model(model, tmp_path / "model")
+    recwarn.clear()
+    load_model(tmp_path / "model")
+    assert not [str(w.message) for w in recwarn]
+    warning = pickle.loads(pickle.dumps(UnusedParameterWarning("l1_ratio", "ignored")))  # from a worker process
+    assert (warning.parameter, warning.problem) == ("l1_ratio", "ignored")
+
+
+def test_an_mlp_fitted_by_lbfgs_with_early_stopping_fits(images):
+    """lbfgs has no epochs, so no validation scores: the fit read them and ended in an AttributeError."""
+    with pytest.warns(UserWarning, match="early_stopping: ignored"):
+        model = quick("mlp", solver="lbfgs", early_stopping=True).fit(*images)
+    assert "val_accuracy" not in model.history_
+
+
 def test_a_parameter_in_use_is_not_warned_of(recwarn):
     import warnings
 

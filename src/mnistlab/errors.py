@@ -101,6 +101,9 @@ class UnusedParameterWarning(UserWarning):
         self.parameter, self.problem = parameter, problem
         super().__init__(f"{parameter}: {problem}")
 
+    def __reduce__(self):  # so that it crosses from a worker process (GridSearchCV's n_jobs) as itself
+        return type(self), (self.parameter, self.problem)
+
 
 class NotConvergedWarning(UserWarning):
     """A fit stopped before its solver converged (at its iteration limit, say): its fit message says where.

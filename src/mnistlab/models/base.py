@@ -177,17 +177,22 @@ class MnistlabModel:
     def validate_params(self) -> None:
         """Check each hyperparameter against ``_parameter_constraints``, before any work is done.
 
-        Raises ``ParameterError`` naming the offending parameter. A family with rules that
-        relate parameters (which one constraint cannot express) extends this. Warns
-        (``UnusedParameterWarning``) of each parameter given that the others switch off.
+        Raises ``ParameterError`` naming the offending parameter; a family's rules that relate
+        parameters (which one constraint cannot express) are its ``_check_rules``. Then, the
+        settings being valid, warns (``UnusedParameterWarning``) of each parameter given that the
+        others switch off: before, a refused setting came after a warning of another.
         """
         for name, value in self.get_params(deep=False).items():
             if name in self._parameter_constraints:
                 check(name, value, self._parameter_constraints[name])
+        self._check_rules()
         defaults = self._defaults()
         for name, why in self.unused_parameters().items():
             if repr(getattr(self, name)) != repr(defaults[name]):  # given, not left at its default
                 warnings.warn(UnusedParameterWarning(name, f"ignored ({why})"))
+
+    def _check_rules(self) -> None:
+        """Raise ``ParameterError`` where parameters that each meet their constraints do not go together."""
 
     def _settings(self) -> dict:
         """The hyperparameters as the fit uses them (a family with presets resolves them here)."""

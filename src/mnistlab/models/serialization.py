@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import warnings
 from numbers import Integral
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 from .._io import atomic_write_all, json_text, parse_json, read_regular_file
 from .._npz import plain_dtype, read_npz
 from .._values import is_whole_number
-from ..errors import ModelFileError, ParameterError, one_line
+from ..errors import ModelFileError, ParameterError, UnusedParameterWarning, one_line
 from . import get_family
 from .base import N_FEATURES, MnistlabModel
 from .temperature import TemperatureScaled
@@ -160,7 +161,9 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         # hyperparameter "verbose" that replaced; it never changed what a model computes.
         params.pop("verbose", None)
         model = cls(**params)
-        model.validate_params()
+        with warnings.catch_warnings():  # a setting given in vain was said when the model was fitted
+            warnings.simplefilter("ignore", UnusedParameterWarning)
+            model.validate_params()
     except (KeyError, TypeError, ValueError) as exc:  # ParameterError is a ValueError
         raise ModelFileError(f"{meta_path}: bad family or parameters ({one_line(exc)})") from None
     arrays = read_npz(arrays_path, _declared_arrays(meta, meta_path), MAX_MODEL_BYTES, ModelFileError,

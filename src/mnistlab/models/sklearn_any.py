@@ -123,8 +123,7 @@ class SklearnClassifier(MnistlabModel):
         """The fitted classifier itself (the last step when standardised)."""
         return self.estimator_[-1] if self.standardize else self.estimator_
 
-    def validate_params(self) -> None:
-        super().validate_params()
+    def _check_rules(self) -> None:
         params = self.get_params(deep=False)
         # (scikit-learn 1.9's default probability is the string "deprecated": only True gives probabilities)
         if params.get("decision_function_shape") == "ovo" and params.get("probability") is not True:

@@ -190,7 +190,8 @@ class MLP(MnistlabModel):
         self.history_ = {}
         if getattr(estimator, "loss_curve_", None):  # lbfgs records none
             self.history_["train_loss"] = [float(v) for v in estimator.loss_curve_]
-        if self.early_stopping:
+        if getattr(estimator, "validation_scores_", None):  # early stopping's; lbfgs keeps none even with it (it
+            # has no epochs): read unasked, a fit of lbfgs with early_stopping=True ended in an AttributeError
             self.history_["val_accuracy"] = [float(v) for v in estimator.validation_scores_]
         return self
 

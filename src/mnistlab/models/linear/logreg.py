@@ -143,9 +143,8 @@ class LogisticRegression(MnistlabModel):
 
     # -- fitting -----------------------------------------------------------
 
-    def validate_params(self) -> None:
-        """The constraints, and that the solver handles the penalty."""
-        super().validate_params()
+    def _check_rules(self) -> None:
+        """That the solver handles the penalty."""
         handled = SOLVER_PENALTIES[self.solver]
         if self.penalty not in handled:
             raise ParameterError("solver", f"{self.solver!r} handles penalty {' or '.join(map(repr, handled))}, "

@@ -140,9 +140,8 @@ class GradientDescentClassifier(MnistlabModel):
         tags.classifier_tags.multi_class = not self.binary_only
         return tags
 
-    def validate_params(self) -> None:
-        """The constraints, and that early stopping has a validation split to watch."""
-        super().validate_params()
+    def _check_rules(self) -> None:
+        """That early stopping has a validation split to watch."""
         if self.early_stopping and self.validation_fraction == 0:
             raise ParameterError("validation_fraction", "must be > 0 with early_stopping=True "
                                                         "(None holds out 0.1)")

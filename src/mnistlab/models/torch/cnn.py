@@ -287,10 +287,9 @@ class CNN(TorchClassifier):
     def _widths(self) -> tuple[int, ...]:
         return tuple(int(w) for w in self._setting("widths"))
 
-    def validate_params(self) -> None:
-        """The constraints, that pooling between the convolutions leaves at least 3×3 pixels, and that
-        whitening has a filter for each of the first stage's channels."""
-        super().validate_params()
+    def _check_rules(self) -> None:
+        """That pooling between the convolutions leaves at least 3×3 pixels, and that whitening has a filter
+        for each of the first stage's channels."""
         widths = self._widths()
         if self._setting("pool") == "between" and len(widths) > MAX_STAGES - 1:
             raise ParameterError("widths", f"with pool='between' at most {MAX_STAGES - 1} stages (28 → 14 → 7 → 3); "
