@@ -226,6 +226,23 @@ def test_a_network_too_large_for_the_free_memory_is_refused_by_name_before_the_d
     assert "0.1 GiB available (MemAvailable)" in str(error.value)
 
 
+def test_a_memory_cgroups_limit_counts_as_what_the_machine_has(tmp_path, monkeypatch):
+    """A container's limit (docker --memory) is not in MemAvailable, which says the whole machine's: a fit the
+    check let through was still killed in a 4 GiB cgroup."""
+    from mnistlab import _system
+
+    (tmp_path / "memory").mkdir()  # cgroup v1's hierarchy and v2's, whichever this machine has
+    for folder, limit, used in [(tmp_path / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"),
+                                (tmp_path, "memory.max", "memory.current")]:
+        (folder / limit).write_text(f"{4 << 30}\n")
+        (folder / used).write_text(f"{1 << 30}\n")
+    monkeypatch.setattr(_system, "CGROUP", tmp_path)
+    assert _system.cgroup_memory_left() == 3 << 30 and _system.available_memory() <= 3 << 30
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(f"{2**63 - 4096}\n")  # no limit: v1's word for it
+    (tmp_path / "memory.max").write_text("max\n")  # and v2's
+    assert _system.cgroup_memory_left() is None
+
+
 def test_the_free_memory_is_not_asked_of_a_model_file_nor_of_a_small_network(images, tmp_path, monkeypatch):
     model = quick("numpy-mlp").fit(*images)
     save_model(model, tmp_path / "model")

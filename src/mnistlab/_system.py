@@ -9,6 +9,7 @@ import signal
 import threading
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -23,14 +24,48 @@ def usable_cores() -> int:
 
 def available_memory() -> int | None:
     """The bytes this machine can give a process now without swapping (Linux's MemAvailable, in
-    /proc/meminfo); None where the OS does not say."""
+    /proc/meminfo), or what its memory cgroup has left where that is less; None where the OS does not say."""
+    available = None
     try:
         with open("/proc/meminfo", "rb") as meminfo:
             for line in meminfo:
                 if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # in kB
+                    available = int(line.split()[1]) * 1024  # in kB
     except (OSError, ValueError, IndexError):
         pass
+    headroom = cgroup_memory_left()
+    return available if headroom is None else headroom if available is None else min(available, headroom)
+
+
+CGROUP = Path("/sys/fs/cgroup")
+UNLIMITED = 1 << 60  # a cgroup v1 without a limit says 2**63 less a page
+
+
+def cgroup_memory_left() -> int | None:
+    """The bytes this process's memory cgroup lets it have before its OOM killer acts (its limit less its
+    use), where a limit is set: a container's (docker --memory, systemd MemoryMax) is not in MemAvailable,
+    which says the whole machine's. Its own cgroup's folder first, then the hierarchy's root (a container
+    sees its own cgroup there)."""
+    places = []
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":  # cgroup v2
+                places += [(CGROUP / path.lstrip("/"), "memory.max", "memory.current"), (CGROUP, "memory.max",
+                                                                                        "memory.current")]
+            elif "memory" in controllers.split(","):  # v1
+                places += [(CGROUP / "memory" / path.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes"),
+                           (CGROUP / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    except (OSError, ValueError):
+        return None
+    for folder, limit_file, usage_file in places:
+        try:
+            limit = (folder / limit_file).read_text().strip()
+            used = int((folder / usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < UNLIMITED:  # v2's "max": none
+            return max(int(limit) - used, 0)
     return None
 
 
