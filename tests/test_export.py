@@ -360,6 +360,9 @@ def test_a_file_where_the_export_needs_a_folder_is_named_as_one(run_dir, tmp_pat
     assert bad.returncode == 2
     assert bad.stderr == f"error: --out: cannot write runs in {notes}/out/runs ({notes} is a file, not a folder)\n"
     assert notes.read_text() == "mine"
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    bad = run_cli("train", "logreg", "--out", str(tmp_path / "gone" / "out"))  # was "(File exists)"
+    assert bad.returncode == 2 and f"({tmp_path / 'gone'} is a link to nowhere, not a folder)" in bad.stderr
 
 
 def test_a_link_named_onnx_to_another_runs_model_file_is_refused_not_written_through(run_dir, tmp_path):

@@ -42,10 +42,12 @@ def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        # lexists: a link to nowhere is in the way too
+        in_the_way = next((p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir()), None)
         if in_the_way is None:
             raise
-        raise NotADirectoryError(errno.ENOTDIR, f"{in_the_way} is a file, not a folder", str(folder)) from None
+        what = "a link to nowhere" if not in_the_way.exists() else "a file"
+        raise NotADirectoryError(errno.ENOTDIR, f"{in_the_way} is {what}, not a folder", str(folder)) from None
 
 
 def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> None:

@@ -353,6 +353,16 @@ def _why_not_a_folder(path: Path) -> str:
     return "not a folder"
 
 
+def _gone(path: str) -> bool:
+    """Whether nothing is at ``path``; an OSError where that cannot be told (a folder on the way that cannot be
+    looked in), which Path.exists takes for "gone" in Pythons after 3.11."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    return False
+
+
 def _remove_superseded(decoded: Path, spec: DatasetSpec, folder: Path, source: dict[str, str]) -> None:
     """Remove the cached copies of the same files that ``folder`` replaces (written before the files were
     touched, copied over, or by an older cache format), and those of files that are gone (a folder loaded
@@ -360,8 +370,7 @@ def _remove_superseded(decoded: Path, spec: DatasetSpec, folder: Path, source: d
     for other in decoded.glob(f"{spec.name}-*"):
         try:
             cached = json.loads((other / "meta.json").read_text())["source"]
-            # Path.exists raises where it cannot tell (a folder on the way that cannot be looked in): left alone
-            superseded = other != folder and (cached == source or not all(Path(p).exists() for p in cached.values()))
+            superseded = other != folder and (cached == source or any(map(_gone, cached.values())))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # AttributeError: a source of no dict
             continue  # another process's, half-read, or not ours: left alone
         if superseded:

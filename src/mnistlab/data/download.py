@@ -144,8 +144,9 @@ def _stream(opener: urllib.request.OpenerDirector, url: str, out: BinaryIO, time
                 raise DatasetError(f"connection closed after {received} of {total} bytes")
             if (got := digest.hexdigest()) != sha256:
                 # a text page (a captive portal's login, a host's error page) served as if it were the file
-                kind = response.headers.get_content_type()
-                page = f"; a {received}-byte {kind} page, not the file" if kind.startswith("text/") else ""
+                kind = response.headers.get_content_type()  # text/plain where the mirror names none: not said then
+                page = (f"; a {received}-byte {kind} page, not the file"
+                        if "Content-Type" in response.headers and kind.startswith("text/") else "")
                 raise ChecksumMismatch(f"checksum mismatch (got {got[:12]}…{page})")
             _write(out, b"")  # flushed: a full disk is met here, not taken for the mirror's failure when renamed
 
@@ -220,7 +221,7 @@ def _from_mirrors(final: Path, mirrors, attempts: int, timeout: float, progress:
                 break  # the mirror serves a different file, as slowly or as much again: retrying won't help
             except urllib.error.HTTPError as exc:
                 # a redirect's code alone says nothing of why it failed: a loop, or to a file:// URL
-                why = f" ({one_line(exc.reason)[:200]})" if 300 <= exc.code < 400 and exc.reason else ""
+                why = f" ({one_line(exc.reason, 200)})" if 300 <= exc.code < 400 and exc.reason else ""
                 failures.append(f"{url}: HTTP {exc.code}{why}")
                 break
             # HTTPException: a malformed answer (a truncated chunk, a status line of no HTTP);
