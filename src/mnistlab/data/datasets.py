@@ -355,7 +355,7 @@ def _why_not_a_folder(path: Path) -> str:
 
 def _gone(path: str) -> bool:
     """Whether nothing is at ``path``; an OSError where that cannot be told (a folder on the way that cannot be
-    looked in), which Path.exists takes for "gone" in Pythons after 3.11."""
+    looked in), which Path.exists in newer Pythons (3.14) takes for "gone"."""
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
