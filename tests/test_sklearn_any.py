@@ -425,16 +425,3 @@ def test_predicting_before_fitting_is_scikit_learns_not_fitted_error():
 
     with pytest.raises(NotFittedError):  # was an AttributeError ('classes_'), which scikit-learn's tools do not catch
         get_family("sklearn:RandomForestClassifier")().predict(np.zeros((1, 784)))
-
-
-@pytest.mark.parametrize("standardize", [False, True])
-def test_sample_weights_reach_the_classifier_s_own_fit(standardize):
-    """fit took no sample_weight: scikit-learn's CalibratedClassifierCV warned that the weights were used only
-    for the calibration, and a user's weights were a TypeError."""
-    X, y = small_xy()
-    bayes = get_family("sklearn:GaussianNB")
-    weighted = bayes(standardize=standardize).fit(X, y, sample_weight=np.repeat([1.0, 0.0], 150))
-    half = bayes().fit(weighted.estimator_[0].transform(X[:150]) if standardize else X[:150], y[:150])
-    np.testing.assert_allclose(weighted._classifier().theta_, half.estimator_.theta_, rtol=1e-5)
-    with pytest.raises(ParameterError, match="^sample_weight: KNeighborsClassifier's fit takes no sample weights"):
-        get_family("sklearn:KNeighborsClassifier")().fit(X, y, sample_weight=np.ones(len(y)))

@@ -130,29 +130,16 @@ class SklearnClassifier(MnistlabModel):
             raise ParameterError("decision_function_shape", "'ovo' scores pairs of classes, not each class, so no "
                                  "probabilities follow from it: use 'ovr' (the default), or probability=True")
 
-    def fit(self, X, y, sample_weight=None, progress=None):
-        """Fit the classifier; ``sample_weight`` (one weight per image) where its own fit takes one, as
-        scikit-learn's does (the classifier's alone: a StandardScaler before it is fitted unweighted)."""
+    def fit(self, X, y, progress=None):
         self.validate_params()
         progress = progress or SILENT
         X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
         # one label per image, as our other families take: scikit-learn's classifiers also fit a 2-D y (several
         # outputs), after which predict_proba gives a list of arrays, and predict failed inside NumPy
         y = check_labels(self, y, len(X))
-        estimator = self._estimator()
-        weights = {}
-        if sample_weight is not None:
-            from sklearn.utils.validation import has_fit_parameter
-
-            classifier = estimator[-1] if self.standardize else estimator
-            if not has_fit_parameter(classifier, "sample_weight"):
-                raise ParameterError("sample_weight", f"{type(classifier).__name__}'s fit takes no sample weights")
-            # a pipeline hands a step's fit parameters on by the step's name
-            weights = {f"{estimator.steps[-1][0]}__sample_weight" if self.standardize else "sample_weight":
-                       sample_weight}
         with started(progress, None, "fit"):
             with convergence_warnings() as not_converged, refusals_of(self.family, "fit"):
-                estimator = estimator.fit(X, y, **weights)
+                estimator = self._estimator().fit(X, y)
             progress.advance(1)  # the one fit done (the bar read "0/? fit" at the end)
         set_learned(self, {**features, "estimator_": estimator, "classes_": estimator.classes_})
         n_iter = getattr(self._classifier(), "n_iter_", None)
