@@ -411,6 +411,20 @@ def test_a_class_weight_of_int_labels_comes_back_with_int_keys(tmp_path):
         save_model(model.set_params(class_weight={0: 2.0, "1": 1.0}), tmp_path / "mixed")  # as {'0': …, '1': …}
 
 
+def test_a_run_refuses_a_parameter_no_model_file_holds_before_its_fit_and_writes_numpy_int_keys(tmp_path,
+                                                                                                monkeypatch):
+    """Found at the save, an unsaveable parameter came after the whole fit (21.7 s of a forest); a class_weight of
+    NumPy int keys, which json refuses, reached config.json as a raw TypeError."""
+    cls = get_family("sklearn:RandomForestClassifier")
+    monkeypatch.setattr(cls, "fit", lambda *args, **kwargs: pytest.fail("fitted before the parameters were checked"))
+    with pytest.raises(ParameterError, match="^random_state: cannot be saved in a model file"):
+        train("sklearn:RandomForestClassifier", {"random_state": np.random.RandomState(1)}, SMALL, tmp_path)
+    run = train("sklearn:LinearSVC", {"class_weight": {np.int64(i): 1.0 for i in range(10)}}, SMALL, tmp_path,
+                name="int64-keys", embedding=False)
+    assert json.loads((run / "config.json").read_text())["params"]["class_weight"]["9"] == 1.0
+    assert load_model(run).class_weight == {i: 1.0 for i in range(10)}
+
+
 def test_labels_of_several_outputs_are_refused_when_fitting_as_the_other_families_refuse_them():
     """scikit-learn's forests and neighbours fit a 2-D y (one column per output): predict then failed inside
     NumPy ('setting an array element with a sequence … inhomogeneous shape')."""

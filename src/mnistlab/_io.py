@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from numbers import Integral
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -402,8 +403,9 @@ def finite_json(value):
     """
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, dict):  # a NumPy int key (class_weight={np.int64(0): 2.0}, which json refuses) as an int
+        return {int(k) if isinstance(k, Integral) and not isinstance(k, int) else k: finite_json(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [finite_json(v) for v in value]
     return value

@@ -35,7 +35,7 @@ from ..errors import (DatasetError, DivergedError, MnistlabError, ModelFileError
 from ..models import check_family_name, get_family
 from ..models.base import RUN_SET_PARAMETERS, MnistlabModel
 from ..models.params import SEED_OR_NONE, check as check_parameter
-from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model
+from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model, saved_params
 from ..models.temperature import TemperatureScaled, fit_temperature
 from . import metrics as metrics_mod
 from .interpret import Interpretation
@@ -134,6 +134,7 @@ def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
     model = cls(**params)
     model.validate_params()
     model.check_fit_memory()  # before the data is loaded
+    saved_params(model.get_params(deep=False))  # a model file can hold them: said before the fit, not after
     return model
 
 

@@ -44,19 +44,7 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
     written (a parameter JSON cannot hold) is a ``ParameterError``, and leaves a pair already there as it was."""
     arrays = {name: _plain(model, name, a) for name, a in model.get_arrays().items()}
     params = (model.model if isinstance(model, TemperatureScaled) else model).get_params(deep=False)
-    # JSON's keys are strings: a dict of int keys (class_weight={0: 2.0}) is written with them as strings and read
-    # back as ints (int_key_params); read back as strings, the loaded model refused its own classes when refitted
-    int_keyed = sorted(name for name, value in params.items() if _int_keyed(value))
-    written = {name: {str(int(k)): v for k, v in value.items()} if name in int_keyed else value
-               for name, value in params.items()}
-    for name, value in written.items():
-        try:
-            if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
-                raise TypeError("a dict's keys must be all strings or all ints, which JSON can tell apart")
-            json_text(value)
-        except (TypeError, ValueError) as exc:  # ValueError: a list that holds itself
-            raise ParameterError(name, "cannot be saved in a model file, which keeps parameters as JSON: "
-                                       f"{one_line(exc)}") from None
+    written, int_keyed = saved_params(params)
     buffer = io.BytesIO()
     # every array is plain (``_plain``), so nothing is pickled; savez's allow_pickle=False would not do here: the
     # NumPy 1.26 this package takes has no such keyword, and stores it as one more array
@@ -84,6 +72,28 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
     # after the other, a parameter JSON could not hold left the new model.npz beside the old model.json
     atomic_write_all({Path(directory) / ARRAYS_FILE: buffer.getvalue(),
                       Path(directory) / META_FILE: json_text(meta).encode("utf-8")})
+
+
+def saved_params(params: dict) -> tuple[dict, list[str]]:
+    """``params`` as model.json keeps them, and the names of those that are dicts of int keys; a
+    ``ParameterError`` names one that JSON cannot hold (a run checks this before its fit: found at the save,
+    it came after the whole fit).
+
+    JSON's keys are strings: a dict of int keys (class_weight={0: 2.0}) is written with them as strings and
+    read back as ints (int_key_params); read back as strings, the loaded model refused its own classes when
+    refitted."""
+    int_keyed = sorted(name for name, value in params.items() if _int_keyed(value))
+    written = {name: {str(int(k)): v for k, v in value.items()} if name in int_keyed else value
+               for name, value in params.items()}
+    for name, value in written.items():
+        try:
+            if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+                raise TypeError("a dict's keys must be all strings or all ints, which JSON can tell apart")
+            json_text(value)
+        except (TypeError, ValueError) as exc:  # ValueError: a list that holds itself
+            raise ParameterError(name, "cannot be saved in a model file, which keeps parameters as JSON: "
+                                       f"{one_line(exc)}") from None
+    return written, int_keyed
 
 
 def _int_keyed(value) -> bool:
