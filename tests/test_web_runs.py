@@ -54,7 +54,7 @@ def test_cli_serve_with_unknown_run_is_one_line(out):
     assert result.returncode == 2 and "no run 'NONEXISTENT'" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     empty = run_cli("serve", "--run", "", "--out", str(out), timeout=60)  # served the newest run
-    assert empty.returncode == 2 and "no run ''" in empty.stderr
+    assert empty.returncode == 2 and "an empty run name" in empty.stderr
 
 
 def test_cli_serve_on_a_port_in_use_or_out_of_range_is_one_line(out):
