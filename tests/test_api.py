@@ -204,6 +204,13 @@ def test_a_grid_takes_an_array_or_a_range_as_parameter_grid_does(out):
                         (np.array([]), "empty")]:
         with pytest.raises(ml.ParameterError, match=f"non-empty list of values; C's is {got}$"):
             ml.sweep("logreg", {"C": values}, out=out)
+    with pytest.raises(ml.ParameterError, match="^weights: cannot be saved: model files, runs and sweeps keep "):
+        ml.sweep("sklearn:KNeighborsClassifier", {"weights": ["uniform", lambda d: 1 / (d + 1e-9)]}, out=out)
+    with pytest.raises(ml.ParameterError, match="max_iter has 999,999,999 values: at most 1,000"):
+        ml.sweep("logreg", {"max_iter": range(1, 10**9)}, out=out)  # made a list of first: 40 GB
+    values = [(x, round(y, 4)) for x, y in zip(*sweep.figure().axes[0].lines[0].get_data())]
+    sweep.results.sort(key=lambda r: -r["val_accuracy"])  # in a notebook, say: each score stays at its own C
+    assert [(x, round(y, 4)) for x, y in zip(*sweep.figure().axes[0].lines[0].get_data())] == values
 
 
 @pytest.mark.parametrize("setting, message", [

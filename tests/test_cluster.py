@@ -269,8 +269,15 @@ def test_a_local_cluster_asked_for_outside_the_main_guard_is_one_error(tmp_path)
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert result.returncode == 1 and result.stderr.count("Traceback") == 1, result.stderr
     assert result.stderr.splitlines()[-1].startswith("mnistlab.errors.MnistlabError: cannot start a local Dask "
-                                                     "cluster (Nanny failed to start.); from a script, call it under "
+                                                     "cluster (Nanny failed to start.; from a script, call it under "
                                                      "if __name__ == \"__main__\":"), result.stderr
+    # a start that fails for a cause of its own says that cause, not the guard (from the command line, which has
+    # no script to guard)
+    result = run_cli("sweep", "logreg", "--C", "0.1,1", "--train-size", "300", "--cluster", "local", "--out",
+                     str(tmp_path), env={"DASK_DISTRIBUTED__WORKER__PRELOAD": '["no_such_module_x"]'})
+    assert result.returncode == 2 and result.stderr == ("error: cannot start a local Dask cluster (Nanny failed to "
+                                                        "start. ModuleNotFoundError: No module named "
+                                                        "'no_such_module_x')\n"), result.stderr
 
 
 def test_a_sweep_says_it_waits_for_a_worker_and_goes_on_once_one_joins(tmp_path):

@@ -43,30 +43,43 @@ UNLIMITED = 1 << 60  # a cgroup v1 without a limit says 2**63 less a page
 
 def cgroup_memory_left() -> int | None:
     """The bytes this process's memory cgroup lets it have before its OOM killer acts (its limit less its
-    use), where a limit is set: a container's (docker --memory, systemd MemoryMax) is not in MemAvailable,
-    which says the whole machine's. Its own cgroup's folder first, then the hierarchy's root (a container
-    sees its own cgroup there)."""
+    use, of which the file cache it has not touched lately is reclaimed first, as MemAvailable counts it),
+    where a limit is set: a container's (docker --memory, systemd MemoryMax) is not in MemAvailable, which
+    says the whole machine's. Its own cgroup's folder first, then the hierarchy's root (a container sees its
+    own cgroup there); a limit set on a cgroup between the two is not read."""
     places = []
     try:
         for line in Path("/proc/self/cgroup").read_text().splitlines():
             _, controllers, path = line.split(":", 2)
             if controllers == "":  # cgroup v2
-                places += [(CGROUP / path.lstrip("/"), "memory.max", "memory.current"), (CGROUP, "memory.max",
-                                                                                        "memory.current")]
+                v2 = ("memory.max", "memory.current", "inactive_file")
+                places += [(CGROUP / path.lstrip("/"), *v2), (CGROUP, *v2)]
             elif "memory" in controllers.split(","):  # v1
-                places += [(CGROUP / "memory" / path.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes"),
-                           (CGROUP / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes")]
+                v1 = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+                places += [(CGROUP / "memory" / path.lstrip("/"), *v1), (CGROUP / "memory", *v1)]
     except (OSError, ValueError):
         return None
-    for folder, limit_file, usage_file in places:
+    for folder, limit_file, usage_file, cache_entry in places:
         try:
             limit = (folder / limit_file).read_text().strip()
             used = int((folder / usage_file).read_text())
         except (OSError, ValueError):
             continue
         if limit.isdigit() and int(limit) < UNLIMITED:  # v2's "max": none
-            return max(int(limit) - used, 0)
+            return max(int(limit) - used + _stat_entry(folder / "memory.stat", cache_entry), 0)
     return None
+
+
+def _stat_entry(path: Path, entry: str) -> int:
+    """``entry``'s bytes in a cgroup's memory.stat; 0 where it is not there."""
+    try:
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == entry:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def keep_freed_memory(mapped_from: int = 16 << 20, kept: int = 64 << 20) -> bool:

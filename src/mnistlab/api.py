@@ -373,6 +373,8 @@ class Sweep:
 
     def __init__(self, path: Path, results: list[dict], grid: dict[str, list]):
         self.path, self.results, self.grid = Path(path), results, grid
+        self._in_grid_order = list(results)  # the figure places rows by their order: results sorted in a notebook
+        # had drawn each score at another point's value
 
     @property
     def best(self) -> dict:
@@ -389,7 +391,7 @@ class Sweep:
         or more values, a line per combination of the other such."""
         from .experiments.sweep import sweep_figure
 
-        return sweep_figure(self.results, self.grid)
+        return sweep_figure(self._in_grid_order, self.grid)
 
     def __repr__(self) -> str:
         return f"Sweep({self.grid}, best={self.best})"
@@ -525,12 +527,17 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     [0.01, 0.1]
     """
     from .experiments.cluster import cluster_address
-    from .experiments.sweep import run_sweep
+    from .experiments.sweep import MAX_POINTS, run_sweep
     from .progress import fit_progress
 
     if not isinstance(grid, dict):
         raise ParameterError("grid", "give a dict of hyperparameter → non-empty list of values")
-    grid = {name: _swept_values(name, values) for name, values in grid.items()}
+    for parameter, values in grid.items():  # counted before a list is made of them: range(10**9) filled the memory
+        if isinstance(values, (Sequence, np.ndarray)) and not isinstance(values, (str, bytes)) \
+                and len(values) > MAX_POINTS:
+            raise ParameterError("grid", f"{parameter} has {len(values):,} values: at most {MAX_POINTS:,} "
+                                         "combinations are swept at once")
+    grid = {parameter: _swept_values(parameter, values) for parameter, values in grid.items()}
     data = DataChoice(dataset=dataset, data_dir=_path_or_none("data_dir", data_dir),
                       classes=classes, train_size=train_size, seed=seed)
     folder, rows = run_sweep(model, grid, data, _store(out).out, name=name,

@@ -107,9 +107,7 @@ def connected(address: str) -> Iterator:
                         n_workers=usable_cores(), threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
                 except RuntimeError as exc:  # "Nanny failed to start.": its worker processes ended as they began
-                    raise MnistlabError(f"cannot start a local Dask cluster ({one_line(exc)}); from a script, call "
-                                        "it under if __name__ == \"__main__\": (its worker processes import the "
-                                        "script again)") from None
+                    raise MnistlabError(f"cannot start a local Dask cluster ({_start_failure(exc)})") from None
             # a Ctrl-C pressed meanwhile is raised here, and the cluster stopped as the stack unwinds
             yield started.enter_context(Client(local))
         return
@@ -130,6 +128,19 @@ def connected(address: str) -> Iterator:
     # a lost scheduler is said once, below, not in Dask's log lines: closing the client logs it too
     with _quiet("distributed"), client:
         yield client
+
+
+def _start_failure(exc: BaseException) -> str:
+    """Why a LocalCluster did not start: the first cause its error carries (a module a worker could not import,
+    say); where it carries none, the likeliest, a script that asks for a cluster outside
+    ``if __name__ == "__main__":``, whose worker processes, importing it again, end as they begin."""
+    cause, seen = exc.__cause__ or exc.__context__, 0
+    while cause is not None and seen < 20:  # a chain, not a cycle
+        if not isinstance(cause, (RuntimeError, AssertionError)):  # Dask's own "failed to start", "Status.starting"
+            return f"{one_line(exc)} {type(cause).__name__}: {one_line(cause)}"
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return (f"{one_line(exc)}; from a script, call it under if __name__ == \"__main__\": (its worker processes "
+            "import the script again)")
 
 
 def _why(exc: BaseException) -> str:

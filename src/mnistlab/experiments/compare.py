@@ -315,7 +315,7 @@ def _html(result: dict, figures: list[tuple[Path, str]]) -> str:
     runs_table = report.table(
         ["run", "model", "accuracy", "macro F1", "log-loss", "fit s", "predict s / 10k", "parameters"],
         [[r["run"], r["model"], r["accuracy"], r["macro_f1"],
-          log_loss_text(r) if r.get("probabilities_note") else r["log_loss"], r["fit_seconds"],
+          f"{r['log_loss']:.6g}*" if r.get("probabilities_note") else r["log_loss"], r["fit_seconds"],
           r["predict_seconds_per_10k"], r["n_parameters"]] for r in result["runs"]])
     runs_table += "".join(f"<p class=\"note\">{html.escape(note)}</p>\n" for note in probabilities_notes(result))
     tests = report.table(

@@ -134,7 +134,7 @@ def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
     model = cls(**params)
     model.validate_params()
     model.check_fit_memory()  # before the data is loaded
-    saved_params(model.get_params(deep=False))  # a model file can hold them: said before the fit, not after
+    saved_params(model.get_params(deep=False))  # a run's and a sweep's files can hold them: said before the fit
     return model
 
 

@@ -224,7 +224,7 @@ class MnistlabModel:
             raise ParameterError(name, f"a network of {weights:,} weights needs at least "
                                        f"{weights * per_weight / 2**30:,.1f} GiB to fit ({per_weight} bytes a "
                                        "weight: the weight, its gradient and the optimiser's state), and this "
-                                       f"machine has {available / 2**30:,.1f} GiB available (MemAvailable); "
+                                       f"machine has {available / 2**30:,.1f} GiB available to it; "
                                        "give smaller sizes")
 
     def get_arrays(self) -> dict[str, np.ndarray]:

@@ -91,8 +91,8 @@ def saved_params(params: dict) -> tuple[dict, list[str]]:
                 raise TypeError("a dict's keys must be all strings or all ints, which JSON can tell apart")
             json_text(value)
         except (TypeError, ValueError) as exc:  # ValueError: a list that holds itself
-            raise ParameterError(name, "cannot be saved in a model file, which keeps parameters as JSON: "
-                                       f"{one_line(exc)}") from None
+            raise ParameterError(name, "cannot be saved: model files, runs and sweeps keep parameters as JSON, "
+                                       f"and {one_line(exc)}") from None
     return written, int_keyed
 
 
