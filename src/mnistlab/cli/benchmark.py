@@ -35,9 +35,9 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
             quick: Annotated[bool, typer.Option(
                 "--quick", help="One configuration per classifier (the paper's best on Fashion-MNIST) on "
                                 "2,000 / 1,000 images.")] = False,
-            cluster: Annotated[Optional[str], typer.Option(
-                help="Run each configuration as a task on a Dask cluster: a scheduler's address or 'local'.",
-                envvar="MNISTLAB_CLUSTER", show_envvar=True)] = None,
+            cluster: Annotated[Optional[str], typer.Option(  # the variable read by the API, as sweep's
+                help="Run each configuration as a task on a Dask cluster: a scheduler's address or 'local'. "
+                     "Default: $MNISTLAB_CLUSTER.")] = None,
             out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """The grid of Zalando's runner (137 scikit-learn configurations), each an ordinary run, beside the
     Fashion-MNIST paper's test accuracies (Xiao, Rasul and Vollgraf, 2017, Table 3).

@@ -53,9 +53,9 @@ def recipes_list(as_json: JsonOpt = False) -> None:
 def recipes_run(name: Annotated[Optional[str], typer.Argument(
                     help="Recipe name (see `mnistlab recipes list`).")] = None,
                 run_all: Annotated[bool, typer.Option("--all", help="Run every recipe.")] = False,
-                cluster: Annotated[Optional[str], typer.Option(
-                    help="Each run a task on a Dask cluster (a scheduler's address or 'local').",
-                    envvar="MNISTLAB_CLUSTER", show_envvar=True)] = None,
+                cluster: Annotated[Optional[str], typer.Option(  # the variable read by the API, as sweep's
+                    help="Each run a task on a Dask cluster (a scheduler's address or 'local'). Default: "
+                         "$MNISTLAB_CLUSTER.")] = None,
                 data_dir: Annotated[Optional[Path], typer.Option(
                     "--data-dir", metavar="FOLDER",
                     help="Folder of MNIST's four IDX files, for the MNIST recipes (the Fashion-MNIST ones find their "
