@@ -206,6 +206,11 @@ def test_a_grid_takes_an_array_or_a_range_as_parameter_grid_does(out):
             ml.sweep("logreg", {"C": values}, out=out)
     with pytest.raises(ml.ParameterError, match="^weights: cannot be saved: model files, runs and sweeps keep "):
         ml.sweep("sklearn:KNeighborsClassifier", {"weights": ["uniform", lambda d: 1 / (d + 1e-9)]}, out=out)
+    priors = ml.sweep("sklearn:GaussianNB", {"priors": [None, np.full(10, 0.1)]}, train_size=300, out=out,
+                      progress=False)  # an array as a value: "the truth value of an array … is ambiguous" before
+    assert [r["priors"] is None for r in priors.results] == [True, False]
+    with pytest.raises(ml.ParameterError, match="is given twice"):
+        ml.sweep("sklearn:GaussianNB", {"priors": [np.full(10, 0.1), np.full(10, 0.1)]}, out=out)
     with pytest.raises(ml.ParameterError, match="max_iter has 999,999,999 values: at most 1,000"):
         ml.sweep("logreg", {"max_iter": range(1, 10**9)}, out=out)  # made a list of first: 40 GB
     values = [(x, round(y, 4)) for x, y in zip(*sweep.figure().axes[0].lines[0].get_data())]

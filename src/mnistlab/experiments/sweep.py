@@ -179,7 +179,11 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
 def _same(a, b) -> bool:
     """Whether two values of a parameter are one setting: equal, and both fractions (floats) or neither, as
     scikit-learn reads them (max_features=1 is one feature, 1.0 all of them; True is 1 to its checks)."""
-    return bool(a == b) and _is_fraction(a) == _is_fraction(b)
+    try:
+        equal = bool(a == b)
+    except ValueError:  # arrays (GaussianNB's priors) compare element by element: "truth value … ambiguous"
+        equal = np.array_equal(a, b)
+    return equal and _is_fraction(a) == _is_fraction(b)
 
 
 def _is_fraction(value) -> bool:
