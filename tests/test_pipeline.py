@@ -279,11 +279,15 @@ def test_a_sweep_figure_places_every_value_none_and_infinity_too():
     figure = sweep_figure(*swept("random_state", [None, 1]))  # None < 1 failed after every fit
     assert list(figure.axes[0].lines[0].get_xdata()) == ["1", "None"]
     # the x axis is the first parameter of two or more values (max_iter=50 was one x, C three one-dot "lines"),
-    # one of one value a fixed setting, in the title
+    # one of one value a fixed setting, said once above the plots, wrapped (in each title, several ran together)
     rows = [{"max_iter": 50, "C": c, "val_accuracy": 0.5, "sparsity": None} for c in (1.0, 0.01, 0.1)]
-    axes = sweep_figure(rows, {"max_iter": [50], "C": [1.0, 0.01, 0.1]}).axes[0]
+    figure = sweep_figure(rows, {"max_iter": [50], "C": [1.0, 0.01, 0.1]})
+    axes = figure.axes[0]
     assert [list(line.get_xdata()) for line in axes.lines] == [[0.01, 0.1, 1.0]]
-    assert axes.get_title() == "Validation accuracy against C\nmax_iter=50"
+    assert axes.get_title() == "Validation accuracy against C" and figure.get_suptitle() == "fixed: max_iter=50"
+    many = {name: ["x" * 12] for name in ("solver", "penalty", "tol", "standardize", "random_state", "l1_ratio")}
+    rows = [{**{n: v[0] for n, v in many.items()}, "C": c, "val_accuracy": 0.5, "sparsity": None} for c in (1.0, 2.0)]
+    assert max(map(len, sweep_figure(rows, {**many, "C": [1.0, 2.0]}).get_suptitle().splitlines())) <= 60
     # layer sizes as the command line writes them, in the order given (not "(32, 16)", "(64,)", "(8,)" as text)
     figure = sweep_figure(*swept("hidden", [(32, 16), (64,), (8,)]))
     assert list(figure.axes[0].lines[0].get_xdata()) == ["32x16", "64", "8"]

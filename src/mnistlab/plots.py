@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -490,7 +491,7 @@ def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None
     0–1) against the swept hyperparameter, on a log x axis where its values are positive.
 
     ``series`` maps a label (e.g. the penalty) to ``(accuracies, sparsities or None)``, one value per x;
-    ``fixed`` says the settings every point shares (max_iter=50), in the titles.
+    ``fixed`` says the settings every point shares (max_iter=50), above the plots.
     """
     with_sparsity = any(sparsity is not None for _, sparsity in series.values())
     fig = Figure(figsize=(11 if with_sparsity else 6, 4.2), layout="constrained")
@@ -508,10 +509,11 @@ def sweep_plot(x_values, series: dict[str, tuple[list[float], list[float] | None
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    at = f"\n{fixed}" if fixed else ""
-    ax_acc.set_title(f"Validation accuracy against {x_label}{at}")
+    ax_acc.set_title(f"Validation accuracy against {x_label}")
     if with_sparsity:
-        axes[1].set_title(f"Sparsity against {x_label}{at}")
+        axes[1].set_title(f"Sparsity against {x_label}")
+    if fixed:  # once, wrapped to the figure's width: in each title, several settings ran into the other title
+        fig.suptitle(textwrap.fill(f"fixed: {fixed}", width=110 if with_sparsity else 60), fontsize="medium")
     return fig
 
 
