@@ -395,7 +395,8 @@ def test_warm_start_goes_on_from_the_fitted_classifier_as_scikit_learns_does():
     forest.set_params(n_estimators=4).fit(X[150:], y[150:])
     trees = forest.estimator_[-1].estimators_
     assert len(trees) == 4 and all(np.array_equal(tree.tree_.threshold, kept) for tree, kept in zip(trees, first))
-    sgd = get_family("sklearn:SGDClassifier")(max_iter=1, tol=None, warm_start=True, random_state=0)
+    sgd = get_family("sklearn:SGDClassifier")(max_iter=1, tol=None, warm_start=np.True_, random_state=0)  # as
+    # scikit-learn's, any true value (np.True_ had been taken, and ignored)
     coefs = [sgd.fit(X, y).estimator_.coef_.copy() for _ in range(2)]
     assert not np.array_equal(*coefs)  # the second fit went on from the first one's weights
 

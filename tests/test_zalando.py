@@ -130,6 +130,9 @@ def test_a_classifier_given_twice_is_refused_by_the_api():
 
     with pytest.raises(ml.ParameterError, match="^classifiers: 'GaussianNB' is given twice$"):
         zalando.configurations(["GaussianNB", "SVC", "GaussianNB"])
+    for classifiers in ([1], [["SVC"]]):  # a bare TypeError (sequence item 0: expected str; unhashable list)
+        with pytest.raises(ml.ParameterError, match="^classifiers: give the classifiers' names as strings"):
+            zalando.configurations(classifiers)
 
 
 def test_a_configuration_on_other_data_is_run_again_not_taken_from_earlier(tmp_path, mnist_dir):

@@ -119,6 +119,8 @@ def configurations(classifiers: list[str] | None = None) -> list[Configuration]:
     # an empty name and one given twice are mistakes, refused as a sweep refuses its values': the command line
     # had dropped an empty name without a word (SVC,,LinearSVC), and a name given twice was run once
     named = list(classifiers or [])
+    if not all(isinstance(c, str) for c in named):  # a number or a list among them was a bare TypeError
+        raise ParameterError("classifiers", f"give the classifiers' names as strings, got {classifiers!r}")
     if "" in named:
         raise ParameterError("classifiers", f"an empty name among them; the grid's classifiers: {', '.join(grid)}")
     if (repeated := next((c for i, c in enumerate(named) if c in named[:i]), None)) is not None:

@@ -109,7 +109,7 @@ class SklearnClassifier(MnistlabModel):
         params = self.get_params(deep=False)
         standardize = params.pop("standardize")
         fitted = getattr(self, "estimator_", None)
-        if params.get("warm_start") is True and fitted is not None and hasattr(fitted, "steps") == standardize:
+        if bool(params.get("warm_start")) and fitted is not None and hasattr(fitted, "steps") == standardize:
             # scikit-learn's warm start: the fitted classifier, given the new parameters, goes on from where it
             # stopped (a forest keeps its trees and adds more); a new one each fit kept nothing. A copy, so that a
             # fit that fails leaves the model whole (set_learned), as a fit of a new one does.
