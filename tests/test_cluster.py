@@ -159,8 +159,10 @@ def test_an_unknown_host_is_said_at_once_and_a_bad_variable_is_the_variables(tmp
     assert time.monotonic() - started < 8
     from mnistlab.experiments import cluster
 
-    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 4)  # 1 s, under load, ran out before the first refusal
-    with pytest.raises(ml.MnistlabError, match=r"Timed out trying to connect .* after 4 s \(Connection refused\)$"):
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 4)
+    # the timeout's cause where Dask's error carries one: on a loaded machine it may time out between two tries
+    # and carry none (seen in a fresh clone's make test, at 1 s and at 4 s)
+    with pytest.raises(ml.MnistlabError, match=r"Timed out trying to connect .* after 4 s( \(Connection refused\))?$"):
         ml.sweep("logreg", {"C": [0.1]}, train_size=300, out=tmp_path, progress=False,
                  cluster=f"tcp://127.0.0.1:{free_port()}")  # no one listens: the timeout's cause, said
     monkeypatch.setenv("MNISTLAB_CLUSTER", "bogus")

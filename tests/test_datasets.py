@@ -310,6 +310,7 @@ def test_an_empty_split_is_refused_naming_the_file(tmp_path, mnist_dir):
     ([0, 1, 1], "1 listed more than once"),
     ([-1, 1], "0 or more"),
     ([3], "at least two classes"),
+    ([None, []], "class labels are whole numbers, got None"),  # NumPy's "inhomogeneous shape" (a fuzzed config)
 ])
 def test_filter_classes_refuses_bad_class_lists_by_name(fashion, keep, message):
     with pytest.raises(ParameterError, match=message) as info:

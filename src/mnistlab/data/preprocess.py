@@ -177,7 +177,8 @@ def subset_indices(y: np.ndarray, n: int | None = None, per_class: int | None = 
 
 def check_classes(keep, n_classes: int | None = None) -> tuple[int, ...]:
     """``keep`` as a tuple of at least two distinct class labels, each in 0..n_classes-1 (when given)."""
-    if isinstance(keep, (str, bytes)) or not hasattr(keep, "__iter__") or np.ndim(keep) == 0:  # np.array(3) too
+    # np.array(3) too; np.ndim of a list made it an array first, and [None, []] raised NumPy's "inhomogeneous"
+    if isinstance(keep, (str, bytes)) or not hasattr(keep, "__iter__") or getattr(keep, "ndim", 1) == 0:
         raise ParameterError("classes", f"must be a list of class labels, got {keep!r}")
     keep = tuple(keep)
     for k in keep:
