@@ -532,12 +532,7 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
 
     if not isinstance(grid, dict):
         raise ParameterError("grid", "give a dict of hyperparameter → non-empty list of values")
-    for parameter, values in grid.items():  # counted before a list is made of them: range(10**9) filled the memory
-        if isinstance(values, (Sequence, np.ndarray)) and not isinstance(values, (str, bytes)) \
-                and len(values) > MAX_POINTS:
-            raise ParameterError("grid", f"{parameter} has {len(values):,} values: at most {MAX_POINTS:,} "
-                                         "combinations are swept at once")
-    grid = {parameter: _swept_values(parameter, values) for parameter, values in grid.items()}
+    grid = {parameter: _swept_values(parameter, values, MAX_POINTS) for parameter, values in grid.items()}
     data = DataChoice(dataset=dataset, data_dir=_path_or_none("data_dir", data_dir),
                       classes=classes, train_size=train_size, seed=seed)
     folder, rows = run_sweep(model, grid, data, _store(out).out, name=name,
@@ -550,16 +545,20 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     return Sweep(folder, rows, grid)
 
 
-def _swept_values(name, values) -> list:
+def _swept_values(name, values, most: int) -> list:
     """The values of ``grid[name]`` as a list: any sequence but text, or a 1-D array, as scikit-learn's
     ParameterGrid takes them (np.logspace(-2, 0, 3), range(10, 31, 10)); NumPy's scalars as Python's, which
-    sweep.json, the table and an error show as 0.1, not np.float64(0.1). A set has no order to plot."""
-    if isinstance(values, np.ndarray) and values.ndim == 1:
-        values = values.tolist()
-    if (one := isinstance(values, (str, bytes)) or not isinstance(values, Sequence)) or not values:
-        got = (f"a {values.ndim}-D array" if isinstance(values, np.ndarray) else
-               f"a {type(values).__name__}" if one else "empty")
+    sweep.json, the table and an error show as 0.1, not np.float64(0.1). A set has no order to plot. More
+    than ``most`` are refused before a list is made of them (range(10**9) filled the memory)."""
+    if (one := isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray))
+            or getattr(values, "ndim", 1) != 1) or not len(values):
+        got = ("empty" if not one else f"a {values.ndim}-D array" if isinstance(values, np.ndarray)
+               else f"a {type(values).__name__}")
         raise ParameterError("grid", f"give a dict of hyperparameter → non-empty list of values; {name}'s is {got}")
+    if len(values) > most:
+        raise ParameterError("grid", f"{name} has {len(values):,} values: at most {most:,} combinations are swept "
+                                     "at once")
+    values = values.tolist() if isinstance(values, np.ndarray) else values
     return [value.item() if isinstance(value, np.generic) else value for value in values]
 
 

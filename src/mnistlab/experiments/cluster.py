@@ -58,11 +58,12 @@ def cluster_address(address: str | None) -> str | None:
     return address
 
 
-def _check_form(address: str) -> None:
+def _check_form(address: str) -> str | None:
     """A ParameterError for an ``address`` that no connection could reach: not "local" nor a URL, no port or
-    an unknown scheme (Dask's checks), a port past 65535, an IP address of numbers past 255."""
+    an unknown scheme (Dask's checks), a port past 65535, an IP address of numbers past 255. Else the host
+    to look up, where its scheme has one (tcp, tls, ws)."""
     if address == LOCAL:
-        return
+        return None
     if "://" not in address:
         raise ParameterError("cluster", f"must be 'local' or a scheduler's address such as tcp://10.0.0.5:8786; "
                                         f"got {address!r}")
@@ -79,8 +80,10 @@ def _check_form(address: str) -> None:
                 raise ValueError(f"port {port} is not one of 1–65535")
             if re.fullmatch(r"[0-9.]+", host):
                 ipaddress.ip_address(host)  # 999.1.1.1 waited out the 10 s timeout: no DNS name, and no IP address
+            return host
     except ValueError as exc:  # the address itself: no port, an unknown scheme
         raise ParameterError("cluster", f"{address!r} is not a scheduler's address ({one_line(exc)})") from None
+    return None
 
 
 @contextmanager
@@ -88,7 +91,6 @@ def connected(address: str) -> Iterator:
     """A ``distributed.Client`` of the scheduler at ``address`` (or of a new LocalCluster for "local")."""
     try:
         from distributed import Client, LocalCluster
-        from distributed.comm import parse_address, parse_host_port
     except ImportError:
         raise ParameterError("cluster", "needs Dask: pip install 'mnistlab[cluster]'") from None
     if address == LOCAL:
@@ -111,11 +113,10 @@ def connected(address: str) -> Iterator:
             # a Ctrl-C pressed meanwhile is raised here, and the cluster stopped as the stack unwinds
             yield started.enter_context(Client(local))
         return
-    _check_form(address)
+    host = _check_form(address)
     try:
-        scheme, location = parse_address(address)
-        if scheme in ("tcp", "tls", "ws", "wss"):  # a host no one knows, said at once, not as 10 s of trying
-            socket.getaddrinfo(parse_host_port(location)[0], None, type=socket.SOCK_STREAM)
+        if host is not None:  # a host no one knows, said at once, not as 10 s of trying
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         client = _client(Client, address)
     except socket.gaierror as exc:
         raise MnistlabError(f"cannot reach the Dask scheduler at {address}: its host is not known "
@@ -134,11 +135,9 @@ def _start_failure(exc: BaseException) -> str:
     """Why a LocalCluster did not start: the first cause its error carries (a module a worker could not import,
     say); where it carries none, the likeliest, a script that asks for a cluster outside
     ``if __name__ == "__main__":``, whose worker processes, importing it again, end as they begin."""
-    cause, seen = exc.__cause__ or exc.__context__, 0
-    while cause is not None and seen < 20:  # a chain, not a cycle
-        if not isinstance(cause, (RuntimeError, AssertionError)):  # Dask's own "failed to start", "Status.starting"
-            return f"{one_line(exc)} {type(cause).__name__}: {one_line(cause)}"
-        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    # not Dask's own "failed to start" or "Status.starting"
+    if cause := next((c for c in _causes(exc) if not isinstance(c, (RuntimeError, AssertionError))), None):
+        return f"{one_line(exc)} {type(cause).__name__}: {one_line(cause)}"
     return (f"{one_line(exc)}; from a script, call it under if __name__ == \"__main__\": (its worker processes "
             "import the script again)")
 
@@ -146,12 +145,18 @@ def _start_failure(exc: BaseException) -> str:
 def _why(exc: BaseException) -> str:
     """What Dask's "Timed out trying to connect" was timed out by, where its causes say (" (Connection
     refused)"): the system's error of the last try; else ""."""
-    cause, seen = exc.__cause__ or exc.__context__, 0
-    while cause is not None and seen < 20:  # a chain, not a cycle
-        if isinstance(cause, OSError) and cause.errno is not None and cause.strerror:
-            return "" if cause.strerror in str(exc) else f" ({cause.strerror})"
-        cause, seen = cause.__cause__ or cause.__context__, seen + 1
-    return ""
+    cause = next((c for c in _causes(exc) if isinstance(c, OSError) and c.errno is not None and c.strerror), None)
+    return "" if cause is None or cause.strerror in str(exc) else f" ({cause.strerror})"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions ``exc`` was raised from or during, nearest first (20 at most: a chain, not a cycle)."""
+    cause = exc.__cause__ or exc.__context__
+    for _ in range(20):
+        if cause is None:
+            return
+        yield cause
+        cause = cause.__cause__ or cause.__context__
 
 
 @contextmanager
