@@ -188,6 +188,43 @@ def test_a_refused_setting_comes_without_a_warning_of_another_and_a_model_file_l
     assert (warning.parameter, warning.problem) == ("l1_ratio", "ignored")
 
 
+def test_a_sweep_point_or_a_model_file_that_does_not_warn_leaves_other_threads_their_warnings(images, monkeypatch):
+    """load_model and a sweep's points silenced the warning with warnings.catch_warnings, which changes the
+    process's filters: a fit on another thread (another point, on a Dask worker's threads) lost its warning
+    while one ran."""
+    import threading
+    import warnings
+
+    from mnistlab.errors import UnusedParameterWarning
+    from mnistlab.experiments import sweep
+    from mnistlab.experiments.pipeline import DataChoice
+
+    inside, other_done = threading.Event(), threading.Event()
+    family = get_family("logreg")
+    real_fit = family.fit
+
+    def held_fit(self, *args, **kwargs):  # the sweep's point waits, inside its fit, for the other thread's
+        if threading.current_thread() is not threading.main_thread():
+            inside.set()
+            assert other_done.wait(30)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(family, "fit", held_fit)
+    monkeypatch.setattr(sweep, "_training_arrays", lambda data: (*images, tuple("0123456789")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        point = threading.Thread(target=sweep.score_point,
+                                 args=("logreg", dict(penalty="l2", l1_ratio=0.5, max_iter=5), DataChoice(), None,
+                                       0.2))
+        point.start()
+        assert inside.wait(30)
+        family(l1_ratio=0.2, max_iter=5).fit(*images)  # this thread's own fit, while the point's runs
+        other_done.set()
+        point.join(30)
+    warned = [str(w.message) for w in caught if w.category is UnusedParameterWarning]
+    assert warned == ["l1_ratio: ignored (used only when penalty is 'elasticnet')"], warned  # this fit's, once
+
+
 def test_an_mlp_fitted_by_lbfgs_with_early_stopping_fits(images):
     """lbfgs has no epochs, so no validation scores: the fit read them and ended in an AttributeError."""
     with pytest.warns(UserWarning, match="early_stopping: ignored"):

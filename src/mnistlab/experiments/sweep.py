@@ -17,7 +17,6 @@ import io
 import itertools
 import math
 import time
-import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +30,8 @@ from .._values import is_number, is_whole_number, setting_text, settings_text
 from ..callbacks import SILENT, FitProgress, started
 from ..data.datasets import content_key
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
-from ..errors import DatasetError, MnistlabError, ParameterError, UnusedParameterWarning, one_line
+from ..errors import DatasetError, MnistlabError, ParameterError, one_line
+from ..models.base import unused_said_elsewhere
 from ..models.params import check as check_parameter
 from .cluster import SchedulerLostError, run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, finite_proba, zero_weight_fraction
@@ -100,8 +100,7 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
     accuracies, sparsities, seconds, converged = [], [], [], []
     for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed, names):
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnusedParameterWarning)  # the sweep's table says so (its "unused")
+        with unused_said_elsewhere():  # the sweep's table says so (its "unused")
             model = build_model(family, params, data.seed).fit(x_fit, y_fit)  # a fresh one for each fold
         seconds.append(time.perf_counter() - start)
         proba = finite_proba(model.predict_proba(x_val), family)  # a diverged fit scores no chance accuracy
@@ -151,8 +150,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     names = list(grid)
     positions = _positions(grid)
     points = [{n: grid[n][j] for n, j in zip(names, at)} for at in positions]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedParameterWarning)
+    with unused_said_elsewhere():
         models = [build_model(family, params, data.seed) for params in points]  # all checked before any work
     unused = [{n: why for n, why in model.unused_parameters().items() if n in grid} for model in models]
     fits, same_fit = _distinct_fits(positions, unused, grid)

@@ -42,8 +42,11 @@ estimator checks) need nothing more; ``models.validation`` checks the data.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -60,6 +63,22 @@ N_FEATURES = IMAGE_SIDE * IMAGE_SIDE  # a run's model takes an image's pixels in
 # to a sweep, its points resumed one another's checkpoints.
 RUN_SET_PARAMETERS = frozenset({"checkpoint_dir"})
 N_CLASSES = 10  # what a fit's memory is reckoned for before its data is seen: every dataset mnistlab knows has 10
+# Whether validate_params warns of a parameter given in vain, in this thread (or task) alone: see unused_said_elsewhere
+_WARN_UNUSED = contextvars.ContextVar("mnistlab_warn_unused", default=True)
+
+
+@contextlib.contextmanager
+def unused_said_elsewhere() -> Iterator[None]:
+    """Within it, ``validate_params`` (a fit's too) does not warn of parameters given in vain: a model file's
+    loading (its fit said so) and a sweep's points (its table's "unused" column says so) ask it. It holds for
+    this thread or task alone; warnings.catch_warnings, used before, changes the process's filters: a thread
+    beside it (another point of a sweep on a Dask worker's threads, a user's fit) lost its warnings meanwhile,
+    and a filter the user set meanwhile was undone at its end."""
+    token = _WARN_UNUSED.set(False)
+    try:
+        yield
+    finally:
+        _WARN_UNUSED.reset(token)
 
 
 def dense_weights(sizes) -> int:
@@ -180,12 +199,15 @@ class MnistlabModel:
         Raises ``ParameterError`` naming the offending parameter; a family's rules that relate
         parameters (which one constraint cannot express) are its ``_check_rules``. Then, the
         settings being valid, warns (``UnusedParameterWarning``) of each parameter given that the
-        others switch off: before, a refused setting came after a warning of another.
+        others switch off (not within ``unused_said_elsewhere``): before, a refused setting came after a
+        warning of another.
         """
         for name, value in self.get_params(deep=False).items():
             if name in self._parameter_constraints:
                 check(name, value, self._parameter_constraints[name])
         self._check_rules()
+        if not _WARN_UNUSED.get():
+            return
         defaults = self._defaults()
         for name, why in self.unused_parameters().items():
             if repr(getattr(self, name)) != repr(defaults[name]):  # given, not left at its default

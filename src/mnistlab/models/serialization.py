@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import warnings
 from numbers import Integral
 from pathlib import Path
 
@@ -24,9 +23,9 @@ import numpy as np
 from .._io import atomic_write_all, json_text, parse_json, read_regular_file
 from .._npz import plain_dtype, read_npz
 from .._values import is_whole_number
-from ..errors import ModelFileError, ParameterError, UnusedParameterWarning, one_line
+from ..errors import ModelFileError, ParameterError, one_line
 from . import get_family
-from .base import N_FEATURES, MnistlabModel
+from .base import N_FEATURES, MnistlabModel, unused_said_elsewhere
 from .temperature import TemperatureScaled
 
 MODEL_FORMAT = "mnistlab-model"
@@ -171,8 +170,7 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         # hyperparameter "verbose" that replaced; it never changed what a model computes.
         params.pop("verbose", None)
         model = cls(**params)
-        with warnings.catch_warnings():  # a setting given in vain was said when the model was fitted
-            warnings.simplefilter("ignore", UnusedParameterWarning)
+        with unused_said_elsewhere():  # a setting given in vain was said when the model was fitted
             model.validate_params()
     except (KeyError, TypeError, ValueError) as exc:  # ParameterError is a ValueError
         raise ModelFileError(f"{meta_path}: bad family or parameters ({one_line(exc)})") from None
