@@ -575,7 +575,7 @@ def test_a_model_whose_probabilities_are_not_numbers_names_no_class(run):
 
 def test_a_sweep_says_which_points_stopped_before_converging(out):
     # a sweep over C with a tight max_iter could call best a fit that never converged, without a word
-    with pytest.warns(ml.NotConvergedWarning, match=r"^1 of 2 points stopped before their fit converged \(the "
+    with pytest.warns(ml.NotConvergedWarning, match=r"^1 of 2 fits stopped before they converged \(the "
                                                     r"first, max_iter=3\)"):
         sweep = ml.sweep("logreg", {"max_iter": [3, 500]}, train_size=500, out=out, progress=False)
     assert [r["converged"] for r in sweep.results] == [False, True]

@@ -459,14 +459,21 @@ def test_points_that_differ_only_in_values_they_do_not_use_are_one_fit(tmp_path)
     from mnistlab.errors import ParameterError
 
     progress = RecordingProgress()
-    sweep = ml.sweep("logreg", {"penalty": ["l2", "elasticnet"], "l1_ratio": [0.2, 0.8], "max_iter": [10]},
-                     train_size=300, out=tmp_path, progress=progress)
+    # the merged point was counted as a fit of its own ("4 of 4 points stopped"), with the fit's time as its own
+    with pytest.warns(ml.NotConvergedWarning, match=r"^3 of 3 fits stopped before they converged \(the first, "
+                                                    r"penalty=l2, max_iter=2\)"):
+        sweep = ml.sweep("logreg", {"penalty": ["l2", "elasticnet"], "l1_ratio": [0.2, 0.8], "max_iter": [2]},
+                         train_size=300, out=tmp_path, progress=progress)
     assert progress.starts == [(3, "fit")]  # l2 once, each elastic net
     l2 = [r for r in sweep.results if r["penalty"] == "l2"]
     assert [r["unused"] for r in sweep.results] == ["l1_ratio", "l1_ratio", None, None]
-    assert {k: v for k, v in l2[0].items() if k != "l1_ratio"} == {k: v for k, v in l2[1].items() if k != "l1_ratio"}
+    assert [r["same_fit_as"] for r in sweep.results] == [None, "l1_ratio=0.2", None, None]
+    assert l2[0]["fit_seconds"] > 0 and l2[1]["fit_seconds"] is None  # no fit was timed for it
+    shared = {"l1_ratio", "fit_seconds", "same_fit_as"}
+    assert {k: v for k, v in l2[0].items() if k not in shared} == {k: v for k, v in l2[1].items() if k not in shared}
     csv = (sweep.path / "sweep.csv").read_text().splitlines()
-    assert csv[0].endswith(",unused") and csv[1].endswith(",l1_ratio") and csv[3].endswith(",")
+    assert csv[0].endswith(",fit_seconds,converged,unused,same_fit_as") and csv[1].endswith(",False,l1_ratio,")
+    assert csv[2].endswith(",,False,l1_ratio,l1_ratio=0.2") and csv[3].endswith(",False,,")
     with pytest.raises(ParameterError, match="used only when penalty is 'elasticnet', which no point") as info:
         ml.sweep("logreg", {"penalty": ["l1", "l2"], "l1_ratio": [0.2, 0.8]}, train_size=300, out=tmp_path,
                  progress=False)

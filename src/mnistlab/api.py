@@ -538,10 +538,13 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     folder, rows = run_sweep(model, grid, data, _store(out).out, name=name,
                              cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
                              cluster=cluster_address(cluster), overwrite=overwrite)
-    if unfinished := [row for row in rows if row.get("converged") is False]:  # as train warns of its run
-        warnings.warn(f"{len(unfinished)} of {len(rows)} points stopped before their fit converged (the first, "
-                      f"{settings_text({k: unfinished[0][k] for k in grid})}): their scores are of unfinished fits; "
-                      "raise max_iter (or tol)", NotConvergedWarning, stacklevel=2)
+    # as train warns of its run; of the fits made, not of the rows: a row with same_fit_as has another's scores
+    fitted = [row for row in rows if not row.get("same_fit_as")]
+    if unfinished := [row for row in fitted if row.get("converged") is False]:
+        unused = (unfinished[0].get("unused") or "").split(", ")  # values that fit did not use: not its settings
+        warnings.warn(f"{len(unfinished)} of {len(fitted)} fits stopped before they converged (the first, "
+                      f"{settings_text({k: unfinished[0][k] for k in grid if k not in unused})}): their scores are "
+                      "of unfinished fits; raise max_iter (or tol)", NotConvergedWarning, stacklevel=2)
     return Sweep(folder, rows, grid)
 
 

@@ -163,7 +163,8 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         rows = [{**points[i], **{k: v for k, v in scores[same_fit[i]].items() if k not in grid}} for i in
                 range(len(points))]
         if any(unused):  # which swept values a point did not use: its scores are those of the fit it repeats
-            rows = [{**row, "unused": ", ".join(u) or None} for row, u in zip(rows, unused)]
+            rows = [{**row, "unused": ", ".join(u) or None, **_shared_fit(i, fits[same_fit[i]], positions, points)}
+                    for i, (row, u) in enumerate(zip(rows, unused))]
         if final is None:
             # the time, as in a run's default name: another sweep of the same parameters is not replaced
             stamp = datetime.now(timezone.utc).strftime(NAME_TIME)
@@ -215,6 +216,18 @@ def _distinct_fits(positions: list[tuple[int, ...]], unused: list[dict[str, str]
             fits.append(i)
         same_fit.append(seen[key])
     return fits, same_fit
+
+
+def _shared_fit(i: int, fitted: int, positions: list[tuple[int, ...]], points: list[dict]) -> dict:
+    """What point ``i``'s row says of the fit it has the scores of (point ``fitted``): ``same_fit_as``, that
+    point's values where they differ from its own (all of them unused); and, where that is another point's,
+    no ``fit_seconds``. Merged rows had copied the fitted point's time as if each had been timed, and were
+    each counted as a fit of their own (4 of 4 points unconverged where 3 fits were made)."""
+    if fitted == i:
+        return {"same_fit_as": None}
+    return {"fit_seconds": None, "same_fit_as": settings_text({name: value for (name, value), a, b in
+                                                               zip(points[fitted].items(), positions[fitted],
+                                                                   positions[i]) if a != b})}
 
 
 def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, val_fraction: float | None,
