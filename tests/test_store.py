@@ -487,6 +487,37 @@ def test_what_follows_a_commit_is_done_even_when_a_signal_comes_during_the_swap(
     assert (final / "version").read_text() == "new" and done == [1]
 
 
+def test_a_signal_between_the_renames_of_a_model_file_waits_for_both(tmp_path, monkeypatch):
+    """save_model renames model.npz and model.json in turn: a Ctrl-C between them left the new model.json
+    beside the old model.npz, a pair that is neither model."""
+    import numpy as np
+
+    from mnistlab import _io
+    from mnistlab.models import get_family
+    from mnistlab.models.serialization import load_model, save_model
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((60, 784), dtype=np.float32), np.arange(60) % 3
+    old, new = (get_family("logreg")(C=c, max_iter=3).fit(x, y) for c in (0.01, 1.0))
+    save_model(old, tmp_path)
+    renamed = []
+
+    def replace(source, target, real=os.replace):
+        real(source, target)
+        renamed.append(target)
+        if len(renamed) == 1:  # Ctrl-C after the first file's rename
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(_io.os, "replace", replace)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own Ctrl-C (see above)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            save_model(new, tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    monkeypatch.undo()
+    assert len(renamed) == 2 and np.array_equal(load_model(tmp_path).coef_, new.coef_)
+
+
 def test_signals_wait_for_the_end_of_a_deferred_block():
     import os
     import signal

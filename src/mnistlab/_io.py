@@ -65,7 +65,8 @@ def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> No
 def atomic_write_all(files: dict[Path, bytes], follow_links: bool = True) -> None:
     """Write each ``path: data`` of ``files`` as ``atomic_write_bytes`` does, all or none: each is staged
     beside its path, and they replace theirs once every one is written (one by one, a full disk left the
-    first of a pair written and the second not)."""
+    first of a pair written and the second not). Ctrl-C and SIGTERM wait for the renames (``signals_deferred``):
+    one between two renames left save_model's new model.json beside the old model.npz."""
     path = None
     try:
         with contextlib.ExitStack() as staged:
@@ -74,6 +75,8 @@ def atomic_write_all(files: dict[Path, bytes], follow_links: bool = True) -> Non
                 staged_copy = staged.enter_context(staged_file(path))
                 staged_copy.write(data)
                 staged_copy.flush()  # a full disk is met here, naming its file, before any file is renamed
+            with signals_deferred():  # every file's rename: each staged_file's end
+                staged.close()
     except OSError as exc:
         if path is not None:
             _name(exc, path)
