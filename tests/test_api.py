@@ -258,6 +258,35 @@ def test_recipes_to_run_are_a_list_of_distinct_names(names, message, out, monkey
         ml.recipes.run(["lenet"], out=out, progress=False)  # a bare TypeError (unhashable) before
 
 
+def test_a_recipes_data_dir_is_the_data_of_each_recipe_of_its_dataset(out, tmp_path, mnist_dir, monkeypatch):
+    """Only the MNIST recipes took data_dir: a Fashion-MNIST recipe given a folder of its files elsewhere, or
+    one that does not exist, trained on the default data without a word."""
+    from mnistlab.data.datasets import locate
+    from mnistlab.experiments import recipes
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for path in locate("fashion-mnist", download=False).values():
+        (elsewhere / path.name).symlink_to(path)
+    given = []
+
+    def train_all(jobs, *args):  # each job's data taken note of, none trained
+        given.extend(jobs)
+        return ((i, ml.MnistlabError("not trained")) for i in range(len(jobs)))
+    monkeypatch.setattr(recipes, "train_all", train_all)
+    ml.recipes.run_all(["numpy-binary", "mnist-l1-5000"], data_dir=elsewhere, out=out, progress=False)
+    assert [(job.data.dataset, job.data.data_dir) for job in given] == [("fashion-mnist", str(elsewhere))] * 2 \
+        + [("mnist", None)] * 2  # MNIST's recipes find theirs as usual
+    given.clear()
+    ml.recipes.run_all(["numpy-binary", "mnist-l1-5000"], data_dir=mnist_dir, out=out, progress=False)
+    assert [job.data.data_dir for job in given] == [None, None, str(mnist_dir), str(mnist_dir)]
+    with pytest.raises(ml.ParameterError, match=f"^data_dir: {mnist_dir} holds mnist's files, not fashion-mnist's, "
+                                                "which the recipe trains on$"):
+        ml.recipes.run("numpy-binary", data_dir=mnist_dir, out=out, progress=False)
+    with pytest.raises(ml.DatasetError, match="no such folder"):  # before any fit
+        ml.recipes.run("numpy-binary", data_dir=tmp_path / "nowhere", out=out, progress=False)
+
+
 def test_test_fraction_pools_and_splits_again(out):
     run = ml.train("logreg", train_size=800, test_fraction=0.25, name="api-pool", out=out, progress=False)
     assert run.config["data"]["resplit_test_fraction"] == 0.25

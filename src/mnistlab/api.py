@@ -628,8 +628,9 @@ class Recipes:
     def run(self, name: str, data_dir: str | Path | None = None, out: str | Path | None = None,
             progress: bool = True, cluster: str | None = None, command: str | None = None) -> RecipeResult:
         """Run the tutorial's configuration and ours, as the runs ``recipe-<name>-reproduction`` and
-        ``recipe-<name>-ours`` (each replaced if it exists). ``data_dir``: MNIST's folder, for the MNIST
-        recipes (the Fashion-MNIST ones find their data as usual). ``cluster``: the two runs as tasks
+        ``recipe-<name>-ours`` (each replaced if it exists). ``data_dir``: a folder of the recipe's
+        dataset's four IDX files (in ``run_all``, of the recipes on the dataset it holds; the others find
+        their data as usual). ``cluster``: the two runs as tasks
         on a Dask cluster (as in ``sweep``). ``command``: what the runs' config.json records as how they
         were made (default: this call)."""
         from .experiments.cluster import cluster_address

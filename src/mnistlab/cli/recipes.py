@@ -58,8 +58,8 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(
                          "$MNISTLAB_CLUSTER.")] = None,
                 data_dir: Annotated[Optional[Path], typer.Option(
                     "--data-dir", metavar="FOLDER",
-                    help="Folder of MNIST's four IDX files, for the MNIST recipes (the Fashion-MNIST ones find their "
-                         "data as usual).")] = None,
+                    help="Folder of the four IDX files of the recipe's dataset (with --all, of the recipes on the "
+                         "dataset it holds: the others find their data as usual).")] = None,
                 out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     """Run a tutorial experiment as the tutorial ran it, and mnistlab's configuration beside it.
 

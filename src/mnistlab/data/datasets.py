@@ -109,16 +109,20 @@ def data_dir_from_env(name: str) -> str | None:
     files (its test labels tell), as a variable set once for MNIST's folder would send every Fashion-MNIST run
     and recipe there, to be refused. Its files' other faults are the load's to report."""
     folder = os.environ.get(DATA_DIR_ENV)
-    if not folder:
-        return None
+    return folder if folder and not other_dataset_in(name, folder) else None
+
+
+def other_dataset_in(name: str, folder: str | Path) -> str | None:
+    """The other dataset than ``name`` whose official files ``folder`` holds (its test labels tell), if any; None
+    where it holds none, or its files cannot be read (the load reports why)."""
     spec = get_spec(name)
     try:
         files = find_files(spec, _expanded(folder))
-        if files is not None and _official_elsewhere(spec, "test_labels", read_idx(files["test_labels"], ndim=1)[1]):
-            return None
+        if files is not None:
+            return _official_elsewhere(spec, "test_labels", read_idx(files["test_labels"], ndim=1)[1])
     except (DatasetError, OSError, ValueError):  # as the load will find it
         pass
-    return folder
+    return None
 
 
 def _official_elsewhere(spec: DatasetSpec, part: str, payload_sha: str) -> str | None:

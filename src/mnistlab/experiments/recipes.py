@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..callbacks import SILENT, FitProgress, started
+from ..data.datasets import other_dataset_in
 from ..errors import ParameterError
 from .pipeline import DataChoice, TrainingJob, train, train_all
 
@@ -50,8 +51,7 @@ class Recipe:
 
 MNIST_NOTE = ("Needs MNIST: pass --data-dir to a folder of the IDX files (data_dir= in Python) "
               "or run `mnistlab data download --dataset mnist`.")
-# The dataset a recipe's data_dir is for (its data_note): the Fashion-MNIST recipes find theirs as usual, and a
-# folder of MNIST's files would be refused as theirs (and was once read as clothes).
+# The dataset whose recipes need a data_dir where it is not found as usual (their data_note)
 DATA_DIR_DATASET = "mnist"
 FASHION = DataChoice(dataset="fashion-mnist")
 TUTORIAL_POOL = DataChoice(dataset="mnist", resplit_test_fraction=0.25, train_size=7500, test_size=2500)
@@ -117,19 +117,27 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def _jobs(name: str, data_dir: str | None, command: str | None = None) -> list[TrainingJob]:
-    """The recipe's two runs, ``recipe-<name>-reproduction`` and ``recipe-<name>-ours``; ``command``: how
-    they were asked for (config.json)."""
-    recipe = get_recipe(name)
-    jobs = []
-    for role in ROLES:
-        configuration = getattr(recipe, role)
-        data = configuration.data
-        if data_dir and data.dataset == DATA_DIR_DATASET:
-            data = replace(data, data_dir=data_dir)
-        jobs.append(TrainingJob(configuration.family, dict(configuration.params), data, f"recipe-{name}-{role}",
-                                command))
-    return jobs
+def _jobs(names: list[str], data_dir: str | None, command: str | None = None) -> list[tuple[str, str, TrainingJob]]:
+    """Each recipe's two runs, ``recipe-<name>-reproduction`` and ``recipe-<name>-ours``, with its name and role;
+    ``command``: how they were asked for (config.json).
+
+    ``data_dir`` is the data of every run but those of a dataset whose files it is not: where it holds another
+    dataset's official files, those runs find theirs as usual (``--all --data-dir`` MNIST's folder: the
+    Fashion-MNIST recipes). A folder that none of the runs can use is refused. Only the MNIST recipes had
+    taken it: a Fashion-MNIST recipe given a folder of its files, or one that does not exist, trained on the
+    default data without a word."""
+    runs = [(name, role, getattr(get_recipe(name), role)) for name in names for role in ROLES]
+    others = {}
+    if data_dir:
+        others = {dataset: other for dataset in {c.data.dataset for _, _, c in runs}
+                  if (other := other_dataset_in(dataset, data_dir))}
+        if len(others) == len({c.data.dataset for _, _, c in runs}):
+            dataset, other = next(iter(others.items()))
+            raise ParameterError("data_dir", f"{data_dir} holds {other}'s files, not {dataset}'s, which "
+                                             f"{'the recipe trains' if len(names) == 1 else 'the recipes train'} on")
+    return [(name, role, TrainingJob(c.family, dict(c.params), c.data if not data_dir or c.data.dataset in others
+                                     else replace(c.data, data_dir=data_dir), f"recipe-{name}-{role}", command))
+            for name, role, c in runs]
 
 
 def run_recipe(name: str, out: Path, data_dir: str | None = None, progress: FitProgress | None = None,
@@ -138,7 +146,7 @@ def run_recipe(name: str, out: Path, data_dir: str | None = None, progress: FitP
     role's run folder."""
     return {role: train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
                         command=job.command, progress=progress)
-            for role, job in zip(ROLES, _jobs(name, data_dir, command))}
+            for _, role, job in _jobs([name], data_dir, command)}
 
 
 def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluster: str | None = None,
@@ -149,7 +157,7 @@ def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluste
         raise ParameterError("names", f"a non-empty list of recipe names; got {names!r}")
     if len(set(map(str, names))) < len(names):
         raise ParameterError("names", f"a recipe is named twice in {names!r}: its runs would be trained twice")
-    jobs = [(name, role, job) for name in names for role, job in zip(ROLES, _jobs(name, data_dir, command))]
+    jobs = _jobs(names, data_dir, command)
     results: dict[str, dict[str, Path | Exception]] = {name: {} for name in names}
     with started(progress, len(jobs), "run"):
         for done, (i, result) in enumerate(train_all([job for _, _, job in jobs], out, cluster, progress), start=1):
