@@ -6,6 +6,8 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
+import sys
 
 import pytest
 from fastapi.testclient import TestClient
@@ -68,19 +70,27 @@ def test_cli_serve_on_a_port_in_use_or_out_of_range_is_one_line(out):
     result = run_cli("serve", "--host", "", "--out", str(out), timeout=60)  # was every address of the machine
     assert result.returncode == 2 and result.stderr.startswith("error: --host is empty")
     result = run_cli("serve", "--workers", "1000000", "--out", str(out), timeout=60)  # started them, and hung
-    assert result.returncode == 2 and result.stderr.startswith("error: --workers: must be from 1 to ")
+    assert result.returncode == 2 and result.stderr.startswith("error: --workers: must be 1")
     result = run_cli("serve", "--allow-host", "mnist.example.com:8443", "--out", str(out), timeout=60)  # matched none
     assert result.returncode == 2
     assert result.stderr.startswith("error: --allow-host: give a host name or an address alone")
 
 
 def test_serve_help_says_the_workers_upper_limit_that_it_enforces(out):
-    from mnistlab._system import usable_cores
+    from mnistlab._system import one_per_core, usable_cores
 
     help_text = run_cli("serve", "--help", env={"COLUMNS": "400"}).stdout  # was "[x>=1]" alone
-    assert f"Processes that compute predictions: 1 to {usable_cores()}, the CPU cores this server may use" in help_text
+    assert f"Processes that compute predictions: {one_per_core()} this server may use" in help_text
     result = run_cli("serve", "--workers", str(usable_cores() + 1), "--out", str(out), timeout=60)
-    assert result.returncode == 2 and result.stderr.startswith(f"error: --workers: must be from 1 to {usable_cores()}")
+    assert result.returncode == 2 and result.stderr.startswith(f"error: --workers: must be {one_per_core()} this")
+    # on one core (a machine, a cgroup's or taskset's affinity) both had read "1 to 1"
+    code = ("import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from mnistlab.cli import main; "
+            "sys.argv = ['mnistlab', *sys.argv[1:]]; main()")
+    for args, said in [(["--help"], "stdout"), (["--workers", "2", "--out", str(out)], "stderr")]:
+        result = subprocess.run([sys.executable, "-c", code, "serve", *args], capture_output=True, text=True,
+                                timeout=60, env={**os.environ, "COLUMNS": "400"})
+        text = " ".join(getattr(result, said).split())
+        assert "1, the one CPU core this server may use" in text and "1 to 1" not in text, text
 
 
 def test_default_run_by_path_is_listed_and_predicts(out, fashion):

@@ -22,6 +22,14 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def one_per_core() -> str:
+    """The counts of one per core ``usable_cores`` allows, in words, for a limit's help and its error: "1 to 4, the
+    CPU cores this process may use", or "1, the one CPU core this process may use" (a machine or affinity of one
+    core had read "1 to 1")."""
+    cores = usable_cores()
+    return f"1 to {cores}, the CPU cores" if cores > 1 else "1, the one CPU core"
+
+
 def available_memory() -> int | None:
     """The bytes this machine can give a process now without swapping (Linux's MemAvailable, in
     /proc/meminfo), or what its memory cgroup has left where that is less; None where the OS does not say."""

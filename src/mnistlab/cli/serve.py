@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .._system import usable_cores
+from .._system import one_per_core
 from ..errors import MnistlabError
 from .common import OUT, OutOpt, app, console
 
@@ -20,8 +20,8 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
               port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
               # the upper limit said as the server enforces it (its message, for 0 too): the help said x>=1
               workers: Annotated[Optional[int], typer.Option(
-                  help=f"Processes that compute predictions: 1 to {usable_cores()}, the CPU cores this server may "
-                       "use (default: one per core).")] = None,
+                  help=f"Processes that compute predictions: {one_per_core()} this server may use (default: one "
+                       "per core).")] = None,
               engine: Annotated[str, typer.Option(
                   help="What predicts: native (the run's own model, with explanation maps) or onnx (its ONNX "
                        "export under onnxruntime, exported on first use: lighter, faster-starting workers, "

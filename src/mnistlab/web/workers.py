@@ -31,7 +31,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .._system import keep_freed_memory, usable_cores
+from .._system import keep_freed_memory, one_per_core, usable_cores
 from .._values import is_whole_number
 from ..errors import MnistlabError, ModelFileError, ParameterError
 from ..experiments.store import folder_identity
@@ -71,8 +71,7 @@ class PhotoWorkers:
             require_onnx()
         if processes is not None and not (is_whole_number(processes) and 1 <= processes <= usable_cores()):
             # each worker computes on one thread: more than the cores would only make them compete
-            raise ParameterError("workers", f"must be from 1 to {usable_cores()}, the CPU cores this server may use; "
-                                            f"got {processes!r}")
+            raise ParameterError("workers", f"must be {one_per_core()} this server may use; got {processes!r}")
         self.processes = processes or default_processes()
         self.engine = engine
         self._pool: ProcessPoolExecutor | None = None
