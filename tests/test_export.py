@@ -365,6 +365,37 @@ def test_a_file_where_the_export_needs_a_folder_is_named_as_one(run_dir, tmp_pat
     assert bad.returncode == 2 and f"({tmp_path / 'gone'} is a link to nowhere, not a folder)" in bad.stderr
 
 
+def test_a_file_where_a_folder_is_made_is_said_once_by_every_writer(tmp_path):
+    """make_folder's error said the path twice where it was itself the file ("[Errno 20] x is a file, not a
+    folder: 'x'", on the command line "x is a file, not a folder: x"); a download folder and the benchmark's
+    results folder were made by mkdir, whose "File exists" did not say what was wrong."""
+    from mnistlab._io import make_folder
+    from mnistlab.data.download import fetch_verified
+    from mnistlab.errors import DatasetError
+    from mnistlab.experiments.pipeline import DataChoice
+    from mnistlab.experiments.zalando import _write_results
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    for folder, in_the_way in [(notes, "a file"), (tmp_path / "gone", "a link to nowhere"), (notes / "sub", "a file")]:
+        with pytest.raises(NotADirectoryError) as info:
+            make_folder(folder)
+        said = f"{folder if in_the_way == 'a link to nowhere' else notes} is {in_the_way}, not a folder"
+        assert (str(info.value), info.value.filename) == (said, str(folder))
+    with pytest.raises(DatasetError, match=f"^{notes}: cannot hold the download \\({notes} is a file, not a folder"):
+        fetch_verified("x.gz", ["http://127.0.0.1:9/"], notes, "0" * 64)  # was "(File exists)"
+    with pytest.raises(NotADirectoryError, match=f"^{notes} is a file, not a folder$"):  # was "File exists: …"
+        _write_results(notes, "fashion-mnist", DataChoice(), [])
+    assert notes.read_text() == "mine"
+    results = tmp_path / "out" / "benchmarks" / "zalando-fashion-mnist"
+    results.parent.mkdir(parents=True)
+    results.write_text("mine")
+    bad = run_cli("benchmark", "zalando", "--classifiers", "GaussianNB", "--quick", "--train-size", "300",
+                  "--test-size", "100", "--out", str(tmp_path / "out"))
+    assert bad.returncode == 2 and bad.stderr == f"error: {results} is a file, not a folder\n"  # "File exists: …"
+
+
 def test_a_link_named_onnx_to_another_runs_model_file_is_refused_not_written_through(run_dir, tmp_path):
     """The .onnx rule read the name given, and the export wrote through the link: the other run's model.npz
     was replaced by the ONNX file, and that run could not be loaded any more."""

@@ -36,6 +36,15 @@ def _umask() -> int:
 FILE_MODE, FOLDER_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
 
 
+class FolderInTheWay(NotADirectoryError):
+    """A file (or a link to nowhere) where a folder is to be made (``make_folder``): said by its ``strerror``,
+    which names it; ``filename`` is the folder asked for, that file or one below it. OSError's own text added
+    ``filename`` to it: "[Errno 20] x is a file, not a folder: 'x'" said the one path twice."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
 def make_folder(folder: Path) -> None:
     """``folder`` made, with the folders above it, where missing. Where a file stands in the way, the OSError
     names that file: mkdir's own "File exists" or "Not a directory", of the path asked for, did not say which
@@ -48,7 +57,7 @@ def make_folder(folder: Path) -> None:
         if in_the_way is None:
             raise
         what = "a link to nowhere" if not in_the_way.exists() else "a file"
-        raise NotADirectoryError(errno.ENOTDIR, f"{in_the_way} is {what}, not a folder", str(folder)) from None
+        raise FolderInTheWay(errno.ENOTDIR, f"{in_the_way} is {what}, not a folder", str(folder)) from None
 
 
 def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> None:

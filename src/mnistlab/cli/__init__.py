@@ -130,7 +130,9 @@ def main() -> None:
         _error_line(f"not enough memory: {one_line(exc)}")
     except OSError as exc:
         if exc.errno in MACHINE_ERRNOS:
-            _error_line(f"{exc.strerror}: {exc.filename}" if exc.filename else one_line(exc))
+            # a message that names its file already (make_folder's) is said as it is, not with the name again
+            named = exc.filename and exc.strerror and str(exc.filename) in exc.strerror
+            _error_line(f"{exc.strerror}: {exc.filename}" if exc.filename and not named else one_line(exc))
         _report_bug(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, not bad input
         _report_bug(exc)

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from .._io import staged_file, staging_prefix, sweep_staging
+from .._io import make_folder, staged_file, staging_prefix, sweep_staging
 from ..callbacks import SILENT, FitProgress, started
 from ..errors import DatasetError, one_line
 
@@ -177,7 +177,7 @@ def fetch_verified(
         raise DatasetError(f"could not download {filename}: no mirror to download it from")
     created = not dest_dir.exists()
     try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(dest_dir)
     except OSError as exc:
         raise DatasetError(f"{dest_dir}: cannot hold the download ({exc.strerror or exc})") from None
     sweep_staging(dest_dir)  # what downloads killed outright left half-written

@@ -420,7 +420,7 @@ class RunStore:
                 path = staging / relative
                 if Path(relative).is_absolute() or ".." in Path(relative).parts:
                     raise ValueError(f"a run's file must lie inside its folder, got {relative!r}")
-                path.parent.mkdir(parents=True, exist_ok=True)
+                make_folder(path.parent)
                 path.write_bytes(data)
         return writer.path
 

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from .._io import atomic_write_text, write_json
+from .._io import atomic_write_text, make_folder, write_json
 from .._values import is_number
 from ..callbacks import SILENT, FitProgress, started
 from ..data.datasets import locate
@@ -291,7 +291,7 @@ def sizes_text(rows: list[dict]) -> str:
 
 
 def _write_results(folder: Path, dataset: str, data: DataChoice, rows: list[dict]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     write_json(folder / "results.json", {"dataset": dataset, "data": asdict(replace(data, data_dir=None)),
                                          "rows": rows})
     atomic_write_text(folder / "results.md", results_table(rows))
