@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -248,17 +249,38 @@ def test_a_scheduler_lost_mid_sweep_keeps_the_finished_points(tmp_path, capfd):
                     scheduler.kill()
                     scheduler.wait(timeout=20)
 
-        sweep = ml.sweep("logreg", {"C": [0.01, 0.1, 1.0, 10.0]}, train_size=600, out=tmp_path,
-                         progress=SchedulerKilled(), cluster=address)
+        lost = f"lost the Dask scheduler at {address} (it stopped, or the network to it failed)"
+        # Python had said nothing of it, and each row's error ended in Dask's words with the task's key
+        with pytest.warns(UserWarning, match=f"^{re.escape(lost)}: [23] of 4 points finished before it \\(the rest "
+                                             "are failed points, without scores\\)$"):
+            sweep = ml.sweep("logreg", {"C": [0.01, 0.1, 1.0, 10.0]}, train_size=600, out=tmp_path,
+                             progress=SchedulerKilled(), cluster=address)
         assert sum(r["error"] is None and r["val_accuracy"] is not None for r in sweep.results) >= 2
-        assert sweep.failed and all(r["error"].startswith(f"not finished: lost the Dask scheduler at {address} (")
-                                    for r in sweep.failed)
+        assert sweep.failed and all(r["error"] == f"not finished: {lost}" for r in sweep.failed)
         assert len(json.loads((sweep.path / "sweep.json").read_text())["results"]) == 4
         assert "ERROR" not in capfd.readouterr().err  # distributed.client's traceback, before the one line
     finally:
         for process in (worker, scheduler):
             process.kill()
             process.wait(timeout=20)
+
+
+def test_the_command_lines_line_on_a_lost_scheduler_says_so_whatever_failed_before(capfd):
+    """It named the first failed point's own error (a fit that diverged before the scheduler was lost)."""
+    import typer
+
+    from mnistlab.api import Sweep
+    from mnistlab.cli.train import _exit_if_points_failed
+
+    lost = "lost the Dask scheduler at tcp://127.0.0.1:1 (it stopped, or the network to it failed)"
+    rows = [{"C": 0.1, "val_accuracy": None, "error": "the fit diverged"},
+            {"C": 1.0, "val_accuracy": 0.8, "error": None},
+            {"C": 10.0, "val_accuracy": None, "error": f"not finished: {lost}"}]
+    with pytest.raises(typer.Exit) as info:
+        _exit_if_points_failed(Sweep(Path("sweep"), rows, {"C": [0.1, 1.0, 10.0]}), {"C": [0.1, 1.0, 10.0]})
+    assert info.value.exit_code == 2
+    assert capfd.readouterr().err == f"{lost}: 2 of 3 points finished before it (the rest are failed points, without " \
+                                     "scores)\n"
 
 
 def test_a_local_cluster_asked_for_outside_the_main_guard_is_one_error(tmp_path):

@@ -527,7 +527,7 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     [0.01, 0.1]
     """
     from .experiments.cluster import cluster_address
-    from .experiments.sweep import MAX_POINTS, run_sweep
+    from .experiments.sweep import MAX_POINTS, run_sweep, scheduler_lost
     from .progress import fit_progress
 
     if not isinstance(grid, dict):
@@ -538,8 +538,11 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     folder, rows = run_sweep(model, grid, data, _store(out).out, name=name,
                              cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
                              cluster=cluster_address(cluster), overwrite=overwrite)
-    # as train warns of its run; of the fits made, not of the rows: a row with same_fit_as has another's scores
-    fitted = [row for row in rows if not row.get("same_fit_as")]
+    if lost := scheduler_lost(rows):  # a lost scheduler's failed points, as the command line says them
+        warnings.warn(lost, stacklevel=2)
+    # as train warns of its run; of the fits made, not of the rows: a row with same_fit_as has another's scores,
+    # a failed point's (a lost scheduler's too) none
+    fitted = [row for row in rows if not row.get("same_fit_as") and row.get("error") is None]
     if unfinished := [row for row in fitted if row.get("converged") is False]:
         unused = (unfinished[0].get("unused") or "").split(", ")  # values that fit did not use: not its settings
         warnings.warn(f"{len(unfinished)} of {len(fitted)} fits stopped before they converged (the first, "

@@ -189,9 +189,11 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     grid = model_options.parse(get_family(model), list(ctx.args), multi=True)
     if not grid:
         raise ParameterError(None, "nothing to sweep: give at least one model option with values, e.g. --C 0.01,0.1,1")
-    sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
-                      train_size=train_size, seed=seed, cv=cv, val_fraction=val_fraction, name=name, out=out,
-                      progress=not as_json, cluster=cluster, overwrite=overwrite)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="lost the Dask scheduler")  # said last, as its one line
+        sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
+                          train_size=train_size, seed=seed, cv=cv, val_fraction=val_fraction, name=name, out=out,
+                          progress=not as_json, cluster=cluster, overwrite=overwrite)
     rows = sweep.results
     if as_json:
         emit_json({"folder": str(sweep.path), "results": rows})
@@ -216,5 +218,10 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
 
 
 def _exit_if_points_failed(sweep, grid: dict) -> None:
+    from ..experiments.sweep import scheduler_lost
+
+    if lost := scheduler_lost(sweep.results):  # the cluster's failure, not the first failed point's own error
+        err_console.print(lost, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     exit_if_some_failed([(settings_text({k: r[k] for k in grid}), r["error"]) for r in sweep.failed],
                         len(sweep.results), "points")

@@ -236,7 +236,10 @@ def run_tasks(address: str, task: Callable, arguments: Sequence[tuple], progress
                 yield futures[future], future.result()
             except Exception as exc:  # noqa: BLE001 (a task's own failure, reported with the rest going on)
                 if client.status != "running":  # the scheduler is gone: every task left fails the same way
-                    raise SchedulerLostError(f"lost the Dask scheduler at {address} ({one_line(exc)})") from None
+                    # not Dask's own words, which were the task's key ("_single_threaded-91b998dc-…") and "cancelled
+                    # for reason: scheduler-connection-lost", said again in every failed point's row
+                    raise SchedulerLostError(f"lost the Dask scheduler at {address} (it stopped, or the network "
+                                             "to it failed)") from None
                 if isinstance(exc, KilledWorker):  # the task's own doing, most likely: memory it could not have
                     exc = MnistlabError(f"the workers running it died ({one_line(exc)}): out of memory?")
                 yield futures[future], exc

@@ -260,7 +260,7 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
         if all(row is None for row in rows):
             raise  # nothing finished: said as itself
         # the finished points' fits are kept, as where some points fail: the rest are failed points
-        errors.update({i: f"not finished: {exc}" for i, row in enumerate(rows) if row is None and i not in errors})
+        errors.update({i: f"{NOT_FINISHED}{exc}" for i, row in enumerate(rows) if row is None and i not in errors})
     if len(errors) == len(points):
         raise MnistlabError(f"all {len(points)} sweep points failed; the first, {settings_text(points[0])}: "
                             f"{errors[0]}")
@@ -269,6 +269,20 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
         rows = [{**(row or {**points[i], **dict.fromkeys(scores)}), "error": errors.get(i)}
                 for i, row in enumerate(rows)]
     return rows, n_train
+
+
+NOT_FINISHED = "not finished: "  # a point's error where the cluster's scheduler was lost before its fit ended
+
+
+def scheduler_lost(rows: list[dict]) -> str | None:
+    """Where the cluster's scheduler was lost midway, one line that says so and how many of the points of
+    ``rows`` (``run_sweep``'s) finished; else None. The command line's line had named the first failed point's
+    own error, and Python said nothing."""
+    lost = [row for row in rows if (row.get("error") or "").startswith(NOT_FINISHED)]
+    if not lost:
+        return None
+    return (f"{lost[0]['error'][len(NOT_FINISHED):]}: {len(rows) - len(lost)} of {len(rows)} points finished before "
+            "it (the rest are failed points, without scores)")
 
 
 def _here(arguments: list[tuple]) -> Iterator[tuple[int, tuple[dict, int] | MnistlabError]]:
