@@ -16,7 +16,7 @@ from mnistlab.inference.photo import (STYLES, WORK_SIDE, decoded_photo, load_ima
                                       to_grayscale)
 from mnistlab.inference.photo import _distance_to_background, _exact, _lines, _step, _steps
 
-from mnistlab.errors import BlankPhotoError, PhotoError
+from mnistlab.errors import BlankPhotoError, ParameterError, PhotoError
 from fixtures.photos import (
     FORMATS,
     HARD_EFFECTS,
@@ -243,8 +243,14 @@ def test_an_image_made_in_memory_or_a_lossless_tiff_is_exact(fashion):
 
 def test_every_dataset_has_a_style():
     assert set(DATASETS) <= set(STYLES)
-    with pytest.raises(ValueError, match="unknown style"):
+    with pytest.raises(ParameterError, match="^style: must be one of 'fashion-mnist', 'kmnist', 'mnist'; got 'cifar'$"):
         prepare(np.zeros((28, 28), np.uint8), "cifar")
+    # prepare_photo's parameter is dataset_name ("style: unknown style"), checked before the photo is read (a
+    # photo that cannot be read was all that was said)
+    with pytest.raises(ParameterError, match="^dataset_name: must be one of .*; got 'cifar'$"):
+        prepare_photo(b"abc", "cifar")
+    with pytest.raises(ParameterError, match="^dataset_name: .*; got \\['mnist'\\]$"):  # unhashable: a TypeError
+        prepare_photo(encode(Image.new("L", (28, 28))), ["mnist"])
 
 
 def png_header(width: int, height: int) -> bytes:

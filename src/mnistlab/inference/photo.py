@@ -42,6 +42,7 @@ from scipy import ndimage
 from .._io import read_at_most
 from ..data.registry import DEFAULT_DATASET, IMAGE_SIDE
 from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line, printable
+from ..models.params import StrOptions, check
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
@@ -1072,6 +1073,12 @@ def _placed_as_in(spec: Style, gray: np.ndarray, lit: np.ndarray) -> tuple[int, 
     return left, top, right, bottom
 
 
+def _style(parameter: str, name) -> Style:
+    """The style of the dataset ``name``; a ParameterError naming ``parameter`` for any other value."""
+    check(parameter, name, [StrOptions(STYLES)])
+    return STYLES[name]
+
+
 def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
             invert: bool | None = None, upright: bool | None = None,
             contrast_percentiles: tuple[float, float] = (99.0, 100.0)) -> Prepared:
@@ -1092,10 +1099,7 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     percentile of the object's pixels in the 28×28 result becomes white (by
     default the brightest, as in 90 % of MNIST and Fashion-MNIST images).
     """
-    try:
-        spec = STYLES[style]
-    except KeyError:
-        raise ParameterError("style", f"unknown style {style!r}; choose one of: {', '.join(STYLES)}") from None
+    spec = _style("style", style)
     low, high = contrast_percentiles
     if not invert and (as_is := _in_dataset_form(image, spec)) is not None:
         return as_is
@@ -1177,6 +1181,7 @@ def prepare_photo(source: str | os.PathLike | bytes, dataset_name: str,
                   max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
                   **overrides) -> Prepared:
     """File or bytes → model input for ``dataset_name``; ``overrides`` go to ``prepare``."""
+    _style("dataset_name", dataset_name)  # by its name here, and before the photo is read: a photo's error hid it
     image = load_image(source, max_bytes=max_bytes, max_pixels=max_pixels)
     try:
         return prepare(image, style=dataset_name, **overrides)
