@@ -253,6 +253,19 @@ def test_every_dataset_has_a_style():
         prepare_photo(encode(Image.new("L", (28, 28))), ["mnist"])
 
 
+@pytest.mark.parametrize("option, value", [("invert", "no"), ("upright", 1), ("contrast_percentiles", (99, 101)),
+                                           ("contrast_percentiles", (50,)), ("contrast_percentiles", (np.nan, 100)),
+                                           ("contrast_percentiles", "ab")])
+def test_options_are_checked_by_name(option, value, scene):
+    """invert="no" turned inversion on (a truthy string), upright=1 likewise; a percentile past 100 was NumPy's
+    ValueError, one percentile 'not enough values to unpack'."""
+    photo = encode(Image.fromarray(scene[0]))
+    with pytest.raises(ParameterError, match=f"^{option}: must be "):
+        prepare_photo(photo, "fashion-mnist", **{option: value})
+    # the background's and the object's percentiles, of different pixels: either may be the larger
+    assert prepare_photo(photo, "fashion-mnist", contrast_percentiles=np.array([100, 0])).pixels.max() == 255
+
+
 def png_header(width: int, height: int) -> bytes:
     """A PNG that declares a size but holds no pixels: what a decompression bomb looks like
     to a decoder before it starts."""

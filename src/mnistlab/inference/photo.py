@@ -34,6 +34,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 from PIL import Image, ImageMode, ImageOps
@@ -42,7 +43,7 @@ from scipy import ndimage
 from .._io import read_at_most
 from ..data.registry import DEFAULT_DATASET, IMAGE_SIDE
 from ..errors import BlankPhotoError, ParameterError, PhotoError, one_line, printable
-from ..models.params import StrOptions, check
+from ..models.params import Interval, StrOptions, allowed, allows, check
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
@@ -1079,6 +1080,23 @@ def _style(parameter: str, name) -> Style:
     return STYLES[name]
 
 
+PERCENTILE = Interval(Real, 0, 100, closed="both")
+
+
+def _checked_options(invert, upright, contrast_percentiles) -> tuple[float, float]:
+    """``prepare``'s options checked (a ParameterError naming the first that is not allowed), and the contrast
+    percentiles as (low, high). A string is no boolean ("no" turned inversion on); the two percentiles are of
+    different pixels (the background's, the object's), so either may be the larger."""
+    check("invert", invert, ["boolean", None])
+    check("upright", upright, ["boolean", None])
+    pair = isinstance(contrast_percentiles, (tuple, list, np.ndarray)) and np.shape(contrast_percentiles) == (2,)
+    if not pair or not all(allows([PERCENTILE], p) for p in contrast_percentiles):
+        raise ParameterError("contrast_percentiles", f"must be two percentiles (low, high), each "
+                                                     f"{allowed([PERCENTILE])}; got {contrast_percentiles!r}")
+    low, high = contrast_percentiles
+    return low, high
+
+
 def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
             invert: bool | None = None, upright: bool | None = None,
             contrast_percentiles: tuple[float, float] = (99.0, 100.0)) -> Prepared:
@@ -1094,13 +1112,13 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     follows the style: yes for Fashion-MNIST, whose products were photographed upright; no for
     handwriting, whose slant is the writer's (measured: undoing it costs MNIST accuracy, see
     BENCHMARKS.md).
-    ``contrast_percentiles``: (low, high). The low percentile of the background's
+    ``contrast_percentiles``: (low, high), each in [0, 100]. The low percentile of the background's
     residual becomes black (noise and leftover shading vanish); the high
     percentile of the object's pixels in the 28×28 result becomes white (by
     default the brightest, as in 90 % of MNIST and Fashion-MNIST images).
     """
     spec = _style("style", style)
-    low, high = contrast_percentiles
+    low, high = _checked_options(invert, upright, contrast_percentiles)
     if not invert and (as_is := _in_dataset_form(image, spec)) is not None:
         return as_is
 
