@@ -110,6 +110,17 @@ def test_every_colour_mode_converts(mode, scene, sneaker):
     assert corr(prepared.pixels, sneaker) > (0.6 if mode == "1" else 0.9)
 
 
+def test_a_premultiplied_la_image_converts_as_its_la(scene, sneaker):
+    """Pillow converts mode La (gray, premultiplied alpha) to LA only: run.predict of one was a bare ValueError,
+    'conversion from La to L not supported' (to_grayscale, _shrink and the dataset form's check took it to RGBA)."""
+    la = Image.fromarray(cut_out(scene)).convert("LA")
+    for image in (la.resize((2 * WORK_SIDE, 2 * WORK_SIDE)), la.resize((28, 28))):  # reduced first (_shrink); 28×28
+        for handed in (decoded_photo, lambda image: image):  # as run.predict does; to prepare itself
+            premultiplied, as_la = (prepare(handed(i), "fashion-mnist").pixels for i in (image.convert("La"), image))
+            # the same but for rounding where the rim's alpha is partial (premultiplied, a gray level is lost)
+            assert np.abs(premultiplied.astype(int) - as_la).max() <= 2 and corr(premultiplied, sneaker) > 0.75
+
+
 @pytest.mark.parametrize("top", [4095, 200000])  # a 12-bit camera's; 32-bit values past 16 bits' range
 def test_integer_images_of_other_depths_convert_as_their_depth_says(scene, sneaker, top):
     gray = np.asarray(Image.fromarray(scene[0]).convert("L"), np.float64) / 255

@@ -221,7 +221,9 @@ def _averaging_modes(image: Image.Image) -> tuple[str, ...]:
     (so that the colour under transparent pixels does not bleed into the object's edge)."""
     if image.mode == "RGBA":
         return ("RGBa",)
-    if image.mode in ("LA", "La", "PA") or "transparency" in image.info:
+    if image.mode == "La":  # premultiplied already; Pillow converts it to LA only ("conversion from La to L")
+        return ()
+    if image.mode in ("LA", "PA") or "transparency" in image.info:
         return ("RGBA", "RGBa")
     if image.mode in ("P", "1"):
         return ("L",)
@@ -404,9 +406,11 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     which would vanish on white: then black.
     """
     image = _transparency_as_alpha(image)
+    if image.mode == "La":  # premultiplied: Pillow converts it to LA only (to RGBA: "conversion from La to L")
+        image = image.convert("LA")
     if image.mode in ("P", "PA") or "transparency" in image.info:
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "RGBa", "LA", "La", "PA"):
+    if image.mode in ("RGBA", "RGBa", "LA", "PA"):
         image = image.convert("RGBA")
         luma = np.asarray(image.convert("L"), dtype=np.float32) / 255  # ignores alpha
         if image.getchannel("A").getextrema()[0] == 255:
@@ -1035,7 +1039,7 @@ def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared |
         return None  # before any copy: most photos are large
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
-    if image.mode not in ("1", "L", "LA", "I", "I;16", "F", "P"):
+    if image.mode not in ("1", "L", "LA", "La", "I", "I;16", "F", "P"):
         channels = np.asarray(image.convert("RGB"), dtype=np.int16)
         if np.ptp(channels, axis=2).max() > 8:  # colour: a drawing of one's own, not a dataset's gray image
             return None
