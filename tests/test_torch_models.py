@@ -291,6 +291,29 @@ def test_pipeline_checkpoints_and_resumes(tmp_path, monkeypatch, one_prediction_
         assert report_caption(plot) in report
 
 
+def test_recipe_run_again_resumes_its_interrupted_run(tmp_path, monkeypatch, one_prediction_thread):
+    """A recipe's runs (and train_all's) replace their runs, but their settings are fixed: run again after an
+    interruption, one continued from its checkpoint (it was deleted, and the training began at epoch 1)."""
+    from mnistlab.experiments import recipes
+
+    data = training.DataChoice(train_size=500, test_size=200)
+    params = {**SMALL["cnn"], "epochs": 3}
+    job = training.TrainingJob("cnn", params, data, "recipe-x-reproduction", embedding=False)
+    monkeypatch.setattr(recipes, "_jobs", lambda *args: [job])
+    epochs_trained = []
+    original = TorchClassifier._train_epoch
+    monkeypatch.setattr(TorchClassifier, "_train_epoch",
+                        lambda self, *args: epochs_trained.append(args[5]) or original(self, *args))
+    for out, run in ((tmp_path / "recipe", lambda out: recipes.run_recipe("x", out)["reproduction"]),
+                     (tmp_path / "all", lambda out: next(training.train_all([job], out))[1])):
+        interrupted_run(monkeypatch, "cnn", params, data, out, job.name, 2)
+        epochs_trained.clear()
+        folder = run(out)
+        assert epochs_trained == [2], out
+        assert "resumed after epoch 2" in json.loads((folder / "metrics.json").read_text())["fit_message"]
+        assert not (out / "checkpoints").exists()
+
+
 def report_caption(plot: str) -> str:
     from mnistlab.experiments.figures import FIGURES
 

@@ -309,7 +309,7 @@ JOB_FAILURES = (MnistlabError, MemoryError)
 
 def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None, progress: FitProgress = SILENT
               ) -> Iterator[tuple[int, Path | Exception]]:
-    """Train each job (replacing a run of its name), here one after another or as tasks on a Dask
+    """Train each job (``train_job``: replacing a run of its name), here one after another or as tasks on a Dask
     ``cluster``; yields ``(i, run folder)`` as each ends, or ``(i, exception)`` for one that failed by its
     own settings or data (``JOB_FAILURES``), each i exactly once. Anything else stops them all: a full disk,
     a folder that may not be written or a bug would fail every job the same way. On a cluster the run
@@ -317,8 +317,7 @@ def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None, pr
     if cluster is None:  # an empty address is refused as one, not taken for none
         for i, job in enumerate(jobs):
             try:
-                yield i, train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
-                               command=job.command, embedding=job.embedding)
+                yield i, train_job(job, out)
             except JOB_FAILURES as exc:  # reported with its job; the others go on
                 yield i, exc
         return
@@ -333,6 +332,15 @@ def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None, pr
             yield i, store.put(jobs[i].name, files, overwrite=True)
         except JOB_FAILURES as exc:
             yield i, exc
+
+
+def train_job(job: TrainingJob, out: Path, progress: FitProgress | None = None) -> Path:
+    """``train`` the job over a run of its name. Its settings are the job's, the same each time it is run: a
+    checkpoint that an interrupted training of it kept is resumed (where its fingerprint is this fit's, as
+    ``resume`` checks it), not discarded with the epochs it holds (a recipe run again started at epoch 1)."""
+    kept = _holds_checkpoint(RunStore(out).checkpoints(job.name))
+    return train(job.family, job.params, job.data, out, name=job.name, overwrite=True, command=job.command,
+                 resume=kept, progress=progress, embedding=job.embedding)
 
 
 def run_files(family: str, params: dict, data: DataChoice, name: str, command: str | None = None,

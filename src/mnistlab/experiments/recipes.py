@@ -22,7 +22,7 @@ from pathlib import Path
 from ..callbacks import SILENT, FitProgress, started
 from ..data.datasets import other_dataset_in
 from ..errors import ParameterError
-from .pipeline import DataChoice, TrainingJob, train, train_all
+from .pipeline import DataChoice, TrainingJob, train_all, train_job
 
 
 @dataclass(frozen=True)
@@ -142,11 +142,9 @@ def _jobs(names: list[str], data_dir: str | None, command: str | None = None) ->
 
 def run_recipe(name: str, out: Path, data_dir: str | None = None, progress: FitProgress | None = None,
                command: str | None = None) -> dict[str, Path]:
-    """Train the recipe's reproduction and ours as ordinary runs (replacing earlier ones); returns each
-    role's run folder."""
-    return {role: train(job.family, job.params, job.data, out, name=job.name, overwrite=True,
-                        command=job.command, progress=progress)
-            for _, role, job in _jobs([name], data_dir, command)}
+    """Train the recipe's reproduction and ours as ordinary runs (replacing earlier ones, continuing an
+    interrupted one's checkpoint: ``train_job``); returns each role's run folder."""
+    return {role: train_job(job, out, progress) for _, role, job in _jobs([name], data_dir, command)}
 
 
 def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluster: str | None = None,
