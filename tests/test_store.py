@@ -316,6 +316,30 @@ def test_a_folder_is_replaced_in_one_step_or_not_at_all(tmp_path, monkeypatch):
     assert (final / "version").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+def test_an_old_folder_that_cannot_be_removed_is_warned_of(tmp_path, monkeypatch):
+    """A replaced folder whose files may not be deleted (another user's, a folder chmod 555) stayed hidden under its
+    staging name for good, and the overwrite said nothing: now a warning names it."""
+    from mnistlab import _io
+
+    final = tmp_path / "run"
+    final.mkdir()
+    (final / "locked").write_text("old")
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if os.path.basename(path) == "locked":
+            raise PermissionError(errno.EPERM, "Operation not permitted", path)
+        return real_unlink(path, *args, **kwargs)
+    monkeypatch.setattr(os, "unlink", unlink)
+    with pytest.warns(UserWarning, match=r"could not remove .*\.staging-.*, the old .*run, which the new one replaced "
+                                         r"\(Operation not permitted\); remove it yourself"):
+        with _io.atomic_directory(final) as staging:
+            (staging / "version").write_text("new")
+    assert (final / "version").read_text() == "new"
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".staging-")]
+    assert len(left) == 1 and (left[0] / "locked").read_text() == "old"
+
+
 def test_a_folder_moved_aside_by_a_writer_killed_between_its_renames_is_put_back(tmp_path):
     """Where no swap is to be had, the old folder waits aside: swept as staging, it was lost with the new one."""
     import subprocess

@@ -18,6 +18,7 @@ import signal
 import stat
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Integral
@@ -190,9 +191,22 @@ def atomic_directory(final: Path, committed: Callable[[], None] | None = None) -
                     committed()
             finally:
                 if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
+                    _remove_or_warn(old, f"the old {final}, which the new one replaced")
     finally:
         os.close(held)
+
+
+def _remove_or_warn(folder: Path, what: str) -> None:
+    """Remove ``folder``; where that fails (another user's files, a folder not writable), warn naming it and the
+    first error, as ``what`` it is: hidden under its staging name, it was left for good in silence."""
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        shutil.rmtree(folder)  # what is left, again: its first error says why
+    except FileNotFoundError:  # all gone
+        pass
+    except OSError as exc:
+        warnings.warn(f"could not remove {folder}, {what} ({exc.strerror or exc}); remove it yourself",
+                      stacklevel=3)
 
 
 ASIDE_PREFIX = ".aside-"  # + "<pid>-": a folder moved aside for its replacement, to be put back if that never came
