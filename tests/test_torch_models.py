@@ -339,6 +339,17 @@ def test_interrupted_overwrite_says_how_to_go_on(tmp_path, monkeypatch, one_pred
     assert f"discarding {kept}" in overwritten.lines
 
 
+def test_checkpoints_that_cannot_be_written_are_refused_before_the_data(tmp_path, monkeypatch):
+    """<out>/checkpoints that takes no file (here a file in its place; a folder not writable alike) was found
+    only when the first epoch's checkpoint was written."""
+    (tmp_path / "checkpoints").write_text("not a folder")
+    monkeypatch.setattr(training.DataChoice, "load", lambda *args: pytest.fail("the data was loaded"))
+    with pytest.raises(ParameterError, match=f"out: cannot write checkpoints in {re.escape(str(tmp_path))}"
+                                             "/checkpoints \\(Not a directory\\)"):
+        training.train("cnn", dict(SMALL["cnn"]), training.DataChoice(train_size=500, test_size=200), tmp_path,
+                       name="c")
+
+
 def report_caption(plot: str) -> str:
     from mnistlab.experiments.figures import FIGURES
 

@@ -61,6 +61,15 @@ def make_folder(folder: Path) -> None:
         raise FolderInTheWay(errno.ENOTDIR, f"{in_the_way} is {what}, not a folder", str(folder)) from None
 
 
+def check_writable(folder: Path) -> None:
+    """An OSError now where no file can be created in ``folder``, or, where it does not exist yet, in the nearest
+    folder above it that does (where it would be made): a staged file created, closed and removed."""
+    folder = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), folder)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=staging_prefix("probe"), suffix=".tmp")
+    os.close(fd)
+    os.unlink(probe)
+
+
 def atomic_write_bytes(path: Path, data: bytes, follow_links: bool = True) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename (through a symbolic link, to its target;
     with ``follow_links`` False the link itself is replaced: a run folder's own file, where a link planted

@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import os
 import socket
-import tempfile
 import threading
 import time
 import urllib.error
@@ -19,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
-from .._io import make_folder, staged_file, staging_prefix, sweep_staging
+from .._io import check_writable, make_folder, staged_file, sweep_staging
 from ..callbacks import SILENT, FitProgress, started
 from ..errors import DatasetError, one_line
 
@@ -196,9 +195,7 @@ def _check_writable(final: Path) -> None:
     try:
         if final.is_dir():
             raise IsADirectoryError(errno.EISDIR, "a folder is there")
-        fd, probe = tempfile.mkstemp(dir=final.parent, prefix=staging_prefix(final.name), suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        check_writable(final.parent)
     except OSError as exc:
         raise DatasetError(f"{final}: cannot hold the download ({exc.strerror or exc})") from None
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import STAGING_PREFIX, write_json
+from .._io import STAGING_PREFIX, check_writable, write_json
 from .._version import __version__
 from .._values import is_number, is_whole_number, path_text
 from ..callbacks import SILENT, FitProgress
@@ -387,6 +387,10 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, overwri
         return None
     if folder.is_symlink() or folder.exists() and not folder.is_dir():  # rmtree would leave it, and saving fail
         raise ParameterError("out", f"{folder} is not a folder of checkpoints: remove it")
+    try:  # now, not when the first epoch's checkpoint is written, as the claim checks runs/ before any work
+        check_writable(folder)
+    except OSError as exc:
+        raise ParameterError("out", f"cannot write checkpoints in {folder.parent} ({exc.strerror or exc})") from None
     if not resume and not overwrite and _holds_checkpoint(folder):
         raise RunExistsError(f"run {folder.name!r} was interrupted, and its checkpoint in {folder} is kept: "
                              "resume it, or overwrite it to start afresh")
