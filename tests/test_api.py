@@ -504,6 +504,17 @@ def test_a_relative_data_folder_is_kept_as_where_it_was_given(tmp_path, monkeypa
     assert DataChoice(data_dir="fm").data_dir == str(tmp_path / "fm")  # a cluster's worker starts elsewhere
 
 
+def test_objects_of_the_default_relative_out_work_after_the_working_folder_changes(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MNISTLAB_OUT", raising=False)  # ./mnistlab-out
+    rel = ml.train("logreg", C=0.1, name="rel", progress=False, embedding=False, **SMALL)
+    comparison = ml.compare(rel, run)
+    assert rel.path == tmp_path / "mnistlab-out" / "runs" / "rel" and comparison.path.is_absolute()
+    monkeypatch.chdir(tmp_path.parent)  # a notebook's %cd: every call said "'rel' was replaced after it was loaded"
+    assert rel.model.coef_.shape == (10, 784) and len(rel.predictions.y_pred) == SMALL["test_size"]
+    assert "confusion_matrix" in rel.figure_names() and comparison.figure("accuracy")
+
+
 def test_a_sweep_or_comparison_name_given_that_exists_is_refused_before_any_work(run, tmp_path, monkeypatch):
     from mnistlab.models import get_family
 

@@ -56,6 +56,14 @@ def test_run_folder_is_complete(trained):
     assert not [p for p in run.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
 
+def test_a_run_under_the_working_folder_is_shown_by_its_relative_path(tmp_path):
+    result = run_cli("train", "logreg", "--train-size", "300", "--test-size", "100", "--no-embedding", "--name",
+                     "here", cwd=tmp_path, env={"MNISTLAB_OUT": ""})  # the default ./mnistlab-out
+    assert result.returncode == 0, result.stderr
+    # the API's Run keeps an absolute path (it works after a notebook's %cd); the line shows it as given
+    assert result.stdout.endswith("run: mnistlab-out/runs/here\nreport: mnistlab-out/runs/here/report.html\n")
+
+
 def test_reloaded_model_predicts_bit_identically(fashion, tmp_path):
     ds = fashion.subset(n=1000, seed=1)
     x_train, x_test = flatten_scale(ds.x_train), flatten_scale(ds.x_test[:500])

@@ -101,7 +101,8 @@ class Run:
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # as every object here keeps its folder: the default out is ./mnistlab-out,
+        # and after os.chdir (a notebook's %cd) a relative path named another folder (every call said "replaced")
         # Both read now, so that a damaged run fails here, with the file and the reason (not when shown), and
         # from one folder; its identity is what a later read or write checks it still is (see _unchanged).
         # config.json: model, hyperparameters, data, seed, versions, how it was made; metrics.json: accuracy,
@@ -324,7 +325,7 @@ class Comparison:
     """Runs compared on the same test set: accuracies, McNemar's exact test for each pair, figures."""
 
     def __init__(self, path: Path, result: dict, runs: list[Run]):
-        self.path, self.result, self.runs = Path(path), result, runs
+        self.path, self.result, self.runs = Path(path).absolute(), result, runs  # absolute: as Run's
 
     @property
     def pairs(self) -> list[dict]:
@@ -372,7 +373,7 @@ class Sweep:
     """A hyperparameter grid, each combination scored on a validation split (or by cross-validation)."""
 
     def __init__(self, path: Path, results: list[dict], grid: dict[str, list]):
-        self.path, self.results, self.grid = Path(path), results, grid
+        self.path, self.results, self.grid = Path(path).absolute(), results, grid  # absolute: as Run's
         self._in_grid_order = list(results)  # the figure places rows by their order: results sorted in a notebook
         # had drawn each score at another point's value
 
@@ -678,7 +679,7 @@ class Benchmark:
     """Zalando's benchmark, reproduced: ``rows`` (one per configuration), ``path`` (its folder)."""
 
     def __init__(self, path: Path, rows: list[dict]):
-        self.path, self.rows = Path(path), rows
+        self.path, self.rows = Path(path).absolute(), rows  # absolute: as Run's
 
     @property
     def table(self) -> str:

@@ -21,6 +21,7 @@ from .common import (
     console,
     emit_json,
     exit_if_some_failed,
+    shown,
 )
 
 benchmark_app = Commands(help="Published benchmarks, reproduced as ordinary runs.", no_args_is_help=True)
@@ -74,7 +75,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
                       *(number_text(r[key]) for key in ("accuracy", "paper", "paper_best")),
                       number_text(r["fit_seconds"], 1), status_text(r))
     console.print(table)
-    console.print(f"table: {result.path / 'results.md'}", highlight=False)
+    console.print(f"table: {shown(result.path / 'results.md')}", highlight=False)
     _exit_if_failed(result.rows)
 
 

@@ -130,6 +130,16 @@ def emit_json(obj) -> None:
     stdout.flush()
 
 
+def shown(path: Path) -> Path:
+    """``path`` as a line of text shows it: relative to the working folder when inside it. The API's objects keep
+    absolute paths (they work after a notebook's %cd); ``--out mnistlab-out`` is still shown as given, not
+    as /home/…/mnistlab-out/runs/… (--json gives the absolute path, which a script can use from anywhere)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def exit_if_some_failed(failures: list[tuple[str, str]], total: int, what: str) -> None:
     """One line on stderr and exit code 2 where some of ``total`` items (``what``: "points", "configurations")
     failed by their own settings: how many, and the first's (name, error). Each is in its row too, and the

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json
+from .common import OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json, shown
 from .train import print_run_summary, run_paths
 
 runs_app = Commands(help="List and inspect training runs.", no_args_is_help=True)
@@ -153,4 +153,4 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
         console.print(f"{p['b']} vs {p['a']}: accuracy {p['accuracy_delta']:+.4f}; only A right {p['a_only']}, "
                       f"only B right {p['b_only']}; {p_text(p, len(result['pairs']))} ({verdict} at {alpha:g})",
                       highlight=False, soft_wrap=True)
-    console.print(f"report: {comparison.report_path}")
+    console.print(f"report: {shown(comparison.report_path)}")

@@ -31,6 +31,7 @@ from .common import (
     err_console,
     exit_if_some_failed,
     parse_classes,
+    shown,
 )
 
 
@@ -150,8 +151,8 @@ def print_run_summary(run, as_json: bool) -> None:
         console.print(f"  probabilities: {metrics['probabilities_note']}", highlight=False, soft_wrap=True)
     for line in metrics.get("analysis", []):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
-    console.print(f"run: {run.path}")
-    console.print(f"report: {run.report_path}")
+    console.print(f"run: {shown(run.path)}")
+    console.print(f"report: {shown(run.report_path)}")
 
 
 @app.command("sweep", context_settings=MODEL_OPTIONS)
@@ -213,7 +214,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     unused = (best.get("unused") or "").split(", ")  # values the best fit did not use: not what made it best
     console.print(f"best: {settings_text({k: best[k] for k in grid if k not in unused})} "
                   f"({best['val_accuracy']:.4f})")
-    console.print(f"table: {sweep.path / 'sweep.csv'}\nplot: {sweep.path / 'sweep.png'}")
+    console.print(f"table: {shown(sweep.path / 'sweep.csv')}\nplot: {shown(sweep.path / 'sweep.png')}")
     _exit_if_points_failed(sweep, grid)
 
 
