@@ -456,10 +456,11 @@ def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(run
     old = ml.train("logreg", C=0.1, name="api-replaced", out=out, progress=False, embedding=False, **SMALL)
     image = old.dataset.x_test[0]
     old.model  # loaded before the folder is replaced: predictions named the new run's classes
+    old.interpretation  # its map is read when first drawn: the new run's was drawn as this one's
     comparison = ml.compare(old, run, out=out)
-    ml.train("logreg", C=0.001, name="api-replaced", out=out, progress=False, embedding=False, overwrite=True, **SMALL)
+    ml.train("logreg", C=0.001, name="api-replaced", out=out, progress=False, overwrite=True, **SMALL)
     for use in (lambda: old.export(check=False), lambda: old.predict(image), old.evaluate, old.figure_names,
-                lambda: comparison.figure("accuracy")):
+                lambda: comparison.figure("accuracy"), lambda: old.figure("embedding")):
         with pytest.raises(ml.MnistlabError, match="'api-replaced' was replaced after it was loaded"):
             use()
     assert not (out / "runs" / "api-replaced" / "model.onnx").exists()

@@ -173,10 +173,14 @@ class Run:
         from .experiments.interpret import Interpretation
         from .experiments.store import read_embedding
 
+        def embedding() -> dict | None:  # read when first drawn: by then the folder may hold another run, whose
+            # map had been drawn as this one's
+            self._unchanged()
+            return read_embedding(self.path, self.config["dataset"]["n_test"])
+
         p = self.predictions
         return Interpretation(self.model, self.classes, p.y_true, p.proba, self.metrics,
-                              lambda: self.dataset.x_test,
-                              lambda: read_embedding(self.path, self.config["dataset"]["n_test"]))
+                              lambda: self.dataset.x_test, embedding)
 
     def figure(self, name: str):
         """One of the run's figures as a matplotlib Figure: "confusion_matrix", "top_losses", "reliability" …
