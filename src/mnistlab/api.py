@@ -159,9 +159,13 @@ class Run:
     def figure_names(self) -> list[str]:
         """The figures this run's model can show (see ``figure``)."""
         from .experiments.figures import FIGURES
+        from .experiments.interpret import MIN_EMBEDDED
 
         self._unchanged()
-        return [name for name in FIGURES if (self.path / PLOTS / f"{name}.png").is_file()]
+        # those training drew, and the map of a run trained with embedding=False, which figure() computes (a
+        # t-SNE) as for any test set large enough: it had been left out, yet drawn when asked for
+        return [name for name in FIGURES if (self.path / PLOTS / f"{name}.png").is_file()
+                or name == "embedding" and self.config["dataset"]["n_test"] >= MIN_EMBEDDED]
 
     @cached_property
     def interpretation(self):
