@@ -160,9 +160,14 @@ def test_help_starts_without_numpy():
      (2, "error: No space left on device: /x/runs/a/plots/map.png\n")),
     ("OSError(errno.EROFS, 'Read-only file system', '/x/runs')", (2, "error: Read-only file system: /x/runs\n")),
     ("OSError(errno.EBADF, 'Bad file descriptor')", (1, "internal error: OSError: [Errno 9] Bad file descriptor")),
+    # another user's run in a sticky shared folder; a file-size limit (ulimit -f), in a run's staging folder
+    ("PermissionError(errno.EPERM, 'Operation not permitted', '/x/runs/a')", (2, "error: Operation not permitted: "
+                                                                               "/x/runs/a\n")),
+    ("OSError(errno.EFBIG, 'File too large', f'/x/runs/.staging-{os.getpid()}-a-b-3pn4nopj/report.html')",
+     (2, "error: File too large: /x/runs/a-b/report.html\n")),
 ])
 def test_a_full_or_read_only_disk_is_one_line_not_a_bug(out, error, expected):
-    code = ("import errno, sys, mnistlab.experiments.store as store\n"
+    code = ("import errno, os, sys, mnistlab.experiments.store as store\n"
             f"def fail(self): raise {error}\n"
             "store.RunStore.list = fail\n"
             "from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]; main()")
