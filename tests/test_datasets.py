@@ -60,6 +60,13 @@ def test_warm_load_comes_from_the_decoded_cache(mnist_dir):
     second = load_dataset("mnist", data_dir=mnist_dir)
     assert isinstance(second.x_train, np.memmap)
     assert np.array_equal(first.x_test, second.x_test)
+    # writable, as keras.datasets' arrays ("assignment destination is read-only"), each load's its own: an edit
+    # never reaches the cache's files
+    second.y_train[second.y_train == 9] = 0
+    x = second.x_test
+    x -= x  # in place, as a notebook would
+    third = load_dataset("mnist", data_dir=mnist_dir)
+    assert (third.y_train == 9).any() and np.array_equal(first.x_test, third.x_test) and not second.x_test.any()
 
 
 def test_explicit_dir_wins_and_must_hold_files(tmp_path, mnist_dir, monkeypatch):

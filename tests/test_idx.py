@@ -30,6 +30,7 @@ def test_reads_plain_and_gzip(tmp_path, compress):
     array, sha = read_idx(path, ndim=3)
     assert np.array_equal(array, IMAGES)
     assert len(sha) == 64
+    array[0] = 0  # writable, as the dataset it becomes (a first load, or one without a cache, had been read-only)
 
 
 def test_reads_big_endian_int32(tmp_path):

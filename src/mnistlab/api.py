@@ -54,7 +54,9 @@ show_figures_in_ipython()  # the figures this API returns, shown in a notebook a
 def load_dataset(name: str = datasets.DEFAULT_DATASET, data_dir: str | Path | None = None, download: bool = True,
                  progress: bool = True) -> Dataset:
     """A dataset, found or downloaded and verified: ``x_train`` (uint8 N×28×28), ``y_train``, ``x_test``, ``y_test``,
-    ``classes``; ``progress`` shows a download's bar (a notebook bar in Jupyter).
+    ``classes``; ``progress`` shows a download's bar (a notebook bar in Jupyter). The arrays are writable, as
+    keras.datasets' are, and each call's are its own (copy-on-write maps of the decoded cache's files, which an
+    edit never reaches).
 
     >>> ds = ml.load_dataset("fashion-mnist")
     >>> ds.x_train.shape, ds.classes[0]

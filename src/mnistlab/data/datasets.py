@@ -326,7 +326,10 @@ def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, 
     try:  # an unreadable cache (is_file raises on EACCES) is decoded again, like a damaged one
         if meta_path.is_file():
             status = json.loads(meta_path.read_text())["checksums"]
-            arrays = {p: np.load(folder / f"{p}.npy", mmap_mode="r") for p in PARTS}
+            # copy-on-write: writable arrays, as keras.datasets' (x -= mean, y[y == 9] = 0 and torch.from_numpy
+            # had met "read-only"), while the cache file is only read and never changes; a page is copied only
+            # when written (fashion-mnist loads as fast: 1.3–1.6 ms, against 1.9 ms with mode "r")
+            arrays = {p: np.load(folder / f"{p}.npy", mmap_mode="c") for p in PARTS}
             if isinstance(status, dict) and set(status) == set(PARTS) and all(isinstance(v, str)
                                                                                 for v in status.values()):
                 _check_splits(spec, files, arrays)  # what decoding checked, the cache must still hold
@@ -473,6 +476,10 @@ def content_key(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None)
 def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
                  download: bool = True, progress: FitProgress = SILENT) -> Dataset:
     """Load a dataset like ``keras.datasets``: ``x_train`` (uint8 N×28×28), ``y_train``, …
+
+    The arrays are writable, as keras's are, and each load's are its own: from the decoded cache, they are
+    copy-on-write maps of its files (``np.memmap``, mode "c"), which an edit never reaches (only the pages
+    written take memory).
 
     >>> ds = load_dataset("fashion-mnist")
     >>> ds.x_train.shape, ds.classes[0]

@@ -75,7 +75,8 @@ def _read_header(stream, path: Path, ndim: int | None) -> tuple[bytes, np.dtype,
 
 
 def read_idx(path: Path, ndim: int | None = None) -> tuple[np.ndarray, str]:
-    """Array (read-only) and SHA-256 of the decompressed content of one IDX file.
+    """Array (writable: its own buffer, as a dataset's arrays are) and SHA-256 of the decompressed content of one
+    IDX file.
 
     Gzip is recognised by its magic bytes, not the name; ``ndim`` (3 images,
     1 labels) is checked when given.
@@ -105,8 +106,7 @@ def read_idx(path: Path, ndim: int | None = None) -> tuple[np.ndarray, str]:
         raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if len(payload) != expected:  # for gzip, found while inflating: one byte past the claim is enough to tell
         _size_mismatch(path, shape, expected, len(payload), exact=not compressed)
-    array = np.frombuffer(payload, dtype).reshape(shape)
-    array.flags.writeable = False
+    array = np.frombuffer(payload, dtype).reshape(shape)  # of the bytearray read: writable, and no copy
     digest = hashlib.sha256(header)
     digest.update(payload)
     return array, digest.hexdigest()
