@@ -17,14 +17,13 @@ import sys
 import time
 import traceback
 import warnings
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from typer.exceptions import TyperException
 from rich.text import Text
 
-from .._io import STAGING_PREFIX
+from .._io import unstaged
 from .._system import start_waiting_thread
 from ..errors import MnistlabError, ParameterError, UnusedParameterWarning, one_line, printable
 from .common import app, err_console, keep_stdout_for_json
@@ -135,19 +134,11 @@ def main() -> None:
         if exc.errno in MACHINE_ERRNOS:
             # a message that names its file already (make_folder's) is said as it is, not with the name again
             named = exc.filename and exc.strerror and str(exc.filename) in exc.strerror
-            _error_line(f"{exc.strerror}: {_final_path(exc.filename)}" if exc.filename and not named
+            _error_line(f"{exc.strerror}: {unstaged(exc.filename)}" if exc.filename and not named
                         else one_line(exc))
         _report_bug(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, not bad input
         _report_bug(exc)
-
-
-def _final_path(filename) -> str:
-    """``filename`` with this process's staging folder or file (``.staging-<pid>-<name>-<random>``) named as what
-    it was to become: runs/big/report.html, not runs/.staging-18484-big-3pn4nopj/report.html (gone by now)."""
-    prefix = f"{STAGING_PREFIX}{os.getpid()}-"
-    return os.path.join(*(part[len(prefix):].rsplit("-", 1)[0] if part.startswith(prefix) else part
-                          for part in Path(os.fsdecode(filename)).parts))
 
 
 def _error_line(text: str) -> None:
