@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from mnistlab.inference.photo import (STYLES, WORK_SIDE, decoded_photo, load_image, prepare, prepare_photo,
                                       to_grayscale)
-from mnistlab.inference.photo import _distance_to_background, _exact, _lines, _step, _steps
+from mnistlab.inference.photo import _distance_to_background, _lines, _step, _steps
 
 from mnistlab.errors import BlankPhotoError, ParameterError, PhotoError
 from fixtures.photos import (
@@ -225,31 +225,6 @@ def test_a_dataset_image_saved_to_a_file_is_taken_as_it_is(mnist, fashion):
         prepared = [prepare(np.asarray(Image.fromarray(image).resize((112, 112))), style) for image in images[:20]]
         assert not any(p.inverted for p in prepared)
         assert np.median([corr(p.pixels, image) for p, image in zip(prepared, images)]) > 0.9
-
-
-def test_a_dataset_image_that_fills_the_frame_is_taken_as_it_is(fashion):
-    """Test images 6619 (a bag) and 7899 (a T-shirt) fill most of the frame, whose median is then the object's:
-    saved as PNG files, they were converted as photos and refused ("no object found"), 7 of the 10,000 converted.
-    A photo of one at 28×28, on a dark ground that noise leaves nowhere exactly black, is still converted."""
-    rng = np.random.default_rng(3)
-    for image in fashion.x_test[[6619, 7899]]:
-        assert np.array_equal(prepare_photo(encode(Image.fromarray(image)), "fashion-mnist").pixels, image)
-    image = fashion.x_test[6619]
-    photo = np.clip(20 + 0.9 * image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
-    prepared = prepare_photo(encode(Image.fromarray(photo)), "fashion-mnist")
-    assert prepared.background.any() and not np.array_equal(prepared.pixels, photo)  # a background was fitted
-
-
-def test_an_image_made_in_memory_or_a_lossless_tiff_is_exact(fashion):
-    """An image made in memory has no format and was taken for a lossy one: 57 of the 10,000 test images handed
-    over as ``Image.fromarray`` were converted as photos (1483, a T-shirt, became a bag for a LeNet), and every
-    TIFF was, however compressed."""
-    for image in fashion.x_test[[1483, 6619]]:
-        assert np.array_equal(prepare(decoded_photo(Image.fromarray(image)), "fashion-mnist").pixels, image)
-        assert np.array_equal(prepare(image, "fashion-mnist").pixels, image)
-        tiff = encode(Image.fromarray(image), "TIFF", compression="tiff_lzw")
-        assert np.array_equal(prepare_photo(tiff, "fashion-mnist").pixels, image)
-    assert not _exact(load_image(encode(Image.fromarray(image), "TIFF", compression="jpeg")))
 
 
 def test_every_dataset_has_a_style():

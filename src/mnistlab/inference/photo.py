@@ -56,11 +56,8 @@ MAX_DECODING_BYTES = 192 * 1024 * 1024
 FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF", "PPM", "JPEG2000")
 FORMAT_NAMES = "JPEG, PNG, WebP, AVIF, GIF, BMP, TIFF, PPM or JPEG 2000"
 JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a phone's JPEG with a second picture after it (opened as JPEG)
-# Formats that give back every pixel as it was saved (not WebP, which may hold lossy data; TIFF by its compression)
+# Formats that give back every pixel as it was saved (not TIFF or WebP, which may hold lossy data)
 LOSSLESS_FORMATS = ("PNG", "GIF", "BMP", "PPM")
-# A TIFF's compressions that keep every pixel (Pillow's names; not JPEG, WebP or SGI's LogLuv)
-LOSSLESS_TIFF = ("raw", "tiff_raw_16", "packbits", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "lzma", "zstd",
-                 "group3", "group4", "tiff_ccitt")
 # Memory a decoder keeps besides the pixels it gives, per pixel of the whole image: AVIF's YUV
 # frames, OpenJPEG's 32-bit plane per component, Pillow's WebP decoder's two RGBA canvases and a copy
 # (measured: 9.8, 20 and 16.2-16.5 bytes a pixel in all, with the RGB pixels' 4; WebP's allows a
@@ -321,27 +318,15 @@ def decoded_photo(image: Image.Image) -> Image.Image:
         image.fp.seek(0)  # Image.open read the file from its start
         return load_image(image.fp.read(MAX_BYTES + 1))  # one byte more: load_image refuses a file past the limit
     _check_size(*image.size, MAX_PIXELS)
-    return _grayscale_of(upright(image), image)  # the turned copy has no format
+    return _grayscale_of(upright(image), image.format)  # the turned copy has no format
 
 
-def _grayscale_of(image: Image.Image, source: Image.Image) -> Image.Image:
-    """``image`` reduced (``_shrink``) and made grayscale (mode "F"), its ``format`` (and a TIFF's compression)
-    that of ``source``, the image it was read from: whether its pixels are exactly as saved (``_exact``) decides
-    how a dataset image is recognised (``_in_dataset_form``)."""
+def _grayscale_of(image: Image.Image, source_format: str | None) -> Image.Image:
+    """``image`` reduced (``_shrink``) and made grayscale (mode "F"), its ``format`` that of the file it was read
+    from: whether its pixels are exactly as saved decides how a dataset image is recognised (``_in_dataset_form``)."""
     gray = Image.fromarray(to_grayscale(_shrink(image)))
-    gray.format = source.format
-    if "compression" in source.info:
-        gray.info["compression"] = source.info["compression"]
+    gray.format = source_format
     return gray
-
-
-def _exact(image: Image.Image) -> bool:
-    """Whether ``image``'s pixels are exactly as they were made: read from a file whose format keeps every pixel,
-    or made in memory (no format: ``Image.fromarray``, an array), where nothing was lost either (taken for lossy,
-    57 of Fashion-MNIST's 10,000 test images made so were converted as photos, 2 refused)."""
-    if image.format == "TIFF":
-        return image.info.get("compression") in LOSSLESS_TIFF
-    return image.format is None or image.format in LOSSLESS_FORMATS
 
 
 def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
@@ -384,7 +369,7 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int = MAX_BYTES,
                                  f"than the limit of {_megabytes(max_decoding_bytes)}")
             image.load()
             upright(image, in_place=True)
-            return _grayscale_of(image, image)
+            return _grayscale_of(image, image.format)
     except PhotoError as exc:  # raised above and by to_grayscale, without the name
         raise PhotoError(f"{name}: {exc}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own, past ~89 MP
@@ -1019,22 +1004,17 @@ _PLACE = {"box": _centre_box, "mass": _centre_mass}
 
 
 DARK_FRAME = 0.1  # a dataset image's outer pixels are black, but where its object reaches them
-# Where the object fills most of the frame, the frame's median is the object's (24 of Fashion-MNIST's 70,000
-# images, up to 0.64): kept exactly as saved, the rest of such a frame is still exactly black (18 % of it at
-# least; 9 % in any of the 70,000), which a photo's dark ground, noisy, is nowhere (no pixel of the frame in
-# 100 photos of test images, either way round, made 28×28).
-BLACK_FRAME = 0.05
 FULL_BRIGHTNESS = 0.9  # a dataset image's brightest pixel is white (255), a JPEG copy's nearly
 OBJECT_LEVEL = 0.15  # where a dataset image's object is measured (its box, its centre): above JPEG's ringing
 
 
 def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared | None:
     """The image as it is, where it already is one of ``spec``'s dataset's: 28×28, gray, the object bright
-    on a black frame (but where the object reaches it), at full brightness, as large and as centred as the
-    dataset's conversion makes it (a dataset image saved to a file); else None. Converting one would damage
-    it: the background fitted to a frame that the object touches runs through the object (a Fashion-MNIST
-    test set saved as PNG files got 84 % of the model's own predictions back). A drawing of one's own at
-    28×28 (small, dim, coloured) is converted as any photo is."""
+    on a mostly black frame, at full brightness, as large and as centred as the dataset's conversion makes
+    it (a dataset image saved to a file); else None. Converting one would damage it: the background fitted
+    to a frame that the object touches runs through the object (a Fashion-MNIST test set saved as PNG files
+    got 84 % of the model's own predictions back). A drawing of one's own at 28×28 (small, dim, coloured)
+    is converted as any photo is."""
     if (image.shape[1::-1] if isinstance(image, np.ndarray) else image.size) != (IMAGE_SIDE, IMAGE_SIDE):
         return None  # before any copy: most photos are large
     if isinstance(image, np.ndarray):
@@ -1045,16 +1025,14 @@ def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared |
             return None
     gray = to_grayscale(image)
     frame = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    lossless = _exact(image)
-    dark = np.median(frame) <= DARK_FRAME or lossless and np.mean(frame == 0) >= BLACK_FRAME
-    if not dark or gray.max() < FULL_BRIGHTNESS:
+    if np.median(frame) > DARK_FRAME or gray.max() < FULL_BRIGHTNESS:
         return None
     # The object where it is at least faintly lit: a JPEG's ringing spreads traces to its 8×8 blocks' edges.
     # From a file that keeps every pixel as saved, on an exactly black frame, also where it is lit at all: a
     # dark garment's edges are fainter than that level (50 of Fashion-MNIST's 10,000 test images saved as PNG
     # were converted, 19 changing class). Not so for any other: small drawings saved as JPEG, or on a dim
     # canvas, then measured the dataset's size (up to 223 of 300).
-    exact = lossless and np.median(frame) == 0
+    exact = image.format in LOSSLESS_FORMATS and np.median(frame) == 0
     for level in (OBJECT_LEVEL, 0.0) if exact else (OBJECT_LEVEL,):
         lit = gray > level
         if (box := _placed_as_in(spec, gray, lit)) is not None:
