@@ -332,6 +332,23 @@ def test_a_fit_that_diverges_stops_at_the_epoch_with_one_error_and_no_numpy_warn
     assert type(copy) is DivergedError and str(copy) == str(error.value)
 
 
+@pytest.mark.parametrize("family, params", [("numpy-softmax", {"learning_rate": 1e38}),
+                                            ("numpy-mlp", {"learning_rate": 1e30, "hidden": (8,)})])
+def test_a_last_step_that_diverges_is_one_error_not_a_model_that_predicts_nan(family, params):
+    import warnings
+
+    from mnistlab.errors import DivergedError
+
+    X, y = toy_data(d=50)
+    model = get_family(family)(optimizer="gd", max_epochs=1, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the check's own overflow is not a warning either
+        # its weights were finite: the fit returned a model whose every probability was NaN
+        with pytest.raises(DivergedError, match=f"^{family} diverged in training: its probabilities are not finite"):
+            model.fit(X, y)
+    assert not hasattr(model, "classes_")  # not fitted
+
+
 # -- model files and the family contract ----------------------------------------------------
 
 @pytest.mark.parametrize("family, params", [

@@ -865,6 +865,19 @@ def test_a_torch_fit_that_diverges_stops_at_that_epoch_with_one_error(data, lear
     assert max(recorder.done, default=0) <= 512 // 128 and recorder.ended_by_error == [True]  # not the 3 epochs after
 
 
+@pytest.mark.parametrize("family, params", [("lenet", {"learning_rate": 1e20}),
+                                            ("cnn", {"learning_rate": 1e30, "warmup": 0.0})])
+def test_a_last_step_that_diverges_is_one_error_not_a_model_that_predicts_nan(data, family, params):
+    from mnistlab.errors import DivergedError
+
+    X, y, _, _ = data
+    recorder, model = RecordingProgress(), small(family, epochs=1, batch_size=len(X), **params)  # one step
+    # the epoch's loss, computed before its step, was finite: the fit returned a model that predicted NaN
+    with pytest.raises(DivergedError, match=f"^{family} diverged in training: its probabilities are not finite"):
+        model.fit(X, y, progress=recorder)
+    assert not hasattr(model, "network_") and recorder.ended_by_error == [True]
+
+
 def test_a_diverging_scikit_learn_mlp_is_said_to_diverge_not_to_refuse_the_data(data):
     from mnistlab.errors import MnistlabError
 

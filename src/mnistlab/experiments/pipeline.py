@@ -30,9 +30,10 @@ from .._values import is_number, is_whole_number, path_text
 from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DEFAULT_DATASET, Dataset, data_dir_from_env, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
-from ..errors import (DatasetError, DivergedError, MnistlabError, ModelFileError, ParameterError, RunDamagedError,
-                      RunExistsError, one_line)
+from ..errors import (DatasetError, MnistlabError, ModelFileError, ParameterError, RunDamagedError, RunExistsError,
+                      one_line)
 from ..models import check_family_name, get_family
+from ..models._fitting import finite_proba
 from ..models.base import RUN_SET_PARAMETERS, MnistlabModel
 from ..models.params import SEED_OR_NONE, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model, saved_params
@@ -361,13 +362,6 @@ def run_files(family: str, params: dict, data: DataChoice, name: str, command: s
         folder = train(family, params, data, Path(tmp), name=name, command=command, embedding=embedding)
         return {path.relative_to(folder).as_posix(): path.read_bytes()
                 for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-def finite_proba(proba: np.ndarray, family: str) -> np.ndarray:
-    """``proba``, where every value is finite: NaN means the fit diverged, which the settings caused."""
-    if not np.isfinite(proba).all():
-        raise DivergedError(family, "its probabilities are not finite (NaN or infinity)")
-    return proba
 
 
 def zero_weight_fraction(model: MnistlabModel) -> float | None:

@@ -31,10 +31,11 @@ from ..callbacks import SILENT, FitProgress, started
 from ..data.datasets import content_key
 from ..data.preprocess import flatten_scale, held_out, stratified_folds
 from ..errors import DatasetError, MnistlabError, ParameterError, one_line
+from ..models._fitting import finite_proba
 from ..models.base import unused_said_elsewhere
 from ..models.params import check as check_parameter
 from .cluster import SchedulerLostError, run_tasks
-from .pipeline import NAME_TIME, DataChoice, build_model, finite_proba, zero_weight_fraction
+from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction
 from .store import MAX_NAME_LENGTH, claim_folder, output_folder, validate_name
 
 SWEEPS = "sweeps"

@@ -2,7 +2,9 @@
 
 ``convergence_warnings`` turns scikit-learn's ConvergenceWarning into state (for
 logreg's scikit-learn solvers and mlp), which ``why_not_converged`` reads; ``refusals_of`` turns a scikit-learn
-estimator's refusal of the data into a ParameterError (mlp, sklearn:NAME).
+estimator's refusal of the data into a ParameterError (mlp, sklearn:NAME); ``finite_proba`` is the one rule of
+what a diverged fit is, which a fit of the gradient families applies to what it ends with and a run or a sweep
+to its scores.
 """
 
 from __future__ import annotations
@@ -64,3 +66,10 @@ def refusals_of(family: str, what: str) -> Iterator[None]:
         # its settings, the data, or the two together (a solver that refuses a penalty says so in its own words)
         raise ParameterError(None, f"{family} could not {what} this data, or not with these settings: "
                                    f"{one_line(exc, 300)}") from None
+
+
+def finite_proba(proba: np.ndarray, family: str) -> np.ndarray:
+    """``proba``, where every value is finite: NaN means the fit diverged, which the settings caused."""
+    if not np.isfinite(proba).all():
+        raise DivergedError(family, "its probabilities are not finite (NaN or infinity)")
+    return proba

@@ -30,6 +30,7 @@ import numpy as np
 from ...callbacks import SILENT, ThinnedLog, started
 from ...errors import DivergedError, ParameterError
 from ...data.preprocess import held_out
+from .._fitting import finite_proba
 from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
@@ -244,6 +245,10 @@ class GradientDescentClassifier(MnistlabModel):
         # a product's overflow in BLAS's other threads raises no floating-point error: the last step's is seen here
         if not all(np.isfinite(w).all() for w in kept.values()):
             raise DivergedError(self.family, "its weights after the last step are not finite")
+        # finite weights can still overflow what they compute (numpy-softmax with gd at learning_rate=1e38 for one
+        # epoch predicted NaN, said nothing): a batch of the training images tells, NaN being what is looked for
+        with np.errstate(all="ignore"):
+            finite_proba(self._proba(self._forward(kept, X[:batch_size])[0]), self.family)
         ran = len(history["train_loss"])
         message = None
         if best_params is not None:  # early stopping keeps the best epoch's weights, which need not be the last's

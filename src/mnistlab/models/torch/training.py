@@ -64,6 +64,7 @@ from ...callbacks import SILENT, ThinnedLog, started
 from ...errors import DivergedError, ParameterError, one_line
 from ...data.preprocess import held_out
 from ...data.registry import IMAGE_SIDE
+from .._fitting import finite_proba
 from ..base import MnistlabModel
 from ..params import MAX_THREADS, SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
@@ -258,6 +259,12 @@ class TorchClassifier(MnistlabModel):
                         checkpoint.save(epoch + 1, epochs, seed, threads, trained_seconds, history, network, optimizer)
                     log.add(epoch + 1, f"{line}  ({seconds:.1f} s)")
                 log.flush()
+                # each epoch's loss is computed before its steps: one that diverged at the last step shows only in
+                # what the network now gives (lenet at learning_rate=1e20 for one step predicted NaN, said nothing)
+                network.eval()
+                with torch.no_grad():
+                    logits = self._predict_logits(network, images[:batch_size])
+                finite_proba(torch.softmax(logits.double(), dim=1).cpu().numpy(), self.family)
 
         set_learned(self, {**features, "classes_": classes, "network_": network.eval()})
         self.n_iter_ = len(history["train_loss"])
