@@ -798,6 +798,13 @@ def test_threads_follow_the_free_cores_and_a_resumed_fit_keeps_the_checkpoints(d
                                        "epochs, or a smaller batch_size")
 
 
+def test_a_count_of_threads_as_numpys_int_is_taken_as_an_int(data):
+    X, y, _, _ = data
+    # GridSearchCV's grids and ml.train hand out np.int64: its fit message's plural was a TypeError after the fit
+    model = small("lenet", epochs=1, threads=np.int64(2)).fit(X[:128], y[:128])
+    assert type(model.threads_) is int and model.fit_message_.startswith("1 epoch on 2 CPU threads")
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="Linux's /proc")
 def test_free_cores_does_not_count_its_own_spinning_threads():
     """PyTorch's OpenMP threads spin a while after a parallel region: they are this process's, not a

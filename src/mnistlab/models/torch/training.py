@@ -197,9 +197,10 @@ class TorchClassifier(MnistlabModel):
         else:
             seed = int(np.random.SeedSequence().generate_state(1)[0] if self.random_state is None
                        else self.random_state)
-            # the readings take ~50 ms: on a GPU, where the steps do not run on these threads, PyTorch's count
-            threads = self.threads or (available_threads(readings=10) if device.type == "cpu"
-                                       else torch.get_num_threads())
+            # the readings take ~50 ms: on a GPU, where the steps do not run on these threads, PyTorch's count;
+            # int(): a grid's np.int64 (GridSearchCV's, a sweep's) made threads_ and the fit message's plural NumPy's
+            threads = int(self.threads or (available_threads(readings=10) if device.type == "cpu"
+                                           else torch.get_num_threads()))
 
         X_val = y_val = None
         if self.validation_fraction > 0:
