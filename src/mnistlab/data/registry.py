@@ -37,6 +37,9 @@ class DatasetSpec:
     mirrors: tuple[str, ...]  # base URLs, tried in order
     system_dirs: tuple[str, ...] = ()
     apt_package: str | None = None
+    # whether an image mirrored left to right shows the same class: a garment's does, a digit's or a character's
+    # does not (a family may train on mirror images, as cnn's flips, only where it does)
+    mirror_keeps_class: bool = False
 
 
 def _idx_files(checksums: dict[str, tuple[str | None, str]]) -> dict[str, IdxFile]:
@@ -75,6 +78,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ),
             system_dirs=("/usr/share/datasets/fashion-mnist",),
             apt_package="dataset-fashion-mnist",
+            mirror_keeps_class=True,
         ),
         DatasetSpec(
             name="mnist",

@@ -119,8 +119,9 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
-    """The family's estimator; the run's seed fills ``random_state`` unless given (None given: unseeded)."""
+def build_model(family: str, params: dict, seed: int, dataset: str | None = None) -> MnistlabModel:
+    """The family's estimator; the run's seed fills ``random_state`` unless given (None given: unseeded), and the
+    ``dataset`` it is to be fitted on what the family leaves to the data (``suit_dataset``)."""
     cls = get_family(family)
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(params) - set(accepted))
@@ -134,6 +135,8 @@ def build_model(family: str, params: dict, seed: int) -> MnistlabModel:
         params = {**params, "random_state": seed}
     model = cls(**params)
     model.validate_params()
+    if dataset is not None:
+        model.suit_dataset(get_spec(dataset))
     model.check_fit_memory()  # before the data is loaded
     saved_params(model.get_params(deep=False))  # a run's and a sweep's files can hold them: said before the fit
     return model
@@ -178,7 +181,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                              "it to start afresh")
     with store.claim(name, overwrite=overwrite, numbered=default_name) as writer, contextlib.ExitStack() as leaving:
         name = writer.path.name
-        model = build_model(family, params, data.seed)
+        model = build_model(family, params, data.seed, data.dataset)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume, overwrite)
         if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
             leaving.callback(_discard, checkpoints)

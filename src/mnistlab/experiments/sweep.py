@@ -102,7 +102,7 @@ def score_point(family: str, params: dict, data: DataChoice, cv: int | None, val
     for x_fit, x_val, y_fit, y_val in _splits(x, y, cv, val_fraction, data.seed, names):
         start = time.perf_counter()
         with unused_said_elsewhere():  # the sweep's table says so (its "unused")
-            model = build_model(family, params, data.seed).fit(x_fit, y_fit)  # a fresh one for each fold
+            model = build_model(family, params, data.seed, data.dataset).fit(x_fit, y_fit)  # a fresh one for each fold
         seconds.append(time.perf_counter() - start)
         proba = finite_proba(model.predict_proba(x_val), family)  # a diverged fit scores no chance accuracy
         accuracies.append(float(np.mean(model.classes_[proba.argmax(axis=1)] == y_val)))
@@ -151,8 +151,8 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     names = list(grid)
     positions = _positions(grid)
     points = [{n: grid[n][j] for n, j in zip(names, at)} for at in positions]
-    with unused_said_elsewhere():
-        models = [build_model(family, params, data.seed) for params in points]  # all checked before any work
+    with unused_said_elsewhere():  # all checked before any work
+        models = [build_model(family, params, data.seed, data.dataset) for params in points]
     unused = [{n: why for n, why in model.unused_parameters().items() if n in grid} for model in models]
     fits, same_fit = _distinct_fits(positions, unused, grid)
     sweeps = output_folder(Path(out) / SWEEPS, "sweeps")

@@ -28,7 +28,9 @@ constraints and says how they are checked), and every ``fit`` starts with
 parameters other settings switch off a family declares in ``_used_only_when`` (a fit
 warns of one given in vain; a sweep does not fit its values apart). A family whose
 network a parameter sizes says what its fit needs (``_fit_memory``), and a fit or a run
-refuses a network beyond the machine's free memory first (``check_fit_memory``). A fit
+refuses a network beyond the machine's free memory first (``check_fit_memory``). A parameter
+whose right value depends on the data (cnn's flips) a family resolves from the dataset's
+description, which a run hands it (``suit_dataset``): the family, not the run, names it. A fit
 reports how it goes through ``fit(X, y, progress=...)`` (``mnistlab.callbacks``)
 and never prints.
 
@@ -53,7 +55,7 @@ from typing import ClassVar
 import numpy as np
 
 from .._system import available_memory
-from ..data.registry import IMAGE_SIDE
+from ..data.registry import IMAGE_SIDE, DatasetSpec
 from ..errors import ExportError, ParameterError, UnusedParameterWarning
 from .params import check, unused
 from .validation import check_features, check_fitted, check_labels
@@ -215,6 +217,12 @@ class MnistlabModel:
 
     def _check_rules(self) -> None:
         """Raise ``ParameterError`` where parameters that each meet their constraints do not go together."""
+
+    def suit_dataset(self, dataset: DatasetSpec) -> None:
+        """Resolve the parameters left to the data ("auto") from the description of the dataset the model is to be
+        fitted on (``data.registry``), with ``set_params``: a run's files then record the values the fit used, and
+        its model file loads with them. A run and a sweep call it for every family before the fit; a family with
+        nothing left to the data (the default) does nothing."""
 
     def _settings(self) -> dict:
         """The hyperparameters as the fit uses them (a family with presets resolves them here)."""
