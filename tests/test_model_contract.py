@@ -367,6 +367,19 @@ def test_each_family_reports_progress(images, family, params, capsys):
     assert capsys.readouterr() == ("", "")
 
 
+@pytest.mark.parametrize("family", [*QUICK, "sklearn:GaussianNB"])
+def test_a_fit_takes_progress_true_or_false_as_ml_train_does(images, family, monkeypatch):
+    X, y = images
+    recorder = RecordingProgress()
+    monkeypatch.setattr(progress_mod, "RichProgress", lambda: recorder)  # the bar fit_progress picks here
+    model = get_family(family)(**QUICK.get(family, {}))
+    model.fit(X, labels_for(family, y), progress=True)  # was "'bool' object has no attribute 'start'"
+    assert len(recorder.starts) == 1 and recorder.ends == 1
+    model.fit(X, labels_for(family, y), progress=False)
+    with pytest.raises(ParameterError, match=r"^progress: must be True or False or a FitProgress; got 'yes'$"):
+        model.fit(X, labels_for(family, y), progress="yes")
+
+
 def test_a_failing_fit_still_ends_its_progress(images, monkeypatch):
     X, y = images
     recorder = RecordingProgress()

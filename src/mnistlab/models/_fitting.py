@@ -2,7 +2,8 @@
 
 ``convergence_warnings`` turns scikit-learn's ConvergenceWarning into state (for
 logreg's scikit-learn solvers and mlp), which ``why_not_converged`` reads; ``refusals_of`` turns a scikit-learn
-estimator's refusal of the data into a ParameterError (mlp, sklearn:NAME); ``finite_proba`` is the one rule of
+estimator's refusal of the data into a ParameterError (mlp, sklearn:NAME); ``reporter`` is what a fit's
+``progress`` reports to; ``finite_proba`` is the one rule of
 what a diverged fit is, which a fit of the gradient families applies to what it ends with and a run or a sweep
 to its scores.
 """
@@ -15,7 +16,20 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ..callbacks import SILENT, FitProgress
 from ..errors import DivergedError, ParameterError, one_line
+
+
+def reporter(progress) -> FitProgress:
+    """What a fit's ``progress`` reports to: a ``FitProgress`` as given, None silence, True or False what
+    ``ml.train(progress=...)`` takes them for (``progress.fit_progress``: a bar for where the code runs, or
+    silence); anything else a ParameterError. True had been an AttributeError ("'bool' object has no attribute
+    'start'") in every family's fit."""
+    if progress is None or isinstance(progress, FitProgress):
+        return progress or SILENT
+    from ..progress import fit_progress  # Rich or tqdm, imported only where a bar is asked for
+
+    return fit_progress(progress)
 
 
 @contextmanager

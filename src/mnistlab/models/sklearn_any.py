@@ -41,10 +41,10 @@ from sklearn.utils import all_estimators
 from sklearn.utils.validation import check_is_fitted
 
 from .._npz import npy_header
-from ..callbacks import SILENT, started
+from ..callbacks import started
 from ..errors import ExportError, ParameterError, one_line
 from . import SKLEARN_PREFIX
-from ._fitting import convergence_warnings, refusals_of, why_not_converged
+from ._fitting import convergence_warnings, refusals_of, reporter, why_not_converged
 from .base import N_FEATURES, MnistlabModel
 from .params import MAX_THREADS, Interval
 from .validation import check_features, check_labels, fit_features, set_learned
@@ -132,7 +132,7 @@ class SklearnClassifier(MnistlabModel):
 
     def fit(self, X, y, progress=None):
         self.validate_params()
-        progress = progress or SILENT
+        progress = reporter(progress)
         X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
         # one label per image, as our other families take: scikit-learn's classifiers also fit a 2-D y (several
         # outputs), after which predict_proba gives a list of arrays, and predict failed inside NumPy

@@ -34,7 +34,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
 from ..callbacks import SILENT, FitProgress, ThinnedLog, started
-from ._fitting import convergence_warnings, refusals_of, why_not_converged
+from ._fitting import convergence_warnings, refusals_of, reporter, why_not_converged
 from .base import N_CLASSES, N_FEATURES, MnistlabModel, dense_weights
 from .onnx_graphs import dense_graph
 from .params import SEED_OR_NONE, Interval, PositiveInts, StrOptions
@@ -169,7 +169,7 @@ class MLP(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         self.check_fit_memory()
-        progress = progress or SILENT
+        progress = reporter(progress)
         X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
         estimator = self._estimator(_ReportingMLPClassifier)
         estimator.progress, estimator.log = progress, ThinnedLog(progress, self.max_iter)

@@ -16,9 +16,9 @@ from numbers import Integral, Real
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ...callbacks import SILENT, started
+from ...callbacks import started
 from ...errors import ParameterError
-from .._fitting import convergence_warnings, why_not_converged
+from .._fitting import convergence_warnings, reporter, why_not_converged
 from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels, class_codes, fit_features, set_learned
@@ -158,7 +158,7 @@ class LogisticRegression(MnistlabModel):
 
     def fit(self, X, y, progress=None):
         self.validate_params()
-        progress = progress or SILENT
+        progress = reporter(progress)
         solver = self._resolved_solver()
         X, features = fit_features(self, X)
         y = check_labels(self, y, len(X))

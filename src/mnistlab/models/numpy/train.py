@@ -27,10 +27,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from ...callbacks import SILENT, ThinnedLog, started
+from ...callbacks import ThinnedLog, started
 from ...errors import DivergedError, ParameterError
 from ...data.preprocess import held_out
-from .._fitting import finite_proba
+from .._fitting import finite_proba, reporter
 from ..base import MnistlabModel
 from ..params import SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
@@ -182,7 +182,7 @@ class GradientDescentClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         self.check_fit_memory()
-        progress = progress or SILENT
+        progress = reporter(progress)
         X, features = fit_features(self, X)
         y = check_labels(self, y, len(X))
         classes, y = np.unique(y, return_inverse=True)  # classes_ is set last: a fit that fails leaves none

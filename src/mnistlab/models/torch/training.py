@@ -64,7 +64,7 @@ from ...callbacks import SILENT, ThinnedLog, started
 from ...errors import DivergedError, ParameterError, one_line
 from ...data.preprocess import held_out
 from ...data.registry import IMAGE_SIDE
-from .._fitting import finite_proba
+from .._fitting import finite_proba, reporter
 from ..base import MnistlabModel
 from ..params import MAX_THREADS, SEED_OR_NONE, Interval, StrOptions
 from ..validation import check_features, check_fitted, check_labels, fit_features, set_learned
@@ -169,7 +169,7 @@ class TorchClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         self.check_fit_memory()
-        progress = progress or SILENT
+        progress = reporter(progress)
         if np.ndim(X) == 2 and np.shape(X)[1] != int(np.prod(IMAGE_SHAPE)):  # said in the network's own terms
             raise ParameterError(None, f"{self.family} takes 28×28 images as rows of 784 pixels, "
                                        f"got {np.shape(X)[1]} columns")
