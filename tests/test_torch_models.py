@@ -438,6 +438,12 @@ def test_cnn_presets_and_widths():
         get_family("cnn")(preset="huge").validate_params()
     with pytest.raises(ParameterError, match="at most 3 stages"):
         small("cnn", widths=(4, 4, 4, 4), pool="between").validate_params()
+    # the fast preset's pool, which the user never gave, was said as if given
+    with pytest.raises(ParameterError, match=r"^widths: with the fast preset's pool='between' at most 3 stages "
+                                             r"\(28 → 14 → 7 → 3\), with pool='after', 4; got 4$"):
+        small("cnn", widths=(4, 4, 4, 4)).validate_params()
+    with pytest.raises(ParameterError, match=r"^whiten: whitening \(the fast preset's whiten=True\) fixes at most 18 "):
+        small("cnn", widths=(32, 8)).validate_params()
     small("cnn", widths=(4, 4, 4, 4), pool="after").validate_params()
 
 

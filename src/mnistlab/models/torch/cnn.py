@@ -298,6 +298,12 @@ class CNN(TorchClassifier):
         if isinstance(self.flip, str):
             self.set_params(flip=dataset.mirror_keeps_class)
 
+    def _said(self, name: str) -> str:
+        """``name=value`` as the fit takes it, said to be the preset's where it is: a refusal of a setting the user
+        never gave ("with pool='between' at most 3 stages" for --widths 8,8,8,8) left them looking for it."""
+        text = f"{name}={self._setting(name)!r}"
+        return text if getattr(self, name) is not None else f"the {self.preset} preset's {text}"
+
     def _widths(self) -> tuple[int, ...]:
         return tuple(int(w) for w in self._setting("widths"))
 
@@ -306,12 +312,13 @@ class CNN(TorchClassifier):
         for each of the first stage's channels."""
         widths = self._widths()
         if self._setting("pool") == "between" and len(widths) > MAX_STAGES - 1:
-            raise ParameterError("widths", f"with pool='between' at most {MAX_STAGES - 1} stages (28 → 14 → 7 → 3); "
-                                           f"got {len(widths)}")
+            raise ParameterError("widths", f"with {self._said('pool')} at most {MAX_STAGES - 1} stages (28 → 14 → 7 → "
+                                           f"3), with pool='after', {MAX_STAGES}; got {len(widths)}")
         if self._setting("whiten") and widths[0] > 2 * PATCH_DIRECTIONS:
-            raise ParameterError("whiten", f"whitening fixes at most {2 * PATCH_DIRECTIONS} filters (a 3×3 patch's "
-                                           f"directions and their negatives), and the first stage has {widths[0]} "
-                                           "channels; pass whiten=False or a first width of at most 18")
+            raise ParameterError("whiten", f"whitening ({self._said('whiten')}) fixes at most {2 * PATCH_DIRECTIONS} "
+                                           "filters (a 3×3 patch's directions and their negatives), and the first "
+                                           f"stage has {widths[0]} channels; pass whiten=False or a first width of at "
+                                           "most 18")
 
     def _fit_memory(self):
         # a stage's two 3×3 convolutions and two batch norms' scales and shifts, then the head; each weight's
