@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -241,7 +242,8 @@ def test_every_dataset_has_a_style():
 
 @pytest.mark.parametrize("option, value", [("invert", "no"), ("upright", 1), ("contrast_percentiles", (99, 101)),
                                            ("contrast_percentiles", (50,)), ("contrast_percentiles", (np.nan, 100)),
-                                           ("contrast_percentiles", "ab")])
+                                           ("contrast_percentiles", "ab"), ("contrast_percentiles", (99, [100])),
+                                           ("contrast_percentiles", np.array(99))])
 def test_options_are_checked_by_name(option, value, scene):
     """invert="no" turned inversion on (a truthy string), upright=1 likewise; a percentile past 100 was NumPy's
     ValueError, one percentile 'not enough values to unpack'."""
@@ -250,6 +252,7 @@ def test_options_are_checked_by_name(option, value, scene):
         prepare_photo(photo, "fashion-mnist", **{option: value})
     # the background's and the object's percentiles, of different pixels: either may be the larger
     assert prepare_photo(photo, "fashion-mnist", contrast_percentiles=np.array([100, 0])).pixels.max() == 255
+    assert prepare_photo(photo, "fashion-mnist", contrast_percentiles=(Fraction(99), 100)).pixels.max() == 255
 
 
 def png_header(width: int, height: int) -> bytes:

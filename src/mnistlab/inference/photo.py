@@ -1071,12 +1071,14 @@ def _checked_options(invert, upright, contrast_percentiles) -> tuple[float, floa
     different pixels (the background's, the object's), so either may be the larger."""
     check("invert", invert, ["boolean", None])
     check("upright", upright, ["boolean", None])
-    pair = isinstance(contrast_percentiles, (tuple, list, np.ndarray)) and np.shape(contrast_percentiles) == (2,)
+    # its length, not np.shape: NumPy's own ValueError for a ragged pair such as (99, [100])
+    pair = (isinstance(contrast_percentiles, (tuple, list)) or getattr(contrast_percentiles, "ndim", None) == 1
+            ) and len(contrast_percentiles) == 2
     if not pair or not all(allows([PERCENTILE], p) for p in contrast_percentiles):
         raise ParameterError("contrast_percentiles", f"must be two percentiles (low, high), each "
                                                      f"{allowed([PERCENTILE])}; got {contrast_percentiles!r}")
     low, high = contrast_percentiles
-    return low, high
+    return float(low), float(high)  # a Fraction is a Real number, but not one np.percentile takes
 
 
 def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,

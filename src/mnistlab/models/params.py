@@ -28,6 +28,7 @@ and to list a family's options; a notebook can print them.
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,9 +58,9 @@ class Interval:
         self.type, self.left, self.right, self.closed, self.why = type, left, right, closed, why
 
     def is_satisfied_by(self, value) -> bool:
-        if not isinstance(value, self.type) or (not isinstance(value, Integral) and np.isnan(value)):
+        if not isinstance(value, self.type) or (not isinstance(value, Integral) and math.isnan(value)):
             return False
-        if not isinstance(value, Integral) and np.isinf(value):
+        if not isinstance(value, Integral) and math.isinf(value):
             return value > 0 and self.right is None and self.closed in ("right", "both") or \
                 value < 0 and self.left is None and self.closed in ("left", "both")
         above = self.left is None or (value >= self.left if self.closed in ("left", "both") else value > self.left)
