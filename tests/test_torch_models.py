@@ -21,7 +21,7 @@ import torch
 from mnistlab.data import preprocess
 
 from mnistlab.experiments import pipeline as training
-from mnistlab.errors import DatasetError, ModelFileError, ParameterError, RunExistsError
+from mnistlab.errors import DatasetError, ModelFileError, ParameterError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
 from mnistlab.models.torch.cnn import PRESETS, PooledConv2d, random_shift, whitening_filters
@@ -312,31 +312,6 @@ def test_recipe_run_again_resumes_its_interrupted_run(tmp_path, monkeypatch, one
         assert epochs_trained == [2], out
         assert "resumed after epoch 2" in json.loads((folder / "metrics.json").read_text())["fit_message"]
         assert not (out / "checkpoints").exists()
-
-
-def test_interrupted_overwrite_says_how_to_go_on(tmp_path, monkeypatch, one_prediction_thread):
-    """An overwrite of a run stopped after epoch 1 kept its checkpoint, and nothing said how to go on: the stop
-    said only "interrupted", a re-run only "choose another name or overwrite it" (resume and overwrite was the
-    way), and an overwrite deleted the checkpoint in silence."""
-    data = training.DataChoice(train_size=500, test_size=200)
-    params = {**SMALL["cnn"], "epochs": 2}
-    training.train("cnn", dict(params), data, tmp_path, name="run", embedding=False)
-    stopped = RecordingProgress()
-    with monkeypatch.context() as patch:
-        interrupt_at_epoch(patch, 1)
-        with pytest.raises(KeyboardInterrupt):
-            training.train("cnn", {**params, "learning_rate": 0.05}, data, tmp_path, name="run", overwrite=True,
-                           progress=stopped)
-    kept = f"the checkpoint kept after epoch 1 in {tmp_path / 'checkpoints' / 'run'}"
-    assert stopped.lines[-1] == f"stopped: {kept}; to continue, train 'run' again with resume and overwrite"
-    for resume in (False, True):
-        with pytest.raises(RunExistsError, match=f"left {re.escape(kept)}: resume and overwrite it to continue, "
-                                                 "or overwrite it to start afresh"):
-            training.train("cnn", {**params, "learning_rate": 0.05}, data, tmp_path, name="run", resume=resume)
-    overwritten = RecordingProgress()
-    training.train("cnn", {**params, "learning_rate": 0.05}, data, tmp_path, name="run", overwrite=True,
-                   progress=overwritten, embedding=False)
-    assert f"discarding {kept}" in overwritten.lines
 
 
 def test_checkpoints_that_cannot_be_written_are_refused_before_the_data(tmp_path, monkeypatch):

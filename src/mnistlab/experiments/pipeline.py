@@ -174,19 +174,12 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         raise ParameterError("resume", "resuming needs the name of the run to resume")
     if default_name:  # an empty name given is refused as a name, not taken for none
         name = f"{family.replace(':', '-')}-{data.dataset}-{created.strftime(NAME_TIME)}"
-    elif not overwrite and store.path(name).exists() and _holds_checkpoint(store.checkpoints(name)):
-        # an overwrite of the run was interrupted: "choose another name or overwrite it" hid the way to go on
-        raise RunExistsError(f"run {name!r} exists, and an interrupted overwrite of it left "
-                             f"{_kept(store.checkpoints(name))}: resume and overwrite it to continue, or overwrite "
-                             "it to start afresh")
     with store.claim(name, overwrite=overwrite, numbered=default_name) as writer, contextlib.ExitStack() as leaving:
         name = writer.path.name
         model = build_model(family, params, data.seed, data.dataset)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume, overwrite)
         if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
             leaving.callback(_discard, checkpoints)
-        elif checkpoints:  # stopped (Ctrl-C, SIGTERM) with its epochs kept: how to go on, not a bare "interrupted"
-            leaving.push(functools.partial(_say_kept, checkpoints, writer.path, progress))
         kept = checkpoints is not None and _holds_checkpoint(checkpoints)
         notes = []  # said with the fit's message too: a line logged is lost without a bar (--json)
         if resume and checkpoints and not kept:
@@ -198,7 +191,6 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             x_train, x_val, y_train, y_val = held_out(x_train, y_train, CALIBRATION_FRACTION, data.seed, "calibrate",
                                                    ds.classes)
         if kept and not resume:  # overwritten: discarded only now (a re-run that failed on its data lost it)
-            progress.log(f"discarding {_kept(checkpoints)}")  # its epochs are lost: said, not done in silence
             shutil.rmtree(checkpoints, ignore_errors=True)
 
         start = time.perf_counter()
@@ -393,22 +385,6 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, overwri
                              "resume it, or overwrite it to start afresh")
     model.set_params(checkpoint_dir=str(folder))
     return folder
-
-
-def _kept(checkpoints: Path) -> str:
-    """The checkpoint in ``checkpoints``, and after which epoch, as messages name it."""
-    from ..models.torch.checkpoint import epochs_done  # only a PyTorch family writes checkpoints
-
-    epoch = epochs_done(checkpoints)
-    return f"the checkpoint kept{f' after epoch {epoch}' if epoch else ''} in {checkpoints}"
-
-
-def _say_kept(checkpoints: Path, run: Path, progress: FitProgress, kind, exc, traceback) -> None:
-    """Where the run was stopped (Ctrl-C, SIGTERM) with a checkpoint kept, say how to continue it (the ExitStack
-    callback of ``train``: it lets the exception go on)."""
-    if kind is not None and issubclass(kind, (KeyboardInterrupt, SystemExit)) and _holds_checkpoint(checkpoints):
-        progress.log(f"stopped: {_kept(checkpoints)}; to continue, train {run.name!r} again with resume"
-                     + (" and overwrite" if run.exists() else ""))
 
 
 def _holds_checkpoint(folder: Path) -> bool:

@@ -46,18 +46,6 @@ def load_state(network: torch.nn.Module, arrays: dict[str, np.ndarray | torch.Te
                              for key, target in expected.items()})
 
 
-def epochs_done(directory) -> int | None:
-    """How many epochs the checkpoint in ``directory`` holds (said where a run is stopped or overwritten); None
-    where it cannot be read or is not an mnistlab checkpoint (``Checkpoint.load`` says why when resuming)."""
-    try:
-        with safe_open(str(Path(directory) / CHECKPOINT_FILE), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (OSError, SafetensorError):
-        return None
-    epoch = meta.get("epoch", "") if meta.get("format") == CHECKPOINT_FORMAT else ""
-    return int(epoch) if epoch.isdecimal() and epoch.isascii() else None
-
-
 class Checkpoint:
     """The state after a completed epoch, in one safetensors file (no pickle), written atomically.
 
