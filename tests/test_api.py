@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import io
 import json
+import struct
 import subprocess
 import sys
 
@@ -285,6 +286,25 @@ def test_a_recipes_data_dir_is_the_data_of_each_recipe_of_its_dataset(out, tmp_p
         ml.recipes.run("numpy-binary", data_dir=mnist_dir, out=out, progress=False)
     with pytest.raises(ml.DatasetError, match="no such folder"):  # before any fit
         ml.recipes.run("numpy-binary", data_dir=tmp_path / "nowhere", out=out, progress=False)
+    # with recipes of several datasets, a folder of other images was every run's: digits as Fashion-MNIST results
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    mnist = ml.load_dataset("mnist", data_dir=mnist_dir, progress=False)
+    (custom / "t10k-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, 100) + mnist.y_test[:100].tobytes())
+    (custom / "t10k-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, 100, 28, 28)
+                                                     + mnist.x_test[:100].tobytes())
+    for path in locate("mnist", data_dir=str(mnist_dir), download=False).values():
+        if "train" in path.name:
+            (custom / path.name).symlink_to(path)
+    given.clear()
+    with pytest.raises(ml.ParameterError, match=f"^data_dir: {custom} holds none of the official files of "
+                                                "fashion-mnist, mnist, which these recipes train on: "):
+        ml.recipes.run_all(["numpy-binary", "mnist-l1-5000"], data_dir=custom, out=out, progress=False)
+    with pytest.raises(ml.DatasetError, match="nowhere: no such folder"):  # once, not by each of the 4 runs
+        ml.recipes.run_all(["numpy-binary", "mnist-l1-5000"], data_dir=tmp_path / "nowhere", out=out, progress=False)
+    assert given == []
+    ml.recipes.run_all(["mnist-l1-5000"], data_dir=custom, out=out, progress=False)  # of one dataset: its data
+    assert [job.data.data_dir for job in given] == [str(custom)] * 2
 
 
 def test_test_fraction_pools_and_splits_again(out):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..callbacks import SILENT, FitProgress, started
 from ..data.datasets import other_dataset_in
-from ..errors import ParameterError
+from ..errors import DatasetError, ParameterError
 from .pipeline import DataChoice, TrainingJob, train_all, train_job
 
 
@@ -121,22 +121,32 @@ def _jobs(names: list[str], data_dir: str | None, command: str | None = None) ->
     """Each recipe's two runs, ``recipe-<name>-reproduction`` and ``recipe-<name>-ours``, with its name and role;
     ``command``: how they were asked for (config.json).
 
-    ``data_dir`` is the data of every run but those of a dataset whose files it is not: where it holds another
-    dataset's official files, those runs find theirs as usual (``--all --data-dir`` MNIST's folder: the
-    Fashion-MNIST recipes). A folder that none of the runs can use is refused. Only the MNIST recipes had
-    taken it: a Fashion-MNIST recipe given a folder of its files, or one that does not exist, trained on the
-    default data without a word."""
+    ``data_dir`` is the data of the runs of one dataset: of every run where all are of one dataset (a folder of
+    another dataset's official files is refused), and where they are of several (``--all``), of those of the
+    dataset whose official files it holds; the others find theirs as usual. A folder of other images goes with
+    the recipes of one dataset: with several, no run could tell whether it is its data (a folder of digits
+    reported as Fashion-MNIST results). Only the MNIST recipes had taken it: a Fashion-MNIST recipe given a
+    folder of its files, or one that does not exist, trained on the default data without a word."""
     runs = [(name, role, getattr(get_recipe(name), role)) for name in names for role in ROLES]
-    others = {}
+    datasets = sorted({c.data.dataset for _, _, c in runs})
+    takers = set(datasets)  # the datasets whose runs take data_dir
     if data_dir:
-        others = {dataset: other for dataset in {c.data.dataset for _, _, c in runs}
-                  if (other := other_dataset_in(dataset, data_dir))}
-        if len(others) == len({c.data.dataset for _, _, c in runs}):
-            dataset, other = next(iter(others.items()))
-            raise ParameterError("data_dir", f"{data_dir} holds {other}'s files, not {dataset}'s, which "
-                                             f"{'the recipe trains' if len(names) == 1 else 'the recipes train'} on")
-    return [(name, role, TrainingJob(c.family, dict(c.params), c.data if not data_dir or c.data.dataset in others
-                                     else replace(c.data, data_dir=data_dir), f"recipe-{name}-{role}", command))
+        holds = {dataset: other_dataset_in(dataset, data_dir) for dataset in datasets}
+        if len(datasets) == 1 and holds[datasets[0]]:
+            trains = "the recipe trains" if len(names) == 1 else "the recipes train"
+            raise ParameterError("data_dir", f"{data_dir} holds {holds[datasets[0]]}'s files, not {datasets[0]}'s, "
+                                             f"which {trains} on")
+        if len(datasets) > 1:
+            if not Path(data_dir).expanduser().is_dir():  # said once, not by each of the runs
+                raise DatasetError(f"{data_dir}: no such folder")
+            takers = set(holds.values()) & takers  # the one dataset that the others' checks name
+            if not takers:
+                raise ParameterError("data_dir", f"{data_dir} holds none of the official files of "
+                                                 f"{', '.join(datasets)}, which these recipes train on: a folder of "
+                                                 "other images goes with the recipes of one dataset")
+    return [(name, role, TrainingJob(c.family, dict(c.params), replace(c.data, data_dir=data_dir)
+                                     if data_dir and c.data.dataset in takers else c.data,
+                                     f"recipe-{name}-{role}", command))
             for name, role, c in runs]
 
 
