@@ -299,7 +299,7 @@ def test_recipe_run_again_resumes_its_interrupted_run(tmp_path, monkeypatch, one
     data = training.DataChoice(train_size=500, test_size=200)
     params = {**SMALL["cnn"], "epochs": 3}
     job = training.TrainingJob("cnn", params, data, "recipe-x-reproduction", embedding=False)
-    monkeypatch.setattr(recipes, "_jobs", lambda *args: [job])
+    monkeypatch.setattr(recipes, "_jobs", lambda *args: [("x", "reproduction", job)])
     epochs_trained = []
     original = TorchClassifier._train_epoch
     monkeypatch.setattr(TorchClassifier, "_train_epoch",
@@ -312,6 +312,22 @@ def test_recipe_run_again_resumes_its_interrupted_run(tmp_path, monkeypatch, one
         assert epochs_trained == [2], out
         assert "resumed after epoch 2" in json.loads((folder / "metrics.json").read_text())["fit_message"]
         assert not (out / "checkpoints").exists()
+
+    # another fit's checkpoint (the recipe's settings changed since, or a user's run of its name): it was resumed,
+    # which refused it ("give the settings it was written with"), and recipes run has no flag to start afresh
+    interrupted_run(monkeypatch, "cnn", {**params, "learning_rate": 0.05}, data, tmp_path / "other", job.name, 2)
+    epochs_trained.clear()
+    said = RecordingProgress()
+    training.train_job(job, tmp_path / "other", said)
+    assert epochs_trained == [0, 1, 2]
+    assert f"discarding {tmp_path / 'other' / 'checkpoints' / job.name}: the checkpoint of a fit with other " \
+           "settings or data" in said.lines
+    # a family that writes no checkpoints was asked to resume where a folder of its run's name held a file
+    stray = tmp_path / "recipe" / "checkpoints" / "recipe-y-ours"
+    stray.mkdir(parents=True)
+    (stray / "checkpoint.safetensors").write_bytes(b"")
+    training.train_job(training.TrainingJob("numpy-softmax", {"max_epochs": 1}, data, "recipe-y-ours",
+                                            embedding=False), tmp_path / "recipe")
 
 
 def test_checkpoints_that_cannot_be_written_are_refused_before_the_data(tmp_path, monkeypatch):

@@ -37,6 +37,11 @@ class ModelFileError(MnistlabError):
     """A model file is missing, foreign, tampered with or inconsistent."""
 
 
+class OtherFitsCheckpointError(ModelFileError):
+    """A resumed fit found the unfinished checkpoint of a fit with other parameters or data: resuming would
+    train another model, and replacing it would lose its epochs."""
+
+
 class ExportError(MnistlabError):
     """A model that cannot be exported to the format asked for, an export that would not compute
     what the model computes (it is then not written), or the packages an export needs are missing."""

@@ -30,8 +30,8 @@ from .._values import is_number, is_whole_number, path_text
 from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DEFAULT_DATASET, Dataset, data_dir_from_env, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
-from ..errors import (DatasetError, MnistlabError, ModelFileError, ParameterError, RunDamagedError, RunExistsError,
-                      one_line)
+from ..errors import (DatasetError, MnistlabError, ModelFileError, OtherFitsCheckpointError, ParameterError,
+                      RunDamagedError, RunExistsError, one_line)
 from ..models import check_family_name, get_family
 from ..models._fitting import finite_proba
 from ..models.base import RUN_SET_PARAMETERS, MnistlabModel
@@ -340,11 +340,20 @@ def train_all(jobs: list[TrainingJob], out: Path, cluster: str | None = None, pr
 
 def train_job(job: TrainingJob, out: Path, progress: FitProgress | None = None) -> Path:
     """``train`` the job over a run of its name. Its settings are the job's, the same each time it is run: a
-    checkpoint that an interrupted training of it kept is resumed (where its fingerprint is this fit's, as
-    ``resume`` checks it), not discarded with the epochs it holds (a recipe run again started at epoch 1)."""
-    kept = _holds_checkpoint(RunStore(out).checkpoints(job.name))
-    return train(job.family, job.params, job.data, out, name=job.name, overwrite=True, command=job.command,
-                 resume=kept, progress=progress, embedding=job.embedding)
+    checkpoint that an interrupted training of it kept is resumed, not discarded with the epochs it holds (a
+    recipe run again started at epoch 1). One of another fit (the job's settings changed since, or a user's
+    run of its name) is replaced, as an overwrite replaces it."""
+    train_it = functools.partial(train, job.family, job.params, job.data, out, name=job.name, overwrite=True,
+                                 command=job.command, progress=progress, embedding=job.embedding)
+    checkpoints = RunStore(out).checkpoints(job.name)
+    # a family that writes none is refused resume (a stray folder of that name would fail the job)
+    if "checkpoint_dir" in inspect.signature(get_family(job.family).__init__).parameters and \
+            _holds_checkpoint(checkpoints):
+        try:
+            return train_it(resume=True)
+        except OtherFitsCheckpointError:
+            (progress or SILENT).log(f"discarding {checkpoints}: the checkpoint of a fit with other settings or data")
+    return train_it()
 
 
 def run_files(family: str, params: dict, data: DataChoice, name: str, command: str | None = None,

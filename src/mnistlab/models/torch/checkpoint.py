@@ -19,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from ..._io import atomic_write_bytes, parse_json
-from ...errors import ModelFileError, one_line
+from ...errors import ModelFileError, OtherFitsCheckpointError, one_line
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "mnistlab-checkpoint-1"
@@ -93,9 +93,10 @@ class Checkpoint:
                     self.unusable = f"{self.path} is another fit's, which it finished"  # nothing of it is lost
                     return None
                 if meta.get("fingerprint") != self.fingerprint:  # its epochs, overwritten by another fit's, were lost
-                    raise ModelFileError(f"{self.path} holds the epochs of a fit with other parameters or data: only "
-                                         "that fit resumes it, and no other replaces it; give the settings it was "
-                                         "written with, or remove it to start afresh")
+                    raise OtherFitsCheckpointError(
+                        f"{self.path} holds the epochs of a fit with other parameters or data: only that fit resumes "
+                        "it, and no other replaces it; give the settings it was written with, or remove it to start "
+                        "afresh")
                 self.tensors = {key: f.get_tensor(key) for key in f.keys()}
         except (OSError, SafetensorError) as exc:
             self.unusable = f"{self.path} is unreadable ({one_line(exc)})"  # e.g. truncated
