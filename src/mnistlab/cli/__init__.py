@@ -23,7 +23,7 @@ import typer
 from typer.exceptions import TyperException
 from rich.text import Text
 
-from .._io import unstaged
+from .._io import FolderInTheWay, unstaged
 from .._system import start_waiting_thread
 from ..errors import MnistlabError, ParameterError, UnusedParameterWarning, one_line, printable
 from .common import app, err_console, keep_stdout_for_json
@@ -132,10 +132,9 @@ def main() -> None:
         _error_line(f"not enough memory: {one_line(exc)}")
     except OSError as exc:
         if exc.errno in MACHINE_ERRNOS:
-            # a message that names its file already (make_folder's) is said as it is, not with the name again
-            named = exc.filename and exc.strerror and str(exc.filename) in exc.strerror
-            _error_line(f"{exc.strerror}: {unstaged(exc.filename)}" if exc.filename and not named
-                        else one_line(exc))
+            # make_folder's names its file already: said as it is, not with the name again
+            _error_line(f"{exc.strerror}: {unstaged(exc.filename)}" if exc.filename and
+                        not isinstance(exc, FolderInTheWay) else one_line(exc))
         _report_bug(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, not bad input
         _report_bug(exc)

@@ -388,7 +388,7 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, overwri
     try:  # now, not when the first epoch's checkpoint is written, as the claim checks runs/ before any work
         check_writable(folder)
     except OSError as exc:
-        raise ParameterError("out", f"cannot write checkpoints in {folder.parent} ({exc.strerror or exc})") from None
+        raise ParameterError("out", f"cannot write checkpoints in {folder} ({exc.strerror or exc})") from None
     if not resume and not overwrite and _holds_checkpoint(folder):
         raise RunExistsError(f"run {folder.name!r} was interrupted, and its checkpoint in {folder} is kept: "
                              "resume it, or overwrite it to start afresh")
