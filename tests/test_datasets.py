@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import mmap
 import shutil
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def test_shared_mnist_is_a_reduced_set(mnist, mnist_dir):
 def test_warm_load_comes_from_the_decoded_cache(mnist_dir):
     first = load_dataset("mnist", data_dir=mnist_dir)
     second = load_dataset("mnist", data_dir=mnist_dir)
-    assert isinstance(second.x_train, np.memmap)
+    base = second.x_train
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base.obj, mmap.mmap)  # a view of the cache file's mapping, not decoded again
     assert np.array_equal(first.x_test, second.x_test)
     # writable, as keras.datasets' arrays ("assignment destination is read-only"), each load's its own: an edit
     # never reaches the cache's files
@@ -67,6 +71,12 @@ def test_warm_load_comes_from_the_decoded_cache(mnist_dir):
     x -= x  # in place, as a notebook would
     third = load_dataset("mnist", data_dir=mnist_dir)
     assert (third.y_train == 9).any() and np.array_equal(first.x_test, third.x_test) and not second.x_test.any()
+    # a worker process gets the edited images: an np.memmap went to joblib's workers by its file's name, and
+    # they read the cache's file (cross_val_score with n_jobs=2 scored the unedited images)
+    from joblib import Parallel, delayed
+
+    second.x_train[:] = 0
+    assert Parallel(n_jobs=2)(delayed(np.sum)(second.x_train) for _ in range(2)) == [0, 0]
 
 
 def test_explicit_dir_wins_and_must_hold_files(tmp_path, mnist_dir, monkeypatch):
