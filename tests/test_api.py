@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -530,10 +531,12 @@ def test_objects_of_the_default_relative_out_work_after_the_working_folder_chang
     monkeypatch.delenv("MNISTLAB_OUT", raising=False)  # ./mnistlab-out
     rel = ml.train("logreg", C=0.1, name="rel", progress=False, embedding=False, **SMALL)
     comparison = ml.compare(rel, run)
+    listed = ml.runs()
     assert rel.path == tmp_path / "mnistlab-out" / "runs" / "rel" and comparison.path.is_absolute()
     monkeypatch.chdir(tmp_path.parent)  # a notebook's %cd: every call said "'rel' was replaced after it was loaded"
     assert rel.model.coef_.shape == (10, 784) and len(rel.predictions.y_pred) == SMALL["test_size"]
     assert "confusion_matrix" in rel.figure_names() and comparison.figure("accuracy")
+    assert listed["rel"].path == rel.path and os.path.isabs(listed[0].path)  # "no run 'rel'" in the new folder
 
 
 def test_a_sweep_or_comparison_name_given_that_exists_is_refused_before_any_work(run, tmp_path, monkeypatch):

@@ -165,6 +165,9 @@ def test_help_starts_without_numpy():
                                                                                "/x/runs/a\n")),
     ("OSError(errno.EFBIG, 'File too large', f'/x/runs/.staging-{os.getpid()}-a-b-3pn4nopj/report.html')",
      (2, "error: File too large: /x/runs/a-b/report.html\n")),
+    ("OSError(errno.ENOSPC, 'No space left on device', '.')", (2, "error: No space left on device: .\n")),
+    # without a file (os.kill, sched_setaffinity): more likely a bug than the machine's state
+    ("PermissionError(errno.EPERM, 'Operation not permitted')", (1, "internal error: PermissionError: ")),
 ])
 def test_a_full_or_read_only_disk_is_one_line_not_a_bug(out, error, expected):
     code = ("import errno, os, sys, mnistlab.experiments.store as store\n"

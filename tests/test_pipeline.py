@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,16 @@ def test_a_run_under_the_working_folder_is_shown_by_its_relative_path(tmp_path):
     assert result.returncode == 0, result.stderr
     # the API's Run keeps an absolute path (it works after a notebook's %cd); the line shows it as given
     assert result.stdout.endswith("run: mnistlab-out/runs/here\nreport: mnistlab-out/runs/here/report.html\n")
+
+
+def test_a_path_is_shown_whole_where_the_working_folder_is_gone(tmp_path, monkeypatch):
+    """Path.cwd() raises there: a command that had written its run ended in 'internal error: FileNotFoundError'."""
+    from mnistlab.cli.common import shown
+
+    def gone():
+        raise FileNotFoundError(2, "No such file or directory")
+    monkeypatch.setattr(Path, "cwd", staticmethod(gone))
+    assert shown(tmp_path / "runs" / "a") == tmp_path / "runs" / "a"
 
 
 def test_reloaded_model_predicts_bit_identically(fashion, tmp_path):

@@ -151,8 +151,9 @@ def unstaged(path: str | os.PathLike) -> str:
     """``path`` with this process's staging folders and files (``staging_prefix``) named as what they were to
     become: runs/big/report.html, not runs/.staging-18484-big-3pn4nopj/report.html (gone once it failed)."""
     prefix = f"{STAGING_PREFIX}{os.getpid()}-"
-    return os.path.join(*(part[len(prefix):].rsplit("-", 1)[0] if part.startswith(prefix) else part
-                          for part in Path(os.fsdecode(path)).parts))
+    parts = [part[len(prefix):].rsplit("-", 1)[0] if part.startswith(prefix) else part
+             for part in Path(os.fsdecode(path)).parts]
+    return os.path.join(*parts) if parts else os.fsdecode(path)  # "." has no parts
 
 
 @contextmanager

@@ -492,7 +492,7 @@ def runs(out: str | Path | None = None) -> RunList:
     >>> "doc" in [r.name for r in ml.runs()]
     True
     """
-    store = _store(out)
+    store = RunStore(_store(out).out.absolute())  # absolute: as Run's, its rows and runs["name"] work after a %cd
     return RunList(store.list(), store)
 
 

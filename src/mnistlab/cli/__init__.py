@@ -131,7 +131,8 @@ def main() -> None:
     except MemoryError as exc:  # what was asked for (a layer of 10^8 units, say) does not fit this machine
         _error_line(f"not enough memory: {one_line(exc)}")
     except OSError as exc:
-        if exc.errno in MACHINE_ERRNOS:
+        # EPERM without a file (os.kill, sched_setaffinity) is more likely a bug than the machine's state
+        if exc.errno in MACHINE_ERRNOS and (exc.filename or exc.errno != errno.EPERM):
             # make_folder's names its file already: said as it is, not with the name again
             _error_line(f"{exc.strerror}: {unstaged(exc.filename)}" if exc.filename and
                         not isinstance(exc, FolderInTheWay) else one_line(exc))

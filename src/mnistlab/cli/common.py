@@ -136,7 +136,7 @@ def shown(path: Path) -> Path:
     as /home/…/mnistlab-out/runs/… (--json gives the absolute path, which a script can use from anywhere)."""
     try:
         return path.relative_to(Path.cwd())
-    except ValueError:
+    except (ValueError, OSError):  # OSError: the working folder was deleted meanwhile
         return path
 
 

@@ -238,7 +238,10 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
     def without_folders(text: str) -> str:
         """``text`` with the server's folders cut from the paths it names (runs/NAME/metrics.json)."""
-        for folder in {out, out.resolve(), *([default_dir.parent] if default_dir is not None else [])}:
+        # the longest first: "mnistlab-out/" cut from inside "/srv/x/mnistlab-out/" left the server's "/srv/x/"
+        # (a set's order, which the hash seed picks)
+        folders = {str(out), str(out.resolve()), *([str(default_dir.parent)] if default_dir is not None else [])}
+        for folder in sorted(folders, key=len, reverse=True):
             text = text.replace(f"{folder}{os.sep}", "")
         return text
 
