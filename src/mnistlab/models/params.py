@@ -48,14 +48,13 @@ class Interval:
     """Numbers of ``type`` (``Integral`` or ``Real``) between ``left`` and ``right`` (None: unbounded),
     ``closed`` on the "left", "right", "both" or "neither" side; NaN is in none. As in scikit-learn, an
     unbounded side is ±infinity, in the interval only where that side is closed (C=inf, no penalty: closed
-    on the right); an epsilon of inf had been taken, and the fit learnt nothing (accuracy 0.1). ``why``: the
-    reason for a bound that its number alone does not tell, said with it."""
+    on the right); an epsilon of inf had been taken, and the fit learnt nothing (accuracy 0.1)."""
 
-    def __init__(self, type, left, right, *, closed, why=None):
+    def __init__(self, type, left, right, *, closed):
         if type not in (Integral, Real) or closed not in ("left", "right", "both", "neither"):
             raise ValueError(f"Interval({type!r}, closed={closed!r}): type must be Integral or Real, closed "
                              "one of 'left', 'right', 'both', 'neither'")
-        self.type, self.left, self.right, self.closed, self.why = type, left, right, closed, why
+        self.type, self.left, self.right, self.closed = type, left, right, closed
 
     def is_satisfied_by(self, value) -> bool:
         if not isinstance(value, self.type) or (not isinstance(value, Integral) and math.isnan(value)):
@@ -128,11 +127,6 @@ def is_string_options(c) -> bool:
 
 
 def _interval_text(c) -> str:
-    text = _bounds_text(c)
-    return f"{text} ({c.why})" if getattr(c, "why", None) else text  # scikit-learn's have no why
-
-
-def _bounds_text(c) -> str:
     kind = {"Integral": "an int", "RealNotInt": "a float"}.get(c.type.__name__, "a number")
     closed_left, closed_right = c.closed in ("left", "both"), c.closed in ("right", "both")
     if c.type is not Integral and (c.right is None and not closed_right or c.left is None and not closed_left):
