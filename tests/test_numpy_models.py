@@ -13,7 +13,7 @@ from conftest import RecordingProgress
 from mnistlab.data import preprocess
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
-from mnistlab.errors import ParameterError
+from mnistlab.errors import ParameterError, UnusedParameterWarning
 from mnistlab.models.numpy.mlp import NumpyMLP
 from mnistlab.models.numpy.optim import Adam, GradientDescent, Momentum, learning_rate_at
 from mnistlab.models.numpy.train import one_hot
@@ -330,6 +330,20 @@ def test_a_fit_that_diverges_stops_at_the_epoch_with_one_error_and_no_numpy_warn
         assert len(recorder.done) < 8 and recorder.ended_by_error == [True]  # stopped there; the bar ended
     copy = pickle.loads(pickle.dumps(error.value))  # as it comes back from a worker process
     assert type(copy) is DivergedError and str(copy) == str(error.value)
+
+
+@pytest.mark.parametrize("epsilon, beta2", [(1e-50, 0.999), (1e-38, 0.9999999999999999)])
+def test_an_epsilon_whose_first_step_is_0_in_float32_is_refused_up_front(epsilon, beta2):
+    """Adam's first step divides by epsilon·√(1 − beta2): 0 in float32 was 0/0 at a pixel no image lights, and
+    the fit "diverged in training", a learning rate too high being said the usual cause."""
+    X, y = toy_data()
+    X[:, 0] = 0  # a pixel no image lights: its gradient and RMS are 0
+    with pytest.raises(ParameterError, match=f"^epsilon: with beta2={beta2!r}, Adam's first step divides by "):
+        get_family("numpy-softmax")(epsilon=epsilon, beta2=beta2).fit(X, y)
+    model = get_family("numpy-softmax")(epsilon=1e-40, random_state=0).fit(X, y)  # a float32 subnormal: taken
+    assert np.isfinite(model.predict_proba(X)).all()
+    with pytest.warns(UnusedParameterWarning, match="epsilon: ignored"):  # no Adam: nothing divided by it
+        get_family("numpy-softmax")(epsilon=epsilon, beta2=beta2, optimizer="sgd").fit(X, y)
 
 
 @pytest.mark.parametrize("family, params", [("numpy-softmax", {"learning_rate": 1e38}),

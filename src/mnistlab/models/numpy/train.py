@@ -142,10 +142,16 @@ class GradientDescentClassifier(MnistlabModel):
         return tags
 
     def _check_rules(self) -> None:
-        """That early stopping has a validation split to watch."""
+        """That early stopping has a validation split to watch, and that Adam's first step divides by no 0."""
         if self.early_stopping and self.validation_fraction == 0:
             raise ParameterError("validation_fraction", "must be > 0 with early_stopping=True "
                                                         "(None holds out 0.1)")
+        # Adam's first step divides by √s + epsilon·√(1 − beta2) (optim.Adam), in float32: where that is 0, a pixel
+        # no image lights is 0/0, NaN (epsilon=1e-50 "diverged in training", a learning rate too high was said)
+        if self.optimizer == "adam" and np.float32(self.epsilon * math.sqrt(1 - self.beta2)) == 0:
+            raise ParameterError("epsilon", f"with beta2={self.beta2!r}, Adam's first step divides by "
+                                            f"epsilon × √(1 − beta2), 0 in float32 for {self.epsilon!r}: give a larger "
+                                            "epsilon")
 
     # -- hooks (see the module docstring) -------------------------------------------------
     def _init_params(self, n_features, n_classes, rng):
