@@ -21,15 +21,16 @@ from ..errors import DivergedError, ParameterError, one_line
 
 
 def reporter(progress) -> FitProgress:
-    """What a fit's ``progress`` reports to: a ``FitProgress`` as given, None silence, True or False what
-    ``ml.train(progress=...)`` takes them for (``progress.fit_progress``: a bar for where the code runs, or
-    silence); anything else a ParameterError. True had been an AttributeError ("'bool' object has no attribute
+    """What a fit's ``progress`` reports to: a ``FitProgress`` as given, None or False silence; anything else a
+    ParameterError. An estimator draws nothing itself (it never prints, nor imports Rich): True, a bar to
+    ``ml.train``, is refused with the way to one. It had been an AttributeError ("'bool' object has no attribute
     'start'") in every family's fit."""
-    if progress is None or isinstance(progress, FitProgress):
-        return progress or SILENT
-    from ..progress import fit_progress  # Rich or tqdm, imported only where a bar is asked for
-
-    return fit_progress(progress)
+    if isinstance(progress, FitProgress):
+        return progress
+    if progress is None or isinstance(progress, (bool, np.bool_)) and not progress:
+        return SILENT
+    bar = " (an estimator draws no bar itself: mnistlab.progress.fit_progress() is ml.train's)" if progress else ""
+    raise ParameterError("progress", f"must be a FitProgress, or None or False for none; got {progress!r}{bar}")
 
 
 @contextmanager
