@@ -251,8 +251,8 @@ def test_a_scheduler_lost_mid_sweep_keeps_the_finished_points(tmp_path, capfd):
 
         lost = f"lost the Dask scheduler at {address} (it stopped, or the network to it failed)"
         # Python had said nothing of it, and each row's error ended in Dask's words with the task's key
-        with pytest.warns(UserWarning, match=f"^{re.escape(lost)}: [23] of 4 points finished before it \\(the rest "
-                                             "are failed points, without scores\\)$"):
+        with pytest.warns(ml.SchedulerLostWarning, match=f"^{re.escape(lost)}: [23] of 4 points finished before it "
+                                                         "\\(the rest are failed points, without scores\\)$"):
             sweep = ml.sweep("logreg", {"C": [0.01, 0.1, 1.0, 10.0]}, train_size=600, out=tmp_path,
                              progress=SchedulerKilled(), cluster=address)
         assert sum(r["error"] is None and r["val_accuracy"] is not None for r in sweep.results) >= 2

@@ -28,7 +28,7 @@ _EXPORTS = {
     **{name: "errors" for name in ("MnistlabError", "DatasetError", "ParameterError", "ModelFileError",
                                    "PhotoError", "BlankPhotoError", "RunNotFoundError", "RunExistsError",
                                    "RunDamagedError", "DivergedError", "NotConvergedWarning",
-                                   "UnusedParameterWarning")},
+                                   "UnusedParameterWarning", "SchedulerLostWarning")},
 }
 __all__ = [*_EXPORTS, "__version__"]
 

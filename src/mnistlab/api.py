@@ -28,9 +28,9 @@ import numpy as np
 from . import html
 from .data import datasets
 from .data.datasets import Dataset
-from ._values import path_text, setting_text, settings_text
+from ._values import path_text, setting_text
 from .callbacks import FitProgress
-from .errors import MnistlabError, NotConvergedWarning, ParameterError
+from .errors import MnistlabError, NotConvergedWarning, ParameterError, SchedulerLostWarning
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
     PLOTS,
@@ -538,7 +538,7 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
     [0.01, 0.1]
     """
     from .experiments.cluster import cluster_address
-    from .experiments.sweep import MAX_POINTS, run_sweep, scheduler_lost
+    from .experiments.sweep import MAX_POINTS, run_sweep, scheduler_lost, used_settings
     from .progress import fit_progress
 
     if not isinstance(grid, dict):
@@ -550,15 +550,14 @@ def sweep(model: str, grid: dict[str, list], *, dataset: str = datasets.DEFAULT_
                              cv=cv, val_fraction=val_fraction, progress=fit_progress(progress),
                              cluster=cluster_address(cluster), overwrite=overwrite)
     if lost := scheduler_lost(rows):  # a lost scheduler's failed points, as the command line says them
-        warnings.warn(lost, stacklevel=2)
+        warnings.warn(lost, SchedulerLostWarning, stacklevel=2)
     # as train warns of its run; of the fits made, not of the rows: a row with same_fit_as has another's scores,
     # a failed point's (a lost scheduler's too) none
     fitted = [row for row in rows if not row.get("same_fit_as") and row.get("error") is None]
     if unfinished := [row for row in fitted if row.get("converged") is False]:
-        unused = (unfinished[0].get("unused") or "").split(", ")  # values that fit did not use: not its settings
         warnings.warn(f"{len(unfinished)} of {len(fitted)} fits stopped before they converged (the first, "
-                      f"{settings_text({k: unfinished[0][k] for k in grid if k not in unused})}): their scores are "
-                      "of unfinished fits; raise max_iter (or tol)", NotConvergedWarning, stacklevel=2)
+                      f"{used_settings(unfinished[0], grid)}): their scores are of unfinished fits; raise max_iter "
+                      "(or tol)", NotConvergedWarning, stacklevel=2)
     return Sweep(folder, rows, grid)
 
 

@@ -110,6 +110,11 @@ class UnusedParameterWarning(UserWarning):
         return type(self), (self.parameter, self.problem)
 
 
+class SchedulerLostWarning(UserWarning):
+    """A sweep's Dask scheduler was lost midway: the points that had not finished are failed rows, without
+    scores (``mnistlab.sweep`` warns; the command line says it as its one error line)."""
+
+
 class NotConvergedWarning(UserWarning):
     """A fit stopped before its solver converged (at its iteration limit, say): its fit message says where.
     Warned by ``mnistlab.train``, as scikit-learn warns its ConvergenceWarning; the command line prints it."""

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from .._values import setting_text, settings_text
 from ..data.registry import DEFAULT_DATASET
-from ..errors import NotConvergedWarning, ParameterError
+from ..errors import NotConvergedWarning, ParameterError, SchedulerLostWarning
 from .common import (
     MODEL_OPTIONS,
     OUT,
@@ -185,13 +185,14 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     """
     from .. import api
     from ..models import get_family
+    from ..experiments.sweep import used_settings
     from . import model_options
 
     grid = model_options.parse(get_family(model), list(ctx.args), multi=True)
     if not grid:
         raise ParameterError(None, "nothing to sweep: give at least one model option with values, e.g. --C 0.01,0.1,1")
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="lost the Dask scheduler")  # said last, as its one line
+        warnings.simplefilter("ignore", SchedulerLostWarning)  # said last, as its one line
         sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
                           train_size=train_size, seed=seed, cv=cv, val_fraction=val_fraction, name=name, out=out,
                           progress=not as_json, cluster=cluster, overwrite=overwrite)
@@ -211,9 +212,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
                         for k, v in r.items()))
     console.print(table)
     best = sweep.best
-    unused = (best.get("unused") or "").split(", ")  # values the best fit did not use: not what made it best
-    console.print(f"best: {settings_text({k: best[k] for k in grid if k not in unused})} "
-                  f"({best['val_accuracy']:.4f})")
+    console.print(f"best: {used_settings(best, grid)} ({best['val_accuracy']:.4f})")
     console.print(f"table: {shown(sweep.path / 'sweep.csv')}\nplot: {shown(sweep.path / 'sweep.png')}")
     _exit_if_points_failed(sweep, grid)
 

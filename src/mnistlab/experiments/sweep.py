@@ -272,6 +272,13 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
     return rows, n_train
 
 
+def used_settings(row: dict, grid: dict) -> str:
+    """The swept settings of ``row`` that its fit used, as text: values named in its "unused" column made no
+    difference to it (not what made a best point best, nor what a fit that did not converge was given)."""
+    unused = (row.get("unused") or "").split(", ")
+    return settings_text({name: row[name] for name in grid if name not in unused})
+
+
 NOT_FINISHED = "not finished: "  # a point's error where the cluster's scheduler was lost before its fit ended
 
 

@@ -122,8 +122,8 @@ class MnistlabModel:
     Fitted models may have ``history_``: a dict of per-iteration or per-epoch
     curves (lists of floats).
 
-    ``fit(X, y, progress=None)`` takes a ``callbacks.FitProgress``, or True or False (a bar or none, as
-    ``ml.train`` takes them; ``_fitting.reporter``); None: silent.
+    ``fit(X, y, progress=None)`` takes a ``callbacks.FitProgress``; None or False: silent
+    (``_fitting.reporter``: an estimator draws no bar itself).
     """
 
     family: ClassVar[str]
