@@ -496,8 +496,8 @@ def load_dataset(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None
     """Load a dataset like ``keras.datasets``: ``x_train`` (uint8 N×28×28), ``y_train``, …
 
     The arrays are writable, as keras's are, and each load's are its own: from the decoded cache, they are
-    copy-on-write maps of its files (``np.memmap``, mode "c"), which an edit never reaches (only the pages
-    written take memory).
+    copy-on-write maps of its files (``_copy_on_write``: plain arrays, not np.memmap), which an edit never
+    reaches (only the pages written take memory).
 
     >>> ds = load_dataset("fashion-mnist")
     >>> ds.x_train.shape, ds.classes[0]
