@@ -433,8 +433,11 @@ def test_cnn_presets_and_widths():
     with pytest.raises(ParameterError, match=r"^widths: with the fast preset's pool='between' at most 3 stages "
                                              r"\(28 → 14 → 7 → 3\), with pool='after', 4; got 4$"):
         small("cnn", widths=(4, 4, 4, 4)).validate_params()
-    with pytest.raises(ParameterError, match=r"^whiten: whitening \(the fast preset's whiten=True\) fixes at most 18 "):
+    # and the widths given, not the preset's whitening, named as the cause: --widths 32,64 was '--whiten: …'
+    with pytest.raises(ParameterError, match=r"^widths: whitening \(the fast preset's whiten=True\) fixes at most 18 "):
         small("cnn", widths=(32, 8)).validate_params()
+    with pytest.raises(ParameterError, match=r"^whiten: whitening \(whiten=True\) fixes at most 18 "):
+        small("cnn", widths=(32, 8), whiten=True).validate_params()
     small("cnn", widths=(4, 4, 4, 4), pool="after").validate_params()
 
 
