@@ -252,6 +252,31 @@ def test_mlp_through_the_pipeline(tmp_path):
     assert load_model(run).predict(np.zeros((1, 784), dtype=np.float32)).shape == (1,)
 
 
+def test_checkpoint_of_flips_before_auto_names_the_flip_that_resumes_it(data, tmp_path, monkeypatch):
+    """Every cnn fit flipped before flip='auto', which is False on MNIST: the same command refused an MNIST run's
+    checkpoint from then as 'a fit with other parameters or data', without saying which; it names flip now."""
+    from mnistlab.cli import error_line
+    from mnistlab.errors import OtherFitsCheckpointError
+
+    X, y, _, _ = data
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            small("cnn", flip=True, checkpoint_dir=str(tmp_path)).fit(X, y)
+    with pytest.raises(OtherFitsCheckpointError) as refused:
+        small("cnn", flip=False, checkpoint_dir=str(tmp_path)).fit(X, y)
+    assert refused.value.parameter == "flip"
+    assert error_line(refused.value) == (
+        f"--flip: {tmp_path / CHECKPOINT_FILE} holds the epochs of a fit with flip=True (the default before 'auto', "
+        "which flips only where a mirror image keeps its class): resume it with flip=True, or remove it to start "
+        "afresh")
+    with pytest.raises(OtherFitsCheckpointError, match="other parameters or data") as other:  # flip not the cause
+        small("cnn", flip=False, learning_rate=0.05, checkpoint_dir=str(tmp_path)).fit(X, y)
+    assert other.value.parameter is None
+    resumed = small("cnn", flip=True, checkpoint_dir=str(tmp_path)).fit(X, y)
+    assert "resumed after epoch 1" in resumed.fit_message_
+
+
 def interrupted_run(monkeypatch, family, params, data, out, name, epoch) -> None:
     """Train run ``name`` into ``out`` until it is interrupted as epoch ``epoch`` (0-based) starts."""
     with monkeypatch.context() as patch:

@@ -39,7 +39,15 @@ class ModelFileError(MnistlabError):
 
 class OtherFitsCheckpointError(ModelFileError):
     """A resumed fit found the unfinished checkpoint of a fit with other parameters or data: resuming would
-    train another model, and replacing it would lose its epochs."""
+    train another model, and replacing it would lose its epochs. ``parameter`` names the one whose other value
+    resumes it, where the family knows it (as ``ParameterError`` names one), else None."""
+
+    def __init__(self, problem: str, parameter: str | None = None):
+        self.parameter, self.problem = parameter, problem
+        super().__init__(f"{parameter}: {problem}" if parameter else problem)
+
+    def __reduce__(self):  # so that it crosses from a worker process as itself
+        return type(self), (self.problem, self.parameter)
 
 
 class ExportError(MnistlabError):

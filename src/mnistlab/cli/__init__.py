@@ -25,7 +25,8 @@ from rich.text import Text
 
 from .._io import FolderInTheWay, unstaged
 from .._system import start_waiting_thread
-from ..errors import MnistlabError, ParameterError, UnusedParameterWarning, one_line, printable
+from ..errors import (MnistlabError, OtherFitsCheckpointError, ParameterError, UnusedParameterWarning, one_line,
+                      printable)
 from .common import app, err_console, keep_stdout_for_json
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
@@ -42,7 +43,7 @@ def _global_options(debug: Annotated[bool, typer.Option(
 
 def error_line(exc: MnistlabError | UnusedParameterWarning) -> str:
     """The one line a user sees for bad input (or a setting given in vain); a parameter is named by its flag."""
-    if isinstance(exc, (ParameterError, UnusedParameterWarning)) and exc.parameter:
+    if isinstance(exc, (ParameterError, OtherFitsCheckpointError, UnusedParameterWarning)) and exc.parameter:
         return f"--{exc.parameter.replace('_', '-')}: {exc.problem}"
     return str(exc)
 

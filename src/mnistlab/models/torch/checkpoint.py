@@ -61,6 +61,7 @@ class Checkpoint:
         self.tensors: dict[str, torch.Tensor] = {}
         self.meta: dict[str, str] = {}
         self.unusable: str | None = None  # why ``load`` found nothing to resume, when a file was there
+        self.written_for: str | None = None  # the fingerprint of the fit whose file ``load`` found
 
     def save(self, epoch: int, epochs: int, seed: int, threads: int, seconds: float, history: dict, network,
              optimizer) -> None:
@@ -86,6 +87,7 @@ class Checkpoint:
         try:
             with safe_open(str(self.path), framework="pt") as f:
                 meta = f.metadata() or {}
+                self.written_for = meta.get("fingerprint")
                 if meta.get("format") != CHECKPOINT_FORMAT:
                     self.unusable = f"{self.path} is not an mnistlab checkpoint"
                     return None

@@ -28,7 +28,8 @@ before the optimiser is made, e.g. fixed filters; default: nothing),
 of network and images), ``_autocast_dtype(device)`` (lower precision for the training steps'
 forward pass, e.g. bfloat16; default: None, float32 throughout), ``_settings()`` (the
 parameters as training uses them, which a checkpoint must match; default: ``get_params()``,
-a family with presets resolves them).
+a family with presets resolves them), ``_former_settings()`` (values an earlier version took for
+what is now given, which a refused checkpoint is tested against to say which one resumes it).
 
 Reproducibility: all randomness comes from ``random_state`` and the epoch
 number — the initial weights from (seed, INIT), the validation split from
@@ -61,7 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from ...callbacks import SILENT, ThinnedLog, started
-from ...errors import DivergedError, ParameterError, one_line
+from ...errors import DivergedError, OtherFitsCheckpointError, ParameterError, one_line
 from ...data.preprocess import held_out
 from ...data.registry import IMAGE_SIDE
 from .._fitting import finite_proba, reporter
@@ -161,6 +162,11 @@ class TorchClassifier(MnistlabModel):
     def _predict_logits(self, network: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         return network(images)
 
+    def _former_settings(self) -> dict[str, tuple[object, str]]:
+        """Settings an earlier version of the family took for what this one is given (a default since resolved
+        otherwise), each as parameter → (that value, why): a checkpoint of one is refused naming it."""
+        return {}
+
     def _autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         return None
 
@@ -185,8 +191,19 @@ class TorchClassifier(MnistlabModel):
         if checkpoint:
             with torch.device("meta"):  # the state's names and shapes, without memory or random numbers
                 shape_of = self._build_network(len(classes))
-            saved = checkpoint.load(epochs, {k: tuple(v.shape) for k, v in shape_of.state_dict().items()},
-                                    len(list(shape_of.parameters())), set(HISTORY_KEYS[self.validation_fraction > 0]))
+            try:
+                saved = checkpoint.load(epochs, {k: tuple(v.shape) for k, v in shape_of.state_dict().items()},
+                                        len(list(shape_of.parameters())),
+                                        set(HISTORY_KEYS[self.validation_fraction > 0]))
+            except OtherFitsCheckpointError:
+                # a setting whose meaning changed since (a default now resolved otherwise): the same command no
+                # longer resumes its checkpoint, and "give the settings it was written with" did not say which
+                for name, (value, why) in self._former_settings().items():
+                    if checkpoint.written_for == self._fingerprint(X, y, classes, {name: value}):
+                        raise OtherFitsCheckpointError(f"{checkpoint.path} holds the epochs of a fit with "
+                                                       f"{name}={value!r} ({why}): resume it with {name}={value!r}, "
+                                                       "or remove it to start afresh", name) from None
+                raise
         if checkpoint and checkpoint.unusable:
             progress.log(f"not resuming: {checkpoint.unusable}; starting afresh")
         if saved is not None:
@@ -341,9 +358,10 @@ class TorchClassifier(MnistlabModel):
         images = torch.from_numpy(np.ascontiguousarray(X)).reshape(-1, *IMAGE_SHAPE).to(device)
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
-    def _fingerprint(self, X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> str:
-        """What a checkpoint must match to be resumed: the family, what its parameters compute, the data."""
-        params = {k: v for k, v in self._settings().items() if k not in NOT_FINGERPRINTED}
+    def _fingerprint(self, X: np.ndarray, y: np.ndarray, classes: np.ndarray, changed: dict | None = None) -> str:
+        """What a checkpoint must match to be resumed: the family, what its parameters compute (with the settings
+        ``changed``, if given), the data."""
+        params = {k: v for k, v in (self._settings() | (changed or {})).items() if k not in NOT_FINGERPRINTED}
         digest = hashlib.blake2b(json.dumps([self.family, params, classes.tolist()],
                                             sort_keys=True, default=str).encode())
         digest.update(np.ascontiguousarray(X).data)
