@@ -277,6 +277,22 @@ def test_checkpoint_of_flips_before_auto_names_the_flip_that_resumes_it(data, tm
     assert "resumed after epoch 1" in resumed.fit_message_
 
 
+def test_tta_given_in_vain_says_where_flip_auto_turned_the_flips_off():
+    """--tta false on MNIST was 'ignored (used only when flip is True)', where the user gave no flip: 'auto' was."""
+    from mnistlab.data.registry import DATASETS
+    from mnistlab.errors import UnusedParameterWarning
+
+    model = small("cnn", tta=False)
+    model.suit_dataset(DATASETS["mnist"])
+    with pytest.warns(UnusedParameterWarning, match=r"^tta: ignored \(used only when flip is True, and flip='auto' "
+                                                    r"is False on mnist, whose mirror images change their class\)$"):
+        model.validate_params()
+    given = small("cnn", tta=False, flip=False)
+    given.suit_dataset(DATASETS["mnist"])
+    with pytest.warns(UnusedParameterWarning, match=r"^tta: ignored \(used only when flip is True\)$"):
+        given.validate_params()
+
+
 def interrupted_run(monkeypatch, family, params, data, out, name, epoch) -> None:
     """Train run ``name`` into ``out`` until it is interrupted as epoch ``epoch`` (0-based) starts."""
     with monkeypatch.context() as patch:

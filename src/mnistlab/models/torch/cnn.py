@@ -303,6 +303,15 @@ class CNN(TorchClassifier):
         # On MNIST (5,000 training images, lr 0.1, batch 64) flips made 60% more errors: 0.9723 against 0.9847
         if isinstance(self.flip, str):
             self.set_params(flip=dataset.mirror_keeps_class)
+            self._flip_resolved_on = dataset.name  # for unused_parameters: a flip of False the user never gave
+
+    def unused_parameters(self) -> dict[str, str]:
+        why = super().unused_parameters()
+        if "tta" in why and self.flip is False and getattr(self, "_flip_resolved_on", None):
+            # --tta false on MNIST was 'ignored (used only when flip is True)', where the user gave no flip
+            why["tta"] += (f", and flip='auto' is False on {self._flip_resolved_on}, whose mirror images change "
+                           "their class")
+        return why
 
     def _said(self, name: str) -> str:
         """``name=value`` as the fit takes it, said to be the preset's where it is: a refusal of a setting the user
