@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -527,6 +528,31 @@ def test_a_count_and_a_fraction_of_the_same_number_are_two_settings(tmp_path):
     assert list(sweep.figure().axes[0].lines[0].get_xdata()) == ["1", "1.0"]  # not one place on an axis of numbers
     with pytest.raises(ParameterError, match="the value 1 is given twice"):
         ml.sweep("logreg", {"fit_intercept": [True, 1]}, train_size=300, out=tmp_path, progress=False)
+
+
+def test_values_that_are_one_setting_as_the_fit_takes_them_are_one_fit(tmp_path):
+    """C=[1, 1.0], hidden_layer_sizes=[16, (16,)] and cnn's flip=['auto', True] on Fashion-MNIST (where 'auto' is
+    True) were fitted twice each; their rows stay, the second with the first's scores."""
+    import mnistlab as ml
+
+    for family, grid, fixed, same in [
+            ("logreg", {"C": [1, 1.0]}, {"max_iter": [5]}, "C=1"),
+            ("sklearn:MLPClassifier", {"hidden_layer_sizes": [16, (16,)]}, {"max_iter": [2]}, "hidden_layer_sizes=16"),
+            ("cnn", {"flip": ["auto", True]}, {"epochs": [1], "widths": [(8, 16)], "learning_rate": [0.05],
+                                               "batch_size": [64], "threads": [1]}, "flip=auto")]:
+        progress = RecordingProgress()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # not converged in so few steps
+            sweep = ml.sweep(family, {**grid, **fixed}, train_size=300, out=tmp_path, progress=progress)
+        assert progress.starts == [(1, "fit")], family
+        first, second = sweep.results
+        assert [first["same_fit_as"], second["same_fit_as"]] == [None, same]
+        assert second["val_accuracy"] == first["val_accuracy"] and second["fit_seconds"] is None
+    # max_features 1 (one feature) and 1.0 (all of them) stay two fits
+    progress = RecordingProgress()
+    ml.sweep("sklearn:DecisionTreeClassifier", {"max_features": [1, 1.0]}, train_size=300, out=tmp_path,
+             progress=progress)
+    assert progress.starts == [(2, "fit")]
 
 
 def test_a_swept_none_is_shown_as_a_setting_not_as_a_gap(tmp_path):

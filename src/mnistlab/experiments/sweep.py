@@ -34,6 +34,7 @@ from ..errors import DatasetError, MnistlabError, ParameterError, one_line
 from ..models._fitting import finite_proba
 from ..models.base import unused_said_elsewhere
 from ..models.params import check as check_parameter
+from ..models.params import satisfies
 from .cluster import SchedulerLostError, run_tasks
 from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction
 from .store import MAX_NAME_LENGTH, claim_folder, output_folder, validate_name
@@ -154,7 +155,9 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
     with unused_said_elsewhere():  # all checked before any work
         models = [build_model(family, params, data.seed, data.dataset) for params in points]
     unused = [{n: why for n, why in model.unused_parameters().items() if n in grid} for model in models]
-    fits, same_fit = _distinct_fits(positions, unused, grid)
+    # the values as the fits take them: resolved (cnn's flip 'auto' on Fashion-MNIST is True, a preset's None its value)
+    settings = [{n: model._settings()[n] for n in grid} for model in models]
+    fits, same_fit = _distinct_fits(positions, unused, grid, settings, models[0]._parameter_constraints)
     sweeps = output_folder(Path(out) / SWEEPS, "sweeps")
     with contextlib.ExitStack() as claims:
         # a name given is held from before the first fit (another sweep of that name is refused, not
@@ -163,7 +166,8 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         scores, n_train = _scores(family, [points[i] for i in fits], data, cv, val_fraction, cluster, progress)
         rows = [{**points[i], **{k: v for k, v in scores[same_fit[i]].items() if k not in grid}} for i in
                 range(len(points))]
-        if any(unused):  # which swept values a point did not use: its scores are those of the fit it repeats
+        if any(unused) or len(fits) < len(points):  # which swept values a point did not use, or which point's fit
+            # it repeats (its scores are that fit's)
             rows = [{**row, "unused": ", ".join(u) or None, **_shared_fit(i, fits[same_fit[i]], positions, points)}
                     for i, (row, u) in enumerate(zip(rows, unused))]
         if final is None:
@@ -197,10 +201,11 @@ def _positions(grid: dict[str, list]) -> list[tuple[int, ...]]:
     return list(itertools.product(*(range(len(values)) for values in grid.values())))
 
 
-def _distinct_fits(positions: list[tuple[int, ...]], unused: list[dict[str, str]], grid: dict[str, list]
-                   ) -> tuple[list[int], list[int]]:
+def _distinct_fits(positions: list[tuple[int, ...]], unused: list[dict[str, str]], grid: dict[str, list],
+                   settings: list[dict], constraints: dict[str, list]) -> tuple[list[int], list[int]]:
     """Which points to fit, and for each point the index among those of the fit it is (points that differ
-    only in values they do not use are one fit: l1_ratio 0.2 and 0.8 with penalty l2). A swept parameter
+    only in values they do not use are one fit: l1_ratio 0.2 and 0.8 with penalty l2; and so are those whose
+    values differ but are one setting as the fit takes it, ``settings``: ``_one_setting``). A swept parameter
     that no point uses is refused: all its values would be the same fits. Points are known by ``positions``,
     their values' in ``grid``."""
     for name, values in grid.items():
@@ -213,15 +218,41 @@ def _distinct_fits(positions: list[tuple[int, ...]], unused: list[dict[str, str]
     for i, (at, u) in enumerate(zip(positions, unused)):
         key = tuple((name, j) for name, j in zip(grid, at) if name not in u)
         if key not in seen:
-            seen[key] = len(fits)
-            fits.append(i)
+            # C=[1, 1.0], hidden_layer_sizes=[16, (16,)] and cnn's flip=['auto', True] on Fashion-MNIST had been
+            # fitted twice each: the rows stay (they were asked for), their fit is the first's
+            seen[key] = next((seen[k] for k in seen if len(k) == len(key) and all(
+                name == other and _one_setting(settings[fits[seen[k]]][name], settings[i][name],
+                                               constraints.get(name, []))
+                for (name, _), (other, _) in zip(k, key))), len(fits))
+            if seen[key] == len(fits):
+                fits.append(i)
         same_fit.append(seen[key])
     return fits, same_fit
 
 
+def _one_setting(a, b, constraints: list) -> bool:
+    """Whether ``a`` and ``b``, a parameter's values as a fit takes them, are one setting: the same (``_same``),
+    equal numbers that meet the same of its ``constraints`` (C 1 and 1.0; not max_features 1, one feature, and
+    1.0, all of them, which meet an int's and a float's), or a whole number and a one-element sequence of it
+    where the parameter takes both (hidden_layer_sizes 16 and (16,), as scikit-learn reads them)."""
+    if _same(a, b):
+        return True
+    if not constraints or constraints == "no_validation":  # nothing says how the family reads them
+        return False
+    met = [[satisfies(v, c) for c in constraints] for v in (a, b)]
+    if is_number(a) and is_number(b):
+        return a == b and met[0] == met[1]
+    for n, sequence in ((a, b), (b, a)):
+        if is_whole_number(n) and isinstance(sequence, (tuple, list)) and len(sequence) == 1 \
+                and is_whole_number(sequence[0]) and n == sequence[0]:
+            return all(any(m) for m in met)  # each a value the parameter takes
+    return False
+
+
 def _shared_fit(i: int, fitted: int, positions: list[tuple[int, ...]], points: list[dict]) -> dict:
     """What point ``i``'s row says of the fit it has the scores of (point ``fitted``): ``same_fit_as``, that
-    point's values where they differ from its own (all of them unused); and, where that is another point's,
+    point's values where they differ from its own (each unused, or one setting with its own); and, where that is
+    another point's,
     no ``fit_seconds``. Merged rows had copied the fitted point's time as if each had been timed, and were
     each counted as a fit of their own (4 of 4 points unconverged where 3 fits were made)."""
     if fitted == i:
