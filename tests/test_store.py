@@ -82,6 +82,43 @@ def test_overwrite_replaces_exactly_that_run(out, tmp_path):
     assert sorted(p.name for p in (local / "runs").iterdir()) == ["a", "b"]
 
 
+def test_a_stopped_overwrite_says_the_old_run_is_kept_and_a_stop_after_its_swap_does_not(out, tmp_path, monkeypatch):
+    """A Ctrl-C while an overwrite fitted said only "interrupted", and left the user to guess whether the old run
+    was lost; one held back until the swap (the new run whole) must not say the old one is kept."""
+    import warnings
+
+    from mnistlab import _io
+    from mnistlab.experiments import pipeline
+
+    local = tmp_path / "o"
+    shutil.copytree(out, local)
+    old = (local / "runs" / "a" / "config.json").read_bytes()
+
+    def stop(*args):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "_run_metrics", stop)
+        with pytest.warns(UserWarning, match="^stopped: run 'a' is kept as it was in ") as said, \
+                pytest.raises(KeyboardInterrupt):
+            train("logreg", {"C": 0.5}, TINY, local, name="a", overwrite=True)
+    assert len(said) == 1 and str(said[0].message).endswith(str(local / "runs" / "a"))  # no checkpoint to name
+    assert (local / "runs" / "a" / "config.json").read_bytes() == old
+
+    def exchange(a, b, real=_io._exchange):
+        os.kill(os.getpid(), signal.SIGINT)  # held back until the new run is in place
+        return real(a, b)
+    monkeypatch.setattr(_io, "_exchange", exchange)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", "stopped")
+            with pytest.raises(KeyboardInterrupt):
+                train("logreg", {"C": 0.5}, TINY, local, name="a", overwrite=True, embedding=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert json.loads((local / "runs" / "a" / "config.json").read_text())["params"]["C"] == 0.5
+
+
 def test_same_name_at_once_gives_one_clear_error(tmp_path):
     """Two processes train the same name: one wins, the other is told, nothing is replaced silently."""
     code = ("import sys; from mnistlab.experiments.pipeline import DataChoice, train;"
@@ -596,6 +633,32 @@ def test_a_lock_is_held_by_a_live_process_not_by_whose_id_it_names(tmp_path, mon
     with store.claim("held"):  # the kernel let go of it with the process: nothing stale to judge
         pass
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == []
+
+
+def test_a_checkpoint_beside_a_run_is_judged_with_the_name_held(tmp_path):
+    """A run and a checkpoint of it are an interrupted overwrite only where no live process holds the name: one
+    overwriting it now writes that checkpoint (a check made before the claim called it interrupted)."""
+    store = RunStore(tmp_path)
+    (tmp_path / "runs" / "held").mkdir(parents=True)
+    store.checkpoints("held").mkdir(parents=True)
+    (store.checkpoints("held") / "checkpoint.safetensors").write_bytes(b"")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from mnistlab.experiments.store import RunStore\n"
+        f"with RunStore({str(tmp_path)!r}).claim('held', overwrite=True):\n"
+        "    print('holding', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        with pytest.raises(RunExistsError, match=f"^run 'held' is being trained right now by process {holder.pid}$"):
+            with store.claim("held"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(RunExistsError, match="an interrupted training of it kept its checkpoint in "):
+        with store.claim("held"):
+            pass
+    with store.claim("held", overwrite=True) as writer:
+        assert writer.path == tmp_path / "runs" / "held"
 
 
 def test_a_claim_the_disk_is_too_full_for_leaves_no_lock(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ import torch
 from mnistlab.data import preprocess
 
 from mnistlab.experiments import pipeline as training
-from mnistlab.errors import DatasetError, ModelFileError, ParameterError
+from mnistlab.errors import DatasetError, ModelFileError, ParameterError, RunExistsError
 from mnistlab.models.serialization import load_model, save_model
 from mnistlab.models import family_names, get_family
 from mnistlab.models.torch.cnn import PRESETS, PooledConv2d, random_shift, whitening_filters
@@ -369,6 +369,35 @@ def test_recipe_run_again_resumes_its_interrupted_run(tmp_path, monkeypatch, one
     (stray / "checkpoint.safetensors").write_bytes(b"")
     training.train_job(training.TrainingJob("numpy-softmax", {"max_epochs": 1}, data, "recipe-y-ours",
                                             embedding=False), tmp_path / "recipe")
+
+
+def test_an_interrupted_overwrite_says_what_it_kept_and_how_to_go_on(tmp_path, monkeypatch, one_prediction_thread):
+    """An overwrite stopped after epoch 1 said only "interrupted": nothing said that the old run was kept as it
+    was, nor where the stopped fit's checkpoint was; a re-run without overwrite (with resume alone too) was told
+    only "choose another name or overwrite it", and overwrite then deleted that checkpoint in silence."""
+    data = training.DataChoice(train_size=500, test_size=200)
+    params = {**SMALL["cnn"], "epochs": 2}
+    run = training.train("cnn", dict(params), data, tmp_path, name="run", embedding=False)
+    old = (run / "config.json").read_bytes()
+    checkpoints = tmp_path / "checkpoints" / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        with pytest.warns(UserWarning) as said, pytest.raises(KeyboardInterrupt):
+            training.train("cnn", {**params, "learning_rate": 0.05}, data, tmp_path, name="run", overwrite=True)
+    assert [str(w.message) for w in said] == [f"stopped: run 'run' is kept as it was in {run}; the stopped "
+                                              f"training's checkpoint is kept in {checkpoints}"]
+    assert (run / "config.json").read_bytes() == old
+    for resume in (False, True):
+        with pytest.raises(RunExistsError, match=re.escape(
+                f"run 'run' exists in {tmp_path / 'runs'}; an interrupted training of it kept its checkpoint in "
+                f"{checkpoints}: resume and overwrite it to continue that training, or overwrite it to start afresh")):
+            training.train("cnn", {**params, "learning_rate": 0.05}, data, tmp_path, name="run", resume=resume)
+    overwritten = RecordingProgress()
+    run = training.train("cnn", {**params, "learning_rate": 0.05}, data, tmp_path, name="run", overwrite=True,
+                         progress=overwritten, embedding=False)
+    discarded = f"discarded the checkpoint an interrupted training kept in {checkpoints}"
+    assert f"{discarded}: starting afresh" in overwritten.lines
+    assert f"{discarded}: started afresh" in json.loads((run / "metrics.json").read_text())["fit_message"]  # --json
 
 
 def test_checkpoints_that_cannot_be_written_are_refused_before_the_data(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import STAGING_PREFIX, check_writable, write_json
+from .._io import check_writable, write_json
 from .._version import __version__
 from .._values import is_number, is_whole_number, path_text
 from ..callbacks import SILENT, FitProgress
@@ -41,7 +42,8 @@ from ..models.temperature import TemperatureScaled, fit_temperature
 from . import metrics as metrics_mod
 from .interpret import Interpretation
 from .robustness import robustness
-from .store import CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, read_config, write_embedding
+from .store import (CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, folder_identity, holds_checkpoint, read_config,
+                    write_embedding)
 
 
 CALIBRATION_FRACTION = 0.1  # of the training images, held out to fit a temperature on
@@ -178,9 +180,11 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         name = writer.path.name
         model = build_model(family, params, data.seed, data.dataset)
         checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume, overwrite)
+        # before the discard below, which ends first: what a stop leaves is said once that is done
+        leaving.push(functools.partial(_say_stopped, writer.path, folder_identity(writer.path), checkpoints))
         if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
             leaving.callback(_discard, checkpoints)
-        kept = checkpoints is not None and _holds_checkpoint(checkpoints)
+        kept = checkpoints is not None and holds_checkpoint(checkpoints)
         notes = []  # said with the fit's message too: a line logged is lost without a bar (--json)
         if resume and checkpoints and not kept:
             progress.log(f"nothing to resume in {checkpoints}: starting afresh")
@@ -192,6 +196,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                                                    ds.classes)
         if kept and not resume:  # overwritten: discarded only now (a re-run that failed on its data lost it)
             shutil.rmtree(checkpoints, ignore_errors=True)
+            progress.log(f"discarded the checkpoint an interrupted training kept in {checkpoints}: starting afresh")
+            notes.append(f"discarded the checkpoint an interrupted training kept in {checkpoints}: started afresh")
 
         start = time.perf_counter()
         model.fit(x_train, y_train, progress=progress)
@@ -288,6 +294,21 @@ def _run_metrics(model: MnistlabModel, ds: Dataset, proba: np.ndarray, fit_secon
     return run_metrics
 
 
+def _say_stopped(run: Path, old: tuple[int, int] | None, checkpoints: Path | None, kind, exc, traceback) -> None:
+    """Where ``train`` was stopped (Ctrl-C, SIGTERM: its ExitStack's callback, which lets the exception go on), warn
+    of what is kept: the run it was to replace, as it was (``old``, its folder's identity: replaced only once the new
+    one is complete, so a stop held back until then finds the new one), and the checkpoint of the stopped fit. A
+    bare "interrupted" left the user to guess whether the old run was lost; a warning, as a line logged is not
+    heard under --json or without a bar."""
+    if kind is None or not issubclass(kind, (KeyboardInterrupt, SystemExit)):
+        return
+    kept = [f"run {run.name!r} is kept as it was in {run}"] if old is not None and folder_identity(run) == old else []
+    if checkpoints is not None and holds_checkpoint(checkpoints):
+        kept.append(f"the stopped training's checkpoint is kept in {checkpoints}")
+    if kept:
+        warnings.warn(f"stopped: {'; '.join(kept)}", stacklevel=4)  # train's caller: the callback's, ExitStack's
+
+
 def _discard(checkpoints: Path) -> None:
     """Remove a run's folder of checkpoints, and ``<out>/checkpoints`` with it unless other runs train there."""
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -348,7 +369,7 @@ def train_job(job: TrainingJob, out: Path, progress: FitProgress | None = None) 
     checkpoints = RunStore(out).checkpoints(job.name)
     # a family that writes none is refused resume (a stray folder of that name would fail the job)
     if "checkpoint_dir" in inspect.signature(get_family(job.family).__init__).parameters and \
-            _holds_checkpoint(checkpoints):
+            holds_checkpoint(checkpoints):
         try:
             return train_it(resume=True)
         except OtherFitsCheckpointError:
@@ -389,16 +410,11 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, overwri
         check_writable(folder)
     except OSError as exc:
         raise ParameterError("out", f"cannot write checkpoints in {folder} ({exc.strerror or exc})") from None
-    if not resume and not overwrite and _holds_checkpoint(folder):
+    if not resume and not overwrite and holds_checkpoint(folder):
         raise RunExistsError(f"run {folder.name!r} was interrupted, and its checkpoint in {folder} is kept: "
                              "resume it, or overwrite it to start afresh")
     model.set_params(checkpoint_dir=str(folder))
     return folder
-
-
-def _holds_checkpoint(folder: Path) -> bool:
-    """Whether ``folder`` holds a checkpoint: a file, not what a process killed while writing one left."""
-    return folder.is_dir() and any(not path.name.startswith(STAGING_PREFIX) for path in folder.iterdir())
 
 
 def _iterations(n_iter) -> int | None:

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._io import FILE_MODE, atomic_directory, make_folder, parse_json, read_regular_file, sweep_staging
+from .._io import FILE_MODE, STAGING_PREFIX, atomic_directory, make_folder, parse_json, read_regular_file, sweep_staging
 from .._values import is_number, is_whole_number, path_text
 from ..data.registry import DATASETS
 from ..models import check_family_name
@@ -92,12 +92,18 @@ def validate_name(name: str, kind: str = "run") -> str:
     return name
 
 
-def free_folder(folder: Path, kind: str, overwrite: bool) -> Path:
+def free_folder(folder: Path, kind: str, overwrite: bool, advice: str = "choose another name or overwrite it") -> Path:
     """``folder`` (a run's, a sweep's, a comparison's) unless it exists and ``overwrite`` was not asked
-    for: said before any work."""
+    for: said before any work, with ``advice``."""
     if folder.exists() and not overwrite:
-        raise RunExistsError(f"{kind} {folder.name!r} exists in {folder.parent}; choose another name or overwrite it")
+        raise RunExistsError(f"{kind} {folder.name!r} exists in {folder.parent}; {advice}")
     return folder
+
+
+def holds_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` (``RunStore.checkpoints``) holds a checkpoint: a file, not what a process killed while
+    writing one left."""
+    return folder.is_dir() and any(not path.name.startswith(STAGING_PREFIX) for path in folder.iterdir())
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -408,9 +414,17 @@ class RunStore:
 
     @contextmanager
     def claim(self, name: str, overwrite: bool = False, numbered: bool = False) -> Iterator[RunWriter]:
-        """Hold the run ``name`` while it is fitted and written (``claim_folder``); the writer stages it."""
-        with claim_folder(self.root, name, "run", overwrite, numbered, activity="trained") as folder:
-            yield RunWriter(folder)
+        """Hold the run ``name`` while it is fitted and written (``claim_folder``); the writer stages it. A run of
+        that name beside a checkpoint of it is an overwrite that was stopped (the old run stays until the new one
+        is complete): refused, unless ``overwrite``, with the way to go on ("overwrite it" alone discarded the
+        checkpoint, and resume alone was refused)."""
+        with claim_folder(self.root, name, "run", True, numbered, activity="trained") as folder:
+            # checked with the name held: a checkpoint beside it is no other process's fit of it now
+            if not overwrite and holds_checkpoint(self.checkpoints(folder.name)):
+                free_folder(folder, "run", overwrite, f"an interrupted training of it kept its checkpoint in "
+                                                      f"{self.checkpoints(folder.name)}: resume and overwrite it to "
+                                                      "continue that training, or overwrite it to start afresh")
+            yield RunWriter(free_folder(folder, "run", overwrite))
 
     def put(self, name: str, files: dict[str, bytes], overwrite: bool = False) -> Path:
         """Write a run computed elsewhere (a cluster's worker): ``files`` maps each file's path in the
