@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -398,6 +399,37 @@ def test_an_interrupted_overwrite_says_what_it_kept_and_how_to_go_on(tmp_path, m
     discarded = f"discarded the checkpoint an interrupted training kept in {checkpoints}"
     assert f"{discarded}: starting afresh" in overwritten.lines
     assert f"{discarded}: started afresh" in json.loads((run / "metrics.json").read_text())["fit_message"]  # --json
+
+
+def test_a_default_named_runs_checkpoints_are_swept_once_its_process_is_gone(tmp_path, monkeypatch,
+                                                                            one_prediction_thread):
+    """A run under a made-up name, killed outright (SIGKILL, out of memory), left <out>/checkpoints/<name>, which no
+    later call can resume and nothing removed: now its checkpoints are in a folder of its process's, which a listing
+    (and the next such run) sweeps once that process is gone, and never while it trains."""
+    from mnistlab.experiments.store import RunStore
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no process has now
+    left = tmp_path / "checkpoints" / f".staging-{gone.pid}-cnn-fashion-mnist-20261201-101500-abcd1234"
+    left.mkdir(parents=True)
+    (left / CHECKPOINT_FILE).write_bytes(b"epochs")
+    seen = []
+    original = TorchClassifier._train_epoch
+
+    def train_epoch(self, *args):
+        if args[5] == 1:  # the first epoch's checkpoint is written
+            seen.append(Path(self.checkpoint_dir))
+            RunStore(tmp_path).list()  # a listing meanwhile leaves a live process's alone
+            assert (seen[0] / CHECKPOINT_FILE).is_file()
+        return original(self, *args)
+    monkeypatch.setattr(TorchClassifier, "_train_epoch", train_epoch)
+    training.train("cnn", dict(SMALL["cnn"]), training.DataChoice(train_size=500, test_size=200), tmp_path,
+                   embedding=False)
+    assert seen[0].parent == tmp_path / "checkpoints" and seen[0].name.startswith(f".staging-{os.getpid()}-cnn-")
+    assert not (tmp_path / "checkpoints").exists()  # the leftover swept, the run's own removed with the folder
+    left.mkdir(parents=True)
+    RunStore(tmp_path).list()
+    assert not left.exists()
 
 
 def test_checkpoints_that_cannot_be_written_are_refused_before_the_data(tmp_path, monkeypatch):

@@ -214,6 +214,26 @@ def atomic_directory(final: Path, committed: Callable[[], None] | None = None) -
         os.close(held)
 
 
+@contextmanager
+def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
+    """A new folder in ``parent`` for this process's own files (``name`` says whose), removed when the block ends.
+    Named and held as a staging folder is, so that one a process killed outright left is swept (``sweep_staging``,
+    done here first, of what others left) and one in use never is."""
+    make_folder(parent)
+    sweep_staging(parent)
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=staging_prefix(name)))
+    held = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _hold(held)
+        folder.chmod(FOLDER_MODE)
+        yield folder
+    finally:
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(held)
+
+
 def _remove_or_warn(folder: Path, what: str) -> None:
     """Remove ``folder``; where that fails (another user's files, a folder not writable), warn naming it and the
     first error, as ``what`` it is: hidden under its staging name, it was left for good in silence."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import check_writable, write_json
+from .._io import check_writable, scratch_folder, write_json
 from .._version import __version__
 from .._values import is_number, is_whole_number, path_text
 from ..callbacks import SILENT, FitProgress
@@ -179,11 +179,21 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     with store.claim(name, overwrite=overwrite, numbered=default_name) as writer, contextlib.ExitStack() as leaving:
         name = writer.path.name
         model = build_model(family, params, data.seed, data.dataset)
-        checkpoints = _checkpoint_folder(model, store.checkpoints(name), resume, overwrite)
-        # before the discard below, which ends first: what a stop leaves is said once that is done
-        leaving.push(functools.partial(_say_stopped, writer.path, folder_identity(writer.path), checkpoints))
-        if checkpoints and default_name:  # a made-up name, which no later call can give to resume: kept by no end
-            leaving.callback(_discard, checkpoints)
+        folder = store.checkpoints(name)
+        if default_name and "checkpoint_dir" in model.get_params(deep=False):
+            # a made-up name, which no later call can give to resume: kept by no end. Its checkpoints go in a
+            # folder of this process's, removed however the run ends and swept once a process killed outright
+            # (SIGKILL, out of memory) left it: under <out>/checkpoints/<name> nothing ever removed them
+            try:  # said as _checkpoint_folder says a named run's
+                folder = leaving.enter_context(scratch_folder(folder.parent, name))
+            except OSError as exc:
+                raise ParameterError("out", f"cannot write checkpoints in {folder.parent} ({exc.strerror or exc})"
+                                     ) from None
+            leaving.callback(_discard, folder)  # <out>/checkpoints too, where no other run's are
+        checkpoints = _checkpoint_folder(model, folder, resume, overwrite)
+        # said first on the way out, where a default name's checkpoints are still there: they are not kept
+        leaving.push(functools.partial(_say_stopped, writer.path, folder_identity(writer.path),
+                                       None if default_name else checkpoints))
         kept = checkpoints is not None and holds_checkpoint(checkpoints)
         notes = []  # said with the fit's message too: a line logged is lost without a bar (--json)
         if resume and checkpoints and not kept:

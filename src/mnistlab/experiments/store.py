@@ -48,7 +48,9 @@ from ..errors import (
 )
 
 RUNS = "runs"
-CHECKPOINTS = "checkpoints"  # <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains
+# <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains (a default-named run's in a hidden
+# staging folder there, which nothing can resume: swept once its process is gone)
+CHECKPOINTS = "checkpoints"
 CONFIG, METRICS, PREDICTIONS, REPORT, PLOTS = "config.json", "metrics.json", "predictions.npz", "report.html", "plots"
 MODEL_FILES = ("model.npz", "model.json")  # models.serialization's, named here: a listing imports no model code
 NAME_CHARACTERS = "letters, digits and . _ + - (not first)"
@@ -409,6 +411,7 @@ class RunStore:
         if not self.root.is_dir():
             return []
         sweep_leftovers(self.root)
+        sweep_staging(self.out / CHECKPOINTS)  # default-named runs' checkpoints, left by a process killed outright
         rows = [summarize(p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted(rows, key=lambda r: (r.damaged is None, r.created or "", r.name), reverse=True)
 
