@@ -7,6 +7,7 @@ same validation accuracy as the same sweep run here without a cluster.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -256,8 +257,11 @@ def test_a_scheduler_lost_mid_sweep_keeps_the_finished_points(tmp_path, capfd):
             sweep = ml.sweep("logreg", {"C": [0.01, 0.1, 1.0, 10.0]}, train_size=600, out=tmp_path,
                              progress=SchedulerKilled(), cluster=address)
         assert sum(r["error"] is None and r["val_accuracy"] is not None for r in sweep.results) >= 2
-        assert sweep.failed and all(r["error"] == f"not finished: {lost}" for r in sweep.failed)
+        assert sweep.failed and all(r["error"] == lost and r["scheduler_lost"] for r in sweep.failed)
+        assert not any(r["scheduler_lost"] for r in sweep.results if r["error"] is None)
         assert len(json.loads((sweep.path / "sweep.json").read_text())["results"]) == 4
+        with open(sweep.path / "sweep.csv", newline="") as f:  # the marker is a column, readable as such
+            assert {r["scheduler_lost"] for r in csv.DictReader(f)} == {"True", "False"}
         assert "ERROR" not in capfd.readouterr().err  # distributed.client's traceback, before the one line
     finally:
         for process in (worker, scheduler):
@@ -273,14 +277,40 @@ def test_the_command_lines_line_on_a_lost_scheduler_says_so_whatever_failed_befo
     from mnistlab.cli.train import _exit_if_points_failed
 
     lost = "lost the Dask scheduler at tcp://127.0.0.1:1 (it stopped, or the network to it failed)"
-    rows = [{"C": 0.1, "val_accuracy": None, "error": "the fit diverged"},
-            {"C": 1.0, "val_accuracy": 0.8, "error": None},
-            {"C": 10.0, "val_accuracy": None, "error": f"not finished: {lost}"}]
+    rows = [{"C": 0.1, "val_accuracy": None, "error": "the fit diverged", "scheduler_lost": False},
+            {"C": 1.0, "val_accuracy": 0.8, "error": None, "scheduler_lost": False},
+            {"C": 10.0, "val_accuracy": None, "error": lost, "scheduler_lost": True}]
     with pytest.raises(typer.Exit) as info:
         _exit_if_points_failed(Sweep(Path("sweep"), rows, {"C": [0.1, 1.0, 10.0]}), {"C": [0.1, 1.0, 10.0]})
     assert info.value.exit_code == 2
     assert capfd.readouterr().err == f"{lost}: 2 of 3 points finished before it (the rest are failed points, without " \
                                      "scores)\n"
+
+
+def test_a_lost_scheduler_is_told_by_its_rows_marker_not_by_an_errors_text(monkeypatch):
+    """A point lost with the scheduler was told by the start of its error's text ("not finished: "), which a
+    point's own error could begin with too: now by the rows' scheduler_lost column, and its error is the
+    scheduler's own line."""
+    from mnistlab.callbacks import SILENT
+    from mnistlab.experiments import sweep as sweep_module
+    from mnistlab.experiments.cluster import SchedulerLostError
+    from mnistlab.experiments.pipeline import DataChoice
+
+    lost = "lost the Dask scheduler at tcp://127.0.0.1:1 (it stopped, or the network to it failed)"
+
+    def two_then_lost(cluster, task, arguments, progress):
+        yield 0, ({"val_accuracy": 0.8, "sparsity": None}, 100)
+        yield 1, ml.MnistlabError("not finished: a point's own words")
+        raise SchedulerLostError(lost)
+
+    monkeypatch.setattr(sweep_module, "run_tasks", two_then_lost)
+    rows, _ = sweep_module._scores("logreg", [{"C": c} for c in (0.1, 1.0, 10.0)], DataChoice(), None, 0.2,
+                                   "tcp://127.0.0.1:1", SILENT)
+    assert [(r["error"], r["scheduler_lost"]) for r in rows] == [
+        (None, False), ("not finished: a point's own words", False), (lost, True)]
+    assert sweep_module.scheduler_lost(rows) == (f"{lost}: 2 of 3 points finished before it (the rest are failed "
+                                                 "points, without scores)")
+    assert sweep_module.scheduler_lost([{**r, "scheduler_lost": False} for r in rows]) is None
 
 
 def test_a_local_cluster_asked_for_outside_the_main_guard_is_one_error(tmp_path):

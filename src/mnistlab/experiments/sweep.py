@@ -272,6 +272,7 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
     results = run_tasks(cluster, score_point, arguments, progress) if cluster is not None else _here(arguments)
     rows: list[dict | None] = [None] * len(points)
     errors: dict[int, str] = {}
+    lost: set[int] = set()  # the points a lost scheduler left unfinished
     n_train = 0
     try:  # outside the bar: one the lost scheduler ended is no bar of finished fits ("1/1")
         with started(progress, len(points), "fit"):
@@ -291,15 +292,17 @@ def _scores(family: str, points: list[dict], data: DataChoice, cv: int | None, v
     except SchedulerLostError as exc:
         if all(row is None for row in rows):
             raise  # nothing finished: said as itself
-        # the finished points' fits are kept, as where some points fail: the rest are failed points
-        errors.update({i: f"{NOT_FINISHED}{exc}" for i, row in enumerate(rows) if row is None and i not in errors})
+        # the finished points' fits are kept, as where some points fail: the rest are failed points, marked so
+        lost = {i for i, row in enumerate(rows) if row is None and i not in errors}
+        errors.update(dict.fromkeys(lost, one_line(exc)))
     if len(errors) == len(points):
         raise MnistlabError(f"all {len(points)} sweep points failed; the first, {settings_text(points[0])}: "
                             f"{errors[0]}")
     if errors:  # a failed point's row: its values, and no scores (those a finished point's row has)
         scores = [key for key in next(row for row in rows if row) if key not in points[0]]
-        rows = [{**(row or {**points[i], **dict.fromkeys(scores)}), "error": errors.get(i)}
-                for i, row in enumerate(rows)]
+        # a lost scheduler's points are told by a column of their own, not by their error's text
+        rows = [{**(row or {**points[i], **dict.fromkeys(scores)}), "error": errors.get(i),
+                 **({SCHEDULER_LOST: i in lost} if lost else {})} for i, row in enumerate(rows)]
     return rows, n_train
 
 
@@ -310,18 +313,20 @@ def used_settings(row: dict, grid: dict) -> str:
     return settings_text({name: row[name] for name in grid if name not in unused})
 
 
-NOT_FINISHED = "not finished: "  # a point's error where the cluster's scheduler was lost before its fit ended
+# the column, in the rows of a sweep whose cluster's scheduler was lost midway, that is True in the points it had
+# not finished (their error is the scheduler's); these had been told by a prefix of their error's text
+SCHEDULER_LOST = "scheduler_lost"
 
 
 def scheduler_lost(rows: list[dict]) -> str | None:
     """Where the cluster's scheduler was lost midway, one line that says so and how many of the points of
     ``rows`` (``run_sweep``'s) finished; else None. The command line's line had named the first failed point's
     own error, and Python said nothing."""
-    lost = [row for row in rows if (row.get("error") or "").startswith(NOT_FINISHED)]
+    lost = [row for row in rows if row.get(SCHEDULER_LOST)]
     if not lost:
         return None
-    return (f"{lost[0]['error'][len(NOT_FINISHED):]}: {len(rows) - len(lost)} of {len(rows)} points finished before "
-            "it (the rest are failed points, without scores)")
+    return (f"{lost[0]['error']}: {len(rows) - len(lost)} of {len(rows)} points finished before it (the rest are "
+            "failed points, without scores)")
 
 
 def _here(arguments: list[tuple]) -> Iterator[tuple[int, tuple[dict, int] | MnistlabError]]:
