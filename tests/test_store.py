@@ -362,9 +362,11 @@ def test_an_old_folder_that_cannot_be_removed_is_warned_of(tmp_path, monkeypatch
     final.mkdir()
     (final / "locked").write_text("old")
     real_unlink = os.unlink
+    tries = []
 
     def unlink(path, *args, **kwargs):
         if os.path.basename(path) == "locked":
+            tries.append(path)
             raise PermissionError(errno.EPERM, "Operation not permitted", path)
         return real_unlink(path, *args, **kwargs)
     monkeypatch.setattr(os, "unlink", unlink)
@@ -375,6 +377,7 @@ def test_an_old_folder_that_cannot_be_removed_is_warned_of(tmp_path, monkeypatch
     assert (final / "version").read_text() == "new"
     left = [p for p in tmp_path.iterdir() if p.name.startswith(".staging-")]
     assert len(left) == 1 and (left[0] / "locked").read_text() == "old"
+    assert len(tries) == 1  # one walk of the old folder: a second had been made to find the first error again
 
 
 def test_a_folder_moved_aside_by_a_writer_killed_between_its_renames_is_put_back(tmp_path):

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 import threading
 import warnings
@@ -236,14 +237,18 @@ def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
 
 def _remove_or_warn(folder: Path, what: str) -> None:
     """Remove ``folder``; where that fails (another user's files, a folder not writable), warn naming it and the
-    first error, as ``what`` it is: hidden under its staging name, it was left for good in silence."""
-    shutil.rmtree(folder, ignore_errors=True)
-    try:
-        shutil.rmtree(folder)  # what is left, again: its first error says why
-    except FileNotFoundError:  # all gone
-        pass
-    except OSError as exc:
-        warnings.warn(f"could not remove {folder}, {what} ({exc.strerror or exc}); remove it yourself",
+    first error, as ``what`` it is: hidden under its staging name, it was left for good in silence. One walk,
+    which goes on past each error as ignore_errors does and keeps the first (a second walk had found it again)."""
+    errors: list[OSError] = []
+
+    def note(function, path, error) -> None:  # onexc's error, or onerror's (type, value, traceback) before 3.12
+        error = error[1] if isinstance(error, tuple) else error
+        if not isinstance(error, FileNotFoundError):  # gone already: nothing left to say
+            errors.append(error)
+
+    shutil.rmtree(folder, **({"onexc": note} if sys.version_info >= (3, 12) else {"onerror": note}))
+    if errors:
+        warnings.warn(f"could not remove {folder}, {what} ({errors[0].strerror or errors[0]}); remove it yourself",
                       stacklevel=3)
 
 
