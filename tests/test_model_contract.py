@@ -225,6 +225,26 @@ def test_a_sweep_point_or_a_model_file_that_does_not_warn_leaves_other_threads_t
     assert warned == ["l1_ratio: ignored (used only when penalty is 'elasticnet')"], warned  # this fit's, once
 
 
+@pytest.mark.parametrize("family", sorted(set(QUICK) - {"mlp"}))  # mlp: scikit-learn's MLPClassifier warns itself
+def test_a_fits_warnings_point_at_the_users_call(family, images):
+    """A fixed stacklevel pointed into mnistlab or contextlib, as the calls between differed: a PyTorch family's fit,
+    under a context manager used as its decorator, said "contextlib.py:81: DataConversionWarning", and a setting
+    given in vain was "base.py:217: UnusedParameterWarning" in every family."""
+    import warnings
+
+    import pandas as pd
+
+    X, y = images
+    unused = {"logreg": dict(l1_ratio=0.3), "cnn": dict(flip=False, tta=False)}.get(family, {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = quick(family, **unused).fit(X, labels_for(family, y)[:, None])  # a column vector y
+        model.predict(pd.DataFrame(X[:4], columns=[f"p{i}" for i in range(X.shape[1])]))  # names it was fitted without
+    said = {w.category.__name__: w.filename for w in caught}
+    assert {"DataConversionWarning", "UserWarning"} <= set(said) and ("UnusedParameterWarning" in said) == bool(unused)
+    assert set(said.values()) == {__file__}, said
+
+
 def test_an_mlp_fitted_by_lbfgs_with_early_stopping_fits(images):
     """lbfgs has no epochs, so no validation scores: the fit read them and ended in an AttributeError."""
     with pytest.warns(UserWarning, match="early_stopping: ignored"):

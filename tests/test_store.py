@@ -371,9 +371,10 @@ def test_an_old_folder_that_cannot_be_removed_is_warned_of(tmp_path, monkeypatch
         return real_unlink(path, *args, **kwargs)
     monkeypatch.setattr(os, "unlink", unlink)
     with pytest.warns(UserWarning, match=r"could not remove .*\.staging-.*, the old .*run, which the new one replaced "
-                                         r"\(Operation not permitted\); remove it yourself"):
+                                         r"\(Operation not permitted\); remove it yourself") as record:
         with _io.atomic_directory(final) as staging:
             (staging / "version").write_text("new")
+    assert record[0].filename == __file__  # the with block's: it had been "contextlib.py:144"
     assert (final / "version").read_text() == "new"
     left = [p for p in tmp_path.iterdir() if p.name.startswith(".staging-")]
     assert len(left) == 1 and (left[0] / "locked").read_text() == "old"

@@ -19,12 +19,13 @@ import stat
 import sys
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Integral
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from .errors import warn
 
 
 def _umask() -> int:
@@ -248,8 +249,7 @@ def _remove_or_warn(folder: Path, what: str) -> None:
 
     shutil.rmtree(folder, **({"onexc": note} if sys.version_info >= (3, 12) else {"onerror": note}))
     if errors:
-        warnings.warn(f"could not remove {folder}, {what} ({errors[0].strerror or errors[0]}); remove it yourself",
-                      stacklevel=3)
+        warn(f"could not remove {folder}, {what} ({errors[0].strerror or errors[0]}); remove it yourself")
 
 
 ASIDE_PREFIX = ".aside-"  # + "<pid>-": a folder moved aside for its replacement, to be put back if that never came

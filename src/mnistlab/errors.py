@@ -9,6 +9,11 @@ and the web API answers 500. Messages name the library's parameters
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import warnings
+
 
 class MnistlabError(Exception):
     """Input mnistlab cannot use; the message says what and why, in one line."""
@@ -103,6 +108,21 @@ def printable(text: str) -> str:
     """``text`` with its control characters escaped (``\n``, ``\x1b``), for quoting a name the user
     gave: a newline would break a message in two, an escape sequence would reach the terminal."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str | Warning, category: type[Warning] | None = None) -> None:
+    """``warnings.warn`` said at the user's call: the first frame outside mnistlab and contextlib (whose frames
+    a ``with`` block or a context manager used as a decorator puts between). A fixed stacklevel pointed into
+    either as the calls between differed ("contextlib.py:81: DataConversionWarning" from a PyTorch family's fit,
+    "base.py:217: UnusedParameterWarning" from any); Python 3.12's skip_file_prefixes would do it, not 3.11."""
+    frame, level = sys._getframe(1), 2  # level 2: this function's caller
+    while frame.f_back is not None and (frame.f_code.co_filename.startswith(_PACKAGE)
+                                        or frame.f_code.co_filename == contextlib.__file__):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class UnusedParameterWarning(UserWarning):

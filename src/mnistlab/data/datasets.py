@@ -20,7 +20,6 @@ import math
 import mmap
 import os
 import shutil
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 from .._io import atomic_directory, sweep_staging
 from .._values import path_text
 from ..callbacks import SILENT, FitProgress
-from ..errors import DatasetError, ParameterError
+from ..errors import DatasetError, ParameterError, warn
 from . import preprocess
 from .download import fetch_verified
 from .idx import check_pair, read_idx
@@ -432,7 +431,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
             continue
         if files is not None:
             for problem in passed:
-                warnings.warn(f"{problem}; loading {directory} instead", stacklevel=2)
+                warn(f"{problem}; loading {directory} instead")
             return files
     reason = "".join(f"; {problem}" for problem in passed)
     if download:

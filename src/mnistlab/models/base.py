@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -56,7 +55,7 @@ import numpy as np
 
 from .._system import available_memory
 from ..data.registry import IMAGE_SIDE, DatasetSpec
-from ..errors import ExportError, ParameterError, UnusedParameterWarning
+from ..errors import ExportError, ParameterError, UnusedParameterWarning, warn
 from .params import check, unused
 from .validation import check_features, check_fitted, check_labels
 
@@ -214,7 +213,7 @@ class MnistlabModel:
         defaults = self._defaults()
         for name, why in self.unused_parameters().items():
             if repr(getattr(self, name)) != repr(defaults[name]):  # given, not left at its default
-                warnings.warn(UnusedParameterWarning(name, f"ignored ({why})"))
+                warn(UnusedParameterWarning(name, f"ignored ({why})"))  # at the user's fit, train or sweep
 
     def _check_rules(self) -> None:
         """Raise ``ParameterError`` where parameters that each meet their constraints do not go together."""

@@ -14,12 +14,11 @@ on a mistake, not on every run.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, warn
 
 
 def _name(estimator) -> str:
@@ -96,10 +95,8 @@ def _check_feature_names(estimator, names: np.ndarray | None) -> None:
     if fitted is None and names is None:
         return
     if fitted is None or names is None:
-        warnings.warn(f"X has feature names, but {_name(estimator)} was fitted without feature names"
-                      if fitted is None else
-                      f"X does not have valid feature names, but {_name(estimator)} was fitted with feature names",
-                      UserWarning, stacklevel=4)
+        warn(f"X has feature names, but {_name(estimator)} was fitted without feature names" if fitted is None else
+             f"X does not have valid feature names, but {_name(estimator)} was fitted with feature names", UserWarning)
         return
     if list(fitted) == list(names):
         return
@@ -126,8 +123,7 @@ def check_labels(estimator, y, n_samples: int) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         from sklearn.exceptions import DataConversionWarning
 
-        warnings.warn("A column-vector y was passed when a 1d array was expected; it is read as one.",
-                      DataConversionWarning, stacklevel=3)
+        warn("A column-vector y was passed when a 1d array was expected; it is read as one.", DataConversionWarning)
         y = y.ravel()
     if y.ndim != 1:
         raise ParameterError(None, f"y should be a 1d array, got an array of shape {y.shape} instead.")
