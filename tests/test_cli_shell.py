@@ -179,6 +179,28 @@ def test_a_full_or_read_only_disk_is_one_line_not_a_bug(out, error, expected):
     assert result.returncode == expected[0] and result.stderr.startswith(expected[1])
 
 
+def test_recipes_run_all_says_each_run_of_how_many_as_it_ends(tmp_path):
+    """A bar alone, showing the last run's state: on a file or a pipe nothing said which of the recipes' runs were
+    done until the end (hours). Under --json stderr has none of these lines."""
+    from mnistlab.experiments.recipes import RECIPES
+
+    code = ("import sys\nfrom mnistlab.errors import MnistlabError\nfrom mnistlab.experiments import pipeline\n"
+            "def fail(job, out, progress=None):\n    raise MnistlabError('no data here')\n"
+            "pipeline.train_job = fail\n"
+            "from mnistlab.cli import main; sys.argv = ['mnistlab', *sys.argv[1:]]; main()")
+    runs = 2 * len(RECIPES)
+    for json_flag in ([], ["--json"]):
+        result = subprocess.run([sys.executable, "-c", code, "recipes", "run", "--all", "--out", str(tmp_path),
+                                 *json_flag], capture_output=True, text=True)
+        assert result.returncode == 2 and "recipes failed" in result.stderr, result.stderr
+        said = [line for line in result.stderr.splitlines() if line.startswith("[")]
+        if json_flag:
+            assert not said and json.loads(result.stdout)
+        else:
+            first = next(iter(RECIPES))
+            assert said[0] == f"[1/{runs}] recipe-{first}-reproduction: failed" and len(said) == runs, said
+
+
 def test_json_output_is_strict_json_even_with_an_infinite_setting():
     result = run_cli("recipes", "list", "--json")  # the tutorial's unpenalised fit is C=inf
     assert result.returncode == 0, result.stderr
