@@ -257,6 +257,7 @@ def test_checkpoint_of_flips_before_auto_names_the_flip_that_resumes_it(data, tm
     """Every cnn fit flipped before flip='auto', which is False on MNIST: the same command refused an MNIST run's
     checkpoint from then as 'a fit with other parameters or data', without saying which; it names flip now."""
     from mnistlab.cli import error_line
+    from mnistlab.data.registry import DATASETS
     from mnistlab.errors import OtherFitsCheckpointError
 
     X, y, _, _ = data
@@ -264,16 +265,19 @@ def test_checkpoint_of_flips_before_auto_names_the_flip_that_resumes_it(data, tm
         interrupt_at_epoch(patch, 1)
         with pytest.raises(KeyboardInterrupt):
             small("cnn", flip=True, checkpoint_dir=str(tmp_path)).fit(X, y)
+    on_mnist = small("cnn", checkpoint_dir=str(tmp_path))  # flip="auto", as the command gives it
+    on_mnist.suit_dataset(DATASETS["mnist"])
     with pytest.raises(OtherFitsCheckpointError) as refused:
-        small("cnn", flip=False, checkpoint_dir=str(tmp_path)).fit(X, y)
+        on_mnist.fit(X, y)
     assert refused.value.parameter == "flip"
     assert error_line(refused.value) == (
         f"--flip: {tmp_path / CHECKPOINT_FILE} holds the epochs of a fit with flip=True (the default before 'auto', "
         "which flips only where a mirror image keeps its class): resume it with flip=True, or remove it to start "
         "afresh")
-    with pytest.raises(OtherFitsCheckpointError, match="other parameters or data") as other:  # flip not the cause
-        small("cnn", flip=False, learning_rate=0.05, checkpoint_dir=str(tmp_path)).fit(X, y)
-    assert other.value.parameter is None
+    for other_fit in (dict(learning_rate=0.05), dict(flip=False)):  # flip not the cause; a flip=False given
+        with pytest.raises(OtherFitsCheckpointError, match="other parameters or data") as other:
+            small("cnn", **other_fit, checkpoint_dir=str(tmp_path)).fit(X, y)
+        assert other.value.parameter is None
     resumed = small("cnn", flip=True, checkpoint_dir=str(tmp_path)).fit(X, y)
     assert "resumed after epoch 1" in resumed.fit_message_
 
@@ -285,7 +289,7 @@ def test_tta_given_in_vain_says_where_flip_auto_turned_the_flips_off():
 
     model = small("cnn", tta=False)
     model.suit_dataset(DATASETS["mnist"])
-    with pytest.warns(UnusedParameterWarning, match=r"^tta: ignored \(used only when flip is True, and flip='auto' "
+    with pytest.warns(UnusedParameterWarning, match=r"^tta: ignored \(used only when flip is True; flip='auto' "
                                                     r"is False on mnist, whose mirror images change their class\)$"):
         model.validate_params()
     given = small("cnn", tta=False, flip=False)

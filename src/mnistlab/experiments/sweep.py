@@ -205,56 +205,51 @@ def _distinct_fits(positions: list[tuple[int, ...]], unused: list[dict[str, str]
                    settings: list[dict], constraints: dict[str, list]) -> tuple[list[int], list[int]]:
     """Which points to fit, and for each point the index among those of the fit it is (points that differ
     only in values they do not use are one fit: l1_ratio 0.2 and 0.8 with penalty l2; and so are those whose
-    values differ but are one setting as the fit takes it, ``settings``: ``_one_setting``). A swept parameter
+    values differ but are one setting as the fit takes it, ``settings``: ``_setting_key``). A swept parameter
     that no point uses is refused: all its values would be the same fits. Points are known by ``positions``,
     their values' in ``grid``."""
     for name, values in grid.items():
         if len(values) > 1 and all(name in u for u in unused):
-            raise ParameterError(name, f"{unused[0][name]}, which no point of this sweep has: all its values would "
+            raise ParameterError(name, f"no point of this sweep uses it ({unused[0][name]}): all its values would "
                                        "be one fit")
     fits: list[int] = []
     same_fit: list[int] = []
     seen: dict[tuple, int] = {}
     for i, (at, u) in enumerate(zip(positions, unused)):
-        key = tuple((name, j) for name, j in zip(grid, at) if name not in u)
+        # C=[1, 1.0] and cnn's flip=['auto', True] on Fashion-MNIST had been fitted twice each: the rows stay (they
+        # were asked for), their fit is the first's
+        key = tuple((name, _setting_key(settings[i][name], j, constraints.get(name)))
+                    for name, j in zip(grid, at) if name not in u)
         if key not in seen:
-            # C=[1, 1.0], hidden_layer_sizes=[16, (16,)] and cnn's flip=['auto', True] on Fashion-MNIST had been
-            # fitted twice each: the rows stay (they were asked for), their fit is the first's
-            seen[key] = next((seen[k] for k in seen if len(k) == len(key) and all(
-                name == other and _one_setting(settings[fits[seen[k]]][name], settings[i][name],
-                                               constraints.get(name, []))
-                for (name, _), (other, _) in zip(k, key))), len(fits))
-            if seen[key] == len(fits):
-                fits.append(i)
+            seen[key] = len(fits)
+            fits.append(i)
         same_fit.append(seen[key])
     return fits, same_fit
 
 
-def _one_setting(a, b, constraints: list) -> bool:
-    """Whether ``a`` and ``b``, a parameter's values as a fit takes them, are one setting: the same (``_same``),
-    equal numbers that meet the same of its ``constraints`` (C 1 and 1.0; not max_features 1, one feature, and
-    1.0, all of them, which meet an int's and a float's), or a whole number and a one-element sequence of it
-    where the parameter takes both (hidden_layer_sizes 16 and (16,), as scikit-learn reads them)."""
-    if _same(a, b):
-        return True
-    if not constraints or constraints == "no_validation":  # nothing says how the family reads them
-        return False
-    met = [[satisfies(v, c) for c in constraints] for v in (a, b)]
-    if is_number(a) and is_number(b):
-        return a == b and met[0] == met[1]
-    for n, sequence in ((a, b), (b, a)):
-        if is_whole_number(n) and isinstance(sequence, (tuple, list)) and len(sequence) == 1 \
-                and is_whole_number(sequence[0]) and n == sequence[0]:
-            return all(any(m) for m in met)  # each a value the parameter takes
-    return False
+def _setting_key(value, position: int, constraints: list | str | None) -> tuple:
+    """What tells one setting of a parameter from another, ``value`` as the fit takes it (``position``: its place
+    in the grid): a number by its value and which of the parameter's ``constraints`` it meets (C 1 and 1.0 are one
+    setting; max_features 1, one feature, and 1.0, all of them, meet an int's and a float's, and are two); any
+    other value by itself where it can key a dict (a resolved 'auto': True), else by its place in the grid.
+    Sequences are not read as numbers: a constraint cannot say what they mean (LogisticRegressionCV's Cs=2 is two
+    values of C, Cs=(2,) one)."""
+    if is_number(value):
+        if not isinstance(constraints, list):  # nothing says how the family reads it: as scikit-learn's checks do
+            return "number", value, _is_fraction(value)
+        return "number", value, tuple(satisfies(value, c) for c in constraints)
+    try:
+        hash(value)
+    except TypeError:  # arrays (GaussianNB's priors) and lists
+        return "position", position
+    return "value", type(value).__name__, value
 
 
 def _shared_fit(i: int, fitted: int, positions: list[tuple[int, ...]], points: list[dict]) -> dict:
     """What point ``i``'s row says of the fit it has the scores of (point ``fitted``): ``same_fit_as``, that
     point's values where they differ from its own (each unused, or one setting with its own); and, where that is
-    another point's,
-    no ``fit_seconds``. Merged rows had copied the fitted point's time as if each had been timed, and were
-    each counted as a fit of their own (4 of 4 points unconverged where 3 fits were made)."""
+    another point's, no ``fit_seconds``. Merged rows had copied the fitted point's time as if each had been timed,
+    and were each counted as a fit of their own (4 of 4 points unconverged where 3 fits were made)."""
     if fitted == i:
         return {"same_fit_as": None}
     return {"fit_seconds": None, "same_fit_as": settings_text({name: value for (name, value), a, b in

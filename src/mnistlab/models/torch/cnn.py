@@ -295,22 +295,26 @@ class CNN(TorchClassifier):
 
     def _former_settings(self) -> dict[str, tuple[object, str]]:
         # every fit flipped before flip="auto" (a39e09e): an MNIST run's checkpoint from then holds flip=True, which
-        # the same command, "auto" now False there, refused as "a fit with other parameters or data" without which
-        return {} if self._flip() else {"flip": (True, "the default before 'auto', which flips only where a mirror "
-                                                        "image keeps its class")}
+        # the same command, "auto" now False there, refused as "a fit with other parameters or data" without which;
+        # a flip=False given is the user's own choice, not a default that changed
+        return {"flip": (True, "the default before 'auto', which flips only where a mirror image keeps its "
+                               "class")} if self.flip is False and self._flip_off_on else {}
+
+    _flip_off_on: str | None = None  # the dataset that resolved flip="auto" to False, which the user never gave
 
     def suit_dataset(self, dataset: DatasetSpec) -> None:
         # On MNIST (5,000 training images, lr 0.1, batch 64) flips made 60% more errors: 0.9723 against 0.9847
+        self._flip_off_on = None  # a flip given since an earlier resolution is the user's
         if isinstance(self.flip, str):
             self.set_params(flip=dataset.mirror_keeps_class)
-            self._flip_resolved_on = dataset.name  # for unused_parameters: a flip of False the user never gave
+            self._flip_off_on = None if dataset.mirror_keeps_class else dataset.name
 
     def unused_parameters(self) -> dict[str, str]:
         why = super().unused_parameters()
-        if "tta" in why and self.flip is False and getattr(self, "_flip_resolved_on", None):
+        if "tta" in why and self.flip is False and self._flip_off_on:
             # --tta false on MNIST was 'ignored (used only when flip is True)', where the user gave no flip
-            why["tta"] += (f", and flip='auto' is False on {self._flip_resolved_on}, whose mirror images change "
-                           "their class")
+            why["tta"] += (f"; flip='auto' is False on {self._flip_off_on}, whose mirror images change their "
+                           "class")
         return why
 
     def _said(self, name: str) -> str:
