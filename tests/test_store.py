@@ -253,6 +253,23 @@ def test_resolve_takes_a_name_or_a_path(out):
         store.resolve("../store")  # not a valid name, and not a run folder as a path either
 
 
+def test_a_folder_renamed_to_no_run_name_is_listed_as_damaged_and_said_so_when_named(out, tmp_path):
+    local = tmp_path / "o"
+    shutil.copytree(out, local)
+    (local / "runs" / "b").rename(local / "runs" / "my run")  # listed as a run that `runs show "my run"` said was none
+    rows = {r.name: r for r in RunStore(local).list()}
+    assert rows["a"].damaged is None and rows["my run"].accuracy is None
+    assert rows["my run"].damaged == (f"{local / 'runs' / 'my run'}: not a valid run name (use letters, digits and "
+                                      ". _ + - (not first), at most 100 characters): rename it to 'my-run'")
+    (local / "runs" / "my-run").mkdir()
+    assert {r.name: r for r in RunStore(local).list()}["my run"].damaged.endswith(": rename it")  # not onto another
+    with pytest.raises(RunDamagedError, match="my run: not a valid run name"):
+        RunStore(local).resolve("my run")
+    assert RunStore(local).resolve(str(local / "runs" / "my run")).name == "my run"  # as any run folder's path
+    result = run_cli("runs", "show", "my run", "--out", str(local))
+    assert result.returncode == 2 and "my run: not a valid run name" in result.stderr, result.stderr
+
+
 def test_an_unwritable_output_folder_is_said_before_anything_is_fitted(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -354,6 +354,19 @@ def _summary_files(run_dir: Path) -> tuple[dict, dict]:
     return config, metrics
 
 
+def _misnamed(folder: Path) -> str | None:
+    """Why no command can name the folder ``folder`` of ``runs/`` (one renamed by hand: "my run"), or None:
+    listed as a run, it was one that ``runs show``, ``compare`` and the page then said there was none of."""
+    try:
+        validate_name(folder.name)
+    except ParameterError:
+        suggested = re.sub(r"[^A-Za-z0-9._+-]+", "-", folder.name).strip("._+-")[:MAX_NAME_LENGTH]
+        to = f" to {suggested!r}" if suggested and not (folder.parent / suggested).exists() else ""
+        return (f"{folder}: not a valid run name (use {NAME_CHARACTERS}, at most {MAX_NAME_LENGTH} characters): "
+                f"rename it{to}")
+    return None
+
+
 def summarize(run_dir: Path) -> RunSummary:
     """The listing row of one run folder (damaged, with the reason, if its files are)."""
     run_dir = Path(run_dir)
@@ -383,7 +396,8 @@ class RunStore:
     def resolve(self, run: str | Path) -> Path:
         """A run given by name (under ``runs/``) or by the path of its folder.
 
-        A name that is not valid is looked up only as a path, so no name can reach outside ``runs/``.
+        A name that is not valid is looked up only as a path, so no name can reach outside ``runs/``; one that
+        names a folder of ``runs/`` all the same (renamed by hand) is a RunDamagedError, as ``list`` shows it.
         """
         if not isinstance(run, (str, os.PathLike)):
             raise ParameterError("run", f"a run is given by its name or its folder's path, got {run!r}")
@@ -398,6 +412,9 @@ class RunStore:
         if len(candidates) == 2 and candidates[0].is_dir():  # a run's folder, as `runs list` shows it: damaged
             raise RunDamagedError(f"{candidates[0] / CONFIG}: missing (or not a file), so {run!r} is not a "
                                   "complete run")
+        folder = self.root / run if isinstance(run, str) and len(candidates) == 1 else None
+        if folder is not None and folder.name == run and not run.startswith(".") and folder.is_dir():
+            raise RunDamagedError(_misnamed(folder))  # one renamed by hand, which `runs list` shows so: no typo
         if len(candidates) == 1 and candidates[0].is_dir() and not (candidates[0] / CONFIG).exists():
             # a sweep's, say: "no run" read as a typo in the path
             raise RunNotFoundError(f"{candidates[0]}: a folder, but not a run's (it has no {CONFIG})")
@@ -412,7 +429,8 @@ class RunStore:
             return []
         sweep_leftovers(self.root)
         sweep_staging(self.out / CHECKPOINTS)  # default-named runs' checkpoints, left by a process killed outright
-        rows = [summarize(p) for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        rows = [summarize(p) if (misnamed := _misnamed(p)) is None else RunSummary(p.name, str(p), damaged=misnamed)
+                for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted(rows, key=lambda r: (r.damaged is None, r.created or "", r.name), reverse=True)
 
     @contextmanager
