@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -116,6 +117,24 @@ def test_damaged_run_is_listed_and_the_others_stay_servable(out, fashion):
         assert response.status_code == 200, response.text
         response = http.post("/api/predict", files={"file": ("x.png", _png(fashion.x_test[0]))})
         assert response.json()["run"] == "good"  # the newest healthy run is the default
+
+
+def test_a_run_folder_whose_name_is_not_utf8_is_listed_as_damaged_in_text_json_can_carry(out):
+    bad = out / "runs" / os.fsdecode(b"bad\xff")  # its name came as a lone surrogate: the page's list failed, 500
+    shutil.copytree(out / "runs" / "good", bad)
+    try:
+        with client(out) as http:
+            response = http.get("/api/runs")
+            assert response.status_code == 200, response.text
+            runs = {r["name"]: r for r in response.json()}
+        assert runs["bad\ufffd"]["damaged"] == "runs/bad\ufffd: its name is not UTF-8: rename it to 'bad'"
+        assert runs["good"]["damaged"] is None and runs["good"]["default"]
+        result = run_cli("runs", "list", "--out", str(out), "--json")
+        assert result.returncode == 0, result.stderr
+        listed = {r["name"]: r for r in json.loads(result.stdout)}  # "bad\udcff" before: no JSON text a parser takes
+        assert listed["bad\ufffd"]["path"] == f"{out}/runs/bad\ufffd" and listed["good"]["damaged"] is None
+    finally:
+        shutil.rmtree(bad)
 
 
 def test_errors_are_json_with_status_by_class(out, tmp_path, monkeypatch):

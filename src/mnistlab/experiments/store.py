@@ -360,11 +360,19 @@ def _misnamed(folder: Path) -> str | None:
     try:
         validate_name(folder.name)
     except ParameterError:
-        suggested = re.sub(r"[^A-Za-z0-9._+-]+", "-", folder.name).strip("._+-")[:MAX_NAME_LENGTH]
+        name = _shown(folder.name)
+        suggested = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("._+-")[:MAX_NAME_LENGTH]
         to = f" to {suggested!r}" if suggested and not (folder.parent / suggested).exists() else ""
-        return (f"{folder}: not a valid run name (use {NAME_CHARACTERS}, at most {MAX_NAME_LENGTH} characters): "
-                f"rename it{to}")
+        problem = ("its name is not UTF-8" if name != folder.name else
+                   f"not a valid run name (use {NAME_CHARACTERS}, at most {MAX_NAME_LENGTH} characters)")
+        return f"{_shown(str(folder))}: {problem}: rename it{to}"
     return None
+
+
+def _shown(text: str) -> str:
+    """A name or path from the file system as text can carry it: a name need not be UTF-8, and its other bytes
+    (surrogates, in Python's str) are no text to JSON (the page's list of runs failed with 500) or a terminal."""
+    return os.fsencode(text).decode("utf-8", "replace")
 
 
 def summarize(run_dir: Path) -> RunSummary:
@@ -429,7 +437,8 @@ class RunStore:
             return []
         sweep_leftovers(self.root)
         sweep_staging(self.out / CHECKPOINTS)  # default-named runs' checkpoints, left by a process killed outright
-        rows = [summarize(p) if (misnamed := _misnamed(p)) is None else RunSummary(p.name, str(p), damaged=misnamed)
+        rows = [summarize(p) if (misnamed := _misnamed(p)) is None
+                else RunSummary(_shown(p.name), _shown(str(p)), damaged=misnamed)  # as bytes that are no UTF-8 show: �
                 for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted(rows, key=lambda r: (r.damaged is None, r.created or "", r.name), reverse=True)
 
