@@ -430,10 +430,18 @@ class RunStore:
         raise RunNotFoundError(f"no run {str(run)!r} (looked for a run folder at {looked})")
 
     def list(self) -> list[RunSummary]:
-        """Every run, newest first; damaged ones last, with the reason. Stale staging is swept first."""
+        """Every run, newest first; damaged ones last, with the reason. Stale staging is swept first. Empty where
+        ``out`` is no folder yet; a ParameterError where it is a run's folder, or holds runs itself."""
         if self.out.exists() and not self.out.is_dir():
             raise ParameterError("out", f"{self.out} is a file, not a folder of runs")
         if not self.root.is_dir():
+            # out given one level too deep, a run's folder or a folder of runs: an empty list, read as no runs trained
+            if is_run_folder(self.out):
+                raise ParameterError("out", f"{self.out} is a run's folder, not an output folder: give the one "
+                                            f"above its {RUNS}/ folder, {self.out.parent.parent}")
+            if self.out.is_dir() and (self.out.name == RUNS or any(map(is_run_folder, self.out.iterdir()))):
+                raise ParameterError("out", f"{self.out} holds runs itself, as a {RUNS}/ folder does: give the folder "
+                                            f"above it, {self.out.parent}")
             return []
         sweep_leftovers(self.root)
         sweep_staging(self.out / CHECKPOINTS)  # default-named runs' checkpoints, left by a process killed outright
