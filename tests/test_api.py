@@ -62,6 +62,17 @@ def test_every_figure_is_a_matplotlib_figure(run):
         run.figure("nonsense")
 
 
+def test_the_figures_listed_are_those_figure_draws_not_the_files_training_wrote(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "runs" / "api"
+    shutil.copytree(run.path, copy)
+    shutil.rmtree(copy / "plots")  # it had listed ['embedding'] alone, while figure() drew every one
+    names = ml.load_run(copy).figure_names()
+    assert names == run.figure_names() and {"confusion_matrix", "coefficients", "learning_curves"} <= set(names)
+    assert "sparsity" not in names and all(isinstance(ml.load_run(copy).figure(n), Figure) for n in names[:3])
+
+
 def test_a_fit_that_did_not_converge_is_warned_of_and_shown_on_the_card(out):
     # the command line printed the fit message; a notebook showed a finished bar and a card without it
     with pytest.warns(ml.NotConvergedWarning, match=r"^short: stopped at max_iter=3 "):

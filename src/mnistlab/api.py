@@ -33,7 +33,6 @@ from .callbacks import FitProgress
 from .errors import MnistlabError, NotConvergedWarning, ParameterError, SchedulerLostWarning
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
-    PLOTS,
     REPORT,
     RunStore,
     RunSummary,
@@ -162,13 +161,11 @@ class Run:
     def figure_names(self) -> list[str]:
         """The figures this run's model can show (see ``figure``)."""
         from .experiments.figures import FIGURES
-        from .experiments.interpret import MIN_EMBEDDED
 
         self._unchanged()
-        # those training drew, and the map of a run trained with embedding=False, which figure() computes (a
-        # t-SNE) as for any test set large enough: it had been left out, yet drawn when asked for
-        return [name for name in FIGURES if (self.path / PLOTS / f"{name}.png").is_file()
-                or name == "embedding" and self.config["dataset"]["n_test"] >= MIN_EMBEDDED]
+        # those figure() draws (the map of a run trained with embedding=False too: it computes a t-SNE), not the
+        # PNGs training wrote: with plots/ deleted, the list said ['embedding'] while figure() drew them all
+        return [name for name, figure in FIGURES.items() if figure.drawn(self.interpretation)]
 
     @cached_property
     def interpretation(self):

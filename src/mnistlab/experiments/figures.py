@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from .. import plots
 from .._system import ended_with_parent, other_threads, usable_cores
-from .interpret import Interpretation
+from .interpret import MIN_EMBEDDED, Interpretation
 
 EXPLAINED_SAMPLE = 0  # the test image whose probabilities and contributions the report shows
 CHILD_TIMEOUT_S = 60  # its share is about a CPU second: a child still busy after this is stuck (stopped; drawn here)
@@ -34,6 +34,8 @@ class RunFigure:
     draw: Callable[[Interpretation], Figure | None]  # None: this run has nothing to show here
     needs_model: bool = False  # asks the model (weights, features), not only the test results and explanations
     absent: str = ""  # when ``draw`` gives None, why: said to whoever asks for the figure
+    # whether ``draw`` gives a figure, told without drawing it (nor explaining, nor mapping): the run's list of figures
+    drawn: Callable[[Interpretation], bool] = lambda r: True
 
 
 def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure | None]:
@@ -57,12 +59,15 @@ def _weights(r: Interpretation) -> Figure | None:
     return None if weights is None else plots.coefficient_images(weights, r.classes)
 
 
-def _sparsity(r: Interpretation) -> Figure | None:
+def _sparse(r: Interpretation) -> bool:
     fraction = r.metrics.get("zero_weight_fraction")  # of a model with weight images (the pipeline's)
-    if fraction is None or fraction <= 0.01:  # a sparse (L1) model, not a few dead pixels
-        return None
-    weights = r.model.weight_images()  # None for a run that recorded a fraction of rows that are not the classes'
-    return None if weights is None else plots.sparsity_mask(weights, r.classes)
+    # a sparse (L1) model, not a few dead pixels; weight images are None for a run that recorded a fraction of
+    # rows that are not the classes'
+    return fraction is not None and fraction > 0.01 and r.model.weight_images() is not None
+
+
+def _sparsity(r: Interpretation) -> Figure | None:
+    return plots.sparsity_mask(r.model.weight_images(), r.classes) if _sparse(r) else None
 
 
 def sample_title(proba: np.ndarray, classes, true_label: int | None = None) -> str:
@@ -130,7 +135,8 @@ def _embedding(r: Interpretation) -> Figure | None:
 
 FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("learning_curves", "Training history: the objective per solver iteration, or loss and accuracy "
-              "after each epoch.", _curves, needs_model=True, absent="its model keeps no training history"),
+              "after each epoch.", _curves, needs_model=True, absent="its model keeps no training history",
+              drawn=lambda r: r.model.training_curves(r.metrics.get("history")) is not None),
     RunFigure("confusion_matrix", "Confusion matrix of the test set (counts; rows are the true classes).",
               lambda r: plots.confusion_matrix_plot(np.array(r.metrics["confusion_matrix"]), r.classes)),
     RunFigure("confusion_matrix_normalized",
@@ -141,9 +147,10 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               "class's images (rows sum to 100%).",
               lambda r: plots.confusion_counts_percent(np.array(r.metrics["confusion_matrix"]), r.classes)),
     RunFigure("correct", "The first ten correctly classified test images.", _prediction_grid("correct"),
-              absent="no test image was classified correctly"),
+              absent="no test image was classified correctly", drawn=lambda r: bool((r.y_pred == r.y_true).any())),
     RunFigure("wrong", "The first ten misclassified test images (titles: predicted / true).",
-              _prediction_grid("wrong"), absent="no test image was misclassified"),
+              _prediction_grid("wrong"), absent="no test image was misclassified",
+              drawn=lambda r: bool((r.y_pred != r.y_true).any())),
     RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — mostly "
               "the most confident mistakes (titled in red), and any right answer less sure of its class — with what "
               "made the model choose the class it chose.", _top_losses),
@@ -155,12 +162,14 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               "contrast, at growing strengths.", lambda r: plots.robustness_curves({"test": r.robustness()})),
     RunFigure("embedding", "A 2-D map (t-SNE) of test images as the model sees them, coloured by true class, "
               "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding,
-              needs_model=True, absent="its test set is too small for a map"),
+              needs_model=True, absent="its test set is too small for a map",
+              drawn=lambda r: len(r.y_true) >= MIN_EMBEDDED),  # a run's map, or one computed (interpret.embed)
     RunFigure("coefficients", "The learned weights of each class as 28×28 images: "
               "blue pixels raise the class score, red ones lower it.", _weights, needs_model=True,
-              absent="its model has no weight per pixel and class"),
+              absent="its model has no weight per pixel and class",
+              drawn=lambda r: r.model.weight_images() is not None),
     RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity, needs_model=True,
-              absent="its model has no weights per pixel, or at most 1% of them are zero"),
+              absent="its model has no weights per pixel, or at most 1% of them are zero", drawn=_sparse),
     RunFigure("sample_probabilities", "Predicted class probabilities for one test image.", _sample_probabilities),
     RunFigure("sample_contributions", "How each pixel of one test image pushes each class score "
               "(gradient × input — for a linear model, weight × pixel, or × the pixel's difference from the "
