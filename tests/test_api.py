@@ -73,6 +73,26 @@ def test_the_figures_listed_are_those_figure_draws_not_the_files_training_wrote(
     assert "sparsity" not in names and all(isinstance(ml.load_run(copy).figure(n), Figure) for n in names[:3])
 
 
+def test_a_dollar_in_a_name_is_drawn_as_it_is_not_as_maths(run, tmp_path):
+    import dataclasses
+    import shutil
+
+    from matplotlib.text import Text
+
+    from mnistlab.plots import png_bytes
+
+    folders = [tmp_path / "x$y$_z", tmp_path / "a$\\foo$"]  # runs compared by their folders' paths, any name
+    for folder in folders:
+        shutil.copytree(run.path, folder)
+    comparison = ml.compare(*folders, out=tmp_path)  # rendering "a$\foo$" as maths was a ValueError: "a bug"
+    labels = [t.get_text() for t in comparison.figure("accuracy").findobj(Text) if "$" in t.get_text()]
+    assert {"a\\$\\foo\\$", "x\\$y\\$_z"} <= set(labels)  # each $ escaped, which matplotlib draws as $
+    page = comparison.report_path.read_text()
+    assert "minus x$y$_z" in page and "\\$" not in page  # the captions, HTML, have names as they are
+    prediction = dataclasses.replace(run.predict(run.dataset.x_test[0]), source="p$\\foo$.png")
+    assert png_bytes(prediction.explain())  # a photo's name, in the title
+
+
 def test_a_fit_that_did_not_converge_is_warned_of_and_shown_on_the_card(out):
     # the command line printed the fit message; a notebook showed a finished bar and a card without it
     with pytest.warns(ml.NotConvergedWarning, match=r"^short: stopped at max_iter=3 "):

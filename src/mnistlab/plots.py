@@ -61,6 +61,12 @@ def save_png(fig: Figure, path, dpi: float | None = None) -> Path:
     return path
 
 
+def literal(text: str) -> str:
+    """``text`` drawn as it is: a name a user chose (a run's, a photo's, a setting's value) with two $ in it was
+    mathtext, 'x$y$_z' drawn with an italic y, and 'a$\\foo$' a ValueError where the figure was rendered."""
+    return text.replace("$", r"\$")  # matplotlib draws \$ as $, and takes no other backslash for an escape
+
+
 def _as_images(images) -> np.ndarray:
     """N×28×28 from N×28×28 or N×784 (any dtype)."""
     return np.asarray(images).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)

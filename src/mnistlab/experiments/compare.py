@@ -272,29 +272,30 @@ def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]
         labels = {name: name for name in labels}
     loaded = [{**r, "name": labels[r["name"]]} for r in loaded]
     pairs = [{**pair, "a": labels[pair["a"]], "b": labels[pair["b"]]} for pair in pairs]
-    names = [r["name"] for r in loaded]
+    literal = plots.literal  # a name in a figure's text (not in a caption, which is HTML): x$y$ was drawn as maths
+    names = [literal(r["name"]) for r in loaded]
     figures = {"accuracy": (plots.metric_bars(names, [r["metrics"]["accuracy"] for r in loaded],
                                               title="Test accuracy", ylabel="accuracy"),
                             "Test accuracy of each run.")}
     for i, pair in enumerate(pairs, start=1):
         figures[f"confusion_delta_{i}"] = (
             plots.confusion_matrix_plot(pair["confusion_delta"], classes, difference=True,
-                                        title=f"Confusion matrix {pair['b']} − {pair['a']}"),
+                                        title=literal(f"Confusion matrix {pair['b']} − {pair['a']}")),
             f"Difference of confusion matrices, {pair['b']} minus {pair['a']}: on the diagonal, "
             "positive means B gets more of that class right; off it, positive means B makes that mistake more.")
         figures[f"f1_delta_{i}"] = (
             plots.metric_bars(classes, list(pair["f1_delta"].values()),
-                              title=f"Per-class F1: {pair['b']} − {pair['a']}", ylabel="F1 change"),
+                              title=literal(f"Per-class F1: {pair['b']} − {pair['a']}"), ylabel="F1 change"),
             f"Per-class F1 change from {pair['a']} to {pair['b']}.")
         shown = [(c, d) for c, d in pair["class_accuracy_delta"].items() if d["delta"] is not None]
         figures[f"class_accuracy_delta_{i}"] = (
             plots.metric_bars([c for c, _ in shown], [d["delta"] for _, d in shown],
-                              title=f"Per-class accuracy: {pair['b']} − {pair['a']}", ylabel="accuracy change",
+                              title=literal(f"Per-class accuracy: {pair['b']} − {pair['a']}"), ylabel="accuracy change",
                               intervals=[(d["low"], d["high"]) for _, d in shown]),
             f"Per-class accuracy change from {pair['a']} to {pair['b']}, with {CONFIDENCE:.0%} bootstrap "
             "intervals, their spread: whether a class's change is a difference at all is its exact test's, "
             "in the table (an interval clear of 0 may still be chance where the runs differ on a few images).")
-    histories = {f"{r['name']}: {key}": values for r in loaded
+    histories = {literal(f"{r['name']}: {key}"): values for r in loaded
                  for key, values in r["family"].comparable_curves(
                      r["metrics"].get("history")).items()}
     if histories:
@@ -302,7 +303,7 @@ def comparison_figures(loaded: list[dict], pairs: list[dict], classes: list[str]
                                       "Learning curves of the runs, on shared axes.")
     measured = [r for r in loaded if r["metrics"].get("robustness")]
     shifts = set(measured[0]["metrics"]["robustness"]["shifts"]) if measured else set()
-    robust = {r["name"]: r["metrics"]["robustness"] for r in measured
+    robust = {literal(r["name"]): r["metrics"]["robustness"] for r in measured
               if set(r["metrics"]["robustness"]["shifts"]) == shifts}
     if len(robust) >= 2:  # runs from before robustness was measured, or with other shifts, are left out
         figures["robustness"] = (plots.robustness_curves(robust),

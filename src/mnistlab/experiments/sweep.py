@@ -367,7 +367,7 @@ def sweep_figure(rows: list[dict], grid: dict[str, list]) -> Figure:
     names = list(grid)
     swept = [n for n in names if len(grid[n]) > 1] or names[:1]  # one point alone: the first, at one x
     x_name, others = swept[0], swept[1:]
-    fixed = settings_text({n: grid[n][0] for n in names if n not in swept})
+    fixed = plots.literal(settings_text({n: grid[n][0] for n in names if n not in swept}))  # values as given, $ too
     at = dict(zip(_positions(grid), rows))  # a point's row by its values' positions
 
     def order(name: str) -> list[int]:
@@ -381,7 +381,7 @@ def sweep_figure(rows: list[dict], grid: dict[str, list]) -> Figure:
     series = {}
     sparse = any(r["sparsity"] is not None for r in rows)  # the family's weights can be zero (failed points: none)
     for line_at in itertools.product(*(order(o) for o in others)):
-        label = settings_text({o: grid[o][j] for o, j in zip(others, line_at)}) or "validation"
+        label = plots.literal(settings_text({o: grid[o][j] for o, j in zip(others, line_at)})) or "validation"
         place = dict.fromkeys(names, 0) | dict(zip(others, line_at))  # a fixed setting's one value: position 0
         line = [at[tuple({**place, x_name: j}[n] for n in names)] for j in x_order]
         series[label] = ([_gap(r["val_accuracy"]) for r in line],  # a failed point: a gap in its line
@@ -390,5 +390,5 @@ def sweep_figure(rows: list[dict], grid: dict[str, list]) -> Figure:
     # and where no two are the same number (max_features 1 and 1.0 would be one place); names as the command
     # line writes them (64x32)
     finite = all(is_number(v) and math.isfinite(v) for v in x_values) and len(set(x_values)) == len(x_values)
-    return plots.sweep_plot(x_values if finite else [setting_text(v) for v in x_values], series, x_label=x_name,
-                            fixed=fixed)
+    return plots.sweep_plot(x_values if finite else [plots.literal(setting_text(v)) for v in x_values], series,
+                            x_label=x_name, fixed=fixed)

@@ -80,7 +80,7 @@ class Prediction:
         """A figure of why: the photo (if any), the input, the probabilities and each class's evidence map."""
         from .. import plots
 
-        title = f"{self.source}: {self.class_name} ({self.probabilities[self.label]:.1%})"
+        title = f"{plots.literal(self.source)}: {self.class_name} ({self.probabilities[self.label]:.1%})"
         if self.prepared is None:
             return plots.photo_explanation(None, self.pixels, self.probabilities, self.classes,
                                            title=title, contributions=self.contributions)
