@@ -92,7 +92,7 @@ def test_lower_inverse_inverts_a_lower_triangular_matrix(n):
 
 def test_a_sweep_of_logreg_imports_neither_scikit_learn_nor_scipy(tmp_path):
     """Its folds and its fresh estimators were scikit-learn's StratifiedKFold and clone: over a second to import."""
-    result, heavy = heavy_libraries_imported("sweep", "logreg", "--C", "0.1,1", "--max-iter", "20", "--cv", "2",
+    result, heavy = heavy_libraries_imported("sweep", "logreg", "--C", "0.1,1", "--max-iter", "20", "--folds", "2",
                                              "--train-size", "500", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert heavy == {"matplotlib"}, result.stderr

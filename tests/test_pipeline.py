@@ -572,6 +572,21 @@ def test_a_swept_none_is_shown_as_a_setting_not_as_a_gap(tmp_path):
     assert lines[1].startswith("None,0.") and lines[2].startswith("2,0.") and ",," in lines[1]
 
 
+def test_cv_is_the_models_own_in_a_sweep_as_in_train_and_the_sweeps_folds_are_folds(tmp_path):
+    """`sweep sklearn:LogisticRegressionCV --cv 3` was the sweep's outer folds (train's --cv is the model's):
+    the model's cv could not be swept nor set, and nothing said so."""
+    result = run_cli("sweep", "sklearn:RidgeClassifierCV", "--cv", "2,3", "--train-size", "100", "--out",
+                     str(tmp_path), "--name", "inner", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [row["cv"] for row in json.loads(result.stdout)["results"]] == [2, 3]
+    assert json.loads((tmp_path / "sweeps" / "inner" / "sweep.json").read_text())["cv"] is None  # one split
+    for args, line in ((["--cv", "2"], "--cv: logreg has no cv of its own; the sweep's k-fold cross-validation is "
+                                       "--folds"),
+                       (["--folds", "1"], "--folds: k-fold cross-validation needs k ≥ 2 folds, got 1")):
+        result = run_cli("sweep", "logreg", "--C", "1", *args, "--train-size", "100", "--out", str(tmp_path))
+        assert result.returncode == 2 and result.stderr.strip() == f"error: {line}", result.stderr
+
+
 def test_runs_given_by_folders_of_any_name_are_compared_under_a_default_name(own_out):
     """The runs' names joined were the default name unchecked: a folder "my run" failed the name's check."""
     import shutil

@@ -159,9 +159,11 @@ def print_run_summary(run, as_json: bool) -> None:
 def sweep_cmd(ctx: typer.Context, model: ModelArg,
               dataset: DatasetOpt = DEFAULT_DATASET, data_dir: DataDirOpt = None,
               classes: ClassesOpt = None, train_size: TrainSizeOpt = None, seed: SeedOpt = 0,
-              cv: Annotated[Optional[int], typer.Option(help="k-fold cross-validation instead of one split.")] = None,
+              # not --cv: that is the model's own, as in train (LogisticRegressionCV's inner folds)
+              folds: Annotated[Optional[int], typer.Option(
+                  help="k-fold cross-validation instead of one split (the API's cv).")] = None,
               val_fraction: Annotated[Optional[float], typer.Option(
-                  help="Validation share, where not using --cv (default: 0.2).")] = None,
+                  help="Validation share, where not using --folds (default: 0.2).")] = None,
               name: Annotated[Optional[str], typer.Option(help="Sweep name (folder under OUT/sweeps).")] = None,
               overwrite: Annotated[bool, typer.Option(help="Replace a sweep of the same --name.")] = False,
               cluster: Annotated[Optional[str], typer.Option(
@@ -178,7 +180,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
 
     ```
     mnistlab sweep logreg --C 0.001,0.01,0.1,1,10 --penalty l1,l2 --train-size 10000
-    mnistlab sweep logreg --C 0.01,0.1,1 --cv 5 --train-size 5000 --json
+    mnistlab sweep logreg --C 0.01,0.1,1 --folds 5 --train-size 5000 --json
     mnistlab sweep logreg --C 0.001,0.01,0.1,1 --penalty l1,l2 --cluster tcp://10.0.0.5:8786
     mnistlab sweep numpy-mlp --hidden 256x128,128 --max-epochs 5 --train-size 5000
     ```
@@ -188,21 +190,30 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     from ..experiments.sweep import used_settings
     from . import model_options
 
-    grid = model_options.parse(get_family(model), list(ctx.args), multi=True)
+    family = get_family(model)
+    if "cv" not in family._get_param_names() and any(arg.lower().partition("=")[0] == "--cv" for arg in ctx.args):
+        # the sweep's folds were --cv once: said so, not only "no option --cv"
+        raise ParameterError("cv", f"{model} has no cv of its own; the sweep's k-fold cross-validation is --folds")
+    grid = model_options.parse(family, list(ctx.args), multi=True)
     if not grid:
         raise ParameterError(None, "nothing to sweep: give at least one model option with values, e.g. --C 0.01,0.1,1")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SchedulerLostWarning)  # said last, as its one line
-        sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
-                          train_size=train_size, seed=seed, cv=cv, val_fraction=val_fraction, name=name, out=out,
-                          progress=not as_json, cluster=cluster, overwrite=overwrite)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SchedulerLostWarning)  # said last, as its one line
+            sweep = api.sweep(model, grid, dataset=dataset, data_dir=data_dir, classes=parse_classes(classes),
+                              train_size=train_size, seed=seed, cv=folds, val_fraction=val_fraction, name=name,
+                              out=out, progress=not as_json, cluster=cluster, overwrite=overwrite)
+    except ParameterError as exc:
+        if exc.parameter == "cv" and "cv" not in grid:  # the API's cv is --folds here (--cv: the model's)
+            raise ParameterError("folds", exc.problem) from None
+        raise
     rows = sweep.results
     if as_json:
         emit_json({"folder": str(sweep.path), "results": rows})
         _exit_if_points_failed(sweep, grid)
         return
     on = f"{dataset}, classes {classes}" if classes else dataset
-    table = Table(title=f"{model} sweep on {on} ({'%d-fold CV' % cv if cv else 'validation split'})")
+    table = Table(title=f"{model} sweep on {on} ({'%d-fold CV' % folds if folds else 'validation split'})")
     for col in rows[0]:
         table.add_column(col, justify="right")
     for r in rows:  # the scores to 4 places; the swept values as given (C 0.00001 and 0.00004 are two)
