@@ -97,6 +97,10 @@ def test_an_out_folder_that_cannot_be_written_is_said_before_any_work(out, tmp_p
 def test_a_library_parameter_is_shown_as_its_flag(tmp_path):
     result = run_cli("train", "logreg", "--train-size", "0", "--out", str(tmp_path))
     assert result.returncode == 2 and "--train-size:" in result.stderr and "Traceback" not in result.stderr
+    values = ",".join(map(str, range(1, 1002)))  # a swept model option's too: it was said as --grid, no flag at all
+    result = run_cli("sweep", "logreg", "--max-iter", values, "--train-size", "100", "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr == ("error: --max-iter: 1,001 values are given: at most 1,000 "
+                                                        "combinations are swept at once\n")
 
 
 @pytest.mark.parametrize("name", ["[/x]", "[bold]x"])

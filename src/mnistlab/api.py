@@ -569,9 +569,8 @@ def _swept_values(name, values, most: int) -> list:
         got = ("empty" if not one else f"a {values.ndim}-D array" if isinstance(values, np.ndarray)
                else f"a {type(values).__name__}")
         raise ParameterError("grid", f"give a dict of hyperparameter → non-empty list of values; {name}'s is {got}")
-    if len(values) > most:
-        raise ParameterError("grid", f"{name} has {len(values):,} values: at most {most:,} combinations are swept "
-                                     "at once")
+    if len(values) > most:  # named as the hyperparameter, as a value given twice is: the command line's is its flag
+        raise ParameterError(name, f"{len(values):,} values are given: at most {most:,} combinations are swept at once")
     values = values.tolist() if isinstance(values, np.ndarray) else values
     return [value.item() if isinstance(value, np.generic) else value for value in values]
 
