@@ -119,7 +119,9 @@ def test_scikit_learns_seeds_folds_and_lists_can_be_typed():
 def test_multi_values_for_sweeps():
     assert parse(Toy, ["--C", "0.01,0.1,1", "--penalty", "l1,l2"], multi=True) == {
         "C": [0.01, 0.1, 1.0], "penalty": ["l1", "l2"]}
-    for value in (",", "0.1,,1", "0.1,"):  # an empty value is a typo, not one fewer
+    assert parse(Toy, ["--C", "0.01, 1", "--penalty", "l1, l2", "--standardize", "true, false"], multi=True) == {
+        "C": [0.01, 1.0], "penalty": ["l1", "l2"], "standardize": [True, False]}  # ' l2' was no penalty
+    for value in (",", "0.1,,1", "0.1,", "0.1, ,1"):  # an empty value is a typo, not one fewer
         with pytest.raises(ParameterError, match=f"--C: give one or more comma-separated values, got '{value}'"):
             parse(Toy, ["--C", value], multi=True)
     mlp = get_family("numpy-mlp")  # layer sizes joined by x: the commas part the networks swept

@@ -222,8 +222,9 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
             raise ParameterError(None, f"option --{key} needs a value")
         try:
             if multi:
-                values = value.split(",")
-                if "" in values:  # "0.1,,1" is a typo as much as ","
+                # "l1, l2" as "l1,l2": a space after a comma is how lists are written (it made ' l2' no penalty)
+                values = [v.strip() for v in value.split(",")]
+                if "" in values:  # "0.1,,1" is a typo as much as "," (and "0.1, ,1")
                     raise ValueError(f"give one or more comma-separated values, got {value!r}")
                 params[name] = [convert(v, allowed) for v in values]
             else:
