@@ -399,6 +399,10 @@ def test_mistaken_arguments_are_refused_before_anything_is_written(run, out, tmp
     for data_dir in (5, 0, ""):  # read as the folder "5", or as none
         with pytest.raises(ml.ParameterError, match="data_dir: must be a path"):
             ml.train("logreg", data_dir=data_dir, out=tmp_path, progress=False)
+    for call in (lambda: ml.train("logreg", data_dir="/tmp/a\0b", out=tmp_path, progress=False),
+                 lambda: ml.runs(out="a\0b")):  # a bare ValueError ("embedded null byte"); runs: [] as if none
+        with pytest.raises(ml.ParameterError, match="a path cannot hold a null byte"):
+            call()
     for mistake, parameter in [(dict(path=5), "path"), (dict(check="no"), "check")]:  # pathlib's TypeError; a check
         with pytest.raises(ml.ParameterError) as info:
             run.export(**mistake)

@@ -505,6 +505,8 @@ def test_a_data_folder_of_a_link_loop_or_a_bad_type_says_so(tmp_path):
     for mistake in (123, ""):  # "" searched the default places, where train and a run's data choice refused it
         with pytest.raises(ParameterError, match=f"data_dir: must be a path .*, got {mistake!r}"):
             load_dataset("mnist", data_dir=mistake)
+    with pytest.raises(ParameterError, match=r"^data_dir: a path cannot hold a null byte, got 'a\\x00b'$"):
+        load_dataset("mnist", data_dir="a\0b")  # was os.stat's bare ValueError, "embedded null byte"
     with pytest.raises(DatasetError, match=r"unknown dataset \['mnist'\]"):
         load_dataset(["mnist"])
 

@@ -27,9 +27,12 @@ def is_whole_number(value) -> bool:
 
 def path_text(parameter: str, value) -> str:
     """``value``, a path (a str or an os.PathLike), as text; a ParameterError naming ``parameter`` for anything
-    else, and for "" (it would be the current folder, or read as none given): 5 would be the folder "5"."""
+    else, and for "" (it would be the current folder, or read as none given): 5 would be the folder "5"; and for
+    text holding a null byte, which no path can."""
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         raise ParameterError(parameter, f"must be a path (a str or a pathlib.Path), got {value!r}")
+    if "\0" in str(value):  # no system call takes it: os.stat's bare ValueError ("embedded null byte") otherwise
+        raise ParameterError(parameter, f"a path cannot hold a null byte, got {str(value)!r}")
     return str(value)
 
 
