@@ -386,7 +386,8 @@ def test_the_content_key_reads_little_of_a_large_file(tmp_path, monkeypatch):
     assert sum(read) < 256 * 1024
 
 
-@pytest.mark.parametrize("damage", ["meta is a list", "checksums are lists", "labels of another shape", "emptied"])
+@pytest.mark.parametrize("damage", ["meta is a list", "checksums are lists", "labels of another shape", "emptied",
+                                    "labels edited", "an image edited", "written before its files were recorded"])
 def test_a_damaged_decoded_cache_is_rebuilt(tmp_path, mnist_dir, monkeypatch, damage):
     import json
 
@@ -399,10 +400,25 @@ def test_a_damaged_decoded_cache_is_rebuilt(tmp_path, mnist_dir, monkeypatch, da
         (folder / "meta.json").write_text(json.dumps({"checksums": {p: [] for p in expected.checksums}}))
     elif damage == "emptied":  # np.load raises EOFError: it was "internal error: Abort" for every command
         (folder / "test_labels.npy").write_bytes(b"")
+    elif damage == "labels edited":  # of the same shape and type: used in silence, the checksums still "match"
+        np.save(folder / "test_labels.npy", (expected.y_test + 1) % 10)
+    elif damage == "an image edited":  # one byte, in place
+        with (folder / "test_images.npy").open("r+b") as f:
+            f.seek(200)
+            f.write(b"\xff")
+    elif damage == "written before its files were recorded":  # nothing tells it intact: rebuilt once
+        meta = json.loads((folder / "meta.json").read_text())
+        (folder / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "files"}))
     else:
         np.save(folder / "test_labels.npy", np.zeros((5, 5), np.uint8))
     again = load_dataset("mnist", data_dir=mnist_dir)
     assert again.checksums == expected.checksums and np.array_equal(again.y_test, expected.y_test)
+    assert np.array_equal(again.x_test, expected.x_test)
+    assert "files" in json.loads((folder / "meta.json").read_text())
+    base = load_dataset("mnist", data_dir=mnist_dir).x_test  # and the rebuilt cache is used as it is
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base.obj, mmap.mmap)
 
 
 def test_a_folder_of_another_dataset_is_refused(mnist_dir, tmp_path, monkeypatch):
