@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -644,18 +645,28 @@ def test_signals_wait_for_the_end_of_a_deferred_block():
     assert ended.returncode == -signal.SIGTERM and ended.stdout == "the block ended\n"
 
 
+@contextmanager
+def claimed_elsewhere(out, name: str, overwrite: bool = False):
+    """Another live process holding the run ``name`` in ``out`` (``RunStore.claim``) while the block runs."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from mnistlab.experiments.store import RunStore\n"
+        f"with RunStore({str(out)!r}).claim({name!r}, overwrite={overwrite}):\n"
+        "    print('holding', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_lock_is_held_by_a_live_process_not_by_whose_id_it_names(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / ".lock-reused").write_text(str(os.getpid()))  # left by a killed process whose id is reused
     with store.claim("reused") as writer:  # was "being trained right now by process <this one>"
         assert writer.path.name == "reused"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from mnistlab.experiments.store import RunStore\n"
-        f"with RunStore({str(tmp_path)!r}).claim('held'):\n"
-        "    print('holding', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "holding\n"
+    with claimed_elsewhere(tmp_path, "held") as holder:
         with pytest.raises(RunExistsError, match=f"run 'held' is being trained right now by process {holder.pid}"):
             with store.claim("held"):
                 pass
@@ -664,9 +675,6 @@ def test_a_lock_is_held_by_a_live_process_not_by_whose_id_it_names(tmp_path, mon
         with monkeypatch.context() as patch:  # a listing passes a held lock at once (claims try it again)
             patch.setattr(store_module.time, "sleep", lambda seconds: pytest.fail("a listing waited on a lock"))
             assert store.list() == [] and (tmp_path / "runs" / ".lock-held").exists()  # a live holder's lock stays
-    finally:
-        holder.kill()
-        holder.wait()
     with store.claim("held"):  # the kernel let go of it with the process: nothing stale to judge
         pass
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == []
@@ -679,18 +687,10 @@ def test_a_checkpoint_beside_a_run_is_judged_with_the_name_held(tmp_path):
     (tmp_path / "runs" / "held").mkdir(parents=True)
     store.checkpoints("held").mkdir(parents=True)
     (store.checkpoints("held") / "checkpoint.safetensors").write_bytes(b"")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from mnistlab.experiments.store import RunStore\n"
-        f"with RunStore({str(tmp_path)!r}).claim('held', overwrite=True):\n"
-        "    print('holding', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "holding\n"
+    with claimed_elsewhere(tmp_path, "held", overwrite=True) as holder:
         with pytest.raises(RunExistsError, match=f"^run 'held' is being trained right now by process {holder.pid}$"):
             with store.claim("held"):
                 pass
-    finally:
-        holder.kill()
-        holder.wait()
     with pytest.raises(RunExistsError, match="an interrupted training of it kept its checkpoint in "):
         with store.claim("held"):
             pass
