@@ -128,7 +128,16 @@ class Run:
 
     @cached_property
     def model(self):
-        """The fitted estimator (scikit-learn compatible), loaded from the run's model file."""
+        """The fitted estimator (scikit-learn compatible), loaded from the run's model file.
+
+        It takes what it was fitted on: N×784 floats in [0, 1], the images flattened and divided by 255
+        (``mnistlab.data.preprocess.flatten_scale``); raw 0–255 pixels score lower, with a warning.
+        ``predict`` takes the images as they are.
+
+        >>> from mnistlab.data.preprocess import flatten_scale
+        >>> run.model.score(flatten_scale(run.dataset.x_test), run.dataset.y_test) == run.metrics["accuracy"]
+        True
+        """
         from .models.serialization import load_model
 
         self._unchanged()

@@ -19,7 +19,9 @@ as an ONNX graph, for export).
 Besides ``classes_`` and ``history_``, a fit may set ``n_iter_``, ``converged_``
 and ``fit_message_``, which runs record where they are set; and a family that
 takes ``checkpoint_dir`` writes a checkpoint there after every epoch, which a
-run points at a folder of its own and resumes from.
+run points at a folder of its own and resumes from. A fit keeps the largest value
+of ``X`` (``feature_max_``, by ``validation.fit_features``), and a prediction
+warns of ``X`` far past it: raw 0–255 pixels given to a model fitted on [0, 1].
 
 Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the

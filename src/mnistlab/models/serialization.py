@@ -4,10 +4,11 @@ A model is two files: ``model.npz`` (the learned arrays, loaded with
 ``allow_pickle=False``) and ``model.json`` (format tag, family, hyperparameters
 and which of them are tuples, dicts of int keys or not finite, array names, the
 number of features it was fitted on (``n_features_in``) and their names where
-it was fitted on a data frame (``feature_names_in``), and the temperature its
-probabilities are scaled by, when one was fitted: ``temperature``). Loading
-rebuilds the estimator from its hyperparameters and hands it the arrays, so a
-model file can hold data but never code.
+it was fitted on a data frame (``feature_names_in``), the largest value it was
+fitted on (``feature_max``), and the temperature its probabilities are scaled
+by, when one was fitted: ``temperature``). Loading rebuilds the estimator from
+its hyperparameters and hands it the arrays, so a model file can hold data but
+never code.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from .._io import atomic_write_all, json_text, parse_json, read_regular_file
 from .._npz import plain_dtype, read_npz
-from .._values import is_whole_number
+from .._values import is_number, is_whole_number
 from ..errors import ModelFileError, ParameterError, one_line
 from . import get_family
 from .base import N_FEATURES, MnistlabModel, unused_said_elsewhere
@@ -65,6 +66,8 @@ def save_model(model: MnistlabModel, directory: Path) -> None:
         meta["n_features_in"] = int(model.n_features_in_)
     if hasattr(model, "feature_names_in_"):  # and a frame's columns in another order (read wrong, with a warning)
         meta["feature_names_in"] = [str(name) for name in model.feature_names_in_]
+    if hasattr(model, "feature_max_"):  # and warns of raw 0-255 pixels given to a model fitted on pixels / 255
+        meta["feature_max"] = float(model.feature_max_)
     if isinstance(model, TemperatureScaled):
         meta["temperature"] = model.temperature
     # the JSON text is made before either file is written, and the two replace theirs together: written one
@@ -194,6 +197,10 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
                 and len(names) == getattr(model, "n_features_in_", len(names))):
             raise ModelFileError(f"{meta_path}: 'feature_names_in' must list one name (a string) per feature")
         model.feature_names_in_ = np.asarray(names, dtype=object)  # as scikit-learn keeps them
+    if "feature_max" in meta:  # absent from files written before it was recorded: those do not warn
+        if not is_number(meta["feature_max"]) or not math.isfinite(meta["feature_max"]):
+            raise ModelFileError(f"{meta_path}: 'feature_max' must be a finite number, got {meta['feature_max']!r}")
+        model.feature_max_ = float(meta["feature_max"])
     if "temperature" in meta:
         try:
             model = TemperatureScaled(model, meta["temperature"])

@@ -133,7 +133,9 @@ class SklearnClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = reporter(progress)
-        X, features = fit_features(self, X)  # the names of a frame's columns too: checked at predict
+        # the names of a frame's columns too: checked at predict; not the largest value, as scikit-learn's own
+        # classifier does not warn of data scaled unlike its fit's
+        X, features = fit_features(self, X, keep_max=False)
         # one label per image, as our other families take: scikit-learn's classifiers also fit a 2-D y (several
         # outputs), after which predict_proba gives a list of arrays, and predict failed inside NumPy
         y = check_labels(self, y, len(X))
