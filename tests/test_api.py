@@ -274,6 +274,9 @@ def test_models_and_recipes_listings():
     assert ml.families()["numpy-logreg"].endswith("trained on mean binary cross-entropy + alpha/2·‖w‖².")
     assert "fashion-logreg-saga" in ml.recipes.list()
     assert "logreg" in ml.train.__doc__ and "cnn" in ml.train.__doc__
+    # which train takes, as `mnistlab models` lists it: below the families, not one of them
+    assert ml.train.__doc__.count("- ``sklearn:NAME``: any scikit-learn classifier") == 1
+    assert "sklearn:NAME" in ml.families.__doc__ and not any(":" in name for name in ml.families())
 
 
 @pytest.mark.parametrize("names, message", [

@@ -480,8 +480,11 @@ def train(model: str, *, dataset: str = datasets.DEFAULT_DATASET, data_dir: str 
     return run
 
 
-train.__doc__ = train.__doc__.format(families="\n    ".join(
-    f"- ``{f}``: ``help(mnistlab.models.get_family({f!r}))`` or ``mnistlab models {f}``" for f in family_names()))
+# sklearn:NAME last, as `mnistlab models` says it below the families: a pattern, not one family of the list
+train.__doc__ = train.__doc__.format(families="\n    ".join([
+    *(f"- ``{f}``: ``help(mnistlab.models.get_family({f!r}))`` or ``mnistlab models {f}``" for f in family_names()),
+    "- ``sklearn:NAME``: any scikit-learn classifier, such as ``sklearn:SVC``: "
+    "``help(mnistlab.models.get_family('sklearn:SVC'))`` or ``mnistlab models sklearn:SVC``"]))
 
 
 def load_run(name_or_path: str | Path, out: str | Path | None = None) -> Run:
@@ -586,6 +589,9 @@ def _swept_values(name, values, most: int) -> list:
 
 def families() -> dict[str, str]:
     """The model families (what ``train`` takes as ``model``), each with its one-line summary.
+
+    And any scikit-learn classifier as ``"sklearn:NAME"`` (``mnistlab models sklearn:SVC``: its options),
+    which ``train`` takes too; not an entry here, as it names no one family.
 
     >>> "logreg" in ml.families()
     True
