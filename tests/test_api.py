@@ -578,6 +578,18 @@ def test_objects_of_the_default_relative_out_work_after_the_working_folder_chang
     assert listed["rel"].path == rel.path and os.path.isabs(listed[0].path)  # "no run 'rel'" in the new folder
 
 
+def test_a_run_list_holds_the_names_and_runs_it_loads(run, out, tmp_path):
+    listed = ml.runs(out)
+    assert "api" in listed and listed["api"].path == run.path  # "api" in ml.runs() was False
+    assert run in listed and listed[0] in listed and "nothing" not in listed and None not in listed
+    other = ml.train("logreg", C=0.1, name="api", out=tmp_path, progress=False, embedding=False, **SMALL)
+    assert other not in listed and run not in ml.runs(tmp_path)  # another out folder's run of the same name
+    (tmp_path / "runs" / "broken").mkdir()  # listed as damaged: in, and loading it says why
+    assert "broken" in ml.runs(tmp_path)
+    with pytest.raises(ml.RunDamagedError):
+        ml.runs(tmp_path)["broken"]
+
+
 def test_a_sweep_or_comparison_name_given_that_exists_is_refused_before_any_work(run, tmp_path, monkeypatch):
     from mnistlab.models import get_family
 

@@ -318,7 +318,8 @@ def _href(path: Path) -> str:
 class RunList(list):
     """The runs of an output folder, newest first; damaged ones last, with the reason.
 
-    ``runs[0]`` is a summary row; ``runs["name"]`` loads that run.
+    ``runs[0]`` is a summary row; ``runs["name"]`` loads that run; ``"name" in runs`` and ``run in runs`` say
+    whether it is listed (a damaged one too, which loading it says is damaged).
     """
 
     def __init__(self, rows: list[RunSummary], store: RunStore):
@@ -329,6 +330,15 @@ class RunList(list):
         if isinstance(key, str):
             return Run(self.store.resolve(key))
         return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        # by name, as runs["name"] looks up, and a Run by its folder: list's own compared each row with the key,
+        # and "name" in ml.runs() was False beside a run ml.runs()["name"] loaded
+        if isinstance(key, str):
+            return any(row.name == key for row in self)
+        if isinstance(key, Run):  # the same run, not another out folder's of the same name
+            return any(Path(row.path) == key.path for row in self)
+        return super().__contains__(key)
 
     def _repr_html_(self) -> str:
         rows = [[r.name, "damaged: " + r.damaged, "", None, None, ""] if r.damaged else
