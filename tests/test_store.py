@@ -103,6 +103,7 @@ def test_a_stopped_overwrite_says_the_old_run_is_kept_and_a_stop_after_its_swap_
                 pytest.raises(KeyboardInterrupt):
             train("logreg", {"C": 0.5}, TINY, local, name="a", overwrite=True)
     assert len(said) == 1 and str(said[0].message).endswith(str(local / "runs" / "a"))  # no checkpoint to name
+    assert said[0].filename == __file__  # the caller's line, heard at each stop (it was the pipeline's caller's)
     assert (local / "runs" / "a" / "config.json").read_bytes() == old
 
     def exchange(a, b, real=_io._exchange):
@@ -118,6 +119,24 @@ def test_a_stopped_overwrite_says_the_old_run_is_kept_and_a_stop_after_its_swap_
     finally:
         signal.signal(signal.SIGINT, previous)
     assert json.loads((local / "runs" / "a" / "config.json").read_text())["params"]["C"] == 0.5
+
+
+def test_an_overwrite_by_a_family_without_checkpoints_discards_one_it_cannot_resume(out, tmp_path):
+    """A checkpoint of run 'a' (another family's stopped fit) outlived an overwrite by logreg, which writes none:
+    the completed run was then said to be an interrupted overwrite by every later command."""
+    local = tmp_path / "o"
+    shutil.copytree(out, local)
+    checkpoints = RunStore(local).checkpoints("a")
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "checkpoint.safetensors").write_bytes(b"epochs")
+    with pytest.raises(RunExistsError, match="an interrupted training of it kept its checkpoint"):
+        train("logreg", {}, TINY, local, name="a")
+    run = train("logreg", {}, TINY, local, name="a", overwrite=True, embedding=False)
+    assert f"discarded the checkpoint an interrupted training kept in {checkpoints}" in \
+        json.loads((run / "metrics.json").read_text())["fit_message"]
+    assert not checkpoints.exists()
+    with pytest.raises(RunExistsError, match="exists in .*; choose another name or overwrite it$"):
+        train("logreg", {}, TINY, local, name="a")
 
 
 def test_same_name_at_once_gives_one_clear_error(tmp_path):

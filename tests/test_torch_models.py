@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 import os
 import re
 import subprocess
@@ -300,7 +301,8 @@ def test_tta_given_in_vain_says_where_flip_auto_turned_the_flips_off():
 
 def interrupted_run(monkeypatch, family, params, data, out, name, epoch) -> None:
     """Train run ``name`` into ``out`` until it is interrupted as epoch ``epoch`` (0-based) starts."""
-    with monkeypatch.context() as patch:
+    with monkeypatch.context() as patch, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "stopped: ")  # what was kept: said to the user, asserted elsewhere
         interrupt_at_epoch(patch, epoch)
         with pytest.raises(KeyboardInterrupt):
             training.train(family, dict(params), data, out, name=name)

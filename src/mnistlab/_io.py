@@ -221,9 +221,15 @@ def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
     """A new folder in ``parent`` for this process's own files (``name`` says whose), removed when the block ends.
     Named and held as a staging folder is, so that one a process killed outright left is swept (``sweep_staging``,
     done here first, of what others left) and one in use never is."""
-    make_folder(parent)
-    sweep_staging(parent)
-    folder = Path(tempfile.mkdtemp(dir=parent, prefix=staging_prefix(name)))
+    for attempt in range(3):
+        make_folder(parent)
+        sweep_staging(parent)
+        try:
+            folder = Path(tempfile.mkdtemp(dir=parent, prefix=staging_prefix(name)))
+            break
+        except FileNotFoundError:  # another run that ended meanwhile removed ``parent``, empty (pipeline._discard)
+            if attempt == 2:
+                raise
     held = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         _hold(held)

@@ -16,7 +16,6 @@ import os
 import platform
 import shutil
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +31,7 @@ from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DEFAULT_DATASET, Dataset, data_dir_from_env, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import (DatasetError, MnistlabError, ModelFileError, OtherFitsCheckpointError, ParameterError,
-                      RunDamagedError, RunExistsError, one_line)
+                      RunDamagedError, RunExistsError, one_line, warn)
 from ..models import check_family_name, get_family
 from ..models._fitting import finite_proba
 from ..models.base import RUN_SET_PARAMETERS, MnistlabModel
@@ -152,7 +151,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
     Everything that can be checked is checked before the data is loaded: the run
     name, that it is free (or ``overwrite``), and the hyperparameters.
     A family that can checkpoint (it takes ``checkpoint_dir``) writes one every epoch
-    into ``<out>/checkpoints/<name>``, deleted once the run is complete. With ``resume``,
+    into ``<out>/checkpoints/<name>`` (a default-named run into a folder of its process's there,
+    which nothing can resume), deleted once the run is complete. With ``resume``,
     training continues from the checkpoint an interrupted run of the same name and
     settings left there; without, such a checkpoint is discarded where the run is overwritten,
     and else kept and the run refused.
@@ -194,7 +194,10 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         # said first on the way out, where a default name's checkpoints are still there: they are not kept
         leaving.push(functools.partial(_say_stopped, writer.path, folder_identity(writer.path),
                                        None if default_name else checkpoints))
-        kept = checkpoints is not None and holds_checkpoint(checkpoints)
+        # a family that writes none finds one where another family's fit of this name was stopped: discarded where
+        # the run is overwritten, as any (else the completed run was said to be an interrupted overwrite, for good)
+        kept_in = checkpoints or folder
+        kept = holds_checkpoint(kept_in)
         notes = []  # said with the fit's message too: a line logged is lost without a bar (--json)
         if resume and checkpoints and not kept:
             progress.log(f"nothing to resume in {checkpoints}: starting afresh")
@@ -204,10 +207,10 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         if calibrate:
             x_train, x_val, y_train, y_val = held_out(x_train, y_train, CALIBRATION_FRACTION, data.seed, "calibrate",
                                                    ds.classes)
-        if kept and not resume:  # overwritten: discarded only now (a re-run that failed on its data lost it)
-            shutil.rmtree(checkpoints, ignore_errors=True)
-            progress.log(f"discarded the checkpoint an interrupted training kept in {checkpoints}: starting afresh")
-            notes.append(f"discarded the checkpoint an interrupted training kept in {checkpoints}: started afresh")
+        if kept and not resume and overwrite:  # discarded only now (a re-run that failed on its data lost it)
+            shutil.rmtree(kept_in, ignore_errors=True)
+            progress.log(f"discarded the checkpoint an interrupted training kept in {kept_in}: starting afresh")
+            notes.append(f"discarded the checkpoint an interrupted training kept in {kept_in}: started afresh")
 
         start = time.perf_counter()
         model.fit(x_train, y_train, progress=progress)
@@ -316,7 +319,7 @@ def _say_stopped(run: Path, old: tuple[int, int] | None, checkpoints: Path | Non
     if checkpoints is not None and holds_checkpoint(checkpoints):
         kept.append(f"the stopped training's checkpoint is kept in {checkpoints}")
     if kept:
-        warnings.warn(f"stopped: {'; '.join(kept)}", stacklevel=4)  # train's caller: the callback's, ExitStack's
+        warn(f"stopped: {'; '.join(kept)}", UserWarning)  # at the user's call, heard at each stop
 
 
 def _discard(checkpoints: Path) -> None:
