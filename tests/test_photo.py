@@ -228,30 +228,6 @@ def test_a_dataset_image_saved_to_a_file_is_taken_as_it_is(mnist, fashion):
         assert np.median([corr(p.pixels, image) for p, image in zip(prepared, images)]) > 0.9
 
 
-def test_a_dataset_image_that_fills_the_frame_is_taken_as_it_is(fashion):
-    """Test images 6619 (a bag) and 7899 (a T-shirt) fill most of the frame: saved as PNG files, they were
-    converted as photos, whose background, fitted to the border, was the object, and refused as blank. Blank
-    photos stay refused, exactly black at the frame's corners or not (a vignetted one with light leaking in at
-    its side: its ground fades to black); a black garment on white is converted, not taken as it is."""
-    for image in fashion.x_test[[6619, 7899]]:
-        assert np.array_equal(prepare_photo(encode(Image.fromarray(image)), "fashion-mnist").pixels, image)
-    rng = np.random.default_rng(5)
-    dark = np.clip(rng.normal(10, 8, (28, 28)), 0, 255).astype(np.uint8)  # ~9 % of its frame clipped to 0
-    grey = np.clip(128 + rng.normal(0, 3, (28, 28)), 0, 255).astype(np.uint8)
-    rows, cols = np.mgrid[:28, :28]
-    # 19 % of its frame clipped to black, as much as in 7899's, but 53 % of it dim
-    vignetted = 60 * (1 - 1.8 * (np.hypot(rows - 13.5, cols - 13.5) / 19.1) ** 4) + \
-        np.random.default_rng(5).normal(0, 3, (28, 28))
-    vignetted[:, -2:] = 255
-    vignetted = np.clip(vignetted, 0, 255).astype(np.uint8)
-    for blank in (encode(Image.new("L", (28, 28), 255)), encode(Image.fromarray(dark)),
-                  encode(Image.fromarray(grey), "JPEG", quality=75), encode(Image.fromarray(vignetted))):
-        with pytest.raises(BlankPhotoError, match="no object found"):
-            prepare_photo(blank, "fashion-mnist")
-    black_garment = np.where(fashion.x_test[1] > 0, 0, 255).astype(np.uint8)  # a pullover: 21 % of the frame black
-    assert prepare_photo(encode(Image.fromarray(black_garment)), "fashion-mnist").inverted
-
-
 def test_every_dataset_has_a_style():
     assert set(DATASETS) <= set(STYLES)
     with pytest.raises(ParameterError, match="^style: must be one of 'fashion-mnist', 'kmnist', 'mnist'; got 'cifar'$"):

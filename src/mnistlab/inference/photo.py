@@ -1004,26 +1004,17 @@ _PLACE = {"box": _centre_box, "mass": _centre_mass}
 
 
 DARK_FRAME = 0.1  # a dataset image's outer pixels are black, but where its object reaches them
-# Where the object fills most of the frame, the frame's median is the object's (24 of Fashion-MNIST's 70,000
-# images, up to 0.64), and the conversion refuses the image: its background, fitted to the border, is the object,
-# and nothing stands out from it (test images 6619 and 7899 saved as PNG). Such a frame is the black ground or the
-# object: 19 % of it at least exactly black, at most 21 % dim (lit, but not above OBJECT_LEVEL); a dark photo's
-# ground fades to black through dim pixels (blank ones, vignetted, clipped to black: 6-13 % black, 28-61 % dim).
-# Asked only of an image the conversion refused as blank: taken first, 5 % black took black garments on white and
-# dark-table photos with clipped corners for dataset images (467a8d7, reverted).
-BLACK_FRAME, DIM_FRAME = 0.15, 0.25
 FULL_BRIGHTNESS = 0.9  # a dataset image's brightest pixel is white (255), a JPEG copy's nearly
 OBJECT_LEVEL = 0.15  # where a dataset image's object is measured (its box, its centre): above JPEG's ringing
 
 
-def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style, filled: bool = False) -> Prepared | None:
+def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style) -> Prepared | None:
     """The image as it is, where it already is one of ``spec``'s dataset's: 28×28, gray, the object bright
     on a mostly black frame, at full brightness, as large and as centred as the dataset's conversion makes
     it (a dataset image saved to a file); else None. Converting one would damage it: the background fitted
     to a frame that the object touches runs through the object (a Fashion-MNIST test set saved as PNG files
     got 84 % of the model's own predictions back). A drawing of one's own at 28×28 (small, dim, coloured)
-    is converted as any photo is. ``filled``: the frame may be the object's where it is black or the object's
-    (BLACK_FRAME, DIM_FRAME: an image the conversion refused)."""
+    is converted as any photo is."""
     if (image.shape[1::-1] if isinstance(image, np.ndarray) else image.size) != (IMAGE_SIDE, IMAGE_SIDE):
         return None  # before any copy: most photos are large
     if isinstance(image, np.ndarray):
@@ -1034,9 +1025,7 @@ def _in_dataset_form(image: Image.Image | np.ndarray, spec: Style, filled: bool 
             return None
     gray = to_grayscale(image)
     frame = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    dark = np.median(frame) <= DARK_FRAME or filled and np.mean(frame == 0) >= BLACK_FRAME and \
-        np.mean((frame > 0) & (frame <= OBJECT_LEVEL)) <= DIM_FRAME
-    if not dark or gray.max() < FULL_BRIGHTNESS:
+    if np.median(frame) > DARK_FRAME or gray.max() < FULL_BRIGHTNESS:
         return None
     # The object where it is at least faintly lit: a JPEG's ringing spreads traces to its 8×8 blocks' edges.
     # From a file that keeps every pixel as saved, on an exactly black frame, also where it is lit at all: a
@@ -1116,18 +1105,7 @@ def prepare(image: Image.Image | np.ndarray, style: str = DEFAULT_DATASET,
     low, high = _checked_options(invert, upright, contrast_percentiles)
     if not invert and (as_is := _in_dataset_form(image, spec)) is not None:
         return as_is
-    try:
-        return _converted(image, spec, invert, upright, low, high)
-    except BlankPhotoError:
-        # A dataset image that fills the frame is refused by the conversion (BLACK_FRAME): taken as it is instead
-        if invert or (as_is := _in_dataset_form(image, spec, filled=True)) is None:
-            raise
-        return as_is
 
-
-def _converted(image: Image.Image | np.ndarray, spec: Style, invert: bool | None, upright: bool | None,
-               low: float, high: float) -> Prepared:
-    """``prepare``'s conversion of a photo, its options checked (``contrast_percentiles`` as ``low``, ``high``)."""
     gray = _working_copy(image)
     background, is_background, sigma = _fit_background(gray)
     residual = gray - background
