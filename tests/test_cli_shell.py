@@ -205,21 +205,6 @@ def test_recipes_run_all_says_each_run_of_how_many_as_it_ends(tmp_path):
             assert said[0] == f"[1/{runs}] recipe-{first}-reproduction: failed" and len(said) == runs, said
 
 
-def test_an_error_line_shows_paths_under_the_working_folder_relative_to_it(tmp_path, monkeypatch):
-    """The layers below say absolute paths (the API keeps them): "error: /home/…/d: does not hold …" for a
-    --data-dir d given, where the commands' other lines show paths as shown() does."""
-    from mnistlab.cli.common import shown_in
-
-    (tmp_path / "d").mkdir()
-    result = run_cli("data", "show", "--data-dir", "d", cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.startswith("error: d: does not hold fashion-mnist's four IDX "
-                                                               "files"), result.stderr
-    monkeypatch.chdir(tmp_path)
-    inside, beside = tmp_path / "o" / "runs" / "x", f"/elsewhere{tmp_path}/o"  # beside: cwd's name inside another's
-    assert shown_in(f"no run at {inside} ('{inside}'), nor {beside}") == \
-        f"no run at o/runs/x ('o/runs/x'), nor {beside}"
-
-
 def test_json_output_is_strict_json_even_with_an_infinite_setting():
     result = run_cli("recipes", "list", "--json")  # the tutorial's unpenalised fit is C=inf
     assert result.returncode == 0, result.stderr

@@ -27,7 +27,7 @@ from .._io import FolderInTheWay, unstaged
 from .._system import start_waiting_thread
 from ..errors import (MnistlabError, OtherFitsCheckpointError, ParameterError, UnusedParameterWarning, one_line,
                       printable)
-from .common import app, err_console, keep_stdout_for_json, shown_in
+from .common import app, err_console, keep_stdout_for_json
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
 from . import data, train, runs, predict, recipes, benchmark, export, serve  # noqa: E402, F401, I001 isort: skip
@@ -57,8 +57,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         _python_showwarning(message, category, filename, lineno, file, line)
     else:
         text = error_line(message) if isinstance(message, UnusedParameterWarning) else message
-        err_console.print(Text.assemble(("warning:", "yellow"), f" {printable(shown_in(one_line(text)))}"),
-                          highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("warning:", "yellow"), f" {printable(one_line(text))}"), highlight=False,
+                          soft_wrap=True)
 
 
 # A machine's state or a path given, not a bug: said in one line, like bad input (a full disk, a folder that
@@ -145,9 +145,7 @@ def main() -> None:
 def _error_line(text: str) -> None:
     # printable: a path or name quoted from the input may hold a newline (a second, false "error:" line)
     # or an escape sequence (it would reach the terminal)
-    # the paths under the working folder relative to it, as the commands' other lines show them (shown)
-    err_console.print(Text.assemble(("error:", "red"), f" {printable(shown_in(text))}"), highlight=False,
-                      soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "red"), f" {printable(text)}"), highlight=False, soft_wrap=True)
     sys.exit(2)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import sys
 from collections import Counter
@@ -139,19 +138,6 @@ def shown(path: Path) -> Path:
         return path.relative_to(Path.cwd())
     except (ValueError, OSError):  # OSError: the working folder was deleted meanwhile
         return path
-
-
-def shown_in(text: str) -> str:
-    """``text`` (an error's or a warning's line) with each absolute path under the working folder relative to it, as
-    ``shown`` shows a path: the layers below say the absolute paths the API keeps ("error: /home/…/mnistlab-out/
-    runs/x: …" after --out mnistlab-out). A path is one where the working folder's name starts a word."""
-    try:
-        cwd = os.getcwd()
-    except OSError:  # deleted meanwhile
-        return text
-    if cwd == os.sep:  # every absolute path is under /: left whole
-        return text
-    return re.sub(rf"(?<![\w.~/-]){re.escape(cwd + os.sep)}", "", text)
 
 
 def exit_if_some_failed(failures: list[tuple[str, str]], total: int, what: str) -> None:
