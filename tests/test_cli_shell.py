@@ -202,7 +202,8 @@ def test_recipes_run_all_says_each_run_of_how_many_as_it_ends(tmp_path):
             assert not said and json.loads(result.stdout)
         else:
             first = next(iter(RECIPES))
-            assert said[0] == f"[1/{runs}] recipe-{first}-reproduction: failed" and len(said) == runs, said
+            assert said[0] == f"[1/{runs}] recipe-{first}-reproduction: failed: no data here" and len(said) == runs, \
+                said
 
 
 def test_json_output_is_strict_json_even_with_an_infinite_setting():

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..callbacks import FitProgress
 from .common import OUT, Commands, JsonOpt, OutOpt, app, command_line, console, emit_json, shown
 
 recipes_app = Commands(help="The classic tutorial experiments, reproduced on current libraries.",
@@ -90,8 +89,8 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(
         results = {name: api.recipes.run(name, data_dir=data_dir, out=out, progress=not as_json, cluster=cluster,
                                          command=command_line())}
     else:
-        results = api.recipes.run_all(data_dir=data_dir, out=out, cluster=cluster,
-                                      progress=False if as_json else _each_run_said(), command=command_line())
+        results = api.recipes.run_all(data_dir=data_dir, out=out, cluster=cluster, progress=not as_json,
+                                      command=command_line())
     answers = {n: {"error": one_line(r)} if isinstance(r, Exception) else _answer(r) for n, r in results.items()}
     if as_json:
         emit_json(answers[name] if name is not None else answers)
@@ -105,25 +104,6 @@ def recipes_run(name: Annotated[Optional[str], typer.Argument(
     failed = [n for n, r in results.items() if isinstance(r, Exception)]
     if failed:
         raise MnistlabError(f"{len(failed)} of {len(results)} recipes failed: {', '.join(failed)}")
-
-
-def _each_run_said() -> FitProgress:
-    """The bar over the runs of ``--all``, and a line that stays for each as it ends ("[3/14] recipe-mlp-ours:
-    done", on stderr): the bar alone showed the last one's state, and on a file or a pipe (a log of hours)
-    nothing of which runs were done until its minute's line or the end."""
-    from ..progress import RichProgress
-
-    class EachRunSaid(RichProgress):
-        def start(self, total: int | None, unit: str) -> None:
-            super().start(total, unit)
-            self.total = total
-
-        def advance(self, done: int, description: str = "") -> None:
-            super().advance(done, description)
-            if description:
-                self.log(f"[{done}/{self.total}] {description}")
-
-    return EachRunSaid()
 
 
 def _answer(result) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..callbacks import SILENT, FitProgress, started
 from ..data.datasets import other_dataset_in
-from ..errors import DatasetError, ParameterError
+from ..errors import DatasetError, ParameterError, one_line
 from .pipeline import DataChoice, TrainingJob, train_all, train_job
 
 
@@ -172,4 +172,8 @@ def run_recipes(names: list[str], out: Path, data_dir: str | None = None, cluste
             name, role, job = jobs[i]
             results[name][role] = result
             progress.advance(done, f"{job.name}: " + ("failed" if isinstance(result, Exception) else "done"))
+            # and a line that stays: the bar shows the last run's state, and on a file or a pipe (a log of hours)
+            # nothing said which runs were done, or why one failed, until the end
+            state = f"failed: {one_line(result)}" if isinstance(result, Exception) else "done"
+            progress.log(f"[{done}/{len(jobs)}] {job.name}: {state}")
     return results
