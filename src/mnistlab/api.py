@@ -102,8 +102,9 @@ class Run:
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path).absolute()  # as every object here keeps its folder: the default out is ./mnistlab-out,
+        # absolute, as every object here keeps its folder: the default out is ./mnistlab-out,
         # and after os.chdir (a notebook's %cd) a relative path named another folder (every call said "replaced")
+        self.path = Path(path_text("path", path)).absolute()
         # Both read now, so that a damaged run fails here, with the file and the reason (not when shown), and
         # from one folder; its identity is what a later read or write checks it still is (see _unchanged).
         # config.json: model, hyperparameters, data, seed, versions, how it was made; metrics.json: accuracy,

@@ -161,6 +161,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
               classes: ClassesOpt = None, train_size: TrainSizeOpt = None, seed: SeedOpt = 0,
               # not --cv: that is the model's own, as in train (LogisticRegressionCV's inner folds)
               folds: Annotated[Optional[int], typer.Option(
+                  min=2,  # here, not by the API's cv check: where the model's cv is swept, its error is --cv's
                   help="k-fold cross-validation instead of one split (the API's cv).")] = None,
               val_fraction: Annotated[Optional[float], typer.Option(
                   help="Validation share, where not using --folds (default: 0.2).")] = None,

@@ -308,15 +308,16 @@ def _decode(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.nda
     return arrays, status
 
 
-def _copy_on_write(path: Path, record: dict) -> np.ndarray:
+def _copy_on_write(path: Path, record: dict | None) -> np.ndarray:
     """The array of the .npy file ``path``, mapped copy-on-write: writable, as keras.datasets' arrays (y[y == 9] = 0
     and torch.from_numpy had met "read-only"), a page copied only when written, the file never changed. A plain
     ndarray, not np.load's memmap (mmap_mode "c"): joblib hands a memmap to its workers by its file's name, and
     they read the file, not the edits (scikit-learn with n_jobs=2 scored the unedited images in silence).
     A ValueError where the file is not the one written (``record``: its size and sampled SHA-256, as
-    ``_sampled_record`` gave them then): read from the file mapped, not from its name, which a rebuild may swap."""
+    ``_sampled_record`` gave them then; None, unchecked): read from the file mapped, not from its name, which a
+    rebuild may swap."""
     with path.open("rb") as f:
-        if _sampled_record(f.fileno()) != record:
+        if record is not None and _sampled_record(f.fileno()) != record:
             raise ValueError(f"{path}: not the file cached")  # damaged or edited: rebuilt
         version = np.lib.format.read_magic(f)
         read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -361,9 +362,11 @@ def _load_decoded(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, 
             # each file as written, else rebuilt: the checks below pass a test_labels.npy edited or damaged in
             # place, and its labels were used while the checksums said "match". A sampled digest (every byte of
             # the label files, 192 KB of each image file's 7.8 or 47 MB, and the size): 0.3 ms of a warm
-            # Fashion-MNIST load's 1 ms, where hashing all 55 MB took 100 ms. A cache written before had no record
-            # ("files"): it is rebuilt once, in place (nothing tells it intact; an older mnistlab reads the new)
-            arrays = {p: _copy_on_write(folder / f"{p}.npy", meta["files"][p]) for p in PARTS}
+            # Fashion-MNIST load's 1 ms, where hashing all 55 MB took 100 ms; an image edited in place between the
+            # samples goes unseen. A cache written before had no record ("files"): used as it was, as rebuilding
+            # one that cannot be written (another user's, a read-only one) decoded it again at every load (0.4 s)
+            records = meta.get("files")
+            arrays = {p: _copy_on_write(folder / f"{p}.npy", None if records is None else records[p]) for p in PARTS}
             if isinstance(status, dict) and set(status) == set(PARTS) and all(isinstance(v, str)
                                                                                 for v in status.values()):
                 _check_splits(spec, files, arrays)  # what decoding checked, the cache must still hold

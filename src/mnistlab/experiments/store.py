@@ -413,6 +413,7 @@ class RunStore:
             raise ParameterError("run", f"a run is given by its name or its folder's path, got {run!r}")
         if run == "":  # it had been looked for as the folder '.' ("no run '' (looked for a run folder at .)")
             raise ParameterError(None, "an empty run name; give a run's name or its folder's path")
+        path_text("run", run)  # a null byte: "no run" had printed it
         candidates = [Path(run)]
         if isinstance(run, str) and NAME_PATTERN.fullmatch(run) and len(run) <= MAX_NAME_LENGTH:
             candidates.insert(0, self.root / run)

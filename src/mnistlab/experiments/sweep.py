@@ -70,8 +70,8 @@ def _validation(cv: int | None, val_fraction: float | None) -> float | None:
         raise ParameterError("cv", f"k-fold cross-validation needs k ≥ 2 folds, got {cv!r}")
     if cv is not None:
         if val_fraction is not None:
-            raise ParameterError("val_fraction", "a cross-validated sweep (cv) holds out no share: give one of the "
-                                                 "two")
+            raise ParameterError("val_fraction", "a sweep cross-validated in folds holds out no share: give one "
+                                                 "of the two")
         return None
     if val_fraction is None:
         return VAL_FRACTION
