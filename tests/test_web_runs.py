@@ -153,7 +153,7 @@ def test_errors_are_json_with_status_by_class(out, tmp_path, monkeypatch):
         response = http.post("/api/compare", data={"a": "good", "b": "nope"})
         assert response.status_code == 404 and "nope" in response.json()["detail"]
     # an injected bug is a JSON 500 that says so, not "bad input"
-    monkeypatch.setattr(web_app, "read_run_files", lambda run_dir: 1 / 0)
+    monkeypatch.setattr(web_app, "read_config_and_metrics", lambda run_dir: 1 / 0)
     with client(local) as http:
         response = http.get("/api/runs/good")
         assert response.status_code == 500 and "internal error (ZeroDivisionError)" in response.json()["detail"]

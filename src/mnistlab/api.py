@@ -39,8 +39,8 @@ from .experiments.store import (
     default_out,
     folder_identity,
     is_run_folder,
+    read_config_and_metrics,
     read_predictions,
-    read_run_files,
     read_whole,
 )
 from .models import family_names, family_summary
@@ -108,9 +108,8 @@ class Run:
         # Both read now, so that a damaged run fails here, with the file and the reason (not when shown), and
         # from one folder; its identity is what a later read or write checks it still is (see _unchanged).
         # config.json: model, hyperparameters, data, seed, versions, how it was made; metrics.json: accuracy,
-        # macro F1, log-loss, confusion matrix, per-class scores, history … The run's other files are checked
-        # as a listing checks them: one it calls damaged (no predictions.npz) had loaded, and been shown, as fine
-        (self.config, self.metrics), self._folder = read_whole(self.path, read_run_files)
+        # macro F1, log-loss, confusion matrix, per-class scores, history …
+        (self.config, self.metrics), self._folder = read_whole(self.path, read_config_and_metrics)
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, model={self.config['model']!r}, accuracy={self.metrics['accuracy']:.4f})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Annotated, Optional
 
 import typer
@@ -9,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import ParameterError
+from ..experiments.store import summarize
 from .common import OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json, shown
 from .train import print_run_summary, run_paths
 
@@ -68,6 +70,10 @@ def runs_show(run: RunArg, out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     from .. import api
 
     loaded = api.load_run(run, out=out)
+    if (damaged := summarize(loaded.path).damaged) is not None:
+        # shown as fine where `runs list` called it damaged (no predictions.npz): said, though the run still loads
+        # (its model predicts and exports without the test set's predictions)
+        warnings.warn(f"damaged: {damaged}", stacklevel=1)
     config = loaded.config
     if as_json:
         metrics = {k: v for k, v in loaded.metrics.items() if k != "history"}

@@ -346,9 +346,7 @@ def read_whole(run_dir: Path, read: Callable[[Path], T]) -> tuple[T, tuple[int, 
     raise RunDamagedError(f"{run_dir}: replaced while it was read, {READ_ATTEMPTS} times; read it again")
 
 
-def read_run_files(run_dir: Path) -> tuple[dict, dict]:
-    """config.json and metrics.json (``read_config_and_metrics``) of a folder that holds every file a run is used
-    by: what a listing calls damaged, loading the run (``runs show``, ``ml.load_run``, the page) refuses alike."""
+def _summary_files(run_dir: Path) -> tuple[dict, dict]:
     config, metrics = read_config_and_metrics(run_dir)
     for name in (PREDICTIONS, *MODEL_FILES):  # what comparisons, pages, interpretations and predictions read
         if not (run_dir / name).is_file():
@@ -381,7 +379,7 @@ def summarize(run_dir: Path) -> RunSummary:
     """The listing row of one run folder (damaged, with the reason, if its files are)."""
     run_dir = Path(run_dir)
     try:
-        (config, metrics), _ = read_whole(run_dir, read_run_files)
+        (config, metrics), _ = read_whole(run_dir, _summary_files)
     except RunDamagedError as exc:
         return RunSummary(run_dir.name, str(run_dir), damaged=str(exc))
     return RunSummary(run_dir.name, str(run_dir), config["dataset"]["name"], config["model"], metrics["accuracy"],

@@ -35,7 +35,7 @@ from ..errors import (
 from ..experiments.store import (
     REPORT,
     RunStore,
-    read_run_files,
+    read_config_and_metrics,
     read_whole,
     summarize,
     validate_name,
@@ -333,8 +333,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     @app.get("/api/runs/{name}", summary="One run's configuration and metrics")
     def run(name: str) -> dict:
         run_dir = find_run(name)
-        (config, metrics), _ = read_whole(run_dir, read_run_files)  # of one run, if trained over meanwhile,
-        # and damaged where the list of runs calls it so
+        (config, metrics), _ = read_whole(run_dir, read_config_and_metrics)  # of one run, if trained over meanwhile
         return {"name": run_dir.name, "config": finite_json(config), "metrics": finite_json(metrics),
                 "report": f"/runs/{run_dir.name}/report.html"}
 
