@@ -292,18 +292,23 @@ def test_a_folder_renamed_to_no_run_name_is_listed_as_damaged_and_said_so_when_n
 
 def test_listing_a_folder_that_holds_no_output_folder_is_one_line_not_an_empty_table(out, tmp_path):
     # each had been an empty table and exit code 0, as if no run had been trained there
-    for given, message in [(tmp_path / "nope", f"--out: no runs in {tmp_path / 'nope'} (the folder does not exist)"),
-                           (out / "runs", f"--out: {out / 'runs'} holds runs itself, as a runs/ folder does: give the "
-                                          f"folder above it, {out}"),
+    for given, message in [(out / "runs", f"--out: {out / 'runs'} holds runs itself, as a runs/ folder does: give "
+                                          f"the folder above it, {out}"),
                            (out / "runs" / "a", f"--out: {out / 'runs' / 'a'} is a run's folder, not an output "
                                                 f"folder: give the one above its runs/ folder, {out}")]:
         result = run_cli("runs", "list", "--out", str(given), "--json")
         assert result.returncode == 2 and result.stderr == f"error: {message}\n" and result.stdout == "", result.stderr
     with pytest.raises(ParameterError, match="holds runs itself"):
         RunStore(out / "runs").list()
-    assert RunStore(tmp_path / "nope").list() == []  # ml.runs() before any training: none yet
-    result = run_cli("runs", "list", "--out", str(tmp_path), "--json")  # an output folder with no runs yet
+    # nothing trained yet, where every user starts (review): said, not an error; an output folder named "runs" too
+    result = run_cli("runs", "list", "--out", str(tmp_path / "nope"), "--json")
     assert result.returncode == 0 and json.loads(result.stdout) == []
+    assert result.stderr == f"warning: no runs in {tmp_path / 'nope'}: the folder does not exist\n"
+    assert RunStore(tmp_path / "nope").list() == []  # ml.runs() before any training: none yet
+    (tmp_path / "e" / "runs" / "sweeps").mkdir(parents=True)
+    for empty in (tmp_path, tmp_path / "e" / "runs"):  # an output folder with no runs yet
+        result = run_cli("runs", "list", "--out", str(empty), "--json")
+        assert result.returncode == 0 and json.loads(result.stdout) == [] and result.stderr == "", result.stderr
 
 
 def test_an_unwritable_output_folder_is_said_before_anything_is_fitted(tmp_path):

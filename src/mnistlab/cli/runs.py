@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import ParameterError
 from ..experiments.store import summarize
 from .common import OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json, shown
 from .train import print_run_summary, run_paths
@@ -32,9 +31,10 @@ def runs_list(out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
     from ..experiments.store import RunStore
 
     store = RunStore(out)
-    if not store.out.exists():  # a mistyped --out: an empty table and exit code 0 said no runs were trained there
-        raise ParameterError("out", f"no runs in {store.out} (the folder does not exist)")
     rows = store.list()
+    if not store.out.exists():  # a mistyped --out: an empty table alone said no runs were trained there. Not an
+        # error: nothing trained yet is where every user starts (`mnistlab runs list` in a new folder)
+        warnings.warn(f"no runs in {shown(store.out)}: the folder does not exist", stacklevel=1)
     if as_json:
         emit_json([r.as_dict() for r in rows])
         return

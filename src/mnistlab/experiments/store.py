@@ -440,7 +440,8 @@ class RunStore:
             if is_run_folder(self.out):
                 raise ParameterError("out", f"{self.out} is a run's folder, not an output folder: give the one "
                                             f"above its {RUNS}/ folder, {self.out.parent.parent}")
-            if self.out.is_dir() and (self.out.name == RUNS or any(map(is_run_folder, self.out.iterdir()))):
+            if self.out.is_dir() and any(map(is_run_folder, self.out.iterdir())):  # not by its name: "runs" may be
+                # an output folder's, empty yet
                 raise ParameterError("out", f"{self.out} holds runs itself, as a {RUNS}/ folder does: give the folder "
                                             f"above it, {self.out.parent}")
             return []
