@@ -580,10 +580,14 @@ def test_cv_is_the_models_own_in_a_sweep_as_in_train_and_the_sweeps_folds_are_fo
     assert result.returncode == 0, result.stderr
     assert [row["cv"] for row in json.loads(result.stdout)["results"]] == [2, 3]
     assert json.loads((tmp_path / "sweeps" / "inner" / "sweep.json").read_text())["cv"] is None  # one split
-    for args, line in ((["--cv", "2"], "--cv: logreg has no cv of its own; the sweep's k-fold cross-validation is "
-                                       "--folds"),
-                       (["--folds", "1"], "--folds: k-fold cross-validation needs k ≥ 2 folds, got 1")):
-        result = run_cli("sweep", "logreg", "--C", "1", *args, "--train-size", "100", "--out", str(tmp_path))
+    folds_of_1 = ("Invalid value for '--folds': Input should be greater than or equal to 2 (see `python -m "
+                  "mnistlab sweep --help`)")
+    for args, line in ((["logreg", "--C", "1", "--cv", "2"], "--cv: logreg has no cv of its own; the sweep's k-fold "
+                                                             "cross-validation is --folds"),
+                       (["logreg", "--C", "1", "--folds", "1"], folds_of_1),
+                       # beside a swept model cv, not said as --cv's (review)
+                       (["sklearn:RidgeClassifierCV", "--cv", "2,3", "--folds", "1"], folds_of_1)):
+        result = run_cli("sweep", *args, "--train-size", "100", "--out", str(tmp_path))
         assert result.returncode == 2 and result.stderr.strip() == f"error: {line}", result.stderr
 
 
