@@ -121,6 +121,7 @@ def test_multi_values_for_sweeps():
         "C": [0.01, 0.1, 1.0], "penalty": ["l1", "l2"]}
     assert parse(Toy, ["--C", "0.01, 1", "--penalty", "l1, l2", "--standardize", "true, false"], multi=True) == {
         "C": [0.01, 1.0], "penalty": ["l1", "l2"], "standardize": [True, False]}  # ' l2' was no penalty
+    assert parse(Toy, ["--penalty", " l2", "--standardize", "true "]) == {"penalty": "l2", "standardize": True}
     for value in (",", "0.1,,1", "0.1,", "0.1, ,1"):  # an empty value is a typo, not one fewer
         with pytest.raises(ParameterError, match=f"--C: give one or more comma-separated values, got '{value}'"):
             parse(Toy, ["--C", value], multi=True)

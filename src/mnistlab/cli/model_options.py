@@ -227,8 +227,8 @@ def parse(cls: type[MnistlabModel], args: list[str], multi: bool = False) -> dic
                 if "" in values:  # "0.1,,1" is a typo as much as "," (and "0.1, ,1")
                     raise ValueError(f"give one or more comma-separated values, got {value!r}")
                 params[name] = [convert(v, allowed) for v in values]
-            else:
-                params[name] = convert(value, allowed)
+            else:  # as one of a list's: train --penalty " l2" had been no penalty where sweep took it
+                params[name] = convert(value.strip(), allowed)
         except ValueError as exc:
             raise ParameterError(None, f"--{key}: {exc}") from None
     return params
