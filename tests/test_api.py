@@ -584,6 +584,10 @@ def test_a_run_list_holds_the_names_and_runs_it_loads(run, out, tmp_path):
     listed = ml.runs(out)
     assert "api" in listed and listed["api"].path == run.path  # "api" in ml.runs() was False
     assert run in listed and listed[0] in listed and "nothing" not in listed and None not in listed
+    # by its path too, as runs[path] loads it, however reached (review)
+    (tmp_path / "link").symlink_to(out, target_is_directory=True)
+    assert str(run.path) in listed and ml.load_run("api", out=tmp_path / "link") in listed
+    assert ml.load_run(run.path / ".." / "api") in listed
     other = ml.train("logreg", C=0.1, name="api", out=tmp_path, progress=False, embedding=False, **SMALL)
     assert other not in listed and run not in ml.runs(tmp_path)  # another out folder's run of the same name
     (tmp_path / "runs" / "broken").mkdir()  # listed as damaged: in, and loading it says why

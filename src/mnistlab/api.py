@@ -333,12 +333,14 @@ class RunList(list):
         return super().__getitem__(key)
 
     def __contains__(self, key) -> bool:
-        # by name, as runs["name"] looks up, and a Run by its folder: list's own compared each row with the key,
-        # and "name" in ml.runs() was False beside a run ml.runs()["name"] loaded
-        if isinstance(key, str):
-            return any(row.name == key for row in self)
-        if isinstance(key, Run):  # the same run, not another out folder's of the same name
-            return any(Path(row.path) == key.path for row in self)
+        # by name or path, as runs["name"] looks up, and a Run by its folder: list's own compared each row with the
+        # key, and "name" in ml.runs() was False beside a run ml.runs()["name"] loaded
+        if isinstance(key, str) and any(row.name == key for row in self):
+            return True
+        if isinstance(key, (str, os.PathLike, Run)):  # the same folder, however reached (a link, ".."), not
+            # another out folder's run of the same name
+            folder = Path(key.path if isinstance(key, Run) else key).resolve()
+            return any(Path(row.path).resolve() == folder for row in self)
         return super().__contains__(key)
 
     def _repr_html_(self) -> str:
