@@ -430,20 +430,26 @@ class RunStore:
         looked = " or ".join(str(p) for p in candidates)
         raise RunNotFoundError(f"no run {str(run)!r} (looked for a run folder at {looked})")
 
-    def list(self) -> list[RunSummary]:
-        """Every run, newest first; damaged ones last, with the reason. Stale staging is swept first. Empty where
-        ``out`` is no folder yet; a ParameterError where it is a run's folder, or holds runs itself."""
+    def check_out(self) -> None:
+        """A ParameterError where ``out`` is a file, a run's folder or a folder of runs (given one level too deep):
+        listed, it had been an empty list, read as no runs trained."""
         if self.out.exists() and not self.out.is_dir():
             raise ParameterError("out", f"{self.out} is a file, not a folder of runs")
+        if self.root.is_dir():
+            return
+        if is_run_folder(self.out):
+            raise ParameterError("out", f"{self.out} is a run's folder, not an output folder: give the one "
+                                        f"above its {RUNS}/ folder, {self.out.parent.parent}")
+        if self.out.is_dir() and any(map(is_run_folder, self.out.iterdir())):  # not by its name: "runs" may be
+            # an output folder's, empty yet
+            raise ParameterError("out", f"{self.out} holds runs itself, as a {RUNS}/ folder does: give the folder "
+                                        f"above it, {self.out.parent}")
+
+    def list(self) -> list[RunSummary]:
+        """Every run, newest first; damaged ones last, with the reason. Stale staging is swept first. Empty where
+        ``out`` is no folder yet; a ParameterError where it is no output folder (``check_out``)."""
+        self.check_out()
         if not self.root.is_dir():
-            # out given one level too deep, a run's folder or a folder of runs: an empty list, read as no runs trained
-            if is_run_folder(self.out):
-                raise ParameterError("out", f"{self.out} is a run's folder, not an output folder: give the one "
-                                            f"above its {RUNS}/ folder, {self.out.parent.parent}")
-            if self.out.is_dir() and any(map(is_run_folder, self.out.iterdir())):  # not by its name: "runs" may be
-                # an output folder's, empty yet
-                raise ParameterError("out", f"{self.out} holds runs itself, as a {RUNS}/ folder does: give the folder "
-                                            f"above it, {self.out.parent}")
             return []
         sweep_leftovers(self.root)
         sweep_staging(self.out / CHECKPOINTS)  # default-named runs' checkpoints, left by a process killed outright

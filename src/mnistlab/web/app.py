@@ -223,7 +223,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     on this machine's own address only, and answers requests made to it only (``SameSite``), or to ``hosts``
     (other names it is reached by: a reverse proxy's)."""
     store = RunStore(out)
-    store.list()  # an out that is a run's folder, or holds runs itself, is said before serving, not on the page
+    store.check_out()  # an out that is a run's folder, or holds runs itself: said before serving, not on the page
     default_dir = store.resolve(default_run) if default_run is not None else None  # "" is refused, as elsewhere
     if default_dir is not None and (damage := summarize(default_dir).damaged) is not None:
         raise RunDamagedError(damage)  # now, as a listing says it and every command refuses it; not at each request
