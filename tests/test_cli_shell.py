@@ -206,6 +206,25 @@ def test_recipes_run_all_says_each_run_of_how_many_as_it_ends(tmp_path):
                 said
 
 
+def test_an_error_line_names_a_path_as_given_relative_to_the_working_folder(tmp_path):
+    """Run and DataChoice keep absolute paths (they work after a notebook's %cd), and the layers below said them
+    whole: 'error: /home/…/o/runs/d/config.json: not valid JSON' for --out o. A value the user gave is quoted as
+    given: the working folder cut from the finished line (1220b16, reverted) had cut it from --name $PWD/myrun."""
+    damaged = tmp_path / "o" / "runs" / "d"
+    damaged.mkdir(parents=True)
+    (damaged / "config.json").write_text("{")
+    (tmp_path / "d").mkdir()
+    for args, said in [(("runs", "show", "d", "--out", "o"), "error: o/runs/d/config.json: not valid JSON"),
+                       (("runs", "show", str(damaged)), "error: o/runs/d/config.json: not valid JSON"),
+                       (("runs", "show", "../" + tmp_path.name + "/o/runs/d"),
+                        f"error: ../{tmp_path.name}/o/runs/d/config.json: not valid JSON"),
+                       (("data", "show", "--data-dir", "d"), "error: d: does not hold fashion-mnist's four IDX files"),
+                       (("train", "logreg", "--name", f"{tmp_path}/myrun", "--out", "o"),
+                        f"error: --name: '{tmp_path}/myrun' is not a run name")]:
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.startswith(said), (args, result.stderr)
+
+
 def test_json_output_is_strict_json_even_with_an_infinite_setting():
     result = run_cli("recipes", "list", "--json")  # the tutorial's unpenalised fit is C=inf
     assert result.returncode == 0, result.stderr

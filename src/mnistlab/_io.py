@@ -25,7 +25,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import warn
+from .errors import shown_path, warn
 
 
 def _umask() -> int:
@@ -412,16 +412,16 @@ def read_regular_file(path: Path, max_bytes: int, error: type[Exception]) -> byt
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
             status = os.fstat(f.fileno())
             if not stat.S_ISREG(status.st_mode):
-                raise error(f"{path}: not a regular file")
+                raise error(f"{shown_path(path)}: not a regular file")
             if status.st_size > max_bytes:
-                raise error(f"{path}: larger than {max_bytes} bytes")
+                raise error(f"{shown_path(path)}: larger than {max_bytes} bytes")
             data = f.read(status.st_size + 1)  # one more byte shows a file that grew (not max_bytes: allocated)
     except FileNotFoundError:
-        raise error(f"{path}: missing") from None
+        raise error(f"{shown_path(path)}: missing") from None
     except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise error(f"{shown_path(path)}: cannot read ({exc.strerror or exc})") from None
     if len(data) != status.st_size:
-        raise error(f"{path}: changed while it was read")
+        raise error(f"{shown_path(path)}: changed while it was read")
     return data
 
 

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from .errors import one_line
+from .errors import one_line, shown_path
 
 # What np.savez writes: stored members (np.savez) or deflated ones (np.savez_compressed).
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
@@ -82,7 +82,7 @@ def read_npz(path: Path, expected: dict[str, tuple[str, list[int]] | None], max_
     many times the archive's size. Every problem raises ``error`` naming the file.
     """
     def fail(problem: str) -> NoReturn:
-        raise error(f"{path}: {problem}")
+        raise error(f"{shown_path(path)}: {problem}")
 
     if Path(path).exists() and not Path(path).is_file():  # a pipe would block the reading, a device never end
         fail("not a regular file")

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 import warnings
+from pathlib import Path
 
 
 class MnistlabError(Exception):
@@ -108,6 +109,19 @@ def printable(text: str) -> str:
     """``text`` with its control characters escaped (``\n``, ``\x1b``), for quoting a name the user
     gave: a newline would break a message in two, an escape sequence would reach the terminal."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shown_path(path: str | os.PathLike) -> Path:
+    """``path`` as a message shows it: relative to the working folder when inside it, as the user typed it
+    (--out runsdir). Run, DataChoice and the API's other objects keep absolute paths, so that they still name
+    their folders after a notebook's %cd; said whole, they read "/home/…/runsdir/runs/a/metrics.json" for a run
+    named "a". Only for a path the code made: a value the user gave is quoted as given (the working folder cut
+    from a finished line had cut it from their --name $PWD/myrun too)."""
+    path = Path(path)
+    try:
+        return path.relative_to(Path.cwd()) if path.is_absolute() else path
+    except (ValueError, OSError):  # OSError: the working folder was deleted meanwhile
+        return path
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -19,6 +19,7 @@ from typer.core import TyperCommand
 
 from .._io import finite_json
 from ..errors import MnistlabError, ParameterError
+from ..errors import shown_path as shown  # noqa: F401 (the commands' lines show paths as the errors do)
 from ..data.registry import DATASETS
 from ..experiments.store import DEFAULT_OUT
 
@@ -128,16 +129,6 @@ def emit_json(obj) -> None:
     stdout = _json_stdout or sys.stdout
     stdout.write(json.dumps(finite_json(obj), indent=2, default=str, allow_nan=False) + "\n")
     stdout.flush()
-
-
-def shown(path: Path) -> Path:
-    """``path`` as a line of text shows it: relative to the working folder when inside it. The API's objects keep
-    absolute paths (they work after a notebook's %cd); ``--out mnistlab-out`` is still shown as given, not
-    as /home/…/mnistlab-out/runs/… (--json gives the absolute path, which a script can use from anywhere)."""
-    try:
-        return path.relative_to(Path.cwd())
-    except (ValueError, OSError):  # OSError: the working folder was deleted meanwhile
-        return path
 
 
 def exit_if_some_failed(failures: list[tuple[str, str]], total: int, what: str) -> None:

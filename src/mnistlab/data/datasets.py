@@ -30,7 +30,7 @@ import numpy as np
 from .._io import atomic_directory, sweep_staging
 from .._values import path_text
 from ..callbacks import SILENT, FitProgress
-from ..errors import DatasetError, ParameterError, warn
+from ..errors import DatasetError, ParameterError, shown_path, warn
 from . import preprocess
 from .download import fetch_verified
 from .idx import check_pair, read_idx
@@ -92,7 +92,7 @@ def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
         try:
             present = [p for p in (directory / f"{name}.gz", directory / name) if p.is_file()]
         except OSError as exc:  # a folder's name too long, say
-            raise DatasetError(f"{directory}: cannot look in it ({exc.strerror or exc})") from None
+            raise DatasetError(f"{shown_path(directory)}: cannot look in it ({exc.strerror or exc})") from None
         if not present:
             return None
         if len(present) == 2:  # after `gunzip -k`: the .gz was read, and an edit to the other went unseen
@@ -102,8 +102,8 @@ def find_files(spec: DatasetSpec, directory: Path) -> dict[str, Path] | None:
 
 
 def _two_copies(directory: Path, name: str) -> DatasetError:
-    return DatasetError(f"{directory}: both {name} and {name}.gz are here; keep one of them (which one is meant "
-                        "would be a guess)")
+    return DatasetError(f"{shown_path(directory)}: both {name} and {name}.gz are here; keep one of them (which one is "
+                        "meant would be a guess)")
 
 
 def data_dir_from_env(name: str) -> str | None:
@@ -284,7 +284,7 @@ def _cache_key(spec: DatasetSpec, files: dict[str, Path]) -> str:
             st = path.stat()
             content = _sampled_sha256(path)
         except OSError as exc:
-            raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            raise DatasetError(f"{shown_path(path)}: cannot read ({exc.strerror or exc})") from None
         # ctime: a write changes it, whatever mtime is set back to (no sample needs to catch the change)
         # os.fsencode: a folder's name need not be UTF-8 (its bytes come back as surrogates)
         h.update(os.fsencode(path.resolve()) + f"|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{content}\n".encode())
@@ -434,11 +434,11 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
         files = find_files(spec, directory)
         if files is None:
             if not directory.is_dir():
-                raise DatasetError(f"{directory}: {_why_not_a_folder(directory)}")
+                raise DatasetError(f"{shown_path(directory)}: {_why_not_a_folder(directory)}")
             missing = [f.name + "[.gz]" for f in spec.files.values()
                        if not any((directory / name).is_file() for name in (f.name, f.name + ".gz"))]
-            raise DatasetError(f"{directory}: does not hold {spec.name}'s four IDX files; missing (as files): "
-                               f"{', '.join(missing)}")
+            raise DatasetError(f"{shown_path(directory)}: does not hold {spec.name}'s four IDX files; missing (as "
+                               f"files): {', '.join(missing)}")
         return files
     looked, passed = [*map(Path, spec.system_dirs)], []  # passed: a place searched by default that cannot be used…
     try:
@@ -454,7 +454,7 @@ def locate(name: str = DEFAULT_DATASET, data_dir: str | Path | None = None,
             continue
         if files is not None:
             for problem in passed:
-                warn(f"{problem}; loading {directory} instead")
+                warn(f"{problem}; loading {shown_path(directory)} instead")
             return files
     reason = "".join(f"; {problem}" for problem in passed)
     if download:

@@ -23,7 +23,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from ..errors import DatasetError, one_line
+from ..errors import DatasetError, one_line, shown_path
 
 # IDX dtype codes; multi-byte types are big-endian on disk.
 _DTYPES = {
@@ -58,19 +58,19 @@ def _read_header(stream, path: Path, ndim: int | None) -> tuple[bytes, np.dtype,
     """The header's bytes, dtype and shape, checked."""
     magic = bytes(_read_up_to(stream, 4))
     if not magic:
-        raise DatasetError(f"{path}: empty file")
+        raise DatasetError(f"{shown_path(path)}: empty file")
     if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
-        raise DatasetError(f"{path}: not an IDX file (bad magic number {magic.hex()})")
+        raise DatasetError(f"{shown_path(path)}: not an IDX file (bad magic number {magic.hex()})")
     code, dims_count = magic[2], magic[3]
     if code not in _DTYPES:
-        raise DatasetError(f"{path}: unknown IDX dtype code 0x{code:02x}")
+        raise DatasetError(f"{shown_path(path)}: unknown IDX dtype code 0x{code:02x}")
     if ndim is not None and dims_count != ndim:
-        raise DatasetError(f"{path}: expected {ndim} dimension(s), header says {dims_count}")
+        raise DatasetError(f"{shown_path(path)}: expected {ndim} dimension(s), header says {dims_count}")
     if dims_count > MAX_DIMS:
-        raise DatasetError(f"{path}: header says {dims_count} dimensions, more than the {MAX_DIMS} allowed")
+        raise DatasetError(f"{shown_path(path)}: header says {dims_count} dimensions, more than the {MAX_DIMS} allowed")
     dims = bytes(_read_up_to(stream, 4 * dims_count))
     if len(dims) < 4 * dims_count:
-        raise DatasetError(f"{path}: truncated header")
+        raise DatasetError(f"{shown_path(path)}: truncated header")
     return magic + dims, _DTYPES[code], struct.unpack(f">{dims_count}I", dims)
 
 
@@ -92,7 +92,7 @@ def read_idx(path: Path, ndim: int | None = None) -> tuple[np.ndarray, str]:
             expected = math.prod(shape) * dtype.itemsize
             nominal = math.prod(d for d in shape if d) * dtype.itemsize
             if nominal > MAX_PAYLOAD_BYTES:
-                raise DatasetError(f"{path}: header claims {shape}, {nominal} bytes"
+                raise DatasetError(f"{shown_path(path)}: header claims {shape}, {nominal} bytes"
                                    f"{' were it not empty' if not expected else ''}, more than the limit of "
                                    f"{MAX_PAYLOAD_BYTES}")
             if not compressed:  # the file's size tells before reading whether the claim holds
@@ -101,9 +101,9 @@ def read_idx(path: Path, ndim: int | None = None) -> tuple[np.ndarray, str]:
                     _size_mismatch(path, shape, expected, actual)
             payload = _read_up_to(stream, expected + 1)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path}: corrupt gzip data ({one_line(exc)})") from None
+        raise DatasetError(f"{shown_path(path)}: corrupt gzip data ({one_line(exc)})") from None
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise DatasetError(f"{shown_path(path)}: cannot read ({exc.strerror or exc})") from None
     if len(payload) != expected:  # for gzip, found while inflating: one byte past the claim is enough to tell
         _size_mismatch(path, shape, expected, len(payload), exact=not compressed)
     array = np.frombuffer(payload, dtype).reshape(shape)  # of the bytearray read: writable, and no copy
@@ -114,9 +114,10 @@ def read_idx(path: Path, ndim: int | None = None) -> tuple[np.ndarray, str]:
 
 def _size_mismatch(path: Path, shape: tuple[int, ...], expected: int, actual: int, exact: bool = True) -> NoReturn:
     if actual < expected:
-        raise DatasetError(f"{path}: truncated: header {shape} needs {expected} payload bytes, file has {actual}")
-    raise DatasetError(f"{path}: trailing bytes after payload: header {shape} needs {expected} payload bytes, "
-                       f"file has {actual if exact else 'more'}")
+        raise DatasetError(f"{shown_path(path)}: truncated: header {shape} needs {expected} payload bytes, file has "
+                           f"{actual}")
+    raise DatasetError(f"{shown_path(path)}: trailing bytes after payload: header {shape} needs {expected} payload "
+                       f"bytes, file has {actual if exact else 'more'}")
 
 
 def check_pair(images: np.ndarray, labels: np.ndarray, n_classes: int, where: str) -> None:

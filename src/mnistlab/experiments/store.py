@@ -45,6 +45,7 @@ from ..errors import (
     RunExistsError,
     RunNotFoundError,
     one_line,
+    shown_path,
 )
 
 RUNS = "runs"
@@ -119,15 +120,15 @@ def read_json(path: Path) -> Any:
     try:
         return parse_json(data.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError is one
-        raise RunDamagedError(f"{path}: not valid JSON ({one_line(exc)})") from None
+        raise RunDamagedError(f"{shown_path(path)}: not valid JSON ({one_line(exc)})") from None
 
 
 def _require(path: Path, obj: Any, keys: dict[str, type]) -> dict:
     if not isinstance(obj, dict):
-        raise RunDamagedError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+        raise RunDamagedError(f"{shown_path(path)}: expected a JSON object, got {type(obj).__name__}")
     for key, kind in keys.items():
         if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool) and kind is not bool:
-            raise RunDamagedError(f"{path}: {key!r} is missing or not {kind.__name__}")
+            raise RunDamagedError(f"{shown_path(path)}: {key!r} is missing or not {kind.__name__}")
     return obj
 
 
@@ -138,21 +139,22 @@ def read_config(run_dir: Path) -> dict:
                                               "data": dict, "created": str})
     _require(path, config["dataset"], {"name": str, "classes": list, "n_train": int, "n_test": int})
     if not all(isinstance(name, str) for name in config["dataset"]["classes"]):
-        raise RunDamagedError(f"{path}: the dataset's classes must be names (strings)")
+        raise RunDamagedError(f"{shown_path(path)}: the dataset's classes must be names (strings)")
     try:  # compare and the listings read it as the family
         check_family_name(config["model"])
     except ParameterError:
-        raise RunDamagedError(f"{path}: 'model' must be a model family, got {config['model']!r}") from None
+        raise RunDamagedError(f"{shown_path(path)}: 'model' must be a model family, got {config['model']!r}") from None
     dataset = config["dataset"]["name"]  # how its photos are converted; which data evaluation loads again
     if dataset not in DATASETS or config["data"].get("dataset", dataset) != dataset:
-        raise RunDamagedError(f"{path}: the dataset must be one of {', '.join(DATASETS)}, the same in 'dataset' "
-                              f"and 'data', got {dataset!r} and {config['data'].get('dataset')!r}")
+        raise RunDamagedError(f"{shown_path(path)}: the dataset must be one of {', '.join(DATASETS)}, the same in "
+                              f"'dataset' and 'data', got {dataset!r} and {config['data'].get('dataset')!r}")
     if not isinstance(config["dataset"].get("test_images_sha256", ""), str):  # absent from runs written before
-        raise RunDamagedError(f"{path}: the dataset's 'test_images_sha256' must be a string")
+        raise RunDamagedError(f"{shown_path(path)}: the dataset's 'test_images_sha256' must be a string")
     try:  # listings sort by it: any text would do, and be taken for the newest run (the page's default)
         datetime.fromisoformat(config["created"])
     except ValueError:
-        raise RunDamagedError(f"{path}: 'created' must be a date and time, got {config['created']!r}") from None
+        raise RunDamagedError(f"{shown_path(path)}: 'created' must be a date and time, got "
+                              f"{config['created']!r}") from None
     return config
 
 
@@ -163,44 +165,45 @@ def read_metrics(run_dir: Path) -> dict:
                                                "fit_seconds": float, "confusion_matrix": list, "per_class": list})
     for key in ("accuracy", "macro_f1"):  # NaN passes as a float, and listings and pages compute with them
         if not 0 <= metrics[key] <= 1:
-            raise RunDamagedError(f"{path}: {key!r} must be a fraction from 0 to 1, got {metrics[key]}")
+            raise RunDamagedError(f"{shown_path(path)}: {key!r} must be a fraction from 0 to 1, got {metrics[key]}")
     for key in ("log_loss", "fit_seconds"):
         if not 0 <= metrics[key] < math.inf:
-            raise RunDamagedError(f"{path}: {key!r} must be a finite number ≥ 0, got {metrics[key]}")
+            raise RunDamagedError(f"{shown_path(path)}: {key!r} must be a finite number ≥ 0, got {metrics[key]}")
     analysis = metrics.get("analysis", [])
     if not isinstance(analysis, list) or not all(isinstance(line, str) for line in analysis):
-        raise RunDamagedError(f"{path}: 'analysis' must be a list of sentences (strings)")
+        raise RunDamagedError(f"{shown_path(path)}: 'analysis' must be a list of sentences (strings)")
     matrix, n = metrics["confusion_matrix"], len(metrics["per_class"])  # what a run's card and figures draw
     if not (n >= 2 and len(matrix) == n and all(isinstance(row, list) and len(row) == n for row in matrix)
             and all(is_whole_number(c) and c >= 0 for row in matrix for c in row)):
-        raise RunDamagedError(f"{path}: 'confusion_matrix' must be counts, a row and a column per class")
+        raise RunDamagedError(f"{shown_path(path)}: 'confusion_matrix' must be counts, a row and a column per class")
     for i, row in enumerate(metrics["per_class"]):  # what comparisons subtract and reports show
         if not (isinstance(row, dict) and isinstance(row.get("class"), str) and is_whole_number(row.get("support"))
                 and all(is_number(row.get(k)) and 0 <= row[k] <= 1 for k in ("precision", "recall", "f1"))):
-            raise RunDamagedError(f"{path}: per_class entry {i} must hold a class name, its support and its "
-                                  "precision, recall and f1 as fractions")
+            raise RunDamagedError(f"{shown_path(path)}: per_class entry {i} must hold a class name, its support and "
+                                  "its precision, recall and f1 as fractions")
     if not _follows_from(matrix, metrics):
-        raise RunDamagedError(f"{path}: its accuracy, macro F1 or per-class scores are not those its confusion "
-                              "matrix gives")
+        raise RunDamagedError(f"{shown_path(path)}: its accuracy, macro F1 or per-class scores are not those its "
+                              "confusion matrix gives")
     calibration = metrics.get("calibration", {})
     if not (isinstance(calibration, dict)
             and all(type(calibration.get(k, 0.0)) in (int, float) for k in ("ece", "brier"))):
-        raise RunDamagedError(f"{path}: 'calibration' must be an object, its 'ece' and 'brier' must be numbers")
+        raise RunDamagedError(f"{shown_path(path)}: 'calibration' must be an object, its 'ece' and 'brier' must be "
+                              "numbers")
     if metrics.get("history") is not None and not isinstance(metrics["history"], dict):  # None: a fit without epochs
-        raise RunDamagedError(f"{path}: 'history' must be an object")
+        raise RunDamagedError(f"{shown_path(path)}: 'history' must be an object")
     for key in ("predict_seconds_per_10k", "n_parameters"):  # optional: listed and compared where present
         if metrics.get(key) is not None and not (is_number(metrics[key]) and 0 <= metrics[key] < math.inf):
-            raise RunDamagedError(f"{path}: {key!r} must be a finite number ≥ 0")
+            raise RunDamagedError(f"{shown_path(path)}: {key!r} must be a finite number ≥ 0")
     if metrics.get("robustness") is not None and not _is_robustness(metrics["robustness"]):
-        raise RunDamagedError(f"{path}: 'robustness' must hold the clean accuracy and, per shift, its strengths "
-                              "and an accuracy for each")
+        raise RunDamagedError(f"{shown_path(path)}: 'robustness' must hold the clean accuracy and, per shift, its "
+                              "strengths and an accuracy for each")
     n_test = sum(map(sum, matrix))
     for i, row in enumerate(metrics.get("top_losses", [])):  # the images the page and the report show
         if not (isinstance(row, dict) and _whole(row.get("index"), n_test)
                 and all(_whole(row.get(k), n) for k in ("true", "predicted"))
                 and all(type(row.get(k)) in (int, float) and math.isfinite(row[k]) for k in ("p_true", "loss"))):
-            raise RunDamagedError(f"{path}: top_losses entry {i} is not a test image's index, its classes and "
-                                  "finite numbers")
+            raise RunDamagedError(f"{shown_path(path)}: top_losses entry {i} is not a test image's index, its classes "
+                                  "and finite numbers")
     return metrics
 
 
@@ -255,14 +258,14 @@ def read_predictions(run_dir: Path, n_classes: int, n_test: int) -> dict:
     y_true, y_pred, proba = arrays["y_true"], arrays["y_pred"], arrays["proba"]
     if (y_true.ndim != 1 or y_pred.shape != y_true.shape or proba.shape != (len(y_true), n_classes)
             or y_true.dtype.kind not in "iu" or y_pred.dtype.kind not in "iu" or proba.dtype.kind != "f"):
-        raise RunDamagedError(f"{path}: expected integer y_true and y_pred of one length and a proba row of "
-                              f"{n_classes} classes per image")
+        raise RunDamagedError(f"{shown_path(path)}: expected integer y_true and y_pred of one length and a proba row "
+                              f"of {n_classes} classes per image")
     if len(y_true) != n_test:
-        raise RunDamagedError(f"{path}: {len(y_true)} test images, but the run was tested on {n_test}")
+        raise RunDamagedError(f"{shown_path(path)}: {len(y_true)} test images, but the run was tested on {n_test}")
     if len(y_true) and not (0 <= y_true.min() and y_true.max() < n_classes and np.isfinite(proba).all()
                             and np.array_equal(y_pred, proba.argmax(axis=1))):
-        raise RunDamagedError(f"{path}: labels outside the run's {n_classes} classes, probabilities that are not "
-                              "finite, or predictions that are not the most probable classes")
+        raise RunDamagedError(f"{shown_path(path)}: labels outside the run's {n_classes} classes, probabilities that "
+                              "are not finite, or predictions that are not the most probable classes")
     return arrays
 
 
@@ -288,8 +291,8 @@ def read_embedding(run_dir: Path, n_test: int) -> dict | None:
     index, xy = arrays["index"], arrays["xy"]
     if (index.ndim != 1 or index.dtype.kind not in "iu" or xy.shape != (len(index), 2) or xy.dtype.kind != "f"
             or len(index) and not (0 <= index.min() and index.max() < n_test) or not np.isfinite(xy).all()):
-        raise RunDamagedError(f"{path}: expected indices of the run's {n_test} test images and one finite x, y pair "
-                              "per index")
+        raise RunDamagedError(f"{shown_path(path)}: expected indices of the run's {n_test} test images and one finite "
+                              "x, y pair per index")
     return {"index": index, "xy": xy, "of": str(arrays["of"])}
 
 
@@ -343,14 +346,14 @@ def read_whole(run_dir: Path, read: Callable[[Path], T]) -> tuple[T, tuple[int, 
             raise
         if folder_identity(run_dir) == before:
             return value, before
-    raise RunDamagedError(f"{run_dir}: replaced while it was read, {READ_ATTEMPTS} times; read it again")
+    raise RunDamagedError(f"{shown_path(run_dir)}: replaced while it was read, {READ_ATTEMPTS} times; read it again")
 
 
 def _summary_files(run_dir: Path) -> tuple[dict, dict]:
     config, metrics = read_config_and_metrics(run_dir)
     for name in (PREDICTIONS, *MODEL_FILES):  # what comparisons, pages, interpretations and predictions read
         if not (run_dir / name).is_file():
-            raise RunDamagedError(f"{run_dir / name}: missing (or not a file)")
+            raise RunDamagedError(f"{shown_path(run_dir / name)}: missing (or not a file)")
     return config, metrics
 
 

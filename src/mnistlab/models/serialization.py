@@ -24,7 +24,7 @@ import numpy as np
 from .._io import atomic_write_all, json_text, parse_json, read_regular_file
 from .._npz import plain_dtype, read_npz
 from .._values import is_number, is_whole_number
-from ..errors import ModelFileError, ParameterError, one_line
+from ..errors import ModelFileError, ParameterError, one_line, shown_path
 from . import get_family
 from .base import N_FEATURES, MnistlabModel, unused_said_elsewhere
 from .temperature import TemperatureScaled
@@ -124,12 +124,13 @@ def _declared_arrays(meta: dict, meta_path: Path) -> dict[str, tuple[str, list[i
     """model.json's ``arrays``: each name's dtype string and shape, checked for form."""
     declared = meta.get("arrays")
     if not isinstance(declared, dict):
-        raise ModelFileError(f"{meta_path}: 'arrays' must map each array's name to its dtype and shape")
+        raise ModelFileError(f"{shown_path(meta_path)}: 'arrays' must map each array's name to its dtype and shape")
     for name, spec in declared.items():
         shape = spec.get("shape") if isinstance(spec, dict) else None
         if not (isinstance(spec, dict) and isinstance(spec.get("dtype"), str) and isinstance(shape, list)
                 and all(is_whole_number(d) and d >= 0 for d in shape)):
-            raise ModelFileError(f"{meta_path}: array {name!r} must be given as {{\"dtype\": …, \"shape\": [sizes]}}")
+            raise ModelFileError(f"{shown_path(meta_path)}: array {name!r} must be given as "
+                                 f"{{\"dtype\": …, \"shape\": [sizes]}}")
     return {name: (spec["dtype"], spec["shape"]) for name, spec in declared.items()}
 
 
@@ -146,16 +147,16 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
     directory = Path(directory)
     meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
     if not arrays_path.is_file():
-        raise ModelFileError(f"{arrays_path}: missing")
+        raise ModelFileError(f"{shown_path(arrays_path)}: missing")
     data = read_regular_file(meta_path, MAX_META_BYTES, ModelFileError)
     try:
         meta = parse_json(data.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError is one
-        raise ModelFileError(f"{meta_path}: not valid JSON ({one_line(exc)})") from None
+        raise ModelFileError(f"{shown_path(meta_path)}: not valid JSON ({one_line(exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise ModelFileError(f"{meta_path}: not an mnistlab model file")
+        raise ModelFileError(f"{shown_path(meta_path)}: not an mnistlab model file")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ModelFileError(f"{meta_path}: unsupported format version {meta.get('format_version')!r} "
+        raise ModelFileError(f"{shown_path(meta_path)}: unsupported format version {meta.get('format_version')!r} "
                              f"(this mnistlab reads version {MODEL_FORMAT_VERSION})")
     try:
         cls = get_family(meta["family"])
@@ -176,42 +177,47 @@ def load_model(directory: Path, n_classes: int | None = None) -> MnistlabModel |
         with unused_said_elsewhere():  # a setting given in vain was said when the model was fitted
             model.validate_params()
     except (KeyError, TypeError, ValueError) as exc:  # ParameterError is a ValueError
-        raise ModelFileError(f"{meta_path}: bad family or parameters ({one_line(exc)})") from None
+        raise ModelFileError(f"{shown_path(meta_path)}: bad family or parameters ({one_line(exc)})") from None
     arrays = read_npz(arrays_path, _declared_arrays(meta, meta_path), MAX_MODEL_BYTES, ModelFileError,
                       max_inflation=MAX_INFLATION)
     for name, a in arrays.items():
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
-            raise ModelFileError(f"{arrays_path}: weights are not finite (array {name!r} holds NaN or infinity)")
+            raise ModelFileError(f"{shown_path(arrays_path)}: weights are not finite (array {name!r} holds NaN or "
+                                 "infinity)")
     try:
         model.set_arrays(arrays)
     except (ValueError, KeyError, RuntimeError) as exc:
-        raise ModelFileError(f"{directory}: {one_line(exc)}") from None
+        raise ModelFileError(f"{shown_path(directory)}: {one_line(exc)}") from None
     if "n_features_in" in meta:  # absent from files written before it was recorded
         n_features = meta["n_features_in"]
         if not is_whole_number(n_features) or n_features < 1:
-            raise ModelFileError(f"{meta_path}: 'n_features_in' must be a positive integer, got {n_features!r}")
+            raise ModelFileError(f"{shown_path(meta_path)}: 'n_features_in' must be a positive integer, got "
+                                 f"{n_features!r}")
         model.n_features_in_ = n_features
     if "feature_names_in" in meta:  # a frame's column names, where the model was fitted on a frame
         names = meta["feature_names_in"]
         if not (isinstance(names, list) and all(isinstance(name, str) for name in names)
                 and len(names) == getattr(model, "n_features_in_", len(names))):
-            raise ModelFileError(f"{meta_path}: 'feature_names_in' must list one name (a string) per feature")
+            raise ModelFileError(f"{shown_path(meta_path)}: 'feature_names_in' must list one name (a string) per "
+                                 "feature")
         model.feature_names_in_ = np.asarray(names, dtype=object)  # as scikit-learn keeps them
     if "feature_max" in meta:  # absent from files written before it was recorded: those do not warn
         if not is_number(meta["feature_max"]) or not math.isfinite(meta["feature_max"]):
-            raise ModelFileError(f"{meta_path}: 'feature_max' must be a finite number, got {meta['feature_max']!r}")
+            raise ModelFileError(f"{shown_path(meta_path)}: 'feature_max' must be a finite number, got "
+                                 f"{meta['feature_max']!r}")
         model.feature_max_ = float(meta["feature_max"])
     if "temperature" in meta:
         try:
             model = TemperatureScaled(model, meta["temperature"])
         except ParameterError as exc:
-            raise ModelFileError(f"{meta_path}: 'temperature' {exc.problem}") from None
+            raise ModelFileError(f"{shown_path(meta_path)}: 'temperature' {exc.problem}") from None
     if n_classes is not None and (predicts := predicted_classes(model, arrays_path)) != n_classes:
-        raise ModelFileError(f"{directory}: the model predicts {predicts} classes but the run lists {n_classes}")
+        raise ModelFileError(f"{shown_path(directory)}: the model predicts {predicts} classes but the run lists "
+                             f"{n_classes}")
     if n_classes is not None and not np.array_equal(getattr(model, "classes_", np.arange(n_classes)),
                                                     np.arange(n_classes)):  # a run's labels are 0 … n - 1
-        raise ModelFileError(f"{directory}: the model's classes_ are not the run's labels 0 to {n_classes - 1}, "
-                             "in order")
+        raise ModelFileError(f"{shown_path(directory)}: the model's classes_ are not the run's labels 0 to "
+                             f"{n_classes - 1}, in order")
     return model
 
 
@@ -225,7 +231,7 @@ def predicted_classes(model: MnistlabModel, path: Path) -> int:
         proba = model.predict_proba(np.zeros((1, N_FEATURES), np.float32))
     except (ValueError, KeyError, IndexError, TypeError, RuntimeError, AttributeError) as exc:
         # AttributeError: parameters that need a learned array the file does not hold (as NotFittedError is one)
-        raise ModelFileError(f"{path}: the model cannot predict a 28×28 image ({one_line(exc)})") from None
+        raise ModelFileError(f"{shown_path(path)}: the model cannot predict a 28×28 image ({one_line(exc)})") from None
     if np.ndim(proba) != 2 or len(proba) != 1 or not np.isfinite(proba).all():
-        raise ModelFileError(f"{path}: the model gives no finite probabilities for a 28×28 image")
+        raise ModelFileError(f"{shown_path(path)}: the model gives no finite probabilities for a 28×28 image")
     return int(np.shape(proba)[1])
