@@ -225,6 +225,22 @@ def test_an_error_line_names_a_path_as_given_relative_to_the_working_folder(tmp_
         assert result.returncode == 2 and result.stderr.startswith(said), (args, result.stderr)
 
 
+def test_runs_json_under_a_folder_whose_name_is_not_utf8_is_text_a_strict_reader_takes(tmp_path):
+    """A run's path under --out $'o\\xfe' held a surrogate, which json.dumps wrote as a lone "\\udcfe" escape (jq
+    refuses it); a folder whose own name is not UTF-8 is renamed by the command its row gives, byte for byte."""
+    runs = tmp_path / os.fsdecode(b"o\xfe") / "runs"
+    (runs / "x").mkdir(parents=True)
+    (runs / os.fsdecode(b"bad\xff")).mkdir()
+    result = run_cli("runs", "list", "--out", os.fsdecode(b"o\xfe"), "--json", cwd=tmp_path)
+    assert result.returncode == 0 and not re.search(r"\\ud[89a-f]", result.stdout, re.I), result.stdout
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["x"]["path"] == "o\ufffd/runs/x" and rows["x"]["damaged"] == "o\ufffd/runs/x/config.json: missing"
+    hint = rows["bad\ufffd"]["damaged"]
+    assert hint.endswith(": its name is not UTF-8: rename it to 'bad' (in its folder: mv $'bad\\xff' bad)"), hint
+    subprocess.run(["bash", "-c", hint.rpartition("folder: ")[2][:-1]], cwd=runs, check=True)
+    assert sorted(os.listdir(runs)) == ["bad", "x"]
+
+
 def test_json_output_is_strict_json_even_with_an_infinite_setting():
     result = run_cli("recipes", "list", "--json")  # the tutorial's unpenalised fit is C=inf
     assert result.returncode == 0, result.stderr

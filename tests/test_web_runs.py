@@ -127,7 +127,8 @@ def test_a_run_folder_whose_name_is_not_utf8_is_listed_as_damaged_in_text_json_c
             response = http.get("/api/runs")
             assert response.status_code == 200, response.text
             runs = {r["name"]: r for r in response.json()}
-        assert runs["bad\ufffd"]["damaged"] == "runs/bad\ufffd: its name is not UTF-8: rename it to 'bad'"
+        assert runs["bad\ufffd"]["damaged"] == ("runs/bad\ufffd: its name is not UTF-8: rename it to 'bad' (in its "
+                                                 "folder: mv $'bad\\xff' bad)")
         assert runs["good"]["damaged"] is None and runs["good"]["default"]
         result = run_cli("runs", "list", "--out", str(out), "--json")
         assert result.returncode == 0, result.stderr

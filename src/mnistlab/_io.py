@@ -469,6 +469,16 @@ def parse_json(text: str) -> Any:
     return value
 
 
+def utf8_text(text: str) -> str:
+    """A name or path from the file system as text can carry it: a name need not be UTF-8, and its other bytes
+    (surrogates, in Python's str) are no text to JSON (json.dumps writes a lone "\\udcff", which strict UTF-8 readers
+    refuse; the page's list of runs failed with 500) or a terminal; they show as U+FFFD."""
+    try:
+        return os.fsencode(text).decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name gave ("\ud800"): no bytes to decode
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def finite_json(value):
     """``value`` with every infinite or NaN float as the string "inf", "-inf" or "nan".
 

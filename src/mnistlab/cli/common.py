@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand
 
-from .._io import finite_json
+from .._io import finite_json, utf8_text
 from ..errors import MnistlabError, ParameterError
 from ..errors import shown_path as shown  # noqa: F401 (the commands' lines show paths as the errors do)
 from ..data.registry import DATASETS
@@ -127,8 +127,22 @@ def keep_stdout_for_json() -> None:
 
 def emit_json(obj) -> None:
     stdout = _json_stdout or sys.stdout
-    stdout.write(json.dumps(finite_json(obj), indent=2, default=str, allow_nan=False) + "\n")
+    stdout.write(json.dumps(_utf8(finite_json(obj)), indent=2, default=lambda o: utf8_text(str(o)),
+                            allow_nan=False) + "\n")
     stdout.flush()
+
+
+def _utf8(value):
+    """``value`` with its texts as ``utf8_text`` gives them: a path under a folder whose name is not UTF-8 (runs list
+    --out $'o\\xfe') holds surrogates, which json.dumps wrote as lone "\\udcfe" escapes that strict UTF-8 readers
+    (jq) refuse; U+FFFD instead, as the table shows them."""
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, dict):
+        return {_utf8(k): _utf8(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_utf8(v) for v in value]
+    return value
 
 
 def exit_if_some_failed(failures: list[tuple[str, str]], total: int, what: str) -> None:

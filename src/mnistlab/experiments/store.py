@@ -27,6 +27,7 @@ import itertools
 import math
 import os
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._io import FILE_MODE, STAGING_PREFIX, atomic_directory, make_folder, parse_json, read_regular_file, sweep_staging
+from .._io import (FILE_MODE, STAGING_PREFIX, atomic_directory, make_folder, parse_json, read_regular_file,
+                   sweep_staging, utf8_text)
 from .._values import is_number, is_whole_number, path_text
 from ..data.registry import DATASETS
 from ..models import check_family_name
@@ -363,19 +365,25 @@ def _misnamed(folder: Path) -> str | None:
     try:
         validate_name(folder.name)
     except ParameterError:
-        name = _shown(folder.name)
+        name = utf8_text(folder.name)
         suggested = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("._+-")[:MAX_NAME_LENGTH]
         to = f" to {suggested!r}" if suggested and not (folder.parent / suggested).exists() else ""
-        problem = ("its name is not UTF-8" if name != folder.name else
-                   f"not a valid run name (use {NAME_CHARACTERS}, at most {MAX_NAME_LENGTH} characters)")
-        return f"{_shown(str(folder))}: {problem}: rename it{to}"
+        if name != folder.name:  # no one can type its name as shown (�): the command that renames it, byte for byte
+            how = f" (in its folder: mv {_shell_word(folder.name)} {_shell_word(suggested)})" if to else ""
+            return f"{utf8_text(str(folder))}: its name is not UTF-8: rename it{to}{how}"
+        problem = f"not a valid run name (use {NAME_CHARACTERS}, at most {MAX_NAME_LENGTH} characters)"
+        return f"{utf8_text(str(folder))}: {problem}: rename it{to}"
     return None
 
 
-def _shown(text: str) -> str:
-    """A name or path from the file system as text can carry it: a name need not be UTF-8, and its other bytes
-    (surrogates, in Python's str) are no text to JSON (the page's list of runs failed with 500) or a terminal."""
-    return os.fsencode(text).decode("utf-8", "replace")
+def _shell_word(name: str) -> str:
+    """``name`` as a POSIX shell word that names it exactly: quoted, or where it is not UTF-8, as $'…' with each
+    byte outside printable ASCII escaped (\\xff), as bash, zsh and ksh read it."""
+    data = os.fsencode(name)
+    try:
+        return shlex.quote(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "$'" + "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in data) + "'"
 
 
 def summarize(run_dir: Path) -> RunSummary:
@@ -457,7 +465,7 @@ class RunStore:
         sweep_leftovers(self.root)
         sweep_staging(self.out / CHECKPOINTS)  # default-named runs' checkpoints, left by a process killed outright
         rows = [summarize(p) if (misnamed := _misnamed(p)) is None
-                else RunSummary(_shown(p.name), _shown(str(p)), damaged=misnamed)  # as bytes that are no UTF-8 show: �
+                else RunSummary(utf8_text(p.name), utf8_text(str(p)), damaged=misnamed)  # bytes no UTF-8 show: �
                 for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
         return sorted(rows, key=lambda r: (r.damaged is None, r.created or "", r.name), reverse=True)
 
