@@ -420,7 +420,9 @@ def test_a_damaged_decoded_cache_is_rebuilt(tmp_path, mnist_dir, monkeypatch, da
 
 def test_a_folder_of_another_dataset_is_refused(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTLAB_CACHE", str(tmp_path))
-    with pytest.raises(DatasetError, match="this is mnist's official test images, not fashion-mnist's"):
+    # said to a Python caller too, who gave data_dir (--data-dir on the command line)
+    with pytest.raises(DatasetError, match=r"this is mnist's official test images, not fashion-mnist's \(data_dir "
+                                           r"\(--data-dir\) or MNISTLAB_DATA_DIR meant for mnist\?\)"):
         load_dataset("fashion-mnist", data_dir=mnist_dir)  # digits would be read as clothes
 
 

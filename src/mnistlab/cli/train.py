@@ -117,7 +117,7 @@ def train_cmd(ctx: typer.Context, model: ModelArg,
     params = model_options.parse(get_family(model), list(ctx.args))
     # A progress bar on stderr, unless --json asked for quiet; then one line there once the checks have
     # passed. Not a spinner: its drawing thread would keep the figures from being drawn in two processes
-    # (pipeline.write_figures), which took the command 1 s longer.
+    # (experiments.figures.write_figures), which took the command 1 s longer.
     progress = StatusLine(f"training {model} on {dataset}…", err_console) if as_json else True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotConvergedWarning)  # the summary says it: the fit message comes first

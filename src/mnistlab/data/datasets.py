@@ -296,7 +296,7 @@ def _decode(spec: DatasetSpec, files: dict[str, Path]) -> tuple[dict[str, np.nda
         array, payload_sha = read_idx(files[part], ndim=3 if part.endswith("images") else 1)
         if other := _official_elsewhere(spec, part, payload_sha):  # its labels would name the wrong classes
             raise DatasetError(f"{files[part]}: this is {other}'s official {part.replace('_', ' ')}, not "
-                               f"{spec.name}'s (a --data-dir or MNISTLAB_DATA_DIR for {other}?)")
+                               f"{spec.name}'s (data_dir (--data-dir) or {DATA_DIR_ENV} meant for {other}?)")
         return array, _checksum_status(spec, part, files[part], payload_sha)
 
     # zlib and hashlib release the GIL: the four files decode in parallel.
