@@ -251,6 +251,21 @@ def test_json_output_is_strict_json_even_with_an_infinite_setting():
     assert "inf" in result.stdout and answer
 
 
+def test_json_output_writes_numpy_values_as_the_files_do(capsys):
+    """--json wrote NumPy's values as str() did: "3" and "[0 1 2]", where the run's files (json_text) hold
+    3 and [0, 1, 2]; now the same text as json_text, indented and ending in one newline."""
+    import numpy as np
+
+    from mnistlab._io import json_text
+    from mnistlab.cli.common import emit_json
+
+    answer = {"label": np.int64(3), "labels": np.arange(3), "score": np.float32(0.5), "C": float("inf")}
+    emit_json(answer)
+    printed = capsys.readouterr().out
+    assert json.loads(printed) == {"label": 3, "labels": [0, 1, 2], "score": 0.5, "C": "inf"}
+    assert printed == json_text(answer) and printed.startswith('{\n  "label": 3,') and printed.endswith("}\n")
+
+
 def test_runs_show_says_what_is_wrong_with_a_damaged_run(out, tmp_path):
     import shutil
 

@@ -5,7 +5,6 @@ Rich rendering lives here in the shell: the library below never prints.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand
 
-from .._io import finite_json, utf8_text
+from .._io import json_text, utf8_text
 from ..errors import MnistlabError, ParameterError
 from ..errors import shown_path as shown  # noqa: F401 (the commands' lines show paths as the errors do)
 from ..data.registry import DATASETS
@@ -126,9 +125,10 @@ def keep_stdout_for_json() -> None:
 
 
 def emit_json(obj) -> None:
+    """``obj`` as the one JSON document --json prints: as the files hold it (``json_text``), NumPy's numbers and
+    arrays as JSON's, not as the strings "3" and "[0 1 2]"."""
     stdout = _json_stdout or sys.stdout
-    stdout.write(json.dumps(_utf8(finite_json(obj)), indent=2, default=lambda o: utf8_text(str(o)),
-                            allow_nan=False) + "\n")
+    stdout.write(json_text(_utf8(obj)))
     stdout.flush()
 
 
