@@ -4,6 +4,7 @@ RunDamagedError naming the file, with memory bounded by what the files declare."
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tracemalloc
 
@@ -279,3 +280,30 @@ def test_an_array_of_other_objects_is_refused_before_anything_is_written(tmp_pat
     with pytest.raises(ParameterError, match="array 'classes_' holds object values cannot be kept in a model file"):
         save_model(model, tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("family, params, needed, said", [
+    ("numpy-mlp", {"hidden": (8,), "max_epochs": 1}, "W2", "W2 (hidden=(8,))"),
+    ("logreg", {"standardize": True, "max_iter": 5}, "scale_", "scale_ (standardize=True)"),
+    ("mlp", {"hidden_layer_sizes": (8,), "max_iter": 5}, "b1", "b1"),
+    ("sklearn:GaussianNB", {}, "skops_", "skops_"),
+    ("lenet", {"epochs": 1}, "classes_", "classes_")])
+def test_every_family_refuses_a_missing_array_and_ignores_an_extra_one(tmp_path, monkeypatch, family, params,
+                                                                       needed, said):
+    """Each family checked its model file's arrays with its own copy of the check, and numpy-mlp with another
+    rule: an array more (a newer version's) was "model file arrays [...] do not match hidden=(8,)" there, and
+    ignored by the others. Now one rule, one message."""
+    import warnings
+
+    X = np.random.default_rng(0).random((40, 784), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in so few iterations
+        model = get_family(family)(**params).fit(X, np.arange(40) % 2)
+    arrays = model.get_arrays()
+    monkeypatch.setattr(model, "get_arrays", lambda: {**arrays, "newer_": np.zeros(3, np.float32)})
+    save_model(model, tmp_path / "more")
+    np.testing.assert_array_equal(load_model(tmp_path / "more").predict(X), model.predict(X))
+    monkeypatch.setattr(model, "get_arrays", lambda: {k: v for k, v in arrays.items() if k != needed})
+    save_model(model, tmp_path / "fewer")
+    with pytest.raises(ModelFileError, match=rf"fewer: model file lacks arrays: {re.escape(said)}$"):
+        load_model(tmp_path / "fewer")

@@ -272,12 +272,19 @@ class MnistlabModel:
                        if name != "classes_" and np.issubdtype(a.dtype, np.floating))) or None
 
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> MnistlabModel:
-        missing = set(self.learned_arrays) - set(arrays)
-        if missing:
-            raise ValueError(f"model file lacks arrays: {', '.join(sorted(missing))}")
+        self._require_arrays(arrays, self.learned_arrays)
         for name in self.learned_arrays:
             setattr(self, name, arrays[name])
         return self
+
+    @staticmethod
+    def _require_arrays(arrays: dict[str, np.ndarray], names, why: str = "") -> None:
+        """A ValueError naming those of ``names`` that a model file's ``arrays`` lack (``why``: the setting that
+        needs them). Every family's rule: arrays beyond ``names`` are ignored, not refused (a newer version may
+        keep more); model.json's settings say which are read, and load_model then has the model predict once,
+        which fails where those do not fit together."""
+        if missing := [name for name in names if name not in arrays]:
+            raise ValueError(f"model file lacks arrays: {', '.join(missing)}" + (f" ({why})" if why else ""))
 
     def explain(self, X, classes=None) -> np.ndarray:
         """Per-pixel contributions to each of ``classes`` (indices into ``classes_``; default: all),

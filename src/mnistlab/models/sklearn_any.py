@@ -266,9 +266,7 @@ class SklearnClassifier(MnistlabModel):
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> SklearnClassifier:
         import skops.io
 
-        missing = {"classes_", "skops_"} - set(arrays)
-        if missing:
-            raise ValueError(f"model file lacks arrays: {', '.join(sorted(missing))}")
+        self._require_arrays(arrays, ("classes_", "skops_"))
         state = np.asarray(arrays["skops_"], np.uint8).tobytes()
         try:
             with zipfile.ZipFile(io.BytesIO(state)) as archive:  # sizes as declared: reading stops there

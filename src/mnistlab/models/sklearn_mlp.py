@@ -271,9 +271,7 @@ class MLP(MnistlabModel):
         estimator = self._estimator()
         n_layers = len(estimator.hidden_layer_sizes) + 1
         names = ["classes_"] + [f"{kind}{layer}" for layer in range(1, n_layers + 1) for kind in "Wb"]
-        missing = [name for name in names if name not in arrays]
-        if missing:
-            raise ValueError(f"model file lacks arrays: {', '.join(missing)}")
+        self._require_arrays(arrays, names)
         classes = np.asarray(arrays["classes_"])
         coefs = [np.asarray(arrays[f"W{layer}"]) for layer in range(1, n_layers + 1)]
         intercepts = [np.asarray(arrays[f"b{layer}"]) for layer in range(1, n_layers + 1)]

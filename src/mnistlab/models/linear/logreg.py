@@ -321,8 +321,7 @@ class LogisticRegression(MnistlabModel):
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> LogisticRegression:
         super().set_arrays(arrays)
         if self.standardize:
-            if "mean_" not in arrays or "scale_" not in arrays:
-                raise ValueError("model file lacks arrays: mean_, scale_ (standardize=True)")
+            self._require_arrays(arrays, ("mean_", "scale_"), "standardize=True")
             self.mean_, self.scale_ = arrays["mean_"], arrays["scale_"]
         k = len(self.classes_)
         if self.coef_.ndim != 2 or len(self.coef_) != k or self.intercept_.shape != (k,):

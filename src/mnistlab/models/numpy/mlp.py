@@ -185,9 +185,9 @@ class NumpyMLP(GradientDescentClassifier):
 
     def set_arrays(self, arrays):
         n_layers = len(self.hidden) + 1
-        names = {"classes_"} | {f"{p}{l}" for l in range(1, n_layers + 1) for p in "Wb"}
-        if set(arrays) != names:
-            raise ValueError(f"model file arrays {sorted(arrays)} do not match hidden={self.hidden!r}")
+        names = ["classes_"] + [f"{p}{l}" for l in range(1, n_layers + 1) for p in "Wb"]
+        # hidden says how many layers are read: more arrays (a newer version's) are ignored, as in every family
+        self._require_arrays(arrays, names, f"hidden={self.hidden!r}")
         self.classes_ = arrays["classes_"]
-        self._store_params({name: a for name, a in arrays.items() if name != "classes_"})
+        self._store_params({name: arrays[name] for name in names[1:]})
         return self

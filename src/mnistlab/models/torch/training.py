@@ -466,8 +466,7 @@ class TorchClassifier(MnistlabModel):
         return {"classes_": np.asarray(self.classes_), **state}
 
     def set_arrays(self, arrays: dict[str, np.ndarray]) -> TorchClassifier:
-        if "classes_" not in arrays:
-            raise ValueError("model file lacks arrays: classes_")
+        self._require_arrays(arrays, ("classes_",))
         classes = np.asarray(arrays["classes_"])
         state = {key[len(STATE_PREFIX):]: value for key, value in arrays.items() if key.startswith(STATE_PREFIX)}
         with torch.device("meta"):  # the shapes model.json's settings imply, checked before any memory is taken
