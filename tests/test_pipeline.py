@@ -421,6 +421,30 @@ def test_a_comparison_reads_each_run_from_one_folder(own_out, monkeypatch):
     assert read == ["small", "small", "b"]  # read again: its config and metrics were the old folder's
 
 
+def test_the_shells_name_the_files_the_writers_write(own_out, tmp_path):
+    """The CLI, the API and the server typed a comparison's and a sweep's file names out again ("compare.html",
+    "sweep.csv") beside the modules that write them: one renamed there would leave them naming files that are
+    not written. Now each is a constant of the writer's (the store's for a comparison, which the server serves
+    without importing the plotting)."""
+    import shutil
+
+    import mnistlab as ml
+    from mnistlab.experiments.store import COMPARE_HTML, COMPARE_JSON, COMPARISONS
+    from mnistlab.experiments.sweep import SWEEP_CSV, SWEEP_JSON, SWEEP_PNG, SWEEPS
+
+    shutil.copytree(own_out / "runs" / "small", own_out / "runs" / "again")
+    comparison = ml.compare("small", "again", out=own_out, name="named")
+    assert comparison.path == own_out / COMPARISONS / "named"
+    assert comparison.report_path == comparison.path / COMPARE_HTML and comparison.report_path.is_file()
+    assert (comparison.path / COMPARE_JSON).is_file()
+    result = run_cli("sweep", "logreg", "--C", "0.1", "--train-size", "200", "--name", "s", "--out", "out",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = Path("out", SWEEPS, "s")
+    assert f"table: {folder / SWEEP_CSV}\nplot: {folder / SWEEP_PNG}\n" in result.stdout
+    assert all((tmp_path / folder / name).is_file() for name in (SWEEP_JSON, SWEEP_CSV, SWEEP_PNG))
+
+
 def test_a_sweep_or_comparison_name_in_the_making_is_not_taken_by_another(own_out, tmp_path):
     """Both were checked only at the start and replaced at the end: the second one's results were lost."""
     import os

@@ -33,6 +33,7 @@ from .callbacks import FitProgress
 from .errors import MnistlabError, NotConvergedWarning, ParameterError, SchedulerLostWarning
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
+    COMPARE_HTML,
     REPORT,
     RunStore,
     RunSummary,
@@ -365,7 +366,7 @@ class Comparison:
 
     @property
     def report_path(self) -> Path:
-        return self.path / "compare.html"
+        return self.path / COMPARE_HTML
 
     def figure(self, name: str):
         """One of the comparison's figures, as a Figure: "accuracy"; per pair N, "confusion_delta_N", "f1_delta_N"
@@ -396,7 +397,7 @@ class Comparison:
                            [[f"{p['b']} vs {p['a']}", p["accuracy_delta"], p["a_only"], p["b_only"],
                              p["p_value"], p["p_holm"], verdict(p, self.result["alpha"])] for p in self.pairs])
         return html.card(f"Comparison of {len(self.runs)} runs", runs, tests,
-                         html.link(_href(self.report_path), "compare.html"))
+                         html.link(_href(self.report_path), COMPARE_HTML))
 
 
 class Sweep:

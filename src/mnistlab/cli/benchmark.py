@@ -57,7 +57,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
     ```
     """
     from .. import api
-    from ..experiments.zalando import number_text, params_text, sizes_text, status_text
+    from ..experiments.zalando import RESULTS_MD, number_text, params_text, sizes_text, status_text
 
     chosen = [c.strip() for c in classifiers.split(",")] if classifiers is not None else None  # "" is a mistake
     result = api.zalando_benchmark(dataset=dataset, classifiers=chosen, train_size=train_size, test_size=test_size,
@@ -75,7 +75,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
                       *(number_text(r[key]) for key in ("accuracy", "paper", "paper_best")),
                       number_text(r["fit_seconds"], 1), status_text(r))
     console.print(table)
-    console.print(f"table: {shown(result.path / 'results.md')}", highlight=False)
+    console.print(f"table: {shown(result.path / RESULTS_MD)}", highlight=False)
     _exit_if_failed(result.rows)
 
 

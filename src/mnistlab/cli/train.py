@@ -188,7 +188,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     """
     from .. import api
     from ..models import get_family
-    from ..experiments.sweep import used_settings
+    from ..experiments.sweep import SWEEP_CSV, SWEEP_PNG, used_settings
     from . import model_options
 
     family = get_family(model)
@@ -225,7 +225,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     console.print(table)
     best = sweep.best
     console.print(f"best: {used_settings(best, grid)} ({best['val_accuracy']:.4f})")
-    console.print(f"table: {shown(sweep.path / 'sweep.csv')}\nplot: {shown(sweep.path / 'sweep.png')}")
+    console.print(f"table: {shown(sweep.path / SWEEP_CSV)}\nplot: {shown(sweep.path / SWEEP_PNG)}")
     _exit_if_points_failed(sweep, grid)
 
 

@@ -27,6 +27,9 @@ from ..models.params import check as check_parameter
 from . import report
 from .metrics import confusion_matrix
 from .store import (
+    COMPARE_HTML,
+    COMPARE_JSON,
+    COMPARISONS,
     CONFIG,
     MAX_NAME_LENGTH,
     NAME_PATTERN,
@@ -171,7 +174,7 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
                 or None not in digests and len(digests) > 1):
             raise ParameterError(None, f"{other['name']} was tested on other images than {base['name']}: "
                              "compare needs the same test set (dataset, classes and test subset)")
-    comparisons = output_folder(Path(out) / "compare", "comparisons")  # once the runs are known to be comparable
+    comparisons = output_folder(Path(out) / COMPARISONS, "comparisons")  # once the runs are known to be comparable
     # under the default name, the same runs' comparison is brought up to date: after one being written, not refused
     default = name is None
     if default:
@@ -211,8 +214,8 @@ def _write(loaded: list[dict], alpha: float, final: Path) -> dict:
                             "method": "paired percentile bootstrap over each class's test images"}}
     with atomic_directory(final) as staging:
         figures = _plots(loaded, pairs, classes, staging)
-        write_json(staging / "compare.json", result)
-        atomic_write_text(staging / "compare.html", _html(result, figures))
+        write_json(staging / COMPARE_JSON, result)
+        atomic_write_text(staging / COMPARE_HTML, _html(result, figures))
     return result
 
 
@@ -242,7 +245,7 @@ def _compares_other_runs(folder: Path, runs: list[str], folders: list[str]) -> b
     if not folder.exists():
         return False
     try:
-        rows = read_json(folder / "compare.json")["runs"]
+        rows = read_json(folder / COMPARE_JSON)["runs"]
         return ([row["run"] for row in rows] != runs
                 or any(row.get("run_dir", here) != here for row, here in zip(rows, folders)))
     except (RunDamagedError, TypeError, KeyError, AttributeError):

@@ -56,6 +56,9 @@ RUNS = "runs"
 CHECKPOINTS = "checkpoints"
 CONFIG, METRICS, PREDICTIONS, REPORT, PLOTS = "config.json", "metrics.json", "predictions.npz", "report.html", "plots"
 MODEL_FILES = ("model.npz", "model.json")  # models.serialization's, named here: a listing imports no model code
+# <out>/compare/<name>/: a comparison (experiments.compare's), named here: the server serves its page without
+# importing what draws it (matplotlib: 1.5 s)
+COMPARISONS, COMPARE_JSON, COMPARE_HTML = "compare", "compare.json", "compare.html"
 NAME_CHARACTERS = "letters, digits and . _ + - (not first)"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 MAX_NAME_LENGTH = 100

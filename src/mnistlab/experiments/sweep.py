@@ -40,6 +40,7 @@ from .pipeline import NAME_TIME, DataChoice, build_model, zero_weight_fraction
 from .store import MAX_NAME_LENGTH, claim_folder, output_folder, validate_name
 
 SWEEPS = "sweeps"
+SWEEP_JSON, SWEEP_CSV, SWEEP_PNG = "sweep.json", "sweep.csv", "sweep.png"  # a sweep's folder: its files
 
 
 def _splits(x, y, cv: int | None, val_fraction: float | None, seed: int, names: tuple[str, ...]):
@@ -339,7 +340,7 @@ def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_
     """The sweep's folder: sweep.json, sweep.csv and sweep.png, staged and renamed."""
     with atomic_directory(final) as staging:
         # the data as a run's config.json records it: a sweep of three classes is not one of ten
-        write_json(staging / "sweep.json", {"model": family, "grid": grid, "dataset": data.dataset,
+        write_json(staging / SWEEP_JSON, {"model": family, "grid": grid, "dataset": data.dataset,
                                             "data": dataclasses.asdict(data), "n_train": n_train, "cv": cv,
                                             "val_fraction": val_fraction, "results": rows})
         buffer = io.StringIO()
@@ -349,8 +350,8 @@ def _write(final: Path, family: str, grid: dict[str, list], data: DataChoice, n_
         # score that is None stays an empty cell
         writer.writerows({key: None if value is None and key not in grid else setting_text(value)
                           for key, value in row.items()} for row in rows)
-        atomic_write_text(staging / "sweep.csv", buffer.getvalue())
-        plots.save_png(sweep_figure(rows, grid), staging / "sweep.png")
+        atomic_write_text(staging / SWEEP_CSV, buffer.getvalue())
+        plots.save_png(sweep_figure(rows, grid), staging / SWEEP_PNG)
 
 
 def _gap(value: float | None) -> float:

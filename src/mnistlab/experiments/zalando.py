@@ -57,6 +57,7 @@ from .store import RunStore, read_config_and_metrics
 DATASETS = ("fashion-mnist", "mnist")
 NOT_RUN = {"GaussianProcessClassifier": "its kernel matrix on 60,000 images takes 29 GB"}
 BENCHMARKS = "benchmarks"
+RESULTS_JSON, RESULTS_MD = "results.json", "results.md"  # a benchmark's folder: its rows, and their table
 QUICK_SIZES = (2000, 1000)  # training and test images of --quick
 PAPER_SIZES = (60000, 10000)  # the paper's: every training and test image (of either dataset)
 # Defaults of the grid's scikit-learn (0.19) that have changed since, for the settings the grid leaves to
@@ -292,9 +293,9 @@ def sizes_text(rows: list[dict]) -> str:
 
 def _write_results(folder: Path, dataset: str, data: DataChoice, rows: list[dict]) -> None:
     make_folder(folder)
-    write_json(folder / "results.json", {"dataset": dataset, "data": asdict(replace(data, data_dir=None)),
+    write_json(folder / RESULTS_JSON, {"dataset": dataset, "data": asdict(replace(data, data_dir=None)),
                                          "rows": rows})
-    atomic_write_text(folder / "results.md", results_table(rows))
+    atomic_write_text(folder / RESULTS_MD, results_table(rows))
 
 
 def params_text(params: dict) -> str:

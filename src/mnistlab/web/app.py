@@ -34,6 +34,8 @@ from ..errors import (
     shown_path,
 )
 from ..experiments.store import (
+    COMPARE_HTML,
+    COMPARISONS,
     REPORT,
     RunStore,
     read_config_and_metrics,
@@ -388,12 +390,12 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
 
         folder, result = compare_runs([find_run(a), find_run(b)], out)
         runs = [{k: v for k, v in r.items() if k != "run_dir"} for r in result["runs"]]  # as /api/runs: no folders
-        return finite_json({**result, "runs": runs, "report": f"/compare/{folder.name}/compare.html"})
+        return finite_json({**result, "runs": runs, "report": f"/compare/{folder.name}/{COMPARE_HTML}"})
 
-    @app.api_route("/compare/{name}/compare.html", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.api_route(f"/compare/{{name}}/{COMPARE_HTML}", methods=["GET", "HEAD"], include_in_schema=False)
     def compare_page(name: str) -> Response:
         try:
-            return page(out / "compare" / validate_name(name, "comparison") / "compare.html", out / "compare")
+            return page(out / COMPARISONS / validate_name(name, "comparison") / COMPARE_HTML, out / COMPARISONS)
         except (ParameterError, RunDamagedError):  # a name no comparison can have (a NUL, 300 characters)
             raise HTTPException(404, "no such comparison") from None
 
