@@ -279,8 +279,11 @@ def test_a_folder_renamed_to_no_run_name_is_listed_as_damaged_and_said_so_when_n
     (local / "runs" / "b").rename(local / "runs" / "my run")  # listed as a run that `runs show "my run"` said was none
     rows = {r.name: r for r in RunStore(local).list()}
     assert rows["a"].damaged is None and rows["my run"].accuracy is None
-    assert rows["my run"].damaged == (f"{local / 'runs' / 'my run'}: not a valid run name (use letters, digits and "
-                                      ". _ + - (not first), at most 100 characters): rename it to 'my-run'")
+    assert rows["my run"].damaged == (f"{local / 'runs' / 'my run'}: not a valid run name (use ASCII letters, digits "
+                                      "and . _ + - (not first), at most 100 characters): rename it to 'my-run'")
+    (local / "runs" / "a").rename(local / "runs" / "Schuh-Modell-\u00e4t\u00e9")  # offered 'Schuh-Modell-t'
+    assert {r.name: r for r in RunStore(local).list()}["Schuh-Modell-\u00e4t\u00e9"].damaged.endswith(
+        "rename it to 'Schuh-Modell-ate'")
     (local / "runs" / "my-run").mkdir()
     assert {r.name: r for r in RunStore(local).list()}["my run"].damaged.endswith(": rename it")  # not onto another
     with pytest.raises(RunDamagedError, match="my run: not a valid run name"):

@@ -29,6 +29,7 @@ import os
 import re
 import shlex
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -59,7 +60,9 @@ MODEL_FILES = ("model.npz", "model.json")  # models.serialization's, named here:
 # <out>/compare/<name>/: a comparison (experiments.compare's), named here: the server serves its page without
 # importing what draws it (matplotlib: 1.5 s)
 COMPARISONS, COMPARE_JSON, COMPARE_HTML = "compare", "compare.json", "compare.html"
-NAME_CHARACTERS = "letters, digits and . _ + - (not first)"
+# ASCII only: a name is a folder's and a URL's part, and a non-ASCII one can be typed in two Unicode forms (macOS
+# keeps a third) and has look-alikes (Cyrillic а, Latin a) that list as two runs of one name
+NAME_CHARACTERS = "ASCII letters, digits and . _ + - (not first)"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 MAX_NAME_LENGTH = 100
 MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -369,7 +372,9 @@ def _misnamed(folder: Path) -> str | None:
         validate_name(folder.name)
     except ParameterError:
         name = utf8_text(folder.name)
-        suggested = re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("._+-")[:MAX_NAME_LENGTH]
+        # the name's letters without their accents (été: ete, full-width Ａ: A), where "t" had been offered
+        ascii_letters = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+        suggested = re.sub(r"[^A-Za-z0-9._+-]+", "-", ascii_letters).strip("._+-")[:MAX_NAME_LENGTH]
         to = f" to {suggested!r}" if suggested and not (folder.parent / suggested).exists() else ""
         if name != folder.name:  # no one can type its name as shown (�): the command that renames it, byte for byte
             how = f" (in its folder: mv {_shell_word(folder.name)} {_shell_word(suggested)})" if to else ""
