@@ -71,3 +71,22 @@ def test_only_the_api_and_shells_draw(path):
     own = part("mnistlab." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
     if LAYERS[own] < LAYERS["progress"]:
         assert not third_party_imports(path) & {"rich", "tqdm", "argparse", "click", "typer"}, path
+
+
+def _private_model_methods() -> set[str]:
+    """The names of the private methods (``_name``, not ``__name__``) of the classes in ``models``."""
+    return {node.name for path in (PACKAGE / "models").rglob("*.py") for cls in ast.walk(ast.parse(path.read_text()))
+            if isinstance(cls, ast.ClassDef) for node in cls.body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and not node.name.startswith("__")}
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if part("mnistlab." + ".".join(
+    p.relative_to(PACKAGE).with_suffix("").parts)) != "models"], ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_above_the_models_a_model_is_read_through_its_public_contract(path):
+    """No layer above ``models`` calls a family's private method: the sweep read cnn's ``_settings()`` and the
+    command line every family's ``_get_param_names()``, which a family could rename or drop unseen
+    (``resolved_params`` and ``parameter_names`` are the base class's public ones)."""
+    private = _private_model_methods()
+    reached = sorted({f"{node.attr} (line {node.lineno})" for node in ast.walk(ast.parse(path.read_text()))
+                      if isinstance(node, ast.Attribute) and node.attr in private})
+    assert not reached, f"{path.relative_to(PACKAGE)} calls private model methods: {', '.join(reached)}"

@@ -140,6 +140,19 @@ def test_every_switched_off_parameter_is_declared_against_real_parameters_and_va
                     (family, name, other)
 
 
+def test_a_familys_parameters_are_named_and_resolved_by_public_methods():
+    """The command line and a sweep read a family through the base class's public methods, not its private ones
+    (``_get_param_names``, ``_settings`` before): parameter_names on the class, resolved_params on a model."""
+    assert get_family("cnn").parameter_names()[:2] == ["preset", "epochs"]
+    assert "standardize" in get_family("sklearn:GaussianNB").parameter_names()
+    cnn = get_family("cnn")(preset="long", crop=0)
+    resolved = cnn.resolved_params()
+    assert (resolved["epochs"], resolved["crop"], resolved["flip"]) == (20, 0, True)  # the preset's, given, "auto"
+    assert cnn.get_params(deep=False)["epochs"] is None  # as given: untouched
+    logreg = get_family("logreg")(C=0.5)
+    assert logreg.resolved_params() == logreg.get_params(deep=False)
+
+
 @pytest.mark.parametrize("family, params, unused", [
     ("logreg", dict(l1_ratio=0.2), "l1_ratio"),  # an L2 penalty has no L1 share
     ("logreg", dict(penalty="none", C=1.0), "C"),

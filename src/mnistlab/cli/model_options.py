@@ -165,13 +165,13 @@ def convert(text: str, constraints) -> Any:
 
 def _settable(cls: type[MnistlabModel]) -> list[str]:
     """The parameters a command line may set: all but those a run sets itself."""
-    return [name for name in cls._get_param_names() if name not in RUN_SET_PARAMETERS]
+    return [name for name in cls.parameter_names() if name not in RUN_SET_PARAMETERS]
 
 
 def _keys(cls: type[MnistlabModel]) -> dict[str, str]:
     """Lower-cased option key (``max-iter``, ``lr``) → parameter name (one a run sets itself too: the run
     refuses it, and says why)."""
-    names = cls._get_param_names()
+    names = cls.parameter_names()
     by_key = {name.lower().replace("_", "-"): name for name in names}
     constraints = getattr(cls, "_parameter_constraints", {})
     for alias, (targets, example) in ALIASES.items():

@@ -192,7 +192,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     from . import model_options
 
     family = get_family(model)
-    if "cv" not in family._get_param_names() and any(arg.lower().partition("=")[0] == "--cv" for arg in ctx.args):
+    if "cv" not in family.parameter_names() and any(arg.lower().partition("=")[0] == "--cv" for arg in ctx.args):
         # the sweep's folds were --cv once: said so, not only "no option --cv"
         raise ParameterError("cv", f"{model} has no cv of its own; the sweep's k-fold cross-validation is --folds")
     grid = model_options.parse(family, list(ctx.args), multi=True)

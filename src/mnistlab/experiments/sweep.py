@@ -157,7 +157,7 @@ def run_sweep(family: str, grid: dict[str, list], data: DataChoice, out: Path, n
         models = [build_model(family, params, data.seed, data.dataset) for params in points]
     unused = [{n: why for n, why in model.unused_parameters().items() if n in grid} for model in models]
     # the values as the fits take them: resolved (cnn's flip 'auto' on Fashion-MNIST is True, a preset's None its value)
-    settings = [{n: model._settings()[n] for n in grid} for model in models]
+    settings = [{n: model.resolved_params()[n] for n in grid} for model in models]
     fits, same_fit = _distinct_fits(positions, unused, grid, settings, models[0]._parameter_constraints)
     sweeps = output_folder(Path(out) / SWEEPS, "sweeps")
     with contextlib.ExitStack() as claims:

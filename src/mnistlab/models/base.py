@@ -23,6 +23,10 @@ run points at a folder of its own and resumes from. A fit keeps the largest valu
 of ``X`` (``feature_max_``, by ``validation.fit_features``), and a prediction
 warns of ``X`` far past it: raw 0–255 pixels given to a model fitted on [0, 1].
 
+A family's hyperparameters are named by ``parameter_names()`` (a classmethod: the command line's options) and
+given by ``get_params``; ``resolved_params()`` gives them as the fit uses them (a preset's values in place of its
+None), which the layers above read rather than a family's own methods.
+
 Every family declares its hyperparameters' allowed values in
 ``_parameter_constraints`` (scikit-learn's style; ``models.params`` has the
 constraints and says how they are checked), and every ``fit`` starts with
@@ -141,8 +145,10 @@ class MnistlabModel:
     # -- scikit-learn's estimator protocol ------------------------------------------------
 
     @classmethod
-    def _get_param_names(cls) -> list[str]:
-        """The hyperparameters: the keyword parameters of ``__init__``, in order."""
+    def parameter_names(cls) -> list[str]:
+        """The hyperparameters' names: the keyword parameters of ``__init__``, in order, which ``get_params`` reads.
+        Public, as the command line builds a family's options from its class: scikit-learn's ``_get_param_names``,
+        which this was named after, is private to it, and a generic layer reading it reached into a family."""
         parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
         if any(p.kind is p.VAR_POSITIONAL for p in parameters):
             raise TypeError(f"{cls.__name__}.__init__ must name its parameters (no *args), as scikit-learn requires")
@@ -150,7 +156,7 @@ class MnistlabModel:
 
     def get_params(self, deep: bool = True) -> dict:
         """The hyperparameters as given; with ``deep``, also those of any estimator among them (``name__param``)."""
-        params = {name: getattr(self, name) for name in self._get_param_names()}
+        params = {name: getattr(self, name) for name in self.parameter_names()}
         if deep:
             for name, value in list(params.items()):
                 if hasattr(value, "get_params") and not isinstance(value, type):
@@ -159,7 +165,7 @@ class MnistlabModel:
 
     def set_params(self, **params) -> MnistlabModel:
         """Set hyperparameters (``name__param`` sets one of a nested estimator's); checked at ``fit``."""
-        valid = self._get_param_names()
+        valid = self.parameter_names()
         nested: dict[str, dict] = {}
         for key, value in params.items():
             name, _, inner = key.partition("__")
@@ -226,13 +232,16 @@ class MnistlabModel:
         its model file loads with them. A run and a sweep call it for every family before the fit; a family with
         nothing left to the data (the default) does nothing."""
 
-    def _settings(self) -> dict:
-        """The hyperparameters as the fit uses them (a family with presets resolves them here)."""
+    def resolved_params(self) -> dict:
+        """``get_params(deep=False)`` as the fit uses them: a family with presets or values left to it (cnn's
+        preset's None, its flip "auto" that no run resolved) resolves them here. What tells two settings apart
+        that fit alike (a sweep fits them once; a checkpoint resumes either), and what ``unused_parameters``
+        reads; a family with nothing to resolve (the default) gives ``get_params(deep=False)``."""
         return self.get_params(deep=False)
 
     def unused_parameters(self) -> dict[str, str]:
         """The hyperparameters that the others switch off (``_used_only_when``), each with why."""
-        return unused(self._settings(), self._used_only_when)
+        return unused(self.resolved_params(), self._used_only_when)
 
     def _fit_memory(self) -> tuple[str, int, int] | None:
         """The parameter that sizes the network (layer sizes, channel widths), how many weights it makes for a

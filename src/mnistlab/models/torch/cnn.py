@@ -284,7 +284,7 @@ class CNN(TorchClassifier):
         value = getattr(self, name)
         return PRESETS[self.preset][name] if value is None else value
 
-    def _settings(self) -> dict:
+    def resolved_params(self) -> dict:
         # A checkpoint records what the preset meant when it was written, not just its name.
         return (self.get_params(deep=False) | {name: self._setting(name) for name in PRESETS[self.preset]}
                 | {"flip": self._flip()})

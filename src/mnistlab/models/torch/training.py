@@ -26,9 +26,9 @@ before the optimiser is made, e.g. fixed filters; default: nothing),
 ``_loss(logits, y)`` (default: cross-entropy), ``_predict_logits(network, images)``
 (default: one forward pass; e.g. test-time augmentation), ``channels_last`` (memory format
 of network and images), ``_autocast_dtype(device)`` (lower precision for the training steps'
-forward pass, e.g. bfloat16; default: None, float32 throughout), ``_settings()`` (the
-parameters as training uses them, which a checkpoint must match; default: ``get_params()``,
-a family with presets resolves them), ``_former_settings()`` (values an earlier version took for
+forward pass, e.g. bfloat16; default: None, float32 throughout), ``resolved_params()`` (the
+base class's: the parameters as training uses them, which a checkpoint must match; a family with
+presets resolves them), ``_former_settings()`` (values an earlier version took for
 what is now given, which a refused checkpoint is tested against to say which one resumes it).
 
 Reproducibility: all randomness comes from ``random_state`` and the epoch
@@ -361,7 +361,7 @@ class TorchClassifier(MnistlabModel):
     def _fingerprint(self, X: np.ndarray, y: np.ndarray, classes: np.ndarray, changed: dict | None = None) -> str:
         """What a checkpoint must match to be resumed: the family, what its parameters compute (with the settings
         ``changed``, if given), the data."""
-        params = {k: v for k, v in (self._settings() | (changed or {})).items() if k not in NOT_FINGERPRINTED}
+        params = {k: v for k, v in (self.resolved_params() | (changed or {})).items() if k not in NOT_FINGERPRINTED}
         digest = hashlib.blake2b(json.dumps([self.family, params, classes.tolist()],
                                             sort_keys=True, default=str).encode())
         digest.update(np.ascontiguousarray(X).data)
