@@ -73,6 +73,26 @@ def test_the_figures_listed_are_those_figure_draws_not_the_files_training_wrote(
     assert "sparsity" not in names and all(isinstance(ml.load_run(copy).figure(n), Figure) for n in names[:3])
 
 
+def test_the_figures_are_listed_without_loading_the_model_where_the_run_says_what_it_has(run, tmp_path,
+                                                                                         monkeypatch):
+    """The list asked each figure's own test, two of them the model's, so listing loaded the model (an sklearn run's
+    file: seconds); the run's metrics say whether it has weight images now, and a run written before they said so
+    asks its model, and lists the same."""
+    import shutil
+
+    from mnistlab.models import serialization
+
+    names = run.figure_names()
+    older = tmp_path / "runs" / "older"
+    shutil.copytree(run.path, older)
+    metrics = json.loads((older / "metrics.json").read_text())
+    assert metrics.pop("has_weight_images") is True
+    (older / "metrics.json").write_text(json.dumps(metrics))
+    assert ml.load_run(older).figure_names() == names and "coefficients" in names
+    monkeypatch.setattr(serialization, "load_model", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    assert ml.load_run(run.path).figure_names() == names
+
+
 def test_a_dollar_in_a_name_is_drawn_as_it_is_not_as_maths(run, tmp_path):
     import dataclasses
     import shutil

@@ -86,8 +86,8 @@ def interpretation(proba, y, images=None, model=None) -> Interpretation:
     proba, y = np.asarray(proba, dtype=float), np.asarray(y)
     images = np.zeros((len(y), 28, 28), np.uint8) if images is None else images
     metrics = evaluate(y, proba, [f"c{k}" for k in range(proba.shape[1])])
-    return Interpretation(model or Fixed(proba[0]), [f"c{k}" for k in range(proba.shape[1])], y, proba, metrics,
-                          lambda: images)
+    return Interpretation(lambda: model or Fixed(proba[0]), [f"c{k}" for k in range(proba.shape[1])], y, proba,
+                          metrics, lambda: images)
 
 
 def test_top_losses_are_in_the_order_of_a_hand_computation():
@@ -107,7 +107,7 @@ def test_certain_mistakes_clipped_alike_rank_by_their_own_probability():
     """Below float32's epsilon every loss is the same clipped one: the surer mistake still comes first."""
     proba = np.array([[1e-8, 1 - 1e-8], [1e-9, 1 - 1e-9], [0.5, 0.5], [0.0, 1.0]], np.float32)  # as runs keep them
     y = np.zeros(4, int)
-    r = Interpretation(Fixed(proba[0]), ["a", "b"], y, proba, evaluate(y, proba, ["a", "b"]),
+    r = Interpretation(lambda: Fixed(proba[0]), ["a", "b"], y, proba, evaluate(y, proba, ["a", "b"]),
                        lambda: np.zeros((4, 28, 28), np.uint8))
     assert r.losses[0] == r.losses[1] == r.losses[3]
     assert list(r.top_losses(4)) == [3, 1, 0, 2] and list(r.confused_examples(0, 1)) == [3, 1, 0]
@@ -223,7 +223,7 @@ def test_every_figure_is_drawn_for_a_family_with_only_predict_proba(fashion, tmp
     images, y = fashion.x_test[:n], fashion.y_test[:n]
     proba = rng.dirichlet(np.ones(10) * 0.3, size=n)
     proba[np.arange(n) % 2 == 0] = np.eye(10)[y[np.arange(n) % 2 == 0]] * 0.9 + 0.01  # half of them right
-    r = Interpretation(Fixed(proba[0]), list(fashion.classes), y, proba,
+    r = Interpretation(lambda: Fixed(proba[0]), list(fashion.classes), y, proba,
                        evaluate(y, proba, fashion.classes), lambda: images)
     mapped = embed(r.model, r.x, proba)
     r.load_embedding = lambda: mapped  # as a run caches it: drawn twice below, computed once
@@ -438,8 +438,37 @@ def test_calibrate_on_too_few_images_is_refused_before_the_fit_and_leaves_no_run
 def _small_interpretation(fashion, n: int = 200) -> Interpretation:
     images, y = fashion.x_test[:n], fashion.y_test[:n]
     proba = np.random.default_rng(1).dirichlet(np.ones(10) * 0.3, size=n)
-    return Interpretation(Fixed(proba[0]), list(fashion.classes), y, proba, evaluate(y, proba, fashion.classes),
-                          lambda: images)
+    return Interpretation(lambda: Fixed(proba[0]), list(fashion.classes), y, proba,
+                          evaluate(y, proba, fashion.classes), lambda: images)
+
+
+class Weighted(Fixed):
+    """A fixed model with weight images, half of them zero (a sparse one), and a recorded history."""
+
+    def weight_images(self):
+        return np.repeat([[0.0, 1.0]], 392, axis=0).reshape(1, 784).repeat(len(self.proba), axis=0)
+
+
+@pytest.mark.parametrize("case", ["plain", "weighted", "tiny and all right"])
+def test_the_figures_a_run_lists_are_those_it_draws(case):
+    """A run's list of figures asked each figure's own test, beside its drawing's (the coefficients' and the learning
+    curves' asked the model, as the drawing did): now both ask what the figure needs, so they cannot differ."""
+    from mnistlab.experiments.figures import draw, drawable
+
+    rng = np.random.default_rng(0)
+    n = 4 if case == "tiny and all right" else 40
+    y = np.arange(n) % 3
+    proba = np.eye(3)[y] * 0.9 + 0.1 / 3 if case == "tiny and all right" else rng.dirichlet(np.ones(3), size=n)
+    r = interpretation(proba, y, images=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+                       model=Weighted(proba[0]) if case == "weighted" else None)
+    if case == "weighted":
+        r.metrics.update(history={"loss": [1.0, 0.5]}, zero_weight_fraction=0.5)
+    drawn = [name for name in FIGURES if draw(name, r) is not None]
+    assert drawable(r) == drawn
+    expected = {"plain": {"coefficients", "sparsity", "learning_curves"},
+                "weighted": set(), "tiny and all right": {"coefficients", "sparsity", "learning_curves", "wrong",
+                                                          "embedding"}}[case]
+    assert set(FIGURES) - set(drawn) == expected
 
 
 def test_figures_drawn_in_two_processes_are_the_very_same_files(fashion, tmp_path, monkeypatch):

@@ -199,7 +199,7 @@ def test_weights_of_pairs_of_classes_are_not_shown_as_each_classs():
     from mnistlab.experiments.interpret import Interpretation
 
     svc = get_family("sklearn:SVC")(kernel="linear").fit(X, y)
-    earlier = Interpretation(svc, ["a", "b", "c"], y, svc.predict_proba(X), {"zero_weight_fraction": 0.07},
+    earlier = Interpretation(lambda: svc, ["a", "b", "c"], y, svc.predict_proba(X), {"zero_weight_fraction": 0.07},
                              lambda: (X * 255).astype(np.uint8).reshape(-1, 28, 28))
     assert draw("sparsity", earlier) is None and draw("coefficients", earlier) is None
 

@@ -171,12 +171,13 @@ class Run:
 
     def figure_names(self) -> list[str]:
         """The figures this run's model can show (see ``figure``)."""
-        from .experiments.figures import FIGURES
+        from .experiments.figures import drawable
 
         self._unchanged()
         # those figure() draws (the map of a run trained with embedding=False too: it computes a t-SNE), not the
-        # PNGs training wrote: with plots/ deleted, the list said ['embedding'] while figure() drew them all
-        return [name for name, figure in FIGURES.items() if figure.drawn(self.interpretation)]
+        # PNGs training wrote: with plots/ deleted, the list said ['embedding'] while figure() drew them all. Told
+        # from what the figures need and the run's files, without loading the model where they say it
+        return drawable(self.interpretation)
 
     @cached_property
     def interpretation(self):
@@ -194,7 +195,7 @@ class Run:
             return read_embedding(self.path, self.config["dataset"]["n_test"])
 
         p = self.predictions
-        return Interpretation(self.model, self.classes, p.y_true, p.proba, self.metrics,
+        return Interpretation(lambda: self.model, self.classes, p.y_true, p.proba, self.metrics,
                               lambda: self.dataset.x_test, embedding)
 
     def figure(self, name: str):
@@ -205,13 +206,13 @@ class Run:
         >>> run.figure("wrong")                            # doctest: +ELLIPSIS
         <Figure size ...>
         """
-        from .experiments.figures import FIGURES, draw
+        from .experiments.figures import FIGURES, draw, missing
 
         if not isinstance(name, str) or name not in FIGURES:  # a list is unhashable: a TypeError
             raise ParameterError("name", f"no figure {name!r}; choose one of: {', '.join(FIGURES)}")
         figure = draw(name, self.interpretation)
         if figure is None:
-            raise ParameterError("name", f"this run has no {name!r} figure: {FIGURES[name].absent}")
+            raise ParameterError("name", f"this run has no {name!r} figure: {missing(name, self.interpretation)}")
         return figure
 
     def evaluate(self, dataset: str | None = None, data_dir: str | Path | None = None) -> dict:

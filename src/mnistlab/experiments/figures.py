@@ -2,9 +2,12 @@
 
 Each figure is drawn from a run's test results (an ``Interpretation``) by one entry of
 ``FIGURES``, in the order a reader meets them, with its caption. A figure
-whose ingredients the model lacks (no weight images, no explanation, no
-history) is simply not drawn. Which ingredients a model has it declares on
-the model contract (``models/base.py``); nothing here names a family.
+declares what it needs of a run (``INGREDIENTS``: a training history, weight
+images, a test set large enough to map …); one whose needs the run lacks is
+not drawn, nor listed: both ask the same needs, the list without drawing and,
+where the run's files say it, without loading the model. Which ingredients a
+model has it declares on the model contract (``models/base.py``); nothing here
+names a family.
 """
 
 from __future__ import annotations
@@ -31,43 +34,65 @@ CHILD_TIMEOUT_S = 60  # its share is about a CPU second: a child still busy afte
 class RunFigure:
     name: str  # plots/<name>.png
     caption: str
-    draw: Callable[[Interpretation], Figure | None]  # None: this run has nothing to show here
+    draw: Callable[[Interpretation], Figure]  # called only where the run has all the figure ``needs``
+    # of INGREDIENTS: what decides whether the run has this figure, for its drawing and its listing alike (each had
+    # its own test before, the listing's repeating the drawing's, which a new figure could leave out of step)
+    needs: tuple[str, ...] = ()
     needs_model: bool = False  # asks the model (weights, features), not only the test results and explanations
-    absent: str = ""  # when ``draw`` gives None, why: said to whoever asks for the figure
-    # whether ``draw`` gives a figure, told without drawing it (nor explaining, nor mapping): the run's list of figures
-    drawn: Callable[[Interpretation], bool] = lambda r: True
 
 
-def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure | None]:
-    def draw(r: Interpretation) -> Figure | None:
+def _has_weight_images(r: Interpretation) -> bool:
+    recorded = r.metrics.get("has_weight_images")  # absent from runs written before it was recorded: their model
+    # is asked (one recorded before the weights rule has a zero_weight_fraction of rows that are not the classes')
+    return r.model.weight_images() is not None if recorded is None else bool(recorded)
+
+
+# what a figure may need of a run -> (whether the run has it, told without drawing, explaining or mapping; why a
+# figure that needs it is absent where the run has it not, said to whoever asks for that figure)
+INGREDIENTS: dict[str, tuple[Callable[[Interpretation], bool], str]] = {
+    # training_curves gives None exactly where nothing was recorded
+    "history": (lambda r: bool(r.metrics.get("history")), "its model keeps no training history"),
+    "a correct prediction": (lambda r: bool((r.y_pred == r.y_true).any()), "no test image was classified correctly"),
+    "a wrong prediction": (lambda r: bool((r.y_pred != r.y_true).any()), "no test image was misclassified"),
+    # a run's map, or one computed (interpret.embed), which maps any test set of this size
+    "a map": (lambda r: len(r.y_true) >= MIN_EMBEDDED, "its test set is too small for a map"),
+    "weight images": (_has_weight_images, "its model has no weight per pixel and class"),
+    # a sparse (L1) model, not a few dead pixels
+    "sparse weights": (lambda r: (r.metrics.get("zero_weight_fraction") or 0) > 0.01,
+                       "at most 1% of its model's weights are zero"),
+}
+
+
+def missing(name: str, r: Interpretation) -> str | None:
+    """Why run ``r`` has no figure ``name`` (the first of its needs that the run lacks), or None where it has it."""
+    return next((why for need in FIGURES[name].needs for has, why in [INGREDIENTS[need]] if not has(r)), None)
+
+
+def drawable(r: Interpretation) -> list[str]:
+    """The names of the figures ``draw`` gives for run ``r``, in reading order, told without drawing them."""
+    return [name for name in FIGURES if missing(name, r) is None]
+
+
+def _prediction_grid(wanted: str) -> Callable[[Interpretation], Figure]:
+    def draw(r: Interpretation) -> Figure:
         right = r.y_pred == r.y_true
         idx = np.flatnonzero(right if wanted == "correct" else ~right)[:10]
-        if not len(idx):
-            return None
         return plots.prediction_grid(r.images[idx], r.y_true[idx], r.y_pred[idx], r.classes,
                                      title=f"First {len(idx)} {wanted} test predictions")
     return draw
 
 
-def _curves(r: Interpretation) -> Figure | None:
+def _curves(r: Interpretation) -> Figure:
     curves = r.model.training_curves(r.metrics.get("history"))
-    return None if curves is None else plots.curves(curves.series, title=curves.title, xlabel=curves.x_label)
+    return plots.curves(curves.series, title=curves.title, xlabel=curves.x_label)
 
 
-def _weights(r: Interpretation) -> Figure | None:
-    weights = r.model.weight_images()
-    return None if weights is None else plots.coefficient_images(weights, r.classes)
+def _weights(r: Interpretation) -> Figure:
+    return plots.coefficient_images(r.model.weight_images(), r.classes)
 
 
-def _sparse(r: Interpretation) -> bool:
-    fraction = r.metrics.get("zero_weight_fraction")  # of a model with weight images (the pipeline's)
-    # a sparse (L1) model, not a few dead pixels; weight images are None for a run that recorded a fraction of
-    # rows that are not the classes'
-    return fraction is not None and fraction > 0.01 and r.model.weight_images() is not None
-
-
-def _sparsity(r: Interpretation) -> Figure | None:
-    return plots.sparsity_mask(r.model.weight_images(), r.classes) if _sparse(r) else None
+def _sparsity(r: Interpretation) -> Figure:
+    return plots.sparsity_mask(r.model.weight_images(), r.classes)
 
 
 def sample_title(proba: np.ndarray, classes, true_label: int | None = None) -> str:
@@ -125,18 +150,15 @@ def _reliability(r: Interpretation) -> Figure:
     return plots.reliability_diagram(c["bins"], c["ece"], c["brier"], c["ece_binning"])
 
 
-def _embedding(r: Interpretation) -> Figure | None:
+def _embedding(r: Interpretation) -> Figure:
     e = r.embedding()
-    if e is None:
-        return None
     idx = np.asarray(e["index"])
     return plots.embedding_map(e["xy"], r.y_true[idx], r.classes, r.images[idx], of=str(e["of"]))
 
 
 FIGURES: dict[str, RunFigure] = {f.name: f for f in [
     RunFigure("learning_curves", "Training history: the objective per solver iteration, or loss and accuracy "
-              "after each epoch.", _curves, needs_model=True, absent="its model keeps no training history",
-              drawn=lambda r: r.model.training_curves(r.metrics.get("history")) is not None),
+              "after each epoch.", _curves, needs=("history",), needs_model=True),
     RunFigure("confusion_matrix", "Confusion matrix of the test set (counts; rows are the true classes).",
               lambda r: plots.confusion_matrix_plot(np.array(r.metrics["confusion_matrix"]), r.classes)),
     RunFigure("confusion_matrix_normalized",
@@ -147,10 +169,9 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               "class's images (rows sum to 100%).",
               lambda r: plots.confusion_counts_percent(np.array(r.metrics["confusion_matrix"]), r.classes)),
     RunFigure("correct", "The first ten correctly classified test images.", _prediction_grid("correct"),
-              absent="no test image was classified correctly", drawn=lambda r: bool((r.y_pred == r.y_true).any())),
+              needs=("a correct prediction",)),
     RunFigure("wrong", "The first ten misclassified test images (titles: predicted / true).",
-              _prediction_grid("wrong"), absent="no test image was misclassified",
-              drawn=lambda r: bool((r.y_pred != r.y_true).any())),
+              _prediction_grid("wrong"), needs=("a wrong prediction",)),
     RunFigure("top_losses", "Top losses: the test images whose true class got the lowest probability — mostly "
               "the most confident mistakes (titled in red), and any right answer less sure of its class — with what "
               "made the model choose the class it chose.", _top_losses),
@@ -162,14 +183,12 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
               "contrast, at growing strengths.", lambda r: plots.robustness_curves({"test": r.robustness()})),
     RunFigure("embedding", "A 2-D map (t-SNE) of test images as the model sees them, coloured by true class, "
               "with some of the images drawn in place: mixed colours are classes it confuses.", _embedding,
-              needs_model=True, absent="its test set is too small for a map",
-              drawn=lambda r: len(r.y_true) >= MIN_EMBEDDED),  # a run's map, or one computed (interpret.embed)
+              needs=("a map",), needs_model=True),
     RunFigure("coefficients", "The learned weights of each class as 28×28 images: "
-              "blue pixels raise the class score, red ones lower it.", _weights, needs_model=True,
-              absent="its model has no weight per pixel and class",
-              drawn=lambda r: r.model.weight_images() is not None),
-    RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity, needs_model=True,
-              absent="its model has no weights per pixel, or at most 1% of them are zero", drawn=_sparse),
+              "blue pixels raise the class score, red ones lower it.", _weights, needs=("weight images",),
+              needs_model=True),
+    RunFigure("sparsity", "Weights that are exactly zero (black) in each class.", _sparsity,
+              needs=("weight images", "sparse weights"), needs_model=True),
     RunFigure("sample_probabilities", "Predicted class probabilities for one test image.", _sample_probabilities),
     RunFigure("sample_contributions", "How each pixel of one test image pushes each class score "
               "(gradient × input — for a linear model, weight × pixel, or × the pixel's difference from the "
@@ -183,8 +202,8 @@ FIGURES: dict[str, RunFigure] = {f.name: f for f in [
 
 
 def draw(name: str, results: Interpretation) -> Figure | None:
-    """Figure ``name`` of a run, or None where it has nothing to show for it (``FIGURES[name].absent`` says why)."""
-    return FIGURES[name].draw(results)
+    """Figure ``name`` of a run, or None where the run lacks what it needs (``missing`` says why)."""
+    return None if missing(name, results) else FIGURES[name].draw(results)
 
 
 def write_figures(results: Interpretation, folder: Path, skip: tuple[str, ...] = (), processes: int = 1) -> list[Path]:
@@ -208,7 +227,7 @@ def write_figures(results: Interpretation, folder: Path, skip: tuple[str, ...] =
 
 
 def _write(results: Interpretation, folder: Path, figure: RunFigure) -> None:
-    fig = figure.draw(results)
+    fig = draw(figure.name, results)
     if fig is not None:
         plots.save_png(fig, folder / f"{figure.name}.png")
 

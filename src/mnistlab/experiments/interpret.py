@@ -1,7 +1,7 @@
 """Where is a model wrong? One object over a run's test results that answers it for any family.
 
-``Interpretation`` holds the model, its test predictions and (loaded on
-first use) the test images, and reads from them the most confident mistakes
+``Interpretation`` holds a model's test predictions and (loaded on first
+use) the model and the test images, and reads from them the most confident mistakes
 (top losses), the class pairs most often confused, how well the probabilities
 are calibrated, how accuracy holds up under shifted images, and a 2-D map of
 the test set. It asks only the model contract (``predict_proba``, ``explain``,
@@ -43,13 +43,20 @@ COUNT = [Interval(Integral, 1, None, closed="left")]  # how many images or pairs
 class Interpretation:
     """A run's test results and what they say about where its model is wrong."""
 
-    model: MnistlabModel
+    # the model, loaded when first asked: a run's top losses, confusions and list of figures need none of it
+    # (an sklearn run's model file takes seconds to load)
+    load_model: Callable[[], MnistlabModel]
     classes: list[str]
     y_true: np.ndarray
     proba: np.ndarray
     metrics: dict
     load_images: Callable[[], np.ndarray]  # the test images, uint8 N×28×28
     load_embedding: Callable[[], dict | None] = field(default=lambda: None)  # a map the run has cached
+
+    @cached_property
+    def model(self) -> MnistlabModel:
+        """The fitted model."""
+        return self.load_model()
 
     @cached_property
     def images(self) -> np.ndarray:

@@ -243,7 +243,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                                           "ece_before": uncalibrated["ece"], "ece_after": after["ece"],
                                           "brier_before": uncalibrated["brier"], "brier_after": after["brier"],
                                           **({"not_fitted": unfitted} if unfitted else {})}
-        interpretation = Interpretation(model, list(ds.classes), ds.y_test, proba, run_metrics, lambda: ds.x_test)
+        interpretation = Interpretation(lambda: model, list(ds.classes), ds.y_test, proba, run_metrics,
+                                        lambda: ds.x_test)
         run_metrics.update(interpretation.summary())
         run_metrics["analysis"] = metrics_mod.analysis(run_metrics)
         # matplotlib comes with these: only writing a run draws (loading one, or predicting with it, does not)
@@ -302,7 +303,10 @@ def _run_metrics(model: MnistlabModel, ds: Dataset, proba: np.ndarray, fit_secon
         history=getattr(model, "history_", None),
         robustness=robustness(model.predict_proba, ds.x_test, ds.y_test),
     )
-    if (sparsity := zero_weight_fraction(model)) is not None:  # how sparse an L1 penalty made the weights
+    sparsity = zero_weight_fraction(model)
+    # whether the run has the figures of weights, which its list of figures then tells without loading the model
+    run_metrics["has_weight_images"] = sparsity is not None
+    if sparsity is not None:  # how sparse an L1 penalty made the weights
         run_metrics["zero_weight_fraction"] = sparsity
     return run_metrics
 

@@ -347,7 +347,8 @@ class MnistlabModel:
         raise ExportError(f"a {self.family} model cannot be exported to ONNX")
 
     def training_curves(self, history: dict | None = None) -> Curves | None:
-        """``history`` (default: ``history_``) as curves to plot, or None when nothing was recorded."""
+        """``history`` (default: ``history_``) as curves to plot, or None when nothing was recorded (and only then:
+        a run lists its learning curves from its recorded history, without loading its model)."""
         history = getattr(self, "history_", None) if history is None else history
         if not history:
             return None
