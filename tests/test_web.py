@@ -492,3 +492,37 @@ def test_a_prediction_that_does_not_end_is_stopped_with_its_worker(out, fashion,
         # ~6 times what one takes (the next in line may wait for one: 2 under a load of 3); the last waits 19
         monkeypatch.setattr(workers, "ANSWER_SECONDS", 1.8)
         assert [a.status_code for a in at_once(20)] == [200] * 20  # the time waiting is not counted
+
+
+def test_a_run_trained_over_or_deleted_while_the_page_is_open_is_read_again(page, out, tmp_path, trouser_photo):
+    """Trained over with --overwrite, a run's select entry, table row and mistakes stayed the old model's while
+    predictions came from the new one; a deleted run stayed listed."""
+    import json
+    import shutil
+
+    for name in ("logreg-small", "logreg-strong"):
+        shutil.copytree(out / "runs" / name, tmp_path / "runs" / name)
+    with live_server(create_app(tmp_path, workers=1)) as url:
+        page.goto(url)
+        page.wait_for_selector("#run-select option", state="attached")
+        page.select_option("#run-select", "logreg-small")
+        page.wait_for_selector("#top-losses button")
+        calibration = page.locator("#calibration-text").inner_text()
+        # logreg-small trained over by another model, as `train … --name logreg-small --overwrite` does
+        staged = tmp_path / "staged"
+        shutil.copytree(out / "runs" / "logreg-strong", staged)
+        config = json.loads((staged / "config.json").read_text())
+        (staged / "config.json").write_text(json.dumps({**config, "created": "2030-01-02T03:04:05+00:00"}))
+        (staged / "model.npz").touch()  # a model file written now
+        shutil.rmtree(tmp_path / "runs" / "logreg-small")
+        staged.rename(tmp_path / "runs" / "logreg-small")
+        page.set_input_files("#file-input", str(trouser_photo))
+        page.wait_for_selector("#runs-table tbody tr:has-text('2030-01-02 03:04')")  # the new run's row
+        assert page.locator("#run-select").input_value() == "logreg-small"  # still the run chosen
+        page.wait_for_function(f"document.getElementById('calibration-text').textContent !== {calibration!r} "
+                               "&& document.getElementById('calibration-text').textContent !== ''")
+        # deleted: gone from the page when its tab is shown again
+        shutil.rmtree(tmp_path / "runs" / "logreg-strong")
+        page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+        page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 1")
+        assert page.locator("#compare-a option").count() == 1

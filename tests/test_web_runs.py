@@ -280,3 +280,14 @@ def test_predictions_past_the_waiting_limit_are_told_to_come_back(out, fashion, 
         response = http.post("/api/predict", files={"file": ("x.png", _png(fashion.x_test[0]))})
         assert response.status_code == 503 and response.headers["Retry-After"] == "1"
         assert "waiting already" in response.json()["detail"]
+
+
+def test_a_page_of_a_run_that_is_gone_is_a_page_for_a_browser(out):
+    """A report's link to a run deleted meanwhile opened raw JSON: {"detail":"no run named 'lr'"}."""
+    with client(out) as http:
+        opened = http.get("/runs/gone/report.html", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        assert opened.status_code == 404 and opened.headers["content-type"].startswith("text/html")
+        assert "no run named &#x27;gone&#x27;" in opened.text and "href='/'" in opened.text
+        assert http.get("/runs/gone/report.html").json() == {"detail": "no run named 'gone'"}  # a client's: JSON
+        opened = http.get("/compare/gone/compare.html", headers={"Accept": "text/html"})
+        assert opened.status_code == 404 and "no such comparison" in opened.text

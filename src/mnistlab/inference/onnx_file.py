@@ -323,6 +323,7 @@ class OnnxPredictor:
         self.run_dir = Path(run_dir)
         config = read_config(self.run_dir)
         self.name, self.dataset = self.run_dir.name, config["dataset"]["name"]
+        self.created = config["created"]  # as Predictor's
         self.classes: list[str] = config["dataset"]["classes"]
         self.path = self.run_dir / ONNX_FILE
         self.model = read_onnx(self.path, threads)

@@ -108,6 +108,7 @@ class Predictor:
         self.run_dir = Path(run_dir)
         config = read_config(self.run_dir)
         self.name = self.run_dir.name
+        self.created = config["created"]  # which run of that name: one trained over it (overwrite) is another
         self.dataset = config["dataset"]["name"]
         self.classes: list[str] = config["dataset"]["classes"]
         from ..models.serialization import load_model

@@ -1,13 +1,14 @@
 """The web page and its JSON API (FastAPI): predict a photo or a drawing, browse and compare runs.
 
-Every answer, errors included, is JSON with a clear ``detail``; ``ANSWERS`` lists
-the statuses (the reference page at /docs shows it). The status comes from the
+Every answer, errors included, is JSON with a clear ``detail`` (a page's error is a small page where a browser
+opened it); ``ANSWERS`` lists the statuses (the reference page at /docs shows it). The status comes from the
 error's class (``STATUS``), never from its message. Nothing a request sends can
 stop the server.
 """
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import os
 import re
@@ -80,6 +81,8 @@ class PredictAnswer(BaseModel):
     """What /api/predict answers."""
 
     run: str = Field(description="the run that predicted")
+    created: str = Field(description="when that run was trained, as /api/runs lists it: a run trained over it "
+                         "(--overwrite) is another, and a page showing the old one reads the runs again")
     class_: str = Field(alias="class", description="the predicted class's name")
     label: int = Field(description="the predicted class's index")
     probabilities: dict[str, float] = Field(description="class name → probability")
@@ -104,6 +107,16 @@ STATUS: list[tuple[type[MnistlabError], int]] = [
 
 def status_of(exc: MnistlabError) -> int:
     return next(code for cls, code in STATUS if isinstance(exc, cls))
+
+
+def error_answer(request: Request, detail, status: int, headers: dict | None = None) -> Response:
+    """``{"detail": detail}``; for a page (a report, a comparison) that a browser opens, a small page saying it:
+    a report's link to a run deleted meanwhile opened raw JSON, ``{"detail":"no run named 'lr'"}``."""
+    if request.url.path.endswith(".html") and "text/html" in request.headers.get("accept", ""):
+        return Response(f"<!DOCTYPE html><meta charset='utf-8'><title>mnistlab: {status}</title>"
+                        f"<p>{html.escape(str(detail))}</p><p><a href='/'>Back to the runs</a></p>",
+                        status, headers={**FILE_PAGE_HEADERS, **(headers or {})}, media_type="text/html")
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 class UploadLimit:
@@ -291,12 +304,12 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
                   version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.exception_handler(HTTPException)
-    async def json_errors(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    async def json_errors(request: Request, exc: HTTPException) -> Response:
+        return error_answer(request, exc.detail, exc.status_code, exc.headers)
 
     @app.exception_handler(MnistlabError)
-    async def mnistlab_errors(request: Request, exc: MnistlabError) -> JSONResponse:
-        return JSONResponse({"detail": without_folders(str(exc))}, status_code=status_of(exc))
+    async def mnistlab_errors(request: Request, exc: MnistlabError) -> Response:
+        return error_answer(request, without_folders(str(exc)), status_of(exc))
 
     @app.exception_handler(Exception)
     async def internal_errors(request: Request, exc: Exception) -> JSONResponse:

@@ -238,7 +238,7 @@ def answer(run_dir: Path, data: bytes, engine: str = "native") -> dict:
     prepared = prediction.prepared
     model_input = png_data_uri(prediction.pixels)
     return {
-        "run": predictor.name, "class": prediction.class_name, "label": prediction.label,
+        "run": predictor.name, "created": predictor.created, "class": prediction.class_name, "label": prediction.label,
         "probabilities": {c: float(p) for c, p in zip(predictor.classes, prediction.probabilities)},
         "top": prediction.top(3),
         "image": prediction.pixels.tolist(),

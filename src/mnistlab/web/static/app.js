@@ -7,7 +7,7 @@ let runs = [];
 async function getJSON(url, options) {
   const response = await fetch(url, options);
   const body = await response.json();
-  if (!response.ok) throw new Error(problem(body, response));
+  if (!response.ok) throw Object.assign(new Error(problem(body, response)), { status: response.status });
   return body;
 }
 
@@ -24,15 +24,18 @@ function option(run) {
   return o;
 }
 
+// The runs into the selects and the table; read again (refresh), each select keeps the run chosen in it.
 async function loadRuns() {
   runs = await getJSON("/api/runs");
   const usable = runs.filter((r) => !r.damaged);
-  for (const select of [$("run-select"), $("compare-a"), $("compare-b")]) {
-    select.replaceChildren(...usable.map(option));
-  }
-  const chosen = usable.findIndex((r) => r.default);
-  if (chosen >= 0) $("run-select").selectedIndex = chosen;
+  const chosen = [$("run-select"), $("compare-a"), $("compare-b")].map((select) => [select, select.value]);
+  for (const [select] of chosen) select.replaceChildren(...usable.map(option));
+  const first = usable.findIndex((r) => r.default);
+  if (first >= 0) $("run-select").selectedIndex = first;
   if (usable.length > 1) $("compare-b").selectedIndex = 1;
+  for (const [select, value] of chosen) {
+    if (usable.some((r) => r.name === value)) select.value = value;
+  }
   const headers = [...document.querySelectorAll("#runs-table thead th")].map((th) => th.textContent);
   const rows = runs.map((r) => {
     const tr = document.createElement("tr");
@@ -60,6 +63,21 @@ async function loadRuns() {
   });
   document.querySelector("#runs-table tbody").replaceChildren(...rows);
 }
+
+// A run trained over (--overwrite) or deleted while the page is open: the runs are read again, and the chosen
+// run's mistakes where it is another run now (the select, the table and the panel showed the old model's).
+async function refresh() {
+  const name = $("run-select").value;
+  const before = runs.find((r) => r.name === name);
+  await loadRuns();
+  const now = runs.find((r) => r.name === $("run-select").value);
+  if (!now || !before || now.name !== name || now.created !== before.created) loadMistakes();
+}
+
+// The tab shown again: runs may have been trained or deleted meanwhile.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") refresh().catch(() => {});  // the page shows what it showed
+});
 
 // One part of the result at a time: "pending" (its text), "error" (its text) or "answer".
 function showResult(part, text) {
@@ -119,8 +137,12 @@ async function predict(blob, filename) {
   try {
     const answer = await getJSON("/api/predict", { method: "POST", body: form });
     if (request === latestPrediction) showAnswer(answer);
+    // predicted by a run the page does not list as such: trained over since the page read the runs
+    const listed = runs.find((r) => r.name === answer.run);
+    if (!listed || listed.created !== answer.created) refresh().catch(() => {});
   } catch (error) {
     if (request === latestPrediction) showError(error.message);
+    if (error.status === 404) refresh().catch(() => {});  // the run was deleted: gone from the select too
   }
 }
 
