@@ -526,3 +526,47 @@ def test_a_run_trained_over_or_deleted_while_the_page_is_open_is_read_again(page
         page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
         page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 1")
         assert page.locator("#compare-a option").count() == 1
+
+
+INK = """() => { const data = document.getElementById('canvas').getContext('2d').getImageData(0, 0, 280, 280).data;
+    let dark = 0; for (let i = 0; i < data.length; i += 4) dark += data[i] < 128; return dark; }"""
+
+
+def test_only_the_finger_or_button_that_began_a_stroke_draws(browser, server):
+    """A second finger drew its own lines into the stroke (7,901 dark pixels where the one finger's 40-px stroke
+    is ~1,000), a hover after a cancelled touch drew, the right button drew, and a tap drew nothing."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(server)
+    page.locator("#canvas").scroll_into_view_if_needed()
+    box = page.locator("#canvas").bounding_box()
+    x, y = box["x"], box["y"]  # the canvas is 280 px wide on this screen: one CSS pixel per canvas pixel
+    cdp = context.new_cdp_session(page)
+
+    def touch(kind, *points):
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+            {"x": x + px, "y": y + py, "id": i} for i, px, py in points]})
+
+    touch("touchStart", (1, 60, 60))
+    touch("touchStart", (1, 60, 60), (2, 220, 230))  # a thumb rests near the corner
+    for i in range(1, 6):
+        touch("touchMove", (1, 60, 60 + 8 * i), (2, 220, 230 + 2 * i))
+    touch("touchEnd")
+    one_finger = page.evaluate(INK)
+    assert 500 < one_finger < 1300, one_finger  # an 18-px line 40 px long, round ends
+    page.click("#clear-drawing")
+    touch("touchStart", (3, 100, 100))
+    touch("touchMove", (3, 100, 140))
+    touch("touchCancel")
+    cancelled = page.evaluate(INK)
+    page.mouse.move(x + 20, y + 250)
+    page.mouse.move(x + 250, y + 250, steps=10)  # no button pressed
+    page.mouse.down(button="right")
+    page.mouse.move(x + 250, y + 20, steps=10)
+    page.mouse.up(button="right")
+    assert page.evaluate(INK) == cancelled
+    page.click("#clear-drawing")
+    touch("touchStart", (4, 140, 140))
+    touch("touchEnd")
+    assert 150 < page.evaluate(INK) < 400  # a tap: a dot 18 px across
+    context.close()

@@ -184,27 +184,34 @@ function clearCanvas() {
   ctx.fillRect(0, 0, canvas.width, canvas.height);
 }
 clearCanvas();
-let drawing = false;
+// One stroke at a time, by the pointer that began it: a second finger (a thumb, a palm) drew its own lines
+// into it, the right button drew, and a stroke the browser cancelled (a system gesture) never ended.
+let stroke = null;  // the pointerId drawing, or null
 function point(e) {
   const rect = canvas.getBoundingClientRect();
   return [(e.clientX - rect.left) * canvas.width / rect.width, (e.clientY - rect.top) * canvas.height / rect.height];
 }
 canvas.addEventListener("pointerdown", (e) => {
-  drawing = true;
+  if (!e.isPrimary || e.button !== 0) return;  // a new primary pointer: the last one has gone
+  stroke = e.pointerId;
   canvas.setPointerCapture(e.pointerId);
-  ctx.beginPath();
-  ctx.moveTo(...point(e));
-});
-canvas.addEventListener("pointermove", (e) => {
-  if (!drawing) return;
   ctx.lineWidth = 18;
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.strokeStyle = "black";
+  ctx.beginPath();
+  ctx.moveTo(...point(e));
+  ctx.lineTo(...point(e));  // a tap alone is a dot
+  ctx.stroke();
+});
+canvas.addEventListener("pointermove", (e) => {
+  if (e.pointerId !== stroke) return;
   ctx.lineTo(...point(e));
   ctx.stroke();
 });
-canvas.addEventListener("pointerup", () => { drawing = false; });
+for (const end of ["pointerup", "pointercancel", "lostpointercapture"]) {
+  canvas.addEventListener(end, (e) => { if (e.pointerId === stroke) stroke = null; });
+}
 $("clear-drawing").addEventListener("click", clearCanvas);
 $("predict-drawing").addEventListener("click", () => {
   canvas.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
