@@ -570,3 +570,26 @@ def test_only_the_finger_or_button_that_began_a_stroke_draws(browser, server):
     touch("touchEnd")
     assert 150 < page.evaluate(INK) < 400  # a tap: a dot 18 px across
     context.close()
+
+
+def test_an_answer_that_is_no_json_or_no_answer_is_said_plainly(page, server, trouser_photo):
+    """A reverse proxy's HTML 413 showed "Unexpected token '<', "<html><h"... is not valid JSON"; a stopped
+    server showed "Failed to fetch"."""
+    page.goto(server)
+    page.wait_for_selector("#run-select option", state="attached")
+    page.route("**/api/predict", lambda route: route.fulfill(
+        status=413, content_type="text/html", body="<html><head><title>413 Request Entity Too Large</title></head>"))
+    page.set_input_files("#file-input", str(trouser_photo))
+    page.wait_for_selector("#error:not([hidden])")
+    shown = page.locator("#error").inner_text()  # the reason is the answer's own: Playwright's says "Payload"
+    assert shown.startswith("the server answered 413 ") and shown.endswith(" Too Large"), shown
+    page.unroute("**/api/predict")
+    page.route("**/api/predict", lambda route: route.abort())
+    page.set_input_files("#file-input", str(trouser_photo))
+    page.wait_for_selector("#error:has-text('cannot reach')")
+    assert page.locator("#error").inner_text() == ("cannot reach the mnistlab server (is `mnistlab serve` still "
+                                                   "running?)")
+    page.route("**/openapi.json", lambda route: route.fulfill(status=502, content_type="text/html", body="<html>"))
+    page.goto(f"{server}/docs")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.locator("#error").inner_text() == "/openapi.json: the server answered 502 Bad Gateway"

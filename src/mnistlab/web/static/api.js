@@ -91,9 +91,9 @@ function model(spec, name, schema) {
 
 async function main() {
   try {
-    const response = await fetch("/openapi.json");
-    if (!response.ok) throw new Error(`/openapi.json: ${response.status} ${response.statusText}`);
-    const spec = await response.json();
+    const spec = await getJSON("/openapi.json").catch((error) => {
+      throw new Error(`/openapi.json: ${error.message}`);
+    });
     const sections = [element("p", spec.info.description || "")];
     for (const [path, operations] of Object.entries(spec.paths)) {
       for (const [method, operation] of Object.entries(operations)) {

@@ -4,19 +4,6 @@
 const $ = (id) => document.getElementById(id);
 let runs = [];
 
-async function getJSON(url, options) {
-  const response = await fetch(url, options);
-  const body = await response.json();
-  if (!response.ok) throw Object.assign(new Error(problem(body, response)), { status: response.status });
-  return body;
-}
-
-// An error answer's message: its detail, or each field's problem where the request was malformed (422).
-function problem(body, response) {
-  if (Array.isArray(body.detail)) return body.detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
-  return body.detail || response.statusText;
-}
-
 function option(run) {
   const o = document.createElement("option");
   o.value = run.name;
