@@ -206,8 +206,12 @@ def test_upload_shows_prediction(page, server, trouser_photo):
     page.goto(server)
     page.wait_for_selector("#run-select option", state="attached")
     assert page.locator("#run-select").input_value() == "logreg-small"  # the server's --run
+    assert page.get_by_role("combobox", name="Model").count() == 1  # its visible label ("Trained run" hid it)
     page.set_input_files("#file-input", str(trouser_photo))
     page.wait_for_selector("#answer:not([hidden]) #predicted-class:has-text('Trouser')", timeout=20000)
+    # said to screen readers in one line (only the comparison and the mistakes' status were)
+    assert page.get_by_role("status").filter(has_text="Prediction: Trouser (").filter(
+        has_text="%) by logreg-small").count() == 1
     assert page.locator("#top-classes li").count() == 3
     # listed without rank numbers: an MNIST answer read "1. 7 92.8%"
     assert page.locator("#top-classes").evaluate("list => getComputedStyle(list).listStyleType") == "none"
@@ -289,7 +293,7 @@ def test_runs_table_report_and_compare(page, server):
     assert "McNemar" in page.locator("#compare-result").inner_text()
     message = page.evaluate("getJSON('/api/compare', {method: 'POST', body: new FormData()}).catch((e) => e.message)")
     assert message == "a: Field required; b: Field required"  # a 422's list of problems: "[object Object],…"
-    page.click("#runs-table tbody tr:has-text('logreg-small') a")
+    page.get_by_role("link", name="report of logreg-small").click()  # each of the links read "report" alone
     page.wait_for_selector("h1")
     page.wait_for_load_state()  # the figures are inline: under load, the h1 is parsed long before the last one
     assert "logreg" in page.locator("h1").inner_text()

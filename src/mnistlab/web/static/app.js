@@ -42,6 +42,7 @@ async function loadRuns() {
       const link = document.createElement("a");
       link.href = `/runs/${encodeURIComponent(r.name)}/report.html`;
       link.textContent = "report";
+      link.setAttribute("aria-label", `report of ${r.name}`);  // five links read "report" alone
       const td = document.createElement("td");
       td.appendChild(link);
       tr.appendChild(td);
@@ -70,6 +71,7 @@ document.addEventListener("visibilitychange", () => {
 function showResult(part, text) {
   $("result").hidden = false;
   for (const id of ["pending", "error", "answer"]) $(id).hidden = id !== part;
+  $("announcement").textContent = "";  // the answer's line, said again where the next one is shown
   if (text !== undefined) $(part).textContent = text;
 }
 
@@ -81,6 +83,8 @@ function showAnswer(answer) {
   showResult("answer");
   $("predicted-class").textContent = answer.class;
   $("predicted-by").textContent = `by ${answer.run}`;
+  $("announcement").textContent = `Prediction: ${answer.class} (${(answer.probabilities[answer.class] * 100).toFixed(1)}%) ` +
+    `by ${answer.run}`;
   // How the photo became the input: a failure is usually visible here (a shadow taken for the object).
   $("steps").replaceChildren(...answer.steps.map((step) => {
     const figure = document.createElement("figure");
