@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import run_cli
+from fixtures.server import free_port
 from mnistlab.errors import ParameterError, RunDamagedError, RunNotFoundError
 from mnistlab.experiments.pipeline import DataChoice, train
 from mnistlab.web import app as web_app
@@ -291,3 +293,16 @@ def test_a_page_of_a_run_that_is_gone_is_a_page_for_a_browser(out):
         assert http.get("/runs/gone/report.html").json() == {"detail": "no run named 'gone'"}  # a client's: JSON
         opened = http.get("/compare/gone/compare.html", headers={"Accept": "text/html"})
         assert opened.status_code == 404 and "no such comparison" in opened.text
+
+
+def test_serve_warns_of_an_out_folder_that_does_not_exist(tmp_path):
+    """`runs list` warned of it; `serve` started silently, its page listing no runs."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", "--out", str(tmp_path / "nope"), "--port",
+                               str(port), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().startswith("mnistlab web page on")  # serving, after the warning
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=30)
+    assert stderr.startswith(f"warning: no runs in {tmp_path / 'nope'}: the folder does not exist\n"), stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional, get_args, get_type_hints
@@ -143,6 +144,13 @@ def _utf8(value):
     if isinstance(value, (list, tuple)):
         return [_utf8(v) for v in value]
     return value
+
+
+def warn_if_no_out(out: Path) -> None:
+    """A warning where the output folder ``out`` does not exist: a mistyped --out, whose empty table of runs (or
+    page) alone said no runs were trained there. Not an error: nothing trained yet is where every user starts."""
+    if not out.exists():
+        warnings.warn(f"no runs in {shown(out)}: the folder does not exist", stacklevel=1)
 
 
 def exit_if_some_failed(failures: list[tuple[str, str]], total: int, what: str) -> None:

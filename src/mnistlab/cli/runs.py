@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..experiments.store import summarize
-from .common import OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json, shown
+from .common import (OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json, shown,
+                     warn_if_no_out)
 from .train import print_run_summary, run_paths
 
 runs_app = Commands(help="List and inspect training runs.", no_args_is_help=True)
@@ -32,9 +33,7 @@ def runs_list(out: OutOpt = OUT, as_json: JsonOpt = False) -> None:
 
     store = RunStore(out)
     rows = store.list()
-    if not store.out.exists():  # a mistyped --out: an empty table alone said no runs were trained there. Not an
-        # error: nothing trained yet is where every user starts (`mnistlab runs list` in a new folder)
-        warnings.warn(f"no runs in {shown(store.out)}: the folder does not exist", stacklevel=1)
+    warn_if_no_out(store.out)  # after the listing's own checks of --out
     if as_json:
         emit_json([r.as_dict() for r in rows])
         return

@@ -14,6 +14,7 @@ function option(run) {
 // The runs into the selects and the table; read again (refresh), each select keeps the run chosen in it.
 async function loadRuns() {
   runs = await getJSON("/api/runs");
+  $("no-runs").hidden = runs.length > 0;  // an empty page said nothing until Predict was pressed
   const usable = runs.filter((r) => !r.damaged);
   const chosen = [$("run-select"), $("compare-a"), $("compare-b")].map((select) => [select, select.value]);
   for (const [select] of chosen) select.replaceChildren(...usable.map(option));
@@ -170,9 +171,11 @@ document.addEventListener("drop", (e) => {
 // conversion inverts and centres it exactly as it does for photos.
 const canvas = $("canvas");
 const ctx = canvas.getContext("2d");
+let inked = false;  // whether anything is drawn: a white canvas is said so here, without a request
 function clearCanvas() {
   ctx.fillStyle = "white";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
+  inked = false;
 }
 clearCanvas();
 // One stroke at a time, by the pointer that began it: a second finger (a thumb, a palm) drew its own lines
@@ -185,6 +188,7 @@ function point(e) {
 canvas.addEventListener("pointerdown", (e) => {
   if (!e.isPrimary || e.button !== 0) return;  // a new primary pointer: the last one has gone
   stroke = e.pointerId;
+  inked = true;
   canvas.setPointerCapture(e.pointerId);
   ctx.lineWidth = 18;
   ctx.lineCap = "round";
@@ -205,6 +209,11 @@ for (const end of ["pointerup", "pointercancel", "lostpointercapture"]) {
 }
 $("clear-drawing").addEventListener("click", clearCanvas);
 $("predict-drawing").addEventListener("click", () => {
+  if (!inked) {
+    latestPrediction++;  // an answer on its way is not this
+    showError("Draw something first: the drawing area is empty.");
+    return;
+  }
   canvas.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
 });
 
