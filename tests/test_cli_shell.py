@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -137,18 +138,58 @@ def test_quick_commands_import_no_heavy_library(out, args):
     assert heavy == set(), result.stderr
 
 
-def test_ctrl_c_while_the_command_line_loads_is_one_word_not_a_traceback():
-    # Ctrl-C that arrives while typer loads, a tenth of a second into `mnistlab ...`, as Ctrl-C later does
-    code = ("import builtins, sys\n"
-            "real_import = builtins.__import__\n"
-            "def interrupted(name, *args, **kwargs):\n"
-            "    if name == 'typer':\n"
-            "        raise KeyboardInterrupt\n"
-            "    return real_import(name, *args, **kwargs)\n"
-            "builtins.__import__ = interrupted\n"
+CTRL_C_WHILE_LOADING = {
+    # while typer loads, a tenth of a second into `mnistlab ...`
+    "import": ("import builtins\n"
+               "real_import = builtins.__import__\n"
+               "def interrupted(name, *args, **kwargs):\n"
+               "    if name == 'typer':\n"
+               "        os.kill(os.getpid(), signal.SIGINT)\n"
+               "    return real_import(name, *args, **kwargs)\n"
+               "builtins.__import__ = interrupted\n"),
+    # in a weakref callback (the import lock's), where Python prints the KeyboardInterrupt and goes on: the
+    # command then ran to its end, exit code 0
+    "weakref callback": ("import mnistlab.cli, weakref\n"
+                         "class Lock: pass\n"
+                         "def callback(ref):\n"
+                         "    os.kill(os.getpid(), signal.SIGINT)\n"
+                         "    for _ in range(100): pass\n"
+                         "real_main, lock = mnistlab.cli.main, Lock()\n"
+                         "def main():\n"
+                         "    global lock\n"
+                         "    ref = weakref.ref(lock, callback); lock = None; real_main()\n"
+                         "mnistlab.cli.main = main\n"),
+    # in cli.main before its guard, as its watchdog thread starts: a traceback
+    "watchdog": ("import mnistlab.cli\n"
+                 "def start(target, name):\n"
+                 "    os.kill(os.getpid(), signal.SIGINT)\n"
+                 "    for _ in range(100): pass\n"
+                 "mnistlab.cli.start_waiting_thread = start\n"),
+}
+
+
+@pytest.mark.parametrize("where", sorted(CTRL_C_WHILE_LOADING))
+def test_ctrl_c_while_the_command_line_loads_is_one_word_not_a_traceback(where):
+    """Ctrl-C before the CLI's guard is in place ends as Ctrl-C later does, wherever Python takes it."""
+    code = ("import os, signal, sys\n" + CTRL_C_WHILE_LOADING[where] +
             "from mnistlab.__main__ import main; sys.argv = ['mnistlab', '--help']; main()")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # as started from a terminal: a test runner's worker may have handed down Ctrl-C ignored
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert (result.returncode, result.stderr) == (130, "interrupted\n")
+
+
+def test_ctrl_c_is_left_ignored_where_it_was():
+    """A command started with & by a script has Ctrl-C ignored (the terminal's Ctrl-C is for the script)."""
+    code = ("import os, signal, sys\n"
+            "from mnistlab.cli import common\n"
+            "@common.app.command('kill-self')\n"
+            "def kill_self():\n"
+            "    os.kill(os.getpid(), signal.SIGINT); print('ran on')\n"
+            "from mnistlab.__main__ import main; sys.argv = ['mnistlab', 'kill-self']; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert (result.returncode, result.stdout) == (0, "ran on\n"), result.stderr
 
 
 def test_help_starts_without_numpy():

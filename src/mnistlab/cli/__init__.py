@@ -108,6 +108,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)
     _end_if_stuck()
     try:
+        # Ctrl-C is KeyboardInterrupt from here on (typer's 130); while the command line loaded __main__ ended
+        # the process on it. Where it is ignored (a job started with & by a script) it stays so.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         given = sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]
         if "--json" in given and not {"--help", "-h"} & set(given):  # help is no JSON: it stays on stdout
             keep_stdout_for_json()
