@@ -121,6 +121,17 @@ def test_a_warning_is_one_line_and_says_where_only_under_debug(tmp_path):
     assert "naive_bayes.py" in debug.stderr and "UserWarning: alpha too small" in debug.stderr
 
 
+def test_a_warning_of_mnistlab_says_where_in_mnistlab_under_debug(tmp_path):
+    # errors.warn names the first frame outside mnistlab, the user's call in Python: here it was typer's
+    args = ["train", "logreg", "--penalty", "none", "--C", "5", "--train-size", "100", "--test-size", "50",
+            "--no-embedding", "--out", str(tmp_path)]
+    plain, debug = run_cli(*args, "--name", "plain"), run_cli("--debug", *args, "--name", "debug")
+    assert plain.returncode == debug.returncode == 0
+    assert "warning: --C: ignored (used only when penalty is" in plain.stderr and "base.py" not in plain.stderr
+    said = [line for line in debug.stderr.splitlines() if "UnusedParameterWarning:" in line]
+    assert len(said) == 1 and os.path.join("", "mnistlab", "models", "base.py:") in said[0], said
+
+
 def test_numbers_past_float32_end_a_numpy_fit_in_one_line_not_warnings_and_a_run(tmp_path):
     # Adam's squared gradients overflow float32 at this learning rate: it warned and went on, exit code 0
     result = run_cli("train", "numpy-mlp", "--learning-rate", "1e9", "--train-size", "100", "--test-size", "50",

@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 
 
 class MnistlabError(Exception):
@@ -137,6 +138,20 @@ def warn(message: str | Warning, category: type[Warning] | None = None) -> None:
                                         or frame.f_code.co_filename == contextlib.__file__):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def raised_at(filename: str, lineno: int, frame: FrameType | None) -> tuple[str, int]:
+    """Where a warning being shown (``frame``: the showwarning hook's caller) was raised in mnistlab, where the
+    place it names is a caller of mnistlab's: ``warn`` names the first frame outside mnistlab, the user's call in
+    Python, but the command line's is typer's ("typer/main.py:1445: UnusedParameterWarning"); then the innermost
+    mnistlab frame past ``warn``'s. A library's own warning keeps its place (scikit-learn's naive_bayes.py, inside
+    mnistlab's call or replayed after it)."""
+    ours = None
+    while frame is not None and (frame.f_code.co_filename, frame.f_lineno) != (filename, lineno):
+        if ours is None and frame.f_code.co_filename.startswith(_PACKAGE) and frame.f_code is not warn.__code__:
+            ours = frame.f_code.co_filename, frame.f_lineno
+        frame = frame.f_back
+    return ours if frame is not None and ours is not None else (filename, lineno)
 
 
 class UnusedParameterWarning(UserWarning):

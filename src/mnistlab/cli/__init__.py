@@ -26,7 +26,7 @@ from rich.text import Text
 from .._io import FolderInTheWay, unstaged
 from .._system import start_waiting_thread
 from ..errors import (MnistlabError, OtherFitsCheckpointError, ParameterError, UnusedParameterWarning, one_line,
-                      printable)
+                      printable, raised_at)
 from .common import app, err_console, keep_stdout_for_json
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
@@ -52,9 +52,11 @@ _python_showwarning = warnings.showwarning
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A warning (a library's, say NumPy's overflow) as one line; where it was raised only under --debug."""
+    """A warning (a library's, say NumPy's overflow) as one line; where it was raised only under --debug, in
+    mnistlab (not the frame the API's users are shown theirs at, here typer's)."""
     if _options["debug"]:
-        _python_showwarning(message, category, filename, lineno, file, line)
+        raised = raised_at(filename, lineno, sys._getframe(1))
+        _python_showwarning(message, category, *raised, file, line if raised == (filename, lineno) else None)
     else:
         text = error_line(message) if isinstance(message, UnusedParameterWarning) else message
         err_console.print(Text.assemble(("warning:", "yellow"), f" {printable(one_line(text))}"), highlight=False,
