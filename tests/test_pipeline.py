@@ -613,6 +613,11 @@ def test_cv_is_the_models_own_in_a_sweep_as_in_train_and_the_sweeps_folds_are_fo
                        (["sklearn:RidgeClassifierCV", "--cv", "2,3", "--folds", "1"], folds_of_1)):
         result = run_cli("sweep", *args, "--train-size", "100", "--out", str(tmp_path))
         assert result.returncode == 2 and result.stderr.strip() == f"error: {line}", result.stderr
+    # more folds than a class has images, beside a swept model cv: it was said as --cv's
+    result = run_cli("sweep", "sklearn:RidgeClassifierCV", "--cv", "2,3", "--folds", "50", "--train-size", "100",
+                     "--out", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.startswith("error: --folds: 50 folds need 50 training images of "
+                                                               "each class, and one class has "), result.stderr
 
 
 def test_runs_given_by_folders_of_any_name_are_compared_under_a_default_name(own_out):

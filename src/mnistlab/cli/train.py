@@ -188,7 +188,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     """
     from .. import api
     from ..models import get_family
-    from ..experiments.sweep import SWEEP_CSV, SWEEP_PNG, used_settings
+    from ..experiments.sweep import SWEEP_CSV, SWEEP_PNG, FoldsError, used_settings
     from . import model_options
 
     family = get_family(model)
@@ -205,7 +205,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
                               train_size=train_size, seed=seed, cv=folds, val_fraction=val_fraction, name=name,
                               out=out, progress=not as_json, cluster=cluster, overwrite=overwrite)
     except ParameterError as exc:
-        if exc.parameter == "cv" and "cv" not in grid:  # the API's cv is --folds here (--cv: the model's)
+        if isinstance(exc, FoldsError):  # the API's cv is --folds here (--cv: a swept model's own)
             raise ParameterError("folds", exc.problem) from None
         raise
     rows = sweep.results

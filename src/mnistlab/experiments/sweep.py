@@ -43,13 +43,20 @@ SWEEPS = "sweeps"
 SWEEP_JSON, SWEEP_CSV, SWEEP_PNG = "sweep.json", "sweep.csv", "sweep.png"  # a sweep's folder: its files
 
 
+class FoldsError(ParameterError):
+    """The sweep's own k-fold cross-validation (its ``cv``) refused: told apart from a swept model's ``cv``, a
+    hyperparameter of the same name (LogisticRegressionCV's), by the command line, where the sweep's is --folds
+    ("--cv: 50 folds need 50 training images of each class" was said of sweep sklearn:LogisticRegressionCV
+    --cv 3,5 --folds 50)."""
+
+
 def _splits(x, y, cv: int | None, val_fraction: float | None, seed: int, names: tuple[str, ...]):
     """The (fit, validation) pairs: ``cv`` stratified folds, or one held-out ``val_fraction``; a split
     that cannot keep every class on each side fails before the first pair, naming it by ``names``."""
     if cv:
         if cv > (fewest := int(np.unique(y, return_counts=True)[1].min())):
-            raise ParameterError("cv", f"{cv} folds need {cv} training images of each class, and one class has "
-                                       f"{fewest}")
+            raise FoldsError("cv", f"{cv} folds need {cv} training images of each class, and one class has "
+                                   f"{fewest}")
         yield from ((x[a], x[b], y[a], y[b]) for a, b in stratified_folds(y, cv, seed))
     else:
         yield held_out(x, y, val_fraction, seed, "val_fraction", names)
@@ -68,7 +75,7 @@ def _validation(cv: int | None, val_fraction: float | None) -> float | None:
     """The share held out: None for ``cv`` folds (at least 2), else ``val_fraction`` (between 0 and 1, by
     default ``VAL_FRACTION``). Both given is refused: a cross-validated sweep ignored the share."""
     if cv is not None and (not is_whole_number(cv) or cv < 2):
-        raise ParameterError("cv", f"k-fold cross-validation needs k ≥ 2 folds, got {cv!r}")
+        raise FoldsError("cv", f"k-fold cross-validation needs k ≥ 2 folds, got {cv!r}")
     if cv is not None:
         if val_fraction is not None:
             raise ParameterError("val_fraction", "a sweep cross-validated in folds holds out no share: give one "
