@@ -132,8 +132,8 @@ class Run:
         """The fitted estimator (scikit-learn compatible), loaded from the run's model file.
 
         It takes what it was fitted on: N×784 floats in [0, 1], the images flattened and divided by 255
-        (``mnistlab.data.preprocess.flatten_scale``); raw 0–255 pixels score lower (mnistlab's own families
-        warn of them, from this version's runs on).
+        (``mnistlab.data.preprocess.flatten_scale``); raw 0–255 pixels score lower (every family warns of them
+        in runs trained since it was kept, sklearn:NAME's later than the others').
         ``predict`` takes the images as they are.
 
         >>> from mnistlab.data.preprocess import flatten_scale

@@ -133,9 +133,10 @@ class SklearnClassifier(MnistlabModel):
     def fit(self, X, y, progress=None):
         self.validate_params()
         progress = reporter(progress)
-        # the names of a frame's columns too: checked at predict; not the largest value, as scikit-learn's own
-        # classifier does not warn of data scaled unlike its fit's
-        X, features = fit_features(self, X, keep_max=False)
+        # the names of a frame's columns too: checked at predict; and the largest value, as every family's: fitted
+        # on pixels / 255, as a run's model is, it scored raw 0-255 pixels without a word (SVC on 2,000 MNIST
+        # images: 0.097 against 0.934 on 1,000 test images)
+        X, features = fit_features(self, X)
         # one label per image, as our other families take: scikit-learn's classifiers also fit a 2-D y (several
         # outputs), after which predict_proba gives a list of arrays, and predict failed inside NumPy
         y = check_labels(self, y, len(X))

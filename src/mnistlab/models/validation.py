@@ -52,7 +52,7 @@ def _check_scale(estimator, array: np.ndarray) -> None:
     a refusal. Only for a fit on [0, 1]: one on standardised pixels (StandardScaler in a pipeline) sees test values
     tens of times its largest where a pixel rare in its training subset is lit (2,403 against 44.7 on 2,000
     Fashion-MNIST images), and is given X as it should be. A model without ``feature_max_`` (a file written before
-    it was kept, a scikit-learn classifier's wrapper) is not asked. One pass over X: 1–2 ms for 10,000 images."""
+    it was kept) is not asked. One pass over X: 1–2 ms for 10,000 images."""
     fitted = getattr(estimator, "feature_max_", None)
     if fitted is None or not 0 < fitted <= 1:
         return
@@ -62,14 +62,14 @@ def _check_scale(estimator, array: np.ndarray) -> None:
              "pixels / 255, as its fit had them (mnistlab.data.preprocess.flatten_scale)", UserWarning)
 
 
-def fit_features(estimator, X, keep_max: bool = True) -> tuple[np.ndarray, dict]:
+def fit_features(estimator, X) -> tuple[np.ndarray, dict]:
     """``X`` checked as ``check_features`` does, for ``fit``: with what the fit learns of the features
-    (``n_features_in_``; ``feature_names_in_``, None for none; with ``keep_max``, ``feature_max_``, the largest
-    value of X, which ``check_features`` warns of X far past), for ``set_learned`` once the fit is done."""
+    (``n_features_in_``; ``feature_names_in_``, None for none; ``feature_max_``, the largest value of X, which
+    ``check_features`` warns of X far past), for ``set_learned`` once the fit is done."""
     names = _feature_names(X)
     array = _numeric_samples(estimator, X)
     return array, {"n_features_in_": array.shape[1], "feature_names_in_": names,
-                   "feature_max_": float(array.max()) if keep_max else None}
+                   "feature_max_": float(array.max())}
 
 
 def set_learned(estimator, learned: dict) -> None:
