@@ -139,6 +139,28 @@ def test_an_overwrite_by_a_family_without_checkpoints_discards_one_it_cannot_res
         train("logreg", {}, TINY, local, name="a")
 
 
+def test_an_interrupted_trainings_checkpoint_is_refused_for_every_family_in_one_wording(tmp_path, monkeypatch):
+    """A checkpoint of a name was checked by the claim where a run of it existed, and else by the pipeline for
+    families that write checkpoints only, in other words: logreg trained beside another family's stopped fit, and
+    the completed run was then called an interrupted overwrite by every later training of the name."""
+    store = RunStore(tmp_path)
+    checkpoints = store.checkpoints("a")
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "checkpoint.safetensors").write_bytes(b"epochs")
+    monkeypatch.setattr(DataChoice, "load", lambda *args: pytest.fail("the data was loaded"))
+    for family in ("logreg", "lenet"):
+        with pytest.raises(RunExistsError, match=f"^an interrupted training of run 'a' kept its checkpoint in "
+                                                 f"{checkpoints}: resume it to continue that training, or overwrite "
+                                                 "it to start afresh$"):
+            train(family, {}, TINY, tmp_path, name="a")
+    (tmp_path / "runs" / "a").mkdir()  # a run of it beside: said in the same words, the resume needing overwrite
+    with pytest.raises(RunExistsError, match=f"^run 'a' exists in {tmp_path / 'runs'}; an interrupted training of "
+                                             f"it kept its checkpoint in {checkpoints}: resume and overwrite it to "
+                                             "continue that training, or overwrite it to start afresh$"):
+        train("lenet", {}, TINY, tmp_path, name="a", resume=True)
+    assert (checkpoints / "checkpoint.safetensors").read_bytes() == b"epochs"
+
+
 def test_same_name_at_once_gives_one_clear_error(tmp_path):
     """Two processes train the same name: one wins, the other is told, nothing is replaced silently."""
     code = ("import sys; from mnistlab.experiments.pipeline import DataChoice, train;"

@@ -790,7 +790,9 @@ def test_a_rerun_without_resume_keeps_the_interrupted_run_s_checkpoint(tmp_path,
     result = run_cli("train", "lenet", "--name", "lost", "--epochs", "2", "--train-size", "300", "--test-size", "100",
                      "--out", str(tmp_path))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "run 'lost' was interrupted" in result.stderr and "resume it, or overwrite it" in result.stderr
+    assert result.stderr == (f"error: an interrupted training of run 'lost' kept its checkpoint in "
+                             f"{checkpoint.parent}: resume it to continue that training, or overwrite it to start "
+                             "afresh\n")  # the claim's words, as where a run of it exists (two checks said two)
     assert checkpoint.read_bytes() == saved and not (tmp_path / "runs" / "lost").exists()
     elsewhere = training.DataChoice(train_size=300, test_size=100, data_dir=str(tmp_path / "nowhere"))
     with pytest.raises(DatasetError):  # overwritten, but failing on its data: kept (review)

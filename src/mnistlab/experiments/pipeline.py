@@ -31,7 +31,7 @@ from ..callbacks import SILENT, FitProgress
 from ..data.datasets import DEFAULT_DATASET, Dataset, data_dir_from_env, get_spec, load_dataset
 from ..data.preprocess import check_classes, flatten_scale, held_out
 from ..errors import (DatasetError, MnistlabError, ModelFileError, OtherFitsCheckpointError, ParameterError,
-                      RunDamagedError, RunExistsError, one_line, warn)
+                      RunDamagedError, one_line, warn)
 from ..models import check_family_name, get_family
 from ..models._fitting import finite_proba
 from ..models.base import RUN_SET_PARAMETERS, MnistlabModel
@@ -176,7 +176,9 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         raise ParameterError("resume", "resuming needs the name of the run to resume")
     if default_name:  # an empty name given is refused as a name, not taken for none
         name = f"{family.replace(':', '-')}-{data.dataset}-{created.strftime(NAME_TIME)}"
-    with store.claim(name, overwrite=overwrite, numbered=default_name) as writer, contextlib.ExitStack() as leaving:
+    # a checkpoint of the name is refused by the claim, with the name held, before the data loads
+    with store.claim(name, overwrite=overwrite, numbered=default_name, resume=resume) as writer, \
+            contextlib.ExitStack() as leaving:
         name = writer.path.name
         model = build_model(family, params, data.seed, data.dataset)
         folder = store.checkpoints(name)
@@ -190,7 +192,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
                 raise ParameterError("out", f"cannot write checkpoints in {folder.parent} ({exc.strerror or exc})"
                                      ) from None
             leaving.callback(_discard, folder)  # <out>/checkpoints too, where no other run's are
-        checkpoints = _checkpoint_folder(model, folder, resume, overwrite)
+        checkpoints = _checkpoint_folder(model, folder, resume)
         # said first on the way out, where a default name's checkpoints are still there: they are not kept
         leaving.push(functools.partial(_say_stopped, writer.path, folder_identity(writer.path),
                                        None if default_name else checkpoints))
@@ -412,11 +414,10 @@ def zero_weight_fraction(model: MnistlabModel) -> float | None:
     return None if weights is None else float(np.mean(np.asarray(weights) == 0))
 
 
-def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, overwrite: bool) -> Path | None:
+def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path | None:
     """Point a model that can checkpoint at ``folder``; None for one that cannot. What an interrupted run of
     this name left there is resumed, or discarded where the run is overwritten (by the caller, once the data
-    is there); else it is kept, and the run refused (a re-run without resume deleted it, even where it then
-    failed)."""
+    is there); else the claim refused the run (a re-run without resume deleted it, even where it then failed)."""
     if "checkpoint_dir" not in model.get_params(deep=False):
         if resume:
             raise ParameterError("resume", f"{model.family} does not write checkpoints, so there is nothing to resume")
@@ -427,9 +428,6 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, overwri
         check_writable(folder)
     except OSError as exc:
         raise ParameterError("out", f"cannot write checkpoints in {folder} ({exc.strerror or exc})") from None
-    if not resume and not overwrite and holds_checkpoint(folder):
-        raise RunExistsError(f"run {folder.name!r} was interrupted, and its checkpoint in {folder} is kept: "
-                             "resume it, or overwrite it to start afresh")
     model.set_params(checkpoint_dir=str(folder))
     return folder
 

@@ -478,17 +478,24 @@ class RunStore:
         return sorted(rows, key=lambda r: (r.damaged is None, r.created or "", r.name), reverse=True)
 
     @contextmanager
-    def claim(self, name: str, overwrite: bool = False, numbered: bool = False) -> Iterator[RunWriter]:
-        """Hold the run ``name`` while it is fitted and written (``claim_folder``); the writer stages it. A run of
-        that name beside a checkpoint of it is an overwrite that was stopped (the old run stays until the new one
-        is complete): refused, unless ``overwrite``, with the way to go on ("overwrite it" alone discarded the
-        checkpoint, and resume alone was refused)."""
+    def claim(self, name: str, overwrite: bool = False, numbered: bool = False, resume: bool = False
+              ) -> Iterator[RunWriter]:
+        """Hold the run ``name`` while it is fitted and written (``claim_folder``); the writer stages it. A
+        checkpoint of that name is a training that was stopped (an overwrite's too: the old run stays until the new
+        one is complete): refused, unless ``overwrite`` (which discards it) or a ``resume`` of it that may write
+        the run, with the way to go on ("overwrite it" alone discarded the checkpoint, and resume alone was
+        refused). Whatever the family to be trained: one that writes none, trained beside it, left the completed
+        run called an interrupted overwrite by every later training of the name. A ``numbered`` name is made up
+        (a default name), not the stopped training's."""
         with claim_folder(self.root, name, "run", True, numbered, activity="trained") as folder:
-            # checked with the name held: a checkpoint beside it is no other process's fit of it now
-            if not overwrite and holds_checkpoint(self.checkpoints(folder.name)):
-                free_folder(folder, "run", overwrite, f"an interrupted training of it kept its checkpoint in "
-                                                      f"{self.checkpoints(folder.name)}: resume and overwrite it to "
-                                                      "continue that training, or overwrite it to start afresh")
+            # checked with the name held: a checkpoint of it is no other process's fit of it now
+            checkpoints, exists = self.checkpoints(folder.name), folder.exists()
+            if not (overwrite or numbered or resume and not exists) and holds_checkpoint(checkpoints):
+                raise RunExistsError(
+                    (f"run {folder.name!r} exists in {self.root}; an interrupted training of it" if exists else
+                     f"an interrupted training of run {folder.name!r}") + f" kept its checkpoint in {checkpoints}: "
+                    f"resume {'and overwrite ' if exists else ''}it to continue that training, or overwrite it to "
+                    "start afresh")
             yield RunWriter(free_folder(folder, "run", overwrite))
 
     def put(self, name: str, files: dict[str, bytes], overwrite: bool = False) -> Path:
