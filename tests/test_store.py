@@ -134,7 +134,7 @@ def test_an_overwrite_by_a_family_without_checkpoints_discards_one_it_cannot_res
     run = train("logreg", {}, TINY, local, name="a", overwrite=True, embedding=False)
     assert f"discarded the checkpoint an interrupted training kept in {checkpoints}" in \
         json.loads((run / "metrics.json").read_text())["fit_message"]
-    assert not checkpoints.exists()
+    assert not checkpoints.parent.exists()  # <out>/checkpoints, empty, with it (it was left)
     with pytest.raises(RunExistsError, match="exists in .*; choose another name or overwrite it$"):
         train("logreg", {}, TINY, local, name="a")
 
@@ -727,6 +727,38 @@ def test_a_lock_is_held_by_a_live_process_not_by_whose_id_it_names(tmp_path, mon
     with store.claim("held"):  # the kernel let go of it with the process: nothing stale to judge
         pass
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == []
+
+
+def test_an_empty_checkpoints_folder_goes_but_never_one_in_use(tmp_path, monkeypatch):
+    """<out>/checkpoints was left empty for good where a listing swept a default-named run's scratch folder (its
+    process killed outright); it goes where empty, never while another run's folder is in it, and a run that has
+    just made it makes it again where another removes it before its own folder is in it."""
+    from mnistlab import _io
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no process has now
+    checkpoints = tmp_path / "checkpoints"
+    left = checkpoints / f".staging-{gone.pid}-cnn-mnist-20261201-101500-abcd1234"
+    left.mkdir(parents=True)
+    (left / "checkpoint.safetensors").write_bytes(b"epochs")
+    (checkpoints / "named").mkdir()  # a named run's, kept
+    (tmp_path / "runs").mkdir()
+    RunStore(tmp_path).list()
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["named"]
+    (checkpoints / "named").rmdir()
+    RunStore(tmp_path).list()
+    assert not checkpoints.exists()
+
+    mkdir = os.mkdir
+    def removed_meanwhile(path, *args, **kwargs):  # another run's end removes <out>/checkpoints, empty, at once
+        mkdir(path, *args, **kwargs)
+        if path == checkpoints and not removed_meanwhile.done:
+            removed_meanwhile.done = True
+            os.rmdir(path)
+    removed_meanwhile.done = False
+    monkeypatch.setattr(os, "mkdir", removed_meanwhile)
+    _io.make_folder(checkpoints / "mine")
+    assert removed_meanwhile.done and (checkpoints / "mine").is_dir()
 
 
 def test_a_checkpoint_beside_a_run_is_judged_with_the_name_held(tmp_path):

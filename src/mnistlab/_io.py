@@ -52,15 +52,20 @@ def make_folder(folder: Path) -> None:
     """``folder`` made, with the folders above it, where missing. Where a file stands in the way, the OSError
     names that file: mkdir's own "File exists" or "Not a directory", of the path asked for, did not say which
     (`mnistlab export --output notes.txt/model.onnx` said "cannot write notes.txt/model.onnx (File exists)")."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        # lexists: a link to nowhere is in the way too
-        in_the_way = next((p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir()), None)
-        if in_the_way is None:
-            raise
-        what = "a link to nowhere" if not in_the_way.exists() else "a file"
-        raise FolderInTheWay(errno.ENOTDIR, f"{in_the_way} is {what}, not a folder", str(folder)) from None
+    for attempt in range(3):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:  # a folder above it that mkdir made was removed before ``folder`` was made in it:
+            if attempt == 2:  # by another process removing it empty (<out>/checkpoints, store.remove_if_empty)
+                raise
+        except (FileExistsError, NotADirectoryError):
+            # lexists: a link to nowhere is in the way too
+            in_the_way = next((p for p in (folder, *folder.parents) if os.path.lexists(p) and not p.is_dir()), None)
+            if in_the_way is None:
+                raise
+            what = "a link to nowhere" if not in_the_way.exists() else "a file"
+            raise FolderInTheWay(errno.ENOTDIR, f"{in_the_way} is {what}, not a folder", str(folder)) from None
 
 
 def check_writable(folder: Path) -> None:
@@ -227,7 +232,7 @@ def scratch_folder(parent: Path, name: str) -> Iterator[Path]:
         try:
             folder = Path(tempfile.mkdtemp(dir=parent, prefix=staging_prefix(name)))
             break
-        except FileNotFoundError:  # another run that ended meanwhile removed ``parent``, empty (pipeline._discard)
+        except FileNotFoundError:  # another run that ended meanwhile removed ``parent``, empty (store.remove_if_empty)
             if attempt == 2:
                 raise
     held = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

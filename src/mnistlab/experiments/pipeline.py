@@ -14,7 +14,6 @@ import hashlib
 import inspect
 import os
 import platform
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,8 +40,8 @@ from ..models.temperature import TemperatureScaled, fit_temperature
 from . import metrics as metrics_mod
 from .interpret import Interpretation
 from .robustness import robustness
-from .store import (CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, folder_identity, holds_checkpoint, read_config,
-                    write_embedding)
+from .store import (CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, discard_checkpoints, folder_identity,
+                    holds_checkpoint, read_config, write_embedding)
 
 
 CALIBRATION_FRACTION = 0.1  # of the training images, held out to fit a temperature on
@@ -191,7 +190,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             except OSError as exc:
                 raise ParameterError("out", f"cannot write checkpoints in {folder.parent} ({exc.strerror or exc})"
                                      ) from None
-            leaving.callback(_discard, folder)  # <out>/checkpoints too, where no other run's are
+            leaving.callback(discard_checkpoints, folder)  # <out>/checkpoints too, where no other run's are
         checkpoints = _checkpoint_folder(model, folder, resume)
         # said first on the way out, where a default name's checkpoints are still there: they are not kept
         leaving.push(functools.partial(_say_stopped, writer.path, folder_identity(writer.path),
@@ -210,7 +209,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             x_train, x_val, y_train, y_val = held_out(x_train, y_train, CALIBRATION_FRACTION, data.seed, "calibrate",
                                                    ds.classes)
         if kept and not resume and overwrite:  # discarded only now (a re-run that failed on its data lost it)
-            shutil.rmtree(kept_in, ignore_errors=True)
+            discard_checkpoints(kept_in)  # <out>/checkpoints too, where empty (a family that writes none
+            # removes nothing when the run is committed)
             progress.log(f"discarded the checkpoint an interrupted training kept in {kept_in}: starting afresh")
             notes.append(f"discarded the checkpoint an interrupted training kept in {kept_in}: started afresh")
 
@@ -254,7 +254,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         from .figures import write_figures
 
         # the checkpoints go with the run's commit: a Ctrl-C just after it must not leave them
-        with writer.staging(committed=functools.partial(_discard, checkpoints) if checkpoints else None) as staging:
+        committed = functools.partial(discard_checkpoints, checkpoints) if checkpoints else None
+        with writer.staging(committed=committed) as staging:
             save_model(model, staging)
             write_json(staging / CONFIG, config)
             write_json(staging / METRICS, run_metrics)
@@ -326,13 +327,6 @@ def _say_stopped(run: Path, old: tuple[int, int] | None, checkpoints: Path | Non
         kept.append(f"the stopped training's checkpoint is kept in {checkpoints}")
     if kept:
         warn(f"stopped: {'; '.join(kept)}", UserWarning)  # at the user's call, heard at each stop
-
-
-def _discard(checkpoints: Path) -> None:
-    """Remove a run's folder of checkpoints, and ``<out>/checkpoints`` with it unless other runs train there."""
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        checkpoints.parent.rmdir()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -115,6 +116,22 @@ def holds_checkpoint(folder: Path) -> bool:
     """Whether ``folder`` (``RunStore.checkpoints``) holds a checkpoint: a file, not what a process killed while
     writing one left."""
     return folder.is_dir() and any(not path.name.startswith(STAGING_PREFIX) for path in folder.iterdir())
+
+
+def discard_checkpoints(folder: Path) -> None:
+    """Remove ``folder``, a run's checkpoints (``RunStore.checkpoints``, or a default-named run's scratch folder
+    there), and ``<out>/checkpoints`` above it where that is left empty (``remove_if_empty``)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    remove_if_empty(folder.parent)
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` (``<out>/checkpoints``) where it is empty: left so after an overwrite that discarded a
+    checkpoint and after a sweep of scratch folders, it stayed for good. rmdir removes an empty folder only, so
+    never one where another run has made its own; a run that has made it and not yet its own folder in it makes
+    it again (``_io.make_folder``, ``_io.scratch_folder``)."""
+    with contextlib.suppress(OSError):  # not empty (other runs train there), or gone already
+        folder.rmdir()
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -472,6 +489,7 @@ class RunStore:
             return []
         sweep_leftovers(self.root)
         sweep_staging(self.out / CHECKPOINTS)  # default-named runs' checkpoints, left by a process killed outright
+        remove_if_empty(self.out / CHECKPOINTS)
         rows = [summarize(p) if (misnamed := _misnamed(p)) is None
                 else RunSummary(utf8_text(p.name), utf8_text(str(p)), damaged=misnamed)  # bytes no UTF-8 show: �
                 for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
