@@ -211,7 +211,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         if kept and not resume and overwrite:  # discarded only now (a re-run that failed on its data lost it)
             discard_checkpoints(kept_in)  # <out>/checkpoints too, where empty (a family that writes none
             # removes nothing when the run is committed)
-            progress.log(f"discarded the checkpoint an interrupted training kept in {kept_in}: starting afresh")
+            # said once, with the fit's message (the command's summary, --json, a notebook's run card): a line
+            # logged too said it twice, three times beside train_job's, which says why it discards one
             notes.append(f"discarded the checkpoint an interrupted training kept in {kept_in}: started afresh")
 
         start = time.perf_counter()
