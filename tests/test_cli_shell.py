@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 import typer.main
 
 from conftest import heavy_libraries_imported, run_cli
 from mnistlab.cli import app
 from mnistlab.cli.common import StrictCommand
+from mnistlab.errors import paths_relative, shown_path
 from mnistlab.experiments.pipeline import DataChoice, train
 
 
@@ -277,6 +280,23 @@ def test_an_error_line_names_a_path_as_given_relative_to_the_working_folder(tmp_
         assert result.returncode == 2 and result.stderr.startswith(said), (args, result.stderr)
 
 
+def test_paths_are_said_relative_on_the_command_line_only_and_never_to_the_root(tmp_path, monkeypatch):
+    """The API's messages, a notebook's after %cd and a cluster worker's (another working folder) name whole
+    paths; relative to / a path had lost only its slash ('error: tmp/…/metrics.json')."""
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path / "o" / "runs"
+    assert shown_path(inside) == inside
+    with paths_relative():
+        assert shown_path(inside) == Path("o/runs") and shown_path("/elsewhere/x") == Path("/elsewhere/x")
+        monkeypatch.chdir("/")
+        assert shown_path(inside) == inside
+    (inside / "d").mkdir(parents=True)
+    (inside / "d" / "config.json").write_text("{")
+    result = run_cli("runs", "show", str(inside / "d"), cwd="/")
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {inside}/d/config.json: not valid"), \
+        result.stderr
+
+
 def test_runs_json_under_a_folder_whose_name_is_not_utf8_is_text_a_strict_reader_takes(tmp_path):
     """A run's path under --out $'o\\xfe' held a surrogate, which json.dumps wrote as a lone "\\udcfe" escape (jq
     refuses it); a folder whose own name is not UTF-8 is renamed by the command its row gives, byte for byte."""
@@ -288,8 +308,9 @@ def test_runs_json_under_a_folder_whose_name_is_not_utf8_is_text_a_strict_reader
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["x"]["path"] == "o\ufffd/runs/x" and rows["x"]["damaged"] == "o\ufffd/runs/x/config.json: missing"
     hint = rows["bad\ufffd"]["damaged"]
-    assert hint.endswith(": its name is not UTF-8: rename it to 'bad' (in its folder: mv $'bad\\xff' bad)"), hint
-    subprocess.run(["bash", "-c", hint.rpartition("folder: ")[2][:-1]], cwd=runs, check=True)
+    assert hint.endswith(": its name is not UTF-8: rename it to 'bad' (in its folder: "
+                         """mv "$(printf 'bad\\377')" bad)"""), hint
+    subprocess.run(["sh", "-c", hint.rpartition("folder: ")[2][:-1]], cwd=runs, check=True)  # dash, not only bash
     assert sorted(os.listdir(runs)) == ["bad", "x"]
 
 

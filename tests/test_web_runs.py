@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -121,6 +122,13 @@ def test_damaged_run_is_listed_and_the_others_stay_servable(out, fashion):
         assert response.json()["run"] == "good"  # the newest healthy run is the default
 
 
+def test_the_servers_folders_are_cut_from_paths_where_they_start_only(out, tmp_path, monkeypatch):
+    shutil.copytree(out / "runs" / "broken", tmp_path / "o" / "runs" / "demo")
+    monkeypatch.chdir(tmp_path)
+    with client(Path("o")) as http:  # serve --out o: its "o/" is also inside "demo/"
+        assert http.get("/api/runs").json()[0]["damaged"].startswith("runs/demo/metrics.json: missing")
+
+
 def test_a_run_folder_whose_name_is_not_utf8_is_listed_as_damaged_in_text_json_can_carry(out):
     bad = out / "runs" / os.fsdecode(b"bad\xff")  # its name came as a lone surrogate: the page's list failed, 500
     shutil.copytree(out / "runs" / "good", bad)
@@ -130,7 +138,7 @@ def test_a_run_folder_whose_name_is_not_utf8_is_listed_as_damaged_in_text_json_c
             assert response.status_code == 200, response.text
             runs = {r["name"]: r for r in response.json()}
         assert runs["bad\ufffd"]["damaged"] == ("runs/bad\ufffd: its name is not UTF-8: rename it to 'bad' (in its "
-                                                 "folder: mv $'bad\\xff' bad)")
+                                                 """folder: mv "$(printf 'bad\\377')" bad)""")
         assert runs["good"]["damaged"] is None and runs["good"]["default"]
         result = run_cli("runs", "list", "--out", str(out), "--json")
         assert result.returncode == 0, result.stderr

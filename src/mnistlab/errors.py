@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 import warnings
+from contextvars import ContextVar
 from pathlib import Path
 from types import FrameType
 
@@ -112,15 +113,33 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def shown_path(path: str | os.PathLike) -> Path:
-    """``path`` as a message shows it: relative to the working folder when inside it, as the user typed it
-    (--out runsdir). Run, DataChoice and the API's other objects keep absolute paths, so that they still name
-    their folders after a notebook's %cd; said whole, they read "/home/…/runsdir/runs/a/metrics.json" for a run
-    named "a". Only for a path the code made: a value the user gave is quoted as given (the working folder cut
-    from a finished line had cut it from their --name $PWD/myrun too)."""
-    path = Path(path)
+# on for the command line only (paths_relative): the API's objects, messages and a cluster's workers keep whole
+# paths, which still name their files after a notebook's %cd or from another machine's working folder
+_relative_paths: ContextVar[bool] = ContextVar("relative_paths", default=False)
+
+
+@contextlib.contextmanager
+def paths_relative():
+    """Within it, ``shown_path`` shows a path as a terminal's user reads it: relative to the working folder."""
+    token = _relative_paths.set(True)
     try:
-        return path.relative_to(Path.cwd()) if path.is_absolute() else path
+        yield
+    finally:
+        _relative_paths.reset(token)
+
+
+def shown_path(path: str | os.PathLike) -> Path:
+    """``path`` as a message shows it. Under ``paths_relative`` (the command line): relative to the working folder
+    where it lies inside it, as the user typed it (--out runsdir), where "/home/…/runsdir/runs/a/metrics.json"
+    was said for a run named "a" (never relative to /, which cut only its slash). Only for a path the code made: a
+    value the user gave is quoted as given (the working folder cut from a finished line had cut it from their
+    --name $PWD/myrun too)."""
+    path = Path(path)
+    if not _relative_paths.get() or not path.is_absolute():
+        return path
+    try:
+        cwd = Path.cwd()
+        return path if cwd == Path(cwd.anchor) else path.relative_to(cwd)
     except (ValueError, OSError):  # OSError: the working folder was deleted meanwhile
         return path
 

@@ -26,7 +26,7 @@ from rich.text import Text
 from .._io import FolderInTheWay, unstaged
 from .._system import start_waiting_thread
 from ..errors import (MnistlabError, OtherFitsCheckpointError, ParameterError, UnusedParameterWarning, one_line,
-                      printable, raised_at)
+                      paths_relative, printable, raised_at)
 from .common import app, err_console, keep_stdout_for_json
 
 # Each module registers its commands; the order here is the order `mnistlab --help` lists them.
@@ -117,7 +117,8 @@ def main() -> None:
         given = sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]
         if "--json" in given and not {"--help", "-h"} & set(given):  # help is no JSON: it stays on stdout
             keep_stdout_for_json()
-        code = app(standalone_mode=False)  # returns an Exit's code (130 for Ctrl-C); usage errors are raised
+        with paths_relative():  # the lines a terminal shows name paths as its user would type them
+            code = app(standalone_mode=False)  # returns an Exit's code (130 for Ctrl-C); usage errors are raised
         if code == 130:
             err_console.print("interrupted")
         sys.exit(code or 0)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..errors import shown_path
 from .common import (
     OUT,
     Commands,
@@ -21,7 +22,6 @@ from .common import (
     console,
     emit_json,
     exit_if_some_failed,
-    shown,
 )
 
 benchmark_app = Commands(help="Published benchmarks, reproduced as ordinary runs.", no_args_is_help=True)
@@ -75,7 +75,7 @@ def zalando(dataset: DatasetOpt = "fashion-mnist", data_dir: DataDirOpt = None,
                       *(number_text(r[key]) for key in ("accuracy", "paper", "paper_best")),
                       number_text(r["fit_seconds"], 1), status_text(r))
     console.print(table)
-    console.print(f"table: {shown(result.path / RESULTS_MD)}", highlight=False)
+    console.print(f"table: {shown_path(result.path / RESULTS_MD)}", highlight=False)
     _exit_if_failed(result.rows)
 
 

@@ -18,8 +18,7 @@ from rich.console import Console
 from typer.core import TyperCommand
 
 from .._io import json_text, utf8_text
-from ..errors import MnistlabError, ParameterError
-from ..errors import shown_path as shown  # noqa: F401 (the commands' lines show paths as the errors do)
+from ..errors import MnistlabError, ParameterError, shown_path
 from ..data.registry import DATASETS
 from ..experiments.store import DEFAULT_OUT
 
@@ -150,7 +149,7 @@ def warn_if_no_out(out: Path) -> None:
     """A warning where the output folder ``out`` does not exist: a mistyped --out, whose empty table of runs (or
     page) alone said no runs were trained there. Not an error: nothing trained yet is where every user starts."""
     if not out.exists():
-        warnings.warn(f"no runs in {shown(out)}: the folder does not exist", stacklevel=1)
+        warnings.warn(f"no runs in {shown_path(out)}: the folder does not exist", stacklevel=1)
 
 
 def exit_if_some_failed(failures: list[tuple[str, str]], total: int, what: str) -> None:

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.text import Text
 
-from .common import OUT, JsonOpt, OutOpt, RunArg, app, console, emit_json, err_console, shown
+from ..errors import shown_path
+from .common import OUT, JsonOpt, OutOpt, RunArg, app, console, emit_json, err_console
 
 
 @app.command("export")
@@ -49,7 +50,7 @@ def export_cmd(run: RunArg,
     if as_json:
         emit_json(info)
         return
-    console.print(Text.assemble("wrote ", (str(shown(path)), "bold"), f" ({info['bytes'] / 1024:,.0f} kB): the "
+    console.print(Text.assemble("wrote ", (str(shown_path(path)), "bold"), f" ({info['bytes'] / 1024:,.0f} kB): the "
                                 f"{info['family']} model of {loaded.name}, {len(info['classes'])} classes of "
                                 f"{info['dataset']}"), highlight=False)
     console.print(f"input {info['input']}", highlight=False)

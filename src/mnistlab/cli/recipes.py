@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import OUT, Commands, JsonOpt, OutOpt, app, command_line, console, emit_json, shown
+from ..errors import shown_path
+from .common import OUT, Commands, JsonOpt, OutOpt, app, command_line, console, emit_json
 
 recipes_app = Commands(help="The classic tutorial experiments, reproduced on current libraries.",
                           no_args_is_help=True)
@@ -126,5 +127,5 @@ def _print(result) -> None:
                       "" if r["zero_weights"] is None else f"{r['zero_weights']:.1%}",
                       "" if r["fit_seconds"] is None else f"{r['fit_seconds']:.1f}", r["images"])
     console.print(table)
-    console.print(f"reports: {shown(result.reproduced.report_path)}\n         {shown(result.ours.report_path)}",
-                  highlight=False)
+    console.print(f"reports: {shown_path(result.reproduced.report_path)}\n"
+                  f"         {shown_path(result.ours.report_path)}", highlight=False)

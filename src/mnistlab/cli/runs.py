@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..experiments.store import summarize
-from .common import (OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json, shown,
+from ..errors import shown_path
+from .common import (OUT, Commands, DataDirOpt, JsonOpt, OutOpt, RunArg, app, console, emit_json,
                      warn_if_no_out)
 from .train import print_run_summary, run_paths
 
@@ -161,4 +162,4 @@ def compare_cmd(runs: Annotated[list[str], typer.Argument(help="Two or more runs
         console.print(f"{p['b']} vs {p['a']}: accuracy {p['accuracy_delta']:+.4f}; only A right {p['a_only']}, "
                       f"only B right {p['b_only']}; {p_text(p, len(result['pairs']))} ({verdict} at {alpha:g})",
                       highlight=False, soft_wrap=True)
-    console.print(f"report: {shown(comparison.report_path)}")
+    console.print(f"report: {shown_path(comparison.report_path)}")

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from .._values import setting_text, settings_text
 from ..data.registry import DEFAULT_DATASET
-from ..errors import NotConvergedWarning, ParameterError, SchedulerLostWarning
+from ..errors import NotConvergedWarning, ParameterError, SchedulerLostWarning, shown_path
 from .common import (
     MODEL_OPTIONS,
     OUT,
@@ -31,7 +31,6 @@ from .common import (
     err_console,
     exit_if_some_failed,
     parse_classes,
-    shown,
 )
 
 
@@ -151,8 +150,8 @@ def print_run_summary(run, as_json: bool) -> None:
         console.print(f"  probabilities: {metrics['probabilities_note']}", highlight=False, soft_wrap=True)
     for line in metrics.get("analysis", []):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
-    console.print(f"run: {shown(run.path)}")
-    console.print(f"report: {shown(run.report_path)}")
+    console.print(f"run: {shown_path(run.path)}")
+    console.print(f"report: {shown_path(run.report_path)}")
 
 
 @app.command("sweep", context_settings=MODEL_OPTIONS)
@@ -225,7 +224,7 @@ def sweep_cmd(ctx: typer.Context, model: ModelArg,
     console.print(table)
     best = sweep.best
     console.print(f"best: {used_settings(best, grid)} ({best['val_accuracy']:.4f})")
-    console.print(f"table: {shown(sweep.path / SWEEP_CSV)}\nplot: {shown(sweep.path / SWEEP_PNG)}")
+    console.print(f"table: {shown_path(sweep.path / SWEEP_CSV)}\nplot: {shown_path(sweep.path / SWEEP_PNG)}")
     _exit_if_points_failed(sweep, grid)
 
 

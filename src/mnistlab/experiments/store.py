@@ -402,13 +402,16 @@ def _misnamed(folder: Path) -> str | None:
 
 
 def _shell_word(name: str) -> str:
-    """``name`` as a POSIX shell word that names it exactly: quoted, or where it is not UTF-8, as $'…' with each
-    byte outside printable ASCII escaped (\\xff), as bash, zsh and ksh read it."""
+    """``name`` as a POSIX shell word that names it exactly: quoted, or where it is not UTF-8, as the output of
+    printf with each byte outside printable ASCII in octal ("$(printf 'bad\\377')"), as sh, dash, bash and zsh
+    read it ($'\\xff' is bash's, zsh's and ksh's: dash's mv was given "$bad\\xff")."""
     data = os.fsencode(name)
     try:
         return shlex.quote(data.decode("utf-8"))
     except UnicodeDecodeError:
-        return "$'" + "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in data) + "'"
+        escaped = "".join("%%" if b == ord("%") else chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\{b:03o}"
+                          for b in data)
+        return f"\"$(printf '{escaped}')\""
 
 
 def summarize(run_dir: Path) -> RunSummary:

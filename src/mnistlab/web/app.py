@@ -32,7 +32,6 @@ from ..errors import (
     RunDamagedError,
     RunExistsError,
     RunNotFoundError,
-    shown_path,
 )
 from ..experiments.store import (
     COMPARE_HTML,
@@ -258,11 +257,9 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         # the longest first: "mnistlab-out/" cut from inside "/srv/x/mnistlab-out/" left the server's "/srv/x/"
         # (a set's order, which the hash seed picks)
         folders = {str(out), str(out.resolve()), *([str(default_dir.parent)] if default_dir is not None else [])}
-        # and as errors show them: relative to the working folder where inside it (shown_path; not ".", whose "./"
-        # is inside "../")
-        folders |= {str(shown_path(folder)) for folder in list(folders)} - {"."}
-        for folder in sorted(folders, key=len, reverse=True):
-            text = text.replace(f"{folder}{os.sep}", "")
+        for folder in sorted(folders, key=len, reverse=True):  # where a path starts: serve --out o had cut the
+            # "o/" of run demo's "runs/demo/metrics.json" too ("runs/demmetrics.json")
+            text = re.sub(rf"(?<![^\s'\"(\[=]){re.escape(folder + os.sep)}", "", text)
         return text
 
     def page(path: Path, folder: Path) -> Response:
