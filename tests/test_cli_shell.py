@@ -169,9 +169,9 @@ CTRL_C_WHILE_LOADING = {
                          "    os.kill(os.getpid(), signal.SIGINT)\n"
                          "    for _ in range(100): pass\n"
                          "real_main, lock = mnistlab.cli.main, Lock()\n"
-                         "def main():\n"
+                         "def main(**kwargs):\n"
                          "    global lock\n"
-                         "    ref = weakref.ref(lock, callback); lock = None; real_main()\n"
+                         "    ref = weakref.ref(lock, callback); lock = None; real_main(**kwargs)\n"
                          "mnistlab.cli.main = main\n"),
     # in cli.main before its guard, as its watchdog thread starts: a traceback
     "watchdog": ("import mnistlab.cli\n"
@@ -191,6 +191,17 @@ def test_ctrl_c_while_the_command_line_loads_is_one_word_not_a_traceback(where):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert (result.returncode, result.stderr) == (130, "interrupted\n")
+
+
+def test_ctrl_c_while_loading_in_ipython_is_a_keyboardinterrupt_not_the_end_of_the_kernel():
+    """Run in a kernel (runpy, %run -m), the handler that ends the process ended the kernel and its notebook."""
+    code = ("import os, signal, sys, types\n" + CTRL_C_WHILE_LOADING["import"] +
+            "sys.modules['IPython'] = types.ModuleType('IPython')\n"
+            "from mnistlab.__main__ import main; sys.argv = ['mnistlab', '--help']\n"
+            "try:\n    main()\nexcept (KeyboardInterrupt, SystemExit):\n    print('the kernel lives')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert (result.returncode, result.stdout) == (0, "the kernel lives\n"), result.stderr
 
 
 def test_ctrl_c_is_left_ignored_where_it_was():

@@ -1,8 +1,8 @@
 """The `mnistlab` command and ``python -m mnistlab``."""
 
 import os
-
-import _signal  # signal's own C module: signal imports enum (7 ms) before the handler below would be in place
+import signal
+import sys
 
 
 def _interrupted_while_loading(signum, frame) -> None:
@@ -17,12 +17,14 @@ def main() -> None:
     """Load the command line and run it. Ctrl-C while it loads (typer, Rich and every command's module:
     ~0.3 s) ends as it does later, "interrupted" and exit code 130, rather than in a traceback: until cli.main
     is inside its guard, where Ctrl-C is KeyboardInterrupt again, it ends the process. Where Ctrl-C is ignored
-    (a job started with & by a script) it stays so."""
-    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-        _signal.signal(_signal.SIGINT, _interrupted_while_loading)
+    (a job started with & by a script) it stays so, and so does IPython's: run in a kernel (runpy, %run -m), ending
+    the process ended the kernel, with the notebook's state."""
+    loading = signal.getsignal(signal.SIGINT) is signal.default_int_handler and "IPython" not in sys.modules
+    if loading:
+        signal.signal(signal.SIGINT, _interrupted_while_loading)
     from .cli import main as run_command_line
 
-    run_command_line()
+    run_command_line(loading_handler=_interrupted_while_loading if loading else None)
 
 
 # Guarded: worker processes started with "spawn" import this module again.

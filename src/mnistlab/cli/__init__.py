@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -101,9 +102,10 @@ def _end_if_stuck() -> None:
     start_waiting_thread(watch, "end-if-stuck")  # figures still draw in a forked child beside it
 
 
-def main() -> None:
-    """Console-script entry: bad input becomes one line and exit code 2, and so does a full disk, a
-    folder that may not be written or too little memory; anything else is a bug, said to be one (with
+def main(loading_handler: Callable | None = None) -> None:
+    """Console-script entry (``loading_handler``: the SIGINT handler ``__main__`` ended the process with while
+    this loaded, given back to KeyboardInterrupt here): bad input becomes one line and exit code 2, and so does a
+    full disk, a folder that may not be written or too little memory; anything else is a bug, said to be one (with
     its traceback under --debug), exit code 1. Warnings are one line each. Ctrl-C (typer's exit code
     130) and SIGTERM (143: timeout, systemd, docker stop) leave nothing half-written."""
     warnings.showwarning = _show_warning
@@ -111,8 +113,8 @@ def main() -> None:
     _end_if_stuck()
     try:
         # Ctrl-C is KeyboardInterrupt from here on (typer's 130); while the command line loaded __main__ ended
-        # the process on it. Where it is ignored (a job started with & by a script) it stays so.
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        # the process on it. Any other handler (ignored in a job started with & by a script; a caller's) stays.
+        if loading_handler is not None and signal.getsignal(signal.SIGINT) is loading_handler:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         given = sys.argv[1:sys.argv.index("--") if "--" in sys.argv else None]
         if "--json" in given and not {"--help", "-h"} & set(given):  # help is no JSON: it stays on stdout
