@@ -348,6 +348,8 @@ def test_json_output_writes_numpy_values_as_the_files_do(capsys):
     printed = capsys.readouterr().out
     assert json.loads(printed) == {"label": 3, "labels": [0, 1, 2], "score": 0.5, "C": "inf"}
     assert printed == json_text(answer) and printed.startswith('{\n  "label": 3,') and printed.endswith("}\n")
+    emit_json({"runs": Path(os.fsdecode(b"o\xfe")) / "runs"})  # a Path's surrogates too: a lone "\udcfe" for jq
+    assert json.loads(capsys.readouterr().out) == {"runs": "o\ufffd/runs"}
 
 
 def test_runs_show_says_what_is_wrong_with_a_damaged_run(out, tmp_path):

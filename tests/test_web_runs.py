@@ -303,14 +303,19 @@ def test_a_page_of_a_run_that_is_gone_is_a_page_for_a_browser(out):
         assert opened.status_code == 404 and "no such comparison" in opened.text
 
 
-def test_serve_warns_of_an_out_folder_that_does_not_exist(tmp_path):
-    """`runs list` warned of it; `serve` started silently, its page listing no runs."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", "--out", str(tmp_path / "nope"), "--port",
-                               str(port), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout.readline().startswith("mnistlab web page on")  # serving, after the warning
-    finally:
-        server.send_signal(signal.SIGINT)
-        _, stderr = server.communicate(timeout=30)
-    assert stderr.startswith(f"warning: no runs in {tmp_path / 'nope'}: the folder does not exist\n"), stderr
+def test_serve_warns_of_an_out_folder_that_does_not_exist(out, tmp_path):
+    """`runs list` warned of it; `serve` started silently, its page listing no runs. Not where --run is a run's
+    folder elsewhere, which the page lists (the default --out, absent, had been warned of)."""
+    said = []
+    for run in ([], ["--run", str(out / "runs" / "good")]):
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", "--out", str(tmp_path / "nope"), *run,
+                                   "--port", str(port), "--workers", "1"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout.readline().startswith("mnistlab web page on")  # serving, after the warning
+        finally:
+            server.send_signal(signal.SIGINT)
+            said.append(server.communicate(timeout=30)[1])
+    assert said[0].startswith(f"warning: no runs in {tmp_path / 'nope'}: the folder does not exist\n"), said[0]
+    assert "warning" not in said[1], said[1]

@@ -136,8 +136,8 @@ def _utf8(value):
     """``value`` with its texts as ``utf8_text`` gives them: a path under a folder whose name is not UTF-8 (runs list
     --out $'o\\xfe') holds surrogates, which json.dumps wrote as lone "\\udcfe" escapes that strict UTF-8 readers
     (jq) refuse; U+FFFD instead, as the table shows them."""
-    if isinstance(value, str):
-        return utf8_text(value)
+    if isinstance(value, (str, os.PathLike)):  # a Path's str() held the surrogates too
+        return utf8_text(os.fspath(value))
     if isinstance(value, dict):
         return {_utf8(k): _utf8(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -55,7 +56,8 @@ def serve_cmd(run: Annotated[Optional[str], typer.Option(
     # an unknown --run or --engine fails here, before serving (and --engine onnx exports --run's model if need be)
     app_ = create_app(out, default_run=run, workers=workers, engine=engine, loopback=is_loopback(host),
                       hosts=frozenset(allow_host or ()))
-    warn_if_no_out(out)  # as `runs list` does: the page alone showed no runs, as if none were trained there
+    if run is None or not Path(run).is_dir():  # a --run folder elsewhere is served: it is not "no runs"
+        warn_if_no_out(out)  # as `runs list` does: the page alone showed no runs, as if none were trained there
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"  # an IPv6 address in brackets, as URLs have it
     console.print(f"mnistlab web page on {url}/  (API docs: {url}/docs; Ctrl-C stops)")
     uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[listening])

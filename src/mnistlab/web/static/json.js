@@ -8,7 +8,8 @@
 async function getJSON(url, options) {
   let response;
   try {
-    response = await fetch(url, options);
+    // never from the browser's cache: Back to the page showed a deleted run's list again, kept from before
+    response = await fetch(url, { cache: "no-store", ...options });
   } catch {
     throw new Error("cannot reach the mnistlab server (is `mnistlab serve` still running?)");
   }
