@@ -666,7 +666,8 @@ def test_what_a_notebook_is_handed_is_checked_and_shown_briefly(run, tmp_path):
                             ({"confusion_matrix": []}, "'confusion_matrix' must be counts"),
                             ({"confusion_matrix": [[None] * 10] * 10}, "'confusion_matrix' must be counts"),
                             ({"calibration": {"ece": "x"}}, "'ece' and 'brier' must be numbers"),
-                            ({"history": "x"}, "'history' must be an object")]:
+                            ({"history": "x"}, "'history' must be an object"),
+                            ({"has_weight_images": "false"}, "'has_weight_images' must be true or false")]:
         damaged = tmp_path / "damaged"
         shutil.rmtree(damaged, ignore_errors=True)
         shutil.copytree(run.path, damaged)

@@ -150,15 +150,27 @@ def test_an_interrupted_trainings_checkpoint_is_refused_for_every_family_in_one_
     monkeypatch.setattr(DataChoice, "load", lambda *args: pytest.fail("the data was loaded"))
     for family in ("logreg", "lenet"):
         with pytest.raises(RunExistsError, match=f"^an interrupted training of run 'a' kept its checkpoint in "
-                                                 f"{checkpoints}: resume it to continue that training, or overwrite "
-                                                 "it to start afresh$"):
+                                                 f"{checkpoints}: resume it with the command that trained it to "
+                                                 "continue that training, or overwrite it to start afresh$"):
             train(family, {}, TINY, tmp_path, name="a")
     (tmp_path / "runs" / "a").mkdir()  # a run of it beside: said in the same words, the resume needing overwrite
     with pytest.raises(RunExistsError, match=f"^run 'a' exists in {tmp_path / 'runs'}; an interrupted training of "
-                                             f"it kept its checkpoint in {checkpoints}: resume and overwrite it to "
-                                             "continue that training, or overwrite it to start afresh$"):
+                                             f"it kept its checkpoint in {checkpoints}: resume and overwrite it with "
+                                             "the command that trained it to continue that training, or overwrite it "
+                                             "to start afresh$"):
         train("lenet", {}, TINY, tmp_path, name="a", resume=True)
     assert (checkpoints / "checkpoint.safetensors").read_bytes() == b"epochs"
+
+
+def test_a_run_put_over_a_stopped_training_of_its_name_discards_the_checkpoint(tmp_path):
+    """A cluster's run (recipes run X --cluster after a local X was stopped) left the checkpoint beside the complete
+    run, which every later training of the name was then told was an interrupted overwrite."""
+    store = RunStore(tmp_path)
+    checkpoints = store.checkpoints("c")
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "checkpoint.safetensors").write_bytes(b"epochs")
+    store.put("c", {"config.json": b"{}"}, overwrite=True)
+    assert (tmp_path / "runs" / "c" / "config.json").read_bytes() == b"{}" and not checkpoints.parent.exists()
 
 
 def test_same_name_at_once_gives_one_clear_error(tmp_path):

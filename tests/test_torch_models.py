@@ -398,7 +398,8 @@ def test_an_interrupted_overwrite_says_what_it_kept_and_how_to_go_on(tmp_path, m
     for resume in (False, True):
         with pytest.raises(RunExistsError, match=re.escape(
                 f"run 'run' exists in {tmp_path / 'runs'}; an interrupted training of it kept its checkpoint in "
-                f"{checkpoints}: resume and overwrite it to continue that training, or overwrite it to start afresh")):
+                f"{checkpoints}: resume and overwrite it with the command that trained it to continue that training, "
+                "or overwrite it to start afresh")):
             training.train("cnn", {**params, "learning_rate": 0.05}, data, tmp_path, name="run", resume=resume)
     overwritten = RecordingProgress()
     run = training.train("cnn", {**params, "learning_rate": 0.05}, data, tmp_path, name="run", overwrite=True,
@@ -792,8 +793,8 @@ def test_a_rerun_without_resume_keeps_the_interrupted_run_s_checkpoint(tmp_path,
                      "--out", str(tmp_path))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert result.stderr == (f"error: an interrupted training of run 'lost' kept its checkpoint in "
-                             f"{checkpoint.parent}: resume it to continue that training, or overwrite it to start "
-                             "afresh\n")  # the claim's words, as where a run of it exists (two checks said two)
+                             f"{checkpoint.parent}: resume it with the command that trained it to continue that "
+                             "training, or overwrite it to start afresh\n")  # the claim's words, as beside a run of it
     assert checkpoint.read_bytes() == saved and not (tmp_path / "runs" / "lost").exists()
     elsewhere = training.DataChoice(train_size=300, test_size=100, data_dir=str(tmp_path / "nowhere"))
     with pytest.raises(DatasetError):  # overwritten, but failing on its data: kept (review)

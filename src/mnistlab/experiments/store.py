@@ -216,6 +216,8 @@ def read_metrics(run_dir: Path) -> dict:
                               "numbers")
     if metrics.get("history") is not None and not isinstance(metrics["history"], dict):  # None: a fit without epochs
         raise RunDamagedError(f"{shown_path(path)}: 'history' must be an object")
+    if type(metrics.get("has_weight_images", False)) is not bool:  # absent in runs written before it; "false" is truthy
+        raise RunDamagedError(f"{shown_path(path)}: 'has_weight_images' must be true or false")
     for key in ("predict_seconds_per_10k", "n_parameters"):  # optional: listed and compared where present
         if metrics.get(key) is not None and not (is_number(metrics[key]) and 0 <= metrics[key] < math.inf):
             raise RunDamagedError(f"{shown_path(path)}: {key!r} must be a finite number ≥ 0")
@@ -515,14 +517,18 @@ class RunStore:
                 raise RunExistsError(
                     (f"run {folder.name!r} exists in {self.root}; an interrupted training of it" if exists else
                      f"an interrupted training of run {folder.name!r}") + f" kept its checkpoint in {checkpoints}: "
-                    f"resume {'and overwrite ' if exists else ''}it to continue that training, or overwrite it to "
-                    "start afresh")
+                    f"resume {'and overwrite ' if exists else ''}it with the command that trained it to continue that "
+                    "training, or overwrite it to start afresh")
             yield RunWriter(free_folder(folder, "run", overwrite))
 
     def put(self, name: str, files: dict[str, bytes], overwrite: bool = False) -> Path:
         """Write a run computed elsewhere (a cluster's worker): ``files`` maps each file's path in the
-        run folder to its bytes. Claimed and staged like a run trained here; returns its folder."""
-        with self.claim(name, overwrite=overwrite) as writer, writer.staging() as staging:
+        run folder to its bytes. Claimed and staged like a run trained here, and as an overwrite here does, it
+        discards a checkpoint a stopped training of the name kept (else every later training of it was told of an
+        interrupted overwrite of the complete run); returns its folder."""
+        with self.claim(name, overwrite=overwrite) as writer, \
+                writer.staging(committed=functools.partial(discard_checkpoints, self.checkpoints(writer.path.name))
+                               if holds_checkpoint(self.checkpoints(writer.path.name)) else None) as staging:
             for relative, data in files.items():
                 path = staging / relative
                 if Path(relative).is_absolute() or ".." in Path(relative).parts:
