@@ -307,3 +307,15 @@ def test_every_family_refuses_a_missing_array_and_ignores_an_extra_one(tmp_path,
     save_model(model, tmp_path / "fewer")
     with pytest.raises(ModelFileError, match=rf"fewer: model file lacks arrays: {re.escape(said)}$"):
         load_model(tmp_path / "fewer")
+
+
+def test_a_numpy_mlp_file_with_more_layers_than_its_settings_say_is_refused(tmp_path):
+    """hidden=(10, 10) given as (10,) in model.json fits ten classes' shapes: it loaded and predicted nonsense."""
+    X = np.random.default_rng(0).random((40, 784), dtype=np.float32)
+    model = get_family("numpy-mlp")(hidden=(10, 10), max_epochs=1).fit(X, np.arange(40) % 10)
+    save_model(model, tmp_path)
+    settings = json.loads((tmp_path / "model.json").read_text())
+    settings["params"]["hidden"] = [10]
+    (tmp_path / "model.json").write_text(json.dumps(settings))
+    with pytest.raises(ModelFileError, match=r"model file holds more layers than hidden=\(10,\) says"):
+        load_model(tmp_path)

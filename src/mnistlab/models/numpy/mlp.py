@@ -186,8 +186,12 @@ class NumpyMLP(GradientDescentClassifier):
     def set_arrays(self, arrays):
         n_layers = len(self.hidden) + 1
         names = ["classes_"] + [f"{p}{l}" for l in range(1, n_layers + 1) for p in "Wb"]
-        # hidden says how many layers are read: more arrays (a newer version's) are ignored, as in every family
+        # hidden says how many layers are read: more arrays (a newer version's) are ignored, as in every family,
+        # but not a layer more, which says the file and model.json disagree: where its sizes fit (hidden 10,10 given
+        # as 10 on ten classes) the model loaded and predicted nonsense (accuracy 0.05)
         self._require_arrays(arrays, names, f"hidden={self.hidden!r}")
+        if f"W{n_layers + 1}" in arrays:
+            raise ValueError(f"model file holds more layers than hidden={self.hidden!r} says")
         self.classes_ = arrays["classes_"]
         self._store_params({name: arrays[name] for name in names[1:]})
         return self
