@@ -161,3 +161,44 @@ def test_a_command_stuck_in_c_code_ends_soon_after_a_signal(tmp_path, sig, code,
         assert victim.returncode == code and err == f"{line}\n" and time.monotonic() - sent < 15
     finally:
         victim.kill()  # it blocks both signals: where the test fails, nothing else would end it
+
+
+INTERRUPTED_CELL = '''
+import os, signal, sys, threading, time
+import mnistlab as ml
+module, family, out = sys.argv[1:]
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a kernel, whatever the test runner handed down
+
+def interrupt():  # Jupyter's "interrupt kernel", sent as the library starts importing
+    while module not in sys.modules:
+        time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGINT)
+
+def cell():
+    return ml.train(family, name="cell", overwrite=True, train_size=500, test_size=200, embedding=False, out=out,
+                    progress=False, **({"epochs": 1} if family == "lenet" else {}))
+
+threading.Thread(target=interrupt, daemon=True).start()
+try:
+    cell()
+except KeyboardInterrupt:
+    print("interrupted")
+print("again:", cell())
+'''
+
+
+@pytest.mark.parametrize("module, family", [("matplotlib.colors", "logreg"),  # the report's first figure
+                                            ("torch.nn", "lenet"),  # the family's module
+                                            ("sympy.matrices", "lenet")])  # torch.optim.Adam's torch._dynamo
+def test_an_interrupt_while_a_library_is_first_imported_leaves_it_whole(tmp_path, fashion, module, family):
+    """Jupyter's interrupt during a fit's first import of a library left it half-imported, and every later call
+    in the kernel failed: "module 'matplotlib' has no attribute 'get_data_path'", "partially initialized module
+    'torch' has no attribute 'cuda'", "module 'sympy' has no attribute 'printing'"."""
+    if family == "lenet":
+        pytest.importorskip("torch")
+    script = tmp_path / "cell.py"
+    script.write_text(INTERRUPTED_CELL)
+    done = subprocess.run([sys.executable, str(script), module, family, str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("interrupted\nagain: ")

@@ -14,15 +14,23 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps, rc_context
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.textpath import TextToPath
-from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
 
-from ._io import atomic_write_bytes
+from ._io import atomic_write_bytes, signals_deferred
 from ._values import is_number
 from .data.registry import IMAGE_SIDE
+
+# The one module that imports matplotlib (figures, compare and sweep take its Figure from here), on a run's first
+# figure, mid-way through a train(): a Ctrl-C there, or Jupyter's interrupt, left matplotlib half-imported, and
+# every later call in that kernel failed ("module 'matplotlib' has no attribute 'get_data_path'"). The interrupt
+# waits for the import to end. The Agg canvas, which savefig loads on first use, is imported with it: interrupted
+# there, the Ctrl-C came out of savefig as "ImportError: initialization failed".
+with signals_deferred():
+    import matplotlib.backends.backend_agg  # noqa: F401
+    from matplotlib import colormaps, rc_context
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+    from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
 
 DPI = 110
 REPORT_WIDTH_PX = 1060  # report.html shows a figure at most this wide (its column): more pixels would be scaled away

@@ -16,9 +16,9 @@ import html
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from .. import plots
+from ..plots import Figure  # matplotlib's, imported by plots alone: whole (see there)
 from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number
 from ..errors import ParameterError, RunDamagedError, one_line

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from .. import plots
+from ..plots import Figure  # matplotlib's, imported by plots alone: whole (see there)
 from .._system import ended_with_parent, other_threads, usable_cores
 from .interpret import MIN_EMBEDDED, Interpretation
 

@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from .. import plots
+from ..plots import Figure  # matplotlib's, imported by plots alone: whole (see there)
 from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number, is_whole_number, setting_text, settings_text
 from ..callbacks import SILENT, FitProgress, started

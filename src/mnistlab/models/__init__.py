@@ -49,9 +49,16 @@ def family_summary(name: str) -> str:
 def get_family(name: str) -> type[MnistlabModel]:
     import importlib
 
-    if check_family_name(name).startswith(SKLEARN_PREFIX):
-        from .sklearn_any import family_class
+    from .._io import signals_deferred
 
-        return family_class(name.removeprefix(SKLEARN_PREFIX))
-    module_name, class_name = _FAMILIES[name].split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)
+    # A family's first use imports its library (PyTorch, scikit-learn: seconds; sklearn:NAME imports all of
+    # scikit-learn's classifiers), mid-way through a train() or sweep(): a Ctrl-C there, or Jupyter's interrupt,
+    # left the library half-imported, and every later call in that kernel failed ("partially initialized module
+    # 'torch' has no attribute 'cuda'"). The interrupt waits for the import to end.
+    with signals_deferred():
+        if check_family_name(name).startswith(SKLEARN_PREFIX):
+            from .sklearn_any import family_class
+
+            return family_class(name.removeprefix(SKLEARN_PREFIX))
+        module_name, class_name = _FAMILIES[name].split(":")
+        return getattr(importlib.import_module(f"{__name__}.{module_name}"), class_name)

@@ -61,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..._io import signals_deferred
 from ...callbacks import SILENT, ThinnedLog, started
 from ...errors import DivergedError, OtherFitsCheckpointError, ParameterError, one_line
 from ...data.preprocess import held_out
@@ -229,7 +230,10 @@ class TorchClassifier(MnistlabModel):
         with seeded(derived_seed(seed, INIT), device):
             network = self._network(len(classes), device)
         self._initialise(network, images)
-        optimizer = self._make_optimizer(network)
+        # The first torch.optim optimiser imports torch._dynamo and SymPy (4 s): interrupted there, SymPy was left
+        # half-imported for the kernel's life ("module 'sympy' has no attribute 'printing'"), as in get_family
+        with signals_deferred():
+            optimizer = self._make_optimizer(network)
         history = {key: [] for key in HISTORY_KEYS[X_val is not None]}
         first_epoch, trained_seconds = 0, 0.0
         if saved is not None:
