@@ -542,7 +542,8 @@ def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(run
     comparison = ml.compare(old, run, out=out)
     ml.train("logreg", C=0.001, name="api-replaced", out=out, progress=False, overwrite=True, **SMALL)
     for use in (lambda: old.export(check=False), lambda: old.predict(image), old.evaluate, old.figure_names,
-                lambda: comparison.figure("accuracy"), lambda: old.figure("embedding")):
+                lambda: comparison.figure("accuracy"), lambda: old.figure("embedding"),
+                lambda: ml.compare(old, run, out=out)):  # compared the new model silently
         with pytest.raises(ml.MnistlabError, match="'api-replaced' was replaced after it was loaded"):
             use()
     assert not (out / "runs" / "api-replaced" / "model.onnx").exists()

@@ -123,7 +123,12 @@ class Run:
     def _unchanged(self) -> None:
         """Raise if the run's folder was replaced since this object read it (trained again with overwrite):
         its model file would no longer be the config's, and the model loaded here no longer the folder's."""
-        if folder_identity(self.path) != self._folder:
+        self._read_from(folder_identity(self.path))
+
+    def _read_from(self, identity: tuple[int, int] | None) -> None:
+        """Raise unless ``identity`` (``folder_identity``), of a folder read as this run's, is the one this object
+        read: a compare() reads the runs' folders itself."""
+        if identity != self._folder:
             raise MnistlabError(f"run {self.name!r} was replaced after it was loaded (trained again with "
                                 "overwrite?): load it again")
 
@@ -538,7 +543,14 @@ def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float
 
     store = _store(out)
     loaded = [r if isinstance(r, Run) else Run(store.resolve(r)) for r in runs]
-    folder, result = compare_runs([r.path for r in loaded], store.out, name=name, alpha=alpha, overwrite=overwrite)
+
+    def read_from(identities: list) -> None:
+        # the folders compared are the Runs' own: a Run loaded before its folder was trained again compared the
+        # new model silently, and the Comparison's runs were not the ones compared
+        for run, identity in zip(loaded, identities):
+            run._read_from(identity)
+    folder, result = compare_runs([r.path for r in loaded], store.out, name=name, alpha=alpha, overwrite=overwrite,
+                                  read_from=read_from)
     return Comparison(folder, result, loaded)
 
 

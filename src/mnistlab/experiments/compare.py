@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -147,11 +148,13 @@ def _comparison_files(run_dir: Path) -> dict:
 
 
 def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha: float = 0.05,
-                 overwrite: bool = False) -> tuple[Path, dict]:
+                 overwrite: bool = False, read_from: Callable[[list], None] | None = None) -> tuple[Path, dict]:
     """Write compare.html, compare.json and the PNGs for the runs in ``run_dirs`` (first = baseline).
 
     A comparison ``name`` that exists is refused before any work unless ``overwrite``; under the
-    default name (the runs' names) the same runs' comparison is brought up to date.
+    default name (the runs' names) the same runs' comparison is brought up to date. ``read_from`` is given
+    the identities (``folder_identity``) of the folders read, before anything is written: a caller that read
+    the runs before raises there if one was trained again since.
     """
     if len(run_dirs) < 2:
         raise ParameterError(None, "compare needs at least two runs")
@@ -164,7 +167,10 @@ def compare_runs(run_dirs: list[Path], out: Path, name: str | None = None, alpha
     if repeated := next((n for i, n in enumerate(names) if n in names[:i]), None):
         # the names label the tables and key the figures' curves, so even two stores' runs of one name would mix
         raise ParameterError(None, f"the run {repeated!r} is given twice: compare needs different runs")
-    loaded = [load_for_comparison(Path(r)) for r in run_dirs]
+    reads = [read_whole(Path(r), _comparison_files) for r in run_dirs]
+    if read_from is not None:
+        read_from([identity for _, identity in reads])
+    loaded = [files for files, _ in reads]
     base = loaded[0]
     classes = base["config"]["dataset"]["classes"]
     for other in loaded[1:]:
