@@ -6,6 +6,7 @@ import doctest
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -547,6 +548,16 @@ def test_a_run_replaced_since_it_was_loaded_is_not_exported_into_the_new_one(run
         with pytest.raises(ml.MnistlabError, match="'api-replaced' was replaced after it was loaded"):
             use()
     assert not (out / "runs" / "api-replaced" / "model.onnx").exists()
+
+
+def test_a_run_deleted_since_it_was_loaded_is_said_gone(run, out):
+    shutil.copytree(run.path, out / "runs" / "api-gone")
+    gone = ml.load_run("api-gone", out=out)
+    shutil.rmtree(gone.path)
+    for use in (gone.evaluate, lambda: gone.predict(run.dataset.x_test[0]),  # "was replaced … load it again"
+                lambda: ml.compare(run, gone, out=out)):  # "runs/api-gone/config.json: missing"
+        with pytest.raises(ml.RunNotFoundError, match=r"^run 'api-gone' is gone \(its folder .*api-gone was deleted"):
+            use()
 
 
 def test_default_names_of_sweeps_and_comparisons_do_not_replace_others(run, out, tmp_path, monkeypatch):

@@ -108,6 +108,19 @@ def test_default_run_by_path_is_listed_and_predicts(out, fashion):
         assert answer["run"] == "outside"
 
 
+def test_a_default_run_deleted_while_served_is_no_run(out, fashion):
+    shutil.copytree(out / "runs" / "good", out / "runs" / "pin")
+    try:
+        with client(out, default_run="pin") as http:
+            shutil.rmtree(out / "runs" / "pin")
+            assert "pin" not in [r["name"] for r in http.get("/api/runs").json()]  # listed as damaged: config missing
+            for response in (http.get("/api/runs/pin"),  # "pin/config.json: missing"
+                             http.post("/api/predict", files={"file": ("x.png", _png(fashion.x_test[0]))})):
+                assert response.status_code == 404 and response.json()["detail"] == "no run named 'pin'"
+    finally:
+        shutil.rmtree(out / "runs" / "pin", ignore_errors=True)
+
+
 def test_damaged_run_is_listed_and_the_others_stay_servable(out, fashion):
     with client(out) as http:
         runs = {r["name"]: r for r in http.get("/api/runs").json()}

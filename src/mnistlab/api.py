@@ -30,7 +30,7 @@ from .data import datasets
 from .data.datasets import Dataset
 from ._values import path_text, setting_text
 from .callbacks import FitProgress
-from .errors import MnistlabError, NotConvergedWarning, ParameterError, SchedulerLostWarning
+from .errors import MnistlabError, NotConvergedWarning, ParameterError, RunNotFoundError, SchedulerLostWarning
 from .experiments.pipeline import DataChoice, evaluate_run, load_run_data, run_data
 from .experiments.store import (
     COMPARE_HTML,
@@ -128,6 +128,8 @@ class Run:
     def _read_from(self, identity: tuple[int, int] | None) -> None:
         """Raise unless ``identity`` (``folder_identity``), of a folder read as this run's, is the one this object
         read: a compare() reads the runs' folders itself."""
+        if identity is None:  # no folder there now: said "replaced … load it again", which then said there is none
+            raise RunNotFoundError(f"run {self.name!r} is gone (its folder {self.path} was deleted or moved)")
         if identity != self._folder:
             raise MnistlabError(f"run {self.name!r} was replaced after it was loaded (trained again with "
                                 "overwrite?): load it again")
@@ -543,6 +545,9 @@ def compare(*runs: Run | str | Path, out: str | Path | None = None, alpha: float
 
     store = _store(out)
     loaded = [r if isinstance(r, Run) else Run(store.resolve(r)) for r in runs]
+    for run in runs:
+        if isinstance(run, Run):  # one deleted since it was loaded: said so, not as a run whose config.json is missing
+            run._unchanged()
 
     def read_from(identities: list) -> None:
         # the folders compared are the Runs' own: a Run loaded before its folder was trained again compared the

@@ -271,10 +271,17 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         return Response(read_regular_file(path, MAX_PAGE_BYTES, RunDamagedError), media_type="text/html",
                         headers=FILE_PAGE_HEADERS)
 
+    def default_run_dir() -> Path:
+        """The default run's folder; one deleted (or moved) since the server started is no run, as a run named
+        that is not there: its listing said it was damaged ("config.json: missing"), a prediction the same."""
+        if not default_dir.exists():
+            raise RunNotFoundError(f"no run named {default_dir.name[:100]!r}")
+        return default_dir.resolve()
+
     def find_run(name: str) -> Path:
         """A run under ``<out>/runs`` by plain name (never a path a client chose), or the default run."""
         if default_dir is not None and name == default_dir.name:
-            return default_dir.resolve()
+            return default_run_dir()
         try:
             return store.resolve(store.path(name)).resolve()
         except (ParameterError, RunNotFoundError):  # said without the server's folders
@@ -284,7 +291,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
         if run:
             return find_run(run)
         if default_dir is not None:
-            return default_dir.resolve()
+            return default_run_dir()
         healthy = [r for r in store.list() if r.damaged is None]
         if not healthy:
             raise RunNotFoundError("no trained runs: train one with `mnistlab train logreg`")
@@ -336,7 +343,7 @@ def create_app(out: Path, default_run: str | Path | None = None, workers: int | 
     def runs() -> list[dict]:
         """Damaged runs are listed too, with ``damaged`` saying why."""
         rows = [{k: v for k, v in r.as_dict().items() if k != "path"} for r in store.list()]
-        if default_dir is not None and not any(r["name"] == default_dir.name for r in rows):
+        if default_dir is not None and default_dir.exists() and not any(r["name"] == default_dir.name for r in rows):
             rows.insert(0, {k: v for k, v in summarize(default_dir).as_dict().items() if k != "path"})
         for r in rows:
             if r["damaged"] is not None:  # as every error answer, without the server's folders
