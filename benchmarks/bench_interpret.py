@@ -32,7 +32,7 @@ from mnistlab.api import Run  # noqa: E402
 from mnistlab.experiments import report  # noqa: E402
 from mnistlab.experiments.figures import FIGURES, write_figures  # noqa: E402
 from mnistlab.experiments.interpret import EMBEDDING_IMAGES, Interpretation, embed  # noqa: E402
-from mnistlab.experiments.metrics import calibration  # noqa: E402
+from mnistlab.metrics import calibration  # noqa: E402
 from mnistlab.experiments.pipeline import DataChoice, train  # noqa: E402
 from mnistlab.experiments.robustness import robustness  # noqa: E402
 

@@ -12,7 +12,7 @@ from PIL import Image
 from mnistlab import plots
 from mnistlab.experiments.figures import FIGURES, write_figures
 from mnistlab.experiments.interpret import Interpretation, embed
-from mnistlab.experiments.metrics import calibration, evaluate
+from mnistlab.metrics import calibration, evaluate
 from mnistlab.experiments.robustness import SHIFTS, robustness
 from mnistlab.models.base import MnistlabModel
 from mnistlab.models.occlusion import occlusion_sensitivity

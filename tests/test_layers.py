@@ -1,4 +1,4 @@
-"""Imports point downward only: shells → API → experiments and inference → models and data → plain I/O."""
+"""Imports point downward only: shells → API → experiments | inference → models and data → plain I/O."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "mnistlab"
 # Each part of the package and its layer; a module may import only from its own layer or lower ones.
 LAYERS = {
     "_io": 0, "_values": 0, "callbacks": 0, "errors": 0, "_npz": 0, "_system": 0, "_ipython": 0, "_version": 0,
-    "html": 1, "plots": 1, "data": 1,
-    "models": 2,
+    "html": 1, "plots": 1, "data": 1, "metrics": 1,
+    "models": 2, "run_config": 2.5,  # a run's config.json, read by runs and inference alike
     "experiments": 3, "inference": 3, "progress": 3.5,  # what draws progress (Rich, tqdm) is for the API and shells
     "api": 4, "__init__": 4, "__main__": 5,
     "cli": 5, "web": 5,
 }
+# Parts of one layer that are side by side: neither imports the other (runs and inference each read a run folder,
+# through what is below them both)
+APART = [{"experiments", "inference"}]
 
 
 def part(module: str) -> str:
@@ -63,6 +66,7 @@ def test_imports_point_downward(path):
             continue
         assert LAYERS[other] <= LAYERS[own], f"{path.relative_to(PACKAGE)} (layer {LAYERS[own]}) imports {target} " \
                                              f"(layer {LAYERS[other]})"
+        assert {own, other} not in APART, f"{path.relative_to(PACKAGE)} imports {target}, which is beside it"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))

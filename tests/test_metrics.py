@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.metrics import classification_report, log_loss, precision_recall_fscore_support
 
-from mnistlab.experiments.metrics import (analysis, confusion_matrix, confused_pairs, evaluate,
+from mnistlab.metrics import (analysis, confusion_matrix, confused_pairs, evaluate,
                                           format_classification_report)
 
 

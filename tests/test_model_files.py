@@ -222,7 +222,7 @@ def test_text_from_the_file_cannot_break_a_message_into_lines(copy, change, mess
 ])
 def test_config_json_that_nests_too_deep_or_holds_wrong_types(copy, content, message):
     from mnistlab.experiments.pipeline import run_data
-    from mnistlab.experiments.store import read_config
+    from mnistlab.run_config import read_config
 
     if content.startswith("["):
         (copy / "config.json").write_text(content)

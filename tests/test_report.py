@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistlab.experiments.metrics import analysis, evaluate
+from mnistlab.metrics import analysis, evaluate
 from mnistlab.experiments.report import write_report
 
 NAMES = ["T-shirt/top", "Trouser", "Bag <&>"]

@@ -265,7 +265,7 @@ def test_damaged_run_is_listed_as_damaged_and_the_others_stay(out, tmp_path):
     assert "'created' is missing" in rows["a"].damaged and str(config) in rows["a"].damaged
     assert "config.json: missing" in rows["junk"].damaged
     with pytest.raises(RunDamagedError, match="config.json"):
-        from mnistlab.experiments.store import read_config
+        from mnistlab.run_config import read_config
 
         read_config(local / "runs" / "a")
     result = run_cli("runs", "list", "--out", str(local), "--json")

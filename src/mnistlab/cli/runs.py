@@ -103,7 +103,7 @@ def evaluate_cmd(run: RunArg, dataset: Annotated[Optional[str], typer.Option(
     ```
     """
     from .. import api
-    from ..experiments.metrics import format_classification_report
+    from ..metrics import format_classification_report
 
     loaded = api.load_run(run, out=out)
     result = loaded.evaluate(dataset=dataset, data_dir=data_dir)

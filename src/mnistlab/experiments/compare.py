@@ -23,22 +23,21 @@ from ..plots import Figure  # matplotlib's, imported by plots alone: whole (see 
 from .._io import atomic_directory, atomic_write_text, write_json
 from .._values import is_number
 from ..errors import ParameterError, RunDamagedError, one_line
+from ..metrics import confusion_matrix
 from ..models import get_family
 from ..models.params import check as check_parameter
+from ..run_config import CONFIG, read_json
 from . import report
-from .metrics import confusion_matrix
 from .store import (
     COMPARE_HTML,
     COMPARE_JSON,
     COMPARISONS,
-    CONFIG,
     MAX_NAME_LENGTH,
     NAME_PATTERN,
     PREDICTIONS,
     claim_folder,
     output_folder,
     read_config_and_metrics,
-    read_json,
     read_predictions,
     read_whole,
     validate_name,

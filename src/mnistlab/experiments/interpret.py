@@ -17,13 +17,13 @@ from numbers import Integral
 
 import numpy as np
 
+from .. import metrics as metrics_mod
 from ..data.preprocess import flatten_scale
 from ..errors import ParameterError
 from ..models.base import MnistlabModel
 from ..models.params import Interval
 from ..models.params import check as check_parameter
 from ..models.temperature import log_probabilities
-from . import metrics as metrics_mod
 from .robustness import robustness
 from .tsne import tsne
 

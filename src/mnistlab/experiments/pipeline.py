@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import metrics as metrics_mod
 from .._io import check_writable, scratch_folder, write_json
 from .._version import __version__
 from .._values import is_number, is_whole_number, path_text
@@ -37,11 +38,11 @@ from ..models.base import RUN_SET_PARAMETERS, MnistlabModel
 from ..models.params import SEED_OR_NONE, check as check_parameter
 from ..models.serialization import ARRAYS_FILE, load_model, predicted_classes, save_model, saved_params
 from ..models.temperature import TemperatureScaled, fit_temperature
-from . import metrics as metrics_mod
 from .interpret import Interpretation
 from .robustness import robustness
-from .store import (CONFIG, METRICS, PLOTS, PREDICTIONS, RunStore, discard_checkpoints, folder_identity,
-                    holds_checkpoint, read_config, write_embedding)
+from ..run_config import CONFIG, read_config
+from .store import (METRICS, PLOTS, PREDICTIONS, RunStore, discard_checkpoints, folder_identity, holds_checkpoint,
+                    write_embedding)
 
 
 CALIBRATION_FRACTION = 0.1  # of the training images, held out to fit a temperature on

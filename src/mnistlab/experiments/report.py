@@ -17,7 +17,8 @@ from .._io import atomic_write_text
 from .._values import is_number
 from ..html import data_uri
 from .figures import FIGURES
-from .store import CONFIG, METRICS, PLOTS, REPORT, read_json
+from ..run_config import CONFIG, read_json
+from .store import METRICS, PLOTS, REPORT
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;

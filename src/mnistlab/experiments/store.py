@@ -1,7 +1,8 @@
 """The run store: the one module that knows where runs live and what a run folder holds.
 
 ``<out>/runs/<name>/`` holds the model (``model.npz`` + ``model.json``),
-``config.json`` (all that is needed to reproduce it), ``metrics.json``,
+``config.json`` (all that is needed to reproduce it: read by ``run_config``,
+below both the runs and ``inference``), ``metrics.json``,
 ``predictions.npz`` (the test predictions, for compare), ``embedding.npz``
 (a 2-D map of test images, unless skipped), ``plots/`` and ``report.html``,
 and ``model.onnx`` once the model is exported (``inference.onnx_file``).
@@ -34,29 +35,25 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from .._io import (FILE_MODE, STAGING_PREFIX, atomic_directory, make_folder, parse_json, read_regular_file,
-                   sweep_staging, utf8_text)
+from .._io import FILE_MODE, STAGING_PREFIX, atomic_directory, make_folder, sweep_staging, utf8_text
 from .._values import is_number, is_whole_number, path_text
-from ..data.registry import DATASETS
-from ..models import check_family_name
 from ..errors import (
     ParameterError,
     RunDamagedError,
     RunExistsError,
     RunNotFoundError,
-    one_line,
     shown_path,
 )
+from ..run_config import CONFIG, read_config, read_json, require_keys
 
 RUNS = "runs"
 # <out>/checkpoints/<run name>/: per-epoch checkpoints while a run trains (a default-named run's in a hidden
 # staging folder there, which nothing can resume: swept once its process is gone)
 CHECKPOINTS = "checkpoints"
-CONFIG, METRICS, PREDICTIONS, REPORT, PLOTS = "config.json", "metrics.json", "predictions.npz", "report.html", "plots"
+METRICS, PREDICTIONS, REPORT, PLOTS = "metrics.json", "predictions.npz", "report.html", "plots"  # and run_config.CONFIG
 MODEL_FILES = ("model.npz", "model.json")  # models.serialization's, named here: a listing imports no model code
 # <out>/compare/<name>/: a comparison (experiments.compare's), named here: the server serves its page without
 # importing what draws it (matplotlib: 1.5 s)
@@ -66,7 +63,6 @@ COMPARISONS, COMPARE_JSON, COMPARE_HTML = "compare", "compare.json", "compare.ht
 NAME_CHARACTERS = "ASCII letters, digits and . _ + - (not first)"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 MAX_NAME_LENGTH = 100
-MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_PREDICTIONS_BYTES = 64 * 1024 * 1024  # a 70000-image test set of 10 classes takes 3 MB
 EMBEDDING = "embedding.npz"
 MAX_EMBEDDING_BYTES = 1024 * 1024  # a few thousand images' indices and coordinates take tens of kilobytes
@@ -139,54 +135,10 @@ def is_run_folder(folder: Path) -> bool:
     return all((folder / name).is_file() for name in (CONFIG, METRICS, *MODEL_FILES))
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file of a run; any problem is a RunDamagedError naming the file."""
-    data = read_regular_file(path, MAX_JSON_BYTES, RunDamagedError)
-    try:
-        return parse_json(data.decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError is one
-        raise RunDamagedError(f"{shown_path(path)}: not valid JSON ({one_line(exc)})") from None
-
-
-def _require(path: Path, obj: Any, keys: dict[str, type]) -> dict:
-    if not isinstance(obj, dict):
-        raise RunDamagedError(f"{shown_path(path)}: expected a JSON object, got {type(obj).__name__}")
-    for key, kind in keys.items():
-        if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool) and kind is not bool:
-            raise RunDamagedError(f"{shown_path(path)}: {key!r} is missing or not {kind.__name__}")
-    return obj
-
-
-def read_config(run_dir: Path) -> dict:
-    """config.json, checked for what the rest of mnistlab reads from it."""
-    path = Path(run_dir) / CONFIG
-    config = _require(path, read_json(path), {"name": str, "model": str, "params": dict, "dataset": dict,
-                                              "data": dict, "created": str})
-    _require(path, config["dataset"], {"name": str, "classes": list, "n_train": int, "n_test": int})
-    if not all(isinstance(name, str) for name in config["dataset"]["classes"]):
-        raise RunDamagedError(f"{shown_path(path)}: the dataset's classes must be names (strings)")
-    try:  # compare and the listings read it as the family
-        check_family_name(config["model"])
-    except ParameterError:
-        raise RunDamagedError(f"{shown_path(path)}: 'model' must be a model family, got {config['model']!r}") from None
-    dataset = config["dataset"]["name"]  # how its photos are converted; which data evaluation loads again
-    if dataset not in DATASETS or config["data"].get("dataset", dataset) != dataset:
-        raise RunDamagedError(f"{shown_path(path)}: the dataset must be one of {', '.join(DATASETS)}, the same in "
-                              f"'dataset' and 'data', got {dataset!r} and {config['data'].get('dataset')!r}")
-    if not isinstance(config["dataset"].get("test_images_sha256", ""), str):  # absent from runs written before
-        raise RunDamagedError(f"{shown_path(path)}: the dataset's 'test_images_sha256' must be a string")
-    try:  # listings sort by it: any text would do, and be taken for the newest run (the page's default)
-        datetime.fromisoformat(config["created"])
-    except ValueError:
-        raise RunDamagedError(f"{shown_path(path)}: 'created' must be a date and time, got "
-                              f"{config['created']!r}") from None
-    return config
-
-
 def read_metrics(run_dir: Path) -> dict:
     """metrics.json, checked for the numbers listings and comparisons show."""
     path = Path(run_dir) / METRICS
-    metrics = _require(path, read_json(path), {"accuracy": float, "macro_f1": float, "log_loss": float,
+    metrics = require_keys(path, read_json(path), {"accuracy": float, "macro_f1": float, "log_loss": float,
                                                "fit_seconds": float, "confusion_matrix": list, "per_class": list})
     for key in ("accuracy", "macro_f1"):  # NaN passes as a float, and listings and pages compute with them
         if not 0 <= metrics[key] <= 1:

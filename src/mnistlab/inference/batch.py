@@ -18,7 +18,7 @@ from PIL import Image
 
 from .._io import read_at_most
 from ..errors import MnistlabError, ParameterError, PhotoError, printable
-from ..experiments.metrics import confusion_matrix
+from ..metrics import confusion_matrix
 from .predictor import Predictor
 
 MAX_LABELS_BYTES = 5 * 1024 * 1024

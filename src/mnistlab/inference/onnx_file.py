@@ -39,8 +39,8 @@ from .._version import __version__
 from ..data.preprocess import flatten_scale
 from ..data.registry import IMAGE_SIDE
 from ..errors import ExportError, ModelFileError, one_line, printable
-from ..experiments.store import read_config
 from ..models.serialization import MAX_MODEL_BYTES
+from ..run_config import read_config
 from .photo import STYLES, prepare_photo
 from .predictor import Prediction, _source_name, prediction_of
 

@@ -22,8 +22,8 @@ from .._values import is_whole_number
 from ..data.preprocess import flatten_scale
 from ..data.registry import IMAGE_SIDE
 from ..errors import ModelFileError, ParameterError, printable
-from ..experiments.store import read_config
 from ..models.base import N_FEATURES
+from ..run_config import read_config
 from .photo import Prepared, decoded_photo, prepare, prepare_photo
 
 if TYPE_CHECKING:  # the models (and scikit-learn) load with a Predictor: the ONNX engine uses Prediction alone
