@@ -153,6 +153,16 @@ def test_a_familys_parameters_are_named_and_resolved_by_public_methods():
     assert logreg.resolved_params() == logreg.get_params(deep=False)
 
 
+def test_a_family_declares_whether_it_writes_checkpoints_as_it_takes_checkpoint_dir():
+    """Runs ask ``can_checkpoint`` (on the class: a recipe asks before a model is made), which the families that
+    take ``checkpoint_dir`` declare: the pipeline had looked for the parameter two ways, in get_params and in
+    ``__init__``'s signature."""
+    for family in [*family_names(), "sklearn:GaussianNB"]:
+        cls = get_family(family)
+        assert cls.can_checkpoint is ("checkpoint_dir" in cls.parameter_names()), family
+    assert {f for f in family_names() if get_family(f).can_checkpoint} == {"lenet", "cnn"}
+
+
 @pytest.mark.parametrize("family, params, unused", [
     ("logreg", dict(l1_ratio=0.2), "l1_ratio"),  # an L2 penalty has no L1 share
     ("logreg", dict(penalty="none", C=1.0), "C"),

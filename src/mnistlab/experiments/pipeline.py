@@ -150,7 +150,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
 
     Everything that can be checked is checked before the data is loaded: the run
     name, that it is free (or ``overwrite``), and the hyperparameters.
-    A family that can checkpoint (it takes ``checkpoint_dir``) writes one every epoch
+    A family that can checkpoint (``can_checkpoint``) writes one every epoch
     into ``<out>/checkpoints/<name>`` (a default-named run into a folder of its process's there,
     which nothing can resume), deleted once the run is complete. With ``resume``,
     training continues from the checkpoint an interrupted run of the same name and
@@ -182,7 +182,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         name = writer.path.name
         model = build_model(family, params, data.seed, data.dataset)
         folder = store.checkpoints(name)
-        if default_name and "checkpoint_dir" in model.get_params(deep=False):
+        if default_name and model.can_checkpoint:
             # a made-up name, which no later call can give to resume: kept by no end. Its checkpoints go in a
             # folder of this process's, removed however the run ends and swept once a process killed outright
             # (SIGKILL, out of memory) left it: under <out>/checkpoints/<name> nothing ever removed them
@@ -383,8 +383,7 @@ def train_job(job: TrainingJob, out: Path, progress: FitProgress | None = None) 
                                  command=job.command, progress=progress, embedding=job.embedding)
     checkpoints = RunStore(out).checkpoints(job.name)
     # a family that writes none is refused resume (a stray folder of that name would fail the job)
-    if "checkpoint_dir" in inspect.signature(get_family(job.family).__init__).parameters and \
-            holds_checkpoint(checkpoints):
+    if get_family(job.family).can_checkpoint and holds_checkpoint(checkpoints):
         try:
             return train_it(resume=True)
         except OtherFitsCheckpointError:
@@ -414,7 +413,7 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path
     """Point a model that can checkpoint at ``folder``; None for one that cannot. What an interrupted run of
     this name left there is resumed, or discarded where the run is overwritten (by the caller, once the data
     is there); else the claim refused the run (a re-run without resume deleted it, even where it then failed)."""
-    if "checkpoint_dir" not in model.get_params(deep=False):
+    if not model.can_checkpoint:
         if resume:
             raise ParameterError("resume", f"{model.family} does not write checkpoints, so there is nothing to resume")
         return None

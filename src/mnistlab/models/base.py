@@ -13,13 +13,14 @@ attributes: ``can_explain`` (it has its own ``explain``, gradient × input; any
 other family explains itself by occlusion sensitivity, which needs nothing but
 ``predict_proba``; either way ``explain`` computes only the classes asked for),
 ``weight_images`` (one weight per pixel and class), how its training history
-reads (``history_x_label``, ``history_per_step``), and ``onnx_graph`` (itself
-as an ONNX graph, for export).
+reads (``history_x_label``, ``history_per_step``), ``can_checkpoint`` (it
+writes checkpoints, below), and ``onnx_graph`` (itself as an ONNX graph, for
+export).
 
 Besides ``classes_`` and ``history_``, a fit may set ``n_iter_``, ``converged_``
 and ``fit_message_``, which runs record where they are set; and a family that
-takes ``checkpoint_dir`` writes a checkpoint there after every epoch, which a
-run points at a folder of its own and resumes from. A fit keeps the largest value
+``can_checkpoint`` takes ``checkpoint_dir`` and writes a checkpoint there after
+every epoch, which a run points at a folder of its own and resumes from. A fit keeps the largest value
 of ``X`` (``feature_max_``, by ``validation.fit_features``), and a prediction
 warns of ``X`` far past it: raw 0–255 pixels given to a model fitted on [0, 1].
 
@@ -134,6 +135,9 @@ class MnistlabModel:
     family: ClassVar[str]
     learned_arrays: ClassVar[tuple[str, ...]] = ()
     can_explain: ClassVar[bool] = False  # its own explain(X) (gradient × input); else occlusion
+    # it takes checkpoint_dir, writes a checkpoint there every epoch and resumes from it: what a run asks, on the
+    # class before a model is made, rather than looking for the parameter (three ways, in two places)
+    can_checkpoint: ClassVar[bool] = False
     history_x_label: ClassVar[str] = "epoch"  # what one entry of a history series stands for
     history_per_step: ClassVar[tuple[str, ...]] = ()  # series recorded per optimiser step, not per x
     # parameter name -> list of constraints, one of which a value must meet (see models.params)

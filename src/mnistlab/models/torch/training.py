@@ -126,6 +126,7 @@ class TorchClassifier(MnistlabModel):
     """
 
     can_explain = True
+    can_checkpoint = True  # checkpoint_dir
     channels_last = False
     _parameter_constraints = {
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
