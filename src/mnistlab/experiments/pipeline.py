@@ -15,7 +15,7 @@ import inspect
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -182,17 +182,7 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         name = writer.path.name
         model = build_model(family, params, data.seed, data.dataset)
         folder = store.checkpoints(name)
-        if default_name and model.can_checkpoint:
-            # a made-up name, which no later call can give to resume: kept by no end. Its checkpoints go in a
-            # folder of this process's, removed however the run ends and swept once a process killed outright
-            # (SIGKILL, out of memory) left it: under <out>/checkpoints/<name> nothing ever removed them
-            try:  # said as _checkpoint_folder says a named run's
-                folder = leaving.enter_context(scratch_folder(folder.parent, name))
-            except OSError as exc:
-                raise ParameterError("out", f"cannot write checkpoints in {folder.parent} ({exc.strerror or exc})"
-                                     ) from None
-            leaving.callback(discard_checkpoints, folder)  # <out>/checkpoints too, where no other run's are
-        checkpoints = _checkpoint_folder(model, folder, resume)
+        checkpoints = _checkpoint_folder(model, folder, resume, default_name, leaving)
         # said first on the way out, where a default name's checkpoints are still there: they are not kept
         leaving.push(functools.partial(_say_stopped, writer.path, folder_identity(writer.path),
                                        None if default_name else checkpoints))
@@ -200,9 +190,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         # the run is overwritten, as any (else the completed run was said to be an interrupted overwrite, for good)
         kept_in = checkpoints or folder
         kept = holds_checkpoint(kept_in)
-        notes = []  # said with the fit's message too: a line logged is lost without a bar (--json)
-        if resume and checkpoints and not kept:
-            progress.log(f"nothing to resume in {checkpoints}: starting afresh")
+        notes = []  # said with the fit's message (the command's summary, --json, a notebook's run card), not logged
+        if resume and checkpoints and not kept:  # once: a line logged too said it twice
             notes.append(f"nothing to resume in {checkpoints}: started afresh")
         ds = data.load(progress)
         x_train, x_test, y_train = flatten_scale(ds.x_train), flatten_scale(ds.x_test), ds.y_train
@@ -223,13 +212,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
             model.set_params(checkpoint_dir=None)  # where it trained is not a hyperparameter of the model
         model_params = model.get_params(deep=False)  # the family's hyperparameters, before any calibration wraps it
 
-        uncalibrated = None
         if calibrate:
-            # as the calibrated ones, below
-            before = finite_proba(model.predict_proba(x_test), family).astype(np.float32)
-            uncalibrated = metrics_mod.calibration(ds.y_test, before)
-            temperature, unfitted = fit_temperature(model.predict_proba(x_val), y_val)
-            model = TemperatureScaled(model, temperature)
+            model, temperature = _calibrated(model, family, x_test, ds.y_test, x_val, y_val)
 
         start = time.perf_counter()
         proba = model.predict_proba(x_test)
@@ -241,12 +225,8 @@ def train(family: str, params: dict, data: DataChoice, out: Path, name: str | No
         run_metrics = _run_metrics(model, ds, proba, fit_seconds, predict_seconds)
         if notes:
             run_metrics["fit_message"] = "; ".join(filter(None, [run_metrics["fit_message"], *notes]))
-        if uncalibrated is not None:
-            after = run_metrics["calibration"]
-            run_metrics["temperature"] = {"value": model.temperature, "n_validation": int(len(y_val)),
-                                          "ece_before": uncalibrated["ece"], "ece_after": after["ece"],
-                                          "brier_before": uncalibrated["brier"], "brier_after": after["brier"],
-                                          **({"not_fitted": unfitted} if unfitted else {})}
+        if calibrate:
+            run_metrics["temperature"] = temperature(run_metrics["calibration"])
         interpretation = Interpretation(lambda: model, list(ds.classes), ds.y_test, proba, run_metrics,
                                         lambda: ds.x_test)
         run_metrics.update(interpretation.summary())
@@ -409,14 +389,26 @@ def zero_weight_fraction(model: MnistlabModel) -> float | None:
     return None if weights is None else float(np.mean(np.asarray(weights) == 0))
 
 
-def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path | None:
-    """Point a model that can checkpoint at ``folder``; None for one that cannot. What an interrupted run of
+def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool, default_name: bool,
+                       leaving: contextlib.ExitStack) -> Path | None:
+    """Point a model that can checkpoint at ``folder`` (``RunStore.checkpoints``), or a default-named run's at a
+    scratch folder there, which ``leaving`` removes; None for one that cannot. What an interrupted run of
     this name left there is resumed, or discarded where the run is overwritten (by the caller, once the data
     is there); else the claim refused the run (a re-run without resume deleted it, even where it then failed)."""
     if not model.can_checkpoint:
         if resume:
             raise ParameterError("resume", f"{model.family} does not write checkpoints, so there is nothing to resume")
         return None
+    if default_name:
+        # a made-up name, which no later call can give to resume: kept by no end. Its checkpoints go in a
+        # folder of this process's, removed however the run ends and swept once a process killed outright
+        # (SIGKILL, out of memory) left it: under <out>/checkpoints/<name> nothing ever removed them
+        try:  # said as a named run's is, below
+            folder = leaving.enter_context(scratch_folder(folder.parent, folder.name))
+        except OSError as exc:
+            raise ParameterError("out", f"cannot write checkpoints in {folder.parent} ({exc.strerror or exc})"
+                                 ) from None
+        leaving.callback(discard_checkpoints, folder)  # <out>/checkpoints too, where no other run's are
     if folder.is_symlink() or folder.exists() and not folder.is_dir():  # rmtree would leave it, and saving fail
         raise ParameterError("out", f"{folder} is not a folder of checkpoints: remove it")
     try:  # now, not when the first epoch's checkpoint is written, as the claim checks runs/ before any work
@@ -425,6 +417,25 @@ def _checkpoint_folder(model: MnistlabModel, folder: Path, resume: bool) -> Path
         raise ParameterError("out", f"cannot write checkpoints in {folder} ({exc.strerror or exc})") from None
     model.set_params(checkpoint_dir=str(folder))
     return folder
+
+
+def _calibrated(model: MnistlabModel, family: str, x_test: np.ndarray, y_test: np.ndarray, x_val: np.ndarray,
+                y_val: np.ndarray) -> tuple[TemperatureScaled, Callable[[dict], dict]]:
+    """``model`` with a temperature fitted on the held-out images ``x_val``, and metrics.json's record of it, made
+    of the test set's calibration after it (the run's metrics'): the temperature, and the calibration before and
+    after."""
+    # as the run's calibrated ones are
+    before = metrics_mod.calibration(y_test, finite_proba(model.predict_proba(x_test), family).astype(np.float32))
+    temperature, unfitted = fit_temperature(model.predict_proba(x_val), y_val)
+    scaled = TemperatureScaled(model, temperature)
+
+    def record(after: dict) -> dict:
+        return {"value": scaled.temperature, "n_validation": int(len(y_val)),
+                "ece_before": before["ece"], "ece_after": after["ece"],
+                "brier_before": before["brier"], "brier_after": after["brier"],
+                **({"not_fitted": unfitted} if unfitted else {})}
+
+    return scaled, record
 
 
 def _iterations(n_iter) -> int | None:
