@@ -68,12 +68,13 @@ def test_a_run_under_the_working_folder_is_shown_by_its_relative_path(tmp_path):
 
 def test_a_path_is_shown_whole_where_the_working_folder_is_gone(tmp_path, monkeypatch):
     """Path.cwd() raises there: a command that had written its run ended in 'internal error: FileNotFoundError'."""
-    from mnistlab.cli.common import shown
+    from mnistlab.errors import paths_relative, shown_path
 
     def gone():
         raise FileNotFoundError(2, "No such file or directory")
     monkeypatch.setattr(Path, "cwd", staticmethod(gone))
-    assert shown(tmp_path / "runs" / "a") == tmp_path / "runs" / "a"
+    with paths_relative():  # the command line's
+        assert shown_path(tmp_path / "runs" / "a") == tmp_path / "runs" / "a"
 
 
 def test_reloaded_model_predicts_bit_identically(fashion, tmp_path):
