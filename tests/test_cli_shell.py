@@ -185,35 +185,37 @@ CTRL_C_WHILE_LOADING = {
 @pytest.mark.parametrize("where", sorted(CTRL_C_WHILE_LOADING))
 def test_ctrl_c_while_the_command_line_loads_is_one_word_not_a_traceback(where):
     """Ctrl-C before the CLI's guard is in place ends as Ctrl-C later does, wherever Python takes it."""
-    code = ("import os, signal, sys\n" + CTRL_C_WHILE_LOADING[where] +
-            "from mnistlab.__main__ import main; sys.argv = ['mnistlab', '--help']; main()")
-    # as started from a terminal: a test runner's worker may have handed down Ctrl-C ignored
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    result = _python_with_ctrl_c("import os, signal, sys\n" + CTRL_C_WHILE_LOADING[where] +
+                                 "from mnistlab.__main__ import main; sys.argv = ['mnistlab', '--help']; main()")
     assert (result.returncode, result.stderr) == (130, "interrupted\n")
+
+
+def _python_with_ctrl_c(code: str, handler=signal.SIG_DFL) -> subprocess.CompletedProcess:
+    """``code`` run by Python with Ctrl-C's ``handler`` as a terminal (SIG_DFL) or a script's & (SIG_IGN) leave it:
+    a test runner's worker may have handed down Ctrl-C ignored."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, handler))
 
 
 def test_ctrl_c_while_loading_in_ipython_is_a_keyboardinterrupt_not_the_end_of_the_kernel():
     """Run in a kernel (runpy, %run -m), the handler that ends the process ended the kernel and its notebook."""
-    code = ("import os, signal, sys, types\n" + CTRL_C_WHILE_LOADING["import"] +
-            "sys.modules['IPython'] = types.ModuleType('IPython')\n"
-            "from mnistlab.__main__ import main; sys.argv = ['mnistlab', '--help']\n"
-            "try:\n    main()\nexcept (KeyboardInterrupt, SystemExit):\n    print('the kernel lives')")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    result = _python_with_ctrl_c("import os, signal, sys, types\n" + CTRL_C_WHILE_LOADING["import"] +
+                                 "sys.modules['IPython'] = types.ModuleType('IPython')\n"
+                                 "from mnistlab.__main__ import main; sys.argv = ['mnistlab', '--help']\n"
+                                 "try:\n    main()\nexcept (KeyboardInterrupt, SystemExit):\n"
+                                 "    print('the kernel lives')")
     assert (result.returncode, result.stdout) == (0, "the kernel lives\n"), result.stderr
 
 
 def test_ctrl_c_is_left_ignored_where_it_was():
     """A command started with & by a script has Ctrl-C ignored (the terminal's Ctrl-C is for the script)."""
-    code = ("import os, signal, sys\n"
-            "from mnistlab.cli import common\n"
-            "@common.app.command('kill-self')\n"
-            "def kill_self():\n"
-            "    os.kill(os.getpid(), signal.SIGINT); print('ran on')\n"
-            "from mnistlab.__main__ import main; sys.argv = ['mnistlab', 'kill-self']; main()")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    result = _python_with_ctrl_c("import os, signal, sys\n"
+                                 "from mnistlab.cli import common\n"
+                                 "@common.app.command('kill-self')\n"
+                                 "def kill_self():\n"
+                                 "    os.kill(os.getpid(), signal.SIGINT); print('ran on')\n"
+                                 "from mnistlab.__main__ import main; sys.argv = ['mnistlab', 'kill-self']; main()",
+                                 signal.SIG_IGN)
     assert (result.returncode, result.stdout) == (0, "ran on\n"), result.stderr
 
 
