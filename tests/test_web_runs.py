@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -327,8 +329,21 @@ def test_serve_warns_of_an_out_folder_that_does_not_exist(out, tmp_path):
                                   stderr=subprocess.PIPE, text=True)
         try:
             assert server.stdout.readline().startswith("mnistlab web page on")  # serving, after the warning
+            _answering(port)  # a Ctrl-C before uvicorn has its handlers in place can be lost (30 s in a busy suite)
         finally:
             server.send_signal(signal.SIGINT)
             said.append(server.communicate(timeout=30)[1])
     assert said[0].startswith(f"warning: no runs in {tmp_path / 'nope'}: the folder does not exist\n"), said[0]
     assert "warning" not in said[1], said[1]
+
+
+def _answering(port: int, seconds: float = 60) -> None:
+    """Wait until a server on ``port`` answers HTTP."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runs", timeout=5).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing answers on port {port}"
+            time.sleep(0.1)
